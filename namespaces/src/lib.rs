@@ -12,12 +12,12 @@
 //!
 //! // `hostname` in new pid, mount and UTS namespaces, with its own /proc.
 //! let out = Command::new("sh")
-//!     .args(["-c", "hostname; echo $$; ps -o pid= | wc -l"])
+//!     .args(["-c", "hostname; echo $$; cat /proc/1/comm"])
 //!     .namespaces(Kind::Pid | Kind::Mount | Kind::Uts)
 //!     .hostname("sandbox")
 //!     .mount_proc("/proc")
 //!     .output()?;
-//! assert_eq!(String::from_utf8_lossy(&out.stdout), "sandbox\n1\n2\n");
+//! assert_eq!(String::from_utf8_lossy(&out.stdout), "sandbox\n1\nsh\n");
 //! # Ok::<(), dunnage_namespaces::Error>(())
 //! ```
 //!

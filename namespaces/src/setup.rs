@@ -38,6 +38,8 @@ pub enum Stage {
     Chroot,
     /// `chdir` into the working directory.
     Chdir,
+    /// `setgroups`, `setresgid` or `setresuid` to the requested ids.
+    SetIds,
     /// `mount("proc")` in the new pid and mount namespaces.
     MountProc,
     /// `close_range(CLOSE_RANGE_CLOEXEC)` of every fd above 2.
@@ -47,7 +49,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 13] = [
+    const ALL: [Stage; 14] = [
         Stage::Sync,
         Stage::ParentDeathSignal,
         Stage::Stdio,
@@ -58,6 +60,7 @@ impl Stage {
         Stage::TimeNamespace,
         Stage::Chroot,
         Stage::Chdir,
+        Stage::SetIds,
         Stage::MountProc,
         Stage::CloseFds,
         Stage::Exec,
@@ -85,6 +88,7 @@ impl fmt::Display for Stage {
             Stage::TimeNamespace => "unshare/timens_offsets/setns (time)",
             Stage::Chroot => "chroot",
             Stage::Chdir => "chdir",
+            Stage::SetIds => "setgroups/setresgid/setresuid",
             Stage::MountProc => "mount proc (mnt+pid)",
             Stage::CloseFds => "close_range",
             Stage::Exec => "execve",
@@ -128,6 +132,11 @@ pub(crate) struct Plan<'a> {
     pub root: Option<CString>,
     pub cwd: Option<CString>,
     pub proc_target: Option<CString>,
+    /// Ids to switch to just before exec, and whether to drop the
+    /// supplementary groups then.
+    pub uid: Option<libc::uid_t>,
+    pub gid: Option<libc::gid_t>,
+    pub clear_groups: bool,
     pub program: Program<'a>,
 }
 
@@ -240,6 +249,15 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
                 std::ptr::null(),
             );
             check(plan, Stage::MountProc, rc);
+        }
+        if plan.clear_groups {
+            check(plan, Stage::SetIds, libc::setgroups(0, std::ptr::null()));
+        }
+        if let Some(gid) = plan.gid {
+            check(plan, Stage::SetIds, libc::setresgid(gid, gid, gid));
+        }
+        if let Some(uid) = plan.uid {
+            check(plan, Stage::SetIds, libc::setresuid(uid, uid, uid));
         }
         // Rust ignores SIGPIPE; programs expect the default. Unblock all.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);

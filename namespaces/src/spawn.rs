@@ -51,6 +51,8 @@ pub struct Command {
     uid_map: Vec<IdMap>,
     gid_map: Vec<IdMap>,
     setgroups: Option<SetGroups>,
+    uid: Option<u32>,
+    gid: Option<u32>,
     hostname: Option<OsString>,
     domainname: Option<OsString>,
     proc_target: Option<PathBuf>,
@@ -91,6 +93,8 @@ impl Command {
             uid_map: Vec::new(),
             gid_map: Vec::new(),
             setgroups: None,
+            uid: None,
+            gid: None,
             hostname: None,
             domainname: None,
             proc_target: None,
@@ -214,6 +218,24 @@ impl Command {
     /// unprivileged gid map requires it, else unchanged).
     pub fn setgroups(&mut self, setgroups: SetGroups) -> &mut Command {
         self.setgroups = Some(setgroups);
+        self
+    }
+
+    /// The uid the child switches to just before exec (`setresuid`).
+    ///
+    /// Default with a new user namespace: 0 when the uid map maps 0 but not
+    /// the caller's own uid (root mapping `0 100000 65536`, say), so the
+    /// program runs as root of the namespace; otherwise unchanged.
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// The gid the child switches to just before exec (`setresgid`), with
+    /// the same default as [`uid`](Command::uid). When the gid changes and
+    /// `setgroups` is allowed, supplementary groups are dropped.
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
         self
     }
 
@@ -388,6 +410,7 @@ impl Command {
         let root = self.root.as_deref().map(c_path).transpose()?;
         let cwd = self.cwd.as_deref().map(c_path).transpose()?;
         let proc_target = self.proc_target.as_deref().map(c_path).transpose()?;
+        let (uid, gid) = self.ids();
         let mut function = self.function.take();
         let mut plan = Plan {
             sync_read: raw(&sync_read),
@@ -415,6 +438,12 @@ impl Command {
             root,
             cwd,
             proc_target,
+            uid,
+            gid,
+            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && {
+                // SAFETY: geteuid has no preconditions.
+                unsafe { libc::geteuid() == 0 }
+            },
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {
@@ -518,6 +547,24 @@ impl Command {
             ));
         }
         Ok(())
+    }
+
+    /// The ids to switch to: explicit, or root of a new user namespace whose
+    /// map leaves the caller's own id out.
+    fn ids(&self) -> (Option<u32>, Option<u32>) {
+        let default = |map: &[IdMap], own: u32| {
+            let own_mapped = map.iter().any(|m| {
+                m.outside <= own && u64::from(own) < u64::from(m.outside) + u64::from(m.count)
+            });
+            let zero_mapped = map.iter().any(|m| m.inside == 0);
+            (self.kinds.contains(Kind::User) && zero_mapped && !own_mapped).then_some(0)
+        };
+        // SAFETY: these getters have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        (
+            self.uid.or_else(|| default(&self.uid_map, euid)),
+            self.gid.or_else(|| default(&self.gid_map, egid)),
+        )
     }
 
     fn final_env(&self) -> BTreeMap<OsString, OsString> {
