@@ -40,6 +40,7 @@ pub mod error;
 pub mod ident;
 pub mod idmap;
 pub mod kind;
+mod launch;
 pub mod persist;
 pub mod propagation;
 pub mod setns;

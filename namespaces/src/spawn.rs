@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
@@ -13,11 +12,12 @@ use crate::child::{Child, Stdio, StdioKind};
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups, write_maps};
 use crate::kind::{Kind, Kinds};
-use crate::persist::{PersistedNamespace, persist};
+use crate::launch::{
+    ExecParts, abandon, c_os, c_path, clone3, dup_cloexec, pipe, pointers, read_report,
+};
+use crate::persist::persist;
 use crate::propagation::Propagation;
 use crate::setup::{self, Plan, Program, Stage};
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A clock of a time namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +41,7 @@ type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
 /// [`spawn`](Command::spawn) as [`Error::Setup`] / [`Error::Exec`].
 pub struct Command {
     program: OsString,
+    arg0: Option<OsString>,
     args: Vec<OsString>,
     function: Option<Box<dyn FnMut() -> i32 + Send>>,
     env_clear: bool,
@@ -83,6 +84,7 @@ impl Command {
     pub fn new(program: impl AsRef<OsStr>) -> Command {
         Command {
             program: program.as_ref().to_owned(),
+            arg0: None,
             args: Vec::new(),
             function: None,
             env_clear: false,
@@ -118,6 +120,13 @@ impl Command {
         let mut cmd = Command::new("<function>");
         cmd.function = Some(Box::new(f));
         cmd
+    }
+
+    /// The name the program sees as `argv[0]` (default: the program as
+    /// given), like `CommandExt::arg0`.
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
     }
 
     /// Add an argument.
@@ -379,7 +388,7 @@ impl Command {
     pub fn spawn(&mut self) -> Result<Child> {
         self.check()?;
         let env = self.final_env();
-        let exec = ExecParts::new(self, &env)?;
+        let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
         let (stdio_child, [stdin, stdout, stderr]) = self.stdio_fds()?;
         let (err_read, err_write) = pipe()?;
         let sync =
@@ -454,38 +463,25 @@ impl Command {
             },
         };
         let clone_kinds = self.kinds.without(Kind::Time);
-        let mut pidfd: RawFd = -1;
-        let mut args = CloneArgs {
-            flags: (clone_kinds.clone_flags() | libc::CLONE_PIDFD) as u64,
-            pidfd: (&raw mut pidfd) as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            ..CloneArgs::default()
-        };
-        if let Some(dir) = &self.cgroup {
-            args.flags |= CLONE_INTO_CGROUP;
-            args.cgroup = dir.as_raw_fd() as u64;
-        }
-        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a
-        // copy of this memory and runs only `setup::run` on the prepared plan.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &raw const args,
-                std::mem::size_of::<CloneArgs>(),
+        // SAFETY: without CLONE_VM the child gets a copy of this memory and
+        // runs only `setup::run` on the prepared plan.
+        let (pid, pidfd) = unsafe {
+            clone3(
+                clone_kinds.clone_flags(),
+                self.cgroup.as_ref().map(|d| d.as_raw_fd()),
             )
         };
-        if pid == 0 {
+        if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
         drop(plan);
         self.function = function;
-        if pid < 0 {
-            return Err(Error::last("clone3", clone_kinds));
-        }
-        let pid = pid as i32;
-        // SAFETY: CLONE_PIDFD stored a new fd that nothing else owns.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let (pid, pidfd) = match (pid, pidfd) {
+            (Ok(pid), Some(pidfd)) => (pid, pidfd),
+            (Err(e), _) => return Err(Error::syscall("clone3", clone_kinds, e)),
+            (Ok(_), None) => unreachable!("the child never gets here"),
+        };
         drop((stdio_child, err_write, sync_read));
         let mut child = Child {
             pid,
@@ -610,147 +606,4 @@ impl Command {
         }
         Ok((child, parent))
     }
-}
-
-/// argv, envp and the exec candidates as C strings.
-struct ExecParts {
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    candidates: Vec<CString>,
-}
-
-impl ExecParts {
-    fn new(cmd: &Command, env: &BTreeMap<OsString, OsString>) -> Result<ExecParts> {
-        let argv = std::iter::once(&cmd.program)
-            .chain(&cmd.args)
-            .map(|a| c_os(a))
-            .collect::<Result<_>>()?;
-        let envp = env
-            .iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone().into_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                c_os(OsStr::from_bytes(&kv))
-            })
-            .collect::<Result<_>>()?;
-        let prog = cmd.program.as_bytes();
-        let candidates = if prog.contains(&b'/') {
-            vec![c_os(&cmd.program)?]
-        } else {
-            let path = env
-                .get(OsStr::new("PATH"))
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_PATH.into());
-            std::env::split_paths(&path)
-                .map(|dir| c_path(&dir.join(&cmd.program)))
-                .collect::<Result<_>>()?
-        };
-        Ok(ExecParts {
-            argv,
-            envp,
-            candidates,
-        })
-    }
-}
-
-fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
-}
-
-fn c_os(s: &OsStr) -> Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| Error::InvalidInput(format!("NUL byte in {:?}", s)))
-}
-
-fn c_path(p: &Path) -> Result<CString> {
-    c_os(p.as_os_str())
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills a two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::io("pipe2", "", io::Error::last_os_error()));
-    }
-    // SAFETY: both fds are new and owned by nothing else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// A close-on-exec duplicate numbered 3 or above, so that `dup2` onto
-/// 0, 1, 2 in the child never clobbers another source.
-fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
-    // SAFETY: fcntl on a caller-owned fd.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return Err(Error::io(
-            "dup",
-            format!("fd {fd}"),
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: a new fd owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// Read the child's report: `None` when exec succeeded (end of file).
-fn read_report(fd: &OwnedFd) -> io::Result<Option<(Stage, i32)>> {
-    let mut buf = [0u8; 8];
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: read into the unfilled part of buf.
-        let n = unsafe {
-            libc::read(
-                fd.as_raw_fd(),
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-            )
-        };
-        match n {
-            0 if got == 0 => return Ok(None),
-            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            n if n > 0 => got += n as usize,
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    let code = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let stage = Stage::from_code(code).ok_or_else(|| io::Error::other("garbled report"))?;
-    Ok(Some((stage, errno)))
-}
-
-/// Kill and reap a child whose spawn failed; release what it persisted.
-fn abandon(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-    for p in child.persisted.drain(..) {
-        let _ = PersistedNamespace::release(p);
-    }
-}
-
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// `struct clone_args` of clone3(2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
