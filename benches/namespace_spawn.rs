@@ -13,7 +13,15 @@ use std::time::{Duration, Instant};
 
 use dunnage::namespaces::{Command, Kind, Kinds};
 
-const ARGS: [&str; 7] = ["--fork", "--mount", "--uts", "--ipc", "--pid", "--net", "/bin/true"];
+const ARGS: [&str; 7] = [
+    "--fork",
+    "--mount",
+    "--uts",
+    "--ipc",
+    "--pid",
+    "--net",
+    "/bin/true",
+];
 
 fn kinds() -> Kinds {
     Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid | Kind::Net
@@ -40,7 +48,10 @@ fn example() -> Option<PathBuf> {
 }
 
 fn run_tool(program: &Path) {
-    let status = std::process::Command::new(program).args(ARGS).status().unwrap();
+    let status = std::process::Command::new(program)
+        .args(ARGS)
+        .status()
+        .unwrap();
     assert!(status.success(), "{} failed", program.display());
 }
 
@@ -71,9 +82,18 @@ fn main() {
                 assert!(status.success());
             }),
         ),
-        ("library Command, no new namespaces".into(), Box::new(library(Kinds::EMPTY))),
-        ("library Command, mnt+uts+ipc+pid".into(), Box::new(library(kinds().without(Kind::Net)))),
-        ("library Command, mnt+uts+ipc+pid+net".into(), Box::new(library(kinds()))),
+        (
+            "library Command, no new namespaces".into(),
+            Box::new(library(Kinds::EMPTY)),
+        ),
+        (
+            "library Command, mnt+uts+ipc+pid".into(),
+            Box::new(library(kinds().without(Kind::Net))),
+        ),
+        (
+            "library Command, mnt+uts+ipc+pid+net".into(),
+            Box::new(library(kinds())),
+        ),
     ];
     match example() {
         Some(ex) => cases.push((
