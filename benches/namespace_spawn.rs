@@ -1,0 +1,139 @@
+//! Spawn-to-exit of `/bin/true` in new mnt+uts+ipc+pid+net namespaces:
+//! through the library, and `examples/unshare` against util-linux `unshare`,
+//! interleaved in one run.
+//!
+//! ```text
+//! cargo build --release --example unshare && cargo bench --bench namespace_spawn
+//! ```
+//! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dunnage::namespaces::{Command, Kind, Kinds};
+
+const ARGS: [&str; 7] = [
+    "--fork",
+    "--mount",
+    "--uts",
+    "--ipc",
+    "--pid",
+    "--net",
+    "/bin/true",
+];
+
+fn kinds() -> Kinds {
+    Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid | Kind::Net
+}
+
+/// Median and mean of the samples, in milliseconds.
+fn summary(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
+    (ms(samples[samples.len() / 2]), mean)
+}
+
+fn time(f: &mut dyn FnMut()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn example() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples/unshare");
+    path.exists().then_some(path)
+}
+
+fn run_tool(program: &Path) {
+    let status = std::process::Command::new(program)
+        .args(ARGS)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed", program.display());
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (cargo test) is a no-op.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("namespace_spawn: needs root, skipped");
+        return;
+    }
+    let runs: usize = std::env::var("DUNNAGE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let library = |ns: Kinds| {
+        move || {
+            let status = Command::new("/bin/true").namespaces(ns).status().unwrap();
+            assert!(status.success());
+        }
+    };
+    let mut cases: Vec<(String, Box<dyn FnMut()>)> = vec![
+        (
+            "std::process::Command (baseline)".into(),
+            Box::new(|| {
+                let status = std::process::Command::new("/bin/true").status().unwrap();
+                assert!(status.success());
+            }),
+        ),
+        (
+            "library Command, no new namespaces".into(),
+            Box::new(library(Kinds::EMPTY)),
+        ),
+        (
+            "library Command, mnt+uts+ipc+pid".into(),
+            Box::new(library(kinds().without(Kind::Net))),
+        ),
+        (
+            "library Command, mnt+uts+ipc+pid+net".into(),
+            Box::new(library(kinds())),
+        ),
+    ];
+    match example() {
+        Some(ex) => cases.push((
+            format!("examples/unshare {}", ARGS.join(" ")),
+            Box::new(move || run_tool(&ex)),
+        )),
+        None => eprintln!("examples/unshare not built: cargo build --release --example unshare"),
+    }
+    let util = PathBuf::from("/usr/bin/unshare");
+    if util.exists() {
+        cases.push((
+            format!("util-linux unshare {}", ARGS.join(" ")),
+            Box::new(move || run_tool(&util)),
+        ));
+    }
+    // Warm up, then interleave the cases so that background noise and the
+    // kernel's deferred network-namespace cleanup fall on all of them alike.
+    for (_, f) in cases.iter_mut() {
+        for _ in 0..10 {
+            f();
+        }
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); cases.len()];
+    for _ in 0..runs {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            samples[i].push(time(f));
+        }
+    }
+    println!("spawn-to-exit of /bin/true, {runs} runs each, interleaved");
+    println!("{:<70} {:>10} {:>10}", "case", "median ms", "mean ms");
+    let mut medians = Vec::new();
+    for ((name, _), s) in cases.iter().zip(samples.iter_mut()) {
+        let (median, mean) = summary(s);
+        medians.push(median);
+        println!("{name:<70} {median:>10.3} {mean:>10.3}");
+    }
+    if cases.len() == 6 {
+        println!(
+            "examples/unshare / util-linux unshare (median): {:.2}",
+            medians[4] / medians[5]
+        );
+    }
+}

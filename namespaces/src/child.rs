@@ -1,0 +1,191 @@
+//! The handle of a spawned process, and how its stdio is wired.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Output};
+
+use crate::error::{Error, Result};
+use crate::persist::PersistedNamespace;
+
+/// How a child's stdin, stdout or stderr is set up, as in
+/// [`std::process::Stdio`].
+#[derive(Debug)]
+pub struct Stdio(pub(crate) StdioKind);
+
+#[derive(Debug)]
+pub(crate) enum StdioKind {
+    Inherit,
+    Null,
+    Piped,
+    Fd(OwnedFd),
+}
+
+impl Stdio {
+    /// The child shares the parent's descriptor.
+    pub fn inherit() -> Stdio {
+        Stdio(StdioKind::Inherit)
+    }
+
+    /// The child gets `/dev/null`.
+    pub fn null() -> Stdio {
+        Stdio(StdioKind::Null)
+    }
+
+    /// A pipe; the parent's end is in [`Child::stdin`], [`Child::stdout`] or
+    /// [`Child::stderr`].
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(StdioKind::Fd(fd))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(file: File) -> Stdio {
+        Stdio(StdioKind::Fd(file.into()))
+    }
+}
+
+/// A process started by [`crate::Command::spawn`].
+///
+/// Like [`std::process::Child`], dropping it neither kills nor waits for the
+/// process. The pid cannot be reused before [`wait`](Child::wait) reaps it,
+/// and signals go through a pidfd.
+#[derive(Debug)]
+pub struct Child {
+    pub(crate) pid: i32,
+    pub(crate) pidfd: OwnedFd,
+    pub(crate) status: Option<ExitStatus>,
+    pub(crate) persisted: Vec<PersistedNamespace>,
+    /// The parent's end of the child's stdin, when [`Stdio::piped`].
+    pub stdin: Option<File>,
+    /// The parent's end of the child's stdout, when [`Stdio::piped`].
+    pub stdout: Option<File>,
+    /// The parent's end of the child's stderr, when [`Stdio::piped`].
+    pub stderr: Option<File>,
+}
+
+impl Child {
+    /// The child's pid, as seen from the parent's pid namespace.
+    pub fn id(&self) -> i32 {
+        self.pid
+    }
+
+    /// A pidfd of the child (for `poll`, or [`crate::join_pidfd`]).
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// The namespaces persisted with [`crate::Command::persist`]; they
+    /// outlive the child until released.
+    pub fn persisted(&self) -> &[PersistedNamespace] {
+        &self.persisted
+    }
+
+    /// Send `signal` to the child, unless it was already reaped
+    /// (`pidfd_send_signal(2)`).
+    pub fn signal(&mut self, signal: i32) -> Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal with a valid pidfd and a NULL siginfo.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(self.proc_error("pidfd_send_signal", io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Kill the child with SIGKILL (it is not reaped: call
+    /// [`wait`](Child::wait)).
+    pub fn kill(&mut self) -> Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+
+    /// Wait for the child to exit and reap it. Closes the child's stdin
+    /// first, so a child reading it sees end of file.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        drop(self.stdin.take());
+        match self.reap(0)? {
+            Some(status) => Ok(status),
+            None => Err(self.proc_error("waitpid", io::Error::from(io::ErrorKind::Other))),
+        }
+    }
+
+    /// Reap the child if it has exited, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    /// Wait for the child, collecting what it writes to piped stdout and
+    /// stderr.
+    pub fn wait_with_output(mut self) -> Result<Output> {
+        drop(self.stdin.take());
+        let stderr = self.stderr.take().map(|mut f| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf).map(|_| buf)
+            })
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut f) = self.stdout.take() {
+            f.read_to_end(&mut stdout)
+                .map_err(|e| self.proc_error("read stdout of", e))?;
+        }
+        let stderr = match stderr.map(|t| t.join()) {
+            None => Vec::new(),
+            Some(Ok(Ok(buf))) => buf,
+            Some(Ok(Err(e))) => return Err(self.proc_error("read stderr of", e)),
+            Some(Err(_)) => {
+                return Err(self.proc_error("read stderr of", io::Error::other("reader panicked")));
+            }
+        };
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn reap(&mut self, flags: i32) -> Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let mut raw = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid out-pointer.
+            let rc = unsafe { libc::waitpid(self.pid, &mut raw, flags) };
+            if rc == self.pid {
+                let status = ExitStatus::from_raw(raw);
+                self.status = Some(status);
+                return Ok(Some(status));
+            }
+            if rc == 0 {
+                return Ok(None);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(self.proc_error("waitpid", e));
+            }
+        }
+    }
+
+    fn proc_error(&self, op: &'static str, e: io::Error) -> Error {
+        Error::io(op, format!("/proc/{}", self.pid), e)
+    }
+}

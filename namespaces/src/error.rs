@@ -1,0 +1,207 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::idmap::IdMapError;
+use crate::kind::{Kind, Kinds};
+use crate::setup::Stage;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A namespace syscall (`unshare`, `setns`, `clone3`, ...) failed.
+    #[error("{syscall} ({kinds}) failed: {source}")]
+    Syscall {
+        /// The syscall.
+        syscall: &'static str,
+        /// The namespace kinds involved.
+        kinds: Kinds,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// A namespace syscall was refused for lack of privilege.
+    #[error("{syscall} ({kinds}) not permitted: {reason}")]
+    Permission {
+        /// The syscall.
+        syscall: &'static str,
+        /// The namespace kinds involved.
+        kinds: Kinds,
+        /// What privilege is missing.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was done (`open`, `write`, `mount --bind`, ...).
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// No process has this pid.
+    #[error("no process with pid {0}")]
+    NoSuchProcess(i32),
+    /// The file is not a namespace file (`/proc/<pid>/ns/*` or a bind mount
+    /// of one).
+    #[error("{path} is not a namespace file")]
+    NotANamespace {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The namespace file is of another kind than expected.
+    #[error("{path} is a {found} namespace, expected {expected}")]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// The kind asked for.
+        expected: Kind,
+        /// The kind the file is.
+        found: Kind,
+    },
+    /// A uid or gid map is malformed.
+    #[error("invalid {which} map: {source}")]
+    IdMap {
+        /// `uid` or `gid`.
+        which: &'static str,
+        /// What is wrong.
+        source: IdMapError,
+    },
+    /// `newuidmap` / `newgidmap` failed.
+    #[error("{program} failed ({status}): {stderr}")]
+    IdMapHelper {
+        /// The helper.
+        program: &'static str,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed.
+        stderr: String,
+    },
+    /// The new process failed while setting itself up, before exec.
+    #[error("child setup failed at {stage}: {source}")]
+    Setup {
+        /// The step that failed.
+        stage: Stage,
+        /// The kernel's error.
+        source: io::Error,
+    },
+    /// The program could not be executed.
+    #[error("cannot execute {program}: {source}")]
+    Exec {
+        /// The program.
+        program: String,
+        /// The kernel's error (ENOENT, EACCES, ...).
+        source: io::Error,
+    },
+    /// The request cannot work (for example a hostname without a new UTS
+    /// namespace, or a NUL byte in an argument).
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The error for a failed namespace syscall: [`Error::Permission`] with
+    /// an explanation for EPERM (and ENOSPC on user namespaces), otherwise
+    /// [`Error::Syscall`].
+    pub(crate) fn syscall(syscall: &'static str, kinds: Kinds, source: io::Error) -> Error {
+        let user = kinds.contains(Kind::User);
+        match source.raw_os_error() {
+            Some(libc::EPERM) => Error::Permission {
+                syscall,
+                kinds,
+                reason: permission_reason(user),
+            },
+            Some(libc::ENOSPC) if user => Error::Permission {
+                syscall,
+                kinds,
+                reason: user_ns_limit_reason(),
+            },
+            _ => Error::Syscall {
+                syscall,
+                kinds,
+                source,
+            },
+        }
+    }
+
+    /// The last OS error as a failed namespace syscall.
+    pub(crate) fn last(syscall: &'static str, kinds: Kinds) -> Error {
+        Error::syscall(syscall, kinds, io::Error::last_os_error())
+    }
+
+    /// A failed file operation.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn read_sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn user_ns_limit_reason() -> String {
+    match read_sysctl("/proc/sys/user/max_user_namespaces") {
+        Some(0) => "user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)".into(),
+        Some(n) => format!(
+            "the limit of {n} user namespaces (/proc/sys/user/max_user_namespaces) is reached"
+        ),
+        None => "the user namespace limit is reached".into(),
+    }
+}
+
+/// Why EPERM: user namespaces disabled by a sysctl, or a missing capability.
+fn permission_reason(user: bool) -> String {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if user {
+        if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
+            return user_ns_limit_reason();
+        }
+        if !root && read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+            return "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone = 0)".into();
+        }
+        if !root && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1)
+        {
+            return "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns = 1)".into();
+        }
+        return "the kernel refused a user namespace (in a chroot, or a multithreaded caller?)"
+            .into();
+    }
+    "CAP_SYS_ADMIN is missing: run as root, or create a user namespace along with the others".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eperm_becomes_an_explained_permission_error() {
+        let e = Error::syscall(
+            "unshare",
+            Kind::Net.into(),
+            io::Error::from_raw_os_error(libc::EPERM),
+        );
+        let text = e.to_string();
+        assert!(matches!(e, Error::Permission { .. }), "{e:?}");
+        assert!(text.contains("unshare (net) not permitted"), "{text}");
+        assert!(text.contains("CAP_SYS_ADMIN"), "{text}");
+    }
+
+    #[test]
+    fn other_errors_keep_the_syscall_and_kinds() {
+        let e = Error::syscall(
+            "setns",
+            Kind::Mount | Kind::Uts,
+            io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        assert!(e.to_string().starts_with("setns (mnt+uts) failed"), "{e}");
+    }
+}

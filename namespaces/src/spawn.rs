@@ -1,0 +1,609 @@
+//! Start a program, or a closure, in new namespaces: a builder that works
+//! like [`std::process::Command`] with namespace knobs.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output};
+
+use crate::child::{Child, Stdio, StdioKind};
+use crate::error::{Error, Result};
+use crate::idmap::{IdMap, SetGroups, write_maps};
+use crate::kind::{Kind, Kinds};
+use crate::launch::{
+    ExecParts, abandon, c_os, c_path, clone3, dup_cloexec, pipe, pointers, read_report,
+};
+use crate::persist::persist;
+use crate::propagation::Propagation;
+use crate::setup::{self, Plan, Program, Stage};
+
+/// A clock of a time namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Clock {
+    /// `CLOCK_MONOTONIC`.
+    Monotonic,
+    /// `CLOCK_BOOTTIME` (what `/proc/uptime` shows).
+    Boottime,
+}
+
+/// The parent's code run while the child waits; see
+/// [`Command::before_start`].
+type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
+
+/// A process to start in new namespaces.
+///
+/// Setters take `&mut self`, as in [`std::process::Command`]. The child is
+/// created with `clone3`; between clone and exec it only makes
+/// async-signal-safe syscalls on data prepared here, so spawning from a
+/// multithreaded program is safe. Setup or exec failures come back from
+/// [`spawn`](Command::spawn) as [`Error::Setup`] / [`Error::Exec`].
+pub struct Command {
+    program: OsString,
+    arg0: Option<OsString>,
+    args: Vec<OsString>,
+    function: Option<Box<dyn FnMut() -> i32 + Send>>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    stdio: [Option<Stdio>; 3],
+    kinds: Kinds,
+    uid_map: Vec<IdMap>,
+    gid_map: Vec<IdMap>,
+    setgroups: Option<SetGroups>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    hostname: Option<OsString>,
+    domainname: Option<OsString>,
+    proc_target: Option<PathBuf>,
+    loopback: bool,
+    propagation: Option<Propagation>,
+    pdeathsig: i32,
+    time_offsets: Vec<(Clock, i64)>,
+    root: Option<PathBuf>,
+    persist: Vec<(Kind, PathBuf)>,
+    cgroup: Option<OwnedFd>,
+    hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Command {
+    /// A command running `program` (searched in the child's `PATH` when it
+    /// has no `/`), in the caller's namespaces until
+    /// [`namespaces`](Command::namespaces) adds some.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            arg0: None,
+            args: Vec::new(),
+            function: None,
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdio: [None, None, None],
+            kinds: Kinds::EMPTY,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            setgroups: None,
+            uid: None,
+            gid: None,
+            hostname: None,
+            domainname: None,
+            proc_target: None,
+            loopback: false,
+            propagation: Some(Propagation::DEFAULT),
+            pdeathsig: 0,
+            time_offsets: Vec::new(),
+            root: None,
+            persist: Vec::new(),
+            cgroup: None,
+            hook: None,
+        }
+    }
+
+    /// A command that runs `f` in the child instead of executing a program;
+    /// the child exits with its return value. `f` runs after the setup, in a
+    /// copy of the parent's memory where other threads no longer exist: it
+    /// must not take locks (allocation included) that such a thread might
+    /// have held, unless the parent is single-threaded.
+    pub fn function(f: impl FnMut() -> i32 + Send + 'static) -> Command {
+        let mut cmd = Command::new("<function>");
+        cmd.function = Some(Box::new(f));
+        cmd
+    }
+
+    /// The name the program sees as `argv[0]` (default: the program as
+    /// given), like `CommandExt::arg0`.
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Add an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Add arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Set environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Remove an environment variable.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Start from an empty environment instead of the parent's.
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// The child's working directory (after [`root`](Command::root)).
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The child's stdin (default: inherit).
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdio[0] = Some(cfg.into());
+        self
+    }
+
+    /// The child's stdout (default: inherit).
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdio[1] = Some(cfg.into());
+        self
+    }
+
+    /// The child's stderr (default: inherit).
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdio[2] = Some(cfg.into());
+        self
+    }
+
+    /// Create new namespaces of these kinds for the child (added to any
+    /// given before).
+    pub fn namespaces(&mut self, kinds: impl Into<Kinds>) -> &mut Command {
+        self.kinds = self.kinds | kinds.into();
+        self
+    }
+
+    /// The uid map of the new user namespace, written by the parent before
+    /// the child continues (see [`write_maps`]).
+    pub fn uid_map(&mut self, map: impl Into<Vec<IdMap>>) -> &mut Command {
+        self.uid_map = map.into();
+        self
+    }
+
+    /// The gid map of the new user namespace.
+    pub fn gid_map(&mut self, map: impl Into<Vec<IdMap>>) -> &mut Command {
+        self.gid_map = map.into();
+        self
+    }
+
+    /// What to write to `/proc/<pid>/setgroups` (default: `deny` where an
+    /// unprivileged gid map requires it, else unchanged).
+    pub fn setgroups(&mut self, setgroups: SetGroups) -> &mut Command {
+        self.setgroups = Some(setgroups);
+        self
+    }
+
+    /// The uid the child switches to just before exec (`setresuid`).
+    ///
+    /// Default with a new user namespace: 0 when the uid map maps 0 but not
+    /// the caller's own uid (root mapping `0 100000 65536`, say), so the
+    /// program runs as root of the namespace; otherwise unchanged.
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// The gid the child switches to just before exec (`setresgid`), with
+    /// the same default as [`uid`](Command::uid). When the gid changes and
+    /// `setgroups` is allowed, supplementary groups are dropped.
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The hostname in the new UTS namespace.
+    pub fn hostname(&mut self, name: impl AsRef<OsStr>) -> &mut Command {
+        self.hostname = Some(name.as_ref().to_owned());
+        self
+    }
+
+    /// The NIS domain name in the new UTS namespace.
+    pub fn domainname(&mut self, name: impl AsRef<OsStr>) -> &mut Command {
+        self.domainname = Some(name.as_ref().to_owned());
+        self
+    }
+
+    /// Mount a fresh proc at `target` (normally `/proc`, inside
+    /// [`root`](Command::root)) so that it shows the new pid namespace.
+    /// Implies a new mount namespace, as util-linux `--mount-proc` does.
+    pub fn mount_proc(&mut self, target: impl AsRef<Path>) -> &mut Command {
+        self.proc_target = Some(target.as_ref().to_owned());
+        self.kinds = self.kinds.with(Kind::Mount);
+        self
+    }
+
+    /// Bring `lo` up in the new network namespace.
+    pub fn loopback_up(&mut self, up: bool) -> &mut Command {
+        self.loopback = up;
+        self
+    }
+
+    /// Propagation applied to `/` in the new mount namespace (default:
+    /// recursively private, as util-linux; `None`: unchanged).
+    pub fn propagation(&mut self, propagation: Option<Propagation>) -> &mut Command {
+        self.propagation = propagation;
+        self
+    }
+
+    /// Signal the child receives when the parent *thread* that spawned it
+    /// exits (`PR_SET_PDEATHSIG`; 0 for none).
+    pub fn parent_death_signal(&mut self, signal: i32) -> &mut Command {
+        self.pdeathsig = signal;
+        self
+    }
+
+    /// Offset `clock` by `seconds` in the new time namespace.
+    pub fn time_offset(&mut self, clock: Clock, seconds: i64) -> &mut Command {
+        self.time_offsets.push((clock, seconds));
+        self
+    }
+
+    /// `chroot` into `dir` before changing directory and mounting proc.
+    pub fn root(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.root = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Persist the child's `kind` namespace at `file` (see [`persist`]),
+    /// done by the parent before the child continues; the result is in
+    /// [`Child::persisted`].
+    pub fn persist(&mut self, kind: Kind, file: impl AsRef<Path>) -> &mut Command {
+        self.persist.push((kind, file.as_ref().to_owned()));
+        self
+    }
+
+    /// Start the child in the cgroup v2 directory `dir` (an `O_PATH` or
+    /// directory fd), with `CLONE_INTO_CGROUP`.
+    pub fn into_cgroup(&mut self, dir: OwnedFd) -> &mut Command {
+        self.cgroup = Some(dir);
+        self
+    }
+
+    /// Run `hook(pid)` in the parent after the child is created and its id
+    /// maps written, before it continues (for example to move it into a
+    /// cgroup v1). An error kills the child and fails the spawn.
+    pub fn before_start(
+        &mut self,
+        hook: impl FnMut(i32) -> io::Result<()> + Send + 'static,
+    ) -> &mut Command {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Spawn and wait for the exit status.
+    pub fn status(&mut self) -> Result<ExitStatus> {
+        self.spawn()?.wait()
+    }
+
+    /// Spawn with stdout and stderr piped (stdin `/dev/null` unless set)
+    /// and collect them.
+    pub fn output(&mut self) -> Result<Output> {
+        let saved = std::mem::take(&mut self.stdio);
+        let [stdin, _, _] = &saved;
+        self.stdio = [
+            Some(match stdin {
+                Some(Stdio(StdioKind::Fd(fd))) => Stdio::from(dup_cloexec(fd.as_raw_fd())?),
+                Some(Stdio(StdioKind::Inherit)) => Stdio::inherit(),
+                Some(Stdio(StdioKind::Piped)) => Stdio::piped(),
+                _ => Stdio::null(),
+            }),
+            Some(Stdio::piped()),
+            Some(Stdio::piped()),
+        ];
+        let child = self.spawn();
+        self.stdio = saved;
+        child?.wait_with_output()
+    }
+
+    fn check(&self) -> Result<()> {
+        let needs = [
+            (
+                self.hostname.is_some() || self.domainname.is_some(),
+                Kind::Uts,
+                "a hostname",
+            ),
+            (self.loopback, Kind::Net, "loopback up"),
+            (!self.time_offsets.is_empty(), Kind::Time, "time offsets"),
+            (
+                !self.uid_map.is_empty() || !self.gid_map.is_empty(),
+                Kind::User,
+                "id maps",
+            ),
+        ];
+        for (asked, kind, what) in needs {
+            if asked && !self.kinds.contains(kind) {
+                return Err(Error::InvalidInput(format!(
+                    "{what} needs a new {kind} namespace"
+                )));
+            }
+        }
+        if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
+            return Err(Error::InvalidInput(
+                "a new time namespace is made after the child starts; persist /proc/<pid>/ns/time instead".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Start the child. Returns once it has executed the program (or
+    /// entered the closure), or with the error that stopped it; on error no
+    /// process, persisted file or mount is left behind.
+    pub fn spawn(&mut self) -> Result<Child> {
+        self.check()?;
+        let env = self.final_env();
+        let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
+        let (stdio_child, [stdin, stdout, stderr]) = self.stdio_fds()?;
+        let (err_read, err_write) = pipe()?;
+        let sync =
+            self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some();
+        let (sync_read, sync_write) = if sync {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let time = self.kinds.contains(Kind::Time).then(|| {
+            let text: String = self
+                .time_offsets
+                .iter()
+                .map(|(clock, secs)| {
+                    let name = match clock {
+                        Clock::Monotonic => "monotonic",
+                        Clock::Boottime => "boottime",
+                    };
+                    format!("{name} {secs} 0\n")
+                })
+                .collect();
+            CString::new(text).unwrap_or_default()
+        });
+        let hostname = self.hostname.as_deref().map(c_os).transpose()?;
+        let domainname = self.domainname.as_deref().map(c_os).transpose()?;
+        let root = self.root.as_deref().map(c_path).transpose()?;
+        let cwd = self.cwd.as_deref().map(c_path).transpose()?;
+        let proc_target = self.proc_target.as_deref().map(c_path).transpose()?;
+        let (uid, gid) = self.ids();
+        let mut function = self.function.take();
+        let mut plan = Plan {
+            sync_read: raw(&sync_read),
+            err_write: err_write.as_raw_fd(),
+            pdeathsig: self.pdeathsig,
+            // SAFETY: getpid has no preconditions.
+            parent: if self.kinds.contains(Kind::Pid) {
+                0
+            } else {
+                unsafe { libc::getpid() }
+            },
+            stdio: [
+                raw(&stdio_child[0]),
+                raw(&stdio_child[1]),
+                raw(&stdio_child[2]),
+            ],
+            propagation: match self.propagation {
+                Some(p) if self.kinds.contains(Kind::Mount) => p.flags(),
+                _ => 0,
+            },
+            hostname,
+            domainname,
+            loopback: self.loopback,
+            time,
+            root,
+            cwd,
+            proc_target,
+            uid,
+            gid,
+            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && {
+                // SAFETY: geteuid has no preconditions.
+                unsafe { libc::geteuid() == 0 }
+            },
+            program: match function.as_deref_mut() {
+                Some(f) => Program::Function(f),
+                None => Program::Exec {
+                    candidates: exec.candidates,
+                    argv: pointers(&exec.argv),
+                    envp: pointers(&exec.envp),
+                },
+            },
+        };
+        let clone_kinds = self.kinds.without(Kind::Time);
+        // SAFETY: without CLONE_VM the child gets a copy of this memory and
+        // runs only `setup::run` on the prepared plan.
+        let (pid, pidfd) = unsafe {
+            clone3(
+                clone_kinds.clone_flags(),
+                self.cgroup.as_ref().map(|d| d.as_raw_fd()),
+            )
+        };
+        if matches!(pid, Ok(0)) {
+            // SAFETY: we are the new child; see above.
+            unsafe { setup::run(&mut plan) }
+        }
+        drop(plan);
+        self.function = function;
+        let (pid, pidfd) = match (pid, pidfd) {
+            (Ok(pid), Some(pidfd)) => (pid, pidfd),
+            (Err(e), _) => return Err(Error::syscall("clone3", clone_kinds, e)),
+            (Ok(_), None) => unreachable!("the child never gets here"),
+        };
+        drop((stdio_child, err_write, sync_read));
+        let mut child = Child {
+            pid,
+            pidfd,
+            status: None,
+            persisted: Vec::new(),
+            stdin: stdin.map(Into::into),
+            stdout: stdout.map(Into::into),
+            stderr: stderr.map(Into::into),
+        };
+        if let Err(e) = self.release_child(&mut child, sync_write) {
+            abandon(&mut child);
+            return Err(e);
+        }
+        match read_report(&err_read) {
+            Ok(None) => Ok(child),
+            Ok(Some((stage, errno))) => {
+                abandon(&mut child);
+                let source = io::Error::from_raw_os_error(errno);
+                Err(match stage {
+                    Stage::Exec => Error::Exec {
+                        program: self.program.to_string_lossy().into_owned(),
+                        source,
+                    },
+                    stage => Error::Setup { stage, source },
+                })
+            }
+            Err(e) => {
+                abandon(&mut child);
+                Err(Error::io("read error pipe of", format!("/proc/{pid}"), e))
+            }
+        }
+    }
+
+    /// The parent's part while the child waits: id maps, persisting, the
+    /// hook; then let the child go.
+    fn release_child(&mut self, child: &mut Child, sync_write: Option<OwnedFd>) -> Result<()> {
+        let Some(sync_write) = sync_write else {
+            return Ok(());
+        };
+        if self.kinds.contains(Kind::User) {
+            write_maps(child.pid, &self.uid_map, &self.gid_map, self.setgroups)?;
+        }
+        for (kind, path) in &self.persist {
+            child.persisted.push(persist(child.pid, *kind, path)?);
+        }
+        if let Some(hook) = &mut self.hook {
+            hook(child.pid).map_err(|e| {
+                Error::io("before_start hook for", format!("/proc/{}", child.pid), e)
+            })?;
+        }
+        // SAFETY: write of one byte from a valid buffer.
+        let n = unsafe { libc::write(sync_write.as_raw_fd(), [0u8].as_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(Error::io(
+                "write sync pipe of",
+                format!("/proc/{}", child.pid),
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ids to switch to: explicit, or root of a new user namespace whose
+    /// map leaves the caller's own id out.
+    fn ids(&self) -> (Option<u32>, Option<u32>) {
+        let default = |map: &[IdMap], own: u32| {
+            let own_mapped = map.iter().any(|m| {
+                m.outside <= own && u64::from(own) < u64::from(m.outside) + u64::from(m.count)
+            });
+            let zero_mapped = map.iter().any(|m| m.inside == 0);
+            (self.kinds.contains(Kind::User) && zero_mapped && !own_mapped).then_some(0)
+        };
+        // SAFETY: these getters have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        (
+            self.uid.or_else(|| default(&self.uid_map, euid)),
+            self.gid.or_else(|| default(&self.gid_map, egid)),
+        )
+    }
+
+    fn final_env(&self) -> BTreeMap<OsString, OsString> {
+        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+            BTreeMap::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => env.insert(k.clone(), v.clone()),
+                None => env.remove(k),
+            };
+        }
+        env
+    }
+
+    /// The child's stdio sources (fds above 2, close-on-exec) and the
+    /// parent's pipe ends.
+    #[allow(clippy::type_complexity)]
+    fn stdio_fds(&self) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3])> {
+        let mut child: [Option<OwnedFd>; 3] = [None, None, None];
+        let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
+        for (i, cfg) in self.stdio.iter().enumerate() {
+            match cfg.as_ref().map(|s| &s.0) {
+                None | Some(StdioKind::Inherit) => {}
+                Some(StdioKind::Null) => {
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/null")
+                        .map_err(|e| Error::io("open", "/dev/null", e))?;
+                    child[i] = Some(dup_cloexec(f.as_raw_fd())?);
+                }
+                Some(StdioKind::Piped) => {
+                    let (r, w) = pipe()?;
+                    let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                    child[i] = Some(dup_cloexec(theirs.as_raw_fd())?);
+                    parent[i] = Some(mine);
+                }
+                Some(StdioKind::Fd(fd)) => child[i] = Some(dup_cloexec(fd.as_raw_fd())?),
+            }
+        }
+        Ok((child, parent))
+    }
+}
