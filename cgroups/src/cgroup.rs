@@ -350,6 +350,7 @@ fn enable_subtree(dir: &Path, controllers: &[Controller]) -> Result<()> {
     let enabled = file::read(&ctl)?;
     let missing: Vec<String> = controllers
         .iter()
+        .filter(|c| !c.v2_builtin())
         .map(|c| c.v2_name())
         .filter(|n| !enabled.split_whitespace().any(|e| e == *n))
         .map(|n| format!("+{n}"))

@@ -78,6 +78,16 @@ impl Controller {
         })
     }
 
+    /// Whether v2 provides this without a controller of that name: CPU
+    /// accounting (`cpu.stat`), freezing (`cgroup.freeze`) and device
+    /// control (a BPF program).
+    pub fn v2_builtin(self) -> bool {
+        matches!(
+            self,
+            Controller::Cpuacct | Controller::Freezer | Controller::Devices
+        )
+    }
+
     /// The v1 subsystem name (`blkio` for [`Controller::Io`]).
     pub fn v1_name(self) -> &'static str {
         match self {

@@ -56,10 +56,7 @@ impl Hierarchy {
 
     /// Whether `c` is available in this hierarchy.
     pub fn has(&self, c: Controller) -> bool {
-        self.controllers().contains(&c)
-            // v2 accounts CPU usage in the cpu controller and always has
-            // cpu.stat, even without the cpu controller.
-            || (self.version == Version::V2 && c == Controller::Cpuacct)
+        self.controllers().contains(&c) || (self.version == Version::V2 && c.v2_builtin())
     }
 
     /// v1: set the hierarchy's `release_agent` (only its root has one).
