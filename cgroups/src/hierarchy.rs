@@ -3,6 +3,7 @@
 
 use crate::controller::Controller;
 use crate::error::{Error, Result};
+use crate::path::CgroupPath;
 use crate::proc::{self, CgroupMount};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,14 @@ impl Hierarchy {
         self.controllers().contains(&c) || (self.version == Version::V2 && c.v2_builtin())
     }
 
+    /// Every cgroup at or below `from`, parents before children, children
+    /// in directory order (as `lscgroup` walks).
+    pub fn walk(&self, from: &CgroupPath) -> Result<Vec<CgroupPath>> {
+        let mut out = Vec::new();
+        walk_dir(&self.mount_point.join(from.as_str()), from, &mut out)?;
+        Ok(out)
+    }
+
     /// v1: set the hierarchy's `release_agent` (only its root has one).
     pub fn set_release_agent(&self, agent: &Path) -> Result<()> {
         if self.version != Version::V1 {
@@ -72,6 +81,25 @@ impl Hierarchy {
             .ok_or_else(|| Error::invalid("release_agent", "not UTF-8"))?;
         crate::file::write(&self.mount_point.join("release_agent"), agent)
     }
+}
+
+fn walk_dir(dir: &Path, path: &CgroupPath, out: &mut Vec<CgroupPath>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io("readdir", dir, e))?;
+    out.push(path.clone());
+    for e in rd {
+        let e = e.map_err(|e| Error::io("readdir", dir, e))?;
+        // A cgroup removed meanwhile is skipped, not an error.
+        if e.file_type().is_ok_and(|t| t.is_dir())
+            && let Some(name) = e.file_name().to_str()
+            && let Ok(child) = path.join(name)
+        {
+            match walk_dir(&e.path(), &child, out) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                r => r?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The mounted hierarchies of this host and its [`Mode`].
