@@ -234,6 +234,43 @@ impl Cgroup {
         })
     }
 
+    /// The directory holding the control file `name`: the one of the
+    /// controller its prefix names (`memory.max` -> memory), else (core
+    /// files such as `cgroup.procs`) the v2 one, else the first.
+    pub fn dir_for_file(&self, name: &str) -> Result<&CgroupDir> {
+        if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
+            return Err(Error::invalid(
+                "control file",
+                format!("{name:?} is not a file name"),
+            ));
+        }
+        let prefix = name.split('.').next().unwrap_or_default();
+        match Controller::from_name(prefix) {
+            Some(c) => self
+                .dir_of(c)
+                .or_else(|| self.v2_dir().filter(|_| c.v2_builtin())),
+            None => self.v2_dir().or(self.dirs.first()),
+        }
+        .ok_or_else(|| {
+            Error::unsupported(
+                "control file",
+                format!("no directory of this cgroup holds {name}"),
+            )
+        })
+    }
+
+    /// Read the control file `name` (see [`Cgroup::dir_for_file`]).
+    pub fn read_file(&self, name: &str) -> Result<String> {
+        file::read(&self.dir_for_file(name)?.file(name))
+    }
+
+    /// Write `value` to the control file `name` in one write (see
+    /// [`Cgroup::dir_for_file`]). No validation beyond the name: prefer
+    /// [`Cgroup::apply`].
+    pub fn write_file(&self, name: &str, value: &str) -> Result<()> {
+        file::write(&self.dir_for_file(name)?.file(name), value)
+    }
+
     /// v1: set `notify_on_release` in every v1 directory.
     pub fn set_notify_on_release(&self, on: bool) -> Result<()> {
         self.write_v1("notify_on_release", if on { "1" } else { "0" })
