@@ -1,0 +1,147 @@
+//! Applying [`Resources`]: first a plan of file writes is made (values
+//! validated, every controller and file checked), then the plan is
+//! executed. A resource the cgroup cannot honour fails the planning, so
+//! nothing is written.
+
+use crate::cgroup::{Cgroup, CgroupDir};
+use crate::controller::Controller;
+use crate::error::{Error, Result};
+use crate::hierarchy::Version;
+use crate::resources::{Cpu, Cpuset, Io, Memory, Resources};
+use crate::{file, v1, v2};
+use std::path::PathBuf;
+
+/// One write of a plan: `value` into the control file `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The resource it implements (`memory.limit`, `cpu.quota`, ...).
+    pub resource: &'static str,
+    /// The control file.
+    pub path: PathBuf,
+    /// What is written.
+    pub value: String,
+}
+
+/// The writes of a plan, built by the v1 and v2 planners.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) writes: Vec<Write>,
+}
+
+impl Plan {
+    /// Plan writing `value` to `dir/name`; the file must exist.
+    pub(crate) fn set(
+        &mut self,
+        resource: &'static str,
+        dir: &CgroupDir,
+        name: &str,
+        value: String,
+    ) -> Result<()> {
+        let path = dir.file(name);
+        if !path.exists() {
+            return Err(Error::unsupported(
+                resource,
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        self.writes.push(Write {
+            resource,
+            path,
+            value,
+        });
+        Ok(())
+    }
+}
+
+fn dir_for<'a>(cg: &'a Cgroup, c: Controller, resource: &'static str) -> Result<&'a CgroupDir> {
+    cg.dir_of(c).ok_or_else(|| {
+        Error::unsupported(
+            resource,
+            format!("the {c} controller is not in this cgroup's hierarchies"),
+        )
+    })
+}
+
+impl Cgroup {
+    /// The writes that [`Cgroup::apply`] would make for `r`, in order.
+    ///
+    /// Fails, without writing anything, on an invalid value or on a
+    /// resource that no directory of this cgroup can take.
+    pub fn plan(&self, r: &Resources) -> Result<Vec<Write>> {
+        r.validate()?;
+        let mut p = Plan::default();
+        if r.cpu != Cpu::default() {
+            let d = dir_for(self, Controller::Cpu, "cpu")?;
+            match d.version {
+                Version::V1 => v1::cpu(d, r, &mut p)?,
+                Version::V2 => v2::cpu(d, r, &mut p)?,
+            }
+        }
+        if r.cpuset != Cpuset::default() {
+            let d = dir_for(self, Controller::Cpuset, "cpuset")?;
+            if let Some(c) = &r.cpuset.cpus {
+                p.set("cpuset.cpus", d, "cpuset.cpus", c.clone())?;
+            }
+            if let Some(m) = &r.cpuset.mems {
+                p.set("cpuset.mems", d, "cpuset.mems", m.clone())?;
+            }
+        }
+        if r.memory != Memory::default() {
+            let d = dir_for(self, Controller::Memory, "memory")?;
+            match d.version {
+                Version::V1 => v1::memory(d, &r.memory, &mut p)?,
+                Version::V2 => v2::memory(d, &r.memory, &mut p)?,
+            }
+        }
+        if let Some(max) = r.pids_max {
+            let d = dir_for(self, Controller::Pids, "pids.max")?;
+            p.set("pids.max", d, "pids.max", max.v2())?;
+        }
+        if r.io != Io::default() {
+            let d = dir_for(self, Controller::Io, "io")?;
+            match d.version {
+                Version::V1 => v1::io(d, &r.io, &mut p)?,
+                Version::V2 => v2::io(d, &r.io, &mut p)?,
+            }
+        }
+        for h in &r.hugetlb {
+            let d = dir_for(self, Controller::Hugetlb, "hugetlb")?;
+            let name = match d.version {
+                Version::V1 => format!("hugetlb.{}.limit_in_bytes", h.page_size),
+                Version::V2 => format!("hugetlb.{}.max", h.page_size),
+            };
+            p.set("hugetlb", d, &name, h.limit.to_string())?;
+        }
+        if !r.devices.is_empty() {
+            let d = dir_for(self, Controller::Devices, "devices")?;
+            v1::devices(d, &r.devices, &mut p)?;
+        }
+        if let Some(id) = r.net_cls_classid {
+            let d = dir_for(self, Controller::NetCls, "net_cls.classid")?;
+            p.set("net_cls.classid", d, "net_cls.classid", id.to_string())?;
+        }
+        for (ifname, prio) in &r.net_prio_ifpriomap {
+            let d = dir_for(self, Controller::NetPrio, "net_prio.ifpriomap")?;
+            p.set(
+                "net_prio.ifpriomap",
+                d,
+                "net_prio.ifpriomap",
+                format!("{ifname} {prio}"),
+            )?;
+        }
+        Ok(p.writes)
+    }
+
+    /// Apply `r`: write only what is set, in an order the kernel accepts.
+    ///
+    /// Everything is checked first ([`Cgroup::plan`]); an error there
+    /// leaves the cgroup untouched. A write the kernel then refuses (a
+    /// memory limit below current usage, say) stops the apply with an
+    /// [`Error::Io`] naming the file.
+    pub fn apply(&self, r: &Resources) -> Result<()> {
+        for w in self.plan(r)? {
+            file::write(&w.path, &w.value)?;
+        }
+        Ok(())
+    }
+}
