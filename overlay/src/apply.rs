@@ -195,6 +195,8 @@ impl Applier<'_> {
                     )
                     .map_err(errno_at("fchownat", &self.path, &key))?;
                 }
+                rustix::fs::utimensat(pfd, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(errno_at("utimensat", &self.path, &key))?;
                 self.stats.whiteouts += 1;
                 self.after(replaced);
                 Ok(())

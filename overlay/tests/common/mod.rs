@@ -135,7 +135,12 @@ fn walk(root: &Path, dir: &Path, with_times: bool, out: &mut BTreeMap<String, St
         };
         let mut xattrs: Vec<String> = xattr_names(&p)
             .into_iter()
-            .filter(|n| !n.starts_with("security.selinux"))
+            // Kernel bookkeeping of copy-ups, not content.
+            .filter(|n| {
+                !n.starts_with("security.selinux")
+                    && !n.starts_with("trusted.overlay.origin")
+                    && !n.starts_with("trusted.overlay.impure")
+            })
             .map(|n| {
                 let v = read_xattr(&p, &n);
                 format!("{n}={}", String::from_utf8_lossy(&v))
