@@ -164,7 +164,7 @@ impl Applier<'_> {
                 self.root.dir(parent)?;
                 let fd = self
                     .root
-                    .open_dir(parent, OFlags::RDONLY)
+                    .open_dir(parent, OFlags::RDONLY, true)
                     .map_err(errno_at("openat2", &self.path, parent))?;
                 set_opaque_fd(&fd, self.ns, &self.path.join(OsStr::from_bytes(parent)))?;
                 self.opaque.push(parent.to_vec());
@@ -252,7 +252,7 @@ impl Applier<'_> {
         }
         let fd = self
             .root
-            .open_dir(norm, OFlags::RDONLY)
+            .open_dir(norm, OFlags::RDONLY, false)
             .map_err(errno_at("openat2", &self.path, norm))?;
         self.set_owner_mode(fd.as_fd(), meta, true, norm)?;
         self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
@@ -321,7 +321,7 @@ impl Applier<'_> {
                 let (tparent, tname) = split(&target);
                 let tfd = self
                     .root
-                    .open_dir(tparent, OFlags::PATH)
+                    .open_dir(tparent, OFlags::PATH, true)
                     .map_err(errno_at("openat2", &self.path, tparent))?;
                 let pfd = self.root.dir(parent)?;
                 let tname = OsStr::from_bytes(tname);
@@ -441,7 +441,7 @@ impl Applier<'_> {
         for dir in std::mem::take(&mut self.opaque) {
             let fd = self
                 .root
-                .open_dir(&dir, OFlags::RDONLY)
+                .open_dir(&dir, OFlags::RDONLY, true)
                 .map_err(errno_at("openat2", &self.path, &dir))?;
             for child in dir_names(fd.as_fd()).map_err(errno_at("getdents", &self.path, &dir))? {
                 let mut key = dir.clone();
@@ -458,7 +458,7 @@ impl Applier<'_> {
         for (dir, times) in &self.dirs {
             let fd = self
                 .root
-                .open_dir(dir, OFlags::RDONLY)
+                .open_dir(dir, OFlags::RDONLY, false)
                 .map_err(errno_at("openat2", &self.path, dir))?;
             rustix::fs::futimens(&fd, times).map_err(errno_at("futimens", &self.path, dir))?;
         }

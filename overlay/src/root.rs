@@ -63,7 +63,8 @@ impl RootDir {
         }
         let hit = matches!(&self.cached, Some((p, _)) if p.as_slice() == rel);
         if !hit {
-            let fd = match self.open_dir(rel, OFlags::PATH) {
+            // Parents may be symlinks: they are followed, inside the root.
+            let fd = match self.open_dir(rel, OFlags::PATH, true) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => self.create_dirs(rel)?,
                 Err(e) => return Err(errno("openat2", &self.display(rel))(e)),
@@ -77,13 +78,24 @@ impl RootDir {
     }
 
     /// Open the existing directory `rel` inside the root (`flags` adds e.g.
-    /// `O_PATH` or `O_RDONLY`). The last component is not followed.
-    pub(crate) fn open_dir(&self, rel: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    /// `O_PATH` or `O_RDONLY`). A symlink as last component is followed
+    /// (inside the root) only if `follow`.
+    pub(crate) fn open_dir(
+        &self,
+        rel: &[u8],
+        flags: OFlags,
+        follow: bool,
+    ) -> rustix::io::Result<OwnedFd> {
         let path = if rel.is_empty() { &b"."[..] } else { rel };
+        let nofollow = if follow {
+            OFlags::empty()
+        } else {
+            OFlags::NOFOLLOW
+        };
         rustix::fs::openat2(
             &self.fd,
             OsStr::from_bytes(path),
-            flags | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            flags | OFlags::DIRECTORY | nofollow | OFlags::CLOEXEC,
             Mode::empty(),
             IN_ROOT,
         )
@@ -94,7 +106,7 @@ impl RootDir {
     /// missing cannot be created through.
     fn create_dirs(&self, rel: &[u8]) -> Result<OwnedFd> {
         let mut cur = self
-            .open_dir(b"", OFlags::PATH)
+            .open_dir(b"", OFlags::PATH, false)
             .map_err(errno("openat2", &self.path))?;
         let mut end = 0;
         for comp in rel.split(|&b| b == b'/') {
