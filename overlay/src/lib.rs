@@ -59,5 +59,5 @@ pub use changes::{Change, ChangeKind, changes};
 pub use diff::{DiffOptions, write_diff};
 pub use driver::Driver;
 pub use error::{Error, Result};
-pub use mount::{MAX_LOWERS, Mount, MountOptions, RedirectDir, Xino, unmount};
+pub use mount::{MAX_LOWERS, Mount, MountMethod, MountOptions, RedirectDir, Xino, unmount};
 pub use size::diff_size;

@@ -48,6 +48,19 @@ pub enum Xino {
     Auto,
 }
 
+/// Which system calls [`Mount::mount_with`] uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MountMethod {
+    /// The new mount API when the kernel has `lowerdir+`, else mount(2).
+    #[default]
+    Auto,
+    /// `fsopen` / `fsconfig("lowerdir+")` / `fsmount` / `move_mount` only.
+    NewApi,
+    /// mount(2) only, with relative names from an unshared-cwd thread when
+    /// the options exceed a page.
+    Legacy,
+}
+
 /// Overlay mount options; `None` leaves the kernel's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountOptions {
@@ -247,11 +260,23 @@ impl Mount {
         s
     }
 
-    /// Mount it. Lowers beyond [`MAX_LOWERS`] are refused before any syscall.
+    /// Mount it ([`MountMethod::Auto`]). Lowers beyond [`MAX_LOWERS`] are
+    /// refused before any syscall.
     pub fn mount(&self) -> Result<()> {
+        self.mount_with(MountMethod::Auto)
+    }
+
+    /// Mount it with the given system calls.
+    pub fn mount_with(&self, method: MountMethod) -> Result<()> {
         self.validate()?;
+        if method == MountMethod::Legacy {
+            return self.mount_legacy();
+        }
         match self.mount_new_api() {
-            Err(MountApi::Unsupported) => self.mount_legacy(),
+            Err(MountApi::Unsupported) if method == MountMethod::Auto => self.mount_legacy(),
+            Err(MountApi::Unsupported) => Err(Error::OverlayUnavailable(
+                "the kernel's new mount API has no overlay `lowerdir+`".into(),
+            )),
             Err(MountApi::Failed(e)) => Err(e),
             Ok(()) => Ok(()),
         }

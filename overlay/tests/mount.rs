@@ -5,7 +5,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 use dunnage_overlay::mount::is_mount_point;
-use dunnage_overlay::{Error, MAX_LOWERS, Mount, MountOptions, unmount};
+use dunnage_overlay::{Error, MAX_LOWERS, Mount, MountMethod, MountOptions, unmount};
 use dunnage_testsupport::{MountGuard, TempDir, require_root};
 
 mod common;
@@ -183,4 +183,48 @@ fn options_reach_the_kernel() {
     for o in ["index=on", "redirect_dir=on", "metacopy=on", "volatile"] {
         assert!(line.contains(o), "{o} missing in {line}");
     }
+}
+
+/// `n` lowers `l/NNNN` beside `upper/` and `work/`: absolute options exceed
+/// a page, relative ones fit.
+fn legacy_mount(n: usize) {
+    let t = TempDir::new(&format!("ovl-legacy-{n}")).unwrap();
+    let mut m = Mount::new(t.join("merged"));
+    for d in ["merged", "upper", "work"] {
+        std::fs::create_dir(t.join(d)).unwrap();
+    }
+    for i in 0..n {
+        let l = t.join(format!("l/{i:04}"));
+        std::fs::create_dir_all(&l).unwrap();
+        std::fs::write(l.join(format!("f{i}")), b"").unwrap();
+        m.lowers.push(l);
+    }
+    m = m.upper(t.join("upper"), t.join("work"));
+    assert!(m.data().len() > 4096, "the test needs options beyond a page");
+    m.mount_with(MountMethod::Legacy).unwrap();
+    let _g = MountGuard::new(t.join("merged"));
+    assert_eq!(std::fs::read_dir(t.join("merged")).unwrap().count(), n);
+    // The calling thread's working directory did not move.
+    assert_ne!(std::env::current_dir().unwrap(), t.path());
+}
+
+#[test]
+fn mount2_with_relative_names_takes_128_lowers() {
+    require_root!();
+    legacy_mount(128);
+}
+
+#[test]
+fn mount2_with_relative_names_takes_500_lowers() {
+    require_root!();
+    legacy_mount(MAX_LOWERS);
+}
+
+#[test]
+fn new_api_mounts_a_short_stack() {
+    require_root!();
+    let (t, m) = many_lowers(2, "ovl-newapi");
+    m.mount_with(MountMethod::NewApi).unwrap();
+    let _g = MountGuard::new(t.join("merged"));
+    assert!(is_mount_point(&t.join("merged")).unwrap());
 }
