@@ -200,7 +200,10 @@ fn legacy_mount(n: usize) {
         m.lowers.push(l);
     }
     m = m.upper(t.join("upper"), t.join("work"));
-    assert!(m.data().len() > 4096, "the test needs options beyond a page");
+    assert!(
+        m.data().len() > 4096,
+        "the test needs options beyond a page"
+    );
     m.mount_with(MountMethod::Legacy).unwrap();
     let _g = MountGuard::new(t.join("merged"));
     assert_eq!(std::fs::read_dir(t.join("merged")).unwrap().count(), n);
