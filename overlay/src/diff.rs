@@ -169,6 +169,29 @@ impl<W: Write> TarWriter<W> {
         Ok(false)
     }
 
+    /// Write the entry for `path` named `rel` (no overlay marks expected).
+    pub(crate) fn write_entry(&mut self, path: &Path, rel: &[u8]) -> Result<()> {
+        self.entry(path, rel, XattrNamespace::Trusted).map(|_| ())
+    }
+
+    /// A whiteout hiding `rel`: `.wh.NAME`, root-owned, mode 0600.
+    pub(crate) fn whiteout(&mut self, rel: &[u8]) -> Result<()> {
+        let (parent, name) = split(rel);
+        let mut h = Header::new_ustar();
+        h.set_mode(0o600);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(0);
+        self.write_header(
+            h,
+            &[parent, WHITEOUT_PREFIX.as_bytes(), name].concat(),
+            None,
+            &[],
+        )
+    }
+
     /// A whiteout or opaque marker: an empty regular file.
     fn marker(&mut self, name: &[u8], meta: &std::fs::Metadata, mode: u32) -> Result<()> {
         let mut h = Header::new_ustar();

@@ -218,3 +218,80 @@ fn diff_of_an_empty_upper_is_an_empty_layer() {
     let mut buf = Vec::new();
     (&tar[..]).read_to_end(&mut buf).unwrap();
 }
+
+/// An overlay mounted with redirect_dir=on and metacopy=on, so renames of
+/// lower directories and chmods of lower files leave marks instead of data.
+fn redirect_stack(tag: &str) -> Stack {
+    let t = TempDir::new(tag).unwrap();
+    let l1 = t.join("l1");
+    for d in [&l1, &t.join("upper"), &t.join("work"), &t.join("merged")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    populate(&l1);
+    std::fs::create_dir_all(l1.join("olddir/sub")).unwrap();
+    std::fs::write(l1.join("olddir/sub/f"), b"inside").unwrap();
+    let lowers = vec![l1];
+    let mut m = Mount::new(t.join("merged")).upper(t.join("upper"), t.join("work"));
+    m.lowers = lowers.clone();
+    m.options = dunnage_overlay::MountOptions::parse("redirect_dir=on,metacopy=on").unwrap();
+    m.mount().unwrap();
+    Stack {
+        _guard: MountGuard::new(t.join("merged")),
+        t,
+        lowers,
+    }
+}
+
+#[test]
+fn redirected_and_metacopy_uppers_are_diffed_against_their_lowers() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let s = redirect_stack("diff-redirect");
+    let merged = s.t.join("merged");
+    std::fs::rename(merged.join("olddir"), merged.join("newdir")).unwrap();
+    std::fs::set_permissions(
+        merged.join("usr/bin/tool"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::fs::write(merged.join("added"), b"a").unwrap();
+    let upper = s.t.join("upper");
+    assert!(!common::read_xattr(&upper.join("newdir"), "trusted.overlay.redirect").is_empty());
+    assert!(std::fs::metadata(upper.join("usr/bin/tool")).unwrap().len() == 70_000);
+    let expected = snapshot(&merged, true);
+    // Without lowers the upper directory cannot be diffed.
+    assert!(write_diff(&upper, Vec::new(), &DiffOptions::default()).is_err());
+    let opts = DiffOptions {
+        lowers: s.lowers.clone(),
+        ..Default::default()
+    };
+    let tar = write_diff(&upper, Vec::new(), &opts).unwrap();
+    let names: Vec<String> = listing(&tar).into_iter().map(|e| e.1).collect();
+    assert!(names.contains(&".wh.olddir".to_string()), "{names:?}");
+    assert!(names.contains(&"newdir/sub/f".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"usr/".to_string()) && names.contains(&"usr/bin/tool".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("etc")),
+        "unchanged entries are left out: {names:?}"
+    );
+    let layer = s.t.join("layer");
+    std::fs::create_dir(&layer).unwrap();
+    apply_layer(&tar[..], &layer, &ApplyOptions::default()).unwrap();
+    std::fs::create_dir(s.t.join("view")).unwrap();
+    let mut m = Mount::new(s.t.join("view")).lower(&layer);
+    m.lowers.extend(s.lowers.iter().cloned());
+    m.mount().unwrap();
+    let _g = MountGuard::new(s.t.join("view"));
+    let mut got = snapshot(&s.t.join("view"), true);
+    let mut want = expected;
+    // Directory mtimes of unchanged parents are not part of a layer.
+    for v in [&mut got, &mut want] {
+        for d in v.values_mut().filter(|d| d.starts_with("dir")) {
+            d.truncate(d.find(" mtime=").unwrap());
+        }
+    }
+    assert_eq!(got, want);
+}
