@@ -1,0 +1,235 @@
+//! Diff by comparing merged views, for upper directories that
+//! `redirect_dir` or `metacopy` made incomplete (a renamed directory's
+//! contents or a metacopy file's data live in the lowers).
+//!
+//! Both views are read-only overlay mounts in a private temporary
+//! directory: the old one of the lowers alone, the new one with the upper
+//! directory as its top-most lower. Entries that differ in type, mode,
+//! owner, size, mtime, device or link target are written; entries only in
+//! the old view become whiteouts; unchanged parents of changed entries are
+//! written before them.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::diff::TarWriter;
+use crate::error::{Result, io_err};
+use crate::mount::{Mount, MountOptions, unmount};
+use crate::whiteout::{XattrNamespace, list_xattrs};
+
+/// Whether any entry below `upper` carries a redirect or metacopy xattr.
+pub(crate) fn needs_lowers(upper: &Path, ns: XattrNamespace) -> Result<bool> {
+    for entry in std::fs::read_dir(upper).map_err(io_err("readdir", upper))? {
+        let path = entry.map_err(io_err("readdir", upper))?.path();
+        let names = list_xattrs(&path)?;
+        if names
+            .iter()
+            .any(|n| n == ns.redirect().as_bytes() || n == ns.metacopy().as_bytes())
+        {
+            return Ok(true);
+        }
+        let meta = std::fs::symlink_metadata(&path).map_err(io_err("lstat", &path))?;
+        if meta.is_dir() && needs_lowers(&path, ns)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Write the diff of `upper` over `lowers` (nearest first) by comparing
+/// merged views.
+pub(crate) fn write_naive_diff<W: Write>(upper: &Path, lowers: &[PathBuf], out: W) -> Result<W> {
+    let views = Views::mount(upper, lowers)?;
+    let mut cmp = Compare {
+        w: TarWriter::new(out),
+        pending: Vec::new(),
+    };
+    cmp.dir(Some(&views.before()), &views.after(), b"")?;
+    cmp.w.finish()
+}
+
+/// The two read-only views, unmounted and removed on drop.
+struct Views {
+    dir: PathBuf,
+}
+
+impl Views {
+    fn mount(upper: &Path, lowers: &[PathBuf]) -> Result<Views> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("dunnage-overlay-naive-{}-{n}", std::process::id()));
+        let views = Views { dir };
+        for d in ["old", "new", "empty"] {
+            let p = views.dir.join(d);
+            std::fs::create_dir_all(&p).map_err(io_err("mkdir", &p))?;
+        }
+        let options = MountOptions {
+            metacopy: Some(true),
+            ..Default::default()
+        };
+        let mut old = Mount::new(views.before());
+        old.lowers = lowers.to_vec();
+        old.lowers.push(views.dir.join("empty"));
+        old.read_only = true;
+        old.options = options.clone();
+        old.mount()?;
+        let mut new = Mount::new(views.after());
+        new.lowers = std::iter::once(upper.to_path_buf())
+            .chain(lowers.iter().cloned())
+            .collect();
+        new.read_only = true;
+        new.options = options;
+        new.mount()?;
+        Ok(views)
+    }
+
+    fn before(&self) -> PathBuf {
+        self.dir.join("old")
+    }
+
+    fn after(&self) -> PathBuf {
+        self.dir.join("new")
+    }
+}
+
+impl Drop for Views {
+    fn drop(&mut self) {
+        let _ = unmount(&self.after());
+        let _ = unmount(&self.before());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Compare<W: Write> {
+    w: TarWriter<W>,
+    /// Directories on the current path not written yet.
+    pending: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl<W: Write> Compare<W> {
+    /// Compare the directory `new` with `old` (absent when added).
+    fn dir(&mut self, old: Option<&Path>, new: &Path, rel: &[u8]) -> Result<()> {
+        let mut names: BTreeSet<OsString> = names_of(new)?;
+        let old_names = match old {
+            Some(o) => names_of(o)?,
+            None => BTreeSet::new(),
+        };
+        names.extend(old_names.iter().cloned());
+        for name in names {
+            let child_rel = join(rel, name.as_encoded_bytes());
+            let n = new.join(&name);
+            let o = old.map(|o| o.join(&name));
+            let nm = lstat(&n)?;
+            let om = match &o {
+                Some(o) if old_names.contains(&name) => {
+                    Some(std::fs::symlink_metadata(o).map_err(io_err("lstat", o))?)
+                }
+                _ => None,
+            };
+            match (om, nm) {
+                (Some(_), None) => {
+                    self.flush()?;
+                    self.w.whiteout(&child_rel)?;
+                }
+                (None, Some(nm)) => {
+                    self.flush()?;
+                    self.w.write_entry(&n, &child_rel)?;
+                    if nm.is_dir() {
+                        self.dir(None, &n, &child_rel)?;
+                    }
+                }
+                (Some(om), Some(nm)) => {
+                    let before = self.pending.len();
+                    if differs(&om, &nm, o.as_deref(), &n)? {
+                        self.flush()?;
+                        self.w.write_entry(&n, &child_rel)?;
+                    } else if nm.is_dir() {
+                        self.pending.push((n.clone(), child_rel.clone()));
+                    }
+                    if nm.is_dir() {
+                        self.dir(
+                            if om.is_dir() { o.as_deref() } else { None },
+                            &n,
+                            &child_rel,
+                        )?;
+                    }
+                    // Still pending: nothing below changed.
+                    self.pending.truncate(before.min(self.pending.len()));
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the pending parent directories.
+    fn flush(&mut self) -> Result<()> {
+        for (path, rel) in std::mem::take(&mut self.pending) {
+            self.w.write_entry(&path, &rel)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an entry changed between the views.
+fn differs(
+    om: &std::fs::Metadata,
+    nm: &std::fs::Metadata,
+    old: Option<&Path>,
+    new: &Path,
+) -> Result<bool> {
+    let ot = om.mode() & libc::S_IFMT;
+    if ot != nm.mode() & libc::S_IFMT
+        || om.mode() != nm.mode()
+        || om.uid() != nm.uid()
+        || om.gid() != nm.gid()
+    {
+        return Ok(true);
+    }
+    if om.is_dir() {
+        return Ok(false);
+    }
+    if om.size() != nm.size()
+        || om.mtime() != nm.mtime()
+        || om.mtime_nsec() != nm.mtime_nsec()
+        || om.rdev() != nm.rdev()
+    {
+        return Ok(true);
+    }
+    if om.file_type().is_symlink()
+        && let Some(old) = old
+    {
+        let a = std::fs::read_link(old).map_err(io_err("readlink", old))?;
+        let b = std::fs::read_link(new).map_err(io_err("readlink", new))?;
+        return Ok(a != b);
+    }
+    Ok(false)
+}
+
+fn lstat(p: &Path) -> Result<Option<std::fs::Metadata>> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("lstat", p)(e)),
+    }
+}
+
+fn names_of(dir: &Path) -> Result<BTreeSet<OsString>> {
+    std::fs::read_dir(dir)
+        .map_err(io_err("readdir", dir))?
+        .map(|e| e.map(|e| e.file_name()).map_err(io_err("readdir", dir)))
+        .collect()
+}
+
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        name.to_vec()
+    } else {
+        [rel, b"/", name].concat()
+    }
+}
