@@ -8,6 +8,8 @@
 //! - Guards that name what they create `dunnage-test-...` and remove it on
 //!   drop, also when the test panics: [`TempDir`], [`MountGuard`],
 //!   [`CgroupGuard`], [`ChildGuard`].
+//! - [`Dockerd`]: a private dockerd (own data-root, exec-root and socket)
+//!   for tests that compare with Docker.
 //!
 //! ```
 //! use dunnage_testsupport::{require_root, TempDir};
@@ -17,6 +19,10 @@
 //!     assert!(dir.path().is_dir());
 //! }
 //! ```
+
+mod dockerd;
+
+pub use dockerd::{DOCKER, DOCKERD, Dockerd};
 
 use std::ffi::CString;
 use std::io;
