@@ -289,11 +289,15 @@ impl Layerdb {
         for entry in fs::read_dir(&tmp).map_err(io_err("readdir", &tmp))? {
             let entry = entry.map_err(io_err("readdir", &tmp))?;
             let path = entry.path();
-            if !entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("write-set-")
-            {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("mount-") {
+                // Container records are staged under the shared store lock,
+                // so with the lock held exclusively any stage is abandoned.
+                out.push(path);
+                continue;
+            }
+            if !name.starts_with("write-set-") {
                 continue;
             }
             let Ok(handle) = File::open(&path) else {

@@ -154,21 +154,14 @@ impl LayerStore {
         let parent_cache = parent.map(|p| self.get(p)).transpose()?.map(|l| l.cache_id);
         let mount_id = random_hex(32)?;
         let init_id = init.map(|_| format!("{mount_id}-init"));
+        // The record is staged in tmp/ first (so that a crash leaves the names
+        // of the driver directories to clean up) and renamed into place last.
+        let stage = self
+            .db
+            .root()
+            .join("tmp")
+            .join(format!("mount-{}", random_hex(8)?));
         let built = (|| {
-            let mut below = parent_cache.clone();
-            if let (Some(init), Some(init_id)) = (init, &init_id) {
-                self.driver.create(init_id, below.as_deref())?;
-                init.write(&self.driver.diff_dir(init_id))?;
-                self.driver.mark_committed(init_id)?;
-                below = Some(init_id.clone());
-            }
-            self.driver.create(&mount_id, below.as_deref())?;
-            // Staged in tmp/ and renamed, so a crash never leaves half a record.
-            let stage = self
-                .db
-                .root()
-                .join("tmp")
-                .join(format!("mount-{}", random_hex(8)?));
             fs::DirBuilder::new()
                 .mode(0o755)
                 .create(&stage)
@@ -181,13 +174,19 @@ impl LayerStore {
                 write_new(&stage.join("parent"), p.to_string().as_bytes(), 0o644)?;
             }
             fsync_dir(&stage)?;
-            fs::rename(&stage, &dir).map_err(|e| {
-                let _ = fs::remove_dir_all(&stage);
-                io_err("rename", &dir)(e)
-            })?;
+            let mut below = parent_cache.clone();
+            if let (Some(init), Some(init_id)) = (init, &init_id) {
+                self.driver.create(init_id, below.as_deref())?;
+                init.write(&self.driver.diff_dir(init_id))?;
+                self.driver.mark_committed(init_id)?;
+                below = Some(init_id.clone());
+            }
+            self.driver.create(&mount_id, below.as_deref())?;
+            fs::rename(&stage, &dir).map_err(io_err("rename", &dir))?;
             fsync_dir(&self.db.root().join("mounts"))
         })();
         if let Err(e) = built {
+            let _ = fs::remove_dir_all(&stage);
             let _ = self.driver.remove(&mount_id);
             if let Some(init_id) = &init_id {
                 let _ = self.driver.remove(init_id);

@@ -35,25 +35,42 @@ impl LayerStore {
     /// interrupted work left: `*-removing` layers, abandoned write-sets in
     /// `tmp/` and their driver directories, stale reference files.
     pub fn open(data_root: &Path) -> Result<LayerStore, Error> {
-        let driver = Driver::open(&data_root.join("overlay2"))?;
         let db = Layerdb::open(data_root.join("image/overlay2/layerdb"))?;
+        // The driver repairs short links when it opens: no other process may
+        // be creating or removing driver directories meanwhile (they do so
+        // under the shared store lock).
+        let lock = db.store_lock(LockKind::Exclusive)?;
+        let driver = Driver::open(&data_root.join("overlay2"))?;
         let store = LayerStore {
             root: data_root.to_owned(),
             db,
             driver,
         };
         store.clean_up()?;
+        drop(lock);
         Ok(store)
     }
 
+    /// Remove a driver directory after a failed or redundant registration,
+    /// ignoring errors (a leftover is cleaned by the next open).
+    pub(crate) fn discard_cache(&self, cache_id: &str) {
+        if let Ok(_lock) = self.db.store_lock(LockKind::Shared) {
+            let _ = self.driver.remove(cache_id);
+        }
+    }
+
+    /// Call with the store lock held exclusively.
     fn clean_up(&self) -> Result<(), Error> {
-        let _lock = self.db.store_lock(LockKind::Exclusive)?;
         for dir in self.db.leftovers()? {
-            if let Ok(cache_id) = read_text(&dir.join("cache-id"))
-                && valid_id(&cache_id)
-                && self.driver.exists(&cache_id)
-            {
-                self.driver.remove(&cache_id)?;
+            // Driver directories named by a write-set (cache-id), a
+            // `-removing` layer (cache-id) or a staged container record.
+            for name in ["cache-id", "init-id", "mount-id"] {
+                if let Ok(id) = read_text(&dir.join(name))
+                    && valid_id(&id)
+                    && self.driver.exists(&id)
+                {
+                    self.driver.remove(&id)?;
+                }
             }
             fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         }
@@ -93,13 +110,17 @@ impl LayerStore {
             let _lock = self.db.store_lock(LockKind::Shared)?;
             let ws = self.db.write_set()?;
             ws.write("cache-id", cache_id.as_bytes())?;
+            self.driver.create(
+                &cache_id,
+                parent_layer.as_ref().map(|p| p.cache_id.as_str()),
+            )?;
             ws
         };
         let result = self.fill(&ws, layer, &cache_id, parent_layer.as_ref(), expected);
         let (diff_id, size) = match result {
             Ok(v) => v,
             Err(e) => {
-                let _ = self.driver.remove(&cache_id);
+                self.discard_cache(&cache_id);
                 return Err(e);
             }
         };
@@ -107,7 +128,7 @@ impl LayerStore {
         let _lock = self.db.store_lock(LockKind::Shared)?;
         let _layer_lock = self.db.item_lock(&chain.hex())?;
         if self.db.exists(&chain) {
-            let _ = self.driver.remove(&cache_id);
+            let _ = self.driver.remove(&cache_id); // the shared store lock is held
             drop(ws);
             if let Some(n) = self.db.refs(&chain)? {
                 self.db.set_refs(&chain, n + 1)?;
@@ -146,8 +167,6 @@ impl LayerStore {
         parent: Option<&Layer>,
         expected: Option<&DiffId>,
     ) -> Result<(DiffId, u64), Error> {
-        self.driver
-            .create(cache_id, parent.map(|p| p.cache_id.as_str()))?;
         let split_path = ws.path().join(TAR_SPLIT);
         let split_file = File::options()
             .write(true)
