@@ -77,3 +77,8 @@ pub use layerdb::Layer;
 pub use rw::{InitEntry, InitLayer, RwLayer};
 pub use store::LayerStore;
 pub use stream::Compression;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
