@@ -1,0 +1,105 @@
+//! tar-split: the metadata that lets a layer's original tar be rebuilt byte
+//! for byte from its extracted directory (`tar-split.json.gz` in the layerdb).
+//!
+//! The format is Go tar-split's: gzip of newline-delimited JSON objects with
+//! the fields `type` (1 = file, 2 = segment), `name` / `name_raw`, `size`,
+//! `payload` and `position`, in that order. Segments carry raw tar bytes;
+//! file entries carry the CRC-64/ISO of the member's content.
+
+mod crc64;
+mod entry;
+mod reassemble;
+mod recorder;
+
+pub use entry::Entry;
+pub use reassemble::Reassembler;
+pub(crate) use recorder::Recorder;
+
+use std::io::{BufRead, Read};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::digest::DiffId;
+
+use crate::error::Error;
+
+/// Read all entries of a (decompressed) tar-split stream.
+///
+/// ```
+/// use dunnage_layerstore::tarsplit::{read_entries, Entry};
+/// let json = "{\"type\":2,\"payload\":\"AAAA\",\"position\":0}\n";
+/// assert_eq!(read_entries(json.as_bytes()).unwrap(), vec![Entry::Segment(vec![0, 0, 0])]);
+/// ```
+pub fn read_entries<R: BufRead>(input: R) -> Result<Vec<Entry>, Error> {
+    let mut reader = entry::EntryReader::new(input);
+    let mut out = Vec::new();
+    while let Some(e) = reader.next_entry().map_err(|e| entry_error(e, "-"))? {
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Record the tar-split of a whole tar stream: the JSON lines (not gzipped).
+///
+/// ```
+/// use dunnage_layerstore::tarsplit::{read_entries, record, Entry};
+/// let json = record(&[0u8; 1024][..]).unwrap();
+/// assert_eq!(
+///     read_entries(&json[..]).unwrap(),
+///     vec![Entry::Segment(vec![0; 1024]), Entry::Segment(vec![])], // end-of-archive, then what follows it
+/// );
+/// ```
+pub fn record<R: Read>(mut tar: R) -> Result<Vec<u8>, Error> {
+    let mut rec = Recorder::new(Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tar.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Stream(e)),
+        };
+        rec.observe(&buf[..n])?;
+    }
+    rec.finish()
+}
+
+/// Rebuild a tar from its tar-split JSON lines (already decompressed) and the
+/// directory `root` it was extracted into. With `expected`, reading fails at
+/// the end unless the sha256 of the whole stream equals it.
+pub fn reassemble<R: BufRead>(
+    tar_split: R,
+    root: &Path,
+    expected: Option<DiffId>,
+) -> Result<Reassembler<R>, Error> {
+    let fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        op: "open",
+        path: root.to_owned(),
+        source: e.into(),
+    })?;
+    Ok(Reassembler::new(
+        tar_split,
+        fd,
+        root.display().to_string(),
+        expected,
+    ))
+}
+
+pub(crate) fn entry_error(e: entry::EntryError, layer: &str) -> Error {
+    match e {
+        entry::EntryError::Io(e) => Error::Stream(e),
+        entry::EntryError::Duplicate(n) => {
+            Error::DuplicatePath(String::from_utf8_lossy(&n).into_owned())
+        }
+        entry::EntryError::Malformed(why) => Error::TarSplit {
+            layer: layer.to_owned(),
+            why,
+        },
+    }
+}
