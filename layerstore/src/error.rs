@@ -76,9 +76,6 @@ pub enum Error {
     /// The layer cannot be released: it holds no reference.
     #[error("layer {0} holds no reference to release")]
     NotReferenced(ChainId),
-    /// Removing a mounted layer while it is mounted.
-    #[error("mounted layer {0:?} is still mounted")]
-    StillMounted(String),
     /// The tar-split metadata is malformed or names a file that does not match
     /// the diff directory.
     #[error("tar-split of layer {layer}: {why}")]
@@ -88,16 +85,9 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
-    /// The reassembled stream does not hash to the layer's diffID.
-    #[error("reassembled layer {chain} hashes to {actual}, not its diffID {expected}")]
-    ReassemblyMismatch {
-        /// The layer.
-        chain: ChainId,
-        /// Its recorded diffID.
-        expected: DiffId,
-        /// The sha256 of the reassembled stream.
-        actual: DiffId,
-    },
+    /// The overlay driver or layer apply failed.
+    #[error(transparent)]
+    Overlay(#[from] dunnage_overlay::Error),
 }
 
 /// The crate's result type.
@@ -116,4 +106,13 @@ impl Error {
             _ => Error::Stream(std::io::Error::other("unrecoverable wrapped error")),
         }
     }
+}
+
+/// Attach an operation and a path to an `io::Error`.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { op, path, source }
 }

@@ -1,19 +1,79 @@
 //! `dunnage-layerstore`: a Docker-compatible layer store.
 //!
-//! - [`digest`]: [`Digest`], [`DiffId`], [`ChainId`] and [`chain_id`].
-//! - [`tarsplit`]: Go tar-split's `tar-split.json.gz`, recorded while a layer
-//!   is registered and used to rebuild its original tar byte for byte.
-//! - [`Error`]: what can go wrong, with the path or digest involved.
+//! A [`LayerStore`] opens a Docker data-root (overlay2 driver) and reads and
+//! writes its layerdb byte for byte as dockerd does: read-only layers under
+//! their [`ChainId`], with `diff`, `parent`, `cache-id`, `size` and
+//! `tar-split.json.gz`; container layers under `mounts/`; the layers'
+//! contents in the overlay2 driver's directories (crate `dunnage-overlay`).
 //!
+//! ```no_run
+//! use std::path::Path;
+//! use dunnage_layerstore::{LayerStore, InitLayer};
+//!
+//! # fn main() -> Result<(), dunnage_layerstore::Error> {
+//! let store = LayerStore::open(Path::new("/var/lib/dunnage"))?;
+//! // One pass over the (gzip or plain) stream: sha256, tar-split, extraction.
+//! let base = store.register(std::fs::File::open("rootfs.tar.gz").unwrap(), None, None)?;
+//! println!("{} diff {} size {}", base.chain_id, base.diff_id, base.size);
+//! // The original tar, byte for byte.
+//! std::io::copy(&mut store.tar_stream(&base.chain_id)?, &mut std::io::sink()).unwrap();
+//! // A container layer on top, with Docker's init layer, mounted.
+//! store.create_rw("my-container", Some(&base.chain_id), Some(&InitLayer::default()))?;
+//! let rootfs = store.mount_rw("my-container")?;
+//! # let _ = rootfs;
+//! store.unmount_rw("my-container")?;
+//! store.remove_rw("my-container")?;
+//! store.release(&base.chain_id)?; // the last reference: the layer is removed
+//! # Ok(())
+//! # }
 //! ```
-//! use dunnage_layerstore::{chain_id, DiffId, Digest};
-//! let empty = DiffId(Digest::sha256_of(&[0u8; 1024]));
-//! println!("{}", chain_id(&[empty, empty]).unwrap());
-//! ```
+//!
+//! # Contents
+//! - [`digest`]: [`Digest`], [`DiffId`], [`ChainId`] and [`chain_id`].
+//! - [`LayerStore`] and [`Layer`]: register, get, list, chain, acquire,
+//!   release, tar_stream, verify, mount_chain.
+//! - Container layers: [`RwLayer`], [`InitLayer`], `LayerStore::create_rw`
+//!   and friends.
+//! - [`tarsplit`]: Go tar-split's format, recorded during registration and
+//!   used to rebuild the original tar.
+//! - [`Compression`]: what `register` recognises (plain, gzip, and zstd with
+//!   the `zstd` cargo feature).
+//! - [`Error`]: one enum, variants carrying the path or digest involved.
+//!
+//! # Sharing a store between processes
+//! Every process that opens a data-root takes `flock(2)` locks in
+//! `layerdb/dunnage/`: a store lock (shared while committing or referencing
+//! a layer, exclusive while removing layers or cleaning up) and one lock per
+//! layer or container. Registration streams without any lock held, so
+//! different layers register in parallel; two processes registering the same
+//! layer end with one layer and two references. A registration killed at any
+//! point leaves no visible layer: its write-set in `tmp/` (locked by its
+//! owner while alive) and driver directory are removed by the next
+//! [`LayerStore::open`], as are `*-removing` directories.
+//!
+//! # Reference counts
+//! Docker keeps reference counts in memory; dunnage persists them so that
+//! processes share them: `layerdb/dunnage/refs/<chainID hex>` holds the
+//! number of references callers took (`register`, `acquire`) and did not
+//! `release`. A layer is removed when that count is 0 and no layer and no
+//! container layer sits on it; its parents follow by the same rule.
+//! A layer without a count file — any layer written by dockerd — belongs to
+//! whatever owns it: dunnage reads, reassembles and mounts it, counts no
+//! references on it and never removes it. Do not run a dockerd on a data-root
+//! while dunnage writes to it.
 
 pub mod digest;
 mod error;
+mod layerdb;
+mod lock;
+mod rw;
+mod store;
+mod stream;
 pub mod tarsplit;
 
-pub use digest::{ChainId, DiffId, Digest, chain_id};
+pub use digest::{ChainId, DiffId, Digest, chain_id, child_chain_id};
 pub use error::{Error, Result};
+pub use layerdb::Layer;
+pub use rw::{InitEntry, InitLayer, RwLayer};
+pub use store::LayerStore;
+pub use stream::Compression;

@@ -67,6 +67,11 @@ impl<R: BufRead> Reassembler<R> {
         }
     }
 
+    /// Name the layer in error messages.
+    pub(crate) fn set_layer_name(&mut self, name: String) {
+        self.layer = name;
+    }
+
     fn err(&self, why: impl Into<String>) -> io::Error {
         io::Error::other(Error::TarSplit {
             layer: self.layer.clone(),

@@ -1,0 +1,66 @@
+//! File locks shared by every process that opens a store (`flock(2)`).
+//!
+//! - The store lock `layerdb/dunnage/lock`: held shared while a layer is
+//!   committed or referenced, exclusive while layers are removed or leftovers
+//!   cleaned up.
+//! - Per-layer and per-container locks `layerdb/dunnage/locks/<name>`: held
+//!   exclusive around a read-modify-write of one reference count or mount.
+//!   The lock files are never deleted, so a lock cannot be taken on a file
+//!   another process is about to unlink.
+//!
+//! A lock belongs to its open file description: threads of one process
+//! exclude each other just as processes do.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rustix::fs::FlockOperation;
+
+use crate::error::{Error, io_err};
+
+/// A held lock, released when dropped.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+/// Whether a lock is taken for reading (shared) or writing (exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// Lock `path` (created if missing), waiting as long as needed.
+pub(crate) fn lock(path: &Path, kind: LockKind) -> Result<FileLock, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    let op = match kind {
+        LockKind::Shared => FlockOperation::LockShared,
+        LockKind::Exclusive => FlockOperation::LockExclusive,
+    };
+    loop {
+        match rustix::fs::flock(&file, op) {
+            Ok(()) => return Ok(FileLock { _file: file }),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(io_err("flock", path)(e.into())),
+        }
+    }
+}
+
+/// Try to lock an open file exclusively without waiting: `Ok(false)` when
+/// another open file description holds a lock on it.
+pub(crate) fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, Error> {
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(io_err("flock", path)(e.into())),
+    }
+}

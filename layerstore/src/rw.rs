@@ -1,0 +1,314 @@
+//! Mounted (container) layers: `layerdb/mounts/<container id>/{mount-id,init-id,parent}`
+//! and the driver directories `<mount-id>-init` (the init layer) and
+//! `<mount-id>` (the container's read-write layer) on top of an image chain.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::digest::ChainId;
+use crate::error::{Error, io_err};
+use crate::layerdb::{fsync_dir, random_hex, read_text, valid_id, write_new};
+use crate::lock::LockKind;
+use crate::store::LayerStore;
+
+/// A container's layer as recorded under `layerdb/mounts/<container id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RwLayer {
+    /// The container id (the directory name under `mounts/`).
+    pub container_id: String,
+    /// The driver directory of the read-write layer.
+    pub mount_id: String,
+    /// The driver directory of the init layer (`<mount-id>-init`), if any.
+    pub init_id: Option<String>,
+    /// The image chain the container's layer sits on.
+    pub parent: Option<ChainId>,
+}
+
+/// One thing an init layer creates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitEntry {
+    /// A directory (0755).
+    Dir(PathBuf),
+    /// An empty regular file (0755, as Docker makes them); parents are created.
+    File(PathBuf),
+    /// A symbolic link `path -> target`; parents are created.
+    Symlink(PathBuf, PathBuf),
+}
+
+/// The contents of a container's init layer. [`InitLayer::default`] is
+/// Docker's: `/.dockerenv`, `/dev/{console,pts,shm}`, `/etc/{hostname,hosts,resolv.conf}`,
+/// `/etc/mtab -> /proc/mounts`, `/proc`, `/sys`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitLayer {
+    /// What to create, in order; paths are relative to the layer's root.
+    pub entries: Vec<InitEntry>,
+}
+
+impl Default for InitLayer {
+    fn default() -> InitLayer {
+        use InitEntry::{Dir, File, Symlink};
+        let p = PathBuf::from;
+        InitLayer {
+            entries: vec![
+                Dir(p("dev/pts")),
+                Dir(p("dev/shm")),
+                Dir(p("proc")),
+                Dir(p("sys")),
+                File(p(".dockerenv")),
+                File(p("etc/resolv.conf")),
+                File(p("etc/hosts")),
+                File(p("etc/hostname")),
+                File(p("dev/console")),
+                Symlink(p("etc/mtab"), p("/proc/mounts")),
+            ],
+        }
+    }
+}
+
+impl InitLayer {
+    /// An init layer that creates nothing.
+    pub fn empty() -> InitLayer {
+        InitLayer {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Create the entries below `root`, a fresh empty directory.
+    fn write(&self, root: &Path) -> Result<(), Error> {
+        let mkdirs = |dir: &Path| -> Result<(), Error> {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(io_err("mkdir", dir))
+        };
+        for entry in &self.entries {
+            let rel = match entry {
+                InitEntry::Dir(p) | InitEntry::File(p) | InitEntry::Symlink(p, _) => p,
+            };
+            if rel.as_os_str().is_empty()
+                || !rel.components().all(|c| matches!(c, Component::Normal(_)))
+            {
+                return Err(Error::Corrupt {
+                    path: rel.clone(),
+                    why: "init layer paths must be relative, without `.` or `..`".into(),
+                });
+            }
+            let path = root.join(rel);
+            if let Some(parent) = path.parent() {
+                mkdirs(parent)?;
+            }
+            match entry {
+                InitEntry::Dir(_) => mkdirs(&path)?,
+                InitEntry::File(_) => {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o755)
+                        .open(&path)
+                        .map_err(io_err("create", &path))?;
+                    // The umask may have cleared bits: set the mode explicitly.
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+                        .map_err(io_err("chmod", &path))?;
+                }
+                InitEntry::Symlink(_, target) => {
+                    std::os::unix::fs::symlink(target, &path).map_err(io_err("symlink", &path))?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_container_id(id: &str) -> Result<(), Error> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidContainerId(id.to_owned()))
+    }
+}
+
+impl LayerStore {
+    fn mount_dir(&self, container_id: &str) -> PathBuf {
+        self.db.root().join("mounts").join(container_id)
+    }
+
+    /// Create a container's layer on top of the image chain `parent`: the init
+    /// layer (`init`, or none) and the read-write layer above it, recorded in
+    /// `mounts/<container_id>`.
+    pub fn create_rw(
+        &self,
+        container_id: &str,
+        parent: Option<&ChainId>,
+        init: Option<&InitLayer>,
+    ) -> Result<RwLayer, Error> {
+        check_container_id(container_id)?;
+        let _lock = self.db.store_lock(LockKind::Shared)?;
+        let _item = self.db.item_lock(&format!("mount-{container_id}"))?;
+        let dir = self.mount_dir(container_id);
+        if dir.exists() {
+            return Err(Error::MountExists(container_id.to_owned()));
+        }
+        let parent_cache = parent.map(|p| self.get(p)).transpose()?.map(|l| l.cache_id);
+        let mount_id = random_hex(32)?;
+        let init_id = init.map(|_| format!("{mount_id}-init"));
+        let built = (|| {
+            let mut below = parent_cache.clone();
+            if let (Some(init), Some(init_id)) = (init, &init_id) {
+                self.driver.create(init_id, below.as_deref())?;
+                init.write(&self.driver.diff_dir(init_id))?;
+                self.driver.mark_committed(init_id)?;
+                below = Some(init_id.clone());
+            }
+            self.driver.create(&mount_id, below.as_deref())?;
+            // Staged in tmp/ and renamed, so a crash never leaves half a record.
+            let stage = self
+                .db
+                .root()
+                .join("tmp")
+                .join(format!("mount-{}", random_hex(8)?));
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&stage)
+                .map_err(io_err("mkdir", &stage))?;
+            write_new(&stage.join("mount-id"), mount_id.as_bytes(), 0o644)?;
+            if let Some(init_id) = &init_id {
+                write_new(&stage.join("init-id"), init_id.as_bytes(), 0o644)?;
+            }
+            if let Some(p) = parent {
+                write_new(&stage.join("parent"), p.to_string().as_bytes(), 0o644)?;
+            }
+            fsync_dir(&stage)?;
+            fs::rename(&stage, &dir).map_err(|e| {
+                let _ = fs::remove_dir_all(&stage);
+                io_err("rename", &dir)(e)
+            })?;
+            fsync_dir(&self.db.root().join("mounts"))
+        })();
+        if let Err(e) = built {
+            let _ = self.driver.remove(&mount_id);
+            if let Some(init_id) = &init_id {
+                let _ = self.driver.remove(init_id);
+            }
+            return Err(e);
+        }
+        Ok(RwLayer {
+            container_id: container_id.to_owned(),
+            mount_id,
+            init_id,
+            parent: parent.copied(),
+        })
+    }
+
+    /// The container layer recorded for `container_id`.
+    pub fn get_rw(&self, container_id: &str) -> Result<RwLayer, Error> {
+        check_container_id(container_id)?;
+        let dir = self.mount_dir(container_id);
+        if !dir.is_dir() {
+            return Err(Error::MountNotFound(container_id.to_owned()));
+        }
+        let id_file = |name: &str| -> Result<Option<String>, Error> {
+            let path = dir.join(name);
+            if !path.exists() {
+                return Ok(None);
+            }
+            let id = read_text(&path)?;
+            if !valid_id(&id) {
+                return Err(Error::Corrupt {
+                    path,
+                    why: format!("invalid id {id:?}"),
+                });
+            }
+            Ok(Some(id))
+        };
+        let mount_id = id_file("mount-id")?.ok_or_else(|| Error::Corrupt {
+            path: dir.join("mount-id"),
+            why: "missing".into(),
+        })?;
+        let init_id = id_file("init-id")?;
+        let parent_path = dir.join("parent");
+        let parent = if parent_path.exists() {
+            let text = read_text(&parent_path)?;
+            Some(text.parse().map_err(|e: Error| Error::Corrupt {
+                path: parent_path.clone(),
+                why: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        Ok(RwLayer {
+            container_id: container_id.to_owned(),
+            mount_id,
+            init_id,
+            parent,
+        })
+    }
+
+    /// Every container layer, ordered by container id.
+    pub fn list_rw(&self) -> Result<Vec<RwLayer>, Error> {
+        let dir = self.db.root().join("mounts");
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+            let entry = entry.map_err(io_err("readdir", &dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                ids.push(name.to_owned());
+            }
+        }
+        ids.sort();
+        ids.iter().map(|id| self.get_rw(id)).collect()
+    }
+
+    /// Mount the container's layer (refcounted by the driver); returns the
+    /// merged directory.
+    pub fn mount_rw(&self, container_id: &str) -> Result<PathBuf, Error> {
+        let rw = self.get_rw(container_id)?;
+        Ok(self.driver.get(&rw.mount_id)?)
+    }
+
+    /// Undo one [`mount_rw`](LayerStore::mount_rw).
+    pub fn unmount_rw(&self, container_id: &str) -> Result<(), Error> {
+        let rw = self.get_rw(container_id)?;
+        Ok(self.driver.put(&rw.mount_id)?)
+    }
+
+    /// The container's changes like `docker diff` (A/C/D), init layer excluded.
+    pub fn rw_changes(&self, container_id: &str) -> Result<Vec<dunnage_overlay::Change>, Error> {
+        let rw = self.get_rw(container_id)?;
+        let lowers = self.driver.lower_dirs(&rw.mount_id)?;
+        Ok(dunnage_overlay::changes(
+            &self.driver.diff_dir(&rw.mount_id),
+            &lowers,
+        )?)
+    }
+
+    /// Write the container's changes as a layer tar (init layer excluded) to `out`.
+    pub fn rw_diff<W: Write>(&self, container_id: &str, out: W) -> Result<W, Error> {
+        let rw = self.get_rw(container_id)?;
+        let opts = dunnage_overlay::DiffOptions::default();
+        Ok(dunnage_overlay::write_diff(
+            &self.driver.diff_dir(&rw.mount_id),
+            out,
+            &opts,
+        )?)
+    }
+
+    /// Remove the container's layer (its driver directories and its record);
+    /// an image chain left unreferenced and unused is removed with it.
+    pub fn remove_rw(&self, container_id: &str) -> Result<(), Error> {
+        let rw = self.get_rw(container_id)?;
+        let _lock = self.db.store_lock(LockKind::Exclusive)?;
+        let _item = self.db.item_lock(&format!("mount-{container_id}"))?;
+        self.driver.remove(&rw.mount_id)?;
+        if let Some(init_id) = &rw.init_id {
+            self.driver.remove(init_id)?;
+        }
+        let dir = self.mount_dir(container_id);
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        match rw.parent {
+            Some(p) if self.db.exists(&p) => self.collect(p),
+            _ => Ok(()),
+        }
+    }
+}

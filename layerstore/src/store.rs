@@ -1,0 +1,336 @@
+//! [`LayerStore`]: the read-only layers of a Docker data-root: register,
+//! look up, reference, release, reassemble and mount them.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use dunnage_overlay::{ApplyOptions, Driver};
+use flate2::Compression as GzLevel;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+
+use crate::digest::{ChainId, DiffId, child_chain_id};
+use crate::error::{Error, io_err};
+use crate::layerdb::{Layer, Layerdb, read_text, valid_id};
+use crate::lock::LockKind;
+use crate::stream::{Tee, decompressed};
+
+const TAR_SPLIT: &str = "tar-split.json.gz";
+
+/// A Docker-compatible layer store over a data-root (`<root>/image/overlay2/layerdb`
+/// for the metadata, `<root>/overlay2` for the overlay2 driver's directories).
+///
+/// Several processes may open the same root at once (see the crate docs for
+/// the locking and reference-count rules).
+#[derive(Debug)]
+pub struct LayerStore {
+    root: PathBuf,
+    pub(crate) db: Layerdb,
+    pub(crate) driver: Driver,
+}
+
+impl LayerStore {
+    /// Open (creating when missing) the store of `data_root`, and clean up what
+    /// interrupted work left: `*-removing` layers, abandoned write-sets in
+    /// `tmp/` and their driver directories, stale reference files.
+    pub fn open(data_root: &Path) -> Result<LayerStore, Error> {
+        let driver = Driver::open(&data_root.join("overlay2"))?;
+        let db = Layerdb::open(data_root.join("image/overlay2/layerdb"))?;
+        let store = LayerStore {
+            root: data_root.to_owned(),
+            db,
+            driver,
+        };
+        store.clean_up()?;
+        Ok(store)
+    }
+
+    fn clean_up(&self) -> Result<(), Error> {
+        let _lock = self.db.store_lock(LockKind::Exclusive)?;
+        for dir in self.db.leftovers()? {
+            if let Ok(cache_id) = read_text(&dir.join("cache-id"))
+                && valid_id(&cache_id)
+                && self.driver.exists(&cache_id)
+            {
+                self.driver.remove(&cache_id)?;
+            }
+            fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        }
+        for chain in self.db.stale_refs()? {
+            self.db.remove_refs(&chain)?;
+        }
+        Ok(())
+    }
+
+    /// The data-root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The overlay2 driver holding the layers' directories.
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Register a layer on top of `parent` from a tar stream (plain, gzip, or
+    /// zstd with the `zstd` feature) in one pass, and take one reference to it.
+    ///
+    /// When a layer with the resulting chainID exists, the new copy is dropped
+    /// and the existing layer gains the reference. With `expected`, a stream
+    /// whose diffID differs is an error and nothing is registered.
+    pub fn register<R: Read>(
+        &self,
+        layer: R,
+        parent: Option<&ChainId>,
+        expected: Option<&DiffId>,
+    ) -> Result<Layer, Error> {
+        let parent_layer = parent.map(|p| self.get(p)).transpose()?;
+        let cache_id = crate::layerdb::random_hex(32)?;
+        let ws = {
+            // Under the shared store lock, so a concurrent open cannot take the
+            // fresh write-set for a leftover before this process locks it.
+            let _lock = self.db.store_lock(LockKind::Shared)?;
+            let ws = self.db.write_set()?;
+            ws.write("cache-id", cache_id.as_bytes())?;
+            ws
+        };
+        let result = self.fill(&ws, layer, &cache_id, parent_layer.as_ref(), expected);
+        let (diff_id, size) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.driver.remove(&cache_id);
+                return Err(e);
+            }
+        };
+        let chain = child_chain_id(parent, &diff_id);
+        let _lock = self.db.store_lock(LockKind::Shared)?;
+        let _layer_lock = self.db.item_lock(&chain.hex())?;
+        if self.db.exists(&chain) {
+            let _ = self.driver.remove(&cache_id);
+            drop(ws);
+            if let Some(n) = self.db.refs(&chain)? {
+                self.db.set_refs(&chain, n + 1)?;
+            }
+            return self.db.read_layer(&chain);
+        }
+        if let Some(p) = parent
+            && !self.db.exists(p)
+        {
+            let _ = self.driver.remove(&cache_id);
+            return Err(Error::LayerNotFound(*p));
+        }
+        self.db.set_refs(&chain, 1)?;
+        let committed = ws.commit(&self.db.layer_dir(&chain));
+        if let Err(e) = committed {
+            let _ = self.db.remove_refs(&chain);
+            let _ = self.driver.remove(&cache_id);
+            return Err(e);
+        }
+        Ok(Layer {
+            chain_id: chain,
+            diff_id,
+            parent: parent.copied(),
+            cache_id,
+            size,
+        })
+    }
+
+    /// Stream the layer into the driver directory `cache_id` and write the
+    /// write-set's files. Returns the diffID and the size.
+    fn fill<R: Read>(
+        &self,
+        ws: &crate::layerdb::WriteSet,
+        layer: R,
+        cache_id: &str,
+        parent: Option<&Layer>,
+        expected: Option<&DiffId>,
+    ) -> Result<(DiffId, u64), Error> {
+        self.driver
+            .create(cache_id, parent.map(|p| p.cache_id.as_str()))?;
+        let split_path = ws.path().join(TAR_SPLIT);
+        let split_file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&split_path)
+            .map_err(io_err("create", &split_path))?;
+        let gz = GzEncoder::new(
+            BufWriter::with_capacity(64 * 1024, split_file),
+            GzLevel::default(),
+        );
+        let mut tee = Tee::new(decompressed(layer)?, gz);
+        let applied = dunnage_overlay::apply_layer(
+            &mut tee,
+            &self.driver.diff_dir(cache_id),
+            &ApplyOptions::default(),
+        );
+        if let Err(e) = applied {
+            return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
+        }
+        let (diff_id, _bytes, gz) = tee.finish()?;
+        let file = gz
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .map_err(io_err("write", &split_path))?;
+        file.sync_all().map_err(io_err("fsync", &split_path))?;
+        if let Some(want) = expected
+            && *want != diff_id
+        {
+            return Err(Error::DiffIdMismatch {
+                expected: *want,
+                actual: diff_id,
+            });
+        }
+        let size = self.driver.diff_size(cache_id)?;
+        ws.write("diff", diff_id.to_string().as_bytes())?;
+        ws.write("size", size.to_string().as_bytes())?;
+        if let Some(p) = parent {
+            ws.write("parent", p.chain_id.to_string().as_bytes())?;
+        }
+        self.driver.mark_committed(cache_id)?;
+        Ok((diff_id, size))
+    }
+
+    /// The layer `chain`, its files checked (digests parse, the chainID
+    /// matches diff and parent, the parent exists).
+    pub fn get(&self, chain: &ChainId) -> Result<Layer, Error> {
+        self.db.read_layer(chain)
+    }
+
+    /// Every layer of the store, ordered by chainID.
+    pub fn list(&self) -> Result<Vec<Layer>, Error> {
+        self.db
+            .layer_ids()?
+            .iter()
+            .map(|c| self.db.read_layer(c))
+            .collect()
+    }
+
+    /// The layers of a chain, base first, ending with `chain` itself.
+    pub fn chain(&self, chain: &ChainId) -> Result<Vec<Layer>, Error> {
+        let mut out = Vec::new();
+        let mut next = Some(*chain);
+        while let Some(c) = next {
+            let layer = self.get(&c)?;
+            next = layer.parent;
+            out.push(layer);
+            if out.len() > 4096 {
+                return Err(Error::Corrupt {
+                    path: self.db.layer_dir(chain),
+                    why: "parent chain does not end".into(),
+                });
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The sum of the sizes of the chain's layers.
+    pub fn chain_size(&self, chain: &ChainId) -> Result<u64, Error> {
+        Ok(self.chain(chain)?.iter().map(|l| l.size).sum())
+    }
+
+    /// The number of references dunnage callers hold on a layer; `None` for a
+    /// layer written by another owner (dockerd), which dunnage never removes.
+    pub fn references(&self, chain: &ChainId) -> Result<Option<u64>, Error> {
+        self.get(chain)?;
+        self.db.refs(chain)
+    }
+
+    /// Take one more reference to a layer.
+    pub fn acquire(&self, chain: &ChainId) -> Result<(), Error> {
+        let _lock = self.db.store_lock(LockKind::Shared)?;
+        let _layer_lock = self.db.item_lock(&chain.hex())?;
+        self.get(chain)?;
+        if let Some(n) = self.db.refs(chain)? {
+            self.db.set_refs(chain, n + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Drop one reference. A layer left with no reference, no child layer and
+    /// no mounted layer on it is removed, and so are its parents that end up
+    /// the same way.
+    pub fn release(&self, chain: &ChainId) -> Result<(), Error> {
+        let _lock = self.db.store_lock(LockKind::Exclusive)?;
+        self.get(chain)?;
+        match self.db.refs(chain)? {
+            None => return Ok(()),
+            Some(0) => return Err(Error::NotReferenced(*chain)),
+            Some(n) => self.db.set_refs(chain, n - 1)?,
+        }
+        self.collect(*chain)
+    }
+
+    /// Remove `chain` and then its parents while each is unreferenced and
+    /// unused. Call with the store lock held exclusively.
+    pub(crate) fn collect(&self, chain: ChainId) -> Result<(), Error> {
+        let mut next = Some(chain);
+        while let Some(c) = next {
+            if self.db.refs(&c)? != Some(0) || self.in_use(&c)? {
+                return Ok(());
+            }
+            let layer = self.get(&c)?;
+            let removing = self.db.begin_remove(&c)?;
+            self.db.remove_refs(&c)?;
+            if self.driver.exists(&layer.cache_id) {
+                self.driver.remove(&layer.cache_id)?;
+            }
+            fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
+            next = layer.parent;
+        }
+        Ok(())
+    }
+
+    /// Whether a layer or a mounted layer sits on `chain`.
+    fn in_use(&self, chain: &ChainId) -> Result<bool, Error> {
+        for id in self.db.layer_ids()? {
+            let parent = self.db.layer_dir(&id).join("parent");
+            if parent.exists() && read_text(&parent)? == chain.to_string() {
+                return Ok(true);
+            }
+        }
+        for rw in self.list_rw()? {
+            if rw.parent.as_ref() == Some(chain) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The layer's original tar, byte for byte, rebuilt from its tar-split and
+    /// its diff directory. Reading fails (an `io::Error` wrapping
+    /// [`Error::TarSplit`]; see [`Error::from_io`]) when a file does not match
+    /// or the result does not hash to the diffID.
+    pub fn tar_stream(&self, chain: &ChainId) -> Result<Box<dyn Read + Send>, Error> {
+        let layer = self.get(chain)?;
+        let path = self.db.layer_dir(chain).join(TAR_SPLIT);
+        let file = File::open(&path).map_err(io_err("open", &path))?;
+        let json = BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(BufReader::new(file)));
+        let diff = self.driver.diff_dir(&layer.cache_id);
+        let mut r = crate::tarsplit::reassemble(json, &diff, Some(layer.diff_id))?;
+        r.set_layer_name(chain.to_string());
+        Ok(Box::new(r))
+    }
+
+    /// Rebuild the layer's tar and check it against its diffID, discarding the bytes.
+    pub fn verify(&self, chain: &ChainId) -> Result<(), Error> {
+        let mut r = self.tar_stream(chain)?;
+        io::copy(&mut r, &mut io::sink())
+            .map(|_| ())
+            .map_err(Error::from_io)
+    }
+
+    /// Mount the chain's contents (refcounted by the driver) and return the
+    /// directory showing them.
+    pub fn mount_chain(&self, chain: &ChainId) -> Result<PathBuf, Error> {
+        let layer = self.get(chain)?;
+        Ok(self.driver.get(&layer.cache_id)?)
+    }
+
+    /// Undo one [`mount_chain`](LayerStore::mount_chain).
+    pub fn unmount_chain(&self, chain: &ChainId) -> Result<(), Error> {
+        let layer = self.get(chain)?;
+        Ok(self.driver.put(&layer.cache_id)?)
+    }
+}

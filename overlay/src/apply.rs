@@ -1,0 +1,541 @@
+//! Apply: stream a layer tar into a directory in overlay form.
+//!
+//! `.wh.NAME` entries become whiteouts (character device 0:0) and
+//! `DIR/.wh..wh..opq` makes `DIR` opaque (xattr). Every path is resolved
+//! inside the root (`openat2` with `RESOLVE_IN_ROOT`); final components are created with
+//! `O_EXCL`/`O_NOFOLLOW` and configured through fds. The input is read
+//! sequentially, once, up to the end-of-archive marker.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::error::{Error, Result, errno_at};
+use crate::root::{RootDir, bad_entry, dir_names, remove_all_at};
+use crate::tarmeta::{EntryMeta, Extensions, normalize};
+use crate::whiteout::{TarName, XattrNamespace, classify, set_opaque_fd};
+
+/// How [`apply_layer`] writes a layer.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Mark opaque directories with `user.overlay.opaque` (for overlays
+    /// mounted with `userxattr`) instead of `trusted.overlay.opaque`.
+    pub userxattr: bool,
+    /// Give entries the uid/gid the tar records (needs `CAP_CHOWN`). When
+    /// false, files belong to the caller.
+    pub same_owner: bool,
+    /// Largest PAX or GNU long-name header accepted, in bytes.
+    pub max_header_size: u64,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            userxattr: false,
+            same_owner: true,
+            max_header_size: 1 << 20,
+        }
+    }
+}
+
+/// What [`apply_layer`] wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Entries in the layer (files, directories, links, devices, whiteouts,
+    /// opaque markers; PAX and GNU extension headers not counted).
+    pub entries: u64,
+    /// Bytes of regular-file content written.
+    pub bytes: u64,
+    /// Whiteouts created.
+    pub whiteouts: u64,
+    /// Directories made opaque.
+    pub opaque_dirs: u64,
+    /// `trusted.overlay.*` / `user.overlay.*` xattrs found in the tar and
+    /// not applied.
+    pub dropped_xattrs: u64,
+}
+
+/// Stream the layer tar `layer` into `root` (which must exist).
+///
+/// Reads `layer` sequentially and stops after the end-of-archive marker
+/// (bytes after it are left for the caller to drain; a small read-ahead may
+/// have consumed some). Duplicate paths, `..` components, reserved `.wh.`
+/// names, sparse files and oversized headers are errors; absolute names are
+/// taken relative to `root`; symlinks are resolved inside `root`.
+pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
+    let mut applier = Applier {
+        root: RootDir::open(root)?,
+        path: root.to_path_buf(),
+        opts,
+        ns: XattrNamespace::for_userxattr(opts.userxattr),
+        umask: process_umask(),
+        seen: HashSet::new(),
+        dirs: Vec::new(),
+        opaque: Vec::new(),
+        buf: vec![0; 1 << 20],
+        stats: ApplyStats::default(),
+    };
+    let mut archive = tar::Archive::new(Counting {
+        inner: BufReader::with_capacity(128 << 10, layer),
+        pos: 0,
+    });
+    let mut ext = Extensions::default();
+    let mut data_end = 0;
+    for entry in archive.entries().map_err(Error::Archive)?.raw(true) {
+        let mut entry = entry.map_err(Error::Archive)?;
+        data_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
+        if !ext.absorb(&mut entry, opts.max_header_size)? {
+            applier.entry(&mut entry, std::mem::take(&mut ext))?;
+        }
+    }
+    if !ext.is_empty() {
+        return Err(bad_entry(b"", "extension header without a following entry"));
+    }
+    if archive.into_inner().pos <= data_end {
+        return Err(Error::Archive(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "archive ends without an end-of-archive marker",
+        )));
+    }
+    applier.finish()
+}
+
+/// A reader that counts the bytes it passed on.
+struct Counting<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+struct Applier<'o> {
+    root: RootDir,
+    /// The root's path, for error messages.
+    path: std::path::PathBuf,
+    opts: &'o ApplyOptions,
+    ns: XattrNamespace,
+    umask: u32,
+    /// Paths this layer wrote (whiteouts by the name they hide).
+    seen: HashSet<Vec<u8>>,
+    /// Directories whose times are set at the end.
+    dirs: Vec<(Vec<u8>, Timestamps)>,
+    /// Directories made opaque.
+    opaque: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+    stats: ApplyStats,
+}
+
+impl Applier<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ext: Extensions) -> Result<()> {
+        let kind = entry.header().entry_type();
+        let raw_path = ext.path(entry.header());
+        let meta = EntryMeta::parse(entry.header(), &ext, &raw_path, entry.size())?;
+        let norm = normalize(&raw_path)?;
+        self.stats.entries += 1;
+        let (parent, name) = match norm.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&norm[..i], &norm[i + 1..]),
+            None => (&b""[..], &norm[..]),
+        };
+        let is_dir = kind == EntryType::Directory
+            || (kind == EntryType::Regular && raw_path.ends_with(b"/") && entry.size() == 0);
+        if norm.is_empty() {
+            if !is_dir {
+                return Err(bad_entry(&raw_path, "a non-directory entry names the root"));
+            }
+            return self.directory(&norm, &meta);
+        }
+        match classify(name) {
+            TarName::Invalid => Err(bad_entry(&raw_path, "reserved whiteout name")),
+            TarName::Opaque => {
+                self.claim(&norm, &raw_path)?;
+                self.root.dir(parent)?;
+                let fd = self
+                    .root
+                    .open_dir(parent, OFlags::RDONLY)
+                    .map_err(errno_at("openat2", &self.path, parent))?;
+                set_opaque_fd(&fd, self.ns, &self.path.join(OsStr::from_bytes(parent)))?;
+                self.opaque.push(parent.to_vec());
+                self.stats.opaque_dirs += 1;
+                Ok(())
+            }
+            TarName::Whiteout(hidden) => {
+                let mut key = parent.to_vec();
+                if !key.is_empty() {
+                    key.push(b'/');
+                }
+                key.extend_from_slice(hidden);
+                self.claim(&key, &raw_path)?;
+                let opts = self.opts;
+                let pfd = self.root.dir(parent)?;
+                let name = OsStr::from_bytes(hidden);
+                let mknod =
+                    || rustix::fs::mknodat(pfd, name, FileType::CharacterDevice, Mode::empty(), 0);
+                let replaced = create_or_replace(pfd, name, mknod)
+                    .map_err(errno_at("mknodat", &self.path, &key))?;
+                if opts.same_owner {
+                    rustix::fs::chownat(
+                        pfd,
+                        name,
+                        Some(meta.uid),
+                        Some(meta.gid),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(errno_at("fchownat", &self.path, &key))?;
+                }
+                self.stats.whiteouts += 1;
+                self.after(replaced);
+                Ok(())
+            }
+            TarName::Plain => {
+                self.claim(&norm, &raw_path)?;
+                if is_dir {
+                    return self.directory(&norm, &meta);
+                }
+                self.leaf(entry, kind, &ext, &raw_path, &norm, parent, name, &meta)
+            }
+        }
+    }
+
+    /// Record `key` as written by this layer; a second time is an error.
+    fn claim(&mut self, key: &[u8], raw_path: &[u8]) -> Result<()> {
+        if self.seen.insert(key.to_vec()) {
+            Ok(())
+        } else {
+            Err(bad_entry(raw_path, "duplicate path in layer"))
+        }
+    }
+
+    /// After replacing an existing tree entry the cached parent may be stale.
+    fn after(&mut self, replaced: bool) {
+        if replaced {
+            self.root.invalidate();
+        }
+    }
+
+    fn directory(&mut self, norm: &[u8], meta: &EntryMeta) -> Result<()> {
+        if !norm.is_empty() {
+            let (parent, name) = split(norm);
+            let pfd = self.root.dir(parent)?;
+            let name = OsStr::from_bytes(name);
+            let mode = Mode::from_raw_mode(meta.mode & 0o7777);
+            let mut replaced = false;
+            match rustix::fs::mkdirat(pfd, name, mode) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => {
+                    let st = rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(errno_at("fstatat", &self.path, norm))?;
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                        remove_all_at(pfd, name).map_err(errno_at("unlinkat", &self.path, norm))?;
+                        rustix::fs::mkdirat(pfd, name, mode)
+                            .map_err(errno_at("mkdirat", &self.path, norm))?;
+                        replaced = true;
+                    }
+                }
+                Err(e) => return Err(errno_at("mkdirat", &self.path, norm)(e)),
+            }
+            self.after(replaced);
+        }
+        let fd = self
+            .root
+            .open_dir(norm, OFlags::RDONLY)
+            .map_err(errno_at("openat2", &self.path, norm))?;
+        self.set_owner_mode(fd.as_fd(), meta, true, norm)?;
+        self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
+        self.dirs.push((norm.to_vec(), meta.times()));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leaf<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        ext: &Extensions,
+        raw_path: &[u8],
+        norm: &[u8],
+        parent: &[u8],
+        name: &[u8],
+        meta: &EntryMeta,
+    ) -> Result<()> {
+        let name = OsStr::from_bytes(name);
+        let mode = Mode::from_raw_mode(meta.mode & 0o7777);
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                let pfd = self.root.dir(parent)?;
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let open = || rustix::fs::openat(pfd, name, flags, mode);
+                let (fd, replaced) = create_or_replace_with(pfd, name, open)
+                    .map_err(errno_at("openat", &self.path, norm))?;
+                let mut file = std::fs::File::from(fd);
+                copy_content(entry, &mut file, &mut self.buf)
+                    .map_err(|e| content_error(e, self.path.join(OsStr::from_bytes(norm))))?;
+                self.stats.bytes += entry.size();
+                let fd = OwnedFd::from(file);
+                self.after(replaced);
+                self.set_owner_mode(fd.as_fd(), meta, false, norm)?;
+                self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
+                rustix::fs::futimens(&fd, &meta.times())
+                    .map_err(errno_at("futimens", &self.path, norm))
+            }
+            EntryType::Symlink => {
+                let target = ext
+                    .link(entry.header())
+                    .ok_or_else(|| bad_entry(raw_path, "symlink without target"))?;
+                let pfd = self.root.dir(parent)?;
+                let make = || rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name);
+                let replaced = create_or_replace(pfd, name, make).map_err(errno_at(
+                    "symlinkat",
+                    &self.path,
+                    norm,
+                ))?;
+                self.after(replaced);
+                self.finish_at(parent, name, meta, norm, false)
+            }
+            EntryType::Link => {
+                let target = ext
+                    .link(entry.header())
+                    .ok_or_else(|| bad_entry(raw_path, "hardlink without target"))?;
+                let target = normalize(&target)?;
+                if target.is_empty() || target == norm {
+                    return Err(bad_entry(raw_path, "hardlink to itself or to the root"));
+                }
+                let (tparent, tname) = split(&target);
+                let tfd = self
+                    .root
+                    .open_dir(tparent, OFlags::PATH)
+                    .map_err(errno_at("openat2", &self.path, tparent))?;
+                let pfd = self.root.dir(parent)?;
+                let tname = OsStr::from_bytes(tname);
+                let link = || rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty());
+                let replaced = create_or_replace(pfd, name, link)
+                    .map_err(errno_at("linkat", &self.path, norm))?;
+                self.after(replaced);
+                Ok(())
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (ft, dev) = match kind {
+                    EntryType::Char => (FileType::CharacterDevice, meta.dev),
+                    EntryType::Block => (FileType::BlockDevice, meta.dev),
+                    _ => (FileType::Fifo, 0),
+                };
+                let pfd = self.root.dir(parent)?;
+                let make = || rustix::fs::mknodat(pfd, name, ft, mode, dev);
+                let replaced = create_or_replace(pfd, name, make)
+                    .map_err(errno_at("mknodat", &self.path, norm))?;
+                self.after(replaced);
+                self.finish_at(parent, name, meta, norm, true)
+            }
+            other => Err(bad_entry(
+                raw_path,
+                format!("unsupported entry type {:?}", other.as_byte() as char),
+            )),
+        }
+    }
+
+    /// Owner, mode, xattrs and times of a symlink or special file, through
+    /// its parent's fd (these cannot be opened for writing).
+    fn finish_at(
+        &mut self,
+        parent: &[u8],
+        name: &OsStr,
+        meta: &EntryMeta,
+        norm: &[u8],
+        chmod: bool,
+    ) -> Result<()> {
+        let opts = self.opts;
+        let pfd = self.root.dir(parent)?;
+        if opts.same_owner {
+            rustix::fs::chownat(
+                pfd,
+                name,
+                Some(meta.uid),
+                Some(meta.gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno_at("fchownat", &self.path, norm))?;
+        }
+        if chmod {
+            rustix::fs::chmodat(
+                pfd,
+                name,
+                Mode::from_raw_mode(meta.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(errno_at("fchmodat", &self.path, norm))?;
+        }
+        for (key, value) in meta
+            .xattrs
+            .iter()
+            .filter(|(k, _)| !crate::whiteout::is_overlay_xattr(k))
+        {
+            let proc = format!("/proc/self/fd/{}/", rustix::fd::AsRawFd::as_raw_fd(&pfd));
+            let path = [proc.as_bytes(), name.as_bytes()].concat();
+            rustix::fs::lsetxattr(
+                OsStr::from_bytes(&path),
+                OsStr::from_bytes(key),
+                value,
+                XattrFlags::empty(),
+            )
+            .map_err(errno_at("lsetxattr", &self.path, norm))?;
+        }
+        self.stats.dropped_xattrs += meta.overlay_xattrs();
+        rustix::fs::utimensat(pfd, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_at("utimensat", &self.path, norm))
+    }
+
+    fn set_owner_mode(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &EntryMeta,
+        is_dir: bool,
+        norm: &[u8],
+    ) -> Result<()> {
+        if self.opts.same_owner {
+            rustix::fs::fchown(fd, Some(meta.uid), Some(meta.gid))
+                .map_err(errno_at("fchown", &self.path, norm))?;
+        }
+        // A fresh file has `mode & !umask`; chown clears setuid/setgid.
+        let mode = meta.mode & 0o7777;
+        if is_dir || mode & 0o7000 != 0 || mode & self.umask != 0 {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+                .map_err(errno_at("fchmod", &self.path, norm))?;
+        }
+        Ok(())
+    }
+
+    fn set_xattrs_fd(&mut self, fd: BorrowedFd<'_>, meta: &EntryMeta, norm: &[u8]) -> Result<()> {
+        for (key, value) in meta
+            .xattrs
+            .iter()
+            .filter(|(k, _)| !crate::whiteout::is_overlay_xattr(k))
+        {
+            rustix::fs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty())
+                .map_err(errno_at("fsetxattr", &self.path, norm))?;
+        }
+        self.stats.dropped_xattrs += meta.overlay_xattrs();
+        Ok(())
+    }
+
+    /// Empty opaque directories of what this layer did not write, then set
+    /// directory times (last, since creating entries changes them).
+    fn finish(mut self) -> Result<ApplyStats> {
+        for dir in std::mem::take(&mut self.opaque) {
+            let fd = self
+                .root
+                .open_dir(&dir, OFlags::RDONLY)
+                .map_err(errno_at("openat2", &self.path, &dir))?;
+            for child in dir_names(fd.as_fd()).map_err(errno_at("getdents", &self.path, &dir))? {
+                let mut key = dir.clone();
+                if !key.is_empty() {
+                    key.push(b'/');
+                }
+                key.extend_from_slice(child.as_bytes());
+                if !self.seen.contains(&key) {
+                    remove_all_at(fd.as_fd(), &child)
+                        .map_err(errno_at("unlinkat", &self.path, &key))?;
+                }
+            }
+        }
+        for (dir, times) in &self.dirs {
+            let fd = self
+                .root
+                .open_dir(dir, OFlags::RDONLY)
+                .map_err(errno_at("openat2", &self.path, dir))?;
+            rustix::fs::futimens(&fd, times).map_err(errno_at("futimens", &self.path, dir))?;
+        }
+        Ok(self.stats)
+    }
+}
+
+/// Split `a/b/c` into (`a/b`, `c`).
+fn split(norm: &[u8]) -> (&[u8], &[u8]) {
+    match norm.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&norm[..i], &norm[i + 1..]),
+        None => (&b""[..], norm),
+    }
+}
+
+/// Run `make`; if the name exists, remove what is there and run it again.
+/// Returns whether something was replaced.
+fn create_or_replace(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mut make: impl FnMut() -> rustix::io::Result<()>,
+) -> rustix::io::Result<bool> {
+    create_or_replace_with(dir, name, &mut make).map(|((), replaced)| replaced)
+}
+
+fn create_or_replace_with<T>(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mut make: impl FnMut() -> rustix::io::Result<T>,
+) -> rustix::io::Result<(T, bool)> {
+    match make() {
+        Ok(t) => Ok((t, false)),
+        Err(Errno::EXIST) => {
+            remove_all_at(dir, name)?;
+            Ok((make()?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copy an entry's content into `file` through the reused buffer `buf`.
+fn copy_content(
+    from: &mut impl Read,
+    file: &mut std::fs::File,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        file.write_all(&buf[..n])?;
+    }
+}
+
+/// Reading the archive fails as an archive error; writing the file as I/O.
+fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
+        _ => Error::Io {
+            syscall: "write",
+            path,
+            source: e,
+        },
+    }
+}
+
+/// The process umask, read from `/proc/self/status` (umask(2) would change
+/// it for other threads); 0o022 when unknown.
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}

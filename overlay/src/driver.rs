@@ -1,0 +1,421 @@
+//! Docker's overlay2 driver directory (`<data-root>/overlay2`).
+//!
+//! ```text
+//! <home>/l/<26-char link> -> ../<id>/diff
+//! <home>/<id>/diff/        the layer's files (0755)
+//! <home>/<id>/link         its short link name, no newline
+//! <home>/<id>/lower        l/<link>:l/<link>... of its parents, nearest first
+//! <home>/<id>/work/        overlay's work directory (0700; only with a parent)
+//! <home>/<id>/merged/      where get() mounts it (0700)
+//! <home>/<id>/committed    empty (0600): the layer is read-only
+//! ```
+//! Modes: home 0710, `l/` 0700, `<id>/` 0710.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result, io_err};
+use crate::mount::{Mount, mounts_below, unmount};
+
+/// Length of a short link name.
+const LINK_LEN: usize = 26;
+/// The directory of short links.
+const LINK_DIR: &str = "l";
+
+/// An overlay2 driver home. `Send + Sync`; mounts are reference-counted
+/// within the process.
+#[derive(Debug)]
+pub struct Driver {
+    home: PathBuf,
+    refs: Mutex<HashMap<String, usize>>,
+}
+
+impl Driver {
+    /// Open (creating if needed) the driver home `home`: checks the backing
+    /// filesystem, creates `l/`, restores missing short links and detaches
+    /// stale mounts left under `<home>/*/merged` by an earlier process.
+    pub fn open(home: &Path) -> Result<Driver> {
+        mkdir_mode(home, 0o710, true)?;
+        crate::probe::check_backing_fs(home)?;
+        mkdir_mode(&home.join(LINK_DIR), 0o700, false)?;
+        let driver = Driver {
+            home: home.to_path_buf(),
+            refs: Mutex::new(HashMap::new()),
+        };
+        for m in mounts_below(home)? {
+            if m.file_name().is_some_and(|n| n == "merged") {
+                let _ = unmount(&m);
+            }
+        }
+        for id in driver.list()? {
+            driver.repair_link(&id)?;
+        }
+        Ok(driver)
+    }
+
+    /// The driver home.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Create the layer `id` on top of `parent` (none for a base layer).
+    pub fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        let dir = self.layer_dir(id)?;
+        let lower = match parent {
+            Some(p) => {
+                let link = self.link(p)?;
+                let mut lower = format!("{LINK_DIR}/{link}");
+                match std::fs::read_to_string(self.layer_dir(p)?.join("lower")) {
+                    Ok(pl) => {
+                        lower.push(':');
+                        lower.push_str(pl.trim());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("read", &self.home.join(p).join("lower"))(e)),
+                }
+                Some(lower)
+            }
+            None => None,
+        };
+        match std::fs::DirBuilder::new().mode(0o710).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::LayerExists(id.into()));
+            }
+            Err(e) => return Err(io_err("mkdir", &dir)(e)),
+        }
+        let made = (|| {
+            set_mode(&dir, 0o710)?;
+            mkdir_mode(&dir.join("diff"), 0o755, false)?;
+            let link = new_link()?;
+            std::os::unix::fs::symlink(
+                format!("../{id}/diff"),
+                self.home.join(LINK_DIR).join(&link),
+            )
+            .map_err(io_err("symlink", &self.home.join(LINK_DIR).join(&link)))?;
+            write_file(&dir.join("link"), link.as_bytes(), 0o644)?;
+            if let Some(lower) = &lower {
+                mkdir_mode(&dir.join("work"), 0o700, false)?;
+                write_file(&dir.join("lower"), lower.as_bytes(), 0o644)?;
+            }
+            Ok(())
+        })();
+        if made.is_err() {
+            let _ = self.remove(id);
+        }
+        made
+    }
+
+    /// `<home>/<id>/diff`.
+    pub fn diff_dir(&self, id: &str) -> PathBuf {
+        self.home.join(id).join("diff")
+    }
+
+    /// The parents' diff directories (absolute), nearest first; empty for a
+    /// base layer.
+    pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        let dir = self.layer_dir(id)?;
+        let lower = match std::fs::read_to_string(dir.join("lower")) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return if dir.is_dir() {
+                    Ok(Vec::new())
+                } else {
+                    Err(Error::NoSuchLayer(id.into()))
+                };
+            }
+            Err(e) => return Err(io_err("read", &dir.join("lower"))(e)),
+        };
+        let mut out = Vec::new();
+        for entry in lower.trim().split(':').filter(|s| !s.is_empty()) {
+            let link = self.home.join(entry);
+            let target = std::fs::read_link(&link).map_err(io_err("readlink", &link))?;
+            let resolved = link.parent().unwrap_or(&self.home).join(target);
+            let layer =
+                resolved
+                    .parent()
+                    .and_then(Path::file_name)
+                    .ok_or_else(|| Error::CorruptLayer {
+                        id: id.into(),
+                        file: "lower",
+                        reason: format!("{entry} points nowhere"),
+                    })?;
+            out.push(self.home.join(layer).join("diff"));
+        }
+        Ok(out)
+    }
+
+    /// The mount `get` would make for `id`, or `None` for a base layer
+    /// (its diff directory is used as is). A committed layer is mounted
+    /// read-only without an upper layer.
+    pub fn mount_description(&self, id: &str) -> Result<Option<Mount>> {
+        let dir = self.layer_dir(id)?;
+        if !dir.is_dir() {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        let lowers = self.lower_dirs(id)?;
+        if lowers.is_empty() {
+            return Ok(None);
+        }
+        let mut m = Mount::new(dir.join("merged"));
+        if dir.join("committed").exists() {
+            m.lowers.push(self.diff_dir(id));
+            m.read_only = true;
+        } else {
+            m = m.upper(self.diff_dir(id), dir.join("work"));
+        }
+        m.lowers.extend(lowers);
+        Ok(Some(m))
+    }
+
+    /// Mount the layer (first call) and return its merged directory, or its
+    /// diff directory for a base layer. Each `get` needs one `put`.
+    pub fn get(&self, id: &str) -> Result<PathBuf> {
+        let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.mount_description(id)?;
+        let path = match &m {
+            Some(m) => m.target.clone(),
+            None => self.diff_dir(id),
+        };
+        let count = refs.entry(id.to_string()).or_insert(0);
+        if *count == 0
+            && let Some(m) = &m
+        {
+            mkdir_mode(&m.target, 0o700, true)?;
+            if !crate::mount::is_mount_point(&m.target)? {
+                m.mount()?;
+            }
+        }
+        *count += 1;
+        Ok(path)
+    }
+
+    /// Release one `get`; the last one unmounts and removes `merged/`.
+    pub fn put(&self, id: &str) -> Result<()> {
+        let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = self.layer_dir(id)?;
+        match refs.get_mut(id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                return Ok(());
+            }
+            _ => {
+                refs.remove(id);
+            }
+        }
+        let merged = dir.join("merged");
+        if crate::mount::is_mount_point(&merged)? {
+            unmount(&merged)?;
+        }
+        match std::fs::remove_dir(&merged) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("rmdir", &merged)(e)),
+        }
+    }
+
+    /// Remove the layer and its short link. Fails while it is mounted by
+    /// this process.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.layer_dir(id)?;
+        if self
+            .refs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+        {
+            return Err(Error::Busy(id.into()));
+        }
+        for m in mounts_below(&dir)? {
+            unmount(&m)?;
+        }
+        if let Ok(link) = std::fs::read_to_string(dir.join("link")) {
+            let link = link.trim();
+            if valid_link(link) {
+                let _ = std::fs::remove_file(self.home.join(LINK_DIR).join(link));
+            }
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &dir)(e)),
+        }
+    }
+
+    /// Whether the layer exists.
+    pub fn exists(&self, id: &str) -> bool {
+        self.layer_dir(id).is_ok_and(|d| d.join("diff").is_dir())
+    }
+
+    /// The ids of all layers, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&self.home).map_err(io_err("readdir", &self.home))? {
+            let e = e.map_err(io_err("readdir", &self.home))?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name != LINK_DIR
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && e.path().join("diff").is_dir()
+            {
+                ids.push(name);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The layer's size by Docker's rule ([`crate::diff_size`] of its diff
+    /// directory).
+    pub fn diff_size(&self, id: &str) -> Result<u64> {
+        if !self.exists(id) {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        crate::size::diff_size(&self.diff_dir(id))
+    }
+
+    /// Write the layer's `committed` file: from now on `get` mounts it
+    /// read-only.
+    pub fn mark_committed(&self, id: &str) -> Result<()> {
+        if !self.exists(id) {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        write_file(&self.layer_dir(id)?.join("committed"), b"", 0o600)
+    }
+
+    /// The layer's short link name (`link` file).
+    pub fn link(&self, id: &str) -> Result<String> {
+        let path = self.layer_dir(id)?.join("link");
+        let link = match std::fs::read_to_string(&path) {
+            Ok(l) => l.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.exists(id) => {
+                return Err(Error::NoSuchLayer(id.into()));
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        if !valid_link(&link) {
+            return Err(Error::CorruptLayer {
+                id: id.into(),
+                file: "link",
+                reason: format!("{link:?} is not a 26-character base32 name"),
+            });
+        }
+        Ok(link)
+    }
+
+    /// Restore `l/<link>` for `id`, giving it a new link if its `link` file
+    /// is missing.
+    fn repair_link(&self, id: &str) -> Result<()> {
+        let dir = self.layer_dir(id)?;
+        let link = match self.link(id) {
+            Ok(l) => l,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let l = new_link()?;
+                write_file(&dir.join("link"), l.as_bytes(), 0o644)?;
+                l
+            }
+            Err(e) => return Err(e),
+        };
+        let path = self.home.join(LINK_DIR).join(&link);
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::os::unix::fs::symlink(format!("../{id}/diff"), &path)
+                .map_err(io_err("symlink", &path))?;
+        }
+        Ok(())
+    }
+
+    /// `<home>/<id>` after checking that `id` is a plain name.
+    fn layer_dir(&self, id: &str) -> Result<PathBuf> {
+        if id.is_empty()
+            || id == "."
+            || id == ".."
+            || id == LINK_DIR
+            || id.contains('/')
+            || id.contains('\0')
+        {
+            return Err(Error::InvalidId(id.into()));
+        }
+        Ok(self.home.join(id))
+    }
+}
+
+fn valid_link(l: &str) -> bool {
+    l.len() == LINK_LEN
+        && l.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// A fresh 26-character base32 (A-Z, 2-7) name from random bytes.
+fn new_link() -> Result<String> {
+    let mut bytes = [0u8; 17];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err("read", "/dev/urandom"))?;
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = String::with_capacity(LINK_LEN);
+    for b in bytes {
+        bits = (bits << 8) | u32::from(b);
+        nbits += 8;
+        while nbits >= 5 && out.len() < LINK_LEN {
+            nbits -= 5;
+            out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
+        }
+    }
+    Ok(out)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err("chmod", path))
+}
+
+/// Create `path` with exactly `mode` (existing is fine; `parents` creates
+/// missing parents).
+fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
+    match std::fs::DirBuilder::new()
+        .mode(mode)
+        .recursive(parents)
+        .create(path)
+    {
+        Ok(()) => set_mode(path, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(io_err("mkdir", path)(e)),
+    }
+}
+
+/// Write `data` to a temporary name, fsync, set `mode` and rename.
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err("open", &tmp))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err("write", &tmp))?;
+    set_mode(&tmp, mode)?;
+    std::fs::rename(&tmp, path).map_err(io_err("rename", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_26_base32_chars() {
+        let l = new_link().unwrap();
+        assert!(valid_link(&l), "{l}");
+        assert_ne!(l, new_link().unwrap());
+    }
+}

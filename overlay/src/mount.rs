@@ -1,0 +1,570 @@
+//! Overlay mounts: a description that can be inspected, printed and
+//! mounted.
+//!
+//! [`Mount::mount`] uses the new mount API (`fsopen("overlay")`, one
+//! `fsconfig(FSCONFIG_SET_STRING, "lowerdir+", dir)` per layer, `fsmount`,
+//! `move_mount`) where the kernel has `lowerdir+` (6.8+). Otherwise it calls
+//! mount(2) with the options in one page; when they do not fit, it uses
+//! paths relative to the layers' common parent from a thread that did
+//! `unshare(CLONE_FS)` and `chdir` (Docker's workaround).
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::CWD;
+use rustix::io::Errno;
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
+};
+
+use crate::error::{Error, Result, errno};
+
+/// The kernel's limit on lower layers (`OVL_MAX_STACK`).
+pub const MAX_LOWERS: usize = 500;
+
+/// `redirect_dir=` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedirectDir {
+    /// Create and follow redirects.
+    On,
+    /// Follow redirects, create none.
+    Follow,
+    /// Neither create nor follow.
+    NoFollow,
+    /// Create none; follow them only for compatibility.
+    Off,
+}
+
+/// `xino=` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Xino {
+    /// Always use extended inode numbers.
+    On,
+    /// Never.
+    Off,
+    /// When the layers' inode numbers leave room.
+    Auto,
+}
+
+/// Overlay mount options; `None` leaves the kernel's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// `index=on|off`.
+    pub index: Option<bool>,
+    /// `redirect_dir=...`.
+    pub redirect_dir: Option<RedirectDir>,
+    /// `metacopy=on|off`.
+    pub metacopy: Option<bool>,
+    /// `xino=...`.
+    pub xino: Option<Xino>,
+    /// `userxattr`: keep overlay marks in `user.overlay.*`.
+    pub userxattr: bool,
+    /// `volatile`: skip syncs to the upper layer (needs an upper layer).
+    pub volatile: bool,
+    /// `nfs_export=on|off`.
+    pub nfs_export: Option<bool>,
+}
+
+impl MountOptions {
+    /// The options as `(key, value)` pairs; a flag has no value.
+    pub fn pairs(&self) -> Vec<(&'static str, Option<&'static str>)> {
+        let onoff = |b: bool| Some(if b { "on" } else { "off" });
+        let mut out = Vec::new();
+        if let Some(b) = self.index {
+            out.push(("index", onoff(b)));
+        }
+        if let Some(r) = self.redirect_dir {
+            let v = match r {
+                RedirectDir::On => "on",
+                RedirectDir::Follow => "follow",
+                RedirectDir::NoFollow => "nofollow",
+                RedirectDir::Off => "off",
+            };
+            out.push(("redirect_dir", Some(v)));
+        }
+        if let Some(b) = self.metacopy {
+            out.push(("metacopy", onoff(b)));
+        }
+        if let Some(x) = self.xino {
+            let v = match x {
+                Xino::On => "on",
+                Xino::Off => "off",
+                Xino::Auto => "auto",
+            };
+            out.push(("xino", Some(v)));
+        }
+        if self.userxattr {
+            out.push(("userxattr", None));
+        }
+        if self.volatile {
+            out.push(("volatile", None));
+        }
+        if let Some(b) = self.nfs_export {
+            out.push(("nfs_export", onoff(b)));
+        }
+        out
+    }
+
+    /// Parse a comma-separated list such as `index=off,metacopy=on,userxattr`.
+    pub fn parse(s: &str) -> Result<MountOptions> {
+        let mut o = MountOptions::default();
+        let bad = |opt: &str| Error::InvalidMount(format!("unknown or malformed option {opt:?}"));
+        for opt in s.split(',').filter(|o| !o.is_empty()) {
+            let (key, value) = opt
+                .split_once('=')
+                .map_or((opt, None), |(k, v)| (k, Some(v)));
+            let onoff = |v: Option<&str>| match v {
+                Some("on") => Ok(true),
+                Some("off") => Ok(false),
+                _ => Err(bad(opt)),
+            };
+            match key {
+                "index" => o.index = Some(onoff(value)?),
+                "metacopy" => o.metacopy = Some(onoff(value)?),
+                "nfs_export" => o.nfs_export = Some(onoff(value)?),
+                "userxattr" if value.is_none() => o.userxattr = true,
+                "volatile" if value.is_none() => o.volatile = true,
+                "redirect_dir" => {
+                    o.redirect_dir = Some(match value {
+                        Some("on") => RedirectDir::On,
+                        Some("follow") => RedirectDir::Follow,
+                        Some("nofollow") => RedirectDir::NoFollow,
+                        Some("off") => RedirectDir::Off,
+                        _ => return Err(bad(opt)),
+                    })
+                }
+                "xino" => {
+                    o.xino = Some(match value {
+                        Some("on") => Xino::On,
+                        Some("off") => Xino::Off,
+                        Some("auto") => Xino::Auto,
+                        _ => return Err(bad(opt)),
+                    })
+                }
+                _ => return Err(bad(opt)),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// An overlay mount: lower layers (top-most first, as in `lowerdir=`), an
+/// optional upper and work directory, the target and options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Lower layers, top-most first.
+    pub lowers: Vec<PathBuf>,
+    /// The writable layer, with its work directory (same filesystem).
+    pub upper: Option<(PathBuf, PathBuf)>,
+    /// Where the merged view appears.
+    pub target: PathBuf,
+    /// Overlay options.
+    pub options: MountOptions,
+    /// Mount read-only (`MOUNT_ATTR_RDONLY` / `MS_RDONLY`).
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// A mount of no layers yet onto `target`.
+    pub fn new(target: impl Into<PathBuf>) -> Mount {
+        Mount {
+            lowers: Vec::new(),
+            upper: None,
+            target: target.into(),
+            options: MountOptions::default(),
+            read_only: false,
+        }
+    }
+
+    /// Add a lower layer below those already added.
+    pub fn lower(mut self, dir: impl Into<PathBuf>) -> Mount {
+        self.lowers.push(dir.into());
+        self
+    }
+
+    /// Set the upper layer and its work directory.
+    pub fn upper(mut self, upper: impl Into<PathBuf>, work: impl Into<PathBuf>) -> Mount {
+        self.upper = Some((upper.into(), work.into()));
+        self
+    }
+
+    /// Set the options.
+    pub fn options(mut self, options: MountOptions) -> Mount {
+        self.options = options;
+        self
+    }
+
+    /// Check what the kernel would refuse, before any syscall: no lowers,
+    /// more than [`MAX_LOWERS`], a single lower without an upper, `volatile`
+    /// without an upper.
+    pub fn validate(&self) -> Result<()> {
+        if self.lowers.len() > MAX_LOWERS {
+            return Err(Error::TooManyLowers {
+                count: self.lowers.len(),
+                max: MAX_LOWERS,
+            });
+        }
+        if self.lowers.is_empty() {
+            return Err(Error::InvalidMount("no lower layer".into()));
+        }
+        if self.upper.is_none() && self.lowers.len() < 2 {
+            return Err(Error::InvalidMount(
+                "without an upper layer the kernel needs at least two lowers".into(),
+            ));
+        }
+        if self.upper.is_none() && self.options.volatile {
+            return Err(Error::InvalidMount("volatile needs an upper layer".into()));
+        }
+        Ok(())
+    }
+
+    /// The mount(2) data string (`lowerdir=a:b,upperdir=..,workdir=..,...`),
+    /// with `:`, `,` and `\` in paths escaped.
+    pub fn data(&self) -> String {
+        self.data_with(|p| p.to_path_buf())
+    }
+
+    fn data_with(&self, name: impl Fn(&Path) -> PathBuf) -> String {
+        let lowers: Vec<String> = self.lowers.iter().map(|l| escape(&name(l))).collect();
+        let mut s = format!("lowerdir={}", lowers.join(":"));
+        if let Some((u, w)) = &self.upper {
+            s += &format!(
+                ",upperdir={},workdir={}",
+                escape(&name(u)),
+                escape(&name(w))
+            );
+        }
+        for (k, v) in self.options.pairs() {
+            s += ",";
+            s += k;
+            if let Some(v) = v {
+                s += "=";
+                s += v;
+            }
+        }
+        s
+    }
+
+    /// Mount it. Lowers beyond [`MAX_LOWERS`] are refused before any syscall.
+    pub fn mount(&self) -> Result<()> {
+        self.validate()?;
+        match self.mount_new_api() {
+            Err(MountApi::Unsupported) => self.mount_legacy(),
+            Err(MountApi::Failed(e)) => Err(e),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// fsopen / fsconfig(`lowerdir+`) / fsmount / move_mount.
+    fn mount_new_api(&self) -> Result<(), MountApi> {
+        let fs = match rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(Errno::NOSYS) => return Err(MountApi::Unsupported),
+            Err(e) => return Err(MountApi::Failed(errno("fsopen", "overlay")(e))),
+        };
+        for (i, lower) in self.lowers.iter().enumerate() {
+            if let Err(e) = rustix::mount::fsconfig_set_string(&fs, "lowerdir+", lower) {
+                // A kernel without `lowerdir+` rejects the key itself.
+                if i == 0 && e == Errno::INVAL && kernel_log(&fs).contains("lowerdir+") {
+                    return Err(MountApi::Unsupported);
+                }
+                return Err(MountApi::Failed(config_error(&fs, lower, e)));
+            }
+        }
+        if let Some((u, w)) = &self.upper {
+            for (key, dir) in [("upperdir", u), ("workdir", w)] {
+                rustix::mount::fsconfig_set_string(&fs, key, dir)
+                    .map_err(|e| MountApi::Failed(config_error(&fs, dir, e)))?;
+            }
+        }
+        for (key, value) in self.options.pairs() {
+            let r = match value {
+                Some(v) => rustix::mount::fsconfig_set_string(&fs, key, v),
+                None => rustix::mount::fsconfig_set_flag(&fs, key),
+            };
+            r.map_err(|e| MountApi::Failed(config_error(&fs, Path::new(key), e)))?;
+        }
+        rustix::mount::fsconfig_create(&fs)
+            .map_err(|e| MountApi::Failed(config_error(&fs, &self.target, e)))?;
+        let attrs = if self.read_only {
+            MountAttrFlags::MOUNT_ATTR_RDONLY
+        } else {
+            MountAttrFlags::empty()
+        };
+        let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+            .map_err(|e| MountApi::Failed(errno("fsmount", &self.target)(e)))?;
+        move_mount_to(&mnt, &self.target).map_err(MountApi::Failed)
+    }
+
+    /// mount(2), with relative names when the data exceeds a page.
+    fn mount_legacy(&self) -> Result<()> {
+        let flags = if self.read_only {
+            MountFlags::RDONLY
+        } else {
+            MountFlags::empty()
+        };
+        let data = self.data();
+        if data.len() < page_size() {
+            return rustix::mount::mount(
+                "overlay",
+                &self.target,
+                "overlay",
+                flags,
+                Some(cstr(&data)?.as_c_str()),
+            )
+            .map_err(errno("mount", &self.target));
+        }
+        let base = self.common_parent();
+        let short = self.data_with(|p| p.strip_prefix(&base).unwrap_or(p).to_path_buf());
+        if short.len() >= page_size() {
+            return Err(Error::InvalidMount(format!(
+                "mount options of {} bytes do not fit one page even relative to {}",
+                short.len(),
+                base.display()
+            )));
+        }
+        let target = std::path::absolute(&self.target)
+            .map_err(crate::error::io_err("realpath", &self.target))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: this thread is ours alone; unsharing its fs struct
+                // makes the chdir below invisible to other threads.
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }
+                    .map_err(errno("unshare(CLONE_FS)", &base))?;
+                rustix::process::chdir(&base).map_err(errno("chdir", &base))?;
+                rustix::mount::mount(
+                    "overlay",
+                    &target,
+                    "overlay",
+                    flags,
+                    Some(cstr(&short)?.as_c_str()),
+                )
+                .map_err(errno("mount", &target))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidMount("mount thread panicked".into())))
+        })
+    }
+
+    /// The deepest directory containing every layer path.
+    fn common_parent(&self) -> PathBuf {
+        let mut all = self
+            .lowers
+            .iter()
+            .chain(self.upper.iter().flat_map(|(u, w)| [u, w]));
+        let mut base = all
+            .next()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for p in all {
+            while !p.starts_with(&base) {
+                match base.parent() {
+                    Some(b) => base = b.to_path_buf(),
+                    None => break,
+                }
+            }
+        }
+        base
+    }
+}
+
+/// Prints the description like `docker inspect`'s GraphDriver data:
+/// `{"LowerDir":"a:b","MergedDir":"..","UpperDir":"..","WorkDir":".."}`.
+impl fmt::Display for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        write!(f, "{{\"LowerDir\":{}", json(&lowers.join(":")))?;
+        write!(
+            f,
+            ",\"MergedDir\":{}",
+            json(&self.target.display().to_string())
+        )?;
+        if let Some((u, w)) = &self.upper {
+            write!(f, ",\"UpperDir\":{}", json(&u.display().to_string()))?;
+            write!(f, ",\"WorkDir\":{}", json(&w.display().to_string()))?;
+        }
+        write!(f, "}}")
+    }
+}
+
+enum MountApi {
+    Unsupported,
+    Failed(Error),
+}
+
+/// Detach-unmount `target` (`umount2(MNT_DETACH)`).
+pub fn unmount(target: &Path) -> Result<()> {
+    rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(errno("umount2", target))
+}
+
+/// Mount points at or below `dir`, deepest first, from
+/// `/proc/self/mountinfo`.
+pub fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>> {
+    let info = std::fs::read("/proc/self/mountinfo")
+        .map_err(crate::error::io_err("read", "/proc/self/mountinfo"))?;
+    let mut found: Vec<PathBuf> = info
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
+        .map(|p| {
+            PathBuf::from(std::ffi::OsString::from(std::ffi::OsStr::from_bytes(
+                &unescape_octal(p),
+            )))
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    Ok(found)
+}
+
+/// Whether `path` is a mount point.
+pub fn is_mount_point(path: &Path) -> Result<bool> {
+    Ok(mounts_below(path)?.iter().any(|p| p == path))
+}
+
+fn move_mount_to(mnt: &OwnedFd, target: &Path) -> Result<()> {
+    rustix::mount::move_mount(
+        mnt.as_fd(),
+        "",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(errno("move_mount", target))
+}
+
+/// The kernel's messages on a filesystem context (read until empty).
+fn kernel_log(fs: &OwnedFd) -> String {
+    let mut out = String::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = rustix::io::read(fs, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(String::from_utf8_lossy(&buf[..n]).trim_end());
+    }
+    out
+}
+
+fn config_error(fs: &OwnedFd, path: &Path, e: Errno) -> Error {
+    let log = kernel_log(fs);
+    let syscall = "fsconfig";
+    if log.is_empty() {
+        errno(syscall, path)(e)
+    } else {
+        Error::Io {
+            syscall,
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::Error::from(e).kind(), format!("{e} ({log})")),
+        }
+    }
+}
+
+fn cstr(s: &str) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| Error::InvalidMount("a path contains a NUL byte".into()))
+}
+
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+fn escape(p: &Path) -> String {
+    let mut s = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, ':' | ',' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s
+}
+
+fn json(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn unescape_octal(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\'
+            && i + 3 < s.len()
+            && s[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            out.push((s[i + 1] - b'0') * 64 + (s[i + 2] - b'0') * 8 + (s[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_prints_like_graph_driver_data() {
+        let m = Mount::new("/m").lower("/l1").lower("/l2").upper("/u", "/w");
+        assert_eq!(
+            m.to_string(),
+            r#"{"LowerDir":"/l1:/l2","MergedDir":"/m","UpperDir":"/u","WorkDir":"/w"}"#
+        );
+        assert_eq!(m.data(), "lowerdir=/l1:/l2,upperdir=/u,workdir=/w");
+    }
+
+    #[test]
+    fn options_round_trip_through_parse() {
+        let o = MountOptions::parse(
+            "index=off,redirect_dir=follow,metacopy=on,xino=auto,userxattr,volatile,nfs_export=off",
+        )
+        .unwrap();
+        let m = Mount::new("/m").lower("/a,b").upper("/u", "/w").options(o);
+        assert_eq!(
+            m.data(),
+            "lowerdir=/a\\,b,upperdir=/u,workdir=/w,index=off,redirect_dir=follow,metacopy=on,xino=auto,userxattr,volatile,nfs_export=off"
+        );
+        assert!(MountOptions::parse("index=maybe").is_err());
+        assert!(MountOptions::parse("lowerdir=/x").is_err());
+    }
+
+    #[test]
+    fn too_many_lowers_is_refused_before_any_syscall() {
+        let mut m = Mount::new("/nonexistent-target");
+        m.lowers = (0..501).map(|i| PathBuf::from(format!("/l{i}"))).collect();
+        assert!(matches!(
+            m.mount(),
+            Err(Error::TooManyLowers {
+                count: 501,
+                max: 500
+            })
+        ));
+    }
+
+    #[test]
+    fn mountinfo_octal_escapes_decode() {
+        assert_eq!(unescape_octal(br"/a\040b"), b"/a b");
+        assert_eq!(unescape_octal(br"/a\04"), br"/a\04");
+    }
+}

@@ -1,0 +1,260 @@
+//! Reading one layer tar entry's name and metadata: GNU long names, PAX
+//! records (with a size cap), name normalisation.
+
+use std::io::Read;
+
+use rustix::fs::{Dev, Gid, Timespec, Timestamps, Uid};
+use tar::{EntryType, Header, PaxExtensions};
+
+use crate::error::{Error, Result};
+use crate::root::bad_entry;
+
+/// The extension headers (GNU `L`/`K`, PAX `x`) that precede an entry.
+#[derive(Debug, Default)]
+pub(crate) struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+impl Extensions {
+    /// If `entry` is an extension header, read it (at most `cap` bytes) and
+    /// return true. PAX global headers are read and ignored.
+    pub(crate) fn absorb<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        cap: u64,
+    ) -> Result<bool> {
+        let is_pax = entry.header().entry_type() == EntryType::XHeader;
+        let slot = match entry.header().entry_type() {
+            EntryType::GNULongName => &mut self.long_name,
+            EntryType::GNULongLink => &mut self.long_link,
+            EntryType::XHeader => &mut self.pax,
+            EntryType::XGlobalHeader => return Ok(true),
+            _ => return Ok(false),
+        };
+        let name = entry.header().path_bytes().into_owned();
+        if slot.is_some() {
+            return Err(bad_entry(
+                &name,
+                "two extension headers of one kind for one entry",
+            ));
+        }
+        if entry.size() > cap {
+            return Err(bad_entry(
+                &name,
+                format!(
+                    "extension header of {} bytes exceeds the {cap}-byte limit",
+                    entry.size()
+                ),
+            ));
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(Error::Archive)?;
+        if data.last() == Some(&0) && !is_pax {
+            data.pop();
+        }
+        *slot = Some(data);
+        Ok(true)
+    }
+
+    /// Whether no extension header is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.long_name.is_none() && self.long_link.is_none() && self.pax.is_none()
+    }
+
+    fn pax_value(&self, key: &[u8]) -> Option<&[u8]> {
+        let pax = self.pax.as_deref()?;
+        PaxExtensions::new(pax)
+            .filter_map(|r| r.ok())
+            .find(|e| e.key_bytes() == key)
+            .map(|e| e.value_bytes())
+    }
+
+    /// The entry's name: GNU long name, else PAX `path`, else the header's.
+    pub(crate) fn path(&self, header: &Header) -> Vec<u8> {
+        if let Some(n) = &self.long_name {
+            return n.clone();
+        }
+        match self.pax_value(b"path") {
+            Some(p) => p.to_vec(),
+            None => header.path_bytes().into_owned(),
+        }
+    }
+
+    /// The link target: GNU long link, else PAX `linkpath`, else the
+    /// header's; `None` when empty.
+    pub(crate) fn link(&self, header: &Header) -> Option<Vec<u8>> {
+        let link = if let Some(n) = &self.long_link {
+            n.clone()
+        } else if let Some(p) = self.pax_value(b"linkpath") {
+            p.to_vec()
+        } else {
+            header.link_name_bytes()?.into_owned()
+        };
+        (!link.is_empty()).then_some(link)
+    }
+}
+
+/// An entry's owner, mode, times, device number and xattrs.
+#[derive(Debug)]
+pub(crate) struct EntryMeta {
+    pub(crate) mode: u32,
+    pub(crate) uid: Uid,
+    pub(crate) gid: Gid,
+    pub(crate) dev: Dev,
+    mtime: Timespec,
+    atime: Option<Timespec>,
+    /// `SCHILY.xattr.*` records, name without the prefix.
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EntryMeta {
+    /// Read the header, with PAX records overriding it.
+    pub(crate) fn parse(
+        header: &Header,
+        ext: &Extensions,
+        path: &[u8],
+        size: u64,
+    ) -> Result<EntryMeta> {
+        let bad = |what: &str, e: std::io::Error| bad_entry(path, format!("bad {what}: {e}"));
+        let mut uid = header.uid().map_err(|e| bad("uid", e))?;
+        let mut gid = header.gid().map_err(|e| bad("gid", e))?;
+        let mut mtime = Timespec {
+            tv_sec: i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?).unwrap_or(i64::MAX),
+            tv_nsec: 0,
+        };
+        let mut atime = None;
+        let mut xattrs = Vec::new();
+        if let Some(pax) = &ext.pax {
+            for rec in PaxExtensions::new(pax) {
+                let rec = rec.map_err(|e| bad("PAX record", e))?;
+                let (key, value) = (rec.key_bytes(), rec.value_bytes());
+                match key {
+                    b"uid" => {
+                        uid = parse_u64(value).ok_or_else(|| bad_entry(path, "bad PAX uid"))?
+                    }
+                    b"gid" => {
+                        gid = parse_u64(value).ok_or_else(|| bad_entry(path, "bad PAX gid"))?
+                    }
+                    b"mtime" => {
+                        mtime = parse_time(value).ok_or_else(|| bad_entry(path, "bad PAX mtime"))?
+                    }
+                    b"atime" => {
+                        atime = Some(
+                            parse_time(value).ok_or_else(|| bad_entry(path, "bad PAX atime"))?,
+                        )
+                    }
+                    b"size" => {
+                        if parse_u64(value) != Some(size) {
+                            return Err(bad_entry(path, "PAX size differs from the header's size"));
+                        }
+                    }
+                    _ if key.starts_with(b"GNU.sparse.") => {
+                        return Err(bad_entry(path, "sparse files are not supported in layers"));
+                    }
+                    _ => {
+                        if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                            xattrs.push((name.to_vec(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        let id = |v: u64, what: &str| {
+            u32::try_from(v).map_err(|_| bad_entry(path, format!("{what} {v} out of range")))
+        };
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        Ok(EntryMeta {
+            mode: header.mode().map_err(|e| bad("mode", e))?,
+            uid: Uid::from_raw(id(uid, "uid")?),
+            gid: Gid::from_raw(id(gid, "gid")?),
+            dev: rustix::fs::makedev(major, minor),
+            mtime,
+            atime,
+            xattrs,
+        })
+    }
+
+    /// Access and modification times (access = modification unless PAX
+    /// records an atime).
+    pub(crate) fn times(&self) -> Timestamps {
+        Timestamps {
+            last_access: self.atime.unwrap_or(self.mtime),
+            last_modification: self.mtime,
+        }
+    }
+
+    /// How many of the xattrs are overlayfs's own (never applied).
+    pub(crate) fn overlay_xattrs(&self) -> u64 {
+        self.xattrs
+            .iter()
+            .filter(|(k, _)| crate::whiteout::is_overlay_xattr(k))
+            .count() as u64
+    }
+}
+
+fn parse_u64(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// A PAX time: decimal seconds with an optional fraction.
+fn parse_time(v: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let tv_sec: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let mut tv_nsec: i64 = digits.parse().ok()?;
+    let mut tv_sec = tv_sec;
+    if secs.starts_with('-') && tv_nsec > 0 {
+        tv_sec -= 1;
+        tv_nsec = 1_000_000_000 - tv_nsec;
+    }
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+/// A tar name made relative and clean: leading `/` and `.` components and
+/// repeated slashes dropped; `..` anywhere is an error. Empty means the root.
+pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(bad_entry(raw, "`..` in a layer path")),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalised_and_dotdot_refused() {
+        assert_eq!(normalize(b"./a//b/./c/").unwrap(), b"a/b/c");
+        assert_eq!(normalize(b"/etc/passwd").unwrap(), b"etc/passwd");
+        assert_eq!(normalize(b"./").unwrap(), b"");
+        assert!(normalize(b"a/../../b").is_err());
+        assert!(normalize(b"..").is_err());
+    }
+
+    #[test]
+    fn pax_times_keep_their_fraction() {
+        let t = parse_time(b"1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        let t = parse_time(b"-1.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750_000_000));
+        assert!(parse_time(b"12x").is_none());
+    }
+}

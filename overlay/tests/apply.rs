@@ -1,0 +1,196 @@
+//! Applying layer tars: agreement with GNU tar, whiteout conversion,
+//! applying onto existing trees.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::process::Command;
+
+use common::{RawTar, populate, read_xattr, run, snapshot};
+use dunnage_overlay::{ApplyOptions, Error, apply_layer};
+use dunnage_testsupport::{TempDir, require_root};
+
+#[test]
+fn apply_matches_gnu_tar_extraction() {
+    require_root!();
+    let t = TempDir::new("apply-gnu").unwrap();
+    let src = t.join("src");
+    std::fs::create_dir(&src).unwrap();
+    populate(&src);
+    let tarball = t.join("layer.tar");
+    run(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-cf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&src)
+        .arg("."));
+    let by_tar = t.join("by-tar");
+    let by_us = t.join("by-us");
+    std::fs::create_dir(&by_tar).unwrap();
+    std::fs::create_dir(&by_us).unwrap();
+    run(Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "--same-owner",
+            "--numeric-owner",
+            "-xpf",
+        ])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&by_tar));
+    let stats = apply_layer(
+        std::fs::File::open(&tarball).unwrap(),
+        &by_us,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(snapshot(&by_tar, true), snapshot(&by_us, true));
+    assert_eq!(snapshot(&src, true), snapshot(&by_us, true));
+    assert!(stats.entries >= 15, "{stats:?}");
+    assert_eq!(stats.bytes, 8 + 30 + 70_000 + 9);
+}
+
+#[test]
+fn whiteouts_and_opaque_markers_become_overlay_marks() {
+    require_root!();
+    let t = TempDir::new("apply-wh").unwrap();
+    let tar = RawTar::new()
+        .dir("etc/")
+        .raw_entry(b"etc/.wh.passwd", tar::EntryType::Regular, 0o600, b"", b"")
+        .dir("var/")
+        .file("var/.wh..wh..opq", b"")
+        .file("var/new", b"n")
+        .finish();
+    let stats = apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    let wh = std::fs::symlink_metadata(t.join("etc/passwd")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    assert_eq!(read_xattr(&t.join("var"), "trusted.overlay.opaque"), b"y");
+    assert!(!t.join("var/.wh..wh..opq").exists());
+    assert_eq!(std::fs::read(t.join("var/new")).unwrap(), b"n");
+    assert_eq!(
+        (stats.whiteouts, stats.opaque_dirs, stats.entries),
+        (1, 1, 5)
+    );
+}
+
+#[test]
+fn userxattr_marks_opaque_dirs_in_the_user_namespace() {
+    require_root!();
+    let t = TempDir::new("apply-userxattr").unwrap();
+    let tar = RawTar::new().dir("d/").file("d/.wh..wh..opq", b"").finish();
+    let opts = ApplyOptions {
+        userxattr: true,
+        ..Default::default()
+    };
+    apply_layer(&tar[..], t.path(), &opts).unwrap();
+    assert_eq!(read_xattr(&t.join("d"), "user.overlay.opaque"), b"y");
+    assert!(read_xattr(&t.join("d"), "trusted.overlay.opaque").is_empty());
+}
+
+#[test]
+fn applying_onto_an_existing_tree_replaces_entries() {
+    require_root!();
+    let t = TempDir::new("apply-existing").unwrap();
+    let root = t.path();
+    std::fs::create_dir_all(root.join("a/keep")).unwrap();
+    std::fs::write(root.join("file-then-dir"), b"x").unwrap();
+    std::fs::create_dir_all(root.join("dir-then-file/sub")).unwrap();
+    std::fs::write(root.join("replace-me"), b"old").unwrap();
+    std::fs::create_dir_all(root.join("opq/old-child")).unwrap();
+    std::fs::write(root.join("gone"), b"x").unwrap();
+    let tar = RawTar::new()
+        .dir("file-then-dir/")
+        .file("file-then-dir/inner", b"i")
+        .file("dir-then-file", b"f")
+        .file("replace-me", b"new")
+        .dir("opq/")
+        .file("opq/.wh..wh..opq", b"")
+        .file("opq/fresh", b"f")
+        .file(".wh.gone", b"")
+        .finish();
+    apply_layer(&tar[..], root, &ApplyOptions::default()).unwrap();
+    assert!(root.join("a/keep").is_dir());
+    assert_eq!(
+        std::fs::read(root.join("file-then-dir/inner")).unwrap(),
+        b"i"
+    );
+    assert_eq!(std::fs::read(root.join("dir-then-file")).unwrap(), b"f");
+    assert_eq!(std::fs::read(root.join("replace-me")).unwrap(), b"new");
+    assert!(!root.join("opq/old-child").exists());
+    assert!(root.join("opq/fresh").exists());
+    assert!(
+        std::fs::symlink_metadata(root.join("gone"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn missing_parents_are_created_and_directory_times_set_last() {
+    require_root!();
+    let t = TempDir::new("apply-parents").unwrap();
+    let tar = RawTar::new().dir("a/").file("a/b/c/file", b"data").finish();
+    apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(t.join("a/b/c/file")).unwrap(), b"data");
+    assert_eq!(
+        std::fs::metadata(t.join("a")).unwrap().mtime(),
+        1_600_000_000
+    );
+    assert_eq!(
+        std::fs::metadata(t.join("a/b")).unwrap().mode() & 0o7777,
+        0o755
+    );
+}
+
+#[test]
+fn an_empty_layer_applies_nothing_and_bytes_after_it_stay_unread() {
+    require_root!();
+    let t = TempDir::new("apply-empty").unwrap();
+    let mut data = vec![0u8; 1024];
+    data.extend_from_slice(&[0u8; 4096]);
+    let stats = apply_layer(&data[..], t.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(stats, Default::default());
+    assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn pax_records_set_long_names_owners_times_and_xattrs() {
+    require_root!();
+    let t = TempDir::new("apply-pax").unwrap();
+    let long = format!("{}/{}", "p".repeat(150), "q".repeat(200));
+    let tar = RawTar::new()
+        .pax(&[
+            ("path", long.as_bytes()),
+            ("uid", b"100000"),
+            ("gid", b"100001"),
+            ("mtime", b"1500000000.25"),
+            ("SCHILY.xattr.user.k", b"v"),
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+        ])
+        .file("short", b"content")
+        .finish();
+    let stats = apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    let p = t.join(&long);
+    let m = std::fs::symlink_metadata(&p).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mtime(), m.mtime_nsec()),
+        (100_000, 100_001, 1_500_000_000, 250_000_000)
+    );
+    assert_eq!(read_xattr(&p, "user.k"), b"v");
+    assert!(read_xattr(&p, "trusted.overlay.opaque").is_empty());
+    assert_eq!(stats.dropped_xattrs, 1);
+}
+
+#[test]
+fn a_missing_root_is_an_io_error() {
+    let err = apply_layer(
+        &[0u8; 1024][..],
+        std::path::Path::new("/nonexistent/dunnage"),
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}
