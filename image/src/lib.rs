@@ -7,31 +7,57 @@
 //! [`dunnage_layerstore`], so a store written here is one a stopped dockerd
 //! reads, and the other way round.
 //!
-//! ```
-//! use dunnage_image::Reference;
-//! let r = Reference::parse("busybox").unwrap();
-//! assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
-//! assert_eq!(r.familiar(), "busybox:latest");
+//! ```no_run
+//! use dunnage_image::{ImageStore, LoadOptions};
+//! # fn main() -> Result<(), dunnage_image::Error> {
+//! let store = ImageStore::open("/var/lib/dunnage".as_ref())?;
+//! for image in store.load("busybox.tar".as_ref(), LoadOptions::default())? {
+//!     println!("Loaded image ID: {}", image.id);
+//! }
+//! for image in store.images()? {
+//!     println!("{} {:?} {}", image.id.short(), image.references, image.size);
+//! }
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! - [`config`]: [`ImageConfig`] (raw bytes, [`ImageId`], typed [`ConfigFile`]).
 //! - [`reference`](mod@reference): [`Reference`] parsing and Docker's normalisation.
 //! - [`imagedb`]: [`ImageDb`], configs under their ID, verified on read.
 //! - [`repositories`]: [`Repositories`], `repositories.json`.
+//! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune.
+//! - [`load`]: [`ImageStore::load`] with [`LoadOptions`] and [`Progress`].
+//! - [`save`] and [`export`]: [`ImageStore::save`] (docker-archive) and
+//!   [`ImageStore::export_oci`] (OCI layout).
+//! - [`import`]: [`ImageStore::import`] and [`ImageStore::commit`].
+//! - [`mount`](mod@mount): [`ImageStore::mount`] of an image's read-only rootfs.
+//! - [`views`]: [`ImageStore::images`], [`ImageStore::history`], [`ImageStore::inspect`].
 //! - [`layout`]: the JSON documents of archives and OCI layouts.
 //! - [`time`]: RFC 3339 and Docker's human durations and sizes.
 
 pub mod config;
 pub mod error;
+pub mod export;
 mod fsutil;
 pub mod imagedb;
+pub mod import;
 pub mod layout;
+pub mod load;
+pub mod mount;
 pub mod reference;
 pub mod repositories;
+pub mod save;
+mod source;
+pub mod store;
 pub mod time;
+pub mod views;
 
 pub use config::{ConfigFile, History, ImageConfig, ImageId, RootFs, RunConfig};
 pub use error::{Error, Result};
 pub use imagedb::ImageDb;
+pub use import::ImageChanges;
+pub use load::{LoadOptions, Loaded, Progress};
 pub use reference::Reference;
 pub use repositories::Repositories;
+pub use store::{ImageStore, Removed};
+pub use views::{HistoryRow, ImageSummary};
