@@ -237,3 +237,76 @@ fn mount_shows_the_image_rootfs_read_only() {
     store.unmount(&target).unwrap();
     assert!(!target.join("a.txt").exists());
 }
+
+#[test]
+fn commit_turns_container_changes_into_a_child_image() {
+    require_root!();
+    let dir = TempDir::new("image-commit").unwrap();
+    let (archive, _) = two_layer_archive(&dir, "base:1");
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let base = store.load(&archive, LoadOptions::default()).unwrap()[0]
+        .id
+        .clone();
+    let top = store.config(&base).unwrap().chain_id().unwrap();
+    let container = dunnage_testsupport::unique_name("commit");
+    let layers = store.layers();
+    layers
+        .create_rw(
+            &container,
+            Some(&top),
+            Some(&dunnage_layerstore::InitLayer::default()),
+        )
+        .unwrap();
+    let rootfs = layers.mount_rw(&container).unwrap();
+    std::fs::write(rootfs.join("made-in-container"), b"new").unwrap();
+    std::fs::remove_file(rootfs.join("a.txt")).unwrap();
+    layers.unmount_rw(&container).unwrap();
+    let changes = ImageChanges {
+        reference: Some(Reference::parse("child:1").unwrap()),
+        cmd: Some(vec!["true".into()]),
+        comment: Some("committed".into()),
+        ..ImageChanges::default()
+    };
+    let child = store.commit(&container, &base, &changes).unwrap();
+    layers.remove_rw(&container).unwrap();
+    let config = store.config(&child).unwrap();
+    assert_eq!(config.diff_ids().len(), 3);
+    assert_eq!(
+        config.file().history.last().unwrap().comment.as_deref(),
+        Some("committed")
+    );
+    assert_eq!(
+        config
+            .file()
+            .config
+            .as_ref()
+            .unwrap()
+            .cmd
+            .as_deref()
+            .unwrap(),
+        ["true"]
+    );
+    assert_eq!(store.imagedb().parent(&child).unwrap(), Some(base.clone()));
+    let target = dir.join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    store.mount(&child, &target).unwrap();
+    let _guard = dunnage_testsupport::MountGuard::new(&target);
+    assert_eq!(
+        std::fs::read(target.join("made-in-container")).unwrap(),
+        b"new"
+    );
+    assert!(!target.join("a.txt").exists());
+    assert!(
+        !target.join(".dockerenv").exists(),
+        "the init layer leaked into the commit"
+    );
+    store.unmount(&target).unwrap();
+    // The parent cannot be deleted by ID while the child exists.
+    assert!(matches!(
+        store.remove(&base.to_string(), true),
+        Err(Error::InUse { .. })
+    ));
+    store.remove("child:1", false).unwrap();
+    store.remove("base:1", false).unwrap();
+    assert!(store.layers().list().unwrap().is_empty());
+}
