@@ -1,6 +1,63 @@
-//! `dunnage-image`: placeholder. This crate is not built yet; see the
-//! workspace README for its status.
+//! `dunnage-image`: container images as Docker stores them.
 //!
+//! Image configs (Docker v1.2 and OCI) kept byte for byte, the imagedb and
+//! `repositories.json` of a Docker data-root, `docker load` of docker-archive
+//! tars and OCI layouts, `docker save`, OCI layout export, `docker import`,
+//! `docker commit`, history, inspect, tags, removal and pruning — on top of
+//! [`dunnage_layerstore`], so a store written here is one a stopped dockerd
+//! reads, and the other way round.
+//!
+//! ```no_run
+//! use dunnage_image::{ImageStore, LoadOptions};
+//! # fn main() -> Result<(), dunnage_image::Error> {
+//! let store = ImageStore::open("/var/lib/dunnage".as_ref())?;
+//! for image in store.load("busybox.tar".as_ref(), LoadOptions::default())? {
+//!     println!("Loaded image ID: {}", image.id);
+//! }
+//! for image in store.images()? {
+//!     println!("{} {:?} {}", image.id.short(), image.references, image.size);
+//! }
+//! # Ok(())
+//! # }
 //! ```
-//! assert_eq!(2 + 2, 4); // nothing to show yet
-//! ```
+//!
+//! - [`config`]: [`ImageConfig`] (raw bytes, [`ImageId`], typed [`ConfigFile`]).
+//! - [`reference`](mod@reference): [`Reference`] parsing and Docker's normalisation.
+//! - [`imagedb`]: [`ImageDb`], configs under their ID, verified on read.
+//! - [`repositories`]: [`Repositories`], `repositories.json`.
+//! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune.
+//! - [`load`]: [`ImageStore::load`] with [`LoadOptions`] and [`Progress`].
+//! - [`save`] and [`export`]: [`ImageStore::save`] (docker-archive) and
+//!   [`ImageStore::export_oci`] (OCI layout).
+//! - [`import`]: [`ImageStore::import`] and [`ImageStore::commit`].
+//! - [`mount`](mod@mount): [`ImageStore::mount`] of an image's read-only rootfs.
+//! - [`views`]: [`ImageStore::images`], [`ImageStore::history`], [`ImageStore::inspect`].
+//! - [`layout`]: the JSON documents of archives and OCI layouts.
+//! - [`time`]: RFC 3339 and Docker's human durations and sizes.
+
+pub mod config;
+pub mod error;
+pub mod export;
+mod fsutil;
+pub mod imagedb;
+pub mod import;
+pub mod layout;
+pub mod load;
+pub mod mount;
+pub mod reference;
+pub mod repositories;
+pub mod save;
+mod source;
+pub mod store;
+pub mod time;
+pub mod views;
+
+pub use config::{ConfigFile, History, ImageConfig, ImageId, RootFs, RunConfig};
+pub use error::{Error, Result};
+pub use imagedb::ImageDb;
+pub use import::ImageChanges;
+pub use load::{LoadOptions, Loaded, Progress};
+pub use reference::Reference;
+pub use repositories::Repositories;
+pub use store::{ImageStore, Removed};
+pub use views::{HistoryRow, ImageSummary};

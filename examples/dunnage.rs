@@ -1,0 +1,444 @@
+//! A docker-like image CLI over a Docker-compatible data-root.
+//!
+//! ```text
+//! dunnage [--root DIR] load [-i FILE] [-q]
+//! dunnage [--root DIR] save -o FILE [--oci] IMAGE...
+//! dunnage [--root DIR] import [-c CHANGE]... [-m MESSAGE] FILE [REF]
+//! dunnage [--root DIR] images [-q] [--no-trunc]
+//! dunnage [--root DIR] history [--no-trunc] IMAGE
+//! dunnage [--root DIR] inspect IMAGE...
+//! dunnage [--root DIR] tag SRC DST
+//! dunnage [--root DIR] rmi [-f] IMAGE...
+//! dunnage [--root DIR] prune
+//! dunnage [--root DIR] layers
+//! dunnage [--root DIR] mount IMAGE DIR
+//! dunnage [--root DIR] umount DIR
+//! ```
+//! `--root` defaults to `/var/lib/dunnage`; pointed at a stopped dockerd's
+//! data-root it lists and exports that daemon's images. Errors print one
+//! line and exit with status 1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use dunnage::image::time::{human_since, human_size, parse_rfc3339};
+use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference, Removed};
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount ...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dunnage: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Split `args` into flags (with their values) and positional arguments.
+struct Args {
+    flags: Vec<(String, Option<String>)>,
+    rest: Vec<String>,
+}
+
+impl Args {
+    /// `valued` lists the flags that take a value.
+    fn parse(args: &[String], valued: &[&str], plain: &[&str]) -> Res<Args> {
+        let (mut flags, mut rest) = (Vec::new(), Vec::new());
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if valued.contains(&a.as_str()) {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format!("flag needs an argument: {a}"))?;
+                flags.push((a.clone(), Some(v.clone())));
+            } else if plain.contains(&a.as_str()) {
+                flags.push((a.clone(), None));
+            } else if a.starts_with('-') && a.len() > 1 {
+                return Err(format!("unknown flag: {a}").into());
+            } else {
+                rest.push(a.clone());
+            }
+        }
+        Ok(Args { flags, rest })
+    }
+
+    fn has(&self, names: &[&str]) -> bool {
+        self.flags.iter().any(|(f, _)| names.contains(&f.as_str()))
+    }
+
+    fn value(&self, names: &[&str]) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(f, _)| names.contains(&f.as_str()))
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn values(&self, names: &[&str]) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|(f, _)| names.contains(&f.as_str()))
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
+    fn exactly(&self, n: usize, usage: &str) -> Res<&[String]> {
+        if self.rest.len() != n {
+            return Err(format!("\"{usage}\" requires exactly {n} argument(s)").into());
+        }
+        Ok(&self.rest)
+    }
+}
+
+fn run(mut args: Vec<String>) -> Res {
+    let mut root = PathBuf::from("/var/lib/dunnage");
+    while args.first().is_some_and(|a| a.starts_with("--root")) {
+        let a = args.remove(0);
+        root = match a.strip_prefix("--root=") {
+            Some(v) => PathBuf::from(v),
+            None if !args.is_empty() => PathBuf::from(args.remove(0)),
+            None => return Err("flag needs an argument: --root".into()),
+        };
+    }
+    let Some(cmd) = args.first().cloned() else {
+        return Err(USAGE.into());
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "load" => load(
+            &root,
+            &Args::parse(rest, &["-i", "--input"], &["-q", "--quiet"])?,
+        ),
+        "save" => save(&root, &Args::parse(rest, &["-o", "--output"], &["--oci"])?),
+        "import" => import(
+            &root,
+            &Args::parse(rest, &["-c", "--change", "-m", "--message"], &[])?,
+        ),
+        "images" => images(
+            &root,
+            &Args::parse(rest, &[], &["-q", "--quiet", "--no-trunc", "-a", "--all"])?,
+        ),
+        "history" => history(
+            &root,
+            &Args::parse(rest, &[], &["--no-trunc", "-H", "--human"])?,
+        ),
+        "inspect" => inspect(&root, &Args::parse(rest, &[], &[])?),
+        "tag" => {
+            let a = Args::parse(rest, &[], &[])?;
+            let r = a.exactly(2, "dunnage tag")?;
+            ImageStore::open(&root)?.tag(&r[0], &r[1])?;
+            Ok(())
+        }
+        "rmi" => rmi(&root, &Args::parse(rest, &[], &["-f", "--force"])?),
+        "prune" => {
+            for id in ImageStore::open(&root)?.prune()? {
+                println!("deleted: {id}");
+            }
+            Ok(())
+        }
+        "layers" => layers(&root),
+        "mount" => {
+            let a = Args::parse(rest, &[], &[])?;
+            let r = a.exactly(2, "dunnage mount")?;
+            let store = ImageStore::open(&root)?;
+            let id = store.resolve(&r[0])?;
+            store.mount(&id, Path::new(&r[1]))?;
+            Ok(())
+        }
+        "umount" => {
+            let a = Args::parse(rest, &[], &[])?;
+            let r = a.exactly(1, "dunnage umount")?;
+            ImageStore::open(&root)?.unmount(Path::new(&r[0]))?;
+            Ok(())
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}; {USAGE}").into()),
+    }
+}
+
+fn load(root: &Path, a: &Args) -> Res {
+    let input = match a.value(&["-i", "--input"]) {
+        Some(f) => PathBuf::from(f),
+        None => return Err("load needs -i FILE".into()),
+    };
+    let store = ImageStore::open(root)?;
+    let show = !a.has(&["-q", "--quiet"]) && std::io::stderr().is_terminal();
+    let mut bar = |p: &Progress| {
+        let width = 50u64;
+        let done = (p.bytes.min(p.total) * width)
+            .checked_div(p.total)
+            .unwrap_or(width);
+        let line = format!(
+            "\rLoading layer {}/{} [{}>{}] {}/{}",
+            p.layer + 1,
+            p.layers,
+            "=".repeat(done as usize),
+            " ".repeat((width - done) as usize),
+            human_size(p.bytes),
+            human_size(p.total)
+        );
+        let mut err = std::io::stderr();
+        let _ = err.write_all(line.as_bytes());
+        if p.bytes == p.total {
+            let _ = err.write_all(b"\n");
+        }
+    };
+    let opts = LoadOptions {
+        progress: if show { Some(&mut bar) } else { None },
+        ..LoadOptions::default()
+    };
+    for image in store.load(&input, opts)? {
+        if image.tags.is_empty() {
+            println!("Loaded image ID: {}", image.id);
+        }
+        for t in &image.tags {
+            println!("Loaded image: {}", t.familiar());
+        }
+    }
+    Ok(())
+}
+
+fn save(root: &Path, a: &Args) -> Res {
+    let out = a.value(&["-o", "--output"]).ok_or("save needs -o FILE")?;
+    if a.rest.is_empty() {
+        return Err("\"dunnage save\" requires at least 1 argument".into());
+    }
+    let names: Vec<&str> = a.rest.iter().map(String::as_str).collect();
+    let store = ImageStore::open(root)?;
+    if a.has(&["--oci"]) {
+        store.export_oci(&names, Path::new(out))?;
+        return Ok(());
+    }
+    let tmp = PathBuf::from(format!("{out}.tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    let written = store
+        .save(&names, std::io::BufWriter::with_capacity(1 << 20, file))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
+    written
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
+/// `docker import -c` instructions: CMD, ENTRYPOINT, ENV, WORKDIR, LABEL.
+fn parse_change(change: &str, c: &mut ImageChanges) -> Res {
+    let (word, arg) = change
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| format!("invalid change {change:?}"))?;
+    let arg = arg.trim();
+    let argv = || -> Vec<String> {
+        serde_json::from_str(arg)
+            .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), arg.into()])
+    };
+    match word.to_ascii_uppercase().as_str() {
+        "CMD" => c.cmd = Some(argv()),
+        "ENTRYPOINT" => c.entrypoint = Some(argv()),
+        "WORKDIR" => c.working_dir = Some(arg.to_string()),
+        "ENV" => c
+            .env
+            .push(arg.replacen(' ', "=", usize::from(!arg.contains('=')))),
+        "LABEL" => {
+            let (k, v) = arg
+                .split_once('=')
+                .ok_or_else(|| format!("invalid LABEL {arg:?}"))?;
+            c.labels
+                .insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+        other => return Err(format!("{other} is not a supported change instruction").into()),
+    }
+    Ok(())
+}
+
+fn import(root: &Path, a: &Args) -> Res {
+    if a.rest.is_empty() || a.rest.len() > 2 {
+        return Err("\"dunnage import\" requires 1 or 2 arguments: FILE [REF]".into());
+    }
+    let mut changes = ImageChanges {
+        reference: a.rest.get(1).map(|r| Reference::parse(r)).transpose()?,
+        comment: a.value(&["-m", "--message"]).map(str::to_string),
+        ..ImageChanges::default()
+    };
+    for c in a.values(&["-c", "--change"]) {
+        parse_change(c, &mut changes)?;
+    }
+    let id = ImageStore::open(root)?.import(Path::new(&a.rest[0]), &changes)?;
+    println!("{id}");
+    Ok(())
+}
+
+/// Print rows in columns like Go's tabwriter as the docker CLI sets it up
+/// (padding 3).
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        let last = cells.len() - 1;
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(c);
+            if i < last {
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn since(created: Option<&str>) -> String {
+    created
+        .and_then(parse_rfc3339)
+        .map_or_else(|| "N/A".to_string(), |t| human_since(t, SystemTime::now()))
+}
+
+fn images(root: &Path, a: &Args) -> Res {
+    let store = ImageStore::open(root)?;
+    let mut list = store.images()?;
+    list.sort_by(|x, y| {
+        let t = |s: &Option<String>| s.as_deref().and_then(parse_rfc3339);
+        t(&y.created).cmp(&t(&x.created))
+    });
+    let no_trunc = a.has(&["--no-trunc"]);
+    let show_id = |id: &dunnage::image::ImageId| if no_trunc { id.to_string() } else { id.short() };
+    if a.has(&["-q", "--quiet"]) {
+        for i in &list {
+            println!("{}", show_id(&i.id));
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for i in &list {
+        let tail = [
+            show_id(&i.id),
+            since(i.created.as_deref()),
+            human_size(i.size),
+        ];
+        let tagged: Vec<&Reference> = i.references.iter().filter(|r| r.tag().is_some()).collect();
+        if tagged.is_empty() {
+            rows.push(
+                [
+                    vec!["<none>".to_string(), "<none>".to_string()],
+                    tail.to_vec(),
+                ]
+                .concat(),
+            );
+        }
+        for r in tagged {
+            rows.push(
+                [
+                    vec![r.familiar_name(), r.tag().unwrap_or_default().to_string()],
+                    tail.to_vec(),
+                ]
+                .concat(),
+            );
+        }
+    }
+    print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    Ok(())
+}
+
+fn history(root: &Path, a: &Args) -> Res {
+    let r = a.exactly(1, "dunnage history")?;
+    let store = ImageStore::open(root)?;
+    let id = store.resolve(&r[0])?;
+    let no_trunc = a.has(&["--no-trunc"]);
+    let rows: Vec<Vec<String>> = store
+        .history(&id)?
+        .into_iter()
+        .map(|h| {
+            let by = h.created_by.replace(['\t', '\n'], " ");
+            let by = if !no_trunc && by.chars().count() > 45 {
+                format!("{}…", by.chars().take(44).collect::<String>())
+            } else {
+                by
+            };
+            let image = h.id.map_or_else(
+                || "<missing>".to_string(),
+                |i| if no_trunc { i.to_string() } else { i.short() },
+            );
+            vec![
+                image,
+                since(h.created.as_deref()),
+                by,
+                human_size(h.size),
+                h.comment,
+            ]
+        })
+        .collect();
+    print_table(
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &rows,
+    );
+    Ok(())
+}
+
+fn inspect(root: &Path, a: &Args) -> Res {
+    if a.rest.is_empty() {
+        return Err("\"dunnage inspect\" requires at least 1 argument".into());
+    }
+    let store = ImageStore::open(root)?;
+    let mut out = Vec::new();
+    for name in &a.rest {
+        out.push(store.inspect(&store.resolve(name)?)?);
+    }
+    // The docker CLI indents by four spaces; serde_json's pretty printer by two.
+    for line in serde_json::to_string_pretty(&out)?.lines() {
+        let body = line.trim_start_matches(' ');
+        println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
+    }
+    Ok(())
+}
+
+fn rmi(root: &Path, a: &Args) -> Res {
+    if a.rest.is_empty() {
+        return Err("\"dunnage rmi\" requires at least 1 argument".into());
+    }
+    let store = ImageStore::open(root)?;
+    for name in &a.rest {
+        for done in store.remove(name, a.has(&["-f", "--force"]))? {
+            match done {
+                Removed::Untagged(r) => println!("Untagged: {}", r.familiar()),
+                Removed::Deleted(id) => println!("Deleted: {id}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn layers(root: &Path) -> Res {
+    let store = ImageStore::open(root)?;
+    let mut rows = Vec::new();
+    for l in store.layers().list()? {
+        rows.push(vec![
+            l.chain_id.to_string(),
+            l.diff_id.to_string(),
+            l.cache_id.clone(),
+            human_size(l.size),
+        ]);
+    }
+    print_table(&["CHAIN ID", "DIFF ID", "CACHE ID", "SIZE"], &rows);
+    Ok(())
+}

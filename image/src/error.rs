@@ -1,0 +1,127 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `dunnage-image`.
+///
+/// Variants name the path, member, reference or digest involved, so one line
+/// of `Display` says what failed and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file system call failed on `path`.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`open`, `read`, `rename`, ...).
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The layer store refused or failed.
+    #[error(transparent)]
+    Layer(#[from] dunnage_layerstore::Error),
+    /// A string is not a valid image reference.
+    #[error("invalid reference format {reference:?}: {reason}")]
+    InvalidReference {
+        /// The text given.
+        reference: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A string is not a `sha256:<64 hex>` digest.
+    #[error("invalid digest {0:?}")]
+    InvalidDigest(String),
+    /// A JSON document could not be parsed.
+    #[error("invalid JSON in {what}: {source}")]
+    Json {
+        /// Which document (member name, file path).
+        what: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// An image config breaks a rule of the format.
+    #[error("invalid image config {id}: {reason}")]
+    InvalidConfig {
+        /// The config's digest.
+        id: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// Content does not hash to the digest it was named by.
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was hashed (member, blob, stored config).
+        what: String,
+        /// The digest it should have.
+        expected: String,
+        /// The digest it has.
+        actual: String,
+    },
+    /// A member name or a path in a manifest leaves the archive.
+    #[error("unsafe path {member:?} in {archive}")]
+    UnsafePath {
+        /// The archive or layout read.
+        archive: PathBuf,
+        /// The offending name.
+        member: String,
+    },
+    /// An archive lacks a member its manifest names.
+    #[error("{archive}: missing {member:?}")]
+    MissingMember {
+        /// The archive or layout read.
+        archive: PathBuf,
+        /// The member that is not there.
+        member: String,
+    },
+    /// Something exceeds a size limit (JSON documents, uncompressed layers).
+    #[error("{what} exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The input is neither a docker archive, an OCI layout nor a tarball we know.
+    #[error("{path}: {reason}")]
+    UnknownFormat {
+        /// The input.
+        path: PathBuf,
+        /// What was missing or unsupported.
+        reason: String,
+    },
+    /// No image matches the reference or ID.
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// An ID prefix matches more than one image.
+    #[error("ambiguous image ID prefix {0:?}")]
+    Ambiguous(String),
+    /// The image cannot be removed while it is used.
+    #[error("image {image} is in use: {why}")]
+    InUse {
+        /// The image.
+        image: String,
+        /// What uses it.
+        why: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Error {
+        Error::Json {
+            what: what.into(),
+            source,
+        }
+    }
+}

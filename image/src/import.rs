@@ -1,0 +1,154 @@
+//! `docker import` (a rootfs tarball becomes a one-layer image) and
+//! `docker commit` (a container's changes become a new layer on top of its
+//! image).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::config::{ConfigFile, History, ImageConfig, ImageId, RunConfig};
+use crate::error::{Error, Result};
+use crate::load::host_architecture;
+use crate::reference::Reference;
+use crate::source::decompress;
+use crate::store::ImageStore;
+use crate::time::format_rfc3339;
+
+/// What a new image's config says beyond its layers (`docker import -c`,
+/// `docker commit -c/-m/-a`).
+#[derive(Clone, Debug, Default)]
+pub struct ImageChanges {
+    /// The tag to set.
+    pub reference: Option<Reference>,
+    /// A new `Cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// A new `Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=value` entries replacing those with the same key.
+    pub env: Vec<String>,
+    /// A new working directory.
+    pub working_dir: Option<String>,
+    /// Labels added or replaced.
+    pub labels: BTreeMap<String, String>,
+    /// The history comment (`-m`).
+    pub comment: Option<String>,
+    /// The author (`-a`).
+    pub author: Option<String>,
+}
+
+impl ImageChanges {
+    fn apply(&self, run: &mut RunConfig) {
+        if let Some(c) = &self.cmd {
+            run.cmd = Some(c.clone());
+        }
+        if let Some(e) = &self.entrypoint {
+            run.entrypoint = Some(e.clone());
+        }
+        if let Some(w) = &self.working_dir {
+            run.working_dir = Some(w.clone());
+        }
+        let env = run.env.get_or_insert_with(Vec::new);
+        for kv in &self.env {
+            let key = kv.split('=').next().unwrap_or(kv);
+            env.retain(|old| old.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        if run.env.as_ref().is_some_and(Vec::is_empty) {
+            run.env = None;
+        }
+        if !self.labels.is_empty() {
+            run.labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(self.labels.clone());
+        }
+    }
+}
+
+impl ImageStore {
+    /// `docker import`: the tarball at `path` (plain, gzip or zstd) is the
+    /// only layer of a new image.
+    pub fn import(&self, path: &Path, changes: &ImageChanges) -> Result<ImageId> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let (_, tar) = decompress(file)?;
+        let layer = self.layers().register(tar, None, None)?;
+        let now = format_rfc3339(SystemTime::now());
+        let comment = changes
+            .comment
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {}", path.display()));
+        let mut run = RunConfig::default();
+        changes.apply(&mut run);
+        let mut file = ConfigFile {
+            architecture: Some(host_architecture().to_string()),
+            os: Some("linux".to_string()),
+            created: Some(now.clone()),
+            author: changes.author.clone(),
+            config: Some(run),
+            history: vec![History {
+                created: Some(now),
+                comment: Some(comment.clone()),
+                ..History::default()
+            }],
+            ..ConfigFile::default()
+        };
+        file.rootfs.diff_ids.push(layer.diff_id);
+        file.other.insert("comment".into(), comment.into());
+        self.finish_new_image(&file, &layer.chain_id, None, changes)
+    }
+
+    /// `docker commit`: the changes of container `container_id` (its
+    /// read-write layer, init layer excluded) on top of `image`.
+    pub fn commit(
+        &self,
+        container_id: &str,
+        image: &ImageId,
+        changes: &ImageChanges,
+    ) -> Result<ImageId> {
+        let base = self.config(image)?;
+        let mut tmp = self.temp_file()?;
+        self.layers().rw_diff(container_id, &mut tmp)?;
+        tmp.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek", "commit diff", e))?;
+        let parent = base.chain_id();
+        let layer = self.layers().register(&mut tmp, parent.as_ref(), None)?;
+        let now = format_rfc3339(SystemTime::now());
+        let mut file = base.file().clone();
+        changes.apply(file.config.get_or_insert_with(RunConfig::default));
+        file.created = Some(now.clone());
+        if changes.author.is_some() {
+            file.author = changes.author.clone();
+        }
+        file.rootfs.diff_ids.push(layer.diff_id);
+        file.history.push(History {
+            created: Some(now),
+            author: changes.author.clone(),
+            comment: changes.comment.clone(),
+            ..History::default()
+        });
+        file.other.insert("container".into(), container_id.into());
+        self.finish_new_image(&file, &layer.chain_id, Some(image), changes)
+    }
+
+    fn finish_new_image(
+        &self,
+        file: &ConfigFile,
+        top: &dunnage_layerstore::ChainId,
+        parent: Option<&ImageId>,
+        changes: &ImageChanges,
+    ) -> Result<ImageId> {
+        let config = match ImageConfig::from_file(file) {
+            Ok(c) => c,
+            Err(e) => {
+                self.layers().release(top)?;
+                return Err(e);
+            }
+        };
+        let id = self.create(&config, Some(top), parent)?;
+        if let Some(r) = &changes.reference {
+            self.set_tag(r, &id)?;
+        }
+        Ok(id)
+    }
+}

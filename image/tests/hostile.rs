@@ -1,0 +1,250 @@
+//! Malformed and hostile archives: each gives a typed error and leaves the
+//! store exactly as it was.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+
+use common::{config_for, diff_id, docker_archive, layer_tar, raw_tar, snapshot};
+use dunnage_image::{Error, ImageStore, LoadOptions};
+use dunnage_layerstore::Digest;
+use dunnage_testsupport::{TempDir, require_root};
+
+/// Load `archive` into a store holding one good image; the store must be
+/// unchanged afterwards. Returns the error.
+fn load_fails(tag: &str, archive: &[u8], opts: LoadOptions<'_>) -> Error {
+    let dir = TempDir::new(&format!("hostile-{tag}")).unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let (good, _) = docker_archive(&[layer_tar(&[("good", b"good")])], "good:1");
+    std::fs::write(dir.join("good.tar"), good).unwrap();
+    store
+        .load(&dir.join("good.tar"), LoadOptions::default())
+        .unwrap();
+    let before = snapshot(&dir.join("root"));
+    let layers_before = store.layers().list().unwrap().len();
+    let path = dir.join("input.tar");
+    std::fs::write(&path, archive).unwrap();
+    let err = store.load(&path, opts).expect_err("hostile archive loaded");
+    assert_eq!(snapshot(&dir.join("root")), before, "{tag}: store changed");
+    assert_eq!(store.layers().list().unwrap().len(), layers_before);
+    err
+}
+
+#[test]
+fn member_names_with_dot_dot_are_rejected() {
+    require_root!();
+    let tar = raw_tar(&[("../evil", b"x", None), ("manifest.json", b"[]", None)]);
+    assert!(matches!(
+        load_fails("dotdot", &tar, LoadOptions::default()),
+        Error::UnsafePath { .. }
+    ));
+}
+
+#[test]
+fn a_manifest_pointing_outside_the_archive_is_rejected() {
+    require_root!();
+    let manifest = br#"[{"Config":"../../../etc/passwd","RepoTags":null,"Layers":[]}]"#;
+    let tar = raw_tar(&[("manifest.json", manifest, None)]);
+    assert!(matches!(
+        load_fails("outside", &tar, LoadOptions::default()),
+        Error::UnsafePath { .. }
+    ));
+    let manifest = br#"[{"Config":"cfg.json","RepoTags":null,"Layers":["link/layer.tar"]}]"#;
+    let config = config_for(&[diff_id(&layer_tar(&[]))]);
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("cfg.json", &config, None),
+        ("link", b"", Some("../../etc")),
+    ]);
+    assert!(matches!(
+        load_fails("symlink-out", &tar, LoadOptions::default()),
+        Error::UnsafePath { .. }
+    ));
+}
+
+#[test]
+fn a_config_that_does_not_match_its_name_is_rejected() {
+    require_root!();
+    let config = config_for(&[]);
+    let name = format!("{}.json", "0".repeat(64));
+    let manifest = format!(r#"[{{"Config":"{name}","RepoTags":["x:1"],"Layers":[]}}]"#);
+    let tar = raw_tar(&[
+        ("manifest.json", manifest.as_bytes(), None),
+        (&name, &config, None),
+    ]);
+    assert!(matches!(
+        load_fails("cfg-digest", &tar, LoadOptions::default()),
+        Error::DigestMismatch { .. }
+    ));
+}
+
+#[test]
+fn a_layer_whose_diff_id_differs_from_the_config_is_rejected() {
+    require_root!();
+    let l0 = layer_tar(&[("a", b"a")]);
+    let l1 = layer_tar(&[("b", b"b")]);
+    // The config names layer l1's diffID but the archive carries l0 twice.
+    let config = config_for(&[diff_id(&l0), diff_id(&l1)]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["0.tar","1.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("0.tar", &l0, None),
+        ("1.tar", &l0, None),
+    ]);
+    let err = load_fails("diffid", &tar, LoadOptions::default());
+    assert!(matches!(err, Error::Layer(_)), "{err}");
+}
+
+#[test]
+fn a_missing_layer_blob_is_reported_by_name() {
+    require_root!();
+    let l0 = layer_tar(&[("a", b"a")]);
+    let config = config_for(&[diff_id(&l0), diff_id(&l0)]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["0.tar","gone.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("0.tar", &l0, None),
+    ]);
+    match load_fails("missing", &tar, LoadOptions::default()) {
+        Error::MissingMember { member, .. } => assert_eq!(member, "gone.tar"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn huge_json_is_refused_before_it_is_read() {
+    require_root!();
+    let huge = vec![b' '; 9 << 20];
+    let tar = raw_tar(&[("manifest.json", &huge, None)]);
+    assert!(matches!(
+        load_fails("huge", &tar, LoadOptions::default()),
+        Error::TooLarge { .. }
+    ));
+}
+
+#[test]
+fn a_gzip_bomb_layer_stops_at_the_size_limit() {
+    require_root!();
+    // 64 MiB of zeros compress to ~64 KiB.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    let config = config_for(&[diff_id(&[0u8; 1024])]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["bomb.tar.gz"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("bomb.tar.gz", &bomb, None),
+    ]);
+    let opts = LoadOptions {
+        max_layer: 8 << 20,
+        ..LoadOptions::default()
+    };
+    assert!(matches!(
+        load_fails("bomb", &tar, opts),
+        Error::TooLarge { .. }
+    ));
+}
+
+#[test]
+fn oci_blobs_that_do_not_match_their_digest_are_rejected() {
+    require_root!();
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = config_for(&[diff_id(&layer)]);
+    let (ld, cd) = (Digest::sha256_of(&layer), Digest::sha256_of(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let md = Digest::sha256_of(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{}}}]}}"#,
+        manifest.len()
+    );
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let (lb, cb, mb) = (blob(&ld), blob(&cd), blob(&md));
+    // A tampered layer blob (same length, other bytes).
+    let mut evil = layer.clone();
+    evil[0] = b'b';
+    let tar = raw_tar(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None),
+        ("index.json", index.as_bytes(), None),
+        (&mb, manifest.as_bytes(), None),
+        (&cb, &config, None),
+        (&lb, &evil, None),
+    ]);
+    let err = load_fails("oci-layer", &tar, LoadOptions::default());
+    assert!(
+        matches!(err, Error::Layer(_) | Error::DigestMismatch { .. }),
+        "{err}"
+    );
+    // A tampered manifest.
+    let bad_manifest = manifest.replace("\"schemaVersion\":2", "\"schemaVersion\":3");
+    let tar = raw_tar(&[
+        ("index.json", index.as_bytes(), None),
+        (&mb, bad_manifest.as_bytes(), None),
+        (&cb, &config, None),
+        (&lb, &layer, None),
+    ]);
+    assert!(matches!(
+        load_fails("oci-manifest", &tar, LoadOptions::default()),
+        Error::DigestMismatch { .. }
+    ));
+    // The intact layout loads.
+    let dir = TempDir::new("hostile-oci-ok").unwrap();
+    let tar = raw_tar(&[
+        ("index.json", index.as_bytes(), None),
+        (&mb, manifest.as_bytes(), None),
+        (&cb, &config, None),
+        (&lb, &layer, None),
+    ]);
+    std::fs::write(dir.join("ok.tar"), tar).unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    assert_eq!(
+        store
+            .load(&dir.join("ok.tar"), LoadOptions::default())
+            .unwrap()[0]
+            .id
+            .0,
+        cd
+    );
+}
+
+#[test]
+fn garbage_and_unknown_layouts_are_typed_errors() {
+    require_root!();
+    assert!(matches!(
+        load_fails(
+            "garbage",
+            b"this is not a tar archive at all",
+            LoadOptions::default()
+        ),
+        Error::UnknownFormat { .. }
+    ));
+    let tar = raw_tar(&[("hello.txt", b"hi", None)]);
+    assert!(matches!(
+        load_fails("no-manifest", &tar, LoadOptions::default()),
+        Error::UnknownFormat { .. }
+    ));
+    let tar = raw_tar(&[("manifest.json", b"{not json", None)]);
+    assert!(matches!(
+        load_fails("bad-json", &tar, LoadOptions::default()),
+        Error::Json { .. }
+    ));
+    let manifest = br#"[{"Config":"c.json","RepoTags":["UPPER:1"],"Layers":[]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config_for(&[]), None),
+    ]);
+    assert!(matches!(
+        load_fails("bad-tag", &tar, LoadOptions::default()),
+        Error::InvalidReference { .. }
+    ));
+}
