@@ -2,29 +2,15 @@
 //! `lscgroup`, `cgget` and `cgset` must behave and print alike.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use dunnage_testsupport::{CgroupGuard, require_command, require_root, unique_name};
+use dunnage_testsupport::{
+    CgroupGuard, example_binary, require_command, require_root, unique_name,
+};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The built example (cargo builds examples before tests; build it when a
-/// single test target was asked for).
+/// The built example, for this test's profile.
 fn cgtools() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/cgtools");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-q", "--example", "cgtools"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    bin
+    example_binary("cgtools")
 }
 
 fn run(program: &str, args: &[&str]) -> Output {

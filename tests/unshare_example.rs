@@ -8,23 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dunnage::namespaces::{Kind, NamespaceId, release};
-use dunnage_testsupport::{TempDir, require_command, require_root, unique_name};
+use dunnage_testsupport::{TempDir, example_binary, require_command, require_root, unique_name};
 
-/// The example binary, built by `cargo test` next to this test's binary.
+/// The example binary, built for this test's profile.
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/unshare");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo test --all-targets`",
-        path.display()
-    );
-    path
+    example_binary("unshare")
 }
 
 fn run(program: &Path, args: &[&str]) -> Output {

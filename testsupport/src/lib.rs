@@ -120,6 +120,43 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The path of the workspace example `name`, built for the profile of the
+/// running test.
+///
+/// `cargo test --all-targets` compiles examples as test harnesses, so the
+/// plain binary under `target/<profile>/examples/` may be missing or stale;
+/// this runs `cargo build --example NAME` once per process and name, then
+/// returns the uplifted binary. Panics when the build fails.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    // target/<profile>/deps/<test> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{} has no target directory", exe.display()))
+        .to_path_buf();
+    let bin = profile_dir.join("examples").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|n| n == name) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q", "--example", name, "--manifest-path"])
+            .arg(&manifest);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("running cargo build --example {name}: {e}"));
+        assert!(status.success(), "cargo build --example {name} failed");
+        built.push(name.to_string());
+    }
+    assert!(bin.is_file(), "{} missing after cargo build", bin.display());
+    bin
+}
+
 /// A unique name `dunnage-test-<tag>-<pid>-<n>`.
 pub fn unique_name(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
