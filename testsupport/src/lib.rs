@@ -127,6 +127,7 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
 /// plain binary under `target/<profile>/examples/` may be missing or stale;
 /// this runs `cargo build --example NAME` once per process and name, then
 /// returns the uplifted binary. Panics when the build fails.
+#[allow(clippy::panic)] // failing the test is the point
 pub fn example_binary(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
