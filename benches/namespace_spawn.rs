@@ -6,8 +6,10 @@
 //! cargo build --release --example unshare && cargo bench --bench namespace_spawn
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root.
-//! Each case reports wall time and the CPU time of this process and its
-//! children (`getrusage`), which a loaded machine disturbs much less.
+//! `DUNNAGE_BENCH_OTHER_UNSHARE=PATH` adds another build of the example (of
+//! an older commit, say) as a last case. Each case reports wall time and the
+//! CPU time of this process and its children (`getrusage`), which a loaded
+//! machine disturbs much less.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -123,6 +125,14 @@ fn main() {
             Box::new(move || run_tool(&util)),
         ));
     }
+    // Another build of the example to compare with (say, of an older
+    // commit), appended as a last case.
+    if let Some(other) = std::env::var_os("DUNNAGE_BENCH_OTHER_UNSHARE").map(PathBuf::from) {
+        cases.push((
+            format!("{} {}", other.display(), ARGS.join(" ")),
+            Box::new(move || run_tool(&other)),
+        ));
+    }
     // Warm up, then interleave the cases so that background noise and the
     // kernel's deferred network-namespace cleanup fall on all of them alike.
     for (_, f) in cases.iter_mut() {
@@ -156,7 +166,7 @@ fn main() {
         cpu_medians.push(cpu_median);
         println!("{name:<70} {median:>10.3} {mean:>10.3} {cpu_median:>12.3}");
     }
-    if cases.len() == 6 {
+    if cases.len() >= 6 {
         println!(
             "examples/unshare / util-linux unshare: wall median {:.2}, cpu median {:.2}",
             medians[4] / medians[5],
