@@ -6,6 +6,10 @@
 //! cargo build --release --example unshare && cargo bench --bench namespace_spawn
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root.
+//! `DUNNAGE_BENCH_OTHER_UNSHARE=PATH` adds another build of the example (of
+//! an older commit, say) as a last case. Each case reports wall time and the
+//! CPU time of this process and its children (`getrusage`), which a loaded
+//! machine disturbs much less.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -35,10 +39,22 @@ fn summary(samples: &mut [Duration]) -> (f64, f64) {
     (ms(samples[samples.len() / 2]), mean)
 }
 
-fn time(f: &mut dyn FnMut()) -> Duration {
-    let start = Instant::now();
+/// CPU time used so far by this process and its reaped children.
+fn cpu() -> Duration {
+    let used = |who| {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut ru) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    used(libc::RUSAGE_SELF) + used(libc::RUSAGE_CHILDREN)
+}
+
+/// Wall time and CPU time (this process and the children) of one run.
+fn time(f: &mut dyn FnMut()) -> (Duration, Duration) {
+    let (start, cpu_start) = (Instant::now(), cpu());
     f();
-    start.elapsed()
+    (start.elapsed(), cpu() - cpu_start)
 }
 
 fn example() -> Option<PathBuf> {
@@ -109,6 +125,14 @@ fn main() {
             Box::new(move || run_tool(&util)),
         ));
     }
+    // Another build of the example to compare with (say, of an older
+    // commit), appended as a last case.
+    if let Some(other) = std::env::var_os("DUNNAGE_BENCH_OTHER_UNSHARE").map(PathBuf::from) {
+        cases.push((
+            format!("{} {}", other.display(), ARGS.join(" ")),
+            Box::new(move || run_tool(&other)),
+        ));
+    }
     // Warm up, then interleave the cases so that background noise and the
     // kernel's deferred network-namespace cleanup fall on all of them alike.
     for (_, f) in cases.iter_mut() {
@@ -117,23 +141,36 @@ fn main() {
         }
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); cases.len()];
+    let mut cpu_samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); cases.len()];
     for _ in 0..runs {
         for (i, (_, f)) in cases.iter_mut().enumerate() {
-            samples[i].push(time(f));
+            let (wall, cpu) = time(f);
+            samples[i].push(wall);
+            cpu_samples[i].push(cpu);
         }
     }
     println!("spawn-to-exit of /bin/true, {runs} runs each, interleaved");
-    println!("{:<70} {:>10} {:>10}", "case", "median ms", "mean ms");
-    let mut medians = Vec::new();
-    for ((name, _), s) in cases.iter().zip(samples.iter_mut()) {
+    println!(
+        "{:<70} {:>10} {:>10} {:>12}",
+        "case", "median ms", "mean ms", "cpu med ms"
+    );
+    let (mut medians, mut cpu_medians) = (Vec::new(), Vec::new());
+    for (((name, _), s), c) in cases
+        .iter()
+        .zip(samples.iter_mut())
+        .zip(cpu_samples.iter_mut())
+    {
         let (median, mean) = summary(s);
+        let (cpu_median, _) = summary(c);
         medians.push(median);
-        println!("{name:<70} {median:>10.3} {mean:>10.3}");
+        cpu_medians.push(cpu_median);
+        println!("{name:<70} {median:>10.3} {mean:>10.3} {cpu_median:>12.3}");
     }
-    if cases.len() == 6 {
+    if cases.len() >= 6 {
         println!(
-            "examples/unshare / util-linux unshare (median): {:.2}",
-            medians[4] / medians[5]
+            "examples/unshare / util-linux unshare: wall median {:.2}, cpu median {:.2}",
+            medians[4] / medians[5],
+            cpu_medians[4] / cpu_medians[5]
         );
     }
 }

@@ -390,3 +390,370 @@ fn root_and_wd_work_like_util_linux() {
     }
     assert_eq!(stdout(&out), "/work\n1\n");
 }
+
+/// `mount(2)` for the test's own mounts.
+fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let source = CString::new(source).unwrap();
+    let target_c = CString::new(target.as_os_str().as_bytes()).unwrap();
+    let fstype = CString::new(fstype).unwrap();
+    // SAFETY: valid C strings; NULL data.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount {}: {}",
+        target.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The mounts below `dir` in a mountinfo text, as (name relative to `dir`,
+/// propagation tags with peer group numbers kept).
+fn propagation_below(mountinfo: &str, dir: &Path) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let rel = Path::new(fields.get(4)?).strip_prefix(dir).ok()?;
+            let end = fields.iter().position(|f| *f == "-")?;
+            let mut tags: Vec<&str> = fields[6..end].to_vec();
+            tags.sort();
+            Some((rel.display().to_string(), tags.join(" ")))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Peer group numbers replaced by `N`: `shared:12 master:3` -> `shared:N master:N`.
+fn without_numbers(tags: &[(String, String)]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|(m, t)| {
+            let t: Vec<String> = t
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.split_once(':') {
+                    Some((tag, _)) => format!("{tag}:N"),
+                    None => s.to_owned(),
+                })
+                .collect();
+            (m.clone(), t.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn propagation_modes_match_util_linux_in_mountinfo() {
+    require_root!();
+    require_command!("unshare");
+    // A shared tmpfs, a private one, and a slave bind of the shared one.
+    let dir = TempDir::new("example-propagation").unwrap();
+    let (shared, private, slave) = (dir.join("shared"), dir.join("private"), dir.join("slave"));
+    for d in [&shared, &private, &slave] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let _guards = [&slave, &private, &shared].map(dunnage_testsupport::MountGuard::new);
+    mount("dunnage-test", &shared, "tmpfs", 0);
+    mount("", &shared, "", libc::MS_SHARED);
+    mount("dunnage-test", &private, "tmpfs", 0);
+    mount("", &private, "", libc::MS_PRIVATE);
+    mount(shared.to_str().unwrap(), &slave, "", libc::MS_BIND);
+    mount("", &slave, "", libc::MS_SLAVE);
+    let outside = propagation_below(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        dir.path(),
+    );
+    let table = |s: &str, p: &str, v: &str| {
+        vec![
+            ("private".to_owned(), p.to_owned()),
+            ("shared".to_owned(), s.to_owned()),
+            ("slave".to_owned(), v.to_owned()),
+        ]
+    };
+    assert_eq!(without_numbers(&outside), table("shared:N", "", "master:N"));
+    let cases: [(&[&str], _); 5] = [
+        (&[], table("", "", "")),
+        (&["--propagation", "private"], table("", "", "")),
+        (
+            &["--propagation", "slave"],
+            table("master:N", "", "master:N"),
+        ),
+        (
+            &["--propagation", "shared"],
+            table("shared:N", "shared:N", "master:N shared:N"),
+        ),
+        (
+            &["--propagation", "unchanged"],
+            table("shared:N", "", "master:N"),
+        ),
+    ];
+    for (option, expected) in cases {
+        let mut args = vec!["--mount"];
+        args.extend(option);
+        args.extend(["cat", "/proc/self/mountinfo"]);
+        for fork in [false, true] {
+            if fork {
+                args.insert(0, "--fork");
+            }
+            let (ours, theirs) = both(&args);
+            assert!(
+                ours.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            assert!(theirs.status.success(), "{args:?}");
+            let ours = propagation_below(&stdout(&ours), dir.path());
+            let theirs = propagation_below(&stdout(&theirs), dir.path());
+            assert_eq!(without_numbers(&ours), without_numbers(&theirs), "{args:?}");
+            assert_eq!(without_numbers(&ours), expected, "{args:?}");
+            if option.last() == Some(&"unchanged") {
+                // The copies stay in the same peer groups as the originals.
+                assert_eq!(ours, outside, "{args:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn setgroups_allow_and_deny_match_util_linux() {
+    require_root!();
+    require_command!("unshare");
+    for fork in [&[][..], &["--fork"]] {
+        for mode in ["allow", "deny"] {
+            let mut args = fork.to_vec();
+            args.extend(["--user", "--setgroups", mode, "cat", "/proc/self/setgroups"]);
+            let out = same(&args);
+            assert_eq!(stdout(&out), format!("{mode}\n"), "{args:?}");
+        }
+        // Root maps uid 0 and leaves the gid map unwritten, so that
+        // setgroups may stay allowed.
+        let mut args = fork.to_vec();
+        args.extend([
+            "--map-user=0",
+            "--setgroups",
+            "allow",
+            "sh",
+            "-c",
+            "cat /proc/self/setgroups; id -u; cat /proc/self/uid_map /proc/self/gid_map",
+        ]);
+        let out = same(&args);
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["allow", "0"], "{text}");
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["0", "0", "1"]
+        );
+        assert_eq!(lines.len(), 3, "empty gid map: {text}");
+    }
+    // allow with a mapped group is refused by both, before anything runs.
+    let (ours, theirs) = both(&["--setgroups", "allow", "--map-group=0", "true"]);
+    assert_eq!(ours.status.code(), Some(1));
+    assert_eq!(ours.status, theirs.status);
+    assert_eq!(ours.stderr, theirs.stderr);
+}
+
+/// What a run of the example left behind: its output and the pids of any
+/// process still alive after it exited (killed and reaped here).
+struct Leftovers {
+    status: i32,
+    stderr: String,
+    processes: Vec<i32>,
+}
+
+/// Run the example in a forked child of this test that is a child
+/// subreaper: every process the example leaves behind is reparented to it
+/// (not to init), so that it can be counted. The fork copies only this
+/// thread; the child uses glibc's fork-safe malloc and raw syscalls.
+fn run_counting_leftovers(args: &[String]) -> Leftovers {
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let exe = CString::new(example().as_os_str().as_bytes()).unwrap();
+    let argv_c: Vec<CString> = std::iter::once(exe.clone())
+        .chain(args.iter().map(|a| CString::new(a.as_str()).unwrap()))
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let (mut report, mut errors) = ([0; 2], [0; 2]);
+    // SAFETY: pipe2 fills two-element arrays.
+    unsafe {
+        assert_eq!(libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        assert_eq!(libc::pipe2(errors.as_mut_ptr(), libc::O_CLOEXEC), 0);
+    }
+    // SAFETY: fork; the child only runs the code below and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        close_other_fds(&mut [report[1], errors[1]]);
+        // SAFETY: the forked child: plain syscalls on prepared data.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+            let ex = libc::fork();
+            if ex == 0 {
+                libc::dup2(errors[1], 2);
+                libc::execv(exe.as_ptr(), argv.as_ptr());
+                libc::_exit(126);
+            }
+            libc::close(errors[1]);
+            let mut status = 0;
+            libc::waitpid(ex, &mut status, 0);
+            // Anything the example started and left is our child by now.
+            libc::usleep(100_000);
+            let me = libc::getpid();
+            let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+                .unwrap_or_default();
+            let text = format!("{} {}", libc::WEXITSTATUS(status), children.trim());
+            libc::write(report[1], text.as_ptr().cast(), text.len());
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the fds are ours; the write ends are closed in this process.
+    let (mut report, mut errors) = unsafe {
+        libc::close(report[1]);
+        libc::close(errors[1]);
+        (
+            std::fs::File::from_raw_fd(report[0]),
+            std::fs::File::from_raw_fd(errors[0]),
+        )
+    };
+    let mut stderr = String::new();
+    errors.read_to_string(&mut stderr).unwrap();
+    let mut text = String::new();
+    report.read_to_string(&mut text).unwrap();
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i32>().unwrap());
+    Leftovers {
+        status: fields.next().unwrap(),
+        stderr,
+        processes: fields.collect(),
+    }
+}
+
+/// In a forked child: close every fd above 2 except `keep`, so that the
+/// child does not hold other test threads' pipes or just-written files
+/// (which would delay their readers or make an exec of them "text busy").
+fn close_other_fds(keep: &mut [libc::c_int]) {
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 3;
+    for &fd in keep.iter() {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = from.max(fd + 1);
+    }
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
+}
+
+#[test]
+fn bad_input_leaves_no_process_mount_or_file_behind() {
+    require_root!();
+    let dir = TempDir::new("example-bad").unwrap();
+    let d = dir.path().display().to_string();
+    let missing = format!("{d}/nonexistent");
+    let cases: Vec<(i32, Vec<String>)> = [
+        (1, vec!["--net=$/a", "--bogus", "true"]),
+        (1, vec!["--net=$/b", "--fork", "-z", "true"]),
+        (1, vec!["--net=$/c", "--map-users=1,2", "true"]),
+        (
+            1,
+            vec![
+                "--net=$/d",
+                "--map-users=100000,0,10",
+                "--map-users=200000,5,10",
+                "true",
+            ],
+        ),
+        (
+            1,
+            vec![
+                "--net=$/e",
+                "--fork",
+                "--map-users=100000,0,10",
+                "--map-users=200000,5,10",
+                "true",
+            ],
+        ),
+        (127, vec!["--net=$/f", "--uts=$/g", "dunnage-test-nosuch"]),
+        (
+            127,
+            vec![
+                "--net=$/h",
+                "--fork",
+                "--pid",
+                "--mount-proc",
+                "dunnage-test-nosuch",
+            ],
+        ),
+        (1, vec!["--net=$/i", "--mount", "--root", "@", "true"]),
+        (
+            1,
+            vec![
+                "--net=$/j",
+                "--fork",
+                "--pid",
+                "--mount-proc",
+                "--root",
+                "@",
+                "true",
+            ],
+        ),
+        (1, vec!["--net=$/k", "--wd", "@", "true"]),
+    ]
+    .into_iter()
+    .map(|(code, args)| {
+        let args = args
+            .iter()
+            .map(|a| a.replace('$', &d).replace('@', &missing))
+            .collect();
+        (code, args)
+    })
+    .collect();
+    let mountpoints = || {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|m| m.contains("dunnage-test-example-bad"))
+            .collect::<Vec<_>>()
+    };
+    let before = mountpoints();
+    for (code, args) in cases {
+        let left = run_counting_leftovers(&args);
+        assert_eq!(left.status, code, "{args:?}: {}", left.stderr);
+        assert_eq!(left.stderr.lines().count(), 1, "{args:?}: {}", left.stderr);
+        assert!(
+            left.stderr.starts_with("unshare: "),
+            "{args:?}: {}",
+            left.stderr
+        );
+        assert!(
+            left.processes.is_empty(),
+            "{args:?} left {:?}",
+            left.processes
+        );
+        assert!(
+            dunnage_testsupport::mounts_below(dir.path()).is_empty(),
+            "{args:?}"
+        );
+        assert_eq!(mountpoints(), before, "{args:?}");
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(files.is_empty(), "{args:?} left {files:?}");
+    }
+}

@@ -328,8 +328,23 @@ impl Command {
     }
 
     /// Spawn and wait for the exit status.
+    ///
+    /// Unlike [`spawn`](Command::spawn) this does not wait for the exec
+    /// before waiting for the exit: the child's setup or exec failure report
+    /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
-        self.spawn()?.wait()
+        let (mut child, err_read) = self.start()?;
+        let status = match child.wait() {
+            Ok(status) => status,
+            Err(e) => {
+                abandon(&mut child);
+                return Err(e);
+            }
+        };
+        // The child has exited: its end of the error pipe is closed, so
+        // this read does not block.
+        self.check_report(&mut child, &err_read)?;
+        Ok(status)
     }
 
     /// Spawn with stdout and stderr piped (stdin `/dev/null` unless set)
@@ -386,6 +401,42 @@ impl Command {
     /// entered the closure), or with the error that stopped it; on error no
     /// process, persisted file or mount is left behind.
     pub fn spawn(&mut self) -> Result<Child> {
+        let (mut child, err_read) = self.start()?;
+        self.check_report(&mut child, &err_read)?;
+        Ok(child)
+    }
+
+    /// Read the child's report from the error pipe: `Ok` once it executed
+    /// the program (end of file); otherwise the child is reaped, what it
+    /// persisted released, and the error returned.
+    fn check_report(&self, child: &mut Child, err_read: &OwnedFd) -> Result<()> {
+        match read_report(err_read) {
+            Ok(None) => Ok(()),
+            Ok(Some((stage, errno))) => {
+                abandon(child);
+                let source = io::Error::from_raw_os_error(errno);
+                Err(match stage {
+                    Stage::Exec => Error::Exec {
+                        program: self.program.to_string_lossy().into_owned(),
+                        source,
+                    },
+                    stage => Error::Setup { stage, source },
+                })
+            }
+            Err(e) => {
+                abandon(child);
+                Err(Error::io(
+                    "read error pipe of",
+                    format!("/proc/{}", child.pid),
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// Clone the child and let it go; returns it with the read end of the
+    /// error pipe, on which it reports a failed setup or exec.
+    fn start(&mut self) -> Result<(Child, OwnedFd)> {
         self.check()?;
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
@@ -496,24 +547,7 @@ impl Command {
             abandon(&mut child);
             return Err(e);
         }
-        match read_report(&err_read) {
-            Ok(None) => Ok(child),
-            Ok(Some((stage, errno))) => {
-                abandon(&mut child);
-                let source = io::Error::from_raw_os_error(errno);
-                Err(match stage {
-                    Stage::Exec => Error::Exec {
-                        program: self.program.to_string_lossy().into_owned(),
-                        source,
-                    },
-                    stage => Error::Setup { stage, source },
-                })
-            }
-            Err(e) => {
-                abandon(&mut child);
-                Err(Error::io("read error pipe of", format!("/proc/{pid}"), e))
-            }
-        }
+        Ok((child, err_read))
     }
 
     /// The parent's part while the child waits: id maps, persisting, the

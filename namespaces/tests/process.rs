@@ -107,6 +107,38 @@ fn a_failing_setup_step_is_reported_with_its_stage() {
 }
 
 #[test]
+fn status_reports_exec_and_setup_failures_after_the_exit() {
+    // status() reads the child's report only after reaping it.
+    let e = Command::new("dunnage-test-no-such-program")
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT)),
+        "{e}"
+    );
+    let e = Command::new("true")
+        .current_dir("/dunnage-test-no-such-dir")
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Setup {
+                stage: Stage::Chdir,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A program that itself exits 127 is a status, not an error.
+    let status = Command::new("sh")
+        .args(["-c", "exit 127"])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(127));
+}
+
+#[test]
 fn requests_that_cannot_work_are_refused_before_clone() {
     type Setup = fn(&mut Command) -> &mut Command;
     let cases: [(Setup, &str); 4] = [

@@ -5,7 +5,9 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use dunnage_namespaces::{Command, Error, IdMap, IdMapError, Kind, SetGroups};
+use dunnage_namespaces::{
+    Child, Command, Error, IdMap, IdMapError, Kind, Kinds, NamespaceId, SetGroups, join, join_each,
+};
 use dunnage_testsupport::{TempDir, require_command, require_root};
 
 /// Set for the re-run of this binary as an unprivileged user: the directory
@@ -109,14 +111,12 @@ fn malformed_maps_are_refused_before_any_process_starts() {
     );
 }
 
-/// Run the helper test below as uid/gid 65534 with no capabilities.
-#[test]
-fn an_unprivileged_user_gets_root_in_its_own_user_namespace() {
-    require_root!();
-    require_command!("setpriv");
-    let dir = world_writable_dir("userns-unpriv");
+/// Run the helper test `helper` of this binary as uid/gid 65534 with no
+/// capabilities, working in `dir`; returns its stdout and stderr after
+/// checking that it ran and passed.
+fn run_helper_as_nobody(helper: &str, dir: &TempDir) -> String {
     // A copy of this binary that uid 65534 can surely execute.
-    let exe = dir.join("test-binary");
+    let exe = dir.join(format!("test-binary-{helper}"));
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = || {
@@ -128,12 +128,7 @@ fn an_unprivileged_user_gets_root_in_its_own_user_namespace() {
                 "--inh-caps=-all",
             ])
             .arg(&exe)
-            .args([
-                "--exact",
-                "unprivileged_helper",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", helper, "--nocapture", "--test-threads=1"])
             .env(HELPER_ENV, dir.path())
             .output()
             .unwrap()
@@ -155,6 +150,16 @@ fn an_unprivileged_user_gets_root_in_its_own_user_namespace() {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("HELPER-RAN"), "{text}");
+    text
+}
+
+/// Run the helper test below as uid/gid 65534 with no capabilities.
+#[test]
+fn an_unprivileged_user_gets_root_in_its_own_user_namespace() {
+    require_root!();
+    require_command!("setpriv");
+    let dir = world_writable_dir("userns-unpriv");
+    run_helper_as_nobody("unprivileged_helper", &dir);
     let meta = std::fs::metadata(dir.join("made-inside")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid()),
@@ -202,5 +207,262 @@ fn unprivileged_helper() {
         .spawn()
         .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e}");
+    println!("HELPER-RAN");
+}
+
+/// The first id of each subordinate range the tests below grant uid 65534,
+/// and the counts: two uid ranges and two gid ranges.
+const SUBUIDS: [(u32, u32); 2] = [(1_700_000_000, 1000), (1_700_100_000, 500)];
+const SUBGIDS: [(u32, u32); 2] = [(1_800_000_000, 1000), (1_800_100_000, 500)];
+
+/// Lines appended to `/etc/subuid` and `/etc/subgid`; both files are
+/// restored byte for byte on drop, also when the test panics (a file that
+/// did not exist is removed again).
+struct SubidGuard {
+    saved: Vec<(&'static str, Option<Vec<u8>>)>,
+}
+
+impl SubidGuard {
+    fn add(uid_lines: &str, gid_lines: &str) -> SubidGuard {
+        let mut guard = SubidGuard { saved: Vec::new() };
+        for (file, lines) in [("/etc/subuid", uid_lines), ("/etc/subgid", gid_lines)] {
+            let old = match std::fs::read(file) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => panic!("read {file}: {e}"),
+            };
+            guard.saved.push((file, old.clone()));
+            let mut new = old.unwrap_or_default();
+            if !new.is_empty() && !new.ends_with(b"\n") {
+                new.push(b'\n');
+            }
+            new.extend_from_slice(lines.as_bytes());
+            std::fs::write(file, new).unwrap();
+        }
+        guard
+    }
+}
+
+impl Drop for SubidGuard {
+    fn drop(&mut self) {
+        for (file, old) in self.saved.drain(..).rev() {
+            let _ = match old {
+                Some(bytes) => std::fs::write(file, bytes),
+                None => std::fs::remove_file(file),
+            };
+        }
+    }
+}
+
+fn subid_lines(ranges: &[(u32, u32)]) -> String {
+    ranges
+        .iter()
+        .map(|(start, count)| format!("{NOBODY}:{start}:{count}\n"))
+        .collect()
+}
+
+/// The uid or gid map the helper below asks for: its own id as 0, then the
+/// two subordinate ranges at 1 and 1001.
+fn map_with_subids(ranges: &[(u32, u32); 2]) -> Vec<IdMap> {
+    vec![
+        IdMap::new(0, NOBODY, 1),
+        IdMap::new(1, ranges[0].0, ranges[0].1),
+        IdMap::new(1001, ranges[1].0, ranges[1].1),
+    ]
+}
+
+/// newuidmap/newgidmap write maps of several ranges for uid 65534 from
+/// entries this test adds to /etc/subuid and /etc/subgid.
+#[test]
+fn an_unprivileged_user_maps_several_subordinate_ranges_with_newuidmap() {
+    require_root!();
+    require_command!("setpriv");
+    require_command!("newuidmap");
+    require_command!("newgidmap");
+    let dir = world_writable_dir("userns-subid");
+    let before = (
+        std::fs::read("/etc/subuid").ok(),
+        std::fs::read("/etc/subgid").ok(),
+    );
+    {
+        let _subids = SubidGuard::add(&subid_lines(&SUBUIDS), &subid_lines(&SUBGIDS));
+        run_helper_as_nobody("subid_helper", &dir);
+    }
+    assert_eq!(
+        (
+            std::fs::read("/etc/subuid").ok(),
+            std::fs::read("/etc/subgid").ok()
+        ),
+        before,
+        "restored"
+    );
+    // Files made inside by ids 1 and 1001 belong to the two ranges outside.
+    for (name, range) in [("as-1", 0), ("as-1001", 1)] {
+        let meta = std::fs::metadata(dir.join(name)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (SUBUIDS[range].0, SUBGIDS[range].0),
+            "{name}"
+        );
+    }
+}
+
+/// Does nothing unless run by the test above.
+#[test]
+fn subid_helper() {
+    let Some(dir) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    assert_eq!(unsafe { libc::geteuid() }, NOBODY);
+    let script = format!(
+        "id -u; cat /proc/self/uid_map /proc/self/gid_map; \
+         setpriv --reuid=1 --regid=1 --keep-groups touch {d}/as-1; \
+         setpriv --reuid=1001 --regid=1001 --keep-groups touch {d}/as-1001",
+        d = dir.display()
+    );
+    let out = output(
+        Command::new("sh")
+            .args(["-c", &script])
+            .namespaces(Kind::User)
+            .uid_map(map_with_subids(&SUBUIDS))
+            .gid_map(map_with_subids(&SUBGIDS)),
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"), "{out}");
+    let rest: Vec<&str> = lines.collect();
+    assert_eq!(rest.len(), 6, "{out}");
+    assert_eq!(
+        dunnage_namespaces::idmap::parse(&rest[..3].join("\n")).unwrap(),
+        map_with_subids(&SUBUIDS),
+        "{out}"
+    );
+    assert_eq!(
+        dunnage_namespaces::idmap::parse(&rest[3..].join("\n")).unwrap(),
+        map_with_subids(&SUBGIDS),
+        "{out}"
+    );
+    println!("HELPER-RAN");
+}
+
+/// A child in new namespaces, killed and reaped on drop.
+struct Sleeper(Child);
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run `f` in a forked child of this (multithreaded) test process: setns
+/// into a user namespace needs a single-threaded caller. The child uses
+/// glibc's fork-safe malloc; it sends back what `f` returns (or that it
+/// panicked) through a pipe.
+fn in_forked_child(f: impl FnOnce() -> String) -> String {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        close_other_fds(&mut [fds[1]]);
+        let text = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| "PANIC".to_owned());
+        unsafe {
+            libc::write(fds[1], text.as_ptr().cast(), text.len());
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::close(fds[1]) };
+    let mut text = String::new();
+    unsafe { std::fs::File::from_raw_fd(fds[0]) }
+        .read_to_string(&mut text)
+        .unwrap();
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    text
+}
+
+/// In a forked child: close every fd above 2 except `keep`, so that the
+/// child does not hold other test threads' pipes or just-written files
+/// (which would delay their readers or make an exec of them "text busy").
+fn close_other_fds(keep: &mut [libc::c_int]) {
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 3;
+    for &fd in keep.iter() {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = from.max(fd + 1);
+    }
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 65];
+    assert_eq!(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), 64) }, 0);
+    let end = buf.iter().position(|b| *b == 0).unwrap();
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Join the user and UTS namespaces of a sleeping child with `join` (pidfd,
+/// all at once) and with `join_each` (one file at a time, ordered by
+/// privilege), each from a fresh single-threaded process; check the
+/// hostname, the user namespace and the uid seen there.
+fn join_user_and_uts(uid_map: IdMap, uid_inside: u32) {
+    let name = dunnage_testsupport::unique_name("join-user");
+    let sleeper = Sleeper(
+        Command::new("sleep")
+            .arg("60")
+            .namespaces(Kind::User | Kind::Uts)
+            .uid_map([uid_map])
+            .gid_map([uid_map])
+            .hostname(&name)
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sleeper.0.id();
+    let user_ns = NamespaceId::of(pid, Kind::User).unwrap();
+    type Join = fn(i32, Kinds) -> dunnage_namespaces::Result<()>;
+    for (how, f) in [("join", join as Join), ("join_each", join_each as Join)] {
+        let got = in_forked_child(|| match f(pid, Kind::User | Kind::Uts) {
+            Ok(()) => format!(
+                "{} {} {}",
+                hostname(),
+                NamespaceId::of_self(Kind::User).unwrap(),
+                unsafe { libc::getuid() }
+            ),
+            Err(e) => format!("ERROR {e}"),
+        });
+        assert_eq!(got, format!("{name} {user_ns} {uid_inside}"), "{how}");
+    }
+}
+
+#[test]
+fn root_joins_a_user_and_a_uts_namespace_at_once_and_one_by_one() {
+    require_root!();
+    // Root's uid 0 is not mapped there: it shows as the overflow uid.
+    join_user_and_uts(IdMap::new(0, 100_000, 65_536), NOBODY);
+}
+
+/// As uid 65534 (the helper below), joining a user namespace that uid owns.
+#[test]
+fn an_unprivileged_user_joins_its_user_and_uts_namespaces() {
+    require_root!();
+    require_command!("setpriv");
+    let dir = world_writable_dir("userns-join");
+    run_helper_as_nobody("join_helper", &dir);
+}
+
+/// Does nothing unless run by the test above.
+#[test]
+fn join_helper() {
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    assert_eq!(unsafe { libc::geteuid() }, NOBODY);
+    join_user_and_uts(IdMap::new(0, NOBODY, 1), 0);
     println!("HELPER-RAN");
 }
