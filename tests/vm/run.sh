@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the dunnage-cgroups tests on a pure cgroup-v2 kernel: Debian's
-# linux-image-amd64 booted under qemu (TCG) with cgroup_no_v1=all, from an
+# linux-image-amd64 booted under qemu (TCG) with cgroup_no_v1=all (and psi=1:
+# pressure files for the PSI test whatever the kernel's default), from an
 # initramfs holding busybox-static, the test binaries, the shared libraries
 # they need, the test fixtures and loop.ko (a block device for io.max).
 # Ends with `N passed, M failed`; exits non-zero when a test failed or the
@@ -65,7 +66,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 insmod /lib/modules/loop.ko 2>/dev/null
-echo "vm: kernel $(uname -r), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "vm: kernel $(uname -r), controllers: $(cat /sys/fs/cgroup/cgroup.controllers), psi: $(ls /proc/pressure 2>/dev/null | tr "\n" " ")"
 for t in /tests/*; do
   echo "vm: running $t"
   "$t" --test-threads=2
@@ -83,7 +84,7 @@ set +e
 timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 \
   -m 2G -smp 2 -nographic -no-reboot \
   -kernel "$kernel" -initrd "$work/initrd.gz" \
-  -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
+  -append "console=ttyS0 cgroup_no_v1=all psi=1 panic=-1 quiet loglevel=3" \
   </dev/null >"$log" 2>&1
 qemu_rc=$?
 set -e
