@@ -47,7 +47,9 @@ const DELETE_WAIT: Duration = Duration::from_secs(2);
 
 impl Cgroup {
     /// Create the cgroup `path` (and missing parents) in the hierarchies of
-    /// `controllers` (all usable ones when empty). Existing directories are
+    /// `controllers` (when empty: every hierarchy with controllers and the
+    /// v2 one, or, when `h` holds only named v1 hierarchies, those).
+    /// Existing directories are
     /// reused; on failure the directories this call made are removed.
     ///
     /// v1 cpuset: a new directory gets its parent's `cpuset.cpus` and
@@ -104,20 +106,28 @@ impl Cgroup {
                 }),
             }
         };
+        let mut chosen: Vec<(&Hierarchy, Vec<Controller>)> = Vec::new();
         if controllers.is_empty() {
-            for hier in h.list() {
-                let cs = hier.controllers();
-                if hier.version == Version::V2 || !cs.is_empty() {
-                    add(hier, cs);
-                }
+            chosen = h
+                .list()
+                .iter()
+                .map(|x| (x, x.controllers()))
+                .filter(|(x, cs)| x.version == Version::V2 || !cs.is_empty())
+                .collect();
+            // Only named hierarchies (`none,name=...`): use them.
+            if chosen.is_empty() {
+                chosen = h.list().iter().map(|x| (x, Vec::new())).collect();
             }
         } else {
             for &c in controllers {
                 let hier = h.for_controller(c).ok_or_else(|| {
                     Error::unsupported(c.v1_name(), "no mounted hierarchy offers this controller")
                 })?;
-                add(hier, vec![c]);
+                chosen.push((hier, vec![c]));
             }
+        }
+        for (hier, c) in chosen {
+            add(hier, c);
         }
         if dirs.is_empty() {
             return Err(Error::NotMounted("no hierarchy with controllers".into()));
