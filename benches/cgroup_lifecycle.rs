@@ -16,7 +16,7 @@
 //! v1 memory, cpu and pids hierarchies (a legacy or hybrid host).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dunnage::cgroups::{Cgroup, CgroupPath, Controller, Hierarchies, Limit, Resources, Version};
@@ -27,6 +27,9 @@ const QUOTA: i64 = 50_000;
 const PERIOD: u64 = 100_000;
 const PIDS: i64 = 32;
 const THREE: [Controller; 3] = [Controller::Memory, Controller::Cpu, Controller::Pids];
+
+/// One iteration of a case, given the new cgroup's path.
+type Case = Box<dyn FnMut(&str)>;
 
 /// Median and mean of the samples, in microseconds.
 fn summary(samples: &mut [Duration]) -> (f64, f64) {
@@ -203,7 +206,7 @@ fn main() {
             .flat_map(|x| x.controllers())
             .collect(),
     );
-    let mut cases: Vec<(&str, Box<dyn FnMut(&str)>)> = vec![
+    let mut cases: Vec<(&str, Case)> = vec![
         (
             "dunnage-cgroups (memory, cpu, pids)",
             Box::new(dunnage(&THREE)),
@@ -270,7 +273,6 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     drop(guard);
-    let _ = PathBuf::new();
 }
 
 fn nix_pid(pid: u32) -> nix::unistd::Pid {
