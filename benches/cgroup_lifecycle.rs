@@ -1,25 +1,29 @@
-//! One cgroup's life on the host's v1 hierarchies, through dunnage-cgroups,
-//! youki's `libcgroups` (v1 manager) and `cgroups-rs`, interleaved in one run.
+//! One cgroup's life through dunnage-cgroups, youki's `libcgroups` and
+//! `cgroups-rs`, interleaved in one run: on the host's v1 hierarchies (a
+//! legacy or hybrid host), or on v2 on a pure v2 host (the VM:
+//! `VM_BENCH=1 tests/vm/run.sh`).
 //!
 //! Per iteration: create `dunnage-test-bench-.../iter-N` (memory, cpu and
-//! pids hierarchies), apply a 64 MiB memory limit, a 0.5 CPU quota and a
-//! pids max of 32, move one long-lived child in, move it back out to the
-//! parent cgroup, remove the cgroup. The child (`sleep`) is spawned once and
-//! placed in the parent cgroup `dunnage-test-bench-...` (created in every
-//! hierarchy) before the run, so that no library writes to the cgroup this
-//! process runs in.
+//! pids), apply a 64 MiB memory limit, a 0.5 CPU quota and a pids max of
+//! 32, move one long-lived child in, move it back out to
+//! `dunnage-test-bench-.../home`, remove the cgroup. The child (`sleep`) is
+//! spawned once and placed in `home` (made in every hierarchy) before the
+//! run, so that no library writes to the cgroup this process runs in.
 //!
 //! ```text
 //! cargo bench --bench cgroup_lifecycle
 //! ```
-//! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 300). Needs root and
-//! v1 memory, cpu and pids hierarchies (a legacy or hybrid host).
+//! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 300);
+//! `DUNNAGE_BENCH_ONLY=text` keeps the cases whose name contains `text`.
+//! Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dunnage::cgroups::{Cgroup, CgroupPath, Controller, Hierarchies, Limit, Resources, Version};
+use dunnage::cgroups::{
+    Cgroup, CgroupPath, Controller, Hierarchies, Limit, Mode, Resources, Version,
+};
 use dunnage_testsupport::{CgroupGuard, ChildGuard, unique_name};
 
 const MEMORY: i64 = 64 << 20;
@@ -91,11 +95,14 @@ fn main() {
         return;
     }
     let h = Hierarchies::detect().unwrap();
+    // v1 on a legacy or hybrid host, v2 on a pure v2 host (the VM).
+    let v2 = h.mode() == Mode::Unified;
+    let want = if v2 { Version::V2 } else { Version::V1 };
     if THREE
         .iter()
-        .any(|&c| h.for_controller(c).is_none_or(|x| x.version != Version::V1))
+        .any(|&c| h.for_controller(c).is_none_or(|x| x.version != want))
     {
-        eprintln!("cgroup_lifecycle: needs v1 memory, cpu and pids hierarchies, skipped");
+        eprintln!("cgroup_lifecycle: needs memory, cpu and pids on {want:?}, skipped");
         return;
     }
     let runs: usize = std::env::var("DUNNAGE_BENCH_RUNS")
@@ -103,47 +110,51 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
 
-    // The parent cgroup in every hierarchy, holding the child.
+    // The parent cgroup in every hierarchy; the child rests in parent/home
+    // (v2 allows no process in a cgroup whose children have controllers).
     let parent_name = unique_name("bench");
+    let home_name = format!("{parent_name}/home");
     let parent_path = CgroupPath::new(&parent_name).unwrap();
+    let home_path = CgroupPath::new(&home_name).unwrap();
     let mut guard = CgroupGuard::new();
     for hier in h.list() {
         guard.add(hier.mount_point.join(&parent_name));
     }
-    let parent = Cgroup::create(&h, &parent_path, &[]).unwrap();
+    Cgroup::create(&h, &parent_path, &[]).unwrap();
+    let home = Cgroup::create(&h, &home_path, &[]).unwrap();
     let mut child = std::process::Command::new("sleep")
         .arg("100000")
         .spawn()
         .unwrap();
     let pid = child.id();
     let _child_guard = ChildGuard::new(pid as i32);
-    parent.add_process(pid).unwrap();
+    home.add_process(pid).unwrap();
 
     // dunnage-cgroups: the host's hierarchies are discovered once.
     let dunnage = |controllers: &'static [Controller]| {
         let h = h.clone();
-        let parent = Cgroup::open(&h, &parent_path, controllers).unwrap();
+        let home = Cgroup::open(&h, &home_path, controllers).unwrap();
         let r = dunnage_resources();
         move |name: &str| {
             let path = CgroupPath::new(name).unwrap();
             let cg = Cgroup::create(&h, &path, controllers).unwrap();
             cg.apply(&r).unwrap();
             cg.add_process(pid).unwrap();
-            parent.add_process(pid).unwrap();
+            home.add_process(pid).unwrap();
             cg.delete().unwrap();
         }
     };
     // The same, discovering the hierarchies (mountinfo) every time.
     let dunnage_detect = {
         let r = dunnage_resources();
-        let parent_path = parent_path.clone();
+        let home_path = home_path.clone();
         move |name: &str| {
             let h = Hierarchies::detect().unwrap();
             let path = CgroupPath::new(name).unwrap();
             let cg = Cgroup::create(&h, &path, &THREE).unwrap();
             cg.apply(&r).unwrap();
             cg.add_process(pid).unwrap();
-            Cgroup::open(&h, &parent_path, &THREE)
+            Cgroup::open(&h, &home_path, &THREE)
                 .unwrap()
                 .add_process(pid)
                 .unwrap();
@@ -152,17 +163,24 @@ fn main() {
     };
     // cgroups-rs: its V1 hierarchy (parsed mountinfo) is built once.
     let cgroups_rs = {
-        let v1 = cgroups_rs::fs::hierarchies::V1::new();
+        use cgroups_rs::fs::hierarchies::{V1, V2};
+        let v1 = (!v2).then(V1::new);
+        let hier = move || -> Box<dyn cgroups_rs::fs::Hierarchy> {
+            match &v1 {
+                Some(v1) => Box::new(v1.clone()),
+                None => Box::new(V2::new()),
+            }
+        };
         let r = cgroups_rs_resources();
         let controllers: Vec<String> = ["memory", "cpu", "pids"].map(String::from).to_vec();
-        let parent = cgroups_rs::fs::Cgroup::load_with_specified_controllers(
-            Box::new(v1.clone()),
-            &parent_name,
+        let home = cgroups_rs::fs::Cgroup::load_with_specified_controllers(
+            hier(),
+            &home_name,
             controllers.clone(),
         );
         move |name: &str| {
             let cg = cgroups_rs::fs::Cgroup::new_with_specified_controllers(
-                Box::new(v1.clone()),
+                hier(),
                 name,
                 Some(controllers.clone()),
             )
@@ -170,59 +188,62 @@ fn main() {
             cg.apply(&r).unwrap();
             cg.add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
                 .unwrap();
-            parent
-                .add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
+            home.add_task_by_tgid(cgroups_rs::CgroupPid::from(pid as u64))
                 .unwrap();
             cg.delete().unwrap();
         }
     };
-    // libcgroups: a v1 Manager per cgroup, as youki makes one per
-    // container; it joins every v1 hierarchy (directories are made by
-    // add_task), so it is run before apply.
-    let libcgroups = {
-        use libcgroups::common::{CgroupManager, ControllerOpt};
-        let r = oci_resources();
-        let parent = libcgroups::v1::manager::Manager::new(Path::new(&parent_name)).unwrap();
-        move |name: &str| {
-            let m = libcgroups::v1::manager::Manager::new(Path::new(name)).unwrap();
-            let nixpid = nix_pid(pid);
-            m.add_task(nixpid).unwrap();
-            m.apply(&ControllerOpt {
-                resources: &r,
-                disable_oom_killer: false,
-                oom_score_adj: None,
-                freezer_state: None,
-            })
-            .unwrap();
-            parent.add_task(nixpid).unwrap();
-            m.remove().unwrap();
-        }
+    // libcgroups: a Manager per cgroup, as youki makes one per container.
+    // v1: it joins every v1 hierarchy; v2: it enables every available
+    // controller. Its add_task makes the directories, so it runs first.
+    let opt = oci_resources();
+    let libcgroups: Case = if v2 {
+        use libcgroups::v2::manager::Manager;
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let home = Manager::new(root.clone(), PathBuf::from(&home_name)).unwrap();
+        Box::new(move |name: &str| {
+            let m = Manager::new(root.clone(), PathBuf::from(name)).unwrap();
+            libcgroups_iteration(&m, &home, &opt, pid);
+        })
+    } else {
+        use libcgroups::v1::manager::Manager;
+        let home = Manager::new(Path::new(&home_name)).unwrap();
+        Box::new(move |name: &str| {
+            let m = Manager::new(Path::new(name)).unwrap();
+            libcgroups_iteration(&m, &home, &opt, pid);
+        })
     };
 
-    let all_v1: &'static [Controller] = Vec::leak(
+    // Every hierarchy (v1) or every controller (v2), as libcgroups does.
+    let all: &'static [Controller] = Vec::leak(
         h.list()
             .iter()
-            .filter(|x| x.version == Version::V1)
+            .filter(|x| x.version == want)
             .flat_map(|x| x.controllers())
             .collect(),
     );
-    let mut cases: Vec<(&str, Case)> = vec![
+    let every = if v2 {
+        "every v2 controller"
+    } else {
+        "every v1 hierarchy"
+    };
+    let mut cases: Vec<(String, Case)> = vec![
         (
-            "dunnage-cgroups (memory, cpu, pids)",
+            "dunnage-cgroups (memory, cpu, pids)".into(),
             Box::new(dunnage(&THREE)),
         ),
         (
-            "dunnage-cgroups, Hierarchies::detect() each time",
+            "dunnage-cgroups, Hierarchies::detect() each time".into(),
             Box::new(dunnage_detect),
         ),
-        ("cgroups-rs 0.5 (memory, cpu, pids)", Box::new(cgroups_rs)),
         (
-            "dunnage-cgroups, every v1 hierarchy",
-            Box::new(dunnage(all_v1)),
+            "cgroups-rs 0.5 (memory, cpu, pids)".into(),
+            Box::new(cgroups_rs),
         ),
+        (format!("dunnage-cgroups, {every}"), Box::new(dunnage(all))),
         (
-            "libcgroups 0.7 v1 Manager (every v1 hierarchy)",
-            Box::new(libcgroups),
+            format!("libcgroups 0.7 {want:?} Manager ({every})"),
+            libcgroups,
         ),
     ];
 
@@ -250,8 +271,8 @@ fn main() {
         }
     }
     println!(
-        "create + apply (memory, cpu quota, pids) + add a process + move it out + remove, \
-         {runs} runs each, interleaved"
+        "cgroup {want:?}: create + apply (memory, cpu quota, pids) + add a process + move it \
+         out + remove, {runs} runs each, interleaved"
     );
     println!("{:<52} {:>10} {:>10}", "case", "median us", "mean us");
     let mut medians = Vec::new();
@@ -266,13 +287,39 @@ fn main() {
             medians[0] / medians[2]
         );
         println!(
-            "ratio dunnage / libcgroups (every v1 hierarchy, medians): {:.2}",
+            "ratio dunnage / libcgroups ({every}, medians): {:.2}",
             medians[3] / medians[4]
         );
     }
     let _ = child.kill();
     let _ = child.wait();
     drop(guard);
+}
+
+/// libcgroups' iteration: join (making the directories), apply, move the
+/// child back home, remove.
+fn libcgroups_iteration<M, H>(
+    m: &M,
+    home: &H,
+    resources: &oci_spec::runtime::LinuxResources,
+    pid: u32,
+) where
+    M: libcgroups::common::CgroupManager,
+    M::Error: std::fmt::Debug,
+    H: libcgroups::common::CgroupManager,
+    H::Error: std::fmt::Debug,
+{
+    let nixpid = nix_pid(pid);
+    m.add_task(nixpid).unwrap();
+    m.apply(&libcgroups::common::ControllerOpt {
+        resources,
+        disable_oom_killer: false,
+        oom_score_adj: None,
+        freezer_state: None,
+    })
+    .unwrap();
+    home.add_task(nixpid).unwrap();
+    m.remove().unwrap();
 }
 
 fn nix_pid(pid: u32) -> nix::unistd::Pid {

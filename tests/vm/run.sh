@@ -8,7 +8,9 @@
 # VM did not finish.
 #
 # Environment: VM_TIMEOUT (seconds, default 300), VM_KERNEL (a vmlinuz),
-# VM_KEEP=1 keeps the work directory.
+# VM_KEEP=1 keeps the work directory, VM_BENCH=1 also runs
+# benches/cgroup_lifecycle on v2 after the tests (DUNNAGE_BENCH_RUNS runs per
+# case, default 100; TCG-emulated, so compare ratios, not times).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root_dir=$(pwd)
@@ -35,11 +37,22 @@ if [ "${#bins[@]}" -eq 0 ]; then
   exit 1
 fi
 
+benches=()
+if [ "${VM_BENCH:-0}" = 1 ]; then
+  echo "tests/vm: building benches/cgroup_lifecycle" >&2
+  mapfile -t benches < <(cargo bench --bench cgroup_lifecycle --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+fi
+
 initrd=$work/root
-mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,lib/modules}
+mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,bench,lib/modules}
 cp /bin/busybox "$initrd/bin/busybox"
-for b in "${bins[@]}"; do
-  cp "$b" "$initrd/tests/"
+echo "${DUNNAGE_BENCH_RUNS:-100}" >"$initrd/bench-runs"
+for b in "${bins[@]}" "${benches[@]}"; do
+  case "$b" in
+    */cgroup_lifecycle-*) cp "$b" "$initrd/bench/" ;;
+    *) cp "$b" "$initrd/tests/" ;;
+  esac
   # The shared libraries and the loader, at their own paths.
   ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do
     cp -L --parents "$lib" "$initrd" 2>/dev/null || true
@@ -72,6 +85,11 @@ for t in /tests/*; do
   "$t" --test-threads=2
   echo "vm: exit $? $t"
 done
+for b in /bench/*; do
+  [ -x "$b" ] || continue
+  echo "vm: bench $b"
+  DUNNAGE_BENCH_RUNS=$(cat /bench-runs) "$b" --bench
+done
 echo "vm: done"
 poweroff -f
 INIT
@@ -92,6 +110,8 @@ set -e
 sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' "$log" >"$log.txt"
 log=$log.txt
 grep -E '^(vm:|test |test result:|failures:|---- |thread |  left|  right)' "$log" || true
+# The benchmark's table.
+sed -n '/^vm: bench /,/^vm: done/p' "$log" | grep -v '^vm:' || true
 
 passed=0
 failed=0
