@@ -13,12 +13,16 @@
 //! ```
 //!
 //! `controllers` is a comma-separated list (`cpu,memory`) or `*` for all.
+//! For tests, `lssubsys` reads the files named by `CGTOOLS_MOUNTINFO` and
+//! `CGTOOLS_PROC_CGROUPS` instead of /proc/self/mountinfo and /proc/cgroups.
 //! Unlike cgroup-tools 2.0.2, `lssubsys -am` reads a hybrid host right:
 //! every subsystem with the mount point of its hierarchy, the ones on the
 //! v2 side with the v2 mount point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use dunnage_cgroups::proc::read_proc_cgroups;
+use dunnage_cgroups::proc::{
+    SubsystemInfo, parse_mountinfo, parse_proc_cgroups, read_proc_cgroups,
+};
 use dunnage_cgroups::{Cgroup, CgroupPath, Controller, Error, Hierarchies, Hierarchy, Version};
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
@@ -162,36 +166,87 @@ fn lssubsys(args: &[String]) -> Result<()> {
             }
         }
     }
-    let h = Hierarchies::detect()?;
-    let mut done: Vec<String> = Vec::new();
-    for s in read_proc_cgroups()?.iter().filter(|s| s.enabled) {
-        if done.contains(&s.name) {
-            continue;
+    // The kernel's reports, or (for tests) fixture files standing in for them.
+    let h = match std::env::var_os("CGTOOLS_MOUNTINFO") {
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            Hierarchies::from_mounts(&parse_mountinfo(&p, &read_text(&p)?)?)?
         }
-        let v1 = h
-            .list()
-            .iter()
-            .find(|x| x.version == Version::V1 && x.subsystems.contains(&s.name));
-        let v2 = h
-            .unified()
-            .filter(|x| s.hierarchy == 0 && x.subsystems.contains(&s.name));
-        let (names, mount) = match (v1, v2) {
-            (Some(x), _) => (x.subsystems.clone(), Some(x)),
-            (None, Some(x)) => (vec![s.name.clone()], Some(x)),
-            (None, None) if all => (vec![s.name.clone()], None),
-            (None, None) => continue,
-        };
-        let mut line = names.join(",");
-        if ids {
-            line += &format!(" {}", s.hierarchy);
+        None => Hierarchies::detect()?,
+    };
+    let procs = match std::env::var_os("CGTOOLS_PROC_CGROUPS") {
+        Some(p) => {
+            let p = std::path::PathBuf::from(p);
+            parse_proc_cgroups(&p, &read_text(&p)?)?
         }
-        if mounts && let Some(x) = mount {
-            line += &format!(" {}", x.mount_point.display());
-        }
+        None => read_proc_cgroups()?,
+    };
+    for line in lssubsys_lines(&h, &procs, all, mounts, ids) {
         println!("{line}");
-        done.extend(names);
     }
     Ok(())
+}
+
+fn read_text(p: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(p).map_err(|e| Failure {
+        message: format!("{}: {e}", p.display()),
+        code: ECGOTHER,
+    })
+}
+
+/// What `lssubsys` prints, in cgroup-tools' order: with `-a`, first the
+/// subsystems no hierarchy holds (by name alone), then each hierarchy in
+/// the order its first subsystem has in /proc/cgroups, its subsystems
+/// joined by commas, followed by its mount point (`-m`) or else its id
+/// (`-i`). A subsystem on the v2 side of a hybrid host (hierarchy 0 in
+/// /proc/cgroups, yet usable) is listed as mounted, at the v2 mount point.
+fn lssubsys_lines(
+    h: &Hierarchies,
+    procs: &[SubsystemInfo],
+    all: bool,
+    mounts: bool,
+    ids: bool,
+) -> Vec<String> {
+    let procs: Vec<&SubsystemInfo> = procs.iter().filter(|s| s.enabled).collect();
+    let v1_of = |name: &str| {
+        h.list()
+            .iter()
+            .find(|x| x.version == Version::V1 && x.subsystems.iter().any(|n| n == name))
+    };
+    let v2_of = |s: &SubsystemInfo| {
+        h.unified()
+            .filter(|x| s.hierarchy == 0 && x.subsystems.contains(&s.name))
+    };
+    let mut unmounted = Vec::new();
+    let mut mounted: Vec<(Vec<String>, u32, &Hierarchy)> = Vec::new();
+    for s in &procs {
+        let hier = match (v1_of(&s.name), v2_of(s)) {
+            (Some(x), _) | (None, Some(x)) => x,
+            (None, None) => {
+                unmounted.push(s.name.clone());
+                continue;
+            }
+        };
+        if hier.version == Version::V1
+            && let Some(entry) = mounted.iter_mut().find(|(_, _, x)| std::ptr::eq(*x, hier))
+        {
+            entry.0.push(s.name.clone());
+            continue;
+        }
+        mounted.push((vec![s.name.clone()], s.hierarchy, hier));
+    }
+    let mut out = if all { unmounted } else { Vec::new() };
+    for (names, id, hier) in mounted {
+        let names = names.join(",");
+        out.push(if mounts {
+            format!("{names} {}", hier.mount_point.display())
+        } else if ids {
+            format!("{names} {id}")
+        } else {
+            names
+        });
+    }
+    out
 }
 
 fn label(x: &Hierarchy) -> String {

@@ -213,3 +213,45 @@ fn cgexec_and_cgclassify_place_processes() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `lssubsys` on a legacy (v1-only) host, from fixture files: what
+/// cgroup-tools prints there.
+#[test]
+fn lssubsys_prints_a_legacy_host_as_cgroup_tools_does() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cgroups/tests/fixtures");
+    let lssubsys = |flags: &str| {
+        let out = Command::new(cgtools())
+            .args(["lssubsys", flags])
+            .env("CGTOOLS_MOUNTINFO", fixtures.join("mountinfo-legacy.txt"))
+            .env(
+                "CGTOOLS_PROC_CGROUPS",
+                fixtures.join("proc-cgroups-legacy.txt"),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Unmounted subsystems first (by name, only with -a); then each
+    // hierarchy, co-mounted subsystems joined by commas, in /proc/cgroups
+    // order, with the first mount point.
+    let mounted = "\
+cpuset /sys/fs/cgroup/cpuset
+cpu,cpuacct /sys/fs/cgroup/cpu,cpuacct
+blkio /sys/fs/cgroup/blkio
+memory /sys/fs/cgroup/memory
+devices /sys/fs/cgroup/devices
+freezer /sys/fs/cgroup/freezer
+net_cls,net_prio /sys/fs/cgroup/net_cls,net_prio
+perf_event /sys/fs/cgroup/perf_event
+pids /sys/fs/cgroup/pids
+";
+    assert_eq!(lssubsys("-am"), format!("hugetlb\nrdma\n{mounted}"));
+    assert_eq!(lssubsys("-m"), mounted);
+    assert_eq!(
+        lssubsys("-i"),
+        "cpuset 4\ncpu,cpuacct 3\nblkio 2\nmemory 7\ndevices 5\nfreezer 6\n\
+         net_cls,net_prio 8\nperf_event 9\npids 10\n"
+    );
+    assert!(lssubsys("-a").starts_with("hugetlb\nrdma\ncpuset\ncpu,cpuacct\n"));
+}

@@ -26,6 +26,14 @@ pub struct Write {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub(crate) writes: Vec<Write>,
+    /// Whether `set` checks that each file exists ([`Cgroup::plan`]);
+    /// [`Cgroup::apply`] instead opens every file before writing any.
+    check_files: bool,
+}
+
+/// The error for a control file the cgroup does not have.
+fn missing(resource: &'static str, path: &std::path::Path) -> Error {
+    Error::unsupported(resource, format!("{} does not exist", path.display()))
 }
 
 impl Plan {
@@ -38,11 +46,8 @@ impl Plan {
         value: String,
     ) -> Result<()> {
         let path = dir.file(name);
-        if !path.exists() {
-            return Err(Error::unsupported(
-                resource,
-                format!("{} does not exist", path.display()),
-            ));
+        if self.check_files && !path.exists() {
+            return Err(missing(resource, &path));
         }
         self.writes.push(Write {
             resource,
@@ -68,8 +73,15 @@ impl Cgroup {
     /// Fails, without writing anything, on an invalid value or on a
     /// resource that no directory of this cgroup can take.
     pub fn plan(&self, r: &Resources) -> Result<Vec<Write>> {
+        self.make_plan(r, true)
+    }
+
+    fn make_plan(&self, r: &Resources, check_files: bool) -> Result<Vec<Write>> {
         r.validate()?;
-        let mut p = Plan::default();
+        let mut p = Plan {
+            writes: Vec::new(),
+            check_files,
+        };
         if r.cpu != Cpu::default() {
             let d = dir_for(self, Controller::Cpu, "cpu")?;
             match d.version {
@@ -139,8 +151,22 @@ impl Cgroup {
     /// memory limit below current usage, say) stops the apply with an
     /// [`Error::Io`] naming the file.
     pub fn apply(&self, r: &Resources) -> Result<()> {
-        for w in self.plan(r)? {
-            file::write(&w.path, &w.value)?;
+        let writes = self.make_plan(r, false)?;
+        // Every file is opened before anything is written: a missing one
+        // fails the apply as it fails the plan, and costs no extra stat.
+        let files = writes
+            .iter()
+            .map(|w| {
+                file::open_write(&w.path).map_err(|e| match e {
+                    Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                        missing(w.resource, &w.path)
+                    }
+                    e => e,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (w, f) in writes.iter().zip(files) {
+            file::write_to(f, &w.path, &w.value)?;
         }
         Ok(())
     }

@@ -47,7 +47,9 @@ const DELETE_WAIT: Duration = Duration::from_secs(2);
 
 impl Cgroup {
     /// Create the cgroup `path` (and missing parents) in the hierarchies of
-    /// `controllers` (all usable ones when empty). Existing directories are
+    /// `controllers` (when empty: every hierarchy with controllers and the
+    /// v2 one, or, when `h` holds only named v1 hierarchies, those).
+    /// Existing directories are
     /// reused; on failure the directories this call made are removed.
     ///
     /// v1 cpuset: a new directory gets its parent's `cpuset.cpus` and
@@ -104,20 +106,28 @@ impl Cgroup {
                 }),
             }
         };
+        let mut chosen: Vec<(&Hierarchy, Vec<Controller>)> = Vec::new();
         if controllers.is_empty() {
-            for hier in h.list() {
-                let cs = hier.controllers();
-                if hier.version == Version::V2 || !cs.is_empty() {
-                    add(hier, cs);
-                }
+            chosen = h
+                .list()
+                .iter()
+                .map(|x| (x, x.controllers()))
+                .filter(|(x, cs)| x.version == Version::V2 || !cs.is_empty())
+                .collect();
+            // Only named hierarchies (`none,name=...`): use them.
+            if chosen.is_empty() {
+                chosen = h.list().iter().map(|x| (x, Vec::new())).collect();
             }
         } else {
             for &c in controllers {
                 let hier = h.for_controller(c).ok_or_else(|| {
                     Error::unsupported(c.v1_name(), "no mounted hierarchy offers this controller")
                 })?;
-                add(hier, vec![c]);
+                chosen.push((hier, vec![c]));
             }
+        }
+        for (hier, c) in chosen {
+            add(hier, c);
         }
         if dirs.is_empty() {
             return Err(Error::NotMounted("no hierarchy with controllers".into()));
@@ -349,6 +359,26 @@ fn create_dir(
     path: &CgroupPath,
     created: &mut Vec<PathBuf>,
 ) -> Result<()> {
+    // v1 has nothing to set up in the ancestors: make the leaf alone when
+    // they exist (the common case), one mkdir instead of one per level.
+    if d.version == Version::V1 && !path.is_root() {
+        let leaf = mount.join(path.as_str());
+        match std::fs::create_dir(&leaf) {
+            Ok(()) => {
+                created.push(leaf.clone());
+                if d.controllers.contains(&Controller::Cpuset)
+                    && let Some(parent) = leaf.parent()
+                {
+                    inherit_cpuset(parent, &leaf)?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            // A missing ancestor: made below, top-down.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("mkdir", &leaf, e)),
+        }
+    }
     let mut parent = mount.to_path_buf();
     for prefix in path.prefixes() {
         if d.version == Version::V2 {
@@ -449,8 +479,11 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Refuse ids that cannot be a process: 0 (which the kernel reads as "the
+/// writer itself") and ids beyond `pid_t`. A pid that does not exist is
+/// refused by the kernel (`ESRCH`, see [`write_pid`]).
 fn check_pid(pid: u32) -> Result<()> {
-    if pid == 0 || i32::try_from(pid).is_err() || !Path::new(&format!("/proc/{pid}")).exists() {
+    if pid == 0 || i32::try_from(pid).is_err() {
         return Err(Error::NoSuchProcess { pid });
     }
     Ok(())

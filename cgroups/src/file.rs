@@ -35,10 +35,19 @@ pub(crate) fn read_max(path: &Path) -> Result<Option<u64>> {
 
 /// Write `value` to a control file in one `write(2)`, as the kernel wants.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+    write_to(open_write(path)?, path, value)
+}
+
+/// Open an existing control file for writing.
+pub(crate) fn open_write(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+        .map_err(|e| Error::io("open", path, e))
+}
+
+/// Write `value` in one `write(2)` to `f`, the control file `path`.
+pub(crate) fn write_to(mut f: std::fs::File, path: &Path, value: &str) -> Result<()> {
     f.write_all(value.as_bytes())
         .map_err(|e| Error::io("write", path, e))
 }

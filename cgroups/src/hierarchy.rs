@@ -19,7 +19,8 @@ pub enum Version {
 /// How the host's cgroups are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// v1 hierarchies only.
+    /// v1 hierarchies only (or only named v1 hierarchies, without
+    /// controllers).
     Legacy,
     /// v1 hierarchies with controllers and a v2 mount beside them
     /// (`/sys/fs/cgroup/unified`); v2 has only the controllers no v1
@@ -151,6 +152,8 @@ impl Hierarchies {
             (true, true) => Mode::Hybrid,
             (true, false) => Mode::Legacy,
             (false, true) => Mode::Unified,
+            // Only named hierarchies (`none,name=...`): v1 without controllers.
+            (false, false) if !list.is_empty() => Mode::Legacy,
             (false, false) => {
                 return Err(Error::NotMounted(
                     "no cgroup or cgroup2 mount in mountinfo".into(),

@@ -65,3 +65,8 @@ pub use stats::{
     CpuStats, HugetlbStats, IoDeviceStats, MemoryStats, PidsStats, Pressure, PressureLine,
     PressureStats, Stats, Throttling,
 };
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use dunnage_cgroups::{Controller, FreezerState, Limit, Resources};
+use dunnage_cgroups::{Controller, FreezerState, Limit, Resources, Version};
 use dunnage_testsupport::require_root;
 use std::time::{Duration, Instant};
 
@@ -135,4 +135,138 @@ fn kill_kills_a_forked_tree() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(tree.child.wait().unwrap().signal(), Some(9));
     cg.delete().unwrap();
+}
+
+/// The v2 side alone: on this hybrid host /sys/fs/cgroup/unified (core
+/// files and hugetlb), in the VM the whole host.
+fn v2_host() -> dunnage_cgroups::Hierarchies {
+    host().v2_only().expect("no cgroup2 mount")
+}
+
+#[test]
+fn v2_freeze_stops_progress_and_thaw_resumes_it() {
+    require_root!();
+    let cg = cgroup_in(&v2_host(), "v2freeze", &[]);
+    assert!(
+        cg.dir_of(Controller::Freezer)
+            .is_none_or(|d| d.version == Version::V2)
+    );
+    let _busy = busy_in(&cg);
+    std::thread::sleep(Duration::from_millis(100));
+    cg.freeze().unwrap();
+    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Frozen);
+    assert_eq!(read_v2(&cg, "cgroup.freeze").trim(), "1");
+    // cpu.stat is a core file on v2: usage is counted without the cpu
+    // controller.
+    let u0 = cpu_usage(&cg);
+    std::thread::sleep(Duration::from_millis(400));
+    let frozen_use = cpu_usage(&cg) - u0;
+    assert!(
+        frozen_use < Duration::from_millis(20),
+        "used {frozen_use:?} while frozen"
+    );
+    cg.thaw().unwrap();
+    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
+    assert!(read_v2(&cg, "cgroup.events").contains("frozen 0"));
+    let u1 = cpu_usage(&cg);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        cpu_usage(&cg) - u1 > Duration::from_millis(20),
+        "no progress after thaw"
+    );
+    cg.kill().unwrap();
+}
+
+#[test]
+fn v2_kill_kills_a_forked_tree() {
+    require_root!();
+    let cg = cgroup_in(&v2_host(), "v2kill", &[]);
+    let mut tree = spawn_waiting("sleep 60 & sleep 60 & sh -c 'sleep 60 & sleep 60' & wait");
+    cg.add_process(tree.pid()).unwrap();
+    tree.go();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cg.procs().unwrap().len() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(cg.procs().unwrap().len() >= 5, "{:?}", cg.procs());
+    cg.kill().unwrap();
+    assert!(cg.procs().unwrap().is_empty());
+    assert!(read_v2(&cg, "cgroup.events").contains("populated 0"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(tree.child.wait().unwrap().signal(), Some(9));
+    cg.delete().unwrap();
+}
+
+#[test]
+fn v2_pressure_is_read_where_the_kernel_exposes_it() {
+    require_root!();
+    let cg = cgroup_in(&v2_host(), "psi", &[]);
+    let d = cg.v2_dir().unwrap();
+    let kernel_has_psi = std::path::Path::new("/proc/pressure/cpu").exists();
+    if !d.file("cpu.pressure").exists() {
+        // PSI compiled out or disabled (psi=0): no pressure, not zeros.
+        assert!(!kernel_has_psi, "/proc/pressure exists, cpu.pressure not");
+        assert!(cg.stats().unwrap().pressure.is_none());
+        return;
+    }
+    // Three busy loops on at most two CPUs: some of them always wait.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _busy: Vec<_> = (0..cpus + 1).map(|_| busy_in(&cg)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let p = cg.stats().unwrap().pressure.expect("cpu.pressure exists");
+    assert!(p.cpu.some.total > Duration::ZERO, "{p:?}");
+    for line in [&p.cpu.some, &p.memory.some, &p.io.some] {
+        for avg in [line.avg10, line.avg60, line.avg300] {
+            assert!((0.0..=100.0).contains(&avg), "{p:?}");
+        }
+    }
+    assert!(p.memory.full.is_some() && p.io.full.is_some(), "{p:?}");
+    // The figures are the kernel's: the file's total only grows.
+    let again = cg.stats().unwrap().pressure.unwrap();
+    assert!(again.cpu.some.total >= p.cpu.some.total);
+    let raw = read_v2(&cg, "cpu.pressure");
+    assert!(raw.starts_with("some avg10="), "{raw}");
+    cg.kill().unwrap();
+}
+
+/// A core file of `cg`'s v2 directory.
+fn read_v2(cg: &dunnage_cgroups::Cgroup, name: &str) -> String {
+    std::fs::read_to_string(cg.v2_dir().unwrap().file(name)).unwrap()
+}
+
+/// `Cpus_allowed_list` of `pid`, from /proc/<pid>/status.
+fn cpus_allowed(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn cpuset_cpus_0_pins_the_tasks_and_their_children_to_cpu_0() {
+    require_root!();
+    let cg = cgroup("cpuset", &[Controller::Cpuset]);
+    let mut r = Resources::default();
+    r.cpuset.cpus = Some("0".into());
+    cg.apply(&r).unwrap();
+    assert_eq!(read(&cg, Controller::Cpuset, "cpuset.cpus"), "0");
+    // A task moved in, and a child it forks afterwards.
+    let mut w = spawn_waiting("sleep 30 & wait");
+    assert_ne!(cpus_allowed(w.pid()), "0", "the machine has one CPU");
+    cg.add_process(w.pid()).unwrap();
+    assert_eq!(cpus_allowed(w.pid()), "0");
+    w.go();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cg.procs().unwrap().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let procs = cg.procs().unwrap();
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    for pid in procs {
+        assert_eq!(cpus_allowed(pid), "0", "pid {pid}");
+    }
+    cg.kill().unwrap();
 }

@@ -171,3 +171,74 @@ fn unmount_until_released(dir: &std::path::Path, subsystems: &[Controller]) {
     }
     panic!("the {subsystems:?} hierarchy stays bound after unmount");
 }
+
+#[test]
+fn the_release_agent_runs_with_the_path_of_an_emptied_cgroup() {
+    require_root!();
+    // Named v1 hierarchies mount on every host, cgroup_no_v1=all too.
+    // Dropped in reverse: the cgroup, then the mount, then the directory.
+    let dir = TempDir::new("release").unwrap();
+    let mnt = dir.join("h");
+    std::fs::create_dir(&mnt).unwrap();
+    let name = unique_name("ra");
+    mount_v1(&mnt, &V1Binding::Named(name.clone())).unwrap();
+    let _mount = MountGuard::new(&mnt);
+    let ours = Hierarchies::from_mounts(
+        &read_mountinfo()
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.mount_point == mnt)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let hier = &ours.list()[0];
+    assert_eq!(hier.name.as_deref(), Some(name.as_str()));
+
+    // The agent records its argument, the released cgroup's path.
+    let out = dir.join("released");
+    let agent = dir.join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    hier.set_release_agent(&agent).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("release_agent"))
+            .unwrap()
+            .trim(),
+        agent.to_str().unwrap()
+    );
+
+    let path = CgroupPath::new(&unique_name("released")).unwrap();
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    guard.add(mnt.join(path.as_str()));
+    let cg = Cgroup::create(&ours, &path, &[]).unwrap();
+    assert_eq!(cg.dirs().len(), 1);
+    cg.set_notify_on_release(true).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mnt.join(path.as_str()).join("notify_on_release"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    let mut w = spawn_waiting("exit 0");
+    cg.add_process(w.pid()).unwrap();
+    assert_eq!(cg.procs().unwrap(), [w.pid()]);
+    assert!(!out.exists(), "released while still populated");
+    // The last task exits: the kernel runs the agent.
+    w.go();
+    w.child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !out.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let released = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("the release agent did not run ({e})"));
+    assert_eq!(released, format!("{path}\n"));
+    cg.delete().unwrap();
+    drop(guard);
+    unmount(&mnt).unwrap();
+}

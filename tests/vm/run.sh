@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Run the dunnage-cgroups tests on a pure cgroup-v2 kernel: Debian's
-# linux-image-amd64 booted under qemu (TCG) with cgroup_no_v1=all, from an
+# linux-image-amd64 booted under qemu (TCG) with cgroup_no_v1=all (and psi=1:
+# pressure files for the PSI test whatever the kernel's default), from an
 # initramfs holding busybox-static, the test binaries, the shared libraries
 # they need, the test fixtures and loop.ko (a block device for io.max).
 # Ends with `N passed, M failed`; exits non-zero when a test failed or the
 # VM did not finish.
 #
 # Environment: VM_TIMEOUT (seconds, default 300), VM_KERNEL (a vmlinuz),
-# VM_KEEP=1 keeps the work directory.
+# VM_KEEP=1 keeps the work directory, VM_BENCH=1 also runs
+# benches/cgroup_lifecycle on v2 after the tests (DUNNAGE_BENCH_RUNS runs per
+# case, default 100; TCG-emulated, so compare ratios, not times).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root_dir=$(pwd)
@@ -34,11 +37,22 @@ if [ "${#bins[@]}" -eq 0 ]; then
   exit 1
 fi
 
+benches=()
+if [ "${VM_BENCH:-0}" = 1 ]; then
+  echo "tests/vm: building benches/cgroup_lifecycle" >&2
+  mapfile -t benches < <(cargo bench --bench cgroup_lifecycle --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+fi
+
 initrd=$work/root
-mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,lib/modules}
+mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,bench,lib/modules}
 cp /bin/busybox "$initrd/bin/busybox"
-for b in "${bins[@]}"; do
-  cp "$b" "$initrd/tests/"
+echo "${DUNNAGE_BENCH_RUNS:-100}" >"$initrd/bench-runs"
+for b in "${bins[@]}" "${benches[@]}"; do
+  case "$b" in
+    */cgroup_lifecycle-*) cp "$b" "$initrd/bench/" ;;
+    *) cp "$b" "$initrd/tests/" ;;
+  esac
   # The shared libraries and the loader, at their own paths.
   ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do
     cp -L --parents "$lib" "$initrd" 2>/dev/null || true
@@ -65,11 +79,16 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 insmod /lib/modules/loop.ko 2>/dev/null
-echo "vm: kernel $(uname -r), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "vm: kernel $(uname -r), controllers: $(cat /sys/fs/cgroup/cgroup.controllers), psi: $(ls /proc/pressure 2>/dev/null | tr "\n" " ")"
 for t in /tests/*; do
   echo "vm: running $t"
   "$t" --test-threads=2
   echo "vm: exit $? $t"
+done
+for b in /bench/*; do
+  [ -x "$b" ] || continue
+  echo "vm: bench $b"
+  DUNNAGE_BENCH_RUNS=$(cat /bench-runs) "$b" --bench
 done
 echo "vm: done"
 poweroff -f
@@ -83,7 +102,7 @@ set +e
 timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 \
   -m 2G -smp 2 -nographic -no-reboot \
   -kernel "$kernel" -initrd "$work/initrd.gz" \
-  -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
+  -append "console=ttyS0 cgroup_no_v1=all psi=1 panic=-1 quiet loglevel=3" \
   </dev/null >"$log" 2>&1
 qemu_rc=$?
 set -e
@@ -91,6 +110,8 @@ set -e
 sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' "$log" >"$log.txt"
 log=$log.txt
 grep -E '^(vm:|test |test result:|failures:|---- |thread |  left|  right)' "$log" || true
+# The benchmark's table.
+sed -n '/^vm: bench /,/^vm: done/p' "$log" | grep -v '^vm:' || true
 
 passed=0
 failed=0
