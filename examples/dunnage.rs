@@ -283,13 +283,17 @@ fn import(root: &Path, a: &Args) -> Res {
 }
 
 /// Print rows in columns like Go's tabwriter as the docker CLI sets it up
-/// (padding 3).
+/// (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: a column is its widest
+/// cell plus 3 spaces, and at least 10 wide).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
+    }
+    for w in &mut widths {
+        *w = (*w + 3).max(10) - 3;
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
