@@ -44,11 +44,24 @@ pub struct Progress {
 }
 
 /// Options of [`ImageStore::load`].
+///
+/// Decompression is bounded twice: no layer expands beyond `max_layer`
+/// bytes, and no compressed stream (a layer blob, or a whole compressed
+/// archive) expands beyond `max_ratio` times its compressed size, with
+/// `ratio_floor` bytes always allowed. Real layers compress 2-10x; a gzip
+/// bomb expands about 1000x and a zstd one far more.
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
-    /// Largest uncompressed layer accepted (bounds decompression bombs).
+    /// Largest uncompressed layer accepted, whatever its compression
+    /// (default 64 GiB).
     pub max_layer: u64,
+    /// Largest expansion of a compressed stream, as a multiple of its
+    /// compressed size (default 100).
+    pub max_ratio: u64,
+    /// Expansion always allowed to a compressed stream, however small
+    /// (default 64 MiB).
+    pub ratio_floor: u64,
     /// Called as layer bytes are read.
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
 }
@@ -57,9 +70,20 @@ impl Default for LoadOptions<'_> {
     fn default() -> Self {
         LoadOptions {
             max_json: 8 << 20,
-            max_layer: 1 << 40,
+            max_layer: 64 << 30,
+            max_ratio: 100,
+            ratio_floor: 64 << 20,
             progress: None,
         }
+    }
+}
+
+impl LoadOptions<'_> {
+    /// The most bytes a stream of `compressed` bytes may expand to.
+    pub fn expansion_limit(&self, compressed: u64) -> u64 {
+        compressed
+            .saturating_mul(self.max_ratio)
+            .max(self.ratio_floor)
     }
 }
 
@@ -86,41 +110,78 @@ struct ImagePlan {
 impl ImageStore {
     /// Load every image of a docker-archive or OCI layout at `path` (a
     /// directory, a tar, or a gzip/zstd-compressed tar).
+    ///
+    /// Every layer of every image is registered first; only then are
+    /// configs written and tags set. When a layer fails, the layers this
+    /// load registered are released and nothing else was written.
     pub fn load(&self, path: &Path, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
-        let source = self.open_input(path)?;
+        let source = self.open_input(path, &opts)?;
         let plans = plan(&source, opts.max_json)?;
         let mut opts = opts;
-        let mut loaded = Vec::new();
         let images = plans.len();
-        for (i, p) in plans.into_iter().enumerate() {
-            let top = self.register_layers(&source, &p, i, images, &mut opts)?;
-            let id = self.create(&p.config, top.as_ref(), None)?;
-            for t in &p.tags {
-                self.set_tag(t, &id)?;
+        let mut tops: Vec<Option<ChainId>> = Vec::with_capacity(images);
+        for (i, p) in plans.iter().enumerate() {
+            match self.register_layers(&source, p, i, images, &mut opts) {
+                Ok(top) => tops.push(top),
+                Err(e) => {
+                    for top in tops.iter().flatten() {
+                        self.layers().release(top)?;
+                    }
+                    return Err(e);
+                }
             }
-            loaded.push(Loaded { id, tags: p.tags });
+        }
+        let mut loaded = Vec::new();
+        let mut tops = tops.into_iter();
+        for (p, top) in plans.into_iter().zip(tops.by_ref()) {
+            let stored = self.create(&p.config, top.as_ref(), None).and_then(|id| {
+                p.tags.iter().try_for_each(|t| self.set_tag(t, &id))?;
+                Ok(id)
+            });
+            match stored {
+                Ok(id) => loaded.push(Loaded { id, tags: p.tags }),
+                Err(e) => {
+                    // `create` gave this image's reference back; give back
+                    // those of the images not stored yet.
+                    for top in tops.flatten() {
+                        self.layers().release(&top)?;
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(loaded)
     }
 
     /// Open the input: a directory or an uncompressed tar in place, a
-    /// compressed tar decompressed into an anonymous file first.
-    fn open_input(&self, path: &Path) -> Result<Source> {
+    /// compressed tar decompressed into an anonymous file first (at most
+    /// [`LoadOptions::expansion_limit`] bytes).
+    fn open_input(&self, path: &Path, opts: &LoadOptions<'_>) -> Result<Source> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        if file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .is_dir()
-        {
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if meta.is_dir() {
             return Source::open(path);
         }
-        let (kind, mut reader) = decompress(&file)?;
+        let (kind, reader) = decompress(&file)?;
         if kind == Compression::None {
             return Source::open(path);
         }
+        let limit = opts.expansion_limit(meta.len());
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut limited = Limit {
+            inner: reader,
+            left: limit,
+            exceeded: exceeded.clone(),
+        };
         let tmp = self.temp_file()?;
-        io::copy(&mut reader, &mut &tmp).map_err(|e| Error::io("decompress", path, e))?;
-        Source::from_tar(tmp, path)
+        match io::copy(&mut limited, &mut &tmp) {
+            Ok(_) => Source::from_tar(tmp, path),
+            Err(_) if exceeded.load(Ordering::Relaxed) => Err(Error::TooLarge {
+                what: format!("{} decompressed", path.display()),
+                limit,
+            }),
+            Err(e) => Err(Error::io("decompress", path, e)),
+        }
     }
 
     /// Register an image's layers, base first; returns the top chainID
@@ -182,6 +243,7 @@ impl ImageStore {
             member: layer.member.clone(),
         };
         let (reader, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let mut hashing = Hashing {
             inner: reader,
             hasher: Sha256::new(),
@@ -191,11 +253,15 @@ impl ImageStore {
             report: opts.progress.as_deref_mut(),
         };
         let exceeded = Arc::new(AtomicBool::new(false));
+        let mut limit = opts.max_layer;
         let result = {
-            let (_, tar) = decompress(&mut hashing)?;
+            let (kind, tar) = decompress(&mut hashing)?;
+            if kind != Compression::None {
+                limit = compressed_limit;
+            }
             let limited = Limit {
                 inner: tar,
-                left: opts.max_layer,
+                left: limit,
                 exceeded: exceeded.clone(),
             };
             self.layers().register(limited, parent, Some(diff_id))
@@ -204,10 +270,7 @@ impl ImageStore {
         let registered = match result {
             Ok(l) => l.chain_id,
             Err(_) if exceeded.load(Ordering::Relaxed) => {
-                return Err(Error::TooLarge {
-                    what,
-                    limit: opts.max_layer,
-                });
+                return Err(Error::TooLarge { what, limit });
             }
             Err(e) => return Err(e.into()),
         };
@@ -244,6 +307,15 @@ fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
         let mut plans = Vec::new();
         let index = read_json::<Index>(source, "index.json", None, max_json)?;
         plan_index(source, &index, max_json, 0, &mut plans)?;
+        if plans.is_empty() {
+            return Err(Error::UnknownFormat {
+                path: source.path().to_path_buf(),
+                reason: format!(
+                    "index.json lists no image for linux/{}",
+                    host_architecture()
+                ),
+            });
+        }
         return Ok(plans);
     }
     Err(Error::UnknownFormat {
