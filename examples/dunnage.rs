@@ -1,8 +1,8 @@
 //! A docker-like image CLI over a Docker-compatible data-root.
 //!
 //! ```text
-//! dunnage [--root DIR] load [-i FILE] [-q]
-//! dunnage [--root DIR] save -o FILE [--oci] IMAGE...
+//! dunnage [--root DIR] load [-i FILE] [-q]          (stdin without -i)
+//! dunnage [--root DIR] save [-o FILE] [--oci] IMAGE... (stdout without -o)
 //! dunnage [--root DIR] import [-c CHANGE]... [-m MESSAGE] FILE [REF]
 //! dunnage [--root DIR] images [-q] [--no-trunc]
 //! dunnage [--root DIR] history [--no-trunc] IMAGE
@@ -19,7 +19,7 @@
 //! line and exit with status 1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -167,38 +167,57 @@ fn run(mut args: Vec<String>) -> Res {
     }
 }
 
-fn load(root: &Path, a: &Args) -> Res {
-    let input = match a.value(&["-i", "--input"]) {
-        Some(f) => PathBuf::from(f),
-        None => return Err("load needs -i FILE".into()),
-    };
-    let store = ImageStore::open(root)?;
-    let show = !a.has(&["-q", "--quiet"]) && std::io::stderr().is_terminal();
-    let mut bar = |p: &Progress| {
+/// A progress bar on stderr when it is a terminal (and not `-q`), like
+/// the docker CLI's: `<verb> layer i/n [=====>    ] 12.3MB/45.6MB`.
+fn progress_bar(verb: &'static str, quiet: bool) -> Option<impl FnMut(&Progress)> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    Some(move |p: &Progress| {
         let width = 50u64;
-        let done = (p.bytes.min(p.total) * width)
-            .checked_div(p.total)
-            .unwrap_or(width);
+        let done = if p.done {
+            width
+        } else {
+            (p.bytes.min(p.total) * width)
+                .checked_div(p.total)
+                .unwrap_or(0)
+        };
         let line = format!(
-            "\rLoading layer {}/{} [{}>{}] {}/{}",
+            "\r{verb} layer {}/{} [{}>{}] {}/{}",
             p.layer + 1,
             p.layers,
             "=".repeat(done as usize),
             " ".repeat((width - done) as usize),
             human_size(p.bytes),
-            human_size(p.total)
+            human_size(p.total.max(p.bytes))
         );
         let mut err = std::io::stderr();
         let _ = err.write_all(line.as_bytes());
-        if p.bytes == p.total {
+        if p.done {
             let _ = err.write_all(b"\n");
         }
-    };
+    })
+}
+
+fn load(root: &Path, a: &Args) -> Res {
+    let store = ImageStore::open(root)?;
+    let mut bar = progress_bar("Loading", a.has(&["-q", "--quiet"]));
     let opts = LoadOptions {
-        progress: if show { Some(&mut bar) } else { None },
+        progress: bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress)),
         ..LoadOptions::default()
     };
-    for image in store.load(&input, opts)? {
+    // Like docker: without -i the archive comes on stdin.
+    let loaded = match a.value(&["-i", "--input"]) {
+        Some(f) => store.load(Path::new(f), opts)?,
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err("requested load from stdin, but stdin is empty".into());
+            }
+            store.load_reader(stdin.lock(), Path::new("<stdin>"), opts)?
+        }
+    };
+    for image in loaded {
         if image.tags.is_empty() {
             println!("Loaded image ID: {}", image.id);
         }
@@ -210,20 +229,55 @@ fn load(root: &Path, a: &Args) -> Res {
 }
 
 fn save(root: &Path, a: &Args) -> Res {
-    let out = a.value(&["-o", "--output"]).ok_or("save needs -o FILE")?;
     if a.rest.is_empty() {
         return Err("\"dunnage save\" requires at least 1 argument".into());
     }
     let names: Vec<&str> = a.rest.iter().map(String::as_str).collect();
+    let out = a.value(&["-o", "--output"]);
+    if out.is_none() && std::io::stdout().is_terminal() {
+        return Err("cowardly refusing to save to a terminal. Use the -o flag or redirect".into());
+    }
     let store = ImageStore::open(root)?;
+    let mut bar = progress_bar("Saving", false);
+    let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
     if a.has(&["--oci"]) {
-        store.export_oci(&names, Path::new(out))?;
+        let dir = out.ok_or("save --oci needs -o DIR")?;
+        store.export_oci_with_progress(&names, Path::new(dir), progress)?;
         return Ok(());
     }
+    let Some(out) = out else {
+        // The archive needs a seekable output: a spool file (unlinked at
+        // once) in the store's tmp directory, then copied to stdout.
+        let dir = root.join("tmp");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("save-{}", std::process::id()));
+        let spool = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
+        std::fs::remove_file(&path)?;
+        let written = store.save_with_progress(
+            &names,
+            std::io::BufWriter::with_capacity(1 << 20, spool),
+            progress,
+        )?;
+        let mut spool = written.into_inner().map_err(|e| e.into_error())?;
+        spool.seek(std::io::SeekFrom::Start(0))?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut spool, &mut stdout)?;
+        stdout.flush()?;
+        return Ok(());
+    };
     let tmp = PathBuf::from(format!("{out}.tmp-{}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
     let written = store
-        .save(&names, std::io::BufWriter::with_capacity(1 << 20, file))
+        .save_with_progress(
+            &names,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            progress,
+        )
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
@@ -277,7 +331,10 @@ fn import(root: &Path, a: &Args) -> Res {
     for c in a.values(&["-c", "--change"]) {
         parse_change(c, &mut changes)?;
     }
-    let id = ImageStore::open(root)?.import(Path::new(&a.rest[0]), &changes)?;
+    let mut bar = progress_bar("Importing", false);
+    let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
+    let id =
+        ImageStore::open(root)?.import_with_progress(Path::new(&a.rest[0]), &changes, progress)?;
     println!("{id}");
     Ok(())
 }

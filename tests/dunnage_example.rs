@@ -354,3 +354,60 @@ fn images_and_save_read_a_stopped_dockerds_data_root() {
         format!("{id}\n")
     );
 }
+
+#[test]
+fn load_reads_stdin_and_save_writes_stdout_like_docker() {
+    require_root!();
+    require_command!("gzip");
+    let dir = TempDir::new("cli-stdio").unwrap();
+    let (root, archive, id) = imported(&dir);
+    // save without -o: the archive on stdout, byte for byte as with -o.
+    let saved = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&root)
+        .args(["save", "quickstart/bb:1"])
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{saved:?}");
+    assert_eq!(saved.stdout, std::fs::read(&archive).unwrap());
+    // load without -i: the archive on stdin, from a file and from a pipe
+    // (gzip-compressed).
+    let fresh = dir.join("fresh");
+    let out = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&fresh)
+        .arg("load")
+        .stdin(std::fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"Loaded image: quickstart/bb:1\n");
+    let piped = dir.join("piped");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"gzip -c "$1" | "$2" --root "$3" load"#)
+        .arg("sh")
+        .arg(&archive)
+        .arg(example_binary("dunnage"))
+        .arg(&piped)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"Loaded image: quickstart/bb:1\n");
+    assert_eq!(
+        ok(&piped, &["images", "-q", "--no-trunc"]),
+        format!("{id}\n")
+    );
+    // Garbage on stdin is one line of error, and nothing is left in tmp.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo garbage | "$1" --root "$2" load"#)
+        .arg("sh")
+        .arg(example_binary("dunnage"))
+        .arg(&piped)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert_eq!(std::fs::read_dir(piped.join("tmp")).unwrap().count(), 0);
+}

@@ -8,7 +8,7 @@
 //! and no config or tag is written: the store is left as it was.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,26 +22,12 @@ use crate::layout::{
     ArchiveManifest, CONTAINERD_NAME, DOCKER_MANIFEST_LIST, Descriptor, Index, Manifest, OCI_INDEX,
     REF_NAME,
 };
+use crate::progress::Counting;
 use crate::reference::{Reference, is_hex64};
 use crate::source::{Compression, Source, decompress};
 use crate::store::ImageStore;
 
-/// How far a load has come, passed to [`LoadOptions::progress`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Index of the image being loaded (0-based).
-    pub image: usize,
-    /// Number of images in the archive.
-    pub images: usize,
-    /// Index of the layer being read (0-based).
-    pub layer: usize,
-    /// Number of layers of this image.
-    pub layers: usize,
-    /// Bytes of this layer's member read so far.
-    pub bytes: u64,
-    /// Size of this layer's member.
-    pub total: u64,
-}
+pub use crate::progress::Progress;
 
 /// Options of [`ImageStore::load`].
 ///
@@ -116,12 +102,44 @@ impl ImageStore {
     /// load registered are released and nothing else was written.
     pub fn load(&self, path: &Path, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
         let source = self.open_input(path, &opts)?;
-        let plans = plan(&source, opts.max_json)?;
+        self.load_source(&source, opts)
+    }
+
+    /// [`load`](Self::load) from a stream (`docker load` reading stdin): a
+    /// tar, or a gzip/zstd-compressed tar, spooled to an anonymous file in
+    /// `<root>/tmp` first. `label` names the input in errors.
+    pub fn load_reader(
+        &self,
+        mut input: impl Read,
+        label: &Path,
+        opts: LoadOptions<'_>,
+    ) -> Result<Vec<Loaded>> {
+        let spool = self.temp_file()?;
+        let size = io::copy(&mut input, &mut &spool).map_err(|e| Error::io("read", label, e))?;
+        let rewind = |f: &File| {
+            (&*f)
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io("seek", label, e))
+        };
+        rewind(&spool)?;
+        let (kind, reader) = decompress(&spool)?;
+        let source = if kind == Compression::None {
+            drop(reader);
+            rewind(&spool)?;
+            Source::from_tar(spool, label)?
+        } else {
+            Source::from_tar(self.decompress_limited(reader, size, label, &opts)?, label)?
+        };
+        self.load_source(&source, opts)
+    }
+
+    fn load_source(&self, source: &Source, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
+        let plans = plan(source, opts.max_json)?;
         let mut opts = opts;
         let images = plans.len();
         let mut tops: Vec<Option<ChainId>> = Vec::with_capacity(images);
         for (i, p) in plans.iter().enumerate() {
-            match self.register_layers(&source, p, i, images, &mut opts) {
+            match self.register_layers(source, p, i, images, &mut opts) {
                 Ok(top) => tops.push(top),
                 Err(e) => {
                     for top in tops.iter().flatten() {
@@ -166,7 +184,20 @@ impl ImageStore {
         if kind == Compression::None {
             return Source::open(path);
         }
-        let limit = opts.expansion_limit(meta.len());
+        let tmp = self.decompress_limited(reader, meta.len(), path, opts)?;
+        Source::from_tar(tmp, path)
+    }
+
+    /// Decompress a whole archive of `compressed` bytes into an anonymous
+    /// file, at most [`LoadOptions::expansion_limit`] bytes.
+    fn decompress_limited(
+        &self,
+        reader: impl Read,
+        compressed: u64,
+        path: &Path,
+        opts: &LoadOptions<'_>,
+    ) -> Result<File> {
+        let limit = opts.expansion_limit(compressed);
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut limited = Limit {
             inner: reader,
@@ -174,8 +205,8 @@ impl ImageStore {
             exceeded: exceeded.clone(),
         };
         let tmp = self.temp_file()?;
-        match io::copy(&mut limited, &mut &tmp) {
-            Ok(_) => Source::from_tar(tmp, path),
+        match io::copy(&mut limited, &mut &tmp).and_then(|_| (&tmp).seek(SeekFrom::Start(0))) {
+            Ok(_) => Ok(tmp),
             Err(_) if exceeded.load(Ordering::Relaxed) => Err(Error::TooLarge {
                 what: format!("{} decompressed", path.display()),
                 limit,
@@ -211,6 +242,7 @@ impl ImageStore {
                     layers: plan.layers.len(),
                     bytes,
                     total,
+                    done: false,
                 },
             );
             let release_top =
@@ -244,13 +276,14 @@ impl ImageStore {
         };
         let (reader, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
         let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
-        let mut hashing = Hashing {
+        let counting = Counting {
             inner: reader,
-            hasher: Sha256::new(),
-            bytes: 0,
-            total,
-            progress: &progress,
+            state: progress(0, total),
             report: opts.progress.as_deref_mut(),
+        };
+        let mut hashing = Hashing {
+            inner: counting,
+            hasher: Sha256::new(),
         };
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut limit = opts.max_layer;
@@ -497,27 +530,16 @@ pub(crate) fn host_architecture() -> &'static str {
     }
 }
 
-/// Hashes and counts the raw member bytes and reports progress.
-struct Hashing<'a, 'p, R, P> {
+/// Hashes the raw member bytes.
+struct Hashing<R> {
     inner: R,
     hasher: Sha256,
-    bytes: u64,
-    total: u64,
-    progress: &'a P,
-    report: Option<&'a mut (dyn FnMut(&Progress) + 'p)>,
 }
 
-impl<R: Read, P: Fn(u64, u64) -> Progress> Read for Hashing<'_, '_, R, P> {
+impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        let before = self.bytes;
-        self.bytes += n as u64;
-        if let Some(report) = self.report.as_deref_mut()
-            && (before >> 22 != self.bytes >> 22 || n == 0)
-        {
-            report(&(self.progress)(self.bytes, self.total));
-        }
         Ok(n)
     }
 }
