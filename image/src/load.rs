@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dunnage_layerstore::{ChainId, Digest};
+use dunnage_layerstore::{ChainId, Digest, child_chain_id};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{ImageConfig, ImageId};
@@ -274,6 +274,35 @@ impl ImageStore {
             archive: source.path().to_path_buf(),
             member: layer.member.clone(),
         };
+        // A layer the store has already (by chainID) is not read again.
+        let chain = child_chain_id(parent, diff_id);
+        if self.layers().get(&chain).is_ok() {
+            self.layers().acquire(&chain)?;
+            return Ok(chain);
+        }
+        let (mut head, _) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let mut magic = [0u8; 4];
+        let n =
+            read_up_to(&mut head, &mut magic).map_err(|e| Error::io("read", &layer.member, e))?;
+        let compressed = Compression::of(&magic[..n]) != Compression::None;
+        // An uncompressed blob's digest is its diffID, which the layer store
+        // verifies as it registers: hash the member bytes only when they
+        // are compressed and named by digest.
+        let hasher = match &layer.digest {
+            Some(d) if !compressed && *d != diff_id.0 => {
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "{}:{} (uncompressed, so its diffID)",
+                        source.path().display(),
+                        layer.member
+                    ),
+                    expected: diff_id.to_string(),
+                    actual: d.to_string(),
+                });
+            }
+            Some(_) if compressed => Some(Sha256::new()),
+            _ => None,
+        };
         let (reader, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
         let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let counting = Counting {
@@ -283,7 +312,7 @@ impl ImageStore {
         };
         let mut hashing = Hashing {
             inner: counting,
-            hasher: Sha256::new(),
+            hasher,
         };
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut limit = opts.max_layer;
@@ -309,9 +338,12 @@ impl ImageStore {
         };
         let drained =
             io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read", &what, e));
-        let actual = sha256_digest(hashing.hasher.finalize().into())?;
-        let check = drained.and_then(|_| match &layer.digest {
-            Some(expected) if *expected != actual => Err(Error::DigestMismatch {
+        let actual = hashing
+            .hasher
+            .map(|h| sha256_digest(h.finalize().into()))
+            .transpose()?;
+        let check = drained.and_then(|_| match (&layer.digest, actual) {
+            (Some(expected), Some(actual)) if *expected != actual => Err(Error::DigestMismatch {
                 what,
                 expected: expected.to_string(),
                 actual: actual.to_string(),
@@ -530,18 +562,34 @@ pub(crate) fn host_architecture() -> &'static str {
     }
 }
 
-/// Hashes the raw member bytes.
+/// Hashes the raw member bytes (when it has a hasher).
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
+}
+
+/// Read until `buf` is full or the stream ends; the number of bytes read.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Fails the stream once more than `left` bytes came through.

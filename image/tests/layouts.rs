@@ -237,3 +237,38 @@ fn a_layout_written_by_umoci_loads() {
     assert_eq!(store.load(&layout, LoadOptions::default()).unwrap(), loaded);
     assert_eq!(store.list().unwrap().len(), 1);
 }
+
+#[test]
+fn layers_the_store_has_are_not_read_again() {
+    require_root!();
+    let dir = TempDir::new("known-layers").unwrap();
+    let l0 = layer_tar(&[("base", b"base")]);
+    let l1 = layer_tar(&[("top", b"top")]);
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let (first, _) = common::docker_archive(std::slice::from_ref(&l0), "first:1");
+    std::fs::write(dir.join("first.tar"), first).unwrap();
+    store
+        .load(&dir.join("first.tar"), LoadOptions::default())
+        .unwrap();
+    // Like docker load: the base layer is known by its chainID, so its
+    // member is not even opened (here it is garbage).
+    let config = config_for(&[diff_id(&l0), diff_id(&l1)]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["second:1"],"Layers":["0.tar","1.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("0.tar", b"not a layer", None),
+        ("1.tar", &l1, None),
+    ]);
+    std::fs::write(dir.join("second.tar"), tar).unwrap();
+    let loaded = store
+        .load(&dir.join("second.tar"), LoadOptions::default())
+        .unwrap();
+    assert_eq!(layer_bytes(&store, &loaded[0].id), [l0, l1]);
+    assert_eq!(store.layers().list().unwrap().len(), 2);
+    // Both images hold the base; removing one keeps it.
+    store.remove("first:1", false).unwrap();
+    assert_eq!(store.layers().list().unwrap().len(), 2);
+    store.remove("second:1", false).unwrap();
+    assert!(store.layers().list().unwrap().is_empty());
+}
