@@ -5,9 +5,9 @@
 //! ```text
 //! cargo build --release --example dunnage && cargo bench --bench image
 //! ```
-//! Each `load` goes into a fresh store (ours) or follows a `docker rmi` of
-//! the image (dockerd's), so both write every layer each time. Each `save`
-//! writes the whole archive to a new file. `DUNNAGE_BENCH_RUNS` sets the
+//! Each `load` goes into a fresh store (ours) or a fresh private dockerd,
+//! so both write every layer each time. Each `save` writes the whole
+//! archive to a new file. Nothing is deleted until the end. `DUNNAGE_BENCH_RUNS` sets the
 //! runs per case (default 5); `DUNNAGE_BENCH_MB` the archive size (default
 //! 500). Needs root and dockerd.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -163,30 +163,39 @@ fn main() {
     let archive = dir.join("big.tar");
     make_archive(&archive, megabytes << 20, layers);
     let size = std::fs::metadata(&archive).unwrap().len();
-    let d = Dockerd::start("bench-image").unwrap();
     let ours = |root: &Path| {
         let mut c = Command::new(&dunnage);
         c.arg("--root").arg(root);
         c
     };
+    // Nothing is deleted while timing: on this machine's journal-less ext4,
+    // creating files soon after thousands were deleted is several times
+    // slower (the inode allocator skips recently deleted inodes), which
+    // would tax whichever tool runs after a deletion. So every load goes
+    // into a fresh store or a fresh dockerd, every save into a new file,
+    // and all of it is removed at the end.
+    let mut daemons = Vec::new();
+    let fresh_daemon = |i: usize| Dockerd::start(&format!("bench-image-{i}")).unwrap();
     // Warm-up: one load each (fills the page cache with the archive).
-    let warm = dir.join("warm");
-    run(ours(&warm).args(["load", "-q", "-i"]).arg(&archive));
+    run(ours(&dir.join("warm"))
+        .args(["load", "-q", "-i"])
+        .arg(&archive));
+    let d = fresh_daemon(99);
     run(d.docker().args(["load", "-q", "-i"]).arg(&archive));
+    daemons.push(d.stop().unwrap());
 
     let (mut our_load, mut docker_load, mut our_save, mut docker_save) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
         let store = dir.join(format!("store{i}"));
-        let our_out = dir.join("ours-saved.tar");
-        let docker_out = dir.join("docker-saved.tar");
+        let our_out = dir.join(format!("ours-saved-{i}.tar"));
+        let docker_out = dir.join(format!("docker-saved-{i}.tar"));
+        let d = fresh_daemon(i);
         let mut cases: Vec<Box<dyn FnMut()>> = vec![
             Box::new(|| {
-                run(d.docker().args(["rmi", TAG]));
                 docker_load.push(time(|| {
                     run(d.docker().args(["load", "-q", "-i"]).arg(&archive))
                 }));
-                let _ = std::fs::remove_file(&docker_out);
                 docker_save.push(time(|| {
                     run(d.docker().args(["save", "-o"]).arg(&docker_out).arg(TAG))
                 }));
@@ -195,11 +204,9 @@ fn main() {
                 our_load.push(time(|| {
                     run(ours(&store).args(["load", "-q", "-i"]).arg(&archive))
                 }));
-                let _ = std::fs::remove_file(&our_out);
                 our_save.push(time(|| {
                     run(ours(&store).args(["save", "-o"]).arg(&our_out).arg(TAG))
                 }));
-                std::fs::remove_dir_all(&store).unwrap();
             }),
         ];
         // Alternate which tool goes first.
@@ -209,6 +216,8 @@ fn main() {
         for case in &mut cases {
             case();
         }
+        drop(cases);
+        daemons.push(d.stop().unwrap());
     }
     let (ol, dl, os, ds) = (
         median(&mut our_load),
