@@ -140,6 +140,14 @@ fn median(samples: &mut [Duration]) -> f64 {
     samples[samples.len() / 2].as_secs_f64()
 }
 
+fn list(samples: &[Duration]) -> String {
+    let s: Vec<String> = samples
+        .iter()
+        .map(|d| format!("{:.2}", d.as_secs_f64()))
+        .collect();
+    s.join(" ")
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (cargo test) is a no-op.
     if !std::env::args().any(|a| a == "--bench") {
@@ -219,6 +227,12 @@ fn main() {
         drop(cases);
         daemons.push(d.stop().unwrap());
     }
+    let samples = [
+        list(&our_load),
+        list(&docker_load),
+        list(&our_save),
+        list(&docker_save),
+    ];
     let (ol, dl, os, ds) = (
         median(&mut our_load),
         median(&mut docker_load),
@@ -229,14 +243,23 @@ fn main() {
         "archive: {:.0} MB, {layers} layers; {runs} runs each, interleaved",
         size as f64 / 1e6
     );
-    println!("{:<28} {:>10} {:>10}", "case", "median s", "MB/s");
-    for (name, s) in [
+    println!(
+        "{:<16} {:>9} {:>7}   runs (s, in run order)",
+        "case", "median s", "MB/s"
+    );
+    for ((name, s), runs) in [
         ("dunnage load", ol),
         ("docker load", dl),
         ("dunnage save", os),
         ("docker save", ds),
-    ] {
-        println!("{name:<28} {s:>10.2} {:>10.0}", size as f64 / 1e6 / s);
+    ]
+    .into_iter()
+    .zip(samples)
+    {
+        println!(
+            "{name:<16} {s:>9.2} {:>7.0}   {runs}",
+            size as f64 / 1e6 / s
+        );
     }
     println!("load: docker / dunnage = {:.2}", dl / ol);
     println!("save: docker / dunnage = {:.2}", ds / os);
