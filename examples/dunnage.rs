@@ -465,12 +465,63 @@ fn inspect(root: &Path, a: &Args) -> Res {
     for name in &a.rest {
         out.push(store.inspect(&store.resolve(name)?)?);
     }
+    let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
     // The docker CLI indents by four spaces; serde_json's pretty printer by two.
-    for line in serde_json::to_string_pretty(&out)?.lines() {
+    for line in serde_json::to_string_pretty(&ordered)?.lines() {
         let body = line.trim_start_matches(' ');
         println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
     }
     Ok(())
+}
+
+/// The top-level keys of `docker image inspect`, in the order it prints them.
+const INSPECT_ORDER: [&str; 19] = [
+    "Id",
+    "RepoTags",
+    "RepoDigests",
+    "Parent",
+    "Comment",
+    "Created",
+    "Container",
+    "ContainerConfig",
+    "DockerVersion",
+    "Author",
+    "Config",
+    "Architecture",
+    "Variant",
+    "Os",
+    "Size",
+    "VirtualSize",
+    "GraphDriver",
+    "RootFS",
+    "Metadata",
+];
+
+/// An inspect object serialised with its keys in docker's order (serde_json
+/// maps sort their keys); a null `Variant` is left out, as docker does.
+struct DockerOrder<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for DockerOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(map) = self.0.as_object() else {
+            return self.0.serialize(s);
+        };
+        let mut out = s.serialize_map(None)?;
+        for key in INSPECT_ORDER {
+            match map.get(key) {
+                Some(serde_json::Value::Null) if key == "Variant" => {}
+                Some(v) => out.serialize_entry(key, v)?,
+                None => {}
+            }
+        }
+        for (k, v) in map {
+            if !INSPECT_ORDER.contains(&k.as_str()) {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
+    }
 }
 
 fn rmi(root: &Path, a: &Args) -> Res {

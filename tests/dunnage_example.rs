@@ -45,6 +45,15 @@ fn fails(root: &Path, args: &[&str]) -> String {
     err.trim_end().to_string()
 }
 
+/// The top-level keys of each object of an inspect output, in order.
+fn top_keys(inspect: &str) -> Vec<String> {
+    inspect
+        .lines()
+        .filter(|l| l.starts_with("        \"") && !l.starts_with("         "))
+        .map(|l| l.trim().split('"').nth(1).unwrap().to_string())
+        .collect()
+}
+
 /// A rootfs tarball of the host's static busybox with a few applets.
 fn busybox_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
@@ -239,9 +248,33 @@ fn history_tag_rmi_layers_and_inspect() {
     assert_eq!(layer[0], layer[1]);
     assert_eq!(layer[2].len(), 64, "{out}");
     let inspect = ok(&root, &["inspect", "quickstart/bb:1"]);
+    // Indented by four and in the docker CLI's key order.
     assert!(
-        inspect.starts_with("[\n    {\n        \"Architecture\": "),
+        inspect.starts_with("[\n    {\n        \"Id\": "),
         "{inspect}"
+    );
+    assert_eq!(
+        top_keys(&inspect),
+        [
+            "Id",
+            "RepoTags",
+            "RepoDigests",
+            "Parent",
+            "Comment",
+            "Created",
+            "Container",
+            "ContainerConfig",
+            "DockerVersion",
+            "Author",
+            "Config",
+            "Architecture",
+            "Os",
+            "Size",
+            "VirtualSize",
+            "GraphDriver",
+            "RootFS",
+            "Metadata"
+        ]
     );
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v[0]["Id"], id.as_str());
@@ -310,6 +343,12 @@ fn images_and_save_read_a_stopped_dockerds_data_root() {
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let docker_images = d.docker().arg("images").output().unwrap();
     let docker_images = String::from_utf8(docker_images.stdout).unwrap();
+    let docker_inspect = d
+        .docker()
+        .args(["image", "inspect", "dunnage-test/cli:1"])
+        .output()
+        .unwrap();
+    let docker_inspect = String::from_utf8(docker_inspect.stdout).unwrap();
     let daemon_dir = d.stop().unwrap();
     let data_root = daemon_dir.join("data");
 
@@ -333,6 +372,27 @@ fn images_and_save_read_a_stopped_dockerds_data_root() {
     );
     assert_eq!(row, docker_row, "ours:\n{out}docker:\n{docker_images}");
     assert_eq!(row[2], id[7..19]);
+
+    // inspect: docker's keys in docker's order, the same values where
+    // they do not depend on the daemon's state.
+    let inspect = ok(&data_root, &["inspect", "dunnage-test/cli:1"]);
+    assert_eq!(top_keys(&inspect), top_keys(&docker_inspect), "{inspect}");
+    let (ours, theirs): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&inspect).unwrap(),
+        serde_json::from_str(&docker_inspect).unwrap(),
+    );
+    for key in [
+        "Id",
+        "RepoTags",
+        "Created",
+        "Config",
+        "Os",
+        "Size",
+        "RootFS",
+        "GraphDriver",
+    ] {
+        assert_eq!(ours[0][key], theirs[0][key], "{key}");
+    }
 
     let archive = dir.join("from-docker.tar");
     ok(
