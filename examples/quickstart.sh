@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build -q --example dunnage
-dunnage="${CARGO_TARGET_DIR:-target}/debug/examples/dunnage"
+dunnage() { cargo run -q --example dunnage -- "$@"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dunnage-quickstart.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -27,14 +27,14 @@ echo "hello from dunnage" > "$work/rootfs/etc/motd"
 tar --numeric-owner --owner=0 --group=0 -C "$work/rootfs" -cf "$work/rootfs.tar" .
 
 # Build the image in one store and save it, as `docker save` would.
-"$dunnage" --root "$work/build" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' \
+dunnage --root "$work/build" import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' \
   -m 'busybox from the host' "$work/rootfs.tar" quickstart/busybox:latest > /dev/null
-"$dunnage" --root "$work/build" save -o "$work/busybox.tar" quickstart/busybox:latest
+dunnage --root "$work/build" save -o "$work/busybox.tar" quickstart/busybox:latest
 
 # The main job: load the archive into a fresh store and list what it holds.
 echo "\$ dunnage load -i busybox.tar"
-"$dunnage" --root "$work/store" load -i "$work/busybox.tar"
+dunnage --root "$work/store" load -i "$work/busybox.tar"
 echo "\$ dunnage images"
-"$dunnage" --root "$work/store" images
+dunnage --root "$work/store" images
 echo "\$ dunnage history quickstart/busybox"
-"$dunnage" --root "$work/store" history quickstart/busybox
+dunnage --root "$work/store" history quickstart/busybox
