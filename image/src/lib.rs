@@ -45,6 +45,7 @@ pub mod import;
 pub mod layout;
 pub mod load;
 pub mod mount;
+mod plan;
 pub mod progress;
 pub mod reference;
 pub mod repositories;
