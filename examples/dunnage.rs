@@ -1,8 +1,8 @@
 //! A docker-like image CLI over a Docker-compatible data-root.
 //!
 //! ```text
-//! dunnage [--root DIR] load [-i FILE] [-q]
-//! dunnage [--root DIR] save -o FILE [--oci] IMAGE...
+//! dunnage [--root DIR] load [-i FILE] [-q]          (stdin without -i)
+//! dunnage [--root DIR] save [-o FILE] [--oci] IMAGE... (stdout without -o)
 //! dunnage [--root DIR] import [-c CHANGE]... [-m MESSAGE] FILE [REF]
 //! dunnage [--root DIR] images [-q] [--no-trunc]
 //! dunnage [--root DIR] history [--no-trunc] IMAGE
@@ -19,7 +19,7 @@
 //! line and exit with status 1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -167,38 +167,57 @@ fn run(mut args: Vec<String>) -> Res {
     }
 }
 
-fn load(root: &Path, a: &Args) -> Res {
-    let input = match a.value(&["-i", "--input"]) {
-        Some(f) => PathBuf::from(f),
-        None => return Err("load needs -i FILE".into()),
-    };
-    let store = ImageStore::open(root)?;
-    let show = !a.has(&["-q", "--quiet"]) && std::io::stderr().is_terminal();
-    let mut bar = |p: &Progress| {
+/// A progress bar on stderr when it is a terminal (and not `-q`), like
+/// the docker CLI's: `<verb> layer i/n [=====>    ] 12.3MB/45.6MB`.
+fn progress_bar(verb: &'static str, quiet: bool) -> Option<impl FnMut(&Progress)> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    Some(move |p: &Progress| {
         let width = 50u64;
-        let done = (p.bytes.min(p.total) * width)
-            .checked_div(p.total)
-            .unwrap_or(width);
+        let done = if p.done {
+            width
+        } else {
+            (p.bytes.min(p.total) * width)
+                .checked_div(p.total)
+                .unwrap_or(0)
+        };
         let line = format!(
-            "\rLoading layer {}/{} [{}>{}] {}/{}",
+            "\r{verb} layer {}/{} [{}>{}] {}/{}",
             p.layer + 1,
             p.layers,
             "=".repeat(done as usize),
             " ".repeat((width - done) as usize),
             human_size(p.bytes),
-            human_size(p.total)
+            human_size(p.total.max(p.bytes))
         );
         let mut err = std::io::stderr();
         let _ = err.write_all(line.as_bytes());
-        if p.bytes == p.total {
+        if p.done {
             let _ = err.write_all(b"\n");
         }
-    };
+    })
+}
+
+fn load(root: &Path, a: &Args) -> Res {
+    let store = ImageStore::open(root)?;
+    let mut bar = progress_bar("Loading", a.has(&["-q", "--quiet"]));
     let opts = LoadOptions {
-        progress: if show { Some(&mut bar) } else { None },
+        progress: bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress)),
         ..LoadOptions::default()
     };
-    for image in store.load(&input, opts)? {
+    // Like docker: without -i the archive comes on stdin.
+    let loaded = match a.value(&["-i", "--input"]) {
+        Some(f) => store.load(Path::new(f), opts)?,
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err("requested load from stdin, but stdin is empty".into());
+            }
+            store.load_reader(stdin.lock(), Path::new("<stdin>"), opts)?
+        }
+    };
+    for image in loaded {
         if image.tags.is_empty() {
             println!("Loaded image ID: {}", image.id);
         }
@@ -210,20 +229,55 @@ fn load(root: &Path, a: &Args) -> Res {
 }
 
 fn save(root: &Path, a: &Args) -> Res {
-    let out = a.value(&["-o", "--output"]).ok_or("save needs -o FILE")?;
     if a.rest.is_empty() {
         return Err("\"dunnage save\" requires at least 1 argument".into());
     }
     let names: Vec<&str> = a.rest.iter().map(String::as_str).collect();
+    let out = a.value(&["-o", "--output"]);
+    if out.is_none() && std::io::stdout().is_terminal() {
+        return Err("cowardly refusing to save to a terminal. Use the -o flag or redirect".into());
+    }
     let store = ImageStore::open(root)?;
+    let mut bar = progress_bar("Saving", false);
+    let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
     if a.has(&["--oci"]) {
-        store.export_oci(&names, Path::new(out))?;
+        let dir = out.ok_or("save --oci needs -o DIR")?;
+        store.export_oci_with_progress(&names, Path::new(dir), progress)?;
         return Ok(());
     }
+    let Some(out) = out else {
+        // The archive needs a seekable output: a spool file (unlinked at
+        // once) in the store's tmp directory, then copied to stdout.
+        let dir = root.join("tmp");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("save-{}", std::process::id()));
+        let spool = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
+        std::fs::remove_file(&path)?;
+        let written = store.save_with_progress(
+            &names,
+            std::io::BufWriter::with_capacity(1 << 20, spool),
+            progress,
+        )?;
+        let mut spool = written.into_inner().map_err(|e| e.into_error())?;
+        spool.seek(std::io::SeekFrom::Start(0))?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut spool, &mut stdout)?;
+        stdout.flush()?;
+        return Ok(());
+    };
     let tmp = PathBuf::from(format!("{out}.tmp-{}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
     let written = store
-        .save(&names, std::io::BufWriter::with_capacity(1 << 20, file))
+        .save_with_progress(
+            &names,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            progress,
+        )
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
@@ -277,19 +331,26 @@ fn import(root: &Path, a: &Args) -> Res {
     for c in a.values(&["-c", "--change"]) {
         parse_change(c, &mut changes)?;
     }
-    let id = ImageStore::open(root)?.import(Path::new(&a.rest[0]), &changes)?;
+    let mut bar = progress_bar("Importing", false);
+    let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
+    let id =
+        ImageStore::open(root)?.import_with_progress(Path::new(&a.rest[0]), &changes, progress)?;
     println!("{id}");
     Ok(())
 }
 
 /// Print rows in columns like Go's tabwriter as the docker CLI sets it up
-/// (padding 3).
+/// (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: a column is its widest
+/// cell plus 3 spaces, and at least 10 wide).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
+    }
+    for w in &mut widths {
+        *w = (*w + 3).max(10) - 3;
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
@@ -404,12 +465,63 @@ fn inspect(root: &Path, a: &Args) -> Res {
     for name in &a.rest {
         out.push(store.inspect(&store.resolve(name)?)?);
     }
+    let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
     // The docker CLI indents by four spaces; serde_json's pretty printer by two.
-    for line in serde_json::to_string_pretty(&out)?.lines() {
+    for line in serde_json::to_string_pretty(&ordered)?.lines() {
         let body = line.trim_start_matches(' ');
         println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
     }
     Ok(())
+}
+
+/// The top-level keys of `docker image inspect`, in the order it prints them.
+const INSPECT_ORDER: [&str; 19] = [
+    "Id",
+    "RepoTags",
+    "RepoDigests",
+    "Parent",
+    "Comment",
+    "Created",
+    "Container",
+    "ContainerConfig",
+    "DockerVersion",
+    "Author",
+    "Config",
+    "Architecture",
+    "Variant",
+    "Os",
+    "Size",
+    "VirtualSize",
+    "GraphDriver",
+    "RootFS",
+    "Metadata",
+];
+
+/// An inspect object serialised with its keys in docker's order (serde_json
+/// maps sort their keys); a null `Variant` is left out, as docker does.
+struct DockerOrder<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for DockerOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(map) = self.0.as_object() else {
+            return self.0.serialize(s);
+        };
+        let mut out = s.serialize_map(None)?;
+        for key in INSPECT_ORDER {
+            match map.get(key) {
+                Some(serde_json::Value::Null) if key == "Variant" => {}
+                Some(v) => out.serialize_entry(key, v)?,
+                None => {}
+            }
+        }
+        for (k, v) in map {
+            if !INSPECT_ORDER.contains(&k.as_str()) {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
+    }
 }
 
 fn rmi(root: &Path, a: &Args) -> Res {

@@ -17,6 +17,7 @@ use crate::layout::{
     REF_NAME,
 };
 use crate::load::sha256_digest;
+use crate::progress::{Counting, Progress, ProgressFn};
 use crate::store::ImageStore;
 
 impl ImageStore {
@@ -24,6 +25,17 @@ impl ImageStore {
     /// (created if needed; blobs already there are kept, `index.json` is
     /// replaced).
     pub fn export_oci(&self, names: &[&str], dir: &Path) -> Result<()> {
+        self.export_oci_with_progress(names, dir, None)
+    }
+
+    /// [`export_oci`](Self::export_oci), reporting each layer blob written
+    /// to `progress`.
+    pub fn export_oci_with_progress(
+        &self,
+        names: &[&str],
+        dir: &Path,
+        mut progress: Option<ProgressFn<'_>>,
+    ) -> Result<()> {
         let blobs = dir.join("blobs/sha256");
         create_dirs(&blobs, 0o755)?;
         write_atomic(
@@ -32,18 +44,33 @@ impl ImageStore {
             0o644,
         )?;
         let mut entries = Vec::new();
-        for (id, tags) in self.select(names)? {
+        let selected = self.select(names)?;
+        let images = selected.len();
+        for (image, (id, tags)) in selected.into_iter().enumerate() {
             let config = self.config(&id)?;
             let mut layers = Vec::new();
             if let Some(top) = config.chain_id() {
-                for layer in self.layers().chain(&top)? {
+                let chain = self.layers().chain(&top)?;
+                let count = chain.len();
+                for (index, layer) in chain.into_iter().enumerate() {
                     let digest = layer.diff_id.0;
                     let path = blobs.join(digest.hex());
                     let size = match fs::metadata(&path) {
                         Ok(m) => m.len(),
                         Err(_) => write_blob(
                             &path,
-                            &mut self.layers().tar_stream(&layer.chain_id)?,
+                            &mut Counting {
+                                inner: self.layers().tar_stream(&layer.chain_id)?,
+                                state: Progress {
+                                    image,
+                                    images,
+                                    layer: index,
+                                    layers: count,
+                                    total: layer.size,
+                                    ..Progress::default()
+                                },
+                                report: progress.as_deref_mut(),
+                            },
                             &digest,
                         )?,
                     };

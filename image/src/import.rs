@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::config::{ConfigFile, History, ImageConfig, ImageId, RunConfig};
 use crate::error::{Error, Result};
 use crate::load::host_architecture;
+use crate::progress::{Counting, Progress, ProgressFn};
 use crate::reference::Reference;
 use crate::source::decompress;
 use crate::store::ImageStore;
@@ -70,8 +71,23 @@ impl ImageStore {
     /// `docker import`: the tarball at `path` (plain, gzip or zstd) is the
     /// only layer of a new image.
     pub fn import(&self, path: &Path, changes: &ImageChanges) -> Result<ImageId> {
+        self.import_with_progress(path, changes, None)
+    }
+
+    /// [`import`](Self::import), reporting the bytes read of `path` to
+    /// `progress`.
+    pub fn import_with_progress(
+        &self,
+        path: &Path,
+        changes: &ImageChanges,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<ImageId> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let (_, tar) = decompress(file)?;
+        let total = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
+        let (_, tar) = decompress(one_layer(file, total, progress))?;
         let layer = self.layers().register(tar, None, None)?;
         let now = format_rfc3339(SystemTime::now());
         let comment = changes
@@ -106,13 +122,29 @@ impl ImageStore {
         image: &ImageId,
         changes: &ImageChanges,
     ) -> Result<ImageId> {
+        self.commit_with_progress(container_id, image, changes, None)
+    }
+
+    /// [`commit`](Self::commit), reporting the registration of the new
+    /// layer (after the container's diff is written) to `progress`.
+    pub fn commit_with_progress(
+        &self,
+        container_id: &str,
+        image: &ImageId,
+        changes: &ImageChanges,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<ImageId> {
         let base = self.config(image)?;
         let mut tmp = self.temp_file()?;
         self.layers().rw_diff(container_id, &mut tmp)?;
-        tmp.seek(SeekFrom::Start(0))
+        let total = tmp
+            .seek(SeekFrom::End(0))
+            .and_then(|end| tmp.seek(SeekFrom::Start(0)).map(|_| end))
             .map_err(|e| Error::io("seek", "commit diff", e))?;
         let parent = base.chain_id();
-        let layer = self.layers().register(&mut tmp, parent.as_ref(), None)?;
+        let layer =
+            self.layers()
+                .register(one_layer(&mut tmp, total, progress), parent.as_ref(), None)?;
         let now = format_rfc3339(SystemTime::now());
         let mut file = base.file().clone();
         changes.apply(file.config.get_or_insert_with(RunConfig::default));
@@ -150,5 +182,23 @@ impl ImageStore {
             self.set_tag(r, &id)?;
         }
         Ok(id)
+    }
+}
+
+/// A reader of the single layer of an import or commit, counted.
+fn one_layer<'a, R: Read>(
+    inner: R,
+    total: u64,
+    report: Option<ProgressFn<'a>>,
+) -> Counting<'a, 'a, R> {
+    Counting {
+        inner,
+        state: Progress {
+            images: 1,
+            layers: 1,
+            total,
+            ..Progress::default()
+        },
+        report,
     }
 }

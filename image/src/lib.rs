@@ -26,7 +26,8 @@
 //! - [`imagedb`]: [`ImageDb`], configs under their ID, verified on read.
 //! - [`repositories`]: [`Repositories`], `repositories.json`.
 //! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune.
-//! - [`load`]: [`ImageStore::load`] with [`LoadOptions`] and [`Progress`].
+//! - [`load`]: [`ImageStore::load`] with [`LoadOptions`].
+//! - [`progress`]: [`Progress`] reports of load, save, export, import, commit.
 //! - [`save`] and [`export`]: [`ImageStore::save`] (docker-archive) and
 //!   [`ImageStore::export_oci`] (OCI layout).
 //! - [`import`]: [`ImageStore::import`] and [`ImageStore::commit`].
@@ -44,6 +45,8 @@ pub mod import;
 pub mod layout;
 pub mod load;
 pub mod mount;
+mod plan;
+pub mod progress;
 pub mod reference;
 pub mod repositories;
 pub mod save;
@@ -56,7 +59,8 @@ pub use config::{ConfigFile, History, ImageConfig, ImageId, RootFs, RunConfig};
 pub use error::{Error, Result};
 pub use imagedb::ImageDb;
 pub use import::ImageChanges;
-pub use load::{LoadOptions, Loaded, Progress};
+pub use load::{LoadOptions, Loaded};
+pub use progress::{Progress, ProgressFn};
 pub use reference::Reference;
 pub use repositories::Repositories;
 pub use store::{ImageStore, Removed};

@@ -18,6 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use crate::config::ImageId;
 use crate::error::{Error, Result};
 use crate::layout::ArchiveManifest;
+use crate::progress::{Counting, Progress, ProgressFn};
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
@@ -41,11 +42,23 @@ impl ImageStore {
 
     /// Write the images `names` select as a docker-archive tar to `out`.
     pub fn save<W: Write + Seek>(&self, names: &[&str], out: W) -> Result<W> {
+        self.save_with_progress(names, out, None)
+    }
+
+    /// [`save`](Self::save), reporting each layer written to `progress`.
+    pub fn save_with_progress<W: Write + Seek>(
+        &self,
+        names: &[&str],
+        out: W,
+        mut progress: Option<ProgressFn<'_>>,
+    ) -> Result<W> {
         let mut tar = TarOut { w: out };
         let mut manifests = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut written = HashSet::new();
-        for (id, tags) in self.select(names)? {
+        let selected = self.select(names)?;
+        let images = selected.len();
+        for (image, (id, tags)) in selected.into_iter().enumerate() {
             let config = self.config(&id)?;
             let mtime = config
                 .file()
@@ -61,14 +74,26 @@ impl ImageStore {
                 Some(top) => self.layers().chain(&top)?,
                 None => Vec::new(),
             };
-            for layer in chain {
+            let layers = chain.len();
+            for (index, layer) in chain.into_iter().enumerate() {
                 let dir = layer.chain_id.0.hex().to_string();
                 if written.insert(dir.clone()) {
                     tar.dir(&dir, mtime)?;
                     tar.file(&format!("{dir}/VERSION"), b"1.0", mtime)?;
                     let v1 = serde_json::json!({ "id": dir, "parent": parent });
                     tar.file(&format!("{dir}/json"), v1.to_string().as_bytes(), mtime)?;
-                    let mut stream = self.layers().tar_stream(&layer.chain_id)?;
+                    let mut stream = Counting {
+                        inner: self.layers().tar_stream(&layer.chain_id)?,
+                        state: Progress {
+                            image,
+                            images,
+                            layer: index,
+                            layers,
+                            total: layer.size,
+                            ..Progress::default()
+                        },
+                        report: progress.as_deref_mut(),
+                    };
                     tar.stream(&format!("{dir}/layer.tar"), &mut stream, mtime)?;
                 }
                 members.push(format!("{dir}/layer.tar"));

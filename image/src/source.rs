@@ -241,6 +241,19 @@ pub(crate) enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The compression a stream starting with `head` has.
+    pub(crate) fn of(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
 /// Peek at `r` and return a reader of its decompressed bytes.
 pub(crate) fn decompress<'a, R: Read + 'a>(r: R) -> Result<(Compression, Box<dyn Read + 'a>)> {
     let mut r = BufReader::with_capacity(256 << 10, r);

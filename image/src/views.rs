@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::config::ImageId;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
@@ -156,6 +156,9 @@ impl ImageStore {
             }
             None => json!({ "Data": null, "Name": "overlay2" }),
         };
+        let run_config = serde_json::to_value(&f.config)
+            .map(with_docker_nulls)
+            .map_err(|e| Error::json("config", e))?;
         Ok(json!({
             "Id": id.to_string(),
             "RepoTags": tags,
@@ -164,10 +167,10 @@ impl ImageStore {
             "Comment": other("comment").as_str().unwrap_or_default(),
             "Created": f.created.clone().unwrap_or_default(),
             "Container": other("container").as_str().unwrap_or_default(),
-            "ContainerConfig": other("container_config"),
+            "ContainerConfig": with_docker_nulls(other("container_config")),
             "DockerVersion": other("docker_version").as_str().unwrap_or_default(),
             "Author": f.author.clone().unwrap_or_default(),
-            "Config": f.config,
+            "Config": run_config,
             "Architecture": f.architecture.clone().unwrap_or_default(),
             "Variant": f.variant,
             "Os": f.os.clone().unwrap_or_default(),
@@ -178,4 +181,16 @@ impl ImageStore {
             "Metadata": { "LastTagTime": self.imagedb().last_updated(id)?.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()) },
         }))
     }
+}
+
+/// Docker's inspect prints a container config through a Go struct whose
+/// `Env`, `Cmd`, `Volumes`, `Entrypoint`, `OnBuild` and `Labels` are never
+/// omitted: absent ones show as `null`.
+fn with_docker_nulls(mut config: Value) -> Value {
+    if let Some(map) = config.as_object_mut() {
+        for key in ["Cmd", "Entrypoint", "Env", "Labels", "OnBuild", "Volumes"] {
+            map.entry(key).or_insert(Value::Null);
+        }
+    }
+    config
 }

@@ -248,3 +248,188 @@ fn garbage_and_unknown_layouts_are_typed_errors() {
         Error::InvalidReference { .. }
     ));
 }
+
+/// An OCI layout tar of one image, without the blobs `drop` names
+/// (`"layer"`, `"config"`), with `platform` on the index entry and
+/// `config` instead of a minimal config.
+fn oci_layout(drop: &[&str], platform: Option<&str>, config: Option<Vec<u8>>) -> Vec<u8> {
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = config.unwrap_or_else(|| config_for(&[diff_id(&layer)]));
+    let (ld, cd) = (Digest::sha256_of(&layer), Digest::sha256_of(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let md = Digest::sha256_of(manifest.as_bytes());
+    let platform = platform.map_or(String::new(), |p| format!(r#","platform":{p}"#));
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{}{platform}}}]}}"#,
+        manifest.len()
+    );
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let (lb, cb, mb) = (blob(&ld), blob(&cd), blob(&md));
+    let members: Vec<(&str, &[u8], Option<&str>)> = vec![
+        ("index.json", index.as_bytes(), None),
+        (&mb, manifest.as_bytes(), None),
+        (&cb, &config, None),
+        (&lb, &layer, None),
+    ];
+    let kept: Vec<_> = members
+        .into_iter()
+        .filter(|(name, _, _)| {
+            !(drop.contains(&"layer") && *name == lb || drop.contains(&"config") && *name == cb)
+        })
+        .collect();
+    raw_tar(&kept)
+}
+
+#[test]
+fn a_missing_blob_in_an_oci_layout_is_reported_by_name() {
+    require_root!();
+    match load_fails(
+        "oci-no-layer",
+        &oci_layout(&["layer"], None, None),
+        LoadOptions::default(),
+    ) {
+        Error::MissingMember { member, .. } => {
+            assert!(member.starts_with("blobs/sha256/"), "{member}")
+        }
+        e => panic!("{e}"),
+    }
+    match load_fails(
+        "oci-no-config",
+        &oci_layout(&["config"], None, None),
+        LoadOptions::default(),
+    ) {
+        Error::MissingMember { member, .. } => {
+            assert!(member.starts_with("blobs/sha256/"), "{member}")
+        }
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn huge_configs_and_indexes_are_refused() {
+    require_root!();
+    // A config blob of 9 MiB (its digest and size are right).
+    let mut config = config_for(&[diff_id(&layer_tar(&[("a", b"a")]))]);
+    let end = config.len() - 1;
+    config.splice(end..end, std::iter::repeat_n(b' ', 9 << 20));
+    assert!(matches!(
+        load_fails(
+            "huge-config",
+            &oci_layout(&[], None, Some(config)),
+            LoadOptions::default()
+        ),
+        Error::TooLarge { .. }
+    ));
+    let mut index = br#"{"schemaVersion":2,"manifests":[]"#.to_vec();
+    index.extend(std::iter::repeat_n(b' ', 9 << 20));
+    index.push(b'}');
+    let tar = raw_tar(&[("index.json", &index, None)]);
+    assert!(matches!(
+        load_fails("huge-index", &tar, LoadOptions::default()),
+        Error::TooLarge { .. }
+    ));
+}
+
+#[test]
+fn an_index_with_no_image_for_this_platform_is_an_error() {
+    require_root!();
+    for platform in [
+        r#"{"architecture":"s390x","os":"linux"}"#,
+        r#"{"architecture":"amd64","os":"windows"}"#,
+    ] {
+        assert!(matches!(
+            load_fails(
+                "platform",
+                &oci_layout(&[], Some(platform), None),
+                LoadOptions::default()
+            ),
+            Error::UnknownFormat { .. }
+        ));
+    }
+    let tar = raw_tar(&[("index.json", br#"{"schemaVersion":2,"manifests":[]}"#, None)]);
+    assert!(matches!(
+        load_fails("empty-index", &tar, LoadOptions::default()),
+        Error::UnknownFormat { .. }
+    ));
+}
+
+#[test]
+fn a_bad_second_image_leaves_the_first_unloaded_too() {
+    require_root!();
+    let l0 = layer_tar(&[("first", b"first")]);
+    let l1 = layer_tar(&[("second", b"second")]);
+    let good = config_for(&[diff_id(&l0)]);
+    // The second config names l1's diffID; the archive carries other bytes.
+    let bad = config_for(&[diff_id(&l0), diff_id(&l1)]);
+    let manifest = br#"[{"Config":"good.json","RepoTags":["first:1"],"Layers":["0.tar"]},
+                        {"Config":"bad.json","RepoTags":["second:1"],"Layers":["0.tar","2.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("good.json", &good, None),
+        ("bad.json", &bad, None),
+        ("0.tar", &l0, None),
+        ("2.tar", &layer_tar(&[("other", b"other")]), None),
+    ]);
+    let err = load_fails("two-images", &tar, LoadOptions::default());
+    assert!(matches!(err, Error::Layer(_)), "{err}");
+}
+
+/// `copies` concatenated gzip members of 1 MiB of zeros each (about 1 KiB
+/// compressed apiece): a stream expanding about 1000 times.
+fn gzip_bomb(copies: usize) -> Vec<u8> {
+    let mut one = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    one.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let one = one.finish().unwrap();
+    one.repeat(copies)
+}
+
+#[test]
+fn a_gzip_bombed_archive_stops_at_the_default_expansion_limit() {
+    require_root!();
+    // 256 MiB once inflated: beyond 64 MiB (the floor) and 100x its size.
+    let bomb = gzip_bomb(256);
+    assert!(bomb.len() < 1 << 20);
+    match load_fails("archive-bomb", &bomb, LoadOptions::default()) {
+        Error::TooLarge { limit, .. } => assert_eq!(limit, 64 << 20),
+        e => panic!("{e}"),
+    }
+    // Tighter options stop it earlier.
+    let opts = LoadOptions {
+        max_ratio: 10,
+        ratio_floor: 1 << 20,
+        ..LoadOptions::default()
+    };
+    match load_fails("archive-bomb-tight", &bomb, opts) {
+        Error::TooLarge { limit, .. } => assert_eq!(limit, (bomb.len() as u64 * 10).max(1 << 20)),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_gzip_bombed_layer_stops_at_the_default_expansion_limit() {
+    require_root!();
+    let bomb = gzip_bomb(256);
+    let config = config_for(&[diff_id(&[0u8; 1024])]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["bomb.tar.gz"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("bomb.tar.gz", &bomb, None),
+    ]);
+    assert!(matches!(
+        load_fails("layer-bomb-default", &tar, LoadOptions::default()),
+        Error::TooLarge { .. }
+    ));
+}
+
+#[test]
+fn expansion_limits_default_to_100x_with_a_64_mib_floor() {
+    let opts = LoadOptions::default();
+    assert_eq!(opts.expansion_limit(1000), 64 << 20);
+    assert_eq!(opts.expansion_limit(1 << 30), 100 << 30);
+    assert_eq!(opts.max_layer, 64 << 30);
+}

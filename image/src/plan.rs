@@ -1,0 +1,231 @@
+//! The plan of a load: an archive's `manifest.json` or `index.json` read
+//! into images (configs read and verified, layer members named with the
+//! digest they must have), before any layer is registered.
+
+use dunnage_layerstore::Digest;
+
+use crate::config::ImageConfig;
+use crate::error::{Error, Result};
+use crate::layout::{
+    ArchiveManifest, CONTAINERD_NAME, DOCKER_MANIFEST_LIST, Descriptor, Index, Manifest, OCI_INDEX,
+    REF_NAME,
+};
+use crate::load::host_architecture;
+use crate::reference::{Reference, is_hex64};
+use crate::source::Source;
+
+/// One layer to register: the member holding it and the digest its name
+/// or descriptor promises.
+pub(crate) struct LayerPlan {
+    pub(crate) member: String,
+    pub(crate) digest: Option<Digest>,
+}
+
+/// One image to store: its verified config, its layers, its tags.
+pub(crate) struct ImagePlan {
+    pub(crate) config: ImageConfig,
+    pub(crate) layers: Vec<LayerPlan>,
+    pub(crate) tags: Vec<Reference>,
+}
+
+/// Read an archive's images: `manifest.json` when present, else `index.json`.
+pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
+    if let Some(raw) = source.read_member("manifest.json", max_json)? {
+        let manifests: Vec<ArchiveManifest> =
+            serde_json::from_slice(&raw).map_err(|e| Error::json("manifest.json", e))?;
+        return manifests
+            .into_iter()
+            .map(|m| plan_docker(source, m, max_json))
+            .collect();
+    }
+    if source.read_member("index.json", max_json)?.is_some() {
+        let mut plans = Vec::new();
+        let index = read_json::<Index>(source, "index.json", None, max_json)?;
+        plan_index(source, &index, max_json, 0, &mut plans)?;
+        if plans.is_empty() {
+            return Err(Error::UnknownFormat {
+                path: source.path().to_path_buf(),
+                reason: format!(
+                    "index.json lists no image for linux/{}",
+                    host_architecture()
+                ),
+            });
+        }
+        return Ok(plans);
+    }
+    Err(Error::UnknownFormat {
+        path: source.path().to_path_buf(),
+        reason: "neither manifest.json nor index.json: not a docker archive or OCI layout"
+            .to_string(),
+    })
+}
+
+fn plan_docker(source: &Source, m: ArchiveManifest, max_json: u64) -> Result<ImagePlan> {
+    let raw = read_bytes(source, &m.config, digest_in_name(&m.config), max_json)?;
+    let config = ImageConfig::from_bytes(raw)?;
+    check_layer_count(&config, m.layers.len())?;
+    let layers = m
+        .layers
+        .into_iter()
+        .map(|member| LayerPlan {
+            digest: digest_in_name(&member),
+            member,
+        })
+        .collect();
+    let tags = m
+        .repo_tags
+        .unwrap_or_default()
+        .iter()
+        .map(|t| Reference::parse(t))
+        .collect::<Result<_>>()?;
+    Ok(ImagePlan {
+        config,
+        layers,
+        tags,
+    })
+}
+
+fn plan_index(
+    source: &Source,
+    index: &Index,
+    max_json: u64,
+    depth: u32,
+    plans: &mut Vec<ImagePlan>,
+) -> Result<()> {
+    for d in &index.manifests {
+        if let Some(p) = &d.platform
+            && (p.os != "linux" || p.architecture != host_architecture())
+        {
+            continue;
+        }
+        if d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST {
+            if depth >= 4 {
+                return Err(Error::UnknownFormat {
+                    path: source.path().to_path_buf(),
+                    reason: "indexes nested too deep".into(),
+                });
+            }
+            let nested = read_json::<Index>(source, &blob_path(&d.digest), Some(d), max_json)?;
+            plan_index(source, &nested, max_json, depth + 1, plans)?;
+            continue;
+        }
+        let manifest = read_json::<Manifest>(source, &blob_path(&d.digest), Some(d), max_json)?;
+        let raw = read_bytes(
+            source,
+            &blob_path(&manifest.config.digest),
+            Some(manifest.config.digest),
+            max_json,
+        )?;
+        let config = ImageConfig::from_bytes(raw)?;
+        check_layer_count(&config, manifest.layers.len())?;
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|l| LayerPlan {
+                member: blob_path(&l.digest),
+                digest: Some(l.digest),
+            })
+            .collect();
+        let name = d
+            .annotations
+            .get(CONTAINERD_NAME)
+            .or_else(|| d.annotations.get(REF_NAME));
+        // A bare tag (`latest`) in ref.name names no repository: no tag is set.
+        let tags = name
+            .filter(|n| n.contains(['/', ':']) || n.contains('.'))
+            .and_then(|n| Reference::parse(n).ok());
+        plans.push(ImagePlan {
+            config,
+            layers,
+            tags: tags.into_iter().collect(),
+        });
+    }
+    Ok(())
+}
+
+fn check_layer_count(config: &ImageConfig, layers: usize) -> Result<()> {
+    if config.diff_ids().len() != layers {
+        return Err(Error::InvalidConfig {
+            id: config.id().to_string(),
+            reason: format!(
+                "{} diff_ids but the manifest lists {layers} layers",
+                config.diff_ids().len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn read_bytes(
+    source: &Source,
+    member: &str,
+    digest: Option<Digest>,
+    max_json: u64,
+) -> Result<Vec<u8>> {
+    let missing = || Error::MissingMember {
+        archive: source.path().to_path_buf(),
+        member: member.to_string(),
+    };
+    let raw = source.read_member(member, max_json)?.ok_or_else(missing)?;
+    if let Some(expected) = digest {
+        let actual = Digest::sha256_of(&raw);
+        if actual != expected {
+            return Err(Error::DigestMismatch {
+                what: member.to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    Ok(raw)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    source: &Source,
+    member: &str,
+    d: Option<&Descriptor>,
+    max_json: u64,
+) -> Result<T> {
+    let raw = read_bytes(source, member, d.map(|d| d.digest), max_json)?;
+    if let Some(d) = d
+        && d.size != raw.len() as u64
+    {
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("size of {member}"),
+                expected: d.size.to_string(),
+                actual: raw.len().to_string(),
+            });
+        }
+    }
+    serde_json::from_slice(&raw).map_err(|e| Error::json(member, e))
+}
+
+/// The blob member of a digest in an OCI layout.
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm(), d.hex())
+}
+
+/// The digest a member's name promises: `blobs/sha256/<hex>` or `<hex>.json`.
+fn digest_in_name(member: &str) -> Option<Digest> {
+    let base = member.rsplit('/').next()?;
+    let hex = base.strip_suffix(".json").unwrap_or(base);
+    let by_name = member.ends_with(".json") || member.contains("blobs/sha256/");
+    (by_name && is_hex64(hex))
+        .then(|| format!("sha256:{hex}").parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_promise_digests() {
+        let hex = "a".repeat(64);
+        assert!(digest_in_name(&format!("{hex}.json")).is_some());
+        assert!(digest_in_name(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(digest_in_name(&format!("{hex}/layer.tar")).is_none());
+        assert!(digest_in_name("config.json").is_none());
+    }
+}
