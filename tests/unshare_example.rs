@@ -66,7 +66,7 @@ fn pid_namespace_with_fresh_proc_matches_util_linux() {
 }
 
 #[test]
-fn the_readme_main_job_runs() {
+fn the_readme_unshare_example_runs() {
     require_root!();
     let out = run(
         &example(),
