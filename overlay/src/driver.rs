@@ -114,9 +114,9 @@ impl Driver {
         self.home.join(id).join("diff")
     }
 
-    /// The parents' diff directories (absolute), nearest first; empty for a
-    /// base layer.
-    pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+    /// The entries of the layer's `lower` file (`l/<link>`, nearest
+    /// first), each checked to be a short link name; empty for a base layer.
+    fn lower_entries(&self, id: &str) -> Result<Vec<String>> {
         let dir = self.layer_dir(id)?;
         let lower = match std::fs::read_to_string(dir.join("lower")) {
             Ok(l) => l,
@@ -129,9 +129,37 @@ impl Driver {
             }
             Err(e) => return Err(io_err("read", &dir.join("lower"))(e)),
         };
+        lower
+            .trim()
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(|entry| match entry.split_once('/') {
+                Some((LINK_DIR, link)) if valid_link(link) => Ok(entry.to_string()),
+                _ => Err(Error::CorruptLayer {
+                    id: id.into(),
+                    file: "lower",
+                    reason: format!("{entry:?} is not l/<26-character link>"),
+                }),
+            })
+            .collect()
+    }
+
+    /// The parents' short links (`<home>/l/<link>`, absolute), nearest
+    /// first, as Docker passes them to the kernel; empty for a base layer.
+    pub fn lower_links(&self, id: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .lower_entries(id)?
+            .iter()
+            .map(|e| self.home.join(e))
+            .collect())
+    }
+
+    /// The parents' diff directories (absolute), nearest first; empty for a
+    /// base layer.
+    pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for entry in lower.trim().split(':').filter(|s| !s.is_empty()) {
-            let link = self.home.join(entry);
+        for entry in self.lower_entries(id)? {
+            let link = self.home.join(&entry);
             let target = std::fs::read_link(&link).map_err(io_err("readlink", &link))?;
             let resolved = link.parent().unwrap_or(&self.home).join(target);
             let layer =
@@ -151,6 +179,12 @@ impl Driver {
     /// The mount `get` would make for `id`, or `None` for a base layer
     /// (its diff directory is used as is). A committed layer is mounted
     /// read-only without an upper layer.
+    ///
+    /// As Docker does, the kernel is given the lowers as `<home>/l/<link>`
+    /// short links ([`Mount::mount_lowers`]), which mount(2) can pass
+    /// relative to the home when the options exceed a page (up to about
+    /// 128 lowers); the description prints the layers' `diff` directories,
+    /// like `docker inspect`.
     pub fn mount_description(&self, id: &str) -> Result<Option<Mount>> {
         let dir = self.layer_dir(id)?;
         if !dir.is_dir() {
@@ -160,14 +194,18 @@ impl Driver {
         if lowers.is_empty() {
             return Ok(None);
         }
+        let links = self.lower_links(id)?;
         let mut m = Mount::new(dir.join("merged"));
         if dir.join("committed").exists() {
             m.lowers.push(self.diff_dir(id));
+            m.mount_lowers
+                .push(self.home.join(LINK_DIR).join(self.link(id)?));
             m.read_only = true;
         } else {
             m = m.upper(self.diff_dir(id), dir.join("work"));
         }
         m.lowers.extend(lowers);
+        m.mount_lowers.extend(links);
         Ok(Some(m))
     }
 
