@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use dunnage_overlay::mount::is_mount_point;
 use dunnage_overlay::{ApplyOptions, Driver, Error, MountMethod, apply_layer};
-use dunnage_testsupport::{MountGuard, TempDir, require_root};
+use dunnage_testsupport::{MountGuard, TempDir, require_command, require_root};
 
 mod common;
 use common::RawTar;
@@ -191,4 +191,92 @@ fn a_chain_of_128_layers_mounts_with_mount2_through_the_short_links() {
     let merged = d.get(top).unwrap();
     assert!(merged.join("f000").exists() && merged.join("new").exists());
     d.put(top).unwrap();
+}
+
+#[test]
+fn drivers_of_one_home_share_mount_refcounts() {
+    require_root!();
+    let t = TempDir::new("drv-shared").unwrap();
+    let home = t.join("overlay2");
+    // flock locks belong to open files, so two drivers in one process
+    // behave like drivers in two processes.
+    let a = Driver::open(&home).unwrap();
+    a.create("base", None).unwrap();
+    a.create("rw", Some("base")).unwrap();
+    let b = Driver::open(&home).unwrap();
+    let merged = a.get("rw").unwrap();
+    assert_eq!(b.get("rw").unwrap(), merged);
+    // A driver opened now leaves the live mount alone and cannot remove it.
+    let c = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&merged).unwrap());
+    assert!(matches!(c.remove("rw"), Err(Error::Busy(_))));
+    a.put("rw").unwrap();
+    assert!(is_mount_point(&merged).unwrap(), "b still holds it");
+    std::fs::write(merged.join("x"), b"x").unwrap();
+    b.put("rw").unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    assert!(!merged.exists());
+    // A holder that goes away without put (a process that died) leaves a
+    // mount that nobody holds: the next get reuses it, its put unmounts.
+    b.get("rw").unwrap();
+    drop(b);
+    assert!(is_mount_point(&merged).unwrap());
+    c.get("rw").unwrap();
+    c.put("rw").unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    c.remove("rw").unwrap();
+}
+
+#[test]
+fn a_layer_held_by_another_process_stays_mounted() {
+    require_root!();
+    require_command!("flock");
+    let t = TempDir::new("drv-other-proc").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    d.create("rw", Some("base")).unwrap();
+    let merged = d.get("rw").unwrap();
+    // Another process takes the shared lock a driver's get holds.
+    let mut child = KillOnDrop(
+        std::process::Command::new("flock")
+            .args(["--shared", "--no-fork"])
+            .arg(home.join("rw"))
+            .args(["sh", "-c", "echo locked; exec sleep 600"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    d.put("rw").unwrap();
+    assert!(
+        is_mount_point(&merged).unwrap(),
+        "the other process holds it"
+    );
+    // Reopening (as a restarted daemon would) keeps it too.
+    drop(d);
+    let d = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&merged).unwrap());
+    assert!(matches!(d.remove("rw"), Err(Error::Busy(_))));
+    // Once that process is gone the mount is stale: open detaches it.
+    drop(child);
+    let d = Driver::open(&home).unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    d.remove("rw").unwrap();
+}
+
+/// A child process killed and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
