@@ -224,6 +224,20 @@ fn time(f: impl FnOnce()) -> Sample {
     }
 }
 
+/// The median of `tar_case / lib_case` wall-clock ratios taken round by
+/// round (the two ran back to back, so slow phases of the shared machine
+/// fall on both), with the per-round ratios.
+fn round_ratios(samples: &[Vec<Sample>], lib: usize, peer: usize) -> (f64, Vec<f64>) {
+    let per: Vec<f64> = samples[lib]
+        .iter()
+        .zip(&samples[peer])
+        .map(|(l, p)| p.wall.as_secs_f64() / l.wall.as_secs_f64())
+        .collect();
+    let mut sorted = per.clone();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], per)
+}
+
 /// Median and minimum wall-clock time, median CPU time.
 fn summary(samples: &[Sample]) -> (Duration, Duration, Duration) {
     let mut wall: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
@@ -350,6 +364,14 @@ fn bench_apply(t: &TempDir, runs: usize) -> PathBuf {
         medians[1].1.as_secs_f64() / medians[0].1.as_secs_f64(),
         medians[1].2.as_secs_f64() / medians[0].2.as_secs_f64()
     );
+    let (ratio, per) = round_ratios(&samples, 0, 1);
+    println!(
+        "  median of per-round ratios: {ratio:.2}; per round (tar time / apply_layer time): {}",
+        per.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     std::fs::remove_file(&layer).unwrap();
     dir(0, last)
 }
@@ -411,6 +433,14 @@ fn bench_diff(t: &TempDir, upper: &Path, runs: usize) {
             medians[i].0.as_secs_f64() / medians[0].0.as_secs_f64(),
             medians[i].1.as_secs_f64() / medians[0].1.as_secs_f64(),
             medians[i].2.as_secs_f64() / medians[0].2.as_secs_f64()
+        );
+        let (ratio, per) = round_ratios(&samples, 0, i);
+        println!(
+            "  median of per-round ratios: {ratio:.2}; per round: {}",
+            per.iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
 }
