@@ -14,7 +14,9 @@
 //! cargo bench --bench overlay
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs of the apply and diff cases (default
-//! 5), `DUNNAGE_BENCH_MOUNT_RUNS` those of the mount cases (default 50).
+//! 5), `DUNNAGE_BENCH_MOUNT_RUNS` those of the mount cases (default 50);
+//! `DUNNAGE_BENCH_ONLY=mount`, `apply` or `diff` (apply, then diff of its
+//! result) runs a part.
 //! Needs root. All data lives under a `dunnage-test-` temp dir that is
 //! removed at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
