@@ -10,14 +10,26 @@
 //! <home>/<id>/committed    empty (0600): the layer is read-only
 //! ```
 //! Modes: home 0710, `l/` 0700, `<id>/` 0710.
+//!
+//! Mounts are reference-counted across processes without adding files to
+//! this layout: while a [`Driver`] holds `get`s of a layer it keeps a
+//! shared `flock` on the directory `<home>/<id>`, and `get`, `put`,
+//! `remove` and the stale-mount cleanup of [`Driver::open`] serialise on an
+//! exclusive `flock` of `<home>/<id>/diff`. The last `put` in any process
+//! (no shared lock left) unmounts; a process that dies drops its locks
+//! with its fds, so its mounts count as stale.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{Error, Result, io_err};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result, errno, io_err};
 use crate::mount::{Mount, mounts_below, unmount};
 
 /// Length of a short link name.
@@ -26,17 +38,28 @@ const LINK_LEN: usize = 26;
 const LINK_DIR: &str = "l";
 
 /// An overlay2 driver home. `Send + Sync`; mounts are reference-counted
-/// within the process.
+/// within the process and, through `flock`s, across processes (see the
+/// [module documentation](self)).
 #[derive(Debug)]
 pub struct Driver {
     home: PathBuf,
-    refs: Mutex<HashMap<String, usize>>,
+    refs: Mutex<HashMap<String, Held>>,
+}
+
+/// This driver's `get`s of one layer.
+#[derive(Debug)]
+struct Held {
+    count: usize,
+    /// `<home>/<id>` with a shared `flock` held: tells other processes the
+    /// layer is in use.
+    _holder: OwnedFd,
 }
 
 impl Driver {
     /// Open (creating if needed) the driver home `home`: checks the backing
     /// filesystem, creates `l/`, restores missing short links and detaches
-    /// stale mounts left under `<home>/*/merged` by an earlier process.
+    /// stale mounts left under `<home>/*/merged` by processes that are gone
+    /// (mounts that a live driver holds are left alone).
     pub fn open(home: &Path) -> Result<Driver> {
         mkdir_mode(home, 0o710, true)?;
         crate::probe::check_backing_fs(home)?;
@@ -46,8 +69,11 @@ impl Driver {
             refs: Mutex::new(HashMap::new()),
         };
         for m in mounts_below(home)? {
-            if m.file_name().is_some_and(|n| n == "merged") {
-                let _ = unmount(&m);
+            if let Some(layer) = m.parent().filter(|_| m.ends_with("merged")) {
+                let _mutex = lock_layer(layer)?;
+                if !has_holders(layer)? {
+                    let _ = unmount(&m);
+                }
             }
         }
         for id in driver.list()? {
@@ -114,9 +140,9 @@ impl Driver {
         self.home.join(id).join("diff")
     }
 
-    /// The parents' diff directories (absolute), nearest first; empty for a
-    /// base layer.
-    pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+    /// The entries of the layer's `lower` file (`l/<link>`, nearest
+    /// first), each checked to be a short link name; empty for a base layer.
+    fn lower_entries(&self, id: &str) -> Result<Vec<String>> {
         let dir = self.layer_dir(id)?;
         let lower = match std::fs::read_to_string(dir.join("lower")) {
             Ok(l) => l,
@@ -129,9 +155,37 @@ impl Driver {
             }
             Err(e) => return Err(io_err("read", &dir.join("lower"))(e)),
         };
+        lower
+            .trim()
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(|entry| match entry.split_once('/') {
+                Some((LINK_DIR, link)) if valid_link(link) => Ok(entry.to_string()),
+                _ => Err(Error::CorruptLayer {
+                    id: id.into(),
+                    file: "lower",
+                    reason: format!("{entry:?} is not l/<26-character link>"),
+                }),
+            })
+            .collect()
+    }
+
+    /// The parents' short links (`<home>/l/<link>`, absolute), nearest
+    /// first, as Docker passes them to the kernel; empty for a base layer.
+    pub fn lower_links(&self, id: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .lower_entries(id)?
+            .iter()
+            .map(|e| self.home.join(e))
+            .collect())
+    }
+
+    /// The parents' diff directories (absolute), nearest first; empty for a
+    /// base layer.
+    pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for entry in lower.trim().split(':').filter(|s| !s.is_empty()) {
-            let link = self.home.join(entry);
+        for entry in self.lower_entries(id)? {
+            let link = self.home.join(&entry);
             let target = std::fs::read_link(&link).map_err(io_err("readlink", &link))?;
             let resolved = link.parent().unwrap_or(&self.home).join(target);
             let layer =
@@ -151,6 +205,12 @@ impl Driver {
     /// The mount `get` would make for `id`, or `None` for a base layer
     /// (its diff directory is used as is). A committed layer is mounted
     /// read-only without an upper layer.
+    ///
+    /// As Docker does, the kernel is given the lowers as `<home>/l/<link>`
+    /// short links ([`Mount::mount_lowers`]), which mount(2) can pass
+    /// relative to the home when the options exceed a page (up to about
+    /// 128 lowers); the description prints the layers' `diff` directories,
+    /// like `docker inspect`.
     pub fn mount_description(&self, id: &str) -> Result<Option<Mount>> {
         let dir = self.layer_dir(id)?;
         if !dir.is_dir() {
@@ -160,19 +220,24 @@ impl Driver {
         if lowers.is_empty() {
             return Ok(None);
         }
+        let links = self.lower_links(id)?;
         let mut m = Mount::new(dir.join("merged"));
         if dir.join("committed").exists() {
             m.lowers.push(self.diff_dir(id));
+            m.mount_lowers
+                .push(self.home.join(LINK_DIR).join(self.link(id)?));
             m.read_only = true;
         } else {
             m = m.upper(self.diff_dir(id), dir.join("work"));
         }
         m.lowers.extend(lowers);
+        m.mount_lowers.extend(links);
         Ok(Some(m))
     }
 
-    /// Mount the layer (first call) and return its merged directory, or its
-    /// diff directory for a base layer. Each `get` needs one `put`.
+    /// Mount the layer (unless it is mounted already, by this or another
+    /// process) and return its merged directory, or its diff directory for
+    /// a base layer. Each `get` needs one `put`.
     pub fn get(&self, id: &str) -> Result<PathBuf> {
         let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
         let m = self.mount_description(id)?;
@@ -180,31 +245,45 @@ impl Driver {
             Some(m) => m.target.clone(),
             None => self.diff_dir(id),
         };
-        let count = refs.entry(id.to_string()).or_insert(0);
-        if *count == 0
-            && let Some(m) = &m
-        {
+        if let Some(held) = refs.get_mut(id) {
+            held.count += 1;
+            return Ok(path);
+        }
+        let dir = self.layer_dir(id)?;
+        let _mutex = lock_layer(&dir)?;
+        let holder = open_dir(&dir)?;
+        flock(&holder, FlockOperation::LockShared, &dir)?;
+        if let Some(m) = &m {
             mkdir_mode(&m.target, 0o700, true)?;
             if !crate::mount::is_mount_point(&m.target)? {
                 m.mount()?;
             }
         }
-        *count += 1;
+        refs.insert(
+            id.to_string(),
+            Held {
+                count: 1,
+                _holder: holder,
+            },
+        );
         Ok(path)
     }
 
-    /// Release one `get`; the last one unmounts and removes `merged/`.
+    /// Release one `get`; the last one in any process unmounts and removes
+    /// `merged/`.
     pub fn put(&self, id: &str) -> Result<()> {
         let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.layer_dir(id)?;
-        match refs.get_mut(id) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                return Ok(());
-            }
-            _ => {
-                refs.remove(id);
-            }
+        if let Some(held) = refs.get_mut(id)
+            && held.count > 1
+        {
+            held.count -= 1;
+            return Ok(());
+        }
+        let _mutex = lock_layer(&dir)?;
+        refs.remove(id); // drops this driver's shared lock
+        if has_holders(&dir)? {
+            return Ok(());
         }
         let merged = dir.join("merged");
         if crate::mount::is_mount_point(&merged)? {
@@ -217,16 +296,16 @@ impl Driver {
         }
     }
 
-    /// Remove the layer and its short link. Fails while it is mounted by
-    /// this process.
+    /// Remove the layer and its short link. Fails while a driver in this or
+    /// another process holds a `get` of it.
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.layer_dir(id)?;
-        if self
-            .refs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(id)
-        {
+        let refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
+        if refs.contains_key(id) {
+            return Err(Error::Busy(id.into()));
+        }
+        let _mutex = lock_layer(&dir)?;
+        if has_holders(&dir)? {
             return Err(Error::Busy(id.into()));
         }
         for m in mounts_below(&dir)? {
@@ -340,6 +419,59 @@ impl Driver {
             return Err(Error::InvalidId(id.into()));
         }
         Ok(self.home.join(id))
+    }
+}
+
+/// Open a directory to hold an `flock` on it.
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno("open", path))
+}
+
+/// `flock(fd, op)`, retried when a signal interrupts the wait.
+fn flock(fd: &OwnedFd, op: FlockOperation, path: &Path) -> Result<()> {
+    loop {
+        match rustix::fs::flock(fd, op) {
+            Err(Errno::INTR) => continue,
+            r => return r.map_err(errno("flock", path)),
+        }
+    }
+}
+
+/// Take the layer's cross-process mutex: an exclusive `flock` on
+/// `<layer>/diff`, released when the returned fd is dropped. `None` when
+/// the layer has no `diff` (nothing to serialise).
+fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
+    let diff = layer.join("diff");
+    let fd = match open_dir(&diff) {
+        Ok(fd) => fd,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    flock(&fd, FlockOperation::LockExclusive, &diff)?;
+    Ok(Some(fd))
+}
+
+/// Whether some driver (in any process) holds a shared lock on `layer`,
+/// i.e. a `get` of it. Call with the layer's mutex held.
+fn has_holders(layer: &Path) -> Result<bool> {
+    let fd = match open_dir(layer) {
+        Ok(fd) => fd,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(false), // released when fd is dropped
+        Err(Errno::WOULDBLOCK) => Ok(true),
+        Err(e) => Err(errno("flock", layer)(e)),
     }
 }
 

@@ -177,6 +177,14 @@ pub struct Mount {
     pub options: MountOptions,
     /// Mount read-only (`MOUNT_ATTR_RDONLY` / `MS_RDONLY`).
     pub read_only: bool,
+    /// The same lowers under the names the kernel is given, when these
+    /// differ from [`lowers`](Mount::lowers): the overlay2 driver passes
+    /// Docker's `<home>/l/<link>` short links here, so that the mount(2)
+    /// data relative to the home fits one page for 128 lowers, while
+    /// `lowers` (what [`Display`](fmt::Display) prints, as `docker
+    /// inspect` does) keeps the layers' `diff` directories. Empty: the
+    /// kernel is given `lowers`.
+    pub mount_lowers: Vec<PathBuf>,
 }
 
 impl Mount {
@@ -188,6 +196,7 @@ impl Mount {
             target: target.into(),
             options: MountOptions::default(),
             read_only: false,
+            mount_lowers: Vec::new(),
         }
     }
 
@@ -203,6 +212,17 @@ impl Mount {
         self
     }
 
+    /// The lower layers as the kernel is given them:
+    /// [`mount_lowers`](Mount::mount_lowers) when set, else
+    /// [`lowers`](Mount::lowers).
+    pub fn kernel_lowers(&self) -> &[PathBuf] {
+        if self.mount_lowers.is_empty() {
+            &self.lowers
+        } else {
+            &self.mount_lowers
+        }
+    }
+
     /// Set the options.
     pub fn options(mut self, options: MountOptions) -> Mount {
         self.options = options;
@@ -211,13 +231,22 @@ impl Mount {
 
     /// Check what the kernel would refuse, before any syscall: no lowers,
     /// more than [`MAX_LOWERS`], a single lower without an upper, `volatile`
-    /// without an upper.
+    /// without an upper, [`mount_lowers`](Mount::mount_lowers) not naming
+    /// as many layers as `lowers`.
     pub fn validate(&self) -> Result<()> {
-        if self.lowers.len() > MAX_LOWERS {
+        let count = self.lowers.len().max(self.mount_lowers.len());
+        if count > MAX_LOWERS {
             return Err(Error::TooManyLowers {
-                count: self.lowers.len(),
+                count,
                 max: MAX_LOWERS,
             });
+        }
+        if !self.mount_lowers.is_empty() && self.mount_lowers.len() != self.lowers.len() {
+            return Err(Error::InvalidMount(format!(
+                "{} mount_lowers for {} lowers",
+                self.mount_lowers.len(),
+                self.lowers.len()
+            )));
         }
         if self.lowers.is_empty() {
             return Err(Error::InvalidMount("no lower layer".into()));
@@ -233,14 +262,19 @@ impl Mount {
         Ok(())
     }
 
-    /// The mount(2) data string (`lowerdir=a:b,upperdir=..,workdir=..,...`),
-    /// with `:`, `,` and `\` in paths escaped.
+    /// The mount(2) data string (`lowerdir=a:b,upperdir=..,workdir=..,...`,
+    /// lowers from [`kernel_lowers`](Mount::kernel_lowers)), with `:`, `,`
+    /// and `\` in paths escaped.
     pub fn data(&self) -> String {
         self.data_with(|p| p.to_path_buf())
     }
 
     fn data_with(&self, name: impl Fn(&Path) -> PathBuf) -> String {
-        let lowers: Vec<String> = self.lowers.iter().map(|l| escape(&name(l))).collect();
+        let lowers: Vec<String> = self
+            .kernel_lowers()
+            .iter()
+            .map(|l| escape(&name(l)))
+            .collect();
         let mut s = format!("lowerdir={}", lowers.join(":"));
         if let Some((u, w)) = &self.upper {
             s += &format!(
@@ -289,7 +323,7 @@ impl Mount {
             Err(Errno::NOSYS) => return Err(MountApi::Unsupported),
             Err(e) => return Err(MountApi::Failed(errno("fsopen", "overlay")(e))),
         };
-        for (i, lower) in self.lowers.iter().enumerate() {
+        for (i, lower) in self.kernel_lowers().iter().enumerate() {
             if let Err(e) = rustix::mount::fsconfig_set_string(&fs, "lowerdir+", lower) {
                 // A kernel without `lowerdir+` rejects the key itself.
                 if i == 0 && e == Errno::INVAL && kernel_log(&fs).contains("lowerdir+") {
@@ -376,7 +410,7 @@ impl Mount {
     /// The deepest directory containing every layer path.
     fn common_parent(&self) -> PathBuf {
         let mut all = self
-            .lowers
+            .kernel_lowers()
             .iter()
             .chain(self.upper.iter().flat_map(|(u, w)| [u, w]));
         let mut base = all
@@ -557,6 +591,26 @@ mod tests {
             r#"{"LowerDir":"/l1:/l2","MergedDir":"/m","UpperDir":"/u","WorkDir":"/w"}"#
         );
         assert_eq!(m.data(), "lowerdir=/l1:/l2,upperdir=/u,workdir=/w");
+    }
+
+    #[test]
+    fn mount_lowers_reach_the_kernel_and_lowers_are_printed() {
+        let mut m = Mount::new("/h/x/merged")
+            .lower("/h/a/diff")
+            .lower("/h/b/diff")
+            .upper("/h/x/diff", "/h/x/work");
+        m.mount_lowers = vec!["/h/l/A".into(), "/h/l/B".into()];
+        assert_eq!(
+            m.data(),
+            "lowerdir=/h/l/A:/h/l/B,upperdir=/h/x/diff,workdir=/h/x/work"
+        );
+        assert!(
+            m.to_string()
+                .starts_with(r#"{"LowerDir":"/h/a/diff:/h/b/diff","#)
+        );
+        assert_eq!(m.common_parent(), Path::new("/h"));
+        m.mount_lowers.pop();
+        assert!(matches!(m.validate(), Err(Error::InvalidMount(_))));
     }
 
     #[test]

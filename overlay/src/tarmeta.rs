@@ -118,10 +118,12 @@ impl EntryMeta {
         size: u64,
     ) -> Result<EntryMeta> {
         let bad = |what: &str, e: std::io::Error| bad_entry(path, format!("bad {what}: {e}"));
-        let mut uid = header.uid().map_err(|e| bad("uid", e))?;
-        let mut gid = header.gid().map_err(|e| bad("gid", e))?;
+        let old = header.as_old();
+        let mut uid = or_zero(&old.uid, header.uid()).map_err(|e| bad("uid", e))?;
+        let mut gid = or_zero(&old.gid, header.gid()).map_err(|e| bad("gid", e))?;
+        let mtime = or_zero(&old.mtime, header.mtime()).map_err(|e| bad("mtime", e))?;
         let mut mtime = Timespec {
-            tv_sec: i64::try_from(header.mtime().map_err(|e| bad("mtime", e))?).unwrap_or(i64::MAX),
+            tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
         let mut atime = None;
@@ -167,7 +169,8 @@ impl EntryMeta {
         let major = header.device_major().ok().flatten().unwrap_or(0);
         let minor = header.device_minor().ok().flatten().unwrap_or(0);
         Ok(EntryMeta {
-            mode: header.mode().map_err(|e| bad("mode", e))?,
+            mode: or_zero(&old.mode, header.mode().map(u64::from)).map_err(|e| bad("mode", e))?
+                as u32,
             uid: Uid::from_raw(id(uid, "uid")?),
             gid: Gid::from_raw(id(gid, "gid")?),
             dev: rustix::fs::makedev(major, minor),
@@ -192,6 +195,16 @@ impl EntryMeta {
             .iter()
             .filter(|(k, _)| crate::whiteout::is_overlay_xattr(k))
             .count() as u64
+    }
+}
+
+/// A numeric header field left empty (only NULs and spaces) reads as 0, as
+/// Go's archive/tar (Docker's) reads it; otherwise the parsed value.
+fn or_zero(field: &[u8], parsed: std::io::Result<u64>) -> std::io::Result<u64> {
+    if field.iter().all(|&b| b == 0 || b == b' ') {
+        Ok(0)
+    } else {
+        parsed
     }
 }
 
@@ -247,6 +260,19 @@ mod tests {
         assert_eq!(normalize(b"./").unwrap(), b"");
         assert!(normalize(b"a/../../b").is_err());
         assert!(normalize(b"..").is_err());
+    }
+
+    #[test]
+    fn empty_numeric_fields_read_as_zero() {
+        let mut h = Header::new_ustar();
+        h.set_path("f").unwrap();
+        h.set_size(0);
+        let ext = Extensions::default();
+        let m = EntryMeta::parse(&h, &ext, b"f", 0).unwrap();
+        assert_eq!((m.uid.as_raw(), m.gid.as_raw(), m.mode), (0, 0, 0));
+        assert_eq!(m.times().last_modification.tv_sec, 0);
+        h.as_old_mut().uid = *b"12x4567\0";
+        assert!(EntryMeta::parse(&h, &ext, b"f", 0).is_err());
     }
 
     #[test]

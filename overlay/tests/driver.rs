@@ -5,8 +5,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use dunnage_overlay::mount::is_mount_point;
-use dunnage_overlay::{ApplyOptions, Driver, Error, apply_layer};
-use dunnage_testsupport::{TempDir, require_root};
+use dunnage_overlay::{ApplyOptions, Driver, Error, MountMethod, apply_layer};
+use dunnage_testsupport::{MountGuard, TempDir, require_command, require_root};
 
 mod common;
 use common::RawTar;
@@ -131,4 +131,152 @@ fn open_repairs_links_and_detaches_stale_mounts() {
         "../base/diff"
     );
     assert_eq!(d.lower_dirs("rw").unwrap(), vec![home.join("base/diff")]);
+}
+
+#[test]
+fn a_chain_of_128_layers_mounts_with_mount2_through_the_short_links() {
+    require_root!();
+    let t = TempDir::new("drv-chain128").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    // 64-hex-digit ids, as Docker's, so that absolute names cannot fit.
+    let ids: Vec<String> = (0..=128u32)
+        .map(|i| format!("{:064x}", 0xd0_0000 + i))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        d.create(id, i.checked_sub(1).map(|p| ids[p].as_str()))
+            .unwrap();
+        std::fs::write(d.diff_dir(id).join(format!("f{i:03}")), b"").unwrap();
+    }
+    let top = &ids[128];
+    let m = d.mount_description(top).unwrap().unwrap();
+    assert_eq!(m.lowers.len(), 128);
+    // Printed like `docker inspect`: the layers' diff directories...
+    assert_eq!(m.lowers[0], d.diff_dir(&ids[127]));
+    assert!(m.to_string().contains(&format!(
+        "\"LowerDir\":\"{}:",
+        d.diff_dir(&ids[127]).display()
+    )));
+    // ...given to the kernel as Docker's l/ links.
+    assert_eq!(
+        m.mount_lowers[0],
+        home.join("l").join(d.link(&ids[127]).unwrap())
+    );
+    assert_eq!(
+        m.mount_lowers[127],
+        home.join("l").join(d.link(&ids[0]).unwrap())
+    );
+    assert!(m.data().len() > 4096, "absolute names exceed a page");
+    // Without the short links the relative names do not fit either.
+    let mut long = m.clone();
+    long.mount_lowers.clear();
+    assert!(matches!(
+        long.mount_with(MountMethod::Legacy),
+        Err(Error::InvalidMount(_))
+    ));
+    std::fs::create_dir(&m.target).unwrap();
+    m.mount_with(MountMethod::Legacy).unwrap();
+    let guard = MountGuard::new(&m.target);
+    let mut names: Vec<String> = std::fs::read_dir(&m.target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..=128).map(|i| format!("f{i:03}")).collect();
+    assert_eq!(names, want);
+    std::fs::write(m.target.join("new"), b"n").unwrap();
+    assert_eq!(std::fs::read(d.diff_dir(top).join("new")).unwrap(), b"n");
+    drop(guard);
+    // get() mounts the same chain (new mount API where the kernel has it).
+    let merged = d.get(top).unwrap();
+    assert!(merged.join("f000").exists() && merged.join("new").exists());
+    d.put(top).unwrap();
+}
+
+#[test]
+fn drivers_of_one_home_share_mount_refcounts() {
+    require_root!();
+    let t = TempDir::new("drv-shared").unwrap();
+    let home = t.join("overlay2");
+    // flock locks belong to open files, so two drivers in one process
+    // behave like drivers in two processes.
+    let a = Driver::open(&home).unwrap();
+    a.create("base", None).unwrap();
+    a.create("rw", Some("base")).unwrap();
+    let b = Driver::open(&home).unwrap();
+    let merged = a.get("rw").unwrap();
+    assert_eq!(b.get("rw").unwrap(), merged);
+    // A driver opened now leaves the live mount alone and cannot remove it.
+    let c = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&merged).unwrap());
+    assert!(matches!(c.remove("rw"), Err(Error::Busy(_))));
+    a.put("rw").unwrap();
+    assert!(is_mount_point(&merged).unwrap(), "b still holds it");
+    std::fs::write(merged.join("x"), b"x").unwrap();
+    b.put("rw").unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    assert!(!merged.exists());
+    // A holder that goes away without put (a process that died) leaves a
+    // mount that nobody holds: the next get reuses it, its put unmounts.
+    b.get("rw").unwrap();
+    drop(b);
+    assert!(is_mount_point(&merged).unwrap());
+    c.get("rw").unwrap();
+    c.put("rw").unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    c.remove("rw").unwrap();
+}
+
+#[test]
+fn a_layer_held_by_another_process_stays_mounted() {
+    require_root!();
+    require_command!("flock");
+    let t = TempDir::new("drv-other-proc").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    d.create("rw", Some("base")).unwrap();
+    let merged = d.get("rw").unwrap();
+    // Another process takes the shared lock a driver's get holds.
+    let mut child = KillOnDrop(
+        std::process::Command::new("flock")
+            .args(["--shared", "--no-fork"])
+            .arg(home.join("rw"))
+            .args(["sh", "-c", "echo locked; exec sleep 600"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    d.put("rw").unwrap();
+    assert!(
+        is_mount_point(&merged).unwrap(),
+        "the other process holds it"
+    );
+    // Reopening (as a restarted daemon would) keeps it too.
+    drop(d);
+    let d = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&merged).unwrap());
+    assert!(matches!(d.remove("rw"), Err(Error::Busy(_))));
+    // Once that process is gone the mount is stale: open detaches it.
+    drop(child);
+    let d = Driver::open(&home).unwrap();
+    assert!(!is_mount_point(&merged).unwrap());
+    d.remove("rw").unwrap();
+}
+
+/// A child process killed and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
