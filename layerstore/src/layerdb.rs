@@ -161,6 +161,22 @@ impl Layerdb {
         )
     }
 
+    /// Hold `chain` as mounted by this process (a shared lock, see [`crate::lock`]).
+    pub(crate) fn mount_lock(&self, chain: &ChainId) -> Result<lock::FileLock, Error> {
+        lock::lock(&self.mount_lock_path(chain), lock::LockKind::Shared)
+    }
+
+    /// Whether any process (this one included) has `chain` mounted.
+    pub(crate) fn is_mounted(&self, chain: &ChainId) -> Result<bool, Error> {
+        lock::is_locked(&self.mount_lock_path(chain))
+    }
+
+    fn mount_lock_path(&self, chain: &ChainId) -> PathBuf {
+        self.root
+            .join("dunnage/locks")
+            .join(format!("mounted-{}", chain.hex()))
+    }
+
     /// Read and check one layer's files.
     pub(crate) fn read_layer(&self, chain: &ChainId) -> Result<Layer, Error> {
         let dir = self.layer_dir(chain);
@@ -340,24 +356,32 @@ impl Layerdb {
     }
 
     /// Reference files whose layer is gone (a crash between writing one and
-    /// committing the layer).
-    pub(crate) fn stale_refs(&self) -> Result<Vec<ChainId>, Error> {
+    /// committing the layer), and layers whose count is 0 (a crash in the
+    /// middle of removing a chain, or a layer released while another process
+    /// had it mounted): `(stale, unreferenced)`.
+    pub(crate) fn check_refs(&self) -> Result<(Vec<ChainId>, Vec<ChainId>), Error> {
         let dir = self.root.join("dunnage/refs");
-        let mut out = Vec::new();
+        let (mut stale, mut zero) = (Vec::new(), Vec::new());
         for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
             let entry = entry.map_err(io_err("readdir", &dir))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             match crate::digest::Digest::from_hex(&name) {
-                Ok(d) if !self.exists(&ChainId(d)) => out.push(ChainId(d)),
-                Ok(_) => {}
+                Ok(d) if !self.exists(&ChainId(d)) => stale.push(ChainId(d)),
+                Ok(d) => {
+                    // A count that does not parse is reported by the
+                    // calls that use it, not by open.
+                    if matches!(self.refs(&ChainId(d)), Ok(Some(0))) {
+                        zero.push(ChainId(d));
+                    }
+                }
                 // a temporary file of an interrupted atomic write
                 Err(_) => {
                     let _ = fs::remove_file(entry.path());
                 }
             }
         }
-        Ok(out)
+        Ok((stale, zero))
     }
 }
 
