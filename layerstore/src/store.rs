@@ -193,7 +193,7 @@ impl LayerStore {
             BufWriter::with_capacity(64 * 1024, split_file),
             GzLevel::default(),
         );
-        let mut tee = Tee::new(decompressed(layer)?, gz);
+        let mut tee = Tee::new(decompressed(layer)?, gz)?;
         let applied = dunnage_overlay::apply_layer(
             &mut tee,
             &self.driver.diff_dir(cache_id),
