@@ -69,7 +69,9 @@ impl LayerStore {
 
     /// Call with the store lock held exclusively.
     fn clean_up(&self) -> Result<(), Error> {
-        for dir in self.db.leftovers()? {
+        let leftovers = self.db.leftovers()?;
+        let crashed = !leftovers.is_empty();
+        for dir in leftovers {
             // Driver directories named by a write-set (cache-id), a
             // `-removing` layer (cache-id) or a staged container record.
             for name in ["cache-id", "init-id", "mount-id"] {
@@ -82,13 +84,35 @@ impl LayerStore {
                     self.driver.remove(&id)?;
                 }
             }
-            fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            if dir.is_dir() {
+                fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            } else {
+                fs::remove_file(&dir).map_err(io_err("unlink", &dir))?;
+            }
         }
-        let (stale, unreferenced) = self.db.check_refs()?;
-        for chain in stale {
-            self.db.remove_refs(&chain)?;
+        // The driver's probe of the backing file system, left by a process
+        // killed inside Driver::open (which runs under this same lock).
+        let home = self.driver.home();
+        for entry in fs::read_dir(home).map_err(io_err("readdir", home))? {
+            let entry = entry.map_err(io_err("readdir", home))?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".dunnage-dtype-probe-")
+            {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+            }
         }
-        for chain in unreferenced {
+        // Reference files are written just before a layer is committed and
+        // removed just after it is renamed to -removing: a crash in between
+        // leaves a write-set or a -removing directory.
+        if crashed {
+            for chain in self.db.stale_refs()? {
+                self.db.remove_refs(&chain)?;
+            }
+        }
+        for chain in self.db.unreferenced()? {
             if self.db.exists(&chain) {
                 self.collect(chain)?;
             }
