@@ -111,6 +111,7 @@ fn generate(path: &Path, total: u64, files: u64) -> u64 {
 
 /// Run `cmd` to completion; its wall time, CPU time (user + system, its
 /// children included) and peak RSS (KiB) from wait4(2).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not see
 fn run(cmd: &mut Command) -> (Duration, f64, u64) {
     let start = Instant::now();
     let child = cmd.stdout(Stdio::null()).spawn().unwrap();
