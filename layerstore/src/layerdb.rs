@@ -344,10 +344,10 @@ impl Layerdb {
         }
         // Staged in tmp/ (always under the store lock), where the next open
         // finds what a crash left.
-        let staged = self
-            .root
-            .join("tmp")
-            .join(format!("count-{}-{}", chain.hex(), random_hex(8)?));
+        let staged =
+            self.root
+                .join("tmp")
+                .join(format!("count-{}-{}", chain.hex(), random_hex(8)?));
         write_new(&staged, n.to_string().as_bytes(), 0o600)?;
         let path = self.refs_path(chain);
         fs::rename(&staged, &path).map_err(|e| {
