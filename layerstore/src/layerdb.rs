@@ -4,8 +4,10 @@
 //! `-removing` protocol for deletion.
 //!
 //! dunnage keeps its own state beside Docker's files, in `dunnage/`:
-//! `lock` and `locks/` (see [`crate::lock`]) and `refs/<chainID hex>`, the
-//! number of references dunnage callers hold on a layer (decimal, no newline).
+//! `lock` and `locks/` (see [`crate::lock`]), `refs/<chainID hex>`, the
+//! number of references dunnage callers hold on a layer (decimal, no newline),
+//! and `unreferenced/<chainID hex>`, an empty file for each layer whose count
+//! is 0.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -54,16 +56,6 @@ pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), Error
         .map_err(io_err("create", path))?;
     f.write_all(data).map_err(io_err("write", path))?;
     f.sync_all().map_err(io_err("fsync", path))
-}
-
-/// Replace `path` atomically with `data` (temporary file, fsync, rename).
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("tmp-{}", random_hex(8)?));
-    write_new(&tmp, data, mode)?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("rename", path)(e)
-    })
 }
 
 pub(crate) fn fsync_dir(path: &Path) -> Result<(), Error> {
@@ -132,6 +124,7 @@ impl Layerdb {
             mkdir(&root.join(sub), mode)?;
         }
         mkdir(&root.join("dunnage/refs"), 0o700)?;
+        mkdir(&root.join("dunnage/unreferenced"), 0o700)?;
         mkdir(&root.join("dunnage/locks"), 0o700)?;
         Ok(Layerdb { root })
     }
@@ -159,6 +152,22 @@ impl Layerdb {
             &self.root.join("dunnage/locks").join(name),
             lock::LockKind::Exclusive,
         )
+    }
+
+    /// Hold `chain` as mounted by this process (a shared lock, see [`crate::lock`]).
+    pub(crate) fn mount_lock(&self, chain: &ChainId) -> Result<lock::FileLock, Error> {
+        lock::lock(&self.mount_lock_path(chain), lock::LockKind::Shared)
+    }
+
+    /// Whether any process (this one included) has `chain` mounted.
+    pub(crate) fn is_mounted(&self, chain: &ChainId) -> Result<bool, Error> {
+        lock::is_locked(&self.mount_lock_path(chain))
+    }
+
+    fn mount_lock_path(&self, chain: &ChainId) -> PathBuf {
+        self.root
+            .join("dunnage/locks")
+            .join(format!("mounted-{}", chain.hex()))
     }
 
     /// Read and check one layer's files.
@@ -273,9 +282,9 @@ impl Layerdb {
         Ok(to)
     }
 
-    /// Leftovers of interrupted work: `*-removing` layer directories and
-    /// write-sets no live process holds. Call with the store lock held
-    /// exclusively.
+    /// Leftovers of interrupted work: `*-removing` layer directories,
+    /// write-sets no live process holds, staged container records and
+    /// reference counts. Call with the store lock held exclusively.
     pub(crate) fn leftovers(&self) -> Result<Vec<PathBuf>, Error> {
         let mut out = Vec::new();
         let sha = self.root.join("sha256");
@@ -291,9 +300,10 @@ impl Layerdb {
             let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("mount-") {
-                // Container records are staged under the shared store lock,
-                // so with the lock held exclusively any stage is abandoned.
+            if name.starts_with("mount-") || name.starts_with("count-") {
+                // Container records and reference counts are staged under
+                // the store lock, so with the lock held exclusively any stage
+                // is abandoned.
                 out.push(path);
                 continue;
             }
@@ -323,41 +333,101 @@ impl Layerdb {
             .map_err(|_| corrupt(&path, format!("invalid reference count {text:?}")))
     }
 
+    /// Write a layer's reference count. A count of 0 is also recorded in
+    /// `dunnage/unreferenced/` (before the count, so that a crash leaves at
+    /// worst an entry too many): `open` collects those layers that are still
+    /// unreferenced and unused without reading every count.
     pub(crate) fn set_refs(&self, chain: &ChainId, n: u64) -> Result<(), Error> {
-        write_atomic(&self.refs_path(chain), n.to_string().as_bytes(), 0o600)
+        let mark = self.unreferenced_path(chain);
+        if n == 0 {
+            File::create(&mark).map_err(io_err("create", &mark))?;
+        }
+        // Staged in tmp/ (always under the store lock), where the next open
+        // finds what a crash left.
+        let staged =
+            self.root
+                .join("tmp")
+                .join(format!("count-{}-{}", chain.hex(), random_hex(8)?));
+        write_new(&staged, n.to_string().as_bytes(), 0o600)?;
+        let path = self.refs_path(chain);
+        fs::rename(&staged, &path).map_err(|e| {
+            let _ = fs::remove_file(&staged);
+            io_err("rename", &path)(e)
+        })?;
+        if n > 0 {
+            remove_if_exists(&mark)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn remove_refs(&self, chain: &ChainId) -> Result<(), Error> {
-        let path = self.refs_path(chain);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("unlink", &path)(e)),
-            _ => Ok(()),
-        }
+        remove_if_exists(&self.refs_path(chain))?;
+        remove_if_exists(&self.unreferenced_path(chain))
     }
 
     fn refs_path(&self, chain: &ChainId) -> PathBuf {
         self.root.join("dunnage/refs").join(chain.hex())
     }
 
+    fn unreferenced_path(&self, chain: &ChainId) -> PathBuf {
+        self.root.join("dunnage/unreferenced").join(chain.hex())
+    }
+
     /// Reference files whose layer is gone (a crash between writing one and
-    /// committing the layer).
+    /// committing the layer, or in the middle of a removal). Only worth
+    /// looking for when such a crash left leftovers behind: it reads every
+    /// reference file's directory entry.
     pub(crate) fn stale_refs(&self) -> Result<Vec<ChainId>, Error> {
         let dir = self.root.join("dunnage/refs");
-        let mut out = Vec::new();
+        let mut stale = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
             let entry = entry.map_err(io_err("readdir", &dir))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             match crate::digest::Digest::from_hex(&name) {
-                Ok(d) if !self.exists(&ChainId(d)) => out.push(ChainId(d)),
+                Ok(d) if !self.exists(&ChainId(d)) => stale.push(ChainId(d)),
                 Ok(_) => {}
-                // a temporary file of an interrupted atomic write
-                Err(_) => {
-                    let _ = fs::remove_file(entry.path());
-                }
+                Err(_) => {}
+            }
+        }
+        Ok(stale)
+    }
+
+    /// The layers recorded with a count of 0 (kept because something sat on
+    /// them or had them mounted, or cut off by a crash in the middle of
+    /// removing a chain). Entries whose layer is gone or referenced again are
+    /// dropped.
+    pub(crate) fn unreferenced(&self) -> Result<Vec<ChainId>, Error> {
+        let dir = self.root.join("dunnage/unreferenced");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+            let entry = entry.map_err(io_err("readdir", &dir))?;
+            let name = entry.file_name();
+            let Ok(d) = crate::digest::Digest::from_hex(&name.to_string_lossy()) else {
+                remove_if_exists(&entry.path())?;
+                continue;
+            };
+            let chain = ChainId(d);
+            if !self.exists(&chain) {
+                remove_if_exists(&entry.path())?;
+                continue;
+            }
+            match self.refs(&chain) {
+                Ok(Some(0)) => out.push(chain),
+                // A count that does not parse is reported by the calls that
+                // use it, not by open.
+                Err(_) => {}
+                Ok(_) => remove_if_exists(&entry.path())?,
             }
         }
         Ok(out)
+    }
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("unlink", path)(e)),
+        _ => Ok(()),
     }
 }
 

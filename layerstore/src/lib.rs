@@ -55,8 +55,11 @@
 //! Docker keeps reference counts in memory; dunnage persists them so that
 //! processes share them: `layerdb/dunnage/refs/<chainID hex>` holds the
 //! number of references callers took (`register`, `acquire`) and did not
-//! `release`. A layer is removed when that count is 0 and no layer and no
-//! container layer sits on it; its parents follow by the same rule.
+//! `release`. A layer is removed when that count is 0, no layer and no
+//! container layer sits on it and no process has it mounted
+//! (`mount_chain`); its parents follow by the same rule. A layer kept with a
+//! count of 0 is listed in `layerdb/dunnage/unreferenced/` and removed once
+//! unused, at the latest by the next `open`.
 //! A layer without a count file — any layer written by dockerd — belongs to
 //! whatever owns it: dunnage reads, reassembles and mounts it, counts no
 //! references on it and never removes it. Do not run a dockerd on a data-root

@@ -5,8 +5,13 @@
 //!   cleaned up.
 //! - Per-layer and per-container locks `layerdb/dunnage/locks/<name>`: held
 //!   exclusive around a read-modify-write of one reference count or mount.
-//!   The lock files are never deleted, so a lock cannot be taken on a file
-//!   another process is about to unlink.
+//! - Mount locks `layerdb/dunnage/locks/mounted-<chainID hex>`: held shared
+//!   by every process that has the chain mounted (`mount_chain`), so that no
+//!   process removes a layer another one (or itself) has mounted. They die
+//!   with their process.
+//!
+//! The lock files are never deleted, so a lock cannot be taken on a file
+//! another process is about to unlink.
 //!
 //! A lock belongs to its open file description: threads of one process
 //! exclude each other just as processes do.
@@ -53,6 +58,18 @@ pub(crate) fn lock(path: &Path, kind: LockKind) -> Result<FileLock, Error> {
             Err(e) => return Err(io_err("flock", path)(e.into())),
         }
     }
+}
+
+/// Whether some open file description (of any process, this one included)
+/// holds a lock on `path`: a non-blocking exclusive lock fails. A missing
+/// file is not locked.
+pub(crate) fn is_locked(path: &Path) -> Result<bool, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    Ok(!try_lock_exclusive(&file, path)?)
 }
 
 /// Try to lock an open file exclusively without waiting: `Ok(false)` when

@@ -283,9 +283,17 @@ impl LayerStore {
     }
 
     /// Write the container's changes as a layer tar (init layer excluded) to `out`.
+    ///
+    /// When the read-write directory holds `redirect_dir` or `metacopy` marks
+    /// (an overlay mounted with those options), the changes are found by
+    /// comparing the container's view with the layers below it (the init
+    /// layer among them, so its contents stay out of the diff).
     pub fn rw_diff<W: Write>(&self, container_id: &str, out: W) -> Result<W, Error> {
         let rw = self.get_rw(container_id)?;
-        let opts = dunnage_overlay::DiffOptions::default();
+        let opts = dunnage_overlay::DiffOptions {
+            lowers: self.driver.lower_dirs(&rw.mount_id)?,
+            ..Default::default()
+        };
         Ok(dunnage_overlay::write_diff(
             &self.driver.diff_dir(&rw.mount_id),
             out,

@@ -1,9 +1,11 @@
 //! [`LayerStore`]: the read-only layers of a Docker data-root: register,
 //! look up, reference, release, reassemble and mount them.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use dunnage_overlay::{ApplyOptions, Driver};
 use flate2::Compression as GzLevel;
@@ -13,7 +15,7 @@ use flate2::write::GzEncoder;
 use crate::digest::{ChainId, DiffId, child_chain_id};
 use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, Layerdb, read_text, valid_id};
-use crate::lock::LockKind;
+use crate::lock::{FileLock, LockKind};
 use crate::stream::{Tee, decompressed};
 
 const TAR_SPLIT: &str = "tar-split.json.gz";
@@ -28,12 +30,17 @@ pub struct LayerStore {
     root: PathBuf,
     pub(crate) db: Layerdb,
     pub(crate) driver: Driver,
+    /// Chains this process mounted with `mount_chain`: how many times, and
+    /// the shared mount lock that tells every process they are in use.
+    mounted: Mutex<HashMap<ChainId, (usize, FileLock)>>,
 }
 
 impl LayerStore {
     /// Open (creating when missing) the store of `data_root`, and clean up what
     /// interrupted work left: `*-removing` layers, abandoned write-sets in
-    /// `tmp/` and their driver directories, stale reference files.
+    /// `tmp/` and their driver directories, stale reference files, and layers
+    /// left with no reference and unused (a removal cut short, or a layer
+    /// released while a process that has since exited had it mounted).
     pub fn open(data_root: &Path) -> Result<LayerStore, Error> {
         let db = Layerdb::open(data_root.join("image/overlay2/layerdb"))?;
         // The driver repairs short links when it opens: no other process may
@@ -45,6 +52,7 @@ impl LayerStore {
             root: data_root.to_owned(),
             db,
             driver,
+            mounted: Mutex::new(HashMap::new()),
         };
         store.clean_up()?;
         drop(lock);
@@ -61,21 +69,53 @@ impl LayerStore {
 
     /// Call with the store lock held exclusively.
     fn clean_up(&self) -> Result<(), Error> {
-        for dir in self.db.leftovers()? {
+        let leftovers = self.db.leftovers()?;
+        let crashed = !leftovers.is_empty();
+        for dir in leftovers {
             // Driver directories named by a write-set (cache-id), a
             // `-removing` layer (cache-id) or a staged container record.
             for name in ["cache-id", "init-id", "mount-id"] {
+                // Not `driver.exists`: a removal cut short may have taken
+                // `diff/` and left the rest of the directory.
                 if let Ok(id) = read_text(&dir.join(name))
                     && valid_id(&id)
-                    && self.driver.exists(&id)
+                    && self.driver.home().join(&id).exists()
                 {
                     self.driver.remove(&id)?;
                 }
             }
-            fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            if dir.is_dir() {
+                fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            } else {
+                fs::remove_file(&dir).map_err(io_err("unlink", &dir))?;
+            }
         }
-        for chain in self.db.stale_refs()? {
-            self.db.remove_refs(&chain)?;
+        // The driver's probe of the backing file system, left by a process
+        // killed inside Driver::open (which runs under this same lock).
+        let home = self.driver.home();
+        for entry in fs::read_dir(home).map_err(io_err("readdir", home))? {
+            let entry = entry.map_err(io_err("readdir", home))?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".dunnage-dtype-probe-")
+            {
+                let path = entry.path();
+                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        // Reference files are written just before a layer is committed and
+        // removed just after it is renamed to -removing: a crash in between
+        // leaves a write-set or a -removing directory.
+        if crashed {
+            for chain in self.db.stale_refs()? {
+                self.db.remove_refs(&chain)?;
+            }
+        }
+        for chain in self.db.unreferenced()? {
+            if self.db.exists(&chain) {
+                self.collect(chain)?;
+            }
         }
         Ok(())
     }
@@ -173,11 +213,15 @@ impl LayerStore {
             .create_new(true)
             .open(&split_path)
             .map_err(io_err("create", &split_path))?;
+        // The JSON is what must match Go's tar-split byte for byte; its gzip
+        // bytes differ between deflate implementations anyway. Level 1: the
+        // default level took about a seventh of the hashing thread's time
+        // on a plain layer of small files.
         let gz = GzEncoder::new(
             BufWriter::with_capacity(64 * 1024, split_file),
-            GzLevel::default(),
+            GzLevel::fast(),
         );
-        let mut tee = Tee::new(decompressed(layer)?, gz);
+        let mut tee = Tee::new(decompressed(layer)?, gz)?;
         let applied = dunnage_overlay::apply_layer(
             &mut tee,
             &self.driver.diff_dir(cache_id),
@@ -267,9 +311,11 @@ impl LayerStore {
         Ok(())
     }
 
-    /// Drop one reference. A layer left with no reference, no child layer and
-    /// no mounted layer on it is removed, and so are its parents that end up
-    /// the same way.
+    /// Drop one reference. A layer left with no reference, no child layer, no
+    /// container layer on it and not mounted by any process
+    /// ([`mount_chain`](LayerStore::mount_chain)) is removed, and so are its
+    /// parents that end up the same way. A layer still mounted is kept and
+    /// removed by its last [`unmount_chain`](LayerStore::unmount_chain).
     pub fn release(&self, chain: &ChainId) -> Result<(), Error> {
         let _lock = self.db.store_lock(LockKind::Exclusive)?;
         self.get(chain)?;
@@ -292,7 +338,7 @@ impl LayerStore {
             let layer = self.get(&c)?;
             let removing = self.db.begin_remove(&c)?;
             self.db.remove_refs(&c)?;
-            if self.driver.exists(&layer.cache_id) {
+            if self.driver.home().join(&layer.cache_id).exists() {
                 self.driver.remove(&layer.cache_id)?;
             }
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
@@ -301,8 +347,12 @@ impl LayerStore {
         Ok(())
     }
 
-    /// Whether a layer or a mounted layer sits on `chain`.
+    /// Whether `chain` is mounted by any process, or a layer or a container
+    /// layer sits on it.
     fn in_use(&self, chain: &ChainId) -> Result<bool, Error> {
+        if self.db.is_mounted(chain)? {
+            return Ok(true);
+        }
         for id in self.db.layer_ids()? {
             let parent = self.db.layer_dir(&id).join("parent");
             if parent.exists() && read_text(&parent)? == chain.to_string() {
@@ -340,16 +390,57 @@ impl LayerStore {
             .map_err(Error::from_io)
     }
 
-    /// Mount the chain's contents (refcounted by the driver) and return the
-    /// directory showing them.
+    /// Mount the chain's contents (refcounted) and return the directory
+    /// showing them. While mounted, the chain's layers are not removed, even
+    /// when released by this or another process.
     pub fn mount_chain(&self, chain: &ChainId) -> Result<PathBuf, Error> {
+        // Under the shared store lock: removal (exclusive) cannot run between
+        // finding the layer and marking it mounted.
+        let _lock = self.db.store_lock(LockKind::Shared)?;
         let layer = self.get(chain)?;
-        Ok(self.driver.get(&layer.cache_id)?)
+        let mut mounted = self.mounted.lock().unwrap_or_else(|p| p.into_inner());
+        if !mounted.contains_key(chain) {
+            let lock = self.db.mount_lock(chain)?;
+            mounted.insert(*chain, (0, lock));
+        }
+        match self.driver.get(&layer.cache_id) {
+            Ok(path) => {
+                if let Some((n, _)) = mounted.get_mut(chain) {
+                    *n += 1;
+                }
+                Ok(path)
+            }
+            Err(e) => {
+                if mounted.get(chain).is_some_and(|(n, _)| *n == 0) {
+                    mounted.remove(chain);
+                }
+                Err(e.into())
+            }
+        }
     }
 
-    /// Undo one [`mount_chain`](LayerStore::mount_chain).
+    /// Undo one [`mount_chain`](LayerStore::mount_chain). The last one removes
+    /// the chain's layers that were released meanwhile.
     pub fn unmount_chain(&self, chain: &ChainId) -> Result<(), Error> {
         let layer = self.get(chain)?;
-        Ok(self.driver.put(&layer.cache_id)?)
+        self.driver.put(&layer.cache_id)?;
+        let last = {
+            let mut mounted = self.mounted.lock().unwrap_or_else(|p| p.into_inner());
+            match mounted.get_mut(chain) {
+                Some((n, _)) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => mounted.remove(chain).is_some(),
+                None => false,
+            }
+        };
+        if last && self.db.refs(chain)? == Some(0) {
+            let _lock = self.db.store_lock(LockKind::Exclusive)?;
+            if self.db.exists(chain) {
+                self.collect(*chain)?;
+            }
+        }
+        Ok(())
     }
 }

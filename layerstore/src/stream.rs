@@ -1,8 +1,10 @@
 //! The single pass over a layer's bytes: detect the compression, decompress,
 //! and tee the uncompressed stream into sha256 (the diffID) and the tar-split
-//! recorder while the overlay apply consumes it.
+//! recorder (on a second thread) while the overlay apply consumes it.
 
 use std::io::{self, BufReader, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use sha2::{Digest as _, Sha256};
 
@@ -79,31 +81,84 @@ pub(crate) fn decompressed<'a, R: Read + 'a>(mut input: R) -> Result<Box<dyn Rea
     })
 }
 
-/// Passes bytes through while hashing them and recording their tar-split.
-/// The first failure (of the input or the recorder) is kept, so the caller
-/// can report it rather than the error of whoever was reading.
-pub(crate) struct Tee<R: Read, W: Write> {
+/// What the hashing thread hands back: the hasher and the recorder, fed
+/// with every byte sent, or the recorder's first error.
+type Worked<W> = Result<(Sha256, Recorder<W>), Error>;
+
+/// Chunks in flight between the reading thread and the hashing thread (each
+/// at most one read, 128-256 KiB): bounds the memory a layer takes.
+const IN_FLIGHT: usize = 8;
+
+/// Passes bytes through while a second thread hashes them (the diffID) and
+/// records their tar-split, so that sha256, CRC-64 and the JSON encoding
+/// overlap with decompression and extraction. The recorder's first error is
+/// kept, so the caller can report it rather than the error of whoever was
+/// reading the same bytes.
+pub(crate) struct Tee<R: Read, W: Write + Send + 'static> {
     inner: R,
-    hasher: Sha256,
-    recorder: Recorder<W>,
+    to_worker: Option<SyncSender<Vec<u8>>>,
+    /// Buffers the worker is done with, reused for the next chunks.
+    spare: Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<Worked<W>>>,
+    /// Set when the worker stopped with an error, or the input failed.
     failed: Option<Error>,
+    /// The worker's result once joined.
+    worked: Option<(Sha256, Recorder<W>)>,
     bytes: u64,
 }
 
-impl<R: Read, W: Write> Tee<R, W> {
-    pub(crate) fn new(inner: R, tar_split: W) -> Tee<R, W> {
-        Tee {
+impl<R: Read, W: Write + Send + 'static> Tee<R, W> {
+    pub(crate) fn new(inner: R, tar_split: W) -> Result<Tee<R, W>, Error> {
+        let (to_worker, chunks) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let worker = std::thread::Builder::new()
+            .name("layer-hash".into())
+            .spawn(move || -> Worked<W> {
+                let mut hasher = Sha256::new();
+                let mut recorder = Recorder::new(tar_split);
+                for chunk in chunks {
+                    hasher.update(&chunk);
+                    recorder.observe(&chunk)?;
+                    let _ = give_back.try_send(chunk);
+                }
+                Ok((hasher, recorder))
+            })
+            .map_err(Error::Stream)?;
+        Ok(Tee {
             inner,
-            hasher: Sha256::new(),
-            recorder: Recorder::new(tar_split),
+            to_worker: Some(to_worker),
+            spare,
+            worker: Some(worker),
             failed: None,
+            worked: None,
             bytes: 0,
+        })
+    }
+
+    /// Close the channel and wait for the worker; its error, if any, becomes
+    /// the failure.
+    fn join(&mut self) {
+        self.to_worker = None;
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
+        match worker.join() {
+            Ok(Ok(done)) => self.worked = Some(done),
+            Ok(Err(e)) => self.failed = Some(e),
+            Err(_) => {
+                self.failed = Some(Error::Stream(io::Error::other(
+                    "the layer hashing thread panicked",
+                )))
+            }
         }
     }
 
-    /// The error that stopped the stream, if any.
+    /// The error that stopped the stream, if any: the recorder's verdict on
+    /// the bytes read so far comes first.
     pub(crate) fn take_failure(&mut self) -> Option<Error> {
-        self.failed.take()
+        let input = self.failed.take();
+        self.join();
+        self.failed.take().or(input)
     }
 
     /// Read the rest of the stream (bytes after the tar's end count in the
@@ -115,16 +170,25 @@ impl<R: Read, W: Write> Tee<R, W> {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.failed.take().unwrap_or(Error::Stream(e))),
+                Err(e) => return Err(self.take_failure().unwrap_or(Error::Stream(e))),
             }
         }
-        let out = self.recorder.finish()?;
-        let diff = DiffId(Digest::from_bytes(self.hasher.finalize().into()));
+        self.join();
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let Some((hasher, recorder)) = self.worked.take() else {
+            return Err(Error::Stream(io::Error::other(
+                "the layer hashing thread ended without a result",
+            )));
+        };
+        let out = recorder.finish()?;
+        let diff = DiffId(Digest::from_bytes(hasher.finalize().into()));
         Ok((diff, self.bytes, out))
     }
 }
 
-impl<R: Read, W: Write> Read for Tee<R, W> {
+impl<R: Read, W: Write + Send + 'static> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.failed.is_some() {
             return Err(io::Error::other("layer stream already failed"));
@@ -137,11 +201,27 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
                 return Err(e);
             }
         };
-        self.hasher.update(&buf[..n]);
+        if n == 0 {
+            return Ok(0);
+        }
         self.bytes += n as u64;
-        if let Err(e) = self.recorder.observe(&buf[..n]) {
-            let msg = e.to_string();
-            self.failed = Some(e);
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(&buf[..n]);
+        let sent = match &self.to_worker {
+            Some(tx) => tx.send(chunk).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The worker stopped: the recorder refused these bytes.
+            self.join();
+            let msg = match &self.failed {
+                Some(e) => e.to_string(),
+                None => "the layer hashing thread stopped".to_owned(),
+            };
+            if self.failed.is_none() {
+                self.failed = Some(Error::Stream(io::Error::other(msg.clone())));
+            }
             return Err(io::Error::other(msg));
         }
         Ok(n)

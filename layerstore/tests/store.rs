@@ -465,3 +465,181 @@ fn container_layer_has_dockers_init_layer_and_diff() {
         cache_dirs(dir.path())
     );
 }
+
+fn removing_dirs(dir: &TempDir) -> Vec<String> {
+    names(&dir.path().join("image/overlay2/layerdb/sha256"))
+        .into_iter()
+        .filter(|n| n.ends_with("-removing"))
+        .collect()
+}
+
+#[test]
+fn releasing_a_mounted_layer_keeps_it_until_the_last_unmount() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    // An overlay mount for the top, the bare diff directory for the base.
+    let merged = store.mount_chain(&top.chain_id).unwrap();
+    let base_view = store.mount_chain(&base.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    store.release(&base.chain_id).unwrap();
+    // Nothing of the removal began: no -removing directory, the counts kept.
+    assert!(removing_dirs(&dir).is_empty());
+    assert_eq!(store.references(&top.chain_id).unwrap(), Some(0));
+    assert_eq!(std::fs::read(merged.join("a")).unwrap(), b"1");
+    assert_eq!(std::fs::read(merged.join("b")).unwrap(), b"2");
+    assert_eq!(std::fs::read(base_view.join("a")).unwrap(), b"1");
+    // Another open (as another process would) neither removes nor breaks
+    // them, and its own release of a new reference keeps them too: the mount
+    // lock is seen across open file descriptions.
+    let other = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(other.list().unwrap().len(), 2);
+    other.verify(&top.chain_id).unwrap();
+    other.acquire(&top.chain_id).unwrap();
+    other.release(&top.chain_id).unwrap();
+    assert!(other.get(&top.chain_id).is_ok());
+    assert!(removing_dirs(&dir).is_empty());
+    assert!(matches!(
+        other.release(&top.chain_id),
+        Err(Error::NotReferenced(_))
+    ));
+    drop(other);
+    // The last unmount of the top removes it; the base is still mounted.
+    store.unmount_chain(&top.chain_id).unwrap();
+    assert!(matches!(
+        store.get(&top.chain_id),
+        Err(Error::LayerNotFound(_))
+    ));
+    assert_eq!(std::fs::read(base_view.join("a")).unwrap(), b"1");
+    store.unmount_chain(&base.chain_id).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(removing_dirs(&dir).is_empty());
+    assert!(
+        cache_dirs(dir.path()).is_empty(),
+        "{:?}",
+        cache_dirs(dir.path())
+    );
+}
+
+#[test]
+fn open_removes_layers_left_unreferenced() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    store.release(&base.chain_id).unwrap(); // kept: the top sits on it
+    // As if a process died after removing the top and before the base.
+    let sha = dir.path().join("image/overlay2/layerdb/sha256");
+    std::fs::rename(
+        sha.join(top.chain_id.hex()),
+        sha.join(format!("{}-x-removing", top.chain_id.hex())),
+    )
+    .unwrap();
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(removing_dirs(&dir).is_empty());
+    assert!(
+        cache_dirs(dir.path()).is_empty(),
+        "{:?}",
+        cache_dirs(dir.path())
+    );
+}
+
+#[test]
+fn container_diff_with_redirects_and_metacopy_compares_with_the_lowers() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, store) = store();
+    let image = store
+        .register(
+            &tar_of(&[
+                ("etc/", b""),
+                ("etc/os", &[7u8; 10_000][..]),
+                ("olddir/", b""),
+                ("olddir/sub/", b""),
+                ("olddir/sub/f", b"inside"),
+            ])[..],
+            None,
+            None,
+        )
+        .unwrap();
+    let rw = store
+        .create_rw(
+            "c-redirect",
+            Some(&image.chain_id),
+            Some(&InitLayer::default()),
+        )
+        .unwrap();
+    // Mount the container's layers the way a runtime with redirect_dir and
+    // metacopy would (the driver mounts without them).
+    let driver = store.driver();
+    let view = dir.path().join("view");
+    std::fs::create_dir(&view).unwrap();
+    let mut m = dunnage_overlay::Mount::new(&view).upper(
+        driver.diff_dir(&rw.mount_id),
+        driver.home().join(&rw.mount_id).join("work"),
+    );
+    m.lowers = driver.lower_dirs(&rw.mount_id).unwrap();
+    m.options = dunnage_overlay::MountOptions::parse("redirect_dir=on,metacopy=on").unwrap();
+    m.mount().unwrap();
+    let guard = dunnage_testsupport::MountGuard::new(&view);
+    std::fs::rename(view.join("olddir"), view.join("newdir")).unwrap();
+    std::fs::set_permissions(view.join("etc/os"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(view.join("added"), b"a").unwrap();
+    dunnage_overlay::unmount(&view).unwrap();
+    drop(guard);
+    let upper = driver.diff_dir(&rw.mount_id);
+    let mut redirect = [0u8; 256];
+    let c_path =
+        std::ffi::CString::new(upper.join("newdir").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: valid C string and buffer.
+    let n = unsafe {
+        libc::lgetxattr(
+            c_path.as_ptr(),
+            c"trusted.overlay.redirect".as_ptr(),
+            redirect.as_mut_ptr().cast(),
+            redirect.len(),
+        )
+    };
+    assert!(
+        n > 0,
+        "the rename left a redirect mark in the upper directory"
+    );
+    assert_eq!(
+        std::fs::metadata(upper.join("etc/os")).unwrap().len(),
+        10_000,
+        "apparent size of a metacopy file"
+    );
+
+    let diff = store.rw_diff("c-redirect", Vec::new()).unwrap();
+    let mut entries = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&diff[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        entries.insert(name, (e.header().mode().unwrap() & 0o777, data));
+    }
+    let names: Vec<&String> = entries.keys().collect();
+    assert!(entries.contains_key(".wh.olddir"), "{names:?}");
+    assert_eq!(entries["newdir/sub/f"].1, b"inside", "{names:?}");
+    assert_eq!(entries["etc/os"], (0o600, vec![7u8; 10_000]), "{names:?}");
+    assert_eq!(entries["added"].1, b"a");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("dockerenv") || n.starts_with("proc")),
+        "init layer excluded: {names:?}"
+    );
+    store.remove_rw("c-redirect").unwrap();
+}

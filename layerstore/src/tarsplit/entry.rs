@@ -44,8 +44,20 @@ impl From<std::io::Error> for EntryError {
 pub(crate) struct EntryWriter<W: Write> {
     out: W,
     position: u64,
-    seen: HashSet<Vec<u8>>,
+    /// The first 128 bits of the sha256 of each cleaned file name: 16 bytes
+    /// a file rather than the name and its allocation, so that memory grows
+    /// slowly with the number of files (a collision, below 2^-64 at 2^32 files,
+    /// would refuse a layer, never accept a bad one).
+    seen: HashSet<u128>,
     line: Vec<u8>,
+}
+
+fn name_key(cleaned: &[u8]) -> u128 {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(cleaned);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(k)
 }
 
 impl<W: Write> EntryWriter<W> {
@@ -70,7 +82,7 @@ impl<W: Write> EntryWriter<W> {
                 line.push(b'"');
             }
             Entry::File { name, size, crc } => {
-                if !self.seen.insert(clean(name)) {
+                if !self.seen.insert(name_key(&clean(name))) {
                     return Err(EntryError::Duplicate(name.clone()));
                 }
                 line.extend_from_slice(b"{\"type\":1,");
