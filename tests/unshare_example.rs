@@ -596,7 +596,7 @@ fn run_counting_leftovers(args: &[String]) -> Leftovers {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        close_other_fds(&mut [report[1], errors[1]]);
+        dunnage_testsupport::close_fds_except(&mut [report[1], errors[1]]);
         // SAFETY: the forked child: plain syscalls on prepared data.
         unsafe {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -644,22 +644,6 @@ fn run_counting_leftovers(args: &[String]) -> Leftovers {
         stderr,
         processes: fields.collect(),
     }
-}
-
-/// In a forked child: close every fd above 2 except `keep`, so that the
-/// child does not hold other test threads' pipes or just-written files
-/// (which would delay their readers or make an exec of them "text busy").
-fn close_other_fds(keep: &mut [libc::c_int]) {
-    keep.sort_unstable();
-    let mut from: libc::c_uint = 3;
-    for &fd in keep.iter() {
-        let fd = fd as libc::c_uint;
-        if fd > from {
-            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
-        }
-        from = from.max(fd + 1);
-    }
-    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
 }
 
 #[test]

@@ -367,7 +367,7 @@ fn in_forked_child(f: impl FnOnce() -> String) -> String {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        close_other_fds(&mut [fds[1]]);
+        dunnage_testsupport::close_fds_except(&mut [fds[1]]);
         let text = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
             .unwrap_or_else(|_| "PANIC".to_owned());
         unsafe {
@@ -382,22 +382,6 @@ fn in_forked_child(f: impl FnOnce() -> String) -> String {
         .unwrap();
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     text
-}
-
-/// In a forked child: close every fd above 2 except `keep`, so that the
-/// child does not hold other test threads' pipes or just-written files
-/// (which would delay their readers or make an exec of them "text busy").
-fn close_other_fds(keep: &mut [libc::c_int]) {
-    keep.sort_unstable();
-    let mut from: libc::c_uint = 3;
-    for &fd in keep.iter() {
-        let fd = fd as libc::c_uint;
-        if fd > from {
-            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
-        }
-        from = from.max(fd + 1);
-    }
-    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
 }
 
 fn hostname() -> String {

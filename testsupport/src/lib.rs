@@ -404,6 +404,27 @@ impl Drop for ChildGuard {
     }
 }
 
+/// In a forked child: close every fd above 2 except those in `keep`, so the
+/// child does not hold other test threads' pipes or just-written files
+/// (which would delay their readers or make an exec of them "text busy").
+/// Sorts `keep`. Only raw `close_range(2)` calls: safe between fork and exec.
+pub fn close_fds_except(keep: &mut [libc::c_int]) {
+    keep.sort_unstable();
+    let mut from: libc::c_uint = 3;
+    for &fd in keep.iter() {
+        let Ok(fd) = libc::c_uint::try_from(fd) else {
+            continue;
+        };
+        if fd > from {
+            // SAFETY: close_range only closes descriptors.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = from.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
