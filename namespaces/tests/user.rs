@@ -112,26 +112,45 @@ fn malformed_maps_are_refused_before_any_process_starts() {
 }
 
 /// Run the helper test `helper` of this binary as uid/gid 65534 with no
-/// capabilities, working in `dir`; returns its stdout and stderr after
-/// checking that it ran and passed.
-fn run_helper_as_nobody(helper: &str, dir: &TempDir) -> String {
+/// capabilities, working in `dir`, and check that it ran and passed.
+///
+/// With `subids` (files in the format of `/etc/subuid` and `/etc/subgid`)
+/// the helper runs in a private mount namespace where these files are
+/// bind-mounted over `/etc/subuid` and `/etc/subgid`: the setuid
+/// newuidmap/newgidmap read them there, and the host's files are never
+/// written.
+fn run_helper_as_nobody(helper: &str, dir: &TempDir, subids: Option<(&Path, &Path)>) {
     // A copy of this binary that uid 65534 can surely execute.
     let exe = dir.join(format!("test-binary-{helper}"));
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = || {
-        std::process::Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ])
-            .arg(&exe)
-            .args(["--exact", helper, "--nocapture", "--test-threads=1"])
-            .env(HELPER_ENV, dir.path())
-            .output()
-            .unwrap()
+        let mut cmd = match subids {
+            None => std::process::Command::new("setpriv"),
+            Some((subuid, subgid)) => {
+                let mut cmd = std::process::Command::new("unshare");
+                cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+                    .arg(
+                        "mount --bind \"$1\" /etc/subuid && \
+                         mount --bind \"$2\" /etc/subgid && \
+                         shift 2 && exec setpriv \"$@\"",
+                    )
+                    .arg("sh")
+                    .args([subuid, subgid]);
+                cmd
+            }
+        };
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&exe)
+        .args(["--exact", helper, "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, dir.path())
+        .output()
+        .unwrap()
     };
     // setpriv's exec of a just-written file may meet "text busy" while a
     // process forked by another test thread still holds the writer's fd.
@@ -150,7 +169,6 @@ fn run_helper_as_nobody(helper: &str, dir: &TempDir) -> String {
     );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("HELPER-RAN"), "{text}");
-    text
 }
 
 /// Run the helper test below as uid/gid 65534 with no capabilities.
@@ -159,7 +177,7 @@ fn an_unprivileged_user_gets_root_in_its_own_user_namespace() {
     require_root!();
     require_command!("setpriv");
     let dir = world_writable_dir("userns-unpriv");
-    run_helper_as_nobody("unprivileged_helper", &dir);
+    run_helper_as_nobody("unprivileged_helper", &dir, None);
     let meta = std::fs::metadata(dir.join("made-inside")).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid()),
@@ -215,45 +233,6 @@ fn unprivileged_helper() {
 const SUBUIDS: [(u32, u32); 2] = [(1_700_000_000, 1000), (1_700_100_000, 500)];
 const SUBGIDS: [(u32, u32); 2] = [(1_800_000_000, 1000), (1_800_100_000, 500)];
 
-/// Lines appended to `/etc/subuid` and `/etc/subgid`; both files are
-/// restored byte for byte on drop, also when the test panics (a file that
-/// did not exist is removed again).
-struct SubidGuard {
-    saved: Vec<(&'static str, Option<Vec<u8>>)>,
-}
-
-impl SubidGuard {
-    fn add(uid_lines: &str, gid_lines: &str) -> SubidGuard {
-        let mut guard = SubidGuard { saved: Vec::new() };
-        for (file, lines) in [("/etc/subuid", uid_lines), ("/etc/subgid", gid_lines)] {
-            let old = match std::fs::read(file) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => panic!("read {file}: {e}"),
-            };
-            guard.saved.push((file, old.clone()));
-            let mut new = old.unwrap_or_default();
-            if !new.is_empty() && !new.ends_with(b"\n") {
-                new.push(b'\n');
-            }
-            new.extend_from_slice(lines.as_bytes());
-            std::fs::write(file, new).unwrap();
-        }
-        guard
-    }
-}
-
-impl Drop for SubidGuard {
-    fn drop(&mut self) {
-        for (file, old) in self.saved.drain(..).rev() {
-            let _ = match old {
-                Some(bytes) => std::fs::write(file, bytes),
-                None => std::fs::remove_file(file),
-            };
-        }
-    }
-}
-
 fn subid_lines(ranges: &[(u32, u32)]) -> String {
     ranges
         .iter()
@@ -272,29 +251,39 @@ fn map_with_subids(ranges: &[(u32, u32); 2]) -> Vec<IdMap> {
 }
 
 /// newuidmap/newgidmap write maps of several ranges for uid 65534 from
-/// entries this test adds to /etc/subuid and /etc/subgid.
+/// subordinate id files this test bind-mounts over /etc/subuid and
+/// /etc/subgid in a private mount namespace (the host's files stay as
+/// they are).
 #[test]
 fn an_unprivileged_user_maps_several_subordinate_ranges_with_newuidmap() {
     require_root!();
     require_command!("setpriv");
+    require_command!("unshare");
     require_command!("newuidmap");
     require_command!("newgidmap");
+    let test = module_path!();
+    if !Path::new("/etc/subuid").is_file() || !Path::new("/etc/subgid").is_file() {
+        // A bind mount needs an existing target, and we never create files in /etc.
+        dunnage_testsupport::skip(test, "/etc/subuid or /etc/subgid does not exist");
+        return;
+    }
     let dir = world_writable_dir("userns-subid");
+    let subuid = dir.join("subuid");
+    let subgid = dir.join("subgid");
+    std::fs::write(&subuid, subid_lines(&SUBUIDS)).unwrap();
+    std::fs::write(&subgid, subid_lines(&SUBGIDS)).unwrap();
     let before = (
         std::fs::read("/etc/subuid").ok(),
         std::fs::read("/etc/subgid").ok(),
     );
-    {
-        let _subids = SubidGuard::add(&subid_lines(&SUBUIDS), &subid_lines(&SUBGIDS));
-        run_helper_as_nobody("subid_helper", &dir);
-    }
+    run_helper_as_nobody("subid_helper", &dir, Some((&subuid, &subgid)));
     assert_eq!(
         (
             std::fs::read("/etc/subuid").ok(),
             std::fs::read("/etc/subgid").ok()
         ),
         before,
-        "restored"
+        "the host's files are untouched"
     );
     // Files made inside by ids 1 and 1001 belong to the two ranges outside.
     for (name, range) in [("as-1", 0), ("as-1001", 1)] {
@@ -437,7 +426,7 @@ fn an_unprivileged_user_joins_its_user_and_uts_namespaces() {
     require_root!();
     require_command!("setpriv");
     let dir = world_writable_dir("userns-join");
-    run_helper_as_nobody("join_helper", &dir);
+    run_helper_as_nobody("join_helper", &dir, None);
 }
 
 /// Does nothing unless run by the test above.
