@@ -375,7 +375,8 @@ impl Drop for CgroupGuard {
     }
 }
 
-/// A child process that is SIGKILLed and reaped on drop.
+/// A child process that is SIGKILLed and reaped on drop, unless it is no
+/// longer an unreaped child of this process (then nothing is signalled).
 #[derive(Debug)]
 pub struct ChildGuard {
     pid: i32,
@@ -393,9 +394,39 @@ impl ChildGuard {
     }
 }
 
+/// Whether `pid` is still a child of this process that nobody has reaped
+/// (running or a zombie). Such a pid cannot be recycled, so signalling it
+/// afterwards reaches our child and no other process.
+fn is_unreaped_child(pid: i32) -> bool {
+    let Ok(id) = libc::id_t::try_from(pid) else {
+        return false;
+    };
+    if id == 0 {
+        return false;
+    }
+    // SAFETY: a zeroed siginfo_t is a valid out-buffer for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: WNOWAIT leaves the child as it is; ECHILD means it is not
+    // (or no longer) our child.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    r == 0
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        // SAFETY: plain syscalls on our own child.
+        // A test that already reaped the child leaves a pid number that may
+        // belong to another process by now: leave it alone.
+        if !is_unreaped_child(self.pid) {
+            return;
+        }
+        // SAFETY: plain syscalls on our own unreaped child.
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
             let mut status = 0;
@@ -428,6 +459,30 @@ pub fn close_fds_except(keep: &mut [libc::c_int]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // the guard reaps it
+    fn child_guard_kills_an_unreaped_child_and_skips_a_reaped_one() {
+        // Killed and reaped on drop.
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(is_unreaped_child(pid));
+        drop(ChildGuard::new(pid));
+        assert!(!is_unreaped_child(pid), "reaped by the guard");
+        // Already reaped by the test: the guard must not signal the number.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        child.wait().unwrap();
+        assert!(!is_unreaped_child(pid));
+        drop(ChildGuard::new(pid));
+        // Not our child at all (our parent).
+        assert!(!is_unreaped_child(
+            i32::try_from(std::os::unix::process::parent_id()).unwrap()
+        ));
+    }
 
     #[test]
     fn unique_names_carry_the_prefix_and_differ() {
