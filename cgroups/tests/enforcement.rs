@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use dunnage_cgroups::{Controller, FreezerState, Limit, Resources, Version};
+use dunnage_cgroups::{Cgroup, Controller, FreezerState, Limit, Resources, Version};
 use dunnage_testsupport::require_root;
 use std::time::{Duration, Instant};
 
@@ -52,18 +52,22 @@ fn pids_max_makes_fork_fail() {
     let mut sh = spawn_waiting("for i in 1 2 3 4 5 6; do sleep 3 & done 2>/dev/null; sleep 3");
     cg.add_process(sh.pid()).unwrap();
     sh.go();
-    std::thread::sleep(Duration::from_millis(500));
+    let refused = || -> u64 {
+        read(&cg, Controller::Pids, "pids.events")
+            .lines()
+            .find_map(|l| l.strip_prefix("max "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    poll_until(
+        "a fork refused (pids.events max)",
+        Duration::from_secs(10),
+        || refused() >= 1,
+    );
     let stats = cg.stats().unwrap().pids.unwrap();
     assert!(stats.current <= 3, "{stats:?}");
     assert_eq!(stats.max, Limit::Value(3));
-    let events = read(&cg, Controller::Pids, "pids.events");
-    let refused: u64 = events
-        .lines()
-        .find_map(|l| l.strip_prefix("max "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(refused >= 1, "pids.events: {events}");
     cg.kill().unwrap();
 }
 
@@ -96,42 +100,70 @@ fn half_a_cpu_quota_holds_a_busy_loop_near_half_a_cpu() {
 fn freezer_stops_progress_and_thaw_resumes_it() {
     require_root!();
     let cg = cgroup("freeze", &[Controller::Freezer, Controller::Cpuacct]);
-    let _busy = busy_in(&cg);
-    std::thread::sleep(Duration::from_millis(100));
-    cg.freeze().unwrap();
-    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Frozen);
-    let u0 = cpu_usage(&cg);
-    std::thread::sleep(Duration::from_millis(400));
-    let frozen_use = cpu_usage(&cg) - u0;
-    assert!(
-        frozen_use < Duration::from_millis(20),
-        "used {frozen_use:?} while frozen"
-    );
-    cg.thaw().unwrap();
-    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
-    let u1 = cpu_usage(&cg);
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(
-        cpu_usage(&cg) - u1 > Duration::from_millis(20),
-        "no progress after thaw"
-    );
-    cg.kill().unwrap();
+    check_freeze_thaw(&cg);
 }
 
 #[test]
 fn kill_kills_a_forked_tree() {
     require_root!();
     let cg = cgroup("kill", &[Controller::Pids, Controller::Freezer]);
+    check_kill_tree(&cg);
+}
+
+/// Whether `cg` freezes (and kills) through v2 files: the freezer is a
+/// v2 core feature, so no v1 freezer directory means v2.
+fn freezes_on_v2(cg: &Cgroup) -> bool {
+    cg.dir_of(Controller::Freezer)
+        .is_none_or(|d| d.version == Version::V2)
+}
+
+/// A busy loop in `cg` makes no progress while frozen, and makes progress
+/// again after thaw. `cg` must count CPU usage (cpuacct on v1; cpu.stat is
+/// a core file on v2).
+fn check_freeze_thaw(cg: &Cgroup) {
+    let _busy = busy_in(cg);
+    std::thread::sleep(Duration::from_millis(100));
+    cg.freeze().unwrap();
+    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Frozen);
+    if freezes_on_v2(cg) {
+        assert_eq!(read_v2(cg, "cgroup.freeze").trim(), "1");
+    }
+    // A window in which a running loop would use far more than 20 ms.
+    let u0 = cpu_usage(cg);
+    std::thread::sleep(Duration::from_millis(400));
+    let frozen_use = cpu_usage(cg) - u0;
+    assert!(
+        frozen_use < Duration::from_millis(20),
+        "used {frozen_use:?} while frozen"
+    );
+    cg.thaw().unwrap();
+    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
+    if freezes_on_v2(cg) {
+        assert!(read_v2(cg, "cgroup.events").contains("frozen 0"));
+    }
+    let u1 = cpu_usage(cg);
+    poll_until("progress after thaw", Duration::from_secs(10), || {
+        cpu_usage(cg) - u1 > Duration::from_millis(20)
+    });
+    cg.kill().unwrap();
+}
+
+/// `kill` kills a forked tree of five processes in `cg`, grandchildren
+/// included.
+fn check_kill_tree(cg: &Cgroup) {
     let mut tree = spawn_waiting("sleep 60 & sleep 60 & sh -c 'sleep 60 & sleep 60' & wait");
     cg.add_process(tree.pid()).unwrap();
     tree.go();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cg.procs().unwrap().len() < 5 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(cg.procs().unwrap().len() >= 5, "{:?}", cg.procs());
+    poll_until(
+        "five processes in the cgroup",
+        Duration::from_secs(10),
+        || cg.procs().unwrap().len() >= 5,
+    );
     cg.kill().unwrap();
     assert!(cg.procs().unwrap().is_empty());
+    if freezes_on_v2(cg) {
+        assert!(read_v2(cg, "cgroup.events").contains("populated 0"));
+    }
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(tree.child.wait().unwrap().signal(), Some(9));
     cg.delete().unwrap();
@@ -147,54 +179,16 @@ fn v2_host() -> dunnage_cgroups::Hierarchies {
 fn v2_freeze_stops_progress_and_thaw_resumes_it() {
     require_root!();
     let cg = cgroup_in(&v2_host(), "v2freeze", &[]);
-    assert!(
-        cg.dir_of(Controller::Freezer)
-            .is_none_or(|d| d.version == Version::V2)
-    );
-    let _busy = busy_in(&cg);
-    std::thread::sleep(Duration::from_millis(100));
-    cg.freeze().unwrap();
-    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Frozen);
-    assert_eq!(read_v2(&cg, "cgroup.freeze").trim(), "1");
-    // cpu.stat is a core file on v2: usage is counted without the cpu
-    // controller.
-    let u0 = cpu_usage(&cg);
-    std::thread::sleep(Duration::from_millis(400));
-    let frozen_use = cpu_usage(&cg) - u0;
-    assert!(
-        frozen_use < Duration::from_millis(20),
-        "used {frozen_use:?} while frozen"
-    );
-    cg.thaw().unwrap();
-    assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
-    assert!(read_v2(&cg, "cgroup.events").contains("frozen 0"));
-    let u1 = cpu_usage(&cg);
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(
-        cpu_usage(&cg) - u1 > Duration::from_millis(20),
-        "no progress after thaw"
-    );
-    cg.kill().unwrap();
+    assert!(freezes_on_v2(&cg));
+    check_freeze_thaw(&cg);
 }
 
 #[test]
 fn v2_kill_kills_a_forked_tree() {
     require_root!();
     let cg = cgroup_in(&v2_host(), "v2kill", &[]);
-    let mut tree = spawn_waiting("sleep 60 & sleep 60 & sh -c 'sleep 60 & sleep 60' & wait");
-    cg.add_process(tree.pid()).unwrap();
-    tree.go();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cg.procs().unwrap().len() < 5 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(cg.procs().unwrap().len() >= 5, "{:?}", cg.procs());
-    cg.kill().unwrap();
-    assert!(cg.procs().unwrap().is_empty());
-    assert!(read_v2(&cg, "cgroup.events").contains("populated 0"));
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(tree.child.wait().unwrap().signal(), Some(9));
-    cg.delete().unwrap();
+    assert!(freezes_on_v2(&cg));
+    check_kill_tree(&cg);
 }
 
 #[test]
@@ -209,12 +203,14 @@ fn v2_pressure_is_read_where_the_kernel_exposes_it() {
         assert!(cg.stats().unwrap().pressure.is_none());
         return;
     }
-    // Three busy loops on at most two CPUs: some of them always wait.
+    // One busy loop more than there are CPUs: some of them always wait.
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let _busy: Vec<_> = (0..cpus + 1).map(|_| busy_in(&cg)).collect();
-    std::thread::sleep(Duration::from_millis(500));
+    poll_until("CPU pressure counted", Duration::from_secs(10), || {
+        let p = cg.stats().unwrap().pressure.expect("cpu.pressure exists");
+        p.cpu.some.total > Duration::ZERO
+    });
     let p = cg.stats().unwrap().pressure.expect("cpu.pressure exists");
-    assert!(p.cpu.some.total > Duration::ZERO, "{p:?}");
     for line in [&p.cpu.some, &p.memory.some, &p.io.some] {
         for avg in [line.avg10, line.avg60, line.avg300] {
             assert!((0.0..=100.0).contains(&avg), "{p:?}");
@@ -259,10 +255,11 @@ fn cpuset_cpus_0_pins_the_tasks_and_their_children_to_cpu_0() {
     cg.add_process(w.pid()).unwrap();
     assert_eq!(cpus_allowed(w.pid()), "0");
     w.go();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cg.procs().unwrap().len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll_until(
+        "the forked child in the cgroup",
+        Duration::from_secs(10),
+        || cg.procs().unwrap().len() >= 2,
+    );
     let procs = cg.procs().unwrap();
     assert_eq!(procs.len(), 2, "{procs:?}");
     for pid in procs {

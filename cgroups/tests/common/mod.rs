@@ -127,3 +127,16 @@ pub fn read(cg: &Cgroup, c: Controller, name: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// Call `done` every 10 ms until it returns true; panic naming `what`
+/// after `timeout`. For conditions that need the kernel or a child to make
+/// progress first: a poll with a generous deadline, not a fixed sleep.
+pub fn poll_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            panic!("{what}: not reached within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
