@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![no_main]
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -651,26 +651,41 @@ fn precheck(o: &Options, program: &OsStr, uids: &[IdMap], gids: &[IdMap]) -> Res
             Err(e) => return fail(chdir_failure(dir, &e)),
         }
     }
+    // The error the later exec would meet, passed through as it is: a
+    // permission error or a symlink loop gives 126, not "No such file".
     let path = Path::new(program);
-    let found = if program.as_bytes().contains(&b'/') {
+    if program.as_bytes().contains(&b'/') {
         let path = match &o.wd {
             Some(wd) if path.is_relative() => wd.join(path),
             _ => path.to_path_buf(),
         };
-        path.exists()
-    } else {
-        let dirs =
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        std::env::split_paths(&dirs).any(|d| d.join(path).is_file())
-    };
-    if found {
-        Ok(())
-    } else {
-        Err(exec_failure(
-            program,
-            &std::io::Error::from_raw_os_error(libc::ENOENT),
-        ))
+        return match std::fs::metadata(&path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(exec_failure(program, &e)),
+        };
     }
+    // A PATH search as execvp does it: missing entries are skipped, a
+    // found file ends it, and otherwise the first other error (a directory
+    // is EACCES to exec) is reported rather than ENOENT.
+    let dirs = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut error = std::io::Error::from_raw_os_error(libc::ENOENT);
+    for dir in std::env::split_paths(&dirs) {
+        match std::fs::metadata(dir.join(path)) {
+            Ok(m) if m.is_file() => return Ok(()),
+            Ok(_) => {
+                if error.raw_os_error() == Some(libc::ENOENT) {
+                    error = std::io::Error::from_raw_os_error(libc::EACCES);
+                }
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+            Err(e) => {
+                if error.raw_os_error() == Some(libc::ENOENT) {
+                    error = e;
+                }
+            }
+        }
+    }
+    Err(exec_failure(program, &error))
 }
 
 fn mount_proc(dir: &Path) -> Result<(), Fail> {
@@ -775,11 +790,26 @@ impl PersistHelper {
 /// The C `main`, without Rust's runtime set-up (`#![no_main]`): that set-up
 /// reads `/proc/self/maps` to place a stack guard and installs signal
 /// handlers, about 4% of this program's CPU time per spawn-to-exit, which
-/// util-linux's `unshare` does not spend. Arguments come from
-/// `std::env::args_os`, which glibc targets fill before `main` runs.
+/// util-linux's `unshare` does not spend. The arguments are read from
+/// `argc`/`argv` themselves: `std::env::args_os` relies on the C library
+/// filling it before `main` (glibc does, musl does not).
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    let count = if argv.is_null() {
+        0
+    } else {
+        usize::try_from(argc).unwrap_or(0)
+    };
+    let args: Vec<OsString> = (1..count)
+        .filter_map(|i| {
+            // SAFETY: the C runtime passes `argc` valid entries in `argv`.
+            let arg = unsafe { *argv.add(i) };
+            // SAFETY: a non-null entry is a NUL-terminated string.
+            (!arg.is_null()).then(|| {
+                OsStr::from_bytes(unsafe { CStr::from_ptr(arg) }.to_bytes()).to_os_string()
+            })
+        })
+        .collect();
     let result = parse(args).and_then(|o| {
         if o.fork {
             run_forked(&o)

@@ -177,6 +177,45 @@ fn a_missing_program_exits_127_like_util_linux() {
     }
 }
 
+/// A program that exists but cannot be executed (a symlink loop, a
+/// directory) gives util-linux's message and 126, with and without
+/// `--fork`, by path and by PATH search.
+#[test]
+fn an_unexecutable_program_exits_126_like_util_linux() {
+    require_command!("unshare");
+    let dir = TempDir::new("example-noexec").unwrap();
+    let lp = dir.join("loop");
+    std::os::unix::fs::symlink(&lp, &lp).unwrap();
+    std::fs::create_dir(dir.join("adir")).unwrap();
+    for program in [lp.clone(), dir.join("adir")] {
+        for fork in [false, true] {
+            let mut args = Vec::new();
+            if fork {
+                args.push("--fork");
+            }
+            args.push(program.to_str().unwrap());
+            let (ours, theirs) = both(&args);
+            assert_eq!(ours.status.code(), Some(126), "{args:?}");
+            assert_eq!(ours.stderr, theirs.stderr, "{args:?}");
+        }
+    }
+    for name in ["loop", "adir"] {
+        let run_in_path = |program: &Path| {
+            Command::new(program)
+                .arg(name)
+                .env("PATH", dir.path())
+                .output()
+                .unwrap()
+        };
+        let (ours, theirs) = (
+            run_in_path(&example()),
+            run_in_path(&dunnage_testsupport::find_in_path("unshare").unwrap()),
+        );
+        assert_eq!(ours.status.code(), Some(126), "{name}");
+        assert_eq!(ours.stderr, theirs.stderr, "{name}");
+    }
+}
+
 #[test]
 fn malformed_or_overlapping_maps_exit_1_before_anything_starts() {
     require_root!();
