@@ -111,15 +111,22 @@ fn main() {
             Box::new(library(kinds())),
         ),
     ];
+    // The indices of the two cases compared in the ratio, where present.
+    let mut ours_case = None;
+    let mut util_case = None;
     match example() {
-        Some(ex) => cases.push((
-            format!("examples/unshare {}", ARGS.join(" ")),
-            Box::new(move || run_tool(&ex)),
-        )),
+        Some(ex) => {
+            ours_case = Some(cases.len());
+            cases.push((
+                format!("examples/unshare {}", ARGS.join(" ")),
+                Box::new(move || run_tool(&ex)),
+            ));
+        }
         None => eprintln!("examples/unshare not built: cargo build --release --example unshare"),
     }
     let util = PathBuf::from("/usr/bin/unshare");
     if util.exists() {
+        util_case = Some(cases.len());
         cases.push((
             format!("util-linux unshare {}", ARGS.join(" ")),
             Box::new(move || run_tool(&util)),
@@ -166,11 +173,11 @@ fn main() {
         cpu_medians.push(cpu_median);
         println!("{name:<70} {median:>10.3} {mean:>10.3} {cpu_median:>12.3}");
     }
-    if cases.len() >= 6 {
+    if let (Some(a), Some(b)) = (ours_case, util_case) {
         println!(
             "examples/unshare / util-linux unshare: wall median {:.2}, cpu median {:.2}",
-            medians[4] / medians[5],
-            cpu_medians[4] / cpu_medians[5]
+            medians[a] / medians[b],
+            cpu_medians[a] / cpu_medians[b]
         );
     }
 }

@@ -42,6 +42,11 @@ if [ "${VM_BENCH:-0}" = 1 ]; then
   echo "tests/vm: building benches/cgroup_lifecycle" >&2
   mapfile -t benches < <(cargo bench --bench cgroup_lifecycle --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
+  if [ "${#benches[@]}" -eq 0 ]; then
+    echo "tests/vm: VM_BENCH=1 but the cgroup_lifecycle bench did not build" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
 fi
 
 initrd=$work/root
