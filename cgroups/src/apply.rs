@@ -23,7 +23,7 @@ pub struct Write {
 }
 
 /// The writes of a plan, built by the v1 and v2 planners.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) writes: Vec<Write>,
     /// Whether `set` checks that each file exists ([`Cgroup::plan`]);
