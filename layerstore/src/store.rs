@@ -112,12 +112,52 @@ impl LayerStore {
                 self.db.remove_refs(&chain)?;
             }
         }
-        for chain in self.db.unreferenced()? {
-            if self.db.exists(&chain) {
-                self.collect(chain)?;
+        let unreferenced = self.db.unreferenced()?;
+        if unreferenced.is_empty() {
+            return Ok(());
+        }
+        // One pass over every layer's and container's parent file, not one
+        // per unreferenced layer. A parent file that cannot be read leaves
+        // the layers in place (which ones it protects is unknown); the
+        // calls that read that layer report it.
+        let Ok(mut children) = self.children() else {
+            return Ok(());
+        };
+        for chain in unreferenced {
+            // Most are parents of a live layer (image load releases every
+            // layer below the top): a lookup, no file read.
+            if children.get(&chain).is_none_or(|n| *n == 0) && self.db.exists(&chain) {
+                self.collect_in(chain, &mut children)?;
             }
         }
         Ok(())
+    }
+
+    /// How many layers and container layers sit directly on each layer.
+    /// Call with the store lock held (so the set cannot change meanwhile).
+    fn children(&self) -> Result<HashMap<ChainId, usize>, Error> {
+        let mut out = HashMap::new();
+        let mut add = |path: PathBuf| -> Result<(), Error> {
+            if !path.exists() {
+                return Ok(());
+            }
+            let text = read_text(&path)?;
+            let parent: ChainId = text.parse().map_err(|e: Error| Error::Corrupt {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            *out.entry(parent).or_insert(0) += 1;
+            Ok(())
+        };
+        for id in self.db.layer_ids()? {
+            add(self.db.layer_dir(&id).join("parent"))?;
+        }
+        let mounts = self.db.root().join("mounts");
+        for entry in fs::read_dir(&mounts).map_err(io_err("readdir", &mounts))? {
+            let entry = entry.map_err(io_err("readdir", &mounts))?;
+            add(entry.path().join("parent"))?;
+        }
+        Ok(out)
     }
 
     /// The data-root.
@@ -330,9 +370,26 @@ impl LayerStore {
     /// Remove `chain` and then its parents while each is unreferenced and
     /// unused. Call with the store lock held exclusively.
     pub(crate) fn collect(&self, chain: ChainId) -> Result<(), Error> {
+        if self.db.refs(&chain)? != Some(0) || self.db.is_mounted(&chain)? {
+            return Ok(()); // the common case of a release: nothing to read
+        }
+        let mut children = self.children()?;
+        self.collect_in(chain, &mut children)
+    }
+
+    /// [`collect`](LayerStore::collect) with the children counts of
+    /// [`children`](LayerStore::children), kept up to date as layers go.
+    fn collect_in(
+        &self,
+        chain: ChainId,
+        children: &mut HashMap<ChainId, usize>,
+    ) -> Result<(), Error> {
         let mut next = Some(chain);
         while let Some(c) = next {
-            if self.db.refs(&c)? != Some(0) || self.in_use(&c)? {
+            if children.get(&c).is_some_and(|n| *n > 0)
+                || self.db.refs(&c)? != Some(0)
+                || self.db.is_mounted(&c)?
+            {
                 return Ok(());
             }
             let layer = self.get(&c)?;
@@ -342,29 +399,14 @@ impl LayerStore {
                 self.driver.remove(&layer.cache_id)?;
             }
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
+            if let Some(p) = &layer.parent
+                && let Some(n) = children.get_mut(p)
+            {
+                *n = n.saturating_sub(1);
+            }
             next = layer.parent;
         }
         Ok(())
-    }
-
-    /// Whether `chain` is mounted by any process, or a layer or a container
-    /// layer sits on it.
-    fn in_use(&self, chain: &ChainId) -> Result<bool, Error> {
-        if self.db.is_mounted(chain)? {
-            return Ok(true);
-        }
-        for id in self.db.layer_ids()? {
-            let parent = self.db.layer_dir(&id).join("parent");
-            if parent.exists() && read_text(&parent)? == chain.to_string() {
-                return Ok(true);
-            }
-        }
-        for rw in self.list_rw()? {
-            if rw.parent.as_ref() == Some(chain) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// The layer's original tar, byte for byte, rebuilt from its tar-split and

@@ -643,3 +643,65 @@ fn container_diff_with_redirects_and_metacopy_compares_with_the_lowers() {
     );
     store.remove_rw("c-redirect").unwrap();
 }
+
+/// Register a chain of `n` layers and release all but the top, as an image
+/// load does; returns the chainIDs, base first.
+fn released_chain(store: &LayerStore, n: usize) -> Vec<ChainId> {
+    let mut chains: Vec<ChainId> = Vec::new();
+    for i in 0..n {
+        let name = format!("f{i}");
+        let tar = tar_of(&[(name.as_str(), b"x")]);
+        let layer = store.register(&tar[..], chains.last(), None).unwrap();
+        chains.push(layer.chain_id);
+    }
+    for c in &chains[..n - 1] {
+        store.release(c).unwrap();
+    }
+    chains
+}
+
+#[test]
+fn open_keeps_released_parents_of_a_long_chain() {
+    require_root!();
+    let (dir, store) = store();
+    let chains = released_chain(&store, 300);
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(store.list().unwrap().len(), 300);
+    assert_eq!(store.chain(chains.last().unwrap()).unwrap().len(), 300);
+    for c in &chains[..299] {
+        assert_eq!(store.references(c).unwrap(), Some(0));
+    }
+    // Releasing the top removes the whole chain.
+    store.release(chains.last().unwrap()).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn unreadable_parent_file_does_not_stop_open() {
+    require_root!();
+    let (dir, store) = store();
+    let chains = released_chain(&store, 3);
+    let other = store
+        .register(&tar_of(&[("o", b"1")])[..], None, None)
+        .unwrap();
+    let child = store
+        .register(&tar_of(&[("p", b"2")])[..], Some(&other.chain_id), None)
+        .unwrap();
+    drop(store);
+    let parent = dir
+        .path()
+        .join("image/overlay2/layerdb/sha256")
+        .join(child.chain_id.hex())
+        .join("parent");
+    std::fs::write(&parent, b"\xff\xfe not UTF-8").unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    // Nothing was collected: which layer the bad file protects is unknown.
+    assert_eq!(store.chain(&chains[2]).unwrap().len(), 3);
+    assert!(store.get(&other.chain_id).is_ok());
+    assert!(matches!(
+        store.get(&child.chain_id),
+        Err(Error::Corrupt { .. })
+    ));
+}
