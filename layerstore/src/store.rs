@@ -71,7 +71,7 @@ impl LayerStore {
     fn clean_up(&self) -> Result<(), Error> {
         let leftovers = self.db.leftovers()?;
         let crashed = !leftovers.is_empty();
-        for dir in leftovers {
+        'leftovers: for dir in leftovers {
             // Driver directories named by a write-set (cache-id), a
             // `-removing` layer (cache-id) or a staged container record.
             for name in ["cache-id", "init-id", "mount-id"] {
@@ -79,9 +79,14 @@ impl LayerStore {
                 // `diff/` and left the rest of the directory.
                 if let Ok(id) = read_text(&dir.join(name))
                     && valid_id(&id)
-                    && self.driver.home().join(&id).exists()
+                    && self.driver.has_dir(&id)
                 {
-                    self.driver.remove(&id)?;
+                    match self.driver.remove(&id) {
+                        // Some process still holds a `get` of it: the
+                        // leftover stays for a later open.
+                        Err(dunnage_overlay::Error::Busy(_)) => continue 'leftovers,
+                        r => r?,
+                    }
                 }
             }
             if dir.is_dir() {
@@ -393,9 +398,14 @@ impl LayerStore {
                 return Ok(());
             }
             let layer = self.get(&c)?;
+            if self.driver.is_busy(&layer.cache_id)? {
+                // A `get` outside mount_chain: the layer stays marked
+                // unreferenced, and a later release or open removes it.
+                return Ok(());
+            }
             let removing = self.db.begin_remove(&c)?;
             self.db.remove_refs(&c)?;
-            if self.driver.home().join(&layer.cache_id).exists() {
+            if self.driver.has_dir(&layer.cache_id) {
                 self.driver.remove(&layer.cache_id)?;
             }
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;

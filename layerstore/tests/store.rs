@@ -705,3 +705,54 @@ fn unreadable_parent_file_does_not_stop_open() {
         Err(Error::Corrupt { .. })
     ));
 }
+
+#[test]
+fn layer_held_by_a_driver_get_is_kept_and_open_still_works() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    // A `get` straight from the driver, not through mount_chain.
+    store.driver().get(&top.cache_id).unwrap();
+    store.release(&base.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    assert!(removing_dirs(&dir).is_empty());
+    assert_eq!(store.list().unwrap().len(), 2);
+    let other = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(other.list().unwrap().len(), 2);
+    drop(other);
+    store.driver().put(&top.cache_id).unwrap();
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn open_skips_a_removing_leftover_still_held() {
+    require_root!();
+    let (dir, store) = store();
+    let layer = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    store.driver().get(&layer.cache_id).unwrap();
+    // As if a removal had renamed the layer and then met the held `get`.
+    let sha = dir.path().join("image/overlay2/layerdb/sha256");
+    std::fs::rename(
+        sha.join(layer.chain_id.hex()),
+        sha.join(format!("{}-x-removing", layer.chain_id.hex())),
+    )
+    .unwrap();
+    let other = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(removing_dirs(&dir).len(), 1);
+    drop(other);
+    store.driver().put(&layer.cache_id).unwrap();
+    drop(store);
+    let _store = LayerStore::open(dir.path()).unwrap();
+    assert!(removing_dirs(&dir).is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}

@@ -324,6 +324,26 @@ impl Driver {
         }
     }
 
+    /// Whether a driver in this or another process holds a `get` of the
+    /// layer, so that [`remove`](Driver::remove) would fail with
+    /// [`Error::Busy`]. Only a hint: another process may `get` it right after.
+    pub fn is_busy(&self, id: &str) -> Result<bool> {
+        let dir = self.layer_dir(id)?;
+        let refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
+        if refs.contains_key(id) {
+            return Ok(true);
+        }
+        let _mutex = lock_layer(&dir)?;
+        has_holders(&dir)
+    }
+
+    /// Whether anything is left of the layer's directory (unlike
+    /// [`exists`](Driver::exists), true for a removal cut short that took
+    /// `diff/` and left the rest).
+    pub fn has_dir(&self, id: &str) -> bool {
+        self.layer_dir(id).is_ok_and(|d| d.exists())
+    }
+
     /// Whether the layer exists.
     pub fn exists(&self, id: &str) -> bool {
         self.layer_dir(id).is_ok_and(|d| d.join("diff").is_dir())
