@@ -472,9 +472,12 @@ impl LayerStore {
     }
 
     /// Undo one [`mount_chain`](LayerStore::mount_chain). The last one removes
-    /// the chain's layers that were released meanwhile.
+    /// the chain's layers that were released meanwhile. When unmounting
+    /// fails, the chain stays mounted and counted (in this store and in the
+    /// driver alike): a later call tries again.
     pub fn unmount_chain(&self, chain: &ChainId) -> Result<(), Error> {
         let layer = self.get(chain)?;
+        // On error the driver keeps its count too: both still hold this mount.
         self.driver.put(&layer.cache_id)?;
         let last = {
             let mut mounted = self.mounted.lock().unwrap_or_else(|p| p.into_inner());

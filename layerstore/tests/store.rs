@@ -756,3 +756,38 @@ fn open_skips_a_removing_leftover_still_held() {
     assert!(removing_dirs(&dir).is_empty());
     assert!(cache_dirs(dir.path()).is_empty());
 }
+
+#[test]
+fn failed_unmount_keeps_the_chain_mounted_and_counted() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    let merged = store.mount_chain(&top.chain_id).unwrap();
+    // A tmpfs stacked on the overlay: put detaches it, then rmdir fails.
+    let guard = dunnage_testsupport::MountGuard::new(&merged);
+    let ok = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "dunnage-test-stack",
+            merged.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(store.unmount_chain(&top.chain_id).is_err());
+    assert!(store.driver().is_busy(&top.cache_id).unwrap());
+    store.release(&top.chain_id).unwrap();
+    store.release(&base.chain_id).unwrap();
+    assert_eq!(store.list().unwrap().len(), 2, "still mounted: kept");
+    store.unmount_chain(&top.chain_id).unwrap();
+    drop(guard);
+    assert!(!store.driver().is_busy(&top.cache_id).unwrap());
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}

@@ -270,7 +270,8 @@ impl Driver {
     }
 
     /// Release one `get`; the last one in any process unmounts and removes
-    /// `merged/`.
+    /// `merged/`. When that fails the `get` is still held (a later `put`
+    /// tries again).
     pub fn put(&self, id: &str) -> Result<()> {
         let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.layer_dir(id)?;
@@ -281,19 +282,37 @@ impl Driver {
             return Ok(());
         }
         let _mutex = lock_layer(&dir)?;
-        refs.remove(id); // drops this driver's shared lock
-        if has_holders(&dir)? {
-            return Ok(());
+        let held = refs.remove(id).is_some(); // drops this driver's shared lock
+        let released = (|| {
+            if has_holders(&dir)? {
+                return Ok(());
+            }
+            let merged = dir.join("merged");
+            if crate::mount::is_mount_point(&merged)? {
+                unmount(&merged)?;
+            }
+            match std::fs::remove_dir(&merged) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("rmdir", &merged)(e)),
+            }
+        })();
+        if released.is_err() && held {
+            // Still held: take the shared lock again, so that the count
+            // stays in step with the caller's (who may retry the put).
+            if let Ok(holder) = open_dir(&dir)
+                && flock(&holder, FlockOperation::LockShared, &dir).is_ok()
+            {
+                refs.insert(
+                    id.to_string(),
+                    Held {
+                        count: 1,
+                        _holder: holder,
+                    },
+                );
+            }
         }
-        let merged = dir.join("merged");
-        if crate::mount::is_mount_point(&merged)? {
-            unmount(&merged)?;
-        }
-        match std::fs::remove_dir(&merged) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("rmdir", &merged)(e)),
-        }
+        released
     }
 
     /// Remove the layer and its short link. Fails while a driver in this or
