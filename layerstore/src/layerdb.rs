@@ -164,6 +164,22 @@ impl Layerdb {
         lock::is_locked(&self.mount_lock_path(chain))
     }
 
+    /// Unlink the lock files of a layer being removed, or of a container
+    /// (`name` as for [`item_lock`](Layerdb::item_lock)). Call with the store
+    /// lock held exclusively: every lock file is opened and locked under the
+    /// store lock, so no process is waiting on these.
+    pub(crate) fn remove_locks(&self, names: &[String]) -> Result<(), Error> {
+        for name in names {
+            remove_if_exists(&self.root.join("dunnage/locks").join(name))?;
+        }
+        Ok(())
+    }
+
+    /// The names of a layer's lock files, for [`remove_locks`](Layerdb::remove_locks).
+    pub(crate) fn layer_lock_names(chain: &ChainId) -> [String; 2] {
+        [chain.hex(), format!("mounted-{}", chain.hex())]
+    }
+
     fn mount_lock_path(&self, chain: &ChainId) -> PathBuf {
         self.root
             .join("dunnage/locks")

@@ -313,6 +313,8 @@ impl LayerStore {
         }
         let dir = self.mount_dir(container_id);
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        drop(_item);
+        self.db.remove_locks(&[format!("mount-{container_id}")])?;
         match rw.parent {
             Some(p) if self.db.exists(&p) => self.collect(p),
             _ => Ok(()),

@@ -409,6 +409,8 @@ impl LayerStore {
                 self.driver.remove(&layer.cache_id)?;
             }
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
+            self.db
+                .remove_locks(&crate::layerdb::Layerdb::layer_lock_names(&c))?;
             if let Some(p) = &layer.parent
                 && let Some(n) = children.get_mut(p)
             {

@@ -791,3 +791,29 @@ fn failed_unmount_keeps_the_chain_mounted_and_counted() {
     assert!(store.list().unwrap().is_empty());
     assert!(cache_dirs(dir.path()).is_empty());
 }
+
+#[test]
+fn removed_layers_and_containers_leave_no_lock_files() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    store.acquire(&top.chain_id).unwrap();
+    store.mount_chain(&top.chain_id).unwrap();
+    store.unmount_chain(&top.chain_id).unwrap();
+    store
+        .create_rw("dunnage-test-locks", Some(&top.chain_id), None)
+        .unwrap();
+    let locks = dir.path().join("image/overlay2/layerdb/dunnage/locks");
+    assert!(!names(&locks).is_empty());
+    store.release(&base.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    store.remove_rw("dunnage-test-locks").unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(names(&locks).is_empty(), "{:?}", names(&locks));
+}
