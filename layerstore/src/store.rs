@@ -95,20 +95,6 @@ impl LayerStore {
                 fs::remove_file(&dir).map_err(io_err("unlink", &dir))?;
             }
         }
-        // The driver's probe of the backing file system, left by a process
-        // killed inside Driver::open (which runs under this same lock).
-        let home = self.driver.home();
-        for entry in fs::read_dir(home).map_err(io_err("readdir", home))? {
-            let entry = entry.map_err(io_err("readdir", home))?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".dunnage-dtype-probe-")
-            {
-                let path = entry.path();
-                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
-            }
-        }
         // Reference files are written just before a layer is committed and
         // removed just after it is renamed to -removing: a crash in between
         // leaves a write-set or a -removing directory.

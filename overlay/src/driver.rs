@@ -57,12 +57,14 @@ struct Held {
 
 impl Driver {
     /// Open (creating if needed) the driver home `home`: checks the backing
-    /// filesystem, creates `l/`, restores missing short links and detaches
+    /// filesystem (removing probe directories left by processes killed while
+    /// probing), creates `l/`, restores missing short links and detaches
     /// stale mounts left under `<home>/*/merged` by processes that are gone
     /// (mounts that a live driver holds are left alone).
     pub fn open(home: &Path) -> Result<Driver> {
         mkdir_mode(home, 0o710, true)?;
         crate::probe::check_backing_fs(home)?;
+        crate::probe::remove_stale_probes(home)?;
         mkdir_mode(&home.join(LINK_DIR), 0o700, false)?;
         let driver = Driver {
             home: home.to_path_buf(),

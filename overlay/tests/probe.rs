@@ -231,3 +231,49 @@ fn ext4_without_file_types_in_directories_is_refused() {
     names.sort();
     assert_eq!(names, ["lost+found", "overlay2"]);
 }
+
+#[test]
+fn threads_open_one_home_at_once() {
+    require_root!();
+    let t = TempDir::new("probe-threads").unwrap();
+    let home = t.join("overlay2");
+    std::thread::scope(|s| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        Driver::open(&home).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for o in opens {
+            o.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn open_removes_probes_of_dead_processes_only() {
+    require_root!();
+    let t = TempDir::new("probe-stale").unwrap();
+    let home = t.join("overlay2");
+    Driver::open(&home).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = home.join(format!(".dunnage-dtype-probe-{dead}-0"));
+    let old_style = home.join(".dunnage-dtype-probe-garbage");
+    let live = home.join(format!(
+        ".dunnage-dtype-probe-{}-999999",
+        std::process::id()
+    ));
+    for d in [&stale, &old_style, &live] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("f"), b"").unwrap();
+    }
+    Driver::open(&home).unwrap();
+    assert!(!stale.exists());
+    assert!(!old_style.exists());
+    assert!(live.exists(), "a live process may be probing");
+}
