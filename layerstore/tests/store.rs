@@ -817,3 +817,34 @@ fn removed_layers_and_containers_leave_no_lock_files() {
     assert!(store.list().unwrap().is_empty());
     assert!(names(&locks).is_empty(), "{:?}", names(&locks));
 }
+
+#[test]
+fn plain_container_diff_does_not_read_the_lowers() {
+    require_root!();
+    let (dir, store) = store();
+    let image = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let rw = store
+        .create_rw("dunnage-test-lazy", Some(&image.chain_id), None)
+        .unwrap();
+    std::fs::write(store.driver().diff_dir(&rw.mount_id).join("new"), b"n").unwrap();
+    // Break the container's short link to the image layer.
+    let link = std::fs::read_to_string(
+        dir.path()
+            .join("overlay2")
+            .join(&image.cache_id)
+            .join("link"),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("overlay2/l").join(link.trim())).unwrap();
+    assert!(store.driver().lower_dirs(&rw.mount_id).is_err());
+    let tar = store.rw_diff("dunnage-test-lazy", Vec::new()).unwrap();
+    let mut a = tar::Archive::new(&tar[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["new"]);
+}

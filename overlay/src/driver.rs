@@ -345,6 +345,28 @@ impl Driver {
         }
     }
 
+    /// Write the layer's own changes as an OCI layer tar to `out` (see
+    /// [`write_diff`](crate::write_diff)). Only when its diff directory holds
+    /// `redirect_dir` or `metacopy` marks (it was mounted with those options)
+    /// are the lower directories resolved, and the changes found by comparing
+    /// the merged views with and without it; a plain diff never reads the
+    /// lowers, so a broken short link does not stop it.
+    pub fn write_diff<W: std::io::Write>(&self, id: &str, out: W) -> Result<W> {
+        let upper = self.diff_dir(id);
+        if !upper.is_dir() {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        let ns = crate::whiteout::XattrNamespace::for_userxattr(false);
+        if crate::naive::needs_lowers(&upper, ns)? {
+            let lowers = self.lower_dirs(id)?;
+            if !lowers.is_empty() {
+                return crate::naive::write_naive_diff(&upper, &lowers, out);
+            }
+        }
+        // Marks with no lowers get write_diff's error.
+        crate::diff::write_diff(&upper, out, &crate::diff::DiffOptions::default())
+    }
+
     /// Whether a driver in this or another process holds a `get` of the
     /// layer, so that [`remove`](Driver::remove) would fail with
     /// [`Error::Busy`]. Only a hint: another process may `get` it right after.
