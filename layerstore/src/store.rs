@@ -98,10 +98,8 @@ impl LayerStore {
         // Reference files are written just before a layer is committed and
         // removed just after it is renamed to -removing: a crash in between
         // leaves a write-set or a -removing directory.
-        if crashed {
-            for chain in self.db.stale_refs()? {
-                self.db.remove_refs(&chain)?;
-            }
+        for chain in self.db.stale_refs(crashed)? {
+            self.db.remove_refs(&chain)?;
         }
         let unreferenced = self.db.unreferenced()?;
         if unreferenced.is_empty() {

@@ -848,3 +848,20 @@ fn plain_container_diff_does_not_read_the_lowers() {
         .collect();
     assert_eq!(names, ["new"]);
 }
+
+#[test]
+fn open_deletes_reference_files_that_are_not_chain_ids() {
+    require_root!();
+    let (dir, store) = store();
+    let layer = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    drop(store);
+    let refs = dir.path().join("image/overlay2/layerdb/dunnage/refs");
+    // What an interrupted write of older versions left.
+    let tmp = refs.join(format!("{}.tmp-0123456789abcdef", layer.chain_id.hex()));
+    std::fs::write(&tmp, b"2").unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(names(&refs), [layer.chain_id.hex()]);
+    assert_eq!(store.references(&layer.chain_id).unwrap(), Some(1));
+}
