@@ -259,7 +259,7 @@ impl LayerStore {
         if let Err(e) = applied {
             return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
         }
-        let (diff_id, _bytes, gz) = tee.finish()?;
+        let (diff_id, gz) = tee.finish()?;
         let file = gz
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
