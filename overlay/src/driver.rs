@@ -185,9 +185,14 @@ impl Driver {
     /// The parents' diff directories (absolute), nearest first; empty for a
     /// base layer.
     pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        self.resolve_lowers(id, &self.lower_entries(id)?)
+    }
+
+    /// The diff directories the `lower` entries of layer `id` point to.
+    fn resolve_lowers(&self, id: &str, entries: &[String]) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for entry in self.lower_entries(id)? {
-            let link = self.home.join(&entry);
+        for entry in entries {
+            let link = self.home.join(entry);
             let target = std::fs::read_link(&link).map_err(io_err("readlink", &link))?;
             let resolved = link.parent().unwrap_or(&self.home).join(target);
             let layer =
@@ -218,11 +223,12 @@ impl Driver {
         if !dir.is_dir() {
             return Err(Error::NoSuchLayer(id.into()));
         }
-        let lowers = self.lower_dirs(id)?;
-        if lowers.is_empty() {
+        let entries = self.lower_entries(id)?;
+        if entries.is_empty() {
             return Ok(None);
         }
-        let links = self.lower_links(id)?;
+        let lowers = self.resolve_lowers(id, &entries)?;
+        let links: Vec<PathBuf> = entries.iter().map(|e| self.home.join(e)).collect();
         let mut m = Mount::new(dir.join("merged"));
         if dir.join("committed").exists() {
             m.lowers.push(self.diff_dir(id));
