@@ -30,25 +30,9 @@ use std::time::{Duration, Instant};
 use dunnage::overlay::{
     ApplyOptions, DiffOptions, Mount, MountMethod, apply_layer, unmount, write_diff,
 };
-use dunnage_testsupport::TempDir;
+use dunnage_testsupport::{Rng, TempDir};
 use rustix::fs::CWD;
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the generated layer holds.
 #[derive(Default)]
@@ -68,10 +52,10 @@ struct LayerShape {
 /// (70% under 4 KiB, 25% 4-16 KiB, 4.7% 64-256 KiB, 0.3% 2-8 MiB), 300
 /// symlinks, 100 hardlinks, 50 whiteouts and 5 opaque markers.
 fn generate_layer(path: &Path) -> LayerShape {
-    let mut rng = Rng(0x00d0_0a9e_5eed_1234);
+    let mut rng = Rng::new(0x00d0_0a9e_5eed_1234);
     let mut pool = vec![0u8; 9 << 20];
     for chunk in pool.chunks_mut(8) {
-        let v = rng.next().to_le_bytes();
+        let v = rng.next_u64().to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
     let mut b = tar::Builder::new(BufWriter::with_capacity(

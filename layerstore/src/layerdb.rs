@@ -164,6 +164,22 @@ impl Layerdb {
         lock::is_locked(&self.mount_lock_path(chain))
     }
 
+    /// Unlink the lock files of a layer being removed, or of a container
+    /// (`name` as for [`item_lock`](Layerdb::item_lock)). Call with the store
+    /// lock held exclusively: every lock file is opened and locked under the
+    /// store lock, so no process is waiting on these.
+    pub(crate) fn remove_locks(&self, names: &[String]) -> Result<(), Error> {
+        for name in names {
+            remove_if_exists(&self.root.join("dunnage/locks").join(name))?;
+        }
+        Ok(())
+    }
+
+    /// The names of a layer's lock files, for [`remove_locks`](Layerdb::remove_locks).
+    pub(crate) fn layer_lock_names(chain: &ChainId) -> [String; 2] {
+        [chain.hex(), format!("mounted-{}", chain.hex())]
+    }
+
     fn mount_lock_path(&self, chain: &ChainId) -> PathBuf {
         self.root
             .join("dunnage/locks")
@@ -374,10 +390,13 @@ impl Layerdb {
     }
 
     /// Reference files whose layer is gone (a crash between writing one and
-    /// committing the layer, or in the middle of a removal). Only worth
-    /// looking for when such a crash left leftovers behind: it reads every
-    /// reference file's directory entry.
-    pub(crate) fn stale_refs(&self) -> Result<Vec<ChainId>, Error> {
+    /// committing the layer, or in the middle of a removal), looked for only
+    /// with `crashed` (when such a crash left leftovers behind: it stats
+    /// every reference file's layer). Names that are not a chainID hex, such
+    /// as the `<hex>.tmp-*` files an interrupted write of older versions
+    /// left, are deleted on every call (that needs only the directory
+    /// listing). Call with the store lock held exclusively.
+    pub(crate) fn stale_refs(&self, crashed: bool) -> Result<Vec<ChainId>, Error> {
         let dir = self.root.join("dunnage/refs");
         let mut stale = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
@@ -385,9 +404,9 @@ impl Layerdb {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             match crate::digest::Digest::from_hex(&name) {
-                Ok(d) if !self.exists(&ChainId(d)) => stale.push(ChainId(d)),
+                Ok(d) if crashed && !self.exists(&ChainId(d)) => stale.push(ChainId(d)),
                 Ok(_) => {}
-                Err(_) => {}
+                Err(_) => remove_if_exists(&entry.path())?,
             }
         }
         Ok(stale)

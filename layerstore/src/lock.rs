@@ -10,8 +10,10 @@
 //!   process removes a layer another one (or itself) has mounted. They die
 //!   with their process.
 //!
-//! The lock files are never deleted, so a lock cannot be taken on a file
-//! another process is about to unlink.
+//! Every lock file is opened and locked under the store lock (shared or
+//! exclusive), and lock files are unlinked only under the exclusive store
+//! lock, once their layer or container is gone: so no process can be
+//! holding or waiting on a lock file another process unlinks.
 //!
 //! A lock belongs to its open file description: threads of one process
 //! exclude each other just as processes do.

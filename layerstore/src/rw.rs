@@ -290,15 +290,8 @@ impl LayerStore {
     /// layer among them, so its contents stay out of the diff).
     pub fn rw_diff<W: Write>(&self, container_id: &str, out: W) -> Result<W, Error> {
         let rw = self.get_rw(container_id)?;
-        let opts = dunnage_overlay::DiffOptions {
-            lowers: self.driver.lower_dirs(&rw.mount_id)?,
-            ..Default::default()
-        };
-        Ok(dunnage_overlay::write_diff(
-            &self.driver.diff_dir(&rw.mount_id),
-            out,
-            &opts,
-        )?)
+        // The lowers are resolved only when the upper directory needs them.
+        Ok(self.driver.write_diff(&rw.mount_id, out)?)
     }
 
     /// Remove the container's layer (its driver directories and its record);
@@ -313,6 +306,8 @@ impl LayerStore {
         }
         let dir = self.mount_dir(container_id);
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        drop(_item);
+        self.db.remove_locks(&[format!("mount-{container_id}")])?;
         match rw.parent {
             Some(p) if self.db.exists(&p) => self.collect(p),
             _ => Ok(()),

@@ -71,7 +71,7 @@ impl LayerStore {
     fn clean_up(&self) -> Result<(), Error> {
         let leftovers = self.db.leftovers()?;
         let crashed = !leftovers.is_empty();
-        for dir in leftovers {
+        'leftovers: for dir in leftovers {
             // Driver directories named by a write-set (cache-id), a
             // `-removing` layer (cache-id) or a staged container record.
             for name in ["cache-id", "init-id", "mount-id"] {
@@ -79,9 +79,14 @@ impl LayerStore {
                 // `diff/` and left the rest of the directory.
                 if let Ok(id) = read_text(&dir.join(name))
                     && valid_id(&id)
-                    && self.driver.home().join(&id).exists()
+                    && self.driver.has_dir(&id)
                 {
-                    self.driver.remove(&id)?;
+                    match self.driver.remove(&id) {
+                        // Some process still holds a `get` of it: the
+                        // leftover stays for a later open.
+                        Err(dunnage_overlay::Error::Busy(_)) => continue 'leftovers,
+                        r => r?,
+                    }
                 }
             }
             if dir.is_dir() {
@@ -90,34 +95,58 @@ impl LayerStore {
                 fs::remove_file(&dir).map_err(io_err("unlink", &dir))?;
             }
         }
-        // The driver's probe of the backing file system, left by a process
-        // killed inside Driver::open (which runs under this same lock).
-        let home = self.driver.home();
-        for entry in fs::read_dir(home).map_err(io_err("readdir", home))? {
-            let entry = entry.map_err(io_err("readdir", home))?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".dunnage-dtype-probe-")
-            {
-                let path = entry.path();
-                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
-            }
-        }
         // Reference files are written just before a layer is committed and
         // removed just after it is renamed to -removing: a crash in between
         // leaves a write-set or a -removing directory.
-        if crashed {
-            for chain in self.db.stale_refs()? {
-                self.db.remove_refs(&chain)?;
-            }
+        for chain in self.db.stale_refs(crashed)? {
+            self.db.remove_refs(&chain)?;
         }
-        for chain in self.db.unreferenced()? {
-            if self.db.exists(&chain) {
-                self.collect(chain)?;
+        let unreferenced = self.db.unreferenced()?;
+        if unreferenced.is_empty() {
+            return Ok(());
+        }
+        // One pass over every layer's and container's parent file, not one
+        // per unreferenced layer. A parent file that cannot be read leaves
+        // the layers in place (which ones it protects is unknown); the
+        // calls that read that layer report it.
+        let Ok(mut children) = self.children() else {
+            return Ok(());
+        };
+        for chain in unreferenced {
+            // Most are parents of a live layer (image load releases every
+            // layer below the top): a lookup, no file read.
+            if children.get(&chain).is_none_or(|n| *n == 0) && self.db.exists(&chain) {
+                self.collect_in(chain, &mut children)?;
             }
         }
         Ok(())
+    }
+
+    /// How many layers and container layers sit directly on each layer.
+    /// Call with the store lock held (so the set cannot change meanwhile).
+    fn children(&self) -> Result<HashMap<ChainId, usize>, Error> {
+        let mut out = HashMap::new();
+        let mut add = |path: PathBuf| -> Result<(), Error> {
+            if !path.exists() {
+                return Ok(());
+            }
+            let text = read_text(&path)?;
+            let parent: ChainId = text.parse().map_err(|e: Error| Error::Corrupt {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            *out.entry(parent).or_insert(0) += 1;
+            Ok(())
+        };
+        for id in self.db.layer_ids()? {
+            add(self.db.layer_dir(&id).join("parent"))?;
+        }
+        let mounts = self.db.root().join("mounts");
+        for entry in fs::read_dir(&mounts).map_err(io_err("readdir", &mounts))? {
+            let entry = entry.map_err(io_err("readdir", &mounts))?;
+            add(entry.path().join("parent"))?;
+        }
+        Ok(out)
     }
 
     /// The data-root.
@@ -230,7 +259,7 @@ impl LayerStore {
         if let Err(e) = applied {
             return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
         }
-        let (diff_id, _bytes, gz) = tee.finish()?;
+        let (diff_id, gz) = tee.finish()?;
         let file = gz
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
@@ -330,41 +359,50 @@ impl LayerStore {
     /// Remove `chain` and then its parents while each is unreferenced and
     /// unused. Call with the store lock held exclusively.
     pub(crate) fn collect(&self, chain: ChainId) -> Result<(), Error> {
+        if self.db.refs(&chain)? != Some(0) || self.db.is_mounted(&chain)? {
+            return Ok(()); // the common case of a release: nothing to read
+        }
+        let mut children = self.children()?;
+        self.collect_in(chain, &mut children)
+    }
+
+    /// [`collect`](LayerStore::collect) with the children counts of
+    /// [`children`](LayerStore::children), kept up to date as layers go.
+    fn collect_in(
+        &self,
+        chain: ChainId,
+        children: &mut HashMap<ChainId, usize>,
+    ) -> Result<(), Error> {
         let mut next = Some(chain);
         while let Some(c) = next {
-            if self.db.refs(&c)? != Some(0) || self.in_use(&c)? {
+            if children.get(&c).is_some_and(|n| *n > 0)
+                || self.db.refs(&c)? != Some(0)
+                || self.db.is_mounted(&c)?
+            {
                 return Ok(());
             }
             let layer = self.get(&c)?;
+            if self.driver.is_busy(&layer.cache_id)? {
+                // A `get` outside mount_chain: the layer stays marked
+                // unreferenced, and a later release or open removes it.
+                return Ok(());
+            }
             let removing = self.db.begin_remove(&c)?;
             self.db.remove_refs(&c)?;
-            if self.driver.home().join(&layer.cache_id).exists() {
+            if self.driver.has_dir(&layer.cache_id) {
                 self.driver.remove(&layer.cache_id)?;
             }
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
+            self.db
+                .remove_locks(&crate::layerdb::Layerdb::layer_lock_names(&c))?;
+            if let Some(p) = &layer.parent
+                && let Some(n) = children.get_mut(p)
+            {
+                *n = n.saturating_sub(1);
+            }
             next = layer.parent;
         }
         Ok(())
-    }
-
-    /// Whether `chain` is mounted by any process, or a layer or a container
-    /// layer sits on it.
-    fn in_use(&self, chain: &ChainId) -> Result<bool, Error> {
-        if self.db.is_mounted(chain)? {
-            return Ok(true);
-        }
-        for id in self.db.layer_ids()? {
-            let parent = self.db.layer_dir(&id).join("parent");
-            if parent.exists() && read_text(&parent)? == chain.to_string() {
-                return Ok(true);
-            }
-        }
-        for rw in self.list_rw()? {
-            if rw.parent.as_ref() == Some(chain) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// The layer's original tar, byte for byte, rebuilt from its tar-split and
@@ -420,9 +458,12 @@ impl LayerStore {
     }
 
     /// Undo one [`mount_chain`](LayerStore::mount_chain). The last one removes
-    /// the chain's layers that were released meanwhile.
+    /// the chain's layers that were released meanwhile. When unmounting
+    /// fails, the chain stays mounted and counted (in this store and in the
+    /// driver alike): a later call tries again.
     pub fn unmount_chain(&self, chain: &ChainId) -> Result<(), Error> {
         let layer = self.get(chain)?;
+        // On error the driver keeps its count too: both still hold this mount.
         self.driver.put(&layer.cache_id)?;
         let last = {
             let mut mounted = self.mounted.lock().unwrap_or_else(|p| p.into_inner());

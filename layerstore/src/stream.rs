@@ -85,8 +85,11 @@ pub(crate) fn decompressed<'a, R: Read + 'a>(mut input: R) -> Result<Box<dyn Rea
 /// with every byte sent, or the recorder's first error.
 type Worked<W> = Result<(Sha256, Recorder<W>), Error>;
 
-/// Chunks in flight between the reading thread and the hashing thread (each
-/// at most one read, 128-256 KiB): bounds the memory a layer takes.
+/// Chunks queued between the reading thread and the hashing thread: bounds
+/// the memory a layer takes. A chunk is one read, and apply's 1 MiB reads of
+/// file contents bypass the 128 KiB `BufReader` in front of the tar, so with
+/// the chunk being hashed and the one being filled up to about 10 MiB are
+/// in flight.
 const IN_FLIGHT: usize = 8;
 
 /// Passes bytes through while a second thread hashes them (the diffID) and
@@ -104,7 +107,6 @@ pub(crate) struct Tee<R: Read, W: Write + Send + 'static> {
     failed: Option<Error>,
     /// The worker's result once joined.
     worked: Option<(Sha256, Recorder<W>)>,
-    bytes: u64,
 }
 
 impl<R: Read, W: Write + Send + 'static> Tee<R, W> {
@@ -131,7 +133,6 @@ impl<R: Read, W: Write + Send + 'static> Tee<R, W> {
             worker: Some(worker),
             failed: None,
             worked: None,
-            bytes: 0,
         })
     }
 
@@ -162,8 +163,8 @@ impl<R: Read, W: Write + Send + 'static> Tee<R, W> {
     }
 
     /// Read the rest of the stream (bytes after the tar's end count in the
-    /// diffID), then return the diffID, the byte count and the tar-split writer.
-    pub(crate) fn finish(mut self) -> Result<(DiffId, u64, W), Error> {
+    /// diffID), then return the diffID and the tar-split writer.
+    pub(crate) fn finish(mut self) -> Result<(DiffId, W), Error> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match self.read(&mut buf) {
@@ -184,7 +185,7 @@ impl<R: Read, W: Write + Send + 'static> Tee<R, W> {
         };
         let out = recorder.finish()?;
         let diff = DiffId(Digest::from_bytes(hasher.finalize().into()));
-        Ok((diff, self.bytes, out))
+        Ok((diff, out))
     }
 }
 
@@ -204,7 +205,6 @@ impl<R: Read, W: Write + Send + 'static> Read for Tee<R, W> {
         if n == 0 {
             return Ok(0);
         }
-        self.bytes += n as u64;
         let mut chunk = self.spare.try_recv().unwrap_or_default();
         chunk.clear();
         chunk.extend_from_slice(&buf[..n]);

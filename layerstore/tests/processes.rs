@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{big_tar, cache_dirs, gzip, names};
 use dunnage_layerstore::{ChainId, LayerStore};
-use dunnage_testsupport::{TempDir, require_root};
+use dunnage_testsupport::{Rng, TempDir, require_root};
 
 /// The child role: register one tar or release one layer, and exit. A no-op
 /// in a normal test run.
@@ -71,19 +71,6 @@ fn spawn_release(root: &Path, chain: &ChainId) -> Child {
         ("DUNNAGE_LS_ROOT", root.to_str().unwrap()),
         ("DUNNAGE_LS_RELEASE", &chain.to_string()),
     ])
-}
-
-/// A pseudo-random sequence for kill delays.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
 }
 
 fn kill(c: &Child) {
@@ -219,7 +206,7 @@ fn concurrent_registrations_killed_at_random_points_leave_only_complete_layers()
     };
     let probe_tar = tar("probe", 999);
     let full = probe(|| spawn_register_on(&root, &probe_tar, Some(&base.chain_id)));
-    let mut rng = Lcg(u64::from(std::process::id()) ^ full);
+    let mut rng = Rng::new(u64::from(std::process::id()) ^ full);
     for round in 0..8u64 {
         // Two processes register the same layer on the base, a third a
         // different one on it, a fourth a base layer of its own (gzip).
@@ -286,7 +273,7 @@ fn releases_killed_at_random_points_remove_whole_layers_or_none() {
     let top = chain(100);
     let full = probe(|| spawn_release(&root, &top));
     assert_eq!(store.list().unwrap().len(), 0);
-    let mut rng = Lcg(u64::from(std::process::id()) ^ full.rotate_left(17));
+    let mut rng = Rng::new(u64::from(std::process::id()) ^ full.rotate_left(17));
     let mut before = 0;
     for round in 0..10u64 {
         let top = chain(round);

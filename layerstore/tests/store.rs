@@ -643,3 +643,225 @@ fn container_diff_with_redirects_and_metacopy_compares_with_the_lowers() {
     );
     store.remove_rw("c-redirect").unwrap();
 }
+
+/// Register a chain of `n` layers and release all but the top, as an image
+/// load does; returns the chainIDs, base first.
+fn released_chain(store: &LayerStore, n: usize) -> Vec<ChainId> {
+    let mut chains: Vec<ChainId> = Vec::new();
+    for i in 0..n {
+        let name = format!("f{i}");
+        let tar = tar_of(&[(name.as_str(), b"x")]);
+        let layer = store.register(&tar[..], chains.last(), None).unwrap();
+        chains.push(layer.chain_id);
+    }
+    for c in &chains[..n - 1] {
+        store.release(c).unwrap();
+    }
+    chains
+}
+
+#[test]
+fn open_keeps_released_parents_of_a_long_chain() {
+    require_root!();
+    let (dir, store) = store();
+    let chains = released_chain(&store, 300);
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(store.list().unwrap().len(), 300);
+    assert_eq!(store.chain(chains.last().unwrap()).unwrap().len(), 300);
+    for c in &chains[..299] {
+        assert_eq!(store.references(c).unwrap(), Some(0));
+    }
+    // Releasing the top removes the whole chain.
+    store.release(chains.last().unwrap()).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn unreadable_parent_file_does_not_stop_open() {
+    require_root!();
+    let (dir, store) = store();
+    let chains = released_chain(&store, 3);
+    let other = store
+        .register(&tar_of(&[("o", b"1")])[..], None, None)
+        .unwrap();
+    let child = store
+        .register(&tar_of(&[("p", b"2")])[..], Some(&other.chain_id), None)
+        .unwrap();
+    drop(store);
+    let parent = dir
+        .path()
+        .join("image/overlay2/layerdb/sha256")
+        .join(child.chain_id.hex())
+        .join("parent");
+    std::fs::write(&parent, b"\xff\xfe not UTF-8").unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    // Nothing was collected: which layer the bad file protects is unknown.
+    assert_eq!(store.chain(&chains[2]).unwrap().len(), 3);
+    assert!(store.get(&other.chain_id).is_ok());
+    assert!(matches!(
+        store.get(&child.chain_id),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn layer_held_by_a_driver_get_is_kept_and_open_still_works() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    // A `get` straight from the driver, not through mount_chain.
+    store.driver().get(&top.cache_id).unwrap();
+    store.release(&base.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    assert!(removing_dirs(&dir).is_empty());
+    assert_eq!(store.list().unwrap().len(), 2);
+    let other = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(other.list().unwrap().len(), 2);
+    drop(other);
+    store.driver().put(&top.cache_id).unwrap();
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn open_skips_a_removing_leftover_still_held() {
+    require_root!();
+    let (dir, store) = store();
+    let layer = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    store.driver().get(&layer.cache_id).unwrap();
+    // As if a removal had renamed the layer and then met the held `get`.
+    let sha = dir.path().join("image/overlay2/layerdb/sha256");
+    std::fs::rename(
+        sha.join(layer.chain_id.hex()),
+        sha.join(format!("{}-x-removing", layer.chain_id.hex())),
+    )
+    .unwrap();
+    let other = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(removing_dirs(&dir).len(), 1);
+    drop(other);
+    store.driver().put(&layer.cache_id).unwrap();
+    drop(store);
+    let _store = LayerStore::open(dir.path()).unwrap();
+    assert!(removing_dirs(&dir).is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn failed_unmount_keeps_the_chain_mounted_and_counted() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    let merged = store.mount_chain(&top.chain_id).unwrap();
+    // A tmpfs stacked on the overlay: put detaches it, then rmdir fails.
+    let guard = dunnage_testsupport::MountGuard::new(&merged);
+    let ok = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "dunnage-test-stack",
+            merged.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(store.unmount_chain(&top.chain_id).is_err());
+    assert!(store.driver().is_busy(&top.cache_id).unwrap());
+    store.release(&top.chain_id).unwrap();
+    store.release(&base.chain_id).unwrap();
+    assert_eq!(store.list().unwrap().len(), 2, "still mounted: kept");
+    store.unmount_chain(&top.chain_id).unwrap();
+    drop(guard);
+    assert!(!store.driver().is_busy(&top.cache_id).unwrap());
+    assert!(store.list().unwrap().is_empty());
+    assert!(cache_dirs(dir.path()).is_empty());
+}
+
+#[test]
+fn removed_layers_and_containers_leave_no_lock_files() {
+    require_root!();
+    let (dir, store) = store();
+    let base = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let top = store
+        .register(&tar_of(&[("b", b"2")])[..], Some(&base.chain_id), None)
+        .unwrap();
+    store.acquire(&top.chain_id).unwrap();
+    store.mount_chain(&top.chain_id).unwrap();
+    store.unmount_chain(&top.chain_id).unwrap();
+    store
+        .create_rw("dunnage-test-locks", Some(&top.chain_id), None)
+        .unwrap();
+    let locks = dir.path().join("image/overlay2/layerdb/dunnage/locks");
+    assert!(!names(&locks).is_empty());
+    store.release(&base.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    store.release(&top.chain_id).unwrap();
+    store.remove_rw("dunnage-test-locks").unwrap();
+    assert!(store.list().unwrap().is_empty());
+    assert!(names(&locks).is_empty(), "{:?}", names(&locks));
+}
+
+#[test]
+fn plain_container_diff_does_not_read_the_lowers() {
+    require_root!();
+    let (dir, store) = store();
+    let image = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    let rw = store
+        .create_rw("dunnage-test-lazy", Some(&image.chain_id), None)
+        .unwrap();
+    std::fs::write(store.driver().diff_dir(&rw.mount_id).join("new"), b"n").unwrap();
+    // Break the container's short link to the image layer.
+    let link = std::fs::read_to_string(
+        dir.path()
+            .join("overlay2")
+            .join(&image.cache_id)
+            .join("link"),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("overlay2/l").join(link.trim())).unwrap();
+    assert!(store.driver().lower_dirs(&rw.mount_id).is_err());
+    let tar = store.rw_diff("dunnage-test-lazy", Vec::new()).unwrap();
+    let mut a = tar::Archive::new(&tar[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["new"]);
+}
+
+#[test]
+fn open_deletes_reference_files_that_are_not_chain_ids() {
+    require_root!();
+    let (dir, store) = store();
+    let layer = store
+        .register(&tar_of(&[("a", b"1")])[..], None, None)
+        .unwrap();
+    drop(store);
+    let refs = dir.path().join("image/overlay2/layerdb/dunnage/refs");
+    // What an interrupted write of older versions left.
+    let tmp = refs.join(format!("{}.tmp-0123456789abcdef", layer.chain_id.hex()));
+    std::fs::write(&tmp, b"2").unwrap();
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert_eq!(names(&refs), [layer.chain_id.hex()]);
+    assert_eq!(store.references(&layer.chain_id).unwrap(), Some(1));
+}

@@ -57,12 +57,14 @@ struct Held {
 
 impl Driver {
     /// Open (creating if needed) the driver home `home`: checks the backing
-    /// filesystem, creates `l/`, restores missing short links and detaches
+    /// filesystem (removing probe directories left by processes killed while
+    /// probing), creates `l/`, restores missing short links and detaches
     /// stale mounts left under `<home>/*/merged` by processes that are gone
     /// (mounts that a live driver holds are left alone).
     pub fn open(home: &Path) -> Result<Driver> {
         mkdir_mode(home, 0o710, true)?;
         crate::probe::check_backing_fs(home)?;
+        crate::probe::remove_stale_probes(home)?;
         mkdir_mode(&home.join(LINK_DIR), 0o700, false)?;
         let driver = Driver {
             home: home.to_path_buf(),
@@ -183,9 +185,14 @@ impl Driver {
     /// The parents' diff directories (absolute), nearest first; empty for a
     /// base layer.
     pub fn lower_dirs(&self, id: &str) -> Result<Vec<PathBuf>> {
+        self.resolve_lowers(id, &self.lower_entries(id)?)
+    }
+
+    /// The diff directories the `lower` entries of layer `id` point to.
+    fn resolve_lowers(&self, id: &str, entries: &[String]) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for entry in self.lower_entries(id)? {
-            let link = self.home.join(&entry);
+        for entry in entries {
+            let link = self.home.join(entry);
             let target = std::fs::read_link(&link).map_err(io_err("readlink", &link))?;
             let resolved = link.parent().unwrap_or(&self.home).join(target);
             let layer =
@@ -216,11 +223,12 @@ impl Driver {
         if !dir.is_dir() {
             return Err(Error::NoSuchLayer(id.into()));
         }
-        let lowers = self.lower_dirs(id)?;
-        if lowers.is_empty() {
+        let entries = self.lower_entries(id)?;
+        if entries.is_empty() {
             return Ok(None);
         }
-        let links = self.lower_links(id)?;
+        let lowers = self.resolve_lowers(id, &entries)?;
+        let links: Vec<PathBuf> = entries.iter().map(|e| self.home.join(e)).collect();
         let mut m = Mount::new(dir.join("merged"));
         if dir.join("committed").exists() {
             m.lowers.push(self.diff_dir(id));
@@ -270,7 +278,8 @@ impl Driver {
     }
 
     /// Release one `get`; the last one in any process unmounts and removes
-    /// `merged/`.
+    /// `merged/`. When that fails the `get` is still held (a later `put`
+    /// tries again).
     pub fn put(&self, id: &str) -> Result<()> {
         let mut refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.layer_dir(id)?;
@@ -281,19 +290,37 @@ impl Driver {
             return Ok(());
         }
         let _mutex = lock_layer(&dir)?;
-        refs.remove(id); // drops this driver's shared lock
-        if has_holders(&dir)? {
-            return Ok(());
+        let held = refs.remove(id).is_some(); // drops this driver's shared lock
+        let released = (|| {
+            if has_holders(&dir)? {
+                return Ok(());
+            }
+            let merged = dir.join("merged");
+            if crate::mount::is_mount_point(&merged)? {
+                unmount(&merged)?;
+            }
+            match std::fs::remove_dir(&merged) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("rmdir", &merged)(e)),
+            }
+        })();
+        if released.is_err() && held {
+            // Still held: take the shared lock again, so that the count
+            // stays in step with the caller's (who may retry the put).
+            if let Ok(holder) = open_dir(&dir)
+                && flock(&holder, FlockOperation::LockShared, &dir).is_ok()
+            {
+                refs.insert(
+                    id.to_string(),
+                    Held {
+                        count: 1,
+                        _holder: holder,
+                    },
+                );
+            }
         }
-        let merged = dir.join("merged");
-        if crate::mount::is_mount_point(&merged)? {
-            unmount(&merged)?;
-        }
-        match std::fs::remove_dir(&merged) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("rmdir", &merged)(e)),
-        }
+        released
     }
 
     /// Remove the layer and its short link. Fails while a driver in this or
@@ -322,6 +349,48 @@ impl Driver {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove", &dir)(e)),
         }
+    }
+
+    /// Write the layer's own changes as an OCI layer tar to `out` (see
+    /// [`write_diff`](crate::write_diff)). Only when its diff directory holds
+    /// `redirect_dir` or `metacopy` marks (it was mounted with those options)
+    /// are the lower directories resolved, and the changes found by comparing
+    /// the merged views with and without it; a plain diff never reads the
+    /// lowers, so a broken short link does not stop it.
+    pub fn write_diff<W: std::io::Write>(&self, id: &str, out: W) -> Result<W> {
+        let upper = self.diff_dir(id);
+        if !upper.is_dir() {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        let ns = crate::whiteout::XattrNamespace::for_userxattr(false);
+        if crate::naive::needs_lowers(&upper, ns)? {
+            let lowers = self.lower_dirs(id)?;
+            if !lowers.is_empty() {
+                return crate::naive::write_naive_diff(&upper, &lowers, out);
+            }
+        }
+        // Marks with no lowers get write_diff's error.
+        crate::diff::write_diff(&upper, out, &crate::diff::DiffOptions::default())
+    }
+
+    /// Whether a driver in this or another process holds a `get` of the
+    /// layer, so that [`remove`](Driver::remove) would fail with
+    /// [`Error::Busy`]. Only a hint: another process may `get` it right after.
+    pub fn is_busy(&self, id: &str) -> Result<bool> {
+        let dir = self.layer_dir(id)?;
+        let refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
+        if refs.contains_key(id) {
+            return Ok(true);
+        }
+        let _mutex = lock_layer(&dir)?;
+        has_holders(&dir)
+    }
+
+    /// Whether anything is left of the layer's directory (unlike
+    /// [`exists`](Driver::exists), true for a removal cut short that took
+    /// `diff/` and left the rest).
+    pub fn has_dir(&self, id: &str) -> bool {
+        self.layer_dir(id).is_ok_and(|d| d.exists())
     }
 
     /// Whether the layer exists.

@@ -106,9 +106,40 @@ pub fn check_backing_fs(dir: &Path) -> Result<BackingFs> {
     })
 }
 
+const PROBE_PREFIX: &str = ".dunnage-dtype-probe-";
+
+/// Remove the d_type probe directories in `dir` left by processes that are
+/// gone (killed while probing). Probes of live processes are left alone:
+/// they may be probing right now.
+pub(crate) fn remove_stale_probes(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(io_err("readdir", dir))? {
+        let entry = entry.map_err(io_err("readdir", dir))?;
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PROBE_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists());
+        if !alive {
+            let path = entry.path();
+            match std::fs::remove_dir_all(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", &path)(e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Create a probe file in `dir` and see whether readdir types it.
 fn supports_d_type(dir: &Path) -> Result<bool> {
-    let probe = dir.join(format!(".dunnage-dtype-probe-{}", std::process::id()));
+    // pid (for remove_stale_probes) and a per-process count: threads of one
+    // process may probe the same directory at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!("{PROBE_PREFIX}{}-{n}", std::process::id()));
     std::fs::create_dir(&probe).map_err(io_err("mkdir", &probe))?;
     let result = (|| {
         std::fs::write(probe.join("f"), b"").map_err(io_err("create", &probe))?;

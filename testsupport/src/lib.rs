@@ -456,6 +456,33 @@ pub fn close_fds_except(keep: &mut [libc::c_int]) {
     unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
 }
 
+/// A small, fast, deterministic pseudo-random generator (xorshift*), for
+/// tests and benchmarks that want varied but reproducible data. Not for
+/// anything that must be unpredictable.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed` (0, which xorshift cannot leave, is
+    /// taken as 1).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
