@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dunnage_layerstore::{ChainId, Digest, child_chain_id};
+use dunnage_layerstore::{ChainId, Compression, Digest, child_chain_id};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ImageId;
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::plan::{ImagePlan, LayerPlan, plan};
 use crate::progress::Counting;
 use crate::reference::Reference;
-use crate::source::{Compression, Source, decompress};
+use crate::source::{Source, decompress, read_up_to};
 use crate::store::ImageStore;
 
 pub use crate::progress::Progress;
@@ -108,7 +108,7 @@ impl ImageStore {
                 .map_err(|e| Error::io("seek", label, e))
         };
         rewind(&spool)?;
-        let (kind, reader) = decompress(&spool)?;
+        let (kind, reader) = decompress(&spool, &label.display().to_string())?;
         let source = if kind == Compression::None {
             drop(reader);
             rewind(&spool)?;
@@ -166,7 +166,7 @@ impl ImageStore {
         if meta.is_dir() {
             return Source::open(path);
         }
-        let (kind, reader) = decompress(&file)?;
+        let (kind, reader) = decompress(&file, &path.display().to_string())?;
         if kind == Compression::None {
             return Source::open(path);
         }
@@ -266,22 +266,18 @@ impl ImageStore {
             self.layers().acquire(&chain)?;
             return Ok(chain);
         }
-        let (mut head, _) = source.open_member(&layer.member)?.ok_or_else(missing)?;
-        let mut magic = [0u8; 4];
-        let n =
-            read_up_to(&mut head, &mut magic).map_err(|e| Error::io("read", &layer.member, e))?;
-        let compressed = Compression::of(&magic[..n]) != Compression::None;
+        let what = format!("{}:{}", source.path().display(), layer.member);
+        let (mut member, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let mut magic = [0u8; 6];
+        let n = read_up_to(&mut member, &mut magic).map_err(|e| Error::io("read", &what, e))?;
+        let compressed = Compression::detect(&magic[..n]) != Compression::None;
         // An uncompressed blob's digest is its diffID, which the layer store
         // verifies as it registers: hash the member bytes only when they
         // are compressed and named by digest.
         let hasher = match &layer.digest {
             Some(d) if !compressed && *d != diff_id.0 => {
                 return Err(Error::DigestMismatch {
-                    what: format!(
-                        "{}:{} (uncompressed, so its diffID)",
-                        source.path().display(),
-                        layer.member
-                    ),
+                    what: format!("{what} (uncompressed, so its diffID)"),
                     expected: diff_id.to_string(),
                     actual: d.to_string(),
                 });
@@ -289,7 +285,7 @@ impl ImageStore {
             Some(_) if compressed => Some(Sha256::new()),
             _ => None,
         };
-        let (reader, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let reader = io::Cursor::new(magic[..n].to_vec()).chain(member);
         let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let counting = Counting {
             inner: reader,
@@ -303,7 +299,7 @@ impl ImageStore {
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut limit = opts.max_layer;
         let result = {
-            let (kind, tar) = decompress(&mut hashing)?;
+            let (kind, tar) = decompress(&mut hashing, &what)?;
             if kind != Compression::None {
                 limit = compressed_limit;
             }
@@ -314,7 +310,6 @@ impl ImageStore {
             };
             self.layers().register(limited, parent, Some(diff_id))
         };
-        let what = format!("{}:{}", source.path().display(), layer.member);
         let registered = match result {
             Ok(l) => l.chain_id,
             Err(_) if exceeded.load(Ordering::Relaxed) => {
@@ -374,20 +369,6 @@ impl<R: Read> Read for Hashing<R> {
         }
         Ok(n)
     }
-}
-
-/// Read until `buf` is full or the stream ends; the number of bytes read.
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Fails the stream once more than `left` bytes came through.

@@ -433,3 +433,103 @@ fn expansion_limits_default_to_100x_with_a_64_mib_floor() {
     assert_eq!(opts.expansion_limit(1 << 30), 100 << 30);
     assert_eq!(opts.max_layer, 64 << 30);
 }
+
+/// gzip of `data`, at the best level.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A docker archive whose only layer member `name` holds `blob`.
+fn archive_with_layer_blob(name: &str, blob: &[u8]) -> Vec<u8> {
+    let config = config_for(&[diff_id(&[0u8; 1024])]);
+    let manifest = format!(r#"[{{"Config":"c.json","RepoTags":null,"Layers":["{name}"]}}]"#);
+    raw_tar(&[
+        ("manifest.json", manifest.as_bytes(), None),
+        ("c.json", &config, None),
+        (name, blob, None),
+    ])
+}
+
+#[test]
+fn a_double_compressed_layer_is_refused() {
+    require_root!();
+    // gzip(gzip(64 MiB of zeros)): the outer stream expands only ~1000x to
+    // ~64 KiB, well inside every limit; the inner one is the bomb.
+    let bomb = gzip(&gzip(&vec![0u8; 64 << 20]));
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let tar = archive_with_layer_blob("bomb.tar.gz", &bomb);
+    match load_fails("nested-layer", &tar, LoadOptions::default()) {
+        Error::NestedCompression { outer, inner, .. } => {
+            assert_eq!((outer, inner), ("gzip", "gzip"))
+        }
+        e => panic!("{e}"),
+    }
+    // zstd inside gzip too.
+    let inner = zstd::encode_all(&layer_tar(&[("a", b"a")])[..], 3).unwrap();
+    let tar = archive_with_layer_blob("l.tar.gz", &gzip(&inner));
+    assert!(matches!(
+        load_fails("nested-zstd", &tar, LoadOptions::default()),
+        Error::NestedCompression { inner: "zstd", .. }
+    ));
+    // A whole archive compressed twice.
+    let (archive, _) = docker_archive(&[layer_tar(&[("x", b"x")])], "twice:1");
+    assert!(matches!(
+        load_fails(
+            "nested-archive",
+            &gzip(&gzip(&archive)),
+            LoadOptions::default()
+        ),
+        Error::NestedCompression { .. }
+    ));
+}
+
+#[test]
+fn xz_and_bzip2_layers_are_unsupported_compression() {
+    require_root!();
+    // Only the magic matters: detection happens before any decoding.
+    let xz = [&[0xfd, b'7', b'z', b'X', b'Z', 0][..], &[0u8; 64]].concat();
+    let tar = archive_with_layer_blob("l.tar.xz", &xz);
+    assert!(matches!(
+        load_fails("xz-docker", &tar, LoadOptions::default()),
+        Error::UnsupportedCompression {
+            compression: "xz",
+            ..
+        }
+    ));
+    let bz = [&b"BZh9"[..], &[0u8; 64]].concat();
+    let tar = archive_with_layer_blob("l.tar.bz2", &bz);
+    assert!(matches!(
+        load_fails("bzip2-docker", &tar, LoadOptions::default()),
+        Error::UnsupportedCompression {
+            compression: "bzip2",
+            ..
+        }
+    ));
+    // An OCI blob named by its own digest: not a digest mismatch.
+    let config = config_for(&[diff_id(&layer_tar(&[("a", b"a")]))]);
+    let (ld, cd) = (Digest::sha256_of(&xz), Digest::sha256_of(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+xz","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        xz.len()
+    );
+    let md = Digest::sha256_of(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{}}}]}}"#,
+        manifest.len()
+    );
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let tar = raw_tar(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None),
+        ("index.json", index.as_bytes(), None),
+        (&blob(&md), manifest.as_bytes(), None),
+        (&blob(&cd), &config, None),
+        (&blob(&ld), &xz, None),
+    ]);
+    match load_fails("xz-oci", &tar, LoadOptions::default()) {
+        Error::UnsupportedCompression { compression, .. } => assert_eq!(compression, "xz"),
+        e => panic!("{e}"),
+    }
+}
