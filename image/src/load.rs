@@ -128,9 +128,7 @@ impl ImageStore {
             match self.register_layers(source, p, i, images, &mut opts) {
                 Ok(top) => tops.push(top),
                 Err(e) => {
-                    for top in tops.iter().flatten() {
-                        self.layers().release(top)?;
-                    }
+                    self.release_all(tops.iter().flatten());
                     return Err(e);
                 }
             }
@@ -147,14 +145,21 @@ impl ImageStore {
                 Err(e) => {
                     // `create` gave this image's reference back; give back
                     // those of the images not stored yet.
-                    for top in tops.flatten() {
-                        self.layers().release(&top)?;
-                    }
+                    self.release_all(tops.flatten().collect::<Vec<_>>().iter());
                     return Err(e);
                 }
             }
         }
         Ok(loaded)
+    }
+
+    /// Give back one reference on each chain, on an error path: every
+    /// release is tried, and their failures are dropped so that the error
+    /// that made us clean up is the one reported.
+    fn release_all<'c>(&self, chains: impl IntoIterator<Item = &'c ChainId>) {
+        for chain in chains {
+            let _ = self.layers().release(chain);
+        }
     }
 
     /// Open the input: a directory or an uncompressed tar in place, a
@@ -231,15 +236,17 @@ impl ImageStore {
                     done: false,
                 },
             );
-            let release_top =
-                |top: Option<&ChainId>| top.map(|c| self.layers().release(c)).transpose();
             match result {
-                Ok(chain) => {
-                    release_top(top.as_ref())?;
-                    top = Some(chain);
-                }
+                // The new layer holds its parent: give back our reference.
+                Ok(chain) => match top.map(|t| self.layers().release(&t)).transpose() {
+                    Ok(_) => top = Some(chain),
+                    Err(e) => {
+                        self.release_all([&chain]);
+                        return Err(e.into());
+                    }
+                },
                 Err(e) => {
-                    release_top(top.as_ref())?;
+                    self.release_all(top.as_ref());
                     return Err(e);
                 }
             }
@@ -332,7 +339,7 @@ impl ImageStore {
             _ => Ok(()),
         });
         if let Err(e) = check {
-            self.layers().release(&registered)?;
+            self.release_all([&registered]);
             return Err(e);
         }
         Ok(registered)

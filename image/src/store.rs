@@ -160,7 +160,12 @@ impl ImageStore {
         if !matches!(stored, Ok(true))
             && let Some(top) = top
         {
-            self.layers.release(top)?;
+            // On an error the release is best effort: the error reported is
+            // the one that stopped the store.
+            let released = self.layers.release(top);
+            if stored.is_ok() {
+                released?;
+            }
         }
         stored.map(|_| id)
     }
