@@ -4,8 +4,11 @@
 //! The archive is first turned into a plan (configs read and verified,
 //! layer members named with the digest they must have); then every layer
 //! streams through [`LayerStore::register`](dunnage_layerstore::LayerStore::register)
-//! once. When anything fails, the layers this load registered are released
-//! and no config or tag is written: the store is left as it was.
+//! once. When a layer fails, the layers this load registered are released
+//! and no config or tag is written. When storing a config or setting a tag
+//! fails afterwards, what the load stored is undone (images it created
+//! deleted, tags pointed back, `lastUpdated` restored) as far as the file
+//! system lets: the store is left as it was.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -85,7 +88,10 @@ impl ImageStore {
     ///
     /// Every layer of every image is registered first; only then are
     /// configs written and tags set. When a layer fails, the layers this
-    /// load registered are released and nothing else was written.
+    /// load registered are released and nothing else was written; when a
+    /// config or tag fails, the images this load created are deleted and
+    /// the tags it moved pointed back (best effort: an undo step the file
+    /// system refuses too is skipped).
     pub fn load(&self, path: &Path, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
         let source = self.open_input(path, &opts)?;
         self.load_source(&source, opts)
@@ -134,23 +140,65 @@ impl ImageStore {
             }
         }
         let mut loaded = Vec::new();
+        let mut undo = Undo::default();
         let mut tops = tops.into_iter();
         for (p, top) in plans.into_iter().zip(tops.by_ref()) {
-            let stored = self.create(&p.config, top.as_ref(), None).and_then(|id| {
-                p.tags.iter().try_for_each(|t| self.set_tag(t, &id))?;
-                Ok(id)
-            });
-            match stored {
+            match self.store_one(&p, top.as_ref(), &mut undo) {
                 Ok(id) => loaded.push(Loaded { id, tags: p.tags }),
                 Err(e) => {
-                    // `create` gave this image's reference back; give back
-                    // those of the images not stored yet.
-                    self.release_all(tops.flatten().collect::<Vec<_>>().iter());
+                    // `create` handed this image's reference to the image, or
+                    // gave it back when it failed or the image existed
+                    // already; undoing deletes the images this load created
+                    // (and their references). The images not reached yet
+                    // still hold theirs.
+                    self.undo(undo);
+                    let rest: Vec<ChainId> = tops.flatten().collect();
+                    self.release_all(&rest);
                     return Err(e);
                 }
             }
         }
         Ok(loaded)
+    }
+
+    /// Store one planned image and set its tags, noting in `undo` what was
+    /// there before.
+    fn store_one(&self, p: &ImagePlan, top: Option<&ChainId>, undo: &mut Undo) -> Result<ImageId> {
+        let existed = self.imagedb().exists(p.config.id());
+        let updated = if existed {
+            self.imagedb().last_updated(p.config.id())?
+        } else {
+            None
+        };
+        let id = self.create(&p.config, top, None)?;
+        if existed {
+            undo.updated.push((id.clone(), updated));
+        } else {
+            undo.created.push(id.clone());
+        }
+        for t in &p.tags {
+            undo.tags.push((t.clone(), self.repos().get(t).cloned()));
+            self.set_tag(t, &id)?;
+        }
+        Ok(id)
+    }
+
+    /// Put tags back where they pointed, restore `lastUpdated` of images
+    /// that existed, and delete the images created: best effort, on the
+    /// error path of a load.
+    fn undo(&self, undo: Undo) {
+        for (t, before) in undo.tags.into_iter().rev() {
+            let _ = match before {
+                Some(id) => self.repos().add(&t, &id).map(drop),
+                None => self.repos().remove(&t).map(drop),
+            };
+        }
+        for (id, before) in undo.updated {
+            let _ = self.imagedb().restore_last_updated(&id, before.as_deref());
+        }
+        for id in undo.created.into_iter().rev() {
+            let _ = self.delete(&id);
+        }
     }
 
     /// Give back one reference on each chain, on an error path: every
@@ -360,6 +408,18 @@ pub(crate) fn host_architecture() -> &'static str {
         "powerpc64" => "ppc64le",
         other => other,
     }
+}
+
+/// What a load changed after its layers were registered, to put back when
+/// a later image fails.
+#[derive(Default)]
+struct Undo {
+    /// Images created by this load.
+    created: Vec<ImageId>,
+    /// Tags set, with the image each named before.
+    tags: Vec<(Reference, Option<ImageId>)>,
+    /// Images that existed, with their `lastUpdated` before.
+    updated: Vec<(ImageId, Option<String>)>,
 }
 
 /// Hashes the raw member bytes (when it has a hasher).

@@ -67,7 +67,7 @@ impl ImageStore {
         &self.db
     }
 
-    fn repos(&self) -> MutexGuard<'_, Repositories> {
+    pub(crate) fn repos(&self) -> MutexGuard<'_, Repositories> {
         self.repos.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -244,7 +244,9 @@ impl ImageStore {
         Ok(deleted)
     }
 
-    fn delete(&self, id: &ImageId) -> Result<()> {
+    /// Delete an image's config and metadata and give back its layer
+    /// reference.
+    pub(crate) fn delete(&self, id: &ImageId) -> Result<()> {
         let top = self.db.get(id).ok().and_then(|c| c.chain_id());
         self.db.delete(id)?;
         if let Some(top) = top {

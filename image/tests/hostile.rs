@@ -533,3 +533,56 @@ fn xz_and_bzip2_layers_are_unsupported_compression() {
         e => panic!("{e}"),
     }
 }
+
+#[test]
+fn a_config_write_failing_for_the_second_image_undoes_the_first() {
+    require_root!();
+    let dir = TempDir::new("hostile-undo").unwrap();
+    let root = dir.join("root");
+    let store = ImageStore::open(&root).unwrap();
+    let (good, _) = docker_archive(&[layer_tar(&[("good", b"good")])], "good:1");
+    std::fs::write(dir.join("good.tar"), good).unwrap();
+    let old = store
+        .load(&dir.join("good.tar"), LoadOptions::default())
+        .unwrap()[0]
+        .id
+        .clone();
+    // Image 1 moves good:1 and adds new:1; image 2's config cannot be
+    // written (a directory sits where its temporary file goes).
+    let l0 = layer_tar(&[("first", b"first")]);
+    let l1 = layer_tar(&[("second", b"second")]);
+    let c0 = config_for(&[diff_id(&l0)]);
+    let c1 = config_for(&[diff_id(&l1)]);
+    let manifest = br#"[{"Config":"c0.json","RepoTags":["good:1","new:1"],"Layers":["0.tar"]},
+                        {"Config":"c1.json","RepoTags":["second:1"],"Layers":["1.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c0.json", &c0, None),
+        ("c1.json", &c1, None),
+        ("0.tar", &l0, None),
+        ("1.tar", &l1, None),
+    ]);
+    std::fs::write(dir.join("two.tar"), tar).unwrap();
+    let blocker = root.join(format!(
+        "image/overlay2/imagedb/content/sha256/.tmp-{}-{}",
+        Digest::sha256_of(&c1).hex(),
+        std::process::id()
+    ));
+    std::fs::create_dir(&blocker).unwrap();
+    let before = snapshot(&root);
+    let layers_before = store.layers().list().unwrap().len();
+    let err = store
+        .load(&dir.join("two.tar"), LoadOptions::default())
+        .expect_err("the second config was written");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert_eq!(snapshot(&root), before, "store changed");
+    assert_eq!(store.layers().list().unwrap().len(), layers_before);
+    assert_eq!(store.resolve("good:1").unwrap(), old);
+    assert!(store.resolve("new:1").is_err());
+    assert_eq!(store.list().unwrap(), vec![old.clone()]);
+    // A reopened store agrees (repositories.json was put back on disk).
+    let reopened = ImageStore::open(&root).unwrap();
+    assert_eq!(reopened.resolve("good:1").unwrap(), old);
+    assert!(reopened.resolve("new:1").is_err());
+    std::fs::remove_dir(&blocker).unwrap();
+}
