@@ -92,8 +92,17 @@ impl ImageStore {
     /// config or tag fails, the images this load created are deleted and
     /// the tags it moved pointed back (best effort: an undo step the file
     /// system refuses too is skipped).
+    ///
+    /// A `path` that is neither a directory nor a regular file (a FIFO,
+    /// `/dev/stdin`, `<(...)`) is read once as a stream, as by
+    /// [`load_reader`](Self::load_reader).
     pub fn load(&self, path: &Path, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
-        let source = self.open_input(path, &opts)?;
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if !meta.is_dir() && !meta.is_file() {
+            return self.load_reader(file, path, opts);
+        }
+        let source = self.open_input(file, &meta, path, &opts)?;
         self.load_source(&source, opts)
     }
 
@@ -210,18 +219,26 @@ impl ImageStore {
         }
     }
 
-    /// Open the input: a directory or an uncompressed tar in place, a
+    /// Open the input (a directory or regular file): a directory or an uncompressed tar in place, a
     /// compressed tar decompressed into an anonymous file first (at most
     /// [`LoadOptions::expansion_limit`] bytes).
-    fn open_input(&self, path: &Path, opts: &LoadOptions<'_>) -> Result<Source> {
-        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    fn open_input(
+        &self,
+        file: File,
+        meta: &std::fs::Metadata,
+        path: &Path,
+        opts: &LoadOptions<'_>,
+    ) -> Result<Source> {
         if meta.is_dir() {
             return Source::open(path);
         }
         let (kind, reader) = decompress(&file, &path.display().to_string())?;
         if kind == Compression::None {
-            return Source::open(path);
+            drop(reader);
+            (&file)
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io("seek", path, e))?;
+            return Source::from_tar(file, path);
         }
         let tmp = self.decompress_limited(reader, meta.len(), path, opts)?;
         Source::from_tar(tmp, path)

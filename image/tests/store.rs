@@ -310,3 +310,44 @@ fn commit_turns_container_changes_into_a_child_image() {
     store.remove("base:1", false).unwrap();
     assert!(store.layers().list().unwrap().is_empty());
 }
+
+/// Write `data` into a new FIFO at `path` from a thread, as `<(...)` would.
+fn feed_fifo(path: &std::path::Path, data: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        // The reader may stop early on an error; that is the test's to report.
+        let _ = w.write_all(&data);
+    })
+}
+
+#[test]
+fn load_reads_a_fifo_once_plain_or_compressed() {
+    require_root!();
+    let dir = TempDir::new("load-fifo").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let (plain, _) = two_layer_archive(&dir, "fifo:plain");
+    let plain = std::fs::read(plain).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gz = gz.finish().unwrap();
+    for (name, data) in [("plain", plain.clone()), ("gzip", gz)] {
+        let fifo = dir.join(format!("in-{name}"));
+        let writer = feed_fifo(&fifo, data);
+        let loaded = store
+            .load(&fifo, LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        writer.join().unwrap();
+        assert_eq!(loaded.len(), 1, "{name}");
+        assert_eq!(
+            loaded[0].tags[0].to_string(),
+            "docker.io/library/fifo:plain"
+        );
+    }
+}
