@@ -34,8 +34,10 @@ pub use crate::progress::Progress;
 /// Decompression is bounded twice: no layer expands beyond `max_layer`
 /// bytes, and no compressed stream (a layer blob, or a whole compressed
 /// archive) expands beyond `max_ratio` times its compressed size, with
-/// `ratio_floor` bytes always allowed. Real layers compress 2-10x; a gzip
-/// bomb expands about 1000x and a zstd one far more.
+/// `ratio_floor` bytes always allowed. gzip cannot expand more than about
+/// 1032 times, and a legitimate layer (a big file of zeros) gets close, so
+/// the default ratio (1100) never refuses gzip: `max_layer` bounds it. The
+/// ratio stops zstd streams, which expand many thousand times.
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
@@ -43,7 +45,7 @@ pub struct LoadOptions<'a> {
     /// (default 64 GiB).
     pub max_layer: u64,
     /// Largest expansion of a compressed stream, as a multiple of its
-    /// compressed size (default 100).
+    /// compressed size (default 1100, above gzip's maximum of about 1032).
     pub max_ratio: u64,
     /// Expansion always allowed to a compressed stream, however small
     /// (default 64 MiB).
@@ -57,7 +59,7 @@ impl Default for LoadOptions<'_> {
         LoadOptions {
             max_json: 8 << 20,
             max_layer: 64 << 30,
-            max_ratio: 100,
+            max_ratio: 1100,
             ratio_floor: 64 << 20,
             progress: None,
         }
