@@ -430,6 +430,24 @@ fn load_reads_stdin_and_save_writes_stdout_like_docker() {
         .unwrap();
     assert!(saved.status.success(), "{saved:?}");
     assert_eq!(saved.stdout, std::fs::read(&archive).unwrap());
+    // The spool file had no name: nothing is left in the store's tmp.
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // load -i /dev/stdin from a pipe (compressed): the stream is read once.
+    let devstdin = dir.join("devstdin");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"gzip -c "$1" | "$2" --root "$3" load -i /dev/stdin"#)
+        .arg("sh")
+        .arg(&archive)
+        .arg(example_binary("dunnage"))
+        .arg(&devstdin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"Loaded image: quickstart/bb:1\n");
     // load without -i: the archive on stdin, from a file and from a pipe
     // (gzip-compressed).
     let fresh = dir.join("fresh");

@@ -71,8 +71,11 @@ impl ImageStore {
         self.repos.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An anonymous scratch file in `<root>/tmp`, gone when closed.
-    pub(crate) fn temp_file(&self) -> Result<File> {
+    /// An anonymous scratch file in `<root>/tmp` (opened read-write with
+    /// `O_TMPFILE`, mode 0600): it has no name, so it is gone when closed,
+    /// also when the process dies. For spooling a stream that must be
+    /// seekable (`docker save` to stdout, `docker load` from stdin).
+    pub fn temp_file(&self) -> Result<File> {
         let dir = self.root.join("tmp");
         create_dirs(&dir, 0o700)?;
         OpenOptions::new()
