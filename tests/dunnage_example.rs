@@ -489,3 +489,19 @@ fn load_reads_stdin_and_save_writes_stdout_like_docker() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert_eq!(std::fs::read_dir(piped.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn quickstart_refuses_to_run_unprivileged_with_a_clear_message() {
+    require_root!();
+    require_command!("setpriv");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.sh");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
