@@ -395,8 +395,7 @@ impl ImageStore {
             io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read", &what, e));
         let actual = hashing
             .hasher
-            .map(|h| sha256_digest(h.finalize().into()))
-            .transpose()?;
+            .map(|h| Digest::from_bytes(h.finalize().into()));
         let check = drained.and_then(|_| match (&layer.digest, actual) {
             (Some(expected), Some(actual)) if *expected != actual => Err(Error::DigestMismatch {
                 what,
@@ -411,11 +410,6 @@ impl ImageStore {
         }
         Ok(registered)
     }
-}
-
-/// The digest of a finished sha256.
-pub(crate) fn sha256_digest(sum: [u8; 32]) -> Result<Digest> {
-    Ok(Digest::from_bytes(sum))
 }
 
 /// The OCI name of this machine's architecture.

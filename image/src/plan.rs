@@ -197,13 +197,11 @@ fn read_json<T: serde::de::DeserializeOwned>(
     if let Some(d) = d
         && d.size != raw.len() as u64
     {
-        {
-            return Err(Error::DigestMismatch {
-                what: format!("size of {member}"),
-                expected: d.size.to_string(),
-                actual: raw.len().to_string(),
-            });
-        }
+        return Err(Error::DigestMismatch {
+            what: format!("size of {member}"),
+            expected: d.size.to_string(),
+            actual: raw.len().to_string(),
+        });
     }
     serde_json::from_slice(&raw).map_err(|e| Error::json(member, e))
 }
