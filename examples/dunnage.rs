@@ -246,18 +246,10 @@ fn save(root: &Path, a: &Args) -> Res {
         return Ok(());
     }
     let Some(out) = out else {
-        // The archive needs a seekable output: a spool file (unlinked at
-        // once) in the store's tmp directory, then copied to stdout.
-        let dir = root.join("tmp");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("save-{}", std::process::id()));
-        let spool = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| format!("create {}: {e}", path.display()))?;
-        std::fs::remove_file(&path)?;
+        // The archive needs a seekable output: an anonymous spool file
+        // (O_TMPFILE, nothing left behind if we die) in the store's tmp
+        // directory, then copied to stdout.
+        let spool = store.temp_file()?;
         let written = store.save_with_progress(
             &names,
             std::io::BufWriter::with_capacity(1 << 20, spool),

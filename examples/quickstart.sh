@@ -9,6 +9,10 @@
 # Needs root (layers keep their owners and device nodes). Everything lives
 # in one temporary directory under ${TMPDIR:-/tmp}, removed at the end.
 set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "quickstart.sh: needs root (overlay mounts, layers with their owners and device nodes); run: sudo bash $0" >&2
+  exit 1
+fi
 cd "$(dirname "$0")/.."
 
 cargo build -q --example dunnage

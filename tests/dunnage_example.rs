@@ -430,6 +430,24 @@ fn load_reads_stdin_and_save_writes_stdout_like_docker() {
         .unwrap();
     assert!(saved.status.success(), "{saved:?}");
     assert_eq!(saved.stdout, std::fs::read(&archive).unwrap());
+    // The spool file had no name: nothing is left in the store's tmp.
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // load -i /dev/stdin from a pipe (compressed): the stream is read once.
+    let devstdin = dir.join("devstdin");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"gzip -c "$1" | "$2" --root "$3" load -i /dev/stdin"#)
+        .arg("sh")
+        .arg(&archive)
+        .arg(example_binary("dunnage"))
+        .arg(&devstdin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"Loaded image: quickstart/bb:1\n");
     // load without -i: the archive on stdin, from a file and from a pipe
     // (gzip-compressed).
     let fresh = dir.join("fresh");
@@ -470,4 +488,20 @@ fn load_reads_stdin_and_save_writes_stdout_like_docker() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert_eq!(std::fs::read_dir(piped.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn quickstart_refuses_to_run_unprivileged_with_a_clear_message() {
+    require_root!();
+    require_command!("setpriv");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.sh");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root"), "{err}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }

@@ -90,6 +90,25 @@ pub enum Error {
         /// What was missing or unsupported.
         reason: String,
     },
+    /// A stream is compressed with something we do not read (bzip2, xz).
+    #[error("{what}: unsupported compression {compression} (only gzip and zstd are read)")]
+    UnsupportedCompression {
+        /// The stream (archive, or archive and member).
+        what: String,
+        /// The compression found.
+        compression: &'static str,
+    },
+    /// A stream decompresses to another compressed stream (a layer bomb
+    /// would pass the expansion limits counted on the outer one).
+    #[error("{what}: {inner} compressed inside {outer}; one level of compression is read")]
+    NestedCompression {
+        /// The stream (archive, or archive and member).
+        what: String,
+        /// The outer compression.
+        outer: &'static str,
+        /// The compression found inside it.
+        inner: &'static str,
+    },
     /// No image matches the reference or ID.
     #[error("No such image: {0}")]
     NoSuchImage(String),

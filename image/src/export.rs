@@ -16,7 +16,6 @@ use crate::layout::{
     CONTAINERD_NAME, Descriptor, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST,
     REF_NAME,
 };
-use crate::load::sha256_digest;
 use crate::progress::{Counting, Progress, ProgressFn};
 use crate::store::ImageStore;
 
@@ -152,7 +151,7 @@ fn write_blob(path: &Path, r: &mut dyn Read, expected: &dunnage_layerstore::Dige
     let result = copy()
         .map_err(|e| Error::io("write", &tmp, e))
         .and_then(|(sum, n)| {
-            let actual = sha256_digest(sum)?;
+            let actual = dunnage_layerstore::Digest::from_bytes(sum);
             if actual != *expected {
                 return Err(Error::DigestMismatch {
                     what: path.display().to_string(),

@@ -133,6 +133,22 @@ impl ImageDb {
         self.set_meta(id, "lastUpdated", rfc3339)
     }
 
+    /// Put `lastUpdated` back to `before` (removed when `None`).
+    pub(crate) fn restore_last_updated(&self, id: &ImageId, before: Option<&str>) -> Result<()> {
+        match before {
+            Some(v) => self.set_last_updated(id, v),
+            None => {
+                let path = self.metadata(id).join("lastUpdated");
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(Error::io("remove", path, e))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// When the image was last tagged, RFC 3339.
     pub fn last_updated(&self, id: &ImageId) -> Result<Option<String>> {
         self.meta(id, "lastUpdated")

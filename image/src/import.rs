@@ -87,7 +87,10 @@ impl ImageStore {
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
             .len();
-        let (_, tar) = decompress(one_layer(file, total, progress))?;
+        let (_, tar) = decompress(
+            one_layer(file, total, progress),
+            &path.display().to_string(),
+        )?;
         let layer = self.layers().register(tar, None, None)?;
         let now = format_rfc3339(SystemTime::now());
         let comment = changes

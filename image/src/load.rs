@@ -4,8 +4,11 @@
 //! The archive is first turned into a plan (configs read and verified,
 //! layer members named with the digest they must have); then every layer
 //! streams through [`LayerStore::register`](dunnage_layerstore::LayerStore::register)
-//! once. When anything fails, the layers this load registered are released
-//! and no config or tag is written: the store is left as it was.
+//! once. When a layer fails, the layers this load registered are released
+//! and no config or tag is written. When storing a config or setting a tag
+//! fails afterwards, what the load stored is undone (images it created
+//! deleted, tags pointed back, `lastUpdated` restored) as far as the file
+//! system lets: the store is left as it was.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dunnage_layerstore::{ChainId, Digest, child_chain_id};
+use dunnage_layerstore::{ChainId, Compression, Digest, child_chain_id};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ImageId;
@@ -21,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::plan::{ImagePlan, LayerPlan, plan};
 use crate::progress::Counting;
 use crate::reference::Reference;
-use crate::source::{Compression, Source, decompress};
+use crate::source::{Source, decompress, read_up_to};
 use crate::store::ImageStore;
 
 pub use crate::progress::Progress;
@@ -31,8 +34,10 @@ pub use crate::progress::Progress;
 /// Decompression is bounded twice: no layer expands beyond `max_layer`
 /// bytes, and no compressed stream (a layer blob, or a whole compressed
 /// archive) expands beyond `max_ratio` times its compressed size, with
-/// `ratio_floor` bytes always allowed. Real layers compress 2-10x; a gzip
-/// bomb expands about 1000x and a zstd one far more.
+/// `ratio_floor` bytes always allowed. gzip cannot expand more than about
+/// 1032 times, and a legitimate layer (a big file of zeros) gets close, so
+/// the default ratio (1100) never refuses gzip: `max_layer` bounds it. The
+/// ratio stops zstd streams, which expand many thousand times.
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
@@ -40,7 +45,7 @@ pub struct LoadOptions<'a> {
     /// (default 64 GiB).
     pub max_layer: u64,
     /// Largest expansion of a compressed stream, as a multiple of its
-    /// compressed size (default 100).
+    /// compressed size (default 1100, above gzip's maximum of about 1032).
     pub max_ratio: u64,
     /// Expansion always allowed to a compressed stream, however small
     /// (default 64 MiB).
@@ -54,7 +59,7 @@ impl Default for LoadOptions<'_> {
         LoadOptions {
             max_json: 8 << 20,
             max_layer: 64 << 30,
-            max_ratio: 100,
+            max_ratio: 1100,
             ratio_floor: 64 << 20,
             progress: None,
         }
@@ -85,9 +90,21 @@ impl ImageStore {
     ///
     /// Every layer of every image is registered first; only then are
     /// configs written and tags set. When a layer fails, the layers this
-    /// load registered are released and nothing else was written.
+    /// load registered are released and nothing else was written; when a
+    /// config or tag fails, the images this load created are deleted and
+    /// the tags it moved pointed back (best effort: an undo step the file
+    /// system refuses too is skipped).
+    ///
+    /// A `path` that is neither a directory nor a regular file (a FIFO,
+    /// `/dev/stdin`, `<(...)`) is read once as a stream, as by
+    /// [`load_reader`](Self::load_reader).
     pub fn load(&self, path: &Path, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
-        let source = self.open_input(path, &opts)?;
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+        if !meta.is_dir() && !meta.is_file() {
+            return self.load_reader(file, path, opts);
+        }
+        let source = self.open_input(file, &meta, path, &opts)?;
         self.load_source(&source, opts)
     }
 
@@ -108,7 +125,7 @@ impl ImageStore {
                 .map_err(|e| Error::io("seek", label, e))
         };
         rewind(&spool)?;
-        let (kind, reader) = decompress(&spool)?;
+        let (kind, reader) = decompress(&spool, &label.display().to_string())?;
         let source = if kind == Compression::None {
             drop(reader);
             rewind(&spool)?;
@@ -128,28 +145,26 @@ impl ImageStore {
             match self.register_layers(source, p, i, images, &mut opts) {
                 Ok(top) => tops.push(top),
                 Err(e) => {
-                    for top in tops.iter().flatten() {
-                        self.layers().release(top)?;
-                    }
+                    self.release_all(tops.iter().flatten());
                     return Err(e);
                 }
             }
         }
         let mut loaded = Vec::new();
+        let mut undo = Undo::default();
         let mut tops = tops.into_iter();
         for (p, top) in plans.into_iter().zip(tops.by_ref()) {
-            let stored = self.create(&p.config, top.as_ref(), None).and_then(|id| {
-                p.tags.iter().try_for_each(|t| self.set_tag(t, &id))?;
-                Ok(id)
-            });
-            match stored {
+            match self.store_one(&p, top.as_ref(), &mut undo) {
                 Ok(id) => loaded.push(Loaded { id, tags: p.tags }),
                 Err(e) => {
-                    // `create` gave this image's reference back; give back
-                    // those of the images not stored yet.
-                    for top in tops.flatten() {
-                        self.layers().release(&top)?;
-                    }
+                    // `create` handed this image's reference to the image, or
+                    // gave it back when it failed or the image existed
+                    // already; undoing deletes the images this load created
+                    // (and their references). The images not reached yet
+                    // still hold theirs.
+                    self.undo(undo);
+                    let rest: Vec<ChainId> = tops.flatten().collect();
+                    self.release_all(&rest);
                     return Err(e);
                 }
             }
@@ -157,18 +172,75 @@ impl ImageStore {
         Ok(loaded)
     }
 
-    /// Open the input: a directory or an uncompressed tar in place, a
+    /// Store one planned image and set its tags, noting in `undo` what was
+    /// there before.
+    fn store_one(&self, p: &ImagePlan, top: Option<&ChainId>, undo: &mut Undo) -> Result<ImageId> {
+        let existed = self.imagedb().exists(p.config.id());
+        let updated = if existed {
+            self.imagedb().last_updated(p.config.id())?
+        } else {
+            None
+        };
+        let id = self.create(&p.config, top, None)?;
+        if existed {
+            undo.updated.push((id.clone(), updated));
+        } else {
+            undo.created.push(id.clone());
+        }
+        for t in &p.tags {
+            undo.tags.push((t.clone(), self.repos().get(t).cloned()));
+            self.set_tag(t, &id)?;
+        }
+        Ok(id)
+    }
+
+    /// Put tags back where they pointed, restore `lastUpdated` of images
+    /// that existed, and delete the images created: best effort, on the
+    /// error path of a load.
+    fn undo(&self, undo: Undo) {
+        for (t, before) in undo.tags.into_iter().rev() {
+            let _ = match before {
+                Some(id) => self.repos().add(&t, &id).map(drop),
+                None => self.repos().remove(&t).map(drop),
+            };
+        }
+        for (id, before) in undo.updated {
+            let _ = self.imagedb().restore_last_updated(&id, before.as_deref());
+        }
+        for id in undo.created.into_iter().rev() {
+            let _ = self.delete(&id);
+        }
+    }
+
+    /// Give back one reference on each chain, on an error path: every
+    /// release is tried, and their failures are dropped so that the error
+    /// that made us clean up is the one reported.
+    fn release_all<'c>(&self, chains: impl IntoIterator<Item = &'c ChainId>) {
+        for chain in chains {
+            let _ = self.layers().release(chain);
+        }
+    }
+
+    /// Open the input (a directory or regular file): a directory or an uncompressed tar in place, a
     /// compressed tar decompressed into an anonymous file first (at most
     /// [`LoadOptions::expansion_limit`] bytes).
-    fn open_input(&self, path: &Path, opts: &LoadOptions<'_>) -> Result<Source> {
-        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    fn open_input(
+        &self,
+        file: File,
+        meta: &std::fs::Metadata,
+        path: &Path,
+        opts: &LoadOptions<'_>,
+    ) -> Result<Source> {
         if meta.is_dir() {
             return Source::open(path);
         }
-        let (kind, reader) = decompress(&file)?;
+        let (kind, reader) = decompress(&file, &path.display().to_string())?;
         if kind == Compression::None {
-            return Source::open(path);
+            drop(reader);
+            (&file)
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io("seek", path, e))?;
+            return Source::from_tar(file, path);
         }
         let tmp = self.decompress_limited(reader, meta.len(), path, opts)?;
         Source::from_tar(tmp, path)
@@ -231,15 +303,17 @@ impl ImageStore {
                     done: false,
                 },
             );
-            let release_top =
-                |top: Option<&ChainId>| top.map(|c| self.layers().release(c)).transpose();
             match result {
-                Ok(chain) => {
-                    release_top(top.as_ref())?;
-                    top = Some(chain);
-                }
+                // The new layer holds its parent: give back our reference.
+                Ok(chain) => match top.map(|t| self.layers().release(&t)).transpose() {
+                    Ok(_) => top = Some(chain),
+                    Err(e) => {
+                        self.release_all([&chain]);
+                        return Err(e.into());
+                    }
+                },
                 Err(e) => {
-                    release_top(top.as_ref())?;
+                    self.release_all(top.as_ref());
                     return Err(e);
                 }
             }
@@ -266,22 +340,18 @@ impl ImageStore {
             self.layers().acquire(&chain)?;
             return Ok(chain);
         }
-        let (mut head, _) = source.open_member(&layer.member)?.ok_or_else(missing)?;
-        let mut magic = [0u8; 4];
-        let n =
-            read_up_to(&mut head, &mut magic).map_err(|e| Error::io("read", &layer.member, e))?;
-        let compressed = Compression::of(&magic[..n]) != Compression::None;
+        let what = format!("{}:{}", source.path().display(), layer.member);
+        let (mut member, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let mut magic = [0u8; 6];
+        let n = read_up_to(&mut member, &mut magic).map_err(|e| Error::io("read", &what, e))?;
+        let compressed = Compression::detect(&magic[..n]) != Compression::None;
         // An uncompressed blob's digest is its diffID, which the layer store
         // verifies as it registers: hash the member bytes only when they
         // are compressed and named by digest.
         let hasher = match &layer.digest {
             Some(d) if !compressed && *d != diff_id.0 => {
                 return Err(Error::DigestMismatch {
-                    what: format!(
-                        "{}:{} (uncompressed, so its diffID)",
-                        source.path().display(),
-                        layer.member
-                    ),
+                    what: format!("{what} (uncompressed, so its diffID)"),
                     expected: diff_id.to_string(),
                     actual: d.to_string(),
                 });
@@ -289,7 +359,7 @@ impl ImageStore {
             Some(_) if compressed => Some(Sha256::new()),
             _ => None,
         };
-        let (reader, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let reader = io::Cursor::new(magic[..n].to_vec()).chain(member);
         let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let counting = Counting {
             inner: reader,
@@ -303,7 +373,7 @@ impl ImageStore {
         let exceeded = Arc::new(AtomicBool::new(false));
         let mut limit = opts.max_layer;
         let result = {
-            let (kind, tar) = decompress(&mut hashing)?;
+            let (kind, tar) = decompress(&mut hashing, &what)?;
             if kind != Compression::None {
                 limit = compressed_limit;
             }
@@ -314,7 +384,6 @@ impl ImageStore {
             };
             self.layers().register(limited, parent, Some(diff_id))
         };
-        let what = format!("{}:{}", source.path().display(), layer.member);
         let registered = match result {
             Ok(l) => l.chain_id,
             Err(_) if exceeded.load(Ordering::Relaxed) => {
@@ -326,8 +395,7 @@ impl ImageStore {
             io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read", &what, e));
         let actual = hashing
             .hasher
-            .map(|h| sha256_digest(h.finalize().into()))
-            .transpose()?;
+            .map(|h| Digest::from_bytes(h.finalize().into()));
         let check = drained.and_then(|_| match (&layer.digest, actual) {
             (Some(expected), Some(actual)) if *expected != actual => Err(Error::DigestMismatch {
                 what,
@@ -337,16 +405,11 @@ impl ImageStore {
             _ => Ok(()),
         });
         if let Err(e) = check {
-            self.layers().release(&registered)?;
+            self.release_all([&registered]);
             return Err(e);
         }
         Ok(registered)
     }
-}
-
-/// The digest of a finished sha256.
-pub(crate) fn sha256_digest(sum: [u8; 32]) -> Result<Digest> {
-    Ok(Digest::from_bytes(sum))
 }
 
 /// The OCI name of this machine's architecture.
@@ -358,6 +421,18 @@ pub(crate) fn host_architecture() -> &'static str {
         "powerpc64" => "ppc64le",
         other => other,
     }
+}
+
+/// What a load changed after its layers were registered, to put back when
+/// a later image fails.
+#[derive(Default)]
+struct Undo {
+    /// Images created by this load.
+    created: Vec<ImageId>,
+    /// Tags set, with the image each named before.
+    tags: Vec<(Reference, Option<ImageId>)>,
+    /// Images that existed, with their `lastUpdated` before.
+    updated: Vec<(ImageId, Option<String>)>,
 }
 
 /// Hashes the raw member bytes (when it has a hasher).
@@ -374,20 +449,6 @@ impl<R: Read> Read for Hashing<R> {
         }
         Ok(n)
     }
-}
-
-/// Read until `buf` is full or the stream ends; the number of bytes read.
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Fails the stream once more than `left` bytes came through.

@@ -130,10 +130,7 @@ fn plan_index(
             .annotations
             .get(CONTAINERD_NAME)
             .or_else(|| d.annotations.get(REF_NAME));
-        // A bare tag (`latest`) in ref.name names no repository: no tag is set.
-        let tags = name
-            .filter(|n| n.contains(['/', ':']) || n.contains('.'))
-            .and_then(|n| Reference::parse(n).ok());
+        let tags = name.and_then(|n| name_reference(n));
         plans.push(ImagePlan {
             config,
             layers,
@@ -141,6 +138,16 @@ fn plan_index(
         });
     }
     Ok(())
+}
+
+/// The reference an index annotation names. A bare tag in ref.name
+/// (`latest`, `1.36`, `v1.2.3`) names no repository: no tag is set. A name
+/// with a repository has a `/` (`docker.io/library/busybox:1.36`) or a tag
+/// (`busybox:1.36`).
+fn name_reference(name: &str) -> Option<Reference> {
+    name.contains(['/', ':'])
+        .then(|| Reference::parse(name).ok())
+        .flatten()
 }
 
 fn check_layer_count(config: &ImageConfig, layers: usize) -> Result<()> {
@@ -190,13 +197,11 @@ fn read_json<T: serde::de::DeserializeOwned>(
     if let Some(d) = d
         && d.size != raw.len() as u64
     {
-        {
-            return Err(Error::DigestMismatch {
-                what: format!("size of {member}"),
-                expected: d.size.to_string(),
-                actual: raw.len().to_string(),
-            });
-        }
+        return Err(Error::DigestMismatch {
+            what: format!("size of {member}"),
+            expected: d.size.to_string(),
+            actual: raw.len().to_string(),
+        });
     }
     serde_json::from_slice(&raw).map_err(|e| Error::json(member, e))
 }
@@ -219,6 +224,22 @@ fn digest_in_name(member: &str) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_ref_name_tags_name_no_repository() {
+        for tag in ["latest", "1.36", "v1.2.3", "1.36.1-musl"] {
+            assert_eq!(name_reference(tag), None, "{tag}");
+        }
+        let full = |n: &str| name_reference(n).map(|r| r.to_string());
+        assert_eq!(
+            full("busybox:1.36").as_deref(),
+            Some("docker.io/library/busybox:1.36")
+        );
+        assert_eq!(
+            full("registry.example.com/app").as_deref(),
+            Some("registry.example.com/app:latest")
+        );
+    }
 
     #[test]
     fn member_names_promise_digests() {

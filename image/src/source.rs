@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use dunnage_layerstore::Compression;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::error::{Error, Result};
@@ -230,46 +231,76 @@ fn clean(archive: &Path, base: &[String], name: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The compression of a stream, told by its first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Compression {
-    /// Not compressed.
-    None,
-    /// gzip (`1f 8b`).
-    Gzip,
-    /// zstd (`28 b5 2f fd`).
-    Zstd,
-}
-
-impl Compression {
-    /// The compression a stream starting with `head` has.
-    pub(crate) fn of(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
+/// The name of a compression, for messages.
+pub(crate) fn compression_name(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::Bzip2 => "bzip2",
+        Compression::Xz => "xz",
     }
 }
 
-/// Peek at `r` and return a reader of its decompressed bytes.
-pub(crate) fn decompress<'a, R: Read + 'a>(r: R) -> Result<(Compression, Box<dyn Read + 'a>)> {
-    let mut r = BufReader::with_capacity(256 << 10, r);
-    let head = r.fill_buf().map_err(|e| Error::io("read", "layer", e))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        (
-            Compression::Gzip,
-            Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        )
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let d = zstd::stream::read::Decoder::with_buffer(r)
-            .map_err(|e| Error::io("zstd", "layer", e))?;
-        (Compression::Zstd, Box::new(d))
-    } else {
-        (Compression::None, Box::new(r))
-    })
+/// The first bytes of `r` (enough to tell any compression), and a reader of
+/// the whole stream again.
+fn sniff<'a, R: Read + 'a>(mut r: R, what: &str) -> Result<(Compression, impl Read + 'a)> {
+    let mut head = [0u8; 6];
+    let n = read_up_to(&mut r, &mut head).map_err(|e| Error::io("read", what, e))?;
+    let kind = Compression::detect(&head[..n]);
+    Ok((kind, io::Cursor::new(head[..n].to_vec()).chain(r)))
+}
+
+/// Peek at `r` and return a reader of its decompressed bytes; `what` names
+/// the stream in errors.
+///
+/// Only gzip and zstd are read; bzip2 and xz are
+/// [`Error::UnsupportedCompression`]. A stream whose decompressed bytes
+/// start with a compression magic again is [`Error::NestedCompression`]: a
+/// second layer would escape the expansion limits counted on the first.
+pub(crate) fn decompress<'a, R: Read + 'a>(
+    r: R,
+    what: &str,
+) -> Result<(Compression, Box<dyn Read + 'a>)> {
+    let (outer, whole) = sniff(r, what)?;
+    let whole = BufReader::with_capacity(256 << 10, whole);
+    let decoded: Box<dyn Read + 'a> = match outer {
+        Compression::None => return Ok((outer, Box::new(whole))),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(whole)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(whole)
+                .map_err(|e| Error::io("zstd", what, e))?,
+        ),
+        Compression::Bzip2 | Compression::Xz => {
+            return Err(Error::UnsupportedCompression {
+                what: what.to_string(),
+                compression: compression_name(outer),
+            });
+        }
+    };
+    let (inner, decoded) = sniff(decoded, what)?;
+    if inner != Compression::None {
+        return Err(Error::NestedCompression {
+            what: what.to_string(),
+            outer: compression_name(outer),
+            inner: compression_name(inner),
+        });
+    }
+    Ok((outer, Box::new(decoded)))
+}
+
+/// Read until `buf` is full or the stream ends; the number of bytes read.
+pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

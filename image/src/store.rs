@@ -67,12 +67,15 @@ impl ImageStore {
         &self.db
     }
 
-    fn repos(&self) -> MutexGuard<'_, Repositories> {
+    pub(crate) fn repos(&self) -> MutexGuard<'_, Repositories> {
         self.repos.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An anonymous scratch file in `<root>/tmp`, gone when closed.
-    pub(crate) fn temp_file(&self) -> Result<File> {
+    /// An anonymous scratch file in `<root>/tmp` (opened read-write with
+    /// `O_TMPFILE`, mode 0600): it has no name, so it is gone when closed,
+    /// also when the process dies. For spooling a stream that must be
+    /// seekable (`docker save` to stdout, `docker load` from stdin).
+    pub fn temp_file(&self) -> Result<File> {
         let dir = self.root.join("tmp");
         create_dirs(&dir, 0o700)?;
         OpenOptions::new()
@@ -160,7 +163,12 @@ impl ImageStore {
         if !matches!(stored, Ok(true))
             && let Some(top) = top
         {
-            self.layers.release(top)?;
+            // On an error the release is best effort: the error reported is
+            // the one that stopped the store.
+            let released = self.layers.release(top);
+            if stored.is_ok() {
+                released?;
+            }
         }
         stored.map(|_| id)
     }
@@ -239,7 +247,9 @@ impl ImageStore {
         Ok(deleted)
     }
 
-    fn delete(&self, id: &ImageId) -> Result<()> {
+    /// Delete an image's config and metadata and give back its layer
+    /// reference.
+    pub(crate) fn delete(&self, id: &ImageId) -> Result<()> {
         let top = self.db.get(id).ok().and_then(|c| c.chain_id());
         self.db.delete(id)?;
         if let Some(top) = top {

@@ -387,17 +387,27 @@ fn gzip_bomb(copies: usize) -> Vec<u8> {
     one.repeat(copies)
 }
 
+/// `copies` concatenated zstd frames of 1 MiB of zeros each (some dozens
+/// of bytes apiece): a stream expanding many thousand times, far beyond
+/// what gzip can.
+fn zstd_bomb(copies: usize) -> Vec<u8> {
+    zstd::encode_all(&vec![0u8; 1 << 20][..], 19)
+        .unwrap()
+        .repeat(copies)
+}
+
 #[test]
-fn a_gzip_bombed_archive_stops_at_the_default_expansion_limit() {
+fn a_zstd_bombed_archive_stops_at_the_default_expansion_limit() {
     require_root!();
-    // 256 MiB once inflated: beyond 64 MiB (the floor) and 100x its size.
-    let bomb = gzip_bomb(256);
-    assert!(bomb.len() < 1 << 20);
+    // 256 MiB once inflated: beyond 64 MiB (the floor) and 1100x its size.
+    let bomb = zstd_bomb(256);
+    assert!(bomb.len() * 1100 < 64 << 20, "{}", bomb.len());
     match load_fails("archive-bomb", &bomb, LoadOptions::default()) {
         Error::TooLarge { limit, .. } => assert_eq!(limit, 64 << 20),
         e => panic!("{e}"),
     }
-    // Tighter options stop it earlier.
+    // Tighter options stop a gzip bomb too.
+    let bomb = gzip_bomb(256);
     let opts = LoadOptions {
         max_ratio: 10,
         ratio_floor: 1 << 20,
@@ -410,15 +420,15 @@ fn a_gzip_bombed_archive_stops_at_the_default_expansion_limit() {
 }
 
 #[test]
-fn a_gzip_bombed_layer_stops_at_the_default_expansion_limit() {
+fn a_zstd_bombed_layer_stops_at_the_default_expansion_limit() {
     require_root!();
-    let bomb = gzip_bomb(256);
+    let bomb = zstd_bomb(256);
     let config = config_for(&[diff_id(&[0u8; 1024])]);
-    let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["bomb.tar.gz"]}]"#;
+    let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["bomb.tar.zst"]}]"#;
     let tar = raw_tar(&[
         ("manifest.json", manifest, None),
         ("c.json", &config, None),
-        ("bomb.tar.gz", &bomb, None),
+        ("bomb.tar.zst", &bomb, None),
     ]);
     assert!(matches!(
         load_fails("layer-bomb-default", &tar, LoadOptions::default()),
@@ -427,9 +437,162 @@ fn a_gzip_bombed_layer_stops_at_the_default_expansion_limit() {
 }
 
 #[test]
-fn expansion_limits_default_to_100x_with_a_64_mib_floor() {
+fn expansion_limits_default_to_1100x_with_a_64_mib_floor() {
     let opts = LoadOptions::default();
     assert_eq!(opts.expansion_limit(1000), 64 << 20);
-    assert_eq!(opts.expansion_limit(1 << 30), 100 << 30);
+    assert_eq!(opts.expansion_limit(1 << 30), 1100 << 30);
     assert_eq!(opts.max_layer, 64 << 30);
+}
+
+/// gzip of `data`, at the best level.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A docker archive whose only layer member `name` holds `blob`.
+fn archive_with_layer_blob(name: &str, blob: &[u8]) -> Vec<u8> {
+    let config = config_for(&[diff_id(&[0u8; 1024])]);
+    let manifest = format!(r#"[{{"Config":"c.json","RepoTags":null,"Layers":["{name}"]}}]"#);
+    raw_tar(&[
+        ("manifest.json", manifest.as_bytes(), None),
+        ("c.json", &config, None),
+        (name, blob, None),
+    ])
+}
+
+#[test]
+fn a_double_compressed_layer_is_refused() {
+    require_root!();
+    // gzip(gzip(64 MiB of zeros)): the outer stream expands only ~1000x to
+    // ~64 KiB, well inside every limit; the inner one is the bomb.
+    let bomb = gzip(&gzip(&vec![0u8; 64 << 20]));
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let tar = archive_with_layer_blob("bomb.tar.gz", &bomb);
+    match load_fails("nested-layer", &tar, LoadOptions::default()) {
+        Error::NestedCompression { outer, inner, .. } => {
+            assert_eq!((outer, inner), ("gzip", "gzip"))
+        }
+        e => panic!("{e}"),
+    }
+    // zstd inside gzip too.
+    let inner = zstd::encode_all(&layer_tar(&[("a", b"a")])[..], 3).unwrap();
+    let tar = archive_with_layer_blob("l.tar.gz", &gzip(&inner));
+    assert!(matches!(
+        load_fails("nested-zstd", &tar, LoadOptions::default()),
+        Error::NestedCompression { inner: "zstd", .. }
+    ));
+    // A whole archive compressed twice.
+    let (archive, _) = docker_archive(&[layer_tar(&[("x", b"x")])], "twice:1");
+    assert!(matches!(
+        load_fails(
+            "nested-archive",
+            &gzip(&gzip(&archive)),
+            LoadOptions::default()
+        ),
+        Error::NestedCompression { .. }
+    ));
+}
+
+#[test]
+fn xz_and_bzip2_layers_are_unsupported_compression() {
+    require_root!();
+    // Only the magic matters: detection happens before any decoding.
+    let xz = [&[0xfd, b'7', b'z', b'X', b'Z', 0][..], &[0u8; 64]].concat();
+    let tar = archive_with_layer_blob("l.tar.xz", &xz);
+    assert!(matches!(
+        load_fails("xz-docker", &tar, LoadOptions::default()),
+        Error::UnsupportedCompression {
+            compression: "xz",
+            ..
+        }
+    ));
+    let bz = [&b"BZh9"[..], &[0u8; 64]].concat();
+    let tar = archive_with_layer_blob("l.tar.bz2", &bz);
+    assert!(matches!(
+        load_fails("bzip2-docker", &tar, LoadOptions::default()),
+        Error::UnsupportedCompression {
+            compression: "bzip2",
+            ..
+        }
+    ));
+    // An OCI blob named by its own digest: not a digest mismatch.
+    let config = config_for(&[diff_id(&layer_tar(&[("a", b"a")]))]);
+    let (ld, cd) = (Digest::sha256_of(&xz), Digest::sha256_of(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+xz","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        xz.len()
+    );
+    let md = Digest::sha256_of(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{}}}]}}"#,
+        manifest.len()
+    );
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let tar = raw_tar(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None),
+        ("index.json", index.as_bytes(), None),
+        (&blob(&md), manifest.as_bytes(), None),
+        (&blob(&cd), &config, None),
+        (&blob(&ld), &xz, None),
+    ]);
+    match load_fails("xz-oci", &tar, LoadOptions::default()) {
+        Error::UnsupportedCompression { compression, .. } => assert_eq!(compression, "xz"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_config_write_failing_for_the_second_image_undoes_the_first() {
+    require_root!();
+    let dir = TempDir::new("hostile-undo").unwrap();
+    let root = dir.join("root");
+    let store = ImageStore::open(&root).unwrap();
+    let (good, _) = docker_archive(&[layer_tar(&[("good", b"good")])], "good:1");
+    std::fs::write(dir.join("good.tar"), good).unwrap();
+    let old = store
+        .load(&dir.join("good.tar"), LoadOptions::default())
+        .unwrap()[0]
+        .id
+        .clone();
+    // Image 1 moves good:1 and adds new:1; image 2's config cannot be
+    // written (a directory sits where its temporary file goes).
+    let l0 = layer_tar(&[("first", b"first")]);
+    let l1 = layer_tar(&[("second", b"second")]);
+    let c0 = config_for(&[diff_id(&l0)]);
+    let c1 = config_for(&[diff_id(&l1)]);
+    let manifest = br#"[{"Config":"c0.json","RepoTags":["good:1","new:1"],"Layers":["0.tar"]},
+                        {"Config":"c1.json","RepoTags":["second:1"],"Layers":["1.tar"]}]"#;
+    let tar = raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c0.json", &c0, None),
+        ("c1.json", &c1, None),
+        ("0.tar", &l0, None),
+        ("1.tar", &l1, None),
+    ]);
+    std::fs::write(dir.join("two.tar"), tar).unwrap();
+    let blocker = root.join(format!(
+        "image/overlay2/imagedb/content/sha256/.tmp-{}-{}",
+        Digest::sha256_of(&c1).hex(),
+        std::process::id()
+    ));
+    std::fs::create_dir(&blocker).unwrap();
+    let before = snapshot(&root);
+    let layers_before = store.layers().list().unwrap().len();
+    let err = store
+        .load(&dir.join("two.tar"), LoadOptions::default())
+        .expect_err("the second config was written");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert_eq!(snapshot(&root), before, "store changed");
+    assert_eq!(store.layers().list().unwrap().len(), layers_before);
+    assert_eq!(store.resolve("good:1").unwrap(), old);
+    assert!(store.resolve("new:1").is_err());
+    assert_eq!(store.list().unwrap(), vec![old.clone()]);
+    // A reopened store agrees (repositories.json was put back on disk).
+    let reopened = ImageStore::open(&root).unwrap();
+    assert_eq!(reopened.resolve("good:1").unwrap(), old);
+    assert!(reopened.resolve("new:1").is_err());
+    std::fs::remove_dir(&blocker).unwrap();
 }

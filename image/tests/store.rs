@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use common::{docker_archive, layer_tar, snapshot};
 use dunnage_image::{Error, ImageChanges, ImageStore, LoadOptions, Reference, Removed};
@@ -309,4 +309,106 @@ fn commit_turns_container_changes_into_a_child_image() {
     store.remove("child:1", false).unwrap();
     store.remove("base:1", false).unwrap();
     assert!(store.layers().list().unwrap().is_empty());
+}
+
+/// Write `data` into a new FIFO at `path` from a thread, as `<(...)` would.
+fn feed_fifo(path: &std::path::Path, data: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        // The reader may stop early on an error; that is the test's to report.
+        let _ = w.write_all(&data);
+    })
+}
+
+#[test]
+fn load_reads_a_fifo_once_plain_or_compressed() {
+    require_root!();
+    let dir = TempDir::new("load-fifo").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let (plain, _) = two_layer_archive(&dir, "fifo:plain");
+    let plain = std::fs::read(plain).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gz = gz.finish().unwrap();
+    for (name, data) in [("plain", plain.clone()), ("gzip", gz)] {
+        let fifo = dir.join(format!("in-{name}"));
+        let writer = feed_fifo(&fifo, data);
+        let loaded = store
+            .load(&fifo, LoadOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        writer.join().unwrap();
+        assert_eq!(loaded.len(), 1, "{name}");
+        assert_eq!(
+            loaded[0].tags[0].to_string(),
+            "docker.io/library/fifo:plain"
+        );
+    }
+}
+
+/// Writes through to `inner` while hashing (the diffID of a layer made in
+/// a stream).
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_highly_compressible_gzip_layer_loads_with_the_default_limits() {
+    require_root!();
+    // One file of 200 MiB of zeros: gzip shrinks it about 1000 times, as
+    // far as gzip goes, and docker loads it.
+    const SIZE: u64 = 200 << 20;
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(HashingWriter {
+        inner: gz,
+        hasher: sha2::Sha256::default(),
+    });
+    let mut h = tar::Header::new_ustar();
+    h.set_size(SIZE);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "zeros", std::io::repeat(0).take(SIZE))
+        .unwrap();
+    let w = b.into_inner().unwrap();
+    let sum: [u8; 32] = sha2::Digest::finalize(w.hasher).into();
+    let layer = w.inner.finish().unwrap();
+    assert!(
+        layer.len() as u64 * 500 < SIZE,
+        "only {}x",
+        SIZE / layer.len() as u64
+    );
+    let diff_id = dunnage_layerstore::DiffId(dunnage_layerstore::Digest::from_bytes(sum));
+    let config = common::config_for(&[diff_id]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["zeros:1"],"Layers":["l.tar.gz"]}]"#;
+    let tar = common::raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c.json", &config, None),
+        ("l.tar.gz", &layer, None),
+    ]);
+    let dir = TempDir::new("load-zeros").unwrap();
+    std::fs::write(dir.join("zeros.tar"), tar).unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let loaded = store
+        .load(&dir.join("zeros.tar"), LoadOptions::default())
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(store.size(&loaded[0].id).unwrap(), SIZE);
 }
