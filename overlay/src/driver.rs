@@ -19,7 +19,8 @@
 //! (no shared lock left) unmounts; a process that dies drops its locks
 //! with its fds, so its mounts count as stale.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -78,8 +79,10 @@ impl Driver {
                 }
             }
         }
+        // One listing of `l/` instead of an lstat per layer.
+        let links = driver.link_names()?;
         for id in driver.list()? {
-            driver.repair_link(&id)?;
+            driver.repair_link(&id, &links)?;
         }
         Ok(driver)
     }
@@ -455,9 +458,20 @@ impl Driver {
         Ok(link)
     }
 
-    /// Restore `l/<link>` for `id`, giving it a new link if its `link` file
-    /// is missing.
-    fn repair_link(&self, id: &str) -> Result<()> {
+    /// The names present in `l/`.
+    fn link_names(&self) -> Result<HashSet<OsString>> {
+        let dir = self.home.join(LINK_DIR);
+        let mut names = HashSet::new();
+        for e in std::fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+            names.insert(e.map_err(io_err("readdir", &dir))?.file_name());
+        }
+        Ok(names)
+    }
+
+    /// Restore `l/<link>` for `id` unless `links` (the names present in
+    /// `l/`) has it, giving the layer a new link if its `link` file is
+    /// missing.
+    fn repair_link(&self, id: &str, links: &HashSet<OsString>) -> Result<()> {
         let dir = self.layer_dir(id)?;
         let link = match self.link(id) {
             Ok(l) => l,
@@ -469,7 +483,7 @@ impl Driver {
             Err(e) => return Err(e),
         };
         let path = self.home.join(LINK_DIR).join(&link);
-        if std::fs::symlink_metadata(&path).is_err() {
+        if !links.contains(OsStr::new(&link)) {
             std::os::unix::fs::symlink(format!("../{id}/diff"), &path)
                 .map_err(io_err("symlink", &path))?;
         }
