@@ -7,7 +7,9 @@ mod common;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{cache_dirs, diff_id, gzip, names, tar_of};
+use common::{
+    assert_no_cache_dirs, assert_nothing_registered, cache_dirs, diff_id, gzip, names, tar_of,
+};
 use dunnage_layerstore::{ChainId, Error, InitLayer, LayerStore, chain_id};
 use dunnage_testsupport::{TempDir, require_root};
 
@@ -141,11 +143,7 @@ fn child_layer_records_its_parent_and_chain() {
         store.get(&base.chain_id),
         Err(Error::LayerNotFound(_))
     ));
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -171,19 +169,7 @@ fn same_layer_twice_is_one_layer_with_two_references() {
         store.release(&a.chain_id),
         Err(Error::LayerNotFound(_))
     ));
-    assert!(cache_dirs(dir.path()).is_empty());
-}
-
-/// Nothing of a failed registration may remain.
-fn assert_nothing_registered(dir: &TempDir, store: &LayerStore) {
-    assert!(store.list().unwrap().is_empty());
-    assert!(names(&dir.path().join("image/overlay2/layerdb/tmp")).is_empty());
-    assert!(names(&dir.path().join("image/overlay2/layerdb/dunnage/refs")).is_empty());
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -337,11 +323,7 @@ fn open_cleans_removing_dirs_and_abandoned_write_sets() {
     let store = LayerStore::open(dir.path()).unwrap();
     assert!(!removing.exists());
     assert!(!ws.exists());
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
     assert!(store.list().unwrap().is_empty());
     assert!(names(&db.join("dunnage/refs")).is_empty());
 }
@@ -459,11 +441,7 @@ fn container_layer_has_dockers_init_layer_and_diff() {
         store.get(&image.chain_id),
         Err(Error::LayerNotFound(_))
     ));
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
 }
 
 fn removing_dirs(dir: &TempDir) -> Vec<String> {
@@ -519,11 +497,7 @@ fn releasing_a_mounted_layer_keeps_it_until_the_last_unmount() {
     store.unmount_chain(&base.chain_id).unwrap();
     assert!(store.list().unwrap().is_empty());
     assert!(removing_dirs(&dir).is_empty());
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -548,11 +522,7 @@ fn open_removes_layers_left_unreferenced() {
     let store = LayerStore::open(dir.path()).unwrap();
     assert!(store.list().unwrap().is_empty());
     assert!(removing_dirs(&dir).is_empty());
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -675,7 +645,7 @@ fn open_keeps_released_parents_of_a_long_chain() {
     // Releasing the top removes the whole chain.
     store.release(chains.last().unwrap()).unwrap();
     assert!(store.list().unwrap().is_empty());
-    assert!(cache_dirs(dir.path()).is_empty());
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -729,7 +699,7 @@ fn layer_held_by_a_driver_get_is_kept_and_open_still_works() {
     drop(store);
     let store = LayerStore::open(dir.path()).unwrap();
     assert!(store.list().unwrap().is_empty());
-    assert!(cache_dirs(dir.path()).is_empty());
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -754,7 +724,7 @@ fn open_skips_a_removing_leftover_still_held() {
     drop(store);
     let _store = LayerStore::open(dir.path()).unwrap();
     assert!(removing_dirs(&dir).is_empty());
-    assert!(cache_dirs(dir.path()).is_empty());
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]
@@ -789,7 +759,7 @@ fn failed_unmount_keeps_the_chain_mounted_and_counted() {
     drop(guard);
     assert!(!store.driver().is_busy(&top.cache_id).unwrap());
     assert!(store.list().unwrap().is_empty());
-    assert!(cache_dirs(dir.path()).is_empty());
+    assert_no_cache_dirs(dir.path());
 }
 
 #[test]

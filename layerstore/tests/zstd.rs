@@ -8,9 +8,9 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use common::{assert_nothing_registered, tar_of};
 #[cfg(feature = "zstd")]
 use common::{big_tar, diff_id};
-use common::{cache_dirs, names, tar_of};
 use dunnage_layerstore::{Compression, Error, LayerStore};
 use dunnage_testsupport::{TempDir, require_command, require_root};
 
@@ -31,17 +31,6 @@ fn zstd_cli(data: &[u8]) -> Vec<u8> {
     assert!(out.status.success());
     assert_eq!(Compression::detect(&out.stdout), Compression::Zstd);
     out.stdout
-}
-
-fn assert_nothing_registered(dir: &TempDir, store: &LayerStore) {
-    assert!(store.list().unwrap().is_empty());
-    assert!(names(&dir.join("image/overlay2/layerdb/tmp")).is_empty());
-    assert!(names(&dir.join("image/overlay2/layerdb/dunnage/refs")).is_empty());
-    assert!(
-        cache_dirs(dir.path()).is_empty(),
-        "{:?}",
-        cache_dirs(dir.path())
-    );
 }
 
 #[cfg(feature = "zstd")]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use dunnage_layerstore::{DiffId, Digest};
+use dunnage_layerstore::{DiffId, Digest, LayerStore};
 
 /// A tar (tar crate, GNU headers) of `files` (`name`, content); names ending
 /// in `/` become directories.
@@ -87,4 +87,21 @@ pub fn cache_dirs(root: &Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n != "l")
         .collect()
+}
+
+/// Assert that the driver home under `root` holds no layer directory.
+#[track_caller]
+pub fn assert_no_cache_dirs(root: &Path) {
+    let left = cache_dirs(root);
+    assert!(left.is_empty(), "driver directories left: {left:?}");
+}
+
+/// Assert that nothing of a failed registration remains in the store kept
+/// in `dir`: no layer, write-set, reference file or driver directory.
+#[track_caller]
+pub fn assert_nothing_registered(dir: &dunnage_testsupport::TempDir, store: &LayerStore) {
+    assert!(store.list().unwrap().is_empty());
+    assert!(names(&dir.path().join("image/overlay2/layerdb/tmp")).is_empty());
+    assert!(names(&dir.path().join("image/overlay2/layerdb/dunnage/refs")).is_empty());
+    assert_no_cache_dirs(dir.path());
 }
