@@ -1,0 +1,224 @@
+//! Crash-safe and symlink-safe file writes.
+//!
+//! Every temporary file is created inside an open directory handle with a
+//! random name, `O_CREAT | O_EXCL | O_NOFOLLOW`: a symlink or file planted
+//! under the name (by someone else who can write to the directory) makes the
+//! create fail instead of redirecting the write, and the final `renameat`
+//! replaces whatever stands at the destination name without following it.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// How many random names [`TempFile::new_in`] tries before giving up.
+const CREATE_TRIES: usize = 16;
+
+/// A temporary file created exclusively in a directory, renamed into place
+/// by [`TempFile::persist`] and unlinked when dropped without it.
+#[derive(Debug)]
+pub struct TempFile {
+    dir: OwnedFd,
+    dir_path: PathBuf,
+    name: OsString,
+    file: File,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Create `<dir>/.<prefix>.tmp-<16 random hex>` with exactly `mode`
+    /// (umask does not apply), exclusively and without following symlinks.
+    pub fn new_in(dir: &Path, prefix: &str, mode: u32) -> io::Result<TempFile> {
+        let dirfd = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut last = None;
+        for _ in 0..CREATE_TRIES {
+            let name = OsString::from(format!(".{prefix}.tmp-{}", crate::rand::random_hex(8)?));
+            match rustix::fs::openat(
+                &dirfd,
+                name.as_os_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(mode & 0o7777),
+            ) {
+                Ok(fd) => {
+                    let file = File::from(fd);
+                    let tmp = TempFile {
+                        dir: dirfd,
+                        dir_path: dir.to_path_buf(),
+                        name,
+                        file,
+                        persisted: false,
+                    };
+                    rustix::fs::fchmod(&tmp.file, Mode::from_raw_mode(mode & 0o7777))?;
+                    return Ok(tmp);
+                }
+                Err(rustix::io::Errno::EXIST) => last = Some(rustix::io::Errno::EXIST),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.unwrap_or(rustix::io::Errno::EXIST).into())
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The temporary file's current path (for error messages).
+    pub fn path(&self) -> PathBuf {
+        self.dir_path.join(&self.name)
+    }
+
+    /// fsync the file, rename it to `name` in the same directory (replacing
+    /// what is there, a symlink included, without following it), then fsync
+    /// the directory.
+    pub fn persist(mut self, name: impl AsRef<OsStr>) -> io::Result<()> {
+        let name = name.as_ref();
+        if name.is_empty() || name.as_bytes().contains(&b'/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a file name", name.to_string_lossy()),
+            ));
+        }
+        self.file.sync_all()?;
+        rustix::fs::renameat(&self.dir, self.name.as_os_str(), &self.dir, name)?;
+        self.persisted = true;
+        rustix::fs::fsync(&self.dir)?;
+        Ok(())
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = rustix::fs::unlinkat(&self.dir, self.name.as_os_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// Write `data` to `path` atomically: a [`TempFile`] in the same directory,
+/// fsync, rename over `path`, fsync of the directory. The file gets exactly
+/// `mode`. Readers see the old content or the new, never a mix; a crash
+/// leaves at most a `.<name>.tmp-*` file behind.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    let prefix = String::from_utf8_lossy(name.as_bytes()).into_owned();
+    let mut tmp = TempFile::new_in(dir, &prefix, mode)?;
+    tmp.write_all(data)?;
+    tmp.persist(name)
+}
+
+/// fsync a directory, so that renames and creates inside it are durable.
+pub fn fsync_dir(path: &Path) -> io::Result<()> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::fsync(fd.as_fd())?;
+    Ok(())
+}
+
+/// Whether `name` is a temporary name made by [`TempFile`] (for clean-up of
+/// what a crash left behind).
+pub fn is_temp_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.first() == Some(&b'.')
+        && b.len() > 21
+        && b[b.len() - 21..].starts_with(b".tmp-")
+        && b[b.len() - 16..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+fn split(path: &Path) -> io::Result<(&Path, &OsStr)> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: no file name", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "dunnage-base-fs-{}",
+            crate::rand::random_hex(8).unwrap()
+        ));
+        std::fs::create_dir(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn write_atomic_replaces_content_with_exact_mode_and_leaves_no_temp() {
+        let d = tempdir();
+        let p = d.join("f");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_at_the_destination_is_replaced_not_followed() {
+        let d = tempdir();
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join("out")).unwrap();
+        write_atomic(&d.join("out"), b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(d.join("out")).unwrap().is_file());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_temp_file_is_unlinked_and_names_are_recognised() {
+        let d = tempdir();
+        let t = TempFile::new_in(&d, "x", 0o600).unwrap();
+        let name = t.path().file_name().unwrap().to_owned();
+        assert!(is_temp_name(&name), "{name:?}");
+        assert!(!is_temp_name(OsStr::new("x")));
+        assert_eq!(std::fs::metadata(t.path()).unwrap().nlink(), 1);
+        drop(t);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+        assert!(
+            TempFile::new_in(&d, "x", 0o600)
+                .unwrap()
+                .persist("a/b")
+                .is_err()
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
