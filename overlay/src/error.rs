@@ -76,6 +76,25 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An upper directory holds a name a layer cannot carry: a file or
+    /// directory named `.wh.*` that is not an overlay whiteout would be
+    /// read as a whiteout (or opaque marker) when the layer is applied.
+    #[error(
+        "{path}: a layer cannot hold a name starting with .wh. (it would be read as a whiteout)"
+    )]
+    UnrepresentableName {
+        /// The entry, below the directory diffed.
+        path: PathBuf,
+    },
+    /// An entry changed while it was being archived (a file shrank, or a
+    /// reopened entry is no longer the inode examined).
+    #[error("{path} changed while it was archived: {reason}")]
+    ChangedDuringDiff {
+        /// The entry.
+        path: PathBuf,
+        /// What changed.
+        reason: &'static str,
+    },
     /// An overlay2 layer is still mounted or used.
     #[error("layer {0} is in use")]
     Busy(String),

@@ -16,9 +16,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::diff::TarWriter;
+use crate::diff::write_path_entry;
 use crate::error::{Result, io_err};
 use crate::mount::{Mount, MountOptions, unmount};
+use crate::tarwrite::TarWriter;
 use crate::whiteout::{XattrNamespace, list_xattrs};
 
 /// Whether any entry below `upper` carries a redirect or metacopy xattr.
@@ -138,7 +139,7 @@ impl<W: Write> Compare<W> {
                 }
                 (None, Some(nm)) => {
                     self.flush()?;
-                    self.w.write_entry(&n, &child_rel)?;
+                    write_path_entry(&mut self.w, &n, &child_rel)?;
                     if nm.is_dir() {
                         self.dir(None, &n, &child_rel)?;
                     }
@@ -147,7 +148,7 @@ impl<W: Write> Compare<W> {
                     let before = self.pending.len();
                     if differs(&om, &nm, o.as_deref(), &n)? {
                         self.flush()?;
-                        self.w.write_entry(&n, &child_rel)?;
+                        write_path_entry(&mut self.w, &n, &child_rel)?;
                     } else if nm.is_dir() {
                         self.pending.push((n.clone(), child_rel.clone()));
                     }
@@ -170,7 +171,7 @@ impl<W: Write> Compare<W> {
     /// Write the pending parent directories.
     fn flush(&mut self) -> Result<()> {
         for (path, rel) in std::mem::take(&mut self.pending) {
-            self.w.write_entry(&path, &rel)?;
+            write_path_entry(&mut self.w, &path, &rel)?;
         }
         Ok(())
     }

@@ -1,0 +1,317 @@
+//! Diff fidelity (issue 17) and the diff under a racing writer (issue 15):
+//! times before 1970, names a layer cannot carry, entries swapped for
+//! symlinks, FIFOs and directory symlinks while the diff runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dunnage_overlay::{ApplyOptions, DiffOptions, Error, apply_layer, write_diff};
+use dunnage_testsupport::{TempDir, require_root};
+
+mod common;
+use common::run;
+
+/// Set atime and mtime of `p` (not following symlinks) to `sec`.`nsec`.
+fn set_time(p: &Path, sec: i64, nsec: i64) {
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &ts,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+}
+
+fn mtime(p: &Path) -> (i64, i64) {
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.mtime(), m.mtime_nsec())
+}
+
+/// PAX `mtime` records of a tar, by entry name.
+fn pax_mtimes(tar: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut a = tar::Archive::new(tar);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if let Some(pax) = e.pax_extensions().unwrap() {
+            for r in pax {
+                let r = r.unwrap();
+                if r.key().unwrap() == "mtime" {
+                    out.push((name.clone(), r.value().unwrap().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+const NO_OWNER: ApplyOptions = ApplyOptions {
+    userxattr: false,
+    same_owner: false,
+    max_header_size: 1 << 20,
+};
+
+#[test]
+fn times_before_1970_survive_diff_and_apply() {
+    let t = TempDir::new("ovdiff-times").unwrap();
+    let up = t.join("upper");
+    std::fs::create_dir_all(up.join("dir")).unwrap();
+    std::fs::write(up.join("dir/old"), b"1960").unwrap();
+    std::fs::write(up.join("frac"), b"").unwrap();
+    std::fs::write(up.join("now"), b"").unwrap();
+    std::fs::write(up.join("far"), b"").unwrap();
+    std::os::unix::fs::symlink("dir/old", up.join("link")).unwrap();
+    set_time(&up.join("dir/old"), -315_619_200, 0); // 1960-01-01
+    set_time(&up.join("frac"), -2, 750_000_000); // 1.25 s before 1970
+    set_time(&up.join("now"), 1_700_000_000, 123);
+    set_time(&up.join("far"), 10_000_000_000, 0); // past ustar's 2242
+    set_time(&up.join("link"), -86_400, 0);
+    set_time(&up.join("dir"), -1, 0);
+    let tar = write_diff(&up, Vec::new(), &DiffOptions::default()).unwrap();
+    let pax = pax_mtimes(&tar);
+    let want: Vec<(String, String)> = [
+        ("dir/", "-1"),
+        ("dir/old", "-315619200"),
+        ("far", "10000000000"),
+        ("frac", "-1.25"),
+        ("link", "-86400"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let mut got = pax.clone();
+    got.sort();
+    assert_eq!(got, want, "times ustar holds stay in ustar");
+    // GNU tar reads the same dates.
+    std::fs::write(t.join("d.tar"), &tar).unwrap();
+    let listing = String::from_utf8(run(Command::new("tar")
+        .args(["--full-time", "-tvf"])
+        .arg(t.join("d.tar"))))
+    .unwrap();
+    assert!(listing.contains("1960-01-01 00:00:00 dir/old"), "{listing}");
+    // Applied back: the same times, negative seconds and fractions kept.
+    let out = t.join("out");
+    std::fs::create_dir(&out).unwrap();
+    apply_layer(&tar[..], &out, &NO_OWNER).unwrap();
+    for rel in ["dir", "dir/old", "frac", "far", "link"] {
+        assert_eq!(mtime(&out.join(rel)), mtime(&up.join(rel)), "{rel}");
+    }
+    // In-range times keep whole seconds, as ustar and Docker do.
+    assert_eq!(mtime(&out.join("now")), (1_700_000_000, 0));
+}
+
+#[test]
+fn gnu_and_posix_tar_times_before_1970_apply() {
+    let t = TempDir::new("ovdiff-gnutimes").unwrap();
+    let src = t.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("old"), b"x").unwrap();
+    set_time(&src.join("old"), -315_619_200, 0);
+    for format in ["gnu", "posix"] {
+        let tarfile = t.join(format!("{format}.tar"));
+        run(Command::new("tar")
+            .arg(format!("--format={format}"))
+            .arg("-cf")
+            .arg(&tarfile)
+            .arg("-C")
+            .arg(&src)
+            .arg("old"));
+        let out = t.join(format);
+        std::fs::create_dir(&out).unwrap();
+        let data = std::fs::read(&tarfile).unwrap();
+        apply_layer(&data[..], &out, &NO_OWNER).unwrap();
+        assert_eq!(mtime(&out.join("old")), (-315_619_200, 0), "{format}");
+    }
+}
+
+/// The diff of `up` must fail naming `bad`.
+fn assert_unrepresentable(up: &Path, bad: &str) {
+    match write_diff(up, Vec::new(), &DiffOptions::default()) {
+        Err(Error::UnrepresentableName { path }) => {
+            assert_eq!(path, up.join(bad));
+            let msg = Error::UnrepresentableName { path }.to_string();
+            assert!(msg.contains(bad), "{msg}");
+        }
+        other => panic!("{bad}: expected UnrepresentableName, got {other:?}"),
+    }
+}
+
+/// A bad name and how to make it in an upper directory.
+type Case<'a> = (&'a str, &'a dyn Fn(&Path));
+
+#[test]
+fn names_a_layer_cannot_carry_fail_the_diff() {
+    let t = TempDir::new("ovdiff-names").unwrap();
+    // A regular file `.wh.victim`, an opaque-marker file, a directory
+    // `.wh.nested`, an empty file `.wh.x` deep down: each alone.
+    let cases: [Case; 4] = [
+        (".wh.victim", &|up| {
+            std::fs::write(up.join(".wh.victim"), b"").unwrap()
+        }),
+        ("d/.wh..wh..opq", &|up| {
+            std::fs::create_dir(up.join("d")).unwrap();
+            std::fs::write(up.join("d/.wh..wh..opq"), b"").unwrap();
+        }),
+        (".wh.nested", &|up| {
+            std::fs::create_dir(up.join(".wh.nested")).unwrap()
+        }),
+        ("a/b/.wh.x", &|up| {
+            std::fs::create_dir_all(up.join("a/b")).unwrap();
+            std::fs::write(up.join("a/b/.wh.x"), b"data").unwrap();
+        }),
+    ];
+    for (i, (bad, make)) in cases.iter().enumerate() {
+        let up = t.join(format!("u{i}"));
+        std::fs::create_dir(&up).unwrap();
+        std::fs::write(up.join("victim"), b"keep").unwrap();
+        make(&up);
+        assert_unrepresentable(&up, bad);
+    }
+    // Names that merely look alike are fine.
+    let up = t.join("ok");
+    std::fs::create_dir(&up).unwrap();
+    std::fs::write(up.join(".whx"), b"").unwrap();
+    std::fs::write(up.join("a.wh.b"), b"").unwrap();
+    write_diff(&up, Vec::new(), &DiffOptions::default()).unwrap();
+}
+
+#[test]
+fn names_a_layer_cannot_carry_fail_the_diff_of_a_real_overlay() {
+    require_root!();
+    let t = TempDir::new("ovdiff-names-ovl").unwrap();
+    for d in ["lower/d", "upper", "work", "merged"] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    std::fs::write(t.join("lower/victim"), b"v").unwrap();
+    std::fs::write(t.join("lower/d/f"), b"f").unwrap();
+    let m = dunnage_overlay::Mount::new(t.join("merged"))
+        .lower(t.join("lower"))
+        .upper(t.join("upper"), t.join("work"));
+    m.mount().unwrap();
+    let _g = dunnage_testsupport::MountGuard::new(t.join("merged"));
+    // A real whiteout is fine...
+    std::fs::remove_file(t.join("merged/victim")).unwrap();
+    write_diff(&t.join("upper"), Vec::new(), &DiffOptions::default()).unwrap();
+    // ...a container's own `.wh.` file is not.
+    std::fs::write(t.join("merged/d/.wh.f"), b"").unwrap();
+    assert_unrepresentable(&t.join("upper"), "d/.wh.f");
+}
+
+/// A writer swapping entries of `dir` for symlinks (to a file and a
+/// directory outside), FIFOs and back, until `stop`.
+fn swapper(dir: &Path, outside: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let dir = dir.to_path_buf();
+    let outside = outside.to_path_buf();
+    std::thread::spawn(move || {
+        let mut rounds = 0u64;
+        let tmp = dir.join("tmp-swap");
+        let fifo =
+            std::ffi::CString::new(dir.join("fifo-swap").into_os_string().into_encoded_bytes())
+                .unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let i = rounds % 4;
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(dir.join("fifo-swap"));
+            match i {
+                0 => {
+                    std::os::unix::fs::symlink(outside.join("secret"), &tmp).unwrap();
+                    let _ = std::fs::rename(&tmp, dir.join("file"));
+                }
+                1 => {
+                    // SAFETY: a valid C string.
+                    unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
+                    let _ = std::fs::rename(dir.join("fifo-swap"), dir.join("file"));
+                }
+                2 => {
+                    std::os::unix::fs::symlink(&outside, &tmp).unwrap();
+                    let _ = std::fs::remove_dir_all(dir.join("sub"));
+                    let _ = std::fs::rename(&tmp, dir.join("sub"));
+                }
+                _ => {
+                    std::fs::write(&tmp, b"plain file").unwrap();
+                    let _ = std::fs::rename(&tmp, dir.join("file"));
+                    let _ = std::fs::remove_file(dir.join("sub"));
+                    let _ = std::fs::create_dir(dir.join("sub"));
+                    let _ = std::fs::write(dir.join("sub/inner"), b"inner");
+                }
+            }
+            rounds += 1;
+        }
+        rounds
+    })
+}
+
+#[test]
+fn a_racing_writer_never_gets_outside_content_into_the_diff() {
+    let t = TempDir::new("ovdiff-race").unwrap();
+    let outside = t.join("outside");
+    let up = t.join("upper");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(up.join("sub")).unwrap();
+    std::fs::write(outside.join("secret"), b"SECRET-FROM-OUTSIDE").unwrap();
+    std::fs::write(outside.join("other"), b"OTHER-OUTSIDE-FILE").unwrap();
+    std::fs::write(up.join("file"), b"plain file").unwrap();
+    for i in 0..20 {
+        std::fs::write(up.join(format!("f{i:02}")), vec![b'x'; 3000]).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = swapper(&up, &outside, stop.clone());
+    // The diffs run in their own thread so that a hang fails the test
+    // instead of blocking it forever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let up2 = up.clone();
+    let differ = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, 0);
+        for _ in 0..300 {
+            match write_diff(&up2, Vec::new(), &DiffOptions::default()) {
+                Ok(tar) => {
+                    for needle in [&b"SECRET-FROM-OUTSIDE"[..], b"OTHER-OUTSIDE-FILE"] {
+                        assert!(
+                            !tar.windows(needle.len()).any(|w| w == needle),
+                            "content from outside the directory in the diff"
+                        );
+                    }
+                    let mut a = tar::Archive::new(&tar[..]);
+                    for e in a.entries().unwrap() {
+                        let e = e.unwrap();
+                        let name = e.path_bytes();
+                        assert!(
+                            !name.starts_with(b"sub/secret") && !name.starts_with(b"sub/other")
+                        );
+                    }
+                    ok += 1;
+                }
+                // A racing writer may make a diff fail; never hang or leak.
+                Err(e) => {
+                    if failed < 5 {
+                        eprintln!("diff failed under the race: {e}");
+                    }
+                    failed += 1
+                }
+            }
+        }
+        tx.send((ok, failed)).unwrap();
+    });
+    let result = rx.recv_timeout(std::time::Duration::from_secs(300));
+    stop.store(true, Ordering::Relaxed);
+    let rounds = writer.join().unwrap();
+    let (ok, failed) = result.expect("diffs hung under a racing writer");
+    differ.join().unwrap();
+    eprintln!("{ok} diffs written, {failed} failed, {rounds} swaps");
+    assert!(ok > 0);
+}
