@@ -315,3 +315,71 @@ fn a_racing_writer_never_gets_outside_content_into_the_diff() {
     eprintln!("{ok} diffs written, {failed} failed, {rounds} swaps");
     assert!(ok > 0);
 }
+
+#[test]
+fn apply_takes_only_empty_regular_files_as_whiteouts() {
+    use common::RawTar;
+    use tar::EntryType;
+    let t = TempDir::new("ovdiff-apply-wh").unwrap();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        (
+            ".wh.victim",
+            RawTar::new().file(".wh.victim", b"data").finish(),
+        ),
+        ("d/.wh..wh..opq", {
+            let mut r = RawTar::new();
+            r.dir("d/").file("d/.wh..wh..opq", b"x");
+            r.finish()
+        }),
+        (".wh.nested/", RawTar::new().dir(".wh.nested/").finish()),
+        (
+            ".wh.sym",
+            RawTar::new().symlink(".wh.sym", "victim").finish(),
+        ),
+        (
+            ".wh.fifo",
+            RawTar::new()
+                .raw_entry(b".wh.fifo", EntryType::Fifo, 0o644, b"", b"")
+                .finish(),
+        ),
+        (".wh.link", {
+            let mut r = RawTar::new();
+            r.file("plain", b"").hardlink(".wh.link", "plain");
+            r.finish()
+        }),
+    ];
+    for (i, (name, tar)) in bad.iter().enumerate() {
+        let root = t.join(format!("r{i}"));
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("victim"), b"keep").unwrap();
+        std::fs::write(root.join("d/f"), b"keep").unwrap();
+        std::fs::create_dir(root.join("nested")).unwrap();
+        match apply_layer(&tar[..], &root, &NO_OWNER) {
+            Err(Error::BadEntry { path, reason }) => {
+                assert_eq!(path, *name);
+                assert!(reason.contains("empty regular file"), "{reason}");
+            }
+            other => panic!("{name}: expected BadEntry, got {other:?}"),
+        }
+        // Nothing below was lost.
+        assert_eq!(std::fs::read(root.join("victim")).unwrap(), b"keep");
+        assert_eq!(std::fs::read(root.join("d/f")).unwrap(), b"keep");
+        assert!(root.join("nested").is_dir());
+    }
+}
+
+#[test]
+fn apply_still_takes_empty_whiteouts_and_docker_whiteout_hardlinks() {
+    require_root!();
+    use common::RawTar;
+    let t = TempDir::new("ovdiff-apply-wh-ok").unwrap();
+    let mut r = RawTar::new();
+    r.file(".wh.a", b"")
+        .hardlink(".wh.b", ".wh.a")
+        .dir("d/")
+        .file("d/.wh..wh..opq", b"");
+    let root = t.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let stats = apply_layer(&r.finish()[..], &root, &ApplyOptions::default()).unwrap();
+    assert_eq!((stats.whiteouts, stats.opaque_dirs), (2, 1));
+}
