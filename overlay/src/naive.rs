@@ -5,13 +5,18 @@
 //! Both views are read-only overlay mounts in a private temporary
 //! directory: the old one of the lowers alone, the new one with the upper
 //! directory as its top-most lower. Entries that differ in type, mode,
-//! owner, size, mtime, device or link target are written; entries only in
-//! the old view become whiteouts; unchanged parents of changed entries are
-//! written before them.
+//! owner, link count, xattrs, size, mtime, device or link target are
+//! written, and so are regular files whose data the upper directory holds
+//! (copied up whole, not metacopy) when their content differs although size
+//! and mtime agree; entries only in the old view become whiteouts;
+//! unchanged parents of changed entries are written before them. A new
+//! hardlink to a lower file changes the link count of every name of the
+//! inode, so all are written, the later ones as tar hardlinks.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +25,7 @@ use crate::diff::write_path_entry;
 use crate::error::{Result, io_err};
 use crate::mount::{Mount, MountOptions, unmount};
 use crate::tarwrite::TarWriter;
-use crate::whiteout::{XattrNamespace, list_xattrs};
+use crate::whiteout::{XattrNamespace, is_metacopy, is_overlay_xattr, list_xattrs, read_xattr};
 
 /// Whether any entry below `upper` carries a redirect or metacopy xattr.
 pub(crate) fn needs_lowers(upper: &Path, ns: XattrNamespace) -> Result<bool> {
@@ -47,6 +52,7 @@ pub(crate) fn write_naive_diff<W: Write>(upper: &Path, lowers: &[PathBuf], out: 
     let views = Views::mount(upper, lowers)?;
     let mut cmp = Compare {
         w: TarWriter::new(out),
+        upper: upper.to_path_buf(),
         pending: Vec::new(),
     };
     cmp.dir(Some(&views.before()), &views.after(), b"")?;
@@ -108,6 +114,8 @@ impl Drop for Views {
 
 struct Compare<W: Write> {
     w: TarWriter<W>,
+    /// The upper directory diffed.
+    upper: PathBuf,
     /// Directories on the current path not written yet.
     pending: Vec<(PathBuf, Vec<u8>)>,
 }
@@ -146,7 +154,9 @@ impl<W: Write> Compare<W> {
                 }
                 (Some(om), Some(nm)) => {
                     let before = self.pending.len();
-                    if differs(&om, &nm, o.as_deref(), &n)? {
+                    let old_path = o.as_deref().unwrap_or(&n);
+                    let upper_data = nm.is_file() && upper_has_data(&self.upper, &child_rel)?;
+                    if differs(&om, &nm, old_path, &n, upper_data)? {
                         self.flush()?;
                         write_path_entry(&mut self.w, &n, &child_rel)?;
                     } else if nm.is_dir() {
@@ -177,39 +187,105 @@ impl<W: Write> Compare<W> {
     }
 }
 
-/// Whether an entry changed between the views.
+/// Whether an entry changed between the views: type, mode, owner, link
+/// count (a new hardlink to a lower file), xattrs; for non-directories
+/// also size, mtime, device and link target; and the content of a regular
+/// file whose data was copied up (`upper_data`) even when size and mtime
+/// agree (a same-size edit with its mtime set back).
 fn differs(
     om: &std::fs::Metadata,
     nm: &std::fs::Metadata,
-    old: Option<&Path>,
+    old: &Path,
     new: &Path,
+    upper_data: bool,
 ) -> Result<bool> {
-    let ot = om.mode() & libc::S_IFMT;
-    if ot != nm.mode() & libc::S_IFMT
-        || om.mode() != nm.mode()
-        || om.uid() != nm.uid()
-        || om.gid() != nm.gid()
-    {
+    if om.mode() != nm.mode() || om.uid() != nm.uid() || om.gid() != nm.gid() {
+        return Ok(true);
+    }
+    if content_xattrs(old)? != content_xattrs(new)? {
         return Ok(true);
     }
     if om.is_dir() {
         return Ok(false);
     }
-    if om.size() != nm.size()
+    if om.nlink() != nm.nlink()
+        || om.size() != nm.size()
         || om.mtime() != nm.mtime()
         || om.mtime_nsec() != nm.mtime_nsec()
         || om.rdev() != nm.rdev()
     {
         return Ok(true);
     }
-    if om.file_type().is_symlink()
-        && let Some(old) = old
-    {
+    if om.file_type().is_symlink() {
         let a = std::fs::read_link(old).map_err(io_err("readlink", old))?;
         let b = std::fs::read_link(new).map_err(io_err("readlink", new))?;
         return Ok(a != b);
     }
+    if om.file_type().is_file() && upper_data {
+        return Ok(!same_content(old, new)?);
+    }
     Ok(false)
+}
+
+/// An xattr's name and value (`None`: removed since it was listed).
+type Xattr = (Vec<u8>, Option<Vec<u8>>);
+
+/// The xattrs a layer records (overlay's own and SELinux labels left out),
+/// sorted.
+fn content_xattrs(path: &Path) -> Result<Vec<Xattr>> {
+    let mut out = Vec::new();
+    for name in list_xattrs(path)? {
+        if is_overlay_xattr(&name) || name == b"security.selinux" {
+            continue;
+        }
+        let value = read_xattr(path, &String::from_utf8_lossy(&name))?;
+        out.push((name, value));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether two regular files of the same size hold the same bytes.
+fn same_content(a: &Path, b: &Path) -> Result<bool> {
+    use std::io::Read;
+    let open = |p: &Path| std::fs::File::open(p).map_err(io_err("open", p));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    loop {
+        let na = read_full(&mut fa, &mut ba).map_err(io_err("read", a))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(io_err("read", b))?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+    fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Whether the upper directory holds the data of the regular file `rel`
+/// (it was copied up whole, not as a metacopy).
+fn upper_has_data(upper: &Path, rel: &[u8]) -> Result<bool> {
+    let p = upper.join(std::ffi::OsStr::from_bytes(rel));
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.is_file() => Ok(!is_metacopy(&p, XattrNamespace::Trusted)?),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(false),
+        Err(e) => Err(io_err("lstat", &p)(e)),
+    }
 }
 
 fn lstat(p: &Path) -> Result<Option<std::fs::Metadata>> {
