@@ -60,12 +60,12 @@ pub(crate) fn write_naive_diff<W: Write>(upper: &Path, lowers: &[PathBuf], out: 
 }
 
 /// The two read-only views, unmounted and removed on drop.
-struct Views {
+pub(crate) struct Views {
     dir: PathBuf,
 }
 
 impl Views {
-    fn mount(upper: &Path, lowers: &[PathBuf]) -> Result<Views> {
+    pub(crate) fn mount(upper: &Path, lowers: &[PathBuf]) -> Result<Views> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir =
@@ -95,11 +95,11 @@ impl Views {
         Ok(views)
     }
 
-    fn before(&self) -> PathBuf {
+    pub(crate) fn before(&self) -> PathBuf {
         self.dir.join("old")
     }
 
-    fn after(&self) -> PathBuf {
+    pub(crate) fn after(&self) -> PathBuf {
         self.dir.join("new")
     }
 }
@@ -156,7 +156,7 @@ impl<W: Write> Compare<W> {
                     let before = self.pending.len();
                     let old_path = o.as_deref().unwrap_or(&n);
                     let upper_data = nm.is_file() && upper_has_data(&self.upper, &child_rel)?;
-                    if differs(&om, &nm, old_path, &n, upper_data)? {
+                    if differs(&om, &nm, old_path, &n, upper_data, true)? {
                         self.flush()?;
                         write_path_entry(&mut self.w, &n, &child_rel)?;
                     } else if nm.is_dir() {
@@ -191,13 +191,15 @@ impl<W: Write> Compare<W> {
 /// count (a new hardlink to a lower file), xattrs; for non-directories
 /// also size, mtime, device and link target; and the content of a regular
 /// file whose data was copied up (`upper_data`) even when size and mtime
-/// agree (a same-size edit with its mtime set back).
-fn differs(
+/// agree (a same-size edit with its mtime set back). Link counts are
+/// compared only when `links`.
+pub(crate) fn differs(
     om: &std::fs::Metadata,
     nm: &std::fs::Metadata,
     old: &Path,
     new: &Path,
     upper_data: bool,
+    links: bool,
 ) -> Result<bool> {
     if om.mode() != nm.mode() || om.uid() != nm.uid() || om.gid() != nm.gid() {
         return Ok(true);
@@ -208,7 +210,7 @@ fn differs(
     if om.is_dir() {
         return Ok(false);
     }
-    if om.nlink() != nm.nlink()
+    if (links && om.nlink() != nm.nlink())
         || om.size() != nm.size()
         || om.mtime() != nm.mtime()
         || om.mtime_nsec() != nm.mtime_nsec()
@@ -277,7 +279,7 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
 
 /// Whether the upper directory holds the data of the regular file `rel`
 /// (it was copied up whole, not as a metacopy).
-fn upper_has_data(upper: &Path, rel: &[u8]) -> Result<bool> {
+pub(crate) fn upper_has_data(upper: &Path, rel: &[u8]) -> Result<bool> {
     let p = upper.join(std::ffi::OsStr::from_bytes(rel));
     match std::fs::symlink_metadata(&p) {
         Ok(m) if m.is_file() => Ok(!is_metacopy(&p, XattrNamespace::Trusted)?),
