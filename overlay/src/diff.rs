@@ -259,25 +259,27 @@ pub(crate) fn entry<W: Write>(
 }
 
 /// Write the entry at `path` (a merged view of ours) named `rel`; the
-/// directory's fd when it is one.
+/// directory's fd when it is one. Errors name `shown/rel` (the upper
+/// directory the view shows).
 pub(crate) fn write_path_entry<W: Write>(
     w: &mut TarWriter<W>,
     path: &Path,
     rel: &[u8],
+    shown: &Path,
 ) -> Result<Option<OwnedFd>> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().unwrap_or(OsStr::new("."));
     let dir = open_dir_path(parent)?;
     let ctx = Ctx {
-        root: parent,
+        root: shown,
         ns: XattrNamespace::Trusted,
     };
     entry(w, dir.as_fd(), name, rel, &ctx)
 }
 
-/// The xattrs of an opened entry (names and values), read through
-/// `/proc/self/fd/N`: an `O_PATH` fd has no xattr calls of its own.
-pub(crate) fn fd_xattrs(o: &Opened, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// The xattr names of an opened entry, read through `/proc/self/fd/N`: an
+/// `O_PATH` fd has no xattr calls of its own.
+pub(crate) fn fd_xattr_names(o: &Opened, path: &Path) -> Result<Vec<Vec<u8>>> {
     let proc = format!("/proc/self/fd/{}", o.fd.as_raw_fd());
     let proc = proc.as_str();
     let mut buf = vec![0u8; 1024];
@@ -293,8 +295,20 @@ pub(crate) fn fd_xattrs(o: &Opened, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>
             Err(e) => return Err(errno("listxattr", path)(e)),
         }
     };
+    Ok(buf[..n]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// The xattrs of an opened entry (names and values), sorted.
+pub(crate) fn fd_xattrs(o: &Opened, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let proc = format!("/proc/self/fd/{}", o.fd.as_raw_fd());
+    let proc = proc.as_str();
     let mut out = Vec::new();
-    for name in buf[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+    for name in fd_xattr_names(o, path)? {
+        let name = name.as_slice();
         let mut val = vec![0u8; 256];
         loop {
             match rustix::fs::getxattr(proc, OsStr::from_bytes(name), &mut val[..]) {

@@ -19,28 +19,49 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::diff::write_path_entry;
-use crate::error::{Result, io_err};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fs::OFlags;
+
+use crate::diff::{
+    display, fd_xattr_names, join, open_dir_path, open_entry, reopen, write_path_entry,
+};
+use crate::error::{Result, errno, io_err};
 use crate::mount::{Mount, MountOptions, unmount};
+use crate::root::dir_names;
 use crate::tarwrite::TarWriter;
 use crate::whiteout::{XattrNamespace, is_metacopy, is_overlay_xattr, list_xattrs, read_xattr};
 
 /// Whether any entry below `upper` carries a redirect or metacopy xattr.
+/// Walks by directory fds without following symlinks, as the diff does.
 pub(crate) fn needs_lowers(upper: &Path, ns: XattrNamespace) -> Result<bool> {
-    for entry in std::fs::read_dir(upper).map_err(io_err("readdir", upper))? {
-        let path = entry.map_err(io_err("readdir", upper))?.path();
-        let names = list_xattrs(&path)?;
-        if names
+    let marks = [ns.redirect().as_bytes(), ns.metacopy().as_bytes()];
+    let level =
+        |fd: OwnedFd, rel: Vec<u8>| -> Result<(OwnedFd, Vec<u8>, std::vec::IntoIter<OsString>)> {
+            let names = dir_names(fd.as_fd()).map_err(errno("getdents", &display(upper, &rel)))?;
+            Ok((fd, rel, names.into_iter()))
+        };
+    let mut stack = vec![level(open_dir_path(upper)?, Vec::new())?];
+    while let Some((dir, rel, names)) = stack.last_mut() {
+        let Some(name) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let child = join(rel, name.as_bytes());
+        let path = display(upper, &child);
+        let Some(o) = open_entry(dir.as_fd(), &name, &path)? else {
+            continue;
+        };
+        if fd_xattr_names(&o, &path)?
             .iter()
-            .any(|n| n == ns.redirect().as_bytes() || n == ns.metacopy().as_bytes())
+            .any(|n| marks.contains(&n.as_slice()))
         {
             return Ok(true);
         }
-        let meta = std::fs::symlink_metadata(&path).map_err(io_err("lstat", &path))?;
-        if meta.is_dir() && needs_lowers(&path, ns)? {
-            return Ok(true);
+        if o.st.kind() == libc::S_IFDIR {
+            let sub = reopen(&o, OFlags::DIRECTORY, &path)?;
+            stack.push(level(sub, child)?);
         }
     }
     Ok(false)
@@ -66,14 +87,20 @@ pub(crate) struct Views {
 
 impl Views {
     pub(crate) fn mount(upper: &Path, lowers: &[PathBuf]) -> Result<Views> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("dunnage-overlay-naive-{}-{n}", std::process::id()));
+        use std::os::unix::fs::DirBuilderExt;
+        // A fresh name, created exclusively (an existing name or a planted
+        // symlink fails the mkdir), private to root.
+        let name = dunnage_base::rand::random_hex(8)
+            .map_err(io_err("getrandom", &std::env::temp_dir()))?;
+        let dir = std::env::temp_dir().join(format!("dunnage-overlay-naive-{name}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("mkdir", &dir))?;
         let views = Views { dir };
         for d in ["old", "new", "empty"] {
             let p = views.dir.join(d);
-            std::fs::create_dir_all(&p).map_err(io_err("mkdir", &p))?;
+            std::fs::create_dir(&p).map_err(io_err("mkdir", &p))?;
         }
         let options = MountOptions {
             metacopy: Some(true),
@@ -147,7 +174,7 @@ impl<W: Write> Compare<W> {
                 }
                 (None, Some(nm)) => {
                     self.flush()?;
-                    write_path_entry(&mut self.w, &n, &child_rel)?;
+                    write_path_entry(&mut self.w, &n, &child_rel, &self.upper)?;
                     if nm.is_dir() {
                         self.dir(None, &n, &child_rel)?;
                     }
@@ -158,7 +185,7 @@ impl<W: Write> Compare<W> {
                     let upper_data = nm.is_file() && upper_has_data(&self.upper, &child_rel)?;
                     if differs(&om, &nm, old_path, &n, upper_data, true)? {
                         self.flush()?;
-                        write_path_entry(&mut self.w, &n, &child_rel)?;
+                        write_path_entry(&mut self.w, &n, &child_rel, &self.upper)?;
                     } else if nm.is_dir() {
                         self.pending.push((n.clone(), child_rel.clone()));
                     }
@@ -181,7 +208,7 @@ impl<W: Write> Compare<W> {
     /// Write the pending parent directories.
     fn flush(&mut self) -> Result<()> {
         for (path, rel) in std::mem::take(&mut self.pending) {
-            write_path_entry(&mut self.w, &path, &rel)?;
+            write_path_entry(&mut self.w, &path, &rel, &self.upper)?;
         }
         Ok(())
     }
@@ -303,12 +330,4 @@ fn names_of(dir: &Path) -> Result<BTreeSet<OsString>> {
         .map_err(io_err("readdir", dir))?
         .map(|e| e.map(|e| e.file_name()).map_err(io_err("readdir", dir)))
         .collect()
-}
-
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        name.to_vec()
-    } else {
-        [rel, b"/", name].concat()
-    }
 }

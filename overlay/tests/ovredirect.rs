@@ -219,3 +219,34 @@ fn redirect_and_metacopy_diffs_applied_over_the_lowers_equal_the_mounted_view() 
     }
     assert!(failed.is_empty(), "failed: {failed:?}");
 }
+
+#[test]
+fn names_a_layer_cannot_carry_fail_the_redirect_diff_naming_the_upper_path() {
+    require_root!();
+    let t = TempDir::new("ovredirect-names").unwrap();
+    let base = t.path();
+    for d in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir_all(base.join(d)).unwrap();
+    }
+    lower(&base.join("lower"));
+    let merged = base.join("merged");
+    let mut m = Mount::new(&merged)
+        .lower(base.join("lower"))
+        .upper(base.join("upper"), base.join("work"));
+    m.options = MountOptions::parse("redirect_dir=on,metacopy=on").unwrap();
+    m.mount().unwrap();
+    let guard = MountGuard::new(&merged);
+    mv(&merged);
+    std::fs::write(merged.join("newdir/.wh.top"), b"").unwrap();
+    drop(guard);
+    let opts = DiffOptions {
+        lowers: vec![base.join("lower")],
+        ..Default::default()
+    };
+    match write_diff(&base.join("upper"), Vec::new(), &opts) {
+        Err(dunnage_overlay::Error::UnrepresentableName { path }) => {
+            assert_eq!(path, base.join("upper/newdir/.wh.top"));
+        }
+        other => panic!("expected UnrepresentableName, got {other:?}"),
+    }
+}
