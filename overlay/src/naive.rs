@@ -277,7 +277,23 @@ fn content_xattrs(path: &Path) -> Result<Vec<Xattr>> {
 /// Whether two regular files of the same size hold the same bytes.
 fn same_content(a: &Path, b: &Path) -> Result<bool> {
     use std::io::Read;
-    let open = |p: &Path| std::fs::File::open(p).map_err(io_err("open", p));
+    // Never follow a symlink or block on a FIFO swapped in since the lstat.
+    let open = |p: &Path| -> Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(p)
+            .map_err(io_err("open", p))?;
+        let m = f.metadata().map_err(io_err("fstat", p))?;
+        if !m.is_file() {
+            return Err(crate::error::Error::ChangedDuringDiff {
+                path: p.to_path_buf(),
+                reason: "no longer a regular file",
+            });
+        }
+        Ok(f)
+    };
     let (mut fa, mut fb) = (open(a)?, open(b)?);
     let (mut ba, mut bb) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
     loop {
