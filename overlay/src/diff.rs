@@ -1,7 +1,9 @@
 //! Diff: an upper directory (overlay form) -> an OCI layer tar.
 //!
 //! Whiteouts become `.wh.NAME` (empty regular files, mode 0600), an opaque
-//! directory is written as the directory then `DIR/.wh..wh..opq`, files
+//! directory is written as the directory then `DIR/.wh..wh..opq` (its
+//! owner and permission bits, time 0, as Docker writes it), header modes
+//! carry the file type bits as Go's archive/tar writes them, files
 //! that share an inode become hardlinks (whiteouts excepted: the kernel may
 //! share one whiteout inode), names are sorted bytewise and written depth
 //! first, long names, xattrs and times ustar cannot hold (before 1970)
@@ -223,7 +225,7 @@ pub(crate) fn entry<W: Write>(
             )?;
             if opaque {
                 let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
-                w.marker(&marker, &st, st.mode & 0o7777)?;
+                w.opaque_marker(&marker, &st)?;
             }
             return Ok(Some(sub));
         }

@@ -95,8 +95,8 @@ impl<W: Write> TarWriter<W> {
         self.write_header(h, &whiteout_name(rel), None, &[], None)
     }
 
-    /// A whiteout or opaque marker named `name`: an empty regular file with
-    /// the owner and time of `st` and mode `mode`.
+    /// A whiteout named `name` for the overlay whiteout described by `st`:
+    /// an empty regular file with its owner and time and mode `mode`.
     pub(crate) fn marker(&mut self, name: &[u8], st: &EntryStat, mode: u32) -> Result<()> {
         let mut h = Header::new_ustar();
         h.set_mode(mode);
@@ -106,6 +106,20 @@ impl<W: Write> TarWriter<W> {
         h.set_entry_type(EntryType::Regular);
         h.set_size(0);
         self.write_header(h, name, None, &[], time.as_deref())
+    }
+
+    /// The opaque marker `name` of the directory described by `st`, as
+    /// Docker writes it: the directory's owner and permission bits (no
+    /// setuid, setgid or sticky bits), time 0.
+    pub(crate) fn opaque_marker(&mut self, name: &[u8], st: &EntryStat) -> Result<()> {
+        let mut h = Header::new_ustar();
+        h.set_mode(st.mode & 0o777);
+        h.set_uid(st.uid.into());
+        h.set_gid(st.gid.into());
+        h.set_mtime(0);
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(0);
+        self.write_header(h, name, None, &[], None)
     }
 
     /// The header (and PAX header) of an entry described by `st`.
@@ -119,7 +133,8 @@ impl<W: Write> TarWriter<W> {
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<()> {
         let mut h = Header::new_ustar();
-        h.set_mode(st.mode & 0o7777);
+        // The file type bits too, as Go's archive/tar (Docker) writes them.
+        h.set_mode(st.mode & (libc::S_IFMT | 0o7777));
         h.set_uid(st.uid.into());
         h.set_gid(st.gid.into());
         let time = set_time(&mut h, st);
