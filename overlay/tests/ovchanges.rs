@@ -335,3 +335,55 @@ fn entries(tar: &[u8]) -> Vec<String> {
     }
     out
 }
+
+/// Without docker: the rules docker follows, on our own overlay mount.
+#[test]
+fn changes_list_hidden_children_of_opaque_dirs_and_skip_unchanged_copies() {
+    require_root!();
+    let t = TempDir::new("ovchanges-opaque").unwrap();
+    for d in [
+        "lower/opq/b",
+        "lower/opq/sub",
+        "lower/touched",
+        "upper",
+        "work",
+        "merged",
+    ] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    for f in ["opq/a", "opq/b/c", "opq/sub/x", "touched/f"] {
+        std::fs::write(t.join("lower").join(f), f).unwrap();
+    }
+    let m = Mount::new(t.join("merged"))
+        .lower(t.join("lower"))
+        .upper(t.join("upper"), t.join("work"));
+    m.mount().unwrap();
+    let g = MountGuard::new(t.join("merged"));
+    let merged = t.join("merged");
+    std::fs::remove_dir_all(merged.join("opq")).unwrap();
+    std::fs::create_dir_all(merged.join("opq/sub")).unwrap();
+    std::fs::write(merged.join("opq/sub/new"), b"n").unwrap();
+    std::fs::write(merged.join("touched/tmp"), b"t").unwrap();
+    std::fs::remove_file(merged.join("touched/tmp")).unwrap();
+    drop(g);
+    assert!(
+        t.join("upper/touched").is_dir(),
+        "the directory was copied up"
+    );
+    let got: Vec<String> = changes(&t.join("upper"), &[t.join("lower")])
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "C /opq",
+            "D /opq/a",
+            "D /opq/b",
+            "C /opq/sub",
+            "A /opq/sub/new",
+            "D /opq/sub/x",
+        ]
+    );
+}
