@@ -212,48 +212,78 @@ fn names_a_layer_cannot_carry_fail_the_diff_of_a_real_overlay() {
     assert_unrepresentable(&t.join("upper"), "d/.wh.f");
 }
 
-/// A writer swapping entries of `dir` for symlinks (to a file and a
-/// directory outside), FIFOs and back, until `stop`.
-fn swapper(dir: &Path, outside: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// Victim files the writer swaps.
+const VICTIMS: usize = 16;
+
+/// Make `dir`'s victims: files `vNN`, each with a spare `sNN` to trade
+/// places with (a symlink to a root-only file outside, every fourth a
+/// FIFO), and a directory `sub` with a spare `sublink`, a symlink to a
+/// directory outside.
+fn victims(dir: &Path, outside: &Path) {
+    for i in 0..VICTIMS {
+        std::fs::write(dir.join(format!("v{i:02}")), b"plain file").unwrap();
+        let spare = dir.join(format!("s{i:02}"));
+        if i % 4 == 3 {
+            let c = std::ffi::CString::new(spare.into_os_string().into_encoded_bytes()).unwrap();
+            // SAFETY: a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        } else {
+            std::os::unix::fs::symlink(outside.join("secret"), spare).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/inner"), b"inner").unwrap();
+    std::os::unix::fs::symlink(outside, dir.join("sublink")).unwrap();
+}
+
+/// A writer trading places of each victim and its spare (one atomic
+/// `renameat2(RENAME_EXCHANGE)` each), as fast as it can, until `stop`.
+fn swapper(dir: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     let dir = dir.to_path_buf();
-    let outside = outside.to_path_buf();
     std::thread::spawn(move || {
+        let fd = rustix::fs::open(
+            &dir,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let exchange = |a: &str, b: &str| {
+            rustix::fs::renameat_with(&fd, a, &fd, b, rustix::fs::RenameFlags::EXCHANGE).unwrap();
+        };
         let mut rounds = 0u64;
-        let tmp = dir.join("tmp-swap");
-        let fifo =
-            std::ffi::CString::new(dir.join("fifo-swap").into_os_string().into_encoded_bytes())
-                .unwrap();
         while !stop.load(Ordering::Relaxed) {
-            let i = rounds % 4;
-            let _ = std::fs::remove_file(&tmp);
-            let _ = std::fs::remove_file(dir.join("fifo-swap"));
-            match i {
-                0 => {
-                    std::os::unix::fs::symlink(outside.join("secret"), &tmp).unwrap();
-                    let _ = std::fs::rename(&tmp, dir.join("file"));
-                }
-                1 => {
-                    // SAFETY: a valid C string.
-                    unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
-                    let _ = std::fs::rename(dir.join("fifo-swap"), dir.join("file"));
-                }
-                2 => {
-                    std::os::unix::fs::symlink(&outside, &tmp).unwrap();
-                    let _ = std::fs::remove_dir_all(dir.join("sub"));
-                    let _ = std::fs::rename(&tmp, dir.join("sub"));
-                }
-                _ => {
-                    std::fs::write(&tmp, b"plain file").unwrap();
-                    let _ = std::fs::rename(&tmp, dir.join("file"));
-                    let _ = std::fs::remove_file(dir.join("sub"));
-                    let _ = std::fs::create_dir(dir.join("sub"));
-                    let _ = std::fs::write(dir.join("sub/inner"), b"inner");
-                }
+            let i = rounds as usize % VICTIMS;
+            exchange(&format!("v{i:02}"), &format!("s{i:02}"));
+            if i == 0 {
+                exchange("sub", "sublink");
             }
             rounds += 1;
         }
         rounds
     })
+}
+
+/// What of outside the directory a diff holds, if anything.
+fn leak(tar: &[u8]) -> Option<String> {
+    for needle in [&b"SECRET-FROM-OUTSIDE"[..], b"OTHER-OUTSIDE-FILE"] {
+        if tar.windows(needle.len()).any(|w| w == needle) {
+            return Some(format!(
+                "content of a file outside the directory in the diff: {}",
+                String::from_utf8_lossy(needle)
+            ));
+        }
+    }
+    let mut a = tar::Archive::new(tar);
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        if name.starts_with("sub/secret") || name.starts_with("sub/other") {
+            return Some(format!(
+                "an entry of a directory outside in the diff: {name}"
+            ));
+        }
+    }
+    None
 }
 
 #[test]
@@ -262,37 +292,24 @@ fn a_racing_writer_never_gets_outside_content_into_the_diff() {
     let outside = t.join("outside");
     let up = t.join("upper");
     std::fs::create_dir_all(&outside).unwrap();
-    std::fs::create_dir_all(up.join("sub")).unwrap();
+    std::fs::create_dir_all(&up).unwrap();
     std::fs::write(outside.join("secret"), b"SECRET-FROM-OUTSIDE").unwrap();
     std::fs::write(outside.join("other"), b"OTHER-OUTSIDE-FILE").unwrap();
-    std::fs::write(up.join("file"), b"plain file").unwrap();
-    for i in 0..20 {
-        std::fs::write(up.join(format!("f{i:02}")), vec![b'x'; 3000]).unwrap();
-    }
+    victims(&up, &outside);
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = swapper(&up, &outside, stop.clone());
+    let writer = swapper(&up, stop.clone());
     // The diffs run in their own thread so that a hang fails the test
     // instead of blocking it forever.
     let (tx, rx) = std::sync::mpsc::channel();
     let up2 = up.clone();
     let differ = std::thread::spawn(move || {
         let (mut ok, mut failed) = (0, 0);
-        for _ in 0..300 {
+        for _ in 0..1000 {
             match write_diff(&up2, Vec::new(), &DiffOptions::default()) {
                 Ok(tar) => {
-                    for needle in [&b"SECRET-FROM-OUTSIDE"[..], b"OTHER-OUTSIDE-FILE"] {
-                        assert!(
-                            !tar.windows(needle.len()).any(|w| w == needle),
-                            "content from outside the directory in the diff"
-                        );
-                    }
-                    let mut a = tar::Archive::new(&tar[..]);
-                    for e in a.entries().unwrap() {
-                        let e = e.unwrap();
-                        let name = e.path_bytes();
-                        assert!(
-                            !name.starts_with(b"sub/secret") && !name.starts_with(b"sub/other")
-                        );
+                    if let Some(leak) = leak(&tar) {
+                        let _ = tx.send(Err(leak));
+                        return;
                     }
                     ok += 1;
                 }
@@ -305,12 +322,16 @@ fn a_racing_writer_never_gets_outside_content_into_the_diff() {
                 }
             }
         }
-        tx.send((ok, failed)).unwrap();
+        let _ = tx.send(Ok((ok, failed)));
     });
-    let result = rx.recv_timeout(std::time::Duration::from_secs(300));
+    let result = rx.recv_timeout(std::time::Duration::from_secs(120));
     stop.store(true, Ordering::Relaxed);
     let rounds = writer.join().unwrap();
-    let (ok, failed) = result.expect("diffs hung under a racing writer");
+    let (ok, failed) = match result {
+        Ok(Ok(counts)) => counts,
+        Ok(Err(leak)) => panic!("{leak}"),
+        Err(_) => panic!("diffs hung under a racing writer"),
+    };
     differ.join().unwrap();
     eprintln!("{ok} diffs written, {failed} failed, {rounds} swaps");
     assert!(ok > 0);
