@@ -60,7 +60,7 @@ pub struct DiffOptions {
 /// return `out` once the end-of-archive marker is written.
 ///
 /// Fails with [`Error::UnrepresentableName`] for an entry named `.wh.*`
-/// that is not an overlay whiteout, and with [`Error::InvalidMount`] for
+/// that is not an overlay whiteout, and with [`Error::NeedsLowers`] for
 /// redirect or metacopy marks when no lowers are given.
 pub fn write_diff<W: Write>(upper: &Path, out: W, opts: &DiffOptions) -> Result<W> {
     let ns = XattrNamespace::for_userxattr(opts.userxattr);
@@ -200,10 +200,7 @@ pub(crate) fn entry<W: Write>(
         .iter()
         .any(|(n, _)| n == ctx.ns.redirect().as_bytes() || n == ctx.ns.metacopy().as_bytes())
     {
-        return Err(Error::InvalidMount(format!(
-            "{} holds a redirect or metacopy xattr; pass DiffOptions::lowers to diff it",
-            path.display()
-        )));
+        return Err(Error::NeedsLowers { path });
     }
     let opaque = all
         .iter()

@@ -86,6 +86,14 @@ pub enum Error {
         /// The entry, below the directory diffed.
         path: PathBuf,
     },
+    /// An upper directory holds `redirect_dir` or `metacopy` marks (its
+    /// content lives partly in the lowers) and no lowers were given to diff
+    /// it against ([`DiffOptions::lowers`](crate::DiffOptions::lowers)).
+    #[error("{path} holds a redirect or metacopy xattr; pass DiffOptions::lowers to diff it")]
+    NeedsLowers {
+        /// The entry with the mark.
+        path: PathBuf,
+    },
     /// An entry changed while it was being archived (a file shrank, or a
     /// reopened entry is no longer the inode examined).
     #[error("{path} changed while it was archived: {reason}")]
