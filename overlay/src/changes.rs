@@ -26,6 +26,12 @@
 //! (needs mount privilege) and the whole tree is compared, so a renamed
 //! directory is listed as deleted under its old name and added, with all
 //! its children, under its new one.
+//!
+//! Unlike [`write_diff`](crate::write_diff), this walk goes by path: list
+//! the changes of a paused or stopped container. A writer swapping a
+//! directory for a symlink while it runs can make names from outside the
+//! upper directory appear in the list (never file contents: compared files
+//! are opened with `O_NOFOLLOW | O_NONBLOCK`).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
