@@ -27,21 +27,29 @@
 //! directory is listed as deleted under its old name and added, with all
 //! its children, under its new one.
 //!
-//! Unlike [`write_diff`](crate::write_diff), this walk goes by path: list
-//! the changes of a paused or stopped container. A writer swapping a
-//! directory for a symlink while it runs can make names from outside the
-//! upper directory appear in the list (never file contents: compared files
-//! are opened with `O_NOFOLLOW | O_NONBLOCK`).
+//! Like [`write_diff`](crate::write_diff), the walk never follows a
+//! symlink: every path is opened component by component below its root's
+//! fd with `O_PATH | O_NOFOLLOW`, metadata, xattrs, link targets and
+//! contents are read from those fds, so a writer swapping entries of a
+//! running container's upper directory for symlinks or FIFOs cannot make
+//! anything from outside appear in the list, nor hang it.
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, io_err};
-use crate::naive::{Views, differs, needs_lowers, upper_has_data};
-use crate::whiteout::{XattrNamespace, is_opaque, is_whiteout};
+use rustix::fs::{AtFlags, OFlags};
+use rustix::io::Errno;
+
+use crate::diff::{
+    Opened, display, fd_xattr_names, fd_xattrs, join, open_dir_path, open_entry, reopen,
+};
+use crate::error::{Result, errno};
+use crate::naive::{Views, needs_lowers, same_files};
+use crate::root::dir_names;
+use crate::whiteout::{XattrNamespace, is_overlay_xattr};
 
 /// What happened to a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,95 +96,168 @@ impl std::fmt::Display for Change {
 /// compared through overlay mounts, which needs mount privilege.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
     let mut cmp = Compare {
-        upper,
+        upper: Root::open(upper)?,
         prune: true,
         out: Vec::new(),
     };
     if !lowers.is_empty() && needs_lowers(upper, XattrNamespace::Trusted)? {
         let views = Views::mount(upper, lowers)?;
         cmp.prune = false;
-        cmp.dir(&Mounted(views.before()), &Mounted(views.after()), b"", true)?;
+        let before = Mounted(Root::open(&views.before())?);
+        let after = Mounted(Root::open(&views.after())?);
+        cmp.dir(&before, &after, b"", true)?;
     } else {
-        let layers: Vec<PathBuf> = std::iter::once(upper.to_path_buf())
-            .chain(lowers.iter().cloned())
-            .collect();
-        cmp.dir(&Layered(lowers), &Layered(&layers), b"", true)?;
+        let open_all = |dirs: &[PathBuf]| -> Result<Vec<Root>> {
+            dirs.iter().map(|d| Root::open(d)).collect()
+        };
+        let before = open_all(lowers)?;
+        let mut after = vec![Root::open(upper)?];
+        after.extend(open_all(lowers)?);
+        cmp.dir(&Layered(before), &Layered(after), b"", true)?;
     }
     let mut out = cmp.out;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
+/// A directory tree read below its root's fd.
+struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// Where a path leads in one tree.
+enum Walk {
+    /// Nothing there; `true` when an ancestor is an opaque directory.
+    Missing(bool),
+    /// A whiteout, or below a whiteout or non-directory (layers only).
+    Hidden,
+    /// An entry, and whether an ancestor is an opaque directory.
+    Found(Opened, bool),
+}
+
+impl Root {
+    fn open(path: &Path) -> Result<Root> {
+        Ok(Root {
+            fd: open_dir_path(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open `rel` (not empty) component by component with `O_PATH |
+    /// O_NOFOLLOW`; with `layer`, whiteouts hide and opaque marks count.
+    fn walk(&self, rel: &[u8], layer: bool) -> Result<Walk> {
+        let mut parent: Option<Opened> = None;
+        let mut opaque_above = false;
+        let mut end = 0;
+        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+        for (i, comp) in comps.iter().enumerate() {
+            end += comp.len() + usize::from(i > 0);
+            let shown = display(&self.path, &rel[..end]);
+            let dir = match &parent {
+                Some(o) => o.fd.as_fd(),
+                None => self.fd.as_fd(),
+            };
+            let Some(o) = open_entry(dir, OsStr::from_bytes(comp), &shown)? else {
+                return Ok(Walk::Missing(opaque_above));
+            };
+            if layer && is_whiteout_st(&o) {
+                return Ok(Walk::Hidden);
+            }
+            if i + 1 == comps.len() {
+                return Ok(Walk::Found(o, opaque_above));
+            }
+            if o.st.kind() != libc::S_IFDIR {
+                return Ok(Walk::Hidden);
+            }
+            if layer {
+                opaque_above |= is_opaque_fd(&o, &shown)?;
+            }
+            parent = Some(o);
+        }
+        Ok(Walk::Missing(opaque_above))
+    }
+
+    /// The names in the directory `dir` (the root when `None`), each with
+    /// whether it is a whiteout.
+    fn names(&self, dir: Option<&Opened>, rel: &[u8]) -> Result<Vec<(OsString, bool)>> {
+        let shown = display(&self.path, rel);
+        let reopened;
+        let fd = match dir {
+            None => self.fd.as_fd(),
+            Some(o) => {
+                reopened = reopen(o, OFlags::DIRECTORY, &shown)?;
+                reopened.as_fd()
+            }
+        };
+        let mut out = Vec::new();
+        for name in dir_names(fd).map_err(errno("getdents", &shown))? {
+            let wh = match rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(errno("fstatat", &shown.join(&name))(e)),
+            };
+            out.push((name, wh));
+        }
+        Ok(out)
+    }
+}
+
+fn is_whiteout_st(o: &Opened) -> bool {
+    o.st.kind() == libc::S_IFCHR && o.st.rdev == 0
+}
+
+fn is_opaque_fd(o: &Opened, shown: &Path) -> Result<bool> {
+    let opaque = XattrNamespace::Trusted.opaque().as_bytes();
+    Ok(fd_xattrs(o, shown)?
+        .iter()
+        .any(|(n, v)| n == opaque && v == b"y"))
+}
+
 /// A merged tree, read by relative path.
 trait View {
-    /// The entry at `rel` and a path to read it at; `None` when absent.
-    fn stat(&self, rel: &[u8]) -> Result<Option<(Metadata, PathBuf)>>;
+    /// The entry at `rel` and its path (for messages); `None` when absent.
+    fn stat(&self, rel: &[u8]) -> Result<Option<(Opened, PathBuf)>>;
     /// The names in the directory `rel`.
     fn names(&self, rel: &[u8]) -> Result<BTreeSet<OsString>>;
 }
 
 /// A mounted view.
-struct Mounted(PathBuf);
+struct Mounted(Root);
 
 impl View for Mounted {
-    fn stat(&self, rel: &[u8]) -> Result<Option<(Metadata, PathBuf)>> {
-        let p = at(&self.0, rel);
-        Ok(lstat(&p)?.map(|m| (m, p)))
+    fn stat(&self, rel: &[u8]) -> Result<Option<(Opened, PathBuf)>> {
+        Ok(match self.0.walk(rel, false)? {
+            Walk::Found(o, _) => Some((o, display(&self.0.path, rel))),
+            _ => None,
+        })
     }
 
     fn names(&self, rel: &[u8]) -> Result<BTreeSet<OsString>> {
-        read_names(&at(&self.0, rel))
+        let dir = if rel.is_empty() {
+            None
+        } else {
+            match self.0.walk(rel, false)? {
+                Walk::Found(o, _) if o.st.kind() == libc::S_IFDIR => Some(o),
+                _ => return Ok(BTreeSet::new()),
+            }
+        };
+        let names = self.0.names(dir.as_ref(), rel)?;
+        Ok(names.into_iter().map(|(n, _)| n).collect())
     }
 }
 
 /// Layer directories in overlay form, top first, merged as overlayfs
 /// merges them (whiteouts hide, opaque directories hide what is below).
-struct Layered<'a>(&'a [PathBuf]);
+struct Layered(Vec<Root>);
 
-/// What one layer holds at a path.
-enum Probe {
-    /// Nothing; lower layers are hidden when an ancestor here is opaque.
-    Absent { opaque_above: bool },
-    /// A whiteout, or an ancestor that is a whiteout or not a directory:
-    /// the path does not exist, in this layer or below.
-    Hidden,
-    /// An entry (lower layers hidden below it when an ancestor is opaque).
-    Found(Metadata, PathBuf, bool),
-}
-
-impl Layered<'_> {
-    fn probe(layer: &Path, rel: &[u8]) -> Result<Probe> {
-        let mut opaque_above = false;
-        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
-        let mut p = layer.to_path_buf();
-        for (i, c) in comps.iter().enumerate() {
-            p.push(OsStr::from_bytes(c));
-            let Some(m) = lstat(&p)? else {
-                return Ok(Probe::Absent { opaque_above });
-            };
-            if is_whiteout(&m) {
-                return Ok(Probe::Hidden);
-            }
-            if i + 1 == comps.len() {
-                return Ok(Probe::Found(m, p, opaque_above));
-            }
-            if !m.is_dir() {
-                return Ok(Probe::Hidden);
-            }
-            opaque_above |= is_opaque(&p, XattrNamespace::Trusted)?;
-        }
-        Ok(Probe::Absent { opaque_above })
-    }
-}
-
-impl View for Layered<'_> {
-    fn stat(&self, rel: &[u8]) -> Result<Option<(Metadata, PathBuf)>> {
-        for layer in self.0 {
-            match Self::probe(layer, rel)? {
-                Probe::Hidden => return Ok(None),
-                Probe::Found(m, p, _) => return Ok(Some((m, p))),
-                Probe::Absent { opaque_above: true } => return Ok(None),
-                Probe::Absent { .. } => {}
+impl View for Layered {
+    fn stat(&self, rel: &[u8]) -> Result<Option<(Opened, PathBuf)>> {
+        for layer in &self.0 {
+            match layer.walk(rel, true)? {
+                Walk::Hidden | Walk::Missing(true) => return Ok(None),
+                Walk::Found(o, _) => return Ok(Some((o, display(&layer.path, rel)))),
+                Walk::Missing(false) => {}
             }
         }
         Ok(None)
@@ -185,34 +266,31 @@ impl View for Layered<'_> {
     fn names(&self, rel: &[u8]) -> Result<BTreeSet<OsString>> {
         let mut names = BTreeSet::new();
         let mut hidden = BTreeSet::new();
-        for layer in self.0 {
-            let (dir, opaque_above) = if rel.is_empty() {
-                (layer.to_path_buf(), false)
+        for layer in &self.0 {
+            let (dir, stop) = if rel.is_empty() {
+                (None, false)
             } else {
-                match Self::probe(layer, rel)? {
-                    Probe::Hidden => break,
-                    Probe::Absent { opaque_above } => {
-                        if opaque_above {
-                            break;
-                        }
-                        continue;
+                match layer.walk(rel, true)? {
+                    Walk::Hidden | Walk::Missing(true) => break,
+                    Walk::Missing(false) => continue,
+                    Walk::Found(o, _) if o.st.kind() != libc::S_IFDIR => break,
+                    Walk::Found(o, opaque_above) => {
+                        let opaque = is_opaque_fd(&o, &display(&layer.path, rel))?;
+                        (Some(o), opaque_above || opaque)
                     }
-                    Probe::Found(m, _, _) if !m.is_dir() => break,
-                    Probe::Found(_, p, opaque_above) => (p, opaque_above),
                 }
             };
-            for name in read_names(&dir)? {
+            for (name, wh) in layer.names(dir.as_ref(), rel)? {
                 if hidden.contains(&name) || names.contains(&name) {
                     continue;
                 }
-                let p = dir.join(&name);
-                if lstat(&p)?.is_some_and(|m| is_whiteout(&m)) {
+                if wh {
                     hidden.insert(name);
                 } else {
                     names.insert(name);
                 }
             }
-            if opaque_above || is_opaque(&dir, XattrNamespace::Trusted)? {
+            if stop {
                 break;
             }
         }
@@ -220,15 +298,15 @@ impl View for Layered<'_> {
     }
 }
 
-struct Compare<'a> {
-    upper: &'a Path,
+struct Compare {
+    upper: Root,
     /// Skip entries the upper directory does not hold (they are the same
     /// in both views when there are no redirects).
     prune: bool,
     out: Vec<Change>,
 }
 
-impl Compare<'_> {
+impl Compare {
     /// Compare the directory `rel` after with before (`old_dir`: it is a
     /// directory before too).
     fn dir(&mut self, old: &dyn View, new: &dyn View, rel: &[u8], old_dir: bool) -> Result<()> {
@@ -243,7 +321,11 @@ impl Compare<'_> {
             let child = join(rel, name.as_bytes());
             let in_old = old_names.contains(name);
             let in_new = new_names.contains(name);
-            if in_old && in_new && self.prune && lstat(&at(self.upper, &child))?.is_none() {
+            if in_old
+                && in_new
+                && self.prune
+                && !matches!(self.upper.walk(&child, false)?, Walk::Found(..))
+            {
                 continue;
             }
             let after = if in_new { new.stat(&child)? } else { None };
@@ -251,21 +333,21 @@ impl Compare<'_> {
             match (before, after) {
                 (None, None) => {}
                 (Some(_), None) => self.push(ChangeKind::Deleted, &child),
-                (None, Some((nm, _))) => {
+                (None, Some((n, _))) => {
                     self.push(ChangeKind::Added, &child);
-                    if nm.is_dir() {
+                    if n.st.kind() == libc::S_IFDIR {
                         self.dir(old, new, &child, false)?;
                     }
                 }
-                (Some((om, op)), Some((nm, np))) => {
-                    let upper_data = nm.is_file() && upper_has_data(self.upper, &child)?;
-                    let changed = differs(&om, &nm, &op, &np, upper_data, false)?;
+                (Some((o, op)), Some((n, np))) => {
+                    let upper_data = n.st.kind() == libc::S_IFREG && self.upper_has_data(&child)?;
+                    let changed = differs(&o, &n, &op, &np, upper_data)?;
                     let at = self.out.len();
                     if changed {
                         self.push(ChangeKind::Modified, &child);
                     }
-                    if nm.is_dir() {
-                        self.dir(old, new, &child, om.is_dir())?;
+                    if n.st.kind() == libc::S_IFDIR {
+                        self.dir(old, new, &child, o.st.kind() == libc::S_IFDIR)?;
                         if !changed && self.out.len() > at {
                             self.out.insert(at, change(ChangeKind::Modified, &child));
                         }
@@ -276,9 +358,61 @@ impl Compare<'_> {
         Ok(())
     }
 
+    /// Whether the upper directory holds the data of the regular file `rel`
+    /// (copied up whole, not as a metacopy).
+    fn upper_has_data(&self, rel: &[u8]) -> Result<bool> {
+        let Walk::Found(o, _) = self.upper.walk(rel, false)? else {
+            return Ok(false);
+        };
+        if o.st.kind() != libc::S_IFREG {
+            return Ok(false);
+        }
+        let metacopy = XattrNamespace::Trusted.metacopy().as_bytes();
+        let shown = display(&self.upper.path, rel);
+        Ok(!fd_xattr_names(&o, &shown)?.iter().any(|n| n == metacopy))
+    }
+
     fn push(&mut self, kind: ChangeKind, rel: &[u8]) {
         self.out.push(change(kind, rel));
     }
+}
+
+/// Whether an entry changed between the views: type, mode, owner, xattrs
+/// (overlay's own and SELinux labels aside); for non-directories also
+/// size, mtime, device and link target; and the content of a regular file
+/// whose data the upper directory holds even when size and mtime agree.
+fn differs(o: &Opened, n: &Opened, op: &Path, np: &Path, upper_data: bool) -> Result<bool> {
+    let (a, b) = (&o.st, &n.st);
+    if a.mode != b.mode || a.uid != b.uid || a.gid != b.gid {
+        return Ok(true);
+    }
+    if layer_xattrs(o, op)? != layer_xattrs(n, np)? {
+        return Ok(true);
+    }
+    if a.kind() == libc::S_IFDIR {
+        return Ok(false);
+    }
+    if a.size != b.size || a.mtime != b.mtime || a.mtime_nsec != b.mtime_nsec || a.rdev != b.rdev {
+        return Ok(true);
+    }
+    if a.kind() == libc::S_IFLNK {
+        let ta = rustix::fs::readlinkat(&o.fd, "", Vec::new()).map_err(errno("readlinkat", op))?;
+        let tb = rustix::fs::readlinkat(&n.fd, "", Vec::new()).map_err(errno("readlinkat", np))?;
+        return Ok(ta != tb);
+    }
+    if a.kind() == libc::S_IFREG && upper_data {
+        let mut fa = std::fs::File::from(reopen(o, OFlags::empty(), op)?);
+        let mut fb = std::fs::File::from(reopen(n, OFlags::empty(), np)?);
+        return Ok(!same_files(&mut fa, &mut fb, op, np)?);
+    }
+    Ok(false)
+}
+
+/// The xattrs a layer records, sorted.
+fn layer_xattrs(o: &Opened, shown: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut x = fd_xattrs(o, shown)?;
+    x.retain(|(n, _)| !is_overlay_xattr(n) && n.as_slice() != b"security.selinux");
+    Ok(x)
 }
 
 fn change(kind: ChangeKind, rel: &[u8]) -> Change {
@@ -286,38 +420,4 @@ fn change(kind: ChangeKind, rel: &[u8]) -> Change {
         kind,
         path: Path::new("/").join(OsStr::from_bytes(rel)),
     }
-}
-
-/// `root/rel`.
-fn at(root: &Path, rel: &[u8]) -> PathBuf {
-    if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(OsStr::from_bytes(rel))
-    }
-}
-
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        name.to_vec()
-    } else {
-        [rel, b"/", name].concat()
-    }
-}
-
-/// `lstat`, `None` when missing (also below a non-directory).
-fn lstat(p: &Path) -> Result<Option<Metadata>> {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
-        Err(e) => Err(io_err("lstat", p)(e)),
-    }
-}
-
-fn read_names(dir: &Path) -> Result<BTreeSet<OsString>> {
-    std::fs::read_dir(dir)
-        .map_err(io_err("readdir", dir))?
-        .map(|e| e.map(|e| e.file_name()).map_err(io_err("readdir", dir)))
-        .collect()
 }

@@ -276,7 +276,6 @@ fn content_xattrs(path: &Path) -> Result<Vec<Xattr>> {
 
 /// Whether two regular files of the same size hold the same bytes.
 fn same_content(a: &Path, b: &Path) -> Result<bool> {
-    use std::io::Read;
     // Never follow a symlink or block on a FIFO swapped in since the lstat.
     let open = |p: &Path| -> Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -294,11 +293,21 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
         }
         Ok(f)
     };
-    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    same_files(&mut open(a)?, &mut open(b)?, a, b)
+}
+
+/// Whether two open files (at `a` and `b`, for errors) hold the same bytes.
+pub(crate) fn same_files(
+    fa: &mut std::fs::File,
+    fb: &mut std::fs::File,
+    a: &Path,
+    b: &Path,
+) -> Result<bool> {
+    use std::io::Read;
     let (mut ba, mut bb) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
     loop {
-        let na = read_full(&mut fa, &mut ba).map_err(io_err("read", a))?;
-        let nb = read_full(&mut fb, &mut bb).map_err(io_err("read", b))?;
+        let na = read_full(fa, &mut ba).map_err(io_err("read", a))?;
+        let nb = read_full(fb, &mut bb).map_err(io_err("read", b))?;
         if na != nb || ba[..na] != bb[..nb] {
             return Ok(false);
         }
