@@ -254,7 +254,7 @@ fn swapper(dir: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
         while !stop.load(Ordering::Relaxed) {
             let i = rounds as usize % VICTIMS;
             exchange(&format!("v{i:02}"), &format!("s{i:02}"));
-            if i == 0 {
+            if rounds.is_multiple_of(4) {
                 exchange("sub", "sublink");
             }
             rounds += 1;
@@ -403,4 +403,58 @@ fn apply_still_takes_empty_whiteouts_and_docker_whiteout_hardlinks() {
     std::fs::create_dir(&root).unwrap();
     let stats = apply_layer(&r.finish()[..], &root, &ApplyOptions::default()).unwrap();
     assert_eq!((stats.whiteouts, stats.opaque_dirs), (2, 1));
+}
+
+#[test]
+fn a_racing_writer_never_gets_outside_names_into_the_changes() {
+    let t = TempDir::new("ovdiff-race-changes").unwrap();
+    let outside = t.join("outside");
+    let up = t.join("upper");
+    let lower = t.join("lower");
+    for d in [&outside, &up, &lower.join("sub")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(outside.join("secret"), b"SECRET-FROM-OUTSIDE").unwrap();
+    std::fs::write(outside.join("other"), b"OTHER-OUTSIDE-FILE").unwrap();
+    for i in 0..VICTIMS {
+        std::fs::write(lower.join(format!("v{i:02}")), b"lower file").unwrap();
+    }
+    victims(&up, &outside);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = swapper(&up, stop.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let differ = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, 0);
+        for _ in 0..500 {
+            match dunnage_overlay::changes(&up, std::slice::from_ref(&lower)) {
+                Ok(list) => {
+                    if let Some(c) = list.iter().find(|c| {
+                        c.path.starts_with("/sub/secret") || c.path.starts_with("/sub/other")
+                    }) {
+                        let _ = tx.send(Err(format!("a name from outside in the changes: {c}")));
+                        return;
+                    }
+                    ok += 1;
+                }
+                Err(e) => {
+                    if failed < 5 {
+                        eprintln!("changes failed under the race: {e}");
+                    }
+                    failed += 1
+                }
+            }
+        }
+        let _ = tx.send(Ok((ok, failed)));
+    });
+    let result = rx.recv_timeout(std::time::Duration::from_secs(120));
+    stop.store(true, Ordering::Relaxed);
+    let rounds = writer.join().unwrap();
+    let (ok, failed) = match result {
+        Ok(Ok(counts)) => counts,
+        Ok(Err(leak)) => panic!("{leak}"),
+        Err(_) => panic!("changes hung under a racing writer"),
+    };
+    differ.join().unwrap();
+    eprintln!("{ok} change lists, {failed} failed, {rounds} swaps");
+    assert!(ok > 0);
 }
