@@ -262,22 +262,7 @@ fn save(root: &Path, a: &Args) -> Res {
         stdout.flush()?;
         return Ok(());
     };
-    let tmp = PathBuf::from(format!("{out}.tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    let written = store
-        .save_with_progress(
-            &names,
-            std::io::BufWriter::with_capacity(1 << 20, file),
-            progress,
-        )
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
-    written
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    std::fs::rename(&tmp, out)?;
+    store.save_to_file(&names, Path::new(out), progress)?;
     Ok(())
 }
 

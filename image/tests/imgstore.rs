@@ -1,0 +1,165 @@
+//! The store under attack and under concurrency (issue 15): planted
+//! symlinks, concurrent CLI runs, killed loads, hostile plans.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{docker_archive, layer_tar, run};
+use dunnage_image::ImageStore;
+use dunnage_layerstore::Digest;
+use dunnage_testsupport::{TempDir, example_binary, require_root};
+
+/// `dunnage --root ROOT ARGS...`
+fn cli(root: &Path) -> Command {
+    let mut c = Command::new(example_binary("dunnage"));
+    c.arg("--root").arg(root);
+    c
+}
+
+/// A store at `<dir>/root` holding one loaded two-layer image `x:1`.
+fn loaded_store(dir: &TempDir) -> (PathBuf, ImageStore) {
+    let root = dir.join("root");
+    let (archive, _) = docker_archive(
+        &[layer_tar(&[("a", b"alpha")]), layer_tar(&[("b", b"beta")])],
+        "x:1",
+    );
+    std::fs::write(dir.join("x.tar"), archive).unwrap();
+    let store = ImageStore::open(&root).unwrap();
+    store.load(&dir.join("x.tar"), Default::default()).unwrap();
+    (root, store)
+}
+
+/// Names in `dir` that look like temporary files.
+fn temp_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect()
+}
+
+#[test]
+fn save_o_replaces_a_planted_symlink_and_never_writes_through_one() {
+    require_root!();
+    let dir = TempDir::new("save-symlink").unwrap();
+    let (root, _store) = loaded_store(&dir);
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    // The old temp names were `<out>.tmp-<pid>`: plant them for the pids
+    // the CLI may get, and the output name itself.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let next = std::process::id();
+    for pid in next..(next + 2000).min(pid_max) {
+        std::os::unix::fs::symlink(&victim, out.join(format!("x.tar.tmp-{pid}"))).unwrap();
+    }
+    std::os::unix::fs::symlink(&victim, out.join("x.tar")).unwrap();
+    run(cli(&root)
+        .args(["save", "-o"])
+        .arg(out.join("x.tar"))
+        .arg("x:1"));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let meta = std::fs::symlink_metadata(out.join("x.tar")).unwrap();
+    assert!(meta.is_file(), "x.tar is still a symlink");
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    // What was written is an archive that loads back to the same image.
+    let again = TempDir::new("save-symlink-back").unwrap();
+    let other = ImageStore::open(&again.join("root")).unwrap();
+    let loaded = other.load(&out.join("x.tar"), Default::default()).unwrap();
+    assert_eq!(
+        loaded[0].id,
+        ImageStore::open(&root).unwrap().resolve("x:1").unwrap()
+    );
+    // Nothing but the planted links and the archive: no temp file left.
+    let left: Vec<String> = temp_names(&out)
+        .into_iter()
+        .filter(|n| !n.starts_with("x.tar.tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn save_oci_replaces_planted_blobs_and_symlinks() {
+    require_root!();
+    let dir = TempDir::new("oci-symlink").unwrap();
+    let (root, store) = loaded_store(&dir);
+    let id = store.resolve("x:1").unwrap();
+    let config = store.config(&id).unwrap();
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let diffs: Vec<String> = config.diff_ids().iter().map(|d| d.0.hex()).collect();
+    // A fake first layer blob, a symlink as the second, symlinks at the
+    // old predictable temp names, a FIFO as the config blob.
+    std::fs::write(blobs.join(&diffs[0]), b"fake layer").unwrap();
+    std::os::unix::fs::symlink(&victim, blobs.join(&diffs[1])).unwrap();
+    for d in &diffs {
+        std::os::unix::fs::symlink(&victim, blobs.join(format!("{d}.tmp"))).unwrap();
+    }
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        blobs.join(id.hex()),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&victim, layout.join("index.json")).unwrap();
+    run(cli(&root)
+        .args(["save", "--oci", "-o"])
+        .arg(&layout)
+        .arg("x:1"));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(
+        std::fs::symlink_metadata(layout.join("index.json"))
+            .unwrap()
+            .is_file()
+    );
+    // Every blob the index reaches is a regular file hashing to its name.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let blob = |d: &str| {
+        let p = blobs.join(d.trim_start_matches("sha256:"));
+        assert!(std::fs::symlink_metadata(&p).unwrap().is_file(), "{d}");
+        let data = std::fs::read(&p).unwrap();
+        assert_eq!(Digest::sha256_of(&data).to_string(), d, "{d}");
+        data
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(manifest_digest)).unwrap();
+    blob(manifest["config"]["digest"].as_str().unwrap());
+    for l in manifest["layers"].as_array().unwrap() {
+        blob(l["digest"].as_str().unwrap());
+    }
+    // And the layout loads back to the same image.
+    let again = TempDir::new("oci-symlink-back").unwrap();
+    let loaded = ImageStore::open(&again.join("root"))
+        .unwrap()
+        .load(&layout, Default::default())
+        .unwrap();
+    assert_eq!(loaded[0].id, id);
+}
+
+#[test]
+fn save_oci_refuses_a_blobs_directory_that_is_a_symlink() {
+    require_root!();
+    let dir = TempDir::new("oci-blobs-link").unwrap();
+    let (_root, store) = loaded_store(&dir);
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let layout = dir.join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, layout.join("blobs")).unwrap();
+    let err = store.export_oci(&["x:1"], &layout).unwrap_err();
+    assert!(matches!(err, dunnage_image::Error::Io { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
