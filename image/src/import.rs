@@ -180,9 +180,10 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let id = self.create(&config, Some(top), parent)?;
+        let locked = self.lock()?;
+        let id = self.create_locked(&locked, &config, Some(top), parent)?;
         if let Some(r) = &changes.reference {
-            self.set_tag(r, &id)?;
+            self.set_tag_locked(&locked, r, &id)?;
         }
         Ok(id)
     }

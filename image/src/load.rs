@@ -25,7 +25,7 @@ use crate::plan::{ImagePlan, LayerPlan, plan};
 use crate::progress::Counting;
 use crate::reference::Reference;
 use crate::source::{Source, decompress, read_up_to};
-use crate::store::ImageStore;
+use crate::store::{ImageStore, Locked};
 
 pub use crate::progress::Progress;
 
@@ -150,11 +150,21 @@ impl ImageStore {
                 }
             }
         }
+        // Configs and tags are written under the images lock, held until
+        // every image is stored (or undone): another process never sees
+        // half of a load, and never interleaves its own tag changes.
+        let locked = match self.lock() {
+            Ok(l) => l,
+            Err(e) => {
+                self.release_all(tops.iter().flatten());
+                return Err(e);
+            }
+        };
         let mut loaded = Vec::new();
         let mut undo = Undo::default();
         let mut tops = tops.into_iter();
         for (p, top) in plans.into_iter().zip(tops.by_ref()) {
-            match self.store_one(&p, top.as_ref(), &mut undo) {
+            match self.store_one(&locked, &p, top.as_ref(), &mut undo) {
                 Ok(id) => loaded.push(Loaded { id, tags: p.tags }),
                 Err(e) => {
                     // `create` handed this image's reference to the image, or
@@ -162,7 +172,7 @@ impl ImageStore {
                     // already; undoing deletes the images this load created
                     // (and their references). The images not reached yet
                     // still hold theirs.
-                    self.undo(undo);
+                    self.undo(&locked, undo);
                     let rest: Vec<ChainId> = tops.flatten().collect();
                     self.release_all(&rest);
                     return Err(e);
@@ -174,22 +184,28 @@ impl ImageStore {
 
     /// Store one planned image and set its tags, noting in `undo` what was
     /// there before.
-    fn store_one(&self, p: &ImagePlan, top: Option<&ChainId>, undo: &mut Undo) -> Result<ImageId> {
+    fn store_one(
+        &self,
+        locked: &Locked,
+        p: &ImagePlan,
+        top: Option<&ChainId>,
+        undo: &mut Undo,
+    ) -> Result<ImageId> {
         let existed = self.imagedb().exists(p.config.id());
         let updated = if existed {
             self.imagedb().last_updated(p.config.id())?
         } else {
             None
         };
-        let id = self.create(&p.config, top, None)?;
+        let id = self.create_locked(locked, &p.config, top, None)?;
         if existed {
             undo.updated.push((id.clone(), updated));
         } else {
             undo.created.push(id.clone());
         }
         for t in &p.tags {
-            undo.tags.push((t.clone(), self.repos().get(t).cloned()));
-            self.set_tag(t, &id)?;
+            undo.tags.push((t.clone(), self.repos()?.get(t).cloned()));
+            self.set_tag_locked(locked, t, &id)?;
         }
         Ok(id)
     }
@@ -197,18 +213,18 @@ impl ImageStore {
     /// Put tags back where they pointed, restore `lastUpdated` of images
     /// that existed, and delete the images created: best effort, on the
     /// error path of a load.
-    fn undo(&self, undo: Undo) {
+    fn undo(&self, locked: &Locked, undo: Undo) {
         for (t, before) in undo.tags.into_iter().rev() {
-            let _ = match before {
-                Some(id) => self.repos().add(&t, &id).map(drop),
-                None => self.repos().remove(&t).map(drop),
-            };
+            let _ = self.edit_repos(locked, |r| match before {
+                Some(id) => r.add(&t, &id).map(drop),
+                None => r.remove(&t).map(drop),
+            });
         }
         for (id, before) in undo.updated {
             let _ = self.imagedb().restore_last_updated(&id, before.as_deref());
         }
         for id in undo.created.into_iter().rev() {
-            let _ = self.delete(&id);
+            let _ = self.delete(locked, &id);
         }
     }
 

@@ -32,9 +32,10 @@ impl ImageStore {
         let mut out: Vec<(ImageId, Vec<Reference>)> = Vec::new();
         for name in names {
             let id = self.resolve(name)?;
+            let refs = self.references(&id)?;
             let tag = Reference::parse(name)
                 .ok()
-                .filter(|r| r.tag().is_some() && self.references(&id).contains(r));
+                .filter(|r| r.tag().is_some() && refs.contains(r));
             match out.iter_mut().find(|(i, _)| *i == id) {
                 Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
                 None => out.push((id, tag.into_iter().collect())),

@@ -47,7 +47,7 @@ impl ImageStore {
                 continue;
             };
             out.push(ImageSummary {
-                references: self.references(&id),
+                references: self.references(&id)?,
                 created: config.file().created.clone(),
                 size: self.size(&id)?,
                 id,
@@ -115,7 +115,7 @@ impl ImageStore {
     pub fn inspect(&self, id: &ImageId) -> Result<Value> {
         let config = self.config(id)?;
         let f = config.file();
-        let refs = self.references(id);
+        let refs = self.references(id)?;
         let tags: Vec<String> = refs
             .iter()
             .filter(|r| r.digest().is_none())

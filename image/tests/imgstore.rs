@@ -163,3 +163,193 @@ fn save_oci_refuses_a_blobs_directory_that_is_a_symlink() {
     assert!(matches!(err, dunnage_image::Error::Io { .. }), "{err}");
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+/// A docker-archive of `n` images sharing one layer, image `i` tagged
+/// `<repo>:<i>` (configs differ by a label).
+fn many_images(n: usize, repo: &str) -> Vec<u8> {
+    let layer = layer_tar(&[("shared", b"shared by all")]);
+    let diff = common::diff_id(&layer);
+    let mut configs = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let config = String::from_utf8(common::config_for(std::slice::from_ref(&diff)))
+            .unwrap()
+            .replace(
+                r#""Cmd":["sh"]"#,
+                &format!(r#""Cmd":["sh"],"Labels":{{"n":"{repo}{i}"}}"#),
+            )
+            .into_bytes();
+        let name = format!("{}.json", Digest::sha256_of(&config).hex());
+        entries.push(format!(
+            r#"{{"Config":"{name}","RepoTags":["{repo}:{i}"],"Layers":["l/layer.tar"]}}"#
+        ));
+        configs.push((name, config));
+    }
+    let manifest = format!("[{}]", entries.join(","));
+    let mut members: Vec<(&str, &[u8], Option<&str>)> = vec![
+        ("manifest.json", manifest.as_bytes(), None),
+        ("l/layer.tar", &layer, None),
+    ];
+    for (name, config) in &configs {
+        members.push((name, config, None));
+    }
+    common::raw_tar(&members)
+}
+
+/// Every tag names a stored image, and every layer holds exactly as many
+/// references as images have it on top; no layer is outside every image.
+fn assert_consistent(root: &Path) {
+    let store = ImageStore::open(root).unwrap();
+    let ids = store.list().unwrap();
+    let mut owners = std::collections::HashMap::new();
+    let mut used = std::collections::HashSet::new();
+    for id in &ids {
+        let config = store.config(id).unwrap();
+        if let Some(top) = config.chain_id() {
+            *owners.entry(top).or_insert(0u64) += 1;
+            for l in store.layers().chain(&top).unwrap() {
+                used.insert(l.chain_id);
+            }
+        }
+    }
+    let repos: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("image/overlay2/repositories.json")).unwrap_or_default(),
+    )
+    .unwrap_or(serde_json::json!({}));
+    for tags in repos["Repositories"].as_object().into_iter().flatten() {
+        for (tag, id) in tags.1.as_object().unwrap() {
+            let id: dunnage_image::ImageId = id.as_str().unwrap().parse().unwrap();
+            assert!(ids.contains(&id), "{tag} names deleted image {id}");
+        }
+    }
+    for l in store.layers().list().unwrap() {
+        assert!(
+            used.contains(&l.chain_id),
+            "layer {} in no image",
+            l.chain_id
+        );
+        assert_eq!(
+            store.layers().references(&l.chain_id).unwrap().unwrap(),
+            owners.get(&l.chain_id).copied().unwrap_or(0),
+            "references of {}",
+            l.chain_id
+        );
+    }
+}
+
+/// Run `args` of the CLI in parallel; every one must succeed.
+fn all_succeed(root: &Path, runs: &[Vec<String>]) {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            cli(root)
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (c, args) in children.into_iter().zip(runs) {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn two_concurrent_loads_with_different_tags_keep_both_tags() {
+    require_root!();
+    let dir = TempDir::new("tags-race").unwrap();
+    let root = dir.join("root");
+    let (a, _) = docker_archive(&[layer_tar(&[("a", b"a")])], "first:1");
+    let (b, _) = docker_archive(&[layer_tar(&[("b", b"b")])], "second:1");
+    std::fs::write(dir.join("a.tar"), a).unwrap();
+    std::fs::write(dir.join("b.tar"), b).unwrap();
+    let load = |f: &str| {
+        vec![
+            "load".to_string(),
+            "-q".into(),
+            "-i".into(),
+            dir.join(f).display().to_string(),
+        ]
+    };
+    for run in 0..20 {
+        all_succeed(&root, &[load("a.tar"), load("b.tar")]);
+        let store = ImageStore::open(&root).unwrap();
+        for tag in ["first:1", "second:1"] {
+            assert!(store.resolve(tag).is_ok(), "run {run}: {tag} lost");
+        }
+        assert_consistent(&root);
+        for tag in ["first:1", "second:1"] {
+            store.remove(tag, false).unwrap();
+        }
+        assert!(store.layers().list().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn an_rmi_during_a_load_never_resurrects_a_tag() {
+    require_root!();
+    let dir = TempDir::new("rmi-race").unwrap();
+    let root = dir.join("root");
+    let (a, _) = docker_archive(&[layer_tar(&[("a", b"a")])], "keep:1");
+    std::fs::write(dir.join("a.tar"), &a).unwrap();
+    let (v, _) = docker_archive(&[layer_tar(&[("v", b"v")])], "victim:1");
+    std::fs::write(dir.join("v.tar"), &v).unwrap();
+    for _ in 0..20 {
+        ImageStore::open(&root)
+            .unwrap()
+            .load(&dir.join("v.tar"), Default::default())
+            .unwrap();
+        all_succeed(
+            &root,
+            &[
+                vec![
+                    "load".into(),
+                    "-q".into(),
+                    "-i".into(),
+                    dir.join("a.tar").display().to_string(),
+                ],
+                vec!["rmi".into(), "victim:1".into()],
+            ],
+        );
+        assert_consistent(&root);
+        let store = ImageStore::open(&root).unwrap();
+        assert!(store.resolve("victim:1").is_err(), "victim:1 came back");
+        store.remove("keep:1", false).unwrap();
+        assert!(store.layers().list().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn concurrent_loads_of_one_many_image_archive_leak_no_reference() {
+    require_root!();
+    let dir = TempDir::new("refs-race").unwrap();
+    let root = dir.join("root");
+    let images = 100;
+    std::fs::write(dir.join("many.tar"), many_images(images, "many")).unwrap();
+    let load = vec![
+        "load".to_string(),
+        "-q".into(),
+        "-i".into(),
+        dir.join("many.tar").display().to_string(),
+    ];
+    for _ in 0..3 {
+        all_succeed(&root, &[load.clone(), load.clone()]);
+        assert_consistent(&root);
+        let store = ImageStore::open(&root).unwrap();
+        assert_eq!(store.list().unwrap().len(), images);
+        for i in 0..images {
+            store.remove(&format!("many:{i}"), false).unwrap();
+        }
+        assert!(store.list().unwrap().is_empty());
+        assert!(
+            store.layers().list().unwrap().is_empty(),
+            "layers left after rmi of every image"
+        );
+    }
+}
