@@ -91,6 +91,7 @@ impl ImageStore {
             one_layer(file, total, progress),
             &path.display().to_string(),
         )?;
+        let _operation = self.begin_operation()?;
         let layer = self.layers().register(tar, None, None)?;
         let now = format_rfc3339(SystemTime::now());
         let comment = changes
@@ -145,6 +146,7 @@ impl ImageStore {
             .and_then(|end| tmp.seek(SeekFrom::Start(0)).map(|_| end))
             .map_err(|e| Error::io("seek", "commit diff", e))?;
         let parent = base.chain_id();
+        let _operation = self.begin_operation()?;
         let layer =
             self.layers()
                 .register(one_layer(&mut tmp, total, progress), parent.as_ref(), None)?;

@@ -138,6 +138,10 @@ impl ImageStore {
 
     fn load_source(&self, source: &Source, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
         let plans = plan(source, opts.max_json)?;
+        // What an earlier load killed halfway left is given back first
+        // (best effort: only when no other operation runs).
+        let _ = self.reclaim_leaked_layers();
+        let _operation = self.begin_operation()?;
         let mut opts = opts;
         let images = plans.len();
         let mut tops: Vec<Option<ChainId>> = Vec::with_capacity(images);

@@ -70,6 +70,11 @@ impl ImageStore {
         })
     }
 
+    /// The directory of the image store's lock files.
+    pub(crate) fn locks_dir(&self) -> &Path {
+        &self.locks
+    }
+
     /// Take the images lock (exclusive), waiting for it.
     pub(crate) fn lock(&self) -> Result<Locked> {
         let path = self.locks.join("images.lock");
@@ -175,7 +180,8 @@ impl ImageStore {
     }
 
     /// Store `config` as an image whose layers end at `top` (a chain the
-    /// caller holds one reference on, handed over to the image). An image
+    /// caller holds one reference on, under an
+    /// [`Operation`](crate::reclaim::Operation), handed over to the image). An image
     /// that exists already keeps its own reference, and the caller's is
     /// given back: under the images lock, so that two processes creating
     /// the same image leave it exactly one.
@@ -300,7 +306,18 @@ impl ImageStore {
     }
 
     /// Delete dangling images (no reference, no child); returns them.
+    /// Then, when no load, import or commit is running, give back the
+    /// layer references no image owns (see [`reclaim`](crate::reclaim);
+    /// [`leaked_layers`](Self::leaked_layers) reports what stays).
     pub fn prune(&self) -> Result<Vec<ImageId>> {
+        let deleted = self.prune_images()?;
+        // Best effort: a layer that cannot be read is reported by
+        // `leaked_layers` and by the calls that read it.
+        let _ = self.reclaim_leaked_layers();
+        Ok(deleted)
+    }
+
+    fn prune_images(&self) -> Result<Vec<ImageId>> {
         let locked = self.lock()?;
         let mut deleted = Vec::new();
         let repos = self.repos()?;

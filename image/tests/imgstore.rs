@@ -353,3 +353,98 @@ fn concurrent_loads_of_one_many_image_archive_leak_no_reference() {
         );
     }
 }
+
+/// A two-image archive: a small first image and a second whose layer is
+/// big enough that a load spends a while on it.
+fn two_images_second_big(dir: &TempDir) -> (PathBuf, dunnage_layerstore::ChainId) {
+    let small = layer_tar(&[("small", b"small")]);
+    let big = layer_tar(&[("big", &vec![7u8; 96 << 20])]);
+    let c0 = common::config_for(&[common::diff_id(&small)]);
+    let c1 = common::config_for(&[common::diff_id(&big)]);
+    let manifest = br#"[{"Config":"c0.json","RepoTags":["small:1"],"Layers":["0.tar"]},
+                        {"Config":"c1.json","RepoTags":["big:1"],"Layers":["1.tar"]}]"#;
+    let tar = common::raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("c0.json", &c0, None),
+        ("c1.json", &c1, None),
+        ("0.tar", &small, None),
+        ("1.tar", &big, None),
+    ]);
+    let path = dir.join("two.tar");
+    std::fs::write(&path, tar).unwrap();
+    (path, dunnage_layerstore::ChainId(common::diff_id(&small).0))
+}
+
+/// Start a load of `archive` and send `signal` once the first image's layer
+/// is registered; true when the load died before storing any image.
+fn kill_during_second_image(
+    root: &Path,
+    archive: &Path,
+    first: &dunnage_layerstore::ChainId,
+    signal: i32,
+) -> bool {
+    let marker = root.join("image/overlay2/layerdb/sha256").join(first.hex());
+    let mut child = cli(root)
+        .args(["load", "-q", "-i"])
+        .arg(archive)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = dunnage_testsupport::ChildGuard::new(child.id() as i32);
+    while !marker.exists() {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: plain kill(2) of our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(signal) && ImageStore::open(root).unwrap().list().unwrap().is_empty()
+}
+
+#[test]
+fn a_load_killed_during_the_second_image_leaks_nothing_for_long() {
+    require_root!();
+    let dir = TempDir::new("killed-load").unwrap();
+    let (archive, first) = two_images_second_big(&dir);
+    let (other, _) = docker_archive(&[layer_tar(&[("o", b"other")])], "other:1");
+    std::fs::write(dir.join("other.tar"), other).unwrap();
+    for (signal, reclaim_by) in [(libc::SIGKILL, "prune"), (libc::SIGTERM, "load")] {
+        let root = dir.join(format!("root-{signal}"));
+        ImageStore::open(&root).unwrap();
+        let mut killed = false;
+        for _ in 0..5 {
+            if kill_during_second_image(&root, &archive, &first, signal) {
+                killed = true;
+                break;
+            }
+            // The load finished first: start over.
+            let store = ImageStore::open(&root).unwrap();
+            for t in ["small:1", "big:1"] {
+                let _ = store.remove(t, false);
+            }
+        }
+        assert!(killed, "no load was killed before storing its images");
+        let store = ImageStore::open(&root).unwrap();
+        let leaked = store.leaked_layers().unwrap().expect("no operation runs");
+        assert!(
+            leaked.iter().any(|l| l.chain_id == first && l.images == 0),
+            "{leaked:?}"
+        );
+        // Reopening alone keeps it (the layer is referenced) ...
+        assert!(store.layers().get(&first).is_ok());
+        // ... the next prune or load gives it back.
+        match reclaim_by {
+            "prune" => run(cli(&root).arg("prune")),
+            _ => run(cli(&root)
+                .args(["load", "-q", "-i"])
+                .arg(dir.join("other.tar"))),
+        };
+        assert_eq!(store.leaked_layers().unwrap(), Some(Vec::new()));
+        assert!(store.layers().get(&first).is_err(), "leaked layer kept");
+        assert_consistent(&root);
+    }
+}
