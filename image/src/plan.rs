@@ -13,6 +13,7 @@ use crate::layout::{
 use crate::load::host_architecture;
 use crate::reference::{Reference, is_hex64};
 use crate::source::Source;
+use crate::time::parse_rfc3339;
 
 /// One layer to register: the member holding it and the digest its name
 /// or descriptor promises.
@@ -63,6 +64,7 @@ pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
 fn plan_docker(source: &Source, m: ArchiveManifest, max_json: u64) -> Result<ImagePlan> {
     let raw = read_bytes(source, &m.config, digest_in_name(&m.config), max_json)?;
     let config = ImageConfig::from_bytes(raw)?;
+    check_times(&config)?;
     check_layer_count(&config, m.layers.len())?;
     let layers = m
         .layers
@@ -117,6 +119,7 @@ fn plan_index(
             max_json,
         )?;
         let config = ImageConfig::from_bytes(raw)?;
+        check_times(&config)?;
         check_layer_count(&config, manifest.layers.len())?;
         let layers = manifest
             .layers
@@ -148,6 +151,25 @@ fn name_reference(name: &str) -> Option<Reference> {
     name.contains(['/', ':'])
         .then(|| Reference::parse(name).ok())
         .flatten()
+}
+
+/// Docker reads `created` (of the config and of each history entry) as a
+/// time and refuses the config when it is not RFC 3339: so do we, at load.
+fn check_times(config: &ImageConfig) -> Result<()> {
+    let f = config.file();
+    let times = f
+        .created
+        .iter()
+        .chain(f.history.iter().filter_map(|h| h.created.as_ref()));
+    for t in times {
+        if parse_rfc3339(t).is_none() {
+            return Err(Error::InvalidConfig {
+                id: config.id().to_string(),
+                reason: format!("created time {t:?} is not RFC 3339"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_layer_count(config: &ImageConfig, layers: usize) -> Result<()> {

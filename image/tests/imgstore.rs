@@ -448,3 +448,85 @@ fn a_load_killed_during_the_second_image_leaks_nothing_for_long() {
         assert_consistent(&root);
     }
 }
+
+/// A config with `created` set to `created` and no layer.
+fn config_created(created: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": created,
+        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_multibyte_created_time_is_refused_at_load_and_never_panics_when_stored() {
+    require_root!();
+    let dir = TempDir::new("created-utf8").unwrap();
+    let root = dir.join("root");
+    let (_, store) = loaded_store(&dir);
+    let bad = "2024-01-02T03:04:05+0\u{e9}:0";
+    // At load: a typed error, nothing stored.
+    let config = config_created(bad);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["bad:1"],"Layers":[]}]"#;
+    let tar = common::raw_tar(&[("manifest.json", manifest, None), ("c.json", &config, None)]);
+    std::fs::write(dir.join("bad.tar"), tar).unwrap();
+    let before = common::snapshot(&root);
+    let err = store
+        .load(&dir.join("bad.tar"), Default::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, dunnage_image::Error::InvalidConfig { .. }),
+        "{err}"
+    );
+    assert_eq!(common::snapshot(&root), before);
+    // The same in a history entry.
+    let history = String::from_utf8(config_created("2024-01-02T03:04:05Z"))
+        .unwrap()
+        .replace(
+            r#""os""#,
+            &format!(r#""history":[{{"created":"{bad}","empty_layer":true}}],"os""#),
+        );
+    let manifest = br#"[{"Config":"h.json","RepoTags":["bad:2"],"Layers":[]}]"#;
+    let tar = common::raw_tar(&[
+        ("manifest.json", manifest, None),
+        ("h.json", history.as_bytes(), None),
+    ]);
+    std::fs::write(dir.join("bad2.tar"), tar).unwrap();
+    let err = store
+        .load(&dir.join("bad2.tar"), Default::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, dunnage_image::Error::InvalidConfig { .. }),
+        "{err}"
+    );
+    // Planted straight into the imagedb (as a store written by another
+    // tool could hold it): every verb reads it without a panic.
+    let id = Digest::sha256_of(&config);
+    std::fs::write(
+        root.join("image/overlay2/imagedb/content/sha256")
+            .join(id.hex()),
+        &config,
+    )
+    .unwrap();
+    store.tag(&id.to_string(), "planted:1").unwrap();
+    for args in [
+        vec!["images".to_string()],
+        vec!["history".into(), "planted:1".into()],
+        vec!["inspect".into(), "planted:1".into()],
+        vec![
+            "save".into(),
+            "-o".into(),
+            dir.join("p.tar").display().to_string(),
+            "planted:1".into(),
+        ],
+    ] {
+        let out = cli(&root).args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let images = String::from_utf8(cli(&root).arg("images").output().unwrap().stdout).unwrap();
+    assert!(images.contains("planted"), "{images}");
+}
