@@ -266,36 +266,6 @@ fn save(root: &Path, a: &Args) -> Res {
     Ok(())
 }
 
-/// `docker import -c` instructions: CMD, ENTRYPOINT, ENV, WORKDIR, LABEL.
-fn parse_change(change: &str, c: &mut ImageChanges) -> Res {
-    let (word, arg) = change
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| format!("invalid change {change:?}"))?;
-    let arg = arg.trim();
-    let argv = || -> Vec<String> {
-        serde_json::from_str(arg)
-            .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), arg.into()])
-    };
-    match word.to_ascii_uppercase().as_str() {
-        "CMD" => c.cmd = Some(argv()),
-        "ENTRYPOINT" => c.entrypoint = Some(argv()),
-        "WORKDIR" => c.working_dir = Some(arg.to_string()),
-        "ENV" => c
-            .env
-            .push(arg.replacen(' ', "=", usize::from(!arg.contains('=')))),
-        "LABEL" => {
-            let (k, v) = arg
-                .split_once('=')
-                .ok_or_else(|| format!("invalid LABEL {arg:?}"))?;
-            c.labels
-                .insert(k.to_string(), v.trim_matches('"').to_string());
-        }
-        other => return Err(format!("{other} is not a supported change instruction").into()),
-    }
-    Ok(())
-}
-
 fn import(root: &Path, a: &Args) -> Res {
     if a.rest.is_empty() || a.rest.len() > 2 {
         return Err("\"dunnage import\" requires 1 or 2 arguments: FILE [REF]".into());
@@ -306,7 +276,7 @@ fn import(root: &Path, a: &Args) -> Res {
         ..ImageChanges::default()
     };
     for c in a.values(&["-c", "--change"]) {
-        parse_change(c, &mut changes)?;
+        changes.add_instruction(c)?;
     }
     let mut bar = progress_bar("Importing", false);
     let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Variants name the path, member, reference or digest involved, so one line
 /// of `Display` says what failed and where.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file system call failed on `path`.
     #[error("{op} {path}: {source}")]
@@ -108,6 +109,14 @@ pub enum Error {
         outer: &'static str,
         /// The compression found inside it.
         inner: &'static str,
+    },
+    /// A `docker import -c` / `commit -c` instruction cannot be applied.
+    #[error("invalid change {change:?}: {reason}")]
+    InvalidChange {
+        /// The instruction as given.
+        change: String,
+        /// Why it was refused (docker's words where it has some).
+        reason: String,
     },
     /// No image matches the reference or ID.
     #[error("No such image: {0}")]

@@ -40,6 +40,50 @@ pub struct ImageChanges {
 }
 
 impl ImageChanges {
+    /// Add one `docker import -c` / `docker commit -c` instruction: `CMD`,
+    /// `ENTRYPOINT` (JSON array or shell form), `ENV` (`name value` or
+    /// `name=value...`), `WORKDIR`, `LABEL key=value`. What docker refuses
+    /// is [`Error::InvalidChange`] with docker's reason (`ENV FOO`: "ENV
+    /// must have two arguments").
+    pub fn add_instruction(&mut self, change: &str) -> Result<()> {
+        let invalid = |reason: &str| Error::InvalidChange {
+            change: change.to_string(),
+            reason: reason.to_string(),
+        };
+        let text = change.trim();
+        let (word, arg) = match text.split_once(char::is_whitespace) {
+            Some((w, a)) => (w, a.trim()),
+            None => (text, ""),
+        };
+        let argv = || -> Vec<String> {
+            serde_json::from_str(arg)
+                .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), arg.into()])
+        };
+        match word.to_ascii_uppercase().as_str() {
+            "CMD" => self.cmd = Some(argv()),
+            "ENTRYPOINT" => self.entrypoint = Some(argv()),
+            "WORKDIR" if arg.is_empty() => {
+                return Err(invalid("WORKDIR requires exactly one argument"));
+            }
+            "WORKDIR" => self.working_dir = Some(arg.to_string()),
+            "ENV" => self.env.extend(env_pairs(arg).map_err(|r| invalid(&r))?),
+            "LABEL" => {
+                let (k, v) = arg
+                    .split_once('=')
+                    .ok_or_else(|| invalid("LABEL must be of the form key=value"))?;
+                self.labels
+                    .insert(k.to_string(), v.trim_matches('"').to_string());
+            }
+            "" => return Err(invalid("empty instruction")),
+            other => {
+                return Err(invalid(&format!(
+                    "{other} is not a supported change instruction"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, run: &mut RunConfig) {
         if let Some(c) = &self.cmd {
             run.cmd = Some(c.clone());
@@ -189,6 +233,33 @@ impl ImageStore {
         }
         Ok(id)
     }
+}
+
+/// The `KEY=value` entries of an `ENV` argument, as docker's Dockerfile
+/// parser reads them: `name value...` (one pair, the value is the rest) or
+/// `name=value ...` (every word a pair).
+fn env_pairs(arg: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = arg.split_whitespace();
+    let Some(first) = words.next() else {
+        return Err("ENV requires at least one argument".to_string());
+    };
+    if !first.contains('=') {
+        let value = arg[first.len()..].trim();
+        if value.is_empty() {
+            return Err("ENV must have two arguments".to_string());
+        }
+        return Ok(vec![format!("{first}={value}")]);
+    }
+    std::iter::once(first)
+        .chain(words)
+        .map(|w| match w.split_once('=') {
+            Some(("", _)) => Err("ENV names can not be blank".to_string()),
+            Some((k, v)) => Ok(format!("{k}={}", v.trim_matches('"'))),
+            None => Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            )),
+        })
+        .collect()
 }
 
 /// A reader of the single layer of an import or commit, counted.

@@ -252,10 +252,18 @@ impl ImageStore {
             .set_last_updated(id, &format_rfc3339(SystemTime::now()))
     }
 
-    /// `docker tag SRC DST`.
+    /// `docker tag SRC DST`. Like docker, a `DST` with a digest
+    /// (`name@sha256:...`) is refused: a digest names content, not a tag.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
+        let reference = Reference::parse(target)?;
+        if reference.digest().is_some() {
+            return Err(Error::InvalidReference {
+                reference: target.to_string(),
+                reason: "refusing to create a tag with a digest reference",
+            });
+        }
         let id = self.resolve(source)?;
-        self.set_tag(&Reference::parse(target)?, &id)?;
+        self.set_tag(&reference, &id)?;
         Ok(id)
     }
 

@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::{config_for, diff_id, layer_tar, run};
-use dunnage_image::{Error, ImageStore};
+use dunnage_image::{Error, ImageChanges, ImageStore};
 use dunnage_layerstore::Digest;
 use dunnage_testsupport::{Dockerd, TempDir, require_command, require_root};
 
@@ -113,4 +114,76 @@ fn outer_archive_links_and_bad_created_times_load_as_in_docker() {
         .load(&dir.join("bad.tar"), Default::default())
         .unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+}
+
+fn dunnage(root: &Path) -> Command {
+    let mut c = Command::new(dunnage_testsupport::example_binary("dunnage"));
+    c.arg("--root").arg(root);
+    c
+}
+
+#[test]
+fn tag_with_a_digest_and_import_env_changes_answer_as_docker() {
+    require_root!();
+    require_command!("dockerd");
+    let dir = TempDir::new("cli-docker").unwrap();
+    let root = dir.join("root");
+    let rootfs = common::busybox_rootfs(dir.path());
+    let d = Dockerd::start("imgstore-cli").unwrap();
+    run(d.docker().arg("import").arg(&rootfs).arg("src:1"));
+    run(dunnage(&root).arg("import").arg(&rootfs).arg("src:1"));
+    let digested = format!("dst@sha256:{}", "a".repeat(64));
+    for (who, mut cmd) in [("docker", d.docker()), ("dunnage", dunnage(&root))] {
+        let out = cmd.args(["tag", "src:1", &digested]).output().unwrap();
+        assert!(!out.status.success(), "{who} tagged with a digest");
+    }
+    let ours = ImageStore::open(&root).unwrap();
+    let err = ours.tag("src:1", &digested).unwrap_err();
+    assert!(matches!(err, Error::InvalidReference { .. }), "{err}");
+
+    // `ENV FOO` (no value) is refused by docker with its parser's words;
+    // the two-argument and name=value forms set the same Env.
+    let out = d
+        .docker()
+        .args(["import", "-c", "ENV FOO"])
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "docker accepted ENV FOO");
+    let docker_says = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut changes = ImageChanges::default();
+    let err = changes.add_instruction("ENV FOO").unwrap_err();
+    let Error::InvalidChange { reason, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        docker_says.contains(reason.as_str()),
+        "docker: {docker_says}, we: {reason}"
+    );
+    let out = dunnage(&root)
+        .args(["import", "-c", "ENV FOO"])
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    for change in ["ENV FOO bar baz", "ENV A=1 B=2", "ENV FOO="] {
+        let tag = "env:1";
+        run(d
+            .docker()
+            .args(["import", "-c", change])
+            .arg(&rootfs)
+            .arg(tag));
+        run(dunnage(&root)
+            .args(["import", "-c", change])
+            .arg(&rootfs)
+            .arg(tag));
+        let docker_env =
+            run(d
+                .docker()
+                .args(["image", "inspect", "-f", "{{json .Config.Env}}", tag]));
+        let id = ours.resolve(tag).unwrap();
+        let our_env = ours.config(&id).unwrap().file().config.clone().unwrap().env;
+        let docker_env: Option<Vec<String>> = serde_json::from_str(docker_env.trim()).unwrap();
+        assert_eq!(our_env, docker_env, "{change}");
+    }
 }
