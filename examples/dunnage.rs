@@ -324,7 +324,12 @@ fn since(created: Option<&str>) -> String {
 
 fn images(root: &Path, a: &Args) -> Res {
     let store = ImageStore::open(root)?;
-    let mut list = store.images()?;
+    let report = store.images_report()?;
+    // Like docker with a damaged image: list the others, warn on stderr.
+    for b in &report.broken {
+        eprintln!("WARNING: image {}: {}", b.id, b.error);
+    }
+    let mut list = report.images;
     list.sort_by(|x, y| {
         let t = |s: &Option<String>| s.as_deref().and_then(parse_rfc3339);
         t(&y.created).cmp(&t(&x.created))

@@ -71,4 +71,4 @@ pub use reclaim::{LeakedLayer, Operation};
 pub use reference::Reference;
 pub use repositories::Repositories;
 pub use store::{ImageStore, Removed};
-pub use views::{HistoryRow, ImageSummary};
+pub use views::{BrokenImage, HistoryRow, ImageReport, ImageSummary};

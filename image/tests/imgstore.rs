@@ -530,3 +530,34 @@ fn a_multibyte_created_time_is_refused_at_load_and_never_panics_when_stored() {
     let images = String::from_utf8(cli(&root).arg("images").output().unwrap().stdout).unwrap();
     assert!(images.contains("planted"), "{images}");
 }
+
+#[test]
+fn one_image_with_a_broken_layer_chain_does_not_hide_the_others() {
+    require_root!();
+    let dir = TempDir::new("broken-chain").unwrap();
+    let (root, store) = loaded_store(&dir);
+    let broken = store.resolve("x:1").unwrap();
+    let (other, _) = docker_archive(&[layer_tar(&[("o", b"other")])], "other:1");
+    std::fs::write(dir.join("other.tar"), other).unwrap();
+    let fine = store
+        .load(&dir.join("other.tar"), Default::default())
+        .unwrap()[0]
+        .id
+        .clone();
+    // Damage x:1: its base layer's directory disappears from the layerdb.
+    let base = store.config(&broken).unwrap().diff_ids()[0].0.hex();
+    std::fs::remove_dir_all(root.join("image/overlay2/layerdb/sha256").join(base)).unwrap();
+    let report = store.images_report().unwrap();
+    assert_eq!(
+        report.images.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&fine]
+    );
+    assert_eq!(report.broken.len(), 1);
+    assert_eq!(report.broken[0].id, broken);
+    let out = cli(&root).arg("images").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("other"), "{stdout}");
+    assert!(stderr.contains(&broken.to_string()), "{stderr}");
+}
