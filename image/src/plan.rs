@@ -6,9 +6,13 @@ use dunnage_layerstore::Digest;
 
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
 use crate::layout::{
-    ArchiveManifest, CONTAINERD_NAME, DOCKER_MANIFEST_LIST, Descriptor, Index, Manifest, OCI_INDEX,
-    REF_NAME,
+    ArchiveManifest, CONTAINERD_NAME, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
+    Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform, REF_NAME,
 };
 use crate::load::host_architecture;
 use crate::reference::{Reference, is_hex64};
@@ -41,7 +45,7 @@ pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
     }
     if source.read_member("index.json", max_json)?.is_some() {
         let mut plans = Vec::new();
-        let index = read_json::<Index>(source, "index.json", None, max_json)?;
+        let index = read_json::<RawIndex>(source, "index.json", None, max_json)?;
         plan_index(source, &index, max_json, 0, &mut plans)?;
         if plans.is_empty() {
             return Err(Error::UnknownFormat {
@@ -87,9 +91,34 @@ fn plan_docker(source: &Source, m: ArchiveManifest, max_json: u64) -> Result<Ima
     })
 }
 
+/// An index as read for a load: entries keep their digest as text, so an
+/// entry this load skips (another platform, an artifact) may use a digest
+/// algorithm we do not read.
+#[derive(Deserialize)]
+struct RawIndex {
+    #[serde(default)]
+    manifests: Vec<RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+/// Config media types of images (anything else is an artifact).
+const IMAGE_CONFIGS: [&str; 2] = [OCI_CONFIG, DOCKER_CONFIG];
+
 fn plan_index(
     source: &Source,
-    index: &Index,
+    index: &RawIndex,
     max_json: u64,
     depth: u32,
     plans: &mut Vec<ImagePlan>,
@@ -100,18 +129,32 @@ fn plan_index(
         {
             continue;
         }
-        if d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST {
+        let is_index = d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST;
+        if !is_index && d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST {
+            // An artifact manifest or another kind of blob: not an image.
+            continue;
+        }
+        let digest: Digest = d
+            .digest
+            .parse()
+            .map_err(|_| Error::InvalidDigest(d.digest.clone()))?;
+        let found = Some((digest, d.size));
+        if is_index {
             if depth >= 4 {
                 return Err(Error::UnknownFormat {
                     path: source.path().to_path_buf(),
                     reason: "indexes nested too deep".into(),
                 });
             }
-            let nested = read_json::<Index>(source, &blob_path(&d.digest), Some(d), max_json)?;
+            let nested = read_json::<RawIndex>(source, &blob_path(&digest), found, max_json)?;
             plan_index(source, &nested, max_json, depth + 1, plans)?;
             continue;
         }
-        let manifest = read_json::<Manifest>(source, &blob_path(&d.digest), Some(d), max_json)?;
+        let manifest = read_json::<Manifest>(source, &blob_path(&digest), found, max_json)?;
+        if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
+            // An OCI 1.1 artifact (its config is not an image config).
+            continue;
+        }
         let raw = read_bytes(
             source,
             &blob_path(&manifest.config.digest),
@@ -209,19 +252,20 @@ fn read_bytes(
     Ok(raw)
 }
 
+/// Read a JSON member; `d` is the digest and size its descriptor gives.
 fn read_json<T: serde::de::DeserializeOwned>(
     source: &Source,
     member: &str,
-    d: Option<&Descriptor>,
+    d: Option<(Digest, u64)>,
     max_json: u64,
 ) -> Result<T> {
-    let raw = read_bytes(source, member, d.map(|d| d.digest), max_json)?;
-    if let Some(d) = d
-        && d.size != raw.len() as u64
+    let raw = read_bytes(source, member, d.map(|d| d.0), max_json)?;
+    if let Some((_, size)) = d
+        && size != raw.len() as u64
     {
         return Err(Error::DigestMismatch {
             what: format!("size of {member}"),
-            expected: d.size.to_string(),
+            expected: size.to_string(),
             actual: raw.len().to_string(),
         });
     }

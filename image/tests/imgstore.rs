@@ -561,3 +561,105 @@ fn one_image_with_a_broken_layer_chain_does_not_hide_the_others() {
     assert!(stdout.contains("other"), "{stdout}");
     assert!(stderr.contains(&broken.to_string()), "{stderr}");
 }
+
+/// `{"mediaType":..,"digest":..,"size":..}` of `data`.
+fn descriptor(media: &str, data: &[u8]) -> String {
+    format!(
+        r#"{{"mediaType":"{media}","digest":"{}","size":{}}}"#,
+        Digest::sha256_of(data),
+        data.len()
+    )
+}
+
+#[test]
+fn index_entries_docker_ignores_do_not_fail_the_image_that_matches() {
+    require_root!();
+    let dir = TempDir::new("oci-ignored").unwrap();
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = common::config_for(&[common::diff_id(&layer)]);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
+        descriptor("application/vnd.oci.image.config.v1+json", &config),
+        descriptor("application/vnd.oci.image.layer.v1.tar", &layer)
+    );
+    // An OCI 1.1 artifact: an image manifest whose config is the empty
+    // descriptor, listed without a platform; and an old-style artifact
+    // manifest media type.
+    let empty = b"{}";
+    let artifact = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{},"layers":[{}]}}"#,
+        descriptor("application/vnd.oci.empty.v1+json", empty),
+        descriptor("application/vnd.example.sbom", b"sbom")
+    );
+    let other_arch = if cfg!(target_arch = "s390x") {
+        "arm64"
+    } else {
+        "s390x"
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha512:{}","size":1234,"platform":{{"architecture":"{other_arch}","os":"linux"}}}},
+            {},
+            {{"mediaType":"application/vnd.oci.artifact.manifest.v1+json","digest":"sha512:{}","size":99}},
+            {}
+        ]}}"#,
+        "ab".repeat(64),
+        descriptor(
+            "application/vnd.oci.image.manifest.v1+json",
+            artifact.as_bytes()
+        ),
+        "cd".repeat(64),
+        descriptor(
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.as_bytes()
+        ),
+    );
+    let blob = |d: &[u8]| format!("blobs/sha256/{}", Digest::sha256_of(d).hex());
+    let names = [
+        blob(manifest.as_bytes()),
+        blob(&config),
+        blob(&layer),
+        blob(artifact.as_bytes()),
+        blob(empty),
+        blob(b"sbom"),
+    ];
+    let datas: [&[u8]; 6] = [
+        manifest.as_bytes(),
+        &config,
+        &layer,
+        artifact.as_bytes(),
+        empty,
+        b"sbom",
+    ];
+    let mut members: Vec<(&str, &[u8], Option<&str>)> = vec![
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, None),
+        ("index.json", index.as_bytes(), None),
+    ];
+    for (n, d) in names.iter().zip(datas) {
+        members.push((n, d, None));
+    }
+    std::fs::write(dir.join("layout.tar"), common::raw_tar(&members)).unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let loaded = store
+        .load(&dir.join("layout.tar"), Default::default())
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id.0, Digest::sha256_of(&config));
+    // A matching entry with a digest we cannot read is a typed error.
+    let bad = index.replace(
+        &descriptor("application/vnd.oci.image.manifest.v1+json", manifest.as_bytes()),
+        &format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha512:{}","size":1}}"#,
+            "ef".repeat(64)
+        ),
+    );
+    members[1] = ("index.json", bad.as_bytes(), None);
+    std::fs::write(dir.join("bad.tar"), common::raw_tar(&members)).unwrap();
+    let err = store
+        .load(&dir.join("bad.tar"), Default::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, dunnage_image::Error::InvalidDigest(_)),
+        "{err}"
+    );
+}
