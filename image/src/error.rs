@@ -83,6 +83,17 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// An archive's plan exceeds a bound of [`LoadOptions`](crate::LoadOptions)
+    /// (image entries, bytes of JSON, nesting of indexes).
+    #[error("{archive}: more than {limit} {what}")]
+    PlanTooLarge {
+        /// The archive or layout read.
+        archive: PathBuf,
+        /// What there is too much of.
+        what: String,
+        /// The bound.
+        limit: u64,
+    },
     /// The input is neither a docker archive, an OCI layout nor a tarball we know.
     #[error("{path}: {reason}")]
     UnknownFormat {

@@ -41,6 +41,12 @@ pub use crate::progress::Progress;
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
+    /// Most image entries an archive may list: `manifest.json` entries, or
+    /// index entries walked, nested indexes included (default 4096).
+    pub max_images: usize,
+    /// Most bytes of JSON read to plan a load, all documents together
+    /// (default 256 MiB). A config or manifest named again is read once.
+    pub max_plan_bytes: u64,
     /// Largest uncompressed layer accepted, whatever its compression
     /// (default 64 GiB).
     pub max_layer: u64,
@@ -58,6 +64,8 @@ impl Default for LoadOptions<'_> {
     fn default() -> Self {
         LoadOptions {
             max_json: 8 << 20,
+            max_images: 4096,
+            max_plan_bytes: 256 << 20,
             max_layer: 64 << 30,
             max_ratio: 1100,
             ratio_floor: 64 << 20,
@@ -137,7 +145,7 @@ impl ImageStore {
     }
 
     fn load_source(&self, source: &Source, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
-        let plans = plan(source, opts.max_json)?;
+        let plans = plan(source, &opts)?;
         // What an earlier load killed halfway left is given back first
         // (best effort: only when no other operation runs).
         let _ = self.reclaim_leaked_layers();
@@ -207,9 +215,13 @@ impl ImageStore {
         } else {
             undo.created.push(id.clone());
         }
-        for t in &p.tags {
-            undo.tags.push((t.clone(), self.repos()?.get(t).cloned()));
-            self.set_tag_locked(locked, t, &id)?;
+        if !p.tags.is_empty() {
+            // All of the image's tags in one rewrite of repositories.json.
+            let repos = self.repos()?;
+            for t in &p.tags {
+                undo.tags.push((t.clone(), repos.get(t).cloned()));
+            }
+            self.set_tags_locked(locked, &p.tags, &id)?;
         }
         Ok(id)
     }

@@ -244,10 +244,21 @@ impl ImageStore {
         reference: &Reference,
         id: &ImageId,
     ) -> Result<()> {
+        self.set_tags_locked(locked, std::slice::from_ref(reference), id)
+    }
+
+    /// Point every reference of `references` at `id` (one rewrite of
+    /// `repositories.json`), with the images lock held.
+    pub(crate) fn set_tags_locked(
+        &self,
+        locked: &Locked,
+        references: &[Reference],
+        id: &ImageId,
+    ) -> Result<()> {
         if !self.db.exists(id) {
             return Err(Error::NoSuchImage(id.to_string()));
         }
-        self.edit_repos(locked, |r| r.add(reference, id))?;
+        self.edit_repos(locked, |r| r.add_all(references, id))?;
         self.db
             .set_last_updated(id, &format_rfc3339(SystemTime::now()))
     }
