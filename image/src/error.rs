@@ -83,6 +83,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Spooling a stream would leave less free space than the reserve
+    /// ([`LoadOptions::min_free`](crate::LoadOptions::min_free)).
+    #[error("{what}: spooling stopped, the file system would keep less than {reserve} bytes free")]
+    NoSpace {
+        /// The stream spooled.
+        what: String,
+        /// The free space kept.
+        reserve: u64,
+    },
     /// An archive's plan exceeds a bound of [`LoadOptions`](crate::LoadOptions)
     /// (image entries, bytes of JSON, nesting of indexes).
     #[error("{archive}: more than {limit} {what}")]

@@ -6,14 +6,20 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
+
+use dunnage_layerstore::Compression;
 
 use crate::config::{ConfigFile, History, ImageConfig, ImageId, RunConfig};
 use crate::error::{Error, Result};
+use crate::load::LoadOptions;
 use crate::load::host_architecture;
 use crate::progress::{Counting, Progress, ProgressFn};
 use crate::reference::Reference;
 use crate::source::decompress;
+use crate::spool::Limit;
 use crate::store::ImageStore;
 use crate::time::format_rfc3339;
 
@@ -113,7 +119,10 @@ impl ImageChanges {
 
 impl ImageStore {
     /// `docker import`: the tarball at `path` (plain, gzip or zstd) is the
-    /// only layer of a new image.
+    /// only layer of a new image. The layer gets the limits of a load
+    /// ([`LoadOptions::default`]): at most `max_layer` bytes, and a
+    /// compressed tarball expands at most `max_ratio` times
+    /// ([`Error::TooLarge`] beyond).
     pub fn import(&self, path: &Path, changes: &ImageChanges) -> Result<ImageId> {
         self.import_with_progress(path, changes, None)
     }
@@ -131,12 +140,28 @@ impl ImageStore {
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
             .len();
-        let (_, tar) = decompress(
-            one_layer(file, total, progress),
-            &path.display().to_string(),
-        )?;
+        let what = path.display().to_string();
+        let (kind, tar) = decompress(one_layer(file, total, progress), &what)?;
+        let limits = LoadOptions::default();
+        let limit = if kind == Compression::None {
+            limits.max_layer
+        } else {
+            limits.max_layer.min(limits.expansion_limit(total))
+        };
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let tar = Limit {
+            inner: tar,
+            left: limit,
+            exceeded: exceeded.clone(),
+        };
         let _operation = self.begin_operation()?;
-        let layer = self.layers().register(tar, None, None)?;
+        let layer = match self.layers().register(tar, None, None) {
+            Ok(l) => l,
+            Err(_) if exceeded.load(Ordering::Relaxed) => {
+                return Err(Error::TooLarge { what, limit });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = format_rfc3339(SystemTime::now());
         let comment = changes
             .comment

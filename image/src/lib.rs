@@ -57,6 +57,7 @@ pub mod reference;
 pub mod repositories;
 pub mod save;
 mod source;
+mod spool;
 pub mod store;
 pub mod time;
 pub mod views;

@@ -25,6 +25,7 @@ use crate::plan::{ImagePlan, LayerPlan, plan};
 use crate::progress::Counting;
 use crate::reference::Reference;
 use crate::source::{Source, decompress, read_up_to};
+use crate::spool::{Limit, check_archive_head, spool};
 use crate::store::{ImageStore, Locked};
 
 pub use crate::progress::Progress;
@@ -41,6 +42,14 @@ pub use crate::progress::Progress;
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
+    /// Largest stream spooled to the store's scratch space: an archive
+    /// read from stdin or a pipe, or a compressed archive decompressed
+    /// (default 256 GiB).
+    pub max_spool: u64,
+    /// Free space spooling leaves on the store's file system (default
+    /// 1 GiB): a stream that would take more fails with
+    /// [`Error::NoSpace`] instead of filling the disk.
+    pub min_free: u64,
     /// Most image entries an archive may list: `manifest.json` entries, or
     /// index entries walked, nested indexes included (default 4096).
     pub max_images: usize,
@@ -64,6 +73,8 @@ impl Default for LoadOptions<'_> {
     fn default() -> Self {
         LoadOptions {
             max_json: 8 << 20,
+            max_spool: 256 << 30,
+            min_free: 1 << 30,
             max_images: 4096,
             max_plan_bytes: 256 << 20,
             max_layer: 64 << 30,
@@ -125,19 +136,26 @@ impl ImageStore {
         label: &Path,
         opts: LoadOptions<'_>,
     ) -> Result<Vec<Loaded>> {
-        let spool = self.temp_file()?;
-        let size = io::copy(&mut input, &mut &spool).map_err(|e| Error::io("read", label, e))?;
+        // A first look: input that is not an archive (`/dev/zero`) fails
+        // here, before anything is spooled.
+        let what = label.display().to_string();
+        let mut head = [0u8; 512];
+        let n = read_up_to(&mut input, &mut head).map_err(|e| Error::io("read", label, e))?;
+        check_archive_head(&head[..n], &what)?;
+        let file = self.temp_file()?;
+        let mut whole = io::Cursor::new(&head[..n]).chain(input);
+        let size = spool(&mut whole, &file, opts.max_spool, opts.min_free, &what)?;
         let rewind = |f: &File| {
             (&*f)
                 .seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io("seek", label, e))
         };
-        rewind(&spool)?;
-        let (kind, reader) = decompress(&spool, &label.display().to_string())?;
+        rewind(&file)?;
+        let (kind, reader) = decompress(&file, &what)?;
         let source = if kind == Compression::None {
             drop(reader);
-            rewind(&spool)?;
-            Source::from_tar(spool, label)?
+            rewind(&file)?;
+            Source::from_tar(file, label)?
         } else {
             Source::from_tar(self.decompress_limited(reader, size, label, &opts)?, label)?
         };
@@ -287,22 +305,15 @@ impl ImageStore {
         path: &Path,
         opts: &LoadOptions<'_>,
     ) -> Result<File> {
-        let limit = opts.expansion_limit(compressed);
-        let exceeded = Arc::new(AtomicBool::new(false));
-        let mut limited = Limit {
-            inner: reader,
-            left: limit,
-            exceeded: exceeded.clone(),
-        };
+        let limit = opts.expansion_limit(compressed).min(opts.max_spool);
         let tmp = self.temp_file()?;
-        match io::copy(&mut limited, &mut &tmp).and_then(|_| (&tmp).seek(SeekFrom::Start(0))) {
-            Ok(_) => Ok(tmp),
-            Err(_) if exceeded.load(Ordering::Relaxed) => Err(Error::TooLarge {
-                what: format!("{} decompressed", path.display()),
-                limit,
-            }),
-            Err(e) => Err(Error::io("decompress", path, e)),
-        }
+        let what = format!("{} decompressed", path.display());
+        let mut reader = reader;
+        spool(&mut reader, &tmp, limit, opts.min_free, &what)?;
+        (&tmp)
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek", path, e))?;
+        Ok(tmp)
     }
 
     /// Register an image's layers, base first; returns the top chainID
@@ -479,25 +490,6 @@ impl<R: Read> Read for Hashing<R> {
         if let Some(h) = &mut self.hasher {
             h.update(&buf[..n]);
         }
-        Ok(n)
-    }
-}
-
-/// Fails the stream once more than `left` bytes came through.
-struct Limit<R> {
-    inner: R,
-    left: u64,
-    exceeded: Arc<AtomicBool>,
-}
-
-impl<R: Read> Read for Limit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            self.exceeded.store(true, Ordering::Relaxed);
-            return Err(io::Error::other("layer exceeds the size limit"));
-        }
-        self.left -= n as u64;
         Ok(n)
     }
 }

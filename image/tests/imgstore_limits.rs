@@ -225,3 +225,82 @@ fn plans_are_bounded_in_entries_and_bytes() {
         3
     );
 }
+
+#[test]
+fn load_from_dev_zero_fails_fast_and_spooling_is_bounded() {
+    require_root!();
+    let dir = TempDir::new("spool-bounds").unwrap();
+    let root = dir.join("root");
+    // `load -i /dev/zero` and `load < /dev/zero`: refused at the first
+    // block, nothing spooled.
+    for stdin in [None, Some(Path::new("/dev/zero"))] {
+        let args: &[&str] = if stdin.is_none() {
+            &["load", "-q", "-i", "/dev/zero"]
+        } else {
+            &["load", "-q"]
+        };
+        let (ok, err, _) = run_measured(&root, args, stdin);
+        assert!(!ok, "{args:?} loaded");
+        assert!(err.contains("not a tar archive"), "{args:?}: {err}");
+    }
+    let spooled = std::fs::read_dir(root.join("tmp")).map_or(0, |d| d.count());
+    assert_eq!(spooled, 0);
+    // A stream that starts as a tar and never ends stops at max_spool ...
+    let store = ImageStore::open(&root).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("huge").unwrap();
+    h.set_size(1 << 40);
+    h.set_cksum();
+    let endless = || std::io::Cursor::new(h.as_bytes().to_vec()).chain(std::io::repeat(0));
+    use std::io::Read;
+    let opts = LoadOptions {
+        max_spool: 16 << 20,
+        ..LoadOptions::default()
+    };
+    let e = store
+        .load_reader(endless(), Path::new("<endless>"), opts)
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::TooLarge { limit, .. } if limit == 16 << 20),
+        "{e}"
+    );
+    // ... and before the file system's free space drops below min_free.
+    let opts = LoadOptions {
+        min_free: u64::MAX / 2,
+        ..LoadOptions::default()
+    };
+    let e = store
+        .load_reader(endless(), Path::new("<endless>"), opts)
+        .unwrap_err();
+    assert!(matches!(e, Error::NoSpace { .. }), "{e}");
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn import_applies_the_limits_of_load() {
+    require_root!();
+    let dir = TempDir::new("import-bomb").unwrap();
+    // A tar of one 200 MiB file of zeros, zstd-compressed to a few KiB.
+    let mut h = tar::Header::new_ustar();
+    h.set_path("zeros").unwrap();
+    h.set_size(200 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut bomb = zstd::encode_all(&h.as_bytes()[..], 3).unwrap();
+    let frame = zstd::encode_all(&vec![0u8; 1 << 20][..], 19).unwrap();
+    for _ in 0..201 {
+        bomb.extend_from_slice(&frame);
+    }
+    assert!(bomb.len() < 64 << 10);
+    std::fs::write(dir.join("bomb.tar.zst"), &bomb).unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let e = store
+        .import(&dir.join("bomb.tar.zst"), &Default::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::TooLarge { limit, .. } if limit == 64 << 20),
+        "{e}"
+    );
+    assert!(store.list().unwrap().is_empty());
+    assert!(store.layers().list().unwrap().is_empty());
+}
