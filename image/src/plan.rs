@@ -5,7 +5,7 @@
 //! The plan is bounded, so that a small archive cannot expand into an
 //! unbounded one: at most [`LoadOptions::max_images`] entries (manifest
 //! entries and index entries walked), at most [`LoadOptions::max_plan_bytes`]
-//! of JSON read in all. A config named again is read once and shared;
+//! of JSON read in all, at most 125 layers per image (docker's limit). A config named again is read once and shared;
 //! entries naming the same config and layers become one image with the
 //! tags of all; a manifest listed again adds its tags; an index reached a
 //! second time (repeated fan-out) is refused.
@@ -118,6 +118,10 @@ const IMAGE_CONFIGS: [&str; 2] = [OCI_CONFIG, DOCKER_CONFIG];
 
 /// Deepest nesting of indexes below `index.json`.
 const MAX_DEPTH: u32 = 4;
+
+/// Most layers of one image: docker's layer store refuses a deeper chain
+/// (`maxLayerDepth`), so a longer list only makes work.
+pub(crate) const MAX_LAYERS: usize = 125;
 
 struct Planner<'a> {
     source: &'a Source,
@@ -244,6 +248,9 @@ impl Planner<'_> {
         layers: Vec<LayerPlan>,
         tags: Vec<Reference>,
     ) -> Result<usize> {
+        if layers.len() > MAX_LAYERS {
+            return Err(self.too_many("layers in one image", MAX_LAYERS as u64));
+        }
         check_layer_count(&config, layers.len())?;
         let key = (config.id().clone(), layers);
         if let Some(&i) = self.images.get(&key) {

@@ -172,7 +172,7 @@ fn nested_index_fan_out_is_refused_with_bounded_memory() {
 }
 
 #[test]
-fn plans_are_bounded_in_entries_and_bytes() {
+fn plans_are_bounded_in_entries_layers_and_bytes() {
     require_root!();
     let dir = TempDir::new("plan-bounds").unwrap();
     let store = ImageStore::open(&dir.join("root")).unwrap();
@@ -191,6 +191,22 @@ fn plans_are_bounded_in_entries_and_bytes() {
         .load(&dir.join("many.tar"), LoadOptions::default())
         .unwrap_err();
     assert!(matches!(e, Error::PlanTooLarge { limit: 4096, .. }), "{e}");
+    // More layers in one image than docker's 125.
+    let config = config_for(&vec![diff_id(&layer); 126]);
+    let entry = format!(
+        r#"[{{"Config":"c.json","RepoTags":null,"Layers":[{}]}}]"#,
+        vec![r#""l.tar""#; 126].join(",")
+    );
+    let tar = raw_tar(&[
+        ("manifest.json", entry.as_bytes(), None),
+        ("c.json", &config, None),
+        ("l.tar", &layer, None),
+    ]);
+    std::fs::write(dir.join("deep.tar"), tar).unwrap();
+    let e = store
+        .load(&dir.join("deep.tar"), LoadOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::PlanTooLarge { limit: 125, .. }), "{e}");
     // Distinct configs beyond max_plan_bytes.
     let configs: Vec<Vec<u8>> = (0..3)
         .map(|i| padded_config(&layer, 1 << 20, &i.to_string()))
