@@ -689,3 +689,81 @@ fn index_entries_docker_ignores_do_not_fail_the_image_that_matches() {
         "{err}"
     );
 }
+
+/// A tar of `(name, data, hardlink target)` members (a target makes a
+/// hardlink entry).
+fn tar_with_hardlinks(members: &[(&str, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data, link) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match link {
+            Some(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, name, t).unwrap();
+            }
+            None => {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, *data).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_links_in_the_outer_archive_reach_nothing_outside_it() {
+    require_root!();
+    let dir = TempDir::new("outer-links").unwrap();
+    let (root, store) = loaded_store(&dir);
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = common::config_for(&[common::diff_id(&layer)]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["h:1"],"Layers":["l.tar"]}]"#;
+    let cases: [(&str, Vec<u8>); 3] = [
+        // A hardlink cycle.
+        (
+            "cycle",
+            tar_with_hardlinks(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("m.tar")),
+                ("m.tar", b"", Some("l.tar")),
+            ]),
+        ),
+        // A hardlink whose target climbs out: it stops at the root.
+        (
+            "climb",
+            tar_with_hardlinks(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("../../../../etc/passwd")),
+            ]),
+        ),
+        // A symlink cycle.
+        (
+            "symlinks",
+            common::raw_tar(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("m.tar")),
+                ("m.tar", b"", Some("/l.tar")),
+            ]),
+        ),
+    ];
+    let before = common::snapshot(&root);
+    for (name, tar) in cases {
+        let path = dir.join(format!("{name}.tar"));
+        std::fs::write(&path, tar).unwrap();
+        let err = store.load(&path, Default::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                dunnage_image::Error::UnsafePath { .. }
+                    | dunnage_image::Error::MissingMember { .. }
+            ),
+            "{name}: {err}"
+        );
+        assert_eq!(common::snapshot(&root), before, "{name}: store changed");
+    }
+}
