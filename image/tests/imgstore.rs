@@ -767,3 +767,29 @@ fn hostile_links_in_the_outer_archive_reach_nothing_outside_it() {
         assert_eq!(common::snapshot(&root), before, "{name}: store changed");
     }
 }
+
+#[test]
+fn time_and_reference_parsers_never_panic_on_random_text() {
+    let mut rng = dunnage_testsupport::Rng::new(15);
+    let alphabet: Vec<char> = "09:-+.TZz tAa/@_é€😀\u{0}sha256:".chars().collect();
+    for _ in 0..20_000 {
+        let len = rng.below(40) as usize;
+        let text: String = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+            .collect();
+        let _ = dunnage_image::time::parse_rfc3339(&text);
+        let _ = dunnage_image::Reference::parse(&text);
+        let mut changes = dunnage_image::ImageChanges::default();
+        let _ = changes.add_instruction(&text);
+        let _ = changes.add_instruction(&format!("ENV {text}"));
+    }
+    // Mutations of a valid time, byte for byte.
+    let good = "2024-01-02T03:04:05.123+01:00";
+    for i in 0..good.len() {
+        for c in ['é', '€', '😀', '9', ':'] {
+            let mut t = good.to_string();
+            t.replace_range(i..i + 1, &c.to_string());
+            let _ = dunnage_image::time::parse_rfc3339(&t);
+        }
+    }
+}
