@@ -586,6 +586,8 @@ fn one_image_with_a_broken_layer_chain_does_not_hide_the_others() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains("other"), "{stdout}");
     assert!(stderr.contains(&broken.to_string()), "{stderr}");
+    // The damaged layer does not stop the reference check of the others.
+    assert_eq!(store.leaked_layers().unwrap(), Some(Vec::new()));
 }
 
 /// `{"mediaType":..,"digest":..,"size":..}` of `data`.
