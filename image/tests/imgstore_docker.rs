@@ -95,25 +95,34 @@ fn outer_archive_links_and_bad_created_times_load_as_in_docker() {
     assert_eq!(ours[0].id.to_string(), docker_id(&d, "links:1"));
     assert_eq!(ours[0].id.0, Digest::sha256_of(&config));
 
-    // Item 8: a created time with a multi-byte character.
-    let bad = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "created": "2024-01-02T03:04:05+0\u{e9}:0",
-        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
-    }))
-    .unwrap();
-    let manifest = br#"[{"Config":"c.json","RepoTags":["bad:1"],"Layers":[]}]"#;
-    let archive = tar_of(&[
-        ("manifest.json", manifest, Regular, ""),
-        ("c.json", &bad, Regular, ""),
-    ]);
-    std::fs::write(dir.join("bad.tar"), archive).unwrap();
-    let docker = docker_loads(&d, &dir.join("bad.tar"));
-    assert!(docker.is_err(), "docker loaded it: {docker:?}");
-    let err = store
-        .load(&dir.join("bad.tar"), Default::default())
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    // Item 8: a created time with a multi-byte character, in the config
+    // and in a history entry.
+    let bad_time = "2024-01-02T03:04:05+0\u{e9}:0";
+    let configs = [
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": bad_time,
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        }),
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+            "history": [{"created": bad_time, "empty_layer": true}],
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        }),
+    ];
+    for (i, config) in configs.iter().enumerate() {
+        let bad = serde_json::to_vec(config).unwrap();
+        let manifest = br#"[{"Config":"c.json","RepoTags":["bad:1"],"Layers":[]}]"#;
+        let archive = tar_of(&[
+            ("manifest.json", manifest, Regular, ""),
+            ("c.json", &bad, Regular, ""),
+        ]);
+        let path = dir.join(format!("bad{i}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path);
+        assert!(docker.is_err(), "docker loaded case {i}: {docker:?}");
+        let err = store.load(&path, Default::default()).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{i}: {err}");
+    }
 }
 
 fn dunnage(root: &Path) -> Command {
