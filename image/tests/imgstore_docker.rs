@@ -196,3 +196,57 @@ fn tag_with_a_digest_and_import_env_changes_answer_as_docker() {
         assert_eq!(our_env, docker_env, "{change}");
     }
 }
+
+#[test]
+fn created_times_docker_refuses_are_the_ones_we_refuse() {
+    require_root!();
+    require_command!("dockerd");
+    let dir = TempDir::new("times-docker").unwrap();
+    let d = Dockerd::start("imgstore-times").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let mut differ = Vec::new();
+    for (i, t) in [
+        "2024-01-02T03:04:05Z",
+        "2024-01-02T03:04:05.123456789Z",
+        "2024-01-02T03:04:05.1234567891Z",
+        "2024-01-02T03:04:05+01:00",
+        "2024-01-02T03:04:05-23:59",
+        "2024-01-02T03:04:05+24:00",
+        "2024-01-02T03:04:05+01:60",
+        "2024-01-02t03:04:05z",
+        "2024-01-02 03:04:05Z",
+        "2024-01-02T03:04:05,123Z",
+        "2024-01-02T03:04:05.Z",
+        "2024-02-29T03:04:05Z",
+        "2023-02-29T03:04:05Z",
+        "2024-01-02T23:59:60Z",
+        "2024-13-02T03:04:05Z",
+        "0000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2024-01-02T03:04:05",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": t,
+            "config": {"Labels": {"case": i.to_string()}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .unwrap();
+        let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":[]}]"#;
+        let archive = tar_of(&[
+            ("manifest.json", manifest, tar::EntryType::Regular, ""),
+            ("c.json", &config, tar::EntryType::Regular, ""),
+        ]);
+        let path = dir.join(format!("t{i}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path).is_ok();
+        let ours = store.load(&path, Default::default()).is_ok();
+        if docker != ours {
+            differ.push(format!("{t:?}: docker {docker}, dunnage {ours}"));
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+}
