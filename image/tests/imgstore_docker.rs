@@ -250,3 +250,42 @@ fn created_times_docker_refuses_are_the_ones_we_refuse() {
     }
     assert!(differ.is_empty(), "{differ:#?}");
 }
+
+#[test]
+fn the_layer_count_docker_refuses_is_the_one_we_refuse() {
+    require_root!();
+    require_command!("dockerd");
+    let dir = TempDir::new("depth-docker").unwrap();
+    let d = Dockerd::start("imgstore-depth").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let layer = layer_tar(&[("a", b"a")]);
+    for (n, loads) in [(125, true), (126, false)] {
+        let config = config_for(&vec![diff_id(&layer); n]);
+        let manifest = format!(
+            r#"[{{"Config":"c.json","RepoTags":["deep:{n}"],"Layers":[{}]}}]"#,
+            vec![r#""l.tar""#; n].join(",")
+        );
+        let archive = tar_of(&[
+            (
+                "manifest.json",
+                manifest.as_bytes(),
+                tar::EntryType::Regular,
+                "",
+            ),
+            ("c.json", &config, tar::EntryType::Regular, ""),
+            ("l.tar", &layer, tar::EntryType::Regular, ""),
+        ]);
+        let path = dir.join(format!("deep{n}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path);
+        assert_eq!(docker.is_ok(), loads, "docker, {n} layers: {docker:?}");
+        let ours = store.load(&path, Default::default());
+        assert_eq!(ours.is_ok(), loads, "dunnage, {n} layers: {ours:?}");
+        if loads {
+            assert_eq!(
+                ours.unwrap()[0].id.to_string(),
+                docker_id(&d, &format!("deep:{n}"))
+            );
+        }
+    }
+}
