@@ -4,12 +4,14 @@
 //! from, the machine's own network namespace.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
-use dunnage_network::netns;
-use dunnage_testsupport::unique_name;
+use dunnage_network::{Networks, netns};
+use dunnage_testsupport::{TempDir, unique_name};
 
 /// A network namespace `dunnage-test-TAG-...` made with `ip netns add`
 /// (loopback up), deleted on drop: its links go with it.
@@ -102,4 +104,77 @@ pub fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The host's address on the link to the outside machine.
+pub const HOST_UPLINK: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
+/// The outside machine's address.
+pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
+
+/// A host namespace, an outside namespace linked to it, and a state dir.
+/// Declared field order is drop order: the networks handle, then the
+/// namespaces, then the state.
+pub struct Lab {
+    pub nets: Networks,
+    pub host: Netns,
+    pub outside: Netns,
+    pub state: TempDir,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let host = Netns::new("host");
+        let outside = Netns::new("outside");
+        host.run(&[
+            "ip",
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "out0",
+            "netns",
+            &outside.name,
+        ]);
+        host.run(&["ip", "addr", "add", "10.203.0.1/24", "dev", "up0"]);
+        host.run(&["ip", "link", "set", "up0", "up"]);
+        outside.run(&["ip", "addr", "add", "10.203.0.2/24", "dev", "out0"]);
+        outside.run(&["ip", "link", "set", "out0", "up"]);
+        let state = TempDir::new("netstate").unwrap();
+        let nets = Networks::open(state.path(), host.fd()).unwrap();
+        Lab {
+            nets,
+            host,
+            outside,
+            state,
+        }
+    }
+}
+
+/// Retry `f` until it returns `Some`, at most `tries` times, 50 ms apart
+/// (servers started in the background need a moment to listen).
+pub fn retry<T>(tries: u32, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..tries {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gave up after {tries} tries");
+}
+
+/// Connect with busybox `nc` from `ns` to `ip:port` (retrying while the
+/// server is not listening yet) and return what the server said.
+pub fn nc_read(ns: &Netns, ip: Ipv4Addr, port: u16) -> String {
+    retry(200, || {
+        let out = ns
+            .cmd(&["busybox", "nc", &ip.to_string(), &port.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    })
 }

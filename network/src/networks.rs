@@ -1,0 +1,471 @@
+//! Networks: create, remove, inspect, list; attach and detach containers.
+//!
+//! A [`Networks`] is the state directory plus the network namespace that
+//! stands for "the host": the bridges, the host ends of the veth pairs and
+//! the nftables rules live there. Every call takes the state lock (see
+//! [`crate::store`]), checks everything it can before it creates anything,
+//! and undoes what it created when a later step fails.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::cidr::{format_mac, mac_for};
+use crate::error::{Error, Result};
+use crate::ports::PortMapping;
+use crate::rtnl::{Address, Netlink, Route};
+use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
+use crate::store::{Lease, NetworkConfig, Store};
+
+/// A network and the containers attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The network's configuration.
+    pub config: NetworkConfig,
+    /// Its leases, by address.
+    pub containers: Vec<Lease>,
+}
+
+/// A container's place on a network: what its `/etc/hosts`, its
+/// `inspect` output (docker's NetworkSettings) and `port` need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container_id: String,
+    /// The interface inside the container (`eth0`).
+    pub interface: String,
+    /// The container's address.
+    pub address: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// The default gateway (the bridge's address).
+    pub gateway: Ipv4Addr,
+    /// The MAC address of the container's interface.
+    pub mac: String,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+    /// The published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+impl Attachment {
+    fn new(cfg: &NetworkConfig, lease: &Lease) -> Attachment {
+        Attachment {
+            network: cfg.name.clone(),
+            container_id: lease.container_id.clone(),
+            interface: CONTAINER_IFNAME.to_string(),
+            address: lease.address,
+            prefix_len: cfg.subnet.prefix_len(),
+            gateway: cfg.gateway,
+            mac: lease.mac.clone(),
+            host_veth: lease.host_veth.clone(),
+            ports: lease.ports.clone(),
+        }
+    }
+}
+
+/// The networks of one state directory, with their bridges and rules in
+/// one host network namespace.
+#[derive(Debug)]
+pub struct Networks {
+    store: Store,
+    host: OwnedFd,
+}
+
+impl Networks {
+    /// Open (creating if needed) the state directory `state_dir`, managing
+    /// bridges and rules in the network namespace `host_netns` (an fd of
+    /// `/proc/self/ns/net`, `/run/netns/NAME`, ...).
+    pub fn open(state_dir: &Path, host_netns: BorrowedFd<'_>) -> Result<Networks> {
+        let host = host_netns
+            .try_clone_to_owned()
+            .map_err(|source| Error::Netns {
+                op: "dup host network namespace fd",
+                source,
+            })?;
+        Ok(Networks {
+            store: Store::open(state_dir)?,
+            host,
+        })
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.store.root()
+    }
+
+    /// The host network namespace.
+    pub fn host_netns(&self) -> BorrowedFd<'_> {
+        self.host.as_fd()
+    }
+
+    /// Create the network `spec` describes: the bridge (up, with the
+    /// gateway address), `ip_forward` and `route_localnet` on, the NAT
+    /// rules; then record it. Refused before anything is created when the
+    /// name exists, the bridge name is taken, or the subnet overlaps
+    /// another network's.
+    pub fn create(&self, spec: &NetworkSpec) -> Result<NetworkConfig> {
+        let cfg = spec.resolve()?;
+        let _lock = self.store.lock()?;
+        let all = self.store.networks()?;
+        for other in &all {
+            if other.name == cfg.name {
+                return Err(Error::NetworkExists(cfg.name));
+            }
+            if other.bridge == cfg.bridge {
+                return Err(Error::BridgeInUse {
+                    bridge: cfg.bridge,
+                    network: other.name.clone(),
+                });
+            }
+            if other.subnet.overlaps(&cfg.subnet) {
+                return Err(Error::SubnetOverlap {
+                    subnet: cfg.subnet,
+                    other_network: other.name.clone(),
+                    other_subnet: other.subnet,
+                });
+            }
+        }
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        if nl.link(&cfg.bridge)?.is_some() {
+            return Err(Error::Netlink {
+                op: "create bridge",
+                target: cfg.bridge.clone(),
+                source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            });
+        }
+        let result = self
+            .ensure_bridge(&mut nl, &cfg)
+            .and_then(|()| self.store.write_network(&cfg))
+            .and_then(|()| self.apply_rules());
+        if let Err(e) = result {
+            let _ = self.store.remove_network(&cfg.name);
+            let _ = nl.delete_link_named(&cfg.bridge);
+            let _ = self.apply_rules();
+            return Err(e);
+        }
+        Ok(cfg)
+    }
+
+    /// The default network `dunnage0` (`172.17.0.0/16`), created if missing.
+    pub fn ensure_default(&self) -> Result<NetworkConfig> {
+        if let Some(cfg) = self.store.network(DEFAULT_NETWORK)? {
+            return Ok(cfg);
+        }
+        match self.create(&NetworkSpec::new(DEFAULT_NETWORK)) {
+            Err(Error::NetworkExists(_)) => self
+                .store
+                .network(DEFAULT_NETWORK)?
+                .ok_or_else(|| Error::NetworkNotFound(DEFAULT_NETWORK.into())),
+            r => r,
+        }
+    }
+
+    /// Remove the network: its bridge, its rules, its record. Refused while
+    /// containers are attached.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        check_name("network", name, 64)?;
+        let _lock = self.store.lock()?;
+        let cfg = self
+            .store
+            .network(name)?
+            .ok_or_else(|| Error::NetworkNotFound(name.to_string()))?;
+        let leases = self.store.leases(name)?;
+        if !leases.is_empty() {
+            return Err(Error::NetworkInUse {
+                network: name.to_string(),
+                containers: leases.into_iter().map(|l| l.container_id).collect(),
+            });
+        }
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        nl.delete_link_named(&cfg.bridge)?;
+        self.store.remove_network(name)?;
+        self.apply_rules()
+    }
+
+    /// The network `name` and its containers.
+    pub fn inspect(&self, name: &str) -> Result<NetworkInfo> {
+        check_name("network", name, 64)?;
+        let _lock = self.store.lock()?;
+        let config = self
+            .store
+            .network(name)?
+            .ok_or_else(|| Error::NetworkNotFound(name.to_string()))?;
+        let containers = self.store.leases(name)?;
+        Ok(NetworkInfo { config, containers })
+    }
+
+    /// Every network, by name.
+    pub fn list(&self) -> Result<Vec<NetworkInfo>> {
+        let _lock = self.store.lock()?;
+        self.store
+            .networks()?
+            .into_iter()
+            .map(|config| {
+                let containers = self.store.leases(&config.name)?;
+                Ok(NetworkInfo { config, containers })
+            })
+            .collect()
+    }
+
+    /// The container's attachment to `network`.
+    pub fn attachment(&self, network: &str, container_id: &str) -> Result<Attachment> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let cfg = self
+            .store
+            .network(network)?
+            .ok_or_else(|| Error::NetworkNotFound(network.to_string()))?;
+        let lease = self
+            .store
+            .lease(network, container_id)?
+            .ok_or_else(|| Error::NotAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            })?;
+        Ok(Attachment::new(&cfg, &lease))
+    }
+
+    /// Attach the container whose network namespace is `container_netns`
+    /// to `network`: lease the lowest free address, create a veth pair on
+    /// the bridge, move its peer into the container as `eth0` with the
+    /// docker-style MAC, the address and a default route via the gateway,
+    /// and publish `ports`. Refused before anything is created when the
+    /// container is already attached, a port is published twice or by
+    /// another container, or the subnet is full.
+    pub fn attach(
+        &self,
+        network: &str,
+        container_id: &str,
+        container_netns: BorrowedFd<'_>,
+        ports: &[PortMapping],
+    ) -> Result<Attachment> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let cfg = self
+            .store
+            .network(network)?
+            .ok_or_else(|| Error::NetworkNotFound(network.to_string()))?;
+        if self.store.lease(network, container_id)?.is_some() {
+            return Err(Error::AlreadyAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            });
+        }
+        self.check_ports(container_id, ports)?;
+        let leases = self.store.leases(network)?;
+        let address = free_address(&cfg, &leases)?;
+        let suffix =
+            dunnage_base::rand::random_hex(4).map_err(Error::io("random", "/dev/urandom"))?;
+        let lease = Lease {
+            container_id: container_id.to_string(),
+            address,
+            mac: format_mac(&mac_for(address)),
+            host_veth: format!("veth{}", &suffix[..7]),
+            ports: ports.to_vec(),
+        };
+        let peer = format!("dnp{}", &suffix[..7]);
+        self.store.write_lease(network, &lease)?;
+        let mut host_nl = None;
+        let result = (|| {
+            let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
+            self.ensure_bridge(nl, &cfg)?;
+            plumb(nl, &cfg, &lease, &peer, container_netns)?;
+            self.apply_rules()
+        })();
+        match result {
+            Ok(()) => Ok(Attachment::new(&cfg, &lease)),
+            Err(e) => {
+                if let Some(nl) = host_nl.as_mut() {
+                    let _ = nl.delete_link_named(&lease.host_veth);
+                    let _ = nl.delete_link_named(&peer);
+                }
+                let _ = self.store.remove_lease(network, container_id);
+                let _ = self.apply_rules();
+                Err(e)
+            }
+        }
+    }
+
+    /// Detach the container from `network`: delete its veth pair (its
+    /// `eth0` goes with it), unpublish its ports, release its address.
+    /// A veth pair that is already gone (the container's namespace was
+    /// destroyed) is not an error.
+    pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let lease = self
+            .store
+            .lease(network, container_id)?
+            .ok_or_else(|| Error::NotAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            })?;
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        nl.delete_link_named(&lease.host_veth)?;
+        self.store.remove_lease(network, container_id)?;
+        self.apply_rules()
+    }
+
+    /// Refuse `ports` when one is listed twice or already published by a
+    /// container of any network.
+    fn check_ports(&self, container_id: &str, ports: &[PortMapping]) -> Result<()> {
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].iter().any(|q| q.collides_with(p)) {
+                return Err(Error::PortInUse {
+                    port: *p,
+                    container_id: container_id.to_string(),
+                });
+            }
+        }
+        for net in self.store.networks()? {
+            for lease in self.store.leases(&net.name)? {
+                if let Some(p) = ports
+                    .iter()
+                    .find(|p| lease.ports.iter().any(|q| q.collides_with(p)))
+                {
+                    return Err(Error::PortInUse {
+                        port: *p,
+                        container_id: lease.container_id,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Make sure the bridge exists, carries the gateway address and is up,
+    /// with forwarding and `route_localnet` on (repairs a bridge lost to a
+    /// reboot or removed by hand).
+    fn ensure_bridge(&self, nl: &mut Netlink, cfg: &NetworkConfig) -> Result<()> {
+        let bridge = match nl.link(&cfg.bridge)? {
+            Some(l) => l,
+            None => {
+                nl.add_bridge(&cfg.bridge)?;
+                nl.require_link(&cfg.bridge)?
+            }
+        };
+        if bridge.mtu != Some(cfg.mtu) {
+            nl.set_mtu(bridge.index, cfg.mtu)?;
+        }
+        let gw = Address {
+            link: bridge.index,
+            address: cfg.gateway.into(),
+            prefix_len: cfg.subnet.prefix_len(),
+        };
+        if !nl.addresses()?.contains(&gw) {
+            nl.add_address(&gw)?;
+        }
+        if !bridge.up {
+            nl.set_up(bridge.index, true)?;
+        }
+        crate::netns::write_sysctl(self.host.as_fd(), "ipv4/ip_forward", "1")?;
+        crate::netns::write_sysctl(
+            self.host.as_fd(),
+            &format!("ipv4/conf/{}/route_localnet", cfg.bridge),
+            "1",
+        )
+    }
+
+    /// Replace the nftables table with the rules for the current state.
+    fn apply_rules(&self) -> Result<()> {
+        let mut all = Vec::new();
+        for net in self.store.networks()? {
+            let leases = self.store.leases(&net.name)?;
+            all.push((net, leases));
+        }
+        crate::nft::apply(self.host.as_fd(), &crate::nft::ruleset(&all))
+    }
+}
+
+/// The lowest host address of the subnet that is neither the gateway nor
+/// leased.
+fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4Addr> {
+    let taken: std::collections::HashSet<Ipv4Addr> = leases.iter().map(|l| l.address).collect();
+    (1..=cfg.subnet.host_count())
+        .filter_map(|n| cfg.subnet.host(n))
+        .find(|ip| *ip != cfg.gateway && !taken.contains(ip))
+        .ok_or_else(|| Error::SubnetFull {
+            network: cfg.name.clone(),
+            subnet: cfg.subnet,
+        })
+}
+
+/// Create the veth pair, put the host end on the bridge and the peer into
+/// the container as `eth0` with its MAC, address and default route.
+fn plumb(
+    host: &mut Netlink,
+    cfg: &NetworkConfig,
+    lease: &Lease,
+    peer: &str,
+    container_netns: BorrowedFd<'_>,
+) -> Result<()> {
+    let bridge = host.require_link(&cfg.bridge)?;
+    host.add_veth(&lease.host_veth, peer)?;
+    let host_end = host.require_link(&lease.host_veth)?;
+    let peer_end = host.require_link(peer)?;
+    host.set_mtu(host_end.index, cfg.mtu)?;
+    host.set_mtu(peer_end.index, cfg.mtu)?;
+    host.set_controller(host_end.index, Some(bridge.index))?;
+    host.set_up(host_end.index, true)?;
+    host.move_to_netns(peer_end.index, container_netns)?;
+
+    let mut c = Netlink::open_in(container_netns)?;
+    let eth = c.require_link(peer)?;
+    c.rename(eth.index, CONTAINER_IFNAME)?;
+    c.set_mac(eth.index, mac_for(lease.address))?;
+    c.set_up(eth.index, true)?;
+    if let Some(lo) = c.link("lo")?
+        && !lo.up
+    {
+        c.set_up(lo.index, true)?;
+    }
+    c.add_address(&Address {
+        link: eth.index,
+        address: lease.address.into(),
+        prefix_len: cfg.subnet.prefix_len(),
+    })?;
+    c.add_route(&Route {
+        destination: None,
+        gateway: Some(cfg.gateway.into()),
+        link: Some(eth.index),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_leased_lowest_first_skipping_the_gateway() {
+        let mut spec = NetworkSpec::new("n");
+        spec.subnet("10.0.0.0/29".parse().unwrap());
+        let cfg = spec.resolve().unwrap();
+        let mut leases = Vec::new();
+        for want in 2..=6 {
+            let ip = free_address(&cfg, &leases).unwrap();
+            assert_eq!(ip, Ipv4Addr::new(10, 0, 0, want));
+            leases.push(Lease {
+                container_id: format!("c{want}"),
+                address: ip,
+                mac: String::new(),
+                host_veth: String::new(),
+                ports: vec![],
+            });
+        }
+        assert!(matches!(
+            free_address(&cfg, &leases),
+            Err(Error::SubnetFull { .. })
+        ));
+        leases.remove(1);
+        assert_eq!(
+            free_address(&cfg, &leases).unwrap(),
+            Ipv4Addr::new(10, 0, 0, 3)
+        );
+    }
+}
