@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::cidr::{format_mac, mac_for};
 use crate::error::{Error, Result};
 use crate::ports::PortMapping;
-use crate::rtnl::{Address, Netlink, Route};
+use crate::rtnl::{Address, Netlink, Route, VethPair};
 use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
 use crate::store::{Lease, NetworkConfig, Store};
 
@@ -268,13 +268,12 @@ impl Networks {
             host_veth: format!("veth{}", &suffix[..7]),
             ports: ports.to_vec(),
         };
-        let peer = format!("dnp{}", &suffix[..7]);
         self.store.write_lease(network, &lease)?;
         let mut host_nl = None;
         let result = (|| {
             let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
             self.ensure_bridge(nl, &cfg)?;
-            plumb(nl, &cfg, &lease, &peer, container_netns)?;
+            plumb(nl, &cfg, &lease, container_netns)?;
             self.apply_rules()
         })();
         match result {
@@ -282,7 +281,6 @@ impl Networks {
             Err(e) => {
                 if let Some(nl) = host_nl.as_mut() {
                     let _ = nl.delete_link_named(&lease.host_veth);
-                    let _ = nl.delete_link_named(&peer);
                 }
                 let _ = self.store.remove_lease(network, container_id);
                 let _ = self.apply_rules();
@@ -402,23 +400,30 @@ fn plumb(
     host: &mut Netlink,
     cfg: &NetworkConfig,
     lease: &Lease,
-    peer: &str,
     container_netns: BorrowedFd<'_>,
 ) -> Result<()> {
     let bridge = host.require_link(&cfg.bridge)?;
-    host.add_veth(&lease.host_veth, peer)?;
-    let host_end = host.require_link(&lease.host_veth)?;
-    let peer_end = host.require_link(peer)?;
-    host.set_mtu(host_end.index, cfg.mtu)?;
-    host.set_mtu(peer_end.index, cfg.mtu)?;
-    host.set_controller(host_end.index, Some(bridge.index))?;
-    host.set_up(host_end.index, true)?;
-    host.move_to_netns(peer_end.index, container_netns)?;
-
     let mut c = Netlink::open_in(container_netns)?;
-    let eth = c.require_link(peer)?;
-    c.rename(eth.index, CONTAINER_IFNAME)?;
-    c.set_mac(eth.index, mac_for(lease.address))?;
+    if c.link(CONTAINER_IFNAME)?.is_some() {
+        return Err(Error::Netlink {
+            op: "create the container's interface",
+            target: CONTAINER_IFNAME.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+        });
+    }
+    // One request: the host end on the bridge and up, the peer created
+    // straight inside the container as eth0 with its MAC.
+    host.add_veth_pair(&VethPair {
+        name: &lease.host_veth,
+        peer: CONTAINER_IFNAME,
+        mtu: Some(cfg.mtu),
+        controller: Some(bridge.index),
+        up: true,
+        peer_mac: Some(mac_for(lease.address)),
+        peer_netns: Some(container_netns),
+    })?;
+
+    let eth = c.require_link(CONTAINER_IFNAME)?;
     c.set_up(eth.index, true)?;
     if let Some(lo) = c.link("lo")?
         && !lo.up

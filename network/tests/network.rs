@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{HOST_UPLINK, Lab, Netns, OUTSIDE, nc_read, retry};
-use dunnage_network::rtnl::{Address, LinkKind, Route};
+use dunnage_network::rtnl::{Address, LinkKind, Route, VethPair};
 use dunnage_network::{Error, Netlink, NetworkSpec, Networks, PortMapping, netns};
 use dunnage_testsupport::require_root;
 
@@ -128,6 +128,36 @@ fn netlink_manages_links_addresses_and_routes_in_a_namespace_given_by_fd() {
     // Deleting one end of the pair deletes the other.
     nb.delete_link(eth.index).unwrap();
     assert!(nl.link("vt-host").unwrap().is_none());
+
+    // A pair made in one request: this end on the bridge and up, the peer
+    // created in b with its name, MAC and MTU.
+    nl.add_veth_pair(&VethPair {
+        name: "vt-one",
+        peer: "eth1",
+        mtu: Some(1280),
+        controller: Some(br.index),
+        up: true,
+        peer_mac: Some([0x02, 0x42, 10, 9, 9, 9]),
+        peer_netns: Some(b.fd()),
+    })
+    .unwrap();
+    let one = nl.require_link("vt-one").unwrap();
+    assert_eq!(
+        (one.controller, one.mtu, one.up),
+        (Some(br.index), Some(1280), true)
+    );
+    let eth1 = nb.require_link("eth1").unwrap();
+    assert_eq!(eth1.mac.as_deref(), Some(&[0x02, 0x42, 10, 9, 9, 9][..]));
+    assert_eq!(eth1.mtu, Some(1280));
+    assert!(nl.link("eth1").unwrap().is_none());
+    let e = nl
+        .add_veth_pair(&VethPair {
+            peer_netns: Some(b.fd()),
+            ..VethPair::new("vt-two", "eth1")
+        })
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    assert!(nl.link("vt-two").unwrap().is_none(), "nothing half-made");
     assert_eq!(own_netns_inode(), before);
     // A bad fd or a missing link is a typed error, not a panic.
     assert_eq!(

@@ -84,6 +84,41 @@ impl Link {
     }
 }
 
+/// A veth pair for [`Netlink::add_veth_pair`].
+#[derive(Clone, Copy, Debug)]
+pub struct VethPair<'a> {
+    /// The name of the end created in this namespace.
+    pub name: &'a str,
+    /// The name of the other end.
+    pub peer: &'a str,
+    /// The MTU of both ends.
+    pub mtu: Option<u32>,
+    /// The bridge (by index) this end is attached to.
+    pub controller: Option<u32>,
+    /// Whether this end is brought up.
+    pub up: bool,
+    /// The peer's hardware address.
+    pub peer_mac: Option<[u8; 6]>,
+    /// The network namespace the peer is created in (default: this one).
+    pub peer_netns: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> VethPair<'a> {
+    /// A pair `name` <-> `peer`, both in this namespace, down, defaults
+    /// elsewhere.
+    pub fn new(name: &'a str, peer: &'a str) -> VethPair<'a> {
+        VethPair {
+            name,
+            peer,
+            mtu: None,
+            controller: None,
+            up: false,
+            peer_mac: None,
+            peer_netns: None,
+        }
+    }
+}
+
 fn message(index: u32, attributes: Vec<LinkAttribute>) -> LinkMessage {
     let mut m = LinkMessage::default();
     m.header.index = index;
@@ -186,20 +221,49 @@ impl Netlink {
 
     /// Create a veth pair `name` <-> `peer` in this namespace, both down.
     pub fn add_veth(&mut self, name: &str, peer: &str) -> Result<()> {
-        check_ifname(name)?;
-        check_ifname(peer)?;
-        let peer_msg = message(0, vec![LinkAttribute::IfName(peer.to_string())]);
-        self.new_link(
+        self.add_veth_pair(&VethPair::new(name, peer))
+    }
+
+    /// Create a veth pair configured in the same request: MTU, bridge and
+    /// state of this end; name, MAC, MTU and namespace of the peer. A peer
+    /// created straight in its namespace saves the move (and the RCU grace
+    /// period a move waits for).
+    pub fn add_veth_pair(&mut self, pair: &VethPair<'_>) -> Result<()> {
+        check_ifname(pair.name)?;
+        check_ifname(pair.peer)?;
+        let mut peer_attrs = vec![LinkAttribute::IfName(pair.peer.to_string())];
+        if let Some(mac) = pair.peer_mac {
+            peer_attrs.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(mtu) = pair.mtu {
+            peer_attrs.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(ns) = pair.peer_netns {
+            peer_attrs.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        }
+        let mut attrs = vec![LinkAttribute::IfName(pair.name.to_string())];
+        if let Some(mtu) = pair.mtu {
+            attrs.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(bridge) = pair.controller {
+            attrs.push(LinkAttribute::Controller(bridge));
+        }
+        attrs.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(message(0, peer_attrs)))),
+        ]));
+        let mut m = message(0, attrs);
+        if pair.up {
+            m.header.flags = LinkFlags::Up;
+            m.header.change_mask = LinkFlags::Up;
+        }
+        self.request(
             "create veth",
-            name,
-            vec![
-                LinkAttribute::IfName(name.to_string()),
-                LinkAttribute::LinkInfo(vec![
-                    LinkInfo::Kind(InfoKind::Veth),
-                    LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
-                ]),
-            ],
+            &pair.name,
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_CREATE | NLM_F_EXCL,
         )
+        .map(drop)
     }
 
     /// Delete the link `index` (deleting one end of a veth pair deletes both).

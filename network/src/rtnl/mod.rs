@@ -27,7 +27,7 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use crate::error::{Error, Result};
 
 pub use addr::{Address, Route};
-pub use link::{Link, LinkKind};
+pub use link::{Link, LinkKind, VethPair};
 
 /// A blocking route-netlink socket bound to one network namespace.
 #[derive(Debug)]
