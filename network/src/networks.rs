@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::ports::PortMapping;
 use crate::rtnl::{Address, Netlink, Route, VethPair};
 use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
-use crate::store::{Lease, NetworkConfig, Store};
+use crate::store::{AppliedRules, Lease, NetworkConfig, Store};
 
 /// A network and the containers attached to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,11 +139,11 @@ impl Networks {
         let result = self
             .ensure_bridge(&mut nl, &cfg)
             .and_then(|()| self.store.write_network(&cfg))
-            .and_then(|()| self.apply_rules());
+            .and_then(|()| self.apply_rules(&nl));
         if let Err(e) = result {
             let _ = self.store.remove_network(&cfg.name);
             let _ = nl.delete_link_named(&cfg.bridge);
-            let _ = self.apply_rules();
+            let _ = self.apply_rules(&nl);
             return Err(e);
         }
         Ok(cfg)
@@ -182,7 +182,7 @@ impl Networks {
         let mut nl = Netlink::open_in(self.host.as_fd())?;
         nl.delete_link_named(&cfg.bridge)?;
         self.store.remove_network(name)?;
-        self.apply_rules()
+        self.apply_rules(&nl)
     }
 
     /// The network `name` and its containers.
@@ -274,16 +274,16 @@ impl Networks {
             let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
             self.ensure_bridge(nl, &cfg)?;
             plumb(nl, &cfg, &lease, container_netns)?;
-            self.apply_rules()
+            self.apply_rules(nl)
         })();
         match result {
             Ok(()) => Ok(Attachment::new(&cfg, &lease)),
             Err(e) => {
+                let _ = self.store.remove_lease(network, container_id);
                 if let Some(nl) = host_nl.as_mut() {
                     let _ = nl.delete_link_named(&lease.host_veth);
+                    let _ = self.apply_rules(nl);
                 }
-                let _ = self.store.remove_lease(network, container_id);
-                let _ = self.apply_rules();
                 Err(e)
             }
         }
@@ -307,7 +307,7 @@ impl Networks {
         let mut nl = Netlink::open_in(self.host.as_fd())?;
         nl.delete_link_named(&lease.host_veth)?;
         self.store.remove_lease(network, container_id)?;
-        self.apply_rules()
+        self.apply_rules(&nl)
     }
 
     /// Refuse `ports` when one is listed twice or already published by a
@@ -370,16 +370,46 @@ impl Networks {
         )
     }
 
-    /// Replace the nftables table with the rules for the current state.
-    fn apply_rules(&self) -> Result<()> {
+    /// Apply the nftables rule set for the current state again, even if
+    /// the record says it is in place: after something else deleted the
+    /// `dunnage` table (`nft flush ruleset`).
+    pub fn reapply_rules(&self) -> Result<()> {
+        let _lock = self.store.lock()?;
+        self.store.forget_applied_rules()?;
+        let nl = Netlink::open_in(self.host.as_fd())?;
+        self.apply_rules(&nl)
+    }
+
+    /// Replace the nftables table with the rules for the current state,
+    /// unless the record says this very rule set is in place in this boot
+    /// and this host namespace (`host` is a socket there).
+    fn apply_rules(&self, host: &Netlink) -> Result<()> {
         let mut all = Vec::new();
         for net in self.store.networks()? {
             let leases = self.store.leases(&net.name)?;
             all.push((net, leases));
         }
-        crate::nft::apply(self.host.as_fd(), &crate::nft::ruleset(&all))
+        let ruleset = crate::nft::ruleset(&all);
+        let boot_id = std::fs::read_to_string(BOOT_ID)
+            .map_err(Error::io("read", BOOT_ID))?
+            .trim()
+            .to_string();
+        let record = AppliedRules {
+            boot_id,
+            netns_cookie: host.netns_cookie()?,
+            ruleset,
+        };
+        if self.store.applied_rules().as_ref() == Some(&record) {
+            return Ok(());
+        }
+        // Forget first: a failure or crash below makes the next call apply.
+        self.store.forget_applied_rules()?;
+        crate::nft::apply(self.host.as_fd(), &record.ruleset)?;
+        self.store.write_applied_rules(&record)
     }
 }
+
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// The lowest host address of the subnet that is neither the gateway nor
 /// leased.

@@ -3,9 +3,10 @@
 //!
 //! The whole table `ip dunnage` is computed from the state directory (all
 //! networks and their leases) and replaced in one nft transaction on every
-//! change: `add table` + `delete table` + the new content commit together
-//! or not at all, so the kernel never holds half a rule set and no rule
-//! handle has to be remembered. Nothing outside the table is touched.
+//! change that alters it: `add table` + `flush table` + the chains and
+//! rules commit together or not at all, so the kernel never holds half a
+//! rule set and no rule handle has to be remembered; with no network left
+//! the table is deleted. Nothing outside the table is touched.
 //!
 //! ```text
 //! table ip dunnage
@@ -91,15 +92,17 @@ fn local_daddr() -> Value {
 /// for `networks` (each with its leases). With no network at all the table
 /// is only deleted.
 pub fn ruleset(networks: &[(NetworkConfig, Vec<Lease>)]) -> Value {
-    // "add" first so that "delete" cannot fail on a missing table.
-    let mut cmds = vec![
-        json!({"add": {"table": table()}}),
-        json!({"delete": {"table": table()}}),
-    ];
+    // "add" first so that "delete" or "flush" cannot fail on a missing
+    // table.
+    let mut cmds = vec![json!({"add": {"table": table()}})];
     if networks.is_empty() {
+        cmds.push(json!({"delete": {"table": table()}}));
         return json!({"nftables": cmds});
     }
-    cmds.push(json!({"add": {"table": table()}}));
+    // Flush the rules but keep the chains: re-adding an existing base
+    // chain is a no-op, while deleting it would unregister its hook and
+    // wait for an RCU grace period (tens of ms on a busy machine).
+    cmds.push(json!({"flush": {"table": table()}}));
     cmds.push(chain("prerouting", Some(("prerouting", -100))));
     cmds.push(chain("output", Some(("output", -100))));
     cmds.push(chain("postrouting", Some(("postrouting", 100))));
@@ -226,6 +229,7 @@ mod tests {
         let cmds = v["nftables"].as_array().unwrap();
         assert_eq!(cmds.len(), 2);
         assert_eq!(cmds[1]["delete"]["table"]["name"], "dunnage");
+        assert_eq!(cmds[1]["delete"]["table"]["family"], "ip");
     }
 
     #[test]
@@ -249,10 +253,13 @@ mod tests {
         };
         let v = ruleset(&[(net, vec![lease])]);
         let text = v.to_string();
-        for cmd in v["nftables"].as_array().unwrap() {
+        let cmds = v["nftables"].as_array().unwrap();
+        assert_eq!(cmds[1]["flush"]["table"]["name"], "dunnage", "{text}");
+        assert!(!text.contains("delete"), "{text}");
+        for cmd in cmds {
             let obj = cmd["add"]
                 .as_object()
-                .or(cmd["delete"].as_object())
+                .or(cmd["flush"].as_object())
                 .unwrap();
             let inner = obj.values().next().unwrap();
             let t = inner.get("table").or(inner.get("name")).unwrap();

@@ -4,6 +4,8 @@
 //! STATE/
 //!   lock                               flock: held exclusively by every
 //!                                      change and every read of the whole
+//!   rules.json                         AppliedRules: the nftables rule set
+//!                                      last applied, and where (boot, netns)
 //!   networks/NAME/config.json          NetworkConfig
 //!   networks/NAME/leases/CONTAINER.json  Lease (address, MAC, host veth, ports)
 //! ```
@@ -55,6 +57,20 @@ pub struct Lease {
     pub host_veth: String,
     /// Its published ports.
     pub ports: Vec<PortMapping>,
+}
+
+/// The rule set last applied, with the boot and the network namespace it
+/// was applied in: a change that leaves the rule set as it is (a container
+/// without published ports) then needs no `nft` run, while a reboot or a
+/// new host namespace (new `boot_id`, new netns cookie) gets it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRules {
+    /// `/proc/sys/kernel/random/boot_id` at the time.
+    pub boot_id: String,
+    /// The host namespace's `SO_NETNS_COOKIE`.
+    pub netns_cookie: u64,
+    /// The nft JSON that was applied.
+    pub ruleset: serde_json::Value,
 }
 
 /// The state directory.
@@ -184,6 +200,31 @@ impl Store {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove lease", path)(e)),
+        }
+    }
+}
+
+impl Store {
+    fn rules_path(&self) -> PathBuf {
+        self.root.join("rules.json")
+    }
+
+    /// The record of the last applied rule set; an unreadable one counts as
+    /// none (the rules are then applied again, which repairs it).
+    pub(crate) fn applied_rules(&self) -> Option<AppliedRules> {
+        read_json(&self.rules_path()).ok().flatten()
+    }
+
+    pub(crate) fn write_applied_rules(&self, rules: &AppliedRules) -> Result<()> {
+        write_json(&self.rules_path(), rules)
+    }
+
+    pub(crate) fn forget_applied_rules(&self) -> Result<()> {
+        let path = self.rules_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path)(e)),
         }
     }
 }

@@ -593,3 +593,39 @@ fn the_default_network_is_dunnage0_on_docker0s_subnet() {
     lab.nets.detach("dunnage0", "c").unwrap();
     lab.nets.remove("dunnage0").unwrap();
 }
+
+#[test]
+fn rules_come_back_in_a_new_host_namespace_and_after_a_flush() {
+    setup!();
+    let lab = Lab::new();
+    lab.nets.create(&spec("n1", "10.201.8.0/24")).unwrap();
+    let c = Netns::new("c");
+    lab.nets
+        .attach("n1", "c", c.fd(), &ports(&["8080:80"]))
+        .unwrap();
+    // Something else flushes every table: reapply_rules restores ours.
+    lab.host.run(&["nft", "flush", "ruleset"]);
+    assert!(!lab.host.ruleset().contains("dunnage"));
+    lab.nets.reapply_rules().unwrap();
+    assert!(
+        lab.host
+            .ruleset()
+            .contains("tcp dport 8080 dnat to 10.201.8.2:80")
+    );
+    lab.nets.detach("n1", "c").unwrap();
+
+    // The same state in a new host namespace (as after a reboot): the
+    // record names another namespace, so the next change applies the rules
+    // there even though they did not change, and the bridge is repaired.
+    let host2 = Netns::new("host2");
+    let nets2 = Networks::open(lab.state.path(), host2.fd()).unwrap();
+    let c2 = Netns::new("c2");
+    nets2.attach("n1", "c2", c2.fd(), &[]).unwrap();
+    let rules = host2.ruleset();
+    assert!(
+        rules.contains("table ip dunnage") && rules.contains("masquerade"),
+        "{rules}"
+    );
+    assert!(host2.links().contains(&"n1".to_string()));
+    nets2.detach("n1", "c2").unwrap();
+}

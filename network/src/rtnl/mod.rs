@@ -58,6 +58,35 @@ impl Netlink {
         crate::netns::run_in(netns, Netlink::open)
     }
 
+    /// The namespace's cookie (`SO_NETNS_COOKIE`): a number the kernel
+    /// never gives another network namespace during this boot, unlike the
+    /// namespace file's inode number, which is reused.
+    pub fn netns_cookie(&self) -> Result<u64> {
+        // The generic value; the option exists since Linux 5.14.
+        const SO_NETNS_COOKIE: libc::c_int = 71;
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: the socket fd is open for the call; cookie and len are
+        // valid for writes of the size len says.
+        let rc = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&self.socket),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Netlink {
+                op: "get SO_NETNS_COOKIE",
+                target: "NETLINK_ROUTE".into(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(cookie)
+    }
+
     /// Send `msg` with `flags` (plus `NLM_F_REQUEST | NLM_F_ACK`) and
     /// collect the answers until the acknowledgement or the end of a dump.
     fn request(
