@@ -257,10 +257,7 @@ mod tests {
         assert_eq!(cmds[1]["flush"]["table"]["name"], "dunnage", "{text}");
         assert!(!text.contains("delete"), "{text}");
         for cmd in cmds {
-            let obj = cmd["add"]
-                .as_object()
-                .or(cmd["flush"].as_object())
-                .unwrap();
+            let obj = cmd["add"].as_object().or(cmd["flush"].as_object()).unwrap();
             let inner = obj.values().next().unwrap();
             let t = inner.get("table").or(inner.get("name")).unwrap();
             assert_eq!(t, "dunnage", "{cmd}");
