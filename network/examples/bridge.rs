@@ -73,8 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     print!("c1's /etc/hosts:\n{}", etc::hosts(a1.address, &["c1"]));
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    print!("c1's /etc/resolv.conf:\n{}", etc::resolv_conf(&host_resolv));
+    let host_resolv = etc::read_host_resolv_conf();
+    print!(
+        "c1's /etc/resolv.conf:\n{}",
+        etc::resolv_conf(&host_resolv, false)
+    );
 
     let ping = Command::new("nsenter")
         .arg(format!("--net={}", c2.path()))

@@ -79,6 +79,9 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An MTU outside 68..=65535.
+    #[error("invalid mtu {0}: must be from 68 to 65535")]
+    InvalidMtu(u32),
     /// The network already exists.
     #[error("network {0:?} already exists")]
     NetworkExists(String),

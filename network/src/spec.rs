@@ -92,11 +92,7 @@ impl NetworkSpec {
         }
         let mtu = self.mtu.unwrap_or(DEFAULT_MTU);
         if !(68..=65535).contains(&mtu) {
-            return Err(Error::InvalidName {
-                kind: "mtu",
-                name: mtu.to_string(),
-                reason: "must be from 68 to 65535",
-            });
+            return Err(Error::InvalidMtu(mtu));
         }
         Ok(NetworkConfig {
             name: self.name.clone(),
@@ -168,6 +164,6 @@ mod tests {
         assert!(matches!(bad(&s), Error::AddressOutsideSubnet { .. }));
         let mut s = NetworkSpec::new("n");
         s.mtu(10);
-        assert!(matches!(bad(&s), Error::InvalidName { kind: "mtu", .. }));
+        assert!(matches!(bad(&s), Error::InvalidMtu(10)));
     }
 }
