@@ -452,6 +452,9 @@ fn plumb(
         peer_mac: Some(mac_for(lease.address)),
         peer_netns: Some(container_netns),
     })?;
+    // Docker does the same when it publishes ports without its proxy.
+    let host_end = host.require_link(&lease.host_veth)?;
+    host.set_hairpin(host_end.index, true)?;
 
     let eth = c.require_link(CONTAINER_IFNAME)?;
     c.set_up(eth.index, true)?;

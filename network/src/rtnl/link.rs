@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 
 use super::Netlink;
@@ -328,6 +329,24 @@ impl Netlink {
     pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<()> {
         let m = message(index, vec![LinkAttribute::Address(mac.to_vec())]);
         self.set("set mac", index, m)
+    }
+
+    /// Turn hairpin mode of the bridge port `index` on or off
+    /// (`IFLA_BRPORT_MODE`, `ip link set dev X type bridge_slave hairpin on`):
+    /// frames may then leave through the port they came in by, so that a
+    /// container reaches its own published port through the host.
+    pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
+        let m = message(
+            index,
+            vec![LinkAttribute::LinkInfo(vec![
+                LinkInfo::PortKind(InfoPortKind::Bridge),
+                LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                    on,
+                )])),
+            ])],
+        );
+        self.request("set hairpin", &index, RouteNetlinkMessage::NewLink(m), 0)
+            .map(drop)
     }
 
     /// Bring link `index` up or down (`IFF_UP`).

@@ -165,16 +165,34 @@ pub fn retry<T>(tries: u32, mut f: impl FnMut() -> Option<T>) -> T {
     panic!("gave up after {tries} tries");
 }
 
-/// Connect with busybox `nc` from `ns` to `ip:port` (retrying while the
-/// server is not listening yet) and return what the server said.
+/// Connect with busybox `nc` from `ns` to `ip:port` and return what the
+/// server said. A refused connection (the server is not listening yet) is
+/// retried; one that gets no answer within nc's 5 s connect timeout fails
+/// the test at once (packets are being dropped: no point retrying).
 pub fn nc_read(ns: &Netns, ip: Ipv4Addr, port: u16) -> String {
     retry(200, || {
+        let started = std::time::Instant::now();
         let out = ns
-            .cmd(&["busybox", "nc", &ip.to_string(), &port.to_string()])
+            .cmd(&[
+                "busybox",
+                "nc",
+                "-w",
+                "5",
+                &ip.to_string(),
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .output()
             .unwrap();
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        (out.status.success() && !s.is_empty()).then_some(s)
+        if out.status.success() && !s.is_empty() {
+            return Some(s);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "nc to {ip}:{port} got no answer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        None
     })
 }
