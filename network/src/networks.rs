@@ -273,8 +273,12 @@ impl Networks {
         let result = (|| {
             let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
             self.ensure_bridge(nl, &cfg)?;
-            plumb(nl, &cfg, &lease, container_netns)?;
-            self.apply_rules(nl)
+            // nft applies the rules (a DNAT to an address not configured
+            // yet is harmless) while the links are made.
+            let rules = self.start_rules(nl)?;
+            let plumbed = plumb(nl, &cfg, &lease, container_netns);
+            let applied = self.finish_rules(rules);
+            plumbed.and(applied)
         })();
         match result {
             Ok(()) => Ok(Attachment::new(&cfg, &lease)),
@@ -292,7 +296,10 @@ impl Networks {
     /// Detach the container from `network`: delete its veth pair (its
     /// `eth0` goes with it), unpublish its ports, release its address.
     /// A veth pair that is already gone (the container's namespace was
-    /// destroyed) is not an error.
+    /// destroyed) is not an error. Deleting a veth waits for an RCU grace
+    /// period in the kernel (most of a detach's time); a runtime that lets
+    /// the container's namespace go first has the kernel delete the pair in
+    /// the background, and detach then only releases the lease and rules.
     pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;
@@ -305,9 +312,24 @@ impl Networks {
                 container_id: container_id.to_string(),
             })?;
         let mut nl = Netlink::open_in(self.host.as_fd())?;
-        nl.delete_link_named(&lease.host_veth)?;
+        // nft removes the rules while the kernel deletes the veth pair.
         self.store.remove_lease(network, container_id)?;
-        self.apply_rules(&nl)
+        let rules = match self.start_rules(&nl) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.write_lease(network, &lease);
+                return Err(e);
+            }
+        };
+        let deleted = nl.delete_link_named(&lease.host_veth);
+        let applied = self.finish_rules(rules);
+        if let Err(e) = deleted {
+            // The pair is still there: keep its lease, and its rules.
+            let _ = self.store.write_lease(network, &lease);
+            let _ = self.apply_rules(&nl);
+            return Err(e);
+        }
+        applied
     }
 
     /// Refuse `ports` when one is listed twice or already published by a
@@ -384,6 +406,13 @@ impl Networks {
     /// unless the record says this very rule set is in place in this boot
     /// and this host namespace (`host` is a socket there).
     fn apply_rules(&self, host: &Netlink) -> Result<()> {
+        let started = self.start_rules(host)?;
+        self.finish_rules(started)
+    }
+
+    /// Start the `nft` run that [`apply_rules`](Self::apply_rules) makes;
+    /// `None` when the rule set is in place already.
+    fn start_rules(&self, host: &Netlink) -> Result<Option<(crate::nft::Pending, AppliedRules)>> {
         let mut all = Vec::new();
         for net in self.store.networks()? {
             let leases = self.store.leases(&net.name)?;
@@ -400,12 +429,24 @@ impl Networks {
             ruleset,
         };
         if self.store.applied_rules().as_ref() == Some(&record) {
-            return Ok(());
+            return Ok(None);
         }
         // Forget first: a failure or crash below makes the next call apply.
         self.store.forget_applied_rules()?;
-        crate::nft::apply(self.host.as_fd(), &record.ruleset)?;
-        self.store.write_applied_rules(&record)
+        let pending = crate::nft::spawn(self.host.as_fd(), &record.ruleset)?;
+        Ok(Some((pending, record)))
+    }
+
+    /// Wait for the run [`start_rules`](Self::start_rules) began and record
+    /// its rule set.
+    fn finish_rules(&self, started: Option<(crate::nft::Pending, AppliedRules)>) -> Result<()> {
+        match started {
+            None => Ok(()),
+            Some((pending, record)) => {
+                pending.wait()?;
+                self.store.write_applied_rules(&record)
+            }
+        }
     }
 }
 

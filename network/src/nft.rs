@@ -33,7 +33,7 @@
 use std::io::Write;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -178,14 +178,22 @@ fn nft_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/nft"))
 }
 
-/// Feed `commands` (nft JSON) to `nft -j -f -` running in the network
-/// namespace `netns`. The child is forked from a thread that has joined
-/// the namespace, so it starts there; the caller's thread does not move.
-pub fn apply(netns: BorrowedFd<'_>, commands: &Value) -> Result<()> {
-    let input = commands.to_string();
-    crate::netns::run_in(netns, move || {
+/// An `nft` run started by [`spawn`]: the kernel applies the rule set
+/// while the caller does other work; [`Pending::wait`] collects the
+/// outcome. Dropped without `wait`, it still reaps the child.
+#[derive(Debug)]
+pub struct Pending {
+    child: Option<Child>,
+}
+
+/// Start `nft -j -f -` in the network namespace `netns` and feed it
+/// `commands` (nft JSON). The child is forked from a thread that has
+/// joined the namespace, so it starts there; the caller's thread does not
+/// move.
+pub fn spawn(netns: BorrowedFd<'_>, commands: &Value) -> Result<Pending> {
+    let mut child = crate::netns::run_in(netns, || {
         let nft = nft_binary();
-        let mut child = Command::new(&nft)
+        Command::new(&nft)
             .args(["-j", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -194,11 +202,22 @@ pub fn apply(netns: BorrowedFd<'_>, commands: &Value) -> Result<()> {
             .map_err(|e| Error::Nft {
                 op: "run",
                 detail: format!("{}: {e} (install the nftables package)", nft.display()),
-            })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // A write error means nft exited early; its status says why.
-            let _ = stdin.write_all(input.as_bytes());
-        }
+            })
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A write error means nft exited early; its status says why.
+        // Dropping stdin closes it: nft reads to the end, then commits.
+        let _ = stdin.write_all(commands.to_string().as_bytes());
+    }
+    Ok(Pending { child: Some(child) })
+}
+
+impl Pending {
+    /// Wait for `nft`: `Ok` when it committed the rule set.
+    pub fn wait(mut self) -> Result<()> {
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
         let out = child.wait_with_output().map_err(|e| Error::Nft {
             op: "wait",
             detail: e.to_string(),
@@ -215,7 +234,20 @@ pub fn apply(netns: BorrowedFd<'_>, commands: &Value) -> Result<()> {
                 ),
             })
         }
-    })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// [`spawn`] and [`Pending::wait`]: apply `commands` in `netns`.
+pub fn apply(netns: BorrowedFd<'_>, commands: &Value) -> Result<()> {
+    spawn(netns, commands)?.wait()
 }
 
 #[cfg(test)]
