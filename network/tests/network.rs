@@ -635,3 +635,30 @@ fn rules_come_back_in_a_new_host_namespace_and_after_a_flush() {
     assert!(host2.links().contains(&"n1".to_string()));
     nets2.detach("n1", "c2").unwrap();
 }
+
+#[test]
+fn detach_after_the_container_namespace_is_gone_releases_everything() {
+    setup!();
+    let lab = Lab::new();
+    lab.nets.create(&spec("n1", "10.201.9.0/24")).unwrap();
+    let before = lab.host.links();
+    let c = Netns::new("c");
+    let a = lab
+        .nets
+        .attach("n1", "c", c.fd(), &ports(&["8080:80"]))
+        .unwrap();
+    assert!(lab.host.links().contains(&a.host_veth));
+    drop(c); // ip netns del: the kernel deletes the pair in the background
+    lab.nets.detach("n1", "c").unwrap();
+    // The kernel's clean-up of the namespace may still be running.
+    retry(200, || (lab.host.links() == before).then_some(()));
+    assert!(lab.nets.inspect("n1").unwrap().containers.is_empty());
+    assert!(!lab.host.ruleset().contains("8080"));
+    // The address is free again.
+    let c2 = Netns::new("c2");
+    assert_eq!(
+        lab.nets.attach("n1", "c2", c2.fd(), &[]).unwrap().address,
+        a.address
+    );
+    lab.nets.detach("n1", "c2").unwrap();
+}
