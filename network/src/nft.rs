@@ -26,9 +26,14 @@
 //! it, and the second postrouting rule rewrites that source to the bridge's
 //! address so that the container's answer can come back.
 //!
-//! Why the `nft` binary: the only Rust netlink crate for nf_tables that is
-//! kept up (`rustables`) is GPL-3.0, which this MIT/Apache workspace cannot
-//! link; `nft`'s JSON input is its stable, documented machine interface.
+//! Why the `nft` binary: of the Rust crates that speak nf_tables netlink,
+//! `rustables` is GPL-3.0, which this MIT/Apache workspace cannot link, and
+//! Mullvad's `nftnl` (MIT/Apache, kept up) binds the C libnftnl and libmnl
+//! (a `-dev` package for everyone who builds the crate) and has no `fib`
+//! expression, which "published on every local address" needs
+//! (`fib daddr type local`, docker's `--dst-type LOCAL`). `nft`'s JSON
+//! input is its documented machine interface. The price is one process
+//! start per change of the rule set (see BENCHMARKS.md).
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
