@@ -42,6 +42,7 @@ pub mod etc;
 pub mod netns;
 pub mod networks;
 pub mod nft;
+mod plumb;
 pub mod ports;
 pub mod rtnl;
 pub mod spec;

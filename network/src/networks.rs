@@ -12,8 +12,9 @@ use std::path::Path;
 
 use crate::cidr::{format_mac, mac_for};
 use crate::error::{Error, Result};
+use crate::plumb::{ensure_bridge, free_address, plumb};
 use crate::ports::PortMapping;
-use crate::rtnl::{Address, Netlink, Route, VethPair};
+use crate::rtnl::Netlink;
 use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
 use crate::store::{AppliedRules, Lease, NetworkConfig, Store};
 
@@ -136,8 +137,7 @@ impl Networks {
                 source: std::io::Error::from_raw_os_error(libc::EEXIST),
             });
         }
-        let result = self
-            .ensure_bridge(&mut nl, &cfg)
+        let result = ensure_bridge(self.host.as_fd(), &mut nl, &cfg)
             .and_then(|()| self.store.write_network(&cfg))
             .and_then(|()| self.apply_rules(&nl));
         if let Err(e) = result {
@@ -246,19 +246,22 @@ impl Networks {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;
         let _lock = self.store.lock()?;
-        let cfg = self
-            .store
-            .network(network)?
-            .ok_or_else(|| Error::NetworkNotFound(network.to_string()))?;
-        if self.store.lease(network, container_id)?.is_some() {
+        // Every check and the rule set below work from one read of the
+        // state, taken under the lock.
+        let mut state = self.read_state()?;
+        let Some(pos) = state.iter().position(|(c, _)| c.name == network) else {
+            return Err(Error::NetworkNotFound(network.to_string()));
+        };
+        let (cfg, leases) = &state[pos];
+        let cfg = cfg.clone();
+        if leases.iter().any(|l| l.container_id == container_id) {
             return Err(Error::AlreadyAttached {
                 network: network.to_string(),
                 container_id: container_id.to_string(),
             });
         }
-        self.check_ports(container_id, ports)?;
-        let leases = self.store.leases(network)?;
-        let address = free_address(&cfg, &leases)?;
+        Self::check_ports(&state, container_id, ports)?;
+        let address = free_address(&cfg, leases)?;
         let suffix =
             dunnage_base::rand::random_hex(4).map_err(Error::io("random", "/dev/urandom"))?;
         let lease = Lease {
@@ -269,13 +272,14 @@ impl Networks {
             ports: ports.to_vec(),
         };
         self.store.write_lease(network, &lease)?;
+        state[pos].1.push(lease.clone());
         let mut host_nl = None;
         let result = (|| {
             let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
-            self.ensure_bridge(nl, &cfg)?;
+            ensure_bridge(self.host.as_fd(), nl, &cfg)?;
             // nft applies the rules (a DNAT to an address not configured
             // yet is harmless) while the links are made.
-            let rules = self.start_rules(nl)?;
+            let rules = self.start_rules(nl, &state)?;
             let plumbed = plumb(nl, &cfg, &lease, container_netns);
             let applied = self.finish_rules(rules);
             plumbed.and(applied)
@@ -304,9 +308,14 @@ impl Networks {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;
         let _lock = self.store.lock()?;
-        let lease = self
-            .store
-            .lease(network, container_id)?
+        let mut state = self.read_state()?;
+        let lease = state
+            .iter_mut()
+            .filter(|(c, _)| c.name == network)
+            .find_map(|(_, leases)| {
+                let i = leases.iter().position(|l| l.container_id == container_id)?;
+                Some(leases.remove(i))
+            })
             .ok_or_else(|| Error::NotAttached {
                 network: network.to_string(),
                 container_id: container_id.to_string(),
@@ -314,7 +323,7 @@ impl Networks {
         let mut nl = Netlink::open_in(self.host.as_fd())?;
         // nft removes the rules while the kernel deletes the veth pair.
         self.store.remove_lease(network, container_id)?;
-        let rules = match self.start_rules(&nl) {
+        let rules = match self.start_rules(&nl, &state) {
             Ok(r) => r,
             Err(e) => {
                 let _ = self.store.write_lease(network, &lease);
@@ -333,8 +342,8 @@ impl Networks {
     }
 
     /// Refuse `ports` when one is listed twice or already published by a
-    /// container of any network.
-    fn check_ports(&self, container_id: &str, ports: &[PortMapping]) -> Result<()> {
+    /// container of any network in `state`.
+    fn check_ports(state: &State, container_id: &str, ports: &[PortMapping]) -> Result<()> {
         for (i, p) in ports.iter().enumerate() {
             if ports[..i].iter().any(|q| q.collides_with(p)) {
                 return Err(Error::PortInUse {
@@ -343,53 +352,18 @@ impl Networks {
                 });
             }
         }
-        for net in self.store.networks()? {
-            for lease in self.store.leases(&net.name)? {
-                if let Some(p) = ports
-                    .iter()
-                    .find(|p| lease.ports.iter().any(|q| q.collides_with(p)))
-                {
-                    return Err(Error::PortInUse {
-                        port: *p,
-                        container_id: lease.container_id,
-                    });
-                }
+        for lease in state.iter().flat_map(|(_, leases)| leases) {
+            if let Some(p) = ports
+                .iter()
+                .find(|p| lease.ports.iter().any(|q| q.collides_with(p)))
+            {
+                return Err(Error::PortInUse {
+                    port: *p,
+                    container_id: lease.container_id.clone(),
+                });
             }
         }
         Ok(())
-    }
-
-    /// Make sure the bridge exists, carries the gateway address and is up,
-    /// with forwarding and `route_localnet` on (repairs a bridge lost to a
-    /// reboot or removed by hand).
-    fn ensure_bridge(&self, nl: &mut Netlink, cfg: &NetworkConfig) -> Result<()> {
-        let bridge = match nl.link(&cfg.bridge)? {
-            Some(l) => l,
-            None => {
-                nl.add_bridge(&cfg.bridge)?;
-                nl.require_link(&cfg.bridge)?
-            }
-        };
-        if bridge.mtu != Some(cfg.mtu) {
-            nl.set_mtu(bridge.index, cfg.mtu)?;
-        }
-        let gw = Address {
-            link: bridge.index,
-            address: cfg.gateway.into(),
-            prefix_len: cfg.subnet.prefix_len(),
-        };
-        if !nl.addresses()?.contains(&gw) {
-            nl.add_address(&gw)?;
-        }
-        if !bridge.up {
-            nl.set_up(bridge.index, true)?;
-        }
-        crate::netns::write_sysctl(self.host.as_fd(), "ipv4/ip_forward", "1")?;
-        crate::netns::write_sysctl(
-            self.host.as_fd(),
-            &format!("ipv4/conf/{}/route_localnet", cfg.bridge),
-            "1",
-        )
     }
 
     /// Apply the nftables rule set for the current state again, even if
@@ -406,19 +380,31 @@ impl Networks {
     /// unless the record says this very rule set is in place in this boot
     /// and this host namespace (`host` is a socket there).
     fn apply_rules(&self, host: &Netlink) -> Result<()> {
-        let started = self.start_rules(host)?;
+        let state = self.read_state()?;
+        let started = self.start_rules(host, &state)?;
         self.finish_rules(started)
     }
 
-    /// Start the `nft` run that [`apply_rules`](Self::apply_rules) makes;
-    /// `None` when the rule set is in place already.
-    fn start_rules(&self, host: &Netlink) -> Result<Option<(crate::nft::Pending, AppliedRules)>> {
-        let mut all = Vec::new();
-        for net in self.store.networks()? {
-            let leases = self.store.leases(&net.name)?;
-            all.push((net, leases));
-        }
-        let ruleset = crate::nft::ruleset(&all);
+    /// Every network with its leases, as the state directory has them.
+    fn read_state(&self) -> Result<State> {
+        self.store
+            .networks()?
+            .into_iter()
+            .map(|net| {
+                let leases = self.store.leases(&net.name)?;
+                Ok((net, leases))
+            })
+            .collect()
+    }
+
+    /// Start the `nft` run that brings the kernel to the rules for `state`;
+    /// `None` when that rule set is in place already.
+    fn start_rules(
+        &self,
+        host: &Netlink,
+        state: &State,
+    ) -> Result<Option<(crate::nft::Pending, AppliedRules)>> {
+        let ruleset = crate::nft::ruleset(state);
         let boot_id = std::fs::read_to_string(BOOT_ID)
             .map_err(Error::io("read", BOOT_ID))?
             .trim()
@@ -452,99 +438,5 @@ impl Networks {
 
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
-/// The lowest host address of the subnet that is neither the gateway nor
-/// leased.
-fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4Addr> {
-    let taken: std::collections::HashSet<Ipv4Addr> = leases.iter().map(|l| l.address).collect();
-    (1..=cfg.subnet.host_count())
-        .filter_map(|n| cfg.subnet.host(n))
-        .find(|ip| *ip != cfg.gateway && !taken.contains(ip))
-        .ok_or_else(|| Error::SubnetFull {
-            network: cfg.name.clone(),
-            subnet: cfg.subnet,
-        })
-}
-
-/// Create the veth pair, put the host end on the bridge and the peer into
-/// the container as `eth0` with its MAC, address and default route.
-fn plumb(
-    host: &mut Netlink,
-    cfg: &NetworkConfig,
-    lease: &Lease,
-    container_netns: BorrowedFd<'_>,
-) -> Result<()> {
-    let bridge = host.require_link(&cfg.bridge)?;
-    let mut c = Netlink::open_in(container_netns)?;
-    if c.link(CONTAINER_IFNAME)?.is_some() {
-        return Err(Error::Netlink {
-            op: "create the container's interface",
-            target: CONTAINER_IFNAME.to_string(),
-            source: std::io::Error::from_raw_os_error(libc::EEXIST),
-        });
-    }
-    // One request: the host end on the bridge and up, the peer created
-    // straight inside the container as eth0 with its MAC.
-    host.add_veth_pair(&VethPair {
-        name: &lease.host_veth,
-        peer: CONTAINER_IFNAME,
-        mtu: Some(cfg.mtu),
-        controller: Some(bridge.index),
-        up: true,
-        peer_mac: Some(mac_for(lease.address)),
-        peer_netns: Some(container_netns),
-    })?;
-    // Docker does the same when it publishes ports without its proxy.
-    let host_end = host.require_link(&lease.host_veth)?;
-    host.set_hairpin(host_end.index, true)?;
-
-    let eth = c.require_link(CONTAINER_IFNAME)?;
-    c.set_up(eth.index, true)?;
-    if let Some(lo) = c.link("lo")?
-        && !lo.up
-    {
-        c.set_up(lo.index, true)?;
-    }
-    c.add_address(&Address {
-        link: eth.index,
-        address: lease.address.into(),
-        prefix_len: cfg.subnet.prefix_len(),
-    })?;
-    c.add_route(&Route {
-        destination: None,
-        gateway: Some(cfg.gateway.into()),
-        link: Some(eth.index),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_leased_lowest_first_skipping_the_gateway() {
-        let mut spec = NetworkSpec::new("n");
-        spec.subnet("10.0.0.0/29".parse().unwrap());
-        let cfg = spec.resolve().unwrap();
-        let mut leases = Vec::new();
-        for want in 2..=6 {
-            let ip = free_address(&cfg, &leases).unwrap();
-            assert_eq!(ip, Ipv4Addr::new(10, 0, 0, want));
-            leases.push(Lease {
-                container_id: format!("c{want}"),
-                address: ip,
-                mac: String::new(),
-                host_veth: String::new(),
-                ports: vec![],
-            });
-        }
-        assert!(matches!(
-            free_address(&cfg, &leases),
-            Err(Error::SubnetFull { .. })
-        ));
-        leases.remove(1);
-        assert_eq!(
-            free_address(&cfg, &leases).unwrap(),
-            Ipv4Addr::new(10, 0, 0, 3)
-        );
-    }
-}
+/// Every network with its leases.
+type State = Vec<(NetworkConfig, Vec<Lease>)>;
