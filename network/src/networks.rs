@@ -230,12 +230,14 @@ impl Networks {
     }
 
     /// Attach the container whose network namespace is `container_netns`
-    /// to `network`: lease the lowest free address, create a veth pair on
-    /// the bridge, move its peer into the container as `eth0` with the
-    /// docker-style MAC, the address and a default route via the gateway,
-    /// and publish `ports`. Refused before anything is created when the
-    /// container is already attached, a port is published twice or by
-    /// another container, or the subnet is full.
+    /// to `network`: lease the lowest free address, create a veth pair with
+    /// one end on the bridge and the other inside the container as `eth0`
+    /// with the docker-style MAC, the address and a default route via the
+    /// gateway, and publish `ports`. Refused before anything is created
+    /// when the container is already attached, a port is published twice
+    /// or by another container, or the subnet is full; a later failure
+    /// (the container has an `eth0` already, the kernel refuses) undoes the
+    /// lease, the pair and the rules.
     pub fn attach(
         &self,
         network: &str,

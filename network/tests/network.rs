@@ -662,3 +662,35 @@ fn detach_after_the_container_namespace_is_gone_releases_everything() {
     );
     lab.nets.detach("n1", "c2").unwrap();
 }
+
+#[test]
+fn a_failed_attach_undoes_its_lease_links_and_rules() {
+    setup!();
+    let lab = Lab::new();
+    lab.nets.create(&spec("n1", "10.201.10.0/24")).unwrap();
+    let c = Netns::new("c");
+    // The container has an eth0 already: found after the lease is written
+    // and while nft applies the new port's rules.
+    c.run(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    let links = lab.host.links();
+    let rules = lab.host.ruleset();
+    let e = lab
+        .nets
+        .attach("n1", "c", c.fd(), &ports(&["8080:80"]))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "{e}");
+    assert!(e.to_string().contains("eth0"), "{e}");
+    assert_eq!(lab.host.links(), links);
+    assert_eq!(lab.host.ruleset(), rules);
+    assert!(lab.nets.inspect("n1").unwrap().containers.is_empty());
+    // The port and the address are free for the next one.
+    let c2 = Netns::new("c2");
+    let a = lab
+        .nets
+        .attach("n1", "c2", c2.fd(), &ports(&["8080:80"]))
+        .unwrap();
+    assert_eq!(a.address, Ipv4Addr::new(10, 201, 10, 2));
+    lab.nets.detach("n1", "c2").unwrap();
+}
