@@ -4,7 +4,8 @@
 //! `DIR/.wh..wh..opq` makes `DIR` opaque (xattr). Every path is resolved
 //! inside the root (`openat2` with `RESOLVE_IN_ROOT`); final components are created with
 //! `O_EXCL`/`O_NOFOLLOW` and configured through fds. The input is read
-//! sequentially, once, up to the end-of-archive marker.
+//! sequentially, once, up to the end-of-archive marker (see
+//! [`apply_layer`] for how members are delimited).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -15,11 +16,12 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
-use tar::EntryType;
+use tar::{EntryType, Header};
 
 use crate::error::{Error, Result, errno_at};
 use crate::root::{RootDir, bad_entry, dir_names, remove_all_at};
 use crate::tarmeta::{EntryMeta, Extensions, normalize};
+use crate::tarread::Members;
 use crate::whiteout::{TarName, XattrNamespace, classify, set_opaque_fd};
 
 /// How [`apply_layer`] writes a layer.
@@ -66,9 +68,15 @@ pub struct ApplyStats {
 ///
 /// Reads `layer` sequentially and stops after the end-of-archive marker
 /// (bytes after it are left for the caller to drain; a small read-ahead may
-/// have consumed some). Duplicate paths, `..` components, reserved `.wh.`
-/// names, sparse files and oversized headers are errors; absolute names are
-/// taken relative to `root`; symlinks are resolved inside `root`.
+/// have consumed some). Members are delimited as Go's `archive/tar`
+/// (Docker's reader) delimits them: a PAX `size` record gives the data size,
+/// header-only types carry no data, and a stream that ends on a header
+/// boundary without its end-of-archive blocks is complete. As Docker does,
+/// an entry naming the root as `.` is skipped (the root keeps its owner and
+/// mode) and a regular file named `x/` is the file `x`. Duplicate paths,
+/// `..` components, reserved `.wh.` names, sparse files and oversized
+/// headers are errors; absolute names are taken relative to `root`;
+/// symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
     let mut applier = Applier {
         root: RootDir::open(root)?,
@@ -82,43 +90,26 @@ pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Resul
         buf: vec![0; 1 << 20],
         stats: ApplyStats::default(),
     };
-    let mut archive = tar::Archive::new(Counting {
-        inner: BufReader::with_capacity(128 << 10, layer),
-        pos: 0,
-    });
+    let mut tar = Members::new(BufReader::with_capacity(128 << 10, layer));
     let mut ext = Extensions::default();
-    let mut data_end = 0;
-    for entry in archive.entries().map_err(Error::Archive)?.raw(true) {
-        let mut entry = entry.map_err(Error::Archive)?;
-        data_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
-        if !ext.absorb(&mut entry, opts.max_header_size)? {
-            applier.entry(&mut entry, std::mem::take(&mut ext))?;
+    while let Some(header) = tar.next_header()? {
+        if Extensions::is_extension(header.entry_type()) {
+            let size = header
+                .entry_size()
+                .map_err(|e| bad_entry(&header.path_bytes(), format!("bad size: {e}")))?;
+            tar.begin_data(size);
+            ext.absorb(&header, &mut tar, size, opts.max_header_size)?;
+            continue;
         }
+        let path = ext.path(&header);
+        let size = ext.data_size(&header, &path)?;
+        tar.begin_data(size);
+        applier.entry(&header, &mut tar, size, std::mem::take(&mut ext), path)?;
     }
     if !ext.is_empty() {
         return Err(bad_entry(b"", "extension header without a following entry"));
     }
-    if archive.into_inner().pos <= data_end {
-        return Err(Error::Archive(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "archive ends without an end-of-archive marker",
-        )));
-    }
     applier.finish()
-}
-
-/// A reader that counts the bytes it passed on.
-struct Counting<R> {
-    inner: R,
-    pos: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 struct Applier<'o> {
@@ -139,19 +130,34 @@ struct Applier<'o> {
 }
 
 impl Applier<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ext: Extensions) -> Result<()> {
-        let kind = entry.header().entry_type();
-        let raw_path = ext.path(entry.header());
-        let meta = EntryMeta::parse(entry.header(), &ext, &raw_path, entry.size())?;
+    fn entry(
+        &mut self,
+        header: &Header,
+        data: &mut impl Read,
+        size: u64,
+        ext: Extensions,
+        raw_path: Vec<u8>,
+    ) -> Result<()> {
+        let kind = header.entry_type();
+        let meta = EntryMeta::parse(header, &ext, &raw_path)?;
         let norm = normalize(&raw_path)?;
         self.stats.entries += 1;
         let (parent, name) = match norm.iter().rposition(|&b| b == b'/') {
             Some(i) => (&norm[..i], &norm[i + 1..]),
             None => (&b""[..], &norm[..]),
         };
+        // Go's reader makes an old-style regular file (type NUL) named
+        // `x/` a directory; a type `0` file named `x/` stays a file.
         let is_dir = kind == EntryType::Directory
-            || (kind == EntryType::Regular && raw_path.ends_with(b"/") && entry.size() == 0);
+            || (kind == EntryType::Regular
+                && crate::tarread::header_only(header.as_bytes()[156], &raw_path));
         if norm.is_empty() {
+            // Docker skips an entry whose cleaned name is `.` (whatever its
+            // type: the root keeps 0755 root:root) and applies a `/`
+            // directory entry's metadata to the root.
+            if !raw_path.starts_with(b"/") {
+                return Ok(());
+            }
             if !is_dir {
                 return Err(bad_entry(&raw_path, "a non-directory entry names the root"));
             }
@@ -206,7 +212,9 @@ impl Applier<'_> {
                 if is_dir {
                     return self.directory(&norm, &meta);
                 }
-                self.leaf(entry, kind, &ext, &raw_path, &norm, parent, name, &meta)
+                self.leaf(
+                    header, data, size, &ext, &raw_path, &norm, parent, name, &meta,
+                )
             }
         }
     }
@@ -261,10 +269,11 @@ impl Applier<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn leaf<R: Read>(
+    fn leaf(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        kind: EntryType,
+        header: &Header,
+        data: &mut impl Read,
+        size: u64,
         ext: &Extensions,
         raw_path: &[u8],
         norm: &[u8],
@@ -274,7 +283,7 @@ impl Applier<'_> {
     ) -> Result<()> {
         let name = OsStr::from_bytes(name);
         let mode = Mode::from_raw_mode(meta.mode & 0o7777);
-        match kind {
+        match header.entry_type() {
             EntryType::Regular | EntryType::Continuous => {
                 let pfd = self.root.dir(parent)?;
                 let flags = OFlags::WRONLY
@@ -286,9 +295,9 @@ impl Applier<'_> {
                 let (fd, replaced) = create_or_replace_with(pfd, name, open)
                     .map_err(errno_at("openat", &self.path, norm))?;
                 let mut file = std::fs::File::from(fd);
-                copy_content(entry, &mut file, &mut self.buf)
+                copy_content(data, &mut file, &mut self.buf)
                     .map_err(|e| content_error(e, self.path.join(OsStr::from_bytes(norm))))?;
-                self.stats.bytes += entry.size();
+                self.stats.bytes += size;
                 let fd = OwnedFd::from(file);
                 self.after(replaced);
                 self.set_owner_mode(fd.as_fd(), meta, false, norm)?;
@@ -298,7 +307,7 @@ impl Applier<'_> {
             }
             EntryType::Symlink => {
                 let target = ext
-                    .link(entry.header())
+                    .link(header)
                     .ok_or_else(|| bad_entry(raw_path, "symlink without target"))?;
                 let pfd = self.root.dir(parent)?;
                 let make = || rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name);
@@ -312,7 +321,7 @@ impl Applier<'_> {
             }
             EntryType::Link => {
                 let target = ext
-                    .link(entry.header())
+                    .link(header)
                     .ok_or_else(|| bad_entry(raw_path, "hardlink without target"))?;
                 let target = normalize(&target)?;
                 if target.is_empty() || target == norm {
@@ -332,7 +341,7 @@ impl Applier<'_> {
                 Ok(())
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (ft, dev) = match kind {
+                let (ft, dev) = match header.entry_type() {
                     EntryType::Char => (FileType::CharacterDevice, meta.dev),
                     EntryType::Block => (FileType::BlockDevice, meta.dev),
                     _ => (FileType::Fifo, 0),

@@ -52,6 +52,7 @@ pub mod probe;
 mod root;
 pub mod size;
 mod tarmeta;
+mod tarread;
 pub mod whiteout;
 
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};

@@ -194,3 +194,67 @@ fn a_missing_root_is_an_io_error() {
     .unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
+
+#[test]
+fn the_root_dot_entry_is_skipped_and_a_slash_entry_applies_as_docker_does() {
+    require_root!();
+    let t = TempDir::new("apply-rootdot").unwrap();
+    for (i, name) in [&b"./"[..], b".", b""].iter().enumerate() {
+        let root = t.join(format!("r{i}"));
+        std::fs::create_dir(&root).unwrap();
+        let tar = RawTar::new()
+            .raw_entry(name, tar::EntryType::Directory, 0o700, b"", b"")
+            .file("./f", b"x")
+            .finish();
+        apply_layer(&tar[..], &root, &ApplyOptions::default()).unwrap();
+        let m = std::fs::metadata(&root).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o755, "{name:?}");
+    }
+    // Docker applies an absolute `/` directory entry to the root.
+    let root = t.join("slash");
+    std::fs::create_dir(&root).unwrap();
+    let tar = RawTar::new()
+        .raw_entry(b"/", tar::EntryType::Directory, 0o700, b"", b"")
+        .finish();
+    apply_layer(&tar[..], &root, &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::metadata(&root).unwrap().mode() & 0o7777, 0o700);
+}
+
+#[test]
+fn a_pax_size_record_gives_the_size_when_the_header_says_zero() {
+    require_root!();
+    let t = TempDir::new("apply-paxsize").unwrap();
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let mut tar = RawTar::new();
+    tar.pax(&[("size", b"5000")])
+        .raw_entry(b"big", tar::EntryType::Regular, 0o644, b"", b"");
+    tar.0.extend_from_slice(&data);
+    tar.0.resize(tar.0.len().div_ceil(512) * 512, 0);
+    tar.file("after", b"a");
+    let stats = apply_layer(&tar.finish()[..], t.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(t.join("big")).unwrap(), data);
+    assert_eq!(std::fs::read(t.join("after")).unwrap(), b"a");
+    assert_eq!(stats.bytes, 5001);
+}
+
+#[test]
+fn a_regular_file_named_with_a_slash_is_a_file_and_an_old_style_one_a_directory() {
+    require_root!();
+    let t = TempDir::new("apply-slashfile").unwrap();
+    let mut tar = RawTar::new();
+    tar.raw_entry(b"x/", tar::EntryType::Regular, 0o644, b"", b"")
+        .raw_entry(b"y/", tar::EntryType::Regular, 0o644, b"abc", b"");
+    let at = tar.0.len();
+    tar.raw_entry(b"z/", tar::EntryType::Regular, 0o755, b"", b"");
+    // Type NUL (pre-POSIX regular file), checksum recomputed.
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&tar.0[at..at + 512]);
+    h.as_mut_bytes()[156] = 0;
+    h.set_cksum();
+    tar.0[at..at + 512].copy_from_slice(h.as_bytes());
+    let tar = tar.finish();
+    apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    assert!(std::fs::symlink_metadata(t.join("x")).unwrap().is_file());
+    assert_eq!(std::fs::read(t.join("y")).unwrap(), b"abc");
+    assert!(std::fs::symlink_metadata(t.join("z")).unwrap().is_dir());
+}
