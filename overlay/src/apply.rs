@@ -19,10 +19,11 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use crate::error::{Error, Result, errno_at};
-use crate::root::{RootDir, bad_entry, dir_names, remove_all_at};
+use crate::root::{RootDir, bad_entry, remove_all_at};
 use crate::tarmeta::{EntryMeta, Extensions, normalize};
 use crate::tarread::Members;
 use crate::whiteout::{TarName, XattrNamespace, classify, set_opaque_fd};
+use crate::written::Written;
 
 /// How [`apply_layer`] writes a layer.
 #[derive(Clone, Debug)]
@@ -73,10 +74,17 @@ pub struct ApplyStats {
 /// header-only types carry no data, and a stream that ends on a header
 /// boundary without its end-of-archive blocks is complete. As Docker does,
 /// an entry naming the root as `.` is skipped (the root keeps its owner and
-/// mode) and a regular file named `x/` is the file `x`. Duplicate paths,
-/// `..` components, reserved `.wh.` names, sparse files and oversized
-/// headers are errors; absolute names are taken relative to `root`;
-/// symlinks are resolved inside `root`.
+/// mode), a regular file named `x/` is the file `x`, and a hardlink entry's
+/// owner, mode and times apply to the linked inode. Top-level aufs metadata
+/// (`.wh..wh.aufs`, the `.wh..wh.orph/` and `.wh..wh.plnk/` entries) is
+/// skipped.
+///
+/// Whiteouts and opaque markers hide what is below the layer, never the
+/// layer's own entries (tracked by inode, so a marker reached through a
+/// symlink cannot either); a path whited out and then added again is the
+/// new entry. Duplicate paths, `..` components, reserved `.wh.` names,
+/// sparse files and oversized headers are errors; absolute names are taken
+/// relative to `root`; symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
     let mut applier = Applier {
         root: RootDir::open(root)?,
@@ -85,6 +93,8 @@ pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Resul
         ns: XattrNamespace::for_userxattr(opts.userxattr),
         umask: process_umask(),
         seen: HashSet::new(),
+        whited: HashSet::new(),
+        written: Written::default(),
         dirs: Vec::new(),
         opaque: Vec::new(),
         buf: vec![0; 1 << 20],
@@ -119,8 +129,12 @@ struct Applier<'o> {
     opts: &'o ApplyOptions,
     ns: XattrNamespace,
     umask: u32,
-    /// Paths this layer wrote (whiteouts by the name they hide).
+    /// Paths this layer wrote.
     seen: HashSet<Vec<u8>>,
+    /// Paths this layer whited out (a later entry may add them again).
+    whited: HashSet<Vec<u8>>,
+    /// Inodes this layer wrote.
+    written: Written,
     /// Directories whose times are set at the end.
     dirs: Vec<(Vec<u8>, Timestamps)>,
     /// Directories made opaque.
@@ -163,9 +177,19 @@ impl Applier<'_> {
             }
             return self.directory(&norm, &meta);
         }
+        if is_aufs_metadata(&norm, is_dir, kind == EntryType::Regular && size == 0) {
+            // Old aufs layers: the top-level `.wh..wh.aufs` marker and the
+            // `.wh..wh.orph/` and `.wh..wh.plnk/` directory entries carry
+            // nothing; files below them are applied (hardlinks may point
+            // into `.wh..wh.plnk/`, and the layer must reassemble).
+            return Ok(());
+        }
         match classify(name) {
             TarName::Invalid => Err(bad_entry(&raw_path, "reserved whiteout name")),
             TarName::Opaque => {
+                // Only marks the directory: what this layer wrote there
+                // stays; lower entries are hidden by the mount (or, onto an
+                // existing tree, removed at the end).
                 self.claim(&norm, &raw_path)?;
                 self.root.dir(parent)?;
                 let fd = self
@@ -183,14 +207,19 @@ impl Applier<'_> {
                     key.push(b'/');
                 }
                 key.extend_from_slice(hidden);
-                self.claim(&key, &raw_path)?;
+                if self.seen.contains(&key) || !self.whited.insert(key.clone()) {
+                    return Err(bad_entry(&raw_path, "whiteout of a path of the same layer"));
+                }
                 let opts = self.opts;
                 let pfd = self.root.dir(parent)?;
                 let name = OsStr::from_bytes(hidden);
                 let mknod =
                     || rustix::fs::mknodat(pfd, name, FileType::CharacterDevice, Mode::empty(), 0);
-                let replaced = create_or_replace(pfd, name, mknod)
-                    .map_err(errno_at("mknodat", &self.path, &key))?;
+                let replaced = create_or_replace(pfd, name, mknod, &self.written)
+                    .map_err(refused("mknodat", &self.path, &key, &raw_path))?;
+                self.written
+                    .add_at(pfd, name, true)
+                    .map_err(errno_at("fstatat", &self.path, &key))?;
                 if opts.same_owner {
                     rustix::fs::chownat(
                         pfd,
@@ -262,6 +291,9 @@ impl Applier<'_> {
             .root
             .open_dir(norm, OFlags::RDONLY, false)
             .map_err(errno_at("openat2", &self.path, norm))?;
+        self.written
+            .add_fd(&fd)
+            .map_err(errno_at("fstat", &self.path, norm))?;
         self.set_owner_mode(fd.as_fd(), meta, true, norm)?;
         self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
         self.dirs.push((norm.to_vec(), meta.times()));
@@ -292,8 +324,11 @@ impl Applier<'_> {
                     | OFlags::NOFOLLOW
                     | OFlags::CLOEXEC;
                 let open = || rustix::fs::openat(pfd, name, flags, mode);
-                let (fd, replaced) = create_or_replace_with(pfd, name, open)
-                    .map_err(errno_at("openat", &self.path, norm))?;
+                let (fd, replaced) = create_or_replace_with(pfd, name, open, &self.written)
+                    .map_err(refused("openat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_fd(&fd)
+                    .map_err(errno_at("fstat", &self.path, norm))?;
                 let mut file = std::fs::File::from(fd);
                 copy_content(data, &mut file, &mut self.buf)
                     .map_err(|e| content_error(e, self.path.join(OsStr::from_bytes(norm))))?;
@@ -311,13 +346,13 @@ impl Applier<'_> {
                     .ok_or_else(|| bad_entry(raw_path, "symlink without target"))?;
                 let pfd = self.root.dir(parent)?;
                 let make = || rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name);
-                let replaced = create_or_replace(pfd, name, make).map_err(errno_at(
-                    "symlinkat",
-                    &self.path,
-                    norm,
-                ))?;
+                let replaced = create_or_replace(pfd, name, make, &self.written)
+                    .map_err(refused("symlinkat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_at(pfd, name, false)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                self.finish_at(parent, name, meta, norm, false)
+                self.finish_at(parent, name, meta, norm, false, false)
             }
             EntryType::Link => {
                 let target = ext
@@ -335,10 +370,19 @@ impl Applier<'_> {
                 let pfd = self.root.dir(parent)?;
                 let tname = OsStr::from_bytes(tname);
                 let link = || rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty());
-                let replaced = create_or_replace(pfd, name, link)
-                    .map_err(errno_at("linkat", &self.path, norm))?;
+                let replaced = create_or_replace(pfd, name, link, &self.written)
+                    .map_err(refused("linkat", &self.path, norm, raw_path))?;
+                let st = rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
+                self.written
+                    .add_at(pfd, name, false)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                Ok(())
+                // Docker applies the link entry's owner, xattrs, mode and
+                // times to the (shared) inode; mode and times only when the
+                // target is not a symlink.
+                let not_symlink = FileType::from_raw_mode(st.st_mode) != FileType::Symlink;
+                self.finish_at(parent, name, meta, norm, not_symlink, not_symlink)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let (ft, dev) = match header.entry_type() {
@@ -348,10 +392,13 @@ impl Applier<'_> {
                 };
                 let pfd = self.root.dir(parent)?;
                 let make = || rustix::fs::mknodat(pfd, name, ft, mode, dev);
-                let replaced = create_or_replace(pfd, name, make)
-                    .map_err(errno_at("mknodat", &self.path, norm))?;
+                let replaced = create_or_replace(pfd, name, make, &self.written)
+                    .map_err(refused("mknodat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_at(pfd, name, false)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                self.finish_at(parent, name, meta, norm, true)
+                self.finish_at(parent, name, meta, norm, true, true)
             }
             other => Err(bad_entry(
                 raw_path,
@@ -369,6 +416,7 @@ impl Applier<'_> {
         meta: &EntryMeta,
         norm: &[u8],
         chmod: bool,
+        times: bool,
     ) -> Result<()> {
         let opts = self.opts;
         let pfd = self.root.dir(parent)?;
@@ -407,6 +455,9 @@ impl Applier<'_> {
             .map_err(errno_at("lsetxattr", &self.path, norm))?;
         }
         self.stats.dropped_xattrs += meta.overlay_xattrs();
+        if !times {
+            return Ok(());
+        }
         rustix::fs::utimensat(pfd, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(errno_at("utimensat", &self.path, norm))
     }
@@ -444,24 +495,21 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Empty opaque directories of what this layer did not write, then set
-    /// directory times (last, since creating entries changes them).
+    /// Empty opaque directories of what this layer did not write (applying
+    /// onto an existing tree), then set directory times (last, since
+    /// creating entries changes them).
     fn finish(mut self) -> Result<ApplyStats> {
+        let mut done = HashSet::new();
         for dir in std::mem::take(&mut self.opaque) {
             let fd = self
                 .root
                 .open_dir(&dir, OFlags::RDONLY, true)
                 .map_err(errno_at("openat2", &self.path, &dir))?;
-            for child in dir_names(fd.as_fd()).map_err(errno_at("getdents", &self.path, &dir))? {
-                let mut key = dir.clone();
-                if !key.is_empty() {
-                    key.push(b'/');
-                }
-                key.extend_from_slice(child.as_bytes());
-                if !self.seen.contains(&key) {
-                    remove_all_at(fd.as_fd(), &child)
-                        .map_err(errno_at("unlinkat", &self.path, &key))?;
-                }
+            let st = rustix::fs::fstat(&fd).map_err(errno_at("fstat", &self.path, &dir))?;
+            if done.insert((st.st_dev, st.st_ino)) {
+                self.written
+                    .hide_lower(fd.as_fd())
+                    .map_err(errno_at("unlinkat", &self.path, &dir))?;
             }
         }
         for (dir, times) in &self.dirs {
@@ -485,26 +533,60 @@ fn split(norm: &[u8]) -> (&[u8], &[u8]) {
 
 /// Run `make`; if the name exists, remove what is there and run it again.
 /// Returns whether something was replaced.
+/// What is there is never an entry this layer wrote (reached again
+/// through a symlink): that fails with `EEXIST`.
 fn create_or_replace(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     mut make: impl FnMut() -> rustix::io::Result<()>,
+    written: &Written,
 ) -> rustix::io::Result<bool> {
-    create_or_replace_with(dir, name, &mut make).map(|((), replaced)| replaced)
+    create_or_replace_with(dir, name, &mut make, written).map(|((), replaced)| replaced)
 }
 
 fn create_or_replace_with<T>(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     mut make: impl FnMut() -> rustix::io::Result<T>,
+    written: &Written,
 ) -> rustix::io::Result<(T, bool)> {
     match make() {
         Ok(t) => Ok((t, false)),
         Err(Errno::EXIST) => {
+            if written.is_entry_at(dir, name)? {
+                return Err(Errno::EXIST);
+            }
             remove_all_at(dir, name)?;
             Ok((make()?, true))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Map a creation error: `EEXIST` (an entry of this layer is in the way,
+/// reached through a symlink) is a bad entry, anything else an I/O error.
+fn refused<'a>(
+    syscall: &'static str,
+    root: &'a Path,
+    norm: &'a [u8],
+    raw_path: &'a [u8],
+) -> impl Fn(Errno) -> Error + 'a {
+    move |e| {
+        if e == Errno::EXIST {
+            bad_entry(raw_path, "path of an earlier entry of the same layer")
+        } else {
+            errno_at(syscall, root, norm)(e)
+        }
+    }
+}
+
+/// Whether `norm` is top-level aufs metadata: the empty `.wh..wh.aufs`
+/// marker file or the `.wh..wh.orph` / `.wh..wh.plnk` directory entries.
+fn is_aufs_metadata(norm: &[u8], is_dir: bool, empty_file: bool) -> bool {
+    match norm {
+        b".wh..wh.aufs" => empty_file,
+        b".wh..wh.orph" | b".wh..wh.plnk" => is_dir,
+        _ => false,
     }
 }
 

@@ -54,6 +54,7 @@ pub mod size;
 mod tarmeta;
 mod tarread;
 pub mod whiteout;
+mod written;
 
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use changes::{Change, ChangeKind, changes};

@@ -258,3 +258,162 @@ fn a_regular_file_named_with_a_slash_is_a_file_and_an_old_style_one_a_directory(
     assert_eq!(std::fs::read(t.join("y")).unwrap(), b"abc");
     assert!(std::fs::symlink_metadata(t.join("z")).unwrap().is_dir());
 }
+
+fn is_whiteout(p: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+}
+
+#[test]
+fn opaque_markers_never_hide_entries_of_their_own_layer() {
+    require_root!();
+    let t = TempDir::new("apply-opq-own").unwrap();
+    // No `d/sub/` entry: OCI layers need not carry parents.
+    let one = t.join("one");
+    std::fs::create_dir(&one).unwrap();
+    let tar = RawTar::new()
+        .file("d/.wh..wh..opq", b"")
+        .file("d/sub/file", b"keep")
+        .finish();
+    apply_layer(&tar[..], &one, &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(one.join("d/sub/file")).unwrap(), b"keep");
+    assert_eq!(read_xattr(&one.join("d"), "trusted.overlay.opaque"), b"y");
+    // The marker reached through a symlink to a directory of the layer.
+    let two = t.join("two");
+    std::fs::create_dir(&two).unwrap();
+    let tar = RawTar::new()
+        .dir("d/")
+        .file("d/file", b"keep")
+        .symlink("alias", "d")
+        .file("alias/.wh..wh..opq", b"")
+        .finish();
+    apply_layer(&tar[..], &two, &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(two.join("d/file")).unwrap(), b"keep");
+    assert_eq!(read_xattr(&two.join("d"), "trusted.overlay.opaque"), b"y");
+    assert!(
+        std::fs::symlink_metadata(two.join("alias"))
+            .unwrap()
+            .is_symlink()
+    );
+    // Onto an existing tree: lower entries go, the layer's stay, also in a
+    // lower directory the layer wrote into.
+    let three = t.join("three");
+    std::fs::create_dir_all(three.join("d/sub")).unwrap();
+    std::fs::write(three.join("d/lower"), b"l").unwrap();
+    std::fs::write(three.join("d/sub/lower"), b"l").unwrap();
+    std::fs::create_dir_all(three.join("d/gone/deeper")).unwrap();
+    let tar = RawTar::new()
+        .file("d/.wh..wh..opq", b"")
+        .file("d/sub/file", b"keep")
+        .file("d/.wh.ghost", b"")
+        .finish();
+    apply_layer(&tar[..], &three, &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(three.join("d/sub/file")).unwrap(), b"keep");
+    assert!(is_whiteout(&three.join("d/ghost")));
+    for gone in ["d/lower", "d/sub/lower", "d/gone"] {
+        assert!(!three.join(gone).exists(), "{gone}");
+    }
+}
+
+#[test]
+fn a_whiteout_never_replaces_an_entry_of_its_own_layer() {
+    require_root!();
+    let t = TempDir::new("apply-wh-own").unwrap();
+    for (i, tar) in [
+        RawTar::new().file("x", b"x").file(".wh.x", b"").finish(),
+        RawTar::new()
+            .dir("d/")
+            .file("d/file", b"x")
+            .symlink("alias", "d")
+            .file("alias/.wh.file", b"")
+            .finish(),
+        RawTar::new()
+            .file("d/file", b"x")
+            .symlink("alias", "d")
+            .file("alias/file", b"y")
+            .finish(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let root = t.join(format!("r{i}"));
+        std::fs::create_dir(&root).unwrap();
+        let err = apply_layer(&tar[..], &root, &ApplyOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::BadEntry { .. }), "{i}: {err}");
+    }
+}
+
+#[test]
+fn a_path_whited_out_then_added_again_in_one_layer_is_the_new_entry() {
+    require_root!();
+    let t = TempDir::new("apply-wh-readd").unwrap();
+    std::fs::create_dir_all(t.join("d/lower-child")).unwrap();
+    std::fs::write(t.join("x"), b"lower").unwrap();
+    let tar = RawTar::new()
+        .file(".wh.x", b"")
+        .file("x", b"new")
+        .file(".wh.d", b"")
+        .dir("d/")
+        .file("d/f", b"f")
+        .finish();
+    let stats = apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    assert_eq!(std::fs::read(t.join("x")).unwrap(), b"new");
+    // Docker's tree: the directory is recreated plain (not opaque).
+    assert!(t.join("d").is_dir() && !t.join("d/lower-child").exists());
+    assert_eq!(std::fs::read(t.join("d/f")).unwrap(), b"f");
+    assert!(read_xattr(&t.join("d"), "trusted.overlay.opaque").is_empty());
+    assert_eq!(stats.whiteouts, 2);
+    // A whiteout twice is still an error.
+    let root = t.join("twice");
+    std::fs::create_dir(&root).unwrap();
+    let tar = RawTar::new().file(".wh.x", b"").file(".wh.x", b"").finish();
+    assert!(apply_layer(&tar[..], &root, &ApplyOptions::default()).is_err());
+}
+
+#[test]
+fn top_level_aufs_metadata_is_skipped_and_plnk_hardlinks_resolve() {
+    require_root!();
+    let t = TempDir::new("apply-aufs").unwrap();
+    let tar = RawTar::new()
+        .file(".wh..wh.aufs", b"")
+        .dir(".wh..wh.orph/")
+        .dir(".wh..wh.plnk/")
+        .file(".wh..wh.plnk/123.456", b"plnk")
+        .hardlink("x", ".wh..wh.plnk/123.456")
+        .file("y", b"y")
+        .finish();
+    apply_layer(&tar[..], t.path(), &ApplyOptions::default()).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".wh..wh.plnk", "x", "y"]);
+    assert_eq!(std::fs::read(t.join("x")).unwrap(), b"plnk");
+}
+
+#[test]
+fn a_hardlink_entry_applies_its_owner_and_mode_to_the_inode_as_docker_does() {
+    require_root!();
+    let t = TempDir::new("apply-hardlink-meta").unwrap();
+    let mut tar = RawTar::new();
+    tar.file("f", b"data");
+    let at = tar.0.len();
+    tar.hardlink("h", "f");
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&tar.0[at..at + 512]);
+    h.set_mode(0o600);
+    h.set_uid(1234);
+    h.set_gid(5678);
+    h.set_mtime(1_234_567_890);
+    h.set_cksum();
+    tar.0[at..at + 512].copy_from_slice(h.as_bytes());
+    apply_layer(&tar.finish()[..], t.path(), &ApplyOptions::default()).unwrap();
+    for name in ["f", "h"] {
+        let m = std::fs::symlink_metadata(t.join(name)).unwrap();
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid(), m.mtime(), m.nlink()),
+            (0o600, 1234, 5678, 1_234_567_890, 2),
+            "{name}"
+        );
+    }
+}

@@ -246,7 +246,14 @@ hostile!(
 );
 hostile!(
     reserved_whiteout_names_are_refused,
-    |_| RawTar::new().file(".wh..wh.plnk", b"").finish(),
+    |_| RawTar::new().file("d/.wh..wh.plnk", b"").finish(),
+    Expect::Error
+);
+hostile!(
+    aufs_names_that_are_not_aufs_metadata_are_refused,
+    |_| RawTar::new()
+        .file(".wh..wh.plnk", b"not a directory")
+        .finish(),
     Expect::Error
 );
 hostile!(
