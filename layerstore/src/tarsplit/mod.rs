@@ -5,6 +5,39 @@
 //! the fields `type` (1 = file, 2 = segment), `name` / `name_raw`, `size`,
 //! `payload` and `position`, in that order. Segments carry raw tar bytes;
 //! file entries carry the CRC-64/ISO of the member's content.
+//!
+//! # The bytes after the archive: Docker's rule
+//!
+//! Docker (20.10, `docker load`; tar-split's `NewInputTarStream`) records
+//! what follows the end-of-archive blocks as it reads it: after Go's tar
+//! reader reports the end, it calls `Read` with a 1 MiB buffer (its padding
+//! chunk) until end of file, and writes **one segment per read**, the last,
+//! empty read included. The layer file is read through a 32 KiB
+//! `bufio.Reader`, so the reads return:
+//!
+//! 1. what the 32 KiB buffer still holds past the archive's end, if
+//!    anything (one short read);
+//! 2. then 1 MiB at a time straight from the file (a request at least as
+//!    large as the buffer bypasses it), the last one short;
+//! 3. then 0 bytes at end of file: an empty segment, always.
+//!
+//! How much the buffer holds at the end follows from the member layout
+//! alone: the buffer is filled once at the start (the compression sniffing
+//! `Peek`), headers, padding, extension headers and the end blocks are read
+//! in pieces smaller than the buffer (served from it, refilled 32 KiB at a
+//! time), and file contents are read by `io.Copy` in 32 KiB requests, each
+//! of which reads the file directly when the buffer is empty. The recorder
+//! replays those reads (`ReadModel`). Measured cases: GNU tar (10240-byte
+//! records) ends `..., 1534, 4096, 0`; python's tarfile `..., 1056, 2560,
+//! 0`; GNU tar followed by 3 MiB of zeros `..., 24576, 1048576, 1048576,
+//! 1028096, 0`; a tar without padding ends with the single empty segment.
+//! A tar without end-of-archive blocks ends with the last member's padding
+//! segment and the empty one.
+//!
+//! This holds for uncompressed layers, which is what `docker save` archives
+//! carry. For compressed ones Docker's reads come from its decompressor (or
+//! an `unpigz` pipe) and their sizes are not reproducible; the same rule is
+//! applied to the decompressed stream.
 
 mod crc64;
 mod entry;

@@ -5,7 +5,8 @@
 //! `size`) and GNU `L`/`K` long names, and cuts segments where Go's tar-split
 //! cuts them: the padding of one member, the meta headers and the header of
 //! the next member form one segment; the end-of-archive blocks form one;
-//! bytes after them follow in segments of at most 1 MiB.
+//! bytes after them follow in the segments Docker's reads make of them (see
+//! [`ReadModel`] and the [module docs](super)).
 
 use std::io::Write;
 
@@ -18,8 +19,65 @@ const BLOCK: usize = 512;
 const MAX_META: u64 = 1 << 20;
 /// Largest run of raw bytes held before a member's header is complete.
 const MAX_PENDING: usize = 4 << 20;
-/// Trailing bytes after the end-of-archive are recorded in chunks of this size.
+/// Trailing bytes after the end-of-archive are recorded in chunks of at most
+/// this size (Docker's padding chunk).
 const TRAILING_CHUNK: usize = 1 << 20;
+/// The size of the buffered reader Docker reads a layer through.
+const DOCKER_BUF: u64 = 32 * 1024;
+
+/// Where Docker's 32 KiB buffered reader stands in the stream, as Go's tar
+/// reader (in tar-split) drives it through a layer.
+///
+/// `docker load` reads a layer file through `bufio.Reader` (32 KiB, filled
+/// once by the compression sniffing `Peek`). Headers, padding, extension
+/// headers and the end-of-archive blocks are read in pieces smaller than
+/// the buffer: they are served from it, refilled 32 KiB at a time. File
+/// contents are read by `io.Copy` in 32 KiB requests: one that finds the
+/// buffer empty bypasses it and reads the file directly. So the buffer's
+/// upstream position `up` is a function of the member layout alone, and at
+/// the end of the archive `up - consumed` bytes (clipped to the stream) are
+/// buffered: Docker's first read after the archive returns exactly them.
+#[derive(Debug, Clone, Copy)]
+struct ReadModel {
+    /// How far the buffered reader has read the stream (may run past its
+    /// end: a fill near the end reads less).
+    up: u64,
+}
+
+impl ReadModel {
+    fn new() -> ReadModel {
+        ReadModel { up: DOCKER_BUF }
+    }
+
+    /// Small reads consumed the stream up to `to`.
+    fn small(&mut self, to: u64) {
+        if to > self.up {
+            self.up += (to - self.up).div_ceil(DOCKER_BUF) * DOCKER_BUF;
+        }
+    }
+
+    /// `io.Copy` read `size` bytes of file content starting at `from`.
+    fn content(&mut self, mut from: u64, size: u64) {
+        let end = from + size;
+        while from < end {
+            let want = (end - from).min(DOCKER_BUF);
+            if self.up > from {
+                from += (self.up - from).min(want);
+            } else if want == DOCKER_BUF {
+                from += want;
+                self.up = from;
+            } else {
+                self.up = from + DOCKER_BUF;
+                from += want;
+            }
+        }
+    }
+
+    /// Buffered bytes at `at` (before clipping to the stream's end).
+    fn buffered(&self, at: u64) -> u64 {
+        self.up.saturating_sub(at)
+    }
+}
 
 enum State {
     Header,
@@ -51,6 +109,10 @@ pub(crate) struct Recorder<W: Write> {
     crc: Crc64,
     name: Vec<u8>,
     size: u64,
+    model: ReadModel,
+    /// Size of the first trailing segment (what Docker's buffer held when
+    /// the archive ended); `None` once it is written.
+    first_trailing: Option<usize>,
 }
 
 impl<W: Write> Recorder<W> {
@@ -68,6 +130,8 @@ impl<W: Write> Recorder<W> {
             crc: Crc64::default(),
             name: Vec::new(),
             size: 0,
+            model: ReadModel::new(),
+            first_trailing: None,
         }
     }
 
@@ -127,6 +191,9 @@ impl<W: Write> Recorder<W> {
             let (now, rest) = data.split_at(n);
             data = rest;
             self.offset += n as u64;
+            if !matches!(self.state, State::Content { .. } | State::Trailing) {
+                self.model.small(self.offset);
+            }
             match &mut self.state {
                 State::Header | State::SecondZero => {
                     if self.have == BLOCK {
@@ -156,6 +223,17 @@ impl<W: Write> Recorder<W> {
                     self.hold(now)?;
                 }
                 State::Trailing => {
+                    let mut now = now;
+                    if let Some(first) = self.first_trailing {
+                        let take = (first - self.pending.len()).min(now.len());
+                        self.pending.extend_from_slice(&now[..take]);
+                        now = &now[take..];
+                        if self.pending.len() < first {
+                            continue;
+                        }
+                        self.first_trailing = None;
+                        self.flush_pending()?;
+                    }
                     for chunk in now.chunks(TRAILING_CHUNK) {
                         let room = TRAILING_CHUNK - self.pending.len();
                         let (a, b) = chunk.split_at(room.min(chunk.len()));
@@ -187,13 +265,10 @@ impl<W: Write> Recorder<W> {
         {
             return Err(self.tar_err("stream ends after an extended header"));
         }
-        if !matches!(self.state, State::Trailing) {
-            self.flush_pending()?;
-        }
-        // Docker's tar-split always ends with the bytes after the archive,
-        // possibly none.
-        let rest = Entry::Segment(std::mem::take(&mut self.pending));
-        self.emit(&rest)?;
+        // The last short read after the archive, then Docker's read that
+        // met the end of the stream: always an empty segment.
+        self.flush_pending()?;
+        self.emit(&Entry::Segment(Vec::new()))?;
         Ok(self.writer.into_inner())
     }
 
@@ -207,6 +282,8 @@ impl<W: Write> Recorder<W> {
             self.hold(&block)?;
             self.flush_pending()?;
             self.state = State::Trailing;
+            let buffered = self.model.buffered(self.offset);
+            self.first_trailing = usize::try_from(buffered).ok().filter(|&b| b > 0);
             return Ok(());
         }
         self.hold(&block)?;
@@ -254,6 +331,7 @@ impl<W: Write> Recorder<W> {
                     self.state = State::Header;
                 } else {
                     self.crc = Crc64::default();
+                    self.model.content(self.offset, self.size);
                     self.state = State::Content {
                         remaining: self.size,
                         pad: padding(self.size),
