@@ -564,3 +564,50 @@ fn owners_and_modes_need_no_privilege_when_same_owner_is_off() {
     apply_layer(&tar[..], &s.root(), &opts).unwrap();
     assert_eq!(std::fs::metadata(s.root().join("f")).unwrap().uid(), 0);
 }
+
+/// 800 layers drawn at random from hostile pieces (symlinks out of the root
+/// and back, writes through them, hardlinks, whiteouts and opaque markers
+/// through symlinks, re-added paths, root entries): whatever each does, the
+/// canary beside the root never changes and nothing appears beside it.
+#[test]
+fn random_hostile_layers_write_nothing_outside_the_root() {
+    require_root!();
+    let mut rng = dunnage_testsupport::Rng::new(0x7a11);
+    for round in 0..800 {
+        let mut picks = Vec::new();
+        for _ in 0..1 + rng.below(8) {
+            picks.push(rng.below(16));
+        }
+        check(
+            &format!("random-{round}"),
+            |s| {
+                let canary = s.canary();
+                let mut t = RawTar::new();
+                let names = ["a", "b", "d", "d/e", "l", "l/x", "."];
+                for (i, p) in picks.iter().enumerate() {
+                    let n = names[i % names.len()];
+                    match p {
+                        0 => t.symlink(n, &canary),
+                        1 => t.symlink(n, "../../../canary"),
+                        2 => t.symlink(n, "/"),
+                        3 => t.file(&format!("{n}/file"), b"pwned"),
+                        4 => t.file("l/file", b"pwned"),
+                        5 => t.hardlink(n, &format!("{canary}/file")),
+                        6 => t.hardlink("h", "l/file"),
+                        7 => t.file(&format!("{n}/.wh.file"), b""),
+                        8 => t.file(&format!("{n}/.wh..wh..opq"), b""),
+                        9 => t.dir(&format!("{n}/")),
+                        10 => t.symlink("l", &canary),
+                        11 => t.file(".wh.l", b""),
+                        12 => t.file("l/sub/deep", b"pwned"),
+                        13 => t.symlink("l", "d"),
+                        14 => t.raw_entry(b"./", EntryType::Directory, 0o700, b"", b""),
+                        _ => t.file(n, b"x"),
+                    };
+                }
+                t.finish()
+            },
+            Expect::Either,
+        );
+    }
+}
