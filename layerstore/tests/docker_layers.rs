@@ -111,18 +111,49 @@ fn tool_layers(dir: &Path) -> Vec<(String, Vec<u8>)> {
         py.display(),
         src.display()
     )));
+    // A file with holes, for GNU tar's PAX sparse formats (issue 15 item 14).
+    let holes = dir.join("holes");
+    std::fs::create_dir(&holes).unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(holes.join("s")).unwrap();
+        for (off, len) in [(0u64, 100usize), (200_000, 70_000), (1_000_000, 5)] {
+            f.seek(SeekFrom::Start(off)).unwrap();
+            f.write_all(&pseudo_random(len, off)).unwrap();
+        }
+        f.set_len(2_000_000).unwrap();
+    }
+    let mut sparse = Vec::new();
+    for version in ["1.0", "0.1"] {
+        let path = dir.join(format!("sparse-{version}.tar"));
+        run(Command::new("tar")
+            .args([
+                "--sparse",
+                "--format=pax",
+                "--sparse-version",
+                version,
+                "-cf",
+            ])
+            .arg(&path)
+            .arg("-C")
+            .arg(&holes)
+            .arg("s"));
+        sparse.push((format!("sparse-{version}"), std::fs::read(path).unwrap()));
+    }
     let gnu = std::fs::read(gnu).unwrap();
     let py = std::fs::read(py).unwrap();
     let mut gnu_3m = gnu.clone();
     gnu_3m.extend(std::iter::repeat_n(0u8, 3 << 20));
     let mut py_extra = py.clone();
     py_extra.extend(std::iter::repeat_n(0u8, 40_000));
-    vec![
+    let mut layers = vec![
         ("gnu".into(), gnu),
         ("gnu+3MiB".into(), gnu_3m),
         ("python".into(), py),
         ("python+40000".into(), py_extra),
-    ]
+    ];
+    layers.extend(sparse);
+    layers
 }
 
 /// The odd layers of issue 15 (items 11-13, 15-17, 20).
@@ -374,7 +405,10 @@ fn tar_split_and_trees_match_docker_load_byte_for_byte() {
             assert_eq!(tail[..2], [1 << 20, 1 << 20]);
             assert_eq!(tail[3], 0);
         }
-        if want != got {
+        // Docker's tar-split of a sparse file records its expanded content
+        // and cannot rebuild the layer (its `docker save` fails); ours keeps
+        // the member verbatim.
+        if want != got && !name.starts_with("sparse") {
             failures.push(format!(
                 "{name}: tar-split differs\n docker: {}\n ours:   {}",
                 sizes(&want),

@@ -231,3 +231,32 @@ fn tampered_content_fails_the_crc_and_digest_checks() {
         .unwrap_err();
     assert!(matches!(Error::from_io(err), Error::TarSplit { .. }));
 }
+
+#[test]
+fn pax_sparse_members_are_kept_verbatim_and_round_trip() {
+    let src = TempDir::new("ts-sparse").unwrap();
+    sh(
+        "truncate -s 3000000 s && printf hello | dd of=s bs=1 seek=1000000 conv=notrunc 2>/dev/null && \
+         printf after > after",
+        src.path(),
+    );
+    for version in ["1.0", "0.1", "0.0"] {
+        sh(
+            &format!(
+                "tar --sparse --format=pax --sparse-version {version} -cf {version}.tar s after"
+            ),
+            src.path(),
+        );
+        let bytes = std::fs::read(src.path().join(format!("{version}.tar"))).unwrap();
+        let entries = round_trip(&bytes);
+        let files: Vec<&[u8]> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::File { name, .. } => Some(name.as_slice()),
+                _ => None,
+            })
+            .collect();
+        // The sparse member lives in segments; the plain file is an entry.
+        assert_eq!(files, [&b"after"[..]], "{version}");
+    }
+}

@@ -82,8 +82,10 @@ pub struct ApplyStats {
 /// Whiteouts and opaque markers hide what is below the layer, never the
 /// layer's own entries (tracked by inode, so a marker reached through a
 /// symlink cannot either); a path whited out and then added again is the
-/// new entry. Duplicate paths, `..` components, reserved `.wh.` names,
-/// sparse files and oversized headers are errors; absolute names are taken
+/// new entry. GNU sparse files in PAX form (versions 0.0, 0.1 and 1.0)
+/// are expanded, holes left as holes. Duplicate paths, `..` components,
+/// reserved `.wh.` names, old GNU sparse members (type `S`, which Docker
+/// refuses too) and oversized headers are errors; absolute names are taken
 /// relative to `root`; symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
     let mut applier = Applier {
@@ -330,9 +332,25 @@ impl Applier<'_> {
                     .add_fd(&fd)
                     .map_err(errno_at("fstat", &self.path, norm))?;
                 let mut file = std::fs::File::from(fd);
-                copy_content(data, &mut file, &mut self.buf)
-                    .map_err(|e| content_error(e, self.path.join(OsStr::from_bytes(norm))))?;
-                self.stats.bytes += size;
+                match ext.sparse(raw_path)? {
+                    Some(sparse) => {
+                        self.stats.bytes += crate::sparse::expand(
+                            &sparse,
+                            data,
+                            size,
+                            &mut file,
+                            self.opts.max_header_size,
+                            &mut self.buf,
+                            raw_path,
+                        )?;
+                    }
+                    None => {
+                        copy_content(data, &mut file, &mut self.buf).map_err(|e| {
+                            content_error(e, self.path.join(OsStr::from_bytes(norm)))
+                        })?;
+                        self.stats.bytes += size;
+                    }
+                }
                 let fd = OwnedFd::from(file);
                 self.after(replaced);
                 self.set_owner_mode(fd.as_fd(), meta, false, norm)?;

@@ -51,6 +51,7 @@ mod naive;
 pub mod probe;
 mod root;
 pub mod size;
+mod sparse;
 mod tarmeta;
 mod tarread;
 pub mod whiteout;

@@ -100,10 +100,27 @@ impl Extensions {
             .map(|e| e.value_bytes())
     }
 
-    /// The entry's name: GNU long name, else PAX `path`, else the header's.
+    /// The GNU sparse layout the PAX records describe, if any.
+    pub(crate) fn sparse(&self, path: &[u8]) -> Result<Option<crate::sparse::Sparse>> {
+        let Some(pax) = self.pax.as_deref() else {
+            return Ok(None);
+        };
+        let records = PaxExtensions::new(pax)
+            .filter_map(|r| r.ok())
+            .map(|e| (e.key_bytes(), e.value_bytes()));
+        crate::sparse::from_records(records, path)
+    }
+
+    /// The entry's name: GNU long name, else PAX `GNU.sparse.name` (of a
+    /// sparse entry) or `path`, else the header's.
     pub(crate) fn path(&self, header: &Header) -> Vec<u8> {
         if let Some(n) = &self.long_name {
             return n.clone();
+        }
+        if let Some(n) = self.pax_value(b"GNU.sparse.name").filter(|n| !n.is_empty())
+            && self.sparse(n).is_ok_and(|s| s.is_some())
+        {
+            return n.to_vec();
         }
         match self.pax_value(b"path") {
             Some(p) => p.to_vec(),
@@ -173,9 +190,6 @@ impl EntryMeta {
                     }
                     b"size" => {
                         parse_u64(value).ok_or_else(|| bad_entry(path, "bad PAX size"))?;
-                    }
-                    _ if key.starts_with(b"GNU.sparse.") => {
-                        return Err(bad_entry(path, "sparse files are not supported in layers"));
                     }
                     _ => {
                         if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {

@@ -417,3 +417,119 @@ fn a_hardlink_entry_applies_its_owner_and_mode_to_the_inode_as_docker_does() {
         );
     }
 }
+
+#[test]
+fn gnu_sparse_files_in_every_pax_version_are_expanded() {
+    require_root!();
+    let t = TempDir::new("apply-sparse").unwrap();
+    let src = t.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut content = vec![0u8; 300_000];
+    content[100_000..100_005].copy_from_slice(b"hello");
+    content[299_990..299_994].copy_from_slice(b"tail");
+    content[5..10].copy_from_slice(b"start");
+    // Written with holes, so GNU tar finds them.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(src.join("s")).unwrap();
+        for (off, data) in [
+            (5u64, &b"start"[..]),
+            (100_000, b"hello"),
+            (299_990, b"tail"),
+        ] {
+            f.seek(SeekFrom::Start(off)).unwrap();
+            f.write_all(data).unwrap();
+        }
+        f.set_len(300_000).unwrap();
+    }
+    std::fs::write(src.join("after"), b"after").unwrap();
+    for version in ["1.0", "0.1", "0.0"] {
+        let tarball = t.join(format!("{version}.tar"));
+        run(Command::new("tar")
+            .args([
+                "--sparse",
+                "--format=pax",
+                "--sparse-version",
+                version,
+                "-cf",
+            ])
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&src)
+            .args(["s", "after"]));
+        let out = t.join(format!("out-{version}"));
+        std::fs::create_dir(&out).unwrap();
+        let stats = apply_layer(
+            std::fs::File::open(&tarball).unwrap(),
+            &out,
+            &ApplyOptions::default(),
+        )
+        .unwrap();
+        assert!(
+            std::fs::read(out.join("s")).unwrap() == content,
+            "{version}"
+        );
+        assert_eq!(std::fs::read(out.join("after")).unwrap(), b"after");
+        let names: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert_eq!(names.len(), 2, "{version}: {names:?}");
+        assert!(stats.bytes < 300_000, "{version}: {stats:?}");
+    }
+}
+
+#[test]
+fn malformed_sparse_maps_are_refused() {
+    require_root!();
+    let t = TempDir::new("apply-sparse-bad").unwrap();
+    let sparse = |map: &[u8], data: &[u8]| {
+        let mut tar = RawTar::new();
+        tar.pax(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.realsize", b"100"),
+            ("GNU.sparse.name", b"s"),
+        ]);
+        let mut body = map.to_vec();
+        body.resize(512, 0);
+        body.extend_from_slice(data);
+        tar.raw_entry(
+            b"GNUSparseFile/s",
+            tar::EntryType::Regular,
+            0o644,
+            &body,
+            b"",
+        );
+        tar.finish()
+    };
+    // The good one first, then hostile variants.
+    let good = t.join("good");
+    std::fs::create_dir(&good).unwrap();
+    apply_layer(
+        &sparse(b"1\n10\n3\n", b"abc")[..],
+        &good,
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    let mut want = vec![0u8; 100];
+    want[10..13].copy_from_slice(b"abc");
+    assert_eq!(std::fs::read(good.join("s")).unwrap(), want);
+    for (i, (map, data)) in [
+        (&b"1\n10\n3\n"[..], &b"abcd"[..]), // more data than fragments
+        (b"1\n10\n4\n", b"abc"),            // less
+        (b"1\n99\n3\n", b"abc"),            // beyond the size
+        (b"2\n10\n3\n5\n1\n", b"abcd"),     // unsorted
+        (b"x\n", b""),                      // not a number
+        (b"99999999999999\n", b""),         // a count the data cannot hold
+        (b"1\n-1\n3\n", b"abc"),            // negative
+    ]
+    .iter()
+    .enumerate()
+    {
+        let root = t.join(format!("bad{i}"));
+        std::fs::create_dir(&root).unwrap();
+        let err = apply_layer(&sparse(map, data)[..], &root, &ApplyOptions::default());
+        assert!(
+            matches!(err, Err(Error::BadEntry { .. }) | Err(Error::Archive(_))),
+            "{i}: {err:?}"
+        );
+    }
+}

@@ -38,6 +38,16 @@
 //! carry. For compressed ones Docker's reads come from its decompressor (or
 //! an `unpigz` pipe) and their sizes are not reproducible; the same rule is
 //! applied to the decompressed stream.
+//!
+//! # Sparse files: where we differ on purpose
+//!
+//! For a GNU sparse member in PAX form Docker writes a file entry with the
+//! expanded size and the CRC of the expanded content, and no segment for
+//! the sparse map or the fragments: its own `docker save` of such a layer
+//! then fails ("could not verify layer data"). We record the whole member
+//! (header, map, fragments) verbatim in segments, with no file entry, so
+//! the layer reassembles to its diffID, with our reassembler and with
+//! Docker's (segments are copied as they are).
 
 mod crc64;
 mod entry;

@@ -82,9 +82,23 @@ impl ReadModel {
 enum State {
     Header,
     SecondZero,
-    Meta { kind: u8, remaining: u64, pad: u64 },
-    Content { remaining: u64, pad: u64 },
-    Padding { remaining: u64 },
+    Meta {
+        kind: u8,
+        remaining: u64,
+        pad: u64,
+    },
+    Content {
+        remaining: u64,
+        pad: u64,
+    },
+    /// The data of a GNU sparse member: kept verbatim in segments.
+    Raw {
+        remaining: u64,
+        pad: u64,
+    },
+    Padding {
+        remaining: u64,
+    },
     Trailing,
 }
 
@@ -94,6 +108,8 @@ struct Overrides {
     long_name: Option<Vec<u8>>,
     pax_path: Option<Vec<u8>>,
     pax_size: Option<u64>,
+    /// The member is a GNU sparse file (PAX `GNU.sparse.*` records).
+    sparse: bool,
 }
 
 /// Records the tar-split of a tar stream fed through [`Recorder::observe`].
@@ -183,6 +199,7 @@ impl<W: Write> Recorder<W> {
                 }
                 State::Meta { remaining, .. }
                 | State::Content { remaining, .. }
+                | State::Raw { remaining, .. }
                 | State::Padding { remaining } => usize::try_from(remaining)
                     .unwrap_or(usize::MAX)
                     .min(data.len()),
@@ -191,7 +208,10 @@ impl<W: Write> Recorder<W> {
             let (now, rest) = data.split_at(n);
             data = rest;
             self.offset += n as u64;
-            if !matches!(self.state, State::Content { .. } | State::Trailing) {
+            if !matches!(
+                self.state,
+                State::Content { .. } | State::Raw { .. } | State::Trailing
+            ) {
                 self.model.small(self.offset);
             }
             match &mut self.state {
@@ -213,6 +233,24 @@ impl<W: Write> Recorder<W> {
                     if *remaining == 0 {
                         let pad = *pad;
                         self.file_done(pad)?;
+                    }
+                }
+                State::Raw { remaining, pad } => {
+                    *remaining -= n as u64;
+                    let pad = *pad;
+                    let done = *remaining == 0;
+                    for chunk in now.chunks(TRAILING_CHUNK) {
+                        if self.pending.len() + chunk.len() > TRAILING_CHUNK {
+                            self.flush_pending()?;
+                        }
+                        self.pending.extend_from_slice(chunk);
+                    }
+                    if done {
+                        self.state = if pad == 0 {
+                            State::Header
+                        } else {
+                            State::Padding { remaining: pad }
+                        };
                     }
                 }
                 State::Padding { remaining } => {
@@ -262,6 +300,7 @@ impl<W: Write> Recorder<W> {
         if self.overrides.long_name.is_some()
             || self.overrides.pax_path.is_some()
             || self.overrides.pax_size.is_some()
+            || self.overrides.sparse
         {
             return Err(self.tar_err("stream ends after an extended header"));
         }
@@ -319,7 +358,24 @@ impl<W: Write> Recorder<W> {
                     .unwrap_or_else(|| header_name(&block));
                 let size = ov.pax_size.unwrap_or(header_size);
                 // Go's reader gives header-only types no content, whatever the size field says.
-                self.size = if matches!(kind, b'1'..=b'6') { 0 } else { size };
+                self.size =
+                    if matches!(kind, b'1'..=b'6') || (kind == 0 && self.name.ends_with(b"/")) {
+                        0
+                    } else {
+                        size
+                    };
+                if ov.sparse && self.size > 0 {
+                    // Docker records a sparse file's expanded content, which
+                    // cannot rebuild its tar: keep the map and fragments
+                    // verbatim instead (no file entry).
+                    self.model.content(self.offset, self.size);
+                    self.name.clear();
+                    self.state = State::Raw {
+                        remaining: self.size,
+                        pad: padding(self.size),
+                    };
+                    return Ok(());
+                }
                 self.flush_pending()?;
                 if self.size == 0 {
                     let name = std::mem::take(&mut self.name);
@@ -405,9 +461,7 @@ impl<W: Write> Recorder<W> {
                         .ok_or_else(bad)?;
                     self.overrides.pax_size = Some(size);
                 }
-                k if k.starts_with(b"GNU.sparse.") => {
-                    return Err(self.tar_err("PAX sparse members cannot be recorded"));
-                }
+                k if k.starts_with(b"GNU.sparse.") && !global => self.overrides.sparse = true,
                 _ => {}
             }
         }
