@@ -260,3 +260,16 @@ fn pax_sparse_members_are_kept_verbatim_and_round_trip() {
         assert_eq!(files, [&b"after"[..]], "{version}");
     }
 }
+
+#[test]
+fn a_size_field_near_u64_max_is_an_error_not_a_panic() {
+    for size in [u64::MAX, u64::MAX - 511, 1 << 62] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("f").unwrap();
+        h.set_size(size);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend_from_slice(&[0u8; 2048]);
+        assert!(record(&tar[..]).is_err());
+    }
+}

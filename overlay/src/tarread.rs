@@ -44,7 +44,7 @@ impl<R: Read> Members<R> {
     /// The next header block, after skipping what is left of the current
     /// member; `None` at the end of the archive.
     pub(crate) fn next_header(&mut self) -> Result<Option<Header>> {
-        let skip = self.left + self.pad;
+        let skip = self.left.saturating_add(self.pad);
         (self.left, self.pad) = (0, 0);
         let skipped =
             io::copy(&mut (&mut self.inner).take(skip), &mut io::sink()).map_err(Error::Archive)?;

@@ -611,3 +611,23 @@ fn random_hostile_layers_write_nothing_outside_the_root() {
         );
     }
 }
+
+#[test]
+fn a_size_field_near_u64_max_is_an_error_not_a_panic() {
+    require_root!();
+    for size in [u64::MAX, u64::MAX - 511, 1 << 62] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("f").unwrap();
+        h.set_size(size);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend_from_slice(&[0u8; 2048]);
+        let t = TempDir::new("hostile-hugesize").unwrap();
+        assert!(apply_layer(&tar[..], t.path(), &ApplyOptions::default()).is_err());
+        // As a PAX size record too.
+        let mut pax = RawTar::new();
+        pax.pax(&[("size", size.to_string().as_bytes())])
+            .file("g", b"");
+        assert!(apply_layer(&pax.finish()[..], t.path(), &ApplyOptions::default()).is_err());
+    }
+}
