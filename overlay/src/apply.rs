@@ -18,7 +18,11 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use tar::{EntryType, Header};
 
-use crate::error::{Error, Result, errno_at};
+use crate::create::{
+    content_error, copy_content, create_or_replace, create_or_replace_with, is_aufs_metadata,
+    process_umask, refused,
+};
+use crate::error::{Result, errno_at};
 use crate::root::{RootDir, bad_entry, remove_all_at};
 use crate::tarmeta::{EntryMeta, Extensions, normalize};
 use crate::tarread::Members;
@@ -547,106 +551,4 @@ fn split(norm: &[u8]) -> (&[u8], &[u8]) {
         Some(i) => (&norm[..i], &norm[i + 1..]),
         None => (&b""[..], norm),
     }
-}
-
-/// Run `make`; if the name exists, remove what is there and run it again.
-/// Returns whether something was replaced.
-/// What is there is never an entry this layer wrote (reached again
-/// through a symlink): that fails with `EEXIST`.
-fn create_or_replace(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    mut make: impl FnMut() -> rustix::io::Result<()>,
-    written: &Written,
-) -> rustix::io::Result<bool> {
-    create_or_replace_with(dir, name, &mut make, written).map(|((), replaced)| replaced)
-}
-
-fn create_or_replace_with<T>(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    mut make: impl FnMut() -> rustix::io::Result<T>,
-    written: &Written,
-) -> rustix::io::Result<(T, bool)> {
-    match make() {
-        Ok(t) => Ok((t, false)),
-        Err(Errno::EXIST) => {
-            if written.is_entry_at(dir, name)? {
-                return Err(Errno::EXIST);
-            }
-            remove_all_at(dir, name)?;
-            Ok((make()?, true))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Map a creation error: `EEXIST` (an entry of this layer is in the way,
-/// reached through a symlink) is a bad entry, anything else an I/O error.
-fn refused<'a>(
-    syscall: &'static str,
-    root: &'a Path,
-    norm: &'a [u8],
-    raw_path: &'a [u8],
-) -> impl Fn(Errno) -> Error + 'a {
-    move |e| {
-        if e == Errno::EXIST {
-            bad_entry(raw_path, "path of an earlier entry of the same layer")
-        } else {
-            errno_at(syscall, root, norm)(e)
-        }
-    }
-}
-
-/// Whether `norm` is top-level aufs metadata: the empty `.wh..wh.aufs`
-/// marker file or the `.wh..wh.orph` / `.wh..wh.plnk` directory entries.
-fn is_aufs_metadata(norm: &[u8], is_dir: bool, empty_file: bool) -> bool {
-    match norm {
-        b".wh..wh.aufs" => empty_file,
-        b".wh..wh.orph" | b".wh..wh.plnk" => is_dir,
-        _ => false,
-    }
-}
-
-/// Copy an entry's content into `file` through the reused buffer `buf`.
-fn copy_content(
-    from: &mut impl Read,
-    file: &mut std::fs::File,
-    buf: &mut [u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    loop {
-        let n = match from.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        file.write_all(&buf[..n])?;
-    }
-}
-
-/// Reading the archive fails as an archive error; writing the file as I/O.
-fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
-        _ => Error::Io {
-            syscall: "write",
-            path,
-            source: e,
-        },
-    }
-}
-
-/// The process umask, read from `/proc/self/status` (umask(2) would change
-/// it for other threads); 0o022 when unknown.
-fn process_umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0o022)
 }

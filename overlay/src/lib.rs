@@ -43,6 +43,7 @@
 
 pub mod apply;
 pub mod changes;
+mod create;
 pub mod diff;
 pub mod driver;
 mod error;
