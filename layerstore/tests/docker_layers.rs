@@ -105,6 +105,14 @@ fn tool_layers(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .arg("-C")
         .arg(&src)
         .arg("."));
+    // One 512-byte block a record: nothing after the end-of-archive blocks.
+    let gnu_b1 = dir.join("gnu-b1.tar");
+    run(Command::new("tar")
+        .args(["--sort=name", "-b", "1", "-cf"])
+        .arg(&gnu_b1)
+        .arg("-C")
+        .arg(&src)
+        .arg("."));
     let py = dir.join("py.tar");
     run(Command::new("python3").arg("-c").arg(format!(
         "import tarfile; t = tarfile.open('{}', 'w'); t.add('{}', arcname='.'); t.close()",
@@ -148,6 +156,7 @@ fn tool_layers(dir: &Path) -> Vec<(String, Vec<u8>)> {
     py_extra.extend(std::iter::repeat_n(0u8, 40_000));
     let mut layers = vec![
         ("gnu".into(), gnu),
+        ("gnu -b 1".into(), std::fs::read(gnu_b1).unwrap()),
         ("gnu+3MiB".into(), gnu_3m),
         ("python".into(), py),
         ("python+40000".into(), py_extra),
@@ -225,6 +234,15 @@ fn odd_layers() -> Vec<(String, Vec<u8>)> {
         l.extend_from_slice(&EOA);
     }
     layers.push(("no-end-of-archive".into(), file("f", b"no end")));
+    // Extension headers over Docker's 32 KiB buffer, then trailing bytes.
+    for (i, len) in [40_000usize, 70_000, 200_000].iter().enumerate() {
+        let comment = "c".repeat(*len);
+        let mut l = pax(&[("comment", comment.as_str())]);
+        l.extend(file("f", &pseudo_random(1000, i as u64)));
+        l.extend_from_slice(&EOA);
+        l.extend(std::iter::repeat_n(0u8, 100_000));
+        layers.push((format!("pax-header-{len}+100000"), l));
+    }
     layers
 }
 

@@ -21,18 +21,22 @@
 //!    large as the buffer bypasses it), the last one short;
 //! 3. then 0 bytes at end of file: an empty segment, always.
 //!
-//! How much the buffer holds at the end follows from the member layout
-//! alone: the buffer is filled once at the start (the compression sniffing
-//! `Peek`), headers, padding, extension headers and the end blocks are read
-//! in pieces smaller than the buffer (served from it, refilled 32 KiB at a
-//! time), and file contents are read by `io.Copy` in 32 KiB requests, each
-//! of which reads the file directly when the buffer is empty. The recorder
-//! replays those reads (`ReadModel`). Measured cases: GNU tar (10240-byte
-//! records) ends `..., 1534, 4096, 0`; python's tarfile `..., 1056, 2560,
-//! 0`; GNU tar followed by 3 MiB of zeros `..., 24576, 1048576, 1048576,
-//! 1028096, 0`; a tar without padding ends with the single empty segment.
-//! A tar without end-of-archive blocks ends with the last member's padding
-//! segment and the empty one.
+//! The buffer always ends on a 32 KiB boundary of the stream: it is filled
+//! once at the start (the compression sniffing `Peek`), and Go's tar
+//! reader never asks for more than 32 KiB at a time (header blocks,
+//! padding, extension headers and the end blocks in small reads served
+//! from the buffer and refilled 32 KiB at a time; file contents through
+//! `io.Copy`'s 32 KiB buffer, a full request that finds the buffer empty
+//! reading 32 KiB straight from the file). So the first read after the
+//! archive returns the bytes up to the next 32 KiB boundary (or to the end
+//! of the stream), then come 1 MiB reads, then the empty one. Measured
+//! cases: GNU tar (10240-byte records) ends `..., 1534, 4096, 0`; python's
+//! tarfile `..., 1056, 2560, 0`; GNU tar followed by 3 MiB of zeros
+//! `..., 24576, 1048576, 1048576, 1028096, 0`; a tar without padding ends
+//! with the single empty segment. A tar without end-of-archive blocks ends
+//! with the last member's padding segment and the empty one. PAX headers
+//! of 40 000, 70 000 and 200 000 bytes keep the boundary too (tested
+//! against dockerd).
 //!
 //! This holds for uncompressed layers, which is what `docker save` archives
 //! carry. For compressed ones Docker's reads come from its decompressor (or

@@ -6,7 +6,7 @@
 //! cuts them: the padding of one member, the meta headers and the header of
 //! the next member form one segment; the end-of-archive blocks form one;
 //! bytes after them follow in the segments Docker's reads make of them (see
-//! [`ReadModel`] and the [module docs](super)).
+//! [`docker_buffered`] and the [module docs](super)).
 
 use std::io::Write;
 
@@ -25,60 +25,21 @@ const TRAILING_CHUNK: usize = 1 << 20;
 /// The size of the buffered reader Docker reads a layer through.
 const DOCKER_BUF: u64 = 32 * 1024;
 
-/// Where Docker's 32 KiB buffered reader stands in the stream, as Go's tar
-/// reader (in tar-split) drives it through a layer.
+/// Bytes Docker's 32 KiB buffered reader holds when the archive ends at
+/// `end`: up to the next 32 KiB boundary of the stream (clipped later to
+/// the stream's end).
 ///
-/// `docker load` reads a layer file through `bufio.Reader` (32 KiB, filled
-/// once by the compression sniffing `Peek`). Headers, padding, extension
-/// headers and the end-of-archive blocks are read in pieces smaller than
-/// the buffer: they are served from it, refilled 32 KiB at a time. File
-/// contents are read by `io.Copy` in 32 KiB requests: one that finds the
-/// buffer empty bypasses it and reads the file directly. So the buffer's
-/// upstream position `up` is a function of the member layout alone, and at
-/// the end of the archive `up - consumed` bytes (clipped to the stream) are
-/// buffered: Docker's first read after the archive returns exactly them.
-#[derive(Debug, Clone, Copy)]
-struct ReadModel {
-    /// How far the buffered reader has read the stream (may run past its
-    /// end: a fill near the end reads less).
-    up: u64,
-}
-
-impl ReadModel {
-    fn new() -> ReadModel {
-        ReadModel { up: DOCKER_BUF }
-    }
-
-    /// Small reads consumed the stream up to `to`.
-    fn small(&mut self, to: u64) {
-        if to > self.up {
-            self.up += (to - self.up).div_ceil(DOCKER_BUF) * DOCKER_BUF;
-        }
-    }
-
-    /// `io.Copy` read `size` bytes of file content starting at `from`, in
-    /// 32 KiB requests: the first takes what the buffer holds, each full
-    /// one after it reads the file directly, a last short one refills the
-    /// buffer.
-    fn content(&mut self, from: u64, size: u64) {
-        let end = from.saturating_add(size);
-        let from = self.up.clamp(from, end);
-        let rest = end - from;
-        if rest == 0 {
-            return;
-        }
-        let direct_end = end - rest % DOCKER_BUF;
-        self.up = if direct_end == end {
-            end
-        } else {
-            direct_end.saturating_add(DOCKER_BUF)
-        };
-    }
-
-    /// Buffered bytes at `at` (before clipping to the stream's end).
-    fn buffered(&self, at: u64) -> u64 {
-        self.up.saturating_sub(at)
-    }
+/// `docker load` reads a layer file through a 32 KiB `bufio.Reader`. Go's
+/// tar reader asks it for at most 32 KiB at a time (header blocks, padding,
+/// extension headers, the end blocks; file contents through `io.Copy`'s
+/// 32 KiB buffer). A request smaller than the buffer finding it empty
+/// refills it with 32 KiB; a 32 KiB request finding it empty reads the
+/// file directly, 32 KiB too. Either way the reader's position in the file
+/// advances in 32 KiB steps from the start, so the buffer always ends on a
+/// 32 KiB boundary (PAX headers of up to 200 000 bytes checked against
+/// dockerd).
+fn docker_buffered(end: u64) -> u64 {
+    (DOCKER_BUF - end % DOCKER_BUF) % DOCKER_BUF
 }
 
 enum State {
@@ -127,7 +88,6 @@ pub(crate) struct Recorder<W: Write> {
     crc: Crc64,
     name: Vec<u8>,
     size: u64,
-    model: ReadModel,
     /// Size of the first trailing segment (what Docker's buffer held when
     /// the archive ended); `None` once it is written.
     first_trailing: Option<usize>,
@@ -148,7 +108,6 @@ impl<W: Write> Recorder<W> {
             crc: Crc64::default(),
             name: Vec::new(),
             size: 0,
-            model: ReadModel::new(),
             first_trailing: None,
         }
     }
@@ -210,12 +169,6 @@ impl<W: Write> Recorder<W> {
             let (now, rest) = data.split_at(n);
             data = rest;
             self.offset += n as u64;
-            if !matches!(
-                self.state,
-                State::Content { .. } | State::Raw { .. } | State::Trailing
-            ) {
-                self.model.small(self.offset);
-            }
             match &mut self.state {
                 State::Header | State::SecondZero => {
                     if self.have == BLOCK {
@@ -323,7 +276,7 @@ impl<W: Write> Recorder<W> {
             self.hold(&block)?;
             self.flush_pending()?;
             self.state = State::Trailing;
-            let buffered = self.model.buffered(self.offset);
+            let buffered = docker_buffered(self.offset);
             self.first_trailing = usize::try_from(buffered).ok().filter(|&b| b > 0);
             return Ok(());
         }
@@ -370,7 +323,6 @@ impl<W: Write> Recorder<W> {
                     // Docker records a sparse file's expanded content, which
                     // cannot rebuild its tar: keep the map and fragments
                     // verbatim instead (no file entry).
-                    self.model.content(self.offset, self.size);
                     self.name.clear();
                     self.state = State::Raw {
                         remaining: self.size,
@@ -389,7 +341,6 @@ impl<W: Write> Recorder<W> {
                     self.state = State::Header;
                 } else {
                     self.crc = Crc64::default();
-                    self.model.content(self.offset, self.size);
                     self.state = State::Content {
                         remaining: self.size,
                         pad: padding(self.size),
@@ -558,45 +509,51 @@ fn parse_numeric(field: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// `ReadModel::content` in closed form agrees with replaying each of
-    /// `io.Copy`'s requests through a 32 KiB `bufio.Reader`.
-    #[test]
-    fn the_content_read_model_replays_io_copy() {
-        fn replay(mut up: u64, mut from: u64, size: u64) -> u64 {
-            let end = from + size;
-            while from < end {
-                let want = (end - from).min(DOCKER_BUF);
-                if up > from {
-                    from += (up - from).min(want);
-                } else if want == DOCKER_BUF {
-                    from += want;
-                    up = from;
-                } else {
-                    up = from + DOCKER_BUF;
-                    from += want;
-                }
-            }
-            up
+    /// Replaying a 32 KiB `bufio.Reader` (filled by a `Peek` at the start)
+    /// through random sequences of Go's requests (small reads, and
+    /// `io.Copy` runs of 32 KiB requests) always leaves its buffer ending
+    /// on a 32 KiB boundary: what `docker_buffered` assumes.
+    /// One request of `want` bytes at `at` to a 32 KiB `bufio.Reader`
+    /// whose data ends at `up` (a regular file: reads return in full).
+    fn request(at: &mut u64, up: &mut u64, want: u64) {
+        if *up > *at {
+            *at += (*up - *at).min(want);
+        } else if want >= DOCKER_BUF {
+            *at += want;
+            *up = *at;
+        } else {
+            *up = *at + DOCKER_BUF;
+            *at += want;
         }
+    }
+
+    #[test]
+    fn docker_reads_keep_the_buffer_on_32_kib_boundaries() {
         let mut x = 88172645463325252u64;
-        for _ in 0..20_000 {
+        let mut next = || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let from = (x % 1_000_000) / 512 * 512;
-            let up = from + (x >> 20) % (DOCKER_BUF + 1);
-            let size = (x >> 40) % 300_000;
-            let mut m = ReadModel { up };
-            m.content(from, size);
-            assert_eq!(
-                m.up,
-                replay(up, from, size),
-                "up {up} from {from} size {size}"
-            );
+            x
+        };
+        for _ in 0..2_000 {
+            let (mut at, mut up) = (0u64, DOCKER_BUF);
+            for _ in 0..50 {
+                let r = next();
+                if r % 2 == 0 {
+                    // A header, padding, a PAX record.
+                    request(&mut at, &mut up, 1 + (r >> 8) % 1024);
+                } else {
+                    let end = at + (r >> 8) % 200_000; // a file's content
+                    while at < end {
+                        let want = (end - at).min(DOCKER_BUF);
+                        request(&mut at, &mut up, want);
+                    }
+                }
+            }
+            assert_eq!(up % DOCKER_BUF, 0);
+            assert_eq!(up - at, docker_buffered(at));
         }
-        let mut m = ReadModel::new();
-        m.content(512, u64::MAX);
-        assert_eq!(m.up, u64::MAX);
     }
 
     #[test]
