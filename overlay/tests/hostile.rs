@@ -576,7 +576,7 @@ fn random_hostile_layers_write_nothing_outside_the_root() {
     for round in 0..800 {
         let mut picks = Vec::new();
         for _ in 0..1 + rng.below(8) {
-            picks.push(rng.below(16));
+            picks.push((rng.below(20), rng.below(1 << 20)));
         }
         check(
             &format!("random-{round}"),
@@ -584,7 +584,7 @@ fn random_hostile_layers_write_nothing_outside_the_root() {
                 let canary = s.canary();
                 let mut t = RawTar::new();
                 let names = ["a", "b", "d", "d/e", "l", "l/x", "."];
-                for (i, p) in picks.iter().enumerate() {
+                for (i, (p, r)) in picks.iter().enumerate() {
                     let n = names[i % names.len()];
                     match p {
                         0 => t.symlink(n, &canary),
@@ -602,6 +602,45 @@ fn random_hostile_layers_write_nothing_outside_the_root() {
                         12 => t.file("l/sub/deep", b"pwned"),
                         13 => t.symlink("l", "d"),
                         14 => t.raw_entry(b"./", EntryType::Directory, 0o700, b"", b""),
+                        // A sparse member with a random (often bad) map.
+                        16 => {
+                            let map = format!("1\n{}\n{}\n", r % 4096, r % 7);
+                            let mut body = map.into_bytes();
+                            body.resize(512, 0);
+                            body.extend(std::iter::repeat_n(b's', (*r % 9) as usize));
+                            t.pax(&[
+                                ("GNU.sparse.major", b"1"),
+                                ("GNU.sparse.minor", b"0"),
+                                ("GNU.sparse.realsize", b"4096"),
+                                ("GNU.sparse.name", format!("{n}/sparse").as_bytes()),
+                            ])
+                            .raw_entry(
+                                b"GNUSparseFile/x",
+                                EntryType::Regular,
+                                0o644,
+                                &body,
+                                b"",
+                            )
+                        }
+                        // A PAX size record over a zero header size.
+                        17 => {
+                            let size = (r % 2000).to_string();
+                            t.pax(&[("size", size.as_bytes())]).raw_entry(
+                                n.as_bytes(),
+                                EntryType::Regular,
+                                0o644,
+                                b"",
+                                b"",
+                            );
+                            t.0.extend(std::iter::repeat_n(b'p', (r % 2000) as usize));
+                            let len = t.0.len().div_ceil(512) * 512;
+                            t.0.resize(len, 0);
+                            &mut t
+                        }
+                        18 => t
+                            .file(".wh..wh.plnk/1.2", b"plnk")
+                            .hardlink(n, ".wh..wh.plnk/1.2"),
+                        19 => t.file(&format!(".wh.{n}"), b"").file(n, b"again"),
                         _ => t.file(n, b"x"),
                     };
                 }
