@@ -670,3 +670,43 @@ fn a_size_field_near_u64_max_is_an_error_not_a_panic() {
         assert!(apply_layer(&pax.finish()[..], t.path(), &ApplyOptions::default()).is_err());
     }
 }
+
+/// Real archives (GNU and PAX formats, a sparse file, long names, links)
+/// with random bytes changed or cut: apply returns a result and writes
+/// nothing outside the root.
+#[test]
+fn mutated_archives_write_nothing_outside_the_root() {
+    require_root!();
+    let t = TempDir::new("hostile-mutate-src").unwrap();
+    let long = "d".repeat(150);
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkdir -p a/{long} && printf hello > a/f && truncate -s 70000 a/s && printf x >> a/s && \
+             ln -s f a/l && ln -s / a/root && ln a/f a/h && tar --format=pax --sparse -cf pax.tar a && \
+             tar --format=gnu -cf gnu.tar a"
+        ))
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut rng = dunnage_testsupport::Rng::new(0xbad);
+    for base in ["pax.tar", "gnu.tar"] {
+        let good = std::fs::read(t.join(base)).unwrap();
+        for round in 0..250 {
+            let mut m = good.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(m.len() as u64) as usize;
+                m[at] = rng.below(256) as u8;
+            }
+            if rng.below(4) == 0 {
+                m.truncate(rng.below(m.len() as u64) as usize);
+            }
+            check(
+                &format!("mutated-{base}-{round}"),
+                |_| m.clone(),
+                Expect::Either,
+            );
+        }
+    }
+}
