@@ -374,7 +374,7 @@ impl Applier<'_> {
                     .add_at(pfd, name, false)
                     .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                self.finish_at(parent, name, meta, norm, false, false)
+                self.finish_at(parent, name, meta, norm, false, true)
             }
             EntryType::Link => {
                 let target = ext

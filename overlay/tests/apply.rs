@@ -533,3 +533,23 @@ fn malformed_sparse_maps_are_refused() {
         );
     }
 }
+
+#[test]
+fn symlinks_get_their_times_and_owner() {
+    require_root!();
+    let t = TempDir::new("apply-symlink-times").unwrap();
+    let mut tar = RawTar::new();
+    let at = tar.0.len();
+    tar.symlink("l", "target");
+    let mut h = tar::Header::new_old();
+    h.as_mut_bytes().copy_from_slice(&tar.0[at..at + 512]);
+    h.set_uid(4321);
+    h.set_gid(8765);
+    h.set_mtime(1_234_567_890);
+    h.set_cksum();
+    tar.0[at..at + 512].copy_from_slice(h.as_bytes());
+    apply_layer(&tar.finish()[..], t.path(), &ApplyOptions::default()).unwrap();
+    let m = std::fs::symlink_metadata(t.join("l")).unwrap();
+    assert!(m.file_type().is_symlink());
+    assert_eq!((m.mtime(), m.uid(), m.gid()), (1_234_567_890, 4321, 8765));
+}
