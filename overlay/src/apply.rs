@@ -396,9 +396,7 @@ impl Applier<'_> {
                     .map_err(refused("linkat", &self.path, norm, raw_path))?;
                 let st = rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(errno_at("fstatat", &self.path, norm))?;
-                self.written
-                    .add_at(pfd, name, false)
-                    .map_err(errno_at("fstatat", &self.path, norm))?;
+                self.written.add_stat(&st);
                 self.after(replaced);
                 // Docker applies the link entry's owner, xattrs, mode and
                 // times to the (shared) inode; mode and times only when the

@@ -36,6 +36,11 @@ impl Written {
         Ok(())
     }
 
+    /// Record the inode `st` describes as an entry of the layer.
+    pub(crate) fn add_stat(&mut self, st: &Stat) {
+        self.entries.insert(key(st));
+    }
+
     /// Record `name` in `dir` (not following a symlink) as an entry, or as
     /// a whiteout.
     pub(crate) fn add_at(
