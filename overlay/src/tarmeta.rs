@@ -111,16 +111,17 @@ impl Extensions {
         crate::sparse::from_records(records, path)
     }
 
-    /// The entry's name: GNU long name, else PAX `GNU.sparse.name` (of a
-    /// sparse entry) or `path`, else the header's.
+    /// The entry's name, in Go's order of precedence: PAX `GNU.sparse.name`
+    /// of a sparse entry, else the GNU long name, else PAX `path`, else the
+    /// header's.
     pub(crate) fn path(&self, header: &Header) -> Vec<u8> {
-        if let Some(n) = &self.long_name {
-            return n.clone();
-        }
         if let Some(n) = self.pax_value(b"GNU.sparse.name").filter(|n| !n.is_empty())
             && self.sparse(n).is_ok_and(|s| s.is_some())
         {
             return n.to_vec();
+        }
+        if let Some(n) = &self.long_name {
+            return n.clone();
         }
         match self.pax_value(b"path") {
             Some(p) => p.to_vec(),
