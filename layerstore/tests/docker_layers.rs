@@ -167,6 +167,7 @@ fn tool_layers(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// The odd layers of issue 15 (items 11-13, 15-17, 20).
 fn odd_layers() -> Vec<(String, Vec<u8>)> {
+    let cat = |parts: &[Vec<u8>]| parts.concat();
     let mut root_dot = header(b"./", b'5', 0, 0o700, b"");
     root_dot.extend(file("./f", b"x"));
     let big: Vec<u8> = pseudo_random(70_000, 3);
@@ -183,9 +184,23 @@ fn odd_layers() -> Vec<(String, Vec<u8>)> {
     h.set_gid(5678);
     h.set_cksum();
     hardlink.extend(h.as_bytes());
-    let cat = |parts: &[Vec<u8>]| parts.concat();
     let mut layers = vec![
         ("root-dot".to_owned(), root_dot),
+        ("root-slash".into(), {
+            let mut h = tar::Header::new_old();
+            h.as_mut_bytes()
+                .copy_from_slice(&header(b"/", b'5', 0, 0o700, b""));
+            h.set_uid(1000);
+            h.set_gid(1000);
+            h.set_cksum();
+            let mut l = h.as_bytes().to_vec();
+            l.extend(file("f", b"x"));
+            l
+        }),
+        (
+            "root-dot-symlink".into(),
+            cat(&[member(".", b'2', b"", "/etc"), file("f", b"x")]),
+        ),
         (
             "opaque-parentless".into(),
             cat(&[file("d/.wh..wh..opq", b""), file("d/sub/file", b"keep")]),
