@@ -4,16 +4,16 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate.
 ///
-/// Variants carry the path, syscall or archive entry involved, so that a
+/// Variants carry the path, operation or archive entry involved, so that a
 /// one-line message tells a person what failed where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A system call on a path failed.
-    #[error("{syscall} {path}: {source}")]
+    #[error("{op} {path}: {source}")]
     Io {
-        /// The system call (or operation) that failed.
-        syscall: &'static str,
+        /// The operation that failed (a system call's name, mostly).
+        op: &'static str,
         /// The path it acted on.
         path: PathBuf,
         /// The kernel's answer.
@@ -111,40 +111,40 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Attach a syscall name and a path to an I/O error (the path is copied
+/// Attach an operation name and a path to an I/O error (the path is copied
 /// only when there is an error).
 pub(crate) fn io_err<'a, P: AsRef<std::path::Path> + ?Sized>(
-    syscall: &'static str,
+    op: &'static str,
     path: &'a P,
 ) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
-        syscall,
+        op,
         path: path.as_ref().to_path_buf(),
         source,
     }
 }
 
-/// Attach a syscall name and a path to a rustix errno.
+/// Attach an operation name and a path to a rustix errno.
 pub(crate) fn errno<'a, P: AsRef<std::path::Path> + ?Sized>(
-    syscall: &'static str,
+    op: &'static str,
     path: &'a P,
 ) -> impl FnOnce(rustix::io::Errno) -> Error + 'a {
     move |e| Error::Io {
-        syscall,
+        op,
         path: path.as_ref().to_path_buf(),
         source: e.into(),
     }
 }
 
-/// Attach a syscall name and `root/rel` to a rustix errno.
+/// Attach an operation name and `root/rel` to a rustix errno.
 pub(crate) fn errno_at<'a>(
-    syscall: &'static str,
+    op: &'static str,
     root: &'a std::path::Path,
     rel: &'a [u8],
 ) -> impl FnOnce(rustix::io::Errno) -> Error + 'a {
     use std::os::unix::ffi::OsStrExt;
     move |e| Error::Io {
-        syscall,
+        op,
         path: root.join(std::ffi::OsStr::from_bytes(rel)),
         source: e.into(),
     }
