@@ -19,7 +19,8 @@ use common::{run, set_xattr, snapshot};
 fn rootfs_tar(t: &TempDir) -> std::path::PathBuf {
     let root = t.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let busybox = dunnage_testsupport::find_in_path("busybox").expect("busybox on PATH");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for applet in [
         "sh", "ls", "rm", "mkdir", "mv", "touch", "echo", "cat", "sleep", "printf",
     ] {
