@@ -42,17 +42,23 @@
 //! | [`spawn`] | [`Command`], [`Clock`] |
 //! | [`child`] | [`Child`], [`Stdio`] |
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
+//! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
+//! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
 //! | [`error`] | [`Error`], [`Result`] |
 
 pub mod child;
+pub mod container;
 pub mod error;
 pub mod ident;
 pub mod idmap;
 pub mod kind;
 mod launch;
+pub mod mounts;
 pub mod persist;
 mod plan;
 pub mod propagation;
+mod rootfs;
+mod rootsetup;
 pub mod setns;
 mod setup;
 pub mod spawn;
@@ -60,10 +66,12 @@ pub mod step;
 pub mod unshare;
 
 pub use child::{Child, Stdio};
+pub use container::Gate;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};
 pub use idmap::{IdMap, IdMapError, SetGroups, write_maps};
 pub use kind::{Kind, Kinds};
+pub use mounts::{Device, DeviceKind, Mount, MountError};
 pub use persist::{PersistedNamespace, persist, persist_file, release};
 pub use propagation::{Propagation, PropagationMode, set_propagation};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
