@@ -57,6 +57,7 @@ pub mod mounts;
 pub mod persist;
 mod plan;
 pub mod propagation;
+mod report;
 mod rootfs;
 mod rootsetup;
 pub mod setns;

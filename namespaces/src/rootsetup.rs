@@ -222,11 +222,30 @@ fn remount(at: &FdPath, flags: c_ulong) -> StepResult {
     })
 }
 
-/// The flags of the mount `fd` is on that a user namespace cannot clear.
+/// The kernel's `struct statfs` on 64-bit Linux (libc's hides `f_flags`).
+#[repr(C)]
+struct KernelStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
+/// The flags of the mount `fd` is on that a user namespace cannot clear,
+/// from a raw `fstatfs` (glibc's `fstatvfs` may read /proc/mounts).
 fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
-    // SAFETY: fstatvfs fills a zeroed struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    // SAFETY: fstatfs fills a zeroed struct of the kernel's layout.
+    let mut st: KernelStatfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::syscall(libc::SYS_fstatfs, fd, &raw mut st) })?;
+    let have = st.f_flags as c_ulong;
     let pairs = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -238,7 +257,7 @@ fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
     ];
     Ok(pairs
         .into_iter()
-        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .filter(|(st_flag, _)| have & st_flag != 0)
         .fold(0, |acc, (_, ms)| acc | ms))
 }
 
@@ -305,9 +324,9 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
         Err(libc::ENOENT) => return Ok(()),
         other => other?,
     };
-    // SAFETY: fstat fills a zeroed struct.
+    // SAFETY: a raw fstat filling a zeroed struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstat(fd.0, &mut st) })?;
+    check(unsafe { libc::syscall(libc::SYS_fstat, fd.0, &raw mut st) })?;
     let at = FdPath::new(fd.0);
     // SAFETY: mount(2) on literals and a stack path.
     check(unsafe {
@@ -410,7 +429,7 @@ pub(crate) fn pivot_root(rootfs: &CStr) -> StepResult {
 
 /// Remount `/` adding `flags`, keeping the locked ones.
 pub(crate) fn remount_root(flags: c_ulong) -> StepResult {
-    // SAFETY: open/fstatvfs/mount on literals.
+    // SAFETY: open/fstatfs/mount on literals.
     let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     check(fd)?;
     let fd = Fd(fd);
@@ -441,5 +460,37 @@ mod tests {
             unsafe { CStr::from_ptr(p.ptr()) }.to_bytes(),
             b"/proc/self/fd/0"
         );
+    }
+}
+
+#[cfg(test)]
+mod statfs_tests {
+    use super::*;
+
+    #[test]
+    fn locked_flags_read_the_mount_flags_of_a_descriptor() {
+        // What /proc/self/mountinfo says of /proc.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/proc"))
+            .unwrap();
+        let opts: Vec<&str> = line.split(' ').nth(5).unwrap().split(',').collect();
+        let want = [
+            ("nosuid", libc::MS_NOSUID),
+            ("nodev", libc::MS_NODEV),
+            ("noexec", libc::MS_NOEXEC),
+            ("relatime", libc::MS_RELATIME),
+            ("noatime", libc::MS_NOATIME),
+            ("ro", libc::MS_RDONLY),
+        ]
+        .into_iter()
+        .filter(|(o, _)| opts.contains(o))
+        .fold(0, |acc, (_, f)| acc | f);
+        let fd = unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        assert!(fd >= 0);
+        let flags = locked_flags(fd).unwrap();
+        unsafe { libc::close(fd) };
+        assert_eq!(flags, want, "{flags:#x} for {line}");
     }
 }

@@ -11,16 +11,13 @@ use std::process::{ExitStatus, Output};
 use crate::child::{Child, Stdio, StdioKind};
 use crate::container::Gate;
 use crate::error::{Error, Result};
-use crate::idmap::{IdMap, SetGroups, write_maps};
+use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{
-    ExecParts, abandon, clone3, dup_cloexec, dup_cloexec_from, pipe, pointers, read_report,
-};
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers};
 use crate::mounts::{Device, Mount};
-use crate::persist::persist;
 use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
-use crate::setup::{self, Plan, Program, READY_INDEX};
+use crate::setup::{self, Plan, Program};
 use crate::step::Step;
 
 /// A clock of a time namespace.
@@ -237,7 +234,7 @@ impl Command {
     }
 
     /// The uid map of the new user namespace, written by the parent before
-    /// the child continues (see [`write_maps`]).
+    /// the child continues (see [`crate::write_maps`]).
     pub fn uid_map(&mut self, map: impl Into<Vec<IdMap>>) -> &mut Command {
         self.uid_map = map.into();
         self
@@ -327,7 +324,7 @@ impl Command {
         self
     }
 
-    /// Persist the child's `kind` namespace at `file` (see [`persist`]),
+    /// Persist the child's `kind` namespace at `file` (see [`crate::persist()`]),
     /// done by the parent before the child continues; the result is in
     /// [`Child::persisted`].
     pub fn persist(&mut self, kind: Kind, file: impl AsRef<Path>) -> &mut Command {
@@ -449,66 +446,6 @@ impl Command {
         Ok(child)
     }
 
-    /// Read the child's report from the error pipe: `Ok(false)` once it
-    /// executed the program (end of file), `Ok(true)` when it waits at its
-    /// start gate; otherwise the child is reaped, what it persisted
-    /// released, and the error returned.
-    fn check_report(&self, child: &mut Child, err_read: &OwnedFd, steps: &[Step]) -> Result<bool> {
-        match read_report(err_read) {
-            Ok(None) => Ok(false),
-            Ok(Some((READY_INDEX, _))) => Ok(true),
-            Ok(Some((index, errno))) => {
-                abandon(child);
-                let source = io::Error::from_raw_os_error(errno);
-                Err(match steps.get(index as usize) {
-                    Some(step) => Error::Setup {
-                        index: index as usize,
-                        name: step.name(),
-                        step: step.to_string(),
-                        source,
-                    },
-                    None => Error::Exec {
-                        program: self.program.to_string_lossy().into_owned(),
-                        source,
-                    },
-                })
-            }
-            Err(e) => {
-                abandon(child);
-                Err(Error::io(
-                    "read error pipe of",
-                    format!("/proc/{}", child.pid),
-                    e,
-                ))
-            }
-        }
-    }
-
-    /// Close-on-exec copies of the descriptors to pass, numbered above
-    /// every target so that the child's `dup2`s never clobber a source.
-    fn passed_fds(&self) -> Result<Vec<(OwnedFd, RawFd)>> {
-        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
-        self.fds
-            .iter()
-            .map(|(t, fd)| Ok((dup_cloexec_from(fd.as_raw_fd(), above)?, *t)))
-            .collect()
-    }
-
-    fn needs_sync(&self) -> bool {
-        self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some()
-    }
-
-    fn stdio_refs<'a>(&'a self, over: Option<&'a [Stdio; 3]>) -> [StdioRef<'a>; 3] {
-        match over {
-            Some(over) => [0, 1, 2].map(|i| StdioRef::of(&over[i])),
-            None => [0, 1, 2].map(|i| {
-                self.stdio[i]
-                    .as_ref()
-                    .map_or(StdioRef::Inherit, StdioRef::of)
-            }),
-        }
-    }
-
     /// Clone the child and let it go; returns it with the read end of the
     /// error pipe, on which it reports a failed setup or exec, and the
     /// steps it ran.
@@ -613,34 +550,5 @@ impl Command {
             return Err(e);
         }
         Ok((child, err_read, steps, gate_write))
-    }
-
-    /// The parent's part while the child waits: id maps, persisting, the
-    /// hook; then let the child go.
-    fn release_child(&mut self, child: &mut Child, sync_write: Option<OwnedFd>) -> Result<()> {
-        let Some(sync_write) = sync_write else {
-            return Ok(());
-        };
-        if self.kinds.contains(Kind::User) {
-            write_maps(child.pid, &self.uid_map, &self.gid_map, self.setgroups)?;
-        }
-        for (kind, path) in &self.persist {
-            child.persisted.push(persist(child.pid, *kind, path)?);
-        }
-        if let Some(hook) = &mut self.hook {
-            hook(child.pid).map_err(|e| {
-                Error::io("before_start hook for", format!("/proc/{}", child.pid), e)
-            })?;
-        }
-        // SAFETY: write of one byte from a valid buffer.
-        let n = unsafe { libc::write(sync_write.as_raw_fd(), [0u8].as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(Error::io(
-                "write sync pipe of",
-                format!("/proc/{}", child.pid),
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
     }
 }
