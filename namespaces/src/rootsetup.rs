@@ -328,7 +328,14 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     check(unsafe { libc::syscall(libc::SYS_fstat, fd.0, &raw mut st) })?;
     let at = FdPath::new(fd.0);
-    // SAFETY: mount(2) on literals and a stack path.
+    // The container's own /dev/null when it has one (as runc), else the
+    // host's.
+    let null = open_in_root(root, c"dev/null", 0, true).ok();
+    let null_path = null.as_ref().map(|n| FdPath::new(n.0));
+    let null_ptr = null_path
+        .as_ref()
+        .map_or(c"/dev/null".as_ptr(), FdPath::ptr);
+    // SAFETY: mount(2) on literals and stack paths.
     check(unsafe {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             libc::mount(
@@ -340,7 +347,7 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
             )
         } else {
             libc::mount(
-                c"/dev/null".as_ptr(),
+                null_ptr,
                 at.ptr(),
                 std::ptr::null(),
                 libc::MS_BIND,
