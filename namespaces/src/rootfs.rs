@@ -133,6 +133,21 @@ impl Command {
         steps.push(Step::PivotRoot(root_c));
         if let Some(p) = self.rootfs_propagation {
             steps.push(Step::RootPropagation { flags: p.flags() });
+            // The mounts that asked for their own propagation get it back.
+            let own: Vec<&Mount> = self
+                .mounts
+                .iter()
+                .filter(|m| parse_options(&m.fstype, &m.options).propagation != 0)
+                .collect();
+            if !own.is_empty() {
+                steps.push(Step::OpenRoot(CString::from(c"/")));
+            }
+            for m in own {
+                steps.push(Step::SetPropagation {
+                    target: in_root(&m.destination)?,
+                    flags: parse_options(&m.fstype, &m.options).propagation,
+                });
+            }
         }
         if self.readonly_rootfs {
             steps.push(Step::RemountRoot {

@@ -177,11 +177,12 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         }
     }
     drop(target);
-    if !(m.bind && m.flags != 0) && m.propagation == 0 && !m.recursive_ro {
-        return Ok(());
-    }
-    // The new mount's root: the same path resolves to it now.
+    // The new mount's root: the same path resolves to it now. Check that
+    // it does (a rename racing with us could have moved the target).
     let mounted = resolve(root, &m.target, Create::Nothing, m.no_symlinks)?;
+    if !is_mount_root(mounted.0)? {
+        return Err(libc::EXDEV);
+    }
     let at = FdPath::new(mounted.0);
     if m.bind && m.flags != 0 {
         let mut flags = m.flags;
@@ -206,6 +207,29 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         setattr_readonly(mounted.0)?;
     }
     Ok(())
+}
+
+const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+
+/// Whether `fd` is the root of a mount (`statx`; true when the kernel
+/// does not say).
+fn is_mount_root(fd: c_int) -> Result<bool, c_int> {
+    // SAFETY: a raw statx filling a zeroed struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            0u32,
+            &raw mut st,
+        )
+    })?;
+    if st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT == 0 {
+        return Ok(true);
+    }
+    Ok(st.stx_attributes & STATX_ATTR_MOUNT_ROOT != 0)
 }
 
 /// `MS_REMOUNT | MS_BIND | flags` of the mount at `at`.
@@ -408,6 +432,22 @@ pub(crate) fn readonly_path(root: c_int, target: &InRoot, keep_locked: bool) -> 
         flags |= locked_flags(mounted.0)?;
     }
     remount(&FdPath::new(mounted.0), flags)
+}
+
+/// Change the propagation of the mount at `target`.
+pub(crate) fn set_propagation(root: c_int, target: &InRoot, flags: c_ulong) -> StepResult {
+    let fd = open_in_root(root, &target.path, 0, false)?;
+    let at = FdPath::new(fd.0);
+    // SAFETY: a propagation change on a stack path.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            at.ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    })
 }
 
 /// `pivot_root` into `rootfs` and detach the old root.
