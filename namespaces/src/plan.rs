@@ -121,7 +121,9 @@ impl Command {
             steps.push(Step::WaitParent { fd });
         }
         // A joined user namespace first: the others are owned by it.
-        let mut joins: Vec<&(Kind, OwnedFd)> = self.joins.iter().collect();
+        // (A pid namespace is joined at the clone itself.)
+        let mut joins: Vec<&(Kind, OwnedFd)> =
+            self.joins.iter().filter(|(k, _)| *k != Kind::Pid).collect();
         joins.sort_by_key(|(k, _)| *k != Kind::User);
         for (kind, fd) in joins {
             steps.push(Step::Setns {

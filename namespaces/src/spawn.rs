@@ -509,6 +509,9 @@ impl Command {
             },
         };
         let clone_kinds = self.kinds.without(Kind::Time);
+        // A pid namespace is joined by the child's creation: this thread's
+        // pid_for_children points there during the clone.
+        let pid_join = self.enter_pid_namespace()?;
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
         let (pid, pidfd) = unsafe {
@@ -520,6 +523,9 @@ impl Command {
         if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
+        }
+        if let Some(own) = pid_join {
+            leave_pid_namespace(&own);
         }
         drop(plan);
         self.function = function;
@@ -550,5 +556,30 @@ impl Command {
             return Err(e);
         }
         Ok((child, err_read, steps, gate_write))
+    }
+}
+
+/// Point this thread's `pid_for_children` back at its own pid namespace.
+fn leave_pid_namespace(own: &OwnedFd) {
+    // SAFETY: setns on a namespace fd we opened; joining one's own active
+    // pid namespace is always allowed.
+    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+}
+
+impl Command {
+    /// With a pid namespace to join: open this thread's own pid namespace
+    /// (to come back to) and point `pid_for_children` at the joined one.
+    fn enter_pid_namespace(&self) -> Result<Option<OwnedFd>> {
+        let Some((_, fd)) = self.joins.iter().find(|(k, _)| *k == Kind::Pid) else {
+            return Ok(None);
+        };
+        let own: OwnedFd = std::fs::File::open("/proc/thread-self/ns/pid")
+            .map_err(|e| Error::io("open", "/proc/thread-self/ns/pid", e))?
+            .into();
+        // SAFETY: setns on caller-owned namespace fds.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(Error::last("setns", Kind::Pid.into()));
+        }
+        Ok(Some(own))
     }
 }

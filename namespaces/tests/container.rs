@@ -398,18 +398,18 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
         String::from_utf8(out.stdout).unwrap(),
         format!("joined-host\n{}\n", user.display())
     );
-    // Joining a pid namespace, or a net namespace while creating a user
+    // Joining a time namespace, or a net namespace while creating a user
     // namespace, is refused before clone.
-    let fd = pidfd_open(std::process::id() as i32).unwrap();
+    let fd: OwnedFd = std::fs::File::open("/proc/self/ns/time").unwrap().into();
     let e = Command::new("true")
-        .join_namespace(Kind::Pid, fd)
+        .join_namespace(Kind::Time, fd)
         .spawn()
         .unwrap_err();
     assert!(
         matches!(
             e,
             Error::Join {
-                kind: Kind::Pid,
+                kind: Kind::Time,
                 ..
             }
         ),
@@ -595,4 +595,32 @@ fn unprivileged_container_helper() {
     let text = run(&mut cmd);
     assert_eq!(text, "0\n1:3\n0\nro\n1\n");
     println!("HELPER-RAN");
+}
+
+#[test]
+fn joining_a_pid_namespace_by_pidfd_creates_the_child_in_it() {
+    require_root!();
+    let mut sleeper = Command::new("sleep");
+    sleeper
+        .arg("1000")
+        .namespaces(Kind::Pid)
+        .stdin(Stdio::null());
+    let mut child = sleeper.spawn().unwrap();
+    let pid = child.id();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    let own_before = std::fs::read_link("/proc/thread-self/ns/pid_for_children").unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "readlink /proc/self/ns/pid"])
+        .join_namespace(Kind::Pid, pidfd_open(pid).unwrap())
+        .output();
+    let own_after = std::fs::read_link("/proc/thread-self/ns/pid_for_children").unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = out.unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}\n", theirs.display())
+    );
+    // The spawning thread is back in its own pid namespace for children.
+    assert_eq!(own_before, own_after);
 }
