@@ -143,9 +143,6 @@ impl Command {
         if !sources.is_empty() {
             steps.push(Step::Close { fds: sources });
         }
-        for &(from, to) in &fds.passed {
-            steps.push(Step::Dup2 { from, to });
-        }
         if let Some(p) = self.propagation
             && self.kinds.contains(Kind::Mount)
         {
@@ -197,6 +194,11 @@ impl Command {
         }
         if let Some(uid) = uid {
             steps.push(Step::SetUid(uid));
+        }
+        // Passed descriptors move into place late: by now the child holds
+        // only the error pipe and the gate, numbered above every target.
+        for &(from, to) in &fds.passed {
+            steps.push(Step::Dup2 { from, to });
         }
         steps.push(Step::ResetSignals);
         if self.function.is_none() {

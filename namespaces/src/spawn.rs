@@ -459,7 +459,11 @@ impl Command {
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
         let (stdio_child, [stdin, stdout, stderr]) = stdio_fds(self.stdio_refs(stdio))?;
+        // The descriptors the child still uses when it moves the passed
+        // ones into place are numbered above every target.
+        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
         let (err_read, err_write) = pipe()?;
+        let err_write = raise(err_write, above)?;
         let (sync_read, sync_write) = if self.needs_sync() {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
@@ -468,7 +472,7 @@ impl Command {
         };
         let (gate_read, gate_write) = if gate && self.start_gate {
             let (r, w) = pipe()?;
-            (Some(r), Some(w))
+            (Some(raise(r, above)?), Some(w))
         } else {
             (None, None)
         };
@@ -582,4 +586,12 @@ impl Command {
         }
         Ok(Some(own))
     }
+}
+
+/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
+fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    crate::launch::dup_cloexec_from(fd.as_raw_fd(), min)
 }

@@ -360,6 +360,44 @@ fn only_stdio_and_passed_descriptors_reach_the_program() {
     let fds: Vec<i32> = lines.map(|l| l.parse().unwrap()).collect();
     // 0, 1, 2, 7 and the directory ls reads (3).
     assert_eq!(fds, vec![0, 1, 2, 3, 7], "leaked fd was {leaked}");
+    // Targets at the lowest free numbers, where the spawn's own pipes would
+    // land: they must not be clobbered (an exec failure is still reported,
+    // the gate still works).
+    let sources = |n: usize| -> Vec<OwnedFd> {
+        (0..n)
+            .map(|_| std::fs::File::open(dir.join("passed")).unwrap().into())
+            .collect()
+    };
+    let lowest_free = || {
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        unsafe { libc::close(fd) };
+        fd
+    };
+    let fds = sources(10);
+    let low = lowest_free();
+    let mut cmd = Command::new("/dunnage-test-no-such-program");
+    for (i, fd) in fds.into_iter().enumerate() {
+        cmd.pass_fd(low + i as i32, fd);
+    }
+    let e = cmd.spawn().unwrap_err();
+    assert!(matches!(e, Error::Exec { .. }), "{e}");
+    drop(cmd);
+    let fds = sources(10);
+    let low = lowest_free();
+    let mut cmd = Command::new("/bin/cat");
+    cmd.arg(format!("/proc/self/fd/{}", low + 9))
+        .stdout(Stdio::piped())
+        .start_gate(true);
+    for (i, fd) in fds.into_iter().enumerate() {
+        cmd.pass_fd(low + i as i32, fd);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.take_gate().unwrap().release().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(text, "passed content\n", "{status:?}");
+    assert!(status.success());
     let e = Command::new("true")
         .pass_fd(1, std::fs::File::open("/dev/null").unwrap().into())
         .spawn()
