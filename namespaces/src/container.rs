@@ -1,6 +1,29 @@
 //! The [`Command`] knobs of a container's process: rootfs and
 //! `pivot_root`, the mount table, `/dev`, masked and read-only paths, the
 //! start gate, passed descriptors and joined namespaces; and [`Gate`].
+//!
+//! ```no_run
+//! use dunnage_namespaces::{Command, Kind, Mount};
+//!
+//! // A busybox rootfs with Docker's mounts, /dev and masked paths, held
+//! // at the start gate until the caller has written its pid file.
+//! let mut child = Command::new("/bin/sh")
+//!     .args(["-c", "cat /proc/self/mountinfo"])
+//!     .namespaces(Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
+//!     .rootfs("/var/lib/example/rootfs")
+//!     .mounts(Mount::docker_defaults())
+//!     .default_devices(true)
+//!     .masked_path("/proc/kcore")
+//!     .readonly_path("/proc/sys")
+//!     .start_gate(true)
+//!     .spawn()?;
+//! std::fs::write("/run/example.pid", child.id().to_string())?;
+//! if let Some(gate) = child.take_gate() {
+//!     gate.release()?;
+//! }
+//! child.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
