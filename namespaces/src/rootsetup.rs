@@ -152,6 +152,70 @@ fn resolve(root: c_int, target: &InRoot, create: Create, no_symlinks: bool) -> R
 
 /// One mount of the table.
 pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
+    let source = m.source.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
+    mount_from(root, m, source)
+}
+
+/// The child's own cgroup in one hierarchy, bound read-only: the path from
+/// `/proc/self/cgroup` (stack buffers only), below `mount_point`.
+pub(crate) fn cgroup_bind(
+    root: c_int,
+    key: &CStr,
+    mount_point: &CStr,
+    mount_root: &CStr,
+    m: &PreparedMount,
+) -> StepResult {
+    let mut buf = [0u8; 16384];
+    // SAFETY: open/read/close into a stack buffer.
+    let len = unsafe {
+        let fd = libc::open(
+            c"/proc/self/cgroup".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        check(fd)?;
+        let fd = Fd(fd);
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(fd.0, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            check(n as i64)?;
+            if n == 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        len
+    };
+    let key = key.to_bytes();
+    let path = buf[..len]
+        .split(|&b| b == b'\n')
+        .find_map(|line| {
+            let mut parts = line.splitn(3, |&b| b == b':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (ctrl == key).then_some(path)
+        })
+        .ok_or(libc::ENOENT)?;
+    let mount_root = mount_root.to_bytes();
+    let path = if mount_root != b"/" && path.starts_with(mount_root) {
+        &path[mount_root.len()..]
+    } else {
+        path
+    };
+    let mut source = [0u8; 4096];
+    let base = mount_point.to_bytes();
+    let total = base.len() + path.len();
+    if total + 1 > source.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    source[..base.len()].copy_from_slice(base);
+    source[base.len()..total].copy_from_slice(path);
+    mount_from(root, m, source.as_ptr().cast())
+}
+
+/// A mount of the table with `source` given (NULL for none).
+fn mount_from(root: c_int, m: &PreparedMount, source: *const libc::c_char) -> StepResult {
     let target = resolve(root, &m.target, m.create, m.no_symlinks)?;
     let at = FdPath::new(target.0);
     let opt = |c: &Option<std::ffi::CString>| c.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
@@ -160,7 +224,7 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         if m.bind {
             let rec = if m.recursive { libc::MS_REC } else { 0 };
             check(libc::mount(
-                opt(&m.source),
+                source,
                 at.ptr(),
                 std::ptr::null(),
                 libc::MS_BIND | rec,
@@ -168,7 +232,7 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
             ))?;
         } else {
             check(libc::mount(
-                opt(&m.source),
+                source,
                 at.ptr(),
                 opt(&m.fstype),
                 m.flags,

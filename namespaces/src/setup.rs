@@ -213,6 +213,12 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 Ok(())
             }
             Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
+            Step::CgroupBind {
+                key,
+                mount_point,
+                mount_root,
+                mount,
+            } => rootsetup::cgroup_bind(state.root, key, mount_point, mount_root, mount),
             Step::MakeNode {
                 target,
                 mode,

@@ -170,6 +170,20 @@ pub enum Step {
     OpenRoot(CString),
     /// One entry of the mount table, inside the rootfs.
     MountInRoot(PreparedMount),
+    /// Bind the child's own cgroup of one hierarchy (read from
+    /// `/proc/self/cgroup` by the child, after the parent's hook may have
+    /// moved it) below the container's `/sys/fs/cgroup`.
+    CgroupBind {
+        /// The hierarchy as `/proc/self/cgroup` names it (`cpu,cpuacct`,
+        /// `name=systemd`; empty for cgroup2).
+        key: CString,
+        /// The host's mount point of the hierarchy.
+        mount_point: CString,
+        /// The root of that mount inside the hierarchy (`/` normally).
+        mount_root: CString,
+        /// The bind, with `source` unset (the child composes it).
+        mount: PreparedMount,
+    },
     /// `mknodat` + `fchownat` of a device node inside the rootfs (an
     /// existing file is left as it is).
     MakeNode {
@@ -278,6 +292,7 @@ impl Step {
             Step::BindRootfs(_) => "bind rootfs",
             Step::OpenRoot(_) => "open rootfs",
             Step::MountInRoot(_) => "mount",
+            Step::CgroupBind { .. } => "cgroup bind",
             Step::MakeNode { .. } => "mknod",
             Step::Symlink { .. } => "symlink",
             Step::Mask(_) => "mask",
@@ -354,6 +369,18 @@ impl fmt::Display for Step {
                 m.flags,
                 show_opt(&m.data),
                 if m.recursive_ro { " rro" } else { "" }
+            ),
+            Step::CgroupBind {
+                key,
+                mount_point,
+                mount,
+                ..
+            } => write!(
+                f,
+                "bind own cgroup {:?} under {} on {}",
+                show(key),
+                show(mount_point),
+                mount.target
             ),
             Step::MakeNode {
                 target,

@@ -662,3 +662,36 @@ fn joining_a_pid_namespace_by_pidfd_creates_the_child_in_it() {
     // The spawning thread is back in its own pid namespace for children.
     assert_eq!(own_before, own_after);
 }
+
+#[test]
+fn the_cgroup_mount_shows_the_cgroup_the_hook_moved_the_child_into() {
+    require_root!();
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !pids.join("cgroup.procs").exists() {
+        dunnage_testsupport::skip("cgroup v1 mount", "no cgroup v1 pids hierarchy");
+        return;
+    }
+    let Some(rootfs) = busybox_rootfs("cgroupfs") else {
+        return;
+    };
+    let dir = pids.join(dunnage_testsupport::unique_name("ctr"));
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    std::fs::create_dir(&dir).unwrap();
+    guard.add(&dir);
+    std::fs::write(dir.join("pids.max"), "77").unwrap();
+    let procs = dir.join("cgroup.procs");
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .mount(Mount::new(
+            "cgroup",
+            "/sys/fs/cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ))
+        .before_start(move |pid| std::fs::write(&procs, pid.to_string()))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg("cat /sys/fs/cgroup/pids/pids.max; (echo 5 > /sys/fs/cgroup/pids/pids.max) 2>/dev/null || echo ro"));
+    assert_eq!(text, "77\nro\n");
+}
