@@ -127,9 +127,11 @@ impl Command {
     /// `/proc/<pid>/ns/net`, or a pidfd) instead of creating it. A user
     /// namespace is joined first, then the others; a pid namespace is
     /// joined by creating the child in it (the spawning thread's
-    /// `pid_for_children` points there during the clone). Not with a new
-    /// user namespace (it would have no privilege over the joined ones),
-    /// and not for time namespaces.
+    /// `pid_for_children` points there during the clone). With a new user
+    /// namespace, net, uts, ipc and cgroup namespaces are joined before it
+    /// is made, by the spawning thread around the clone (as runc joins
+    /// before it unshares); a mount namespace cannot be joined then.
+    /// Time namespaces cannot be joined.
     pub fn join_namespace(&mut self, kind: Kind, fd: OwnedFd) -> &mut Command {
         self.joins.push((kind, fd));
         self
@@ -174,8 +176,8 @@ impl Command {
                 Kind::Time => Some("it applies to children only"),
                 k if self.kinds.contains(*k) => Some("a new one is asked for too"),
                 Kind::User => None,
-                _ if self.kinds.contains(Kind::User) => {
-                    Some("a new user namespace has no privilege over it")
+                k if self.kinds.contains(Kind::User) && !self.joined_at_clone(*k) => {
+                    Some("a new user namespace would have no privilege over it")
                 }
                 _ => None,
             };

@@ -121,9 +121,12 @@ impl Command {
             steps.push(Step::WaitParent { fd });
         }
         // A joined user namespace first: the others are owned by it.
-        // (A pid namespace is joined at the clone itself.)
-        let mut joins: Vec<&(Kind, OwnedFd)> =
-            self.joins.iter().filter(|(k, _)| *k != Kind::Pid).collect();
+        // (Some are joined at the clone itself: see `joined_at_clone`.)
+        let mut joins: Vec<&(Kind, OwnedFd)> = self
+            .joins
+            .iter()
+            .filter(|(k, _)| !self.joined_at_clone(*k))
+            .collect();
         joins.sort_by_key(|(k, _)| *k != Kind::User);
         for (kind, fd) in joins {
             steps.push(Step::Setns {

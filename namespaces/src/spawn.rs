@@ -513,9 +513,9 @@ impl Command {
             },
         };
         let clone_kinds = self.kinds.without(Kind::Time);
-        // A pid namespace is joined by the child's creation: this thread's
-        // pid_for_children points there during the clone.
-        let pid_join = self.enter_pid_namespace()?;
+        // Namespaces joined by the child's creation: this thread is in them
+        // (pid: its pid_for_children points there) during the clone.
+        let entered = self.enter_at_clone()?;
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
         let (pid, pidfd) = unsafe {
@@ -528,9 +528,7 @@ impl Command {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
-        if let Some(own) = pid_join {
-            leave_pid_namespace(&own);
-        }
+        leave(entered);
         drop(plan);
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
@@ -563,28 +561,49 @@ impl Command {
     }
 }
 
-/// Point this thread's `pid_for_children` back at its own pid namespace.
-fn leave_pid_namespace(own: &OwnedFd) {
-    // SAFETY: setns on a namespace fd we opened; joining one's own active
-    // pid namespace is always allowed.
-    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+/// Move this thread back into the namespaces it left (in reverse order).
+fn leave(entered: Vec<(OwnedFd, libc::c_int)>) {
+    for (own, nstype) in entered.into_iter().rev() {
+        // SAFETY: setns on a namespace fd we opened of a namespace this
+        // thread was in (for pid: its own active one, always allowed).
+        unsafe { libc::setns(own.as_raw_fd(), nstype) };
+    }
 }
 
 impl Command {
-    /// With a pid namespace to join: open this thread's own pid namespace
-    /// (to come back to) and point `pid_for_children` at the joined one.
-    fn enter_pid_namespace(&self) -> Result<Option<OwnedFd>> {
-        let Some((_, fd)) = self.joins.iter().find(|(k, _)| *k == Kind::Pid) else {
-            return Ok(None);
-        };
-        let own: OwnedFd = std::fs::File::open("/proc/thread-self/ns/pid")
-            .map_err(|e| Error::io("open", "/proc/thread-self/ns/pid", e))?
-            .into();
-        // SAFETY: setns on caller-owned namespace fds.
-        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(Error::last("setns", Kind::Pid.into()));
+    /// Whether the joined `kind` is entered by the spawning thread around
+    /// the clone instead of by the child: pid always (setns in the child
+    /// would only move its children); net, uts, ipc and cgroup when a new
+    /// user namespace is made (joined before it, as runc does, while the
+    /// caller still has the privilege).
+    pub(crate) fn joined_at_clone(&self, kind: Kind) -> bool {
+        kind == Kind::Pid
+            || (self.kinds.contains(Kind::User)
+                && matches!(kind, Kind::Net | Kind::Uts | Kind::Ipc | Kind::Cgroup))
+    }
+
+    /// Enter the namespaces joined at the clone, saving this thread's own
+    /// to come back to.
+    fn enter_at_clone(&self) -> Result<Vec<(OwnedFd, libc::c_int)>> {
+        let mut entered = Vec::new();
+        for (kind, fd) in self.joins.iter().filter(|(k, _)| self.joined_at_clone(*k)) {
+            let own_path = format!("/proc/thread-self/ns/{}", kind.proc_name());
+            let own = match std::fs::File::open(&own_path) {
+                Ok(f) => OwnedFd::from(f),
+                Err(e) => {
+                    leave(entered);
+                    return Err(Error::io("open", own_path, e));
+                }
+            };
+            // SAFETY: setns on caller-owned namespace fds.
+            if unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag()) } != 0 {
+                let e = Error::last("setns", (*kind).into());
+                leave(entered);
+                return Err(e);
+            }
+            entered.push((own, kind.clone_flag()));
         }
-        Ok(Some(own))
+        Ok(entered)
     }
 }
 

@@ -456,8 +456,8 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
     let e = Command::new("true")
         .namespaces(Kind::User)
         .join_namespace(
-            Kind::Net,
-            std::fs::File::open("/proc/self/ns/net").unwrap().into(),
+            Kind::Mount,
+            std::fs::File::open("/proc/self/ns/mnt").unwrap().into(),
         )
         .spawn()
         .unwrap_err();
@@ -465,12 +465,45 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
         matches!(
             e,
             Error::Join {
-                kind: Kind::Net,
+                kind: Kind::Mount,
                 ..
             }
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_new_user_namespace_with_a_joined_network_namespace() {
+    require_root!();
+    let mut holder = Command::new("sleep");
+    holder
+        .arg("1000")
+        .namespaces(Kind::Net)
+        .stdin(Stdio::null());
+    let mut child = holder.spawn().unwrap();
+    let pid = child.id();
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let own_net = || std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let before = own_net();
+    let out = Command::new("sh")
+        .args(["-c", "id -u; readlink /proc/self/ns/net /proc/self/ns/user"])
+        .namespaces(Kind::User | Kind::Uts)
+        .uid_map([IdMap::new(0, 100_000, 65536)])
+        .gid_map([IdMap::new(0, 100_000, 65536)])
+        .join_namespace(Kind::Net, pidfd_open(pid).unwrap())
+        .output();
+    let after = own_net();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8(out.unwrap().stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(lines[1], net.to_str().unwrap(), "{text}");
+    assert_ne!(lines[2], host_user.to_str().unwrap(), "{text}");
+    // The spawning thread is back in its own network namespace.
+    assert_eq!(before, after);
 }
 
 #[test]
