@@ -98,6 +98,14 @@ pub(crate) fn clone_error(kinds: Kinds, into_cgroup: bool, e: io::Error) -> Erro
 }
 
 impl Command {
+    /// Whether the new cgroup namespace is made by the child after the
+    /// parent's hook (so that the cgroup the hook moved it into is the
+    /// namespace's root, as runc does), not at the clone. Not when it is
+    /// persisted, which happens before the hook.
+    pub(crate) fn defer_cgroup_namespace(&self) -> bool {
+        self.kinds.contains(Kind::Cgroup) && !self.persist.iter().any(|(k, _)| *k == Kind::Cgroup)
+    }
+
     /// Build the child's steps for one spawn, in the order it runs them.
     pub(crate) fn steps(&self, fds: &SpawnFds) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
@@ -120,6 +128,7 @@ impl Command {
         if let Some(fd) = fds.sync_read {
             steps.push(Step::WaitParent { fd });
         }
+
         // A joined user namespace first: the others are owned by it.
         // (Some are joined at the clone itself: see `joined_at_clone`.)
         let mut joins: Vec<&(Kind, OwnedFd)> = self
@@ -132,6 +141,12 @@ impl Command {
             steps.push(Step::Setns {
                 fd: fd.as_raw_fd(),
                 nstype: kind.clone_flag(),
+            });
+        }
+        // After the joins: owned by a joined user namespace.
+        if self.defer_cgroup_namespace() {
+            steps.push(Step::Unshare {
+                flags: libc::CLONE_NEWCGROUP,
             });
         }
         let sources: Vec<RawFd> = fds.stdio.iter().flatten().copied().collect();

@@ -287,6 +287,30 @@ impl Command {
                 }
                 _ => continue,
             };
+            if self.kinds.contains(Kind::Cgroup) {
+                // In a cgroup namespace a fresh mount of the hierarchy
+                // shows the namespace's root: the child's cgroup.
+                let (fstype, data) = match mi.fs_type.as_str() {
+                    "cgroup2" => ("cgroup2", None),
+                    _ if key.starts_with("name=") => ("cgroup", Some(format!("none,{key}"))),
+                    _ => ("cgroup", Some(key.clone())),
+                };
+                steps.push(Step::MountInRoot(PreparedMount {
+                    target: in_root(&dest.join(sub))?,
+                    create: Create::Dir,
+                    no_symlinks: false,
+                    source: Some(c("cgroup")?),
+                    fstype: Some(c(fstype)?),
+                    flags: flags | libc::MS_RDONLY,
+                    data: data.map(|d| c(&d)).transpose()?,
+                    bind: false,
+                    recursive: false,
+                    keep_locked: userns,
+                    propagation: 0,
+                    recursive_ro: false,
+                }));
+                continue;
+            }
             steps.push(cgroup_bind(
                 &key,
                 &mi.mount_point,

@@ -246,6 +246,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             Step::SetPropagation { target, flags } => {
                 rootsetup::set_propagation(state.root, target, *flags)
             }
+            Step::Unshare { flags } => check(libc::unshare(*flags)),
             Step::Setns { fd, nstype } => {
                 check(libc::setns(*fd, *nstype))?;
                 libc::close(*fd);

@@ -512,7 +512,10 @@ impl Command {
                 },
             },
         };
-        let clone_kinds = self.kinds.without(Kind::Time);
+        let mut clone_kinds = self.kinds.without(Kind::Time);
+        if self.defer_cgroup_namespace() {
+            clone_kinds = clone_kinds.without(Kind::Cgroup);
+        }
         // Namespaces joined by the child's creation: this thread is in them
         // (pid: its pid_for_children points there) during the clone.
         let entered = self.enter_at_clone()?;

@@ -239,6 +239,12 @@ pub enum Step {
         /// `MS_SHARED`, `MS_SLAVE`, ... with `MS_REC` when recursive.
         flags: c_ulong,
     },
+    /// `unshare` new namespaces in the child (a cgroup namespace after the
+    /// parent placed the child in its cgroups).
+    Unshare {
+        /// `CLONE_NEW*` flags.
+        flags: c_int,
+    },
     /// `setns` into an existing namespace.
     Setns {
         /// The namespace file or pidfd.
@@ -302,6 +308,7 @@ impl Step {
             Step::RemountRoot { .. } => "remount root",
             Step::RootPropagation { .. } => "root propagation",
             Step::SetPropagation { .. } => "propagation",
+            Step::Unshare { .. } => "unshare",
             Step::Setns { .. } => "setns",
             Step::StartGate { .. } => "start gate",
         }
@@ -404,6 +411,7 @@ impl fmt::Display for Step {
             Step::SetPropagation { target, flags } => {
                 write!(f, "propagation {flags:#x} of {target}")
             }
+            Step::Unshare { flags } => write!(f, "unshare {flags:#x}"),
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
             Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
         }

@@ -713,6 +713,7 @@ fn the_cgroup_mount_shows_the_cgroup_the_hook_moved_the_child_into() {
     guard.add(&dir);
     std::fs::write(dir.join("pids.max"), "77").unwrap();
     let procs = dir.join("cgroup.procs");
+    let procs2 = procs.clone();
     let text = run(Command::new("/bin/sh")
         .namespaces(Kind::Mount | Kind::Pid)
         .rootfs(rootfs.path())
@@ -727,4 +728,28 @@ fn the_cgroup_mount_shows_the_cgroup_the_hook_moved_the_child_into() {
         .arg("-c")
         .arg("cat /sys/fs/cgroup/pids/pids.max; (echo 5 > /sys/fs/cgroup/pids/pids.max) 2>/dev/null || echo ro"));
     assert_eq!(text, "77\nro\n");
+    // With a new cgroup namespace, made after the hook: the child's cgroup
+    // is the namespace's root, and a fresh cgroup mount shows it.
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount | Kind::Pid | Kind::Cgroup)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("proc", "/proc", &[]))
+        .mount(Mount::new(
+            "cgroup",
+            "/sys/fs/cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ))
+        .before_start(move |pid| std::fs::write(&procs2, pid.to_string()))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg("cat /sys/fs/cgroup/pids/pids.max; grep ':pids:' /proc/self/cgroup"));
+    assert_eq!(text, "77\n8:pids:/\n".replace("8:", &pids_line_prefix()));
+}
+
+/// The `N:` prefix of the pids hierarchy's line in /proc/self/cgroup.
+fn pids_line_prefix() -> String {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let line = text.lines().find(|l| l.contains(":pids:")).unwrap();
+    format!("{}:", line.split(':').next().unwrap())
 }
