@@ -431,7 +431,7 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
                 at.ptr(),
                 c"tmpfs".as_ptr(),
                 libc::MS_RDONLY,
-                c"size=0".as_ptr().cast(),
+                std::ptr::null(),
             )
         } else {
             libc::mount(
