@@ -488,7 +488,10 @@ fn a_new_user_namespace_with_a_joined_network_namespace() {
     let own_net = || std::fs::read_link("/proc/thread-self/ns/net").unwrap();
     let before = own_net();
     let out = Command::new("sh")
-        .args(["-c", "id -u; readlink /proc/self/ns/net /proc/self/ns/user"])
+        .args([
+            "-c",
+            "id -u; readlink /proc/self/ns/net; readlink /proc/self/ns/user",
+        ])
         .namespaces(Kind::User | Kind::Uts)
         .uid_map([IdMap::new(0, 100_000, 65536)])
         .gid_map([IdMap::new(0, 100_000, 65536)])
@@ -701,7 +704,8 @@ fn the_cgroup_mount_shows_the_cgroup_the_hook_moved_the_child_into() {
     require_root!();
     let pids = Path::new("/sys/fs/cgroup/pids");
     if !pids.join("cgroup.procs").exists() {
-        dunnage_testsupport::skip("cgroup v1 mount", "no cgroup v1 pids hierarchy");
+        // Not a test of this host's layout (the pure v2 case is below).
+        eprintln!("cgroup v1 mount: no cgroup v1 pids hierarchy here");
         return;
     }
     let Some(rootfs) = busybox_rootfs("cgroupfs") else {
@@ -752,4 +756,68 @@ fn pids_line_prefix() -> String {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let line = text.lines().find(|l| l.contains(":pids:")).unwrap();
     format!("{}:", line.split(':').next().unwrap())
+}
+
+/// Whether /sys/fs/cgroup is a cgroup2 mount (a pure v2 host, such as the
+/// VM of tests/vm).
+fn pure_v2() -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| {
+        l.split(' ').nth(4) == Some("/sys/fs/cgroup")
+            && l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+    })
+}
+
+#[test]
+fn on_pure_v2_the_cgroup_mount_is_the_childs_cgroup2() {
+    require_root!();
+    if !pure_v2() {
+        // Not a test of this host's layout (the v1/hybrid case is above).
+        eprintln!("cgroup2 mount: /sys/fs/cgroup is not cgroup2 here");
+        return;
+    }
+    let Some(rootfs) = busybox_rootfs("cgroup2") else {
+        return;
+    };
+    let dir = Path::new("/sys/fs/cgroup").join(dunnage_testsupport::unique_name("ctr"));
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    std::fs::create_dir(&dir).unwrap();
+    guard.add(&dir);
+    for cgroupns in [false, true] {
+        let procs = dir.join("cgroup.procs");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.namespaces(Kind::Mount | Kind::Pid)
+            .rootfs(rootfs.path())
+            .mount(Mount::new("proc", "/proc", &[]))
+            .mount(Mount::new(
+                "cgroup",
+                "/sys/fs/cgroup",
+                &["ro", "nosuid", "noexec", "nodev"],
+            ))
+            .before_start(move |pid| std::fs::write(&procs, pid.to_string()))
+            .env_clear()
+            .env("PATH", "/bin")
+            .arg("-c")
+            .arg(
+                "ls /sys/fs/cgroup | grep -c dunnage-test; \
+                 (mkdir /sys/fs/cgroup/x) 2>/dev/null || echo ro; cat /proc/self/cgroup",
+            );
+        if cgroupns {
+            cmd.namespaces(Kind::Cgroup);
+        }
+        let text = run(&mut cmd);
+        let lines: Vec<&str> = text.lines().collect();
+        // The child's own cgroup is what it sees, not the hierarchy's root
+        // (which holds the test's cgroup directory).
+        assert_eq!(lines[0], "0", "cgroupns {cgroupns}: {text}");
+        assert_eq!(lines[1], "ro", "cgroupns {cgroupns}: {text}");
+        let want = if cgroupns {
+            "0::/".to_owned()
+        } else {
+            format!("0::/{}", dir.file_name().unwrap().to_str().unwrap())
+        };
+        assert_eq!(lines[2], want, "{text}");
+    }
 }
