@@ -46,11 +46,14 @@
 //! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
 //! | [`error`] | [`Error`], [`Result`] |
 
+mod atclone;
+mod builder;
 pub mod child;
 pub mod container;
 pub mod error;
 pub mod ident;
 pub mod idmap;
+mod inroot;
 pub mod kind;
 mod launch;
 pub mod mounts;

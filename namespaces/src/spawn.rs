@@ -8,12 +8,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
+use crate::atclone::leave;
 use crate::child::{Child, Stdio, StdioKind};
 use crate::container::Gate;
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers};
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers, raise};
 use crate::mounts::{Device, Mount};
 use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
@@ -143,87 +144,6 @@ impl Command {
         let mut cmd = Command::new("<function>");
         cmd.function = Some(Box::new(f));
         cmd
-    }
-
-    /// The name the program sees as `argv[0]` (default: the program as
-    /// given), like `CommandExt::arg0`.
-    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
-        self.arg0 = Some(arg0.as_ref().to_owned());
-        self
-    }
-
-    /// Add an argument.
-    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    /// Add arguments.
-    pub fn args<I, S>(&mut self, args: I) -> &mut Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        self
-    }
-
-    /// Set an environment variable.
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
-        self.env
-            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
-        self
-    }
-
-    /// Set environment variables.
-    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
-        for (k, v) in vars {
-            self.env(k, v);
-        }
-        self
-    }
-
-    /// Remove an environment variable.
-    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
-        self.env.insert(key.as_ref().to_owned(), None);
-        self
-    }
-
-    /// Start from an empty environment instead of the parent's.
-    pub fn env_clear(&mut self) -> &mut Command {
-        self.env_clear = true;
-        self.env.clear();
-        self
-    }
-
-    /// The child's working directory (after [`root`](Command::root)).
-    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
-        self.cwd = Some(dir.as_ref().to_owned());
-        self
-    }
-
-    /// The child's stdin (default: inherit).
-    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[0] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stdout (default: inherit).
-    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[1] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stderr (default: inherit).
-    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[2] = Some(cfg.into());
-        self
     }
 
     /// Create new namespaces of these kinds for the child (added to any
@@ -562,58 +482,4 @@ impl Command {
         }
         Ok((child, err_read, steps, gate_write))
     }
-}
-
-/// Move this thread back into the namespaces it left (in reverse order).
-fn leave(entered: Vec<(OwnedFd, libc::c_int)>) {
-    for (own, nstype) in entered.into_iter().rev() {
-        // SAFETY: setns on a namespace fd we opened of a namespace this
-        // thread was in (for pid: its own active one, always allowed).
-        unsafe { libc::setns(own.as_raw_fd(), nstype) };
-    }
-}
-
-impl Command {
-    /// Whether the joined `kind` is entered by the spawning thread around
-    /// the clone instead of by the child: pid always (setns in the child
-    /// would only move its children); net, uts, ipc and cgroup when a new
-    /// user namespace is made (joined before it, as runc does, while the
-    /// caller still has the privilege).
-    pub(crate) fn joined_at_clone(&self, kind: Kind) -> bool {
-        kind == Kind::Pid
-            || (self.kinds.contains(Kind::User)
-                && matches!(kind, Kind::Net | Kind::Uts | Kind::Ipc | Kind::Cgroup))
-    }
-
-    /// Enter the namespaces joined at the clone, saving this thread's own
-    /// to come back to.
-    fn enter_at_clone(&self) -> Result<Vec<(OwnedFd, libc::c_int)>> {
-        let mut entered = Vec::new();
-        for (kind, fd) in self.joins.iter().filter(|(k, _)| self.joined_at_clone(*k)) {
-            let own_path = format!("/proc/thread-self/ns/{}", kind.proc_name());
-            let own = match std::fs::File::open(&own_path) {
-                Ok(f) => OwnedFd::from(f),
-                Err(e) => {
-                    leave(entered);
-                    return Err(Error::io("open", own_path, e));
-                }
-            };
-            // SAFETY: setns on caller-owned namespace fds.
-            if unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag()) } != 0 {
-                let e = Error::last("setns", (*kind).into());
-                leave(entered);
-                return Err(e);
-            }
-            entered.push((own, kind.clone_flag()));
-        }
-        Ok(entered)
-    }
-}
-
-/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
-fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
-    if fd.as_raw_fd() >= min {
-        return Ok(fd);
-    }
-    crate::launch::dup_cloexec_from(fd.as_raw_fd(), min)
 }
