@@ -296,3 +296,34 @@ fn nofile_limit() -> libc::c_int {
     }
     libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_without_clone3_is_a_typed_error_naming_the_minimum() {
+        let e = clone_error(
+            Kind::Net.into(),
+            false,
+            io::Error::from_raw_os_error(libc::ENOSYS),
+        );
+        assert!(
+            matches!(
+                e,
+                Error::Unsupported {
+                    feature: "clone3",
+                    min_kernel: "5.3"
+                }
+            ),
+            "{e}"
+        );
+        // On this (newer) kernel EINVAL stays the kernel's error.
+        let e = clone_error(
+            Kind::Net.into(),
+            true,
+            io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        assert!(matches!(e, Error::Syscall { op: "clone3", .. }), "{e}");
+    }
+}
