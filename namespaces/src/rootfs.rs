@@ -78,7 +78,7 @@ impl Command {
         steps.push(Step::OpenRoot(root_c.clone()));
         let userns = self.kinds.contains(Kind::User);
         for m in &self.mounts {
-            self.mount_steps(m, userns, steps)?;
+            self.mount_steps(&rootfs, m, userns, steps)?;
         }
         if self.default_devices {
             for d in Device::defaults() {
@@ -145,7 +145,13 @@ impl Command {
         Ok(())
     }
 
-    fn mount_steps(&self, m: &Mount, userns: bool, steps: &mut Vec<Step>) -> Result<()> {
+    fn mount_steps(
+        &self,
+        rootfs: &Path,
+        m: &Mount,
+        userns: bool,
+        steps: &mut Vec<Step>,
+    ) -> Result<()> {
         let dest = &m.destination;
         check_container_path(dest).map_err(|r| mount_error(dest, r))?;
         if dest.starts_with("/proc") && dest != Path::new("/proc") {
@@ -193,6 +199,9 @@ impl Command {
             // A fresh proc, sysfs or /dev never goes through a symlink
             // (runc refuses these too).
             let strict = matches!(m.fstype.as_str(), "proc" | "sysfs") || dest == Path::new("/dev");
+            if strict {
+                refuse_symlinks(rootfs, dest)?;
+            }
             PreparedMount {
                 target,
                 create: Create::Dir,
@@ -335,6 +344,26 @@ impl Command {
         }
         Ok(())
     }
+}
+
+/// Refuse `dest` when a component of it is a symlink in the rootfs as it is
+/// now (a clear error before clone; the child refuses with ELOOP if one
+/// appears later).
+fn refuse_symlinks(rootfs: &Path, dest: &Path) -> Result<()> {
+    let mut p = rootfs.to_path_buf();
+    for c in dest.components() {
+        if let Component::Normal(n) = c {
+            p.push(n);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(mount_error(dest, MountError::Symlink));
+                }
+                Ok(_) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bind of the child's own cgroup of one hierarchy at `dest`.

@@ -197,10 +197,19 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     assert!(host_mounts_below(outside.path()).is_empty());
 
-    // /proc as a symlink to / and /dev as a symlink out: refused at the
-    // step that mounts them (ELOOP), nothing made outside.
+    // /proc as a symlink to / and /dev as a symlink out: refused before
+    // clone, as runc refuses them, nothing made outside.
     let Some(rootfs) = busybox_rootfs("hostile2") else {
         return;
+    };
+    let refused = |e: &Error| {
+        matches!(
+            e,
+            Error::InvalidMount {
+                reason: MountError::Symlink,
+                ..
+            }
+        )
     };
     std::fs::remove_dir(rootfs.join("proc")).unwrap();
     symlink("/", rootfs.join("proc")).unwrap();
@@ -210,10 +219,7 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
         .mount(Mount::new("proc", "/proc", &[]))
         .spawn()
         .unwrap_err();
-    assert!(
-        matches!(&e, Error::Setup { name: "mount", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
-        "{e}"
-    );
+    assert!(refused(&e), "{e}");
     std::fs::remove_dir(rootfs.join("dev")).unwrap();
     symlink(&out, rootfs.join("dev")).unwrap();
     let e = Command::new("/bin/true")
@@ -223,8 +229,28 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
         .default_devices(true)
         .spawn()
         .unwrap_err();
-    assert!(matches!(&e, Error::Setup { name: "mount", .. }), "{e}");
+    assert!(refused(&e), "{e}");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+    // The link swapped in after the checks (by the hook, while the child
+    // waits): the child's own resolution refuses it (ELOOP).
+    std::fs::remove_file(rootfs.join("proc")).unwrap();
+    std::fs::create_dir(rootfs.join("proc")).unwrap();
+    let proc_dir = rootfs.join("proc");
+    let e = Command::new("/bin/true")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("proc", "/proc", &[]))
+        .before_start(move |_| {
+            std::fs::remove_dir(&proc_dir)?;
+            symlink("/", &proc_dir)
+        })
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Setup { name: "mount", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+        "{e}"
+    );
 }
 
 #[test]
