@@ -56,9 +56,10 @@ fn json_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
-fn config(script: &str) -> String {
+fn config(script: &str, extra: &[Mount], readonly: bool) -> String {
     let mounts: Vec<String> = Mount::docker_defaults()
         .iter()
+        .chain(extra)
         .map(|m| {
             let opts: Vec<&str> = m.options.iter().map(String::as_str).collect();
             format!(
@@ -74,7 +75,7 @@ fn config(script: &str) -> String {
         r#"{{"ociVersion":"1.0.2","process":{{"terminal":false,"user":{{"uid":0,"gid":0}},
         "args":["/bin/sh","-c",{script:?}],"env":["PATH=/bin"],"cwd":"/",
         "capabilities":{{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}}}},
-        "root":{{"path":"rootfs","readonly":false}},"hostname":"diff",
+        "root":{{"path":"rootfs","readonly":{readonly}}},"hostname":"diff",
         "mounts":[{}],
         "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"network"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}}],
         "maskedPaths":{},"readonlyPaths":{}}}}}"#,
@@ -90,17 +91,12 @@ fn lines(section: &str) -> Vec<String> {
     section.lines().map(str::to_owned).collect()
 }
 
-#[test]
-fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
-    require_root!();
-    require_command!("runc");
-    if !Path::new("/bin/busybox").exists() {
-        dunnage_testsupport::skip("runc diff", "needs busybox-static");
-        return;
-    }
-    let bundle = TempDir::new("runc-bundle").unwrap();
+/// Run SCRIPT in the busybox rootfs through runc and through Command with
+/// Docker's settings plus `extra` mounts; return (ours, runc's) output.
+fn run_both(tag: &str, extra: &[Mount], readonly: bool) -> (String, String) {
+    let bundle = TempDir::new(tag).unwrap();
     busybox_rootfs(&bundle.join("rootfs"));
-    std::fs::write(bundle.join("config.json"), config(SCRIPT)).unwrap();
+    std::fs::write(bundle.join("config.json"), config(SCRIPT, extra, readonly)).unwrap();
     let state = TempDir::new("runc-state").unwrap();
     let id = unique_name("diff");
     let runc = std::process::Command::new("runc")
@@ -123,7 +119,9 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
     cmd.namespaces(Kind::Mount | Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
         .hostname("diff")
         .rootfs(bundle.join("rootfs"))
+        .readonly_rootfs(readonly)
         .mounts(Mount::docker_defaults())
+        .mounts(extra.iter().cloned())
         .default_devices(true)
         .env_clear()
         .env("PATH", "/bin")
@@ -140,7 +138,10 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ours = String::from_utf8(out.stdout).unwrap();
+    (String::from_utf8(out.stdout).unwrap(), theirs)
+}
+
+fn compare(ours: &str, theirs: &str) {
     let (our_mounts, our_dev) = ours.split_once("---\n").unwrap();
     let (their_mounts, their_dev) = theirs.split_once("---\n").unwrap();
     // Deliberate difference: on a hybrid host we also bind the cgroup2
@@ -160,4 +161,47 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
         lines(their_dev),
         "/dev differs\nours:\n{our_dev}\nrunc:\n{their_dev}"
     );
+}
+
+fn runc_available() -> bool {
+    if !Path::new("/bin/busybox").exists() {
+        return dunnage_testsupport::skip("runc diff", "needs busybox-static");
+    }
+    true
+}
+
+#[test]
+fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let (ours, theirs) = run_both("runc-bundle", &[], false);
+    compare(&ours, &theirs);
+}
+
+#[test]
+fn a_readonly_root_with_binds_and_tmpfs_options_matches_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let data = TempDir::new("runc-data").unwrap();
+    std::fs::create_dir(data.join("dir")).unwrap();
+    std::fs::write(data.join("file"), "x").unwrap();
+    let extra = [
+        Mount::new(
+            "tmpfs",
+            "/tmp",
+            &["nosuid", "nodev", "size=1m", "mode=1777"],
+        ),
+        Mount::bind(data.join("dir"), "/data", &["rbind", "ro"]),
+        Mount::bind(data.join("file"), "/etc/file", &["ro", "nosuid", "noexec"]),
+        Mount::bind(data.join("dir"), "/rro", &["rbind", "rro"]),
+        Mount::bind(data.join("dir"), "/slave", &["rbind", "rslave", "noatime"]),
+    ];
+    let (ours, theirs) = run_both("runc-bundle-ro", &extra, true);
+    compare(&ours, &theirs);
 }
