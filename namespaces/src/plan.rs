@@ -143,6 +143,17 @@ impl Command {
                 nstype: kind.clone_flag(),
             });
         }
+        // In a new user namespace, become its root first (as runc does):
+        // until then the child's ids are unmapped, and the kernel refuses
+        // to make files or a devpts instance owned by them (EOVERFLOW).
+        if self.kinds.contains(Kind::User) {
+            if self.gid_map.iter().any(|m| m.inside == 0) {
+                steps.push(Step::SetGid(0));
+            }
+            if self.uid_map.iter().any(|m| m.inside == 0) {
+                steps.push(Step::SetUid(0));
+            }
+        }
         // After the joins: owned by a joined user namespace.
         if self.defer_cgroup_namespace() {
             steps.push(Step::Unshare {

@@ -541,15 +541,20 @@ fn inside_a_user_namespace_devices_are_bound_from_the_host() {
     let Some(rootfs) = busybox_rootfs("userns") else {
         return;
     };
-    let mut cmd = Command::new("/bin/sh");
-    docker_like(&mut cmd, rootfs.path());
-    cmd.namespaces(Kind::User)
-        .uid_map([IdMap::new(0, 0, 65536)])
-        .gid_map([IdMap::new(0, 0, 65536)])
-        .arg("-c")
-        .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok");
-    let text = run(&mut cmd);
-    assert_eq!(text, "1:3\n1:5\nok\n");
+    // Host root mapped to root inside, and a range that leaves the host's
+    // root out (the child is unmapped until it becomes the namespace's
+    // root, before its setup: devpts with gid=5 needs that).
+    for outside in [0, 100_000] {
+        let mut cmd = Command::new("/bin/sh");
+        docker_like(&mut cmd, rootfs.path());
+        cmd.namespaces(Kind::User)
+            .uid_map([IdMap::new(0, outside, 65536)])
+            .gid_map([IdMap::new(0, outside, 65536)])
+            .arg("-c")
+            .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok; id -u");
+        let text = run(&mut cmd);
+        assert_eq!(text, "1:3\n1:5\nok\n0\n", "mapped to {outside}");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use dunnage_namespaces::{Command, Kind, Mount};
+use dunnage_namespaces::{Command, IdMap, Kind, Mount};
 use dunnage_testsupport::{TempDir, require_command, require_root, unique_name};
 
 const MASKED: &[&str] = &[
@@ -56,7 +56,7 @@ fn json_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
-fn config(script: &str, extra: &[Mount], readonly: bool) -> String {
+fn config(script: &str, extra: &[Mount], readonly: bool, userns: bool) -> String {
     let mounts: Vec<String> = Mount::docker_defaults()
         .iter()
         .chain(extra)
@@ -77,26 +77,35 @@ fn config(script: &str, extra: &[Mount], readonly: bool) -> String {
         "capabilities":{{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}}}},
         "root":{{"path":"rootfs","readonly":{readonly}}},"hostname":"diff",
         "mounts":[{}],
-        "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"network"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}}],
-        "maskedPaths":{},"readonlyPaths":{}}}}}"#,
+        "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"network"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}}{}],
+        {}"maskedPaths":{},"readonlyPaths":{}}}}}"#,
         mounts.join(","),
+        if userns { r#",{"type":"user"}"# } else { "" },
+        if userns {
+            r#""uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"#
+        } else {
+            ""
+        },
         json_list(MASKED),
         json_list(READONLY)
     )
 }
 
-/// Sorted lines of one section, for a comparison that ignores order where
-/// the runtimes legitimately differ (none is expected in /dev).
+/// The lines of one section.
 fn lines(section: &str) -> Vec<String> {
     section.lines().map(str::to_owned).collect()
 }
 
 /// Run SCRIPT in the busybox rootfs through runc and through Command with
 /// Docker's settings plus `extra` mounts; return (ours, runc's) output.
-fn run_both(tag: &str, extra: &[Mount], readonly: bool) -> (String, String) {
+fn run_both(tag: &str, extra: &[Mount], readonly: bool, userns: bool) -> (String, String) {
     let bundle = TempDir::new(tag).unwrap();
     busybox_rootfs(&bundle.join("rootfs"));
-    std::fs::write(bundle.join("config.json"), config(SCRIPT, extra, readonly)).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        config(SCRIPT, extra, readonly, userns),
+    )
+    .unwrap();
     let state = TempDir::new("runc-state").unwrap();
     let id = unique_name("diff");
     let runc = std::process::Command::new("runc")
@@ -126,6 +135,11 @@ fn run_both(tag: &str, extra: &[Mount], readonly: bool) -> (String, String) {
         .env_clear()
         .env("PATH", "/bin")
         .args(["-c", SCRIPT]);
+    if userns {
+        cmd.namespaces(Kind::User)
+            .uid_map([IdMap::new(0, 100_000, 65536)])
+            .gid_map([IdMap::new(0, 100_000, 65536)]);
+    }
     for p in MASKED {
         cmd.masked_path(p);
     }
@@ -151,9 +165,33 @@ fn compare(ours: &str, theirs: &str) {
         .filter(|l| !l.starts_with("/sys/fs/cgroup/unified "))
         .map(|l| format!("{l}\n"))
         .collect();
+    // The same mounts, in the same order except among the device binds of
+    // a user namespace (independent of each other; runc binds them in its
+    // own list's order).
+    let device_bind = |l: &String| {
+        ["null", "zero", "full", "random", "urandom", "tty"]
+            .iter()
+            .any(|d| l.starts_with(&format!("/dev/{d} ")))
+    };
+    let ordered = |text: &str| -> Vec<String> {
+        lines(text)
+            .into_iter()
+            .filter(|l| !device_bind(l))
+            .collect()
+    };
+    let sorted = |text: &str| -> Vec<String> {
+        let mut v = lines(text);
+        v.sort();
+        v
+    };
     assert_eq!(
-        lines(&our_mounts),
-        lines(their_mounts),
+        ordered(&our_mounts),
+        ordered(their_mounts),
+        "mount tables differ\nours:\n{our_mounts}\nrunc:\n{their_mounts}"
+    );
+    assert_eq!(
+        sorted(&our_mounts),
+        sorted(their_mounts),
         "mount tables differ\nours:\n{our_mounts}\nrunc:\n{their_mounts}"
     );
     assert_eq!(
@@ -177,7 +215,7 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
     if !runc_available() {
         return;
     }
-    let (ours, theirs) = run_both("runc-bundle", &[], false);
+    let (ours, theirs) = run_both("runc-bundle", &[], false, false);
     compare(&ours, &theirs);
 }
 
@@ -202,6 +240,17 @@ fn a_readonly_root_with_binds_and_tmpfs_options_matches_runc() {
         Mount::bind(data.join("dir"), "/rro", &["rbind", "rro"]),
         Mount::bind(data.join("dir"), "/slave", &["rbind", "rslave", "noatime"]),
     ];
-    let (ours, theirs) = run_both("runc-bundle-ro", &extra, true);
+    let (ours, theirs) = run_both("runc-bundle-ro", &extra, true, false);
+    compare(&ours, &theirs);
+}
+
+#[test]
+fn in_a_user_namespace_the_mounts_and_dev_match_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let (ours, theirs) = run_both("runc-bundle-userns", &[], false, true);
     compare(&ours, &theirs);
 }
