@@ -201,7 +201,17 @@ impl Command {
             steps.push(Step::Chroot(Error::cstring("root", root)?));
         }
         if let Some(cwd) = &self.cwd {
-            steps.push(Step::Chdir(Error::cstring("working directory", cwd)?));
+            if self.rootfs.is_some() {
+                // Resolved in the new root without magic links: a leaked
+                // descriptor named as /proc/self/fd/N cannot make the
+                // working directory one outside the container
+                // (CVE-2024-21626).
+                steps.push(Step::ChdirInRoot(crate::rootfs::in_root(
+                    &std::path::Path::new("/").join(cwd),
+                )?));
+            } else {
+                steps.push(Step::Chdir(Error::cstring("working directory", cwd)?));
+            }
         }
         if let Some(target) = &self.proc_target {
             steps.push(Step::Mount {

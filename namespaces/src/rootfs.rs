@@ -119,6 +119,8 @@ impl Command {
             steps.push(Step::Mask(in_root(p)?));
         }
         steps.push(Step::PivotRoot(root_c));
+        // The new root, for the steps that resolve paths in it afterwards.
+        steps.push(Step::OpenRoot(CString::from(c"/")));
         if let Some(p) = self.rootfs_propagation {
             steps.push(Step::RootPropagation { flags: p.flags() });
             // The mounts that asked for their own propagation get it back.
@@ -127,9 +129,6 @@ impl Command {
                 .iter()
                 .filter(|m| parse_options(&m.fstype, &m.options).propagation != 0)
                 .collect();
-            if !own.is_empty() {
-                steps.push(Step::OpenRoot(CString::from(c"/")));
-            }
             for m in own {
                 steps.push(Step::SetPropagation {
                     target: in_root(&m.destination)?,

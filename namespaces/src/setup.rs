@@ -174,6 +174,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 check(libc::chdir(c"/".as_ptr()))
             }
             Step::Chdir(dir) => check(libc::chdir(dir.as_ptr())),
+            Step::ChdirInRoot(dir) => rootsetup::chdir_in_root(state.root, dir),
             Step::Mount {
                 source,
                 target,

@@ -140,6 +140,9 @@ pub enum Step {
     Chroot(CString),
     /// `chdir` into a directory.
     Chdir(CString),
+    /// `fchdir` into a directory resolved inside the root
+    /// (`RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`).
+    ChdirInRoot(InRoot),
     /// `mount(2)` with the classic API.
     Mount {
         /// The source (NULL when `None`).
@@ -288,7 +291,7 @@ impl Step {
             Step::Loopback => "loopback up",
             Step::TimeNamespace { .. } => "time namespace",
             Step::Chroot(_) => "chroot",
-            Step::Chdir(_) => "chdir",
+            Step::Chdir(_) | Step::ChdirInRoot(_) => "chdir",
             Step::Mount { .. } => "mount",
             Step::SetGroups(_) => "setgroups",
             Step::SetGid(_) => "setresgid",
@@ -344,6 +347,7 @@ impl fmt::Display for Step {
             }
             Step::Chroot(dir) => write!(f, "chroot {}", show(dir)),
             Step::Chdir(dir) => write!(f, "chdir {}", show(dir)),
+            Step::ChdirInRoot(dir) => write!(f, "chdir {dir} (inside the root)"),
             Step::Mount {
                 source,
                 target,

@@ -852,3 +852,40 @@ fn on_pure_v2_the_cgroup_mount_is_the_childs_cgroup2() {
         assert_eq!(lines[2], want, "{text}");
     }
 }
+
+#[test]
+fn a_leaked_descriptor_cannot_become_the_working_directory() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("cwd") else {
+        return;
+    };
+    let outside = TempDir::new("cwd-outside").unwrap();
+    std::fs::write(outside.join("host-secret"), "x").unwrap();
+    // A host directory leaked into this process without close-on-exec.
+    let path = std::ffi::CString::new(outside.path().to_str().unwrap()).unwrap();
+    let leaked = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(leaked > 2);
+    let spawn = |cwd: &str| {
+        Command::new("/bin/sh")
+            .namespaces(Kind::Mount | Kind::Pid)
+            .rootfs(rootfs.path())
+            .mount(Mount::new("proc", "/proc", &[]))
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", "/bin")
+            .args(["-c", "pwd; ls"])
+            .output()
+    };
+    let escaped = spawn(&format!("/proc/self/fd/{leaked}"));
+    let normal = spawn("/bin");
+    unsafe { libc::close(leaked) };
+    let e = escaped.unwrap_err();
+    assert!(
+        matches!(&e, Error::Setup { name: "chdir", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+        "{e}"
+    );
+    let out = normal.unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("/bin\n"), "{text}");
+    assert!(text.contains("busybox"), "{text}");
+}
