@@ -128,6 +128,11 @@ impl Command {
         if let Some(fd) = fds.sync_read {
             steps.push(Step::WaitParent { fd });
         }
+        // After the parent's writes to /proc/<pid> (id maps, persisting):
+        // a non-dumpable process's files there belong to root.
+        if !self.kinds.is_empty() || !self.joins.is_empty() {
+            steps.push(Step::NotDumpable);
+        }
 
         // A joined user namespace first: the others are owned by it.
         // (Some are joined at the clone itself: see `joined_at_clone`.)

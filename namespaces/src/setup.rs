@@ -155,6 +155,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 Ok(())
             }
             Step::WaitParent { fd } => wait_parent(*fd),
+            Step::NotDumpable => check(libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong)),
             Step::Dup2 { from, to } => check(libc::dup2(*from, *to)),
             Step::Propagation { target, flags } => check(libc::mount(
                 std::ptr::null(),

@@ -109,6 +109,11 @@ pub enum Step {
         /// Read end of the sync pipe.
         fd: RawFd,
     },
+    /// `prctl(PR_SET_DUMPABLE, 0)`: until exec, no other process of the
+    /// container (same uid) can open `/proc/<pid>/exe` (this binary, on
+    /// the host: CVE-2019-5736), its memory or its descriptors. `execve`
+    /// makes an ordinary program dumpable again.
+    NotDumpable,
     /// `dup2(from, to)`: stdin, stdout or stderr from a prepared source.
     Dup2 {
         /// The source descriptor (3 or above).
@@ -284,6 +289,7 @@ impl Step {
             Step::Close { .. } => "close",
             Step::ParentDeathSignal { .. } => "parent death signal",
             Step::WaitParent { .. } => "wait for parent",
+            Step::NotDumpable => "not dumpable",
             Step::Dup2 { .. } => "dup2",
             Step::Propagation { .. } => "propagation",
             Step::Hostname(_) => "sethostname",
@@ -335,6 +341,7 @@ impl fmt::Display for Step {
                 write!(f, "prctl(PR_SET_PDEATHSIG, {signal})")
             }
             Step::WaitParent { fd } => write!(f, "wait for the parent on fd {fd}"),
+            Step::NotDumpable => f.write_str("prctl(PR_SET_DUMPABLE, 0)"),
             Step::Dup2 { from, to } => write!(f, "dup2({from}, {to})"),
             Step::Propagation { target, flags } => {
                 write!(f, "propagation {flags:#x} of {}", show(target))
