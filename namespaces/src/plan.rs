@@ -255,7 +255,16 @@ impl Command {
             });
         }
         if let Some(fd) = fds.gate_read {
-            steps.push(Step::StartGate { fd });
+            let keep = self.function.is_none().then(|| {
+                let mut keep: Vec<RawFd> = fds.passed.iter().map(|(_, to)| *to).collect();
+                keep.sort_unstable();
+                keep
+            });
+            steps.push(Step::StartGate {
+                fd,
+                keep,
+                limit: nofile_limit(),
+            });
         }
         Ok(steps)
     }

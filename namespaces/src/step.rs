@@ -267,6 +267,15 @@ pub enum Step {
     StartGate {
         /// Read end of the gate pipe.
         fd: RawFd,
+        /// When the program is executed after the gate: close every
+        /// descriptor from 3 up except these (sorted), the gate and the
+        /// error pipe before waiting, so that a waiting child holds none of
+        /// the parent's pipes (a reader of the caller's output would wait
+        /// for it). `None` for a closure, which may use what it inherited.
+        keep: Option<Vec<RawFd>>,
+        /// The parent's `RLIMIT_NOFILE` soft limit (bound of the fallback
+        /// loop before Linux 5.9).
+        limit: c_int,
     },
     /// Mark every descriptor from `first` up close-on-exec, so that nothing
     /// leaked into the parent reaches the program (CVE-2024-21626):
@@ -424,7 +433,13 @@ impl fmt::Display for Step {
             }
             Step::Unshare { flags } => write!(f, "unshare {flags:#x}"),
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
-            Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
+            Step::StartGate { fd, keep, .. } => match keep {
+                Some(keep) => write!(
+                    f,
+                    "close fds from 3 except {keep:?}, wait at the start gate on fd {fd}"
+                ),
+                None => write!(f, "wait at the start gate on fd {fd}"),
+            },
         }
     }
 }
