@@ -129,8 +129,13 @@ impl Command {
             steps.push(Step::WaitParent { fd });
         }
         // After the parent's writes to /proc/<pid> (id maps, persisting):
-        // a non-dumpable process's files there belong to root.
-        if !self.kinds.is_empty() || !self.joins.is_empty() {
+        // a non-dumpable process's files there belong to root. Only for a
+        // root caller, which keeps access to them (CAP_SYS_PTRACE); an
+        // unprivileged caller could no longer open the namespaces of its
+        // own child waiting at the gate.
+        // SAFETY: geteuid has no preconditions.
+        let root_caller = unsafe { libc::geteuid() } == 0;
+        if root_caller && (!self.kinds.is_empty() || !self.joins.is_empty()) {
             steps.push(Step::NotDumpable);
         }
 

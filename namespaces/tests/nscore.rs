@@ -393,3 +393,25 @@ fn the_creating_process_may_exit_while_another_holds_the_start_gate() {
         assert_eq!(marker.exists(), release);
     }
 }
+
+#[test]
+fn a_root_callers_child_is_not_dumpable_until_exec() {
+    // Until exec a root caller's child in namespaces is not dumpable
+    // (CVE-2019-5736: once capabilities are dropped to a container's set,
+    // a container process could otherwise open /proc/<pid>/exe, this
+    // binary). An unprivileged caller's child stays dumpable, so that the
+    // caller can still open its namespaces. A closure shows the state (no
+    // exec resets it).
+    let dumpable = Command::function(|| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) })
+        .namespaces(Kind::Uts)
+        .status();
+    let want = if dunnage_testsupport::privileged() {
+        0
+    } else {
+        match &dumpable {
+            Err(Error::Permission { .. }) => return,
+            _ => 1,
+        }
+    };
+    assert_eq!(dumpable.unwrap().code(), Some(want));
+}
