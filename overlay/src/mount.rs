@@ -463,6 +463,17 @@ pub fn unmount(target: &Path) -> Result<()> {
     rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(errno("umount2", target))
 }
 
+/// Bind-mount `source` at `target` read-only (`MS_BIND`, then a
+/// `MS_REMOUNT|MS_BIND|MS_RDONLY`); when the remount fails the bind mount
+/// is detached again.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    rustix::mount::mount_bind(source, target).map_err(errno("mount(MS_BIND)", target))?;
+    rustix::mount::mount_remount(target, MountFlags::RDONLY | MountFlags::BIND, "").map_err(|e| {
+        let _ = unmount(target);
+        errno("mount(MS_REMOUNT|MS_RDONLY)", target)(e)
+    })
+}
+
 /// Mount points at or below `dir`, deepest first, from
 /// `/proc/self/mountinfo`.
 pub fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>> {
