@@ -368,7 +368,7 @@ fn since(created: Option<&str>) -> String {
 }
 
 fn images(root: &Path, a: &Args) -> Res {
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let mut list = store.images()?;
     list.sort_by(|x, y| {
         let t = |s: &Option<String>| s.as_deref().and_then(parse_rfc3339);
@@ -415,7 +415,7 @@ fn images(root: &Path, a: &Args) -> Res {
 
 fn history(root: &Path, a: &Args) -> Res {
     let r = a.exactly(1, "dunnage history")?;
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let id = store.resolve(&r[0])?;
     let no_trunc = a.has(&["--no-trunc"]);
     let rows: Vec<Vec<String>> = store
@@ -452,7 +452,7 @@ fn inspect(root: &Path, a: &Args) -> Res {
     if a.rest.is_empty() {
         return Err("\"dunnage inspect\" requires at least 1 argument".into());
     }
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let mut out = Vec::new();
     for name in &a.rest {
         out.push(store.inspect(&store.resolve(name)?)?);
@@ -533,7 +533,7 @@ fn rmi(root: &Path, a: &Args) -> Res {
 }
 
 fn layers(root: &Path) -> Res {
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let mut rows = Vec::new();
     for l in store.layers().list()? {
         rows.push(vec![

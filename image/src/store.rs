@@ -52,6 +52,23 @@ impl ImageStore {
         })
     }
 
+    /// Open the store of `root` for queries (`images`, `history`,
+    /// `inspect`, listing layers and containers): the layer store is opened
+    /// with [`LayerStore::open_read_only`], so nothing is cleaned up,
+    /// repaired or unmounted. Missing store directories are created.
+    pub fn open_read_only(root: &Path) -> Result<ImageStore> {
+        let layers = LayerStore::open_read_only(root)?;
+        let base = root.join("image/overlay2");
+        let db = ImageDb::open(&base.join("imagedb"))?;
+        let repos = Repositories::open(&base.join("repositories.json"))?;
+        Ok(ImageStore {
+            root: root.to_path_buf(),
+            layers,
+            db,
+            repos: Mutex::new(repos),
+        })
+    }
+
     /// The data-root.
     pub fn root(&self) -> &Path {
         &self.root
