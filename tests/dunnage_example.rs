@@ -300,6 +300,48 @@ fn history_tag_rmi_layers_and_inspect() {
 }
 
 #[test]
+fn a_cli_mount_outlives_its_process_and_keeps_its_image_from_rmi_and_prune() {
+    require_root!();
+    let dir = TempDir::new("cli-mount").unwrap();
+    let (root, _, id) = imported(&dir);
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = dunnage_testsupport::MountGuard::new(&mnt);
+    // `dunnage mount` exits at once; queries and writers opening the store
+    // afterwards leave the mount alone.
+    ok(&root, &["mount", "quickstart/bb:1", mnt.to_str().unwrap()]);
+    ok(&root, &["images"]);
+    ok(&root, &["tag", "quickstart/bb:1", "other:1"]);
+    ok(&root, &["rmi", "other:1"]);
+    assert!(mnt.join("bin/busybox").is_file(), "the mount went away");
+    let short = &id[7..19];
+    assert_eq!(
+        fails(&root, &["rmi", "quickstart/bb:1"]),
+        format!(
+            "dunnage: conflict: unable to remove repository reference \"quickstart/bb:1\" (must force) - mount at {} is using its referenced image {short}",
+            std::fs::canonicalize(&mnt).unwrap().display()
+        )
+    );
+    assert!(fails(&root, &["rmi", "-f", &id]).ends_with(&format!(
+        "unable to delete {short} (cannot be forced) - image is being used by mount at {}",
+        std::fs::canonicalize(&mnt).unwrap().display()
+    )));
+    // Forced by reference: untagged only; prune keeps the used image.
+    assert_eq!(
+        ok(&root, &["rmi", "-f", "quickstart/bb:1"]),
+        "Untagged: quickstart/bb:1\n"
+    );
+    assert_eq!(ok(&root, &["prune"]), "");
+    assert!(mnt.join("bin/busybox").is_file());
+    assert_eq!(ok(&root, &["layers"]).lines().count(), 2);
+    // Unmounted: prune deletes it and its layer.
+    ok(&root, &["umount", mnt.to_str().unwrap()]);
+    assert!(!mnt.join("bin/busybox").exists());
+    assert_eq!(ok(&root, &["prune"]), format!("deleted: {id}\n"));
+    assert_eq!(ok(&root, &["layers"]).lines().count(), 1);
+}
+
+#[test]
 fn bad_input_exits_1_with_one_line_on_stderr() {
     require_root!();
     let dir = TempDir::new("cli-errors").unwrap();

@@ -211,6 +211,13 @@ impl ImageStore {
     /// `docker rmi`: a reference is untagged and its image deleted when no
     /// reference is left; an ID deletes the image (with `force` also when
     /// several references name it). Images with child images are kept.
+    ///
+    /// An image used by a container layer or a mount ([`ImageStore::users`])
+    /// is kept as dockerd keeps it: its only reference is not removed
+    /// without `force` ([`Error::ReferenceInUse`]); deleting it by ID is
+    /// refused ([`Error::ImageUsed`]), and `force` overrides only a stopped
+    /// container (the container keeps the layers). With `force`, a
+    /// reference of an image in hard use is untagged and the image kept.
     pub fn remove(&self, text: &str, force: bool) -> Result<Vec<Removed>> {
         let id = self.resolve(text)?;
         let by_reference = Reference::parse(text)
@@ -218,8 +225,19 @@ impl ImageStore {
             .filter(|r| self.repos().get(r) == Some(&id));
         let mut done = Vec::new();
         let refs = self.references(&id);
+        let users = self.users(&id)?;
         match by_reference {
             Some(r) => {
+                if !force
+                    && refs.len() == 1
+                    && let Some(user) = users.first()
+                {
+                    return Err(Error::ReferenceInUse {
+                        reference: text.to_string(),
+                        image: id,
+                        user: user.clone(),
+                    });
+                }
                 self.repos().remove(&r)?;
                 done.push(Removed::Untagged(r));
                 if refs.len() > 1 {
@@ -243,6 +261,16 @@ impl ImageStore {
             }
             return Ok(done);
         }
+        if let Some(user) = users.iter().find(|u| u.is_hard() || !force) {
+            if done.is_empty() {
+                return Err(Error::ImageUsed {
+                    image: id,
+                    user: user.clone(),
+                });
+            }
+            // Untagged, and kept while used (docker says nothing more).
+            return Ok(done);
+        }
         for r in self.references(&id) {
             self.repos().remove(&r)?;
             done.push(Removed::Untagged(r));
@@ -252,11 +280,15 @@ impl ImageStore {
         Ok(done)
     }
 
-    /// Delete dangling images (no reference, no child); returns them.
+    /// Delete dangling images (no reference, no child, not used by a
+    /// container or a mount); returns them.
     pub fn prune(&self) -> Result<Vec<ImageId>> {
         let mut deleted = Vec::new();
         for id in self.db.list()? {
-            if self.references(&id).is_empty() && self.db.children(&id)?.is_empty() {
+            if self.references(&id).is_empty()
+                && self.db.children(&id)?.is_empty()
+                && self.users(&id)?.is_empty()
+            {
                 self.delete(&id)?;
                 deleted.push(id);
             }
