@@ -182,38 +182,11 @@ pub fn detach_unmount(path: &Path) -> io::Result<()> {
 }
 
 /// Mount points at or below `dir`, deepest first, read from
-/// `/proc/self/mountinfo`.
+/// `/proc/self/mountinfo` with [`dunnage_base::mountinfo`] (mount points
+/// are bytes: one that is not UTF-8 is found, and unmounted by the
+/// guards, like any other). Empty when mountinfo cannot be read.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    found
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v as char);
-            i += 4;
-            continue;
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
+    dunnage_base::mountinfo::mounts_below(dir).unwrap_or_default()
 }
 
 /// A directory `dunnage-test-<tag>-...` under the system temp dir.
@@ -526,10 +499,5 @@ mod tests {
         std::fs::create_dir_all(p.join("a/b")).unwrap();
         drop(dir);
         assert!(!p.exists());
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 }
