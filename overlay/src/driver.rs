@@ -26,7 +26,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -584,23 +583,7 @@ fn valid_link(l: &str) -> bool {
 
 /// A fresh 26-character base32 (A-Z, 2-7) name from random bytes.
 fn new_link() -> Result<String> {
-    let mut bytes = [0u8; 17];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(io_err("read", "/dev/urandom"))?;
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u32;
-    let mut nbits = 0;
-    let mut out = String::with_capacity(LINK_LEN);
-    for b in bytes {
-        bits = (bits << 8) | u32::from(b);
-        nbits += 8;
-        while nbits >= 5 && out.len() < LINK_LEN {
-            nbits -= 5;
-            out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
-        }
-    }
-    Ok(out)
+    dunnage_base::rand::random_base32(LINK_LEN).map_err(io_err("getrandom", "l/"))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -622,23 +605,10 @@ pub(crate) fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
     }
 }
 
-/// Write `data` to a temporary name, fsync, set `mode` and rename.
+/// Write `data` to `path` with `mode` atomically ([`dunnage_base::fs::write_atomic`]:
+/// a random exclusive temp name, fsync, rename, directory fsync).
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("open", &tmp))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err("write", &tmp))?;
-    set_mode(&tmp, mode)?;
-    std::fs::rename(&tmp, path).map_err(io_err("rename", path))
+    dunnage_base::fs::write_atomic(path, data, mode).map_err(io_err("write", path))
 }
 
 #[cfg(test)]
