@@ -14,6 +14,8 @@
 //!   [`mount_chain`](LayerStore::mount_chain)).
 //! - [`LayerStore::unmount_chain_at`] unmounts, removes the record, and
 //!   then removes the chain's layers that were released meanwhile.
+//! - Entries that are not records (other names, temp files of the atomic
+//!   write, anything but a regular file) are ignored.
 //! - Nothing repairs records: a record whose target is no longer mounted
 //!   (after a reboot, or an unmount by hand) keeps its layers until
 //!   `unmount_chain_at` of its target removes it;
@@ -82,6 +84,11 @@ impl LayerStore {
                 continue;
             };
             if key.len() != 32 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            // Only regular files are records (anything else was not
+            // written by this protocol and must not break removals).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
             let path = entry.path();
