@@ -24,9 +24,7 @@ mod dockerd;
 
 pub use dockerd::{DOCKER, DOCKERD, Dockerd};
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -165,13 +163,9 @@ pub fn unique_name(tag: &str) -> String {
     format!("{PREFIX}{tag}-{}-{n}", std::process::id())
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
 /// Detach-unmount `path`; errors are ignored (used in drops).
 pub fn detach_unmount(path: &Path) -> io::Result<()> {
-    let c = cstring(path)?;
+    let c = dunnage_base::cstr::cstring(path)?;
     // SAFETY: c is a valid NUL-terminated string.
     let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     if rc == 0 {
@@ -182,9 +176,8 @@ pub fn detach_unmount(path: &Path) -> io::Result<()> {
 }
 
 /// Mount points at or below `dir`, deepest first, read from
-/// `/proc/self/mountinfo` with [`dunnage_base::mountinfo`] (mount points
-/// are bytes: one that is not UTF-8 is found, and unmounted by the
-/// guards, like any other). Empty when mountinfo cannot be read.
+/// `/proc/self/mountinfo` (paths as bytes: a mount point that is not UTF-8
+/// is found too). Empty when mountinfo cannot be read.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     dunnage_base::mountinfo::mounts_below(dir).unwrap_or_default()
 }
@@ -499,5 +492,27 @@ mod tests {
         std::fs::create_dir_all(p.join("a/b")).unwrap();
         drop(dir);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_mount_at_a_non_utf8_escaped_path_is_found_and_cleaned_up() {
+        use std::os::unix::ffi::OsStrExt;
+        if !require_privileged("a_mount_at_a_non_utf8_escaped_path_is_found_and_cleaned_up") {
+            return;
+        }
+        let dir = TempDir::new("mountinfo").unwrap();
+        let root = dir.path().to_path_buf();
+        let target = dir.join(std::ffi::OsStr::from_bytes(b"a b\\c\t\xff\xfe"));
+        std::fs::create_dir(&target).unwrap();
+        let src = dunnage_base::cstr::cstring("tmpfs").unwrap();
+        let t = dunnage_base::cstr::cstring(&target).unwrap();
+        // SAFETY: valid C strings; a tmpfs below our own temp dir.
+        let rc =
+            unsafe { libc::mount(src.as_ptr(), t.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
+        assert_eq!(rc, 0, "mount: {}", io::Error::last_os_error());
+        assert_eq!(mounts_below(&root), std::slice::from_ref(&target));
+        drop(dir);
+        assert!(mounts_below(&root).is_empty(), "the guard unmounted it");
+        assert!(!root.exists(), "and removed the tree");
     }
 }
