@@ -122,8 +122,22 @@ fn run_views_match_docker_create() {
                 .map(|a| a.as_str().unwrap().to_string()),
         );
         assert_eq!(view.argv(), argv, "argv for {flags:?}");
+        // dockerd keeps the image's entries in order after the user's, but
+        // the user's own `-e` entries come in no fixed order (seen both
+        // ways on one dockerd): compare them as a set, the rest in order.
         let env: Vec<String> = serde_json::from_value(docker[2].clone()).unwrap();
-        assert_eq!(view.env, env, "env for {flags:?}");
+        let users = overrides.env.len();
+        let set = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            set(&view.env[..users]),
+            set(&env[..users]),
+            "env for {flags:?}"
+        );
+        assert_eq!(view.env[users..], env[users..], "env for {flags:?}");
         assert_eq!(view.working_dir, docker[3].as_str().unwrap(), "{flags:?}");
         assert_eq!(view.user, docker[4].as_str().unwrap(), "{flags:?}");
         let signal = docker[5].as_str().unwrap_or("");
