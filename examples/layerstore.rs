@@ -53,7 +53,8 @@ fn run(args: &[OsString]) -> Result<(), Error> {
     // Queries open the store without repairing or unmounting anything.
     let store = match cmd {
         "register" | "release" => LayerStore::open(root)?,
-        _ => LayerStore::open_read_only(root)?,
+        "list" | "chain" | "verify" | "tar" | "containers" => LayerStore::open_read_only(root)?,
+        other => usage(&format!("unknown command {other:?}")),
     };
     match cmd {
         "register" => {
