@@ -25,9 +25,10 @@
 use std::collections::HashMap;
 
 use dunnage_base::lock::{FileLock, LockKind};
-use dunnage_layerstore::ChainId;
+use dunnage_layerstore::{ChainId, Digest};
 
 use crate::error::{Error, Result};
+use crate::reference::is_hex64;
 use crate::store::{ImageStore, Locked};
 
 /// A layer holding more references than the images on it account for.
@@ -110,18 +111,41 @@ impl ImageStore {
             }
         }
         let mut leaked = Vec::new();
-        for layer in self.layers().list()? {
-            let images = owners.get(&layer.chain_id).copied().unwrap_or(0);
-            if let Some(references) = self.layers().references(&layer.chain_id)?
+        for chain_id in self.layer_ids()? {
+            let images = owners.get(&chain_id).copied().unwrap_or(0);
+            // A damaged layer is skipped (the calls that read it report
+            // it): it must not keep the others from being reclaimed.
+            if let Ok(Some(references)) = self.layers().references(&chain_id)
                 && references > images
             {
                 leaked.push(LeakedLayer {
-                    chain_id: layer.chain_id,
+                    chain_id,
                     references,
                     images,
                 });
             }
         }
         Ok(Some(leaked))
+    }
+
+    /// The chainIDs of the layerdb (`layerdb/sha256/<hex>`), unread.
+    fn layer_ids(&self) -> Result<Vec<ChainId>> {
+        let dir = self.root().join("image/overlay2/layerdb/sha256");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("readdir", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("readdir", &dir, e))?;
+            if let Some(name) = entry.file_name().to_str()
+                && is_hex64(name)
+                && let Ok(d) = Digest::from_hex(name)
+            {
+                out.push(ChainId(d));
+            }
+        }
+        Ok(out)
     }
 }

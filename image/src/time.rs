@@ -19,9 +19,12 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// Parse an RFC 3339 time (`Z` or `+hh:mm` offsets, optional fraction).
-/// Anything else, fields out of range and non-ASCII text included, is
-/// `None` (never a panic: stored configs are read with it).
+/// Parse an RFC 3339 time as Go's `time.Parse(time.RFC3339, ..)` does
+/// (Docker decodes `created` with it): `T` and `Z` upper case, a fraction
+/// after `.` or `,`, an offset `±hh:mm` (two digits each, not range
+/// checked), times before 1970 included. Anything else, fields out of
+/// range and non-ASCII text included, is `None` (never a panic: stored
+/// configs are read with it).
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if !s.is_ascii() {
         return None;
@@ -36,7 +39,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     if b.len() < 20
         || b[4] != b'-'
         || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[10] != b'T'
         || b[13] != b':'
         || b[16] != b':'
     {
@@ -50,7 +53,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     }
     let mut i = 19;
     let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
+    if matches!(b.get(i), Some(b'.' | b',')) {
         let start = i + 1;
         i = start;
         while i < b.len() && b[i].is_ascii_digit() {
@@ -63,20 +66,21 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         nanos = format!("{frac:0<9}").parse().ok()?;
     }
     let offset = match s.get(i..)? {
-        "Z" | "z" => 0,
+        "Z" => 0,
         o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let v = oh * 3600 + om * 60;
+            let v = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
             if &o[..1] == "+" { v } else { -v }
         }
         _ => return None,
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    let since = Duration::new(secs.unsigned_abs(), 0);
+    let whole = if secs >= 0 {
+        UNIX_EPOCH.checked_add(since)?
+    } else {
+        UNIX_EPOCH.checked_sub(since)?
+    };
+    whole.checked_add(Duration::from_nanos(nanos.into()))
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
@@ -183,13 +187,23 @@ mod tests {
             "2024-13-02T03:04:05Z",
             "2023-02-29T03:04:05Z",
             "2024-01-02T24:04:05Z",
-            "2024-01-02T03:04:05+24:00",
+            "2024-01-02t03:04:05Z",
+            "2024-01-02 03:04:05Z",
+            "2024-01-02T03:04:05z",
             "2024-01-02T03:04:05.Z",
             "+024-01-02T03:04:05Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
         assert!(parse_rfc3339("2024-02-29T03:04:05-05:30").is_some());
+        // What Go's parser (so docker) accepts too.
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59.5Z"),
+            Some(UNIX_EPOCH - Duration::from_millis(500))
+        );
+        assert!(parse_rfc3339("0000-01-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05,5Z").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05+24:00").is_some());
     }
 
     #[test]

@@ -239,6 +239,15 @@ fn assert_consistent(root: &Path) {
 
 /// Run `args` of the CLI in parallel; every one must succeed.
 fn all_succeed(root: &Path, runs: &[Vec<String>]) {
+    let ok = run_parallel(root, runs);
+    for ((success, stderr), args) in ok.iter().zip(runs) {
+        assert!(success, "{args:?}: {stderr}");
+    }
+}
+
+/// Run `args` of the CLI in parallel; whether each succeeded, and its
+/// stderr.
+fn run_parallel(root: &Path, runs: &[Vec<String>]) -> Vec<(bool, String)> {
     let children: Vec<_> = runs
         .iter()
         .map(|args| {
@@ -250,14 +259,16 @@ fn all_succeed(root: &Path, runs: &[Vec<String>]) {
                 .unwrap()
         })
         .collect();
-    for (c, args) in children.into_iter().zip(runs) {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -320,17 +331,34 @@ fn an_rmi_during_a_load_never_resurrects_a_tag() {
         assert_consistent(&root);
         let store = ImageStore::open(&root).unwrap();
         assert!(store.resolve("victim:1").is_err(), "victim:1 came back");
-        store.remove("keep:1", false).unwrap();
+        // An rmi of the very image being loaded: it may come before the
+        // image exists (and fail), or after (and delete it); never a tag
+        // naming a deleted image, never a layer left over.
+        let results = run_parallel(
+            &root,
+            &[
+                vec![
+                    "load".into(),
+                    "-q".into(),
+                    "-i".into(),
+                    dir.join("a.tar").display().to_string(),
+                ],
+                vec!["rmi".into(), "keep:1".into()],
+            ],
+        );
+        assert!(results[0].0, "load: {}", results[0].1);
+        assert_consistent(&root);
+        let _ = store.remove("keep:1", false);
         assert!(store.layers().list().unwrap().is_empty());
     }
 }
 
 #[test]
-fn concurrent_loads_of_one_many_image_archive_leak_no_reference() {
+fn concurrent_loads_of_one_300_image_archive_leak_no_reference() {
     require_root!();
     let dir = TempDir::new("refs-race").unwrap();
     let root = dir.join("root");
-    let images = 100;
+    let images = 300;
     std::fs::write(dir.join("many.tar"), many_images(images, "many")).unwrap();
     let load = vec![
         "load".to_string(),
@@ -338,20 +366,18 @@ fn concurrent_loads_of_one_many_image_archive_leak_no_reference() {
         "-i".into(),
         dir.join("many.tar").display().to_string(),
     ];
-    for _ in 0..3 {
-        all_succeed(&root, &[load.clone(), load.clone()]);
-        assert_consistent(&root);
-        let store = ImageStore::open(&root).unwrap();
-        assert_eq!(store.list().unwrap().len(), images);
-        for i in 0..images {
-            store.remove(&format!("many:{i}"), false).unwrap();
-        }
-        assert!(store.list().unwrap().is_empty());
-        assert!(
-            store.layers().list().unwrap().is_empty(),
-            "layers left after rmi of every image"
-        );
+    all_succeed(&root, &[load.clone(), load]);
+    assert_consistent(&root);
+    let store = ImageStore::open(&root).unwrap();
+    assert_eq!(store.list().unwrap().len(), images);
+    for i in 0..images {
+        store.remove(&format!("many:{i}"), false).unwrap();
     }
+    assert!(store.list().unwrap().is_empty());
+    assert!(
+        store.layers().list().unwrap().is_empty(),
+        "layers left after rmi of every image"
+    );
 }
 
 /// A two-image archive: a small first image and a second whose layer is
@@ -560,6 +586,8 @@ fn one_image_with_a_broken_layer_chain_does_not_hide_the_others() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains("other"), "{stdout}");
     assert!(stderr.contains(&broken.to_string()), "{stderr}");
+    // The damaged layer does not stop the reference check of the others.
+    assert_eq!(store.leaked_layers().unwrap(), Some(Vec::new()));
 }
 
 /// `{"mediaType":..,"digest":..,"size":..}` of `data`.
@@ -662,4 +690,108 @@ fn index_entries_docker_ignores_do_not_fail_the_image_that_matches() {
         matches!(err, dunnage_image::Error::InvalidDigest(_)),
         "{err}"
     );
+}
+
+/// A tar of `(name, data, hardlink target)` members (a target makes a
+/// hardlink entry).
+fn tar_with_hardlinks(members: &[(&str, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data, link) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match link {
+            Some(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, name, t).unwrap();
+            }
+            None => {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, *data).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn hostile_links_in_the_outer_archive_reach_nothing_outside_it() {
+    require_root!();
+    let dir = TempDir::new("outer-links").unwrap();
+    let (root, store) = loaded_store(&dir);
+    let layer = layer_tar(&[("a", b"a")]);
+    let config = common::config_for(&[common::diff_id(&layer)]);
+    let manifest = br#"[{"Config":"c.json","RepoTags":["h:1"],"Layers":["l.tar"]}]"#;
+    let cases: [(&str, Vec<u8>); 3] = [
+        // A hardlink cycle.
+        (
+            "cycle",
+            tar_with_hardlinks(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("m.tar")),
+                ("m.tar", b"", Some("l.tar")),
+            ]),
+        ),
+        // A hardlink whose target climbs out: it stops at the root.
+        (
+            "climb",
+            tar_with_hardlinks(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("../../../../etc/passwd")),
+            ]),
+        ),
+        // A symlink cycle.
+        (
+            "symlinks",
+            common::raw_tar(&[
+                ("manifest.json", manifest, None),
+                ("c.json", &config, None),
+                ("l.tar", b"", Some("m.tar")),
+                ("m.tar", b"", Some("/l.tar")),
+            ]),
+        ),
+    ];
+    let before = common::snapshot(&root);
+    for (name, tar) in cases {
+        let path = dir.join(format!("{name}.tar"));
+        std::fs::write(&path, tar).unwrap();
+        let err = store.load(&path, Default::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                dunnage_image::Error::UnsafePath { .. }
+                    | dunnage_image::Error::MissingMember { .. }
+            ),
+            "{name}: {err}"
+        );
+        assert_eq!(common::snapshot(&root), before, "{name}: store changed");
+    }
+}
+
+#[test]
+fn time_and_reference_parsers_never_panic_on_random_text() {
+    let mut rng = dunnage_testsupport::Rng::new(15);
+    let alphabet: Vec<char> = "09:-+.TZz tAa/@_é€😀\u{0}sha256:".chars().collect();
+    for _ in 0..20_000 {
+        let len = rng.below(40) as usize;
+        let text: String = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+            .collect();
+        let _ = dunnage_image::time::parse_rfc3339(&text);
+        let _ = dunnage_image::Reference::parse(&text);
+        let mut changes = dunnage_image::ImageChanges::default();
+        let _ = changes.add_instruction(&text);
+        let _ = changes.add_instruction(&format!("ENV {text}"));
+    }
+    // Mutations of a valid time, byte for byte.
+    let good = "2024-01-02T03:04:05.123+01:00";
+    for i in 0..good.len() {
+        for c in ['é', '€', '😀', '9', ':'] {
+            let mut t = good.to_string();
+            t.replace_range(i..i + 1, &c.to_string());
+            let _ = dunnage_image::time::parse_rfc3339(&t);
+        }
+    }
 }

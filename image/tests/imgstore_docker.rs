@@ -95,25 +95,34 @@ fn outer_archive_links_and_bad_created_times_load_as_in_docker() {
     assert_eq!(ours[0].id.to_string(), docker_id(&d, "links:1"));
     assert_eq!(ours[0].id.0, Digest::sha256_of(&config));
 
-    // Item 8: a created time with a multi-byte character.
-    let bad = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "created": "2024-01-02T03:04:05+0\u{e9}:0",
-        "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
-    }))
-    .unwrap();
-    let manifest = br#"[{"Config":"c.json","RepoTags":["bad:1"],"Layers":[]}]"#;
-    let archive = tar_of(&[
-        ("manifest.json", manifest, Regular, ""),
-        ("c.json", &bad, Regular, ""),
-    ]);
-    std::fs::write(dir.join("bad.tar"), archive).unwrap();
-    let docker = docker_loads(&d, &dir.join("bad.tar"));
-    assert!(docker.is_err(), "docker loaded it: {docker:?}");
-    let err = store
-        .load(&dir.join("bad.tar"), Default::default())
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    // Item 8: a created time with a multi-byte character, in the config
+    // and in a history entry.
+    let bad_time = "2024-01-02T03:04:05+0\u{e9}:0";
+    let configs = [
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": bad_time,
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        }),
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+            "history": [{"created": bad_time, "empty_layer": true}],
+            "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
+        }),
+    ];
+    for (i, config) in configs.iter().enumerate() {
+        let bad = serde_json::to_vec(config).unwrap();
+        let manifest = br#"[{"Config":"c.json","RepoTags":["bad:1"],"Layers":[]}]"#;
+        let archive = tar_of(&[
+            ("manifest.json", manifest, Regular, ""),
+            ("c.json", &bad, Regular, ""),
+        ]);
+        let path = dir.join(format!("bad{i}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path);
+        assert!(docker.is_err(), "docker loaded case {i}: {docker:?}");
+        let err = store.load(&path, Default::default()).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{i}: {err}");
+    }
 }
 
 fn dunnage(root: &Path) -> Command {
@@ -185,5 +194,98 @@ fn tag_with_a_digest_and_import_env_changes_answer_as_docker() {
         let our_env = ours.config(&id).unwrap().file().config.clone().unwrap().env;
         let docker_env: Option<Vec<String>> = serde_json::from_str(docker_env.trim()).unwrap();
         assert_eq!(our_env, docker_env, "{change}");
+    }
+}
+
+#[test]
+fn created_times_docker_refuses_are_the_ones_we_refuse() {
+    require_root!();
+    require_command!("dockerd");
+    let dir = TempDir::new("times-docker").unwrap();
+    let d = Dockerd::start("imgstore-times").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let mut differ = Vec::new();
+    for (i, t) in [
+        "2024-01-02T03:04:05Z",
+        "2024-01-02T03:04:05.123456789Z",
+        "2024-01-02T03:04:05.1234567891Z",
+        "2024-01-02T03:04:05+01:00",
+        "2024-01-02T03:04:05-23:59",
+        "2024-01-02T03:04:05+24:00",
+        "2024-01-02T03:04:05+01:60",
+        "2024-01-02t03:04:05z",
+        "2024-01-02 03:04:05Z",
+        "2024-01-02T03:04:05,123Z",
+        "2024-01-02T03:04:05.Z",
+        "2024-02-29T03:04:05Z",
+        "2023-02-29T03:04:05Z",
+        "2024-01-02T23:59:60Z",
+        "2024-13-02T03:04:05Z",
+        "0000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2024-01-02T03:04:05",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": t,
+            "config": {"Labels": {"case": i.to_string()}},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }))
+        .unwrap();
+        let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":[]}]"#;
+        let archive = tar_of(&[
+            ("manifest.json", manifest, tar::EntryType::Regular, ""),
+            ("c.json", &config, tar::EntryType::Regular, ""),
+        ]);
+        let path = dir.join(format!("t{i}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path).is_ok();
+        let ours = store.load(&path, Default::default()).is_ok();
+        if docker != ours {
+            differ.push(format!("{t:?}: docker {docker}, dunnage {ours}"));
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+}
+
+#[test]
+fn the_layer_count_docker_refuses_is_the_one_we_refuse() {
+    require_root!();
+    require_command!("dockerd");
+    let dir = TempDir::new("depth-docker").unwrap();
+    let d = Dockerd::start("imgstore-depth").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    let layer = layer_tar(&[("a", b"a")]);
+    for (n, loads) in [(125, true), (126, false)] {
+        let config = config_for(&vec![diff_id(&layer); n]);
+        let manifest = format!(
+            r#"[{{"Config":"c.json","RepoTags":["deep:{n}"],"Layers":[{}]}}]"#,
+            vec![r#""l.tar""#; n].join(",")
+        );
+        let archive = tar_of(&[
+            (
+                "manifest.json",
+                manifest.as_bytes(),
+                tar::EntryType::Regular,
+                "",
+            ),
+            ("c.json", &config, tar::EntryType::Regular, ""),
+            ("l.tar", &layer, tar::EntryType::Regular, ""),
+        ]);
+        let path = dir.join(format!("deep{n}.tar"));
+        std::fs::write(&path, archive).unwrap();
+        let docker = docker_loads(&d, &path);
+        assert_eq!(docker.is_ok(), loads, "docker, {n} layers: {docker:?}");
+        let ours = store.load(&path, Default::default());
+        assert_eq!(ours.is_ok(), loads, "dunnage, {n} layers: {ours:?}");
+        if loads {
+            assert_eq!(
+                ours.unwrap()[0].id.to_string(),
+                docker_id(&d, &format!("deep:{n}"))
+            );
+        }
     }
 }

@@ -44,6 +44,7 @@
 
 pub mod apply;
 pub mod changes;
+mod create;
 pub mod diff;
 pub mod driver;
 mod error;
@@ -53,8 +54,11 @@ pub mod owned;
 pub mod probe;
 mod root;
 pub mod size;
+mod sparse;
 mod tarmeta;
+mod tarread;
 pub mod whiteout;
+mod written;
 
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use changes::{Change, ChangeKind, changes};
