@@ -94,6 +94,10 @@ pub enum Error {
         /// The kernel's error (ENOENT, EACCES, ...).
         source: io::Error,
     },
+    /// A process-confinement knob (capability, rlimit, sysctl, seccomp,
+    /// ...) that cannot work, found before clone.
+    #[error(transparent)]
+    Confine(#[from] crate::confine_error::ConfineError),
     /// The request cannot work (for example a hostname without a new UTS
     /// namespace, or a NUL byte in an argument).
     #[error("invalid request: {0}")]

@@ -33,9 +33,18 @@
 //! | [`spawn`] | [`Command`], [`Clock`] |
 //! | [`child`] | [`Child`], [`Stdio`] |
 //! | [`setup`] | [`Stage`]: the child's steps between clone and exec |
+//! | [`caps`] | [`CapSet`], [`Capabilities`]: capability names, the five sets |
+//! | [`rlimit`] | [`Rlimit`] by name |
+//! | [`sysctl`] | namespaced sysctls |
+//! | [`seccomp`] | OCI profiles, [`BpfProgram`] (compiled with feature `seccomp`) |
+//! | [`confine`] | [`ProcessKnobs`] → [`Confinement`]: a process's confinement, applied by the child |
+//! | [`confine_error`] | [`ConfineError`] |
 //! | [`error`] | [`Error`], [`Result`] |
 
+pub mod caps;
 pub mod child;
+pub mod confine;
+pub mod confine_error;
 pub mod error;
 pub mod ident;
 pub mod idmap;
@@ -43,18 +52,26 @@ pub mod kind;
 mod launch;
 pub mod persist;
 pub mod propagation;
+pub mod rlimit;
+pub mod seccomp;
 pub mod setns;
 pub mod setup;
 pub mod spawn;
+pub mod sysctl;
 pub mod unshare;
 
+pub use caps::{CapSet, Capabilities};
 pub use child::{Child, Stdio};
+pub use confine::{Confinement, ProcessKnobs};
+pub use confine_error::ConfineError;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};
 pub use idmap::{IdMap, IdMapError, SetGroups, write_maps};
 pub use kind::{Kind, Kinds};
 pub use persist::{PersistedNamespace, persist, persist_file, release};
 pub use propagation::{Propagation, PropagationMode, set_propagation};
+pub use rlimit::Rlimit;
+pub use seccomp::{BpfProgram, Profile as SeccompProfile, SeccompError, SeccompWarning};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
 pub use setup::Stage;
 pub use spawn::{Clock, Command};
