@@ -72,6 +72,42 @@ pub struct Child {
 }
 
 impl Child {
+    /// A handle of the process that `pidfd` refers to (from `pidfd_open`,
+    /// `CLONE_PIDFD`, or handed over by another process).
+    ///
+    /// [`signal`](Child::signal) and [`kill`](Child::kill) work on any such
+    /// process; [`wait`](Child::wait) and [`try_wait`](Child::try_wait)
+    /// reap it, which the kernel allows only for a child of the calling
+    /// process (otherwise they fail with ECHILD). The pid is read from
+    /// `/proc/self/fdinfo`: a pidfd of a process that is already reaped, or
+    /// in a pid namespace this one cannot see, is an error.
+    pub fn from_pidfd(pidfd: OwnedFd) -> Result<Child> {
+        let fd = pidfd.as_raw_fd();
+        let path = format!("/proc/self/fdinfo/{fd}");
+        let info = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        match pid {
+            Some(pid) if pid > 0 => Ok(Child {
+                pid,
+                pidfd,
+                status: None,
+                persisted: Vec::new(),
+                stdin: None,
+                stdout: None,
+                stderr: None,
+            }),
+            Some(_) => Err(Error::io(
+                "pid of pidfd",
+                path,
+                io::Error::from_raw_os_error(libc::ESRCH),
+            )),
+            None => Err(Error::NotAPidfd { fd }),
+        }
+    }
+
     /// The child's pid, as seen from the parent's pid namespace.
     pub fn id(&self) -> i32 {
         self.pid

@@ -21,6 +21,15 @@
 //! # Ok::<(), dunnage_namespaces::Error>(())
 //! ```
 //!
+//! ## Minimum kernel
+//!
+//! Linux 5.7: [`Command`] creates its child with `clone3` (5.3) and
+//! `CLONE_PIDFD`, and [`Command::into_cgroup`] uses `CLONE_INTO_CGROUP`
+//! (5.7); below these a spawn fails with [`Error::Unsupported`]. Marking the
+//! child's descriptors close-on-exec uses `close_range(CLOSE_RANGE_CLOEXEC)`
+//! (5.11) and falls back to `fcntl` on each descriptor on older kernels.
+//! Time namespaces need 5.6.
+//!
 //! | module | what it holds |
 //! |---|---|
 //! | [`kind`] | [`Kind`], [`Kinds`]: flags, proc names, kernel support |
@@ -32,13 +41,13 @@
 //! | [`idmap`] | [`IdMap`], validation, [`write_maps`], `/etc/subuid` ranges |
 //! | [`spawn`] | [`Command`], [`Clock`] |
 //! | [`child`] | [`Child`], [`Stdio`] |
-//! | [`setup`] | [`Stage`]: the child's steps between clone and exec |
 //! | [`caps`] | [`CapSet`], [`Capabilities`]: capability names, the five sets |
 //! | [`rlimit`] | [`Rlimit`] by name |
 //! | [`sysctl`] | namespaced sysctls |
 //! | [`seccomp`] | OCI profiles, [`BpfProgram`] (compiled with feature `seccomp`) |
 //! | [`confine`] | [`ProcessKnobs`] → [`Confinement`]: a process's confinement, applied by the child |
 //! | [`confine_error`] | [`ConfineError`] |
+//! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
 //! | [`error`] | [`Error`], [`Result`] |
 
 pub mod caps;
@@ -51,12 +60,14 @@ pub mod idmap;
 pub mod kind;
 mod launch;
 pub mod persist;
+mod plan;
 pub mod propagation;
 pub mod rlimit;
 pub mod seccomp;
 pub mod setns;
-pub mod setup;
+mod setup;
 pub mod spawn;
+pub mod step;
 pub mod sysctl;
 pub mod unshare;
 
@@ -73,6 +84,28 @@ pub use propagation::{Propagation, PropagationMode, set_propagation};
 pub use rlimit::Rlimit;
 pub use seccomp::{BpfProgram, Profile as SeccompProfile, SeccompError, SeccompWarning};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
-pub use setup::Stage;
 pub use spawn::{Clock, Command};
+pub use step::Step;
 pub use unshare::{unshare, unshare_with};
+
+/// Whether the running kernel's release is at least `major.minor`
+/// (`uname`); `false` when it cannot be read.
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills a zeroed struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    let release: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let text = String::from_utf8_lossy(&release);
+    let mut parts = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}

@@ -2,7 +2,7 @@
 //! like [`std::process::Command`] with namespace knobs.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -12,12 +12,12 @@ use crate::child::{Child, Stdio, StdioKind};
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups, write_maps};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{
-    ExecParts, abandon, c_os, c_path, clone3, dup_cloexec, pipe, pointers, read_report,
-};
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers, read_report};
 use crate::persist::persist;
+use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
-use crate::setup::{self, Plan, Program, Stage};
+use crate::setup::{self, Plan, Program};
+use crate::step::Step;
 
 /// A clock of a time namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +30,7 @@ pub enum Clock {
 
 /// The parent's code run while the child waits; see
 /// [`Command::before_start`].
-type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
+pub(crate) type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
 
 /// A process to start in new namespaces.
 ///
@@ -40,31 +40,31 @@ type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
 /// multithreaded program is safe. Setup or exec failures come back from
 /// [`spawn`](Command::spawn) as [`Error::Setup`] / [`Error::Exec`].
 pub struct Command {
-    program: OsString,
-    arg0: Option<OsString>,
-    args: Vec<OsString>,
-    function: Option<Box<dyn FnMut() -> i32 + Send>>,
-    env_clear: bool,
-    env: BTreeMap<OsString, Option<OsString>>,
-    cwd: Option<PathBuf>,
-    stdio: [Option<Stdio>; 3],
-    kinds: Kinds,
-    uid_map: Vec<IdMap>,
-    gid_map: Vec<IdMap>,
-    setgroups: Option<SetGroups>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    hostname: Option<OsString>,
-    domainname: Option<OsString>,
-    proc_target: Option<PathBuf>,
-    loopback: bool,
-    propagation: Option<Propagation>,
-    pdeathsig: i32,
-    time_offsets: Vec<(Clock, i64)>,
-    root: Option<PathBuf>,
-    persist: Vec<(Kind, PathBuf)>,
-    cgroup: Option<OwnedFd>,
-    hook: Option<Hook>,
+    pub(crate) program: OsString,
+    pub(crate) arg0: Option<OsString>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) function: Option<Box<dyn FnMut() -> i32 + Send>>,
+    pub(crate) env_clear: bool,
+    pub(crate) env: BTreeMap<OsString, Option<OsString>>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [Option<Stdio>; 3],
+    pub(crate) kinds: Kinds,
+    pub(crate) uid_map: Vec<IdMap>,
+    pub(crate) gid_map: Vec<IdMap>,
+    pub(crate) setgroups: Option<SetGroups>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) hostname: Option<OsString>,
+    pub(crate) domainname: Option<OsString>,
+    pub(crate) proc_target: Option<PathBuf>,
+    pub(crate) loopback: bool,
+    pub(crate) propagation: Option<Propagation>,
+    pub(crate) pdeathsig: i32,
+    pub(crate) time_offsets: Vec<(Clock, i64)>,
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) persist: Vec<(Kind, PathBuf)>,
+    pub(crate) cgroup: Option<OwnedFd>,
+    pub(crate) hook: Option<Hook>,
 }
 
 impl std::fmt::Debug for Command {
@@ -333,7 +333,7 @@ impl Command {
     /// before waiting for the exit: the child's setup or exec failure report
     /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
-        let (mut child, err_read) = self.start()?;
+        let (mut child, err_read, steps) = self.start(None)?;
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -343,28 +343,25 @@ impl Command {
         };
         // The child has exited: its end of the error pipe is closed, so
         // this read does not block.
-        self.check_report(&mut child, &err_read)?;
+        self.check_report(&mut child, &err_read, &steps)?;
         Ok(status)
     }
 
     /// Spawn with stdout and stderr piped (stdin `/dev/null` unless set)
-    /// and collect them.
+    /// and collect them. The command's own stdio settings are left as they
+    /// are, also when this fails.
     pub fn output(&mut self) -> Result<Output> {
-        let saved = std::mem::take(&mut self.stdio);
-        let [stdin, _, _] = &saved;
-        self.stdio = [
-            Some(match stdin {
-                Some(Stdio(StdioKind::Fd(fd))) => Stdio::from(dup_cloexec(fd.as_raw_fd())?),
-                Some(Stdio(StdioKind::Inherit)) => Stdio::inherit(),
-                Some(Stdio(StdioKind::Piped)) => Stdio::piped(),
-                _ => Stdio::null(),
-            }),
-            Some(Stdio::piped()),
-            Some(Stdio::piped()),
-        ];
-        let child = self.spawn();
-        self.stdio = saved;
-        child?.wait_with_output()
+        // Nothing of `self` is changed: an early error loses no setting.
+        let stdin = match self.stdio[0].as_ref().map(|s| &s.0) {
+            Some(StdioKind::Fd(fd)) => Stdio::from(dup_cloexec(fd.as_raw_fd())?),
+            Some(StdioKind::Inherit) => Stdio::inherit(),
+            Some(StdioKind::Piped) => Stdio::piped(),
+            Some(StdioKind::Null) | None => Stdio::null(),
+        };
+        let over = [stdin, Stdio::piped(), Stdio::piped()];
+        let (mut child, err_read, steps) = self.start(Some(&over))?;
+        self.check_report(&mut child, &err_read, &steps)?;
+        child.wait_with_output()
     }
 
     fn check(&self) -> Result<()> {
@@ -384,43 +381,59 @@ impl Command {
         ];
         for (asked, kind, what) in needs {
             if asked && !self.kinds.contains(kind) {
-                return Err(Error::InvalidInput(format!(
-                    "{what} needs a new {kind} namespace"
-                )));
+                return Err(Error::NeedsNamespace { what, kind });
             }
         }
         if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
-            return Err(Error::InvalidInput(
-                "a new time namespace is made after the child starts; persist /proc/<pid>/ns/time instead".into(),
-            ));
+            return Err(Error::CannotPersistTime);
         }
         Ok(())
+    }
+
+    /// The steps the child would run, in order, as prepared and validated
+    /// for a spawn (descriptors that exist only during a spawn show as -1).
+    /// Nothing is created: no process, pipe or file.
+    pub fn plan(&self) -> Result<Vec<Step>> {
+        self.check()?;
+        let stdio = self.stdio_refs(None);
+        let fds = SpawnFds {
+            // A spawn always closes at least the error pipe's read end.
+            close: vec![-1],
+            sync_read: self.needs_sync().then_some(-1),
+            stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
+        };
+        self.steps(&fds)
     }
 
     /// Start the child. Returns once it has executed the program (or
     /// entered the closure), or with the error that stopped it; on error no
     /// process, persisted file or mount is left behind.
     pub fn spawn(&mut self) -> Result<Child> {
-        let (mut child, err_read) = self.start()?;
-        self.check_report(&mut child, &err_read)?;
+        let (mut child, err_read, steps) = self.start(None)?;
+        self.check_report(&mut child, &err_read, &steps)?;
         Ok(child)
     }
 
     /// Read the child's report from the error pipe: `Ok` once it executed
     /// the program (end of file); otherwise the child is reaped, what it
     /// persisted released, and the error returned.
-    fn check_report(&self, child: &mut Child, err_read: &OwnedFd) -> Result<()> {
+    fn check_report(&self, child: &mut Child, err_read: &OwnedFd, steps: &[Step]) -> Result<()> {
         match read_report(err_read) {
             Ok(None) => Ok(()),
-            Ok(Some((stage, errno))) => {
+            Ok(Some((index, errno))) => {
                 abandon(child);
                 let source = io::Error::from_raw_os_error(errno);
-                Err(match stage {
-                    Stage::Exec => Error::Exec {
+                Err(match steps.get(index as usize) {
+                    Some(step) => Error::Setup {
+                        index: index as usize,
+                        name: step.name(),
+                        step: step.to_string(),
+                        source,
+                    },
+                    None => Error::Exec {
                         program: self.program.to_string_lossy().into_owned(),
                         source,
                     },
-                    stage => Error::Setup { stage, source },
                 })
             }
             Err(e) => {
@@ -434,76 +447,59 @@ impl Command {
         }
     }
 
+    fn needs_sync(&self) -> bool {
+        self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some()
+    }
+
+    fn stdio_refs<'a>(&'a self, over: Option<&'a [Stdio; 3]>) -> [StdioRef<'a>; 3] {
+        match over {
+            Some(over) => [0, 1, 2].map(|i| StdioRef::of(&over[i])),
+            None => [0, 1, 2].map(|i| {
+                self.stdio[i]
+                    .as_ref()
+                    .map_or(StdioRef::Inherit, StdioRef::of)
+            }),
+        }
+    }
+
     /// Clone the child and let it go; returns it with the read end of the
-    /// error pipe, on which it reports a failed setup or exec.
-    fn start(&mut self) -> Result<(Child, OwnedFd)> {
+    /// error pipe, on which it reports a failed setup or exec, and the
+    /// steps it ran.
+    fn start(&mut self, stdio: Option<&[Stdio; 3]>) -> Result<(Child, OwnedFd, Vec<Step>)> {
         self.check()?;
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
-        let (stdio_child, [stdin, stdout, stderr]) = self.stdio_fds()?;
+        let (stdio_child, [stdin, stdout, stderr]) = stdio_fds(self.stdio_refs(stdio))?;
         let (err_read, err_write) = pipe()?;
-        let sync =
-            self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some();
-        let (sync_read, sync_write) = if sync {
+        let (sync_read, sync_write) = if self.needs_sync() {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
         } else {
             (None, None)
         };
-        let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
-        let time = self.kinds.contains(Kind::Time).then(|| {
-            let text: String = self
-                .time_offsets
-                .iter()
-                .map(|(clock, secs)| {
-                    let name = match clock {
-                        Clock::Monotonic => "monotonic",
-                        Clock::Boottime => "boottime",
-                    };
-                    format!("{name} {secs} 0\n")
-                })
-                .collect();
-            CString::new(text).unwrap_or_default()
-        });
-        let hostname = self.hostname.as_deref().map(c_os).transpose()?;
-        let domainname = self.domainname.as_deref().map(c_os).transpose()?;
-        let root = self.root.as_deref().map(c_path).transpose()?;
-        let cwd = self.cwd.as_deref().map(c_path).transpose()?;
-        let proc_target = self.proc_target.as_deref().map(c_path).transpose()?;
-        let (uid, gid) = self.ids();
-        let mut function = self.function.take();
-        let mut plan = Plan {
+        let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
+        // The child closes every descriptor that is the parent's: the
+        // parent's pipe ends, the read end of the error pipe and the write
+        // end of the sync pipe (else it would never see end of file).
+        let close = [&stdin, &stdout, &stderr, &sync_write]
+            .into_iter()
+            .filter_map(raw)
+            .chain([err_read.as_raw_fd()])
+            .collect();
+        let fds = SpawnFds {
+            close,
             sync_read: raw(&sync_read),
-            err_write: err_write.as_raw_fd(),
-            pdeathsig: self.pdeathsig,
-            // SAFETY: getpid has no preconditions.
-            parent: if self.kinds.contains(Kind::Pid) {
-                0
-            } else {
-                unsafe { libc::getpid() }
-            },
             stdio: [
                 raw(&stdio_child[0]),
                 raw(&stdio_child[1]),
                 raw(&stdio_child[2]),
             ],
-            propagation: match self.propagation {
-                Some(p) if self.kinds.contains(Kind::Mount) => p.flags(),
-                _ => 0,
-            },
-            hostname,
-            domainname,
-            loopback: self.loopback,
-            time,
-            root,
-            cwd,
-            proc_target,
-            uid,
-            gid,
-            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && {
-                // SAFETY: geteuid has no preconditions.
-                unsafe { libc::geteuid() == 0 }
-            },
+        };
+        let steps = self.steps(&fds)?;
+        let mut function = self.function.take();
+        let mut plan = Plan {
+            steps: &steps,
+            err_write: err_write.as_raw_fd(),
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {
@@ -518,7 +514,7 @@ impl Command {
         // runs only `setup::run` on the prepared plan.
         let (pid, pidfd) = unsafe {
             clone3(
-                clone_kinds.clone_flags(),
+                clone_kinds.clone_flags64(),
                 self.cgroup.as_ref().map(|d| d.as_raw_fd()),
             )
         };
@@ -530,8 +526,14 @@ impl Command {
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
             (Ok(pid), Some(pidfd)) => (pid, pidfd),
-            (Err(e), _) => return Err(Error::syscall("clone3", clone_kinds, e)),
-            (Ok(_), None) => unreachable!("the child never gets here"),
+            (Err(e), _) => return Err(clone_error(clone_kinds, self.cgroup.is_some(), e)),
+            (Ok(_), None) => {
+                return Err(Error::io(
+                    "clone3",
+                    "",
+                    io::Error::other("no pidfd returned"),
+                ));
+            }
         };
         drop((stdio_child, err_write, sync_read));
         let mut child = Child {
@@ -547,7 +549,7 @@ impl Command {
             abandon(&mut child);
             return Err(e);
         }
-        Ok((child, err_read))
+        Ok((child, err_read, steps))
     }
 
     /// The parent's part while the child waits: id maps, persisting, the
@@ -577,67 +579,5 @@ impl Command {
             ));
         }
         Ok(())
-    }
-
-    /// The ids to switch to: explicit, or root of a new user namespace whose
-    /// map leaves the caller's own id out.
-    fn ids(&self) -> (Option<u32>, Option<u32>) {
-        let default = |map: &[IdMap], own: u32| {
-            let own_mapped = map.iter().any(|m| {
-                m.outside <= own && u64::from(own) < u64::from(m.outside) + u64::from(m.count)
-            });
-            let zero_mapped = map.iter().any(|m| m.inside == 0);
-            (self.kinds.contains(Kind::User) && zero_mapped && !own_mapped).then_some(0)
-        };
-        // SAFETY: these getters have no preconditions.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        (
-            self.uid.or_else(|| default(&self.uid_map, euid)),
-            self.gid.or_else(|| default(&self.gid_map, egid)),
-        )
-    }
-
-    fn final_env(&self) -> BTreeMap<OsString, OsString> {
-        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
-            BTreeMap::new()
-        } else {
-            std::env::vars_os().collect()
-        };
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => env.insert(k.clone(), v.clone()),
-                None => env.remove(k),
-            };
-        }
-        env
-    }
-
-    /// The child's stdio sources (fds above 2, close-on-exec) and the
-    /// parent's pipe ends.
-    #[allow(clippy::type_complexity)]
-    fn stdio_fds(&self) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3])> {
-        let mut child: [Option<OwnedFd>; 3] = [None, None, None];
-        let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
-        for (i, cfg) in self.stdio.iter().enumerate() {
-            match cfg.as_ref().map(|s| &s.0) {
-                None | Some(StdioKind::Inherit) => {}
-                Some(StdioKind::Null) => {
-                    let f = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open("/dev/null")
-                        .map_err(|e| Error::io("open", "/dev/null", e))?;
-                    child[i] = Some(dup_cloexec(f.as_raw_fd())?);
-                }
-                Some(StdioKind::Piped) => {
-                    let (r, w) = pipe()?;
-                    let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
-                    child[i] = Some(dup_cloexec(theirs.as_raw_fd())?);
-                    parent[i] = Some(mine);
-                }
-                Some(StdioKind::Fd(fd)) => child[i] = Some(dup_cloexec(fd.as_raw_fd())?),
-            }
-        }
-        Ok((child, parent))
     }
 }

@@ -1,0 +1,251 @@
+//! The parent's side of the child's setup: turn a [`Command`] into the
+//! ordered [`Step`]s the child runs, with every string and number prepared.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::child::{Stdio, StdioKind};
+use crate::error::{Error, Result};
+use crate::idmap::{IdMap, SetGroups};
+use crate::kind::{Kind, Kinds};
+use crate::launch::{dup_cloexec, pipe};
+use crate::spawn::{Clock, Command};
+use crate::step::Step;
+
+/// The descriptors of one spawn that steps refer to (by number).
+pub(crate) struct SpawnFds {
+    /// The parent's descriptors the child closes first.
+    pub close: Vec<RawFd>,
+    /// Read end of the sync pipe, when the child waits for the parent.
+    pub sync_read: Option<RawFd>,
+    /// Sources of stdin, stdout, stderr (`None`: inherit).
+    pub stdio: [Option<RawFd>; 3],
+}
+
+/// A borrowed view of a stdio setting.
+#[derive(Clone, Copy)]
+pub(crate) enum StdioRef<'a> {
+    Inherit,
+    Null,
+    Piped,
+    Fd(&'a OwnedFd),
+}
+
+impl<'a> StdioRef<'a> {
+    pub(crate) fn of(s: &'a Stdio) -> StdioRef<'a> {
+        match &s.0 {
+            StdioKind::Inherit => StdioRef::Inherit,
+            StdioKind::Null => StdioRef::Null,
+            StdioKind::Piped => StdioRef::Piped,
+            StdioKind::Fd(fd) => StdioRef::Fd(fd),
+        }
+    }
+}
+
+/// The child's stdio sources (fds above 2, close-on-exec) and the parent's
+/// pipe ends.
+#[allow(clippy::type_complexity)]
+pub(crate) fn stdio_fds(
+    cfg: [StdioRef<'_>; 3],
+) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3])> {
+    let mut child: [Option<OwnedFd>; 3] = [None, None, None];
+    let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
+    for (i, cfg) in cfg.into_iter().enumerate() {
+        match cfg {
+            StdioRef::Inherit => {}
+            StdioRef::Null => {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(|e| Error::io("open", "/dev/null", e))?;
+                child[i] = Some(dup_cloexec(f.as_raw_fd())?);
+            }
+            StdioRef::Piped => {
+                let (r, w) = pipe()?;
+                let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
+                child[i] = Some(dup_cloexec(theirs.as_raw_fd())?);
+                parent[i] = Some(mine);
+            }
+            StdioRef::Fd(fd) => child[i] = Some(dup_cloexec(fd.as_raw_fd())?),
+        }
+    }
+    Ok((child, parent))
+}
+
+/// The error of a failed `clone3`, with the minimum kernel named where the
+/// kernel lacks what was asked for.
+pub(crate) fn clone_error(kinds: Kinds, into_cgroup: bool, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => Error::Unsupported {
+            feature: "clone3",
+            min_kernel: "5.3",
+        },
+        Some(libc::E2BIG | libc::EINVAL) if into_cgroup && !crate::kernel_at_least(5, 7) => {
+            Error::Unsupported {
+                feature: "CLONE_INTO_CGROUP",
+                min_kernel: "5.7",
+            }
+        }
+        _ => Error::syscall("clone3", kinds, e),
+    }
+}
+
+impl Command {
+    /// Build the child's steps for one spawn, in the order it runs them.
+    pub(crate) fn steps(&self, fds: &SpawnFds) -> Result<Vec<Step>> {
+        let mut steps = Vec::new();
+        if !fds.close.is_empty() {
+            steps.push(Step::Close {
+                fds: fds.close.clone(),
+            });
+        }
+        if self.pdeathsig != 0 {
+            steps.push(Step::ParentDeathSignal {
+                signal: self.pdeathsig,
+                // SAFETY: getpid has no preconditions.
+                parent: if self.kinds.contains(Kind::Pid) {
+                    0
+                } else {
+                    unsafe { libc::getpid() }
+                },
+            });
+        }
+        if let Some(fd) = fds.sync_read {
+            steps.push(Step::WaitParent { fd });
+        }
+        let sources: Vec<RawFd> = fds.stdio.iter().flatten().copied().collect();
+        for (to, from) in fds.stdio.iter().enumerate() {
+            if let Some(from) = *from {
+                steps.push(Step::Dup2 {
+                    from,
+                    to: to as RawFd,
+                });
+            }
+        }
+        if !sources.is_empty() {
+            steps.push(Step::Close { fds: sources });
+        }
+        if let Some(p) = self.propagation
+            && self.kinds.contains(Kind::Mount)
+        {
+            steps.push(Step::Propagation {
+                target: CString::from(c"/"),
+                flags: p.flags(),
+            });
+        }
+        if let Some(name) = &self.hostname {
+            steps.push(Step::Hostname(Error::cstring("hostname", name)?));
+        }
+        if let Some(name) = &self.domainname {
+            steps.push(Step::Domainname(Error::cstring("domain name", name)?));
+        }
+        if self.loopback {
+            steps.push(Step::Loopback);
+        }
+        if self.kinds.contains(Kind::Time) {
+            steps.push(Step::TimeNamespace {
+                offsets: self.time_offsets_text()?,
+            });
+        }
+        if let Some(root) = &self.root {
+            steps.push(Step::Chroot(Error::cstring("root", root)?));
+        }
+        if let Some(cwd) = &self.cwd {
+            steps.push(Step::Chdir(Error::cstring("working directory", cwd)?));
+        }
+        if let Some(target) = &self.proc_target {
+            steps.push(Step::Mount {
+                source: Some(CString::from(c"proc")),
+                target: Error::cstring("proc mount point", target)?,
+                fstype: Some(CString::from(c"proc")),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                data: None,
+            });
+        }
+        let (uid, gid) = self.ids();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root {
+            steps.push(Step::SetGroups(Vec::new()));
+        }
+        if let Some(gid) = gid {
+            steps.push(Step::SetGid(gid));
+        }
+        if let Some(uid) = uid {
+            steps.push(Step::SetUid(uid));
+        }
+        steps.push(Step::ResetSignals);
+        if self.function.is_none() {
+            steps.push(Step::CloseFrom {
+                first: 3,
+                limit: nofile_limit(),
+            });
+        }
+        Ok(steps)
+    }
+
+    fn time_offsets_text(&self) -> Result<CString> {
+        let text: String = self
+            .time_offsets
+            .iter()
+            .map(|(clock, secs)| {
+                let name = match clock {
+                    Clock::Monotonic => "monotonic",
+                    Clock::Boottime => "boottime",
+                };
+                format!("{name} {secs} 0\n")
+            })
+            .collect();
+        Error::cstring("time offsets", text)
+    }
+
+    /// The ids to switch to: explicit, or root of a new user namespace whose
+    /// map leaves the caller's own id out.
+    pub(crate) fn ids(&self) -> (Option<u32>, Option<u32>) {
+        let default = |map: &[IdMap], own: u32| {
+            let own_mapped = map.iter().any(|m| {
+                m.outside <= own && u64::from(own) < u64::from(m.outside) + u64::from(m.count)
+            });
+            let zero_mapped = map.iter().any(|m| m.inside == 0);
+            (self.kinds.contains(Kind::User) && zero_mapped && !own_mapped).then_some(0)
+        };
+        // SAFETY: these getters have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        (
+            self.uid.or_else(|| default(&self.uid_map, euid)),
+            self.gid.or_else(|| default(&self.gid_map, egid)),
+        )
+    }
+
+    pub(crate) fn final_env(&self) -> BTreeMap<OsString, OsString> {
+        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+            BTreeMap::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => env.insert(k.clone(), v.clone()),
+                None => env.remove(k),
+            };
+        }
+        env
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` (bound of the close-on-exec fallback loop),
+/// capped so that the loop stays short.
+fn nofile_limit() -> libc::c_int {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1 << 20;
+    }
+    libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
+}
