@@ -3,11 +3,11 @@
 //! seccomp filter.
 //!
 //! [`ProcessKnobs`] holds what the caller asked for (names, numbers); the
-//! parent checks it with [`ProcessKnobs::prepare`] into a [`Confinement`] of
-//! plain data (bitmasks, C strings, a BPF program), so that every mistake is
-//! a typed [`ConfineError`] before clone. The child then calls
-//! [`Confinement::apply`], which only makes raw syscalls on that data, in
-//! runc's order:
+//! parent checks it (in [`crate::Command::spawn`], or [`ProcessKnobs::check`])
+//! into plain data (bitmasks, C strings, a BPF program), so that every
+//! mistake is a typed [`ConfineError`] before clone. The child then runs
+//! [`ConfineStep`]s among its [`Step`]s, which only make raw syscalls on that
+//! data, in runc's order:
 //!
 //! 1. sysctls, `oom_score_adj`, rlimits, umask;
 //! 2. the seccomp filter here when `no_new_privileges` is off: loading it
@@ -19,6 +19,7 @@
 //!    exec.
 
 use std::ffi::CString;
+use std::fmt;
 
 use libc::c_int;
 
@@ -27,6 +28,7 @@ use crate::confine_error::ConfineError;
 use crate::kind::Kinds;
 use crate::rlimit::{self, Rlimit};
 use crate::seccomp::BpfProgram;
+use crate::step::Step;
 use crate::sysctl::{self, Sysctl};
 
 /// The confinement knobs as the caller gives them. All default to "leave
@@ -58,10 +60,15 @@ pub struct ProcessKnobs {
 }
 
 impl ProcessKnobs {
-    /// Check everything and prepare the child's data. `own` are the
+    /// Check everything, as a spawn does before clone. `own` are the
     /// namespaces the process does not share with the caller (new or
     /// joined): a sysctl is accepted only in its own namespace.
-    pub fn prepare(&self, own: Kinds) -> Result<Confinement, ConfineError> {
+    pub fn check(&self, own: Kinds) -> Result<(), ConfineError> {
+        self.prepare(own).map(drop)
+    }
+
+    /// Check everything and prepare the child's data.
+    pub(crate) fn prepare(&self, own: Kinds) -> Result<Confinement, ConfineError> {
         if let Some(caps) = &self.capabilities {
             caps.validate()?;
         }
@@ -96,9 +103,139 @@ impl ProcessKnobs {
     }
 }
 
+/// A confinement step of the child (one kind of [`Step`]), made only of
+/// prepared data; see the module docs for the order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfineStep {
+    /// Write a namespaced sysctl under `/proc/sys`.
+    Sysctl(Sysctl),
+    /// Write `/proc/self/oom_score_adj` (the value as text).
+    OomScoreAdj(CString),
+    /// `prlimit` on the process.
+    Rlimit(Rlimit),
+    /// `umask`.
+    Umask(u32),
+    /// `prctl(PR_CAPBSET_DROP)` of every capability up to `last` not in
+    /// `keep`.
+    DropBounding {
+        /// The bounding set to keep.
+        keep: CapSet,
+        /// The kernel's last capability (`cap_last_cap`).
+        last: u8,
+    },
+    /// `prctl(PR_SET_KEEPCAPS)`.
+    KeepCapabilities(bool),
+    /// `capset` of the effective, permitted and inheritable sets.
+    Capabilities {
+        /// `CapEff`.
+        effective: CapSet,
+        /// `CapPrm`.
+        permitted: CapSet,
+        /// `CapInh`.
+        inheritable: CapSet,
+    },
+    /// `PR_CAP_AMBIENT_CLEAR_ALL`, then raise each of these.
+    Ambient(CapSet),
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+    NoNewPrivileges,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)` of a prepared program.
+    Seccomp(BpfProgram),
+}
+
+impl ConfineStep {
+    /// A short name of the step kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConfineStep::Sysctl(_) => "sysctl",
+            ConfineStep::OomScoreAdj(_) => "oom_score_adj",
+            ConfineStep::Rlimit(_) => "prlimit",
+            ConfineStep::Umask(_) => "umask",
+            ConfineStep::DropBounding { .. } => "bounding set",
+            ConfineStep::KeepCapabilities(_) => "keep capabilities",
+            ConfineStep::Capabilities { .. } => "capset",
+            ConfineStep::Ambient(_) => "ambient capabilities",
+            ConfineStep::NoNewPrivileges => "no_new_privs",
+            ConfineStep::Seccomp(_) => "seccomp",
+        }
+    }
+
+    /// Child side: run the step with raw syscalls on its prepared data (no
+    /// allocation, no lock). Returns the errno on failure.
+    pub fn apply(&self) -> Result<(), c_int> {
+        match self {
+            ConfineStep::Sysctl(s) => s.apply(),
+            ConfineStep::OomScoreAdj(text) => {
+                sysctl::write_file(c"/proc/self/oom_score_adj", text.as_bytes())
+            }
+            ConfineStep::Rlimit(l) => l.apply(),
+            ConfineStep::Umask(mask) => {
+                // SAFETY: umask cannot fail.
+                unsafe { libc::umask(*mask as libc::mode_t) };
+                Ok(())
+            }
+            ConfineStep::DropBounding { keep, last } => caps::drop_bounding(*keep, *last),
+            ConfineStep::KeepCapabilities(on) => {
+                // SAFETY: prctl with integer arguments.
+                let rc = unsafe {
+                    libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(*on), 0, 0, 0)
+                };
+                if rc != 0 { Err(caps::errno()) } else { Ok(()) }
+            }
+            ConfineStep::Capabilities {
+                effective,
+                permitted,
+                inheritable,
+            } => caps::set_capabilities(*effective, *permitted, *inheritable),
+            ConfineStep::Ambient(set) => caps::set_ambient(*set),
+            ConfineStep::NoNewPrivileges => {
+                // SAFETY: prctl with integer arguments.
+                let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+                if rc != 0 { Err(caps::errno()) } else { Ok(()) }
+            }
+            ConfineStep::Seccomp(prog) => prog.load(),
+        }
+    }
+}
+
+impl fmt::Display for ConfineStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |c: &CString| String::from_utf8_lossy(c.as_bytes()).into_owned();
+        match self {
+            ConfineStep::Sysctl(s) => write!(f, "write {:?} to {}", text(&s.value), text(&s.path)),
+            ConfineStep::OomScoreAdj(v) => write!(f, "oom_score_adj {}", text(v)),
+            ConfineStep::Rlimit(l) => write!(f, "prlimit {} {} {}", l.name(), l.soft, l.hard),
+            ConfineStep::Umask(m) => write!(f, "umask {m:04o}"),
+            ConfineStep::DropBounding { keep, .. } => {
+                write!(f, "bounding set {:016x}", keep.0)
+            }
+            ConfineStep::KeepCapabilities(on) => {
+                write!(f, "prctl(PR_SET_KEEPCAPS, {})", u8::from(*on))
+            }
+            ConfineStep::Capabilities {
+                effective,
+                permitted,
+                inheritable,
+            } => write!(
+                f,
+                "capset eff {:016x} prm {:016x} inh {:016x}",
+                effective.0, permitted.0, inheritable.0
+            ),
+            ConfineStep::Ambient(set) => write!(f, "ambient {:016x}", set.0),
+            ConfineStep::NoNewPrivileges => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            ConfineStep::Seccomp(p) => write!(
+                f,
+                "seccomp filter of {} instructions, flags {:#x}",
+                p.len(),
+                p.flags()
+            ),
+        }
+    }
+}
+
 /// The ids the child switches to, decided by the spawning code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ids {
+pub(crate) struct Ids {
     /// `setresuid` to this uid.
     pub uid: Option<u32>,
     /// `setresgid` to this gid.
@@ -107,46 +244,9 @@ pub struct Ids {
     pub clear_groups: bool,
 }
 
-/// A step of [`Confinement::apply`] that failed in the child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ConfineStep {
-    /// Writing a `/proc/sys` file.
-    Sysctl,
-    /// Writing `/proc/self/oom_score_adj`.
-    OomScoreAdj,
-    /// `prlimit`.
-    Rlimit,
-    /// `prctl(PR_CAPBSET_DROP)`.
-    BoundingSet,
-    /// `prctl(PR_SET_KEEPCAPS)`.
-    KeepCapabilities,
-    /// `setgroups`.
-    Groups,
-    /// `setresgid` / `setresuid`.
-    Ids,
-    /// `capset`.
-    Capabilities,
-    /// `prctl(PR_CAP_AMBIENT)`.
-    Ambient,
-    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
-    NoNewPrivileges,
-    /// `seccomp(SECCOMP_SET_MODE_FILTER)`.
-    Seccomp,
-}
-
-/// The step that failed and the kernel's errno.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfineFailure {
-    /// The step.
-    pub step: ConfineStep,
-    /// The errno.
-    pub errno: c_int,
-}
-
-/// A checked confinement, ready for the child (see the module docs).
+/// A checked confinement, ready to become the child's steps.
 #[derive(Clone, Debug)]
-pub struct Confinement {
+pub(crate) struct Confinement {
     capabilities: Option<Capabilities>,
     last_cap: u8,
     keep_capabilities: bool,
@@ -159,133 +259,52 @@ pub struct Confinement {
     seccomp: Option<BpfProgram>,
 }
 
-fn at(step: ConfineStep) -> impl Fn(c_int) -> ConfineFailure {
-    move |errno| ConfineFailure { step, errno }
-}
-
-fn rc(step: ConfineStep, rc: c_int) -> Result<(), ConfineFailure> {
-    if rc != 0 {
-        return Err(ConfineFailure {
-            step,
-            errno: caps::errno(),
-        });
-    }
-    Ok(())
-}
-
-fn raw(rc: libc::c_long) -> c_int {
-    rc as c_int
-}
-
 impl Confinement {
-    /// Whether the seccomp filter is loaded last (with `no_new_privs`) or
-    /// before the capabilities and ids change.
-    pub fn seccomp_last(&self) -> bool {
-        self.no_new_privileges
-    }
-
-    /// Child side: apply everything, switching to `ids` on the way, in the
-    /// order of the module docs. Only raw syscalls on prepared data: no
-    /// allocation, no locks, so it is safe between clone and exec.
-    pub fn apply(&self, ids: Ids) -> Result<(), ConfineFailure> {
-        self.apply_resources()?;
-        if !self.seccomp_last() {
-            self.apply_seccomp()?;
-        }
-        self.apply_ids_and_capabilities(ids)?;
-        if self.no_new_privileges {
-            // SAFETY: prctl with integer arguments.
-            rc(ConfineStep::NoNewPrivileges, unsafe {
-                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-            })?;
-        }
-        if self.seccomp_last() {
-            self.apply_seccomp()?;
-        }
-        Ok(())
-    }
-
-    /// Child side, step 1: sysctls, `oom_score_adj`, rlimits, umask.
-    pub fn apply_resources(&self) -> Result<(), ConfineFailure> {
+    /// The steps from the resources to `no_new_privs`, switching to `ids`
+    /// on the way (they replace the plain id switch).
+    pub(crate) fn steps_through_ids(&self, ids: Ids) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut push = |s: ConfineStep| out.push(Step::Confine(s));
         for s in &self.sysctls {
-            s.apply().map_err(at(ConfineStep::Sysctl))?;
+            push(ConfineStep::Sysctl(s.clone()));
         }
-        if let Some(text) = &self.oom_score_adj {
-            sysctl::write_file(&CString::from(c"/proc/self/oom_score_adj"), text.as_bytes())
-                .map_err(at(ConfineStep::OomScoreAdj))?;
+        if let Some(v) = &self.oom_score_adj {
+            push(ConfineStep::OomScoreAdj(v.clone()));
         }
         for l in &self.rlimits {
-            l.apply().map_err(at(ConfineStep::Rlimit))?;
+            push(ConfineStep::Rlimit(*l));
         }
-        if let Some(mask) = self.umask {
-            // SAFETY: umask cannot fail.
-            unsafe { libc::umask(mask as libc::mode_t) };
+        if let Some(m) = self.umask {
+            push(ConfineStep::Umask(m));
         }
-        Ok(())
-    }
-
-    /// Child side: load the seccomp filter, if any.
-    pub fn apply_seccomp(&self) -> Result<(), ConfineFailure> {
-        match &self.seccomp {
-            Some(prog) => prog.load().map_err(at(ConfineStep::Seccomp)),
-            None => Ok(()),
+        if let Some(prog) = self.seccomp.as_ref().filter(|_| !self.no_new_privileges) {
+            push(ConfineStep::Seccomp(prog.clone()));
         }
-    }
-
-    /// Child side, step 3: bounding set, groups and ids, capabilities.
-    pub fn apply_ids_and_capabilities(&self, ids: Ids) -> Result<(), ConfineFailure> {
         if let Some(c) = &self.capabilities {
-            caps::drop_bounding(c.bounding, self.last_cap).map_err(at(ConfineStep::BoundingSet))?;
+            push(ConfineStep::DropBounding {
+                keep: c.bounding,
+                last: self.last_cap,
+            });
         }
         let to_user = ids.uid.is_some_and(|u| u != 0);
         let keep = self.keep_capabilities && to_user && self.capabilities.is_some();
-        // SAFETY (all of the block): raw syscalls with integer arguments or
-        // prepared arrays. Not glibc's setgroups/setresuid: they signal the
-        // threads glibc believes exist, which in a cloned child wait forever.
-        unsafe {
-            if keep {
-                rc(
-                    ConfineStep::KeepCapabilities,
-                    libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0),
-                )?;
-            }
-            match &self.additional_gids {
-                Some(gids) => rc(
-                    ConfineStep::Groups,
-                    raw(libc::syscall(
-                        libc::SYS_setgroups,
-                        gids.len(),
-                        gids.as_ptr(),
-                    )),
-                )?,
-                None if ids.clear_groups => rc(
-                    ConfineStep::Groups,
-                    raw(libc::syscall(
-                        libc::SYS_setgroups,
-                        0,
-                        std::ptr::null::<u32>(),
-                    )),
-                )?,
-                None => {}
-            }
-            if let Some(gid) = ids.gid {
-                rc(
-                    ConfineStep::Ids,
-                    raw(libc::syscall(libc::SYS_setresgid, gid, gid, gid)),
-                )?;
-            }
-            if let Some(uid) = ids.uid {
-                rc(
-                    ConfineStep::Ids,
-                    raw(libc::syscall(libc::SYS_setresuid, uid, uid, uid)),
-                )?;
-            }
-            if keep {
-                rc(
-                    ConfineStep::KeepCapabilities,
-                    libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0),
-                )?;
-            }
+        if keep {
+            push(ConfineStep::KeepCapabilities(true));
+        }
+        match &self.additional_gids {
+            Some(gids) => out.push(Step::SetGroups(gids.clone())),
+            None if ids.clear_groups => out.push(Step::SetGroups(Vec::new())),
+            None => {}
+        }
+        if let Some(gid) = ids.gid {
+            out.push(Step::SetGid(gid));
+        }
+        if let Some(uid) = ids.uid {
+            out.push(Step::SetUid(uid));
+        }
+        let mut push = |s: ConfineStep| out.push(Step::Confine(s));
+        if keep {
+            push(ConfineStep::KeepCapabilities(false));
         }
         if let Some(c) = &self.capabilities {
             let (effective, permitted) = if to_user && !keep {
@@ -293,12 +312,28 @@ impl Confinement {
             } else {
                 (c.effective, c.permitted)
             };
-            caps::set_capabilities(effective, permitted, c.inheritable)
-                .map_err(at(ConfineStep::Capabilities))?;
-            let ambient = CapSet(c.ambient.0 & permitted.0);
-            caps::set_ambient(ambient).map_err(at(ConfineStep::Ambient))?;
+            push(ConfineStep::Capabilities {
+                effective,
+                permitted,
+                inheritable: c.inheritable,
+            });
+            push(ConfineStep::Ambient(CapSet(c.ambient.0 & permitted.0)));
         }
-        Ok(())
+        if self.no_new_privileges {
+            push(ConfineStep::NoNewPrivileges);
+        }
+        out
+    }
+
+    /// The steps after everything else, just before exec: the seccomp
+    /// filter when `no_new_privs` allows loading it without privilege.
+    pub(crate) fn last_steps(&self) -> Vec<Step> {
+        match &self.seccomp {
+            Some(prog) if self.no_new_privileges => {
+                vec![Step::Confine(ConfineStep::Seccomp(prog.clone()))]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

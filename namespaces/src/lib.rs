@@ -45,7 +45,7 @@
 //! | [`rlimit`] | [`Rlimit`] by name |
 //! | [`sysctl`] | namespaced sysctls |
 //! | [`seccomp`] | OCI profiles, [`BpfProgram`] (compiled with feature `seccomp`) |
-//! | [`confine`] | [`ProcessKnobs`] → [`Confinement`]: a process's confinement, applied by the child |
+//! | [`confine`] | [`ProcessKnobs`], [`ConfineStep`]: a process's confinement, as steps of the child |
 //! | [`confine_error`] | [`ConfineError`] |
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
 //! | [`error`] | [`Error`], [`Result`] |
@@ -58,6 +58,7 @@ pub mod error;
 pub mod ident;
 pub mod idmap;
 pub mod kind;
+mod knobs;
 mod launch;
 pub mod persist;
 mod plan;
@@ -73,7 +74,7 @@ pub mod unshare;
 
 pub use caps::{CapSet, Capabilities};
 pub use child::{Child, Stdio};
-pub use confine::{Confinement, ProcessKnobs};
+pub use confine::{ConfineStep, ProcessKnobs};
 pub use confine_error::ConfineError;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};

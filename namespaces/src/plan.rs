@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::child::{Stdio, StdioKind};
+use crate::confine::Ids;
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
@@ -168,15 +169,14 @@ impl Command {
         let (uid, gid) = self.ids();
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        if gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root {
-            steps.push(Step::SetGroups(Vec::new()));
-        }
-        if let Some(gid) = gid {
-            steps.push(Step::SetGid(gid));
-        }
-        if let Some(uid) = uid {
-            steps.push(Step::SetUid(uid));
-        }
+        let ids = Ids {
+            uid,
+            gid,
+            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root,
+        };
+        // Capabilities, rlimits, sysctls, ... around the id switch.
+        let confinement = self.knobs.prepare(self.kinds)?;
+        steps.extend(confinement.steps_through_ids(ids));
         steps.push(Step::ResetSignals);
         if self.function.is_none() {
             steps.push(Step::CloseFrom {
@@ -184,6 +184,7 @@ impl Command {
                 limit: nofile_limit(),
             });
         }
+        steps.extend(confinement.last_steps());
         Ok(steps)
     }
 

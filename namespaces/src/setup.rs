@@ -179,6 +179,7 @@ fn apply(step: &Step) -> StepResult {
             Step::SetUid(uid) => check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid)),
             Step::ResetSignals => reset_signals(),
             Step::CloseFrom { first, limit } => cloexec_from(*first, *limit),
+            Step::Confine(s) => s.apply(),
         }
     }
 }

@@ -65,6 +65,7 @@ pub struct Command {
     pub(crate) persist: Vec<(Kind, PathBuf)>,
     pub(crate) cgroup: Option<OwnedFd>,
     pub(crate) hook: Option<Hook>,
+    pub(crate) knobs: crate::confine::ProcessKnobs,
 }
 
 impl std::fmt::Debug for Command {
@@ -108,6 +109,7 @@ impl Command {
             persist: Vec::new(),
             cgroup: None,
             hook: None,
+            knobs: crate::confine::ProcessKnobs::default(),
         }
     }
 

@@ -110,6 +110,8 @@ pub enum Step {
         /// The parent's `RLIMIT_NOFILE` soft limit (bound of the fallback).
         limit: c_int,
     },
+    /// A confinement step: capabilities, rlimits, sysctls, seccomp, ...
+    Confine(crate::confine::ConfineStep),
 }
 
 impl Step {
@@ -133,6 +135,7 @@ impl Step {
             Step::SetUid(_) => "setresuid",
             Step::ResetSignals => "reset signals",
             Step::CloseFrom { .. } => "close-on-exec fds",
+            Step::Confine(s) => s.name(),
         }
     }
 }
@@ -185,6 +188,7 @@ impl fmt::Display for Step {
             Step::SetUid(uid) => write!(f, "setresuid {uid}"),
             Step::ResetSignals => f.write_str("reset SIGPIPE and the signal mask"),
             Step::CloseFrom { first, .. } => write!(f, "close-on-exec every fd from {first}"),
+            Step::Confine(s) => s.fmt(f),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Namespaced sysctls: which ones a container may set (runc's rules), and
 //! their `/proc/sys` paths prepared by the parent.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use crate::confine_error::ConfineError;
 use crate::kind::{Kind, Kinds};
@@ -75,7 +75,7 @@ impl Sysctl {
 }
 
 /// Child side: open `path` for writing and write `bytes` in one call.
-pub(crate) fn write_file(path: &CString, bytes: &[u8]) -> Result<(), libc::c_int> {
+pub(crate) fn write_file(path: &CStr, bytes: &[u8]) -> Result<(), libc::c_int> {
     // SAFETY: open/write/close with a valid C string and buffer.
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);

@@ -3,12 +3,8 @@
 //! through `/proc/self/status` and friends.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::ffi::CString;
-
-use dunnage_namespaces::confine::{ConfineFailure, Ids};
 use dunnage_namespaces::{
-    CapSet, Capabilities, Command, ConfineError, Confinement, Error, Kind, Kinds, ProcessKnobs,
-    Rlimit, Stdio,
+    CapSet, Capabilities, Command, ConfineError, Error, Kind, Kinds, ProcessKnobs, Rlimit, Step,
 };
 use dunnage_testsupport::require_root;
 
@@ -30,30 +26,21 @@ const DOCKER_CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// Run `cat FILES...` in a child that first applies `conf` with `ids`
-/// (in new `kinds` namespaces); returns its stdout. A failed step exits
-/// with 100 + errno.
-fn cat_confined(conf: Confinement, ids: Ids, kinds: Kinds, files: &[&str]) -> String {
-    let args: Vec<CString> = std::iter::once("/bin/cat")
-        .chain(files.iter().copied())
-        .map(|s| CString::new(s).unwrap())
-        .collect();
-    assert!(args.len() <= 4);
-    let mut cmd = Command::function(move || {
-        if let Err(ConfineFailure { errno, .. }) = conf.apply(ids) {
-            return 100 + errno;
-        }
-        let mut argv = [std::ptr::null(); 5];
-        for (slot, a) in argv.iter_mut().zip(&args) {
-            *slot = a.as_ptr();
-        }
-        // SAFETY: NUL-terminated argv of prepared C strings.
-        unsafe { libc::execv(argv[0], argv.as_ptr()) };
-        99
-    });
-    cmd.namespaces(kinds).stdout(Stdio::piped());
+/// Run `cat FILES...` with the confinement `knobs`, `ids` and new `kinds`
+/// namespaces; returns its stdout.
+fn cat_confined(
+    knobs: ProcessKnobs,
+    ids: Option<(u32, u32)>,
+    kinds: Kinds,
+    files: &[&str],
+) -> String {
+    let mut cmd = Command::new("/bin/cat");
+    cmd.args(files).namespaces(kinds).process_knobs(knobs);
+    if let Some((uid, gid)) = ids {
+        cmd.uid(uid).gid(gid);
+    }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "child failed: {:?}", out.status);
+    assert!(out.status.success(), "child failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -75,8 +62,7 @@ fn docker_knobs() -> ProcessKnobs {
 #[test]
 fn dockers_capabilities_as_root() {
     require_root!();
-    let conf = docker_knobs().prepare(Kinds::EMPTY).unwrap();
-    let status = cat_confined(conf, Ids::default(), Kinds::EMPTY, &["/proc/self/status"]);
+    let status = cat_confined(docker_knobs(), None, Kinds::EMPTY, &["/proc/self/status"]);
     assert_eq!(status_field(&status, "CapEff"), "00000000a80425fb");
     assert_eq!(status_field(&status, "CapPrm"), "00000000a80425fb");
     assert_eq!(status_field(&status, "CapBnd"), "00000000a80425fb");
@@ -88,13 +74,8 @@ fn dockers_capabilities_as_root() {
 #[test]
 fn a_non_root_uid_empties_effective_and_permitted_unless_kept() {
     require_root!();
-    let ids = Ids {
-        uid: Some(1000),
-        gid: Some(1000),
-        clear_groups: true,
-    };
-    let conf = docker_knobs().prepare(Kinds::EMPTY).unwrap();
-    let status = cat_confined(conf, ids, Kinds::EMPTY, &["/proc/self/status"]);
+    let ids = Some((1000, 1000));
+    let status = cat_confined(docker_knobs(), ids, Kinds::EMPTY, &["/proc/self/status"]);
     assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000");
     assert_eq!(status_field(&status, "Gid"), "1000\t1000\t1000\t1000");
     assert_eq!(status_field(&status, "Groups"), "");
@@ -110,8 +91,7 @@ fn a_non_root_uid_empties_effective_and_permitted_unless_kept() {
     let caps = knobs.capabilities.as_mut().unwrap();
     caps.inheritable = kill;
     caps.ambient = kill;
-    let conf = knobs.prepare(Kinds::EMPTY).unwrap();
-    let status = cat_confined(conf, ids, Kinds::EMPTY, &["/proc/self/status"]);
+    let status = cat_confined(knobs, ids, Kinds::EMPTY, &["/proc/self/status"]);
     assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000");
     assert_eq!(status_field(&status, "CapAmb"), "0000000000000020");
     assert_eq!(status_field(&status, "CapInh"), "0000000000000020");
@@ -135,15 +115,9 @@ fn no_new_privs_rlimits_umask_groups_and_oom_score_adj() {
         oom_score_adj: Some(333),
         ..ProcessKnobs::default()
     };
-    let conf = knobs.prepare(Kinds::EMPTY).unwrap();
-    let ids = Ids {
-        uid: Some(0),
-        gid: Some(0),
-        clear_groups: true,
-    };
     let out = cat_confined(
-        conf,
-        ids,
+        knobs,
+        Some((0, 0)),
         Kinds::EMPTY,
         &[
             "/proc/self/status",
@@ -183,10 +157,9 @@ fn namespaced_sysctls_are_written_inside_the_new_namespaces() {
         ],
         ..ProcessKnobs::default()
     };
-    let conf = knobs.prepare(kinds).unwrap();
     let out = cat_confined(
-        conf,
-        Ids::default(),
+        knobs,
+        None,
         kinds,
         &[
             "/proc/sys/net/ipv4/ping_group_range",
@@ -215,7 +188,7 @@ fn bad_knobs_fail_before_anything_is_spawned() {
         ..ProcessKnobs::default()
     };
     let err: Error = knobs
-        .prepare(Kind::Net | Kind::Ipc | Kind::Uts)
+        .check(Kind::Net | Kind::Ipc | Kind::Uts)
         .unwrap_err()
         .into();
     assert!(
@@ -230,10 +203,99 @@ fn bad_knobs_fail_before_anything_is_spawned() {
         ..ProcessKnobs::default()
     };
     assert!(matches!(
-        knobs.prepare(Kinds::EMPTY),
+        knobs.check(Kinds::EMPTY),
         Err(ConfineError::SysctlNeedsNamespace {
             kind: Kind::Net,
             ..
         })
     ));
+}
+
+/// A command that would leave a trace if it ran: a file it creates.
+fn tracing_command(dir: &dunnage_testsupport::TempDir) -> Command {
+    let mut cmd = Command::new("/bin/touch");
+    cmd.arg(dir.join("ran"));
+    cmd
+}
+
+#[test]
+fn spawn_refuses_bad_knobs_before_clone_with_nothing_left_behind() {
+    let dir = dunnage_testsupport::TempDir::new("confine-bad").unwrap();
+    let mut cmd = tracing_command(&dir);
+    cmd.sysctl("kernel.pid_max", "100");
+    let err = cmd.spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Confine(ConfineError::SysctlNotNamespaced { .. })
+        ),
+        "{err:?}"
+    );
+    let mut cmd = tracing_command(&dir);
+    cmd.sysctl("net.ipv4.ip_forward", "1");
+    let err = cmd.status().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Confine(ConfineError::SysctlNeedsNamespace {
+                kind: Kind::Net,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let mut cmd = tracing_command(&dir);
+    cmd.capabilities(Capabilities {
+        effective: CapSet(1),
+        ..Capabilities::default()
+    });
+    assert!(matches!(
+        cmd.output().unwrap_err(),
+        Error::Confine(ConfineError::CapabilitySets { .. })
+    ));
+    let mut cmd = tracing_command(&dir);
+    cmd.oom_score_adj(-1001);
+    assert!(matches!(
+        cmd.spawn().unwrap_err(),
+        Error::Confine(ConfineError::OomScoreAdj { .. })
+    ));
+    let mut cmd = tracing_command(&dir);
+    cmd.umask(0o7777);
+    assert!(matches!(
+        cmd.plan().unwrap_err(),
+        Error::Confine(ConfineError::Umask { .. })
+    ));
+    assert!(!dir.join("ran").exists(), "the command ran");
+}
+
+#[test]
+fn the_plan_shows_runcs_order() {
+    let mut knobs = docker_knobs();
+    knobs.keep_capabilities = true;
+    knobs.no_new_privileges = true;
+    knobs.rlimits = vec![Rlimit::new("nofile", 10, 10).unwrap()];
+    knobs.additional_gids = Some(vec![5]);
+    let mut cmd = Command::new("/bin/true");
+    cmd.process_knobs(knobs).uid(1000).gid(1000);
+    let names: Vec<&str> = cmd.plan().unwrap().iter().map(Step::name).collect();
+    let pos = |n: &str| {
+        names
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or_else(|| panic!("{n} in {names:?}"))
+    };
+    let order = [
+        "prlimit",
+        "bounding set",
+        "keep capabilities",
+        "setgroups",
+        "setresgid",
+        "setresuid",
+        "capset",
+        "ambient capabilities",
+        "no_new_privs",
+    ];
+    for pair in order.windows(2) {
+        assert!(pos(pair[0]) < pos(pair[1]), "{pair:?} in {names:?}");
+    }
 }

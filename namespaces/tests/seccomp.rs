@@ -4,9 +4,8 @@
 #![cfg(feature = "seccomp")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use dunnage_namespaces::confine::{ConfineFailure, Ids};
 use dunnage_namespaces::seccomp::{BpfProgram, Profile, SeccompError, SeccompWarning, compile};
-use dunnage_namespaces::{Command, Confinement, Kinds, ProcessKnobs, Stdio};
+use dunnage_namespaces::{Command, ProcessKnobs, Stdio};
 use dunnage_testsupport::require_root;
 
 /// What a child needs after the filter is loaded (the Rust runtime's exit
@@ -168,16 +167,17 @@ fn probe() {
     }
 }
 
-fn run_probe(conf: Confinement) -> String {
-    let mut cmd = Command::function(move || {
-        if let Err(ConfineFailure { errno, .. }) = conf.apply(Ids::default()) {
-            return 100 + errno;
-        }
+fn run_probe(knobs: ProcessKnobs) -> String {
+    let mut cmd = Command::function(|| {
         probe();
         0
     });
-    let out = cmd.stdout(Stdio::piped()).output().unwrap();
-    assert!(out.status.success(), "child failed: {:?}", out.status);
+    let out = cmd
+        .process_knobs(knobs)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -208,14 +208,14 @@ fn docker_like_profile_denies_and_allows_from_inside() {
         seccomp: Some(prog.clone()),
         ..ProcessKnobs::default()
     };
-    assert_eq!(run_probe(knobs.prepare(Kinds::EMPTY).unwrap()), "oooooooo");
+    assert_eq!(run_probe(knobs), "oooooooo");
     // Loaded last, after no_new_privs, the same.
     let knobs = ProcessKnobs {
         seccomp: Some(prog),
         no_new_privileges: true,
         ..ProcessKnobs::default()
     };
-    assert_eq!(run_probe(knobs.prepare(Kinds::EMPTY).unwrap()), "oooooooo");
+    assert_eq!(run_probe(knobs), "oooooooo");
 }
 
 #[test]
@@ -227,20 +227,8 @@ fn the_status_shows_one_filter_in_filter_mode() {
         no_new_privileges: true,
         ..ProcessKnobs::default()
     };
-    let conf = knobs.prepare(Kinds::EMPTY).unwrap();
-    let mut cmd = Command::function(move || {
-        if let Err(ConfineFailure { errno, .. }) = conf.apply(Ids::default()) {
-            return 100 + errno;
-        }
-        let argv = [
-            c"/bin/cat".as_ptr(),
-            c"/proc/self/status".as_ptr(),
-            std::ptr::null(),
-        ];
-        // SAFETY: NUL-terminated argv of C string literals.
-        unsafe { libc::execv(argv[0], argv.as_ptr()) };
-        99
-    });
+    let mut cmd = Command::new("/bin/cat");
+    cmd.arg("/proc/self/status").process_knobs(knobs);
     let out = cmd.stdout(Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     let status = String::from_utf8(out.stdout).unwrap();
@@ -345,5 +333,5 @@ fn a_precompiled_program_is_loaded_as_given() {
         seccomp: Some(raw),
         ..ProcessKnobs::default()
     };
-    assert_eq!(run_probe(knobs.prepare(Kinds::EMPTY).unwrap()), "oooooooo");
+    assert_eq!(run_probe(knobs), "oooooooo");
 }

@@ -134,6 +134,14 @@ impl std::fmt::Debug for BpfProgram {
     }
 }
 
+impl PartialEq for BpfProgram {
+    fn eq(&self, other: &BpfProgram) -> bool {
+        self.flags == other.flags && self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for BpfProgram {}
+
 impl BpfProgram {
     /// A program from raw `struct sock_filter` bytes in native byte order
     /// (what `seccomp_export_bpf` writes and bubblewrap's `--seccomp`
