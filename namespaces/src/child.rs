@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Output};
 
+use crate::container::Gate;
 use crate::error::{Error, Result};
 use crate::persist::PersistedNamespace;
 
@@ -69,6 +70,7 @@ pub struct Child {
     pub stdout: Option<File>,
     /// The parent's end of the child's stderr, when [`Stdio::piped`].
     pub stderr: Option<File>,
+    pub(crate) gate: Option<Gate>,
 }
 
 impl Child {
@@ -98,6 +100,7 @@ impl Child {
                 stdin: None,
                 stdout: None,
                 stderr: None,
+                gate: None,
             }),
             Some(_) => Err(Error::io(
                 "pid of pidfd",
@@ -106,6 +109,13 @@ impl Child {
             )),
             None => Err(Error::NotAPidfd { fd }),
         }
+    }
+
+    /// The start gate of a child spawned with
+    /// [`crate::Command::start_gate`] (once; `None` afterwards or without
+    /// a gate). Dropping it without [`Gate::release`] ends the child.
+    pub fn take_gate(&mut self) -> Option<Gate> {
+        self.gate.take()
     }
 
     /// The child's pid, as seen from the parent's pid namespace.

@@ -9,7 +9,8 @@
 //! [`ConfineStep`]s among its [`Step`]s, which only make raw syscalls on that
 //! data, in runc's order:
 //!
-//! 1. sysctls, `oom_score_adj`, rlimits, umask;
+//! 1. sysctls (before the rootfs is set up), then after it
+//!    `oom_score_adj`, rlimits, umask;
 //! 2. the seccomp filter here when `no_new_privileges` is off: loading it
 //!    then needs `CAP_SYS_ADMIN`, which the steps below may drop, so the
 //!    filter must allow them (Docker's does);
@@ -260,14 +261,23 @@ pub(crate) struct Confinement {
 }
 
 impl Confinement {
+    /// The sysctl steps: before the rootfs is set up, through the `/proc`
+    /// the child starts with (its `/proc/sys/net` and `/proc/sys/kernel`
+    /// files show the writer's own namespaces), so that a read-only
+    /// `/proc/sys` in the container, or none, does not stop them (runc
+    /// also writes them before the read-only paths).
+    pub(crate) fn sysctl_steps(&self) -> Vec<Step> {
+        self.sysctls
+            .iter()
+            .map(|s| Step::Confine(ConfineStep::Sysctl(s.clone())))
+            .collect()
+    }
+
     /// The steps from the resources to `no_new_privs`, switching to `ids`
     /// on the way (they replace the plain id switch).
     pub(crate) fn steps_through_ids(&self, ids: Ids) -> Vec<Step> {
         let mut out = Vec::new();
         let mut push = |s: ConfineStep| out.push(Step::Confine(s));
-        for s in &self.sysctls {
-            push(ConfineStep::Sysctl(s.clone()));
-        }
         if let Some(v) = &self.oom_score_adj {
             push(ConfineStep::OomScoreAdj(v.clone()));
         }

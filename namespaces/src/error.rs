@@ -99,6 +99,50 @@ pub enum Error {
         /// The kernel's error (ENOENT, EACCES, ...).
         source: io::Error,
     },
+    /// The rootfs is missing or not a directory.
+    #[error("rootfs {path}: {source}")]
+    Rootfs {
+        /// The rootfs.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: io::Error,
+    },
+    /// A mount table entry, device, masked or read-only path is refused.
+    #[error("mount {destination}: {reason}")]
+    InvalidMount {
+        /// The path inside the container.
+        destination: PathBuf,
+        /// What is wrong.
+        reason: crate::mounts::MountError,
+    },
+    /// The source of a bind mount cannot be used.
+    #[error("mount {destination}: source {source_path}: {source}")]
+    MountSource {
+        /// The path inside the container.
+        destination: PathBuf,
+        /// The host path.
+        source_path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Joining an existing namespace cannot be combined with this request
+    /// (a non-user namespace while a new user namespace is created: the
+    /// new user namespace has no privilege over it; a namespace both new
+    /// and joined; pid and time namespaces, which apply to children only).
+    #[error("cannot join a {kind} namespace here: {why}")]
+    Join {
+        /// The namespace kind to join.
+        kind: Kind,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A descriptor to pass to the program has a number below 3 or is
+    /// given twice.
+    #[error("cannot pass a descriptor as fd {fd}")]
+    BadFd {
+        /// The number in the program.
+        fd: i32,
+    },
     /// The descriptor is not a pidfd.
     #[error("fd {fd} is not a pidfd")]
     NotAPidfd {

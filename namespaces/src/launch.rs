@@ -81,8 +81,13 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// A close-on-exec duplicate numbered 3 or above, so that `dup2` onto
 /// 0, 1, 2 in the child never clobbers another source.
 pub(crate) fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
+    dup_cloexec_from(fd, 3)
+}
+
+/// A close-on-exec duplicate numbered `min` or above.
+pub(crate) fn dup_cloexec_from(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
     // SAFETY: fcntl on a caller-owned fd.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
     if new < 0 {
         return Err(Error::io(
             "dup",

@@ -48,22 +48,28 @@
 //! | [`confine`] | [`ProcessKnobs`], [`ConfineStep`]: a process's confinement, as steps of the child |
 //! | [`confine_error`] | [`ConfineError`] |
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
+//! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
+//! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
 //! | [`error`] | [`Error`], [`Result`] |
 
 pub mod caps;
 pub mod child;
 pub mod confine;
 pub mod confine_error;
+pub mod container;
 pub mod error;
 pub mod ident;
 pub mod idmap;
 pub mod kind;
 mod knobs;
 mod launch;
+pub mod mounts;
 pub mod persist;
 mod plan;
 pub mod propagation;
 pub mod rlimit;
+mod rootfs;
+mod rootsetup;
 pub mod seccomp;
 pub mod setns;
 mod setup;
@@ -76,10 +82,12 @@ pub use caps::{CapSet, Capabilities};
 pub use child::{Child, Stdio};
 pub use confine::{ConfineStep, ProcessKnobs};
 pub use confine_error::ConfineError;
+pub use container::Gate;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};
 pub use idmap::{IdMap, IdMapError, SetGroups, write_maps};
 pub use kind::{Kind, Kinds};
+pub use mounts::{Device, DeviceKind, Mount, MountError};
 pub use persist::{PersistedNamespace, persist, persist_file, release};
 pub use propagation::{Propagation, PropagationMode, set_propagation};
 pub use rlimit::Rlimit;

@@ -23,6 +23,10 @@ pub(crate) struct SpawnFds {
     pub sync_read: Option<RawFd>,
     /// Sources of stdin, stdout, stderr (`None`: inherit).
     pub stdio: [Option<RawFd>; 3],
+    /// Read end of the start gate.
+    pub gate_read: Option<RawFd>,
+    /// Descriptors passed to the program: (source, number in the program).
+    pub passed: Vec<(RawFd, RawFd)>,
 }
 
 /// A borrowed view of a stdio setting.
@@ -117,6 +121,15 @@ impl Command {
         if let Some(fd) = fds.sync_read {
             steps.push(Step::WaitParent { fd });
         }
+        // A joined user namespace first: the others are owned by it.
+        let mut joins: Vec<&(Kind, OwnedFd)> = self.joins.iter().collect();
+        joins.sort_by_key(|(k, _)| *k != Kind::User);
+        for (kind, fd) in joins {
+            steps.push(Step::Setns {
+                fd: fd.as_raw_fd(),
+                nstype: kind.clone_flag(),
+            });
+        }
         let sources: Vec<RawFd> = fds.stdio.iter().flatten().copied().collect();
         for (to, from) in fds.stdio.iter().enumerate() {
             if let Some(from) = *from {
@@ -128,6 +141,9 @@ impl Command {
         }
         if !sources.is_empty() {
             steps.push(Step::Close { fds: sources });
+        }
+        for &(from, to) in &fds.passed {
+            steps.push(Step::Dup2 { from, to });
         }
         if let Some(p) = self.propagation
             && self.kinds.contains(Kind::Mount)
@@ -150,6 +166,11 @@ impl Command {
             steps.push(Step::TimeNamespace {
                 offsets: self.time_offsets_text()?,
             });
+        }
+        let confinement = self.knobs.prepare(self.kinds)?;
+        steps.extend(confinement.sysctl_steps());
+        if let Some(rootfs) = &self.rootfs {
+            self.rootfs_steps(rootfs, &mut steps)?;
         }
         if let Some(root) = &self.root {
             steps.push(Step::Chroot(Error::cstring("root", root)?));
@@ -174,15 +195,20 @@ impl Command {
             gid,
             clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root,
         };
-        // Capabilities, rlimits, sysctls, ... around the id switch.
-        let confinement = self.knobs.prepare(self.kinds)?;
+        // Capabilities, rlimits, ... around the id switch.
         steps.extend(confinement.steps_through_ids(ids));
         steps.push(Step::ResetSignals);
         if self.function.is_none() {
+            let mut keep: Vec<RawFd> = fds.passed.iter().map(|(_, to)| *to).collect();
+            keep.sort_unstable();
             steps.push(Step::CloseFrom {
                 first: 3,
+                keep,
                 limit: nofile_limit(),
             });
+        }
+        if let Some(fd) = fds.gate_read {
+            steps.push(Step::StartGate { fd });
         }
         steps.extend(confinement.last_steps());
         Ok(steps)

@@ -15,10 +15,23 @@ use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};
 
+use crate::rootsetup;
 use crate::step::Step;
 
 /// The index reported for a failed exec (after every step).
 pub(crate) const EXEC_INDEX: u32 = u32::MAX;
+
+/// The index reported when the setup is done and the child waits at its
+/// start gate (errno 0).
+pub(crate) const READY_INDEX: u32 = u32::MAX - 1;
+
+/// What earlier steps leave for later ones.
+struct State {
+    /// The rootfs opened by [`Step::OpenRoot`] (-1 before).
+    root: c_int,
+    /// Write end of the error pipe.
+    err_write: RawFd,
+}
 
 /// What the child runs at the end of its setup.
 pub(crate) enum Program<'a> {
@@ -78,8 +91,12 @@ fn opt_ptr(c: &Option<CString>) -> *const c_char {
 /// Must be called only in the freshly cloned child, with `plan` prepared by
 /// the parent (all fds open, all pointers valid in the copied memory).
 pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
+    let mut state = State {
+        root: -1,
+        err_write: plan.err_write,
+    };
     for (index, step) in plan.steps.iter().enumerate() {
-        if let Err(err) = apply(step) {
+        if let Err(err) = apply(step, &mut state) {
             fail(plan.err_write, index as u32, err);
         }
     }
@@ -116,7 +133,7 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
 }
 
 /// Run one step in the child.
-fn apply(step: &Step) -> StepResult {
+fn apply(step: &Step, state: &mut State) -> StepResult {
     // SAFETY (every arm): raw syscalls on strings and buffers the parent
     // prepared, valid in the child's copy of its memory.
     unsafe {
@@ -178,7 +195,54 @@ fn apply(step: &Step) -> StepResult {
             Step::SetGid(gid) => check(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid)),
             Step::SetUid(uid) => check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid)),
             Step::ResetSignals => reset_signals(),
-            Step::CloseFrom { first, limit } => cloexec_from(*first, *limit),
+            Step::CloseFrom { first, keep, limit } => cloexec_from(*first, keep, *limit),
+            Step::BindRootfs(dir) => check(libc::mount(
+                dir.as_ptr(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            )),
+            Step::OpenRoot(dir) => {
+                let fd = libc::open(
+                    dir.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                check(fd)?;
+                state.root = fd;
+                Ok(())
+            }
+            Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
+            Step::MakeNode {
+                target,
+                mode,
+                dev,
+                uid,
+                gid,
+            } => rootsetup::make_node(state.root, target, *mode, *dev, *uid, *gid),
+            Step::Symlink { target, link } => rootsetup::symlink(state.root, target, link),
+            Step::Mask(target) => rootsetup::mask(state.root, target),
+            Step::ReadonlyPath(target) => rootsetup::readonly_path(state.root, target, true),
+            Step::ReadonlyMount(target) => rootsetup::readonly_mount(state.root, target),
+            Step::PivotRoot(dir) => {
+                libc::close(state.root);
+                state.root = -1;
+                rootsetup::pivot_root(dir)
+            }
+            Step::RemountRoot { flags } => rootsetup::remount_root(*flags),
+            Step::RootPropagation { flags } => check(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            )),
+            Step::Setns { fd, nstype } => {
+                check(libc::setns(*fd, *nstype))?;
+                libc::close(*fd);
+                Ok(())
+            }
+            Step::StartGate { fd } => start_gate(*fd, state.err_write),
             Step::Confine(s) => s.apply(),
         }
     }
@@ -208,6 +272,18 @@ fn wait_parent(fd: RawFd) -> StepResult {
     Ok(())
 }
 
+/// Report "ready" on the error pipe, then wait for the go byte on `fd`;
+/// end of file ends the child.
+fn start_gate(fd: RawFd, err_write: RawFd) -> StepResult {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&READY_INDEX.to_ne_bytes());
+    // SAFETY: write of a stack buffer.
+    if unsafe { libc::write(err_write, msg.as_ptr().cast(), msg.len()) } != msg.len() as isize {
+        return Err(errno());
+    }
+    wait_parent(fd)
+}
+
 /// SIGPIPE back to its default (Rust ignores it; programs expect the
 /// default) and an empty signal mask, with raw `rt_sigaction` /
 /// `rt_sigprocmask`.
@@ -234,26 +310,42 @@ fn reset_signals() -> StepResult {
     }
 }
 
-/// Mark every fd from `first` close-on-exec: one `close_range` call on
-/// Linux 5.11+, else `fcntl` on each number below `limit`.
-fn cloexec_from(first: c_int, limit: c_int) -> StepResult {
+/// Mark every fd from `first` close-on-exec except those in `keep`
+/// (sorted): `close_range` calls on Linux 5.11+, else `fcntl` on each
+/// number below `limit`.
+fn cloexec_from(first: c_int, keep: &[c_int], limit: c_int) -> StepResult {
+    let mut from = first;
+    for &k in keep.iter().chain(std::iter::once(&c_int::MAX)) {
+        if k > from {
+            cloexec_range(from, k - 1, limit)?;
+        }
+        from = from.max(k.saturating_add(1));
+    }
+    Ok(())
+}
+
+fn cloexec_range(first: c_int, last: c_int, limit: c_int) -> StepResult {
     // SAFETY: close_range and fcntl only change descriptor flags.
-    unsafe {
-        let rc = libc::syscall(
+    let rc = unsafe {
+        libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
-            libc::c_uint::MAX,
+            if last == c_int::MAX - 1 {
+                libc::c_uint::MAX
+            } else {
+                last as libc::c_uint
+            },
             libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = errno();
-        if e != libc::ENOSYS && e != libc::EINVAL {
-            return Err(e);
-        }
-        cloexec_loop(first, limit)
+        )
+    };
+    if rc == 0 {
+        return Ok(());
     }
+    let e = errno();
+    if e != libc::ENOSYS && e != libc::EINVAL {
+        return Err(e);
+    }
+    cloexec_loop(first, limit.min(last.saturating_add(1)))
 }
 
 /// The fallback of [`cloexec_from`] for kernels before 5.11.

@@ -4,19 +4,23 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
 use crate::child::{Child, Stdio, StdioKind};
+use crate::container::Gate;
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups, write_maps};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers, read_report};
+use crate::launch::{
+    ExecParts, abandon, clone3, dup_cloexec, dup_cloexec_from, pipe, pointers, read_report,
+};
+use crate::mounts::{Device, Mount};
 use crate::persist::persist;
 use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
-use crate::setup::{self, Plan, Program};
+use crate::setup::{self, Plan, Program, READY_INDEX};
 use crate::step::Step;
 
 /// A clock of a time namespace.
@@ -65,6 +69,17 @@ pub struct Command {
     pub(crate) persist: Vec<(Kind, PathBuf)>,
     pub(crate) cgroup: Option<OwnedFd>,
     pub(crate) hook: Option<Hook>,
+    pub(crate) rootfs: Option<PathBuf>,
+    pub(crate) readonly_rootfs: bool,
+    pub(crate) rootfs_propagation: Option<Propagation>,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) default_devices: bool,
+    pub(crate) devices: Vec<Device>,
+    pub(crate) masked_paths: Vec<PathBuf>,
+    pub(crate) readonly_paths: Vec<PathBuf>,
+    pub(crate) start_gate: bool,
+    pub(crate) fds: Vec<(RawFd, OwnedFd)>,
+    pub(crate) joins: Vec<(Kind, OwnedFd)>,
     pub(crate) knobs: crate::confine::ProcessKnobs,
 }
 
@@ -109,6 +124,17 @@ impl Command {
             persist: Vec::new(),
             cgroup: None,
             hook: None,
+            rootfs: None,
+            readonly_rootfs: false,
+            rootfs_propagation: None,
+            mounts: Vec::new(),
+            default_devices: false,
+            devices: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            start_gate: false,
+            fds: Vec::new(),
+            joins: Vec::new(),
             knobs: crate::confine::ProcessKnobs::default(),
         }
     }
@@ -335,7 +361,7 @@ impl Command {
     /// before waiting for the exit: the child's setup or exec failure report
     /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
-        let (mut child, err_read, steps) = self.start(None)?;
+        let (mut child, err_read, steps, _) = self.start(None, false)?;
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -361,7 +387,7 @@ impl Command {
             Some(StdioKind::Null) | None => Stdio::null(),
         };
         let over = [stdin, Stdio::piped(), Stdio::piped()];
-        let (mut child, err_read, steps) = self.start(Some(&over))?;
+        let (mut child, err_read, steps, _) = self.start(Some(&over), false)?;
         self.check_report(&mut child, &err_read, &steps)?;
         child.wait_with_output()
     }
@@ -389,7 +415,7 @@ impl Command {
         if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
             return Err(Error::CannotPersistTime);
         }
-        Ok(())
+        self.check_container()
     }
 
     /// The steps the child would run, in order, as prepared and validated
@@ -403,6 +429,8 @@ impl Command {
             close: vec![-1],
             sync_read: self.needs_sync().then_some(-1),
             stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
+            gate_read: self.start_gate.then_some(-1),
+            passed: self.fds.iter().map(|(t, _)| (-1, *t)).collect(),
         };
         self.steps(&fds)
     }
@@ -410,18 +438,27 @@ impl Command {
     /// Start the child. Returns once it has executed the program (or
     /// entered the closure), or with the error that stopped it; on error no
     /// process, persisted file or mount is left behind.
+    ///
+    /// With [`start_gate`](Command::start_gate), returns once the child
+    /// has done its setup and waits at the gate ([`Child::take_gate`]).
     pub fn spawn(&mut self) -> Result<Child> {
-        let (mut child, err_read, steps) = self.start(None)?;
-        self.check_report(&mut child, &err_read, &steps)?;
+        let (mut child, err_read, steps, gate) = self.start(None, true)?;
+        if self.check_report(&mut child, &err_read, &steps)?
+            && let Some(gate) = gate
+        {
+            child.gate = Some(Gate::new(gate, err_read, child.pid));
+        }
         Ok(child)
     }
 
-    /// Read the child's report from the error pipe: `Ok` once it executed
-    /// the program (end of file); otherwise the child is reaped, what it
-    /// persisted released, and the error returned.
-    fn check_report(&self, child: &mut Child, err_read: &OwnedFd, steps: &[Step]) -> Result<()> {
+    /// Read the child's report from the error pipe: `Ok(false)` once it
+    /// executed the program (end of file), `Ok(true)` when it waits at its
+    /// start gate; otherwise the child is reaped, what it persisted
+    /// released, and the error returned.
+    fn check_report(&self, child: &mut Child, err_read: &OwnedFd, steps: &[Step]) -> Result<bool> {
         match read_report(err_read) {
-            Ok(None) => Ok(()),
+            Ok(None) => Ok(false),
+            Ok(Some((READY_INDEX, _))) => Ok(true),
             Ok(Some((index, errno))) => {
                 abandon(child);
                 let source = io::Error::from_raw_os_error(errno);
@@ -449,6 +486,16 @@ impl Command {
         }
     }
 
+    /// Close-on-exec copies of the descriptors to pass, numbered above
+    /// every target so that the child's `dup2`s never clobber a source.
+    fn passed_fds(&self) -> Result<Vec<(OwnedFd, RawFd)>> {
+        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
+        self.fds
+            .iter()
+            .map(|(t, fd)| Ok((dup_cloexec_from(fd.as_raw_fd(), above)?, *t)))
+            .collect()
+    }
+
     fn needs_sync(&self) -> bool {
         self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some()
     }
@@ -467,7 +514,12 @@ impl Command {
     /// Clone the child and let it go; returns it with the read end of the
     /// error pipe, on which it reports a failed setup or exec, and the
     /// steps it ran.
-    fn start(&mut self, stdio: Option<&[Stdio; 3]>) -> Result<(Child, OwnedFd, Vec<Step>)> {
+    #[allow(clippy::type_complexity)]
+    fn start(
+        &mut self,
+        stdio: Option<&[Stdio; 3]>,
+        gate: bool,
+    ) -> Result<(Child, OwnedFd, Vec<Step>, Option<OwnedFd>)> {
         self.check()?;
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
@@ -479,11 +531,19 @@ impl Command {
         } else {
             (None, None)
         };
+        let (gate_read, gate_write) = if gate && self.start_gate {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let passed = self.passed_fds()?;
         let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
         // The child closes every descriptor that is the parent's: the
         // parent's pipe ends, the read end of the error pipe and the write
-        // end of the sync pipe (else it would never see end of file).
-        let close = [&stdin, &stdout, &stderr, &sync_write]
+        // ends of the sync pipe and the gate (else it would never see end
+        // of file).
+        let close = [&stdin, &stdout, &stderr, &sync_write, &gate_write]
             .into_iter()
             .filter_map(raw)
             .chain([err_read.as_raw_fd()])
@@ -496,6 +556,8 @@ impl Command {
                 raw(&stdio_child[1]),
                 raw(&stdio_child[2]),
             ],
+            gate_read: raw(&gate_read),
+            passed: passed.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
         };
         let steps = self.steps(&fds)?;
         let mut function = self.function.take();
@@ -537,7 +599,7 @@ impl Command {
                 ));
             }
         };
-        drop((stdio_child, err_write, sync_read));
+        drop((stdio_child, err_write, sync_read, gate_read, passed));
         let mut child = Child {
             pid,
             pidfd,
@@ -546,12 +608,13 @@ impl Command {
             stdin: stdin.map(Into::into),
             stdout: stdout.map(Into::into),
             stderr: stderr.map(Into::into),
+            gate: None,
         };
         if let Err(e) = self.release_child(&mut child, sync_write) {
             abandon(&mut child);
             return Err(e);
         }
-        Ok((child, err_read, steps))
+        Ok((child, err_read, steps, gate_write))
     }
 
     /// The parent's part while the child waits: id maps, persisting, the

@@ -17,6 +17,68 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_ulong, gid_t, pid_t, uid_t};
 
+/// A path inside the rootfs, resolved by the child from the root it opened
+/// ([`Step::OpenRoot`]) with `openat2(RESOLVE_IN_ROOT)`: `..` and symlinks
+/// (absolute or relative) never leave the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InRoot {
+    /// The path relative to the root (`dev/shm`).
+    pub path: CString,
+    /// Each leading part of it (`dev`, `dev/shm`), to create what is
+    /// missing one component at a time.
+    pub prefixes: Vec<CString>,
+    /// The last component of each prefix (`dev`, `shm`).
+    pub names: Vec<CString>,
+}
+
+impl fmt::Display for InRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}", String::from_utf8_lossy(self.path.as_bytes()))
+    }
+}
+
+/// What to create at a missing mount point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Nothing: a missing target is an error.
+    Nothing,
+    /// A directory (mode 0755), with missing parents.
+    Dir,
+    /// An empty file (mode 0644), with missing parent directories.
+    File,
+}
+
+/// One prepared mount of the container's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedMount {
+    /// Where, inside the rootfs.
+    pub target: InRoot,
+    /// What to create when the target is missing.
+    pub create: Create,
+    /// Refuse a symlink anywhere in the target (proc, sysfs, /dev).
+    pub no_symlinks: bool,
+    /// The source (a host path for binds).
+    pub source: Option<CString>,
+    /// The filesystem type (`None` for binds).
+    pub fstype: Option<CString>,
+    /// `MS_*` flags of the mount (for binds: those of the remount).
+    pub flags: c_ulong,
+    /// Filesystem data.
+    pub data: Option<CString>,
+    /// A bind mount (`MS_BIND`, then a remount with `flags` if any).
+    pub bind: bool,
+    /// A recursive bind (`MS_REC`).
+    pub recursive: bool,
+    /// On the remount of a bind, keep the flags the kernel locks in a
+    /// user namespace (nosuid, nodev, noexec, atime) as the source has
+    /// them.
+    pub keep_locked: bool,
+    /// Propagation flags applied afterwards (0: none).
+    pub propagation: c_ulong,
+    /// Recursively read-only (`mount_setattr(AT_RECURSIVE)`).
+    pub recursive_ro: bool,
+}
+
 /// One prepared step of the child's setup, in the order the child runs them.
 ///
 /// File descriptor numbers are those of one spawn; in
@@ -100,6 +162,75 @@ pub enum Step {
     SetUid(uid_t),
     /// Default SIGPIPE (Rust ignores it) and an empty signal mask.
     ResetSignals,
+    /// Bind the rootfs onto itself (recursively), so that it is a mount
+    /// point that `pivot_root` accepts.
+    BindRootfs(CString),
+    /// Open the rootfs (`O_PATH`), the root that [`InRoot`] paths are
+    /// resolved from.
+    OpenRoot(CString),
+    /// One entry of the mount table, inside the rootfs.
+    MountInRoot(PreparedMount),
+    /// `mknodat` + `fchownat` of a device node inside the rootfs (an
+    /// existing file is left as it is).
+    MakeNode {
+        /// Where.
+        target: InRoot,
+        /// Type and permission bits (`S_IFCHR | 0o666`).
+        mode: u32,
+        /// `makedev(major, minor)`.
+        dev: u64,
+        /// Owner.
+        uid: uid_t,
+        /// Group.
+        gid: gid_t,
+    },
+    /// `symlinkat(link, target)` inside the rootfs (an existing file is
+    /// left as it is).
+    Symlink {
+        /// Where the link is made.
+        target: InRoot,
+        /// What it points to.
+        link: CString,
+    },
+    /// Mask a path: `/dev/null` bound over a file, an empty read-only tmpfs
+    /// over a directory. A missing path is skipped.
+    Mask(InRoot),
+    /// Make a path read-only (bind onto itself, remount read-only). A
+    /// missing path is skipped.
+    ReadonlyPath(InRoot),
+    /// Make an existing mount and the mounts below it read-only
+    /// (`mount_setattr(AT_RECURSIVE)`), as for the cgroup v1 tmpfs.
+    ReadonlyMount(InRoot),
+    /// `pivot_root` into the rootfs: `chdir(rootfs)`,
+    /// `pivot_root(".", ".")`, the old root made a recursive slave and
+    /// detached, `chdir("/")`.
+    PivotRoot(CString),
+    /// Remount `/` with these flags added (read-only root), keeping the
+    /// flags the kernel locks.
+    RemountRoot {
+        /// `MS_RDONLY`, ...
+        flags: c_ulong,
+    },
+    /// Change the propagation of `/` after `pivot_root`.
+    RootPropagation {
+        /// `MS_SHARED`, `MS_SLAVE`, ... with `MS_REC`.
+        flags: c_ulong,
+    },
+    /// `setns` into an existing namespace.
+    Setns {
+        /// The namespace file or pidfd.
+        fd: RawFd,
+        /// Its `CLONE_NEW*` flag (0: any).
+        nstype: c_int,
+    },
+    /// The start gate: tell the parent the setup is done (it gets the
+    /// child from `spawn`), then block until one byte arrives on `fd`. End
+    /// of file (every holder of the write end closed it without
+    /// releasing) ends the child with status 127.
+    StartGate {
+        /// Read end of the gate pipe.
+        fd: RawFd,
+    },
     /// Mark every descriptor from `first` up close-on-exec, so that nothing
     /// leaked into the parent reaches the program (CVE-2024-21626):
     /// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11), or on older kernels
@@ -107,6 +238,8 @@ pub enum Step {
     CloseFrom {
         /// The first descriptor.
         first: c_int,
+        /// Descriptors kept open for the program (sorted).
+        keep: Vec<c_int>,
         /// The parent's `RLIMIT_NOFILE` soft limit (bound of the fallback).
         limit: c_int,
     },
@@ -135,6 +268,19 @@ impl Step {
             Step::SetUid(_) => "setresuid",
             Step::ResetSignals => "reset signals",
             Step::CloseFrom { .. } => "close-on-exec fds",
+            Step::BindRootfs(_) => "bind rootfs",
+            Step::OpenRoot(_) => "open rootfs",
+            Step::MountInRoot(_) => "mount",
+            Step::MakeNode { .. } => "mknod",
+            Step::Symlink { .. } => "symlink",
+            Step::Mask(_) => "mask",
+            Step::ReadonlyPath(_) => "read-only path",
+            Step::ReadonlyMount(_) => "read-only mount",
+            Step::PivotRoot(_) => "pivot_root",
+            Step::RemountRoot { .. } => "remount root",
+            Step::RootPropagation { .. } => "root propagation",
+            Step::Setns { .. } => "setns",
+            Step::StartGate { .. } => "start gate",
             Step::Confine(s) => s.name(),
         }
     }
@@ -187,7 +333,42 @@ impl fmt::Display for Step {
             Step::SetGid(gid) => write!(f, "setresgid {gid}"),
             Step::SetUid(uid) => write!(f, "setresuid {uid}"),
             Step::ResetSignals => f.write_str("reset SIGPIPE and the signal mask"),
-            Step::CloseFrom { first, .. } => write!(f, "close-on-exec every fd from {first}"),
+            Step::CloseFrom { first, keep, .. } => {
+                write!(f, "close-on-exec every fd from {first} except {keep:?}")
+            }
+            Step::BindRootfs(dir) => write!(f, "bind {} onto itself", show(dir)),
+            Step::OpenRoot(dir) => write!(f, "open rootfs {}", show(dir)),
+            Step::MountInRoot(m) => write!(
+                f,
+                "mount {} on {} type {} flags {:#x} data {}{}",
+                show_opt(&m.source),
+                m.target,
+                m.fstype.as_ref().map_or_else(|| "bind".to_owned(), show),
+                m.flags,
+                show_opt(&m.data),
+                if m.recursive_ro { " rro" } else { "" }
+            ),
+            Step::MakeNode {
+                target,
+                mode,
+                dev,
+                uid,
+                gid,
+            } => write!(
+                f,
+                "mknod {target} mode {mode:#o} dev {dev:#x} owner {uid}:{gid}"
+            ),
+            Step::Symlink { target, link } => write!(f, "symlink {target} -> {}", show(link)),
+            Step::Mask(target) => write!(f, "mask {target}"),
+            Step::ReadonlyPath(target) => write!(f, "read-only {target}"),
+            Step::ReadonlyMount(target) => write!(f, "read-only mount {target} (recursive)"),
+            Step::PivotRoot(dir) => write!(f, "pivot_root into {}", show(dir)),
+            Step::RemountRoot { flags } => write!(f, "remount / with flags {flags:#x}"),
+            Step::RootPropagation { flags } => {
+                write!(f, "propagation {flags:#x} of / after pivot_root")
+            }
+            Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
+            Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
             Step::Confine(s) => s.fmt(f),
         }
     }

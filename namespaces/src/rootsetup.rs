@@ -1,0 +1,445 @@
+//! The child's side of the rootfs steps: mounts, nodes and links inside the
+//! rootfs, masked and read-only paths, `pivot_root`.
+//!
+//! Every target is resolved with `openat2(RESOLVE_IN_ROOT)` from the root
+//! the child opened, and mounted onto `/proc/self/fd/N` of the resolved
+//! descriptor (the host's `/proc`, before `pivot_root`), so that a symlink in
+//! the image never makes a mount, a directory or a node land outside the
+//! rootfs. Only raw syscalls on prepared data and stack buffers.
+
+use std::ffi::CStr;
+
+use libc::{c_int, c_ulong};
+
+use crate::step::{Create, InRoot, PreparedMount};
+
+type StepResult = Result<(), c_int>;
+
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+fn errno() -> c_int {
+    // SAFETY: errno is thread-local and always readable.
+    unsafe { *libc::__errno_location() }
+}
+
+fn check(rc: impl Into<i64>) -> StepResult {
+    if rc.into() < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// A descriptor closed on drop (the child's own, short-lived ones).
+struct Fd(c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: closing a descriptor this child opened.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `/proc/self/fd/N` as a NUL-terminated string on the stack.
+struct FdPath([u8; 32]);
+
+impl FdPath {
+    fn new(fd: c_int) -> FdPath {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd.unsigned_abs();
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for i in 0..len {
+            buf[prefix.len() + i] = digits[len - 1 - i];
+        }
+        FdPath(buf)
+    }
+
+    fn ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// `openat2(root, path, O_PATH | O_CLOEXEC | extra, RESOLVE_IN_ROOT | ...)`.
+fn open_in_root(root: c_int, path: &CStr, extra: c_int, no_symlinks: bool) -> Result<Fd, c_int> {
+    let mut resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    if no_symlinks {
+        resolve |= libc::RESOLVE_NO_SYMLINKS;
+    }
+    // SAFETY: open_how is plain data; zero is valid for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC | extra) as u64;
+    how.resolve = resolve;
+    loop {
+        // SAFETY: openat2 with a valid open_how of the size given.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                path.as_ptr(),
+                &raw const how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            return Ok(Fd(fd as c_int));
+        }
+        // EAGAIN: a concurrent rename; try again.
+        if errno() != libc::EAGAIN {
+            return Err(errno());
+        }
+    }
+}
+
+/// Resolve `target` inside the root, creating what is missing (one
+/// component at a time, each parent resolved inside the root again).
+fn resolve(root: c_int, target: &InRoot, create: Create, no_symlinks: bool) -> Result<Fd, c_int> {
+    match open_in_root(root, &target.path, 0, no_symlinks) {
+        Err(libc::ENOENT) if create != Create::Nothing => {}
+        other => return other,
+    }
+    let last = target.prefixes.len().saturating_sub(1);
+    for (i, (prefix, name)) in target.prefixes.iter().zip(&target.names).enumerate() {
+        match open_in_root(root, prefix, 0, no_symlinks) {
+            Ok(_) => continue,
+            Err(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        let parent = match i {
+            0 => None,
+            _ => Some(open_in_root(
+                root,
+                &target.prefixes[i - 1],
+                libc::O_DIRECTORY,
+                no_symlinks,
+            )?),
+        };
+        let dir = parent.as_ref().map_or(root, |p| p.0);
+        // SAFETY: mkdirat/openat in a directory fd with a prepared name;
+        // neither follows a final symlink (O_EXCL | O_NOFOLLOW).
+        let rc = unsafe {
+            if i < last || create == Create::Dir {
+                libc::mkdirat(dir, name.as_ptr(), 0o755)
+            } else {
+                let fd = libc::openat(
+                    dir,
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                fd
+            }
+        };
+        if rc < 0 && errno() != libc::EEXIST {
+            return Err(errno());
+        }
+    }
+    open_in_root(root, &target.path, 0, no_symlinks)
+}
+
+/// One mount of the table.
+pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
+    let target = resolve(root, &m.target, m.create, m.no_symlinks)?;
+    let at = FdPath::new(target.0);
+    let opt = |c: &Option<std::ffi::CString>| c.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: mount(2) on prepared strings and a stack path.
+    unsafe {
+        if m.bind {
+            let rec = if m.recursive { libc::MS_REC } else { 0 };
+            check(libc::mount(
+                opt(&m.source),
+                at.ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | rec,
+                std::ptr::null(),
+            ))?;
+        } else {
+            check(libc::mount(
+                opt(&m.source),
+                at.ptr(),
+                opt(&m.fstype),
+                m.flags,
+                opt(&m.data).cast(),
+            ))?;
+        }
+    }
+    drop(target);
+    if !(m.bind && m.flags != 0) && m.propagation == 0 && !m.recursive_ro {
+        return Ok(());
+    }
+    // The new mount's root: the same path resolves to it now.
+    let mounted = resolve(root, &m.target, Create::Nothing, m.no_symlinks)?;
+    let at = FdPath::new(mounted.0);
+    if m.bind && m.flags != 0 {
+        let mut flags = m.flags;
+        if m.keep_locked {
+            flags |= locked_flags(mounted.0)?;
+        }
+        remount(&at, flags)?;
+    }
+    if m.propagation != 0 {
+        // SAFETY: a propagation change on a stack path.
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                at.ptr(),
+                std::ptr::null(),
+                m.propagation,
+                std::ptr::null(),
+            )
+        })?;
+    }
+    if m.recursive_ro {
+        setattr_readonly(mounted.0)?;
+    }
+    Ok(())
+}
+
+/// `MS_REMOUNT | MS_BIND | flags` of the mount at `at`.
+fn remount(at: &FdPath, flags: c_ulong) -> StepResult {
+    // SAFETY: mount(2) on a stack path.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            at.ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | flags,
+            std::ptr::null(),
+        )
+    })
+}
+
+/// The flags of the mount `fd` is on that a user namespace cannot clear.
+fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
+    // SAFETY: fstatvfs fills a zeroed struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    let pairs = [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+    ];
+    Ok(pairs
+        .into_iter()
+        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .fold(0, |acc, (_, ms)| acc | ms))
+}
+
+/// Open the parent directory of `target` inside the root.
+fn parent_of(root: c_int, target: &InRoot) -> Result<(Option<Fd>, &CStr), c_int> {
+    let n = target.prefixes.len();
+    let name = target.names.last().ok_or(libc::EINVAL)?;
+    if n < 2 {
+        return Ok((None, name));
+    }
+    let parent = open_in_root(root, &target.prefixes[n - 2], libc::O_DIRECTORY, false)?;
+    Ok((Some(parent), name))
+}
+
+/// `mknodat` and `fchownat` of a device node; an existing file is kept.
+pub(crate) fn make_node(
+    root: c_int,
+    target: &InRoot,
+    mode: u32,
+    dev: u64,
+    uid: u32,
+    gid: u32,
+) -> StepResult {
+    let (parent, name) = parent_of(root, target)?;
+    let dir = parent.as_ref().map_or(root, |p| p.0);
+    // SAFETY: mknodat/fchownat in a directory fd with a prepared name,
+    // never following a symlink.
+    unsafe {
+        if libc::mknodat(dir, name.as_ptr(), mode, dev) < 0 {
+            return if errno() == libc::EEXIST {
+                Ok(())
+            } else {
+                Err(errno())
+            };
+        }
+        // The umask applied to mknod; the node just made is no symlink.
+        check(libc::fchmodat(dir, name.as_ptr(), mode & 0o7777, 0))?;
+        check(libc::fchownat(
+            dir,
+            name.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ))
+    }
+}
+
+/// `symlinkat`; an existing file is kept.
+pub(crate) fn symlink(root: c_int, target: &InRoot, link: &CStr) -> StepResult {
+    let (parent, name) = parent_of(root, target)?;
+    let dir = parent.as_ref().map_or(root, |p| p.0);
+    // SAFETY: symlinkat in a directory fd with prepared strings.
+    if unsafe { libc::symlinkat(link.as_ptr(), dir, name.as_ptr()) } < 0 && errno() != libc::EEXIST
+    {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// Mask `target`: `/dev/null` over a file, a read-only empty tmpfs over a
+/// directory; missing is fine.
+pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
+    let fd = match open_in_root(root, &target.path, 0, false) {
+        Err(libc::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    // SAFETY: fstat fills a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(fd.0, &mut st) })?;
+    let at = FdPath::new(fd.0);
+    // SAFETY: mount(2) on literals and a stack path.
+    check(unsafe {
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                at.ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY,
+                c"size=0".as_ptr().cast(),
+            )
+        } else {
+            libc::mount(
+                c"/dev/null".as_ptr(),
+                at.ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        }
+    })
+}
+
+/// Make the mount at `target` and every mount below it read-only
+/// (`mount_setattr(AT_RECURSIVE)`), without adding a mount.
+pub(crate) fn readonly_mount(root: c_int, target: &InRoot) -> StepResult {
+    let fd = open_in_root(root, &target.path, 0, false)?;
+    setattr_readonly(fd.0)
+}
+
+fn setattr_readonly(fd: c_int) -> StepResult {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on our fd with a valid mount_attr.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &raw const attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+}
+
+/// Make `target` read-only (recursively, as runc); missing is fine.
+pub(crate) fn readonly_path(root: c_int, target: &InRoot, keep_locked: bool) -> StepResult {
+    let fd = match open_in_root(root, &target.path, 0, false) {
+        Err(libc::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    let at = FdPath::new(fd.0);
+    // SAFETY: mount(2) on a stack path.
+    check(unsafe {
+        libc::mount(
+            at.ptr(),
+            at.ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        )
+    })?;
+    drop(fd);
+    let mounted = open_in_root(root, &target.path, 0, false)?;
+    let mut flags = libc::MS_RDONLY | libc::MS_REC;
+    if keep_locked {
+        flags |= locked_flags(mounted.0)?;
+    }
+    remount(&FdPath::new(mounted.0), flags)
+}
+
+/// `pivot_root` into `rootfs` and detach the old root.
+pub(crate) fn pivot_root(rootfs: &CStr) -> StepResult {
+    // SAFETY: plain syscalls on a prepared path and literals.
+    unsafe {
+        check(libc::chdir(rootfs.as_ptr()))?;
+        check(libc::syscall(
+            libc::SYS_pivot_root,
+            c".".as_ptr(),
+            c".".as_ptr(),
+        ))?;
+        // The old root is now on top of "."; keep its unmount from
+        // propagating to the host, then detach it.
+        check(libc::mount(
+            std::ptr::null(),
+            c".".as_ptr(),
+            std::ptr::null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            std::ptr::null(),
+        ))?;
+        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+        check(libc::chdir(c"/".as_ptr()))
+    }
+}
+
+/// Remount `/` adding `flags`, keeping the locked ones.
+pub(crate) fn remount_root(flags: c_ulong) -> StepResult {
+    // SAFETY: open/fstatvfs/mount on literals.
+    let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    check(fd)?;
+    let fd = Fd(fd);
+    let flags = flags | locked_flags(fd.0)?;
+    // SAFETY: mount(2) on a literal.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | flags,
+            std::ptr::null(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_paths_are_formatted_on_the_stack() {
+        let p = FdPath::new(1234);
+        let s = unsafe { CStr::from_ptr(p.ptr()) };
+        assert_eq!(s.to_bytes(), b"/proc/self/fd/1234");
+        let p = FdPath::new(0);
+        assert_eq!(
+            unsafe { CStr::from_ptr(p.ptr()) }.to_bytes(),
+            b"/proc/self/fd/0"
+        );
+    }
+}

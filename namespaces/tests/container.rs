@@ -1,0 +1,453 @@
+//! A container's process against the real kernel: pivot_root into a
+//! busybox rootfs built here, Docker's mounts, /dev, masked and read-only
+//! paths, hostile rootfs layouts, bad input, the start gate, passed fds and
+//! joined namespaces.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use dunnage_namespaces::{
+    Command, Device, Error, IdMap, Kind, Mount, MountError, Stdio, pidfd_open,
+};
+use dunnage_testsupport::{TempDir, require_root};
+
+const APPLETS: &[&str] = &[
+    "sh", "cat", "ls", "stat", "echo", "touch", "mkdir", "readlink", "hostname", "grep", "id",
+    "sleep", "test", "true", "head", "wc",
+];
+
+/// A minimal rootfs: busybox-static and its applets in /bin, empty /proc,
+/// /sys, /dev, /tmp.
+fn busybox_rootfs(tag: &str) -> Option<TempDir> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(busybox) = busybox else {
+        dunnage_testsupport::skip(tag, "needs busybox-static");
+        return None;
+    };
+    let dir = TempDir::new(tag).unwrap();
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    for a in APPLETS {
+        symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    Some(dir)
+}
+
+fn docker_like(cmd: &mut Command, rootfs: &Path) {
+    cmd.namespaces(Kind::Mount | Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
+        .rootfs(rootfs)
+        .mounts(Mount::docker_defaults())
+        .default_devices(true)
+        .env_clear()
+        .env("PATH", "/bin");
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/acpi",
+        "/sys/firmware",
+        "/proc/scsi",
+    ] {
+        cmd.masked_path(p);
+    }
+    for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/bus"] {
+        cmd.readonly_path(p);
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Mount points of the host's mount table below `dir`.
+fn host_mounts_below(dir: &Path) -> Vec<PathBuf> {
+    dunnage_testsupport::mounts_below(dir)
+}
+
+#[test]
+fn pivot_root_into_busybox_with_dockers_mounts_devices_and_masks() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("pivot") else {
+        return;
+    };
+    let mut cmd = Command::new("/bin/sh");
+    docker_like(&mut cmd, rootfs.path());
+    cmd.arg("-c").arg(
+        "cut() { while read -r a b c d e rest; do echo \"$e\"; done; }; \
+         cut < /proc/self/mountinfo; echo ---; \
+         stat -c '%n %F %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; \
+         for l in /dev/ptmx /dev/fd /dev/stdin; do readlink $l; done; echo ---; \
+         wc -c < /proc/keys; ls /proc/acpi | wc -l; \
+         (echo 1 > /proc/sys/kernel/domainname) 2>/dev/null && echo writable || echo readonly; \
+         ls /..; echo $$",
+    );
+    let text = run(&mut cmd);
+    let mut parts = text.split("---\n");
+    let points: Vec<&str> = parts.next().unwrap().lines().collect();
+    let cgroup_mounts = points.iter().filter(|p| **p == "/sys/fs/cgroup").count();
+    assert_eq!(cgroup_mounts, 1, "{points:?}");
+    for want in [
+        "/",
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/proc/keys",
+        "/proc/sys",
+    ] {
+        assert!(points.contains(&want), "{want} not in {points:?}");
+    }
+    let devs = parts.next().unwrap();
+    assert!(
+        devs.contains("/dev/null character special file 1:3 666"),
+        "{devs}"
+    );
+    assert!(
+        devs.contains("/dev/tty character special file 5:0 666"),
+        "{devs}"
+    );
+    assert!(
+        devs.contains("/dev/urandom character special file 1:9 666"),
+        "{devs}"
+    );
+    assert!(
+        devs.contains("pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n"),
+        "{devs}"
+    );
+    let rest: Vec<&str> = parts.next().unwrap().lines().collect();
+    assert_eq!(rest[0], "0", "masked /proc/keys reads empty: {rest:?}");
+    assert_eq!(rest[1], "0", "masked /proc/acpi is an empty dir: {rest:?}");
+    assert_eq!(rest[2], "readonly", "{rest:?}");
+    // `/..` is the new root: the old root is gone.
+    assert!(rest.contains(&"bin") && !rest.contains(&"home"), "{rest:?}");
+    assert_eq!(rest.last(), Some(&"1"), "pid 1 in the new pid namespace");
+    assert!(host_mounts_below(rootfs.path()).is_empty());
+}
+
+#[test]
+fn a_readonly_root_and_binds_of_files_and_directories() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("ro") else {
+        return;
+    };
+    let data = TempDir::new("ro-data").unwrap();
+    std::fs::write(data.join("file"), "bound file\n").unwrap();
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount)
+        .rootfs(rootfs.path())
+        .readonly_rootfs(true)
+        .mount(Mount::new("tmpfs", "/tmp", &["size=1m", "mode=1777"]))
+        .mount(Mount::bind(data.join("file"), "/etc/deep/file", &["ro"]))
+        .mount(Mount::bind(data.path(), "/mnt/data", &["rbind", "rro"]))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg(
+            "touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+             touch /tmp/x && echo tmp-rw; cat /etc/deep/file; \
+             touch /mnt/data/y 2>/dev/null && echo data-rw || echo data-ro; \
+             stat -c %a /tmp",
+        ));
+    assert_eq!(text, "root-ro\ntmp-rw\nbound file\ndata-ro\n1777\n");
+    // The mount points were created inside the rootfs, on the host.
+    assert!(rootfs.join("etc/deep/file").is_file());
+    assert!(rootfs.join("mnt/data").is_dir());
+    assert!(!data.join("y").exists());
+}
+
+#[test]
+fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("hostile") else {
+        return;
+    };
+    let outside = TempDir::new("outside").unwrap();
+    let out = outside.path().to_str().unwrap().to_owned();
+    // Absolute and relative links pointing at a host directory.
+    symlink(&out, rootfs.join("abs")).unwrap();
+    symlink(format!("../../../../../../../..{out}"), rootfs.join("rel")).unwrap();
+    std::fs::create_dir_all(rootfs.join(out.trim_start_matches('/'))).unwrap();
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("tmpfs", "/abs/a", &[]))
+        .mount(Mount::new("tmpfs", "/rel/b", &[]))
+        .device(Device::char("/rel/null", 1, 3, 0o666))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg(format!("ls {out}")));
+    assert_eq!(text, "a\nb\nnull\n");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert!(host_mounts_below(outside.path()).is_empty());
+
+    // /proc as a symlink to / and /dev as a symlink out: refused at the
+    // step that mounts them (ELOOP), nothing made outside.
+    let Some(rootfs) = busybox_rootfs("hostile2") else {
+        return;
+    };
+    std::fs::remove_dir(rootfs.join("proc")).unwrap();
+    symlink("/", rootfs.join("proc")).unwrap();
+    let e = Command::new("/bin/true")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("proc", "/proc", &[]))
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Setup { name: "mount", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+        "{e}"
+    );
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+    symlink(&out, rootfs.join("dev")).unwrap();
+    let e = Command::new("/bin/true")
+        .namespaces(Kind::Mount)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("tmpfs", "/dev", &["mode=755"]))
+        .default_devices(true)
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(&e, Error::Setup { name: "mount", .. }), "{e}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn bad_input_fails_before_clone_with_nothing_left_behind() {
+    let rootfs = TempDir::new("bad").unwrap();
+    type Case = (fn(&mut Command, &Path), &'static str);
+    let cases: [Case; 6] = [
+        (
+            |c, _| {
+                c.rootfs("/dunnage-test-no-such-rootfs");
+            },
+            "missing rootfs",
+        ),
+        (
+            |c, r| {
+                c.rootfs(r).mount(Mount::new("tmpfs", "tmp", &[]));
+            },
+            "relative destination",
+        ),
+        (
+            |c, r| {
+                c.rootfs(r).mount(Mount::new("tmpfs", "/proc/sys", &[]));
+            },
+            "under /proc",
+        ),
+        (
+            |c, r| {
+                c.rootfs(r)
+                    .mount(Mount::bind("/dunnage-test-no-such-source", "/x", &[]));
+            },
+            "missing bind source",
+        ),
+        (
+            |c, _| {
+                c.mount(Mount::new("tmpfs", "/tmp", &[]));
+            },
+            "mounts without a rootfs",
+        ),
+        (
+            |c, r| {
+                c.rootfs(r).mount(Mount::new("ext4", "/x", &[]));
+            },
+            "unsupported type",
+        ),
+    ];
+    for (setup, why) in cases {
+        let mut cmd = Command::new("/bin/true");
+        setup(&mut cmd, rootfs.path());
+        let e = cmd.spawn().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Rootfs { .. } | Error::InvalidMount { .. } | Error::MountSource { .. }
+            ),
+            "{why}: {e}"
+        );
+        // plan() refuses the same input without spawning.
+        assert!(cmd.plan().is_err(), "{why}");
+    }
+    let e = Command::new("/bin/true")
+        .rootfs(rootfs.path())
+        .mount(Mount::new("tmpfs", "/proc/x", &[]))
+        .plan()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidMount {
+                reason: MountError::UnderProc,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(rootfs.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_start_gate_holds_the_child_until_released() {
+    let dir = TempDir::new("gate").unwrap();
+    let marker = dir.join("ran");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("echo ran > {}", marker.display()))
+        .start_gate(true);
+    let mut child = cmd.spawn().unwrap();
+    let gate = child.take_gate().expect("a gate");
+    // The setup is done, the program not started.
+    assert!(child.try_wait().unwrap().is_none());
+    assert!(!marker.exists());
+    gate.release().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+
+    // Dropped without release: the child ends, the program never runs.
+    let mut child = cmd.spawn().unwrap();
+    drop(child.take_gate());
+    assert_eq!(child.wait().unwrap().code(), Some(127));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    std::fs::remove_file(&marker).unwrap();
+
+    // Released by another process that got the descriptor.
+    let mut child = cmd.spawn().unwrap();
+    let fd = child.take_gate().unwrap().into_fd();
+    let status = std::process::Command::new("sh")
+        .args(["-c", "printf x"])
+        .stdout(std::process::Stdio::from(fd))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    assert!(marker.exists());
+}
+
+#[test]
+fn only_stdio_and_passed_descriptors_reach_the_program() {
+    let dir = TempDir::new("fds").unwrap();
+    std::fs::write(dir.join("passed"), "passed content\n").unwrap();
+    // A descriptor leaked into this process without close-on-exec.
+    let leaked = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    assert!(leaked > 2);
+    let passed: OwnedFd = std::fs::File::open(dir.join("passed")).unwrap().into();
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("cat <&7; ls /proc/self/fd")
+        .pass_fd(7, passed)
+        .output();
+    unsafe { libc::close(leaked) };
+    let out = out.unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("passed content"));
+    let fds: Vec<i32> = lines.map(|l| l.parse().unwrap()).collect();
+    // 0, 1, 2, 7 and the directory ls reads (3).
+    assert_eq!(fds, vec![0, 1, 2, 3, 7], "leaked fd was {leaked}");
+    let e = Command::new("true")
+        .pass_fd(1, std::fs::File::open("/dev/null").unwrap().into())
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(e, Error::BadFd { fd: 1 }), "{e}");
+}
+
+#[test]
+fn joining_a_user_and_uts_namespace_of_a_running_process() {
+    require_root!();
+    let mut sleeper = Command::new("sleep");
+    sleeper
+        .arg("1000")
+        .namespaces(Kind::User | Kind::Uts)
+        .uid_map([IdMap::new(0, 0, 65536)])
+        .gid_map([IdMap::new(0, 0, 65536)])
+        .hostname("joined-host")
+        .stdin(Stdio::null());
+    let mut child = sleeper.spawn().unwrap();
+    let pid = child.id();
+    let open = |k: &str| -> OwnedFd {
+        std::fs::File::open(format!("/proc/{pid}/ns/{k}"))
+            .unwrap()
+            .into()
+    };
+    let out = Command::new("sh")
+        .args(["-c", "hostname; readlink /proc/self/ns/user"])
+        .join_namespace(Kind::Uts, open("uts"))
+        .join_namespace(Kind::User, open("user"))
+        .output();
+    let user = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = out.unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("joined-host\n{}\n", user.display())
+    );
+    // Joining a pid namespace, or a net namespace while creating a user
+    // namespace, is refused before clone.
+    let fd = pidfd_open(std::process::id() as i32).unwrap();
+    let e = Command::new("true")
+        .join_namespace(Kind::Pid, fd)
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Join {
+                kind: Kind::Pid,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Command::new("true")
+        .namespaces(Kind::User)
+        .join_namespace(
+            Kind::Net,
+            std::fs::File::open("/proc/self/ns/net").unwrap().into(),
+        )
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Join {
+                kind: Kind::Net,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn inside_a_user_namespace_devices_are_bound_from_the_host() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("userns") else {
+        return;
+    };
+    let mut cmd = Command::new("/bin/sh");
+    docker_like(&mut cmd, rootfs.path());
+    cmd.namespaces(Kind::User)
+        .uid_map([IdMap::new(0, 0, 65536)])
+        .gid_map([IdMap::new(0, 0, 65536)])
+        .arg("-c")
+        .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok");
+    let text = run(&mut cmd);
+    assert_eq!(text, "1:3\n1:5\nok\n");
+}
