@@ -50,6 +50,7 @@
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
 //! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
 //! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
+//! | [`terminal`] | [`Command::terminal`], [`Child::take_terminal`]: a pty for the program |
 //! | [`error`] | [`Error`], [`Result`] |
 
 pub mod caps;
@@ -76,6 +77,7 @@ mod setup;
 pub mod spawn;
 pub mod step;
 pub mod sysctl;
+pub mod terminal;
 pub mod unshare;
 
 pub use caps::{CapSet, Capabilities};

@@ -27,6 +27,8 @@ pub(crate) struct SpawnFds {
     pub gate_read: Option<RawFd>,
     /// Descriptors passed to the program: (source, number in the program).
     pub passed: Vec<(RawFd, RawFd)>,
+    /// The terminal step, when the program gets a terminal.
+    pub terminal: Option<crate::terminal::TerminalStep>,
 }
 
 /// A borrowed view of a stdio setting.
@@ -186,6 +188,9 @@ impl Command {
                 flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 data: None,
             });
+        }
+        if let Some(t) = &fds.terminal {
+            steps.push(Step::Terminal(t.clone()));
         }
         let (uid, gid) = self.ids();
         // SAFETY: geteuid has no preconditions.

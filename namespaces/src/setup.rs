@@ -244,6 +244,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             }
             Step::StartGate { fd } => start_gate(*fd, state.err_write),
             Step::Confine(s) => s.apply(),
+            Step::Terminal(t) => t.apply(),
         }
     }
 }

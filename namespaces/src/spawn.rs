@@ -81,6 +81,7 @@ pub struct Command {
     pub(crate) fds: Vec<(RawFd, OwnedFd)>,
     pub(crate) joins: Vec<(Kind, OwnedFd)>,
     pub(crate) knobs: crate::confine::ProcessKnobs,
+    pub(crate) terminal: bool,
 }
 
 impl std::fmt::Debug for Command {
@@ -136,6 +137,7 @@ impl Command {
             fds: Vec::new(),
             joins: Vec::new(),
             knobs: crate::confine::ProcessKnobs::default(),
+            terminal: false,
         }
     }
 
@@ -431,6 +433,7 @@ impl Command {
             stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
             gate_read: self.start_gate.then_some(-1),
             passed: self.fds.iter().map(|(t, _)| (-1, *t)).collect(),
+            terminal: self.terminal.then(|| self.terminal_placeholder()),
         };
         self.steps(&fds)
     }
@@ -538,6 +541,7 @@ impl Command {
             (None, None)
         };
         let passed = self.passed_fds()?;
+        let terminal = self.prepare_terminal()?;
         let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
         // The child closes every descriptor that is the parent's: the
         // parent's pipe ends, the read end of the error pipe and the write
@@ -547,6 +551,7 @@ impl Command {
             .into_iter()
             .filter_map(raw)
             .chain([err_read.as_raw_fd()])
+            .chain(terminal.as_ref().map(|t| t.parent_raw()))
             .collect();
         let fds = SpawnFds {
             close,
@@ -558,6 +563,7 @@ impl Command {
             ],
             gate_read: raw(&gate_read),
             passed: passed.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
+            terminal: terminal.as_ref().map(|t| t.step.clone()),
         };
         let steps = self.steps(&fds)?;
         let mut function = self.function.take();
@@ -600,6 +606,11 @@ impl Command {
             }
         };
         drop((stdio_child, err_write, sync_read, gate_read, passed));
+        // The child has its copy of the slave or socket end now.
+        let terminal = terminal.map(|t| {
+            drop(t.child);
+            t.parent
+        });
         let mut child = Child {
             pid,
             pidfd,
@@ -609,6 +620,7 @@ impl Command {
             stdout: stdout.map(Into::into),
             stderr: stderr.map(Into::into),
             gate: None,
+            terminal,
         };
         if let Err(e) = self.release_child(&mut child, sync_write) {
             abandon(&mut child);

@@ -245,6 +245,8 @@ pub enum Step {
     },
     /// A confinement step: capabilities, rlimits, sysctls, seccomp, ...
     Confine(crate::confine::ConfineStep),
+    /// The program's terminal: a pty as controlling terminal and stdio.
+    Terminal(crate::terminal::TerminalStep),
 }
 
 impl Step {
@@ -282,6 +284,7 @@ impl Step {
             Step::Setns { .. } => "setns",
             Step::StartGate { .. } => "start gate",
             Step::Confine(s) => s.name(),
+            Step::Terminal(t) => t.name(),
         }
     }
 }
@@ -370,6 +373,7 @@ impl fmt::Display for Step {
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
             Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
             Step::Confine(s) => s.fmt(f),
+            Step::Terminal(t) => t.fmt(f),
         }
     }
 }
