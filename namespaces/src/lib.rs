@@ -50,6 +50,7 @@
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
 //! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
 //! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
+//! | [`exec`] | [`Command::exec_in`]: a process in the namespaces and cgroup of a running one |
 //! | [`terminal`] | [`Command::terminal`], [`Child::take_terminal`]: a pty for the program |
 //! | [`error`] | [`Error`], [`Result`] |
 
@@ -59,6 +60,7 @@ pub mod confine;
 pub mod confine_error;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod ident;
 pub mod idmap;
 pub mod kind;

@@ -132,6 +132,15 @@ impl Command {
                 nstype: kind.clone_flag(),
             });
         }
+        if let Some(target) = &self.exec {
+            let kinds = target.child_kinds()?;
+            if !kinds.is_empty() {
+                steps.push(Step::Setns {
+                    fd: target.fd().as_raw_fd(),
+                    nstype: kinds.clone_flags(),
+                });
+            }
+        }
         let sources: Vec<RawFd> = fds.stdio.iter().flatten().copied().collect();
         for (to, from) in fds.stdio.iter().enumerate() {
             if let Some(from) = *from {

@@ -82,6 +82,7 @@ pub struct Command {
     pub(crate) joins: Vec<(Kind, OwnedFd)>,
     pub(crate) knobs: crate::confine::ProcessKnobs,
     pub(crate) terminal: bool,
+    pub(crate) exec: Option<crate::exec::ExecTarget>,
 }
 
 impl std::fmt::Debug for Command {
@@ -138,6 +139,7 @@ impl Command {
             joins: Vec::new(),
             knobs: crate::confine::ProcessKnobs::default(),
             terminal: false,
+            exec: None,
         }
     }
 
@@ -417,6 +419,7 @@ impl Command {
         if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
             return Err(Error::CannotPersistTime);
         }
+        self.check_exec()?;
         self.check_container()
     }
 
@@ -580,19 +583,27 @@ impl Command {
             },
         };
         let clone_kinds = self.kinds.without(Kind::Time);
+        // Exec into a running process: its cgroup, and its pid namespace
+        // for this one clone (see exec.rs).
+        let exec_cgroup = match (&self.exec, &self.cgroup) {
+            (Some(t), None) => t.cgroup_dir()?,
+            _ => None,
+        };
+        let pid_guard = match &self.exec {
+            Some(t) if t.differing()?.contains(Kind::Pid) => Some(t.enter_pid_namespace()?),
+            _ => None,
+        };
+        let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
-        let (pid, pidfd) = unsafe {
-            clone3(
-                clone_kinds.clone_flags64(),
-                self.cgroup.as_ref().map(|d| d.as_raw_fd()),
-            )
-        };
+        let (pid, pidfd) =
+            unsafe { clone3(clone_kinds.clone_flags64(), cgroup.map(|d| d.as_raw_fd())) };
         if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
         drop(plan);
+        drop((pid_guard, exec_cgroup));
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
             (Ok(pid), Some(pidfd)) => (pid, pidfd),

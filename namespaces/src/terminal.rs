@@ -277,11 +277,12 @@ impl Command {
 
     /// Whether the child allocates the pty in the container's own devpts.
     fn terminal_inside(&self) -> bool {
-        self.rootfs.is_some()
-            && self
-                .mounts
-                .iter()
-                .any(|m| m.fstype == "devpts" && m.destination == Path::new("/dev/pts"))
+        self.exec.is_some()
+            || self.rootfs.is_some()
+                && self
+                    .mounts
+                    .iter()
+                    .any(|m| m.fstype == "devpts" && m.destination == Path::new("/dev/pts"))
     }
 
     /// The terminal of one spawn, if asked for.
