@@ -102,9 +102,11 @@ impl Command {
 
     /// Join an existing namespace (a namespace file such as
     /// `/proc/<pid>/ns/net`, or a pidfd) instead of creating it. A user
-    /// namespace is joined first, then the others. Not with a new user
-    /// namespace (it would have no privilege over the joined ones), and
-    /// not for pid and time namespaces.
+    /// namespace is joined first, then the others; a pid namespace is
+    /// joined by creating the child in it (the spawning thread's
+    /// `pid_for_children` points there during the clone). Not with a new
+    /// user namespace (it would have no privilege over the joined ones),
+    /// and not for time namespaces.
     pub fn join_namespace(&mut self, kind: Kind, fd: OwnedFd) -> &mut Command {
         self.joins.push((kind, fd));
         self
@@ -146,7 +148,7 @@ impl Command {
         }
         for (kind, _) in &self.joins {
             let why = match kind {
-                Kind::Pid | Kind::Time => Some("it applies to children only"),
+                Kind::Time => Some("it applies to children only"),
                 k if self.kinds.contains(*k) => Some("a new one is asked for too"),
                 Kind::User => None,
                 _ if self.kinds.contains(Kind::User) => {

@@ -128,7 +128,7 @@ pub enum Error {
     /// Joining an existing namespace cannot be combined with this request
     /// (a non-user namespace while a new user namespace is created: the
     /// new user namespace has no privilege over it; a namespace both new
-    /// and joined; pid and time namespaces, which apply to children only).
+    /// and joined; a time namespace, which applies to children only).
     #[error("cannot join a {kind} namespace here: {why}")]
     Join {
         /// The namespace kind to join.

@@ -70,6 +70,7 @@ pub mod mounts;
 pub mod persist;
 mod plan;
 pub mod propagation;
+mod report;
 pub mod rlimit;
 mod rootfs;
 mod rootsetup;

@@ -124,7 +124,9 @@ impl Command {
             steps.push(Step::WaitParent { fd });
         }
         // A joined user namespace first: the others are owned by it.
-        let mut joins: Vec<&(Kind, OwnedFd)> = self.joins.iter().collect();
+        // (A pid namespace is joined at the clone itself.)
+        let mut joins: Vec<&(Kind, OwnedFd)> =
+            self.joins.iter().filter(|(k, _)| *k != Kind::Pid).collect();
         joins.sort_by_key(|(k, _)| *k != Kind::User);
         for (kind, fd) in joins {
             steps.push(Step::Setns {
@@ -152,9 +154,6 @@ impl Command {
         }
         if !sources.is_empty() {
             steps.push(Step::Close { fds: sources });
-        }
-        for &(from, to) in &fds.passed {
-            steps.push(Step::Dup2 { from, to });
         }
         if let Some(p) = self.propagation
             && self.kinds.contains(Kind::Mount)
@@ -211,6 +210,11 @@ impl Command {
         };
         // Capabilities, rlimits, ... around the id switch.
         steps.extend(confinement.steps_through_ids(ids));
+        // Passed descriptors move into place late: by now the child holds
+        // only the error pipe and the gate, numbered above every target.
+        for &(from, to) in &fds.passed {
+            steps.push(Step::Dup2 { from, to });
+        }
         steps.push(Step::ResetSignals);
         if self.function.is_none() {
             let mut keep: Vec<RawFd> = fds.passed.iter().map(|(_, to)| *to).collect();

@@ -104,6 +104,10 @@ impl Command {
                 ("/dev/ptmx", "pts/ptmx"),
                 ("/dev/core", "/proc/kcore"),
             ] {
+                // Like runc: /dev/core only where the kernel has a kcore.
+                if link == "/dev/core" && !Path::new("/proc/kcore").exists() {
+                    continue;
+                }
                 steps.push(Step::Symlink {
                     target: in_root(Path::new(link))?,
                     link: c(to)?,
@@ -117,17 +121,33 @@ impl Command {
             }
             steps.push(device_step(d, userns)?);
         }
-        for p in &self.masked_paths {
-            check_container_path(p).map_err(|r| mount_error(p, r))?;
-            steps.push(Step::Mask(in_root(p)?));
-        }
+        // Read-only paths first, then masks (runc's order).
         for p in &self.readonly_paths {
             check_container_path(p).map_err(|r| mount_error(p, r))?;
             steps.push(Step::ReadonlyPath(in_root(p)?));
         }
+        for p in &self.masked_paths {
+            check_container_path(p).map_err(|r| mount_error(p, r))?;
+            steps.push(Step::Mask(in_root(p)?));
+        }
         steps.push(Step::PivotRoot(root_c));
         if let Some(p) = self.rootfs_propagation {
             steps.push(Step::RootPropagation { flags: p.flags() });
+            // The mounts that asked for their own propagation get it back.
+            let own: Vec<&Mount> = self
+                .mounts
+                .iter()
+                .filter(|m| parse_options(&m.fstype, &m.options).propagation != 0)
+                .collect();
+            if !own.is_empty() {
+                steps.push(Step::OpenRoot(CString::from(c"/")));
+            }
+            for m in own {
+                steps.push(Step::SetPropagation {
+                    target: in_root(&m.destination)?,
+                    flags: parse_options(&m.fstype, &m.options).propagation,
+                });
+            }
         }
         if self.readonly_rootfs {
             steps.push(Step::RemountRoot {
@@ -207,7 +227,9 @@ impl Command {
     /// `/sys/fs/cgroup` for the container: cgroup2 on a pure v2 host (in a
     /// new cgroup namespace; else this process's cgroup bound), on v1 or
     /// hybrid a tmpfs with each hierarchy's cgroup of this process bound
-    /// read-only below it, as runc does.
+    /// read-only below it, as runc does (the tmpfs itself stays writable,
+    /// as under runc). On hybrid the cgroup2 `unified` hierarchy is bound
+    /// too (runc 1.1 leaves it out).
     fn cgroup_steps(
         &self,
         m: &Mount,
@@ -319,9 +341,6 @@ impl Command {
                     });
                 }
             }
-        }
-        if flags & libc::MS_RDONLY != 0 {
-            steps.push(Step::ReadonlyMount(in_root(dest)?));
         }
         Ok(())
     }

@@ -177,11 +177,12 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         }
     }
     drop(target);
-    if !(m.bind && m.flags != 0) && m.propagation == 0 && !m.recursive_ro {
-        return Ok(());
-    }
-    // The new mount's root: the same path resolves to it now.
+    // The new mount's root: the same path resolves to it now. Check that
+    // it does (a rename racing with us could have moved the target).
     let mounted = resolve(root, &m.target, Create::Nothing, m.no_symlinks)?;
+    if !is_mount_root(mounted.0)? {
+        return Err(libc::EXDEV);
+    }
     let at = FdPath::new(mounted.0);
     if m.bind && m.flags != 0 {
         let mut flags = m.flags;
@@ -208,6 +209,29 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
     Ok(())
 }
 
+const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+
+/// Whether `fd` is the root of a mount (`statx`; true when the kernel
+/// does not say).
+fn is_mount_root(fd: c_int) -> Result<bool, c_int> {
+    // SAFETY: a raw statx filling a zeroed struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            0u32,
+            &raw mut st,
+        )
+    })?;
+    if st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT == 0 {
+        return Ok(true);
+    }
+    Ok(st.stx_attributes & STATX_ATTR_MOUNT_ROOT != 0)
+}
+
 /// `MS_REMOUNT | MS_BIND | flags` of the mount at `at`.
 fn remount(at: &FdPath, flags: c_ulong) -> StepResult {
     // SAFETY: mount(2) on a stack path.
@@ -222,11 +246,30 @@ fn remount(at: &FdPath, flags: c_ulong) -> StepResult {
     })
 }
 
-/// The flags of the mount `fd` is on that a user namespace cannot clear.
+/// The kernel's `struct statfs` on 64-bit Linux (libc's hides `f_flags`).
+#[repr(C)]
+struct KernelStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+
+/// The flags of the mount `fd` is on that a user namespace cannot clear,
+/// from a raw `fstatfs` (glibc's `fstatvfs` may read /proc/mounts).
 fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
-    // SAFETY: fstatvfs fills a zeroed struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    // SAFETY: fstatfs fills a zeroed struct of the kernel's layout.
+    let mut st: KernelStatfs = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::syscall(libc::SYS_fstatfs, fd, &raw mut st) })?;
+    let have = st.f_flags as c_ulong;
     let pairs = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -238,7 +281,7 @@ fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
     ];
     Ok(pairs
         .into_iter()
-        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .filter(|(st_flag, _)| have & st_flag != 0)
         .fold(0, |acc, (_, ms)| acc | ms))
 }
 
@@ -305,11 +348,18 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
         Err(libc::ENOENT) => return Ok(()),
         other => other?,
     };
-    // SAFETY: fstat fills a zeroed struct.
+    // SAFETY: a raw fstat filling a zeroed struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstat(fd.0, &mut st) })?;
+    check(unsafe { libc::syscall(libc::SYS_fstat, fd.0, &raw mut st) })?;
     let at = FdPath::new(fd.0);
-    // SAFETY: mount(2) on literals and a stack path.
+    // The container's own /dev/null when it has one (as runc), else the
+    // host's.
+    let null = open_in_root(root, c"dev/null", 0, true).ok();
+    let null_path = null.as_ref().map(|n| FdPath::new(n.0));
+    let null_ptr = null_path
+        .as_ref()
+        .map_or(c"/dev/null".as_ptr(), FdPath::ptr);
+    // SAFETY: mount(2) on literals and stack paths.
     check(unsafe {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             libc::mount(
@@ -321,7 +371,7 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
             )
         } else {
             libc::mount(
-                c"/dev/null".as_ptr(),
+                null_ptr,
                 at.ptr(),
                 std::ptr::null(),
                 libc::MS_BIND,
@@ -384,6 +434,22 @@ pub(crate) fn readonly_path(root: c_int, target: &InRoot, keep_locked: bool) -> 
     remount(&FdPath::new(mounted.0), flags)
 }
 
+/// Change the propagation of the mount at `target`.
+pub(crate) fn set_propagation(root: c_int, target: &InRoot, flags: c_ulong) -> StepResult {
+    let fd = open_in_root(root, &target.path, 0, false)?;
+    let at = FdPath::new(fd.0);
+    // SAFETY: a propagation change on a stack path.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            at.ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    })
+}
+
 /// `pivot_root` into `rootfs` and detach the old root.
 pub(crate) fn pivot_root(rootfs: &CStr) -> StepResult {
     // SAFETY: plain syscalls on a prepared path and literals.
@@ -410,7 +476,7 @@ pub(crate) fn pivot_root(rootfs: &CStr) -> StepResult {
 
 /// Remount `/` adding `flags`, keeping the locked ones.
 pub(crate) fn remount_root(flags: c_ulong) -> StepResult {
-    // SAFETY: open/fstatvfs/mount on literals.
+    // SAFETY: open/fstatfs/mount on literals.
     let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     check(fd)?;
     let fd = Fd(fd);
@@ -441,5 +507,37 @@ mod tests {
             unsafe { CStr::from_ptr(p.ptr()) }.to_bytes(),
             b"/proc/self/fd/0"
         );
+    }
+}
+
+#[cfg(test)]
+mod statfs_tests {
+    use super::*;
+
+    #[test]
+    fn locked_flags_read_the_mount_flags_of_a_descriptor() {
+        // What /proc/self/mountinfo says of /proc.
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/proc"))
+            .unwrap();
+        let opts: Vec<&str> = line.split(' ').nth(5).unwrap().split(',').collect();
+        let want = [
+            ("nosuid", libc::MS_NOSUID),
+            ("nodev", libc::MS_NODEV),
+            ("noexec", libc::MS_NOEXEC),
+            ("relatime", libc::MS_RELATIME),
+            ("noatime", libc::MS_NOATIME),
+            ("ro", libc::MS_RDONLY),
+        ]
+        .into_iter()
+        .filter(|(o, _)| opts.contains(o))
+        .fold(0, |acc, (_, f)| acc | f);
+        let fd = unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        assert!(fd >= 0);
+        let flags = locked_flags(fd).unwrap();
+        unsafe { libc::close(fd) };
+        assert_eq!(flags, want, "{flags:#x} for {line}");
     }
 }

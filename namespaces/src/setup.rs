@@ -237,6 +237,9 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 *flags,
                 std::ptr::null(),
             )),
+            Step::SetPropagation { target, flags } => {
+                rootsetup::set_propagation(state.root, target, *flags)
+            }
             Step::Setns { fd, nstype } => {
                 check(libc::setns(*fd, *nstype))?;
                 libc::close(*fd);

@@ -11,16 +11,13 @@ use std::process::{ExitStatus, Output};
 use crate::child::{Child, Stdio, StdioKind};
 use crate::container::Gate;
 use crate::error::{Error, Result};
-use crate::idmap::{IdMap, SetGroups, write_maps};
+use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{
-    ExecParts, abandon, clone3, dup_cloexec, dup_cloexec_from, pipe, pointers, read_report,
-};
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers};
 use crate::mounts::{Device, Mount};
-use crate::persist::persist;
 use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
-use crate::setup::{self, Plan, Program, READY_INDEX};
+use crate::setup::{self, Plan, Program};
 use crate::step::Step;
 
 /// A clock of a time namespace.
@@ -243,7 +240,7 @@ impl Command {
     }
 
     /// The uid map of the new user namespace, written by the parent before
-    /// the child continues (see [`write_maps`]).
+    /// the child continues (see [`crate::write_maps`]).
     pub fn uid_map(&mut self, map: impl Into<Vec<IdMap>>) -> &mut Command {
         self.uid_map = map.into();
         self
@@ -333,7 +330,7 @@ impl Command {
         self
     }
 
-    /// Persist the child's `kind` namespace at `file` (see [`persist`]),
+    /// Persist the child's `kind` namespace at `file` (see [`crate::persist()`]),
     /// done by the parent before the child continues; the result is in
     /// [`Child::persisted`].
     pub fn persist(&mut self, kind: Kind, file: impl AsRef<Path>) -> &mut Command {
@@ -457,66 +454,6 @@ impl Command {
         Ok(child)
     }
 
-    /// Read the child's report from the error pipe: `Ok(false)` once it
-    /// executed the program (end of file), `Ok(true)` when it waits at its
-    /// start gate; otherwise the child is reaped, what it persisted
-    /// released, and the error returned.
-    fn check_report(&self, child: &mut Child, err_read: &OwnedFd, steps: &[Step]) -> Result<bool> {
-        match read_report(err_read) {
-            Ok(None) => Ok(false),
-            Ok(Some((READY_INDEX, _))) => Ok(true),
-            Ok(Some((index, errno))) => {
-                abandon(child);
-                let source = io::Error::from_raw_os_error(errno);
-                Err(match steps.get(index as usize) {
-                    Some(step) => Error::Setup {
-                        index: index as usize,
-                        name: step.name(),
-                        step: step.to_string(),
-                        source,
-                    },
-                    None => Error::Exec {
-                        program: self.program.to_string_lossy().into_owned(),
-                        source,
-                    },
-                })
-            }
-            Err(e) => {
-                abandon(child);
-                Err(Error::io(
-                    "read error pipe of",
-                    format!("/proc/{}", child.pid),
-                    e,
-                ))
-            }
-        }
-    }
-
-    /// Close-on-exec copies of the descriptors to pass, numbered above
-    /// every target so that the child's `dup2`s never clobber a source.
-    fn passed_fds(&self) -> Result<Vec<(OwnedFd, RawFd)>> {
-        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
-        self.fds
-            .iter()
-            .map(|(t, fd)| Ok((dup_cloexec_from(fd.as_raw_fd(), above)?, *t)))
-            .collect()
-    }
-
-    fn needs_sync(&self) -> bool {
-        self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some()
-    }
-
-    fn stdio_refs<'a>(&'a self, over: Option<&'a [Stdio; 3]>) -> [StdioRef<'a>; 3] {
-        match over {
-            Some(over) => [0, 1, 2].map(|i| StdioRef::of(&over[i])),
-            None => [0, 1, 2].map(|i| {
-                self.stdio[i]
-                    .as_ref()
-                    .map_or(StdioRef::Inherit, StdioRef::of)
-            }),
-        }
-    }
-
     /// Clone the child and let it go; returns it with the read end of the
     /// error pipe, on which it reports a failed setup or exec, and the
     /// steps it ran.
@@ -530,7 +467,11 @@ impl Command {
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
         let (stdio_child, [stdin, stdout, stderr]) = stdio_fds(self.stdio_refs(stdio))?;
+        // The descriptors the child still uses when it moves the passed
+        // ones into place are numbered above every target.
+        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
         let (err_read, err_write) = pipe()?;
+        let err_write = raise(err_write, above)?;
         let (sync_read, sync_write) = if self.needs_sync() {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
@@ -539,7 +480,7 @@ impl Command {
         };
         let (gate_read, gate_write) = if gate && self.start_gate {
             let (r, w) = pipe()?;
-            (Some(r), Some(w))
+            (Some(raise(r, above)?), Some(w))
         } else {
             (None, None)
         };
@@ -594,6 +535,9 @@ impl Command {
             _ => None,
         };
         let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
+        // A pid namespace is joined by the child's creation: this thread's
+        // pid_for_children points there during the clone.
+        let pid_join = self.enter_pid_namespace()?;
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
         let (pid, pidfd) =
@@ -601,6 +545,9 @@ impl Command {
         if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
+        }
+        if let Some(own) = pid_join {
+            leave_pid_namespace(&own);
         }
         drop(plan);
         drop((pid_guard, exec_cgroup));
@@ -639,33 +586,37 @@ impl Command {
         }
         Ok((child, err_read, steps, gate_write))
     }
+}
 
-    /// The parent's part while the child waits: id maps, persisting, the
-    /// hook; then let the child go.
-    fn release_child(&mut self, child: &mut Child, sync_write: Option<OwnedFd>) -> Result<()> {
-        let Some(sync_write) = sync_write else {
-            return Ok(());
+/// Point this thread's `pid_for_children` back at its own pid namespace.
+fn leave_pid_namespace(own: &OwnedFd) {
+    // SAFETY: setns on a namespace fd we opened; joining one's own active
+    // pid namespace is always allowed.
+    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+}
+
+impl Command {
+    /// With a pid namespace to join: open this thread's own pid namespace
+    /// (to come back to) and point `pid_for_children` at the joined one.
+    fn enter_pid_namespace(&self) -> Result<Option<OwnedFd>> {
+        let Some((_, fd)) = self.joins.iter().find(|(k, _)| *k == Kind::Pid) else {
+            return Ok(None);
         };
-        if self.kinds.contains(Kind::User) {
-            write_maps(child.pid, &self.uid_map, &self.gid_map, self.setgroups)?;
+        let own: OwnedFd = std::fs::File::open("/proc/thread-self/ns/pid")
+            .map_err(|e| Error::io("open", "/proc/thread-self/ns/pid", e))?
+            .into();
+        // SAFETY: setns on caller-owned namespace fds.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            return Err(Error::last("setns", Kind::Pid.into()));
         }
-        for (kind, path) in &self.persist {
-            child.persisted.push(persist(child.pid, *kind, path)?);
-        }
-        if let Some(hook) = &mut self.hook {
-            hook(child.pid).map_err(|e| {
-                Error::io("before_start hook for", format!("/proc/{}", child.pid), e)
-            })?;
-        }
-        // SAFETY: write of one byte from a valid buffer.
-        let n = unsafe { libc::write(sync_write.as_raw_fd(), [0u8].as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(Error::io(
-                "write sync pipe of",
-                format!("/proc/{}", child.pid),
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        Ok(Some(own))
     }
+}
+
+/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
+fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    crate::launch::dup_cloexec_from(fd.as_raw_fd(), min)
 }

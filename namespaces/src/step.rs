@@ -216,6 +216,15 @@ pub enum Step {
         /// `MS_SHARED`, `MS_SLAVE`, ... with `MS_REC`.
         flags: c_ulong,
     },
+    /// Change the propagation of the mount at a path inside the root (per
+    /// mount propagation again after [`Step::RootPropagation`] changed the
+    /// whole tree).
+    SetPropagation {
+        /// The mount.
+        target: InRoot,
+        /// `MS_SHARED`, `MS_SLAVE`, ... with `MS_REC` when recursive.
+        flags: c_ulong,
+    },
     /// `setns` into an existing namespace.
     Setns {
         /// The namespace file or pidfd.
@@ -281,6 +290,7 @@ impl Step {
             Step::PivotRoot(_) => "pivot_root",
             Step::RemountRoot { .. } => "remount root",
             Step::RootPropagation { .. } => "root propagation",
+            Step::SetPropagation { .. } => "propagation",
             Step::Setns { .. } => "setns",
             Step::StartGate { .. } => "start gate",
             Step::Confine(s) => s.name(),
@@ -369,6 +379,9 @@ impl fmt::Display for Step {
             Step::RemountRoot { flags } => write!(f, "remount / with flags {flags:#x}"),
             Step::RootPropagation { flags } => {
                 write!(f, "propagation {flags:#x} of / after pivot_root")
+            }
+            Step::SetPropagation { target, flags } => {
+                write!(f, "propagation {flags:#x} of {target}")
             }
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
             Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),

@@ -360,6 +360,44 @@ fn only_stdio_and_passed_descriptors_reach_the_program() {
     let fds: Vec<i32> = lines.map(|l| l.parse().unwrap()).collect();
     // 0, 1, 2, 7 and the directory ls reads (3).
     assert_eq!(fds, vec![0, 1, 2, 3, 7], "leaked fd was {leaked}");
+    // Targets at the lowest free numbers, where the spawn's own pipes would
+    // land: they must not be clobbered (an exec failure is still reported,
+    // the gate still works).
+    let sources = |n: usize| -> Vec<OwnedFd> {
+        (0..n)
+            .map(|_| std::fs::File::open(dir.join("passed")).unwrap().into())
+            .collect()
+    };
+    let lowest_free = || {
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        unsafe { libc::close(fd) };
+        fd
+    };
+    let fds = sources(10);
+    let low = lowest_free();
+    let mut cmd = Command::new("/dunnage-test-no-such-program");
+    for (i, fd) in fds.into_iter().enumerate() {
+        cmd.pass_fd(low + i as i32, fd);
+    }
+    let e = cmd.spawn().unwrap_err();
+    assert!(matches!(e, Error::Exec { .. }), "{e}");
+    drop(cmd);
+    let fds = sources(10);
+    let low = lowest_free();
+    let mut cmd = Command::new("/bin/cat");
+    cmd.arg(format!("/proc/self/fd/{}", low + 9))
+        .stdout(Stdio::piped())
+        .start_gate(true);
+    for (i, fd) in fds.into_iter().enumerate() {
+        cmd.pass_fd(low + i as i32, fd);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.take_gate().unwrap().release().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(text, "passed content\n", "{status:?}");
+    assert!(status.success());
     let e = Command::new("true")
         .pass_fd(1, std::fs::File::open("/dev/null").unwrap().into())
         .spawn()
@@ -398,18 +436,18 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
         String::from_utf8(out.stdout).unwrap(),
         format!("joined-host\n{}\n", user.display())
     );
-    // Joining a pid namespace, or a net namespace while creating a user
+    // Joining a time namespace, or a net namespace while creating a user
     // namespace, is refused before clone.
-    let fd = pidfd_open(std::process::id() as i32).unwrap();
+    let fd: OwnedFd = std::fs::File::open("/proc/self/ns/time").unwrap().into();
     let e = Command::new("true")
-        .join_namespace(Kind::Pid, fd)
+        .join_namespace(Kind::Time, fd)
         .spawn()
         .unwrap_err();
     assert!(
         matches!(
             e,
             Error::Join {
-                kind: Kind::Pid,
+                kind: Kind::Time,
                 ..
             }
         ),
@@ -450,4 +488,177 @@ fn inside_a_user_namespace_devices_are_bound_from_the_host() {
         .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok");
     let text = run(&mut cmd);
     assert_eq!(text, "1:3\n1:5\nok\n");
+}
+
+#[test]
+fn rootfs_and_per_mount_propagation() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("prop") else {
+        return;
+    };
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .rootfs_propagation(dunnage_namespaces::Propagation {
+            mode: dunnage_namespaces::PropagationMode::Shared,
+            recursive: true,
+        })
+        .mount(Mount::new("proc", "/proc", &[]))
+        .mount(Mount::new("tmpfs", "/tmp", &["private"]))
+        .mount(Mount::new("tmpfs", "/mnt", &["unbindable"]))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg(
+            "while read -r id parent dev root point opts rest; do \
+               echo \"$point ${rest%% - *}\"; done < /proc/self/mountinfo",
+        ));
+    let line = |p: &str| {
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(p))
+            .unwrap_or_else(|| panic!("{p} in {text}"))
+            .to_owned()
+    };
+    assert!(line("/").contains("shared:"), "{text}");
+    assert!(!line("/tmp").contains("shared:"), "{text}");
+    assert!(line("/mnt").contains("unbindable"), "{text}");
+}
+
+const HELPER_ENV: &str = "DUNNAGE_TEST_CONTAINER_HELPER";
+const NOBODY: u32 = 65534;
+
+/// As uid 65534 without capabilities: a user namespace mapping only that
+/// uid to root, pivot_root into a rootfs the user owns, Docker's mounts
+/// (devpts without gid=5, which is not mapped), devices bound from the host.
+#[test]
+fn an_unprivileged_user_starts_a_container() {
+    require_root!();
+    dunnage_testsupport::require_command!("setpriv");
+    let Some(rootfs) = busybox_rootfs("unpriv") else {
+        return;
+    };
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(rootfs.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The TempDir's parents must be searchable by nobody.
+    let mut p = rootfs.path().parent();
+    while let Some(dir) = p {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert!(mode & 0o001 != 0, "{} not searchable", dir.display());
+        p = dir.parent();
+    }
+    let exe = rootfs.join("../").canonicalize().unwrap().join(format!(
+        "{}-exe",
+        rootfs.path().file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let _cleanup = Cleanup(exe.clone());
+    let run_helper = || {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "unprivileged_container_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_ENV, rootfs.path())
+            .output()
+            .unwrap()
+    };
+    // The exec of a just-written file may meet "text busy" while a process
+    // forked by another test thread still holds the writer's descriptor.
+    let mut out = run_helper();
+    for _ in 0..50 {
+        if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        out = run_helper();
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("HELPER-RAN"), "{text}");
+}
+
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Does nothing unless run by the test above.
+#[test]
+fn unprivileged_container_helper() {
+    let Some(rootfs) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    assert_eq!(unsafe { libc::geteuid() }, NOBODY);
+    let mounts = Mount::docker_defaults().into_iter().map(|mut m| {
+        m.options.retain(|o| o != "gid=5");
+        m
+    });
+    let mut cmd = Command::new("/bin/sh");
+    cmd.namespaces(Kind::User | Kind::Mount | Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
+        .uid_map([IdMap::new(0, NOBODY, 1)])
+        .gid_map([IdMap::new(0, NOBODY, 1)])
+        .rootfs(&rootfs)
+        .mounts(mounts)
+        .default_devices(true)
+        .masked_path("/proc/keys")
+        .readonly_path("/proc/sys")
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg(
+            "id -u; stat -c '%t:%T' /dev/null; wc -c < /proc/keys; \
+             (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo ro; echo $$",
+        );
+    let text = run(&mut cmd);
+    assert_eq!(text, "0\n1:3\n0\nro\n1\n");
+    println!("HELPER-RAN");
+}
+
+#[test]
+fn joining_a_pid_namespace_by_pidfd_creates_the_child_in_it() {
+    require_root!();
+    let mut sleeper = Command::new("sleep");
+    sleeper
+        .arg("1000")
+        .namespaces(Kind::Pid)
+        .stdin(Stdio::null());
+    let mut child = sleeper.spawn().unwrap();
+    let pid = child.id();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    let own_before = std::fs::read_link("/proc/thread-self/ns/pid_for_children").unwrap();
+    let out = Command::new("sh")
+        .args(["-c", "readlink /proc/self/ns/pid"])
+        .join_namespace(Kind::Pid, pidfd_open(pid).unwrap())
+        .output();
+    let own_after = std::fs::read_link("/proc/thread-self/ns/pid_for_children").unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = out.unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{}\n", theirs.display())
+    );
+    // The spawning thread is back in its own pid namespace for children.
+    assert_eq!(own_before, own_after);
 }
