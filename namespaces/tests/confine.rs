@@ -299,3 +299,23 @@ fn the_plan_shows_runcs_order() {
         assert!(pos(pair[0]) < pos(pair[1]), "{pair:?} in {names:?}");
     }
 }
+
+#[test]
+fn the_parent_can_set_oom_score_adj_of_a_child() {
+    // Raising it needs no privilege.
+    let mut child = Command::new("sleep").arg("100").spawn().unwrap();
+    let _guard = dunnage_testsupport::ChildGuard::new(child.id());
+    dunnage_namespaces::confine::set_oom_score_adj(child.id(), 567).unwrap();
+    let text = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", child.id())).unwrap();
+    assert_eq!(text.trim(), "567");
+    let err = dunnage_namespaces::confine::set_oom_score_adj(child.id(), 2000).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Confine(ConfineError::OomScoreAdj { value: 2000 })
+        ),
+        "{err:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
