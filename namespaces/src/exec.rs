@@ -9,10 +9,11 @@
 //!   with one `setns(pidfd, flags)` (Linux 5.8+), first of its steps after
 //!   the sync: the child is single-threaded, so a user namespace among them
 //!   is fine, and the kernel orders the joins itself;
-//! - the pid namespace by the parent: `setns(pidfd, CLONE_NEWPID)` on the
-//!   spawning thread sets the namespace of its next child only; the thread's
-//!   own `pid_for_children` is put back right after `clone3`. This needs
-//!   `CAP_SYS_ADMIN` in the caller's user namespace (root);
+//! - the pid namespace by the parent, as for a joined pid namespace:
+//!   `setns(pidfd, CLONE_NEWPID)` on the spawning thread sets the namespace
+//!   of its next child only, and the thread's own `pid_for_children` is put
+//!   back right after `clone3`. This needs `CAP_SYS_ADMIN` in the caller's
+//!   user namespace (root);
 //! - the cgroup v2 of the process with `CLONE_INTO_CGROUP` (its directory
 //!   under the cgroup2 mount, `/sys/fs/cgroup` or, on a hybrid host,
 //!   `/sys/fs/cgroup/unified`), unless [`Command::into_cgroup`] chose one.
@@ -22,7 +23,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::ident::NamespaceId;
@@ -36,6 +37,15 @@ pub(crate) struct ExecTarget {
 }
 
 impl Command {
+    /// The exec target's pidfd when its pid namespace is not the caller's:
+    /// the spawn points `pid_for_children` there around `clone3`.
+    pub(crate) fn exec_pid_namespace(&self) -> Result<Option<&OwnedFd>> {
+        match &self.exec {
+            Some(t) if t.differing()?.contains(Kind::Pid) => Ok(Some(&t.pidfd)),
+            _ => Ok(None),
+        }
+    }
+
     /// Run the program inside the running process behind `pidfd` (from
     /// [`crate::pidfd_open`] or [`crate::Child::pidfd`]): all of its
     /// namespaces and its cgroup v2 (see the [module docs](crate::exec)).
@@ -136,42 +146,11 @@ impl ExecTarget {
         Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Make the calling thread's next child start in the target's pid
-    /// namespace, until the guard is dropped.
-    pub(crate) fn enter_pid_namespace(&self) -> Result<PidNamespaceGuard> {
-        let saved = open_ro(Path::new("/proc/thread-self/ns/pid_for_children"))?;
-        // SAFETY: setns on a pidfd we own.
-        if unsafe { libc::setns(self.pidfd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(Error::last("setns", Kind::Pid.into()));
-        }
-        Ok(PidNamespaceGuard { saved })
-    }
-
     /// The pidfd, for the child's `setns`.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.pidfd.as_fd()
     }
-}
-
-/// Puts the thread's `pid_for_children` back when dropped.
-#[derive(Debug)]
-pub(crate) struct PidNamespaceGuard {
-    saved: OwnedFd,
-}
-
-impl Drop for PidNamespaceGuard {
-    fn drop(&mut self) {
-        // SAFETY: setns back into the namespace we came from (our own
-        // active pid namespace, which is always allowed).
-        unsafe { libc::setns(self.saved.as_raw_fd(), libc::CLONE_NEWPID) };
-    }
-}
-
-fn open_ro(path: &Path) -> Result<OwnedFd> {
-    std::fs::File::open(path)
-        .map(OwnedFd::from)
-        .map_err(|e| Error::io("open", path, e))
 }
 
 /// Where cgroup2 is mounted: `/sys/fs/cgroup` on a pure v2 host,

@@ -524,14 +524,9 @@ impl Command {
             },
         };
         let clone_kinds = self.kinds.without(Kind::Time);
-        // Exec into a running process: its cgroup, and its pid namespace
-        // for this one clone (see exec.rs).
+        // Exec into a running process: its cgroup (see exec.rs).
         let exec_cgroup = match (&self.exec, &self.cgroup) {
             (Some(t), None) => t.cgroup_dir()?,
-            _ => None,
-        };
-        let pid_guard = match &self.exec {
-            Some(t) if t.differing()?.contains(Kind::Pid) => Some(t.enter_pid_namespace()?),
             _ => None,
         };
         let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
@@ -550,7 +545,7 @@ impl Command {
             leave_pid_namespace(&own);
         }
         drop(plan);
-        drop((pid_guard, exec_cgroup));
+        drop(exec_cgroup);
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
             (Ok(pid), Some(pidfd)) => (pid, pidfd),
@@ -599,7 +594,12 @@ impl Command {
     /// With a pid namespace to join: open this thread's own pid namespace
     /// (to come back to) and point `pid_for_children` at the joined one.
     fn enter_pid_namespace(&self) -> Result<Option<OwnedFd>> {
-        let Some((_, fd)) = self.joins.iter().find(|(k, _)| *k == Kind::Pid) else {
+        let joined = self
+            .joins
+            .iter()
+            .find(|(k, _)| *k == Kind::Pid)
+            .map(|(_, fd)| fd);
+        let Some(fd) = joined.or(self.exec_pid_namespace()?) else {
             return Ok(None);
         };
         let own: OwnedFd = std::fs::File::open("/proc/thread-self/ns/pid")
