@@ -58,6 +58,9 @@ pub struct ProcessKnobs {
     pub additional_gids: Option<Vec<u32>>,
     /// The seccomp filter.
     pub seccomp: Option<BpfProgram>,
+    /// Start a new session (`setsid`), so that the program has no
+    /// controlling terminal (bubblewrap's `--new-session`).
+    pub new_session: bool,
 }
 
 impl ProcessKnobs {
@@ -100,6 +103,7 @@ impl ProcessKnobs {
             umask: self.umask,
             additional_gids: self.additional_gids.clone(),
             seccomp: self.seccomp.clone(),
+            new_session: self.new_session,
         })
     }
 }
@@ -142,6 +146,9 @@ pub enum ConfineStep {
     NoNewPrivileges,
     /// `seccomp(SECCOMP_SET_MODE_FILTER)` of a prepared program.
     Seccomp(BpfProgram),
+    /// `setsid`, unless the process already leads its session (as after a
+    /// terminal step).
+    NewSession,
 }
 
 impl ConfineStep {
@@ -158,6 +165,7 @@ impl ConfineStep {
             ConfineStep::Ambient(_) => "ambient capabilities",
             ConfineStep::NoNewPrivileges => "no_new_privs",
             ConfineStep::Seccomp(_) => "seccomp",
+            ConfineStep::NewSession => "setsid",
         }
     }
 
@@ -195,6 +203,16 @@ impl ConfineStep {
                 if rc != 0 { Err(caps::errno()) } else { Ok(()) }
             }
             ConfineStep::Seccomp(prog) => prog.load(),
+            ConfineStep::NewSession => {
+                // SAFETY: getpid/getsid/setsid take no pointers.
+                unsafe {
+                    if libc::getsid(0) == libc::getpid() || libc::setsid() >= 0 {
+                        Ok(())
+                    } else {
+                        Err(caps::errno())
+                    }
+                }
+            }
         }
     }
 }
@@ -224,6 +242,7 @@ impl fmt::Display for ConfineStep {
             ),
             ConfineStep::Ambient(set) => write!(f, "ambient {:016x}", set.0),
             ConfineStep::NoNewPrivileges => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            ConfineStep::NewSession => f.write_str("setsid"),
             ConfineStep::Seccomp(p) => write!(
                 f,
                 "seccomp filter of {} instructions, flags {:#x}",
@@ -258,6 +277,7 @@ pub(crate) struct Confinement {
     umask: Option<u32>,
     additional_gids: Option<Vec<u32>>,
     seccomp: Option<BpfProgram>,
+    new_session: bool,
 }
 
 impl Confinement {
@@ -278,6 +298,9 @@ impl Confinement {
     pub(crate) fn steps_through_ids(&self, ids: Ids) -> Vec<Step> {
         let mut out = Vec::new();
         let mut push = |s: ConfineStep| out.push(Step::Confine(s));
+        if self.new_session {
+            push(ConfineStep::NewSession);
+        }
         if let Some(v) = &self.oom_score_adj {
             push(ConfineStep::OomScoreAdj(v.clone()));
         }

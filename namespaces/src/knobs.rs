@@ -78,6 +78,14 @@ impl Command {
         self
     }
 
+    /// Start the program in a new session (`setsid`): no controlling
+    /// terminal, so it cannot push input into the caller's (bubblewrap's
+    /// `--new-session`).
+    pub fn new_session(&mut self, on: bool) -> &mut Command {
+        self.knobs.new_session = on;
+        self
+    }
+
     /// Load this seccomp filter in the child: before the capabilities and
     /// ids change when `no_new_privs` is off (loading needs
     /// `CAP_SYS_ADMIN` then, and the filter must allow the rest of the

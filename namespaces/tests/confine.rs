@@ -319,3 +319,18 @@ fn the_parent_can_set_oom_score_adj_of_a_child() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn new_session_makes_the_program_a_session_leader() {
+    let out = Command::new("cat")
+        .arg("/proc/self/stat")
+        .new_session(true)
+        .output()
+        .unwrap();
+    let stat = String::from_utf8(out.stdout).unwrap();
+    let (pid, rest) = stat.split_once(" (").unwrap();
+    let fields: Vec<&str> = rest.rsplit_once(") ").unwrap().1.split(' ').collect();
+    // state, ppid, pgrp, session
+    assert_eq!(fields[3], pid, "{stat}");
+    assert_eq!(fields[2], pid, "{stat}");
+}
