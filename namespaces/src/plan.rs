@@ -177,7 +177,16 @@ impl Command {
                 offsets: self.time_offsets_text()?,
             });
         }
-        let confinement = self.knobs.prepare(self.kinds)?;
+        // Sysctls are allowed in namespaces the process does not share
+        // with the caller: new, joined, or those of an exec target.
+        let mut own = self.kinds;
+        for (kind, _) in &self.joins {
+            own = own.with(*kind);
+        }
+        if let Some(target) = &self.exec {
+            own = own | target.differing()?;
+        }
+        let confinement = self.knobs.prepare(own)?;
         steps.extend(confinement.sysctl_steps());
         if let Some(rootfs) = &self.rootfs {
             self.rootfs_steps(rootfs, &mut steps)?;

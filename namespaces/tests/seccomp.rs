@@ -357,3 +357,29 @@ fn a_precompiled_program_is_loaded_as_given() {
     };
     assert_eq!(run_probe(knobs), "oooooooooo");
 }
+
+#[test]
+fn podmans_real_profile_compiles_with_only_unknown_name_warnings() {
+    // containers-common's profile (Docker's format: its archMap,
+    // includes and excludes are not OCI fields and are ignored here; the
+    // rules themselves are OCI rules).
+    let path = "/usr/share/containers/seccomp.json";
+    let Ok(text) = std::fs::read_to_string(path) else {
+        dunnage_testsupport::skip("podman profile", "needs containers-common");
+        return;
+    };
+    let profile: Profile = serde_json::from_str(&text).unwrap();
+    assert_eq!(profile.default_errno_ret, Some(38));
+    let (prog, warnings) = compile(&profile).unwrap();
+    assert!(prog.len() > 100, "{prog:?}");
+    for w in &warnings {
+        let SeccompWarning::UnknownSyscall { name } = w else {
+            panic!("{w:?}");
+        };
+        // Only names newer than libseccomp 2.5.4 may be unknown.
+        assert!(
+            !["read", "clone", "personality", "open"].contains(&name.as_str()),
+            "{name}"
+        );
+    }
+}

@@ -287,6 +287,11 @@ mod tests {
         assert_eq!(p.syscalls[1].args[0].value, 2114060288);
         assert_eq!(p.syscalls[1].args[0].value_two, 0);
         assert_eq!(p.syscalls[2].errno_ret, Some(38));
+        // Go writes empty slices as null.
+        let go = r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": null, "flags": null,
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": null}]}"#;
+        let p: Profile = serde_json::from_str(go).unwrap();
+        assert!(p.architectures.is_empty() && p.syscalls[0].args.is_empty());
         for bad in [
             r#"{}"#,
             r#"{"defaultAction": 3}"#,

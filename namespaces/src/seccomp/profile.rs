@@ -4,7 +4,16 @@
 //! mean is checked when the profile is compiled, where an unknown one is a
 //! typed [`SeccompError`](super::SeccompError) instead of a parse failure.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// A JSON `null` (what Go writes for an empty slice) as the default.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 /// A seccomp profile, as in the OCI runtime spec.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -18,13 +27,13 @@ pub struct Profile {
     pub default_errno_ret: Option<u32>,
     /// Architectures the filter accepts besides the native one
     /// (`SCMP_ARCH_X86_64`, `SCMP_ARCH_X86`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub architectures: Vec<String>,
     /// Flags for `seccomp(2)` (`SECCOMP_FILTER_FLAG_LOG`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub flags: Vec<String>,
     /// The rules, in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub syscalls: Vec<Rule>,
 }
 
@@ -34,6 +43,7 @@ pub struct Profile {
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// The syscall names.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub names: Vec<String>,
     /// The action (`SCMP_ACT_ALLOW`, ...).
     pub action: String,
@@ -43,7 +53,7 @@ pub struct Rule {
     pub errno_ret: Option<u32>,
     /// Argument conditions, all of which must hold (conditions on the same
     /// argument index are alternatives instead, as in runc).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub args: Vec<Arg>,
 }
 
