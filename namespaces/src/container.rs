@@ -1,6 +1,29 @@
 //! The [`Command`] knobs of a container's process: rootfs and
 //! `pivot_root`, the mount table, `/dev`, masked and read-only paths, the
 //! start gate, passed descriptors and joined namespaces; and [`Gate`].
+//!
+//! ```no_run
+//! use dunnage_namespaces::{Command, Kind, Mount};
+//!
+//! // A busybox rootfs with Docker's mounts, /dev and masked paths, held
+//! // at the start gate until the caller has written its pid file.
+//! let mut child = Command::new("/bin/sh")
+//!     .args(["-c", "cat /proc/self/mountinfo"])
+//!     .namespaces(Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
+//!     .rootfs("/var/lib/example/rootfs")
+//!     .mounts(Mount::docker_defaults())
+//!     .default_devices(true)
+//!     .masked_path("/proc/kcore")
+//!     .readonly_path("/proc/sys")
+//!     .start_gate(true)
+//!     .spawn()?;
+//! std::fs::write("/run/example.pid", child.id().to_string())?;
+//! if let Some(gate) = child.take_gate() {
+//!     gate.release()?;
+//! }
+//! child.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -104,9 +127,11 @@ impl Command {
     /// `/proc/<pid>/ns/net`, or a pidfd) instead of creating it. A user
     /// namespace is joined first, then the others; a pid namespace is
     /// joined by creating the child in it (the spawning thread's
-    /// `pid_for_children` points there during the clone). Not with a new
-    /// user namespace (it would have no privilege over the joined ones),
-    /// and not for time namespaces.
+    /// `pid_for_children` points there during the clone). With a new user
+    /// namespace, net, uts, ipc and cgroup namespaces are joined before it
+    /// is made, by the spawning thread around the clone (as runc joins
+    /// before it unshares); a mount namespace cannot be joined then.
+    /// Time namespaces cannot be joined.
     pub fn join_namespace(&mut self, kind: Kind, fd: OwnedFd) -> &mut Command {
         self.joins.push((kind, fd));
         self
@@ -151,8 +176,8 @@ impl Command {
                 Kind::Time => Some("it applies to children only"),
                 k if self.kinds.contains(*k) => Some("a new one is asked for too"),
                 Kind::User => None,
-                _ if self.kinds.contains(Kind::User) => {
-                    Some("a new user namespace has no privilege over it")
+                k if self.kinds.contains(Kind::User) && !self.joined_at_clone(*k) => {
+                    Some("a new user namespace would have no privilege over it")
                 }
                 _ => None,
             };

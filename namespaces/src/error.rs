@@ -126,9 +126,9 @@ pub enum Error {
         source: io::Error,
     },
     /// Joining an existing namespace cannot be combined with this request
-    /// (a non-user namespace while a new user namespace is created: the
-    /// new user namespace has no privilege over it; a namespace both new
-    /// and joined; a time namespace, which applies to children only).
+    /// (a mount namespace while a new user namespace is created: the new
+    /// user namespace has no privilege over it; a namespace both new and
+    /// joined; a time namespace, which applies to children only).
     #[error("cannot join a {kind} namespace here: {why}")]
     Join {
         /// The namespace kind to join.

@@ -195,3 +195,11 @@ pub(crate) unsafe fn clone3(
         _ => (Err(io::Error::last_os_error()), None),
     }
 }
+
+/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
+pub(crate) fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    dup_cloexec_from(fd.as_raw_fd(), min)
+}

@@ -54,6 +54,8 @@
 //! | [`terminal`] | [`Command::terminal`], [`Child::take_terminal`]: a pty for the program |
 //! | [`error`] | [`Error`], [`Result`] |
 
+mod atclone;
+mod builder;
 pub mod caps;
 pub mod child;
 pub mod confine;
@@ -63,6 +65,7 @@ pub mod error;
 pub mod exec;
 pub mod ident;
 pub mod idmap;
+mod inroot;
 pub mod kind;
 mod knobs;
 mod launch;

@@ -101,6 +101,14 @@ pub(crate) fn clone_error(kinds: Kinds, into_cgroup: bool, e: io::Error) -> Erro
 }
 
 impl Command {
+    /// Whether the new cgroup namespace is made by the child after the
+    /// parent's hook (so that the cgroup the hook moved it into is the
+    /// namespace's root, as runc does), not at the clone. Not when it is
+    /// persisted, which happens before the hook.
+    pub(crate) fn defer_cgroup_namespace(&self) -> bool {
+        self.kinds.contains(Kind::Cgroup) && !self.persist.iter().any(|(k, _)| *k == Kind::Cgroup)
+    }
+
     /// Build the child's steps for one spawn, in the order it runs them.
     pub(crate) fn steps(&self, fds: &SpawnFds) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
@@ -123,10 +131,14 @@ impl Command {
         if let Some(fd) = fds.sync_read {
             steps.push(Step::WaitParent { fd });
         }
+
         // A joined user namespace first: the others are owned by it.
-        // (A pid namespace is joined at the clone itself.)
-        let mut joins: Vec<&(Kind, OwnedFd)> =
-            self.joins.iter().filter(|(k, _)| *k != Kind::Pid).collect();
+        // (Some are joined at the clone itself: see `joined_at_clone`.)
+        let mut joins: Vec<&(Kind, OwnedFd)> = self
+            .joins
+            .iter()
+            .filter(|(k, _)| !self.joined_at_clone(*k))
+            .collect();
         joins.sort_by_key(|(k, _)| *k != Kind::User);
         for (kind, fd) in joins {
             steps.push(Step::Setns {
@@ -142,6 +154,12 @@ impl Command {
                     nstype: kinds.clone_flags(),
                 });
             }
+        }
+        // After the joins: owned by a joined user namespace.
+        if self.defer_cgroup_namespace() {
+            steps.push(Step::Unshare {
+                flags: libc::CLONE_NEWCGROUP,
+            });
         }
         let sources: Vec<RawFd> = fds.stdio.iter().flatten().copied().collect();
         for (to, from) in fds.stdio.iter().enumerate() {
@@ -302,4 +320,35 @@ fn nofile_limit() -> libc::c_int {
         return 1 << 20;
     }
     libc::c_int::try_from(lim.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_without_clone3_is_a_typed_error_naming_the_minimum() {
+        let e = clone_error(
+            Kind::Net.into(),
+            false,
+            io::Error::from_raw_os_error(libc::ENOSYS),
+        );
+        assert!(
+            matches!(
+                e,
+                Error::Unsupported {
+                    feature: "clone3",
+                    min_kernel: "5.3"
+                }
+            ),
+            "{e}"
+        );
+        // On this (newer) kernel EINVAL stays the kernel's error.
+        let e = clone_error(
+            Kind::Net.into(),
+            true,
+            io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        assert!(matches!(e, Error::Syscall { op: "clone3", .. }), "{e}");
+    }
 }

@@ -55,18 +55,6 @@ fn host_is_pure_v2() -> bool {
     rc == 0 && st.f_type == libc::CGROUP2_SUPER_MAGIC
 }
 
-/// This process's cgroup path in the hierarchy with `key` (`0::` for v2,
-/// or a v1 controller list like `cpu,cpuacct`).
-fn own_cgroup(key: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    text.lines().find_map(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let ctrl = ctrl.strip_prefix("name=").unwrap_or(ctrl);
-        (ctrl == key).then(|| PathBuf::from(path.trim_start_matches('/')))
-    })
-}
-
 impl Command {
     /// The steps that set up the rootfs, from `BindRootfs` to `pivot_root`
     /// and the read-only remount.
@@ -225,9 +213,9 @@ impl Command {
     }
 
     /// `/sys/fs/cgroup` for the container: cgroup2 on a pure v2 host (in a
-    /// new cgroup namespace; else this process's cgroup bound), on v1 or
-    /// hybrid a tmpfs with each hierarchy's cgroup of this process bound
-    /// read-only below it, as runc does (the tmpfs itself stays writable,
+    /// new cgroup namespace; else the child's own cgroup bound), on v1 or
+    /// hybrid a tmpfs with each hierarchy's cgroup of the child (as it is
+    /// after the parent's hook) bound read-only below it, as runc does (the tmpfs itself stays writable,
     /// as under runc). On hybrid the cgroup2 `unified` hierarchy is bound
     /// too (runc 1.1 leaves it out).
     fn cgroup_steps(
@@ -238,22 +226,6 @@ impl Command {
         steps: &mut Vec<Step>,
     ) -> Result<()> {
         let dest = &m.destination;
-        let bind = |source: PathBuf, dest: PathBuf, flags| -> Result<Step> {
-            Ok(Step::MountInRoot(PreparedMount {
-                target: in_root(&dest)?,
-                create: Create::Dir,
-                no_symlinks: false,
-                source: Some(Error::cstring("mount source", &source)?),
-                fstype: None,
-                flags,
-                data: None,
-                bind: true,
-                recursive: false,
-                keep_locked: userns,
-                propagation: 0,
-                recursive_ro: false,
-            }))
-        };
         if host_is_pure_v2() {
             if self.kinds.contains(Kind::Cgroup) {
                 steps.push(Step::MountInRoot(PreparedMount {
@@ -271,12 +243,7 @@ impl Command {
                     recursive_ro: false,
                 }));
             } else {
-                let own = own_cgroup("").unwrap_or_default();
-                steps.push(bind(
-                    Path::new("/sys/fs/cgroup").join(own),
-                    dest.clone(),
-                    flags,
-                )?);
+                steps.push(cgroup_bind("", "/sys/fs/cgroup", "/", dest, flags, userns)?);
             }
             return Ok(());
         }
@@ -308,8 +275,8 @@ impl Command {
                 "cgroup2" => String::new(),
                 "cgroup" => {
                     let opts: Vec<&str> = mi.super_options.split(',').collect();
-                    match opts.iter().find_map(|o| o.strip_prefix("name=")) {
-                        Some(name) => name.to_owned(),
+                    match opts.iter().find(|o| o.starts_with("name=")) {
+                        Some(name) => (*name).to_owned(),
                         None => opts
                             .iter()
                             .filter(|o| !matches!(**o, "rw" | "ro") && !o.contains('='))
@@ -320,13 +287,37 @@ impl Command {
                 }
                 _ => continue,
             };
-            let own = own_cgroup(&key).unwrap_or_default();
-            let rel = mi.root.strip_prefix("/").unwrap_or(&mi.root);
-            let own = own.strip_prefix(rel).unwrap_or(&own).to_path_buf();
-            steps.push(bind(
-                mi.mount_point.join(own),
-                dest.join(sub),
+            if self.kinds.contains(Kind::Cgroup) {
+                // In a cgroup namespace a fresh mount of the hierarchy
+                // shows the namespace's root: the child's cgroup.
+                let (fstype, data) = match mi.fs_type.as_str() {
+                    "cgroup2" => ("cgroup2", None),
+                    _ if key.starts_with("name=") => ("cgroup", Some(format!("none,{key}"))),
+                    _ => ("cgroup", Some(key.clone())),
+                };
+                steps.push(Step::MountInRoot(PreparedMount {
+                    target: in_root(&dest.join(sub))?,
+                    create: Create::Dir,
+                    no_symlinks: false,
+                    source: Some(c("cgroup")?),
+                    fstype: Some(c(fstype)?),
+                    flags: flags | libc::MS_RDONLY,
+                    data: data.map(|d| c(&d)).transpose()?,
+                    bind: false,
+                    recursive: false,
+                    keep_locked: userns,
+                    propagation: 0,
+                    recursive_ro: false,
+                }));
+                continue;
+            }
+            steps.push(cgroup_bind(
+                &key,
+                &mi.mount_point,
+                &mi.root,
+                &dest.join(sub),
                 flags | libc::MS_RDONLY,
+                userns,
             )?);
         }
         // The symlinks of combined hierarchies (cpu -> cpu,cpuacct).
@@ -344,6 +335,36 @@ impl Command {
         }
         Ok(())
     }
+}
+
+/// The bind of the child's own cgroup of one hierarchy at `dest`.
+fn cgroup_bind(
+    key: &str,
+    mount_point: impl AsRef<OsStr>,
+    mount_root: impl AsRef<OsStr>,
+    dest: &Path,
+    flags: libc::c_ulong,
+    userns: bool,
+) -> Result<Step> {
+    Ok(Step::CgroupBind {
+        key: Error::cstring("cgroup hierarchy", key)?,
+        mount_point: Error::cstring("cgroup mount point", mount_point)?,
+        mount_root: Error::cstring("cgroup mount root", mount_root)?,
+        mount: PreparedMount {
+            target: in_root(dest)?,
+            create: Create::Dir,
+            no_symlinks: false,
+            source: None,
+            fstype: None,
+            flags,
+            data: None,
+            bind: true,
+            recursive: false,
+            keep_locked: userns,
+            propagation: 0,
+            recursive_ro: false,
+        },
+    })
 }
 
 /// A device node: `mknod`, or in a user namespace a bind of the host's node

@@ -11,147 +11,78 @@ use std::ffi::CStr;
 
 use libc::{c_int, c_ulong};
 
+use crate::inroot::{
+    Fd, FdPath, StepResult, check, errno, is_mount_root, locked_flags, open_in_root, parent_of,
+    remount, resolve, setattr_readonly,
+};
 use crate::step::{Create, InRoot, PreparedMount};
-
-type StepResult = Result<(), c_int>;
-
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-
-fn errno() -> c_int {
-    // SAFETY: errno is thread-local and always readable.
-    unsafe { *libc::__errno_location() }
-}
-
-fn check(rc: impl Into<i64>) -> StepResult {
-    if rc.into() < 0 { Err(errno()) } else { Ok(()) }
-}
-
-/// A descriptor closed on drop (the child's own, short-lived ones).
-struct Fd(c_int);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: closing a descriptor this child opened.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// `/proc/self/fd/N` as a NUL-terminated string on the stack.
-struct FdPath([u8; 32]);
-
-impl FdPath {
-    fn new(fd: c_int) -> FdPath {
-        let mut buf = [0u8; 32];
-        let prefix = b"/proc/self/fd/";
-        buf[..prefix.len()].copy_from_slice(prefix);
-        let mut digits = [0u8; 12];
-        let mut n = fd.unsigned_abs();
-        let mut len = 0;
-        loop {
-            digits[len] = b'0' + (n % 10) as u8;
-            len += 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for i in 0..len {
-            buf[prefix.len() + i] = digits[len - 1 - i];
-        }
-        FdPath(buf)
-    }
-
-    fn ptr(&self) -> *const libc::c_char {
-        self.0.as_ptr().cast()
-    }
-}
-
-/// `openat2(root, path, O_PATH | O_CLOEXEC | extra, RESOLVE_IN_ROOT | ...)`.
-fn open_in_root(root: c_int, path: &CStr, extra: c_int, no_symlinks: bool) -> Result<Fd, c_int> {
-    let mut resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    if no_symlinks {
-        resolve |= libc::RESOLVE_NO_SYMLINKS;
-    }
-    // SAFETY: open_how is plain data; zero is valid for every field.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC | extra) as u64;
-    how.resolve = resolve;
-    loop {
-        // SAFETY: openat2 with a valid open_how of the size given.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                path.as_ptr(),
-                &raw const how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd >= 0 {
-            return Ok(Fd(fd as c_int));
-        }
-        // EAGAIN: a concurrent rename; try again.
-        if errno() != libc::EAGAIN {
-            return Err(errno());
-        }
-    }
-}
-
-/// Resolve `target` inside the root, creating what is missing (one
-/// component at a time, each parent resolved inside the root again).
-fn resolve(root: c_int, target: &InRoot, create: Create, no_symlinks: bool) -> Result<Fd, c_int> {
-    match open_in_root(root, &target.path, 0, no_symlinks) {
-        Err(libc::ENOENT) if create != Create::Nothing => {}
-        other => return other,
-    }
-    let last = target.prefixes.len().saturating_sub(1);
-    for (i, (prefix, name)) in target.prefixes.iter().zip(&target.names).enumerate() {
-        match open_in_root(root, prefix, 0, no_symlinks) {
-            Ok(_) => continue,
-            Err(libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-        let parent = match i {
-            0 => None,
-            _ => Some(open_in_root(
-                root,
-                &target.prefixes[i - 1],
-                libc::O_DIRECTORY,
-                no_symlinks,
-            )?),
-        };
-        let dir = parent.as_ref().map_or(root, |p| p.0);
-        // SAFETY: mkdirat/openat in a directory fd with a prepared name;
-        // neither follows a final symlink (O_EXCL | O_NOFOLLOW).
-        let rc = unsafe {
-            if i < last || create == Create::Dir {
-                libc::mkdirat(dir, name.as_ptr(), 0o755)
-            } else {
-                let fd = libc::openat(
-                    dir,
-                    name.as_ptr(),
-                    libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_WRONLY
-                        | libc::O_NOFOLLOW
-                        | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-                fd
-            }
-        };
-        if rc < 0 && errno() != libc::EEXIST {
-            return Err(errno());
-        }
-    }
-    open_in_root(root, &target.path, 0, no_symlinks)
-}
 
 /// One mount of the table.
 pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
+    let source = m.source.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
+    mount_from(root, m, source)
+}
+
+/// The child's own cgroup in one hierarchy, bound read-only: the path from
+/// `/proc/self/cgroup` (stack buffers only), below `mount_point`.
+pub(crate) fn cgroup_bind(
+    root: c_int,
+    key: &CStr,
+    mount_point: &CStr,
+    mount_root: &CStr,
+    m: &PreparedMount,
+) -> StepResult {
+    let mut buf = [0u8; 16384];
+    // SAFETY: open/read/close into a stack buffer.
+    let len = unsafe {
+        let fd = libc::open(
+            c"/proc/self/cgroup".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        check(fd)?;
+        let fd = Fd(fd);
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(fd.0, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            check(n as i64)?;
+            if n == 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        len
+    };
+    let key = key.to_bytes();
+    let path = buf[..len]
+        .split(|&b| b == b'\n')
+        .find_map(|line| {
+            let mut parts = line.splitn(3, |&b| b == b':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (ctrl == key).then_some(path)
+        })
+        .ok_or(libc::ENOENT)?;
+    let mount_root = mount_root.to_bytes();
+    let path = if mount_root != b"/" && path.starts_with(mount_root) {
+        &path[mount_root.len()..]
+    } else {
+        path
+    };
+    let mut source = [0u8; 4096];
+    let base = mount_point.to_bytes();
+    let total = base.len() + path.len();
+    if total + 1 > source.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    source[..base.len()].copy_from_slice(base);
+    source[base.len()..total].copy_from_slice(path);
+    mount_from(root, m, source.as_ptr().cast())
+}
+
+/// A mount of the table with `source` given (NULL for none).
+fn mount_from(root: c_int, m: &PreparedMount, source: *const libc::c_char) -> StepResult {
     let target = resolve(root, &m.target, m.create, m.no_symlinks)?;
     let at = FdPath::new(target.0);
     let opt = |c: &Option<std::ffi::CString>| c.as_deref().map_or(std::ptr::null(), CStr::as_ptr);
@@ -160,7 +91,7 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         if m.bind {
             let rec = if m.recursive { libc::MS_REC } else { 0 };
             check(libc::mount(
-                opt(&m.source),
+                source,
                 at.ptr(),
                 std::ptr::null(),
                 libc::MS_BIND | rec,
@@ -168,7 +99,7 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
             ))?;
         } else {
             check(libc::mount(
-                opt(&m.source),
+                source,
                 at.ptr(),
                 opt(&m.fstype),
                 m.flags,
@@ -207,93 +138,6 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
         setattr_readonly(mounted.0)?;
     }
     Ok(())
-}
-
-const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
-
-/// Whether `fd` is the root of a mount (`statx`; true when the kernel
-/// does not say).
-fn is_mount_root(fd: c_int) -> Result<bool, c_int> {
-    // SAFETY: a raw statx filling a zeroed struct.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_statx,
-            fd,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            0u32,
-            &raw mut st,
-        )
-    })?;
-    if st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT == 0 {
-        return Ok(true);
-    }
-    Ok(st.stx_attributes & STATX_ATTR_MOUNT_ROOT != 0)
-}
-
-/// `MS_REMOUNT | MS_BIND | flags` of the mount at `at`.
-fn remount(at: &FdPath, flags: c_ulong) -> StepResult {
-    // SAFETY: mount(2) on a stack path.
-    check(unsafe {
-        libc::mount(
-            std::ptr::null(),
-            at.ptr(),
-            std::ptr::null(),
-            libc::MS_REMOUNT | libc::MS_BIND | flags,
-            std::ptr::null(),
-        )
-    })
-}
-
-/// The kernel's `struct statfs` on 64-bit Linux (libc's hides `f_flags`).
-#[repr(C)]
-struct KernelStatfs {
-    f_type: i64,
-    f_bsize: i64,
-    f_blocks: u64,
-    f_bfree: u64,
-    f_bavail: u64,
-    f_files: u64,
-    f_ffree: u64,
-    f_fsid: [i32; 2],
-    f_namelen: i64,
-    f_frsize: i64,
-    f_flags: i64,
-    f_spare: [i64; 4],
-}
-
-/// The flags of the mount `fd` is on that a user namespace cannot clear,
-/// from a raw `fstatfs` (glibc's `fstatvfs` may read /proc/mounts).
-fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
-    // SAFETY: fstatfs fills a zeroed struct of the kernel's layout.
-    let mut st: KernelStatfs = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::syscall(libc::SYS_fstatfs, fd, &raw mut st) })?;
-    let have = st.f_flags as c_ulong;
-    let pairs = [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-        (libc::ST_RDONLY, libc::MS_RDONLY),
-    ];
-    Ok(pairs
-        .into_iter()
-        .filter(|(st_flag, _)| have & st_flag != 0)
-        .fold(0, |acc, (_, ms)| acc | ms))
-}
-
-/// Open the parent directory of `target` inside the root.
-fn parent_of(root: c_int, target: &InRoot) -> Result<(Option<Fd>, &CStr), c_int> {
-    let n = target.prefixes.len();
-    let name = target.names.last().ok_or(libc::EINVAL)?;
-    if n < 2 {
-        return Ok((None, name));
-    }
-    let parent = open_in_root(root, &target.prefixes[n - 2], libc::O_DIRECTORY, false)?;
-    Ok((Some(parent), name))
 }
 
 /// `mknodat` and `fchownat` of a device node; an existing file is kept.
@@ -367,7 +211,7 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
                 at.ptr(),
                 c"tmpfs".as_ptr(),
                 libc::MS_RDONLY,
-                c"size=0".as_ptr().cast(),
+                std::ptr::null(),
             )
         } else {
             libc::mount(
@@ -386,26 +230,6 @@ pub(crate) fn mask(root: c_int, target: &InRoot) -> StepResult {
 pub(crate) fn readonly_mount(root: c_int, target: &InRoot) -> StepResult {
     let fd = open_in_root(root, &target.path, 0, false)?;
     setattr_readonly(fd.0)
-}
-
-fn setattr_readonly(fd: c_int) -> StepResult {
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr on our fd with a valid mount_attr.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            &raw const attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    })
 }
 
 /// Make `target` read-only (recursively, as runc); missing is fine.
@@ -491,53 +315,4 @@ pub(crate) fn remount_root(flags: c_ulong) -> StepResult {
             std::ptr::null(),
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fd_paths_are_formatted_on_the_stack() {
-        let p = FdPath::new(1234);
-        let s = unsafe { CStr::from_ptr(p.ptr()) };
-        assert_eq!(s.to_bytes(), b"/proc/self/fd/1234");
-        let p = FdPath::new(0);
-        assert_eq!(
-            unsafe { CStr::from_ptr(p.ptr()) }.to_bytes(),
-            b"/proc/self/fd/0"
-        );
-    }
-}
-
-#[cfg(test)]
-mod statfs_tests {
-    use super::*;
-
-    #[test]
-    fn locked_flags_read_the_mount_flags_of_a_descriptor() {
-        // What /proc/self/mountinfo says of /proc.
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let line = info
-            .lines()
-            .find(|l| l.split(' ').nth(4) == Some("/proc"))
-            .unwrap();
-        let opts: Vec<&str> = line.split(' ').nth(5).unwrap().split(',').collect();
-        let want = [
-            ("nosuid", libc::MS_NOSUID),
-            ("nodev", libc::MS_NODEV),
-            ("noexec", libc::MS_NOEXEC),
-            ("relatime", libc::MS_RELATIME),
-            ("noatime", libc::MS_NOATIME),
-            ("ro", libc::MS_RDONLY),
-        ]
-        .into_iter()
-        .filter(|(o, _)| opts.contains(o))
-        .fold(0, |acc, (_, f)| acc | f);
-        let fd = unsafe { libc::open(c"/proc".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-        assert!(fd >= 0);
-        let flags = locked_flags(fd).unwrap();
-        unsafe { libc::close(fd) };
-        assert_eq!(flags, want, "{flags:#x} for {line}");
-    }
 }

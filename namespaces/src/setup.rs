@@ -213,6 +213,12 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 Ok(())
             }
             Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
+            Step::CgroupBind {
+                key,
+                mount_point,
+                mount_root,
+                mount,
+            } => rootsetup::cgroup_bind(state.root, key, mount_point, mount_root, mount),
             Step::MakeNode {
                 target,
                 mode,
@@ -240,6 +246,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             Step::SetPropagation { target, flags } => {
                 rootsetup::set_propagation(state.root, target, *flags)
             }
+            Step::Unshare { flags } => check(libc::unshare(*flags)),
             Step::Setns { fd, nstype } => {
                 check(libc::setns(*fd, *nstype))?;
                 libc::close(*fd);

@@ -8,12 +8,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
+use crate::atclone::leave;
 use crate::child::{Child, Stdio, StdioKind};
 use crate::container::Gate;
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers};
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers, raise};
 use crate::mounts::{Device, Mount};
 use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
@@ -149,87 +150,6 @@ impl Command {
         let mut cmd = Command::new("<function>");
         cmd.function = Some(Box::new(f));
         cmd
-    }
-
-    /// The name the program sees as `argv[0]` (default: the program as
-    /// given), like `CommandExt::arg0`.
-    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
-        self.arg0 = Some(arg0.as_ref().to_owned());
-        self
-    }
-
-    /// Add an argument.
-    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    /// Add arguments.
-    pub fn args<I, S>(&mut self, args: I) -> &mut Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        self
-    }
-
-    /// Set an environment variable.
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
-        self.env
-            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
-        self
-    }
-
-    /// Set environment variables.
-    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
-        for (k, v) in vars {
-            self.env(k, v);
-        }
-        self
-    }
-
-    /// Remove an environment variable.
-    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
-        self.env.insert(key.as_ref().to_owned(), None);
-        self
-    }
-
-    /// Start from an empty environment instead of the parent's.
-    pub fn env_clear(&mut self) -> &mut Command {
-        self.env_clear = true;
-        self.env.clear();
-        self
-    }
-
-    /// The child's working directory (after [`root`](Command::root)).
-    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
-        self.cwd = Some(dir.as_ref().to_owned());
-        self
-    }
-
-    /// The child's stdin (default: inherit).
-    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[0] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stdout (default: inherit).
-    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[1] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stderr (default: inherit).
-    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[2] = Some(cfg.into());
-        self
     }
 
     /// Create new namespaces of these kinds for the child (added to any
@@ -523,16 +443,19 @@ impl Command {
                 },
             },
         };
-        let clone_kinds = self.kinds.without(Kind::Time);
+        let mut clone_kinds = self.kinds.without(Kind::Time);
+        if self.defer_cgroup_namespace() {
+            clone_kinds = clone_kinds.without(Kind::Cgroup);
+        }
+        // Namespaces joined by the child's creation: this thread is in them
+        // (pid: its pid_for_children points there) during the clone.
+        let entered = self.enter_at_clone()?;
         // Exec into a running process: its cgroup (see exec.rs).
         let exec_cgroup = match (&self.exec, &self.cgroup) {
             (Some(t), None) => t.cgroup_dir()?,
             _ => None,
         };
         let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
-        // A pid namespace is joined by the child's creation: this thread's
-        // pid_for_children points there during the clone.
-        let pid_join = self.enter_pid_namespace()?;
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
         let (pid, pidfd) =
@@ -541,9 +464,7 @@ impl Command {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
-        if let Some(own) = pid_join {
-            leave_pid_namespace(&own);
-        }
+        leave(entered);
         drop(plan);
         drop(exec_cgroup);
         self.function = function;
@@ -581,42 +502,4 @@ impl Command {
         }
         Ok((child, err_read, steps, gate_write))
     }
-}
-
-/// Point this thread's `pid_for_children` back at its own pid namespace.
-fn leave_pid_namespace(own: &OwnedFd) {
-    // SAFETY: setns on a namespace fd we opened; joining one's own active
-    // pid namespace is always allowed.
-    unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
-}
-
-impl Command {
-    /// With a pid namespace to join: open this thread's own pid namespace
-    /// (to come back to) and point `pid_for_children` at the joined one.
-    fn enter_pid_namespace(&self) -> Result<Option<OwnedFd>> {
-        let joined = self
-            .joins
-            .iter()
-            .find(|(k, _)| *k == Kind::Pid)
-            .map(|(_, fd)| fd);
-        let Some(fd) = joined.or(self.exec_pid_namespace()?) else {
-            return Ok(None);
-        };
-        let own: OwnedFd = std::fs::File::open("/proc/thread-self/ns/pid")
-            .map_err(|e| Error::io("open", "/proc/thread-self/ns/pid", e))?
-            .into();
-        // SAFETY: setns on caller-owned namespace fds.
-        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(Error::last("setns", Kind::Pid.into()));
-        }
-        Ok(Some(own))
-    }
-}
-
-/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
-fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
-    if fd.as_raw_fd() >= min {
-        return Ok(fd);
-    }
-    crate::launch::dup_cloexec_from(fd.as_raw_fd(), min)
 }

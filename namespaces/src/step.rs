@@ -170,6 +170,20 @@ pub enum Step {
     OpenRoot(CString),
     /// One entry of the mount table, inside the rootfs.
     MountInRoot(PreparedMount),
+    /// Bind the child's own cgroup of one hierarchy (read from
+    /// `/proc/self/cgroup` by the child, after the parent's hook may have
+    /// moved it) below the container's `/sys/fs/cgroup`.
+    CgroupBind {
+        /// The hierarchy as `/proc/self/cgroup` names it (`cpu,cpuacct`,
+        /// `name=systemd`; empty for cgroup2).
+        key: CString,
+        /// The host's mount point of the hierarchy.
+        mount_point: CString,
+        /// The root of that mount inside the hierarchy (`/` normally).
+        mount_root: CString,
+        /// The bind, with `source` unset (the child composes it).
+        mount: PreparedMount,
+    },
     /// `mknodat` + `fchownat` of a device node inside the rootfs (an
     /// existing file is left as it is).
     MakeNode {
@@ -224,6 +238,12 @@ pub enum Step {
         target: InRoot,
         /// `MS_SHARED`, `MS_SLAVE`, ... with `MS_REC` when recursive.
         flags: c_ulong,
+    },
+    /// `unshare` new namespaces in the child (a cgroup namespace after the
+    /// parent placed the child in its cgroups).
+    Unshare {
+        /// `CLONE_NEW*` flags.
+        flags: c_int,
     },
     /// `setns` into an existing namespace.
     Setns {
@@ -282,6 +302,7 @@ impl Step {
             Step::BindRootfs(_) => "bind rootfs",
             Step::OpenRoot(_) => "open rootfs",
             Step::MountInRoot(_) => "mount",
+            Step::CgroupBind { .. } => "cgroup bind",
             Step::MakeNode { .. } => "mknod",
             Step::Symlink { .. } => "symlink",
             Step::Mask(_) => "mask",
@@ -291,6 +312,7 @@ impl Step {
             Step::RemountRoot { .. } => "remount root",
             Step::RootPropagation { .. } => "root propagation",
             Step::SetPropagation { .. } => "propagation",
+            Step::Unshare { .. } => "unshare",
             Step::Setns { .. } => "setns",
             Step::StartGate { .. } => "start gate",
             Step::Confine(s) => s.name(),
@@ -361,6 +383,18 @@ impl fmt::Display for Step {
                 show_opt(&m.data),
                 if m.recursive_ro { " rro" } else { "" }
             ),
+            Step::CgroupBind {
+                key,
+                mount_point,
+                mount,
+                ..
+            } => write!(
+                f,
+                "bind own cgroup {:?} under {} on {}",
+                show(key),
+                show(mount_point),
+                mount.target
+            ),
             Step::MakeNode {
                 target,
                 mode,
@@ -383,6 +417,7 @@ impl fmt::Display for Step {
             Step::SetPropagation { target, flags } => {
                 write!(f, "propagation {flags:#x} of {target}")
             }
+            Step::Unshare { flags } => write!(f, "unshare {flags:#x}"),
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
             Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
             Step::Confine(s) => s.fmt(f),

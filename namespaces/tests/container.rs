@@ -456,8 +456,8 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
     let e = Command::new("true")
         .namespaces(Kind::User)
         .join_namespace(
-            Kind::Net,
-            std::fs::File::open("/proc/self/ns/net").unwrap().into(),
+            Kind::Mount,
+            std::fs::File::open("/proc/self/ns/mnt").unwrap().into(),
         )
         .spawn()
         .unwrap_err();
@@ -465,12 +465,48 @@ fn joining_a_user_and_uts_namespace_of_a_running_process() {
         matches!(
             e,
             Error::Join {
-                kind: Kind::Net,
+                kind: Kind::Mount,
                 ..
             }
         ),
         "{e}"
     );
+}
+
+#[test]
+fn a_new_user_namespace_with_a_joined_network_namespace() {
+    require_root!();
+    let mut holder = Command::new("sleep");
+    holder
+        .arg("1000")
+        .namespaces(Kind::Net)
+        .stdin(Stdio::null());
+    let mut child = holder.spawn().unwrap();
+    let pid = child.id();
+    let net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let own_net = || std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let before = own_net();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "id -u; readlink /proc/self/ns/net; readlink /proc/self/ns/user",
+        ])
+        .namespaces(Kind::User | Kind::Uts)
+        .uid_map([IdMap::new(0, 100_000, 65536)])
+        .gid_map([IdMap::new(0, 100_000, 65536)])
+        .join_namespace(Kind::Net, pidfd_open(pid).unwrap())
+        .output();
+    let after = own_net();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8(out.unwrap().stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(lines[1], net.to_str().unwrap(), "{text}");
+    assert_ne!(lines[2], host_user.to_str().unwrap(), "{text}");
+    // The spawning thread is back in its own network namespace.
+    assert_eq!(before, after);
 }
 
 #[test]
@@ -661,4 +697,127 @@ fn joining_a_pid_namespace_by_pidfd_creates_the_child_in_it() {
     );
     // The spawning thread is back in its own pid namespace for children.
     assert_eq!(own_before, own_after);
+}
+
+#[test]
+fn the_cgroup_mount_shows_the_cgroup_the_hook_moved_the_child_into() {
+    require_root!();
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !pids.join("cgroup.procs").exists() {
+        // Not a test of this host's layout (the pure v2 case is below).
+        eprintln!("cgroup v1 mount: no cgroup v1 pids hierarchy here");
+        return;
+    }
+    let Some(rootfs) = busybox_rootfs("cgroupfs") else {
+        return;
+    };
+    let dir = pids.join(dunnage_testsupport::unique_name("ctr"));
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    std::fs::create_dir(&dir).unwrap();
+    guard.add(&dir);
+    std::fs::write(dir.join("pids.max"), "77").unwrap();
+    let procs = dir.join("cgroup.procs");
+    let procs2 = procs.clone();
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .mount(Mount::new(
+            "cgroup",
+            "/sys/fs/cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ))
+        .before_start(move |pid| std::fs::write(&procs, pid.to_string()))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg("cat /sys/fs/cgroup/pids/pids.max; (echo 5 > /sys/fs/cgroup/pids/pids.max) 2>/dev/null || echo ro"));
+    assert_eq!(text, "77\nro\n");
+    // With a new cgroup namespace, made after the hook: the child's cgroup
+    // is the namespace's root, and a fresh cgroup mount shows it.
+    let text = run(Command::new("/bin/sh")
+        .namespaces(Kind::Mount | Kind::Pid | Kind::Cgroup)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("proc", "/proc", &[]))
+        .mount(Mount::new(
+            "cgroup",
+            "/sys/fs/cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ))
+        .before_start(move |pid| std::fs::write(&procs2, pid.to_string()))
+        .env_clear()
+        .env("PATH", "/bin")
+        .arg("-c")
+        .arg("cat /sys/fs/cgroup/pids/pids.max; grep ':pids:' /proc/self/cgroup"));
+    assert_eq!(text, "77\n8:pids:/\n".replace("8:", &pids_line_prefix()));
+}
+
+/// The `N:` prefix of the pids hierarchy's line in /proc/self/cgroup.
+fn pids_line_prefix() -> String {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let line = text.lines().find(|l| l.contains(":pids:")).unwrap();
+    format!("{}:", line.split(':').next().unwrap())
+}
+
+/// Whether /sys/fs/cgroup is a cgroup2 mount (a pure v2 host, such as the
+/// VM of tests/vm).
+fn pure_v2() -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| {
+        l.split(' ').nth(4) == Some("/sys/fs/cgroup")
+            && l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+    })
+}
+
+#[test]
+fn on_pure_v2_the_cgroup_mount_is_the_childs_cgroup2() {
+    require_root!();
+    if !pure_v2() {
+        // Not a test of this host's layout (the v1/hybrid case is above).
+        eprintln!("cgroup2 mount: /sys/fs/cgroup is not cgroup2 here");
+        return;
+    }
+    let Some(rootfs) = busybox_rootfs("cgroup2") else {
+        return;
+    };
+    let dir = Path::new("/sys/fs/cgroup").join(dunnage_testsupport::unique_name("ctr"));
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    std::fs::create_dir(&dir).unwrap();
+    guard.add(&dir);
+    for cgroupns in [false, true] {
+        let procs = dir.join("cgroup.procs");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.namespaces(Kind::Mount | Kind::Pid)
+            .rootfs(rootfs.path())
+            .mount(Mount::new("proc", "/proc", &[]))
+            .mount(Mount::new(
+                "cgroup",
+                "/sys/fs/cgroup",
+                &["ro", "nosuid", "noexec", "nodev"],
+            ))
+            .before_start(move |pid| std::fs::write(&procs, pid.to_string()))
+            .env_clear()
+            .env("PATH", "/bin")
+            .arg("-c")
+            .arg(
+                "ls /sys/fs/cgroup | grep -c dunnage-test; \
+                 (mkdir /sys/fs/cgroup/x) 2>/dev/null || echo ro; cat /proc/self/cgroup",
+            );
+        if cgroupns {
+            cmd.namespaces(Kind::Cgroup);
+        }
+        let text = run(&mut cmd);
+        let lines: Vec<&str> = text.lines().collect();
+        // The child's own cgroup is what it sees, not the hierarchy's root
+        // (which holds the test's cgroup directory).
+        assert_eq!(lines[0], "0", "cgroupns {cgroupns}: {text}");
+        assert_eq!(lines[1], "ro", "cgroupns {cgroupns}: {text}");
+        let want = if cgroupns {
+            "0::/".to_owned()
+        } else {
+            format!("0::/{}", dir.file_name().unwrap().to_str().unwrap())
+        };
+        assert_eq!(lines[2], want, "{text}");
+    }
 }

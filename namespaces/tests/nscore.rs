@@ -56,21 +56,30 @@ fn wait_gone(pid: i32) -> bool {
 
 #[test]
 fn threads_switching_ids_in_user_namespaces_complete() {
-    require_root!();
     // glibc's setgroups/setresgid/setresuid would wait in the child for the
-    // parent's other threads; the child makes raw syscalls instead.
+    // parent's other threads; the child makes raw syscalls instead. As
+    // root: a 65536-id range and a switch to 1000; unprivileged: the
+    // caller's own ids mapped to 0 and a switch to 0.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let root = dunnage_testsupport::privileged();
     let spawners: Vec<_> = (0..6)
         .map(|_| {
-            std::thread::spawn(|| {
+            std::thread::spawn(move || {
                 for _ in 0..25 {
-                    let status = Command::new("/bin/true")
-                        .namespaces(Kind::User | Kind::Pid | Kind::Mount)
-                        .uid_map([IdMap::new(0, 100_000, 65536)])
-                        .gid_map([IdMap::new(0, 100_000, 65536)])
-                        .uid(1000)
-                        .gid(1000)
-                        .status()
-                        .unwrap();
+                    let mut cmd = Command::new("/bin/true");
+                    cmd.namespaces(Kind::User | Kind::Pid | Kind::Mount);
+                    if root {
+                        cmd.uid_map([IdMap::new(0, 100_000, 65536)])
+                            .gid_map([IdMap::new(0, 100_000, 65536)])
+                            .uid(1000)
+                            .gid(1000);
+                    } else {
+                        cmd.uid_map([IdMap::new(0, euid, 1)])
+                            .gid_map([IdMap::new(0, egid, 1)])
+                            .uid(0)
+                            .gid(0);
+                    }
+                    let status = cmd.status().unwrap();
                     assert!(status.success(), "{status:?}");
                 }
             })

@@ -30,10 +30,11 @@ const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// What the process reports: per mount "point type per-mount-options",
+/// What the process reports: per mount "point per-mount-options type
+/// source super-options",
 /// then /dev as "name type major:minor mode".
 const SCRIPT: &str = "while read -r id parent dev root point opts rest; do \
-       fstype=${rest#*- }; fstype=${fstype%% *}; echo \"$point $fstype $opts\"; \
+       echo \"$point $opts ${rest#*- }\"; \
      done < /proc/self/mountinfo; echo ---; \
      for f in /dev/* /dev/pts/* /dev/shm /dev/mqueue; do \
        stat -c '%n %F %t:%T %a' $f; done; \
