@@ -43,6 +43,7 @@
 
 pub mod apply;
 pub mod changes;
+mod create;
 pub mod diff;
 pub mod driver;
 mod error;
@@ -51,8 +52,11 @@ mod naive;
 pub mod probe;
 mod root;
 pub mod size;
+mod sparse;
 mod tarmeta;
+mod tarread;
 pub mod whiteout;
+mod written;
 
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use changes::{Change, ChangeKind, changes};
