@@ -34,7 +34,14 @@ impl Command {
     /// to come back to.
     pub(crate) fn enter_at_clone(&self) -> Result<Vec<(OwnedFd, libc::c_int)>> {
         let mut entered = Vec::new();
-        for (kind, fd) in self.joins.iter().filter(|(k, _)| self.joined_at_clone(*k)) {
+        // An exec target's pid namespace is entered the same way.
+        let exec_pid = self.exec_pid_namespace()?.map(|fd| (Kind::Pid, fd));
+        let joins = self
+            .joins
+            .iter()
+            .filter(|(k, _)| self.joined_at_clone(*k))
+            .map(|(k, fd)| (*k, fd));
+        for (kind, fd) in joins.chain(exec_pid) {
             let own_path = format!("/proc/thread-self/ns/{}", kind.proc_name());
             let own = match std::fs::File::open(&own_path) {
                 Ok(f) => OwnedFd::from(f),
@@ -45,7 +52,7 @@ impl Command {
             };
             // SAFETY: setns on caller-owned namespace fds.
             if unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag()) } != 0 {
-                let e = Error::last("setns", (*kind).into());
+                let e = Error::last("setns", kind.into());
                 leave(entered);
                 return Err(e);
             }

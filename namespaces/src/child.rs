@@ -71,6 +71,7 @@ pub struct Child {
     /// The parent's end of the child's stderr, when [`Stdio::piped`].
     pub stderr: Option<File>,
     pub(crate) gate: Option<Gate>,
+    pub(crate) terminal: Option<crate::terminal::TerminalEnd>,
 }
 
 impl Child {
@@ -101,6 +102,7 @@ impl Child {
                 stdout: None,
                 stderr: None,
                 gate: None,
+                terminal: None,
             }),
             Some(_) => Err(Error::io(
                 "pid of pidfd",

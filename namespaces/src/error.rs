@@ -182,6 +182,19 @@ pub enum Error {
         /// The first kernel that has it.
         min_kernel: &'static str,
     },
+    /// [`crate::Command::exec_in`] together with something it cannot go
+    /// with (new namespaces, a rootfs, ...).
+    #[error("exec into process {pid} cannot have {why}")]
+    ExecTarget {
+        /// The target process.
+        pid: i32,
+        /// What was asked besides.
+        why: &'static str,
+    },
+    /// A process-confinement knob (capability, rlimit, sysctl, seccomp,
+    /// ...) that cannot work, found before clone.
+    #[error(transparent)]
+    Confine(#[from] crate::confine_error::ConfineError),
 }
 
 /// The crate's result type.

@@ -41,35 +41,55 @@
 //! | [`idmap`] | [`IdMap`], validation, [`write_maps`], `/etc/subuid` ranges |
 //! | [`spawn`] | [`Command`], [`Clock`] |
 //! | [`child`] | [`Child`], [`Stdio`] |
+//! | [`caps`] | [`CapSet`], [`Capabilities`]: capability names, the five sets |
+//! | [`rlimit`] | [`Rlimit`] by name |
+//! | [`sysctl`] | namespaced sysctls |
+//! | [`seccomp`] | OCI profiles, [`BpfProgram`] (compiled with feature `seccomp`) |
+//! | [`confine`] | [`ProcessKnobs`], [`ConfineStep`]: a process's confinement, as steps of the child |
+//! | [`confine_error`] | [`ConfineError`] |
 //! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
 //! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
 //! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
+//! | [`exec`] | [`Command::exec_in`]: a process in the namespaces and cgroup of a running one |
+//! | [`terminal`] | [`Command::terminal`], [`Child::take_terminal`]: a pty for the program |
 //! | [`error`] | [`Error`], [`Result`] |
 
 mod atclone;
 mod builder;
+pub mod caps;
 pub mod child;
+pub mod confine;
+pub mod confine_error;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod ident;
 pub mod idmap;
 mod inroot;
 pub mod kind;
+mod knobs;
 mod launch;
 pub mod mounts;
 pub mod persist;
 mod plan;
 pub mod propagation;
 mod report;
+pub mod rlimit;
 mod rootfs;
 mod rootsetup;
+pub mod seccomp;
 pub mod setns;
 mod setup;
 pub mod spawn;
 pub mod step;
+pub mod sysctl;
+pub mod terminal;
 pub mod unshare;
 
+pub use caps::{CapSet, Capabilities};
 pub use child::{Child, Stdio};
+pub use confine::{ConfineStep, ProcessKnobs};
+pub use confine_error::ConfineError;
 pub use container::Gate;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};
@@ -78,6 +98,8 @@ pub use kind::{Kind, Kinds};
 pub use mounts::{Device, DeviceKind, Mount, MountError};
 pub use persist::{PersistedNamespace, persist, persist_file, release};
 pub use propagation::{Propagation, PropagationMode, set_propagation};
+pub use rlimit::Rlimit;
+pub use seccomp::{BpfProgram, Profile as SeccompProfile, SeccompError, SeccompWarning};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
 pub use spawn::{Clock, Command};
 pub use step::Step;

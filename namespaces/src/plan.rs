@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::child::{Stdio, StdioKind};
+use crate::confine::Ids;
 use crate::error::{Error, Result};
 use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
@@ -26,6 +27,8 @@ pub(crate) struct SpawnFds {
     pub gate_read: Option<RawFd>,
     /// Descriptors passed to the program: (source, number in the program).
     pub passed: Vec<(RawFd, RawFd)>,
+    /// The terminal step, when the program gets a terminal.
+    pub terminal: Option<crate::terminal::TerminalStep>,
 }
 
 /// A borrowed view of a stdio setting.
@@ -153,6 +156,15 @@ impl Command {
                 nstype: kind.clone_flag(),
             });
         }
+        if let Some(target) = &self.exec {
+            let kinds = target.child_kinds()?;
+            if !kinds.is_empty() {
+                steps.push(Step::Setns {
+                    fd: target.fd().as_raw_fd(),
+                    nstype: kinds.clone_flags(),
+                });
+            }
+        }
         // In a new user namespace, become its root first (as runc does):
         // until then the child's ids are unmapped, and the kernel refuses
         // to make files or a devpts instance owned by them (EOVERFLOW).
@@ -204,6 +216,17 @@ impl Command {
                 offsets: self.time_offsets_text()?,
             });
         }
+        // Sysctls are allowed in namespaces the process does not share
+        // with the caller: new, joined, or those of an exec target.
+        let mut own = self.kinds;
+        for (kind, _) in &self.joins {
+            own = own.with(*kind);
+        }
+        if let Some(target) = &self.exec {
+            own = own | target.differing()?;
+        }
+        let confinement = self.knobs.prepare(own)?;
+        steps.extend(confinement.sysctl_steps());
         if let Some(rootfs) = &self.rootfs {
             self.rootfs_steps(rootfs, &mut steps)?;
         }
@@ -232,18 +255,19 @@ impl Command {
                 data: None,
             });
         }
+        if let Some(t) = &fds.terminal {
+            steps.push(Step::Terminal(t.clone()));
+        }
         let (uid, gid) = self.ids();
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        if gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root {
-            steps.push(Step::SetGroups(Vec::new()));
-        }
-        if let Some(gid) = gid {
-            steps.push(Step::SetGid(gid));
-        }
-        if let Some(uid) = uid {
-            steps.push(Step::SetUid(uid));
-        }
+        let ids = Ids {
+            uid,
+            gid,
+            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root,
+        };
+        // Capabilities, rlimits, ... around the id switch.
+        steps.extend(confinement.steps_through_ids(ids));
         // Passed descriptors move into place late: by now the child holds
         // only the error pipe and the gate, numbered above every target.
         for &(from, to) in &fds.passed {
@@ -271,6 +295,7 @@ impl Command {
                 limit: nofile_limit(),
             });
         }
+        steps.extend(confinement.last_steps());
         Ok(steps)
     }
 

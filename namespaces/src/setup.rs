@@ -262,6 +262,8 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 }
                 start_gate(*fd, state.err_write)
             }
+            Step::Confine(s) => s.apply(),
+            Step::Terminal(t) => t.apply(),
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct Command {
     pub(crate) start_gate: bool,
     pub(crate) fds: Vec<(RawFd, OwnedFd)>,
     pub(crate) joins: Vec<(Kind, OwnedFd)>,
+    pub(crate) knobs: crate::confine::ProcessKnobs,
+    pub(crate) terminal: bool,
+    pub(crate) exec: Option<crate::exec::ExecTarget>,
 }
 
 impl std::fmt::Debug for Command {
@@ -132,6 +135,9 @@ impl Command {
             start_gate: false,
             fds: Vec::new(),
             joins: Vec::new(),
+            knobs: crate::confine::ProcessKnobs::default(),
+            terminal: false,
+            exec: None,
         }
     }
 
@@ -333,6 +339,7 @@ impl Command {
         if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
             return Err(Error::CannotPersistTime);
         }
+        self.check_exec()?;
         self.check_container()
     }
 
@@ -349,6 +356,7 @@ impl Command {
             stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
             gate_read: self.start_gate.then_some(-1),
             passed: self.fds.iter().map(|(t, _)| (-1, *t)).collect(),
+            terminal: self.terminal.then(|| self.terminal_placeholder()),
         };
         self.steps(&fds)
     }
@@ -400,6 +408,7 @@ impl Command {
             (None, None)
         };
         let passed = self.passed_fds()?;
+        let terminal = self.prepare_terminal()?;
         let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
         // The child closes every descriptor that is the parent's: the
         // parent's pipe ends, the read end of the error pipe and the write
@@ -409,6 +418,7 @@ impl Command {
             .into_iter()
             .filter_map(raw)
             .chain([err_read.as_raw_fd()])
+            .chain(terminal.as_ref().map(|t| t.parent_raw()))
             .collect();
         let fds = SpawnFds {
             close,
@@ -420,6 +430,7 @@ impl Command {
             ],
             gate_read: raw(&gate_read),
             passed: passed.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
+            terminal: terminal.as_ref().map(|t| t.step.clone()),
         };
         let steps = self.steps(&fds)?;
         let mut function = self.function.take();
@@ -442,20 +453,23 @@ impl Command {
         // Namespaces joined by the child's creation: this thread is in them
         // (pid: its pid_for_children points there) during the clone.
         let entered = self.enter_at_clone()?;
+        // Exec into a running process: its cgroup (see exec.rs).
+        let exec_cgroup = match (&self.exec, &self.cgroup) {
+            (Some(t), None) => t.cgroup_dir()?,
+            _ => None,
+        };
+        let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
-        let (pid, pidfd) = unsafe {
-            clone3(
-                clone_kinds.clone_flags64(),
-                self.cgroup.as_ref().map(|d| d.as_raw_fd()),
-            )
-        };
+        let (pid, pidfd) =
+            unsafe { clone3(clone_kinds.clone_flags64(), cgroup.map(|d| d.as_raw_fd())) };
         if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
         leave(entered);
         drop(plan);
+        drop(exec_cgroup);
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
             (Ok(pid), Some(pidfd)) => (pid, pidfd),
@@ -469,6 +483,11 @@ impl Command {
             }
         };
         drop((stdio_child, err_write, sync_read, gate_read, passed));
+        // The child has its copy of the slave or socket end now.
+        let terminal = terminal.map(|t| {
+            drop(t.child);
+            t.parent
+        });
         let mut child = Child {
             pid,
             pidfd,
@@ -478,6 +497,7 @@ impl Command {
             stdout: stdout.map(Into::into),
             stderr: stderr.map(Into::into),
             gate: None,
+            terminal,
         };
         if let Err(e) = self.release_child(&mut child, sync_write) {
             abandon(&mut child);

@@ -289,6 +289,10 @@ pub enum Step {
         /// The parent's `RLIMIT_NOFILE` soft limit (bound of the fallback).
         limit: c_int,
     },
+    /// A confinement step: capabilities, rlimits, sysctls, seccomp, ...
+    Confine(crate::confine::ConfineStep),
+    /// The program's terminal: a pty as controlling terminal and stdio.
+    Terminal(crate::terminal::TerminalStep),
 }
 
 impl Step {
@@ -329,6 +333,8 @@ impl Step {
             Step::Unshare { .. } => "unshare",
             Step::Setns { .. } => "setns",
             Step::StartGate { .. } => "start gate",
+            Step::Confine(s) => s.name(),
+            Step::Terminal(t) => t.name(),
         }
     }
 }
@@ -440,6 +446,8 @@ impl fmt::Display for Step {
                 ),
                 None => write!(f, "wait at the start gate on fd {fd}"),
             },
+            Step::Confine(s) => s.fmt(f),
+            Step::Terminal(t) => t.fmt(f),
         }
     }
 }
