@@ -26,6 +26,25 @@ pub enum Error {
         /// The error number.
         source: std::io::Error,
     },
+    /// A `bpf(2)` command for the v2 device filter failed.
+    #[error("{op} on {path}: {source}")]
+    Bpf {
+        /// The command (`bpf(BPF_PROG_ATTACH)`, ...).
+        op: &'static str,
+        /// The cgroup directory (empty when none is involved).
+        path: PathBuf,
+        /// The error number (`EPERM`: no `CAP_BPF`/`CAP_SYS_ADMIN`, or an
+        /// ancestor holds a program that cannot be overridden).
+        source: std::io::Error,
+    },
+    /// The kernel's verifier refused the device filter program.
+    #[error("the kernel refused the device filter program: {source}: {log}")]
+    BpfVerifier {
+        /// The verifier's log.
+        log: String,
+        /// The error number of `bpf(BPF_PROG_LOAD)`.
+        source: std::io::Error,
+    },
     /// A file had content we could not parse.
     #[error("malformed {path} line {line}: {what}")]
     Parse {
@@ -57,7 +76,7 @@ pub enum Error {
     Unsupported {
         /// The resource or operation.
         resource: &'static str,
-        /// Why (controller not mounted, file absent, not implemented on v2).
+        /// Why (controller not mounted, file absent, no v2 equivalent).
         why: String,
     },
     /// A cgroup still had processes when it was to be removed.
