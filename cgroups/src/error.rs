@@ -19,10 +19,12 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A system call failed.
-    #[error("{call}: {source}")]
+    #[error("{op}({arg}): {source}")]
     Sys {
-        /// The system call and its main argument.
-        call: String,
+        /// The system call (`mount`, `kill`, `eventfd`, ...).
+        op: &'static str,
+        /// Its main argument (a path, a pid; empty when it has none).
+        arg: String,
         /// The error number.
         source: std::io::Error,
     },
@@ -122,7 +124,7 @@ pub enum Error {
 }
 
 /// `Result` with this crate's [`Error`].
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
