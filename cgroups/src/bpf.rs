@@ -274,3 +274,30 @@ pub fn detach_device_programs(dir: &Path) -> Result<()> {
     let (old, _) = query(dir, cg.as_fd())?;
     detach(dir, cg.as_fd(), &old)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_layouts_match_the_kernels_bpf_attr() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<LoadAttr>(), 72);
+        assert_eq!(std::mem::offset_of!(LoadAttr, prog_name), 48);
+        assert_eq!(std::mem::offset_of!(LoadAttr, expected_attach_type), 68);
+        assert_eq!(size_of::<AttachAttr>(), 20);
+        assert_eq!(size_of::<QueryAttr>(), 32);
+        assert_eq!(std::mem::offset_of!(QueryAttr, prog_ids), 16);
+        assert_eq!(std::mem::offset_of!(QueryAttr, prog_cnt), 24);
+        assert_eq!(size_of::<GetFdAttr>(), 12);
+    }
+
+    #[test]
+    fn errors_name_the_command_and_the_cgroup() {
+        let eperm = || io::Error::from_raw_os_error(libc::EPERM);
+        let e = sys("bpf(BPF_PROG_LOAD)", None, eperm()).to_string();
+        assert!(e.starts_with("bpf(BPF_PROG_LOAD): "), "{e}");
+        let e = sys("bpf(BPF_PROG_ATTACH)", Some(Path::new("/cg")), eperm()).to_string();
+        assert!(e.starts_with("bpf(BPF_PROG_ATTACH) on /cg: "), "{e}");
+    }
+}

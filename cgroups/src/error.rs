@@ -29,7 +29,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A `bpf(2)` command for the v2 device filter failed.
-    #[error("{op} on {path}: {source}")]
+    #[error("{op}{}: {source}", on(path))]
     Bpf {
         /// The command (`bpf(BPF_PROG_ATTACH)`, ...).
         op: &'static str,
@@ -121,6 +121,15 @@ pub enum Error {
     /// No cgroup file system is mounted where one was expected.
     #[error("no cgroup hierarchy found: {0}")]
     NotMounted(String),
+}
+
+/// ` on PATH`, or nothing for an empty path.
+fn on(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", path.display())
+    }
 }
 
 /// `Result` with this crate's [`Error`].
