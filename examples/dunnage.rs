@@ -262,52 +262,7 @@ fn save(root: &Path, a: &Args) -> Res {
         stdout.flush()?;
         return Ok(());
     };
-    let tmp = PathBuf::from(format!("{out}.tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    let written = store
-        .save_with_progress(
-            &names,
-            std::io::BufWriter::with_capacity(1 << 20, file),
-            progress,
-        )
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
-    written
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
-}
-
-/// `docker import -c` instructions: CMD, ENTRYPOINT, ENV, WORKDIR, LABEL.
-fn parse_change(change: &str, c: &mut ImageChanges) -> Res {
-    let (word, arg) = change
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| format!("invalid change {change:?}"))?;
-    let arg = arg.trim();
-    let argv = || -> Vec<String> {
-        serde_json::from_str(arg)
-            .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), arg.into()])
-    };
-    match word.to_ascii_uppercase().as_str() {
-        "CMD" => c.cmd = Some(argv()),
-        "ENTRYPOINT" => c.entrypoint = Some(argv()),
-        "WORKDIR" => c.working_dir = Some(arg.to_string()),
-        "ENV" => c
-            .env
-            .push(arg.replacen(' ', "=", usize::from(!arg.contains('=')))),
-        "LABEL" => {
-            let (k, v) = arg
-                .split_once('=')
-                .ok_or_else(|| format!("invalid LABEL {arg:?}"))?;
-            c.labels
-                .insert(k.to_string(), v.trim_matches('"').to_string());
-        }
-        other => return Err(format!("{other} is not a supported change instruction").into()),
-    }
+    store.save_to_file(&names, Path::new(out), progress)?;
     Ok(())
 }
 
@@ -321,7 +276,7 @@ fn import(root: &Path, a: &Args) -> Res {
         ..ImageChanges::default()
     };
     for c in a.values(&["-c", "--change"]) {
-        parse_change(c, &mut changes)?;
+        changes.add_instruction(c)?;
     }
     let mut bar = progress_bar("Importing", false);
     let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
@@ -369,7 +324,12 @@ fn since(created: Option<&str>) -> String {
 
 fn images(root: &Path, a: &Args) -> Res {
     let store = ImageStore::open(root)?;
-    let mut list = store.images()?;
+    let report = store.images_report()?;
+    // Like docker with a damaged image: list the others, warn on stderr.
+    for b in &report.broken {
+        eprintln!("WARNING: image {}: {}", b.id, b.error);
+    }
+    let mut list = report.images;
     list.sort_by(|x, y| {
         let t = |s: &Option<String>| s.as_deref().and_then(parse_rfc3339);
         t(&y.created).cmp(&t(&x.created))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Variants name the path, member, reference or digest involved, so one line
 /// of `Display` says what failed and where.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file system call failed on `path`.
     #[error("{op} {path}: {source}")]
@@ -82,6 +83,26 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// Spooling a stream would leave less free space than the reserve
+    /// ([`LoadOptions::min_free`](crate::LoadOptions::min_free)).
+    #[error("{what}: spooling stopped, the file system would keep less than {reserve} bytes free")]
+    NoSpace {
+        /// The stream spooled.
+        what: String,
+        /// The free space kept.
+        reserve: u64,
+    },
+    /// An archive's plan exceeds a bound of [`LoadOptions`](crate::LoadOptions)
+    /// (image entries, bytes of JSON, nesting of indexes).
+    #[error("{archive}: more than {limit} {what}")]
+    PlanTooLarge {
+        /// The archive or layout read.
+        archive: PathBuf,
+        /// What there is too much of.
+        what: String,
+        /// The bound.
+        limit: u64,
+    },
     /// The input is neither a docker archive, an OCI layout nor a tarball we know.
     #[error("{path}: {reason}")]
     UnknownFormat {
@@ -108,6 +129,14 @@ pub enum Error {
         outer: &'static str,
         /// The compression found inside it.
         inner: &'static str,
+    },
+    /// A `docker import -c` / `commit -c` instruction cannot be applied.
+    #[error("invalid change {change:?}: {reason}")]
+    InvalidChange {
+        /// The instruction as given.
+        change: String,
+        /// Why it was refused (docker's words where it has some).
+        reason: String,
     },
     /// No image matches the reference or ID.
     #[error("No such image: {0}")]

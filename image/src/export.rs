@@ -4,10 +4,14 @@
 //! entries annotated with the tag and the full name.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
+use dunnage_base::fs::TempFile;
+use dunnage_layerstore::Digest;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
@@ -21,8 +25,12 @@ use crate::store::ImageStore;
 
 impl ImageStore {
     /// Write the images `names` select into the OCI layout at `dir`
-    /// (created if needed; blobs already there are kept, `index.json` is
-    /// replaced).
+    /// (created if needed; a blob already there is kept when it hashes to
+    /// its name and is replaced otherwise, `index.json` is replaced).
+    ///
+    /// Every file is written under a random temporary name created
+    /// exclusively without following symlinks, then renamed into place:
+    /// symlinks planted in `dir` by someone else redirect no write.
     pub fn export_oci(&self, names: &[&str], dir: &Path) -> Result<()> {
         self.export_oci_with_progress(names, dir, None)
     }
@@ -35,8 +43,7 @@ impl ImageStore {
         dir: &Path,
         mut progress: Option<ProgressFn<'_>>,
     ) -> Result<()> {
-        let blobs = dir.join("blobs/sha256");
-        create_dirs(&blobs, 0o755)?;
+        let blobs = BlobDir::open(dir)?;
         write_atomic(
             &dir.join("oci-layout"),
             br#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -53,11 +60,9 @@ impl ImageStore {
                 let count = chain.len();
                 for (index, layer) in chain.into_iter().enumerate() {
                     let digest = layer.diff_id.0;
-                    let path = blobs.join(digest.hex());
-                    let size = match fs::metadata(&path) {
-                        Ok(m) => m.len(),
-                        Err(_) => write_blob(
-                            &path,
+                    let size = match blobs.verified(&digest)? {
+                        Some(n) => n,
+                        None => blobs.write(
                             &mut Counting {
                                 inner: self.layers().tar_stream(&layer.chain_id)?,
                                 state: Progress {
@@ -82,7 +87,7 @@ impl ImageStore {
                     });
                 }
             }
-            write_atomic(&blobs.join(id.hex()), config.raw(), 0o644)?;
+            blobs.put(config.raw())?;
             let manifest = Manifest {
                 schema_version: 2,
                 media_type: Some(OCI_MANIFEST.into()),
@@ -96,8 +101,7 @@ impl ImageStore {
                 layers,
             };
             let raw = serde_json::to_vec(&manifest).map_err(|e| Error::json("manifest", e))?;
-            let digest = dunnage_layerstore::Digest::sha256_of(&raw);
-            write_atomic(&blobs.join(digest.hex()), &raw, 0o644)?;
+            let digest = blobs.put(&raw)?;
             let entry = |annotations| Descriptor {
                 media_type: OCI_MANIFEST.into(),
                 digest,
@@ -128,42 +132,122 @@ impl ImageStore {
     }
 }
 
-/// Stream `r` into `path` through a temporary name, checking its digest.
-fn write_blob(path: &Path, r: &mut dyn Read, expected: &dunnage_layerstore::Digest) -> Result<u64> {
-    let tmp = path.with_extension("tmp");
-    let mut copy = || -> io::Result<([u8; 32], u64)> {
-        let mut f = File::create(&tmp)?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let k = r.read(&mut buf)?;
-            if k == 0 {
-                break;
+/// The `blobs/sha256` directory of a layout, opened without following
+/// symlinks: every blob is created and renamed inside this directory
+/// handle, so a symlink planted in place of `blobs` or `blobs/sha256`
+/// redirects nothing.
+struct BlobDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl BlobDir {
+    fn open(layout: &Path) -> Result<BlobDir> {
+        let path = layout.join("blobs/sha256");
+        create_dirs(layout, 0o755)?;
+        let mut dir = rustix::fs::open(
+            layout,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", layout, e.into()))?;
+        for (name, at) in [("blobs", layout.join("blobs")), ("sha256", path.clone())] {
+            match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(Error::io("mkdir", at, e.into())),
             }
-            h.update(&buf[..k]);
-            f.write_all(&buf[..k])?;
-            n += k as u64;
+            dir = rustix::fs::openat2(
+                &dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+            )
+            .map_err(|e| Error::io("open", at, e.into()))?;
         }
-        f.sync_all()?;
-        Ok((h.finalize().into(), n))
-    };
-    let result = copy()
-        .map_err(|e| Error::io("write", &tmp, e))
-        .and_then(|(sum, n)| {
-            let actual = dunnage_layerstore::Digest::from_bytes(sum);
-            if actual != *expected {
-                return Err(Error::DigestMismatch {
-                    what: path.display().to_string(),
-                    expected: expected.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-            fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
-            Ok(n)
-        });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        Ok(BlobDir { fd: dir, path })
     }
-    result
+
+    /// The directory as a path that names the open handle (for
+    /// [`TempFile::new_in`], which opens it again).
+    fn handle_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    fn new_temp(&self) -> Result<TempFile> {
+        TempFile::new_in(&self.handle_path(), "blob", 0o644)
+            .map_err(|e| Error::io("create", &self.path, e))
+    }
+
+    /// Whether the blob `digest` is here as a regular file with that
+    /// digest (re-hashed); its size when it is. A planted symlink, FIFO or
+    /// wrong content is `None`, and will be replaced.
+    fn verified(&self, digest: &Digest) -> Result<Option<u64>> {
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            digest.hex(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(Error::io("open", self.path.join(digest.hex()), e.into())),
+        };
+        let mut file = File::from(fd);
+        let path = || self.path.join(digest.hex());
+        let meta = file.metadata().map_err(|e| Error::io("stat", path(), e))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let (sum, n) =
+            hash_copy(&mut file, &mut io::sink()).map_err(|e| Error::io("read", path(), e))?;
+        Ok((Digest::from_bytes(sum) == *digest).then_some(n))
+    }
+
+    /// Stream `r` into the blob `expected` through a temporary file,
+    /// checking its digest before it gets its name.
+    fn write(&self, r: &mut dyn Read, expected: &Digest) -> Result<u64> {
+        let mut tmp = self.new_temp()?;
+        let (sum, n) = hash_copy(r, &mut tmp).map_err(|e| Error::io("write", tmp.path(), e))?;
+        let actual = Digest::from_bytes(sum);
+        if actual != *expected {
+            return Err(Error::DigestMismatch {
+                what: self.path.join(expected.hex()).display().to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        tmp.persist(expected.hex())
+            .map_err(|e| Error::io("rename", self.path.join(expected.hex()), e))?;
+        Ok(n)
+    }
+
+    /// Write a small blob (config, manifest) whole, unless it is there
+    /// already with the right content.
+    fn put(&self, data: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256_of(data);
+        if self.verified(&digest)?.is_none() {
+            self.write(&mut &data[..], &digest)?;
+        }
+        Ok(digest)
+    }
+}
+
+/// Copy `r` to `w`, hashing; the digest and the byte count.
+fn hash_copy(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<([u8; 32], u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..k]);
+        w.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+    Ok((h.finalize().into(), n))
 }

@@ -1,42 +1,18 @@
-//! Small file helpers: atomic writes and bounded reads.
+//! Small file helpers: atomic writes (through `dunnage-base`) and bounded
+//! reads.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Write `data` to `path` atomically: a temporary sibling, fsync, rename,
-/// fsync of the directory. The file gets `mode`.
+/// [`dunnage_base::fs::write_atomic`] (a random temporary name created
+/// exclusively without following symlinks, fsync, rename, fsync of the
+/// directory) with this crate's error.
 pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io("write", &tmp, e)
-    })?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io("rename", path, e)
-    })?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync", dir, e))
+    dunnage_base::fs::write_atomic(path, data, mode).map_err(|e| Error::io("write", path, e))
 }
 
 /// Create `dir` and its parents with `mode` for the ones created.

@@ -46,7 +46,7 @@ impl ImageDb {
     /// Store a config under its ID (no-op when it is there already).
     pub fn put(&self, config: &ImageConfig) -> Result<()> {
         let path = self.content(config.id());
-        if path.exists() {
+        if path.is_file() {
             return Ok(());
         }
         write_atomic(&path, config.raw(), 0o600)
@@ -87,7 +87,8 @@ impl ImageDb {
             let entry = entry.map_err(|e| Error::io("readdir", &dir, e))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if is_hex64(&name) {
+            let file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_hex64(&name) && file {
                 ids.push(format!("sha256:{name}").parse()?);
             }
         }

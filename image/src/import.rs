@@ -6,14 +6,20 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
+
+use dunnage_layerstore::Compression;
 
 use crate::config::{ConfigFile, History, ImageConfig, ImageId, RunConfig};
 use crate::error::{Error, Result};
+use crate::load::LoadOptions;
 use crate::load::host_architecture;
 use crate::progress::{Counting, Progress, ProgressFn};
 use crate::reference::Reference;
 use crate::source::decompress;
+use crate::spool::Limit;
 use crate::store::ImageStore;
 use crate::time::format_rfc3339;
 
@@ -40,6 +46,50 @@ pub struct ImageChanges {
 }
 
 impl ImageChanges {
+    /// Add one `docker import -c` / `docker commit -c` instruction: `CMD`,
+    /// `ENTRYPOINT` (JSON array or shell form), `ENV` (`name value` or
+    /// `name=value...`), `WORKDIR`, `LABEL key=value`. What docker refuses
+    /// is [`Error::InvalidChange`] with docker's reason (`ENV FOO`: "ENV
+    /// must have two arguments").
+    pub fn add_instruction(&mut self, change: &str) -> Result<()> {
+        let invalid = |reason: &str| Error::InvalidChange {
+            change: change.to_string(),
+            reason: reason.to_string(),
+        };
+        let text = change.trim();
+        let (word, arg) = match text.split_once(char::is_whitespace) {
+            Some((w, a)) => (w, a.trim()),
+            None => (text, ""),
+        };
+        let argv = || -> Vec<String> {
+            serde_json::from_str(arg)
+                .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), arg.into()])
+        };
+        match word.to_ascii_uppercase().as_str() {
+            "CMD" => self.cmd = Some(argv()),
+            "ENTRYPOINT" => self.entrypoint = Some(argv()),
+            "WORKDIR" if arg.is_empty() => {
+                return Err(invalid("WORKDIR requires exactly one argument"));
+            }
+            "WORKDIR" => self.working_dir = Some(arg.to_string()),
+            "ENV" => self.env.extend(env_pairs(arg).map_err(|r| invalid(&r))?),
+            "LABEL" => {
+                let (k, v) = arg
+                    .split_once('=')
+                    .ok_or_else(|| invalid("LABEL must be of the form key=value"))?;
+                self.labels
+                    .insert(k.to_string(), v.trim_matches('"').to_string());
+            }
+            "" => return Err(invalid("empty instruction")),
+            other => {
+                return Err(invalid(&format!(
+                    "{other} is not a supported change instruction"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, run: &mut RunConfig) {
         if let Some(c) = &self.cmd {
             run.cmd = Some(c.clone());
@@ -69,7 +119,10 @@ impl ImageChanges {
 
 impl ImageStore {
     /// `docker import`: the tarball at `path` (plain, gzip or zstd) is the
-    /// only layer of a new image.
+    /// only layer of a new image. The layer gets the limits of a load
+    /// ([`LoadOptions::default`]): at most `max_layer` bytes, and a
+    /// compressed tarball expands at most `max_ratio` times
+    /// ([`Error::TooLarge`] beyond).
     pub fn import(&self, path: &Path, changes: &ImageChanges) -> Result<ImageId> {
         self.import_with_progress(path, changes, None)
     }
@@ -87,11 +140,28 @@ impl ImageStore {
             .metadata()
             .map_err(|e| Error::io("stat", path, e))?
             .len();
-        let (_, tar) = decompress(
-            one_layer(file, total, progress),
-            &path.display().to_string(),
-        )?;
-        let layer = self.layers().register(tar, None, None)?;
+        let what = path.display().to_string();
+        let (kind, tar) = decompress(one_layer(file, total, progress), &what)?;
+        let limits = LoadOptions::default();
+        let limit = if kind == Compression::None {
+            limits.max_layer
+        } else {
+            limits.max_layer.min(limits.expansion_limit(total))
+        };
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let tar = Limit {
+            inner: tar,
+            left: limit,
+            exceeded: exceeded.clone(),
+        };
+        let _operation = self.begin_operation()?;
+        let layer = match self.layers().register(tar, None, None) {
+            Ok(l) => l,
+            Err(_) if exceeded.load(Ordering::Relaxed) => {
+                return Err(Error::TooLarge { what, limit });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let now = format_rfc3339(SystemTime::now());
         let comment = changes
             .comment
@@ -145,6 +215,7 @@ impl ImageStore {
             .and_then(|end| tmp.seek(SeekFrom::Start(0)).map(|_| end))
             .map_err(|e| Error::io("seek", "commit diff", e))?;
         let parent = base.chain_id();
+        let _operation = self.begin_operation()?;
         let layer =
             self.layers()
                 .register(one_layer(&mut tmp, total, progress), parent.as_ref(), None)?;
@@ -180,12 +251,40 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let id = self.create(&config, Some(top), parent)?;
+        let locked = self.lock()?;
+        let id = self.create_locked(&locked, &config, Some(top), parent)?;
         if let Some(r) = &changes.reference {
-            self.set_tag(r, &id)?;
+            self.set_tag_locked(&locked, r, &id)?;
         }
         Ok(id)
     }
+}
+
+/// The `KEY=value` entries of an `ENV` argument, as docker's Dockerfile
+/// parser reads them: `name value...` (one pair, the value is the rest) or
+/// `name=value ...` (every word a pair).
+fn env_pairs(arg: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = arg.split_whitespace();
+    let Some(first) = words.next() else {
+        return Err("ENV requires at least one argument".to_string());
+    };
+    if !first.contains('=') {
+        let value = arg[first.len()..].trim();
+        if value.is_empty() {
+            return Err("ENV must have two arguments".to_string());
+        }
+        return Ok(vec![format!("{first}={value}")]);
+    }
+    std::iter::once(first)
+        .chain(words)
+        .map(|w| match w.split_once('=') {
+            Some(("", _)) => Err("ENV names can not be blank".to_string()),
+            Some((k, v)) => Ok(format!("{k}={}", v.trim_matches('"'))),
+            None => Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            )),
+        })
+        .collect()
 }
 
 /// A reader of the single layer of an import or commit, counted.

@@ -15,6 +15,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Media type of an uncompressed OCI layer.
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of a Docker image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Media type of a Docker schema 2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Media type of a Docker manifest list.

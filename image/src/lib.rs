@@ -25,7 +25,12 @@
 //! - [`reference`](mod@reference): [`Reference`] parsing and Docker's normalisation.
 //! - [`imagedb`]: [`ImageDb`], configs under their ID, verified on read.
 //! - [`repositories`]: [`Repositories`], `repositories.json`.
-//! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune.
+//! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune; one lock for
+//!   every change of configs and tags, shared by all processes.
+//! - [`reclaim`]: layer references no image owns (a load killed halfway)
+//!   found by [`ImageStore::leaked_layers`] and given back by
+//!   [`ImageStore::prune`], [`ImageStore::load`] and
+//!   [`ImageStore::reclaim_leaked_layers`].
 //! - [`load`]: [`ImageStore::load`] with [`LoadOptions`].
 //! - [`progress`]: [`Progress`] reports of load, save, export, import, commit.
 //! - [`save`] and [`export`]: [`ImageStore::save`] (docker-archive) and
@@ -47,10 +52,12 @@ pub mod load;
 pub mod mount;
 mod plan;
 pub mod progress;
+pub mod reclaim;
 pub mod reference;
 pub mod repositories;
 pub mod save;
 mod source;
+mod spool;
 pub mod store;
 pub mod time;
 pub mod views;
@@ -61,7 +68,8 @@ pub use imagedb::ImageDb;
 pub use import::ImageChanges;
 pub use load::{LoadOptions, Loaded};
 pub use progress::{Progress, ProgressFn};
+pub use reclaim::{LeakedLayer, Operation};
 pub use reference::Reference;
 pub use repositories::Repositories;
 pub use store::{ImageStore, Removed};
-pub use views::{HistoryRow, ImageSummary};
+pub use views::{BrokenImage, HistoryRow, ImageReport, ImageSummary};

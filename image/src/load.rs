@@ -25,7 +25,8 @@ use crate::plan::{ImagePlan, LayerPlan, plan};
 use crate::progress::Counting;
 use crate::reference::Reference;
 use crate::source::{Source, decompress, read_up_to};
-use crate::store::ImageStore;
+use crate::spool::{Limit, check_archive_head, spool};
+use crate::store::{ImageStore, Locked};
 
 pub use crate::progress::Progress;
 
@@ -41,6 +42,20 @@ pub use crate::progress::Progress;
 pub struct LoadOptions<'a> {
     /// Largest JSON document read (manifests, configs, indexes).
     pub max_json: u64,
+    /// Largest stream spooled to the store's scratch space: an archive
+    /// read from stdin or a pipe, or a compressed archive decompressed
+    /// (default 256 GiB).
+    pub max_spool: u64,
+    /// Free space spooling leaves on the store's file system (default
+    /// 1 GiB): a stream that would take more fails with
+    /// [`Error::NoSpace`] instead of filling the disk.
+    pub min_free: u64,
+    /// Most image entries an archive may list: `manifest.json` entries, or
+    /// index entries walked, nested indexes included (default 4096).
+    pub max_images: usize,
+    /// Most bytes of JSON read to plan a load, all documents together
+    /// (default 256 MiB). A config or manifest named again is read once.
+    pub max_plan_bytes: u64,
     /// Largest uncompressed layer accepted, whatever its compression
     /// (default 64 GiB).
     pub max_layer: u64,
@@ -58,6 +73,10 @@ impl Default for LoadOptions<'_> {
     fn default() -> Self {
         LoadOptions {
             max_json: 8 << 20,
+            max_spool: 256 << 30,
+            min_free: 1 << 30,
+            max_images: 4096,
+            max_plan_bytes: 256 << 20,
             max_layer: 64 << 30,
             max_ratio: 1100,
             ratio_floor: 64 << 20,
@@ -117,19 +136,26 @@ impl ImageStore {
         label: &Path,
         opts: LoadOptions<'_>,
     ) -> Result<Vec<Loaded>> {
-        let spool = self.temp_file()?;
-        let size = io::copy(&mut input, &mut &spool).map_err(|e| Error::io("read", label, e))?;
+        // A first look: input that is not an archive (`/dev/zero`) fails
+        // here, before anything is spooled.
+        let what = label.display().to_string();
+        let mut head = [0u8; 512];
+        let n = read_up_to(&mut input, &mut head).map_err(|e| Error::io("read", label, e))?;
+        check_archive_head(&head[..n], &what)?;
+        let file = self.temp_file()?;
+        let mut whole = io::Cursor::new(&head[..n]).chain(input);
+        let size = spool(&mut whole, &file, opts.max_spool, opts.min_free, &what)?;
         let rewind = |f: &File| {
             (&*f)
                 .seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io("seek", label, e))
         };
-        rewind(&spool)?;
-        let (kind, reader) = decompress(&spool, &label.display().to_string())?;
+        rewind(&file)?;
+        let (kind, reader) = decompress(&file, &what)?;
         let source = if kind == Compression::None {
             drop(reader);
-            rewind(&spool)?;
-            Source::from_tar(spool, label)?
+            rewind(&file)?;
+            Source::from_tar(file, label)?
         } else {
             Source::from_tar(self.decompress_limited(reader, size, label, &opts)?, label)?
         };
@@ -137,7 +163,11 @@ impl ImageStore {
     }
 
     fn load_source(&self, source: &Source, opts: LoadOptions<'_>) -> Result<Vec<Loaded>> {
-        let plans = plan(source, opts.max_json)?;
+        let plans = plan(source, &opts)?;
+        // What an earlier load killed halfway left is given back first
+        // (best effort: only when no other operation runs).
+        let _ = self.reclaim_leaked_layers();
+        let _operation = self.begin_operation()?;
         let mut opts = opts;
         let images = plans.len();
         let mut tops: Vec<Option<ChainId>> = Vec::with_capacity(images);
@@ -150,11 +180,21 @@ impl ImageStore {
                 }
             }
         }
+        // Configs and tags are written under the images lock, held until
+        // every image is stored (or undone): another process never sees
+        // half of a load, and never interleaves its own tag changes.
+        let locked = match self.lock() {
+            Ok(l) => l,
+            Err(e) => {
+                self.release_all(tops.iter().flatten());
+                return Err(e);
+            }
+        };
         let mut loaded = Vec::new();
         let mut undo = Undo::default();
         let mut tops = tops.into_iter();
         for (p, top) in plans.into_iter().zip(tops.by_ref()) {
-            match self.store_one(&p, top.as_ref(), &mut undo) {
+            match self.store_one(&locked, &p, top.as_ref(), &mut undo) {
                 Ok(id) => loaded.push(Loaded { id, tags: p.tags }),
                 Err(e) => {
                     // `create` handed this image's reference to the image, or
@@ -162,7 +202,7 @@ impl ImageStore {
                     // already; undoing deletes the images this load created
                     // (and their references). The images not reached yet
                     // still hold theirs.
-                    self.undo(undo);
+                    self.undo(&locked, undo);
                     let rest: Vec<ChainId> = tops.flatten().collect();
                     self.release_all(&rest);
                     return Err(e);
@@ -174,22 +214,32 @@ impl ImageStore {
 
     /// Store one planned image and set its tags, noting in `undo` what was
     /// there before.
-    fn store_one(&self, p: &ImagePlan, top: Option<&ChainId>, undo: &mut Undo) -> Result<ImageId> {
+    fn store_one(
+        &self,
+        locked: &Locked,
+        p: &ImagePlan,
+        top: Option<&ChainId>,
+        undo: &mut Undo,
+    ) -> Result<ImageId> {
         let existed = self.imagedb().exists(p.config.id());
         let updated = if existed {
             self.imagedb().last_updated(p.config.id())?
         } else {
             None
         };
-        let id = self.create(&p.config, top, None)?;
+        let id = self.create_locked(locked, &p.config, top, None)?;
         if existed {
             undo.updated.push((id.clone(), updated));
         } else {
             undo.created.push(id.clone());
         }
-        for t in &p.tags {
-            undo.tags.push((t.clone(), self.repos().get(t).cloned()));
-            self.set_tag(t, &id)?;
+        if !p.tags.is_empty() {
+            // All of the image's tags in one rewrite of repositories.json.
+            let repos = self.repos()?;
+            for t in &p.tags {
+                undo.tags.push((t.clone(), repos.get(t).cloned()));
+            }
+            self.set_tags_locked(locked, &p.tags, &id)?;
         }
         Ok(id)
     }
@@ -197,18 +247,18 @@ impl ImageStore {
     /// Put tags back where they pointed, restore `lastUpdated` of images
     /// that existed, and delete the images created: best effort, on the
     /// error path of a load.
-    fn undo(&self, undo: Undo) {
+    fn undo(&self, locked: &Locked, undo: Undo) {
         for (t, before) in undo.tags.into_iter().rev() {
-            let _ = match before {
-                Some(id) => self.repos().add(&t, &id).map(drop),
-                None => self.repos().remove(&t).map(drop),
-            };
+            let _ = self.edit_repos(locked, |r| match before {
+                Some(id) => r.add(&t, &id).map(drop),
+                None => r.remove(&t).map(drop),
+            });
         }
         for (id, before) in undo.updated {
             let _ = self.imagedb().restore_last_updated(&id, before.as_deref());
         }
         for id in undo.created.into_iter().rev() {
-            let _ = self.delete(&id);
+            let _ = self.delete(locked, &id);
         }
     }
 
@@ -255,22 +305,15 @@ impl ImageStore {
         path: &Path,
         opts: &LoadOptions<'_>,
     ) -> Result<File> {
-        let limit = opts.expansion_limit(compressed);
-        let exceeded = Arc::new(AtomicBool::new(false));
-        let mut limited = Limit {
-            inner: reader,
-            left: limit,
-            exceeded: exceeded.clone(),
-        };
+        let limit = opts.expansion_limit(compressed).min(opts.max_spool);
         let tmp = self.temp_file()?;
-        match io::copy(&mut limited, &mut &tmp).and_then(|_| (&tmp).seek(SeekFrom::Start(0))) {
-            Ok(_) => Ok(tmp),
-            Err(_) if exceeded.load(Ordering::Relaxed) => Err(Error::TooLarge {
-                what: format!("{} decompressed", path.display()),
-                limit,
-            }),
-            Err(e) => Err(Error::io("decompress", path, e)),
-        }
+        let what = format!("{} decompressed", path.display());
+        let mut reader = reader;
+        spool(&mut reader, &tmp, limit, opts.min_free, &what)?;
+        (&tmp)
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek", path, e))?;
+        Ok(tmp)
     }
 
     /// Register an image's layers, base first; returns the top chainID
@@ -447,25 +490,6 @@ impl<R: Read> Read for Hashing<R> {
         if let Some(h) = &mut self.hasher {
             h.update(&buf[..n]);
         }
-        Ok(n)
-    }
-}
-
-/// Fails the stream once more than `left` bytes came through.
-struct Limit<R> {
-    inner: R,
-    left: u64,
-    exceeded: Arc<AtomicBool>,
-}
-
-impl<R: Read> Read for Limit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            self.exceeded.store(true, Ordering::Relaxed);
-            return Err(io::Error::other("layer exceeds the size limit"));
-        }
-        self.left -= n as u64;
         Ok(n)
     }
 }

@@ -1,48 +1,79 @@
 //! The plan of a load: an archive's `manifest.json` or `index.json` read
 //! into images (configs read and verified, layer members named with the
 //! digest they must have), before any layer is registered.
+//!
+//! The plan is bounded, so that a small archive cannot expand into an
+//! unbounded one: at most [`LoadOptions::max_images`] entries (manifest
+//! entries and index entries walked), at most [`LoadOptions::max_plan_bytes`]
+//! of JSON read in all, at most 125 layers per image (docker's limit). A config named again is read once and shared;
+//! entries naming the same config and layers become one image with the
+//! tags of all; a manifest listed again adds its tags; an index reached a
+//! second time (repeated fan-out) is refused.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use dunnage_layerstore::Digest;
+use serde::Deserialize;
 
 use crate::config::ImageConfig;
 use crate::error::{Error, Result};
 use crate::layout::{
-    ArchiveManifest, CONTAINERD_NAME, DOCKER_MANIFEST_LIST, Descriptor, Index, Manifest, OCI_INDEX,
-    REF_NAME,
+    ArchiveManifest, CONTAINERD_NAME, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
+    Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform, REF_NAME,
 };
-use crate::load::host_architecture;
+use crate::load::{LoadOptions, host_architecture};
 use crate::reference::{Reference, is_hex64};
 use crate::source::Source;
+use crate::time::parse_rfc3339;
 
 /// One layer to register: the member holding it and the digest its name
 /// or descriptor promises.
+#[derive(PartialEq, Eq, Hash, Clone)]
 pub(crate) struct LayerPlan {
     pub(crate) member: String,
     pub(crate) digest: Option<Digest>,
 }
 
-/// One image to store: its verified config, its layers, its tags.
+/// One image to store: its verified config (shared between entries that
+/// name it), its layers, its tags.
 pub(crate) struct ImagePlan {
-    pub(crate) config: ImageConfig,
+    pub(crate) config: Rc<ImageConfig>,
     pub(crate) layers: Vec<LayerPlan>,
     pub(crate) tags: Vec<Reference>,
 }
 
 /// Read an archive's images: `manifest.json` when present, else `index.json`.
-pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
-    if let Some(raw) = source.read_member("manifest.json", max_json)? {
+pub(crate) fn plan(source: &Source, opts: &LoadOptions<'_>) -> Result<Vec<ImagePlan>> {
+    let mut p = Planner {
+        source,
+        max_json: opts.max_json,
+        max_entries: opts.max_images,
+        bytes_left: opts.max_plan_bytes,
+        entries: 0,
+        configs: HashMap::new(),
+        by_id: HashMap::new(),
+        indexes: HashSet::new(),
+        manifests: HashMap::new(),
+        images: HashMap::new(),
+        plans: Vec::new(),
+    };
+    if let Some(raw) = p.read_bytes("manifest.json", None, false)? {
         let manifests: Vec<ArchiveManifest> =
             serde_json::from_slice(&raw).map_err(|e| Error::json("manifest.json", e))?;
-        return manifests
-            .into_iter()
-            .map(|m| plan_docker(source, m, max_json))
-            .collect();
+        drop(raw);
+        for m in manifests {
+            p.count_entry()?;
+            p.plan_docker(m)?;
+        }
+        return Ok(p.plans);
     }
-    if source.read_member("index.json", max_json)?.is_some() {
-        let mut plans = Vec::new();
-        let index = read_json::<Index>(source, "index.json", None, max_json)?;
-        plan_index(source, &index, max_json, 0, &mut plans)?;
-        if plans.is_empty() {
+    if let Some(raw) = p.read_bytes("index.json", None, false)? {
+        let index: RawIndex =
+            serde_json::from_slice(&raw).map_err(|e| Error::json("index.json", e))?;
+        drop(raw);
+        p.plan_index(&index, 0)?;
+        if p.plans.is_empty() {
             return Err(Error::UnknownFormat {
                 path: source.path().to_path_buf(),
                 reason: format!(
@@ -51,7 +82,7 @@ pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
                 ),
             });
         }
-        return Ok(plans);
+        return Ok(p.plans);
     }
     Err(Error::UnknownFormat {
         path: source.path().to_path_buf(),
@@ -60,84 +91,276 @@ pub(crate) fn plan(source: &Source, max_json: u64) -> Result<Vec<ImagePlan>> {
     })
 }
 
-fn plan_docker(source: &Source, m: ArchiveManifest, max_json: u64) -> Result<ImagePlan> {
-    let raw = read_bytes(source, &m.config, digest_in_name(&m.config), max_json)?;
-    let config = ImageConfig::from_bytes(raw)?;
-    check_layer_count(&config, m.layers.len())?;
-    let layers = m
-        .layers
-        .into_iter()
-        .map(|member| LayerPlan {
-            digest: digest_in_name(&member),
-            member,
-        })
-        .collect();
-    let tags = m
-        .repo_tags
-        .unwrap_or_default()
-        .iter()
-        .map(|t| Reference::parse(t))
-        .collect::<Result<_>>()?;
-    Ok(ImagePlan {
-        config,
-        layers,
-        tags,
-    })
+/// An index as read for a load: entries keep their digest as text, so an
+/// entry this load skips (another platform, an artifact) may use a digest
+/// algorithm we do not read.
+#[derive(Deserialize)]
+struct RawIndex {
+    #[serde(default)]
+    manifests: Vec<RawEntry>,
 }
 
-fn plan_index(
-    source: &Source,
-    index: &Index,
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEntry {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+/// Config media types of images (anything else is an artifact).
+const IMAGE_CONFIGS: [&str; 2] = [OCI_CONFIG, DOCKER_CONFIG];
+
+/// Deepest nesting of indexes below `index.json`.
+const MAX_DEPTH: u32 = 4;
+
+/// Most layers of one image: docker's layer store refuses a deeper chain
+/// (`maxLayerDepth`), so a longer list only makes work.
+pub(crate) const MAX_LAYERS: usize = 125;
+
+struct Planner<'a> {
+    source: &'a Source,
     max_json: u64,
-    depth: u32,
-    plans: &mut Vec<ImagePlan>,
-) -> Result<()> {
-    for d in &index.manifests {
-        if let Some(p) = &d.platform
-            && (p.os != "linux" || p.architecture != host_architecture())
-        {
-            continue;
+    max_entries: usize,
+    bytes_left: u64,
+    entries: usize,
+    /// Configs by the member they were read from.
+    configs: HashMap<String, Rc<ImageConfig>>,
+    /// Configs by ID (one copy, however many members hold it).
+    by_id: HashMap<crate::config::ImageId, Rc<ImageConfig>>,
+    /// Indexes walked.
+    indexes: HashSet<Digest>,
+    /// Manifests planned: the plan they became.
+    manifests: HashMap<Digest, usize>,
+    /// Images planned, by config and layers.
+    images: HashMap<(crate::config::ImageId, Vec<LayerPlan>), usize>,
+    plans: Vec<ImagePlan>,
+}
+
+impl Planner<'_> {
+    fn too_many(&self, what: &str, limit: u64) -> Error {
+        Error::PlanTooLarge {
+            archive: self.source.path().to_path_buf(),
+            what: what.to_string(),
+            limit,
         }
-        if d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST {
-            if depth >= 4 {
-                return Err(Error::UnknownFormat {
-                    path: source.path().to_path_buf(),
-                    reason: "indexes nested too deep".into(),
+    }
+
+    fn count_entry(&mut self) -> Result<()> {
+        self.entries += 1;
+        if self.entries > self.max_entries {
+            return Err(self.too_many("image entries", self.max_entries as u64));
+        }
+        Ok(())
+    }
+
+    /// Read a JSON member (counted against the plan's bytes), checking the
+    /// digest it must have; `required` makes a missing member an error.
+    fn read_bytes(
+        &mut self,
+        member: &str,
+        digest: Option<Digest>,
+        required: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let limit = self.max_json.min(self.bytes_left);
+        let raw = match self.source.read_member(member, limit) {
+            Ok(r) => r,
+            Err(Error::TooLarge { .. }) if limit < self.max_json => {
+                return Err(self.too_many("bytes of JSON", self.bytes_left));
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(raw) = raw else {
+            if required {
+                return Err(Error::MissingMember {
+                    archive: self.source.path().to_path_buf(),
+                    member: member.to_string(),
                 });
             }
-            let nested = read_json::<Index>(source, &blob_path(&d.digest), Some(d), max_json)?;
-            plan_index(source, &nested, max_json, depth + 1, plans)?;
-            continue;
+            return Ok(None);
+        };
+        self.bytes_left -= raw.len() as u64;
+        if let Some(expected) = digest {
+            let actual = Digest::sha256_of(&raw);
+            if actual != expected {
+                return Err(Error::DigestMismatch {
+                    what: member.to_string(),
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
         }
-        let manifest = read_json::<Manifest>(source, &blob_path(&d.digest), Some(d), max_json)?;
-        let raw = read_bytes(
-            source,
-            &blob_path(&manifest.config.digest),
-            Some(manifest.config.digest),
-            max_json,
-        )?;
-        let config = ImageConfig::from_bytes(raw)?;
-        check_layer_count(&config, manifest.layers.len())?;
-        let layers = manifest
+        Ok(Some(raw))
+    }
+
+    /// Read a JSON member whose descriptor gives its digest and size.
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        member: &str,
+        digest: Digest,
+        size: u64,
+    ) -> Result<T> {
+        let raw = self
+            .read_bytes(member, Some(digest), true)?
+            .unwrap_or_default();
+        if size != raw.len() as u64 {
+            return Err(Error::DigestMismatch {
+                what: format!("size of {member}"),
+                expected: size.to_string(),
+                actual: raw.len().to_string(),
+            });
+        }
+        serde_json::from_slice(&raw).map_err(|e| Error::json(member, e))
+    }
+
+    /// The config in `member`, read and checked once however many entries
+    /// name it.
+    fn config(&mut self, member: &str, digest: Option<Digest>) -> Result<Rc<ImageConfig>> {
+        if let Some(c) = self.configs.get(member) {
+            return Ok(c.clone());
+        }
+        let raw = self.read_bytes(member, digest, true)?.unwrap_or_default();
+        let id = crate::config::ImageId(Digest::sha256_of(&raw));
+        let config = match self.by_id.get(&id) {
+            Some(c) => c.clone(),
+            None => {
+                let c = ImageConfig::from_bytes(raw)?;
+                check_times(&c)?;
+                let c = Rc::new(c);
+                self.by_id.insert(id, c.clone());
+                c
+            }
+        };
+        self.configs.insert(member.to_string(), config.clone());
+        Ok(config)
+    }
+
+    /// Add an image to the plan, or its tags to the same image planned
+    /// before; returns its index in the plan.
+    fn add(
+        &mut self,
+        config: Rc<ImageConfig>,
+        layers: Vec<LayerPlan>,
+        tags: Vec<Reference>,
+    ) -> Result<usize> {
+        if layers.len() > MAX_LAYERS {
+            return Err(self.too_many("layers in one image", MAX_LAYERS as u64));
+        }
+        check_layer_count(&config, layers.len())?;
+        let key = (config.id().clone(), layers);
+        if let Some(&i) = self.images.get(&key) {
+            self.add_tags(i, tags);
+            return Ok(i);
+        }
+        let i = self.plans.len();
+        self.plans.push(ImagePlan {
+            config,
+            layers: key.1.clone(),
+            tags: Vec::new(),
+        });
+        self.add_tags(i, tags);
+        self.images.insert(key, i);
+        Ok(i)
+    }
+
+    fn add_tags(&mut self, i: usize, tags: Vec<Reference>) {
+        let have = &mut self.plans[i].tags;
+        for t in tags {
+            if !have.contains(&t) {
+                have.push(t);
+            }
+        }
+    }
+
+    fn plan_docker(&mut self, m: ArchiveManifest) -> Result<()> {
+        let config = self.config(&m.config, digest_in_name(&m.config))?;
+        let layers = m
             .layers
-            .iter()
-            .map(|l| LayerPlan {
-                member: blob_path(&l.digest),
-                digest: Some(l.digest),
+            .into_iter()
+            .map(|member| LayerPlan {
+                digest: digest_in_name(&member),
+                member,
             })
             .collect();
-        let name = d
-            .annotations
-            .get(CONTAINERD_NAME)
-            .or_else(|| d.annotations.get(REF_NAME));
-        let tags = name.and_then(|n| name_reference(n));
-        plans.push(ImagePlan {
-            config,
-            layers,
-            tags: tags.into_iter().collect(),
-        });
+        let tags = m
+            .repo_tags
+            .unwrap_or_default()
+            .iter()
+            .map(|t| Reference::parse(t))
+            .collect::<Result<_>>()?;
+        self.add(config, layers, tags).map(drop)
     }
-    Ok(())
+
+    fn plan_index(&mut self, index: &RawIndex, depth: u32) -> Result<()> {
+        for d in &index.manifests {
+            self.count_entry()?;
+            if let Some(p) = &d.platform
+                && (p.os != "linux" || p.architecture != host_architecture())
+            {
+                continue;
+            }
+            let is_index = d.media_type == OCI_INDEX || d.media_type == DOCKER_MANIFEST_LIST;
+            if !is_index && d.media_type != OCI_MANIFEST && d.media_type != DOCKER_MANIFEST {
+                // An artifact manifest or another kind of blob: not an image.
+                continue;
+            }
+            let digest: Digest = d
+                .digest
+                .parse()
+                .map_err(|_| Error::InvalidDigest(d.digest.clone()))?;
+            let name = d
+                .annotations
+                .get(CONTAINERD_NAME)
+                .or_else(|| d.annotations.get(REF_NAME));
+            let tags: Vec<Reference> = name.and_then(|n| name_reference(n)).into_iter().collect();
+            if is_index {
+                if depth >= MAX_DEPTH {
+                    return Err(self.too_many("levels of nested indexes", MAX_DEPTH.into()));
+                }
+                if !self.indexes.insert(digest) {
+                    return Err(Error::UnknownFormat {
+                        path: self.source.path().to_path_buf(),
+                        reason: format!(
+                            "index {digest} is listed more than once (repeated fan-out)"
+                        ),
+                    });
+                }
+                let nested: RawIndex = self.read_json(&blob_path(&digest), digest, d.size)?;
+                self.plan_index(&nested, depth + 1)?;
+                continue;
+            }
+            if let Some(&i) = self.manifests.get(&digest) {
+                // The same image listed again (another name for it).
+                self.add_tags(i, tags);
+                continue;
+            }
+            let manifest: Manifest = self.read_json(&blob_path(&digest), digest, d.size)?;
+            if !IMAGE_CONFIGS.contains(&manifest.config.media_type.as_str()) {
+                // An OCI 1.1 artifact (its config is not an image config).
+                continue;
+            }
+            let config = self.config(
+                &blob_path(&manifest.config.digest),
+                Some(manifest.config.digest),
+            )?;
+            let layers = manifest
+                .layers
+                .iter()
+                .map(|l| LayerPlan {
+                    member: blob_path(&l.digest),
+                    digest: Some(l.digest),
+                })
+                .collect();
+            let i = self.add(config, layers, tags)?;
+            self.manifests.insert(digest, i);
+        }
+        Ok(())
+    }
 }
 
 /// The reference an index annotation names. A bare tag in ref.name
@@ -148,6 +371,25 @@ fn name_reference(name: &str) -> Option<Reference> {
     name.contains(['/', ':'])
         .then(|| Reference::parse(name).ok())
         .flatten()
+}
+
+/// Docker reads `created` (of the config and of each history entry) as a
+/// time and refuses the config when it is not RFC 3339: so do we, at load.
+fn check_times(config: &ImageConfig) -> Result<()> {
+    let f = config.file();
+    let times = f
+        .created
+        .iter()
+        .chain(f.history.iter().filter_map(|h| h.created.as_ref()));
+    for t in times {
+        if parse_rfc3339(t).is_none() {
+            return Err(Error::InvalidConfig {
+                id: config.id().to_string(),
+                reason: format!("created time {t:?} is not RFC 3339"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_layer_count(config: &ImageConfig, layers: usize) -> Result<()> {
@@ -161,49 +403,6 @@ fn check_layer_count(config: &ImageConfig, layers: usize) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn read_bytes(
-    source: &Source,
-    member: &str,
-    digest: Option<Digest>,
-    max_json: u64,
-) -> Result<Vec<u8>> {
-    let missing = || Error::MissingMember {
-        archive: source.path().to_path_buf(),
-        member: member.to_string(),
-    };
-    let raw = source.read_member(member, max_json)?.ok_or_else(missing)?;
-    if let Some(expected) = digest {
-        let actual = Digest::sha256_of(&raw);
-        if actual != expected {
-            return Err(Error::DigestMismatch {
-                what: member.to_string(),
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-    }
-    Ok(raw)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    source: &Source,
-    member: &str,
-    d: Option<&Descriptor>,
-    max_json: u64,
-) -> Result<T> {
-    let raw = read_bytes(source, member, d.map(|d| d.digest), max_json)?;
-    if let Some(d) = d
-        && d.size != raw.len() as u64
-    {
-        return Err(Error::DigestMismatch {
-            what: format!("size of {member}"),
-            expected: d.size.to_string(),
-            actual: raw.len().to_string(),
-        });
-    }
-    serde_json::from_slice(&raw).map_err(|e| Error::json(member, e))
 }
 
 /// The blob member of a digest in an OCI layout.

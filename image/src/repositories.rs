@@ -74,6 +74,18 @@ impl Repositories {
         Ok(old)
     }
 
+    /// Point every reference of `references` at `id`, writing the file once.
+    pub fn add_all(&mut self, references: &[Reference], id: &ImageId) -> Result<()> {
+        let mut changed = false;
+        for r in references {
+            changed |= self.refs.insert(r.clone(), id.clone()).as_ref() != Some(id);
+        }
+        if changed {
+            self.save()?;
+        }
+        Ok(())
+    }
+
     /// Remove `reference`; returns the image it named.
     pub fn remove(&mut self, reference: &Reference) -> Result<Option<ImageId>> {
         let old = self.refs.remove(reference);

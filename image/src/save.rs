@@ -14,6 +14,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use dunnage_base::fs::TempFile;
 
 use crate::config::ImageId;
 use crate::error::{Error, Result};
@@ -29,9 +32,10 @@ impl ImageStore {
         let mut out: Vec<(ImageId, Vec<Reference>)> = Vec::new();
         for name in names {
             let id = self.resolve(name)?;
+            let refs = self.references(&id)?;
             let tag = Reference::parse(name)
                 .ok()
-                .filter(|r| r.tag().is_some() && self.references(&id).contains(r));
+                .filter(|r| r.tag().is_some() && refs.contains(r));
             match out.iter_mut().find(|(i, _)| *i == id) {
                 Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
                 None => out.push((id, tag.into_iter().collect())),
@@ -43,6 +47,38 @@ impl ImageStore {
     /// Write the images `names` select as a docker-archive tar to `out`.
     pub fn save<W: Write + Seek>(&self, names: &[&str], out: W) -> Result<W> {
         self.save_with_progress(names, out, None)
+    }
+
+    /// [`save`](Self::save) into the file `path` (`docker save -o`), mode
+    /// 0600 as docker writes it. The archive is written under a random
+    /// temporary name in the same directory, created exclusively without
+    /// following symlinks, and renamed over `path` once complete (a symlink
+    /// at `path` is replaced, not followed); on error it is removed.
+    pub fn save_to_file(
+        &self,
+        names: &[&str],
+        path: &Path,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<()> {
+        let name = path.file_name().ok_or_else(|| {
+            Error::io(
+                "create",
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "no file name"),
+            )
+        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let tmp = TempFile::new_in(dir, "dunnage-save", 0o600)
+            .map_err(|e| Error::io("create", dir, e))?;
+        let out = io::BufWriter::with_capacity(1 << 20, tmp.file());
+        let out = self.save_with_progress(names, out, progress)?;
+        out.into_inner()
+            .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
+        let at = tmp.path();
+        tmp.persist(name).map_err(|e| Error::io("rename", at, e))
     }
 
     /// [`save`](Self::save), reporting each layer written to `progress`.

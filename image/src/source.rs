@@ -1,8 +1,11 @@
 //! Reading members of an input archive: a directory or an uncompressed tar
 //! indexed in place (members are read with `pread`, nothing is copied).
 //!
-//! Every member name is resolved inside the archive: `..` that would leave
-//! it, absolute names and symlinks pointing out are [`Error::UnsafePath`].
+//! Every member name is resolved inside the archive: a name whose `..`
+//! would leave it, or an absolute name, is [`Error::UnsafePath`]. Symlink
+//! and hardlink members are followed as `docker load` follows them (it
+//! extracts the archive in a chroot): an absolute target starts at the
+//! archive root and `..` stops at the root, so nothing outside is reached.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -19,8 +22,13 @@ use crate::fsutil::read_limited;
 const MAX_LINKS: usize = 40;
 
 enum Member {
-    File { offset: u64, size: u64 },
+    File {
+        offset: u64,
+        size: u64,
+    },
     Symlink(String),
+    /// A hardlink to another member (its name, resolved in the root).
+    Hardlink(Vec<String>),
     Other,
 }
 
@@ -74,6 +82,10 @@ impl Source {
                 },
                 tar::EntryType::Symlink => match entry.link_name().map_err(bad_tar)? {
                     Some(t) => Member::Symlink(t.to_string_lossy().into_owned()),
+                    None => Member::Other,
+                },
+                tar::EntryType::Link => match entry.link_name().map_err(bad_tar)? {
+                    Some(t) => Member::Hardlink(in_root(&[], &t.to_string_lossy())),
                     None => Member::Other,
                 },
                 _ => Member::Other,
@@ -134,24 +146,23 @@ impl Source {
                             _ => None,
                         });
                     let Some((i, target)) = link else {
-                        return Ok(match members.get(&comps.join("/")) {
-                            Some(&Member::File { offset, size }) => Some((
-                                Box::new(Slice {
+                        match members.get(&comps.join("/")) {
+                            Some(&Member::File { offset, size }) => {
+                                let slice = Slice {
                                     file,
                                     pos: offset,
                                     end: offset + size,
-                                }),
-                                size,
-                            )),
-                            _ => None,
-                        });
+                                };
+                                return Ok(Some((Box::new(slice), size)));
+                            }
+                            Some(Member::Hardlink(target)) => {
+                                comps = target.clone();
+                                continue;
+                            }
+                            _ => return Ok(None),
+                        }
                     };
-                    let base = if target.starts_with('/') {
-                        &[][..]
-                    } else {
-                        &comps[..i - 1]
-                    };
-                    let mut next = clean(&self.path, base, target)?;
+                    let mut next = in_root(&comps[..i - 1], target);
                     next.extend_from_slice(&comps[i..]);
                     comps = next;
                 }
@@ -229,6 +240,27 @@ fn clean(archive: &Path, base: &[String], name: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// Resolve a link target found in directory `base` (components) the way
+/// a chroot does: an absolute target starts at the root, `..` at the root
+/// stays there.
+fn in_root(base: &[String], target: &str) -> Vec<String> {
+    let mut out: Vec<String> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base.to_vec()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p.to_string()),
+        }
+    }
+    out
 }
 
 /// The name of a compression, for messages.
@@ -319,5 +351,8 @@ mod tests {
         assert_eq!(clean(a, &base, "/blobs/x").unwrap(), ["blobs", "x"]);
         assert_eq!(clean(a, &base, "../blobs/x").unwrap(), ["blobs", "x"]);
         assert!(clean(a, &base, "../../x").is_err());
+        assert_eq!(in_root(&base, "../../../x"), ["x"]);
+        assert_eq!(in_root(&base, "/etc/../blobs"), ["blobs"]);
+        assert_eq!(in_root(&base, "y"), ["d", "y"]);
     }
 }

@@ -3,9 +3,9 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use dunnage_base::lock::{FileLock, LockKind};
 use dunnage_layerstore::{ChainId, LayerStore};
 
 use crate::config::{ImageConfig, ImageId};
@@ -21,11 +21,24 @@ use crate::time::format_rfc3339;
 ///
 /// Every image holds one (persisted) reference on its top layer, taken
 /// when its layers were registered and given back when it is deleted.
+///
+/// Several processes may use one store at once: every change of the
+/// imagedb or of `repositories.json` happens under an exclusive `flock` of
+/// `<root>/image/overlay2/dunnage/images.lock`, and `repositories.json` is
+/// re-read under that lock before it is changed and rewritten atomically,
+/// so no tag set by another process is lost or brought back.
 pub struct ImageStore {
     root: PathBuf,
     layers: LayerStore,
     db: ImageDb,
-    repos: Mutex<Repositories>,
+    repos_path: PathBuf,
+    locks: PathBuf,
+}
+
+/// Proof that the images lock is held (see [`ImageStore`]): the functions
+/// that change the imagedb or the tags take it.
+pub(crate) struct Locked {
+    _lock: FileLock,
 }
 
 /// What [`ImageStore::remove`] did, in order (like `docker rmi`'s output).
@@ -43,13 +56,31 @@ impl ImageStore {
         let layers = LayerStore::open(root)?;
         let base = root.join("image/overlay2");
         let db = ImageDb::open(&base.join("imagedb"))?;
-        let repos = Repositories::open(&base.join("repositories.json"))?;
+        let repos_path = base.join("repositories.json");
+        // Read once, so that a damaged file is reported when the store opens.
+        Repositories::open(&repos_path)?;
+        let locks = base.join("dunnage");
+        create_dirs(&locks, 0o700)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
             layers,
             db,
-            repos: Mutex::new(repos),
+            repos_path,
+            locks,
         })
+    }
+
+    /// The directory of the image store's lock files.
+    pub(crate) fn locks_dir(&self) -> &Path {
+        &self.locks
+    }
+
+    /// Take the images lock (exclusive), waiting for it.
+    pub(crate) fn lock(&self) -> Result<Locked> {
+        let path = self.locks.join("images.lock");
+        let lock =
+            FileLock::lock(&path, LockKind::Exclusive).map_err(|e| Error::io("flock", path, e))?;
+        Ok(Locked { _lock: lock })
     }
 
     /// The data-root.
@@ -67,8 +98,19 @@ impl ImageStore {
         &self.db
     }
 
-    pub(crate) fn repos(&self) -> MutexGuard<'_, Repositories> {
-        self.repos.lock().unwrap_or_else(|p| p.into_inner())
+    /// The tags as they are on disk now.
+    pub(crate) fn repos(&self) -> Result<Repositories> {
+        Repositories::open(&self.repos_path)
+    }
+
+    /// Change the tags: re-read `repositories.json` under the images lock,
+    /// apply `f` (whose changes are written atomically as it makes them).
+    pub(crate) fn edit_repos<T>(
+        &self,
+        _locked: &Locked,
+        f: impl FnOnce(&mut Repositories) -> Result<T>,
+    ) -> Result<T> {
+        f(&mut self.repos()?)
     }
 
     /// An anonymous scratch file in `<root>/tmp` (opened read-write with
@@ -98,7 +140,7 @@ impl ImageStore {
             };
         }
         if let Ok(r) = Reference::parse(text)
-            && let Some(id) = self.repos().get(&r)
+            && let Some(id) = self.repos()?.get(&r)
         {
             return Ok(id.clone());
         }
@@ -132,16 +174,31 @@ impl ImageStore {
         self.db.list()
     }
 
-    /// The references naming `id`.
-    pub fn references(&self, id: &ImageId) -> Vec<Reference> {
-        self.repos().references(id)
+    /// The references naming `id` (read from `repositories.json` now).
+    pub fn references(&self, id: &ImageId) -> Result<Vec<Reference>> {
+        Ok(self.repos()?.references(id))
     }
 
     /// Store `config` as an image whose layers end at `top` (a chain the
-    /// caller holds one reference on, handed over to the image). An image
-    /// that exists already keeps its own reference.
+    /// caller holds one reference on, under an
+    /// [`Operation`](crate::reclaim::Operation), handed over to the image). An image
+    /// that exists already keeps its own reference, and the caller's is
+    /// given back: under the images lock, so that two processes creating
+    /// the same image leave it exactly one.
     pub fn create(
         &self,
+        config: &ImageConfig,
+        top: Option<&ChainId>,
+        parent: Option<&ImageId>,
+    ) -> Result<ImageId> {
+        let locked = self.lock()?;
+        self.create_locked(&locked, config, top, parent)
+    }
+
+    /// [`create`](Self::create) with the images lock held.
+    pub(crate) fn create_locked(
+        &self,
+        _locked: &Locked,
         config: &ImageConfig,
         top: Option<&ChainId>,
         parent: Option<&ImageId>,
@@ -176,18 +233,48 @@ impl ImageStore {
     /// Point `reference` at `id` and record the time as the image's
     /// `lastUpdated`.
     pub fn set_tag(&self, reference: &Reference, id: &ImageId) -> Result<()> {
+        let locked = self.lock()?;
+        self.set_tag_locked(&locked, reference, id)
+    }
+
+    /// [`set_tag`](Self::set_tag) with the images lock held.
+    pub(crate) fn set_tag_locked(
+        &self,
+        locked: &Locked,
+        reference: &Reference,
+        id: &ImageId,
+    ) -> Result<()> {
+        self.set_tags_locked(locked, std::slice::from_ref(reference), id)
+    }
+
+    /// Point every reference of `references` at `id` (one rewrite of
+    /// `repositories.json`), with the images lock held.
+    pub(crate) fn set_tags_locked(
+        &self,
+        locked: &Locked,
+        references: &[Reference],
+        id: &ImageId,
+    ) -> Result<()> {
         if !self.db.exists(id) {
             return Err(Error::NoSuchImage(id.to_string()));
         }
-        self.repos().add(reference, id)?;
+        self.edit_repos(locked, |r| r.add_all(references, id))?;
         self.db
             .set_last_updated(id, &format_rfc3339(SystemTime::now()))
     }
 
-    /// `docker tag SRC DST`.
+    /// `docker tag SRC DST`. Like docker, a `DST` with a digest
+    /// (`name@sha256:...`) is refused: a digest names content, not a tag.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
+        let reference = Reference::parse(target)?;
+        if reference.digest().is_some() {
+            return Err(Error::InvalidReference {
+                reference: target.to_string(),
+                reason: "refusing to create a tag with a digest reference",
+            });
+        }
         let id = self.resolve(source)?;
-        self.set_tag(&Reference::parse(target)?, &id)?;
+        self.set_tag(&reference, &id)?;
         Ok(id)
     }
 
@@ -195,15 +282,17 @@ impl ImageStore {
     /// reference is left; an ID deletes the image (with `force` also when
     /// several references name it). Images with child images are kept.
     pub fn remove(&self, text: &str, force: bool) -> Result<Vec<Removed>> {
+        let locked = self.lock()?;
         let id = self.resolve(text)?;
+        let repos = self.repos()?;
         let by_reference = Reference::parse(text)
             .ok()
-            .filter(|r| self.repos().get(r) == Some(&id));
+            .filter(|r| repos.get(r) == Some(&id));
         let mut done = Vec::new();
-        let refs = self.references(&id);
+        let refs = repos.references(&id);
         match by_reference {
             Some(r) => {
-                self.repos().remove(&r)?;
+                self.edit_repos(&locked, |repos| repos.remove(&r))?;
                 done.push(Removed::Untagged(r));
                 if refs.len() > 1 {
                     return Ok(done);
@@ -226,21 +315,34 @@ impl ImageStore {
             }
             return Ok(done);
         }
-        for r in self.references(&id) {
-            self.repos().remove(&r)?;
+        for r in self.references(&id)? {
+            self.edit_repos(&locked, |repos| repos.remove(&r))?;
             done.push(Removed::Untagged(r));
         }
-        self.delete(&id)?;
+        self.delete(&locked, &id)?;
         done.push(Removed::Deleted(id));
         Ok(done)
     }
 
     /// Delete dangling images (no reference, no child); returns them.
+    /// Then, when no load, import or commit is running, give back the
+    /// layer references no image owns (see [`reclaim`](crate::reclaim);
+    /// [`leaked_layers`](Self::leaked_layers) reports what stays).
     pub fn prune(&self) -> Result<Vec<ImageId>> {
+        let deleted = self.prune_images()?;
+        // Best effort: a layer that cannot be read is reported by
+        // `leaked_layers` and by the calls that read it.
+        let _ = self.reclaim_leaked_layers();
+        Ok(deleted)
+    }
+
+    fn prune_images(&self) -> Result<Vec<ImageId>> {
+        let locked = self.lock()?;
         let mut deleted = Vec::new();
+        let repos = self.repos()?;
         for id in self.db.list()? {
-            if self.references(&id).is_empty() && self.db.children(&id)?.is_empty() {
-                self.delete(&id)?;
+            if repos.references(&id).is_empty() && self.db.children(&id)?.is_empty() {
+                self.delete(&locked, &id)?;
                 deleted.push(id);
             }
         }
@@ -249,7 +351,7 @@ impl ImageStore {
 
     /// Delete an image's config and metadata and give back its layer
     /// reference.
-    pub(crate) fn delete(&self, id: &ImageId) -> Result<()> {
+    pub(crate) fn delete(&self, _locked: &Locked, id: &ImageId) -> Result<()> {
         let top = self.db.get(id).ok().and_then(|c| c.chain_id());
         self.db.delete(id)?;
         if let Some(top) = top {

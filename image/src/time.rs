@@ -19,37 +19,77 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// Parse an RFC 3339 time (`Z` or `+hh:mm` offsets, optional fraction).
+/// Parse an RFC 3339 time as Go's `time.Parse(time.RFC3339, ..)` does
+/// (Docker decodes `created` with it): `T` and `Z` upper case, a fraction
+/// after `.` or `,`, an offset `±hh:mm` (two digits each, not range
+/// checked), times before 1970 included. Anything else, fields out of
+/// range and non-ASCII text included, is `None` (never a panic: stored
+/// configs are read with it).
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59
+    {
+        return None;
+    }
     let mut i = 19;
     let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
+    if matches!(b.get(i), Some(b'.' | b',')) {
         let start = i + 1;
         i = start;
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
+        if i == start {
+            return None;
+        }
         let frac = s.get(start..i.min(start + 9))?;
         nanos = format!("{frac:0<9}").parse().ok()?;
     }
     let offset = match s.get(i..)? {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && matches!(&o[..1], "+" | "-") => {
-            let v = o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60;
+        "Z" => 0,
+        o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
+            let v = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
             if &o[..1] == "+" { v } else { -v }
         }
         _ => return None,
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    let since = Duration::new(secs.unsigned_abs(), 0);
+    let whole = if secs >= 0 {
+        UNIX_EPOCH.checked_add(since)?
+    } else {
+        UNIX_EPOCH.checked_sub(since)?
+    };
+    whole.checked_add(Duration::from_nanos(nanos.into()))
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Docker's human duration for `CREATED` columns (`About an hour ago`,
@@ -137,6 +177,33 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-01-02"), None);
         assert_eq!(parse_rfc3339("2024-01-02T03:04:05.1x"), None);
+        // Non-ASCII text where a field or an offset is sliced, out of
+        // range fields: None, never a panic.
+        for bad in [
+            "2024-01-02T03:04:05+0\u{e9}:0",
+            "2024-01-02T03:04:05\u{e9}0:00",
+            "\u{e9}024-01-02T03:04:05Z",
+            "2024-01-02T03:04:\u{e9}Z",
+            "2024-13-02T03:04:05Z",
+            "2023-02-29T03:04:05Z",
+            "2024-01-02T24:04:05Z",
+            "2024-01-02t03:04:05Z",
+            "2024-01-02 03:04:05Z",
+            "2024-01-02T03:04:05z",
+            "2024-01-02T03:04:05.Z",
+            "+024-01-02T03:04:05Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+        assert!(parse_rfc3339("2024-02-29T03:04:05-05:30").is_some());
+        // What Go's parser (so docker) accepts too.
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59.5Z"),
+            Some(UNIX_EPOCH - Duration::from_millis(500))
+        );
+        assert!(parse_rfc3339("0000-01-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05,5Z").is_some());
+        assert!(parse_rfc3339("2024-01-02T03:04:05+24:00").is_some());
     }
 
     #[test]

@@ -38,22 +38,55 @@ pub struct HistoryRow {
     pub empty_layer: bool,
 }
 
+/// An image [`ImageStore::images_report`] could not list.
+#[derive(Debug)]
+pub struct BrokenImage {
+    /// The image.
+    pub id: ImageId,
+    /// Why: its config cannot be read, or a layer of its chain is missing
+    /// or damaged.
+    pub error: Error,
+}
+
+/// Every image of the store: those listed, and those that could not be.
+#[derive(Debug, Default)]
+pub struct ImageReport {
+    /// The images listed, like `docker images -a`.
+    pub images: Vec<ImageSummary>,
+    /// The images that could not be read, each with its error.
+    pub broken: Vec<BrokenImage>,
+}
+
 impl ImageStore {
-    /// All images, like `docker images -a`.
+    /// All images that can be read, like `docker images -a`; a damaged
+    /// image is left out (see [`images_report`](Self::images_report)).
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
-        let mut out = Vec::new();
+        Ok(self.images_report()?.images)
+    }
+
+    /// All images, and the damaged ones with their error: one image whose
+    /// config or layer chain is broken does not hide the others.
+    pub fn images_report(&self) -> Result<ImageReport> {
+        let repos = self.repos()?;
+        let mut report = ImageReport::default();
         for id in self.list()? {
-            let Ok(config) = self.config(&id) else {
-                continue;
-            };
-            out.push(ImageSummary {
-                references: self.references(&id),
-                created: config.file().created.clone(),
-                size: self.size(&id)?,
-                id,
+            let summary = self.config(&id).and_then(|config| {
+                Ok(ImageSummary {
+                    references: repos.references(&id),
+                    created: config.file().created.clone(),
+                    size: match config.chain_id() {
+                        Some(top) => self.layers().chain_size(&top)?,
+                        None => 0,
+                    },
+                    id: id.clone(),
+                })
             });
+            match summary {
+                Ok(s) => report.images.push(s),
+                Err(error) => report.broken.push(BrokenImage { id, error }),
+            }
         }
-        Ok(out)
+        Ok(report)
     }
 
     /// Sum of the sizes of an image's layers.
@@ -115,7 +148,7 @@ impl ImageStore {
     pub fn inspect(&self, id: &ImageId) -> Result<Value> {
         let config = self.config(id)?;
         let f = config.file();
-        let refs = self.references(id);
+        let refs = self.references(id)?;
         let tags: Vec<String> = refs
             .iter()
             .filter(|r| r.digest().is_none())

@@ -149,6 +149,7 @@ pub fn snapshot(root: &Path) -> BTreeSet<String> {
             if rel == "tmp"
                 || rel.starts_with("image/overlay2/layerdb/tmp")
                 || rel.starts_with("image/overlay2/layerdb/dunnage/locks")
+                || (rel.starts_with("image/overlay2/dunnage/") && rel.ends_with(".lock"))
             {
                 continue;
             }

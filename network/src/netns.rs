@@ -1,0 +1,88 @@
+//! Running work inside another network namespace without moving the
+//! calling thread.
+//!
+//! [`run_in`] spawns a short-lived thread, `setns(2)`s it into the target
+//! namespace (`CLONE_NEWNET` only: the mount namespace, so `/proc` and
+//! `/sys`, stay the caller's), runs the closure there and joins. Sockets
+//! created on that thread (netlink, or anything else) stay bound to the
+//! namespace they were created in and can be used from any thread after;
+//! files under `/proc/sys/net` opened there show that namespace's settings.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+
+use crate::error::{Error, Result};
+
+/// Run `f` on a fresh thread that has joined the network namespace `netns`
+/// (an fd of `/proc/PID/ns/net` or `/run/netns/NAME`), and return its value.
+///
+/// The calling thread never changes namespace.
+pub fn run_in<T, F>(netns: BorrowedFd<'_>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let fd: OwnedFd = netns.try_clone_to_owned().map_err(|source| Error::Netns {
+        op: "dup network namespace fd",
+        source,
+    })?;
+    let handle = std::thread::Builder::new()
+        .name("dunnage-netns".into())
+        .spawn(move || -> Result<T> {
+            move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Network)).map_err(
+                |e| Error::Netns {
+                    op: "setns(CLONE_NEWNET)",
+                    source: e.into(),
+                },
+            )?;
+            drop(fd);
+            f()
+        })
+        .map_err(|source| Error::Netns {
+            op: "spawn namespace thread",
+            source,
+        })?;
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::Netns {
+            op: "namespace thread",
+            source: io::Error::other("the thread panicked"),
+        })
+    })
+}
+
+/// Open the network namespace file at `path` (`/run/netns/NAME`,
+/// `/proc/PID/ns/net`) read-only, close-on-exec.
+pub fn open(path: &Path) -> Result<OwnedFd> {
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(Error::io("open network namespace", path))
+}
+
+/// Write `value` to the sysctl `/proc/sys/net/...` file `rel` (relative to
+/// `/proc/sys/net`) as seen from the network namespace `netns`.
+pub fn write_sysctl(netns: BorrowedFd<'_>, rel: &str, value: &str) -> Result<()> {
+    let path = Path::new("/proc/sys/net").join(rel);
+    let value = value.to_string();
+    run_in(netns, move || {
+        std::fs::write(&path, value).map_err(Error::io("write sysctl", path))
+    })
+}
+
+/// Read the sysctl `/proc/sys/net/...` file `rel` as seen from `netns`,
+/// trimmed.
+pub fn read_sysctl(netns: BorrowedFd<'_>, rel: &str) -> Result<String> {
+    let path = Path::new("/proc/sys/net").join(rel);
+    run_in(netns, move || {
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .map_err(Error::io("read sysctl", path))
+    })
+}
+
+/// The calling thread's own network namespace, as an fd.
+pub fn current() -> Result<OwnedFd> {
+    open(Path::new("/proc/thread-self/ns/net"))
+}

@@ -1,0 +1,444 @@
+//! Networks: create, remove, inspect, list; attach and detach containers.
+//!
+//! A [`Networks`] is the state directory plus the network namespace that
+//! stands for "the host": the bridges, the host ends of the veth pairs and
+//! the nftables rules live there. Every call takes the state lock (see
+//! [`crate::store`]), checks everything it can before it creates anything,
+//! and undoes what it created when a later step fails.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::cidr::{format_mac, mac_for};
+use crate::error::{Error, Result};
+use crate::plumb::{ensure_bridge, free_address, plumb};
+use crate::ports::PortMapping;
+use crate::rtnl::Netlink;
+use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
+use crate::store::{AppliedRules, Lease, NetworkConfig, Store};
+
+/// A network and the containers attached to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The network's configuration.
+    pub config: NetworkConfig,
+    /// Its leases, by address.
+    pub containers: Vec<Lease>,
+}
+
+/// A container's place on a network: what its `/etc/hosts`, its
+/// `inspect` output (docker's NetworkSettings) and `port` need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container_id: String,
+    /// The interface inside the container (`eth0`).
+    pub interface: String,
+    /// The container's address.
+    pub address: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// The default gateway (the bridge's address).
+    pub gateway: Ipv4Addr,
+    /// The MAC address of the container's interface.
+    pub mac: String,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+    /// The published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+impl Attachment {
+    fn new(cfg: &NetworkConfig, lease: &Lease) -> Attachment {
+        Attachment {
+            network: cfg.name.clone(),
+            container_id: lease.container_id.clone(),
+            interface: CONTAINER_IFNAME.to_string(),
+            address: lease.address,
+            prefix_len: cfg.subnet.prefix_len(),
+            gateway: cfg.gateway,
+            mac: lease.mac.clone(),
+            host_veth: lease.host_veth.clone(),
+            ports: lease.ports.clone(),
+        }
+    }
+}
+
+/// The networks of one state directory, with their bridges and rules in
+/// one host network namespace.
+#[derive(Debug)]
+pub struct Networks {
+    store: Store,
+    host: OwnedFd,
+}
+
+impl Networks {
+    /// Open (creating if needed) the state directory `state_dir`, managing
+    /// bridges and rules in the network namespace `host_netns` (an fd of
+    /// `/proc/self/ns/net`, `/run/netns/NAME`, ...).
+    pub fn open(state_dir: &Path, host_netns: BorrowedFd<'_>) -> Result<Networks> {
+        let host = host_netns
+            .try_clone_to_owned()
+            .map_err(|source| Error::Netns {
+                op: "dup host network namespace fd",
+                source,
+            })?;
+        Ok(Networks {
+            store: Store::open(state_dir)?,
+            host,
+        })
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.store.root()
+    }
+
+    /// The host network namespace.
+    pub fn host_netns(&self) -> BorrowedFd<'_> {
+        self.host.as_fd()
+    }
+
+    /// Create the network `spec` describes: the bridge (up, with the
+    /// gateway address), `ip_forward` and `route_localnet` on, the NAT
+    /// rules; then record it. Refused before anything is created when the
+    /// name exists, the bridge name is taken, or the subnet overlaps
+    /// another network's.
+    pub fn create(&self, spec: &NetworkSpec) -> Result<NetworkConfig> {
+        let cfg = spec.resolve()?;
+        let _lock = self.store.lock()?;
+        let all = self.store.networks()?;
+        for other in &all {
+            if other.name == cfg.name {
+                return Err(Error::NetworkExists(cfg.name));
+            }
+            if other.bridge == cfg.bridge {
+                return Err(Error::BridgeInUse {
+                    bridge: cfg.bridge,
+                    network: other.name.clone(),
+                });
+            }
+            if other.subnet.overlaps(&cfg.subnet) {
+                return Err(Error::SubnetOverlap {
+                    subnet: cfg.subnet,
+                    other_network: other.name.clone(),
+                    other_subnet: other.subnet,
+                });
+            }
+        }
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        if nl.link(&cfg.bridge)?.is_some() {
+            return Err(Error::Netlink {
+                op: "create bridge",
+                target: cfg.bridge.clone(),
+                source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            });
+        }
+        let result = ensure_bridge(self.host.as_fd(), &mut nl, &cfg)
+            .and_then(|()| self.store.write_network(&cfg))
+            .and_then(|()| self.apply_rules(&nl));
+        if let Err(e) = result {
+            let _ = self.store.remove_network(&cfg.name);
+            let _ = nl.delete_link_named(&cfg.bridge);
+            let _ = self.apply_rules(&nl);
+            return Err(e);
+        }
+        Ok(cfg)
+    }
+
+    /// The default network `dunnage0` (`172.17.0.0/16`), created if missing.
+    pub fn ensure_default(&self) -> Result<NetworkConfig> {
+        if let Some(cfg) = self.store.network(DEFAULT_NETWORK)? {
+            return Ok(cfg);
+        }
+        match self.create(&NetworkSpec::new(DEFAULT_NETWORK)) {
+            Err(Error::NetworkExists(_)) => self
+                .store
+                .network(DEFAULT_NETWORK)?
+                .ok_or_else(|| Error::NetworkNotFound(DEFAULT_NETWORK.into())),
+            r => r,
+        }
+    }
+
+    /// Remove the network: its bridge, its rules, its record. Refused while
+    /// containers are attached.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        check_name("network", name, 64)?;
+        let _lock = self.store.lock()?;
+        let cfg = self
+            .store
+            .network(name)?
+            .ok_or_else(|| Error::NetworkNotFound(name.to_string()))?;
+        let leases = self.store.leases(name)?;
+        if !leases.is_empty() {
+            return Err(Error::NetworkInUse {
+                network: name.to_string(),
+                containers: leases.into_iter().map(|l| l.container_id).collect(),
+            });
+        }
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        nl.delete_link_named(&cfg.bridge)?;
+        self.store.remove_network(name)?;
+        self.apply_rules(&nl)
+    }
+
+    /// The network `name` and its containers.
+    pub fn inspect(&self, name: &str) -> Result<NetworkInfo> {
+        check_name("network", name, 64)?;
+        let _lock = self.store.lock()?;
+        let config = self
+            .store
+            .network(name)?
+            .ok_or_else(|| Error::NetworkNotFound(name.to_string()))?;
+        let containers = self.store.leases(name)?;
+        Ok(NetworkInfo { config, containers })
+    }
+
+    /// Every network, by name.
+    pub fn list(&self) -> Result<Vec<NetworkInfo>> {
+        let _lock = self.store.lock()?;
+        self.store
+            .networks()?
+            .into_iter()
+            .map(|config| {
+                let containers = self.store.leases(&config.name)?;
+                Ok(NetworkInfo { config, containers })
+            })
+            .collect()
+    }
+
+    /// The container's attachment to `network`.
+    pub fn attachment(&self, network: &str, container_id: &str) -> Result<Attachment> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let cfg = self
+            .store
+            .network(network)?
+            .ok_or_else(|| Error::NetworkNotFound(network.to_string()))?;
+        let lease = self
+            .store
+            .lease(network, container_id)?
+            .ok_or_else(|| Error::NotAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            })?;
+        Ok(Attachment::new(&cfg, &lease))
+    }
+
+    /// Attach the container whose network namespace is `container_netns`
+    /// to `network`: lease the lowest free address, create a veth pair with
+    /// one end on the bridge and the other inside the container as `eth0`
+    /// with the docker-style MAC, the address and a default route via the
+    /// gateway, and publish `ports`. Refused before anything is created
+    /// when the container is already attached, a port is published twice
+    /// or by another container, or the subnet is full; a later failure
+    /// (the container has an `eth0` already, the kernel refuses) undoes the
+    /// lease, the pair and the rules.
+    pub fn attach(
+        &self,
+        network: &str,
+        container_id: &str,
+        container_netns: BorrowedFd<'_>,
+        ports: &[PortMapping],
+    ) -> Result<Attachment> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        // Every check and the rule set below work from one read of the
+        // state, taken under the lock.
+        let mut state = self.read_state()?;
+        let Some(pos) = state.iter().position(|(c, _)| c.name == network) else {
+            return Err(Error::NetworkNotFound(network.to_string()));
+        };
+        let (cfg, leases) = &state[pos];
+        let cfg = cfg.clone();
+        if leases.iter().any(|l| l.container_id == container_id) {
+            return Err(Error::AlreadyAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            });
+        }
+        Self::check_ports(&state, container_id, ports)?;
+        let address = free_address(&cfg, leases)?;
+        let suffix =
+            dunnage_base::rand::random_hex(4).map_err(Error::io("random", "/dev/urandom"))?;
+        let lease = Lease {
+            container_id: container_id.to_string(),
+            address,
+            mac: format_mac(&mac_for(address)),
+            host_veth: format!("veth{}", &suffix[..7]),
+            ports: ports.to_vec(),
+        };
+        self.store.write_lease(network, &lease)?;
+        state[pos].1.push(lease.clone());
+        let mut host_nl = None;
+        let result = (|| {
+            let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
+            ensure_bridge(self.host.as_fd(), nl, &cfg)?;
+            // nft applies the rules (a DNAT to an address not configured
+            // yet is harmless) while the links are made.
+            let rules = self.start_rules(nl, &state)?;
+            let plumbed = plumb(nl, &cfg, &lease, container_netns);
+            let applied = self.finish_rules(rules);
+            plumbed.and(applied)
+        })();
+        match result {
+            Ok(()) => Ok(Attachment::new(&cfg, &lease)),
+            Err(e) => {
+                let _ = self.store.remove_lease(network, container_id);
+                if let Some(nl) = host_nl.as_mut() {
+                    let _ = nl.delete_link_named(&lease.host_veth);
+                    let _ = self.apply_rules(nl);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Detach the container from `network`: delete its veth pair (its
+    /// `eth0` goes with it), unpublish its ports, release its address.
+    /// A veth pair that is already gone (the container's namespace was
+    /// destroyed) is not an error. Deleting a veth waits for an RCU grace
+    /// period in the kernel (most of a detach's time); a runtime that lets
+    /// the container's namespace go first has the kernel delete the pair in
+    /// the background, and detach then only releases the lease and rules.
+    pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let mut state = self.read_state()?;
+        let lease = state
+            .iter_mut()
+            .filter(|(c, _)| c.name == network)
+            .find_map(|(_, leases)| {
+                let i = leases.iter().position(|l| l.container_id == container_id)?;
+                Some(leases.remove(i))
+            })
+            .ok_or_else(|| Error::NotAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            })?;
+        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        // nft removes the rules while the kernel deletes the veth pair.
+        self.store.remove_lease(network, container_id)?;
+        let rules = match self.start_rules(&nl, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = self.store.write_lease(network, &lease);
+                return Err(e);
+            }
+        };
+        let deleted = nl.delete_link_named(&lease.host_veth);
+        let applied = self.finish_rules(rules);
+        if let Err(e) = deleted {
+            // The pair is still there: keep its lease, and its rules.
+            let _ = self.store.write_lease(network, &lease);
+            let _ = self.apply_rules(&nl);
+            return Err(e);
+        }
+        applied
+    }
+
+    /// Refuse `ports` when one is listed twice or already published by a
+    /// container of any network in `state`.
+    fn check_ports(state: &State, container_id: &str, ports: &[PortMapping]) -> Result<()> {
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].iter().any(|q| q.collides_with(p)) {
+                return Err(Error::PortInUse {
+                    port: *p,
+                    container_id: container_id.to_string(),
+                });
+            }
+        }
+        for lease in state.iter().flat_map(|(_, leases)| leases) {
+            if let Some(p) = ports
+                .iter()
+                .find(|p| lease.ports.iter().any(|q| q.collides_with(p)))
+            {
+                return Err(Error::PortInUse {
+                    port: *p,
+                    container_id: lease.container_id.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the nftables rule set for the current state again, even if
+    /// the record says it is in place: after something else deleted the
+    /// `dunnage` table (`nft flush ruleset`).
+    pub fn reapply_rules(&self) -> Result<()> {
+        let _lock = self.store.lock()?;
+        self.store.forget_applied_rules()?;
+        let nl = Netlink::open_in(self.host.as_fd())?;
+        self.apply_rules(&nl)
+    }
+
+    /// Replace the nftables table with the rules for the current state,
+    /// unless the record says this very rule set is in place in this boot
+    /// and this host namespace (`host` is a socket there).
+    fn apply_rules(&self, host: &Netlink) -> Result<()> {
+        let state = self.read_state()?;
+        let started = self.start_rules(host, &state)?;
+        self.finish_rules(started)
+    }
+
+    /// Every network with its leases, as the state directory has them.
+    fn read_state(&self) -> Result<State> {
+        self.store
+            .networks()?
+            .into_iter()
+            .map(|net| {
+                let leases = self.store.leases(&net.name)?;
+                Ok((net, leases))
+            })
+            .collect()
+    }
+
+    /// Start the `nft` run that brings the kernel to the rules for `state`;
+    /// `None` when that rule set is in place already.
+    fn start_rules(
+        &self,
+        host: &Netlink,
+        state: &State,
+    ) -> Result<Option<(crate::nft::Pending, AppliedRules)>> {
+        let ruleset = crate::nft::ruleset(state);
+        let boot_id = std::fs::read_to_string(BOOT_ID)
+            .map_err(Error::io("read", BOOT_ID))?
+            .trim()
+            .to_string();
+        let record = AppliedRules {
+            boot_id,
+            netns_cookie: host.netns_cookie()?,
+            ruleset,
+        };
+        if self.store.applied_rules().as_ref() == Some(&record) {
+            return Ok(None);
+        }
+        // Forget first: a failure or crash below makes the next call apply.
+        self.store.forget_applied_rules()?;
+        let pending = crate::nft::spawn(self.host.as_fd(), &record.ruleset)?;
+        Ok(Some((pending, record)))
+    }
+
+    /// Wait for the run [`start_rules`](Self::start_rules) began and record
+    /// its rule set.
+    fn finish_rules(&self, started: Option<(crate::nft::Pending, AppliedRules)>) -> Result<()> {
+        match started {
+            None => Ok(()),
+            Some((pending, record)) => {
+                pending.wait()?;
+                self.store.write_applied_rules(&record)
+            }
+        }
+    }
+}
+
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Every network with its leases.
+type State = Vec<(NetworkConfig, Vec<Lease>)>;

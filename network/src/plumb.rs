@@ -1,0 +1,151 @@
+//! The kernel side of a network and of one attachment: the bridge with
+//! its gateway address, the veth pair, the container's interface, address
+//! and route; and the choice of the address.
+
+use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
+
+use crate::cidr::mac_for;
+use crate::error::{Error, Result};
+use crate::rtnl::{Address, Netlink, Route, VethPair};
+use crate::spec::CONTAINER_IFNAME;
+use crate::store::{Lease, NetworkConfig};
+
+/// Make sure the bridge exists, carries the gateway address and is up,
+/// with forwarding and `route_localnet` on (repairs a bridge lost to a
+/// reboot or removed by hand).
+pub(crate) fn ensure_bridge(
+    host_netns: BorrowedFd<'_>,
+    nl: &mut Netlink,
+    cfg: &NetworkConfig,
+) -> Result<()> {
+    let bridge = match nl.link(&cfg.bridge)? {
+        Some(l) => l,
+        None => {
+            nl.add_bridge(&cfg.bridge)?;
+            nl.require_link(&cfg.bridge)?
+        }
+    };
+    if bridge.mtu != Some(cfg.mtu) {
+        nl.set_mtu(bridge.index, cfg.mtu)?;
+    }
+    let gw = Address {
+        link: bridge.index,
+        address: cfg.gateway.into(),
+        prefix_len: cfg.subnet.prefix_len(),
+    };
+    // Adding is cheaper than listing every address of the host (one
+    // per container's veth); EEXIST says it is there.
+    match nl.add_address(&gw) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        r => r?,
+    }
+    if !bridge.up {
+        nl.set_up(bridge.index, true)?;
+    }
+    let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.bridge);
+    crate::netns::run_in(host_netns, move || {
+        for path in ["/proc/sys/net/ipv4/ip_forward", localnet.as_str()] {
+            std::fs::write(path, "1").map_err(Error::io("write sysctl", path))?;
+        }
+        Ok(())
+    })
+}
+
+/// The lowest host address of the subnet that is neither the gateway nor
+/// leased.
+pub(crate) fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4Addr> {
+    let taken: std::collections::HashSet<Ipv4Addr> = leases.iter().map(|l| l.address).collect();
+    (1..=cfg.subnet.host_count())
+        .filter_map(|n| cfg.subnet.host(n))
+        .find(|ip| *ip != cfg.gateway && !taken.contains(ip))
+        .ok_or_else(|| Error::SubnetFull {
+            network: cfg.name.clone(),
+            subnet: cfg.subnet,
+        })
+}
+
+/// Create the veth pair, put the host end on the bridge and the peer into
+/// the container as `eth0` with its MAC, address and default route.
+pub(crate) fn plumb(
+    host: &mut Netlink,
+    cfg: &NetworkConfig,
+    lease: &Lease,
+    container_netns: BorrowedFd<'_>,
+) -> Result<()> {
+    let bridge = host.require_link(&cfg.bridge)?;
+    let mut c = Netlink::open_in(container_netns)?;
+    if c.link(CONTAINER_IFNAME)?.is_some() {
+        return Err(Error::Netlink {
+            op: "create the container's interface",
+            target: CONTAINER_IFNAME.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+        });
+    }
+    // One request: the host end on the bridge and up, the peer created
+    // straight inside the container as eth0 with its MAC.
+    host.add_veth_pair(&VethPair {
+        name: &lease.host_veth,
+        peer: CONTAINER_IFNAME,
+        mtu: Some(cfg.mtu),
+        controller: Some(bridge.index),
+        up: true,
+        peer_mac: Some(mac_for(lease.address)),
+        peer_netns: Some(container_netns),
+    })?;
+    // Docker does the same when it publishes ports without its proxy.
+    let host_end = host.require_link(&lease.host_veth)?;
+    host.set_hairpin(host_end.index, true)?;
+
+    let eth = c.require_link(CONTAINER_IFNAME)?;
+    c.set_up(eth.index, true)?;
+    if let Some(lo) = c.link("lo")?
+        && !lo.up
+    {
+        c.set_up(lo.index, true)?;
+    }
+    c.add_address(&Address {
+        link: eth.index,
+        address: lease.address.into(),
+        prefix_len: cfg.subnet.prefix_len(),
+    })?;
+    c.add_route(&Route {
+        destination: None,
+        gateway: Some(cfg.gateway.into()),
+        link: Some(eth.index),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::NetworkSpec;
+
+    #[test]
+    fn addresses_are_leased_lowest_first_skipping_the_gateway() {
+        let mut spec = NetworkSpec::new("n");
+        spec.subnet("10.0.0.0/29".parse().unwrap());
+        let cfg = spec.resolve().unwrap();
+        let mut leases = Vec::new();
+        for want in 2..=6 {
+            let ip = free_address(&cfg, &leases).unwrap();
+            assert_eq!(ip, Ipv4Addr::new(10, 0, 0, want));
+            leases.push(Lease {
+                container_id: format!("c{want}"),
+                address: ip,
+                mac: String::new(),
+                host_veth: String::new(),
+                ports: vec![],
+            });
+        }
+        assert!(matches!(
+            free_address(&cfg, &leases),
+            Err(Error::SubnetFull { .. })
+        ));
+        leases.remove(1);
+        assert_eq!(
+            free_address(&cfg, &leases).unwrap(),
+            Ipv4Addr::new(10, 0, 0, 3)
+        );
+    }
+}

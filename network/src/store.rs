@@ -1,0 +1,378 @@
+//! The state directory: network configurations and address leases.
+//!
+//! ```text
+//! STATE/
+//!   lock                               flock: held exclusively by every
+//!                                      change and every read of the whole
+//!   rules.json                         AppliedRules: the nftables rule set
+//!                                      last applied, and where (boot, netns)
+//!   networks/NAME/config.json          NetworkConfig
+//!   networks/NAME/leases/CONTAINER.json  Lease (address, MAC, host veth, ports)
+//! ```
+//!
+//! Every file is written with [`dunnage_base::fs::write_atomic`], so a
+//! reader sees a whole old or a whole new file; a crash leaves at most a
+//! `.NAME.tmp-*` file, which readers skip and remove ("repaired at open").
+//! One lock serialises all changes of all networks in all processes: the
+//! lease allocation, the port-collision check and the nftables rule set
+//! are computed from the files read under it, so two processes can never
+//! hand out the same address or publish the same port.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use dunnage_base::fs::{is_temp_name, write_atomic};
+use dunnage_base::lock::{FileLock, LockKind};
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Ipv4Net;
+use crate::error::{Error, Result};
+use crate::ports::PortMapping;
+
+/// A network's persisted configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// The network's name.
+    pub name: String,
+    /// The bridge's interface name in the host namespace.
+    pub bridge: String,
+    /// The subnet containers get addresses from.
+    pub subnet: Ipv4Net,
+    /// The bridge's address and the containers' default gateway.
+    pub gateway: Ipv4Addr,
+    /// The MTU of the bridge and of the containers' veth pairs.
+    pub mtu: u32,
+}
+
+/// One container's attachment to a network, as persisted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The container.
+    pub container_id: String,
+    /// Its address in the network's subnet.
+    pub address: Ipv4Addr,
+    /// Its MAC address (`02:42:...`).
+    pub mac: String,
+    /// The host end of its veth pair.
+    pub host_veth: String,
+    /// Its published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+/// The rule set last applied, with the boot and the network namespace it
+/// was applied in: a change that leaves the rule set as it is (a container
+/// without published ports) then needs no `nft` run, while a reboot or a
+/// new host namespace (new `boot_id`, new netns cookie) gets it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRules {
+    /// `/proc/sys/kernel/random/boot_id` at the time.
+    pub boot_id: String,
+    /// The host namespace's `SO_NETNS_COOKIE`.
+    pub netns_cookie: u64,
+    /// The nft JSON that was applied.
+    pub ruleset: serde_json::Value,
+}
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    root: PathBuf,
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(Error::io("create directory", path))
+}
+
+impl Store {
+    pub(crate) fn open(root: &Path) -> Result<Store> {
+        create_dir(&root.join("networks"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Take the state lock (waits for other processes).
+    pub(crate) fn lock(&self) -> Result<FileLock> {
+        let path = self.root.join("lock");
+        FileLock::lock(&path, LockKind::Exclusive).map_err(Error::io("lock", path))
+    }
+
+    fn network_dir(&self, name: &str) -> PathBuf {
+        self.root.join("networks").join(name)
+    }
+
+    /// Every network, sorted by name.
+    pub(crate) fn networks(&self) -> Result<Vec<NetworkConfig>> {
+        let dir = self.root.join("networks");
+        let mut out = Vec::new();
+        for name in list_dir(&dir)? {
+            if let Some(cfg) = self.network(&name)? {
+                out.push(cfg);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The network `name`, if it exists (a directory without a config is
+    /// the rest of an interrupted create or remove, and does not count).
+    pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkConfig>> {
+        let path = self.network_dir(name).join("config.json");
+        let cfg: Option<NetworkConfig> = read_json(&path)?;
+        if let Some(c) = &cfg
+            && c.name != name
+        {
+            return Err(Error::Corrupt {
+                path,
+                reason: format!("names network {:?}", c.name),
+            });
+        }
+        Ok(cfg)
+    }
+
+    pub(crate) fn write_network(&self, cfg: &NetworkConfig) -> Result<()> {
+        let dir = self.network_dir(&cfg.name);
+        create_dir(&dir.join("leases"))?;
+        write_json(&dir.join("config.json"), cfg)
+    }
+
+    /// Remove the network's directory: config first, so that a crash in
+    /// between leaves a directory that no longer counts as a network.
+    pub(crate) fn remove_network(&self, name: &str) -> Result<()> {
+        let dir = self.network_dir(name);
+        let cfg = dir.join("config.json");
+        match std::fs::remove_file(&cfg) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", cfg)(e)),
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove directory", dir)(e)),
+        }
+    }
+
+    /// The network's leases, sorted by address.
+    pub(crate) fn leases(&self, network: &str) -> Result<Vec<Lease>> {
+        let dir = self.network_dir(network).join("leases");
+        let mut out = Vec::new();
+        for file in list_dir(&dir)? {
+            let Some(id) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let path = dir.join(&file);
+            if let Some(lease) = read_json::<Lease>(&path)? {
+                if lease.container_id != id {
+                    return Err(Error::Corrupt {
+                        path,
+                        reason: format!("names container {:?}", lease.container_id),
+                    });
+                }
+                out.push(lease);
+            }
+        }
+        out.sort_by_key(|l| l.address);
+        Ok(out)
+    }
+
+    pub(crate) fn lease(&self, network: &str, container_id: &str) -> Result<Option<Lease>> {
+        read_json(&self.lease_path(network, container_id))
+    }
+
+    fn lease_path(&self, network: &str, container_id: &str) -> PathBuf {
+        self.network_dir(network)
+            .join("leases")
+            .join(format!("{container_id}.json"))
+    }
+
+    pub(crate) fn write_lease(&self, network: &str, lease: &Lease) -> Result<()> {
+        write_json(&self.lease_path(network, &lease.container_id), lease)
+    }
+
+    pub(crate) fn remove_lease(&self, network: &str, container_id: &str) -> Result<()> {
+        let path = self.lease_path(network, container_id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove lease", path)(e)),
+        }
+    }
+}
+
+impl Store {
+    fn rules_path(&self) -> PathBuf {
+        self.root.join("rules.json")
+    }
+
+    /// The record of the last applied rule set; an unreadable one counts as
+    /// none (the rules are then applied again, which repairs it).
+    pub(crate) fn applied_rules(&self) -> Option<AppliedRules> {
+        read_json(&self.rules_path()).ok().flatten()
+    }
+
+    pub(crate) fn write_applied_rules(&self, rules: &AppliedRules) -> Result<()> {
+        write_json(&self.rules_path(), rules)
+    }
+
+    pub(crate) fn forget_applied_rules(&self) -> Result<()> {
+        let path = self.rules_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path)(e)),
+        }
+    }
+}
+
+/// The names in `dir` (missing: none), removing temporary files a crash
+/// left behind.
+fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(Error::io("read directory", dir))?;
+        let name = entry.file_name();
+        if is_temp_name(&name) {
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        match name.into_string() {
+            Ok(s) => out.push(s),
+            Err(_) => {
+                return Err(Error::Corrupt {
+                    path: entry.path(),
+                    reason: "a name that is not UTF-8".into(),
+                });
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read and parse `path` (missing: `None`), without following a symlink
+/// planted in its place.
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        let mut data = Vec::new();
+        f.read_to_end(&mut data)?;
+        Ok(data)
+    };
+    let data = match read() {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path)(e)),
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &data, 0o644).map_err(Error::io("write", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dunnage_testsupport::TempDir;
+
+    fn config(name: &str) -> NetworkConfig {
+        NetworkConfig {
+            name: name.into(),
+            bridge: name.into(),
+            subnet: "10.9.0.0/24".parse().unwrap(),
+            gateway: "10.9.0.1".parse().unwrap(),
+            mtu: 1500,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_skips_crash_leftovers() {
+        let dir = TempDir::new("store").unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.write_network(&config("n")).unwrap();
+        let lease = Lease {
+            container_id: "c".into(),
+            address: "10.9.0.2".parse().unwrap(),
+            mac: "02:42:0a:09:00:02".into(),
+            host_veth: "veth1234567".into(),
+            ports: vec!["80:80".parse().unwrap()],
+        };
+        s.write_lease("n", &lease).unwrap();
+        let leftover = dir.join("networks/n/leases/.c.json.tmp-0123456789abcdef");
+        std::fs::write(&leftover, b"half a fi").unwrap();
+        assert_eq!(s.leases("n").unwrap(), vec![lease]);
+        assert!(!leftover.exists(), "repaired at read");
+        assert_eq!(s.networks().unwrap(), vec![config("n")]);
+        // A directory without config.json is an interrupted create.
+        std::fs::create_dir_all(dir.join("networks/half/leases")).unwrap();
+        assert_eq!(s.networks().unwrap().len(), 1);
+        s.remove_lease("n", "c").unwrap();
+        s.remove_network("n").unwrap();
+        assert!(s.network("n").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_and_hostile_state_files_are_typed_errors() {
+        let dir = TempDir::new("store-bad").unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.write_network(&config("n")).unwrap();
+        let cfg = dir.join("networks/n/config.json");
+        let lease = dir.join("networks/n/leases/c.json");
+        let bad_configs: [&[u8]; 5] = [
+            b"",
+            b"{",
+            b"\xff\xfe",
+            br#"{"name":"n","bridge":"n","subnet":"10.9.0.1/24","gateway":"10.9.0.1","mtu":1500}"#,
+            br#"{"name":"other","bridge":"n","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500}"#,
+        ];
+        for bad in bad_configs {
+            std::fs::write(&cfg, bad).unwrap();
+            assert!(
+                matches!(s.network("n"), Err(Error::Corrupt { .. })),
+                "{bad:?}"
+            );
+            assert!(matches!(s.networks(), Err(Error::Corrupt { .. })));
+        }
+        s.write_network(&config("n")).unwrap();
+        let bad_leases: [&[u8]; 3] = [
+            b"null",
+            br#"{"container_id":"c","address":"10.9.0.999","mac":"","host_veth":"","ports":[]}"#,
+            br#"{"container_id":"../x","address":"10.9.0.2","mac":"","host_veth":"","ports":[]}"#,
+        ];
+        for bad in bad_leases {
+            std::fs::write(&lease, bad).unwrap();
+            assert!(
+                matches!(s.leases("n"), Err(Error::Corrupt { .. })),
+                "{bad:?}"
+            );
+        }
+        std::fs::remove_file(&lease).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &lease).unwrap();
+        let e = s.leases("n").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    }
+}
