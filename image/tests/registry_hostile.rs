@@ -6,120 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod regsupport;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dunnage_image::registry::{PullOptions, RegistryConfig};
 use dunnage_image::{Error, ImageStore, Reference};
 use dunnage_layerstore::Digest;
 use dunnage_testsupport::TempDir;
-
-/// A request as the server saw it.
-struct Req {
-    method: String,
-    path: String,
-    headers: String,
-}
-
-type Handler = dyn Fn(&Req, &mut TcpStream, &Ctx) + Send + Sync;
-
-/// What handlers see of their server.
-struct Ctx {
-    addr: String,
-    stop: AtomicBool,
-    hits: AtomicUsize,
-}
-
-impl Ctx {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
-/// A tiny HTTP/1.1 server: one thread per connection, each request
-/// answered by the handler, stopped on drop.
-struct Server {
-    ctx: Arc<Ctx>,
-    addr: String,
-}
-
-impl Server {
-    fn start(handler: impl Fn(&Req, &mut TcpStream, &Ctx) + Send + Sync + 'static) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let ctx = Arc::new(Ctx {
-            addr: addr.clone(),
-            stop: AtomicBool::new(false),
-            hits: AtomicUsize::new(0),
-        });
-        let handler: Arc<Handler> = Arc::new(handler);
-        let shared = ctx.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if shared.stopped() {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let handler = handler.clone();
-                let ctx = shared.clone();
-                std::thread::spawn(move || {
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                    while let Some(req) = read_request(&mut conn) {
-                        ctx.hits.fetch_add(1, Ordering::Relaxed);
-                        handler(&req, &mut conn, &ctx);
-                        if ctx.stopped() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Server { ctx, addr }
-    }
-
-    fn hits(&self) -> usize {
-        self.ctx.hits.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.ctx.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(&self.addr);
-    }
-}
-
-fn read_request(conn: &mut TcpStream) -> Option<Req> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).ok()? == 0 || head.len() > 65536 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let mut words = text.split_whitespace();
-    Some(Req {
-        method: words.next()?.to_string(),
-        path: words.next()?.to_string(),
-        headers: text.to_ascii_lowercase(),
-    })
-}
-
-fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, &str)], body: &[u8]) {
-    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    let _ = conn.write_all(out.as_bytes());
-    let _ = conn.write_all(body);
-}
+use regsupport::http::{Ctx, Req, Server, respond};
 
 /// An image: gzip layer, config, manifest.
 struct Image {

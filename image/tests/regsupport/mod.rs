@@ -2,6 +2,8 @@
 //! registry tests, with its storage in a TempDir; stopped on drop.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
