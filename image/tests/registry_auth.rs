@@ -17,7 +17,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::run;
 use dunnage_image::registry::{PullOptions, PushOptions, RegistryConfig, auth};
 use dunnage_image::{Error, ImageStore, LoadOptions, Reference};
-use dunnage_testsupport::{TempDir, require_command};
+use dunnage_testsupport::{TempDir, require_command, require_root};
 use regsupport::http::{Server, respond};
 use regsupport::{Auth, Registry, skopeo_copy};
 
@@ -52,6 +52,7 @@ fn archive(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn basic_auth_with_htpasswd_login_and_logout() {
+    require_root!();
     require_command!("docker-registry");
     require_command!("skopeo");
     require_command!("htpasswd");
@@ -201,6 +202,7 @@ fn percent_decode(s: &str) -> String {
 
 #[test]
 fn bearer_tokens_from_a_token_server() {
+    require_root!();
     require_command!("docker-registry");
     require_command!("skopeo");
     require_command!("openssl");

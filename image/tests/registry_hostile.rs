@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use dunnage_image::registry::{PullOptions, RegistryConfig};
 use dunnage_image::{Error, ImageStore, Reference};
 use dunnage_layerstore::Digest;
-use dunnage_testsupport::TempDir;
+use dunnage_testsupport::{TempDir, require_root};
 use regsupport::http::{Ctx, Req, Server, respond};
 
 /// An image: gzip layer, config, manifest.
@@ -138,6 +138,7 @@ fn pull_fails(tag: &str, server: &Server) -> Error {
 
 #[test]
 fn a_faithful_server_pulls() {
+    require_root!();
     let server = serve(image(), |_, _, _, _| false);
     let dir = TempDir::new("hostile-ok").unwrap();
     let store = ImageStore::open(&dir.join("store")).unwrap();
@@ -149,6 +150,7 @@ fn a_faithful_server_pulls() {
 
 #[test]
 fn a_blob_with_the_wrong_digest_is_refused() {
+    require_root!();
     let server = serve(image(), |req, conn, _, img| {
         if req.path.contains(&Digest::sha256_of(&img.layer).hex()) {
             let mut bad = img.layer.clone();
@@ -165,6 +167,7 @@ fn a_blob_with_the_wrong_digest_is_refused() {
 
 #[test]
 fn a_truncated_blob_is_retried_then_refused() {
+    require_root!();
     let server = serve(image(), |req, conn, _, img| {
         if req.path.contains(&Digest::sha256_of(&img.layer).hex()) {
             let head = format!(
@@ -184,6 +187,7 @@ fn a_truncated_blob_is_retried_then_refused() {
 
 #[test]
 fn a_manifest_over_the_limit_is_refused() {
+    require_root!();
     let server = serve(image(), |req, conn, _, _| {
         if req.path.contains("/manifests/") {
             respond(conn, "200 OK", &[], &vec![b' '; 100 << 10]);
@@ -197,6 +201,7 @@ fn a_manifest_over_the_limit_is_refused() {
 
 #[test]
 fn a_config_that_is_not_json_is_refused() {
+    require_root!();
     let mut img = image();
     img.config = b"this is not JSON".to_vec();
     img.manifest = manifest_for(&img.config, &img.layer);
@@ -210,6 +215,7 @@ fn a_config_that_is_not_json_is_refused() {
 
 #[test]
 fn malformed_manifests_are_refused() {
+    require_root!();
     for (i, body) in [
         &b"<html>"[..],
         b"{}",
@@ -234,6 +240,7 @@ fn malformed_manifests_are_refused() {
 
 #[test]
 fn an_index_that_names_itself_is_refused() {
+    require_root!();
     // The index names a digest; asked by that digest, the server sends
     // the same index again.
     let server = serve(image(), |req, conn, _, _| {
@@ -268,6 +275,7 @@ fn host_arch() -> &'static str {
 
 #[test]
 fn endless_redirects_stop() {
+    require_root!();
     let server = serve(image(), |req, conn, _, _| {
         if req.path.contains("/manifests/") {
             let next = format!("{}x", req.path);
@@ -283,6 +291,7 @@ fn endless_redirects_stop() {
 
 #[test]
 fn a_401_loop_is_an_auth_error() {
+    require_root!();
     let server = serve(image(), |req, conn, server, _| {
         if req.path.starts_with("/token") {
             respond(conn, "200 OK", &[], br#"{"token":"t"}"#);
@@ -307,6 +316,7 @@ fn a_401_loop_is_an_auth_error() {
 
 #[test]
 fn a_hanging_token_endpoint_times_out() {
+    require_root!();
     let server = serve(image(), |req, conn, server, _| {
         if req.path.starts_with("/token") {
             while !server.stopped() {
@@ -332,6 +342,7 @@ fn a_hanging_token_endpoint_times_out() {
 
 #[test]
 fn a_slow_loris_server_times_out() {
+    require_root!();
     let server = serve(image(), |req, conn, server, _| {
         if req.path.contains("/manifests/") {
             let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{");
@@ -351,6 +362,7 @@ fn a_slow_loris_server_times_out() {
 
 #[test]
 fn a_blob_cut_off_is_resumed_with_range() {
+    require_root!();
     // The first answer stops halfway; the client asks for the rest.
     let cut = Arc::new(AtomicBool::new(false));
     let ranged = Arc::new(AtomicBool::new(false));
@@ -398,6 +410,7 @@ fn a_blob_cut_off_is_resumed_with_range() {
 
 #[test]
 fn resumed_bytes_that_are_wrong_are_thrown_away() {
+    require_root!();
     // A partial file left by an earlier pull holds wrong bytes: resumed
     // with Range, the whole blob fails its digest, and one download from
     // the start fixes it.

@@ -298,10 +298,11 @@ impl ImageStore {
                                 },
                                 &mut opts.events,
                             ),
+                            // The first failure is the cause: the other
+                            // downloads stop ("cancelled") because of it.
+                            Ok(Event::Done(_, Err(e))) => return Err(e),
                             Ok(Event::Done(j, r)) => {
-                                if r.is_ok() {
-                                    emit(j, PullStatus::DownloadComplete, &mut opts.events);
-                                }
+                                emit(j, PullStatus::DownloadComplete, &mut opts.events);
                                 ready[j] = Some(r);
                             }
                             Err(_) => {
@@ -514,16 +515,21 @@ fn download(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let got = fetch_into(
-            client,
-            &url,
-            d,
-            &mut file,
-            &mut hasher,
-            &mut have,
-            cancel,
-            tick,
-        );
+        // A whole blob kept from before is only checked.
+        let got = if have == d.size {
+            Ok(())
+        } else {
+            fetch_into(
+                client,
+                &url,
+                d,
+                &mut file,
+                &mut hasher,
+                &mut have,
+                cancel,
+                tick,
+            )
+        };
         match got {
             Ok(()) => {
                 let actual = Digest::from_bytes(std::mem::take(&mut hasher).finalize().into());
@@ -586,6 +592,17 @@ fn fetch_into(
         Body::None,
         Some(client.blob_deadline(d.size - *have)),
     )?;
+    if resp.status() == 416 && *have > 0 {
+        // The registry will not resume from there: start again.
+        file.set_len(0).map_err(|e| Error::io("truncate", url, e))?;
+        *have = 0;
+        *hasher = Sha256::new();
+        return Err(Error::Transport {
+            op: "get blob",
+            url: url.to_string(),
+            reason: "range not satisfiable".to_string(),
+        });
+    }
     let resp = client.expect("get blob", url, resp, &[200, 206])?;
     let resumes = resp.status() == 206
         && resp

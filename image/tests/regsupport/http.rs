@@ -114,3 +114,69 @@ pub fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, &str)], bod
     let _ = conn.write_all(out.as_bytes());
     let _ = conn.write_all(body);
 }
+
+/// A TCP proxy to `upstream` that sends the answers on slowly (`chunk`
+/// bytes per 10 ms), so a test can kill a client mid-download.
+pub struct Proxy {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    /// Bytes sent on to clients.
+    pub sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, chunk: usize) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (up, halt, count) = (upstream.to_string(), stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if halt.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&up) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                let halt = halt.clone();
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; chunk];
+                    loop {
+                        if halt.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if c_write.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                count.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Proxy { addr, stop, sent }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
