@@ -276,3 +276,91 @@ fn bearer_tokens_from_a_token_server() {
     pull(&fresh, &pushed, cfg(Some(("bob", "hunter2")), None)).unwrap();
     assert_eq!(fresh.resolve(&pushed).unwrap(), id);
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made by
+/// openssl in `dir`: (ca.pem, server.pem, server.key).
+fn make_certs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |n: &str| dir.join(n);
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=dunnage-test-ca", "-keyout"])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-set_serial", "7", "-in"])
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext.cnf"))
+        .arg("-out")
+        .arg(p("server.pem")));
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+#[test]
+fn tls_with_a_per_registry_ca_through_a_docker_hub_mirror() {
+    require_root!();
+    require_command!("docker-registry");
+    require_command!("skopeo");
+    require_command!("openssl");
+    let dir = TempDir::new("reg-tls").unwrap();
+    let (ca, cert, key) = make_certs(dir.path());
+    let reg = Registry::start_tls("tls", &cert, &key);
+    let tar = archive(dir.path());
+    skopeo_copy(
+        &format!("docker-archive:{}", tar.display()),
+        &format!("docker://{}/library/mirrored:1", reg.addr),
+        &[],
+    );
+    // The CA where dockerd reads it: <certs.d>/<host:port>/ca.crt.
+    let certs = dir.join("certs.d");
+    std::fs::create_dir_all(certs.join(&reg.addr)).unwrap();
+    std::fs::copy(&ca, certs.join(&reg.addr).join("ca.crt")).unwrap();
+    let store = ImageStore::open(&dir.join("store")).unwrap();
+    // `mirrored:1` is docker.io/library/mirrored:1: served by the mirror.
+    let pulled = store
+        .pull(
+            &Reference::parse("mirrored:1").unwrap(),
+            PullOptions {
+                registry: RegistryConfig {
+                    mirrors: vec![format!("https://{}", reg.addr)],
+                    certs_dir: certs,
+                    auth_file: None,
+                    ..RegistryConfig::default()
+                },
+                ..PullOptions::default()
+            },
+        )
+        .unwrap();
+    let loaded = ImageStore::open(&dir.join("loaded")).unwrap();
+    let id = loaded.load(&tar, LoadOptions::default()).unwrap()[0]
+        .id
+        .clone();
+    assert_eq!(pulled.id, id);
+    assert_eq!(store.resolve("mirrored:1").unwrap(), id);
+    assert_eq!(store.resolve("docker.io/library/mirrored:1").unwrap(), id);
+}

@@ -48,6 +48,15 @@ pub fn free_port() -> u16 {
 
 impl Registry {
     pub fn start(tag: &str, auth: Auth) -> Registry {
+        Self::start_with(tag, auth, None)
+    }
+
+    /// A registry serving HTTPS with `cert` and `key`.
+    pub fn start_tls(tag: &str, cert: &Path, key: &Path) -> Registry {
+        Self::start_with(tag, Auth::None, Some((cert, key)))
+    }
+
+    fn start_with(tag: &str, auth: Auth, tls: Option<(&Path, &Path)>) -> Registry {
         let dir = TempDir::new(&format!("registry-{tag}")).unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -67,8 +76,16 @@ impl Registry {
                 cert.display()
             ),
         };
+        let tls = match tls {
+            Some((c, k)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls}{auth}",
             dir.join("data").display()
         );
         std::fs::write(dir.join("config.yml"), config).unwrap();
