@@ -430,3 +430,28 @@ fn resumed_bytes_that_are_wrong_are_thrown_away() {
     let r = Reference::parse(&format!("{}/hostile/badpartial:1", server.addr)).unwrap();
     store.pull(&r, opts()).unwrap();
 }
+
+#[test]
+fn a_blob_redirected_elsewhere_is_followed() {
+    require_root!();
+    // Registries send blobs from storage elsewhere (S3, a CDN): a 307 to
+    // another path is followed, and the bytes still checked.
+    let server = serve(image(), |req, conn, _, img| {
+        let layer = Digest::sha256_of(&img.layer).hex();
+        if req.path.starts_with("/v2/") && req.path.contains(&layer) {
+            let to = format!("/storage/{layer}?sig=x");
+            respond(conn, "307 Temporary Redirect", &[("Location", &to)], b"");
+            return true;
+        }
+        if req.path.starts_with("/storage/") {
+            respond(conn, "200 OK", &[], &img.layer);
+            return true;
+        }
+        false
+    });
+    let dir = TempDir::new("hostile-redirect").unwrap();
+    let store = ImageStore::open(&dir.join("store")).unwrap();
+    let r = Reference::parse(&format!("{}/hostile/redirect:1", server.addr)).unwrap();
+    let pulled = store.pull(&r, opts()).unwrap();
+    assert_eq!(pulled.downloaded, 1);
+}
