@@ -103,6 +103,23 @@ fn assert_pulls_alike(store: &ImageStore, d: &Dockerd, reference: &str) {
     }
 }
 
+/// Every file under `image/overlay2/distribution` with its bytes.
+fn distribution(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let base = root.join("image/overlay2/distribution");
+    let mut out = Vec::new();
+    for sub in ["diffid-by-digest/sha256", "v2metadata-by-diffid/sha256"] {
+        let Ok(rd) = std::fs::read_dir(base.join(sub)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = format!("{sub}/{}", e.file_name().to_string_lossy());
+            out.push((name, std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn skopeo_pushed_images_pull_with_dockers_ids_chain_ids_and_layerdb() {
     require_root!();
@@ -131,7 +148,40 @@ fn skopeo_pushed_images_pull_with_dockers_ids_chain_ids_and_layerdb() {
     let store = ImageStore::open(&dir.join("store")).unwrap();
     for tag in ["gzip", "oci", "zstd"] {
         assert_pulls_alike(&store, &d, &format!("{base}:{tag}"));
+        if tag == "gzip" {
+            // Which blob each layer came from, from where: dockerd's files.
+            assert_eq!(
+                distribution(store.root()),
+                distribution(&d.data_root()),
+                "distribution metadata"
+            );
+        }
     }
+    // Pushed to another repository, every layer is mounted from the one it
+    // was pulled from: nothing is compressed or uploaded again.
+    let repushed = format!("{}/dunnage/repushed:1", reg.addr);
+    store.tag(&format!("{base}:gzip"), &repushed).unwrap();
+    let mut lines = Vec::new();
+    let mut on = |l: &str| lines.push(l.to_string());
+    let p = store
+        .push(
+            &Reference::parse(&repushed).unwrap(),
+            PushOptions {
+                registry: config(),
+                events: Some(&mut on),
+                ..PushOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(p.uploaded, 0);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with("Mounted from dunnage/multi")),
+        "{lines:?}"
+    );
+    run(d.docker().args(["pull", "-q", &repushed]));
+    assert_eq!(docker_inspect(&d, &repushed, "{{.Id}}"), p.id.to_string());
     // A second pull downloads nothing and keeps the same image.
     let again = store
         .pull(

@@ -336,6 +336,32 @@ impl Client {
         }
     }
 
+    /// The size and first bytes of blob `digest` in this repository (a
+    /// ranged GET), `None` when the registry does not answer with them.
+    pub(crate) fn blob_start(&self, digest: &Digest) -> Result<Option<(u64, Vec<u8>)>> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let resp = self.send(
+            "get blob",
+            "GET",
+            &url,
+            &[("Range", "bytes=0-3")],
+            Body::None,
+            None,
+        )?;
+        let size = match resp.status() {
+            206 => resp
+                .header("Content-Range")
+                .and_then(|r| r.rsplit_once('/'))
+                .and_then(|(_, n)| n.parse::<u64>().ok()),
+            200 => resp.header("Content-Length").and_then(|n| n.parse().ok()),
+            _ => None,
+        };
+        let Some(size) = size else { return Ok(None) };
+        let mut head = Vec::new();
+        let _ = resp.into_reader().take(4).read_to_end(&mut head);
+        Ok(Some((size, head)))
+    }
+
     /// The deadline of a blob of `size` bytes.
     pub(crate) fn blob_deadline(&self, size: u64) -> Duration {
         self.cfg.request_timeout + Duration::from_secs(size / self.cfg.min_rate.max(1))

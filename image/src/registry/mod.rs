@@ -21,6 +21,7 @@
 
 pub mod auth;
 mod client;
+mod distribution;
 pub mod manifest;
 mod pull;
 mod push;

@@ -352,6 +352,12 @@ impl ImageStore {
                     if let Some(p) = partial {
                         let _ = std::fs::remove_file(p);
                     }
+                    super::distribution::record(
+                        self.root(),
+                        &layers[i].digest,
+                        &diff_ids[i],
+                        &format!("{}/{}", client.domain, client.repo),
+                    );
                     emit(i, PullStatus::PullComplete, &mut opts.events);
                 }
                 Ok(())

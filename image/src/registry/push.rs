@@ -123,15 +123,17 @@ impl ImageStore {
         let mut chain: Option<ChainId> = None;
         for diff in config.diff_ids() {
             let c = child_chain_id(chain.as_ref(), diff);
-            let (file, digest, size) = self.compress_layer(&c, opts.compression)?;
-            let sent = send_blob(
-                &client,
-                Body::File(&file, 0, size),
-                &digest,
-                size,
-                opts.chunk_size,
-                &mount_from,
-            )?;
+            let known = reuse_known(&client, self.root(), diff, opts.compression)?;
+            let (digest, size, sent) = match known {
+                Some(k) => k,
+                None => {
+                    let (file, digest, size) = self.compress_layer(&c, opts.compression)?;
+                    let body = Body::File(&file, 0, size);
+                    let sent =
+                        send_blob(&client, body, &digest, size, opts.chunk_size, &mount_from)?;
+                    (digest, size, sent)
+                }
+            };
             let short = &diff.hex()[..12];
             let line = match sent {
                 Sent::Existed => format!("{short}: Layer already exists"),
@@ -214,6 +216,53 @@ impl ImageStore {
         let digest = Digest::from_bytes(out.hasher.finalize().into());
         Ok((file, digest, size))
     }
+}
+
+/// A blob this layer was pulled as (docker's distribution metadata) that
+/// the registry has in this repository, or mounts into it from the one it
+/// came from, compressed as asked: its digest and size, and how it got
+/// there. `None` when there is none: the layer is then compressed and sent.
+fn reuse_known(
+    client: &Client,
+    root: &std::path::Path,
+    diff: &dunnage_layerstore::DiffId,
+    compression: PushCompression,
+) -> Result<Option<(Digest, u64, Sent)>> {
+    let magic: &[u8] = match compression {
+        PushCompression::Gzip => &[0x1f, 0x8b],
+        PushCompression::Zstd => &[0x28, 0xb5, 0x2f, 0xfd],
+    };
+    for source in super::distribution::sources(root, diff) {
+        let Some((domain, path)) = source.repository.split_once('/') else {
+            continue;
+        };
+        if domain != client.domain {
+            continue;
+        }
+        let sent = if client.has_blob(&source.digest)? {
+            Sent::Existed
+        } else if path != client.repo {
+            let url = format!(
+                "{}?mount={}&from={path}",
+                client.url("blobs/uploads/"),
+                source.digest
+            );
+            let resp = client.send("mount blob", "POST", &url, &[], Body::Bytes(b""), None)?;
+            if resp.status() != 201 {
+                continue;
+            }
+            Sent::Mounted(path.to_string())
+        } else {
+            continue;
+        };
+        match client.blob_start(&source.digest)? {
+            Some((size, head)) if head.starts_with(magic) => {
+                return Ok(Some((source.digest, size, sent)));
+            }
+            _ => continue,
+        }
+    }
+    Ok(None)
 }
 
 /// Get blob `digest` to the registry: skipped when it has it, mounted from
