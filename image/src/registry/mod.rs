@@ -22,6 +22,7 @@
 pub mod auth;
 mod client;
 mod distribution;
+mod download;
 pub mod manifest;
 mod pull;
 mod push;
