@@ -13,7 +13,16 @@
 //! dunnage [--root DIR] layers
 //! dunnage [--root DIR] mount IMAGE DIR
 //! dunnage [--root DIR] umount DIR
+//! dunnage [--root DIR] pull [--platform OS/ARCH[/VARIANT]] [-q] REF
+//! dunnage [--root DIR] push [--zstd] [--chunk BYTES] REF
+//! dunnage login -u USER [--password-stdin] [REGISTRY]
+//! dunnage logout [REGISTRY]
+//! dunnage [--root DIR] info
 //! ```
+//! Registries on localhost and 127.0.0.0/8 are reached over plain HTTP;
+//! `DUNNAGE_INSECURE_REGISTRIES` and `DUNNAGE_REGISTRY_MIRRORS` (comma
+//! separated) add others and Docker Hub mirrors. Credentials live in
+//! docker's `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`).
 //! `--root` defaults to `/var/lib/dunnage`; pointed at a stopped dockerd's
 //! data-root it lists and exports that daemon's images. Errors print one
 //! line and exit with status 1.
@@ -29,9 +38,12 @@ use std::time::SystemTime;
 use dunnage::image::time::{human_since, human_size, parse_rfc3339};
 use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference, Removed};
 
+#[path = "dunnage_cli/registry.rs"]
+mod registry;
+
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info ...";
 
 fn main() -> ExitCode {
     // Paths are bytes: arguments stay `OsString`s; only image names,
@@ -192,6 +204,18 @@ fn run(mut args: Vec<OsString>) -> Res {
             ImageStore::open(&root)?.unmount(Path::new(&r[0]))?;
             Ok(())
         }
+        "pull" => registry::pull(
+            &root,
+            &Args::parse(rest, &["--platform"], &["-q", "--quiet"])?,
+        ),
+        "push" => registry::push(&root, &Args::parse(rest, &["--chunk"], &["--zstd"])?),
+        "login" => registry::login(&Args::parse(
+            rest,
+            &["-u", "--username", "-p", "--password"],
+            &["--password-stdin"],
+        )?),
+        "logout" => registry::logout(&Args::parse(rest, &[], &[])?),
+        "info" => registry::info(&root),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
