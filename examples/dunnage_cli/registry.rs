@@ -92,7 +92,7 @@ impl Lines {
 /// `pull [--platform P] [-q] REF`.
 pub fn pull(root: &Path, a: &Args) -> Res {
     let r = a.exactly(1, "dunnage pull")?;
-    let reference = Reference::parse(&r[0])?;
+    let reference = Reference::parse(super::text(&r[0])?)?;
     let quiet = a.has(&["-q", "--quiet"]);
     let store = ImageStore::open(root)?;
     let mut lines = Lines {
@@ -117,7 +117,7 @@ pub fn pull(root: &Path, a: &Args) -> Res {
         &reference,
         PullOptions {
             registry: config(),
-            platform: a.value(&["--platform"]).map(str::parse).transpose()?,
+            platform: a.value(&["--platform"])?.map(str::parse).transpose()?,
             events: if quiet { None } else { Some(&mut on) },
             ..PullOptions::default()
         },
@@ -140,7 +140,7 @@ pub fn pull(root: &Path, a: &Args) -> Res {
 /// `push [--zstd] [--chunk BYTES] REF`.
 pub fn push(root: &Path, a: &Args) -> Res {
     let r = a.exactly(1, "dunnage push")?;
-    let reference = Reference::parse(&r[0])?;
+    let reference = Reference::parse(super::text(&r[0])?)?;
     let store = ImageStore::open(root)?;
     println!("The push refers to repository [{}]", reference.name());
     let mut on = |line: &str| println!("{line}");
@@ -153,7 +153,7 @@ pub fn push(root: &Path, a: &Args) -> Res {
             } else {
                 PushCompression::Gzip
             },
-            chunk_size: a.value(&["--chunk"]).map(str::parse).transpose()?,
+            chunk_size: a.value(&["--chunk"])?.map(str::parse).transpose()?,
             events: Some(&mut on),
             ..PushOptions::default()
         },
@@ -172,7 +172,7 @@ fn domain(a: &Args) -> Res<String> {
     match a.rest.as_slice() {
         [] => Ok("docker.io".to_string()),
         [d] => {
-            let d = d
+            let d = super::text(d)?
                 .trim_start_matches("https://")
                 .trim_start_matches("http://")
                 .trim_end_matches('/');
@@ -190,11 +190,11 @@ fn domain(a: &Args) -> Res<String> {
 /// `login [-u USER] [--password-stdin] [REGISTRY]`.
 pub fn login(a: &Args) -> Res {
     let domain = domain(a)?;
-    let user = match a.value(&["-u", "--username"]) {
+    let user = match a.value(&["-u", "--username"])? {
         Some(u) => u.to_string(),
         None => return Err("a username is needed: -u USER".into()),
     };
-    let password = match a.value(&["-p", "--password"]) {
+    let password = match a.value(&["-p", "--password"])? {
         Some(p) => p.to_string(),
         None if a.has(&["--password-stdin"]) => {
             let mut line = String::new();
