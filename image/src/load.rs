@@ -380,8 +380,13 @@ impl ImageStore {
         // A layer the store has already (by chainID) is not read again.
         let chain = child_chain_id(parent, diff_id);
         if self.layers().get(&chain).is_ok() {
-            self.layers().acquire(&chain)?;
-            return Ok(chain);
+            match self.layers().acquire(&chain) {
+                Ok(()) => return Ok(chain),
+                // Released and removed by a concurrent rmi since the look-up:
+                // register it again from the archive.
+                Err(dunnage_layerstore::Error::LayerNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let what = format!("{}:{}", source.path().display(), layer.member);
         let (member, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
