@@ -1,0 +1,190 @@
+//! The container's process as a [`dunnage_namespaces::Command`]: the
+//! resolved [`Spec`] turned into the child's setup (pivot_root, Docker's
+//! mounts, /dev, masked and read-only paths, capabilities, seccomp, user),
+//! with a start gate.
+
+use std::path::Path;
+
+use dunnage_namespaces::{
+    CapSet, Capabilities, Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio,
+};
+
+use crate::container::builder::{Container, StdioMode};
+use crate::container::error::{Error, Result, io_err};
+use crate::container::spec::{MountSpec, Network, Seccomp, Spec};
+
+fn stdio(mode: StdioMode) -> Stdio {
+    match mode {
+        StdioMode::Inherit => Stdio::inherit(),
+        StdioMode::Null => Stdio::null(),
+        StdioMode::Piped => Stdio::piped(),
+    }
+}
+
+/// The seccomp program of the spec, `None` for no filter.
+pub(crate) fn seccomp_program(
+    spec: &Spec,
+    default: Option<&str>,
+) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    let text = match (&spec.seccomp, default) {
+        (Seccomp::Unconfined, _) | (Seccomp::Default, None) => return Ok(None),
+        (Seccomp::Default, Some(text)) => text.to_string(),
+        (Seccomp::Profile(text), _) => text.clone(),
+        // Future variants: refuse rather than run unconfined.
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(Error::Unsupported {
+                op: "seccomp",
+                reason: "unknown seccomp choice",
+            });
+        }
+    };
+    compile(&text)
+}
+
+#[cfg(feature = "seccomp")]
+fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    let profile: dunnage_namespaces::SeccompProfile =
+        serde_json::from_str(text).map_err(|e| Error::Invalid {
+            what: "seccomp profile",
+            reason: e.to_string(),
+        })?;
+    let (program, _warnings) =
+        dunnage_namespaces::seccomp::compile(&profile).map_err(|e| Error::Invalid {
+            what: "seccomp profile",
+            reason: e.to_string(),
+        })?;
+    Ok(Some(program))
+}
+
+#[cfg(not(feature = "seccomp"))]
+fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    Err(Error::Unsupported {
+        op: "seccomp",
+        reason: "the crate is built without its `seccomp` feature (libseccomp)",
+    })
+}
+
+/// The process knobs of `spec` (shared by the container's init and exec).
+pub(crate) fn knobs(spec: &Spec, default_seccomp: Option<&str>) -> Result<ProcessKnobs> {
+    let caps = CapSet::parse(&spec.capabilities)?;
+    let mut rlimits = Vec::new();
+    for r in &spec.rlimits {
+        rlimits.push(Rlimit::new(&r.name, r.soft, r.hard)?);
+    }
+    Ok(ProcessKnobs {
+        capabilities: Some(Capabilities::uniform(caps)),
+        keep_capabilities: false,
+        no_new_privileges: spec.no_new_privileges,
+        rlimits,
+        sysctls: spec.sysctls.clone(),
+        additional_gids: Some(spec.additional_gids.clone()),
+        seccomp: seccomp_program(spec, default_seccomp)?,
+        ..ProcessKnobs::default()
+    })
+}
+
+/// Docker's mounts for `spec`: the defaults (sysfs writable when
+/// privileged), the network files of the state directory `dir`, then the
+/// caller's binds and tmpfs.
+pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
+    let mut out: Vec<Mount> = Mount::docker_defaults()
+        .into_iter()
+        .map(|mut m| {
+            if spec.privileged && m.fstype == "sysfs" {
+                m.options.retain(|o| o != "ro");
+            }
+            m
+        })
+        .collect();
+    for name in ["resolv.conf", "hostname", "hosts"] {
+        out.push(Mount::bind(
+            dir.join(name),
+            Path::new("/etc").join(name),
+            &["rbind", "rprivate"],
+        ));
+    }
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Bind {
+                source,
+                destination,
+                readonly,
+            } => {
+                let mut opts = vec!["rbind", "rprivate"];
+                if *readonly {
+                    opts.push("ro");
+                }
+                out.push(Mount::bind(source, destination, &opts));
+            }
+            MountSpec::Tmpfs {
+                destination,
+                options,
+            } => {
+                let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+                opts.extend(options.iter().map(String::as_str));
+                out.push(Mount::new("tmpfs", destination, &opts));
+            }
+        }
+    }
+    out
+}
+
+/// The namespaces a container gets: mount, uts, ipc, pid, and net unless
+/// it uses the host's or joins one.
+pub(crate) fn kinds(spec: &Spec) -> Kinds {
+    let mut k = Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid;
+    if spec.network == Network::None {
+        k = k | Kind::Net;
+    }
+    k
+}
+
+/// The container's init, with the start gate, not yet spawned.
+pub(crate) fn build(spec: &Spec, rootfs: &Path, dir: &Path, c: &Container) -> Result<Command> {
+    let (program, args) = spec.argv.split_first().ok_or(Error::NoCommand)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .current_dir(&spec.cwd)
+        .namespaces(kinds(spec))
+        .hostname(&spec.hostname)
+        .rootfs(rootfs)
+        .readonly_rootfs(spec.readonly_rootfs)
+        .mounts(mounts(spec, dir))
+        .default_devices(true)
+        .uid(spec.uid)
+        .gid(spec.gid)
+        .start_gate(true)
+        .process_knobs(knobs(spec, c.profile.seccomp.as_deref())?);
+    for e in &spec.env {
+        match e.split_once('=') {
+            Some((k, v)) => cmd.env(k, v),
+            None => cmd.env(e, ""),
+        };
+    }
+    for p in &spec.masked_paths {
+        cmd.masked_path(p);
+    }
+    for p in &spec.readonly_paths {
+        cmd.readonly_path(p);
+    }
+    match &spec.network {
+        Network::None => {
+            cmd.loopback_up(true);
+        }
+        Network::Join(path) => {
+            let f = std::fs::File::open(path).map_err(io_err("open", path))?;
+            cmd.join_namespace(Kind::Net, f.into());
+        }
+        _ => {}
+    }
+    if spec.tty {
+        cmd.terminal(true);
+    } else {
+        cmd.stdin(stdio(c.stdin))
+            .stdout(stdio(c.stdout))
+            .stderr(stdio(c.stderr));
+    }
+    Ok(cmd)
+}
