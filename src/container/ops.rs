@@ -26,8 +26,10 @@ pub struct Process {
 }
 
 /// How to run a process in a running container ([`ContainerHandle::exec`]).
+///
+/// Build it with `..ExecOptions::default()` so that fields added later
+/// keep their defaults.
 #[derive(Clone, Debug, Default)]
-#[non_exhaustive]
 pub struct ExecOptions {
     /// `-e KEY=value`, added to the container's environment.
     pub env: Vec<String>,
