@@ -86,6 +86,22 @@ impl Command {
         self
     }
 
+    /// Compile an OCI seccomp profile (feature `seccomp`) and load it as
+    /// [`seccomp`](Command::seccomp) does. A bad profile is
+    /// [`crate::ConfineError::Seccomp`] here, before anything is spawned; the
+    /// warnings (syscall names this libseccomp does not know, skipped) are
+    /// returned for the caller to report.
+    #[cfg(feature = "seccomp")]
+    pub fn seccomp_profile(
+        &mut self,
+        profile: &crate::seccomp::Profile,
+    ) -> crate::Result<Vec<crate::seccomp::SeccompWarning>> {
+        let (program, warnings) =
+            crate::seccomp::compile(profile).map_err(|e| crate::Error::Confine(e.into()))?;
+        self.knobs.seccomp = Some(program);
+        Ok(warnings)
+    }
+
     /// Load this seccomp filter in the child: before the capabilities and
     /// ids change when `no_new_privs` is off (loading needs
     /// `CAP_SYS_ADMIN` then, and the filter must allow the rest of the

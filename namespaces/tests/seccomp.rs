@@ -383,3 +383,27 @@ fn podmans_real_profile_compiles_with_only_unknown_name_warnings() {
         );
     }
 }
+
+#[test]
+fn a_bad_profile_on_a_command_fails_before_anything_runs() {
+    let dir = dunnage_testsupport::TempDir::new("seccomp-bad").unwrap();
+    let mut cmd = Command::new("/bin/touch");
+    cmd.arg(dir.join("ran"));
+    let mut bad = docker_like();
+    bad.syscalls[1].args[0].op = "SCMP_CMP_SOMETIMES".into();
+    let err = cmd.seccomp_profile(&bad).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            dunnage_namespaces::Error::Confine(dunnage_namespaces::ConfineError::Seccomp(
+                SeccompError::UnknownOperator { .. }
+            ))
+        ),
+        "{err:?}"
+    );
+    // The command is unchanged: no filter, and it still runs.
+    assert!(cmd.knobs().seccomp.is_none());
+    let warnings = cmd.seccomp_profile(&docker_like()).unwrap();
+    assert!(!warnings.is_empty());
+    assert!(!dir.join("ran").exists());
+}
