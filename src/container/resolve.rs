@@ -9,7 +9,7 @@ use dunnage_image::{ImageConfig, RunOverrides, RunView};
 
 use crate::container::builder::{Container, Source};
 use crate::container::error::{Error, Result};
-use crate::container::spec::{Network, Spec};
+use crate::container::spec::{Network, Seccomp, Spec};
 use crate::container::store::ContainerStore;
 use crate::container::user;
 
@@ -227,10 +227,10 @@ impl Container {
             readonly_paths: readonly,
             readonly_rootfs: self.readonly_rootfs,
             mounts: self.mounts.clone(),
-            seccomp: if self.privileged {
-                crate::container::spec::Seccomp::Unconfined
-            } else {
-                self.seccomp.clone()
+            seccomp: match (&self.seccomp, &self.profile.seccomp) {
+                _ if self.privileged => Seccomp::Unconfined,
+                (Seccomp::Default, Some(text)) => Seccomp::Profile(text.clone()),
+                (choice, _) => choice.clone(),
             },
             no_new_privileges: self.no_new_privileges,
             rlimits: self.rlimits.clone(),
