@@ -19,6 +19,8 @@
 //! ```
 
 pub mod container;
+pub mod oci;
+pub mod profile;
 
 pub use container::{Container, ContainerHandle, ContainerStore};
 pub use dunnage_cgroups as cgroups;

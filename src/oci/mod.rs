@@ -1,0 +1,1 @@
+//! OCI bundles: config.json in and out.
