@@ -17,8 +17,9 @@
 //!   (`linux.uidMappings`, `process.apparmorProfile`, ...). Fields this
 //!   version of the spec does not define are kept and reported as
 //!   warnings.
-//! - `bundle::write_bundle`: the reverse (next).
+//! - [`bundle::write_bundle`]: the reverse.
 
+pub mod bundle;
 mod convert;
 mod error;
 mod fields;
