@@ -78,6 +78,7 @@ pub struct Container {
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) profile: SecurityProfile,
     pub(crate) cgroup_parent: String,
+    pub(crate) monitor: Option<PathBuf>,
 }
 
 impl Container {
@@ -111,6 +112,7 @@ impl Container {
             labels: BTreeMap::new(),
             profile: SecurityProfile::docker(),
             cgroup_parent: "dunnage".into(),
+            monitor: None,
         }
     }
 

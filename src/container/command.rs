@@ -9,7 +9,7 @@ use dunnage_namespaces::{
     CapSet, Capabilities, Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio,
 };
 
-use crate::container::builder::{Container, StdioMode};
+use crate::container::builder::StdioMode;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::spec::{MountSpec, Network, Seccomp, Spec};
 
@@ -22,14 +22,12 @@ fn stdio(mode: StdioMode) -> Stdio {
 }
 
 /// The seccomp program of the spec, `None` for no filter.
-pub(crate) fn seccomp_program(
-    spec: &Spec,
-    default: Option<&str>,
-) -> Result<Option<dunnage_namespaces::BpfProgram>> {
-    let text = match (&spec.seccomp, default) {
-        (Seccomp::Unconfined, _) | (Seccomp::Default, None) => return Ok(None),
-        (Seccomp::Default, Some(text)) => text.to_string(),
-        (Seccomp::Profile(text), _) => text.clone(),
+pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    let text = match &spec.seccomp {
+        // The resolve step replaced a profile's default policy by its text:
+        // `Default` left means the profile has none.
+        Seccomp::Unconfined | Seccomp::Default => return Ok(None),
+        Seccomp::Profile(text) => text.clone(),
         // Future variants: refuse rather than run unconfined.
         #[allow(unreachable_patterns)]
         _ => {
@@ -66,7 +64,7 @@ fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
 }
 
 /// The process knobs of `spec` (shared by the container's init and exec).
-pub(crate) fn knobs(spec: &Spec, default_seccomp: Option<&str>) -> Result<ProcessKnobs> {
+pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
     let caps = CapSet::parse(&spec.capabilities)?;
     let mut rlimits = Vec::new();
     for r in &spec.rlimits {
@@ -79,7 +77,7 @@ pub(crate) fn knobs(spec: &Spec, default_seccomp: Option<&str>) -> Result<Proces
         rlimits,
         sysctls: spec.sysctls.clone(),
         additional_gids: Some(spec.additional_gids.clone()),
-        seccomp: seccomp_program(spec, default_seccomp)?,
+        seccomp: seccomp_program(spec)?,
         ..ProcessKnobs::default()
     })
 }
@@ -141,7 +139,12 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
 }
 
 /// The container's init, with the start gate, not yet spawned.
-pub(crate) fn build(spec: &Spec, rootfs: &Path, dir: &Path, c: &Container) -> Result<Command> {
+pub(crate) fn build(
+    spec: &Spec,
+    rootfs: &Path,
+    dir: &Path,
+    stdio_modes: [StdioMode; 3],
+) -> Result<Command> {
     let (program, args) = spec.argv.split_first().ok_or(Error::NoCommand)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -156,7 +159,7 @@ pub(crate) fn build(spec: &Spec, rootfs: &Path, dir: &Path, c: &Container) -> Re
         .uid(spec.uid)
         .gid(spec.gid)
         .start_gate(true)
-        .process_knobs(knobs(spec, c.profile.seccomp.as_deref())?);
+        .process_knobs(knobs(spec)?);
     for e in &spec.env {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),
@@ -182,9 +185,9 @@ pub(crate) fn build(spec: &Spec, rootfs: &Path, dir: &Path, c: &Container) -> Re
     if spec.tty {
         cmd.terminal(true);
     } else {
-        cmd.stdin(stdio(c.stdin))
-            .stdout(stdio(c.stdout))
-            .stderr(stdio(c.stderr));
+        cmd.stdin(stdio(stdio_modes[0]))
+            .stdout(stdio(stdio_modes[1]))
+            .stderr(stdio(stdio_modes[2]));
     }
     Ok(cmd)
 }

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use dunnage_cgroups::{Cgroup, CgroupPath, Hierarchies};
+use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule, Hierarchies};
 use dunnage_layerstore::InitLayer;
 
-use crate::container::builder::{Container, Source};
+use crate::container::builder::{Container, StdioMode};
 use crate::container::command;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::handle::{ContainerHandle, Owned};
@@ -85,6 +85,46 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The device cgroup rules: Docker's (deny all; allow null, zero, full,
+/// random, urandom, tty, console; deny 10:229) with runc's additions (mknod
+/// of any device, the pty devices, /dev/net/tun); everything when
+/// privileged.
+pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
+    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_string(),
+        }
+    };
+    if spec.privileged {
+        return vec![rule(true, 'a', None, None, "rwm")];
+    }
+    let mut rules = vec![
+        rule(false, 'a', None, None, "rwm"),
+        rule(true, 'c', None, None, "m"),
+        rule(true, 'b', None, None, "m"),
+    ];
+    for (major, minor) in [
+        (1, 5),
+        (1, 3),
+        (1, 9),
+        (1, 8),
+        (5, 0),
+        (5, 1),
+        (1, 7),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
+    }
+    rules.push(rule(true, 'c', Some(136), None, "rwm"));
+    rules.push(rule(false, 'c', Some(10), Some(229), "rwm"));
+    rules
+}
+
 impl Container {
     /// Make the container in `store`: resolved, its state directory, its
     /// rootfs mounted, its cgroup with the resources, and its process set
@@ -93,108 +133,119 @@ impl Container {
     /// On any failure everything made so far is undone and the error
     /// returned.
     pub fn create(&self, store: &ContainerStore) -> Result<ContainerHandle> {
-        let image = match &self.source {
-            Source::Image(reference) => Some(store.image_source(reference)?),
-            Source::Rootfs(_) => None,
-        };
-        let id = dunnage_base::rand::random_hex(32).map_err(io_err("random", "/dev/urandom"))?;
-        let spec = self.resolve_with(id, image.as_ref())?;
-        let mut undo = Undo::default();
-
-        // The state directory, with the name checked under the store lock.
-        let dir = store.dir_of(&spec.id);
-        {
-            let _all = store.lock_all()?;
-            if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
-                return Err(Error::NameInUse {
-                    name: spec.name.clone(),
-                    id: other.spec.id,
-                });
-            }
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io_err("mkdir", &dir))?;
-            let d = dir.clone();
-            undo.push(move || {
-                let _ = std::fs::remove_dir_all(&d);
-            });
-            let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {
-                path: dir.join("config.json"),
-                reason: e.to_string(),
-            })?;
-            let path = dir.join("config.json");
-            dunnage_base::fs::write_atomic(&path, &config, 0o600).map_err(io_err("write", path))?;
-        }
-        write_network_files(&dir, &spec)?;
-
-        // The rootfs.
-        let rootfs: PathBuf = match &spec.rootfs_dir {
-            Some(d) => d.clone(),
-            None => {
-                let layers = store.images().layers();
-                let chain = match &image {
-                    Some(img) => img.config.chain_id(),
-                    None => None,
-                };
-                layers.create_rw(&spec.id, chain.as_ref(), Some(&InitLayer::default()))?;
-                let (s, id) = (store.clone(), spec.id.clone());
-                undo.push(move || {
-                    let _ = s.images().layers().remove_rw(&id);
-                });
-                let mounted = layers.mount_rw(&spec.id)?;
-                let (s, id) = (store.clone(), spec.id.clone());
-                undo.push(move || {
-                    let _ = s.images().layers().unmount_rw(&id);
-                });
-                mounted
-            }
-        };
-
-        // The cgroup.
-        let hier = Hierarchies::detect()?;
-        let cg = Cgroup::create(&hier, &CgroupPath::new(&spec.cgroup)?, &[])?;
-        let c = cg.clone();
-        undo.push(move || {
-            let _ = c.kill();
-            let _ = c.delete();
-        });
-        cg.apply(&spec.resources.to_cgroup()?)?;
-
-        // The process, waiting at its start gate.
-        let mut cmd = command::build(&spec, &rootfs, &dir, self)?;
-        let hook_cg = cg.clone();
-        cmd.before_start(move |pid| {
-            hook_cg
-                .add_process(pid.unsigned_abs())
-                .map_err(std::io::Error::other)
-        });
-        let mut child = cmd.spawn()?;
-        let gate = child.take_gate();
-        let pid = child.id();
-        let st = State {
-            status: Some(crate::container::spec::Status::Created),
-            pid,
-            pid_start: state::pid_start_time(pid).unwrap_or(0),
-            created_at: spec.created.clone(),
-            ..State::default()
-        };
-        st.write(&dir)?;
-        undo.commit();
-        let terminal = child.take_terminal()?;
-        Ok(ContainerHandle::owned(
-            store.clone(),
-            spec,
-            Owned {
-                stdin: child.stdin.take(),
-                stdout: child.stdout.take(),
-                stderr: child.stderr.take(),
-                child,
-                gate,
-                terminal,
-            },
-        ))
+        let spec = self.resolve(store)?;
+        create_spec(store, spec, [self.stdin, self.stdout, self.stderr])
     }
+}
+
+/// Make the container of the resolved `spec` (see [`Container::create`]).
+pub(crate) fn create_spec(
+    store: &ContainerStore,
+    spec: Spec,
+    stdio: [StdioMode; 3],
+) -> Result<ContainerHandle> {
+    let mut undo = Undo::default();
+
+    // The state directory, with the name checked under the store lock.
+    let dir = store.dir_of(&spec.id);
+    {
+        let _all = store.lock_all()?;
+        if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
+            return Err(Error::NameInUse {
+                name: spec.name.clone(),
+                id: other.spec.id,
+            });
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("mkdir", &dir))?;
+        let d = dir.clone();
+        undo.push(move || {
+            let _ = std::fs::remove_dir_all(&d);
+        });
+        let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {
+            path: dir.join("config.json"),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join("config.json");
+        dunnage_base::fs::write_atomic(&path, &config, 0o600).map_err(io_err("write", path))?;
+    }
+    write_network_files(&dir, &spec)?;
+
+    // The rootfs.
+    let rootfs: PathBuf = match &spec.rootfs_dir {
+        Some(d) => d.clone(),
+        None => {
+            let layers = store.images().layers();
+            let chain = match &spec.chain {
+                Some(c) => Some(c.parse::<dunnage_layerstore::ChainId>().map_err(|_| {
+                    Error::CorruptState {
+                        path: dir.join("config.json"),
+                        reason: format!("bad chain ID {c:?}"),
+                    }
+                })?),
+                None => None,
+            };
+            layers.create_rw(&spec.id, chain.as_ref(), Some(&InitLayer::default()))?;
+            let (s, id) = (store.clone(), spec.id.clone());
+            undo.push(move || {
+                let _ = s.images().layers().remove_rw(&id);
+            });
+            let mounted = layers.mount_rw(&spec.id)?;
+            let (s, id) = (store.clone(), spec.id.clone());
+            undo.push(move || {
+                let _ = s.images().layers().unmount_rw(&id);
+            });
+            mounted
+        }
+    };
+
+    // The cgroup.
+    let hier = Hierarchies::detect()?;
+    let cg = Cgroup::create(&hier, &CgroupPath::new(&spec.cgroup)?, &[])?;
+    let c = cg.clone();
+    undo.push(move || {
+        let _ = c.kill();
+        let _ = c.delete();
+    });
+    let mut resources = spec.resources.to_cgroup()?;
+    resources.devices = device_rules(&spec);
+    cg.apply(&resources)?;
+
+    // The process, waiting at its start gate.
+    let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;
+    let hook_cg = cg.clone();
+    cmd.before_start(move |pid| {
+        hook_cg
+            .add_process(pid.unsigned_abs())
+            .map_err(std::io::Error::other)
+    });
+    let mut child = cmd.spawn()?;
+    let gate = child.take_gate();
+    let pid = child.id();
+    let st = State {
+        status: Some(crate::container::spec::Status::Created),
+        pid,
+        pid_start: state::pid_start_time(pid).unwrap_or(0),
+        created_at: spec.created.clone(),
+        ..State::default()
+    };
+    st.write(&dir)?;
+    undo.commit();
+    let terminal = child.take_terminal()?;
+    Ok(ContainerHandle::owned(
+        store.clone(),
+        spec,
+        Owned {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            gate,
+            terminal,
+        },
+    ))
 }
 
 use std::os::unix::fs::DirBuilderExt;

@@ -95,6 +95,14 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The monitor of a detached container failed.
+    #[error("{op}: the container's monitor failed: {message}")]
+    Monitor {
+        /// The operation.
+        op: &'static str,
+        /// What the monitor said.
+        message: String,
+    },
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] dunnage_image::Error),

@@ -243,10 +243,21 @@ impl ContainerHandle {
             });
         }
         let Some(gate) = self.owned.as_mut().and_then(|o| o.gate.take()) else {
-            return Err(Error::Unsupported {
-                op: "start",
-                reason: "the start gate is held by the process that created the container",
-            });
+            if self.owned.is_some() {
+                return Err(Error::Unsupported {
+                    op: "start",
+                    reason: "the start gate was closed",
+                });
+            }
+            // A detached container: its monitor holds the gate.
+            drop(_lock);
+            let st = crate::container::monitor::request_start(&self.dir())?;
+            let program = self.spec.argv[0].clone();
+            return match st.exit_code {
+                Some(127) if st.started_at.is_some() => Err(Error::CommandNotFound(program)),
+                Some(126) if st.started_at.is_some() => Err(Error::NotExecutable { program }),
+                _ => Ok(()),
+            };
         };
         st.started_at = Some(state::now());
         let released = gate.release();
@@ -317,7 +328,34 @@ impl ContainerHandle {
         if let Some(fd) = pidfd_checked(st.pid, st.pid_start) {
             pidfd_wait(&fd, None);
         }
+        self.wait_monitor(&st);
         self.record_exit(None)
+    }
+
+    /// Wait until the monitor (if any) has recorded the exit and ended.
+    fn wait_monitor(&self, st: &State) {
+        if let Some(fd) = pidfd_checked(st.monitor_pid, st.monitor_start) {
+            pidfd_wait(&fd, None);
+        }
+    }
+
+    /// A duplicate of the pidfd of the process this handle made.
+    pub(crate) fn owned_pidfd(&self) -> Result<OwnedFd> {
+        let o = self.owned.as_ref().ok_or(Error::Unsupported {
+            op: "pidfd",
+            reason: "the container was made by another process",
+        })?;
+        o.child
+            .pidfd()
+            .try_clone_to_owned()
+            .map_err(io_err("dup", "pidfd"))
+    }
+
+    /// Close the start gate of a created container: its process ends.
+    pub(crate) fn close_gate(&mut self) {
+        if let Some(o) = self.owned.as_mut() {
+            drop(o.gate.take());
+        }
     }
 
     /// Send `signal` (a number) to the init.
@@ -357,12 +395,13 @@ impl ContainerHandle {
     }
 
     /// Remove the container: unmount and release its layers, delete its
-    /// cgroup and state. A live container is refused unless `force`, which
-    /// kills it first (SIGKILL).
+    /// cgroup and state. A running or paused container is refused unless
+    /// `force`, which kills it first (SIGKILL); a created one goes.
     pub fn remove(mut self, force: bool) -> Result<()> {
         let st = self.state().unwrap_or_default();
         if let Some(fd) = pidfd_checked(st.pid, st.pid_start) {
-            if !force {
+            // A created container goes without force, as in docker.
+            if !force && st.live_status() != Status::Created {
                 return Err(Error::WrongState {
                     op: "remove",
                     id: self.spec.id.clone(),
@@ -379,6 +418,7 @@ impl ContainerHandle {
             drop(o.gate.take());
             let _ = o.child.wait();
         }
+        self.wait_monitor(&st);
         let _all = self.store.lock_all()?;
         let _lock = self.lock()?;
         if let Ok(cg) = self.cgroup() {

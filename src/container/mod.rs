@@ -29,6 +29,7 @@ mod command;
 mod create;
 pub mod error;
 mod handle;
+pub mod monitor;
 mod ops;
 pub mod profile;
 mod resolve;

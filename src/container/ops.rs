@@ -164,7 +164,7 @@ impl ContainerHandle {
             .current_dir(&cwd)
             .uid(spec.uid)
             .gid(spec.gid)
-            .process_knobs(command::knobs(&spec, None)?)
+            .process_knobs(command::knobs(&spec)?)
             .exec_in(pidfd);
         for e in &env {
             match e.split_once('=') {

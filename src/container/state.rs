@@ -15,6 +15,8 @@
 //!                           bound (rbind, as docker does) over the init
 //!                           layer's empty /etc files
 //!         <id>-json.log     docker's json-file log (detached containers)
+//!         start.fifo        detached containers not started yet: a byte
+//!                           written here asks the monitor to start it
 //! ```
 //!
 //! A container directory without `config.json` or `state.json` is a create
@@ -54,6 +56,9 @@ pub struct State {
     pub finished_at: Option<String>,
     /// The pid of its monitor (detached containers), 0 if none.
     pub monitor_pid: i32,
+    /// The monitor's start time (the guard against pid reuse).
+    #[serde(default)]
+    pub monitor_start: u64,
 }
 
 /// The start time of `pid` (field 22 of `/proc/<pid>/stat`), `None` when

@@ -29,15 +29,16 @@ struct Fixture {
 /// The cgroup directories of `parent` in every hierarchy of this host.
 fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
-    let mut dirs = vec![base.join(parent)];
-    if let Ok(entries) = std::fs::read_dir(base) {
-        for e in entries.flatten() {
-            if e.path().join("cgroup.procs").exists() {
-                continue; // pure v2: base itself is the hierarchy
-            }
+    if base.join("cgroup.procs").exists() {
+        return vec![base.join(parent)]; // pure v2
+    }
+    let mut dirs = Vec::new();
+    for e in std::fs::read_dir(base).unwrap().flatten() {
+        if e.path().join("cgroup.procs").exists() {
             dirs.push(e.path().join(parent));
         }
     }
+    assert!(!dirs.is_empty());
     dirs
 }
 
@@ -113,6 +114,9 @@ impl Fixture {
     fn assert_clean(&self) {
         assert_eq!(mounts_below(self.tmp.path()), Vec::<PathBuf>::new());
         for d in cgroup_dirs(&self.parent) {
+            if d.is_dir() {
+                assert_eq!(std::fs::read_to_string(d.join("cgroup.procs")).unwrap(), "");
+            }
             if let Ok(entries) = std::fs::read_dir(&d) {
                 let subs: Vec<_> = entries.flatten().filter(|e| e.path().is_dir()).collect();
                 assert!(subs.is_empty(), "cgroups left in {}: {subs:?}", d.display());
@@ -483,5 +487,171 @@ fn seccomp_profile_without_the_feature_is_refused_before_anything_is_made() {
     } else {
         assert!(matches!(r, Err(Error::Unsupported { .. })));
     }
+    f.assert_clean();
+}
+
+const HELPER_ENV: &str = "DUNNAGE_TEST_DETACH";
+
+/// Run in a child process by `detached_container_outlives_its_creator`:
+/// creates and starts a detached container, then exits.
+#[test]
+fn detached_helper() {
+    let Ok(spec) = std::env::var(HELPER_ENV) else {
+        return; // only as the helper
+    };
+    let (root, parent) = spec.split_once('\n').unwrap();
+    let store = ContainerStore::open(root).unwrap();
+    let mut c = Container::image(IMAGE);
+    let mut c = c
+        .cgroup_parent(parent)
+        .name("detached-1")
+        .args([
+            "sh",
+            "-c",
+            "echo out; echo err >&2; trap 'echo bye; exit 3' TERM; while :; do sleep 1; done",
+        ])
+        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .create_detached(&store)
+        .unwrap();
+    c.start().unwrap();
+    println!("HELPER-ID {}", c.id());
+}
+
+#[test]
+fn detached_container_outlives_its_creator() {
+    require_root!();
+    let f = Fixture::new();
+    let out = StdCommand::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "detached_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            HELPER_ENV,
+            format!("{}\n{}", f.store.root().display(), f.parent),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = text
+        .lines()
+        .find_map(|l| l.split_once("HELPER-ID ").map(|(_, id)| id))
+        .unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        .to_string();
+    // Another process (this one) finds it running, by name.
+    let mut c = f.store.get("detached-1").unwrap();
+    assert_eq!(c.id(), id);
+    assert_eq!(c.status().unwrap(), Status::Running);
+    assert!(c.state().unwrap().monitor_pid > 0);
+    assert_eq!(f.store.list().unwrap().len(), 1);
+    // Its output reaches the json-file log (written by the monitor).
+    let mut logs = Vec::new();
+    for _ in 0..500 {
+        logs = c.logs().unwrap();
+        if logs.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    logs.sort();
+    assert_eq!(
+        logs,
+        [
+            ("stderr".to_string(), "err\n".to_string()),
+            ("stdout".to_string(), "out\n".to_string())
+        ]
+    );
+    let raw = std::fs::read_to_string(c.log_path()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    // Stop: the trap answers SIGTERM with exit 3, recorded by the monitor.
+    let exit = c.stop(Duration::from_secs(20)).unwrap();
+    assert_eq!(exit.code, Some(3));
+    assert!(c.logs().unwrap().iter().any(|(_, l)| l == "bye\n"));
+    c.remove(false).unwrap();
+    f.assert_clean();
+}
+
+#[test]
+fn detached_created_then_started_elsewhere() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f.container();
+    let c = c
+        .args(["sh", "-c", "exit 5"])
+        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .create_detached(&f.store)
+        .unwrap();
+    assert_eq!(c.status().unwrap(), Status::Created);
+    let mut other = f.store.get(c.id()).unwrap();
+    other.start().unwrap();
+    assert_eq!(other.wait().unwrap().code, Some(5));
+    // A command that is not there: 127, as docker.
+    let mut c2 = f.container();
+    let mut c2 = c2
+        .arg("no-such-program")
+        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .create_detached(&f.store)
+        .unwrap();
+    assert!(matches!(c2.start(), Err(Error::CommandNotFound(_))));
+    assert_eq!(c2.wait().unwrap().code, Some(127));
+    // A created detached container is removed without force.
+    let mut c3 = f.container();
+    let c3 = c3
+        .arg("true")
+        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .create_detached(&f.store)
+        .unwrap();
+    c3.remove(false).unwrap();
+    other.remove(false).unwrap();
+    c2.remove(false).unwrap();
+    f.assert_clean();
+}
+
+#[test]
+fn docker_profile_seen_inside() {
+    require_root!();
+    let f = Fixture::new();
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
+                  cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+                  head -c 1 /dev/zero | wc -c; \
+                  mknod /tmp/sda b 8 0 && (head -c 1 /tmp/sda >/dev/null 2>&1 && echo read || echo denied); \
+                  cat /proc/kcore 2>/dev/null | wc -c; \
+                  touch /proc/sys/x 2>/dev/null || echo ro; \
+                  touch /newfile 2>/dev/null && echo rw-root";
+    let run = |c: &mut Container| {
+        let mut h = c
+            .args(["sh", "-c", script])
+            .stdout(StdioMode::Piped)
+            .create(&f.store)
+            .unwrap();
+        let out = h.take_stdout().unwrap();
+        h.start().unwrap();
+        let text = read_all(out);
+        h.wait().unwrap();
+        h.remove(false).unwrap();
+        text
+    };
+    assert_eq!(
+        run(&mut f.container()),
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n1\ndenied\n0\nro\nrw-root\n"
+    );
+    let text = run(f
+        .container()
+        .cap_drop("ALL")
+        .no_new_privileges(true)
+        .readonly_rootfs(true));
+    assert!(
+        text.starts_with("CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("rw-root"), "{text}");
     f.assert_clean();
 }
