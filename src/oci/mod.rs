@@ -18,10 +18,13 @@
 //!   version of the spec does not define are kept and reported as
 //!   warnings.
 //! - [`bundle::write_bundle`]: the reverse.
+//! - [`features::features`]: the runtime-spec features document of what
+//!   the conversion honours.
 
 pub mod bundle;
 mod convert;
 mod error;
+pub mod features;
 mod fields;
 
 use std::path::Path;
