@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::error::{Error, Result, Warning};
 use super::{OciConfig, fields};
 use crate::container::{Container, Network, ResourceLimits, Seccomp};
-use crate::profile::{DeviceRule, Profile};
+use crate::profile::{DeviceRule, DeviceType, Profile};
 
 /// A config.json converted: the builder, and what the runtime applies
 /// itself (the builder has no knob for them).
@@ -102,7 +102,8 @@ impl OciConfig {
         if let Some(h) = spec.hostname() {
             c.hostname(h.clone());
         }
-        mounts(&mut c, spec, &mut warnings)?;
+        let privileged_rules = devices(&self.raw)?.is_some();
+        mounts(&mut c, spec, privileged_rules, &mut warnings)?;
         let annotations: BTreeMap<String, String> = spec
             .annotations()
             .iter()
@@ -145,7 +146,10 @@ impl OciConfig {
                 ));
             }
         }
-        devices(&self.raw)?;
+        if let Some(rule) = devices(&self.raw)? {
+            check_privileged(&c, rule)?;
+            c.privileged(true);
+        }
         if let Some(path) = linux.cgroups_path() {
             let s = path.to_string_lossy();
             let parent = s.trim_start_matches('/').rsplit_once('/').map(|(p, _)| p);
@@ -237,8 +241,17 @@ fn capabilities(raw: &Value, uid: u32) -> Result<Vec<String>> {
     Ok(bounding)
 }
 
-fn mounts(c: &mut Container, spec: &Spec, warnings: &mut Vec<Warning>) -> Result<()> {
-    let profile = Profile::docker();
+fn mounts(
+    c: &mut Container,
+    spec: &Spec,
+    privileged: bool,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    let profile = if privileged {
+        Profile::privileged()
+    } else {
+        Profile::docker()
+    };
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
@@ -344,7 +357,8 @@ fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()>
 
 /// `linux.devices` and `linux.resources.devices`: nothing beyond what
 /// the Container gives (Docker's nodes, and rules within Docker's).
-fn devices(raw: &Value) -> Result<()> {
+/// Returns the index of an allow-all rule (privileged mode), if any.
+fn devices(raw: &Value) -> Result<Option<usize>> {
     let profile = Profile::docker();
     let nodes = raw.pointer("/linux/devices").and_then(Value::as_array);
     for (i, d) in nodes.into_iter().flatten().enumerate() {
@@ -365,10 +379,18 @@ fn devices(raw: &Value) -> Result<()> {
     let rules = raw
         .pointer("/linux/resources/devices")
         .and_then(Value::as_array);
+    let mut allow_all = None;
     for (i, r) in rules.into_iter().flatten().enumerate() {
         let field = format!("linux.resources.devices[{i}]");
-        let rule: DeviceRule =
+        let mut rule: DeviceRule =
             serde_json::from_value(r.clone()).map_err(|e| invalid(&field, e.to_string()))?;
+        if rule.kind == Some(DeviceType::All) {
+            rule.kind = None;
+        }
+        if rule == DeviceRule::allow_all() {
+            allow_all = Some(i);
+            continue;
+        }
         if !rule.allow || profile.device_rules.contains(&rule) {
             continue;
         }
@@ -377,7 +399,28 @@ fn devices(raw: &Value) -> Result<()> {
             "allows a device beyond Docker's default rules",
         ));
     }
-    Ok(())
+    Ok(allow_all)
+}
+
+/// An allow-all device rule is privileged mode, which the Container only
+/// has as a whole: every capability, no seccomp, nothing masked.
+fn check_privileged(c: &Container, rule: usize) -> Result<()> {
+    let field = format!("linux.resources.devices[{rule}]");
+    let mut caps = c.profile.capabilities.clone();
+    caps.sort();
+    caps.dedup();
+    let all = caps.len() == crate::profile::ALL_CAPABILITIES.len();
+    let unconfined = c.seccomp == Seccomp::Unconfined;
+    let unmasked = c.profile.masked_paths.is_empty() && c.profile.readonly_paths.is_empty();
+    if all && unconfined && unmasked {
+        Ok(())
+    } else {
+        Err(unsupported(
+            field,
+            "allowing every device is privileged mode, which also needs every capability, \
+             no seccomp and no masked or read-only paths",
+        ))
+    }
 }
 
 fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {

@@ -32,6 +32,13 @@ use std::path::Path;
 pub use convert::Converted;
 pub use error::{Error, Result, Warning};
 
+/// Parse and convert untrusted config.json bytes in one call (the fuzz
+/// target's entry point): [`OciConfig::from_bytes`], then
+/// [`OciConfig::to_container`] with the rootfs relative to `bundle`.
+pub fn convert_bytes(bytes: &[u8], bundle: &Path) -> Result<Converted> {
+    OciConfig::from_bytes(bytes)?.to_container(bundle)
+}
+
 /// A parsed config.json.
 #[derive(Clone, Debug)]
 pub struct OciConfig {

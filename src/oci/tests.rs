@@ -369,3 +369,29 @@ fn malformed_and_hostile_bytes() {
     let cfg = OciConfig::from_bytes(b"{}").unwrap();
     assert!(cfg.to_container(Path::new("/b")).is_err());
 }
+
+#[test]
+fn privileged_config_is_privileged_mode() {
+    use crate::oci::bundle::{BundleSpec, config_json};
+    let v = config_json(
+        &crate::profile::Profile::privileged(),
+        &BundleSpec::new(["true"]),
+    );
+    let out = convert(&v).unwrap();
+    assert!(out.container.privileged);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    // Allow-all devices with Docker's confinement is not a mode we have.
+    let mut v = docker_value();
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    let mut v = docker_value();
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "a", "access": "rwm"}]);
+    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+}
+
+#[test]
+fn convert_bytes_is_the_one_call_entry() {
+    let out = convert_bytes(DOCKER.as_bytes(), Path::new("/b")).unwrap();
+    assert_eq!(out.container.network, Network::None);
+    assert!(convert_bytes(b"{]", Path::new("/b")).is_err());
+}
