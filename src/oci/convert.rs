@@ -161,6 +161,7 @@ impl OciConfig {
         if let Some(r) = linux.resources() {
             c.resources(resources(r)?);
         }
+        container_defaults(&c, &mut warnings);
         c.check()
             .map_err(|e| invalid("linux.cgroupsPath", e.to_string()))?;
         Ok(Converted {
@@ -456,4 +457,24 @@ fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {
     out.to_cgroup()
         .map_err(|e| invalid("linux.resources", e.to_string()))?;
     Ok(out)
+}
+
+/// Warn about Docker's defaults the Container adds on its own.
+fn container_defaults(c: &Container, warnings: &mut Vec<Warning>) {
+    if c.network == Network::None {
+        for (k, v) in crate::profile::DOCKER_SYSCTLS {
+            if !c.sysctls.iter().any(|(name, _)| name == k) {
+                warnings.push(Warning::ContainerDefault {
+                    field: "linux.sysctl",
+                    added: format!("{k}={v}"),
+                });
+            }
+        }
+    }
+    if let (Some(m), None) = (c.resources.memory, c.resources.memory_swap) {
+        warnings.push(Warning::ContainerDefault {
+            field: "linux.resources.memory.swap",
+            added: format!("memory+swap {}", m.saturating_mul(2)),
+        });
+    }
 }

@@ -76,6 +76,15 @@ pub enum Warning {
         /// The options the profile uses.
         used: Vec<String>,
     },
+    /// The Container adds one of Docker's defaults the config does not
+    /// have (Docker's network sysctls in a new network namespace; swap as
+    /// much again as a memory limit without `swap`).
+    ContainerDefault {
+        /// The field the default lands in (`linux.sysctl`).
+        field: &'static str,
+        /// What is added.
+        added: String,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -89,6 +98,9 @@ impl std::fmt::Display for Warning {
             }
             Warning::MountOptions { field, used } => {
                 write!(f, "{field}: mounted with the profile's options {used:?}")
+            }
+            Warning::ContainerDefault { field, added } => {
+                write!(f, "{field}: the container adds Docker's default {added}")
             }
         }
     }

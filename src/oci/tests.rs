@@ -395,3 +395,27 @@ fn convert_bytes_is_the_one_call_entry() {
     assert_eq!(out.container.network, Network::None);
     assert!(convert_bytes(b"{]", Path::new("/b")).is_err());
 }
+
+#[test]
+fn container_defaults_are_warned_about() {
+    let mut v = docker_value();
+    v["linux"].as_object_mut().unwrap().remove("sysctl");
+    v["linux"]["resources"]["memory"] = json!({"limit": 1048576});
+    let w = convert(&v).unwrap().warnings;
+    let fields: Vec<&str> = w
+        .iter()
+        .filter_map(|w| match w {
+            Warning::ContainerDefault { field, .. } => Some(*field),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "linux.sysctl",
+            "linux.sysctl",
+            "linux.resources.memory.swap"
+        ]
+    );
+    assert!(w[0].to_string().contains("ip_unprivileged_port_start=0"));
+}
