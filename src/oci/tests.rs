@@ -419,3 +419,62 @@ fn container_defaults_are_warned_about() {
     );
     assert!(w[0].to_string().contains("ip_unprivileged_port_start=0"));
 }
+
+/// Mutate the docker config at random (values replaced by other JSON
+/// kinds, members deleted, arrays emptied or grown) and convert: typed
+/// results, never a panic.
+#[test]
+fn random_mutations_never_panic() {
+    fn leaves(v: &Value, path: String, out: &mut Vec<String>) {
+        out.push(path.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    leaves(x, format!("{path}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    leaves(x, format!("{path}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let base = docker_value();
+    let mut paths = Vec::new();
+    leaves(&base, String::new(), &mut paths);
+    let replacements = [
+        json!(null),
+        json!(-1),
+        json!(u64::MAX),
+        json!(1.5),
+        json!(""),
+        json!("../../etc"),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!(["CAP_SYS_ADMIN", 7]),
+        json!({"type": "user", "path": "/proc/1/ns/user"}),
+    ];
+    let mut rng = dunnage_testsupport::Rng::new(10);
+    for _ in 0..1000 {
+        let mut v = base.clone();
+        for _ in 0..=rng.below(3) {
+            let p = &paths[rng.below(paths.len() as u64) as usize];
+            if p.is_empty() {
+                continue;
+            }
+            let r = replacements[rng.below(replacements.len() as u64) as usize].clone();
+            if let Some(slot) = v.pointer_mut(p) {
+                *slot = r;
+            }
+        }
+        let bytes = serde_json::to_vec(&v).unwrap();
+        if let Ok(cfg) = OciConfig::from_bytes(&bytes) {
+            // Whatever parses round-trips.
+            assert_eq!(serde_json::from_slice::<Value>(&cfg.to_vec()).unwrap(), v);
+            let _ = cfg.to_container(Path::new("/b"));
+        }
+    }
+}

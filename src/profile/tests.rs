@@ -144,3 +144,13 @@ fn serde_round_trip_and_to_security_profile() {
     assert_eq!(s.capabilities, p.capabilities);
     assert!(s.seccomp.is_some());
 }
+
+/// Docker's policy compiles with libseccomp (names this libseccomp does
+/// not know are warnings, not errors).
+#[cfg(feature = "seccomp")]
+#[test]
+fn docker_seccomp_compiles() {
+    let s: dunnage_namespaces::SeccompProfile = serde_json::from_str(DOCKER_SECCOMP_JSON).unwrap();
+    let (prog, _warnings) = dunnage_namespaces::seccomp::compile(&s).unwrap();
+    assert!(prog.len() > 500, "{}", prog.len());
+}
