@@ -478,3 +478,37 @@ fn random_mutations_never_panic() {
         }
     }
 }
+
+/// `runc spec` (1.1.5) and `crun spec` (1.8.1) templates, as printed here.
+#[test]
+fn runc_and_crun_spec_templates() {
+    for (name, text, refused) in [
+        (
+            "runc",
+            include_str!("../../tests/fixtures/oci/runc-spec.json"),
+            "process.capabilities.ambient",
+        ),
+        (
+            "crun",
+            include_str!("../../tests/fixtures/oci/crun-spec.json"),
+            "process.capabilities.ambient",
+        ),
+    ] {
+        let cfg = OciConfig::from_bytes(text.as_bytes()).unwrap();
+        assert!(cfg.warnings().is_empty(), "{name}: {:?}", cfg.warnings());
+        // Their root process has ambient capabilities, which the Container does not give: refused.
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(refused_field(&v), refused, "{name}");
+        let caps = v["process"]["capabilities"].as_object_mut().unwrap();
+        caps.remove("ambient");
+        caps.remove("inheritable");
+        let out = convert(&v).unwrap();
+        let c = &out.container;
+        assert!(c.tty, "{name}");
+        assert_eq!(c.rlimits[0].name, "nofile");
+        assert_eq!(c.profile.capabilities.len(), 3, "{name}");
+        assert!(c.readonly_rootfs, "{name}");
+        assert_eq!(c.network, Network::None);
+        assert_eq!(c.seccomp, Seccomp::Unconfined);
+    }
+}
