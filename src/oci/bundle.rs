@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::error::{Error, Result};
-use crate::profile::{DeviceRule, Profile};
+use crate::profile::{DeviceNode, DeviceRule, Profile};
 
 /// What the bundle runs, besides the profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,12 +78,11 @@ fn rule_json(r: &DeviceRule) -> Value {
     Value::Object(m)
 }
 
-/// The config.json of `profile` running `spec`, as a JSON value.
-///
-/// With [`Profile::host_devices`] set, the host's device nodes are not
-/// listed (dockerd lists every node of its `/dev`); the device rules still
-/// allow them all.
-pub fn config_json(profile: &Profile, spec: &BundleSpec) -> Value {
+/// The config.json of `profile` running `spec`, as a JSON value, with
+/// `devices` as `linux.devices` (dockerd lists none normally, and every
+/// node of the host's `/dev` when privileged: [`write_bundle`] passes
+/// [`crate::profile::host_devices`] when [`Profile::host_devices`] is set).
+pub fn config_json(profile: &Profile, spec: &BundleSpec, devices: &[DeviceNode]) -> Value {
     let caps = &profile.capabilities;
     let (effective, permitted) = if spec.uid == 0 {
         (caps.clone(), caps.clone())
@@ -111,6 +110,23 @@ pub fn config_json(profile: &Profile, spec: &BundleSpec) -> Value {
         linux.insert("cgroupsPath".into(), json!(path));
     }
     linux.insert("namespaces".into(), Value::Array(namespaces));
+    if !devices.is_empty() {
+        let list: Vec<Value> = devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "type": d.kind.letter(),
+                    "path": d.path,
+                    "major": d.major,
+                    "minor": d.minor,
+                    "fileMode": d.file_mode,
+                    "uid": d.uid,
+                    "gid": d.gid,
+                })
+            })
+            .collect();
+        linux.insert("devices".into(), Value::Array(list));
+    }
     if let Some(s) = &profile.seccomp {
         linux.insert("seccomp".into(), s.clone());
     }
@@ -150,11 +166,22 @@ pub fn config_json(profile: &Profile, spec: &BundleSpec) -> Value {
 /// Write `<dir>/config.json` (atomically) for `profile` running `spec`.
 /// The rootfs is not touched.
 pub fn write_bundle(dir: &Path, profile: &Profile, spec: &BundleSpec) -> Result<()> {
+    let devices = if profile.host_devices {
+        crate::profile::host_devices(Path::new("/dev")).map_err(|source| Error::Io {
+            op: "list devices",
+            path: "/dev".into(),
+            source,
+        })?
+    } else {
+        Vec::new()
+    };
     let path = dir.join("config.json");
     let mut bytes =
-        serde_json::to_vec_pretty(&config_json(profile, spec)).map_err(|e| Error::Json {
-            op: "serialize config.json",
-            reason: e.to_string(),
+        serde_json::to_vec_pretty(&config_json(profile, spec, &devices)).map_err(|e| {
+            Error::Json {
+                op: "serialize config.json",
+                reason: e.to_string(),
+            }
         })?;
     bytes.push(b'\n');
     dunnage_base::fs::write_atomic(&path, &bytes, 0o644).map_err(|source| Error::Io {
@@ -173,7 +200,7 @@ mod tests {
     #[test]
     fn written_config_parses_and_converts_back() {
         let p = Profile::docker();
-        let v = config_json(&p, &BundleSpec::new(["/bin/true"]));
+        let v = config_json(&p, &BundleSpec::new(["/bin/true"]), &[]);
         let cfg = OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
         let out = cfg.to_container(Path::new("/b")).unwrap();
@@ -203,7 +230,20 @@ mod tests {
         let mut s = BundleSpec::new(["/bin/true"]);
         s.uid = 1000;
         s.own_network = false;
-        let v = config_json(&Profile::privileged(), &s);
+        let devs = crate::profile::host_devices(Path::new("/dev")).unwrap();
+        let v = config_json(&Profile::privileged(), &s, &devs);
+        let null = v["linux"]["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == "/dev/null")
+            .unwrap();
+        assert_eq!(
+            (&null["type"], &null["major"], &null["minor"]),
+            (&json!("c"), &json!(1), &json!(3))
+        );
+        // It parses as the spec's devices.
+        OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
         assert!(v["linux"].get("sysctl").is_none());

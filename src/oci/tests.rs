@@ -376,10 +376,21 @@ fn privileged_config_is_privileged_mode() {
     let v = config_json(
         &crate::profile::Profile::privileged(),
         &BundleSpec::new(["true"]),
+        &[],
     );
     let out = convert(&v).unwrap();
     assert!(out.container.privileged);
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    // The host's device list docker --privileged writes: the Container
+    // does not create host nodes, so it is refused by name.
+    let devs = crate::profile::host_devices(Path::new("/dev")).unwrap();
+    let v = config_json(
+        &crate::profile::Profile::privileged(),
+        &BundleSpec::new(["true"]),
+        &devs,
+    );
+    let field = refused_field(&v);
+    assert!(field.starts_with("linux.devices["), "{field}");
     // Allow-all devices with Docker's confinement is not a mode we have.
     let mut v = docker_value();
     v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);

@@ -139,3 +139,60 @@ pub(super) fn docker_rules() -> Vec<DeviceRule> {
     });
     rules
 }
+
+/// The device nodes under `dev` (the host's `/dev`), as `docker run
+/// --privileged` lists them: character and block devices, symlinks not
+/// followed, skipping `pts`, `shm`, `fd`, `mqueue` and the
+/// `.lxc`/`.lxd-mounts`/`.udev` directories, and `/dev/console`. Paths are
+/// given as under `/dev`; entries that vanish while walking are skipped.
+pub fn host_devices(dev: &std::path::Path) -> std::io::Result<Vec<DeviceNode>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const SKIP: [&str; 7] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+    let mut out = Vec::new();
+    let mut stack = vec![(dev.to_path_buf(), std::path::PathBuf::from("/dev"))];
+    while let Some((dir, shown)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != dev => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let path = entry.path();
+            let shown_path = shown.join(&name);
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !SKIP.iter().any(|s| name == *s) {
+                    stack.push((path, shown_path));
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                DeviceType::Char
+            } else if ft.is_block_device() {
+                DeviceType::Block
+            } else {
+                continue;
+            };
+            if shown_path == std::path::Path::new("/dev/console") {
+                continue;
+            }
+            let rdev = meta.rdev();
+            out.push(DeviceNode {
+                path: shown_path.to_string_lossy().into_owned(),
+                kind,
+                major: i64::from(libc::major(rdev)),
+                minor: i64::from(libc::minor(rdev)),
+                file_mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

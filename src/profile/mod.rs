@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{DeviceNode, DeviceRule, DeviceType};
+pub use devices::{DeviceNode, DeviceRule, DeviceType, host_devices};
 pub use mounts::ProfileMount;
 
 /// Docker 20.10's default seccomp policy (`linux.seccomp` of the

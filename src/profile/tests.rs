@@ -154,3 +154,26 @@ fn docker_seccomp_compiles() {
     let (prog, _warnings) = dunnage_namespaces::seccomp::compile(&s).unwrap();
     assert!(prog.len() > 500, "{}", prog.len());
 }
+
+#[test]
+fn host_devices_as_docker_lists_them() {
+    let nodes = host_devices(std::path::Path::new("/dev")).unwrap();
+    let null = nodes.iter().find(|n| n.path == "/dev/null").unwrap();
+    assert_eq!(
+        (null.kind, null.major, null.minor),
+        (DeviceType::Char, 1, 3)
+    );
+    assert!(nodes.iter().all(|n| !n.path.starts_with("/dev/pts/")
+        && !n.path.starts_with("/dev/shm/")
+        && n.path != "/dev/console"));
+    // A directory that is not there is an error; one made of plain files
+    // lists nothing.
+    assert!(host_devices(std::path::Path::new("/nonexistent-dunnage")).is_err());
+    let tmp = std::env::temp_dir().join(format!("dunnage-test-devs-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("pts")).unwrap();
+    std::fs::write(tmp.join("file"), "").unwrap();
+    std::os::unix::fs::symlink("/dev/null", tmp.join("link")).unwrap();
+    let listed = host_devices(&tmp);
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(listed.unwrap().is_empty());
+}
