@@ -619,7 +619,7 @@ fn detached_created_then_started_elsewhere() {
 fn docker_profile_seen_inside() {
     require_root!();
     let f = Fixture::new();
-    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp)' /proc/self/status; \
                   cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
                   head -c 1 /dev/zero | wc -c; \
                   mknod /tmp/sda b 8 0 && (head -c 1 /tmp/sda >/dev/null 2>&1 && echo read || echo denied); \
@@ -641,15 +641,18 @@ fn docker_profile_seen_inside() {
     };
     assert_eq!(
         run(&mut f.container()),
-        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n1\ndenied\n0\nro\nrw-root\n"
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n0\n1\ndenied\n0\nro\nrw-root\n"
     );
     let text = run(f
         .container()
         .cap_drop("ALL")
         .no_new_privileges(true)
-        .readonly_rootfs(true));
+        .readonly_rootfs(true)
+        .seccomp(Seccomp::Unconfined));
     assert!(
-        text.starts_with("CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"),
+        text.starts_with(
+            "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t0\n"
+        ),
         "{text}"
     );
     assert!(!text.contains("rw-root"), "{text}");

@@ -59,7 +59,7 @@ fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
 fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
     Err(Error::Unsupported {
         op: "seccomp",
-        reason: "the crate is built without its `seccomp` feature (libseccomp)",
+        reason: "the crate is built without its `seccomp` feature (libseccomp): choose Seccomp::Unconfined or a profile without a seccomp policy",
     })
 }
 

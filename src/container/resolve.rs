@@ -193,17 +193,11 @@ impl Container {
             resources.memory_swap = Some(i64::try_from(m.saturating_mul(2)).unwrap_or(i64::MAX));
         }
         resources.to_cgroup()?;
-        // Docker's namespaced sysctls for a container network namespace.
-        let mut sysctls = Vec::new();
+        // The profile's namespaced sysctls for a container network
+        // namespace (docker's two), the caller's winning.
+        let mut sysctls: Vec<(String, String)> = Vec::new();
         if self.network == Network::None {
-            sysctls.push((
-                "net.ipv4.ip_unprivileged_port_start".to_string(),
-                "0".to_string(),
-            ));
-            sysctls.push((
-                "net.ipv4.ping_group_range".to_string(),
-                "0 2147483647".to_string(),
-            ));
+            sysctls.extend(self.profile.network_sysctls.clone());
         }
         for (k, v) in &self.sysctls {
             sysctls.retain(|(name, _)| name != k);
@@ -250,12 +244,17 @@ impl Container {
             mounts: self.mounts.clone(),
             seccomp: match (&self.seccomp, &self.profile.seccomp) {
                 _ if self.privileged => Seccomp::Unconfined,
-                (Seccomp::Default, Some(text)) => Seccomp::Profile(text.clone()),
+                (Seccomp::Default, Some(policy)) => Seccomp::Profile(policy.to_string()),
                 (choice, _) => choice.clone(),
             },
             no_new_privileges: self.no_new_privileges,
             rlimits: self.rlimits.clone(),
             sysctls,
+            device_rules: if self.privileged {
+                crate::profile::Profile::privileged().device_rules
+            } else {
+                self.profile.device_rules.clone()
+            },
             network: self.network.clone(),
             labels: self.labels.clone(),
             resources,

@@ -224,6 +224,10 @@ pub struct Spec {
     pub rlimits: Vec<RlimitSpec>,
     /// Namespaced sysctls.
     pub sysctls: Vec<(String, String)>,
+    /// The device cgroup rules of the profile, in order (runc's own
+    /// allowances are added at create).
+    #[serde(default)]
+    pub device_rules: Vec<crate::profile::DeviceRule>,
     /// The network.
     pub network: Network,
     /// Labels.
