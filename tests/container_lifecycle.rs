@@ -738,3 +738,42 @@ fn tty_network_join_host_and_update() {
     a.remove(true).unwrap();
     f.assert_clean();
 }
+
+#[test]
+fn privileged_as_docker() {
+    require_root!();
+    let f = Fixture::new();
+    let script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; \
+                  ls /dev/kmsg 2>/dev/null; head -c 1 /dev/kmsg >/dev/null 2>&1 && echo kmsg-read; \
+                  grep -c ' /proc/kcore ' /proc/self/mounts; \
+                  grep -E ' /sys sysfs ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let run = |c: &mut Container| {
+        let mut h = c
+            .args(["sh", "-c", script])
+            .stdout(StdioMode::Piped)
+            .create(&f.store)
+            .unwrap();
+        let out = h.take_stdout().unwrap();
+        h.start().unwrap();
+        let text = read_all(out);
+        h.wait().unwrap();
+        h.remove(false).unwrap();
+        text
+    };
+    // Every capability this process has (its effective set).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        run(f.container().privileged(true)),
+        format!("CapEff:\t{all}\nSeccomp:\t0\n/dev/kmsg\nkmsg-read\n0\nrw\n")
+    );
+    assert_eq!(
+        run(&mut f.container()),
+        "CapEff:\t00000000a80425fb\nSeccomp:\t2\n0\nro\n"
+    );
+    f.assert_clean();
+}

@@ -128,6 +128,48 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
     out
 }
 
+/// The host's device nodes directly under /dev (`docker run
+/// --privileged`), except those every container gets anyway.
+fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
+    use dunnage_namespaces::{Device, DeviceKind};
+    const OWN: [&str; 8] = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/console",
+    ];
+    let nodes = crate::profile::host_devices(Path::new("/dev")).map_err(io_err("read", "/dev"))?;
+    let mut out = Vec::new();
+    for n in nodes {
+        // Nodes in subdirectories (/dev/cpu/0/cpuid, /dev/net/tun) are
+        // left out: the child's mknod step does not create parents.
+        if OWN.contains(&n.path.as_str()) || n.path.matches('/').count() > 2 {
+            continue;
+        }
+        let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
+            continue;
+        };
+        let kind = match n.kind {
+            crate::profile::DeviceType::Block => DeviceKind::Block,
+            _ => DeviceKind::Char,
+        };
+        out.push(Device {
+            path: n.path.into(),
+            kind,
+            major,
+            minor,
+            mode: n.file_mode,
+            uid: n.uid,
+            gid: n.gid,
+        });
+    }
+    Ok(out)
+}
+
 /// The namespaces a container gets: mount, uts, ipc, pid, and net unless
 /// it uses the host's or joins one.
 pub(crate) fn kinds(spec: &Spec) -> Kinds {
@@ -165,6 +207,11 @@ pub(crate) fn build(
             Some((k, v)) => cmd.env(k, v),
             None => cmd.env(e, ""),
         };
+    }
+    if spec.privileged {
+        for d in host_devices()? {
+            cmd.device(d);
+        }
     }
     for p in &spec.masked_paths {
         cmd.masked_path(p);

@@ -50,8 +50,12 @@ fn cap_name(name: &str) -> String {
 /// one when privileged), `--cap-drop ALL` empties it, then adds, then
 /// other drops.
 fn capabilities(c: &Container) -> Result<Vec<String>> {
+    // Every capability this process can hand on (its effective set), as
+    // docker's --privileged gives the daemon's.
+    let own = own_bounding_set();
     let all = || {
         (0..=dunnage_namespaces::caps::last_cap())
+            .filter(|c| own & (1u64 << c) != 0)
             .filter_map(dunnage_namespaces::caps::capability_name)
             .collect::<Vec<_>>()
     };
@@ -261,6 +265,18 @@ impl Container {
             created: crate::container::state::now(),
         })
     }
+}
+
+/// This process's effective set (`CapEff`), every capability if unreadable.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The host's name (a container on the host network shares it).
