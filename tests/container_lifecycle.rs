@@ -777,3 +777,34 @@ fn privileged_as_docker() {
     );
     f.assert_clean();
 }
+
+#[test]
+fn profile_is_a_value_the_caller_changes() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f.container();
+    let p = c.security_profile_mut();
+    p.capabilities.retain(|cap| cap != "CAP_CHOWN");
+    p.masked_paths.push("/etc/motd-masked".into());
+    p.mounts.retain(|m| m.destination != "/dev/mqueue");
+    p.devices
+        .push(dunnage::profile::DeviceNode::char("/dev/kmsg", 1, 11));
+    p.device_rules
+        .push(dunnage::profile::DeviceRule::allow_char(1, 11));
+    let mut h = c
+        .args([
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status; grep -c mqueue /proc/self/mounts; \
+             test -c /dev/kmsg && echo kmsg",
+        ])
+        .stdout(StdioMode::Piped)
+        .create(&f.store)
+        .unwrap();
+    let out = h.take_stdout().unwrap();
+    h.start().unwrap();
+    assert_eq!(read_all(out), "CapEff:\t00000000a80425fa\n0\nkmsg\n");
+    h.wait().unwrap();
+    h.remove(false).unwrap();
+    f.assert_clean();
+}

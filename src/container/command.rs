@@ -82,17 +82,17 @@ pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
     })
 }
 
-/// Docker's mounts for `spec`: the defaults (sysfs writable when
-/// privileged), the network files of the state directory `dir`, then the
-/// caller's binds and tmpfs.
+/// The mounts of `spec`: the profile's (Docker's list), the network files
+/// of the state directory `dir`, then the caller's binds and tmpfs.
 pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
-    let mut out: Vec<Mount> = Mount::docker_defaults()
-        .into_iter()
-        .map(|mut m| {
-            if spec.privileged && m.fstype == "sysfs" {
-                m.options.retain(|o| o != "ro");
-            }
-            m
+    let mut out: Vec<Mount> = spec
+        .base_mounts
+        .iter()
+        .map(|m| Mount {
+            destination: m.destination.clone().into(),
+            fstype: m.kind.clone(),
+            source: m.source.clone().into(),
+            options: m.options.clone(),
         })
         .collect();
     for name in ["resolv.conf", "hostname", "hosts"] {
@@ -128,10 +128,31 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
     out
 }
 
+/// A profile's device node as the child's setup makes it (`None` for
+/// numbers out of range).
+fn device(n: &crate::profile::DeviceNode) -> Option<dunnage_namespaces::Device> {
+    use dunnage_namespaces::{Device, DeviceKind};
+    let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
+        return None;
+    };
+    let kind = match n.kind {
+        crate::profile::DeviceType::Block => DeviceKind::Block,
+        _ => DeviceKind::Char,
+    };
+    Some(Device {
+        path: n.path.clone().into(),
+        kind,
+        major,
+        minor,
+        mode: n.file_mode,
+        uid: n.uid,
+        gid: n.gid,
+    })
+}
+
 /// The host's device nodes directly under /dev (`docker run
 /// --privileged`), except those every container gets anyway.
 fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
-    use dunnage_namespaces::{Device, DeviceKind};
     const OWN: [&str; 8] = [
         "/dev/null",
         "/dev/zero",
@@ -143,31 +164,13 @@ fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
         "/dev/console",
     ];
     let nodes = crate::profile::host_devices(Path::new("/dev")).map_err(io_err("read", "/dev"))?;
-    let mut out = Vec::new();
-    for n in nodes {
-        // Nodes in subdirectories (/dev/cpu/0/cpuid, /dev/net/tun) are
-        // left out: the child's mknod step does not create parents.
-        if OWN.contains(&n.path.as_str()) || n.path.matches('/').count() > 2 {
-            continue;
-        }
-        let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
-            continue;
-        };
-        let kind = match n.kind {
-            crate::profile::DeviceType::Block => DeviceKind::Block,
-            _ => DeviceKind::Char,
-        };
-        out.push(Device {
-            path: n.path.into(),
-            kind,
-            major,
-            minor,
-            mode: n.file_mode,
-            uid: n.uid,
-            gid: n.gid,
-        });
-    }
-    Ok(out)
+    Ok(nodes
+        .iter()
+        // Nodes in subdirectories (/dev/cpu/0/cpuid, /dev/net/tun) are left
+        // out: the child's mknod step does not create parents.
+        .filter(|n| !OWN.contains(&n.path.as_str()) && n.path.matches('/').count() <= 2)
+        .filter_map(device)
+        .collect())
 }
 
 /// The namespaces a container gets: mount, uts, ipc, pid, and net unless
@@ -207,6 +210,15 @@ pub(crate) fn build(
             Some((k, v)) => cmd.env(k, v),
             None => cmd.env(e, ""),
         };
+    }
+    let own: Vec<std::path::PathBuf> = dunnage_namespaces::Device::defaults()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    for n in &spec.devices {
+        if let Some(d) = device(n).filter(|d| !own.contains(&d.path)) {
+            cmd.device(d);
+        }
     }
     if spec.privileged {
         for d in host_devices()? {

@@ -245,6 +245,12 @@ impl Container {
             masked_paths: masked,
             readonly_paths: readonly,
             readonly_rootfs: self.readonly_rootfs,
+            base_mounts: if self.privileged {
+                crate::profile::Profile::privileged().mounts
+            } else {
+                self.profile.mounts.clone()
+            },
+            devices: self.profile.devices.clone(),
             mounts: self.mounts.clone(),
             seccomp: match (&self.seccomp, &self.profile.seccomp) {
                 _ if self.privileged => Seccomp::Unconfined,

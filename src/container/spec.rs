@@ -214,6 +214,13 @@ pub struct Spec {
     pub readonly_paths: Vec<String>,
     /// A read-only root.
     pub readonly_rootfs: bool,
+    /// The profile's mounts (Docker's list), applied first.
+    #[serde(default)]
+    pub base_mounts: Vec<crate::profile::ProfileMount>,
+    /// The profile's device nodes (the runtime's defaults, null, zero,
+    /// full, random, urandom, tty, are always made).
+    #[serde(default)]
+    pub devices: Vec<crate::profile::DeviceNode>,
     /// Extra mounts, in order after the profile's.
     pub mounts: Vec<MountSpec>,
     /// The seccomp choice.
