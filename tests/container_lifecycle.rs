@@ -156,7 +156,7 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
         .unwrap();
     assert_eq!(spec.argv, ["sh", "-c", "true"]);
     assert_eq!((spec.uid, spec.gid), (1000, 1000));
-    assert_eq!(spec.additional_gids, [50]);
+    assert_eq!(spec.additional_gids, [50, 1000]);
     assert_eq!(spec.cwd, "/tmp");
     assert_eq!(spec.hostname, spec.short_id());
     assert_eq!(spec.capabilities, ["CAP_NET_ADMIN"]);
