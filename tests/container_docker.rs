@@ -230,6 +230,55 @@ fn docker_and_dunnage_agree() {
             ));
         }
     }
+    // Commit in dunnage, save, docker load, docker run: the change is there.
+    let mut c = Container::image(IMAGE);
+    let mut h = c
+        .cgroup_parent(&parent)
+        .args(["sh", "-c", "echo committed > /etc/motd"])
+        .create(&store)
+        .unwrap();
+    h.start().unwrap();
+    assert_eq!(h.wait().unwrap().code, Some(0));
+    let changes = ImageChanges {
+        reference: Some("dunnage-test/committed:1".parse().unwrap()),
+        ..ImageChanges::default()
+    };
+    h.commit(&changes).unwrap();
+    h.remove(false).unwrap();
+    let archive = tmp.join("committed.tar");
+    let file = std::fs::File::create(&archive).unwrap();
+    store
+        .images()
+        .save(&["dunnage-test/committed:1"], file)
+        .unwrap();
+    let out = d
+        .docker()
+        .arg("load")
+        .arg("-i")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d
+        .docker()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "dunnage-test/committed:1",
+            "sh",
+            "-c",
+            "cat /etc/motd",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "committed\n");
+
     let ddir = d.stop().unwrap();
     for m in mounts_below(ddir.path()).into_iter().rev() {
         let _ = detach_unmount(&m);
