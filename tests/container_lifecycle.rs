@@ -808,3 +808,98 @@ fn profile_is_a_value_the_caller_changes() {
     h.remove(false).unwrap();
     f.assert_clean();
 }
+
+#[test]
+fn from_a_rootfs_directory() {
+    require_root!();
+    let f = Fixture::new();
+    let root = f.tmp.join("plain-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let mut c = Container::rootfs(&root);
+    let mut h = c
+        .cgroup_parent(&f.parent)
+        .args(["/bin/sh", "-c", "echo hi > /made-here; exit 4"])
+        .create(&f.store)
+        .unwrap();
+    h.start().unwrap();
+    assert_eq!(h.wait().unwrap().code, Some(4));
+    assert!(matches!(
+        h.commit(&ImageChanges::default()),
+        Err(Error::Unsupported { .. })
+    ));
+    h.remove(false).unwrap();
+    // Used in place: the change is in the directory, which remove keeps.
+    assert_eq!(
+        std::fs::read_to_string(root.join("made-here")).unwrap(),
+        "hi\n"
+    );
+    f.assert_clean();
+}
+
+#[test]
+fn monitor_refuses_bad_input() {
+    let tmp = TempDir::new("monitor-input").unwrap();
+    for junk in [
+        &b""[..],
+        b"{",
+        b"null",
+        b"{\"id\":\"../../x\"}",
+        b"\xff\xfe\x00",
+    ] {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+            .arg(dunnage::container::monitor::MONITOR_ARG)
+            .arg(tmp.join("store"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(junk).unwrap();
+        let mut answer = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut answer)
+            .unwrap();
+        child.wait().unwrap();
+        assert!(answer.starts_with("err "), "{answer:?}");
+    }
+    // A well-formed spec naming a path outside the store is refused too.
+    let store = ContainerStore::open(tmp.join("store")).unwrap();
+    let root = tmp.join("r");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut spec = Container::rootfs(&root)
+        .arg("true")
+        .resolve(&store)
+        .unwrap();
+    spec.id = "../../../../tmp/x".into();
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .arg(dunnage::container::monitor::MONITOR_ARG)
+        .arg(tmp.join("store"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let json = serde_json::to_vec(&spec).unwrap();
+        child.stdin.take().unwrap().write_all(&json).unwrap();
+    }
+    let mut answer = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut answer)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("err invalid container ID"), "{answer:?}");
+    // Without the marker the binary says how it is meant to be started.
+    let out = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -156,6 +156,16 @@ pub(crate) fn create_spec(
     spec: Spec,
     stdio: [StdioMode; 3],
 ) -> Result<ContainerHandle> {
+    // A spec from a monitor's stdin is checked like any input.
+    if !state::valid_id(&spec.id) {
+        return Err(Error::Invalid {
+            what: "container ID",
+            reason: format!("{:?} is not 64 lower-case hex digits", spec.id),
+        });
+    }
+    if !crate::container::spec::valid_name(&spec.name) {
+        return Err(Error::InvalidName(spec.name.clone()));
+    }
     let mut undo = Undo::default();
 
     // The state directory, with the name checked under the store lock.
