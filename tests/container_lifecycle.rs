@@ -165,6 +165,24 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert!(spec.env.iter().any(|e| e.starts_with("PATH=")));
     assert!(spec.env.contains(&"HOME=/home/web".to_string()));
     assert_eq!(spec.masked_paths.len(), 10);
+    // Resources in docker's units, with docker's swap default.
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .memory(32 << 20)
+        .cpus(0.5)
+        .pids_limit(10)
+        .cpu_shares(512)
+        .cpuset_cpus("0")
+        .io_weight(300)
+        .hugetlb("2MB", 4 << 20)
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.resources.memory_swap, Some(64 << 20));
+    assert_eq!(
+        (spec.resources.cpu_quota, spec.resources.cpu_period),
+        (Some(50_000), Some(100_000))
+    );
+    assert_eq!(spec.resources.hugetlb, [("2MB".to_string(), 4 << 20)]);
     // Docker's 14 capabilities by default.
     let spec = Container::rootfs(&root).arg("x").resolve(&store).unwrap();
     assert_eq!(spec.capabilities.len(), 14);

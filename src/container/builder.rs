@@ -272,6 +272,19 @@ impl Container {
         self
     }
 
+    /// A huge-page limit: the page size as the kernel names it (`2MB`,
+    /// `1GB`) and the limit in bytes.
+    pub fn hugetlb(&mut self, page_size: impl Into<String>, bytes: u64) -> &mut Container {
+        self.resources.hugetlb.push((page_size.into(), bytes));
+        self
+    }
+
+    /// `--cpuset-mems`.
+    pub fn cpuset_mems(&mut self, mems: impl Into<String>) -> &mut Container {
+        self.resources.cpuset_mems = Some(mems.into());
+        self
+    }
+
     /// `-v SRC:DST[:ro]`.
     pub fn bind(
         &mut self,
