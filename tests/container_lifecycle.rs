@@ -253,6 +253,10 @@ fn true_and_exit_codes() {
     for (args, code) in [(vec!["/bin/true"], 0), (vec!["sh", "-c", "exit 7"], 7)] {
         let mut c = f.container().args(args).create(&f.store).unwrap();
         assert_eq!(c.status().unwrap(), Status::Created);
+        let layer = c.layer().unwrap().unwrap();
+        assert_eq!(layer.init_id, Some(format!("{}-init", layer.mount_id)));
+        let rootfs = c.rootfs_path().unwrap().unwrap();
+        assert!(rootfs.join(".dockerenv").exists());
         c.start().unwrap();
         let exit = c.wait().unwrap();
         assert_eq!(exit.code, Some(code));
