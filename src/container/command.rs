@@ -40,8 +40,30 @@ pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<dunnage_namespaces::
     compile(&text)
 }
 
+/// The last policy compiled in this process and its program: containers
+/// made one after another mostly share Docker's policy, and compiling it
+/// with libseccomp costs more than the rest of the child's preparation.
+#[cfg(feature = "seccomp")]
+static LAST_COMPILED: std::sync::Mutex<Option<(String, dunnage_namespaces::BpfProgram)>> =
+    std::sync::Mutex::new(None);
+
 #[cfg(feature = "seccomp")]
 fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    if let Ok(last) = LAST_COMPILED.lock()
+        && let Some((t, program)) = last.as_ref()
+        && t == text
+    {
+        return Ok(Some(program.clone()));
+    }
+    let program = compile_uncached(text)?;
+    if let Ok(mut last) = LAST_COMPILED.lock() {
+        *last = Some((text.to_string(), program.clone()));
+    }
+    Ok(Some(program))
+}
+
+#[cfg(feature = "seccomp")]
+fn compile_uncached(text: &str) -> Result<dunnage_namespaces::BpfProgram> {
     let profile: dunnage_namespaces::SeccompProfile =
         serde_json::from_str(text).map_err(|e| Error::Invalid {
             what: "seccomp profile",
@@ -52,7 +74,7 @@ fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
             what: "seccomp profile",
             reason: e.to_string(),
         })?;
-    Ok(Some(program))
+    Ok(program)
 }
 
 #[cfg(not(feature = "seccomp"))]
