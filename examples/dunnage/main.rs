@@ -13,12 +13,35 @@
 //! dunnage [--root DIR] layers
 //! dunnage [--root DIR] mount IMAGE DIR
 //! dunnage [--root DIR] umount DIR
+//!
+//! dunnage [--root DIR] run|create [OPTIONS] IMAGE [COMMAND [ARG...]]
+//! dunnage [--root DIR] start [-a] [-i] CONTAINER...
+//! dunnage [--root DIR] ps [-a] [-q] [--no-trunc]
+//! dunnage [--root DIR] exec [-d -i -t -u USER -w DIR -e K=V] CONTAINER CMD...
+//! dunnage [--root DIR] logs [-f] CONTAINER
+//! dunnage [--root DIR] stop [-t SECONDS] | kill [-s SIGNAL] | rm [-f] CONTAINER...
+//! dunnage [--root DIR] pause | unpause | wait CONTAINER...
+//! dunnage [--root DIR] stats --no-stream [CONTAINER...]
+//! dunnage [--root DIR] top CONTAINER [ps OPTIONS]
+//! dunnage [--root DIR] update [-m -–memory-swap --cpus -c --cpuset-cpus --pids-limit] CONTAINER...
+//! dunnage [--root DIR] commit [-c CHANGE] [-m MESSAGE] CONTAINER [REF]
+//! dunnage [--root DIR] export [-o FILE] CONTAINER
 //! ```
 //! `--root` defaults to `/var/lib/dunnage`; pointed at a stopped dockerd's
 //! data-root it lists and exports that daemon's images. Errors print one
-//! line and exit with status 1.
+//! line; image verbs exit with status 1; container verbs with docker's
+//! codes (125 when `run` cannot make the container, 126 and 127 when its
+//! program cannot be run, the process's own code otherwise). The `run`
+//! options are docker's (see `run.rs`); the network defaults to `none`.
+//! Detached containers (`run -d`, `create`) are held by a monitor, which
+//! is this same program started with `--dunnage-monitor`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod flags;
+mod format;
+mod inspect;
+mod run;
+mod verbs;
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -31,15 +54,18 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export ...";
 
 fn main() -> ExitCode {
+    // A detached container's monitor is this program run again.
+    dunnage::container::monitor::run_if_monitor();
     // Paths are bytes: arguments stay `OsString`s; only image names,
     // references and flags that are text are decoded, with an error (not
     // a panic) when they are not UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("dunnage: {e}");
             ExitCode::FAILURE
@@ -125,7 +151,7 @@ impl Args {
     }
 }
 
-fn run(mut args: Vec<OsString>) -> Res {
+fn run(mut args: Vec<OsString>) -> Res<u8> {
     let mut root = PathBuf::from("/var/lib/dunnage");
     while args
         .first()
@@ -145,43 +171,73 @@ fn run(mut args: Vec<OsString>) -> Res {
         return Err(USAGE.into());
     };
     let rest = &args[1..];
-    match text(&cmd)? {
+    let verb = text(&cmd)?;
+    if !matches!(verb, "inspect") {
+        let words: Vec<String> = rest
+            .iter()
+            .map(|a| text(a).map(str::to_string))
+            .collect::<Res<_>>()?;
+        let store = || dunnage::container::ContainerStore::open(&root);
+        if verbs::VERBS.contains(&verb) {
+            let store = match store() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("dunnage: {e}");
+                    return Ok(125);
+                }
+            };
+            return Ok(match verbs::dispatch(&store, verb, &words) {
+                Some(Ok(code)) => code,
+                Some(Err(fail)) => {
+                    eprintln!("dunnage: {}", fail.msg);
+                    fail.code
+                }
+                None => 1,
+            });
+        }
+    }
+    image_verb(&root, verb, rest).map(|()| 0)
+}
+
+/// The image verbs (and `inspect`, of containers and images).
+fn image_verb(root: &Path, verb: &str, rest: &[OsString]) -> Res {
+    match verb {
         "load" => load(
-            &root,
+            root,
             &Args::parse(rest, &["-i", "--input"], &["-q", "--quiet"])?,
         ),
-        "save" => save(&root, &Args::parse(rest, &["-o", "--output"], &["--oci"])?),
+        "save" => save(root, &Args::parse(rest, &["-o", "--output"], &["--oci"])?),
         "import" => import(
-            &root,
+            root,
             &Args::parse(rest, &["-c", "--change", "-m", "--message"], &[])?,
         ),
         "images" => images(
-            &root,
+            root,
             &Args::parse(rest, &[], &["-q", "--quiet", "--no-trunc", "-a", "--all"])?,
         ),
         "history" => history(
-            &root,
+            root,
             &Args::parse(rest, &[], &["--no-trunc", "-H", "--human"])?,
         ),
-        "inspect" => inspect(&root, &Args::parse(rest, &[], &[])?),
+        "inspect" => inspect(root, &Args::parse(rest, &[], &[])?),
         "tag" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage tag")?;
-            ImageStore::open(&root)?.tag(text(&r[0])?, text(&r[1])?)?;
+            ImageStore::open(root)?.tag(text(&r[0])?, text(&r[1])?)?;
             Ok(())
         }
-        "rmi" => rmi(&root, &Args::parse(rest, &[], &["-f", "--force"])?),
+        "rmi" => rmi(root, &Args::parse(rest, &[], &["-f", "--force"])?),
         "prune" => {
-            for id in ImageStore::open(&root)?.prune()? {
+            for id in ImageStore::open(root)?.prune()? {
                 println!("deleted: {id}");
             }
             Ok(())
         }
-        "layers" => layers(&root),
+        "layers" => layers(root),
         "mount" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage mount")?;
-            let store = ImageStore::open(&root)?;
+            let store = ImageStore::open(root)?;
             let id = store.resolve(text(&r[0])?)?;
             store.mount(&id, Path::new(&r[1]))?;
             Ok(())
@@ -189,7 +245,7 @@ fn run(mut args: Vec<OsString>) -> Res {
         "umount" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(1, "dunnage umount")?;
-            ImageStore::open(&root)?.unmount(Path::new(&r[0]))?;
+            ImageStore::open(root)?.unmount(Path::new(&r[0]))?;
             Ok(())
         }
         "-h" | "--help" | "help" => {
@@ -451,8 +507,17 @@ fn inspect(root: &Path, a: &Args) -> Res {
         return Err("\"dunnage inspect\" requires at least 1 argument".into());
     }
     let store = ImageStore::open_read_only(root)?;
+    // Like docker: a container of that name or ID first, then an image.
+    let containers = dunnage::container::state::containers_dir(root)
+        .is_dir()
+        .then(|| dunnage::container::ContainerStore::open(root).ok())
+        .flatten();
     let mut out = Vec::new();
     for name in a.texts()? {
+        if let Some(h) = containers.as_ref().and_then(|c| c.get(name).ok()) {
+            out.push(inspect::container(root, &h));
+            continue;
+        }
         out.push(store.inspect(&store.resolve(name)?)?);
     }
     let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
