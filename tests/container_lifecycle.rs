@@ -614,3 +614,44 @@ fn detached_created_then_started_elsewhere() {
     c2.remove(false).unwrap();
     f.assert_clean();
 }
+
+#[test]
+fn docker_profile_seen_inside() {
+    require_root!();
+    let f = Fixture::new();
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
+                  cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+                  head -c 1 /dev/zero | wc -c; \
+                  mknod /tmp/sda b 8 0 && (head -c 1 /tmp/sda >/dev/null 2>&1 && echo read || echo denied); \
+                  cat /proc/kcore 2>/dev/null | wc -c; \
+                  touch /proc/sys/x 2>/dev/null || echo ro; \
+                  touch /newfile 2>/dev/null && echo rw-root";
+    let run = |c: &mut Container| {
+        let mut h = c
+            .args(["sh", "-c", script])
+            .stdout(StdioMode::Piped)
+            .create(&f.store)
+            .unwrap();
+        let out = h.take_stdout().unwrap();
+        h.start().unwrap();
+        let text = read_all(out);
+        h.wait().unwrap();
+        h.remove(false).unwrap();
+        text
+    };
+    assert_eq!(
+        run(&mut f.container()),
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n1\ndenied\n0\nro\nrw-root\n"
+    );
+    let text = run(f
+        .container()
+        .cap_drop("ALL")
+        .no_new_privileges(true)
+        .readonly_rootfs(true));
+    assert!(
+        text.starts_with("CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("rw-root"), "{text}");
+    f.assert_clean();
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dunnage_cgroups::{Cgroup, CgroupPath, Hierarchies};
+use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule, Hierarchies};
 use dunnage_layerstore::InitLayer;
 
 use crate::container::builder::{Container, StdioMode};
@@ -83,6 +83,46 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
             .map_err(io_err("write", path))?;
     }
     Ok(())
+}
+
+/// The device cgroup rules: Docker's (deny all; allow null, zero, full,
+/// random, urandom, tty, console; deny 10:229) with runc's additions (mknod
+/// of any device, the pty devices, /dev/net/tun); everything when
+/// privileged.
+pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
+    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_string(),
+        }
+    };
+    if spec.privileged {
+        return vec![rule(true, 'a', None, None, "rwm")];
+    }
+    let mut rules = vec![
+        rule(false, 'a', None, None, "rwm"),
+        rule(true, 'c', None, None, "m"),
+        rule(true, 'b', None, None, "m"),
+    ];
+    for (major, minor) in [
+        (1, 5),
+        (1, 3),
+        (1, 9),
+        (1, 8),
+        (5, 0),
+        (5, 1),
+        (1, 7),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
+    }
+    rules.push(rule(true, 'c', Some(136), None, "rwm"));
+    rules.push(rule(false, 'c', Some(10), Some(229), "rwm"));
+    rules
 }
 
 impl Container {
@@ -169,7 +209,9 @@ pub(crate) fn create_spec(
         let _ = c.kill();
         let _ = c.delete();
     });
-    cg.apply(&spec.resources.to_cgroup()?)?;
+    let mut resources = spec.resources.to_cgroup()?;
+    resources.devices = device_rules(&spec);
+    cg.apply(&resources)?;
 
     // The process, waiting at its start gate.
     let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;

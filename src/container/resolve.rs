@@ -187,7 +187,28 @@ impl Container {
         for r in &self.rlimits {
             dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
         }
-        self.resources.to_cgroup()?;
+        let mut resources = self.resources.clone();
+        // Docker: swap defaults to as much again as the memory limit.
+        if let (Some(m), None) = (resources.memory, resources.memory_swap) {
+            resources.memory_swap = Some(i64::try_from(m.saturating_mul(2)).unwrap_or(i64::MAX));
+        }
+        resources.to_cgroup()?;
+        // Docker's namespaced sysctls for a container network namespace.
+        let mut sysctls = Vec::new();
+        if self.network == Network::None {
+            sysctls.push((
+                "net.ipv4.ip_unprivileged_port_start".to_string(),
+                "0".to_string(),
+            ));
+            sysctls.push((
+                "net.ipv4.ping_group_range".to_string(),
+                "0 2147483647".to_string(),
+            ));
+        }
+        for (k, v) in &self.sysctls {
+            sysctls.retain(|(name, _)| name != k);
+            sysctls.push((k.clone(), v.clone()));
+        }
         let (masked, readonly) = if self.privileged {
             (Vec::new(), Vec::new())
         } else {
@@ -234,10 +255,10 @@ impl Container {
             },
             no_new_privileges: self.no_new_privileges,
             rlimits: self.rlimits.clone(),
-            sysctls: self.sysctls.clone(),
+            sysctls,
             network: self.network.clone(),
             labels: self.labels.clone(),
-            resources: self.resources.clone(),
+            resources,
             created: crate::container::state::now(),
         })
     }
