@@ -44,6 +44,7 @@ pub const RUN_FLAGS: &[Flag] = &[
     f('\0', "sysctl", true),
     f('\0', "stop-signal", true),
     f('l', "label", true),
+    f('\0', "cgroup-parent", true),
 ];
 
 /// The exit code docker gives for a container error at `run`/`create`.
@@ -225,6 +226,9 @@ pub fn build(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Container
     for l in p.all("label") {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         c.label(k, v);
+    }
+    if let Some(parent) = p.get("cgroup-parent") {
+        c.cgroup_parent(parent);
     }
     let net = p.get("network").or(p.get("net")).unwrap_or("none");
     match flags::network(net).map_err(|w| usage(Usage(w)))? {
