@@ -338,15 +338,11 @@ impl Both {
         assert_eq!(String::from_utf8_lossy(&ps.stdout), "", "containers left");
         let mounts = mounts_below(&self.root);
         assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-        let cg = Path::new("/sys/fs/cgroup").join(&self.cgroup_parent);
-        let left: Vec<_> = std::fs::read_dir(&cg)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let left: Vec<PathBuf> = cgroup_dirs(&self.cgroup_parent)
+            .iter()
+            .filter_map(|cg| std::fs::read_dir(cg).ok())
+            .flat_map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()))
+            .collect();
         assert!(left.is_empty(), "cgroups left: {left:?}");
     }
 }
@@ -369,8 +365,24 @@ impl Drop for Both {
                     .output();
             }
         }
-        remove_cgroup_tree(&Path::new("/sys/fs/cgroup").join(&self.cgroup_parent));
+        for cg in cgroup_dirs(&self.cgroup_parent) {
+            remove_cgroup_tree(&cg);
+        }
     }
+}
+
+/// The cgroup `name` in every hierarchy: `/sys/fs/cgroup/name` (v2) and
+/// `/sys/fs/cgroup/<controller>/name` (v1 and hybrid), those that exist.
+fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut out = vec![base.join(name)];
+    if let Ok(d) = std::fs::read_dir(base) {
+        for e in d.flatten() {
+            out.push(e.path().join(name));
+        }
+    }
+    out.retain(|p| p.is_dir());
+    out
 }
 
 /// (exit code, stdout, stderr) normalised.
