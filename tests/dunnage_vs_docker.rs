@@ -126,6 +126,81 @@ const PROBES: &[Probe] = &[
         &["--security-opt", "no-new-privileges"],
         &["sh", "-c", STATUS],
     ),
+    probe(
+        "--entrypoint",
+        &["--entrypoint", "echo"],
+        &["hello", "world"],
+    ),
+    probe(
+        "--entrypoint \"\"",
+        &["--entrypoint", ""],
+        &["echo", "reset"],
+    ),
+    Probe {
+        name: "-v ro",
+        args: &["-v", "{dir}:/data:ro"],
+        cmd: &["sh", "-c", "cat /data/file; touch /data/x; echo $?"],
+        stderr: true,
+    },
+    probe(
+        "-v rw",
+        &["-v", "{dir}:/data"],
+        &[
+            "sh",
+            "-c",
+            "cat /data/file; touch /data/rw && rm /data/rw && echo writable",
+        ],
+    ),
+    probe(
+        "--tmpfs",
+        &["--tmpfs", "/run:size=1m,mode=1777"],
+        &["sh", "-c", "grep ' /run ' /proc/mounts"],
+    ),
+    probe(
+        "--sysctl",
+        &[
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--sysctl",
+            "kernel.shm_rmid_forced=1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced",
+        ],
+    ),
+    probe(
+        "--network host",
+        &["--network", "host"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/hostname; ls /sys/class/net | sort | head -1",
+        ],
+    ),
+    probe(
+        "resources",
+        &[
+            "-m",
+            "32m",
+            "--memory-swap",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes pids/pids.max cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpu/cpu.shares cpuset/cpuset.cpus memory.max memory.swap.max pids.max cpu.max cpu.weight cpuset.cpus 2>/dev/null",
+        ],
+    ),
     // 48 MiB held by the shell under a 16 MiB limit (and 16 MiB of swap):
     // the OOM killer ends the container, 137.
     probe(
@@ -404,13 +479,25 @@ fn run_answers_the_probes_as_docker_does() {
     require_command!("dockerd");
     require_command!("tar");
     let both = Both::new("cli-diff");
+    // The host directory of the -v probes.
+    let data = both.root.with_file_name("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("file"), "from the host\n").unwrap();
     let (mut differ, mut known) = (Vec::new(), Vec::new());
     for p in PROBES {
-        let mut args = vec!["--rm"];
-        args.extend_from_slice(p.args);
-        args.push(IMAGE);
-        args.extend_from_slice(p.cmd);
-        let mut docker_args = vec!["run", "--network", "none"];
+        let mut args = vec!["--rm".to_string()];
+        args.extend(
+            p.args
+                .iter()
+                .map(|a| a.replace("{dir}", data.to_str().unwrap())),
+        );
+        args.push(IMAGE.to_string());
+        args.extend(p.cmd.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut docker_args = vec!["run"];
+        if !p.args.contains(&"--network") {
+            docker_args.extend(["--network", "none"]);
+        }
         docker_args.extend_from_slice(&args);
         let theirs = both.docker(&docker_args);
         let ours = both.dunnage_run(&args);
