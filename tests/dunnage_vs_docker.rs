@@ -860,3 +860,118 @@ fn bad_values_are_refused_before_anything_is_made() {
     assert_eq!(String::from_utf8_lossy(&ps.stdout), "");
     assert!(mounts_below(&root).is_empty());
 }
+
+/// The sorted member names of a tar archive (`./` prefixes dropped).
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            p.trim_start_matches("./").trim_end_matches('/').to_string()
+        })
+        .filter(|p| !p.is_empty() && p != ".")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn create_start_attach_follow_update_export_and_join_a_network() {
+    require_root!();
+    require_command!("dockerd");
+    require_command!("tar");
+    let both = Both::new("cli-verbs");
+    // create + start -a: the output and the exit code come back.
+    let id = stdout(&both.dunnage(&[
+        "create",
+        "--cgroup-parent",
+        &both.cgroup_parent,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo attached; exit 3",
+    ]));
+    let id = id.trim();
+    let ps = stdout(&both.dunnage(&["ps", "-a"]));
+    assert!(ps.contains("Created"), "{ps}");
+    let out = both.dunnage(&["start", "-a", id]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "attached\n");
+    stdout(&both.dunnage(&["rm", id]));
+
+    // logs -f follows until the container ends.
+    let name = unique_name("follow");
+    stdout(&both.dunnage_run(&[
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line $i; sleep 0.2; done",
+    ]));
+    let out = both.dunnage(&["logs", "-f", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 1\nline 2\nline 3\n"
+    );
+    stdout(&both.dunnage(&["rm", &name]));
+
+    // update changes a running container's limits; --network container:
+    // joins its network namespace; exec -d leaves a process behind.
+    let name = unique_name("upd");
+    stdout(&both.dunnage_run(&["-d", "--name", &name, "-m", "64m", IMAGE, "sleep", "1000"]));
+    stdout(&both.dunnage(&["update", "-m", "48m", "--pids-limit", "30", &name]));
+    let hc = inspect_field(&both.dunnage(&["inspect", &name]), &["HostConfig"]);
+    let pid = inspect_field(&both.dunnage(&["inspect", &name]), &["State", "Pid"]);
+    assert!(pid.as_i64().unwrap() > 0);
+    let out = stdout(&both.dunnage(&[
+        "exec", &name, "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; true",
+    ]));
+    assert_eq!(out, "50331648\n30\n", "inspect HostConfig: {hc}");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let out = stdout(&both.dunnage_run(&[
+        "--rm",
+        "--network",
+        &format!("container:{name}"),
+        IMAGE,
+        "readlink",
+        "/proc/self/ns/net",
+    ]));
+    assert_eq!(out.trim(), theirs.to_str().unwrap());
+    stdout(&both.dunnage(&["exec", "-d", &name, "sleep", "999"]));
+    let top = stdout(&both.dunnage(&["top", &name]));
+    assert!(top.contains("sleep 999"), "{top}");
+    stdout(&both.dunnage(&["rm", "-f", &name]));
+
+    // export: the same files as docker export of a container of the image.
+    let id = stdout(&both.docker(&["create", "--network", "none", IMAGE]));
+    let theirs = both
+        .docker
+        .docker()
+        .args(["export", id.trim()])
+        .output()
+        .unwrap();
+    assert!(theirs.status.success());
+    let name = unique_name("export");
+    stdout(&both.dunnage(&[
+        "create",
+        "--cgroup-parent",
+        &both.cgroup_parent,
+        "--name",
+        &name,
+        IMAGE,
+    ]));
+    let ours = both.dunnage(&["export", &name]);
+    assert!(
+        ours.status.success(),
+        "{:?}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(tar_names(&ours.stdout), tar_names(&theirs.stdout));
+    stdout(&both.dunnage(&["rm", &name]));
+    both.assert_clean();
+}

@@ -308,7 +308,8 @@ fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let code = h.state()?.exit_code.unwrap_or(0);
+    // Wait for the monitor to record the exit code.
+    let code = store.get(key)?.wait()?.code.unwrap_or(255);
     Ok(code.clamp(0, 255) as u8)
 }
 
