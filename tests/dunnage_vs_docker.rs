@@ -127,6 +127,11 @@ const PROBES: &[Probe] = &[
         &["sh", "-c", STATUS],
     ),
     probe(
+        "-t",
+        &["-t"],
+        &["sh", "-c", "tty; echo $TERM; stty size 2>&1"],
+    ),
+    probe(
         "--entrypoint",
         &["--entrypoint", "echo"],
         &["hello", "world"],

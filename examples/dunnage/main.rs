@@ -380,34 +380,9 @@ fn import(root: &Path, a: &Args) -> Res {
     Ok(())
 }
 
-/// Print rows in columns like Go's tabwriter as the docker CLI sets it up
-/// (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: a column is its widest
-/// cell plus 3 spaces, and at least 10 wide).
+/// Print rows in docker's table layout ([`format::table`]).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for w in &mut widths {
-        *w = (*w + 3).max(10) - 3;
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        let last = cells.len() - 1;
-        for (i, c) in cells.iter().enumerate() {
-            s.push_str(c);
-            if i < last {
-                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
+    print!("{}", format::table(header, rows));
 }
 
 fn since(created: Option<&str>) -> String {

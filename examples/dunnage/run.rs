@@ -243,13 +243,17 @@ pub fn build(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Container
             c.network(Network::Join(format!("/proc/{pid}/ns/net").into()))
         }
     };
-    c.tty(p.on("tty"));
-    c.stdin(if p.on("interactive") {
-        StdioMode::Inherit
+    if p.on("tty") {
+        // The pty is the process's stdin, stdout and stderr.
+        c.tty(true);
     } else {
-        StdioMode::Null
-    });
-    c.stdout(StdioMode::Inherit).stderr(StdioMode::Inherit);
+        c.stdin(if p.on("interactive") {
+            StdioMode::Inherit
+        } else {
+            StdioMode::Null
+        });
+        c.stdout(StdioMode::Inherit).stderr(StdioMode::Inherit);
+    }
     Ok(c)
 }
 
@@ -302,22 +306,27 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
 fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container::Result<u8> {
     h.start()?;
     if let Some(term) = h.take_terminal() {
-        if interactive && let Ok(mut to) = term.try_clone() {
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
-            });
-        }
-        let mut from = term;
-        let mut buf = [0u8; 8192];
-        let mut out = std::io::stdout();
-        // EIO when the last process holding the pty's other side ends.
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).is_err() {
-                break;
-            }
-            let _ = out.flush();
-        }
+        relay_terminal(term, interactive);
     }
     let exit = h.wait()?;
     Ok(exit.code.map_or(255, |c| c.clamp(0, 255) as u8))
+}
+
+/// Copy a pty master's output to stdout until the other side closes (EIO
+/// when its last holder ends), and stdin to it when `interactive`.
+pub fn relay_terminal(term: std::fs::File, interactive: bool) {
+    if interactive && let Ok(mut to) = term.try_clone() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+        });
+    }
+    let mut from = term;
+    let mut buf = [0u8; 8192];
+    let mut out = std::io::stdout();
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || out.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        let _ = out.flush();
+    }
 }

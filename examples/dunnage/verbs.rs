@@ -253,6 +253,9 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
     if detach {
         return Ok(0);
     }
+    if let Ok(Some(term)) = child.take_terminal() {
+        crate::run::relay_terminal(term, p.on("interactive"));
+    }
     let status = child.wait().map_err(Error::from)?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
