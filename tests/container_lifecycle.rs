@@ -655,3 +655,83 @@ fn docker_profile_seen_inside() {
     assert!(!text.contains("rw-root"), "{text}");
     f.assert_clean();
 }
+
+#[test]
+fn tty_network_join_host_and_update() {
+    require_root!();
+    let f = Fixture::new();
+    // A terminal: the process's stdio is a pty in the container.
+    let mut c = f
+        .container()
+        .args(["sh", "-c", "tty; echo $TERM"])
+        .tty(true)
+        .create(&f.store)
+        .unwrap();
+    let mut master = c.take_terminal().unwrap();
+    c.start().unwrap();
+    assert_eq!(c.wait().unwrap().code, Some(0));
+    let mut buf = vec![0; 4096];
+    let n = master.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+    assert!(text.starts_with("/dev/pts/0\nxterm\n"), "{text:?}");
+    drop(master);
+    c.remove(false).unwrap();
+
+    // A running container to join, and whose limits change.
+    let mut a = f
+        .container()
+        .args(["sleep", "1000"])
+        .create(&f.store)
+        .unwrap();
+    a.start().unwrap();
+    let pid = a.pid().unwrap().unwrap();
+    let ns = |p: &str| std::fs::read_link(p).unwrap().display().to_string();
+    let a_net = ns(&format!("/proc/{pid}/ns/net"));
+    let probe = |network: Network| {
+        let mut c = f.container();
+        let mut h = c
+            .args(["sh", "-c", "readlink /proc/self/ns/net"])
+            .network(network)
+            .stdout(StdioMode::Piped)
+            .create(&f.store)
+            .unwrap();
+        let out = h.take_stdout().unwrap();
+        h.start().unwrap();
+        let text = read_all(out);
+        h.wait().unwrap();
+        let hostname = h.spec().hostname.clone();
+        h.remove(false).unwrap();
+        (text.trim().to_string(), hostname)
+    };
+    let (joined, _) = probe(Network::Join(format!("/proc/{pid}/ns/net").into()));
+    assert_eq!(joined, a_net);
+    let (host, hostname) = probe(Network::Host);
+    assert_eq!(host, ns("/proc/self/ns/net"));
+    assert_eq!(
+        hostname,
+        rustix::system::uname().nodename().to_string_lossy()
+    );
+    let (own, _) = probe(Network::None);
+    assert_ne!(own, a_net);
+    assert_ne!(own, ns("/proc/self/ns/net"));
+
+    a.update(dunnage::container::ResourceLimits {
+        memory: Some(48 << 20),
+        memory_swap: Some(96 << 20),
+        pids_limit: Some(20),
+        ..Default::default()
+    })
+    .unwrap();
+    let stats = a.stats().unwrap();
+    assert_eq!(stats.pids.unwrap().max, dunnage::cgroups::Limit::Value(20));
+    assert_eq!(
+        stats.memory.unwrap().limit,
+        dunnage::cgroups::Limit::Value(48 << 20)
+    );
+    assert_eq!(
+        f.store.get(a.id()).unwrap().spec().resources.memory,
+        Some(48 << 20)
+    );
+    a.remove(true).unwrap();
+    f.assert_clean();
+}

@@ -78,8 +78,16 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
         ("hosts", hosts_file(spec)),
         ("resolv.conf", resolv_conf(spec)),
     ] {
+        // Plain writes: the files are new, in a directory no one uses yet
+        // (a container without state.json is unfinished), so neither
+        // atomicity nor fsync buys anything.
         let path = dir.join(name);
-        dunnage_base::fs::write_atomic(&path, text.as_bytes(), 0o644)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .map_err(io_err("write", path))?;
     }
     Ok(())
@@ -248,4 +256,4 @@ pub(crate) fn create_spec(
     ))
 }
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

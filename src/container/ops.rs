@@ -143,6 +143,8 @@ impl ContainerHandle {
         let pidfd = self.live_pidfd(&st)?;
         let (program, args) = argv.split_first().ok_or(Error::NoCommand)?;
         let mut spec = self.spec.clone();
+        // The namespaces' sysctls were set when the container started.
+        spec.sysctls.clear();
         if let Some(u) = &opts.user {
             let root = PathBuf::from(format!("/proc/{}/root", st.pid));
             let resolved = user::resolve(&root, u)?;
