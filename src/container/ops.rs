@@ -160,8 +160,6 @@ impl ContainerHandle {
             }
         }
         let cwd = opts.working_dir.clone().unwrap_or_else(|| spec.cwd.clone());
-        // The init set the namespace's sysctls; /proc/sys is read-only here.
-        spec.sysctls.clear();
         let mut cmd = Command::new(program.as_ref());
         cmd.args(args.iter().map(AsRef::as_ref))
             .env_clear()
