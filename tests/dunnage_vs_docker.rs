@@ -754,6 +754,36 @@ fn detached_containers_outlive_the_cli_and_every_verb_finds_them() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such container: no-such-container"));
     stdout(&both.dunnage(&["rm", &name]));
+
+    // run passes the signals it gets on to the container (docker's
+    // sig-proxy): SIGTERM to the CLI reaches the shell's trap.
+    let mut cli = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--rm",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            IMAGE,
+            "sh",
+            "-c",
+        ])
+        .arg("trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.1; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(cli.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(cli.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(cli.wait().unwrap().code(), Some(9));
+
     both.assert_clean();
     // A monitor never outlives its container.
     assert!(!monitor_running(&both.root), "a monitor is still running");

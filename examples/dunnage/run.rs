@@ -288,7 +288,7 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         return Ok(0);
     }
     let mut h = c.create(store).map_err(daemon)?;
-    let result = foreground(&mut h, p.on("interactive"));
+    let result = foreground(store, &mut h, p.on("interactive"));
     let done = match result {
         Ok(code) => Ok(code),
         Err(e) => Err(daemon(e)),
@@ -303,7 +303,12 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
 
 /// Start a container made by this process, relay its terminal when it has
 /// one, and wait: docker's exit code (the process's, 128 + a signal).
-fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container::Result<u8> {
+fn foreground(
+    store: &ContainerStore,
+    h: &mut ContainerHandle,
+    interactive: bool,
+) -> dunnage::container::Result<u8> {
+    proxy_signals(store, h.id());
     h.start()?;
     if let Some(term) = h.take_terminal() {
         relay_terminal(term, interactive);
@@ -329,4 +334,48 @@ pub fn relay_terminal(term: std::fs::File, interactive: bool) {
         }
         let _ = out.flush();
     }
+}
+
+/// The signals `run` passes on to the container's process (docker's
+/// sig-proxy): blocked in this process from here on, and sent on by a
+/// thread. Called after the container's process exists, so that it does
+/// not inherit the blocked mask.
+const PROXIED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn proxy_signals(store: &ContainerStore, id: &str) {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset; the
+    // mask calls take valid pointers.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in PROXIED {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    let Ok(mut target) = store.get(id) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: set is a valid signal set; sig is written.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            if target.kill(sig).is_err() {
+                return;
+            }
+        }
+    });
 }
