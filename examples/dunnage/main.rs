@@ -172,29 +172,28 @@ fn run(mut args: Vec<OsString>) -> Res<u8> {
     };
     let rest = &args[1..];
     let verb = text(&cmd)?;
-    if !matches!(verb, "inspect") {
+    // Container verbs take text arguments (names, flags, commands); the
+    // image verbs keep paths as bytes.
+    if verbs::VERBS.contains(&verb) {
         let words: Vec<String> = rest
             .iter()
             .map(|a| text(a).map(str::to_string))
             .collect::<Res<_>>()?;
-        let store = || dunnage::container::ContainerStore::open(&root);
-        if verbs::VERBS.contains(&verb) {
-            let store = match store() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("dunnage: {e}");
-                    return Ok(125);
-                }
-            };
-            return Ok(match verbs::dispatch(&store, verb, &words) {
-                Some(Ok(code)) => code,
-                Some(Err(fail)) => {
-                    eprintln!("dunnage: {}", fail.msg);
-                    fail.code
-                }
-                None => 1,
-            });
-        }
+        let store = match dunnage::container::ContainerStore::open(&root) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("dunnage: {e}");
+                return Ok(125);
+            }
+        };
+        return Ok(match verbs::dispatch(&store, verb, &words) {
+            Some(Ok(code)) => code,
+            Some(Err(fail)) => {
+                eprintln!("dunnage: {}", fail.msg);
+                fail.code
+            }
+            None => 1,
+        });
     }
     image_verb(&root, verb, rest).map(|()| 0)
 }
