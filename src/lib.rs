@@ -11,7 +11,10 @@
 //! | [`image`] | `dunnage-image` | image configs, the imagedb, tags, docker save/load, OCI layouts |
 //!
 //! and composed into containers: [`container`] (the [`Container`] builder,
-//! [`ContainerStore`], [`ContainerHandle`]).
+//! [`ContainerStore`], [`ContainerHandle`]), [`profile`] (Docker's security
+//! profile as a value: [`profile::Profile::docker`], `privileged`,
+//! `unconfined`) and [`oci`] (bundles: config.json converted to a
+//! [`Container`], and a profile written out as a bundle runc and crun run).
 //!
 //! ```
 //! // Each crate is reachable through the facade.
@@ -19,6 +22,8 @@
 //! ```
 
 pub mod container;
+pub mod oci;
+pub mod profile;
 
 pub use container::{Container, ContainerHandle, ContainerStore};
 pub use dunnage_cgroups as cgroups;

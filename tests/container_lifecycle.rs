@@ -156,7 +156,7 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
         .unwrap();
     assert_eq!(spec.argv, ["sh", "-c", "true"]);
     assert_eq!((spec.uid, spec.gid), (1000, 1000));
-    assert_eq!(spec.additional_gids, [50]);
+    assert_eq!(spec.additional_gids, [50, 1000]);
     assert_eq!(spec.cwd, "/tmp");
     assert_eq!(spec.hostname, spec.short_id());
     assert_eq!(spec.capabilities, ["CAP_NET_ADMIN"]);
@@ -165,6 +165,24 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert!(spec.env.iter().any(|e| e.starts_with("PATH=")));
     assert!(spec.env.contains(&"HOME=/home/web".to_string()));
     assert_eq!(spec.masked_paths.len(), 10);
+    // Resources in docker's units, with docker's swap default.
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .memory(32 << 20)
+        .cpus(0.5)
+        .pids_limit(10)
+        .cpu_shares(512)
+        .cpuset_cpus("0")
+        .io_weight(300)
+        .hugetlb("2MB", 4 << 20)
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.resources.memory_swap, Some(64 << 20));
+    assert_eq!(
+        (spec.resources.cpu_quota, spec.resources.cpu_period),
+        (Some(50_000), Some(100_000))
+    );
+    assert_eq!(spec.resources.hugetlb, [("2MB".to_string(), 4 << 20)]);
     // Docker's 14 capabilities by default.
     let spec = Container::rootfs(&root).arg("x").resolve(&store).unwrap();
     assert_eq!(spec.capabilities.len(), 14);
@@ -235,6 +253,10 @@ fn true_and_exit_codes() {
     for (args, code) in [(vec!["/bin/true"], 0), (vec!["sh", "-c", "exit 7"], 7)] {
         let mut c = f.container().args(args).create(&f.store).unwrap();
         assert_eq!(c.status().unwrap(), Status::Created);
+        let layer = c.layer().unwrap().unwrap();
+        assert_eq!(layer.init_id, Some(format!("{}-init", layer.mount_id)));
+        let rootfs = c.rootfs_path().unwrap().unwrap();
+        assert!(rootfs.join(".dockerenv").exists());
         c.start().unwrap();
         let exit = c.wait().unwrap();
         assert_eq!(exit.code, Some(code));
@@ -619,7 +641,7 @@ fn detached_created_then_started_elsewhere() {
 fn docker_profile_seen_inside() {
     require_root!();
     let f = Fixture::new();
-    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp)' /proc/self/status; \
                   cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
                   head -c 1 /dev/zero | wc -c; \
                   mknod /tmp/sda b 8 0 && (head -c 1 /tmp/sda >/dev/null 2>&1 && echo read || echo denied); \
@@ -641,15 +663,18 @@ fn docker_profile_seen_inside() {
     };
     assert_eq!(
         run(&mut f.container()),
-        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n1\ndenied\n0\nro\nrw-root\n"
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n0\n1\ndenied\n0\nro\nrw-root\n"
     );
     let text = run(f
         .container()
         .cap_drop("ALL")
         .no_new_privileges(true)
-        .readonly_rootfs(true));
+        .readonly_rootfs(true)
+        .seccomp(Seccomp::Unconfined));
     assert!(
-        text.starts_with("CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"),
+        text.starts_with(
+            "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t0\n"
+        ),
         "{text}"
     );
     assert!(!text.contains("rw-root"), "{text}");
@@ -734,4 +759,169 @@ fn tty_network_join_host_and_update() {
     );
     a.remove(true).unwrap();
     f.assert_clean();
+}
+
+#[test]
+fn privileged_as_docker() {
+    require_root!();
+    let f = Fixture::new();
+    let script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; \
+                  ls /dev/kmsg 2>/dev/null; head -c 1 /dev/kmsg >/dev/null 2>&1 && echo kmsg-read; \
+                  grep -c ' /proc/kcore ' /proc/self/mounts; \
+                  grep -E ' /sys sysfs ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let run = |c: &mut Container| {
+        let mut h = c
+            .args(["sh", "-c", script])
+            .stdout(StdioMode::Piped)
+            .create(&f.store)
+            .unwrap();
+        let out = h.take_stdout().unwrap();
+        h.start().unwrap();
+        let text = read_all(out);
+        h.wait().unwrap();
+        h.remove(false).unwrap();
+        text
+    };
+    // Every capability this process has (its effective set).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        run(f.container().privileged(true)),
+        format!("CapEff:\t{all}\nSeccomp:\t0\n/dev/kmsg\nkmsg-read\n0\nrw\n")
+    );
+    assert_eq!(
+        run(&mut f.container()),
+        "CapEff:\t00000000a80425fb\nSeccomp:\t2\n0\nro\n"
+    );
+    f.assert_clean();
+}
+
+#[test]
+fn profile_is_a_value_the_caller_changes() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f.container();
+    let p = c.security_profile_mut();
+    p.capabilities.retain(|cap| cap != "CAP_CHOWN");
+    p.masked_paths.push("/etc/motd-masked".into());
+    p.mounts.retain(|m| m.destination != "/dev/mqueue");
+    p.devices
+        .push(dunnage::profile::DeviceNode::char("/dev/kmsg", 1, 11));
+    p.device_rules
+        .push(dunnage::profile::DeviceRule::allow_char(1, 11));
+    let mut h = c
+        .args([
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status; grep -c mqueue /proc/self/mounts; \
+             test -c /dev/kmsg && echo kmsg",
+        ])
+        .stdout(StdioMode::Piped)
+        .create(&f.store)
+        .unwrap();
+    let out = h.take_stdout().unwrap();
+    h.start().unwrap();
+    assert_eq!(read_all(out), "CapEff:\t00000000a80425fa\n0\nkmsg\n");
+    h.wait().unwrap();
+    h.remove(false).unwrap();
+    f.assert_clean();
+}
+
+#[test]
+fn from_a_rootfs_directory() {
+    require_root!();
+    let f = Fixture::new();
+    let root = f.tmp.join("plain-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let mut c = Container::rootfs(&root);
+    let mut h = c
+        .cgroup_parent(&f.parent)
+        .args(["/bin/sh", "-c", "echo hi > /made-here; exit 4"])
+        .create(&f.store)
+        .unwrap();
+    h.start().unwrap();
+    assert_eq!(h.wait().unwrap().code, Some(4));
+    assert!(matches!(
+        h.commit(&ImageChanges::default()),
+        Err(Error::Unsupported { .. })
+    ));
+    h.remove(false).unwrap();
+    // Used in place: the change is in the directory, which remove keeps.
+    assert_eq!(
+        std::fs::read_to_string(root.join("made-here")).unwrap(),
+        "hi\n"
+    );
+    f.assert_clean();
+}
+
+#[test]
+fn monitor_refuses_bad_input() {
+    let tmp = TempDir::new("monitor-input").unwrap();
+    for junk in [
+        &b""[..],
+        b"{",
+        b"null",
+        b"{\"id\":\"../../x\"}",
+        b"\xff\xfe\x00",
+    ] {
+        let mut child = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+            .arg(dunnage::container::monitor::MONITOR_ARG)
+            .arg(tmp.join("store"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(junk).unwrap();
+        let mut answer = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut answer)
+            .unwrap();
+        child.wait().unwrap();
+        assert!(answer.starts_with("err "), "{answer:?}");
+    }
+    // A well-formed spec naming a path outside the store is refused too.
+    let store = ContainerStore::open(tmp.join("store")).unwrap();
+    let root = tmp.join("r");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut spec = Container::rootfs(&root)
+        .arg("true")
+        .resolve(&store)
+        .unwrap();
+    spec.id = "../../../../tmp/x".into();
+    let mut child = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .arg(dunnage::container::monitor::MONITOR_ARG)
+        .arg(tmp.join("store"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let json = serde_json::to_vec(&spec).unwrap();
+        child.stdin.take().unwrap().write_all(&json).unwrap();
+    }
+    let mut answer = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut answer)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(answer.starts_with("err invalid container ID"), "{answer:?}");
+    // Without the marker the binary says how it is meant to be started.
+    let out = StdCommand::new(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
