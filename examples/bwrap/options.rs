@@ -44,6 +44,18 @@ pub enum Op {
         target: OsString,
         link: PathBuf,
     },
+    /// `--file` (`bind: None`), `--bind-data` (`Some(false)`),
+    /// `--ro-bind-data` (`Some(true)`).
+    File {
+        fd: OwnedFd,
+        dest: PathBuf,
+        perms: Option<u32>,
+        bind: Option<bool>,
+    },
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+    },
 }
 
 #[derive(Default)]
@@ -220,6 +232,28 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                 let link = path(&mut args)?;
                 o.ops.push(Op::Symlink { target, link });
             }
+            "--file" | "--bind-data" | "--ro-bind-data" => {
+                let fd = own_fd(parse_fd(&next(&mut args, &a)?)?);
+                let dest = path(&mut args)?;
+                o.ops.push(Op::File {
+                    fd,
+                    dest,
+                    perms: perms.take(),
+                    bind: match a.as_str() {
+                        "--file" => None,
+                        "--bind-data" => Some(false),
+                        _ => Some(true),
+                    },
+                });
+            }
+            "--chmod" => {
+                let v = next(&mut args, &a)?;
+                let p = path(&mut args)?;
+                match v.to_str().and_then(|s| u32::from_str_radix(s, 8).ok()) {
+                    Some(mode) if mode <= 0o7777 => o.ops.push(Op::Chmod { path: p, mode }),
+                    _ => return fail(format!("--chmod takes an octal argument, not {v:?}")),
+                }
+            }
             "--perms" => {
                 let v = next(&mut args, &a)?;
                 match v.to_str().and_then(|s| u32::from_str_radix(s, 8).ok()) {
@@ -259,10 +293,6 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
             "--info-fd" => o.info_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--json-status-fd" => o.json_status_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--add-seccomp-fd"
-            | "--file"
-            | "--bind-data"
-            | "--ro-bind-data"
-            | "--chmod"
             | "--lock-file"
             | "--userns-block-fd"
             | "--userns2"

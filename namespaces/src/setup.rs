@@ -214,6 +214,17 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 state.root = fd;
                 Ok(())
             }
+            Step::TmpfsRoot => crate::rootops::tmpfs_root(),
+            Step::MakeDir { target, mode } => crate::rootops::make_dir(state.root, target, *mode),
+            Step::Chmod { target, mode } => crate::rootops::chmod(state.root, target, *mode),
+            Step::WriteFile { target, fd, mode } => {
+                crate::rootops::write_file(state.root, target, *fd, *mode)
+            }
+            Step::RemountReadOnly(target) => crate::rootops::remount_readonly(state.root, target),
+            Step::SelfBind(target) => crate::rootops::self_bind(state.root, target),
+            Step::ReadonlyIfWritable(target) => {
+                crate::rootops::readonly_if_writable(state.root, target)
+            }
             Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
             Step::CgroupBind {
                 key,
