@@ -169,6 +169,16 @@ fn the_view_from_inside_matches_bubblewrap_unprivileged() {
             "x",
         ][..],
         &["--unshare-user", "--uid", "123", "--gid", "456"][..],
+        &["--unshare-user", "--cap-add", "CAP_NET_ADMIN"][..],
+        &[
+            "--unshare-user",
+            "--uid",
+            "0",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_KILL",
+        ][..],
     ] {
         let out = assert_same(&setpriv, &args(&[FS, &env, ns, &["sh", "-c", VIEW]]));
         assert!(out.contains("user new"), "{out}");

@@ -14,7 +14,7 @@
 //! `--perms` and `--size`), `--mqueue`, `--dir`, `--symlink`, `--file FD
 //! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`
 //! (one program), `--new-session`, `--die-with-parent`, `--cap-add`,
-//! `--cap-drop`, `--block-fd`, `--sync-fd`, `--info-fd`,
+//! `--cap-drop` (also unprivileged with a user namespace), `--block-fd`, `--sync-fd`, `--info-fd`,
 //! `--json-status-fd`, `--args FD`, `--help`, `--version`, then the
 //! command.
 //!
@@ -340,9 +340,23 @@ fn run(mut o: Options) -> Result<i32, Fail> {
             inheritable: inh,
             ambient: inh,
         });
+    } else if userns && !o.cap_add.is_empty() {
+        // In its own user namespace the sandbox may hold what it asks
+        // for, in all five sets, whatever its uid (as bwrap).
+        // (It starts with none: --cap-drop only checks its names.)
+        cap_set(&o.cap_drop, all)?;
+        let set = cap_set(&o.cap_add, all)?;
+        cmd.capabilities(Capabilities {
+            bounding: set,
+            effective: set,
+            permitted: set,
+            inheritable: set,
+            ambient: set,
+        })
+        .keep_capabilities(uid != 0);
     } else {
         if !o.cap_add.is_empty() {
-            return fail("--cap-add needs a root caller and the sandbox's uid 0");
+            return fail("--cap-add needs a root caller or --unshare-user");
         }
         cmd.capabilities(Capabilities::default());
     }
