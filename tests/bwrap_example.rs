@@ -387,3 +387,34 @@ fn filesystem_operations_in_order_match_bubblewrap() {
         }
     }
 }
+
+/// In a new pid namespace the command is pid 2 under bubblewrap's init
+/// (pid 1, named bwrap) unless `--as-pid-1`; exit statuses, deaths by
+/// signal and exec failures come out the same, as root and unprivileged.
+#[test]
+fn the_init_process_matches_bubblewrap() {
+    require_root!();
+    require_command!("bwrap");
+    require_command!("setpriv");
+    let setpriv = [
+        "setpriv",
+        "--reuid",
+        "1000",
+        "--regid",
+        "1000",
+        "--clear-groups",
+    ];
+    for prefix in [&[][..], &setpriv[..]] {
+        for pid in [&["--unshare-pid"][..], &["--unshare-pid", "--as-pid-1"][..]] {
+            for cmd in [
+                &["sh", "-c", "echo $$; cat /proc/1/comm; exit 7"][..],
+                &["sh", "-c", "kill -TERM $$"][..],
+                &["sh", "-c", "kill -KILL $$"][..],
+                &["sh", "-c", "sleep 1 & exit 4"][..],
+                &["/nonexistent"][..],
+            ] {
+                assert_same(prefix, &args(&[FS, pid, cmd]));
+            }
+        }
+    }
+}

@@ -14,15 +14,16 @@
 //! `--perms` and `--size`), `--mqueue`, `--dir`, `--symlink`, `--file FD
 //! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`
 //! (one program), `--new-session`, `--die-with-parent`, `--cap-add`,
-//! `--cap-drop` (also unprivileged with a user namespace), `--block-fd`, `--sync-fd`, `--info-fd`,
+//! `--cap-drop` (also unprivileged with a user namespace), `--block-fd`,
+//! `--sync-fd`, `--info-fd`,
 //! `--json-status-fd`, `--args FD`, `--help`, `--version`, then the
 //! command.
 //!
 //! The root is a tmpfs made in the sandbox's mount namespace (nothing of
 //! the host is used or left behind); the filesystem operations run there
-//! in command-line order. Differences from bubblewrap: in a new pid
-//! namespace the command itself is pid 1 (bubblewrap's `--as-pid-1`,
-//! accepted; bubblewrap's own init is not there); `--bind-data` data is a
+//! in command-line order. In a new pid namespace the command runs as pid 2
+//! under a small init, as bubblewrap's (unless `--as-pid-1`). Differences
+//! from bubblewrap: `--bind-data` data is a
 //! file of the root bound onto itself (bubblewrap binds a deleted file, so
 //! its link count is 0); an unprivileged caller's user namespace maps only
 //! the sandbox's ids, so what the kernel makes owned by the namespace's
@@ -253,6 +254,7 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         .namespaces(kinds)
         .no_new_privileges(true)
         .new_session(o.new_session)
+        .init_process(!o.as_pid_1)
         .loopback_up(kinds.contains(Kind::Net))
         .uid(uid)
         .gid(gid);

@@ -76,6 +76,7 @@ pub struct Options {
     pub seccomp: Option<BpfProgram>,
     pub new_session: bool,
     pub die_with_parent: bool,
+    pub as_pid_1: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub block_fd: Option<RawFd>,
@@ -281,7 +282,7 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
             }
             "--new-session" => o.new_session = true,
             "--die-with-parent" => o.die_with_parent = true,
-            "--as-pid-1" => {}
+            "--as-pid-1" => o.as_pid_1 = true,
             "--cap-add" => o
                 .cap_add
                 .push(next(&mut args, &a)?.to_string_lossy().into()),

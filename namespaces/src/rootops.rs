@@ -61,7 +61,10 @@ pub enum RootOp {
         link: PathBuf,
     },
     /// A regular file with this mode, its contents read from `source` to
-    /// its end (bubblewrap's `--file FD DEST`).
+    /// its end (bubblewrap's `--file FD DEST`) by the child. The child has
+    /// a copy of every descriptor of the parent until it executes the
+    /// program: a pipe's write end must be closed in the parent (or the
+    /// data written elsewhere) before the spawn, or the read never ends.
     File {
         /// Where, inside the rootfs.
         path: PathBuf,
@@ -102,6 +105,17 @@ impl Command {
         self.rootfs = Some(PathBuf::from(NEW_ROOT));
         self.tmpfs_root = true;
         self.kinds = self.kinds.with(crate::kind::Kind::Mount);
+        self
+    }
+
+    /// With a new pid namespace, keep the child as the namespace's init
+    /// (pid 1) and run the program as its child (pid 2), as bubblewrap does
+    /// without `--as-pid-1`: the init reaps orphans and exits with the
+    /// program's status (128 + the signal number when a signal killed it)
+    /// as soon as the program exits, which ends the namespace's other
+    /// processes. Signals sent to the init are not forwarded.
+    pub fn init_process(&mut self, yes: bool) -> &mut Command {
+        self.init = yes;
         self
     }
 

@@ -69,6 +69,7 @@ pub struct Command {
     pub(crate) hook: Option<Hook>,
     pub(crate) rootfs: Option<PathBuf>,
     pub(crate) tmpfs_root: bool,
+    pub(crate) init: bool,
     pub(crate) root_ops: Vec<(usize, crate::rootops::RootOp)>,
     pub(crate) readonly_rootfs: bool,
     pub(crate) rootfs_propagation: Option<Propagation>,
@@ -128,6 +129,7 @@ impl Command {
             hook: None,
             rootfs: None,
             tmpfs_root: false,
+            init: false,
             root_ops: Vec::new(),
             readonly_rootfs: false,
             rootfs_propagation: None,
@@ -441,6 +443,7 @@ impl Command {
         let mut plan = Plan {
             steps: &steps,
             err_write: err_write.as_raw_fd(),
+            init: self.init && self.kinds.contains(Kind::Pid),
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {
