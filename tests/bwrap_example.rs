@@ -253,20 +253,18 @@ fn environment_and_args_fd_match_bubblewrap() {
     assert_eq!(ours.status.code(), theirs.status.code());
 }
 
-#[test]
-fn a_seccomp_program_from_an_fd_is_loaded_like_bubblewrap() {
-    require_root!();
-    require_command!("bwrap");
-    // A classic BPF program: EPERM for uname(2) on x86_64, allow the rest.
+/// A classic BPF program: `errno` for syscall `nr` on x86_64, allow the
+/// rest.
+fn deny_program(nr: u32, errno: u32) -> Vec<u8> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     let insns: [(u16, u8, u8, u32); 7] = [
-        (0x20, 0, 0, 4),                 // ld arch
-        (0x15, 1, 0, AUDIT_ARCH_X86_64), // jeq x86_64
-        (0x06, 0, 0, 0x7fff_0000),       // ret allow (other arches)
-        (0x20, 0, 0, 0),                 // ld nr
-        (0x15, 0, 1, 63),                // jeq uname
-        (0x06, 0, 0, 0x0005_0001),       // ret errno(EPERM)
-        (0x06, 0, 0, 0x7fff_0000),       // ret allow
+        (0x20, 0, 0, 4),                   // ld arch
+        (0x15, 1, 0, AUDIT_ARCH_X86_64),   // jeq x86_64
+        (0x06, 0, 0, 0x7fff_0000),         // ret allow (other arches)
+        (0x20, 0, 0, 0),                   // ld nr
+        (0x15, 0, 1, nr),                  // jeq nr
+        (0x06, 0, 0, 0x0005_0000 | errno), // ret errno
+        (0x06, 0, 0, 0x7fff_0000),         // ret allow
     ];
     let mut bytes = Vec::new();
     for (code, jt, jf, k) in insns {
@@ -274,9 +272,17 @@ fn a_seccomp_program_from_an_fd_is_loaded_like_bubblewrap() {
         bytes.extend([jt, jf]);
         bytes.extend_from_slice(&k.to_ne_bytes());
     }
+    bytes
+}
+
+#[test]
+fn a_seccomp_program_from_an_fd_is_loaded_like_bubblewrap() {
+    require_root!();
+    require_command!("bwrap");
     let dir = TempDir::new("bwrap-seccomp").unwrap();
     let prog = dir.join("prog.bpf");
-    std::fs::write(&prog, &bytes).unwrap();
+    // EPERM for uname(2).
+    std::fs::write(&prog, deny_program(63, 1)).unwrap();
     let line = format!(
         "exec \"$0\" {} --seccomp 3 sh -c 'grep -E \"^Seccomp\" /proc/self/status; uname; echo $?' 3< {}",
         FS.join(" "),
@@ -297,6 +303,63 @@ fn a_seccomp_program_from_an_fd_is_loaded_like_bubblewrap() {
         "{}",
         text(&ours)
     );
+}
+
+/// `--add-seccomp-fd` twice: both filters stacked, in order, as root and
+/// unprivileged; and refused with `--seccomp`.
+#[test]
+fn stacked_seccomp_programs_match_bubblewrap() {
+    require_root!();
+    require_command!("bwrap");
+    require_command!("setpriv");
+    let dir = TempDir::new("bwrap-seccomp2").unwrap();
+    // uname: EPERM from one, EACCES from the other; which errno the
+    // sandbox sees depends on the order of loading.
+    std::fs::write(dir.join("a.bpf"), deny_program(63, 1)).unwrap();
+    std::fs::write(dir.join("b.bpf"), deny_program(63, 13)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let line = format!(
+        "exec $PREFIX \"$0\" {} \"$@\" sh -c 'grep -E \"^Seccomp\" /proc/self/status; uname; echo $?' \
+         3< {a} 4< {b} 5< {a}",
+        FS.join(" "),
+        a = dir.join("a.bpf").display(),
+        b = dir.join("b.bpf").display(),
+    );
+    for prefix in ["", "setpriv --reuid 1000 --regid 1000 --clear-groups"] {
+        for opts in [
+            &["--add-seccomp-fd", "3", "--add-seccomp-fd", "4"][..],
+            &["--add-seccomp-fd", "4", "--add-seccomp-fd", "3"][..],
+            &["--seccomp", "3", "--add-seccomp-fd", "4"][..],
+        ] {
+            let run = |program: &str| {
+                Command::new("sh")
+                    .env("PREFIX", prefix)
+                    .args(["-c", &line, program])
+                    .args(opts)
+                    .output()
+                    .unwrap()
+            };
+            let ours = run(example().to_str().unwrap());
+            let theirs = run("bwrap");
+            assert_eq!(
+                ours.status.code(),
+                theirs.status.code(),
+                "{prefix} {opts:?}"
+            );
+            if theirs.status.success() {
+                assert_eq!(text(&ours), text(&theirs), "{prefix} {opts:?}");
+                assert!(
+                    text(&ours).contains("Seccomp_filters:\t2"),
+                    "{}",
+                    text(&ours)
+                );
+            }
+        }
+    }
 }
 
 #[test]

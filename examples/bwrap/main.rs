@@ -12,8 +12,8 @@
 //! `--bind|--bind-try|--ro-bind|--ro-bind-try|--dev-bind|--dev-bind-try SRC
 //! DEST`, `--remount-ro`, `--proc`, `--dev DEST`, `--tmpfs` (with
 //! `--perms` and `--size`), `--mqueue`, `--dir`, `--symlink`, `--file FD
-//! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`
-//! (one program), `--new-session`, `--die-with-parent`, `--cap-add`,
+//! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`,
+//! `--add-seccomp-fd FD` (repeated, stacked), `--new-session`, `--die-with-parent`, `--cap-add`,
 //! `--cap-drop` (also unprivileged with a user namespace), `--block-fd`,
 //! `--sync-fd`, `--info-fd`,
 //! `--json-status-fd`, `--args FD`, `--help`, `--version`, then the
@@ -28,7 +28,7 @@
 //! its link count is 0); an unprivileged caller's user namespace maps only
 //! the sandbox's ids, so what the kernel makes owned by the namespace's
 //! root (the devpts directory) shows as the overflow uid;
-//! `--add-seccomp-fd`, `--lock-file`, `--userns-block-fd` are refused.
+//! `--lock-file`, `--userns-block-fd` are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
@@ -364,6 +364,9 @@ fn run(mut o: Options) -> Result<i32, Fail> {
     }
     if let Some(p) = o.seccomp {
         cmd.seccomp(p);
+    }
+    for p in std::mem::take(&mut o.add_seccomp) {
+        cmd.add_seccomp(p);
     }
     if o.die_with_parent {
         cmd.parent_death_signal(libc::SIGKILL);

@@ -74,6 +74,7 @@ pub struct Options {
     pub env: Vec<(OsString, Option<OsString>)>,
     pub ops: Vec<Op>,
     pub seccomp: Option<BpfProgram>,
+    pub add_seccomp: Vec<BpfProgram>,
     pub new_session: bool,
     pub die_with_parent: bool,
     pub as_pid_1: bool,
@@ -273,6 +274,9 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                 if o.seccomp.is_some() {
                     return fail("--seccomp cannot be repeated");
                 }
+                if !o.add_seccomp.is_empty() {
+                    return fail("--seccomp cannot be combined with --add-seccomp-fd");
+                }
                 let fd = parse_fd(&next(&mut args, &a)?)?;
                 let file = std::fs::File::from(own_fd(fd));
                 o.seccomp = Some(
@@ -293,8 +297,18 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
             "--sync-fd" => o.sync_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--info-fd" => o.info_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--json-status-fd" => o.json_status_fd = Some(parse_fd(&next(&mut args, &a)?)?),
-            "--add-seccomp-fd"
-            | "--lock-file"
+            "--add-seccomp-fd" => {
+                if o.seccomp.is_some() {
+                    return fail("--add-seccomp-fd cannot be combined with --seccomp");
+                }
+                let fd = parse_fd(&next(&mut args, &a)?)?;
+                let file = std::fs::File::from(own_fd(fd));
+                o.add_seccomp.push(
+                    BpfProgram::read_from(file)
+                        .map_err(|e| Fail(format!("Invalid seccomp data: {e}")))?,
+                );
+            }
+            "--lock-file"
             | "--userns-block-fd"
             | "--userns2"
             | "--disable-userns"
