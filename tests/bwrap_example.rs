@@ -481,3 +481,51 @@ fn the_init_process_matches_bubblewrap() {
         }
     }
 }
+
+/// `--userns-block-fd` with `--info-fd`, unprivileged: the caller reads
+/// the child's pid, writes its id maps, then lets it go; the sandbox runs
+/// with those maps. Without `--info-fd` it is refused, as bubblewrap does.
+#[test]
+fn the_caller_maps_ids_with_userns_block_fd_like_bubblewrap() {
+    require_root!();
+    require_command!("bwrap");
+    require_command!("setpriv");
+    let script = format!(
+        "cd \"$1\" && mkfifo info block || exit 9; \
+         \"$0\" {} --unshare-user --unshare-pid --info-fd 3 --userns-block-fd 4 \
+            sh -c 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map' 4<block 3>info & \
+         exec 5>block; \
+         while read -r l; do case $l in *child-pid*) pid=${{l##*: }}; pid=${{pid%,}};; esac; \
+           [ \"$l\" = '}}' ] && break; done < info; \
+         echo '0 1000 1' > /proc/$pid/uid_map; echo deny > /proc/$pid/setgroups; \
+         echo '0 1000 1' > /proc/$pid/gid_map; \
+         echo go >&5; exec 5>&-; wait $!",
+        FS.join(" ")
+    );
+    let mut seen = Vec::new();
+    // Absolute: the script changes directory before running it.
+    let ours = std::fs::canonicalize(example()).unwrap();
+    for program in [ours.to_string_lossy().into_owned(), "bwrap".to_owned()] {
+        let dir = TempDir::new("bwrap-userns-block").unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let out = Command::new("setpriv")
+            .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
+            .args(["sh", "-c", &script, &program])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        seen.push((text(&out), out.status.code()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(seen[0].0.starts_with("0\n0\n"), "{:?}", seen[0]);
+    let (ours, theirs) = both(
+        &[],
+        &args(&[FS, &["--unshare-user", "--userns-block-fd", "4", "true"]]),
+    );
+    assert_eq!(ours.status.code(), theirs.status.code());
+    assert_eq!(ours.status.code(), Some(1));
+}

@@ -13,22 +13,26 @@
 //! DEST`, `--remount-ro`, `--proc`, `--dev DEST`, `--tmpfs` (with
 //! `--perms` and `--size`), `--mqueue`, `--dir`, `--symlink`, `--file FD
 //! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`,
-//! `--add-seccomp-fd FD` (repeated, stacked), `--new-session`, `--die-with-parent`, `--cap-add`,
-//! `--cap-drop` (also unprivileged with a user namespace), `--block-fd`,
-//! `--sync-fd`, `--info-fd`,
+//! `--add-seccomp-fd FD` (repeated, stacked), `--new-session`,
+//! `--die-with-parent`, `--as-pid-1`, `--cap-add`, `--cap-drop` (also
+//! unprivileged with a user namespace), `--block-fd`, `--sync-fd`,
+//! `--info-fd`, `--userns-block-fd` (with `--info-fd`),
 //! `--json-status-fd`, `--args FD`, `--help`, `--version`, then the
 //! command.
 //!
 //! The root is a tmpfs made in the sandbox's mount namespace (nothing of
 //! the host is used or left behind); the filesystem operations run there
 //! in command-line order. In a new pid namespace the command runs as pid 2
-//! under a small init, as bubblewrap's (unless `--as-pid-1`). Differences
-//! from bubblewrap: `--bind-data` data is a
-//! file of the root bound onto itself (bubblewrap binds a deleted file, so
-//! its link count is 0); an unprivileged caller's user namespace maps only
-//! the sandbox's ids, so what the kernel makes owned by the namespace's
-//! root (the devpts directory) shows as the overflow uid;
-//! `--lock-file`, `--userns-block-fd` are refused.
+//! under a small init, as bubblewrap's (unless `--as-pid-1`).
+//!
+//! Differences from bubblewrap: `--bind-data` data is a file of the root
+//! bound onto itself (bubblewrap binds a deleted file, so its link count
+//! is 0); an unprivileged caller's user namespace maps only the sandbox's
+//! ids, so what the kernel makes owned by the namespace's root (the devpts
+//! directory) shows as the overflow uid; `--cap-add ALL` unprivileged
+//! lacks CAP_SYS_RESOURCE; with `--userns-block-fd` a root caller's
+//! sandbox starts (bubblewrap fails with EOVERFLOW making its root);
+//! `--lock-file` is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
@@ -255,10 +259,19 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         .no_new_privileges(true)
         .new_session(o.new_session)
         .init_process(!o.as_pid_1)
-        .loopback_up(kinds.contains(Kind::Net))
-        .uid(uid)
-        .gid(gid);
-    if userns {
+        .loopback_up(kinds.contains(Kind::Net));
+    // With --userns-block-fd the caller's maps decide; the ids stay those
+    // of the namespace's setup (its root) unless --uid/--gid say otherwise.
+    if o.userns_block_fd.is_none() || o.uid.is_some() {
+        cmd.uid(uid);
+    }
+    if o.userns_block_fd.is_none() || o.gid.is_some() {
+        cmd.gid(gid);
+    }
+    if o.userns_block_fd.is_some() && !(userns && o.info_fd.is_some()) {
+        return fail("--userns-block-fd requires --unshare-user and --info-fd");
+    }
+    if userns && o.userns_block_fd.is_none() {
         cmd.uid_map(vec![IdMap {
             inside: uid,
             outside: ruid,
@@ -386,39 +399,21 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         )),
         e => Fail(e.to_string()),
     };
-    let mut child = cmd.spawn().map_err(exec_error)?;
-    let pid = child.id();
-    // The ids of the namespaces made for the sandbox, as bwrap lists them.
-    let made: Vec<(String, String)> = [
-        (Kind::Cgroup, "cgroup"),
-        (Kind::Ipc, "ipc"),
-        (Kind::Mount, "mnt"),
-        (Kind::Net, "net"),
-        (Kind::Pid, "pid"),
-        (Kind::Uts, "uts"),
-    ]
-    .into_iter()
-    .filter(|(k, _)| kinds.contains(*k))
-    .filter_map(|(k, name)| {
-        let id = dunnage::namespaces::NamespaceId::of(pid, k).ok()?;
-        Some((format!("{name}-namespace"), id.ino.to_string()))
-    })
-    .collect();
-    if let Some(fd) = o.info_fd {
-        let mut text = format!("{{\n    \"child-pid\": {pid}");
-        for (k, v) in &made {
-            text.push_str(&format!(",\n    \"{k}\": {v}"));
-        }
-        text.push_str("\n}\n");
-        write_fd(fd, &text);
+    let (info_fd, json_fd) = (o.info_fd, o.json_status_fd);
+    if let Some(block) = o.userns_block_fd {
+        // bwrap's --userns-block-fd: the caller writes the id maps; the
+        // child waits while the pid and namespaces are reported and until
+        // the caller writes a byte.
+        cmd.before_start(move |pid| {
+            report(pid, kinds, info_fd, json_fd);
+            let mut byte = [0u8; 1];
+            let _ = std::fs::File::from(own_fd(block)).read(&mut byte);
+            Ok(())
+        });
     }
-    if let Some(fd) = o.json_status_fd {
-        let mut text = format!("{{ \"child-pid\": {pid}");
-        for (k, v) in &made {
-            text.push_str(&format!(", \"{k}\": {v}"));
-        }
-        text.push_str(" }\n");
-        write_fd(fd, &text);
+    let mut child = cmd.spawn().map_err(exec_error)?;
+    if o.userns_block_fd.is_none() {
+        report(child.id(), kinds, info_fd, json_fd);
     }
     if let Some(gate) = child.take_gate() {
         if let Some(fd) = o.block_fd {
@@ -435,6 +430,47 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         write_fd(fd, &format!("{{ \"exit-code\": {code} }}\n"));
     }
     Ok(code)
+}
+
+/// The child's pid and namespaces on --info-fd and --json-status-fd, as
+/// bwrap writes them.
+fn report(
+    pid: i32,
+    kinds: dunnage::namespaces::Kinds,
+    info_fd: Option<RawFd>,
+    json_fd: Option<RawFd>,
+) {
+    let made: Vec<(String, String)> = [
+        (Kind::Cgroup, "cgroup"),
+        (Kind::Ipc, "ipc"),
+        (Kind::Mount, "mnt"),
+        (Kind::Net, "net"),
+        (Kind::Pid, "pid"),
+        (Kind::Uts, "uts"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| kinds.contains(*k))
+    .filter_map(|(k, name)| {
+        let id = dunnage::namespaces::NamespaceId::of(pid, k).ok()?;
+        Some((format!("{name}-namespace"), id.ino.to_string()))
+    })
+    .collect();
+    if let Some(fd) = info_fd {
+        let mut text = format!("{{\n    \"child-pid\": {pid}");
+        for (k, v) in &made {
+            text.push_str(&format!(",\n    \"{k}\": {v}"));
+        }
+        text.push_str("\n}\n");
+        write_fd(fd, &text);
+    }
+    if let Some(fd) = json_fd {
+        let mut text = format!("{{ \"child-pid\": {pid}");
+        for (k, v) in &made {
+            text.push_str(&format!(", \"{k}\": {v}"));
+        }
+        text.push_str(" }\n");
+        write_fd(fd, &text);
+    }
 }
 
 /// A capability set of this process from `/proc/self/status`.

@@ -83,6 +83,7 @@ pub struct Options {
     pub block_fd: Option<RawFd>,
     pub sync_fd: Option<RawFd>,
     pub info_fd: Option<RawFd>,
+    pub userns_block_fd: Option<RawFd>,
     pub json_status_fd: Option<RawFd>,
     pub command: Vec<OsString>,
 }
@@ -308,11 +309,8 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                         .map_err(|e| Fail(format!("Invalid seccomp data: {e}")))?,
                 );
             }
-            "--lock-file"
-            | "--userns-block-fd"
-            | "--userns2"
-            | "--disable-userns"
-            | "--assert-userns-disabled" => {
+            "--userns-block-fd" => o.userns_block_fd = Some(parse_fd(&next(&mut args, &a)?)?),
+            "--lock-file" | "--userns2" | "--disable-userns" | "--assert-userns-disabled" => {
                 return fail(format!("{a} is not supported by this example"));
             }
             _ => return fail(format!("Unknown option {a}")),
