@@ -32,7 +32,9 @@
 //! directory) shows as the overflow uid; `--cap-add ALL` unprivileged
 //! lacks CAP_SYS_RESOURCE; with `--userns-block-fd` a root caller's
 //! sandbox starts (bubblewrap fails with EOVERFLOW making its root);
-//! `--lock-file` is refused.
+//! `--lock-file` is held by the init (pid 1) only: with `--as-pid-1` or
+//! without a pid namespace it ends when the command starts, and with
+//! `--block-fd`, `--info-fd` or `--json-status-fd` the start gate drops it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
@@ -214,6 +216,9 @@ fn apply_ops(cmd: &mut Command, ops: Vec<Op>, own_pid: bool) -> Result<(), Fail>
                     Some(false) => cmd.root_op(RootOp::SelfBind(dest)),
                     None => cmd,
                 };
+            }
+            Op::LockFile(path) => {
+                cmd.root_op(RootOp::LockFile(path));
             }
             Op::Chmod { path, mode } => {
                 cmd.root_op(RootOp::Chmod { path, mode });

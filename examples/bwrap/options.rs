@@ -56,6 +56,7 @@ pub enum Op {
         path: PathBuf,
         mode: u32,
     },
+    LockFile(PathBuf),
 }
 
 #[derive(Default)]
@@ -310,7 +311,8 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                 );
             }
             "--userns-block-fd" => o.userns_block_fd = Some(parse_fd(&next(&mut args, &a)?)?),
-            "--lock-file" | "--userns2" | "--disable-userns" | "--assert-userns-disabled" => {
+            "--lock-file" => o.ops.push(Op::LockFile(path(&mut args)?)),
+            "--userns2" | "--disable-userns" | "--assert-userns-disabled" => {
                 return fail(format!("{a} is not supported by this example"));
             }
             _ => return fail(format!("Unknown option {a}")),

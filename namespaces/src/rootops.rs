@@ -93,6 +93,12 @@ pub enum RootOp {
     /// Bind the path onto itself, making it a mount point (bubblewrap's
     /// `--bind-data` after the file is written).
     SelfBind(PathBuf),
+    /// Open the file and take a POSIX read lock on it (`F_SETLK`,
+    /// `F_RDLCK`), held by the child until it executes the program, or as
+    /// long as the sandbox runs with [`init_process`](Command::init_process)
+    /// (the init keeps it; bubblewrap's `--lock-file`). A start gate that
+    /// closes the inherited descriptors drops it.
+    LockFile(PathBuf),
 }
 
 impl Command {
@@ -165,6 +171,7 @@ impl Command {
             RootOp::ReadOnly(path) => Step::ReadonlyPath(checked(path)?),
             RootOp::RemountReadOnly(path) => Step::RemountReadOnly(checked(path)?),
             RootOp::SelfBind(path) => Step::SelfBind(checked(path)?),
+            RootOp::LockFile(path) => Step::LockFile(checked(path)?),
             RootOp::ReadOnlyIfWritable(path) => Step::ReadonlyIfWritable(checked(path)?),
         })
     }
@@ -301,4 +308,24 @@ pub(crate) fn self_bind(root: c_int, target: &InRoot) -> StepResult {
             std::ptr::null(),
         )
     })
+}
+
+/// Open `target` and take a read lock on it; the descriptor stays open
+/// (close-on-exec) for the life of this process.
+pub(crate) fn lock_file(root: c_int, target: &InRoot) -> StepResult {
+    let at = open_in_root(root, &target.path, 0, false)?;
+    // SAFETY: open/fcntl on a stack path and a zeroed flock.
+    unsafe {
+        let fd = libc::open(FdPath::new(at.0).ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        check(fd)?;
+        let mut lock: libc::flock = std::mem::zeroed();
+        lock.l_type = libc::F_RDLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        if libc::fcntl(fd, libc::F_SETLK, &raw const lock) < 0 {
+            let e = errno();
+            libc::close(fd);
+            return Err(e);
+        }
+    }
+    Ok(())
 }

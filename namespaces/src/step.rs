@@ -253,6 +253,8 @@ pub enum Step {
     RemountReadOnly(InRoot),
     /// Bind a path onto itself.
     SelfBind(InRoot),
+    /// Open a file and hold a POSIX read lock on it.
+    LockFile(InRoot),
     /// As [`Step::ReadonlyPath`], only when the path is writable.
     ReadonlyIfWritable(InRoot),
     /// Make an existing mount and the mounts below it read-only
@@ -367,6 +369,7 @@ impl Step {
             Step::ReadonlyIfWritable(_) => "read-only path",
             Step::RemountReadOnly(_) => "remount read-only",
             Step::SelfBind(_) => "bind onto itself",
+            Step::LockFile(_) => "lock file",
             Step::ReadonlyMount(_) => "read-only mount",
             Step::PivotRoot(_) => "pivot_root",
             Step::RemountRoot { .. } => "remount root",
@@ -478,6 +481,7 @@ impl fmt::Display for Step {
             Step::ReadonlyPath(target) => write!(f, "read-only {target}"),
             Step::RemountReadOnly(target) => write!(f, "remount {target} read-only"),
             Step::SelfBind(target) => write!(f, "bind {target} onto itself"),
+            Step::LockFile(target) => write!(f, "read lock on {target}"),
             Step::ReadonlyIfWritable(target) => write!(f, "read-only {target} if writable"),
             Step::ReadonlyMount(target) => write!(f, "read-only mount {target} (recursive)"),
             Step::PivotRoot(dir) => write!(f, "pivot_root into {}", show(dir)),
