@@ -170,6 +170,7 @@ fn the_view_from_inside_matches_bubblewrap_unprivileged() {
         ][..],
         &["--unshare-user", "--uid", "123", "--gid", "456"][..],
         &["--unshare-user", "--cap-add", "CAP_NET_ADMIN"][..],
+        &["--unshare-user", "--cap-add", "ALL"][..],
         &[
             "--unshare-user",
             "--uid",

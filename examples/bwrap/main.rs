@@ -26,14 +26,13 @@
 //! under a small init, as bubblewrap's (unless `--as-pid-1`).
 //!
 //! Differences from bubblewrap: `--bind-data` data is a file of the root
-//! bound onto itself (bubblewrap binds a deleted file, so its link count
-//! is 0); an unprivileged caller's user namespace maps only the sandbox's
-//! ids, so what the kernel makes owned by the namespace's root (the devpts
-//! directory) shows as the overflow uid; `--cap-add ALL` unprivileged
-//! lacks CAP_SYS_RESOURCE; with `--userns-block-fd` a root caller's
-//! sandbox starts (bubblewrap fails with EOVERFLOW making its root);
-//! `--lock-file` is held by the init (pid 1) only: with `--as-pid-1` or
-//! without a pid namespace it ends when the command starts, and with
+//! bound onto itself (bubblewrap binds a deleted file, so its link count is
+//! 0); an unprivileged caller's user namespace maps only the sandbox's ids,
+//! so what the kernel makes owned by the namespace's root (the devpts
+//! directory) shows as the overflow uid; with `--userns-block-fd` a root
+//! caller's sandbox starts (bubblewrap fails with EOVERFLOW making its
+//! root); `--lock-file` is held by the init (pid 1) only: with `--as-pid-1`
+//! or without a pid namespace it ends when the command starts, and with
 //! `--block-fd`, `--info-fd` or `--json-status-fd` the start gate drops it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -364,8 +363,17 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         // In its own user namespace the sandbox may hold what it asks
         // for, in all five sets, whatever its uid (as bwrap).
         // (It starts with none: --cap-drop only checks its names.)
-        cap_set(&o.cap_drop, all)?;
-        let set = cap_set(&o.cap_add, all)?;
+        // A new user namespace starts with a full bounding set (the
+        // kernel's set_cred_user_ns), whatever the caller's: ALL is every
+        // capability this kernel has.
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63);
+        let full = CapSet(u64::MAX >> (63 - last));
+        cap_set(&o.cap_drop, full)?;
+        let set = cap_set(&o.cap_add, full)?;
         cmd.capabilities(Capabilities {
             bounding: set,
             effective: set,
