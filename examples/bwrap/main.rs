@@ -10,22 +10,30 @@
 //! `--share-net`, `--userns FD`, `--pidns FD`, `--uid`, `--gid`,
 //! `--hostname`, `--chdir`, `--clearenv`, `--setenv`, `--unsetenv`,
 //! `--bind|--bind-try|--ro-bind|--ro-bind-try|--dev-bind|--dev-bind-try SRC
-//! DEST`, `--remount-ro`, `--proc`, `--dev` (at /dev), `--tmpfs` (with
-//! `--perms` and `--size`), `--mqueue`, `--dir` (with `--perms`),
-//! `--symlink`, `--seccomp FD` (one program), `--new-session`,
-//! `--die-with-parent`, `--cap-add`, `--cap-drop`, `--block-fd`,
-//! `--sync-fd`, `--info-fd`, `--json-status-fd`, `--args FD`, `--help`,
-//! `--version`, then the command.
+//! DEST`, `--remount-ro`, `--proc`, `--dev DEST`, `--tmpfs` (with
+//! `--perms` and `--size`), `--mqueue`, `--dir`, `--symlink`, `--file FD
+//! DEST`, `--bind-data|--ro-bind-data FD DEST`, `--chmod`, `--seccomp FD`,
+//! `--add-seccomp-fd FD` (repeated, stacked), `--new-session`,
+//! `--die-with-parent`, `--as-pid-1`, `--cap-add`, `--cap-drop` (also
+//! unprivileged with a user namespace), `--block-fd`, `--sync-fd`,
+//! `--info-fd`, `--userns-block-fd` (with `--info-fd`),
+//! `--json-status-fd`, `--args FD`, `--help`, `--version`, then the
+//! command.
 //!
-//! Differences from bubblewrap: the new root is an empty directory of the
-//! host (removed at exit) instead of a tmpfs, so `--dir` and `--symlink`
-//! are made there before the mounts (not inside a mount made earlier on
-//! the command line); in a new pid namespace the command itself is pid 1
-//! (bubblewrap's `--as-pid-1`, accepted; bubblewrap's own init is not
-//! there); `--dev` works at `/dev` only and makes no `/dev/shm` directory
-//! (nor `/dev/core` where the kernel has no `/proc/kcore`);
-//! `--add-seccomp-fd`, `--file`, `--bind-data`, `--ro-bind-data`,
-//! `--chmod`, `--lock-file`, `--userns-block-fd` are refused.
+//! The root is a tmpfs made in the sandbox's mount namespace (nothing of
+//! the host is used or left behind); the filesystem operations run there
+//! in command-line order. In a new pid namespace the command runs as pid 2
+//! under a small init, as bubblewrap's (unless `--as-pid-1`).
+//!
+//! Differences from bubblewrap: `--bind-data` data is a file of the root
+//! bound onto itself (bubblewrap binds a deleted file, so its link count is
+//! 0); an unprivileged caller's user namespace maps only the sandbox's ids,
+//! so what the kernel makes owned by the namespace's root (the devpts
+//! directory) shows as the overflow uid; with `--userns-block-fd` a root
+//! caller's sandbox starts (bubblewrap fails with EOVERFLOW making its
+//! root); `--lock-file` is held by the init (pid 1) only: with `--as-pid-1`
+//! or without a pid namespace it ends when the command starts, and with
+//! `--block-fd`, `--info-fd` or `--json-status-fd` the start gate drops it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
@@ -36,7 +44,9 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use dunnage::namespaces::{CapSet, Capabilities, Command, IdMap, Kind, Mount};
+use std::os::unix::ffi::OsStrExt;
+
+use dunnage::namespaces::{CapSet, Capabilities, Command, IdMap, Kind, Mount, RootOp};
 
 use options::{Fail, Op, Options, fail, own_fd, parse};
 
@@ -54,9 +64,74 @@ fn cap_set(names: &[String], all: CapSet) -> Result<CapSet, Fail> {
     Ok(set)
 }
 
-/// The sandbox's mounts and its pre-made directories and symlinks.
-fn apply_ops(cmd: &mut Command, ops: &[Op], root: &Path, own_pid: bool) -> Result<(), Fail> {
-    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+/// bwrap's `--dev DEST`: a tmpfs with the host's basic nodes bound in,
+/// the stdio and fd links, `shm`, a private devpts with `ptmx`, and the
+/// terminal as `console` when stdout is one.
+fn dev_ops(cmd: &mut Command, dest: &Path) {
+    cmd.mount(Mount::new("tmpfs", dest, &["nosuid", "nodev", "mode=0755"]));
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        cmd.mount(Mount::bind(
+            Path::new("/dev").join(node),
+            dest.join(node),
+            &["nosuid"],
+        ));
+    }
+    for (i, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+        cmd.root_op(RootOp::Symlink {
+            target: format!("/proc/self/fd/{i}").into(),
+            link: dest.join(name),
+        });
+    }
+    for (name, target) in [("fd", "/proc/self/fd"), ("core", "/proc/kcore")] {
+        cmd.root_op(RootOp::Symlink {
+            target: target.into(),
+            link: dest.join(name),
+        });
+    }
+    cmd.root_op(RootOp::Dir {
+        path: dest.join("shm"),
+        mode: 0o755,
+    });
+    cmd.mount(Mount::new(
+        "devpts",
+        dest.join("pts"),
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=620",
+        ],
+    ));
+    cmd.root_op(RootOp::Symlink {
+        target: "pts/ptmx".into(),
+        link: dest.join("ptmx"),
+    });
+    // SAFETY: isatty/ttyname on stdout; the name is copied at once.
+    let tty = unsafe {
+        if libc::isatty(1) == 1 {
+            let p = libc::ttyname(1);
+            (!p.is_null()).then(|| {
+                PathBuf::from(std::ffi::OsStr::from_bytes(
+                    std::ffi::CStr::from_ptr(p).to_bytes(),
+                ))
+            })
+        } else {
+            None
+        }
+    };
+    if let Some(tty) = tty {
+        cmd.mount(Mount::bind(
+            tty,
+            dest.join("console"),
+            &["nosuid", "noexec"],
+        ));
+    }
+}
+
+/// The sandbox's filesystem, in command-line order, on a tmpfs root.
+fn apply_ops(cmd: &mut Command, ops: Vec<Op>, own_pid: bool) -> Result<(), Fail> {
+    cmd.tmpfs_rootfs();
     for op in ops {
         match op {
             Op::Bind {
@@ -67,7 +142,7 @@ fn apply_ops(cmd: &mut Command, ops: &[Op], root: &Path, own_pid: bool) -> Resul
                 try_,
             } => {
                 if !src.exists() {
-                    if *try_ {
+                    if try_ {
                         continue;
                     }
                     return fail(format!(
@@ -76,55 +151,27 @@ fn apply_ops(cmd: &mut Command, ops: &[Op], root: &Path, own_pid: bool) -> Resul
                     ));
                 }
                 let mut options = vec!["rbind", "nosuid"];
-                if *ro {
+                if ro {
                     options.push("ro");
                 }
                 if !dev {
                     options.push("nodev");
                 }
-                cmd.mount(Mount {
-                    destination: dest.clone(),
-                    fstype: "bind".into(),
-                    source: src.clone(),
-                    options: options.iter().map(|s| s.to_string()).collect(),
-                });
-            }
-            Op::Proc(dest) if own_pid => {
-                cmd.mount(Mount::new("proc", dest, &["nosuid", "nodev", "noexec"]));
+                cmd.mount(Mount::bind(src, dest, &options));
             }
             Op::Proc(dest) => {
-                cmd.mount(Mount {
-                    destination: dest.clone(),
-                    fstype: "bind".into(),
-                    source: "/proc".into(),
-                    options: ["bind", "nosuid", "nodev", "noexec"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect(),
-                });
-            }
-            Op::Dev(dest) => {
-                if dest != Path::new("/dev") {
-                    return fail("--dev is supported at /dev only");
+                if own_pid {
+                    cmd.mount(Mount::new("proc", &dest, &["nosuid", "nodev", "noexec"]));
+                } else {
+                    // The host's, as bwrap binds it without a pid namespace.
+                    cmd.mount(Mount::bind("/proc", &dest, &["rbind", "nosuid", "nodev"]));
                 }
-                cmd.mount(Mount::new(
-                    "tmpfs",
-                    "/dev",
-                    &["nosuid", "nodev", "mode=755"],
-                ));
-                cmd.mount(Mount::new(
-                    "devpts",
-                    "/dev/pts",
-                    &[
-                        "nosuid",
-                        "noexec",
-                        "newinstance",
-                        "ptmxmode=0666",
-                        "mode=620",
-                    ],
-                ));
-                cmd.default_devices(true);
+                // As bwrap: what the sandbox could write there, read-only.
+                for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
+                    cmd.root_op(RootOp::ReadOnlyIfWritable(dest.join(sub)));
+                }
             }
+            Op::Dev(dest) => dev_ops(cmd, &dest),
             Op::Tmpfs { dest, perms, size } => {
                 let mut options = vec![
                     "nosuid".to_owned(),
@@ -141,52 +188,43 @@ fn apply_ops(cmd: &mut Command, ops: &[Op], root: &Path, own_pid: bool) -> Resul
                 cmd.mount(Mount::new("mqueue", dest, &[]));
             }
             Op::RemountRo(dest) => {
-                cmd.readonly_path(dest);
+                cmd.root_op(RootOp::RemountReadOnly(dest));
             }
             Op::Dir { dest, perms } => {
-                let dir = inside(dest);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Fail(format!("Can't mkdir {}: {e}", dest.display())))?;
-                let mode = perms.unwrap_or(0o755);
-                std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                    .map_err(|e| Fail(format!("Can't chmod {}: {e}", dest.display())))?;
+                cmd.root_op(RootOp::Dir {
+                    path: dest,
+                    mode: perms.unwrap_or(0o755),
+                });
             }
             Op::Symlink { target, link } => {
-                let at = inside(link);
-                if let Some(parent) = at.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                std::os::unix::fs::symlink(target, &at)
-                    .map_err(|e| Fail(format!("Can't make symlink at {}: {e}", link.display())))?;
+                cmd.root_op(RootOp::Symlink { target, link });
+            }
+            Op::File {
+                fd,
+                dest,
+                perms,
+                bind,
+            } => {
+                cmd.root_op(RootOp::File {
+                    path: dest.clone(),
+                    source: fd,
+                    mode: perms.unwrap_or(if bind.is_some() { 0o600 } else { 0o666 }),
+                });
+                match bind {
+                    Some(true) => cmd.root_op(RootOp::ReadOnly(dest)),
+                    Some(false) => cmd.root_op(RootOp::SelfBind(dest)),
+                    None => cmd,
+                };
+            }
+            Op::LockFile(path) => {
+                cmd.root_op(RootOp::LockFile(path));
+            }
+            Op::Chmod { path, mode } => {
+                cmd.root_op(RootOp::Chmod { path, mode });
             }
         }
     }
     Ok(())
-}
-
-/// The new root: an empty directory of the host, removed at exit.
-fn make_root() -> Result<PathBuf, Fail> {
-    let mut rnd = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut rnd);
-    }
-    let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    let name = format!(".bwrap-{}-{name}", std::process::id());
-    // $XDG_RUNTIME_DIR when this user may write there (an inherited one
-    // may be another user's), else the temporary directory.
-    let bases = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([std::env::temp_dir()]);
-    let mut last = None;
-    for base in bases {
-        let dir = base.join(&name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) => last = Some(format!("Can't make {}: {e}", dir.display())),
-        }
-    }
-    fail(last.unwrap_or_default())
 }
 
 fn write_fd(fd: RawFd, text: &str) {
@@ -195,11 +233,16 @@ fn write_fd(fd: RawFd, text: &str) {
     std::mem::forget(f);
 }
 
-fn run(o: Options, root: &Path) -> Result<i32, Fail> {
+fn run(mut o: Options) -> Result<i32, Fail> {
     // SAFETY: getuid/getgid have no preconditions.
     let (ruid, rgid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut kinds = o.kinds.with(Kind::Mount);
     if o.user_try && o.userns.is_none() && Kind::User.is_supported() {
+        kinds = kinds.with(Kind::User);
+    }
+    // As bwrap when not setuid: an unprivileged caller gets a user
+    // namespace for its privileges.
+    if ruid != 0 && o.userns.is_none() {
         kinds = kinds.with(Kind::User);
     }
     if o.cgroup_try && Kind::Cgroup.is_supported() {
@@ -217,13 +260,22 @@ fn run(o: Options, root: &Path) -> Result<i32, Fail> {
     let mut cmd = Command::new(&o.command[0]);
     cmd.args(&o.command[1..])
         .namespaces(kinds)
-        .rootfs(root)
         .no_new_privileges(true)
         .new_session(o.new_session)
-        .loopback_up(kinds.contains(Kind::Net))
-        .uid(uid)
-        .gid(gid);
-    if userns {
+        .init_process(!o.as_pid_1)
+        .loopback_up(kinds.contains(Kind::Net));
+    // With --userns-block-fd the caller's maps decide; the ids stay those
+    // of the namespace's setup (its root) unless --uid/--gid say otherwise.
+    if o.userns_block_fd.is_none() || o.uid.is_some() {
+        cmd.uid(uid);
+    }
+    if o.userns_block_fd.is_none() || o.gid.is_some() {
+        cmd.gid(gid);
+    }
+    if o.userns_block_fd.is_some() && !(userns && o.info_fd.is_some()) {
+        return fail("--userns-block-fd requires --unshare-user and --info-fd");
+    }
+    if userns && o.userns_block_fd.is_none() {
         cmd.uid_map(vec![IdMap {
             inside: uid,
             outside: ruid,
@@ -258,20 +310,22 @@ fn run(o: Options, root: &Path) -> Result<i32, Fail> {
             None => cmd.env_remove(k),
         };
     }
-    apply_ops(&mut cmd, &o.ops, root, own_pid)?;
+    let ops = std::mem::take(&mut o.ops);
+    let shown_cwd = |cwd: &Path| {
+        ops.iter().any(
+            |op| matches!(op, Op::Bind { src, dest, .. } if src == dest && cwd.starts_with(dest)),
+        )
+    };
+    let keep_cwd = std::env::current_dir().ok().filter(|c| shown_cwd(c));
+    apply_ops(&mut cmd, ops, own_pid)?;
     match &o.chdir {
         Some(dir) => {
             cmd.current_dir(dir);
         }
         None => {
             // bwrap keeps the working directory when the sandbox has it.
-            if let Ok(cwd) = std::env::current_dir() {
-                let shown = o.ops.iter().any(|op| {
-                    matches!(op, Op::Bind { src, dest, .. } if src == dest && cwd.starts_with(dest))
-                });
-                if shown {
-                    cmd.current_dir(cwd);
-                }
+            if let Some(cwd) = keep_cwd {
+                cmd.current_dir(cwd);
             }
         }
     }
@@ -305,14 +359,40 @@ fn run(o: Options, root: &Path) -> Result<i32, Fail> {
             inheritable: inh,
             ambient: inh,
         });
+    } else if userns && !o.cap_add.is_empty() {
+        // In its own user namespace the sandbox may hold what it asks
+        // for, in all five sets, whatever its uid (as bwrap).
+        // (It starts with none: --cap-drop only checks its names.)
+        // A new user namespace starts with a full bounding set (the
+        // kernel's set_cred_user_ns), whatever the caller's: ALL is every
+        // capability this kernel has.
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63);
+        let full = CapSet(u64::MAX >> (63 - last));
+        cap_set(&o.cap_drop, full)?;
+        let set = cap_set(&o.cap_add, full)?;
+        cmd.capabilities(Capabilities {
+            bounding: set,
+            effective: set,
+            permitted: set,
+            inheritable: set,
+            ambient: set,
+        })
+        .keep_capabilities(uid != 0);
     } else {
         if !o.cap_add.is_empty() {
-            return fail("--cap-add needs a root caller and the sandbox's uid 0");
+            return fail("--cap-add needs a root caller or --unshare-user");
         }
         cmd.capabilities(Capabilities::default());
     }
     if let Some(p) = o.seccomp {
         cmd.seccomp(p);
+    }
+    for p in std::mem::take(&mut o.add_seccomp) {
+        cmd.add_seccomp(p);
     }
     if o.die_with_parent {
         cmd.parent_death_signal(libc::SIGKILL);
@@ -332,39 +412,21 @@ fn run(o: Options, root: &Path) -> Result<i32, Fail> {
         )),
         e => Fail(e.to_string()),
     };
-    let mut child = cmd.spawn().map_err(exec_error)?;
-    let pid = child.id();
-    // The ids of the namespaces made for the sandbox, as bwrap lists them.
-    let made: Vec<(String, String)> = [
-        (Kind::Cgroup, "cgroup"),
-        (Kind::Ipc, "ipc"),
-        (Kind::Mount, "mnt"),
-        (Kind::Net, "net"),
-        (Kind::Pid, "pid"),
-        (Kind::Uts, "uts"),
-    ]
-    .into_iter()
-    .filter(|(k, _)| kinds.contains(*k))
-    .filter_map(|(k, name)| {
-        let id = dunnage::namespaces::NamespaceId::of(pid, k).ok()?;
-        Some((format!("{name}-namespace"), id.ino.to_string()))
-    })
-    .collect();
-    if let Some(fd) = o.info_fd {
-        let mut text = format!("{{\n    \"child-pid\": {pid}");
-        for (k, v) in &made {
-            text.push_str(&format!(",\n    \"{k}\": {v}"));
-        }
-        text.push_str("\n}\n");
-        write_fd(fd, &text);
+    let (info_fd, json_fd) = (o.info_fd, o.json_status_fd);
+    if let Some(block) = o.userns_block_fd {
+        // bwrap's --userns-block-fd: the caller writes the id maps; the
+        // child waits while the pid and namespaces are reported and until
+        // the caller writes a byte.
+        cmd.before_start(move |pid| {
+            report(pid, kinds, info_fd, json_fd);
+            let mut byte = [0u8; 1];
+            let _ = std::fs::File::from(own_fd(block)).read(&mut byte);
+            Ok(())
+        });
     }
-    if let Some(fd) = o.json_status_fd {
-        let mut text = format!("{{ \"child-pid\": {pid}");
-        for (k, v) in &made {
-            text.push_str(&format!(", \"{k}\": {v}"));
-        }
-        text.push_str(" }\n");
-        write_fd(fd, &text);
+    let mut child = cmd.spawn().map_err(exec_error)?;
+    if o.userns_block_fd.is_none() {
+        report(child.id(), kinds, info_fd, json_fd);
     }
     if let Some(gate) = child.take_gate() {
         if let Some(fd) = o.block_fd {
@@ -381,6 +443,47 @@ fn run(o: Options, root: &Path) -> Result<i32, Fail> {
         write_fd(fd, &format!("{{ \"exit-code\": {code} }}\n"));
     }
     Ok(code)
+}
+
+/// The child's pid and namespaces on --info-fd and --json-status-fd, as
+/// bwrap writes them.
+fn report(
+    pid: i32,
+    kinds: dunnage::namespaces::Kinds,
+    info_fd: Option<RawFd>,
+    json_fd: Option<RawFd>,
+) {
+    let made: Vec<(String, String)> = [
+        (Kind::Cgroup, "cgroup"),
+        (Kind::Ipc, "ipc"),
+        (Kind::Mount, "mnt"),
+        (Kind::Net, "net"),
+        (Kind::Pid, "pid"),
+        (Kind::Uts, "uts"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| kinds.contains(*k))
+    .filter_map(|(k, name)| {
+        let id = dunnage::namespaces::NamespaceId::of(pid, k).ok()?;
+        Some((format!("{name}-namespace"), id.ino.to_string()))
+    })
+    .collect();
+    if let Some(fd) = info_fd {
+        let mut text = format!("{{\n    \"child-pid\": {pid}");
+        for (k, v) in &made {
+            text.push_str(&format!(",\n    \"{k}\": {v}"));
+        }
+        text.push_str("\n}\n");
+        write_fd(fd, &text);
+    }
+    if let Some(fd) = json_fd {
+        let mut text = format!("{{ \"child-pid\": {pid}");
+        for (k, v) in &made {
+            text.push_str(&format!(", \"{k}\": {v}"));
+        }
+        text.push_str(" }\n");
+        write_fd(fd, &text);
+    }
 }
 
 /// A capability set of this process from `/proc/self/status`.
@@ -419,22 +522,10 @@ fn main() {
             eprintln!("bwrap: {msg}");
             1
         }
-        Ok(o) => match make_root() {
-            Err(Fail(msg)) => {
-                eprintln!("bwrap: {msg}");
-                1
-            }
-            Ok(root) => {
-                let code = run(o, &root).unwrap_or_else(|Fail(msg)| {
-                    eprintln!("bwrap: {msg}");
-                    1
-                });
-                // The mount points and links made in the root, never the
-                // mounts (they lived in the sandbox's mount namespace).
-                let _ = std::fs::remove_dir_all(&root);
-                code
-            }
-        },
+        Ok(o) => run(o).unwrap_or_else(|Fail(msg)| {
+            eprintln!("bwrap: {msg}");
+            1
+        }),
     };
     let _ = std::io::stdout().flush();
     std::process::exit(code);

@@ -44,6 +44,19 @@ pub enum Op {
         target: OsString,
         link: PathBuf,
     },
+    /// `--file` (`bind: None`), `--bind-data` (`Some(false)`),
+    /// `--ro-bind-data` (`Some(true)`).
+    File {
+        fd: OwnedFd,
+        dest: PathBuf,
+        perms: Option<u32>,
+        bind: Option<bool>,
+    },
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+    },
+    LockFile(PathBuf),
 }
 
 #[derive(Default)]
@@ -62,13 +75,16 @@ pub struct Options {
     pub env: Vec<(OsString, Option<OsString>)>,
     pub ops: Vec<Op>,
     pub seccomp: Option<BpfProgram>,
+    pub add_seccomp: Vec<BpfProgram>,
     pub new_session: bool,
     pub die_with_parent: bool,
+    pub as_pid_1: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub block_fd: Option<RawFd>,
     pub sync_fd: Option<RawFd>,
     pub info_fd: Option<RawFd>,
+    pub userns_block_fd: Option<RawFd>,
     pub json_status_fd: Option<RawFd>,
     pub command: Vec<OsString>,
 }
@@ -220,6 +236,28 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                 let link = path(&mut args)?;
                 o.ops.push(Op::Symlink { target, link });
             }
+            "--file" | "--bind-data" | "--ro-bind-data" => {
+                let fd = own_fd(parse_fd(&next(&mut args, &a)?)?);
+                let dest = path(&mut args)?;
+                o.ops.push(Op::File {
+                    fd,
+                    dest,
+                    perms: perms.take(),
+                    bind: match a.as_str() {
+                        "--file" => None,
+                        "--bind-data" => Some(false),
+                        _ => Some(true),
+                    },
+                });
+            }
+            "--chmod" => {
+                let v = next(&mut args, &a)?;
+                let p = path(&mut args)?;
+                match v.to_str().and_then(|s| u32::from_str_radix(s, 8).ok()) {
+                    Some(mode) if mode <= 0o7777 => o.ops.push(Op::Chmod { path: p, mode }),
+                    _ => return fail(format!("--chmod takes an octal argument, not {v:?}")),
+                }
+            }
             "--perms" => {
                 let v = next(&mut args, &a)?;
                 match v.to_str().and_then(|s| u32::from_str_radix(s, 8).ok()) {
@@ -238,6 +276,9 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
                 if o.seccomp.is_some() {
                     return fail("--seccomp cannot be repeated");
                 }
+                if !o.add_seccomp.is_empty() {
+                    return fail("--seccomp cannot be combined with --add-seccomp-fd");
+                }
                 let fd = parse_fd(&next(&mut args, &a)?)?;
                 let file = std::fs::File::from(own_fd(fd));
                 o.seccomp = Some(
@@ -247,7 +288,7 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
             }
             "--new-session" => o.new_session = true,
             "--die-with-parent" => o.die_with_parent = true,
-            "--as-pid-1" => {}
+            "--as-pid-1" => o.as_pid_1 = true,
             "--cap-add" => o
                 .cap_add
                 .push(next(&mut args, &a)?.to_string_lossy().into()),
@@ -258,16 +299,20 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Options, Fail> {
             "--sync-fd" => o.sync_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--info-fd" => o.info_fd = Some(parse_fd(&next(&mut args, &a)?)?),
             "--json-status-fd" => o.json_status_fd = Some(parse_fd(&next(&mut args, &a)?)?),
-            "--add-seccomp-fd"
-            | "--file"
-            | "--bind-data"
-            | "--ro-bind-data"
-            | "--chmod"
-            | "--lock-file"
-            | "--userns-block-fd"
-            | "--userns2"
-            | "--disable-userns"
-            | "--assert-userns-disabled" => {
+            "--add-seccomp-fd" => {
+                if o.seccomp.is_some() {
+                    return fail("--add-seccomp-fd cannot be combined with --seccomp");
+                }
+                let fd = parse_fd(&next(&mut args, &a)?)?;
+                let file = std::fs::File::from(own_fd(fd));
+                o.add_seccomp.push(
+                    BpfProgram::read_from(file)
+                        .map_err(|e| Fail(format!("Invalid seccomp data: {e}")))?,
+                );
+            }
+            "--userns-block-fd" => o.userns_block_fd = Some(parse_fd(&next(&mut args, &a)?)?),
+            "--lock-file" => o.ops.push(Op::LockFile(path(&mut args)?)),
+            "--userns2" | "--disable-userns" | "--assert-userns-disabled" => {
                 return fail(format!("{a} is not supported by this example"));
             }
             _ => return fail(format!("Unknown option {a}")),

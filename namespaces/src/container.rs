@@ -46,6 +46,7 @@ impl Command {
     /// inside it.
     pub fn rootfs(&mut self, dir: impl AsRef<Path>) -> &mut Command {
         self.rootfs = Some(dir.as_ref().to_owned());
+        self.tmpfs_root = false;
         self.kinds = self.kinds.with(Kind::Mount);
         self
     }
@@ -140,6 +141,7 @@ impl Command {
     /// Refuse bad container settings before anything is made.
     pub(crate) fn check_container(&self) -> Result<()> {
         let needs_rootfs = !self.mounts.is_empty()
+            || !self.root_ops.is_empty()
             || self.default_devices
             || !self.devices.is_empty()
             || !self.masked_paths.is_empty()

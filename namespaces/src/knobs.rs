@@ -111,4 +111,15 @@ impl Command {
         self.knobs.seccomp = Some(program);
         self
     }
+
+    /// Stack one more seccomp filter (bubblewrap's `--add-seccomp-fd`,
+    /// which may be repeated): loaded after the one of
+    /// [`seccomp`](Command::seccomp), in the order added, as the last steps
+    /// before exec. Loading needs `no_new_privileges` or `CAP_SYS_ADMIN`
+    /// at that point; the kernel runs every filter loaded and the most
+    /// restrictive answer wins.
+    pub fn add_seccomp(&mut self, program: BpfProgram) -> &mut Command {
+        self.stacked_seccomp.push(program);
+        self
+    }
 }

@@ -296,6 +296,11 @@ impl Command {
             });
         }
         steps.extend(confinement.last_steps());
+        for prog in &self.stacked_seccomp {
+            steps.push(Step::Confine(crate::confine::ConfineStep::Seccomp(
+                prog.clone(),
+            )));
+        }
         Ok(steps)
     }
 

@@ -59,26 +59,40 @@ impl Command {
     /// The steps that set up the rootfs, from `BindRootfs` to `pivot_root`
     /// and the read-only remount.
     pub(crate) fn rootfs_steps(&self, rootfs: &Path, steps: &mut Vec<Step>) -> Result<()> {
-        let meta = std::fs::metadata(rootfs).map_err(|e| Error::Rootfs {
-            path: rootfs.to_owned(),
-            source: e,
-        })?;
-        if !meta.is_dir() {
-            return Err(Error::Rootfs {
+        let (rootfs, root_c) = if self.tmpfs_root {
+            steps.push(Step::TmpfsRoot);
+            (rootfs.to_owned(), Error::cstring("rootfs", rootfs)?)
+        } else {
+            let meta = std::fs::metadata(rootfs).map_err(|e| Error::Rootfs {
                 path: rootfs.to_owned(),
-                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
-            });
-        }
-        let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::Rootfs {
-            path: rootfs.to_owned(),
-            source: e,
-        })?;
-        let root_c = Error::cstring("rootfs", &rootfs)?;
-        steps.push(Step::BindRootfs(root_c.clone()));
+                source: e,
+            })?;
+            if !meta.is_dir() {
+                return Err(Error::Rootfs {
+                    path: rootfs.to_owned(),
+                    source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                });
+            }
+            let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::Rootfs {
+                path: rootfs.to_owned(),
+                source: e,
+            })?;
+            let root_c = Error::cstring("rootfs", &rootfs)?;
+            steps.push(Step::BindRootfs(root_c.clone()));
+            (rootfs, root_c)
+        };
         steps.push(Step::OpenRoot(root_c.clone()));
         let userns = self.kinds.contains(Kind::User);
-        for m in &self.mounts {
+        // The mount table with the filesystem operations in their places.
+        let mut ops = self.root_ops.iter().peekable();
+        for (i, m) in self.mounts.iter().enumerate() {
+            while let Some((_, op)) = ops.next_if(|(at, _)| *at <= i) {
+                steps.push(Command::root_op_step(op)?);
+            }
             self.mount_steps(&rootfs, m, userns, steps)?;
+        }
+        for (_, op) in ops {
+            steps.push(Command::root_op_step(op)?);
         }
         if self.default_devices {
             for d in Device::defaults() {
@@ -144,6 +158,18 @@ impl Command {
         Ok(())
     }
 
+    /// A bind source as the child sees it: below the host's root at
+    /// `/oldroot` with a tmpfs root.
+    fn bind_source(&self, source: &Path) -> Result<CString> {
+        if self.tmpfs_root && source.is_absolute() {
+            let mut p = std::ffi::OsString::from(crate::rootops::OLD_ROOT);
+            p.push(source.as_os_str());
+            Error::cstring("mount source", &p)
+        } else {
+            Error::cstring("mount source", source)
+        }
+    }
+
     fn mount_steps(
         &self,
         rootfs: &Path,
@@ -175,7 +201,7 @@ impl Command {
                     Create::File
                 },
                 no_symlinks: false,
-                source: Some(Error::cstring("mount source", &m.source)?),
+                source: Some(self.bind_source(&m.source)?),
                 fstype: None,
                 flags: o.flags,
                 data: None,
@@ -198,7 +224,8 @@ impl Command {
             // A fresh proc, sysfs or /dev never goes through a symlink
             // (runc refuses these too).
             let strict = matches!(m.fstype.as_str(), "proc" | "sysfs") || dest == Path::new("/dev");
-            if strict {
+            // (A tmpfs root has nothing before the child makes it.)
+            if strict && !self.tmpfs_root {
                 refuse_symlinks(rootfs, dest)?;
             }
             PreparedMount {

@@ -54,6 +54,9 @@ pub(crate) struct Plan<'a> {
     pub err_write: RawFd,
     /// The end of the setup.
     pub program: Program<'a>,
+    /// Fork first: this process stays as the pid namespace's init
+    /// ([`init`]), the program runs as its child.
+    pub init: bool,
 }
 
 /// The outcome of one step: `Err(errno)` fails the spawn.
@@ -101,6 +104,18 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
         }
     }
     let err_write = plan.err_write;
+    if plan.init {
+        // SAFETY: a raw fork (clone with SIGCHLD only); the child goes on
+        // with the program below, this process becomes the init.
+        let pid =
+            unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+        if pid < 0 {
+            fail(err_write, EXEC_INDEX, errno());
+        }
+        if pid > 0 {
+            init(pid as libc::pid_t, err_write);
+        }
+    }
     // SAFETY: only async-signal-safe syscalls on memory the parent
     // prepared; the closure is the caller's responsibility (documented on
     // `Command::function`).
@@ -127,6 +142,37 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
                     }
                 }
                 fail(err_write, EXEC_INDEX, err)
+            }
+        }
+    }
+}
+
+/// The init of a new pid namespace (bubblewrap's): give up the error pipe
+/// (the program reports on it), reap every child, and when the program
+/// exits, exit with its status (128 + the signal that killed it). Signals
+/// sent to it are not forwarded: as pid 1 without handlers it ignores all
+/// but SIGKILL, as bubblewrap's init does.
+fn init(program: libc::pid_t, err_write: RawFd) -> ! {
+    // SAFETY: close, wait4 and _exit on our own state.
+    unsafe {
+        libc::close(err_write);
+        loop {
+            let mut status: c_int = 0;
+            let pid = libc::wait4(-1, &mut status, 0, std::ptr::null_mut());
+            if pid < 0 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(1);
+            }
+            if pid != program {
+                continue;
+            }
+            if libc::WIFEXITED(status) {
+                libc::_exit(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                libc::_exit(128 + libc::WTERMSIG(status));
             }
         }
     }
@@ -213,6 +259,18 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 check(fd)?;
                 state.root = fd;
                 Ok(())
+            }
+            Step::TmpfsRoot => crate::rootops::tmpfs_root(),
+            Step::MakeDir { target, mode } => crate::rootops::make_dir(state.root, target, *mode),
+            Step::Chmod { target, mode } => crate::rootops::chmod(state.root, target, *mode),
+            Step::WriteFile { target, fd, mode } => {
+                crate::rootops::write_file(state.root, target, *fd, *mode)
+            }
+            Step::RemountReadOnly(target) => crate::rootops::remount_readonly(state.root, target),
+            Step::SelfBind(target) => crate::rootops::self_bind(state.root, target),
+            Step::LockFile(target) => crate::rootops::lock_file(state.root, target),
+            Step::ReadonlyIfWritable(target) => {
+                crate::rootops::readonly_if_writable(state.root, target)
             }
             Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
             Step::CgroupBind {

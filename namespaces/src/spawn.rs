@@ -68,6 +68,10 @@ pub struct Command {
     pub(crate) cgroup: Option<OwnedFd>,
     pub(crate) hook: Option<Hook>,
     pub(crate) rootfs: Option<PathBuf>,
+    pub(crate) tmpfs_root: bool,
+    pub(crate) init: bool,
+    pub(crate) stacked_seccomp: Vec<crate::seccomp::BpfProgram>,
+    pub(crate) root_ops: Vec<(usize, crate::rootops::RootOp)>,
     pub(crate) readonly_rootfs: bool,
     pub(crate) rootfs_propagation: Option<Propagation>,
     pub(crate) mounts: Vec<Mount>,
@@ -125,6 +129,10 @@ impl Command {
             cgroup: None,
             hook: None,
             rootfs: None,
+            tmpfs_root: false,
+            init: false,
+            stacked_seccomp: Vec::new(),
+            root_ops: Vec::new(),
             readonly_rootfs: false,
             rootfs_propagation: None,
             mounts: Vec::new(),
@@ -437,6 +445,7 @@ impl Command {
         let mut plan = Plan {
             steps: &steps,
             err_write: err_write.as_raw_fd(),
+            init: self.init && self.kinds.contains(Kind::Pid),
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {

@@ -173,6 +173,35 @@ pub enum Step {
     /// Bind the rootfs onto itself (recursively), so that it is a mount
     /// point that `pivot_root` accepts.
     BindRootfs(CString),
+    /// A tmpfs root (`Command::tmpfs_rootfs`): a tmpfs on `/tmp` of the
+    /// child's mount namespace, `pivot_root` into it with the host's root
+    /// at `/oldroot`, the host's `/proc` and `/dev` bound in, and
+    /// `/newroot` bound onto itself for the final `pivot_root`.
+    TmpfsRoot,
+    /// A directory inside the rootfs with this mode where nothing is.
+    MakeDir {
+        /// Where.
+        target: InRoot,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// Change the mode of a path inside the rootfs.
+    Chmod {
+        /// The path.
+        target: InRoot,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A file inside the rootfs with this mode, its contents read from a
+    /// descriptor to its end.
+    WriteFile {
+        /// Where.
+        target: InRoot,
+        /// The data's descriptor.
+        fd: RawFd,
+        /// Permission bits.
+        mode: u32,
+    },
     /// Open the rootfs (`O_PATH`), the root that [`InRoot`] paths are
     /// resolved from.
     OpenRoot(CString),
@@ -220,6 +249,14 @@ pub enum Step {
     /// Make a path read-only (bind onto itself, remount read-only). A
     /// missing path is skipped.
     ReadonlyPath(InRoot),
+    /// Remount the mount at a path read-only (no new mount).
+    RemountReadOnly(InRoot),
+    /// Bind a path onto itself.
+    SelfBind(InRoot),
+    /// Open a file and hold a POSIX read lock on it.
+    LockFile(InRoot),
+    /// As [`Step::ReadonlyPath`], only when the path is writable.
+    ReadonlyIfWritable(InRoot),
     /// Make an existing mount and the mounts below it read-only
     /// (`mount_setattr(AT_RECURSIVE)`), as for the cgroup v1 tmpfs.
     ReadonlyMount(InRoot),
@@ -319,12 +356,20 @@ impl Step {
             Step::CloseFrom { .. } => "close-on-exec fds",
             Step::BindRootfs(_) => "bind rootfs",
             Step::OpenRoot(_) => "open rootfs",
+            Step::TmpfsRoot => "tmpfs root",
+            Step::MakeDir { .. } => "mkdir",
+            Step::Chmod { .. } => "chmod",
+            Step::WriteFile { .. } => "write file",
             Step::MountInRoot(_) => "mount",
             Step::CgroupBind { .. } => "cgroup bind",
             Step::MakeNode { .. } => "mknod",
             Step::Symlink { .. } => "symlink",
             Step::Mask(_) => "mask",
             Step::ReadonlyPath(_) => "read-only path",
+            Step::ReadonlyIfWritable(_) => "read-only path",
+            Step::RemountReadOnly(_) => "remount read-only",
+            Step::SelfBind(_) => "bind onto itself",
+            Step::LockFile(_) => "lock file",
             Step::ReadonlyMount(_) => "read-only mount",
             Step::PivotRoot(_) => "pivot_root",
             Step::RemountRoot { .. } => "remount root",
@@ -393,6 +438,12 @@ impl fmt::Display for Step {
             }
             Step::BindRootfs(dir) => write!(f, "bind {} onto itself", show(dir)),
             Step::OpenRoot(dir) => write!(f, "open rootfs {}", show(dir)),
+            Step::TmpfsRoot => f.write_str("tmpfs root at /newroot, host root at /oldroot"),
+            Step::MakeDir { target, mode } => write!(f, "mkdir {target} mode {mode:#o}"),
+            Step::Chmod { target, mode } => write!(f, "chmod {target} {mode:#o}"),
+            Step::WriteFile { target, fd, mode } => {
+                write!(f, "write {target} mode {mode:#o} from fd {fd}")
+            }
             Step::MountInRoot(m) => write!(
                 f,
                 "mount {} on {} type {} flags {:#x} data {}{}",
@@ -428,6 +479,10 @@ impl fmt::Display for Step {
             Step::Symlink { target, link } => write!(f, "symlink {target} -> {}", show(link)),
             Step::Mask(target) => write!(f, "mask {target}"),
             Step::ReadonlyPath(target) => write!(f, "read-only {target}"),
+            Step::RemountReadOnly(target) => write!(f, "remount {target} read-only"),
+            Step::SelfBind(target) => write!(f, "bind {target} onto itself"),
+            Step::LockFile(target) => write!(f, "read lock on {target}"),
+            Step::ReadonlyIfWritable(target) => write!(f, "read-only {target} if writable"),
             Step::ReadonlyMount(target) => write!(f, "read-only mount {target} (recursive)"),
             Step::PivotRoot(dir) => write!(f, "pivot_root into {}", show(dir)),
             Step::RemountRoot { flags } => write!(f, "remount / with flags {flags:#x}"),
