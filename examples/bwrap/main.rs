@@ -166,18 +166,27 @@ fn apply_ops(cmd: &mut Command, ops: &[Op], root: &Path, own_pid: bool) -> Resul
 
 /// The new root: an empty directory of the host, removed at exit.
 fn make_root() -> Result<PathBuf, Fail> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
     let mut rnd = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = f.read_exact(&mut rnd);
     }
     let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = base.join(format!(".bwrap-{}-{name}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| Fail(format!("Can't make {}: {e}", dir.display())))?;
-    Ok(dir)
+    let name = format!(".bwrap-{}-{name}", std::process::id());
+    // $XDG_RUNTIME_DIR when this user may write there (an inherited one
+    // may be another user's), else the temporary directory.
+    let bases = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([std::env::temp_dir()]);
+    let mut last = None;
+    for base in bases {
+        let dir = base.join(&name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some(format!("Can't make {}: {e}", dir.display())),
+        }
+    }
+    fail(last.unwrap_or_default())
 }
 
 fn write_fd(fd: RawFd, text: &str) {

@@ -266,6 +266,10 @@ pub enum MountError {
     /// over `/proc/...` could hide what masked paths hide).
     #[error("a mount destination under /proc")]
     UnderProc,
+    /// proc, sysfs and `/dev` are never mounted through a symlink in the
+    /// rootfs (runc refuses these too).
+    #[error("a symlink in the rootfs on the way to a proc, sysfs or /dev mount")]
+    Symlink,
     /// A mount table, device or masked path needs a rootfs.
     #[error("needs a rootfs (Command::rootfs)")]
     NoRootfs,

@@ -131,6 +131,16 @@ impl Command {
         if let Some(fd) = fds.sync_read {
             steps.push(Step::WaitParent { fd });
         }
+        // After the parent's writes to /proc/<pid> (id maps, persisting):
+        // a non-dumpable process's files there belong to root. Only for a
+        // root caller, which keeps access to them (CAP_SYS_PTRACE); an
+        // unprivileged caller could no longer open the namespaces of its
+        // own child waiting at the gate.
+        // SAFETY: geteuid has no preconditions.
+        let root_caller = unsafe { libc::geteuid() } == 0;
+        if root_caller && (!self.kinds.is_empty() || !self.joins.is_empty()) {
+            steps.push(Step::NotDumpable);
+        }
 
         // A joined user namespace first: the others are owned by it.
         // (Some are joined at the clone itself: see `joined_at_clone`.)
@@ -153,6 +163,17 @@ impl Command {
                     fd: target.fd().as_raw_fd(),
                     nstype: kinds.clone_flags(),
                 });
+            }
+        }
+        // In a new user namespace, become its root first (as runc does):
+        // until then the child's ids are unmapped, and the kernel refuses
+        // to make files or a devpts instance owned by them (EOVERFLOW).
+        if self.kinds.contains(Kind::User) {
+            if self.gid_map.iter().any(|m| m.inside == 0) {
+                steps.push(Step::SetGid(0));
+            }
+            if self.uid_map.iter().any(|m| m.inside == 0) {
+                steps.push(Step::SetUid(0));
             }
         }
         // After the joins: owned by a joined user namespace.
@@ -213,7 +234,17 @@ impl Command {
             steps.push(Step::Chroot(Error::cstring("root", root)?));
         }
         if let Some(cwd) = &self.cwd {
-            steps.push(Step::Chdir(Error::cstring("working directory", cwd)?));
+            if self.rootfs.is_some() {
+                // Resolved in the new root without magic links: a leaked
+                // descriptor named as /proc/self/fd/N cannot make the
+                // working directory one outside the container
+                // (CVE-2024-21626).
+                steps.push(Step::ChdirInRoot(crate::rootfs::in_root(
+                    &std::path::Path::new("/").join(cwd),
+                )?));
+            } else {
+                steps.push(Step::Chdir(Error::cstring("working directory", cwd)?));
+            }
         }
         if let Some(target) = &self.proc_target {
             steps.push(Step::Mount {
@@ -253,7 +284,16 @@ impl Command {
             });
         }
         if let Some(fd) = fds.gate_read {
-            steps.push(Step::StartGate { fd });
+            let keep = self.function.is_none().then(|| {
+                let mut keep: Vec<RawFd> = fds.passed.iter().map(|(_, to)| *to).collect();
+                keep.sort_unstable();
+                keep
+            });
+            steps.push(Step::StartGate {
+                fd,
+                keep,
+                limit: nofile_limit(),
+            });
         }
         steps.extend(confinement.last_steps());
         Ok(steps)

@@ -78,7 +78,7 @@ impl Command {
         steps.push(Step::OpenRoot(root_c.clone()));
         let userns = self.kinds.contains(Kind::User);
         for m in &self.mounts {
-            self.mount_steps(m, userns, steps)?;
+            self.mount_steps(&rootfs, m, userns, steps)?;
         }
         if self.default_devices {
             for d in Device::defaults() {
@@ -119,6 +119,8 @@ impl Command {
             steps.push(Step::Mask(in_root(p)?));
         }
         steps.push(Step::PivotRoot(root_c));
+        // The new root, for the steps that resolve paths in it afterwards.
+        steps.push(Step::OpenRoot(CString::from(c"/")));
         if let Some(p) = self.rootfs_propagation {
             steps.push(Step::RootPropagation { flags: p.flags() });
             // The mounts that asked for their own propagation get it back.
@@ -127,9 +129,6 @@ impl Command {
                 .iter()
                 .filter(|m| parse_options(&m.fstype, &m.options).propagation != 0)
                 .collect();
-            if !own.is_empty() {
-                steps.push(Step::OpenRoot(CString::from(c"/")));
-            }
             for m in own {
                 steps.push(Step::SetPropagation {
                     target: in_root(&m.destination)?,
@@ -145,7 +144,13 @@ impl Command {
         Ok(())
     }
 
-    fn mount_steps(&self, m: &Mount, userns: bool, steps: &mut Vec<Step>) -> Result<()> {
+    fn mount_steps(
+        &self,
+        rootfs: &Path,
+        m: &Mount,
+        userns: bool,
+        steps: &mut Vec<Step>,
+    ) -> Result<()> {
         let dest = &m.destination;
         check_container_path(dest).map_err(|r| mount_error(dest, r))?;
         if dest.starts_with("/proc") && dest != Path::new("/proc") {
@@ -193,6 +198,9 @@ impl Command {
             // A fresh proc, sysfs or /dev never goes through a symlink
             // (runc refuses these too).
             let strict = matches!(m.fstype.as_str(), "proc" | "sysfs") || dest == Path::new("/dev");
+            if strict {
+                refuse_symlinks(rootfs, dest)?;
+            }
             PreparedMount {
                 target,
                 create: Create::Dir,
@@ -335,6 +343,26 @@ impl Command {
         }
         Ok(())
     }
+}
+
+/// Refuse `dest` when a component of it is a symlink in the rootfs as it is
+/// now (a clear error before clone; the child refuses with ELOOP if one
+/// appears later).
+fn refuse_symlinks(rootfs: &Path, dest: &Path) -> Result<()> {
+    let mut p = rootfs.to_path_buf();
+    for c in dest.components() {
+        if let Component::Normal(n) = c {
+            p.push(n);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(mount_error(dest, MountError::Symlink));
+                }
+                Ok(_) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bind of the child's own cgroup of one hierarchy at `dest`.

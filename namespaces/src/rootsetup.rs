@@ -274,6 +274,17 @@ pub(crate) fn set_propagation(root: c_int, target: &InRoot, flags: c_ulong) -> S
     })
 }
 
+/// `fchdir` into `target`, resolved inside the root.
+pub(crate) fn chdir_in_root(root: c_int, target: &InRoot) -> StepResult {
+    if target.prefixes.is_empty() {
+        // SAFETY: fchdir on the root we opened.
+        return check(unsafe { libc::fchdir(root) });
+    }
+    let fd = open_in_root(root, &target.path, libc::O_DIRECTORY, false)?;
+    // SAFETY: fchdir on a directory descriptor we opened.
+    check(unsafe { libc::fchdir(fd.0) })
+}
+
 /// `pivot_root` into `rootfs` and detach the old root.
 pub(crate) fn pivot_root(rootfs: &CStr) -> StepResult {
     // SAFETY: plain syscalls on a prepared path and literals.

@@ -155,6 +155,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 Ok(())
             }
             Step::WaitParent { fd } => wait_parent(*fd),
+            Step::NotDumpable => check(libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong)),
             Step::Dup2 { from, to } => check(libc::dup2(*from, *to)),
             Step::Propagation { target, flags } => check(libc::mount(
                 std::ptr::null(),
@@ -174,6 +175,7 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 check(libc::chdir(c"/".as_ptr()))
             }
             Step::Chdir(dir) => check(libc::chdir(dir.as_ptr())),
+            Step::ChdirInRoot(dir) => rootsetup::chdir_in_root(state.root, dir),
             Step::Mount {
                 source,
                 target,
@@ -252,7 +254,14 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 libc::close(*fd);
                 Ok(())
             }
-            Step::StartGate { fd } => start_gate(*fd, state.err_write),
+            Step::StartGate { fd, keep, limit } => {
+                if let Some(keep) = keep {
+                    let mut own = [*fd, state.err_write];
+                    own.sort_unstable();
+                    close_except(3, keep, own, *limit)?;
+                }
+                start_gate(*fd, state.err_write)
+            }
             Step::Confine(s) => s.apply(),
             Step::Terminal(t) => t.apply(),
         }
@@ -293,6 +302,67 @@ fn start_gate(fd: RawFd, err_write: RawFd) -> StepResult {
         return Err(errno());
     }
     wait_parent(fd)
+}
+
+/// Close every descriptor from `first` up except those in `keep` and
+/// `own` (both sorted): `close_range` on the gaps, or `close` on each number
+/// below `limit` before Linux 5.9.
+fn close_except(first: c_int, keep: &[c_int], own: [c_int; 2], limit: c_int) -> StepResult {
+    let (mut i, mut j) = (0, 0);
+    let mut from = first;
+    loop {
+        // The next kept number, merging the two sorted lists.
+        let next = match (keep.get(i), own.get(j)) {
+            (Some(&a), Some(&b)) if a <= b => {
+                i += 1;
+                a
+            }
+            (_, Some(&b)) => {
+                j += 1;
+                b
+            }
+            (Some(&a), None) => {
+                i += 1;
+                a
+            }
+            (None, None) => c_int::MAX,
+        };
+        if next > from {
+            close_range(from, next - 1, limit)?;
+        }
+        if next == c_int::MAX {
+            return Ok(());
+        }
+        from = from.max(next.saturating_add(1));
+    }
+}
+
+fn close_range(first: c_int, last: c_int, limit: c_int) -> StepResult {
+    // SAFETY: close_range and close only close descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            if last == c_int::MAX - 1 {
+                libc::c_uint::MAX
+            } else {
+                last as libc::c_uint
+            },
+            0,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::ENOSYS && e != libc::EINVAL {
+        return Err(e);
+    }
+    for fd in first..limit.min(last.saturating_add(1)) {
+        // SAFETY: closing a number that may not be open (EBADF ignored).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 /// SIGPIPE back to its default (Rust ignores it; programs expect the

@@ -145,7 +145,10 @@ impl Command {
     /// the child exits with its return value. `f` runs after the setup, in a
     /// copy of the parent's memory where other threads no longer exist: it
     /// must not take locks (allocation included) that such a thread might
-    /// have held, unless the parent is single-threaded.
+    /// have held, unless the parent is single-threaded. Spawned by root with
+    /// namespaces, the child is not dumpable (there is no exec to reset
+    /// it); it keeps the descriptors it inherited (no close-on-exec sweep
+    /// applies).
     pub fn function(f: impl FnMut() -> i32 + Send + 'static) -> Command {
         let mut cmd = Command::new("<function>");
         cmd.function = Some(Box::new(f));

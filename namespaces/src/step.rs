@@ -109,6 +109,11 @@ pub enum Step {
         /// Read end of the sync pipe.
         fd: RawFd,
     },
+    /// `prctl(PR_SET_DUMPABLE, 0)`: until exec, no other process of the
+    /// container (same uid) can open `/proc/<pid>/exe` (this binary, on
+    /// the host: CVE-2019-5736), its memory or its descriptors. `execve`
+    /// makes an ordinary program dumpable again.
+    NotDumpable,
     /// `dup2(from, to)`: stdin, stdout or stderr from a prepared source.
     Dup2 {
         /// The source descriptor (3 or above).
@@ -140,6 +145,9 @@ pub enum Step {
     Chroot(CString),
     /// `chdir` into a directory.
     Chdir(CString),
+    /// `fchdir` into a directory resolved inside the root
+    /// (`RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`).
+    ChdirInRoot(InRoot),
     /// `mount(2)` with the classic API.
     Mount {
         /// The source (NULL when `None`).
@@ -259,6 +267,15 @@ pub enum Step {
     StartGate {
         /// Read end of the gate pipe.
         fd: RawFd,
+        /// When the program is executed after the gate: close every
+        /// descriptor from 3 up except these (sorted), the gate and the
+        /// error pipe before waiting, so that a waiting child holds none of
+        /// the parent's pipes (a reader of the caller's output would wait
+        /// for it). `None` for a closure, which may use what it inherited.
+        keep: Option<Vec<RawFd>>,
+        /// The parent's `RLIMIT_NOFILE` soft limit (bound of the fallback
+        /// loop before Linux 5.9).
+        limit: c_int,
     },
     /// Mark every descriptor from `first` up close-on-exec, so that nothing
     /// leaked into the parent reaches the program (CVE-2024-21626):
@@ -285,6 +302,7 @@ impl Step {
             Step::Close { .. } => "close",
             Step::ParentDeathSignal { .. } => "parent death signal",
             Step::WaitParent { .. } => "wait for parent",
+            Step::NotDumpable => "not dumpable",
             Step::Dup2 { .. } => "dup2",
             Step::Propagation { .. } => "propagation",
             Step::Hostname(_) => "sethostname",
@@ -292,7 +310,7 @@ impl Step {
             Step::Loopback => "loopback up",
             Step::TimeNamespace { .. } => "time namespace",
             Step::Chroot(_) => "chroot",
-            Step::Chdir(_) => "chdir",
+            Step::Chdir(_) | Step::ChdirInRoot(_) => "chdir",
             Step::Mount { .. } => "mount",
             Step::SetGroups(_) => "setgroups",
             Step::SetGid(_) => "setresgid",
@@ -338,6 +356,7 @@ impl fmt::Display for Step {
                 write!(f, "prctl(PR_SET_PDEATHSIG, {signal})")
             }
             Step::WaitParent { fd } => write!(f, "wait for the parent on fd {fd}"),
+            Step::NotDumpable => f.write_str("prctl(PR_SET_DUMPABLE, 0)"),
             Step::Dup2 { from, to } => write!(f, "dup2({from}, {to})"),
             Step::Propagation { target, flags } => {
                 write!(f, "propagation {flags:#x} of {}", show(target))
@@ -350,6 +369,7 @@ impl fmt::Display for Step {
             }
             Step::Chroot(dir) => write!(f, "chroot {}", show(dir)),
             Step::Chdir(dir) => write!(f, "chdir {}", show(dir)),
+            Step::ChdirInRoot(dir) => write!(f, "chdir {dir} (inside the root)"),
             Step::Mount {
                 source,
                 target,
@@ -419,7 +439,13 @@ impl fmt::Display for Step {
             }
             Step::Unshare { flags } => write!(f, "unshare {flags:#x}"),
             Step::Setns { fd, nstype } => write!(f, "setns fd {fd} type {nstype:#x}"),
-            Step::StartGate { fd } => write!(f, "wait at the start gate on fd {fd}"),
+            Step::StartGate { fd, keep, .. } => match keep {
+                Some(keep) => write!(
+                    f,
+                    "close fds from 3 except {keep:?}, wait at the start gate on fd {fd}"
+                ),
+                None => write!(f, "wait at the start gate on fd {fd}"),
+            },
             Step::Confine(s) => s.fmt(f),
             Step::Terminal(t) => t.fmt(f),
         }

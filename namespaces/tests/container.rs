@@ -197,10 +197,19 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     assert!(host_mounts_below(outside.path()).is_empty());
 
-    // /proc as a symlink to / and /dev as a symlink out: refused at the
-    // step that mounts them (ELOOP), nothing made outside.
+    // /proc as a symlink to / and /dev as a symlink out: refused before
+    // clone, as runc refuses them, nothing made outside.
     let Some(rootfs) = busybox_rootfs("hostile2") else {
         return;
+    };
+    let refused = |e: &Error| {
+        matches!(
+            e,
+            Error::InvalidMount {
+                reason: MountError::Symlink,
+                ..
+            }
+        )
     };
     std::fs::remove_dir(rootfs.join("proc")).unwrap();
     symlink("/", rootfs.join("proc")).unwrap();
@@ -210,10 +219,7 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
         .mount(Mount::new("proc", "/proc", &[]))
         .spawn()
         .unwrap_err();
-    assert!(
-        matches!(&e, Error::Setup { name: "mount", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
-        "{e}"
-    );
+    assert!(refused(&e), "{e}");
     std::fs::remove_dir(rootfs.join("dev")).unwrap();
     symlink(&out, rootfs.join("dev")).unwrap();
     let e = Command::new("/bin/true")
@@ -223,8 +229,28 @@ fn hostile_symlinks_never_make_anything_land_outside_the_rootfs() {
         .default_devices(true)
         .spawn()
         .unwrap_err();
-    assert!(matches!(&e, Error::Setup { name: "mount", .. }), "{e}");
+    assert!(refused(&e), "{e}");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+    // The link swapped in after the checks (by the hook, while the child
+    // waits): the child's own resolution refuses it (ELOOP).
+    std::fs::remove_file(rootfs.join("proc")).unwrap();
+    std::fs::create_dir(rootfs.join("proc")).unwrap();
+    let proc_dir = rootfs.join("proc");
+    let e = Command::new("/bin/true")
+        .namespaces(Kind::Mount | Kind::Pid)
+        .rootfs(rootfs.path())
+        .mount(Mount::new("proc", "/proc", &[]))
+        .before_start(move |_| {
+            std::fs::remove_dir(&proc_dir)?;
+            symlink("/", &proc_dir)
+        })
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Setup { name: "mount", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+        "{e}"
+    );
 }
 
 #[test]
@@ -515,15 +541,20 @@ fn inside_a_user_namespace_devices_are_bound_from_the_host() {
     let Some(rootfs) = busybox_rootfs("userns") else {
         return;
     };
-    let mut cmd = Command::new("/bin/sh");
-    docker_like(&mut cmd, rootfs.path());
-    cmd.namespaces(Kind::User)
-        .uid_map([IdMap::new(0, 0, 65536)])
-        .gid_map([IdMap::new(0, 0, 65536)])
-        .arg("-c")
-        .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok");
-    let text = run(&mut cmd);
-    assert_eq!(text, "1:3\n1:5\nok\n");
+    // Host root mapped to root inside, and a range that leaves the host's
+    // root out (the child is unmapped until it becomes the namespace's
+    // root, before its setup: devpts with gid=5 needs that).
+    for outside in [0, 100_000] {
+        let mut cmd = Command::new("/bin/sh");
+        docker_like(&mut cmd, rootfs.path());
+        cmd.namespaces(Kind::User)
+            .uid_map([IdMap::new(0, outside, 65536)])
+            .gid_map([IdMap::new(0, outside, 65536)])
+            .arg("-c")
+            .arg("stat -c '%t:%T' /dev/null /dev/zero; echo x > /dev/null && echo ok; id -u");
+        let text = run(&mut cmd);
+        assert_eq!(text, "1:3\n1:5\nok\n0\n", "mapped to {outside}");
+    }
 }
 
 #[test]
@@ -820,4 +851,41 @@ fn on_pure_v2_the_cgroup_mount_is_the_childs_cgroup2() {
         };
         assert_eq!(lines[2], want, "{text}");
     }
+}
+
+#[test]
+fn a_leaked_descriptor_cannot_become_the_working_directory() {
+    require_root!();
+    let Some(rootfs) = busybox_rootfs("cwd") else {
+        return;
+    };
+    let outside = TempDir::new("cwd-outside").unwrap();
+    std::fs::write(outside.join("host-secret"), "x").unwrap();
+    // A host directory leaked into this process without close-on-exec.
+    let path = std::ffi::CString::new(outside.path().to_str().unwrap()).unwrap();
+    let leaked = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(leaked > 2);
+    let spawn = |cwd: &str| {
+        Command::new("/bin/sh")
+            .namespaces(Kind::Mount | Kind::Pid)
+            .rootfs(rootfs.path())
+            .mount(Mount::new("proc", "/proc", &[]))
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", "/bin")
+            .args(["-c", "pwd; ls"])
+            .output()
+    };
+    let escaped = spawn(&format!("/proc/self/fd/{leaked}"));
+    let normal = spawn("/bin");
+    unsafe { libc::close(leaked) };
+    let e = escaped.unwrap_err();
+    assert!(
+        matches!(&e, Error::Setup { name: "chdir", source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
+        "{e}"
+    );
+    let out = normal.unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("/bin\n"), "{text}");
+    assert!(text.contains("busybox"), "{text}");
 }

@@ -320,3 +320,98 @@ fn a_child_built_from_a_pidfd_can_be_signalled_and_reaped() {
     let e = Child::from_pidfd(file).unwrap_err();
     assert!(matches!(e, Error::NotAPidfd { .. }), "{e}");
 }
+
+/// Wait (at most a generous minute) until `path` exists.
+fn wait_for_file(path: &Path) -> bool {
+    for _ in 0..6000 {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn the_creating_process_may_exit_while_another_holds_the_start_gate() {
+    // runc's create/start: the creating process hands the gate to a holder
+    // (here a `sleep` with the gate as its stdout), records the pids and
+    // exits; a later process releases the gate through the holder's
+    // descriptor. When the holder goes away instead, the child ends.
+    let dir = TempDir::new("gate-handoff").unwrap();
+    for release in [true, false] {
+        let marker = dir.join(format!("started-{release}"));
+        let pids = dir.join(format!("pids-{release}"));
+        let (marker2, pids2) = (marker.clone(), pids.clone());
+        let text = in_forked_child(move || {
+            let mut child = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("echo started > {}", marker2.display()))
+                .start_gate(true)
+                .spawn()
+                .unwrap();
+            let gate = child.take_gate().unwrap().into_fd();
+            // Reaped by whoever inherits it once this process exits.
+            #[allow(clippy::zombie_processes)]
+            let holder = std::process::Command::new("sleep")
+                .arg("1000")
+                .stdout(std::process::Stdio::from(gate))
+                .spawn()
+                .unwrap();
+            std::fs::write(&pids2, format!("{} {}", child.id(), holder.id())).unwrap();
+            String::new()
+        });
+        assert_eq!(text, "");
+        let pids = std::fs::read_to_string(&pids).unwrap();
+        let (ctr, holder) = pids.split_once(' ').unwrap();
+        let (ctr, holder): (i32, i32) = (ctr.parse().unwrap(), holder.parse().unwrap());
+        // The creator is gone; the child waits at the gate.
+        assert!(Path::new(&format!("/proc/{ctr}")).exists());
+        assert!(!marker.exists());
+        if release {
+            let mut gate = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{holder}/fd/1"))
+                .unwrap();
+            gate.write_all(b"x").unwrap();
+            assert!(wait_for_file(&marker), "the released child did not run");
+        }
+        // The holder is ours to end (it was started by our forked child,
+        // now reparented): only this pid, by its pidfd.
+        let holder_fd = pidfd_open(holder).unwrap();
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                holder_fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert!(wait_gone(ctr), "the child {ctr} outlived its gate");
+        assert_eq!(marker.exists(), release);
+    }
+}
+
+#[test]
+fn a_root_callers_child_is_not_dumpable_until_exec() {
+    // Until exec a root caller's child in namespaces is not dumpable
+    // (CVE-2019-5736: once capabilities are dropped to a container's set,
+    // a container process could otherwise open /proc/<pid>/exe, this
+    // binary). An unprivileged caller's child stays dumpable, so that the
+    // caller can still open its namespaces. A closure shows the state (no
+    // exec resets it).
+    let dumpable = Command::function(|| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) })
+        .namespaces(Kind::Uts)
+        .status();
+    let want = if dunnage_testsupport::privileged() {
+        0
+    } else {
+        match &dumpable {
+            Err(Error::Permission { .. }) => return,
+            _ => 1,
+        }
+    };
+    assert_eq!(dumpable.unwrap().code(), Some(want));
+}

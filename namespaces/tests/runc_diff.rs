@@ -7,7 +7,7 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use dunnage_namespaces::{Command, Kind, Mount};
+use dunnage_namespaces::{Command, IdMap, Kind, Mount};
 use dunnage_testsupport::{TempDir, require_command, require_root, unique_name};
 
 const MASKED: &[&str] = &[
@@ -56,9 +56,10 @@ fn json_list(items: &[&str]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
-fn config(script: &str) -> String {
+fn config(script: &str, extra: &[Mount], readonly: bool, userns: bool) -> String {
     let mounts: Vec<String> = Mount::docker_defaults()
         .iter()
+        .chain(extra)
         .map(|m| {
             let opts: Vec<&str> = m.options.iter().map(String::as_str).collect();
             format!(
@@ -74,33 +75,37 @@ fn config(script: &str) -> String {
         r#"{{"ociVersion":"1.0.2","process":{{"terminal":false,"user":{{"uid":0,"gid":0}},
         "args":["/bin/sh","-c",{script:?}],"env":["PATH=/bin"],"cwd":"/",
         "capabilities":{{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}}}},
-        "root":{{"path":"rootfs","readonly":false}},"hostname":"diff",
+        "root":{{"path":"rootfs","readonly":{readonly}}},"hostname":"diff",
         "mounts":[{}],
-        "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"network"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}}],
-        "maskedPaths":{},"readonlyPaths":{}}}}}"#,
+        "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"network"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"mount"}}{}],
+        {}"maskedPaths":{},"readonlyPaths":{}}}}}"#,
         mounts.join(","),
+        if userns { r#",{"type":"user"}"# } else { "" },
+        if userns {
+            r#""uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"#
+        } else {
+            ""
+        },
         json_list(MASKED),
         json_list(READONLY)
     )
 }
 
-/// Sorted lines of one section, for a comparison that ignores order where
-/// the runtimes legitimately differ (none is expected in /dev).
+/// The lines of one section.
 fn lines(section: &str) -> Vec<String> {
     section.lines().map(str::to_owned).collect()
 }
 
-#[test]
-fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
-    require_root!();
-    require_command!("runc");
-    if !Path::new("/bin/busybox").exists() {
-        dunnage_testsupport::skip("runc diff", "needs busybox-static");
-        return;
-    }
-    let bundle = TempDir::new("runc-bundle").unwrap();
+/// Run SCRIPT in the busybox rootfs through runc and through Command with
+/// Docker's settings plus `extra` mounts; return (ours, runc's) output.
+fn run_both(tag: &str, extra: &[Mount], readonly: bool, userns: bool) -> (String, String) {
+    let bundle = TempDir::new(tag).unwrap();
     busybox_rootfs(&bundle.join("rootfs"));
-    std::fs::write(bundle.join("config.json"), config(SCRIPT)).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        config(SCRIPT, extra, readonly, userns),
+    )
+    .unwrap();
     let state = TempDir::new("runc-state").unwrap();
     let id = unique_name("diff");
     let runc = std::process::Command::new("runc")
@@ -123,11 +128,18 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
     cmd.namespaces(Kind::Mount | Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net)
         .hostname("diff")
         .rootfs(bundle.join("rootfs"))
+        .readonly_rootfs(readonly)
         .mounts(Mount::docker_defaults())
+        .mounts(extra.iter().cloned())
         .default_devices(true)
         .env_clear()
         .env("PATH", "/bin")
         .args(["-c", SCRIPT]);
+    if userns {
+        cmd.namespaces(Kind::User)
+            .uid_map([IdMap::new(0, 100_000, 65536)])
+            .gid_map([IdMap::new(0, 100_000, 65536)]);
+    }
     for p in MASKED {
         cmd.masked_path(p);
     }
@@ -140,7 +152,10 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ours = String::from_utf8(out.stdout).unwrap();
+    (String::from_utf8(out.stdout).unwrap(), theirs)
+}
+
+fn compare(ours: &str, theirs: &str) {
     let (our_mounts, our_dev) = ours.split_once("---\n").unwrap();
     let (their_mounts, their_dev) = theirs.split_once("---\n").unwrap();
     // Deliberate difference: on a hybrid host we also bind the cgroup2
@@ -150,9 +165,33 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
         .filter(|l| !l.starts_with("/sys/fs/cgroup/unified "))
         .map(|l| format!("{l}\n"))
         .collect();
+    // The same mounts, in the same order except among the device binds of
+    // a user namespace (independent of each other; runc binds them in its
+    // own list's order).
+    let device_bind = |l: &String| {
+        ["null", "zero", "full", "random", "urandom", "tty"]
+            .iter()
+            .any(|d| l.starts_with(&format!("/dev/{d} ")))
+    };
+    let ordered = |text: &str| -> Vec<String> {
+        lines(text)
+            .into_iter()
+            .filter(|l| !device_bind(l))
+            .collect()
+    };
+    let sorted = |text: &str| -> Vec<String> {
+        let mut v = lines(text);
+        v.sort();
+        v
+    };
     assert_eq!(
-        lines(&our_mounts),
-        lines(their_mounts),
+        ordered(&our_mounts),
+        ordered(their_mounts),
+        "mount tables differ\nours:\n{our_mounts}\nrunc:\n{their_mounts}"
+    );
+    assert_eq!(
+        sorted(&our_mounts),
+        sorted(their_mounts),
         "mount tables differ\nours:\n{our_mounts}\nrunc:\n{their_mounts}"
     );
     assert_eq!(
@@ -160,4 +199,58 @@ fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
         lines(their_dev),
         "/dev differs\nours:\n{our_dev}\nrunc:\n{their_dev}"
     );
+}
+
+fn runc_available() -> bool {
+    if !Path::new("/bin/busybox").exists() {
+        return dunnage_testsupport::skip("runc diff", "needs busybox-static");
+    }
+    true
+}
+
+#[test]
+fn the_process_sees_the_same_mounts_and_dev_as_under_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let (ours, theirs) = run_both("runc-bundle", &[], false, false);
+    compare(&ours, &theirs);
+}
+
+#[test]
+fn a_readonly_root_with_binds_and_tmpfs_options_matches_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let data = TempDir::new("runc-data").unwrap();
+    std::fs::create_dir(data.join("dir")).unwrap();
+    std::fs::write(data.join("file"), "x").unwrap();
+    let extra = [
+        Mount::new(
+            "tmpfs",
+            "/tmp",
+            &["nosuid", "nodev", "size=1m", "mode=1777"],
+        ),
+        Mount::bind(data.join("dir"), "/data", &["rbind", "ro"]),
+        Mount::bind(data.join("file"), "/etc/file", &["ro", "nosuid", "noexec"]),
+        Mount::bind(data.join("dir"), "/rro", &["rbind", "rro"]),
+        Mount::bind(data.join("dir"), "/slave", &["rbind", "rslave", "noatime"]),
+    ];
+    let (ours, theirs) = run_both("runc-bundle-ro", &extra, true, false);
+    compare(&ours, &theirs);
+}
+
+#[test]
+fn in_a_user_namespace_the_mounts_and_dev_match_runc() {
+    require_root!();
+    require_command!("runc");
+    if !runc_available() {
+        return;
+    }
+    let (ours, theirs) = run_both("runc-bundle-userns", &[], false, true);
+    compare(&ours, &theirs);
 }
