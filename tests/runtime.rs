@@ -448,3 +448,85 @@ fn version_features_spec_and_usage_errors() {
         assert!(!o.stderr.is_empty(), "{bad:?}");
     }
 }
+
+/// `update` (flags and `--resources -`), then `events --stats`: the limits
+/// seen are the same as runc's.
+fn update_and_stats(rt: &Rt, bundle: &Path, id: &str, tmp: &Path) -> Vec<String> {
+    let mut seen = Vec::new();
+    assert!(
+        rt.create(bundle, id, &tmp.join(format!("{id}.pid")))
+            .success()
+    );
+    ok(&rt.call(&["start", id]));
+    ok(&rt.call(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "20",
+        id,
+    ]));
+    let stats = |seen: &mut Vec<String>| {
+        let ev: Value = serde_json::from_str(&ok(&rt.call(&["events", "--stats", id]))).unwrap();
+        seen.push(format!(
+            "{} {} {} {}",
+            ev["type"],
+            ev["data"]["memory"]["usage"]["limit"],
+            ev["data"]["pids"]["limit"],
+            ev["data"]["pids"]["current"]
+        ));
+    };
+    stats(&mut seen);
+    let mut c = rt.cmd(&["update", "--resources", "-", id]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"memory":{"limit":100663296,"swap":201326592},"pids":{"limit":30}}"#,
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    ok(&child.wait_with_output().unwrap());
+    stats(&mut seen);
+    seen.push(format!("bad json: {}", {
+        let mut c = rt.cmd(&["update", "--resources", "/nonexistent", id]);
+        c.output().unwrap().status.success()
+    }));
+    ok(&rt.call(&["delete", "--force", id]));
+    seen
+}
+
+#[test]
+fn update_and_events_match_runc() {
+    let test = "update_and_events_match_runc";
+    if !require_privileged(test) || !require_command(test, "runc") {
+        return;
+    }
+    let tmp = TempDir::new("runtime-update").unwrap();
+    let parent = unique_name("runtime-update");
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(&parent) {
+        guard.add(d);
+    }
+    let bundle = tmp.join("bundle");
+    busybox_bundle(&bundle, &["sleep", "1000"], &parent, "c");
+    let ours = Rt {
+        program: runtime_binary(),
+        root: tmp.join("ours"),
+        out: tmp.join("ours.out"),
+    };
+    let runc = Rt {
+        program: "runc".into(),
+        root: tmp.join("runc"),
+        out: tmp.join("runc.out"),
+    };
+    let a = update_and_stats(&ours, &bundle, &unique_name("ours"), tmp.path());
+    let b = update_and_stats(&runc, &bundle, &unique_name("runc"), tmp.path());
+    assert_eq!(a, b);
+    assert_eq!(a[0], "\"stats\" 67108864 20 1", "{a:?}");
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}

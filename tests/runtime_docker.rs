@@ -105,6 +105,37 @@ fn probes(d: &Dockerd, runtime: &str, image: &str) -> Vec<String> {
         "-c",
         "echo x > /f 2>/dev/null || echo ro",
     ])));
+    seen.push(ok(&mut run(&[
+        "-m", "32m", "--pids-limit", "10", "--cpus", "0.5", image, "sh", "-c",
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>&1",
+    ])));
+    {
+        let mut c = d.docker();
+        c.args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--runtime",
+            runtime,
+            image,
+            "echo",
+            "host net",
+        ]);
+        seen.push(ok(&mut c));
+    }
+    // -t under `script`, which gives docker its terminal.
+    let tty = |docker_args: &str| {
+        let line = format!(
+            "{} -H {} {docker_args}",
+            dunnage_testsupport::DOCKER,
+            d.host()
+        );
+        ok(Command::new("script").args(["-qec", &line, "/dev/null"]))
+    };
+    seen.push(tty(&format!(
+        "run --rm -t --network none --runtime {runtime} {image} sh -c 'test -t 0 && echo tty'"
+    )));
     let id = ok(d.docker().args([
         "run",
         "-d",
@@ -134,6 +165,24 @@ fn probes(d: &Dockerd, runtime: &str, image: &str) -> Vec<String> {
     ])));
     let (code, _, _) = out(d.docker().args(["exec", &id, "sh", "-c", "exit 5"]));
     seen.push(format!("exec exit {code:?}"));
+    seen.push(tty(&format!(
+        "exec -t {id} sh -c 'test -t 1 && echo exec tty'"
+    )));
+    ok(d.docker()
+        .args(["update", "-m", "64m", "--memory-swap", "128m", &id]));
+    seen.push(ok(d.docker().args([
+        "exec",
+        &id,
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ])));
+    seen.push(ok(d.docker().args([
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}}",
+        &id,
+    ])));
     ok(d.docker().args(["pause", &id]));
     seen.push(ok(d.docker().args([
         "inspect",

@@ -9,7 +9,7 @@
 //! `create` returns; see `keeper.rs`).
 //!
 //! Verbs done: create, start, run, state, list, kill, delete, ps, pause,
-//! resume, exec, spec, features. Not yet: update, events (refused with a
+//! resume, exec, update, events, spec, features. Not: checkpoint, restore (refused with a
 //! clear error).
 
 mod args;
@@ -18,6 +18,7 @@ mod exec;
 mod hooks;
 mod keeper;
 mod lifecycle;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -78,7 +79,7 @@ const HELP: &str = "runtime: a runc-compatible OCI runtime on the dunnage librar
 USAGE: runtime [global options] COMMAND [options] [arguments]
 
 COMMANDS: create, start, run, state, list, kill, delete, ps, pause,
-resume, exec, spec, features
+resume, exec, update, events, spec, features
 
 GLOBAL OPTIONS:
    --root DIR            state directory (default /run/dunnage-runtime)
@@ -301,9 +302,37 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             };
             exec::exec(&ctx()?, a)
         }
-        "update" | "events" | "checkpoint" | "restore" => {
-            Err(format!("{verb} is not supported by this runtime yet"))
+        "update" => {
+            let mut flags = vec![
+                val("resources", Some('r')),
+                val("kernel-memory", None),
+                val("kernel-memory-tcp", None),
+                val("l3-cache-schema", None),
+                val("mem-bw-schema", None),
+            ];
+            flags.extend(update::FLAGS.iter().map(|f| val(f, None)));
+            let p = parse(rest, &flags, false)?;
+            let id = one_id(&p.rest, verb)?;
+            lifecycle::check_id(&id)?;
+            for f in [
+                "kernel-memory",
+                "kernel-memory-tcp",
+                "l3-cache-schema",
+                "mem-bw-schema",
+            ] {
+                if p.flags.contains_key(f) {
+                    return Err(format!("update --{f} is not supported"));
+                }
+            }
+            update::update(&ctx()?, &id, &p)
         }
+        "events" => {
+            let p = parse(rest, &[sw("stats", None), val("interval", None)], false)?;
+            let id = one_id(&p.rest, verb)?;
+            lifecycle::check_id(&id)?;
+            update::events(&ctx()?, &id, &p)
+        }
+        "checkpoint" | "restore" => Err(format!("{verb} is not supported by this runtime yet")),
         other => Err(format!("No help topic for '{other}'")),
     }
 }
