@@ -183,6 +183,14 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         .and_then(Value::as_str)
         .unwrap_or("rootfs");
     let mut c = conv.container;
+    // The cgroup is linux.cgroupsPath exactly, as runc makes it (the
+    // conversion only sets its parent); without one, runc's `/<id>`.
+    let cgroup = conv
+        .cgroups_path
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| o.id.to_string());
+    c.cgroup_path(cgroup);
     c.name(o.id)
         .stdin(StdioMode::Inherit)
         .stdout(StdioMode::Inherit)
