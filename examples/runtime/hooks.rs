@@ -17,6 +17,28 @@ pub fn run(hooks: &Value, kind: &str, state: &Value) -> Result<(), String> {
     };
     let input = state.to_string();
     for (i, h) in list.iter().enumerate() {
+        run_one(h, i, kind, &input)?;
+    }
+    Ok(())
+}
+
+/// Run every hook of `kind`, a failure being a warning only (poststart and
+/// poststop: the runtime-spec says the lifecycle and the remaining hooks
+/// go on).
+pub fn run_warn(hooks: &Value, kind: &str, state: &Value) {
+    let Some(list) = hooks.get(kind).and_then(Value::as_array) else {
+        return;
+    };
+    let input = state.to_string();
+    for (i, h) in list.iter().enumerate() {
+        if let Err(e) = run_one(h, i, kind, &input) {
+            crate::warn(&e);
+        }
+    }
+}
+
+fn run_one(h: &Value, i: usize, kind: &str, input: &str) -> Result<(), String> {
+    {
         let path = h
             .get("path")
             .and_then(Value::as_str)

@@ -276,9 +276,7 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
     }
     h.start().map_err(|e| e.to_string())?;
     let side = read_sidecar(&h.dir());
-    if let Err(e) = hooks::run(&side.hooks, "poststart", &state_value(ctx, id)?) {
-        crate::warn(&e);
-    }
+    hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, id)?);
     Ok(0)
 }
 
@@ -295,9 +293,7 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         h
     };
     let side = read_sidecar(&h.dir());
-    if let Err(e) = hooks::run(&side.hooks, "poststart", &state_value(ctx, o.id)?) {
-        crate::warn(&e);
-    }
+    hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, o.id)?);
     let exit = h.wait().map_err(|e| e.to_string())?;
     delete(ctx, o.id, true)?;
     Ok(exit.code.unwrap_or(255))
@@ -422,9 +418,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let mut st = serde_json::to_value(oci_state(&info, &dir)).unwrap_or(Value::Null);
     st["status"] = Value::from("stopped");
     h.remove(true).map_err(|e| e.to_string())?;
-    if let Err(e) = hooks::run(&side.hooks, "poststop", &st) {
-        crate::warn(&e);
-    }
+    hooks::run_warn(&side.hooks, "poststop", &st);
     Ok(0)
 }
 
