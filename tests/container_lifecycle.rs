@@ -4,134 +4,17 @@
 //! cgroups, processes, state).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
+use common::{Fixture, read_all};
 use dunnage::container::{
     Container, ContainerStore, Error, ExecOptions, Network, Seccomp, Status, StdioMode,
 };
 use dunnage::image::ImageChanges;
-use dunnage_testsupport::{CgroupGuard, TempDir, mounts_below, require_root, unique_name};
-
-const IMAGE: &str = "test/busybox:1";
-
-/// A private store holding a busybox image, a cgroup parent for its
-/// containers, and the checks that nothing is left.
-struct Fixture {
-    tmp: TempDir,
-    store: ContainerStore,
-    parent: String,
-    _cgroups: CgroupGuard,
-}
-
-/// The cgroup directories of `parent` in every hierarchy of this host.
-fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.procs").exists() {
-        return vec![base.join(parent)]; // pure v2
-    }
-    let mut dirs = Vec::new();
-    for e in std::fs::read_dir(base).unwrap().flatten() {
-        if e.path().join("cgroup.procs").exists() {
-            dirs.push(e.path().join(parent));
-        }
-    }
-    assert!(!dirs.is_empty());
-    dirs
-}
-
-/// A rootfs tar of the host's static busybox, with users.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "home/web"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for app in [
-        "sh", "true", "false", "cat", "echo", "id", "hostname", "pwd", "sleep", "head", "tr", "ls",
-        "env", "touch",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000:web:/home/web:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/group"),
-        "root:x:0:\nweb:x:1000:\nstaff:x:50:web\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("bin/noexec"), "not a program\n").unwrap();
-    let tar = dir.join("rootfs.tar");
-    let st = StdCommand::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = TempDir::new("container").unwrap();
-        let tar = busybox_tar(tmp.path());
-        let store = ContainerStore::open(tmp.join("store")).unwrap();
-        let mut changes = ImageChanges::default();
-        for c in ["CMD [\"/bin/sh\"]", "ENV PATH=/bin", "ENV FROM_IMAGE=yes"] {
-            changes.add_instruction(c).unwrap();
-        }
-        changes.reference = Some(IMAGE.parse().unwrap());
-        store.images().import(&tar, &changes).unwrap();
-        let parent = unique_name("ctr");
-        let mut guard = CgroupGuard::new();
-        for d in cgroup_dirs(&parent) {
-            guard.add(d);
-        }
-        Fixture {
-            tmp,
-            store,
-            parent,
-            _cgroups: guard,
-        }
-    }
-
-    fn container(&self) -> Container {
-        let mut c = Container::image(IMAGE);
-        c.cgroup_parent(&self.parent);
-        c
-    }
-
-    /// Nothing of any container left: no mounts, no container cgroups, no
-    /// state, no container layers.
-    fn assert_clean(&self) {
-        assert_eq!(mounts_below(self.tmp.path()), Vec::<PathBuf>::new());
-        for d in cgroup_dirs(&self.parent) {
-            if d.is_dir() {
-                assert_eq!(std::fs::read_to_string(d.join("cgroup.procs")).unwrap(), "");
-            }
-            if let Ok(entries) = std::fs::read_dir(&d) {
-                let subs: Vec<_> = entries.flatten().filter(|e| e.path().is_dir()).collect();
-                assert!(subs.is_empty(), "cgroups left in {}: {subs:?}", d.display());
-            }
-        }
-        assert!(self.store.list().unwrap().is_empty());
-        assert!(self.store.images().layers().list_rw().unwrap().is_empty());
-    }
-}
-
-fn read_all(mut f: std::fs::File) -> String {
-    let mut s = String::new();
-    f.read_to_string(&mut s).unwrap();
-    s
-}
+use dunnage_testsupport::{TempDir, require_root};
 
 #[test]
 fn resolve_without_privilege_from_a_rootfs_dir() {
@@ -156,7 +39,7 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
         .unwrap();
     assert_eq!(spec.argv, ["sh", "-c", "true"]);
     assert_eq!((spec.uid, spec.gid), (1000, 1000));
-    assert_eq!(spec.additional_gids, [50]);
+    assert_eq!(spec.additional_gids, [50, 1000]);
     assert_eq!(spec.cwd, "/tmp");
     assert_eq!(spec.hostname, spec.short_id());
     assert_eq!(spec.capabilities, ["CAP_NET_ADMIN"]);
@@ -165,6 +48,24 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert!(spec.env.iter().any(|e| e.starts_with("PATH=")));
     assert!(spec.env.contains(&"HOME=/home/web".to_string()));
     assert_eq!(spec.masked_paths.len(), 10);
+    // Resources in docker's units, with docker's swap default.
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .memory(32 << 20)
+        .cpus(0.5)
+        .pids_limit(10)
+        .cpu_shares(512)
+        .cpuset_cpus("0")
+        .io_weight(300)
+        .hugetlb("2MB", 4 << 20)
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.resources.memory_swap, Some(64 << 20));
+    assert_eq!(
+        (spec.resources.cpu_quota, spec.resources.cpu_period),
+        (Some(50_000), Some(100_000))
+    );
+    assert_eq!(spec.resources.hugetlb, [("2MB".to_string(), 4 << 20)]);
     // Docker's 14 capabilities by default.
     let spec = Container::rootfs(&root).arg("x").resolve(&store).unwrap();
     assert_eq!(spec.capabilities.len(), 14);
@@ -235,6 +136,10 @@ fn true_and_exit_codes() {
     for (args, code) in [(vec!["/bin/true"], 0), (vec!["sh", "-c", "exit 7"], 7)] {
         let mut c = f.container().args(args).create(&f.store).unwrap();
         assert_eq!(c.status().unwrap(), Status::Created);
+        let layer = c.layer().unwrap().unwrap();
+        assert_eq!(layer.init_id, Some(format!("{}-init", layer.mount_id)));
+        let rootfs = c.rootfs_path().unwrap().unwrap();
+        assert!(rootfs.join(".dockerenv").exists());
         c.start().unwrap();
         let exit = c.wait().unwrap();
         assert_eq!(exit.code, Some(code));
@@ -487,251 +392,5 @@ fn seccomp_profile_without_the_feature_is_refused_before_anything_is_made() {
     } else {
         assert!(matches!(r, Err(Error::Unsupported { .. })));
     }
-    f.assert_clean();
-}
-
-const HELPER_ENV: &str = "DUNNAGE_TEST_DETACH";
-
-/// Run in a child process by `detached_container_outlives_its_creator`:
-/// creates and starts a detached container, then exits.
-#[test]
-fn detached_helper() {
-    let Ok(spec) = std::env::var(HELPER_ENV) else {
-        return; // only as the helper
-    };
-    let (root, parent) = spec.split_once('\n').unwrap();
-    let store = ContainerStore::open(root).unwrap();
-    let mut c = Container::image(IMAGE);
-    let mut c = c
-        .cgroup_parent(parent)
-        .name("detached-1")
-        .args([
-            "sh",
-            "-c",
-            "echo out; echo err >&2; trap 'echo bye; exit 3' TERM; while :; do sleep 1; done",
-        ])
-        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
-        .create_detached(&store)
-        .unwrap();
-    c.start().unwrap();
-    println!("HELPER-ID {}", c.id());
-}
-
-#[test]
-fn detached_container_outlives_its_creator() {
-    require_root!();
-    let f = Fixture::new();
-    let out = StdCommand::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "detached_helper",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            HELPER_ENV,
-            format!("{}\n{}", f.store.root().display(), f.parent),
-        )
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = text
-        .lines()
-        .find_map(|l| l.split_once("HELPER-ID ").map(|(_, id)| id))
-        .unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)))
-        .to_string();
-    // Another process (this one) finds it running, by name.
-    let mut c = f.store.get("detached-1").unwrap();
-    assert_eq!(c.id(), id);
-    assert_eq!(c.status().unwrap(), Status::Running);
-    assert!(c.state().unwrap().monitor_pid > 0);
-    assert_eq!(f.store.list().unwrap().len(), 1);
-    // Its output reaches the json-file log (written by the monitor).
-    let mut logs = Vec::new();
-    for _ in 0..500 {
-        logs = c.logs().unwrap();
-        if logs.len() >= 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    logs.sort();
-    assert_eq!(
-        logs,
-        [
-            ("stderr".to_string(), "err\n".to_string()),
-            ("stdout".to_string(), "out\n".to_string())
-        ]
-    );
-    let raw = std::fs::read_to_string(c.log_path()).unwrap();
-    let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
-    assert!(first["time"].as_str().unwrap().ends_with('Z'));
-    // Stop: the trap answers SIGTERM with exit 3, recorded by the monitor.
-    let exit = c.stop(Duration::from_secs(20)).unwrap();
-    assert_eq!(exit.code, Some(3));
-    assert!(c.logs().unwrap().iter().any(|(_, l)| l == "bye\n"));
-    c.remove(false).unwrap();
-    f.assert_clean();
-}
-
-#[test]
-fn detached_created_then_started_elsewhere() {
-    require_root!();
-    let f = Fixture::new();
-    let mut c = f.container();
-    let c = c
-        .args(["sh", "-c", "exit 5"])
-        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
-        .create_detached(&f.store)
-        .unwrap();
-    assert_eq!(c.status().unwrap(), Status::Created);
-    let mut other = f.store.get(c.id()).unwrap();
-    other.start().unwrap();
-    assert_eq!(other.wait().unwrap().code, Some(5));
-    // A command that is not there: 127, as docker.
-    let mut c2 = f.container();
-    let mut c2 = c2
-        .arg("no-such-program")
-        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
-        .create_detached(&f.store)
-        .unwrap();
-    assert!(matches!(c2.start(), Err(Error::CommandNotFound(_))));
-    assert_eq!(c2.wait().unwrap().code, Some(127));
-    // A created detached container is removed without force.
-    let mut c3 = f.container();
-    let c3 = c3
-        .arg("true")
-        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
-        .create_detached(&f.store)
-        .unwrap();
-    c3.remove(false).unwrap();
-    other.remove(false).unwrap();
-    c2.remove(false).unwrap();
-    f.assert_clean();
-}
-
-#[test]
-fn docker_profile_seen_inside() {
-    require_root!();
-    let f = Fixture::new();
-    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
-                  cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
-                  head -c 1 /dev/zero | wc -c; \
-                  mknod /tmp/sda b 8 0 && (head -c 1 /tmp/sda >/dev/null 2>&1 && echo read || echo denied); \
-                  cat /proc/kcore 2>/dev/null | wc -c; \
-                  touch /proc/sys/x 2>/dev/null || echo ro; \
-                  touch /newfile 2>/dev/null && echo rw-root";
-    let run = |c: &mut Container| {
-        let mut h = c
-            .args(["sh", "-c", script])
-            .stdout(StdioMode::Piped)
-            .create(&f.store)
-            .unwrap();
-        let out = h.take_stdout().unwrap();
-        h.start().unwrap();
-        let text = read_all(out);
-        h.wait().unwrap();
-        h.remove(false).unwrap();
-        text
-    };
-    assert_eq!(
-        run(&mut f.container()),
-        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\n0\n1\ndenied\n0\nro\nrw-root\n"
-    );
-    let text = run(f
-        .container()
-        .cap_drop("ALL")
-        .no_new_privileges(true)
-        .readonly_rootfs(true));
-    assert!(
-        text.starts_with("CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nNoNewPrivs:\t1\n"),
-        "{text}"
-    );
-    assert!(!text.contains("rw-root"), "{text}");
-    f.assert_clean();
-}
-
-#[test]
-fn tty_network_join_host_and_update() {
-    require_root!();
-    let f = Fixture::new();
-    // A terminal: the process's stdio is a pty in the container.
-    let mut c = f
-        .container()
-        .args(["sh", "-c", "tty; echo $TERM"])
-        .tty(true)
-        .create(&f.store)
-        .unwrap();
-    let mut master = c.take_terminal().unwrap();
-    c.start().unwrap();
-    assert_eq!(c.wait().unwrap().code, Some(0));
-    let mut buf = vec![0; 4096];
-    let n = master.read(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
-    assert!(text.starts_with("/dev/pts/0\nxterm\n"), "{text:?}");
-    drop(master);
-    c.remove(false).unwrap();
-
-    // A running container to join, and whose limits change.
-    let mut a = f
-        .container()
-        .args(["sleep", "1000"])
-        .create(&f.store)
-        .unwrap();
-    a.start().unwrap();
-    let pid = a.pid().unwrap().unwrap();
-    let ns = |p: &str| std::fs::read_link(p).unwrap().display().to_string();
-    let a_net = ns(&format!("/proc/{pid}/ns/net"));
-    let probe = |network: Network| {
-        let mut c = f.container();
-        let mut h = c
-            .args(["sh", "-c", "readlink /proc/self/ns/net"])
-            .network(network)
-            .stdout(StdioMode::Piped)
-            .create(&f.store)
-            .unwrap();
-        let out = h.take_stdout().unwrap();
-        h.start().unwrap();
-        let text = read_all(out);
-        h.wait().unwrap();
-        let hostname = h.spec().hostname.clone();
-        h.remove(false).unwrap();
-        (text.trim().to_string(), hostname)
-    };
-    let (joined, _) = probe(Network::Join(format!("/proc/{pid}/ns/net").into()));
-    assert_eq!(joined, a_net);
-    let (host, hostname) = probe(Network::Host);
-    assert_eq!(host, ns("/proc/self/ns/net"));
-    assert_eq!(
-        hostname,
-        rustix::system::uname().nodename().to_string_lossy()
-    );
-    let (own, _) = probe(Network::None);
-    assert_ne!(own, a_net);
-    assert_ne!(own, ns("/proc/self/ns/net"));
-
-    a.update(dunnage::container::ResourceLimits {
-        memory: Some(48 << 20),
-        memory_swap: Some(96 << 20),
-        pids_limit: Some(20),
-        ..Default::default()
-    })
-    .unwrap();
-    let stats = a.stats().unwrap();
-    assert_eq!(stats.pids.unwrap().max, dunnage::cgroups::Limit::Value(20));
-    assert_eq!(
-        stats.memory.unwrap().limit,
-        dunnage::cgroups::Limit::Value(48 << 20)
-    );
-    assert_eq!(
-        f.store.get(a.id()).unwrap().spec().resources.memory,
-        Some(48 << 20)
-    );
-    a.remove(true).unwrap();
     f.assert_clean();
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::container::error::{Error, Result};
-use crate::container::profile::SecurityProfile;
 use crate::container::spec::{MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp};
+use crate::profile::Profile;
 
 /// Where the root filesystem comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub struct Container {
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) network: Network,
     pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) profile: SecurityProfile,
+    pub(crate) profile: Profile,
     pub(crate) cgroup_parent: String,
     pub(crate) cgroup_path: Option<String>,
     pub(crate) monitor: Option<PathBuf>,
@@ -111,7 +111,7 @@ impl Container {
             sysctls: Vec::new(),
             network: Network::None,
             labels: BTreeMap::new(),
-            profile: SecurityProfile::docker(),
+            profile: Profile::docker(),
             cgroup_parent: "dunnage".into(),
             cgroup_path: None,
             monitor: None,
@@ -274,6 +274,19 @@ impl Container {
         self
     }
 
+    /// A huge-page limit: the page size as the kernel names it (`2MB`,
+    /// `1GB`) and the limit in bytes.
+    pub fn hugetlb(&mut self, page_size: impl Into<String>, bytes: u64) -> &mut Container {
+        self.resources.hugetlb.push((page_size.into(), bytes));
+        self
+    }
+
+    /// `--cpuset-mems`.
+    pub fn cpuset_mems(&mut self, mems: impl Into<String>) -> &mut Container {
+        self.resources.cpuset_mems = Some(mems.into());
+        self
+    }
+
     /// `-v SRC:DST[:ro]`.
     pub fn bind(
         &mut self,
@@ -367,15 +380,17 @@ impl Container {
         self
     }
 
-    /// The security profile to start from (default: Docker's).
-    pub fn security_profile(&mut self, profile: SecurityProfile) -> &mut Container {
+    /// The security profile to start from (default: Docker's,
+    /// [`Profile::docker`]): capabilities, masked and read-only paths,
+    /// device cgroup rules, seccomp policy, network sysctls.
+    pub fn security_profile(&mut self, profile: Profile) -> &mut Container {
         self.profile = profile;
         self
     }
 
     /// The security profile the container starts from, to inspect or
     /// change in place.
-    pub fn security_profile_mut(&mut self) -> &mut SecurityProfile {
+    pub fn security_profile_mut(&mut self) -> &mut Profile {
         &mut self.profile
     }
 

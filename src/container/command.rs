@@ -40,8 +40,30 @@ pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<dunnage_namespaces::
     compile(&text)
 }
 
+/// The last policy compiled in this process and its program: containers
+/// made one after another mostly share Docker's policy, and compiling it
+/// with libseccomp costs more than the rest of the child's preparation.
+#[cfg(feature = "seccomp")]
+static LAST_COMPILED: std::sync::Mutex<Option<(String, dunnage_namespaces::BpfProgram)>> =
+    std::sync::Mutex::new(None);
+
 #[cfg(feature = "seccomp")]
 fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    if let Ok(last) = LAST_COMPILED.lock()
+        && let Some((t, program)) = last.as_ref()
+        && t == text
+    {
+        return Ok(Some(program.clone()));
+    }
+    let program = compile_uncached(text)?;
+    if let Ok(mut last) = LAST_COMPILED.lock() {
+        *last = Some((text.to_string(), program.clone()));
+    }
+    Ok(Some(program))
+}
+
+#[cfg(feature = "seccomp")]
+fn compile_uncached(text: &str) -> Result<dunnage_namespaces::BpfProgram> {
     let profile: dunnage_namespaces::SeccompProfile =
         serde_json::from_str(text).map_err(|e| Error::Invalid {
             what: "seccomp profile",
@@ -52,14 +74,14 @@ fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
             what: "seccomp profile",
             reason: e.to_string(),
         })?;
-    Ok(Some(program))
+    Ok(program)
 }
 
 #[cfg(not(feature = "seccomp"))]
 fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
     Err(Error::Unsupported {
         op: "seccomp",
-        reason: "the crate is built without its `seccomp` feature (libseccomp)",
+        reason: "the crate is built without its `seccomp` feature (libseccomp): choose Seccomp::Unconfined or a profile without a seccomp policy",
     })
 }
 
@@ -82,17 +104,17 @@ pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
     })
 }
 
-/// Docker's mounts for `spec`: the defaults (sysfs writable when
-/// privileged), the network files of the state directory `dir`, then the
-/// caller's binds and tmpfs.
+/// The mounts of `spec`: the profile's (Docker's list), the network files
+/// of the state directory `dir`, then the caller's binds and tmpfs.
 pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
-    let mut out: Vec<Mount> = Mount::docker_defaults()
-        .into_iter()
-        .map(|mut m| {
-            if spec.privileged && m.fstype == "sysfs" {
-                m.options.retain(|o| o != "ro");
-            }
-            m
+    let mut out: Vec<Mount> = spec
+        .base_mounts
+        .iter()
+        .map(|m| Mount {
+            destination: m.destination.clone().into(),
+            fstype: m.kind.clone(),
+            source: m.source.clone().into(),
+            options: m.options.clone(),
         })
         .collect();
     for name in ["resolv.conf", "hostname", "hosts"] {
@@ -126,6 +148,51 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
         }
     }
     out
+}
+
+/// A profile's device node as the child's setup makes it (`None` for
+/// numbers out of range).
+fn device(n: &crate::profile::DeviceNode) -> Option<dunnage_namespaces::Device> {
+    use dunnage_namespaces::{Device, DeviceKind};
+    let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
+        return None;
+    };
+    let kind = match n.kind {
+        crate::profile::DeviceType::Block => DeviceKind::Block,
+        _ => DeviceKind::Char,
+    };
+    Some(Device {
+        path: n.path.clone().into(),
+        kind,
+        major,
+        minor,
+        mode: n.file_mode,
+        uid: n.uid,
+        gid: n.gid,
+    })
+}
+
+/// The host's device nodes directly under /dev (`docker run
+/// --privileged`), except those every container gets anyway.
+fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
+    const OWN: [&str; 8] = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/console",
+    ];
+    let nodes = crate::profile::host_devices(Path::new("/dev")).map_err(io_err("read", "/dev"))?;
+    Ok(nodes
+        .iter()
+        // Nodes in subdirectories (/dev/cpu/0/cpuid, /dev/net/tun) are left
+        // out: the child's mknod step does not create parents.
+        .filter(|n| !OWN.contains(&n.path.as_str()) && n.path.matches('/').count() <= 2)
+        .filter_map(device)
+        .collect())
 }
 
 /// The namespaces a container gets: mount, uts, ipc, pid, and net unless
@@ -165,6 +232,20 @@ pub(crate) fn build(
             Some((k, v)) => cmd.env(k, v),
             None => cmd.env(e, ""),
         };
+    }
+    let own: Vec<std::path::PathBuf> = dunnage_namespaces::Device::defaults()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    for n in &spec.devices {
+        if let Some(d) = device(n).filter(|d| !own.contains(&d.path)) {
+            cmd.device(d);
+        }
+    }
+    if spec.privileged {
+        for d in host_devices()? {
+            cmd.device(d);
+        }
     }
     for p in &spec.masked_paths {
         cmd.masked_path(p);

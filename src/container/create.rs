@@ -93,10 +93,10 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// The device cgroup rules: Docker's (deny all; allow null, zero, full,
-/// random, urandom, tty, console; deny 10:229) with runc's additions (mknod
-/// of any device, the pty devices, /dev/net/tun); everything when
-/// privileged.
+/// The device cgroup rules: the profile's (Docker's: deny all; allow
+/// null, zero, full, random, urandom, tty, console; deny 10:229), with
+/// runc's own allowances (mknod of any device, /dev/full, ptmx, the ptys,
+/// /dev/net/tun) after a leading deny-all, as runc adds them.
 pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
     let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
         DeviceRule {
@@ -107,29 +107,33 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             access: access.to_string(),
         }
     };
-    if spec.privileged {
-        return vec![rule(true, 'a', None, None, "rwm")];
+    let mut rules: Vec<DeviceRule> = spec
+        .device_rules
+        .iter()
+        .map(|r| {
+            let kind = match r.kind {
+                Some(crate::profile::DeviceType::Char) => 'c',
+                Some(crate::profile::DeviceType::Block) => 'b',
+                _ => 'a',
+            };
+            let num = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+            rule(r.allow, kind, num(r.major), num(r.minor), &r.access)
+        })
+        .collect();
+    let deny_all_first = rules
+        .first()
+        .is_some_and(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none());
+    if deny_all_first {
+        let mut runc = vec![
+            rule(true, 'c', None, None, "m"),
+            rule(true, 'b', None, None, "m"),
+        ];
+        for (major, minor) in [(1, 7), (5, 2), (10, 200)] {
+            runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
+        }
+        runc.push(rule(true, 'c', Some(136), None, "rwm"));
+        rules.splice(1..1, runc);
     }
-    let mut rules = vec![
-        rule(false, 'a', None, None, "rwm"),
-        rule(true, 'c', None, None, "m"),
-        rule(true, 'b', None, None, "m"),
-    ];
-    for (major, minor) in [
-        (1, 5),
-        (1, 3),
-        (1, 9),
-        (1, 8),
-        (5, 0),
-        (5, 1),
-        (1, 7),
-        (5, 2),
-        (10, 200),
-    ] {
-        rules.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
-    }
-    rules.push(rule(true, 'c', Some(136), None, "rwm"));
-    rules.push(rule(false, 'c', Some(10), Some(229), "rwm"));
     rules
 }
 
@@ -152,6 +156,16 @@ pub(crate) fn create_spec(
     spec: Spec,
     stdio: [StdioMode; 3],
 ) -> Result<ContainerHandle> {
+    // A spec from a monitor's stdin is checked like any input.
+    if !state::valid_id(&spec.id) {
+        return Err(Error::Invalid {
+            what: "container ID",
+            reason: format!("{:?} is not 64 lower-case hex digits", spec.id),
+        });
+    }
+    if !crate::container::spec::valid_name(&spec.name) {
+        return Err(Error::InvalidName(spec.name.clone()));
+    }
     let mut undo = Undo::default();
 
     // The state directory, with the name checked under the store lock.

@@ -255,6 +255,26 @@ impl ContainerHandle {
         tar.into_inner().map_err(io_err("export", &root))
     }
 
+    /// The container's layer record (`layerdb/mounts/<id>`: the
+    /// read-write and init layers' driver directories, the image chain),
+    /// for `docker inspect`'s GraphDriver; `None` for a container made
+    /// from a rootfs directory.
+    pub fn layer(&self) -> Result<Option<dunnage_layerstore::RwLayer>> {
+        if self.spec.rootfs_dir.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.images().layers().get_rw(&self.spec.id)?))
+    }
+
+    /// Where the container's root filesystem is mounted on the host (the
+    /// directory itself for a container made from one).
+    pub fn rootfs_path(&self) -> Result<Option<PathBuf>> {
+        match &self.spec.rootfs_dir {
+            Some(d) => Ok(Some(d.clone())),
+            None => Ok(self.store.images().layers().rw_mount_point(&self.spec.id)?),
+        }
+    }
+
     /// The path of the container's json-file log (`<id>-json.log` in its
     /// state directory); present for containers with a monitor.
     pub fn log_path(&self) -> PathBuf {

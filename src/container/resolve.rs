@@ -50,8 +50,12 @@ fn cap_name(name: &str) -> String {
 /// one when privileged), `--cap-drop ALL` empties it, then adds, then
 /// other drops.
 fn capabilities(c: &Container) -> Result<Vec<String>> {
+    // Every capability this process can hand on (its effective set), as
+    // docker's --privileged gives the daemon's.
+    let own = own_bounding_set();
     let all = || {
         (0..=dunnage_namespaces::caps::last_cap())
+            .filter(|c| own & (1u64 << c) != 0)
             .filter_map(dunnage_namespaces::caps::capability_name)
             .collect::<Vec<_>>()
     };
@@ -193,17 +197,11 @@ impl Container {
             resources.memory_swap = Some(i64::try_from(m.saturating_mul(2)).unwrap_or(i64::MAX));
         }
         resources.to_cgroup()?;
-        // Docker's namespaced sysctls for a container network namespace.
-        let mut sysctls = Vec::new();
+        // The profile's namespaced sysctls for a container network
+        // namespace (docker's two), the caller's winning.
+        let mut sysctls: Vec<(String, String)> = Vec::new();
         if self.network == Network::None {
-            sysctls.push((
-                "net.ipv4.ip_unprivileged_port_start".to_string(),
-                "0".to_string(),
-            ));
-            sysctls.push((
-                "net.ipv4.ping_group_range".to_string(),
-                "0 2147483647".to_string(),
-            ));
+            sysctls.extend(self.profile.network_sysctls.clone());
         }
         for (k, v) in &self.sysctls {
             sysctls.retain(|(name, _)| name != k);
@@ -250,21 +248,44 @@ impl Container {
             masked_paths: masked,
             readonly_paths: readonly,
             readonly_rootfs: self.readonly_rootfs,
+            base_mounts: if self.privileged {
+                crate::profile::Profile::privileged().mounts
+            } else {
+                self.profile.mounts.clone()
+            },
+            devices: self.profile.devices.clone(),
             mounts: self.mounts.clone(),
             seccomp: match (&self.seccomp, &self.profile.seccomp) {
                 _ if self.privileged => Seccomp::Unconfined,
-                (Seccomp::Default, Some(text)) => Seccomp::Profile(text.clone()),
+                (Seccomp::Default, Some(policy)) => Seccomp::Profile(policy.to_string()),
                 (choice, _) => choice.clone(),
             },
             no_new_privileges: self.no_new_privileges,
             rlimits: self.rlimits.clone(),
             sysctls,
+            device_rules: if self.privileged {
+                crate::profile::Profile::privileged().device_rules
+            } else {
+                self.profile.device_rules.clone()
+            },
             network: self.network.clone(),
             labels: self.labels.clone(),
             resources,
             created: crate::container::state::now(),
         })
     }
+}
+
+/// This process's effective set (`CapEff`), every capability if unreadable.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The host's name (a container on the host network shares it).

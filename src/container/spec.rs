@@ -214,6 +214,13 @@ pub struct Spec {
     pub readonly_paths: Vec<String>,
     /// A read-only root.
     pub readonly_rootfs: bool,
+    /// The profile's mounts (Docker's list), applied first.
+    #[serde(default)]
+    pub base_mounts: Vec<crate::profile::ProfileMount>,
+    /// The profile's device nodes (the runtime's defaults, null, zero,
+    /// full, random, urandom, tty, are always made).
+    #[serde(default)]
+    pub devices: Vec<crate::profile::DeviceNode>,
     /// Extra mounts, in order after the profile's.
     pub mounts: Vec<MountSpec>,
     /// The seccomp choice.
@@ -224,6 +231,10 @@ pub struct Spec {
     pub rlimits: Vec<RlimitSpec>,
     /// Namespaced sysctls.
     pub sysctls: Vec<(String, String)>,
+    /// The device cgroup rules of the profile, in order (runc's own
+    /// allowances are added at create).
+    #[serde(default)]
+    pub device_rules: Vec<crate::profile::DeviceRule>,
     /// The network.
     pub network: Network,
     /// Labels.

@@ -10,7 +10,8 @@
 //!                           that changes the container (start, kill,
 //!                           stop, pause, remove, recording the exit)
 //!         config.json       the resolved Spec, written once at create
-//!         state.json        the State below, replaced atomically
+//!         state.json        the State below, replaced atomically (not
+//!                           fsynced: a crash ends its processes anyway)
 //!         hostname, hosts, resolv.conf
 //!                           bound (rbind, as docker does) over the init
 //!                           layer's empty /etc files
@@ -118,7 +119,9 @@ impl State {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        dunnage_base::fs::write_atomic(&path, &bytes, 0o600).map_err(io_err("write", path))
+        // Atomic, not fsynced: after a crash the processes it describes are
+        // gone, and the live check (pid and start time) corrects it.
+        dunnage_base::fs::write_replace(&path, &bytes, 0o600).map_err(io_err("write", path))
     }
 }
 

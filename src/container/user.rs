@@ -20,7 +20,8 @@ pub struct User {
     pub uid: u32,
     /// The primary gid.
     pub gid: u32,
-    /// Supplementary groups (the groups of /etc/group listing the user).
+    /// Supplementary groups: the groups of /etc/group listing the user,
+    /// then the primary group (what `id` shows in a docker container).
     pub additional_gids: Vec<u32>,
     /// The home directory (`HOME` when the image sets none), `/` if unknown.
     pub home: String,
@@ -156,13 +157,18 @@ pub fn resolve_from(spec: &str, passwd: &str, group: &str) -> Result<User> {
                 .ok_or_else(|| Error::UnknownGroup(g.to_string()))?,
         };
     }
+    // Docker's supplementary groups: those of /etc/group that list the
+    // user, in file order, then the primary group when not among them.
     let mut additional_gids: Vec<u32> = Vec::new();
     if let Some(name) = name {
         for (_, g, members) in &groups {
-            if members.contains(&name) && *g != gid && !additional_gids.contains(g) {
+            if members.contains(&name) && !additional_gids.contains(g) {
                 additional_gids.push(*g);
             }
         }
+    }
+    if !additional_gids.contains(&gid) {
+        additional_gids.push(gid);
     }
     Ok(User {
         uid,
@@ -199,7 +205,7 @@ mod tests {
         assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
         let web = resolve_from("web", PASSWD, GROUP).unwrap();
         assert_eq!((web.uid, web.gid), (1000, 1001));
-        assert_eq!(web.additional_gids, vec![50, 29]);
+        assert_eq!(web.additional_gids, vec![50, 29, 1001]);
         let by_uid = resolve_from("1000", PASSWD, GROUP).unwrap();
         assert_eq!(by_uid, web);
         let unknown_uid = resolve_from("4242", PASSWD, GROUP).unwrap();

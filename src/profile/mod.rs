@@ -215,17 +215,6 @@ impl Default for Profile {
     }
 }
 
-impl From<&Profile> for crate::container::SecurityProfile {
-    fn from(p: &Profile) -> Self {
-        let mut s = crate::container::SecurityProfile::docker();
-        s.capabilities = p.capabilities.clone();
-        s.masked_paths = p.masked_paths.clone();
-        s.readonly_paths = p.readonly_paths.clone();
-        s.seccomp = p.seccomp.as_ref().map(|v| v.to_string());
-        s
-    }
-}
-
 /// Docker's default seccomp policy, parsed.
 pub fn docker_seccomp() -> serde_json::Value {
     // The embedded text is checked by the tests; a failure here cannot come
