@@ -78,6 +78,7 @@ pub struct Container {
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) profile: Profile,
     pub(crate) cgroup_parent: String,
+    pub(crate) cgroup_path: Option<String>,
     pub(crate) monitor: Option<PathBuf>,
 }
 
@@ -112,6 +113,7 @@ impl Container {
             labels: BTreeMap::new(),
             profile: Profile::docker(),
             cgroup_parent: "dunnage".into(),
+            cgroup_path: None,
             monitor: None,
         }
     }
@@ -399,6 +401,14 @@ impl Container {
         self
     }
 
+    /// The container's own cgroup, exactly (relative to each hierarchy's
+    /// root), instead of `<parent>/<id>`: what an OCI runtime makes of
+    /// `linux.cgroupsPath`.
+    pub fn cgroup_path(&mut self, path: impl Into<String>) -> &mut Container {
+        self.cgroup_path = Some(path.into());
+        self
+    }
+
     /// Check what needs no store: the name, the signal.
     pub(crate) fn check(&self) -> Result<()> {
         if let Some(name) = &self.name
@@ -408,6 +418,14 @@ impl Container {
         }
         if let Some(sig) = &self.stop_signal {
             crate::container::spec::signal_number(sig)?;
+        }
+        if let Some(p) = &self.cgroup_path
+            && (p.trim_matches('/').is_empty() || p.split('/').any(|c| c == ".." || c == "."))
+        {
+            return Err(Error::Invalid {
+                what: "cgroup path",
+                reason: format!("{p:?}"),
+            });
         }
         if self.cgroup_parent.is_empty() || self.cgroup_parent.split('/').any(|c| c == "..") {
             return Err(Error::Invalid {

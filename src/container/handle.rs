@@ -205,6 +205,14 @@ impl ContainerHandle {
         self.owned.as_mut().and_then(|o| o.terminal.take())
     }
 
+    /// The start gate of a created container made by this process, once,
+    /// for a program that hands it to another process (an OCI runtime's
+    /// `create` returns with the process waiting; `start` comes from a
+    /// later invocation). Dropping it without releasing ends the process.
+    pub fn take_gate(&mut self) -> Option<dunnage_namespaces::container::Gate> {
+        self.owned.as_mut().and_then(|o| o.gate.take())
+    }
+
     /// The container's lock, held while its state changes.
     pub(crate) fn lock(&self) -> Result<FileLock> {
         let path = self.dir().join("lock");

@@ -217,7 +217,10 @@ impl Container {
         };
         Ok(Spec {
             name: self.name.clone().unwrap_or_else(|| short.to_string()),
-            cgroup: format!("{}/{id}", self.cgroup_parent.trim_matches('/')),
+            cgroup: match &self.cgroup_path {
+                Some(p) => p.trim_matches('/').to_string(),
+                None => format!("{}/{id}", self.cgroup_parent.trim_matches('/')),
+            },
             id,
             image: image_id,
             image_name: match &self.source {

@@ -45,6 +45,22 @@ impl Dockerd {
     /// Start a daemon whose data-root is `<dir>/data` (possibly written by an
     /// earlier daemon), and wait until it answers.
     pub fn start_in(dir: TempDir) -> io::Result<Dockerd> {
+        Self::start_in_with(dir, &[] as &[&str])
+    }
+
+    /// Start a daemon in a fresh directory (as [`Dockerd::start`]) with
+    /// `extra` arguments after the usual ones, e.g.
+    /// `--add-runtime NAME=/abs/path`.
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(tag: &str, extra: &[S]) -> io::Result<Dockerd> {
+        let dir = TempDir::new(&format!("dockerd-{tag}"))?;
+        Self::start_in_with(dir, extra)
+    }
+
+    /// [`Dockerd::start_in`] with `extra` arguments for the daemon.
+    pub fn start_in_with<S: AsRef<std::ffi::OsStr>>(
+        dir: TempDir,
+        extra: &[S],
+    ) -> io::Result<Dockerd> {
         let log = std::fs::File::create(dir.join("dockerd.log"))?;
         let child = Command::new(DOCKERD)
             .arg("--data-root")
@@ -61,6 +77,7 @@ impl Dockerd {
                 "--ip6tables=false",
                 "--bridge=none",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
