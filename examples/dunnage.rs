@@ -13,10 +13,13 @@
 //! dunnage [--root DIR] layers
 //! dunnage [--root DIR] mount IMAGE DIR
 //! dunnage [--root DIR] umount DIR
+//! dunnage [--root DIR] system check [--repair]
 //! ```
 //! `--root` defaults to `/var/lib/dunnage`; pointed at a stopped dockerd's
 //! data-root it lists and exports that daemon's images. Errors print one
-//! line and exit with status 1.
+//! line and exit with status 1. `system check` prints one line per problem
+//! and exits with status 1 when it found any (with `--repair`: when any is
+//! left after repairing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{IsTerminal, Seek, Write};
@@ -29,7 +32,7 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|system check ...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -159,11 +162,39 @@ fn run(mut args: Vec<String>) -> Res {
             ImageStore::open(&root)?.unmount(Path::new(&r[0]))?;
             Ok(())
         }
+        "system" => system(&root, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
         other => Err(format!("unknown command {other:?}; {USAGE}").into()),
+    }
+}
+
+/// `system check [--repair]`: exit status 1 (an error) when a problem is
+/// found, or left after repairing.
+fn system(root: &Path, rest: &[String]) -> Res {
+    let Some((sub, rest)) = rest.split_first().filter(|(s, _)| *s == "check") else {
+        return Err("usage: dunnage system check [--repair]".into());
+    };
+    let _ = sub;
+    let a = Args::parse(rest, &[], &["--repair"])?;
+    a.exactly(0, "dunnage system check")?;
+    let store = ImageStore::open(root)?;
+    let report = if a.has(&["--repair"]) {
+        for p in &store.repair()?.problems {
+            println!("found: {p}");
+        }
+        store.check()?
+    } else {
+        store.check()?
+    };
+    for p in &report.problems {
+        println!("{p}");
+    }
+    match report.problems.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} problem(s) found").into()),
     }
 }
 
