@@ -24,7 +24,10 @@ use dunnage_cgroups::proc::{
     SubsystemInfo, parse_mountinfo, parse_proc_cgroups, read_proc_cgroups,
 };
 use dunnage_cgroups::{Cgroup, CgroupPath, Controller, Error, Hierarchies, Hierarchy, Version};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// cgroup-tools' exit status for a failed read or write (ECGOTHER).
@@ -33,10 +36,20 @@ const ECGOTHER: u8 = 96;
 const ECGROUPVALUENOTEXIST: u8 = 95;
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().collect();
+    // Arguments are read as bytes (`args_os`): cgexec's command and its
+    // arguments are passed on untouched; cgroup paths, controllers and
+    // values are text, and one that is not UTF-8 is a usage error.
+    let mut args: Vec<OsString> = std::env::args_os().collect();
     // Called through a symlink named after a tool, or as `cgtools <tool>`.
-    let argv0 = args.remove(0);
-    let base = argv0.rsplit('/').next().unwrap_or_default().to_owned();
+    let argv0 = if args.is_empty() {
+        OsString::new()
+    } else {
+        args.remove(0)
+    };
+    let base = Path::new(&argv0)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tool = if base == "cgtools" || base.starts_with("cgtools-") {
         if args.is_empty() {
             eprintln!(
@@ -44,20 +57,23 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        args.remove(0)
+        args.remove(0).to_string_lossy().into_owned()
     } else {
         base
     };
-    let result = match tool.as_str() {
-        "lssubsys" => lssubsys(&args),
-        "lscgroup" => lscgroup(&args),
-        "cgcreate" => cgcreate(&args),
-        "cgdelete" => cgdelete(&args),
-        "cgset" => cgset(&args),
-        "cgget" => cgget(&args),
-        "cgexec" => cgexec(&args),
-        "cgclassify" => cgclassify(&args),
-        other => Err(Failure::usage(format!("unknown tool {other}"))),
+    let result = if tool == "cgexec" {
+        cgexec(&args)
+    } else {
+        texts(&args).and_then(|args| match tool.as_str() {
+            "lssubsys" => lssubsys(&args),
+            "lscgroup" => lscgroup(&args),
+            "cgcreate" => cgcreate(&args),
+            "cgdelete" => cgdelete(&args),
+            "cgset" => cgset(&args),
+            "cgget" => cgget(&args),
+            "cgclassify" => cgclassify(&args),
+            other => Err(Failure::usage(format!("unknown tool {other}"))),
+        })
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +82,17 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Arguments that must be text (cgroup paths, controllers, values, pids).
+fn texts(args: &[OsString]) -> Result<Vec<String>> {
+    args.iter()
+        .map(|a| {
+            a.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Failure::usage(format!("{}: not valid UTF-8", a.to_string_lossy())))
+        })
+        .collect()
 }
 
 /// An error message and the exit status cgroup-tools would give.
@@ -421,10 +448,23 @@ fn cgget(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn cgexec(args: &[String]) -> Result<()> {
+fn cgexec(args: &[OsString]) -> Result<()> {
+    // The options end where the command starts (as `groups` splits them);
+    // the command and its arguments stay bytes.
+    let mut start = 0;
+    while let Some(a) = args.get(start).map(|a| a.as_bytes()) {
+        if a == b"-g" {
+            start += 2;
+        } else if a.starts_with(b"-") && a.len() > 1 {
+            start += 1;
+        } else {
+            break;
+        }
+    }
+    let start = start.min(args.len());
     let h = Hierarchies::detect()?;
-    let (groups, command) = groups(args, &mut Vec::new(), false)?;
-    let (program, rest) = command
+    let (groups, _) = groups(&texts(&args[..start])?, &mut Vec::new(), false)?;
+    let (program, rest) = args[start..]
         .split_first()
         .ok_or_else(|| Failure::usage("cgexec: no command given".into()))?;
     for (controllers, path) in groups {
@@ -432,7 +472,7 @@ fn cgexec(args: &[String]) -> Result<()> {
     }
     let e = std::process::Command::new(program).args(rest).exec();
     Err(Failure {
-        message: format!("cgexec: {program}: {e}"),
+        message: format!("cgexec: {}: {e}", Path::new(program).display()),
         code: 127,
     })
 }

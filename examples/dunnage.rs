@@ -22,7 +22,9 @@
 //! left after repairing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -35,7 +37,10 @@ type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|system check ...";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Paths are bytes: arguments stay `OsString`s; only image names,
+    // references and flags that are text are decoded, with an error (not
+    // a panic) when they are not UTF-8.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -45,27 +50,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// An argument that must be text (an image name, a reference, a flag's
+/// text value).
+fn text(arg: &OsStr) -> Res<&str> {
+    arg.to_str()
+        .ok_or_else(|| format!("{:?} is not valid UTF-8", arg.to_string_lossy()).into())
+}
+
 /// Split `args` into flags (with their values) and positional arguments.
 struct Args {
-    flags: Vec<(String, Option<String>)>,
-    rest: Vec<String>,
+    flags: Vec<(String, Option<OsString>)>,
+    rest: Vec<OsString>,
 }
 
 impl Args {
     /// `valued` lists the flags that take a value.
-    fn parse(args: &[String], valued: &[&str], plain: &[&str]) -> Res<Args> {
+    fn parse(args: &[OsString], valued: &[&str], plain: &[&str]) -> Res<Args> {
         let (mut flags, mut rest) = (Vec::new(), Vec::new());
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            if valued.contains(&a.as_str()) {
+            let name = a.to_str().unwrap_or("");
+            if valued.contains(&name) {
                 let v = it
                     .next()
-                    .ok_or_else(|| format!("flag needs an argument: {a}"))?;
-                flags.push((a.clone(), Some(v.clone())));
-            } else if plain.contains(&a.as_str()) {
-                flags.push((a.clone(), None));
-            } else if a.starts_with('-') && a.len() > 1 {
-                return Err(format!("unknown flag: {a}").into());
+                    .ok_or_else(|| format!("flag needs an argument: {name}"))?;
+                flags.push((name.to_string(), Some(v.clone())));
+            } else if plain.contains(&name) {
+                flags.push((name.to_string(), None));
+            } else if a.as_bytes().starts_with(b"-") && a.len() > 1 {
+                return Err(format!("unknown flag: {}", a.to_string_lossy()).into());
             } else {
                 rest.push(a.clone());
             }
@@ -77,23 +90,37 @@ impl Args {
         self.flags.iter().any(|(f, _)| names.contains(&f.as_str()))
     }
 
-    fn value(&self, names: &[&str]) -> Option<&str> {
+    /// The last value of a flag that names a path.
+    fn path(&self, names: &[&str]) -> Option<&Path> {
         self.flags
             .iter()
             .rev()
             .find(|(f, _)| names.contains(&f.as_str()))
             .and_then(|(_, v)| v.as_deref())
+            .map(Path::new)
     }
 
-    fn values(&self, names: &[&str]) -> Vec<&str> {
+    /// The last value of a flag that is text.
+    fn value(&self, names: &[&str]) -> Res<Option<&str>> {
+        self.path(names).map(|p| text(p.as_os_str())).transpose()
+    }
+
+    /// Every value of a flag that is text.
+    fn values(&self, names: &[&str]) -> Res<Vec<&str>> {
         self.flags
             .iter()
             .filter(|(f, _)| names.contains(&f.as_str()))
             .filter_map(|(_, v)| v.as_deref())
+            .map(text)
             .collect()
     }
 
-    fn exactly(&self, n: usize, usage: &str) -> Res<&[String]> {
+    /// The positional arguments as text (image names and references).
+    fn texts(&self) -> Res<Vec<&str>> {
+        self.rest.iter().map(|a| text(a)).collect()
+    }
+
+    fn exactly(&self, n: usize, usage: &str) -> Res<&[OsString]> {
         if self.rest.len() != n {
             return Err(format!("\"{usage}\" requires exactly {n} argument(s)").into());
         }
@@ -101,12 +128,18 @@ impl Args {
     }
 }
 
-fn run(mut args: Vec<String>) -> Res {
+fn run(mut args: Vec<OsString>) -> Res {
     let mut root = PathBuf::from("/var/lib/dunnage");
-    while args.first().is_some_and(|a| a.starts_with("--root")) {
+    while args
+        .first()
+        .is_some_and(|a| a.as_bytes().starts_with(b"--root"))
+    {
         let a = args.remove(0);
-        root = match a.strip_prefix("--root=") {
-            Some(v) => PathBuf::from(v),
+        root = match a.as_bytes().strip_prefix(b"--root=") {
+            Some(v) => PathBuf::from(OsStr::from_bytes(v)),
+            None if a != "--root" => {
+                return Err(format!("unknown flag: {}", a.to_string_lossy()).into());
+            }
             None if !args.is_empty() => PathBuf::from(args.remove(0)),
             None => return Err("flag needs an argument: --root".into()),
         };
@@ -115,7 +148,7 @@ fn run(mut args: Vec<String>) -> Res {
         return Err(USAGE.into());
     };
     let rest = &args[1..];
-    match cmd.as_str() {
+    match text(&cmd)? {
         "load" => load(
             &root,
             &Args::parse(rest, &["-i", "--input"], &["-q", "--quiet"])?,
@@ -137,7 +170,7 @@ fn run(mut args: Vec<String>) -> Res {
         "tag" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage tag")?;
-            ImageStore::open(&root)?.tag(&r[0], &r[1])?;
+            ImageStore::open(&root)?.tag(text(&r[0])?, text(&r[1])?)?;
             Ok(())
         }
         "rmi" => rmi(&root, &Args::parse(rest, &[], &["-f", "--force"])?),
@@ -152,7 +185,7 @@ fn run(mut args: Vec<String>) -> Res {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage mount")?;
             let store = ImageStore::open(&root)?;
-            let id = store.resolve(&r[0])?;
+            let id = store.resolve(text(&r[0])?)?;
             store.mount(&id, Path::new(&r[1]))?;
             Ok(())
         }
@@ -238,8 +271,8 @@ fn load(root: &Path, a: &Args) -> Res {
         ..LoadOptions::default()
     };
     // Like docker: without -i the archive comes on stdin.
-    let loaded = match a.value(&["-i", "--input"]) {
-        Some(f) => store.load(Path::new(f), opts)?,
+    let loaded = match a.path(&["-i", "--input"]) {
+        Some(f) => store.load(f, opts)?,
         None => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
@@ -263,8 +296,8 @@ fn save(root: &Path, a: &Args) -> Res {
     if a.rest.is_empty() {
         return Err("\"dunnage save\" requires at least 1 argument".into());
     }
-    let names: Vec<&str> = a.rest.iter().map(String::as_str).collect();
-    let out = a.value(&["-o", "--output"]);
+    let names = a.texts()?;
+    let out = a.path(&["-o", "--output"]);
     if out.is_none() && std::io::stdout().is_terminal() {
         return Err("cowardly refusing to save to a terminal. Use the -o flag or redirect".into());
     }
@@ -273,7 +306,7 @@ fn save(root: &Path, a: &Args) -> Res {
     let progress = bar.as_mut().map(|b| b as &mut dyn FnMut(&Progress));
     if a.has(&["--oci"]) {
         let dir = out.ok_or("save --oci needs -o DIR")?;
-        store.export_oci_with_progress(&names, Path::new(dir), progress)?;
+        store.export_oci_with_progress(&names, dir, progress)?;
         return Ok(());
     }
     let Some(out) = out else {
@@ -293,7 +326,7 @@ fn save(root: &Path, a: &Args) -> Res {
         stdout.flush()?;
         return Ok(());
     };
-    store.save_to_file(&names, Path::new(out), progress)?;
+    store.save_to_file(&names, out, progress)?;
     Ok(())
 }
 
@@ -302,11 +335,16 @@ fn import(root: &Path, a: &Args) -> Res {
         return Err("\"dunnage import\" requires 1 or 2 arguments: FILE [REF]".into());
     }
     let mut changes = ImageChanges {
-        reference: a.rest.get(1).map(|r| Reference::parse(r)).transpose()?,
-        comment: a.value(&["-m", "--message"]).map(str::to_string),
+        reference: a
+            .rest
+            .get(1)
+            .map(|r| Reference::parse(text(r)?).map_err(Into::into))
+            .transpose()
+            .map_err(|e: Box<dyn std::error::Error>| e)?,
+        comment: a.value(&["-m", "--message"])?.map(str::to_string),
         ..ImageChanges::default()
     };
-    for c in a.values(&["-c", "--change"]) {
+    for c in a.values(&["-c", "--change"])? {
         changes.add_instruction(c)?;
     }
     let mut bar = progress_bar("Importing", false);
@@ -354,7 +392,7 @@ fn since(created: Option<&str>) -> String {
 }
 
 fn images(root: &Path, a: &Args) -> Res {
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let report = store.images_report()?;
     // Like docker with a damaged image: list the others, warn on stderr.
     for b in &report.broken {
@@ -406,8 +444,8 @@ fn images(root: &Path, a: &Args) -> Res {
 
 fn history(root: &Path, a: &Args) -> Res {
     let r = a.exactly(1, "dunnage history")?;
-    let store = ImageStore::open(root)?;
-    let id = store.resolve(&r[0])?;
+    let store = ImageStore::open_read_only(root)?;
+    let id = store.resolve(text(&r[0])?)?;
     let no_trunc = a.has(&["--no-trunc"]);
     let rows: Vec<Vec<String>> = store
         .history(&id)?
@@ -443,9 +481,9 @@ fn inspect(root: &Path, a: &Args) -> Res {
     if a.rest.is_empty() {
         return Err("\"dunnage inspect\" requires at least 1 argument".into());
     }
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let mut out = Vec::new();
-    for name in &a.rest {
+    for name in a.texts()? {
         out.push(store.inspect(&store.resolve(name)?)?);
     }
     let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
@@ -512,7 +550,7 @@ fn rmi(root: &Path, a: &Args) -> Res {
         return Err("\"dunnage rmi\" requires at least 1 argument".into());
     }
     let store = ImageStore::open(root)?;
-    for name in &a.rest {
+    for name in a.texts()? {
         for done in store.remove(name, a.has(&["-f", "--force"]))? {
             match done {
                 Removed::Untagged(r) => println!("Untagged: {}", r.familiar()),
@@ -524,7 +562,7 @@ fn rmi(root: &Path, a: &Args) -> Res {
 }
 
 fn layers(root: &Path) -> Res {
-    let store = ImageStore::open(root)?;
+    let store = ImageStore::open_read_only(root)?;
     let mut rows = Vec::new();
     for l in store.layers().list()? {
         rows.push(vec![

@@ -13,6 +13,7 @@
 //! `/var/lib/docker` of a stopped dockerd (overlay2) works as a data-root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,28 +24,53 @@ fn print(l: &Layer) {
     println!("{} {} {} {}", l.chain_id, l.diff_id, l.size, l.cache_id);
 }
 
-fn run(args: &[String]) -> Result<(), Error> {
+/// Exit with status 2 after a usage message.
+fn usage(why: &str) -> ! {
+    eprintln!("layerstore: {why}");
+    eprintln!(
+        "usage: layerstore <data-root> register|list|chain|verify|tar|release|containers ..."
+    );
+    std::process::exit(2);
+}
+
+fn run(args: &[OsString]) -> Result<(), Error> {
+    // Paths stay bytes (`OsString`); only the command and chainIDs are text.
     let [root, cmd, rest @ ..] = args else {
-        eprintln!(
-            "usage: layerstore <data-root> register|list|chain|verify|tar|release|containers ..."
-        );
-        std::process::exit(2);
+        usage("missing data-root or command");
     };
-    let store = LayerStore::open(Path::new(root))?;
+    let cmd = cmd
+        .to_str()
+        .unwrap_or_else(|| usage("the command is not UTF-8"));
+    let root = Path::new(root);
     let chain = |i: usize| -> Result<ChainId, Error> {
-        rest.get(i).map_or_else(
-            || {
-                eprintln!("{cmd}: missing chainID");
-                std::process::exit(2)
-            },
-            |s| s.parse(),
-        )
+        let Some(text) = rest.get(i) else {
+            usage(&format!("{cmd}: missing chainID"));
+        };
+        text.to_str()
+            .unwrap_or_else(|| usage(&format!("{cmd}: the chainID is not UTF-8")))
+            .parse()
     };
-    match cmd.as_str() {
+    // Queries open the store without repairing or unmounting anything.
+    let store = match cmd {
+        "register" | "release" => LayerStore::open(root)?,
+        "list" | "chain" | "verify" | "tar" | "containers" => LayerStore::open_read_only(root)?,
+        other => usage(&format!("unknown command {other:?}")),
+    };
+    match cmd {
         "register" => {
-            let file = rest.first().expect("register: missing tar file");
-            let parent = rest.get(1).map(|p| p.parse()).transpose()?;
-            let f = std::fs::File::open(file).map_err(Error::Stream)?;
+            let Some(file) = rest.first() else {
+                usage("register: missing tar file");
+            };
+            let parent = if rest.len() > 1 {
+                Some(chain(1)?)
+            } else {
+                None
+            };
+            let f = std::fs::File::open(file).map_err(|e| Error::Io {
+                op: "open",
+                path: file.into(),
+                source: e,
+            })?;
             print(&store.register(std::io::BufReader::new(f), parent.as_ref(), None)?);
         }
         "list" => store.list()?.iter().for_each(print),
@@ -71,16 +97,13 @@ fn run(args: &[String]) -> Result<(), Error> {
                 println!("{} {} {}", rw.container_id, rw.mount_id, parent);
             }
         }
-        other => {
-            eprintln!("unknown command {other:?}");
-            return Ok(());
-        }
+        other => usage(&format!("unknown command {other:?}")),
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -12,7 +12,9 @@
 //! the program prints one line to stderr and exits with status 1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use dunnage::overlay::{self, ApplyOptions, DiffOptions, Mount, MountOptions};
@@ -25,7 +27,8 @@ const USAGE: &str = "usage: overlay mount TARGET --lower DIR [--lower DIR]... [-
        overlay probe [DIR]";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Paths are bytes: arguments stay `OsString`s, never decoded.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if let Err(e) = run(&args) {
         eprintln!("overlay: {e}");
         std::process::exit(1);
@@ -34,7 +37,7 @@ fn main() {
 
 /// Arguments after the subcommand: positional ones and `--flag value` pairs.
 struct Parsed {
-    positional: Vec<String>,
+    positional: Vec<OsString>,
     lowers: Vec<PathBuf>,
     upper: Option<PathBuf>,
     work: Option<PathBuf>,
@@ -43,7 +46,7 @@ struct Parsed {
     print: bool,
 }
 
-fn parse(args: &[String]) -> Result<Parsed, String> {
+fn parse(args: &[OsString]) -> Result<Parsed, String> {
     let mut p = Parsed {
         positional: Vec::new(),
         lowers: Vec::new(),
@@ -55,20 +58,29 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        let shown = a.to_string_lossy();
         let mut value = || {
             it.next()
                 .cloned()
-                .ok_or_else(|| format!("{a} needs a value"))
+                .ok_or_else(|| format!("{shown} needs a value"))
         };
-        match a.as_str() {
-            "--lower" => p.lowers.push(value()?.into()),
-            "--upper" => p.upper = Some(value()?.into()),
-            "--work" => p.work = Some(value()?.into()),
-            "-o" => p.options = Some(value()?),
-            "--ro" => p.read_only = true,
-            "--print" => p.print = true,
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s => p.positional.push(s.to_string()),
+        match a.to_str() {
+            Some("--lower") => p.lowers.push(value()?.into()),
+            Some("--upper") => p.upper = Some(value()?.into()),
+            Some("--work") => p.work = Some(value()?.into()),
+            Some("-o") => {
+                let o = value()?;
+                p.options =
+                    Some(o.into_string().map_err(|o| {
+                        format!("-o {}: options are not UTF-8", o.to_string_lossy())
+                    })?);
+            }
+            Some("--ro") => p.read_only = true,
+            Some("--print") => p.print = true,
+            _ if a.as_bytes().starts_with(b"-") => {
+                return Err(format!("unknown option {shown}"));
+            }
+            _ => p.positional.push(a.clone()),
         }
     }
     Ok(p)
@@ -81,7 +93,7 @@ fn one_dir(p: &Parsed, what: &str) -> Result<PathBuf, String> {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+fn run(args: &[OsString]) -> Result<(), String> {
     let Some((cmd, rest)) = args.split_first() else {
         return Err("no command (try --help)".into());
     };
@@ -91,7 +103,7 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let p = parse(rest)?;
     let err = |e: overlay::Error| e.to_string();
-    match cmd.as_str() {
+    match cmd.to_str().unwrap_or("") {
         "mount" => {
             let target = one_dir(&p, "mount")?;
             let mut m = Mount::new(target);
@@ -146,11 +158,12 @@ fn run(args: &[String]) -> Result<(), String> {
                 println!("default {k}: {v}");
             }
             if let Some(d) = p.positional.first() {
-                let fs = overlay::probe::check_backing_fs(std::path::Path::new(d)).map_err(err)?;
-                println!("{d}: {} (d_type: {})", fs.name, fs.d_type);
+                let d = std::path::Path::new(d);
+                let fs = overlay::probe::check_backing_fs(d).map_err(err)?;
+                println!("{}: {} (d_type: {})", d.display(), fs.name, fs.d_type);
             }
             Ok(())
         }
-        other => Err(format!("unknown command {other:?} (try --help)")),
+        _ => Err(format!("unknown command {cmd:?} (try --help)")),
     }
 }

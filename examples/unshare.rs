@@ -23,7 +23,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 
 use dunnage::namespaces::{
-    self as ns, Clock, Command, IdMap, Kind, Kinds, Propagation, PropagationMode, SetGroups, Stage,
+    self as ns, Clock, Command, IdMap, Kind, Kinds, Propagation, PropagationMode, SetGroups,
 };
 
 /// A failure: the message (printed as `unshare: <message>`) and exit status.
@@ -516,16 +516,18 @@ fn run_forked(o: &Options) -> Result<i32, Fail> {
         (ns::Error::Exec { source, .. }, ..) => exec_failure(&program, &source),
         (
             ns::Error::Setup {
-                stage: Stage::Chroot,
+                name: "chroot",
                 source,
+                ..
             },
             Some(dir),
             _,
         ) => Fail(1, chroot_failure(dir, &source)),
         (
             ns::Error::Setup {
-                stage: Stage::Chdir,
+                name: "chdir",
                 source,
+                ..
             },
             _,
             Some(dir),

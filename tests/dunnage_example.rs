@@ -300,6 +300,104 @@ fn history_tag_rmi_layers_and_inspect() {
 }
 
 #[test]
+fn a_cli_mount_outlives_its_process_and_keeps_its_image_from_rmi_and_prune() {
+    require_root!();
+    let dir = TempDir::new("cli-mount").unwrap();
+    let (root, _, id) = imported(&dir);
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = dunnage_testsupport::MountGuard::new(&mnt);
+    // `dunnage mount` exits at once; queries and writers opening the store
+    // afterwards leave the mount alone.
+    ok(&root, &["mount", "quickstart/bb:1", mnt.to_str().unwrap()]);
+    ok(&root, &["images"]);
+    ok(&root, &["tag", "quickstart/bb:1", "other:1"]);
+    ok(&root, &["rmi", "other:1"]);
+    assert!(mnt.join("bin/busybox").is_file(), "the mount went away");
+    let short = &id[7..19];
+    assert_eq!(
+        fails(&root, &["rmi", "quickstart/bb:1"]),
+        format!(
+            "dunnage: conflict: unable to remove repository reference \"quickstart/bb:1\" (must force) - mount at {} is using its referenced image {short}",
+            std::fs::canonicalize(&mnt).unwrap().display()
+        )
+    );
+    assert!(fails(&root, &["rmi", "-f", &id]).ends_with(&format!(
+        "unable to delete {short} (cannot be forced) - image is being used by mount at {}",
+        std::fs::canonicalize(&mnt).unwrap().display()
+    )));
+    // Forced by reference: untagged only; prune keeps the used image.
+    assert_eq!(
+        ok(&root, &["rmi", "-f", "quickstart/bb:1"]),
+        "Untagged: quickstart/bb:1\n"
+    );
+    assert_eq!(ok(&root, &["prune"]), "");
+    assert!(mnt.join("bin/busybox").is_file());
+    assert_eq!(ok(&root, &["layers"]).lines().count(), 2);
+    // Unmounted: prune deletes it and its layer.
+    ok(&root, &["umount", mnt.to_str().unwrap()]);
+    assert!(!mnt.join("bin/busybox").exists());
+    assert_eq!(ok(&root, &["prune"]), format!("deleted: {id}\n"));
+    assert_eq!(ok(&root, &["layers"]).lines().count(), 1);
+}
+
+#[test]
+fn mount_racing_rmi_either_mounts_whole_or_fails_cleanly() {
+    require_root!();
+    let dir = TempDir::new("cli-mount-race").unwrap();
+    let (_, archive, _) = imported(&dir);
+    let root = dir.join("race");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = dunnage_testsupport::MountGuard::new(&mnt);
+    let spawn = |args: &[&str]| {
+        Command::new(example_binary("dunnage"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut mounted, mut refused) = (0, 0);
+    for i in 0..12 {
+        ok(&root, &["load", "-q", "-i", archive.to_str().unwrap()]);
+        let mount = ["mount", "quickstart/bb:1", mnt.to_str().unwrap()];
+        let rmi = ["rmi", "-f", "quickstart/bb:1"];
+        // Alternate which one starts first.
+        let (m, r) = if i % 2 == 0 {
+            let m = spawn(&mount);
+            (m, spawn(&rmi))
+        } else {
+            let r = spawn(&rmi);
+            (spawn(&mount), r)
+        };
+        let (m, r) = (m.wait_with_output().unwrap(), r.wait_with_output().unwrap());
+        assert!(r.status.code().is_some_and(|c| c <= 1), "{r:?}");
+        if m.status.success() {
+            mounted += 1;
+            // Whatever rmi did, the mounted tree is whole.
+            assert!(mnt.join("bin/busybox").is_file());
+            assert!(mnt.join("motd").is_file());
+            ok(&root, &["umount", mnt.to_str().unwrap()]);
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&m.stderr);
+            assert_eq!(m.status.code(), Some(1), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(!mnt.join("bin").exists(), "a failed mount left a mount");
+        }
+        // The tag may be gone already; the image, if left, is dangling.
+        let _ = dunnage(&root, &["rmi", "-f", "quickstart/bb:1"]);
+        ok(&root, &["prune"]);
+        assert_eq!(ok(&root, &["images", "-q"]), "");
+        assert_eq!(ok(&root, &["layers"]).lines().count(), 1, "layers leaked");
+    }
+    eprintln!("mounted {mounted}, refused {refused}");
+}
+
+#[test]
 fn bad_input_exits_1_with_one_line_on_stderr() {
     require_root!();
     let dir = TempDir::new("cli-errors").unwrap();

@@ -144,6 +144,36 @@ pub enum Error {
     /// An ID prefix matches more than one image.
     #[error("ambiguous image ID prefix {0:?}")]
     Ambiguous(String),
+    /// `rmi REF` without force, REF the image's only reference, while
+    /// something uses the image: docker refuses to leave it dangling, and
+    /// so the reference is kept.
+    #[error(
+        "conflict: unable to remove repository reference {reference:?} (must force) - {} is using its referenced image {}",
+        .user.subject(),
+        crate::inuse::short_image(.image)
+    )]
+    ReferenceInUse {
+        /// The reference as given.
+        reference: String,
+        /// The image it names.
+        image: crate::config::ImageId,
+        /// What uses the image (the first found).
+        user: crate::inuse::ImageUser,
+    },
+    /// The image cannot be deleted while a container or a mount uses it
+    /// (docker's `conflict: unable to delete`); `--force` overrides a
+    /// stopped container only.
+    #[error(
+        "conflict: unable to delete {} ({}) - image is being used by {user}",
+        crate::inuse::short_image(.image),
+        if .user.is_hard() { "cannot be forced" } else { "must be forced" }
+    )]
+    ImageUsed {
+        /// The image.
+        image: crate::config::ImageId,
+        /// What uses it (the first found).
+        user: crate::inuse::ImageUser,
+    },
     /// The image cannot be removed while it is used.
     #[error("image {image} is in use: {why}")]
     InUse {

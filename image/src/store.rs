@@ -53,7 +53,19 @@ pub enum Removed {
 impl ImageStore {
     /// Open (and create) the store of `root`.
     pub fn open(root: &Path) -> Result<ImageStore> {
-        let layers = LayerStore::open(root)?;
+        ImageStore::open_on(root, LayerStore::open(root)?)
+    }
+
+    /// Open the store of `root` for queries (`images`, `history`,
+    /// `inspect`, listing layers and containers): the layer store is opened
+    /// with [`LayerStore::open_read_only`], so nothing is cleaned up,
+    /// repaired or unmounted. Missing store directories are created.
+    pub fn open_read_only(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_on(root, LayerStore::open_read_only(root)?)
+    }
+
+    /// The image store of `root` over `layers`.
+    fn open_on(root: &Path, layers: LayerStore) -> Result<ImageStore> {
         let base = root.join("image/overlay2");
         let db = ImageDb::open(&base.join("imagedb"))?;
         let repos_path = base.join("repositories.json");
@@ -281,6 +293,13 @@ impl ImageStore {
     /// `docker rmi`: a reference is untagged and its image deleted when no
     /// reference is left; an ID deletes the image (with `force` also when
     /// several references name it). Images with child images are kept.
+    ///
+    /// An image used by a container layer or a mount ([`ImageStore::users`])
+    /// is kept as dockerd keeps it: its only reference is not removed
+    /// without `force` ([`Error::ReferenceInUse`]); deleting it by ID is
+    /// refused ([`Error::ImageUsed`]), and `force` overrides only a stopped
+    /// container (the container keeps the layers). With `force`, a
+    /// reference of an image in hard use is untagged and the image kept.
     pub fn remove(&self, text: &str, force: bool) -> Result<Vec<Removed>> {
         let locked = self.lock()?;
         let id = self.resolve(text)?;
@@ -290,8 +309,19 @@ impl ImageStore {
             .filter(|r| repos.get(r) == Some(&id));
         let mut done = Vec::new();
         let refs = repos.references(&id);
+        let users = self.users(&id)?;
         match by_reference {
             Some(r) => {
+                if !force
+                    && refs.len() == 1
+                    && let Some(user) = users.first()
+                {
+                    return Err(Error::ReferenceInUse {
+                        reference: text.to_string(),
+                        image: id,
+                        user: user.clone(),
+                    });
+                }
                 self.edit_repos(&locked, |repos| repos.remove(&r))?;
                 done.push(Removed::Untagged(r));
                 if refs.len() > 1 {
@@ -315,6 +345,16 @@ impl ImageStore {
             }
             return Ok(done);
         }
+        if let Some(user) = users.iter().find(|u| u.is_hard() || !force) {
+            if done.is_empty() {
+                return Err(Error::ImageUsed {
+                    image: id,
+                    user: user.clone(),
+                });
+            }
+            // Untagged, and kept while used (docker says nothing more).
+            return Ok(done);
+        }
         for r in self.references(&id)? {
             self.edit_repos(&locked, |repos| repos.remove(&r))?;
             done.push(Removed::Untagged(r));
@@ -324,7 +364,8 @@ impl ImageStore {
         Ok(done)
     }
 
-    /// Delete dangling images (no reference, no child); returns them.
+    /// Delete dangling images (no reference, no child, not used by a
+    /// container or a mount); returns them.
     /// Then, when no load, import or commit is running, give back the
     /// layer references no image owns (see [`reclaim`](crate::reclaim);
     /// [`leaked_layers`](Self::leaked_layers) reports what stays).
@@ -341,7 +382,10 @@ impl ImageStore {
         let mut deleted = Vec::new();
         let repos = self.repos()?;
         for id in self.db.list()? {
-            if repos.references(&id).is_empty() && self.db.children(&id)?.is_empty() {
+            if repos.references(&id).is_empty()
+                && self.db.children(&id)?.is_empty()
+                && self.users(&id)?.is_empty()
+            {
                 self.delete(&locked, &id)?;
                 deleted.push(id);
             }

@@ -62,6 +62,10 @@ pub enum Error {
     /// A mounted layer with this container id already exists.
     #[error("mounted layer {0:?} already exists")]
     MountExists(String),
+    /// A directory already has a chain mounted on it by
+    /// [`mount_chain_at`](crate::LayerStore::mount_chain_at).
+    #[error("{0} already has a layer chain mounted")]
+    MountTargetBusy(PathBuf),
     /// A container id is empty or not a single path component.
     #[error("invalid container id {0:?}")]
     InvalidContainerId(String),

@@ -58,24 +58,14 @@ pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), Error
     f.sync_all().map_err(io_err("fsync", path))
 }
 
+/// fsync a directory ([`dunnage_base::fs::fsync_dir`]).
 pub(crate) fn fsync_dir(path: &Path) -> Result<(), Error> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", path))
+    dunnage_base::fs::fsync_dir(path).map_err(io_err("fsync", path))
 }
 
-/// `n` random bytes as lowercase hex.
+/// `n` random bytes as lowercase hex ([`dunnage_base::rand::random_hex`]).
 pub(crate) fn random_hex(n: usize) -> Result<String, Error> {
-    let mut buf = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(k) => filled += k,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(io_err("getrandom", "/dev/urandom")(e.into())),
-        }
-    }
-    Ok(hex::encode(buf))
+    dunnage_base::rand::random_hex(n).map_err(io_err("getrandom", "getrandom(2)"))
 }
 
 /// Read a small metadata file, trimming surrounding whitespace.

@@ -51,6 +51,19 @@
 //! owner while alive) and driver directory are removed by the next
 //! [`LayerStore::open`], as are `*-removing` directories.
 //!
+//! # Mounts that outlive their process
+//! Two kinds of mount are owned by a record on disk instead of by the
+//! process that made them, and stay until released explicitly:
+//! a container's read-write layer mounted with
+//! [`mount_rw`](LayerStore::mount_rw) (record: the driver's
+//! `<cache-id>/mount-owner`, see [`dunnage_overlay::owned`]; released by
+//! [`unmount_rw`](LayerStore::unmount_rw)), and a chain mounted read-only at
+//! a caller's directory with [`mount_chain_at`](LayerStore::mount_chain_at)
+//! (record: `layerdb/dunnage/chain-mounts/`, see [`chainmount`]; released by
+//! [`unmount_chain_at`](LayerStore::unmount_chain_at)). [`LayerStore::open`]
+//! repairs around them and never unmounts them; queries can open a store
+//! with [`LayerStore::open_read_only`], which repairs nothing at all.
+//!
 //! # Reference counts
 //! Docker keeps reference counts in memory; dunnage persists them so that
 //! processes share them: `layerdb/dunnage/refs/<chainID hex>` holds the
@@ -65,6 +78,7 @@
 //! references on it and never removes it. Do not run a dockerd on a data-root
 //! while dunnage writes to it.
 
+pub mod chainmount;
 pub mod digest;
 mod error;
 mod layerdb;
@@ -74,6 +88,7 @@ mod store;
 mod stream;
 pub mod tarsplit;
 
+pub use chainmount::ChainMount;
 pub use digest::{ChainId, DiffId, Digest, chain_id, child_chain_id};
 pub use error::{Error, Result};
 pub use layerdb::Layer;

@@ -18,68 +18,27 @@
 //! A lock belongs to its open file description: threads of one process
 //! exclude each other just as processes do.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::Path;
 
-use rustix::fs::FlockOperation;
+pub(crate) use dunnage_base::lock::{FileLock, LockKind};
 
 use crate::error::{Error, io_err};
 
-/// A held lock, released when dropped.
-#[derive(Debug)]
-pub(crate) struct FileLock {
-    _file: File,
-}
-
-/// Whether a lock is taken for reading (shared) or writing (exclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LockKind {
-    Shared,
-    Exclusive,
-}
-
-/// Lock `path` (created if missing), waiting as long as needed.
+/// Lock `path` (created 0600 if missing, never through a symlink), waiting
+/// as long as needed.
 pub(crate) fn lock(path: &Path, kind: LockKind) -> Result<FileLock, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err("open", path))?;
-    let op = match kind {
-        LockKind::Shared => FlockOperation::LockShared,
-        LockKind::Exclusive => FlockOperation::LockExclusive,
-    };
-    loop {
-        match rustix::fs::flock(&file, op) {
-            Ok(()) => return Ok(FileLock { _file: file }),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(io_err("flock", path)(e.into())),
-        }
-    }
+    FileLock::lock(path, kind).map_err(io_err("flock", path))
 }
 
 /// Whether some open file description (of any process, this one included)
-/// holds a lock on `path`: a non-blocking exclusive lock fails. A missing
-/// file is not locked.
+/// holds a lock on `path`. A missing file is not locked.
 pub(crate) fn is_locked(path: &Path) -> Result<bool, Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io_err("open", path)(e)),
-    };
-    Ok(!try_lock_exclusive(&file, path)?)
+    dunnage_base::lock::is_locked(path).map_err(io_err("flock", path))
 }
 
 /// Try to lock an open file exclusively without waiting: `Ok(false)` when
 /// another open file description holds a lock on it.
 pub(crate) fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, Error> {
-    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
-        Err(e) => Err(io_err("flock", path)(e.into())),
-    }
+    dunnage_base::lock::try_lock_exclusive(file).map_err(io_err("flock", path))
 }

@@ -259,17 +259,35 @@ impl LayerStore {
         ids.iter().map(|id| self.get_rw(id)).collect()
     }
 
-    /// Mount the container's layer (refcounted by the driver); returns the
-    /// merged directory.
+    /// Mount the container's layer and return the merged directory. The
+    /// mount is owned by a record on disk (the driver's `mount-owner`, see
+    /// [`dunnage_overlay::owned`]), not by this process: it stays when the
+    /// process exits and when other processes open the store, until
+    /// [`unmount_rw`](LayerStore::unmount_rw). Mounting an already mounted
+    /// container's layer returns the same directory (one record, not a
+    /// count).
     pub fn mount_rw(&self, container_id: &str) -> Result<PathBuf, Error> {
         let rw = self.get_rw(container_id)?;
-        Ok(self.driver.get(&rw.mount_id)?)
+        Ok(self.driver.get_owned(&rw.mount_id, container_id)?)
     }
 
-    /// Undo one [`mount_rw`](LayerStore::mount_rw).
+    /// Release the container layer's mount made by
+    /// [`mount_rw`](LayerStore::mount_rw), from this or any other process:
+    /// the record goes and the layer is unmounted (unless a
+    /// [`Driver::get`](dunnage_overlay::Driver::get) still holds it). A
+    /// layer that is not mounted is not an error.
     pub fn unmount_rw(&self, container_id: &str) -> Result<(), Error> {
         let rw = self.get_rw(container_id)?;
-        Ok(self.driver.put(&rw.mount_id)?)
+        Ok(self.driver.put_owned(&rw.mount_id)?)
+    }
+
+    /// Where the container's layer is mounted (its merged directory, read
+    /// from `/proc/self/mountinfo`), or `None` when it is not mounted.
+    /// Reads only: no lock is taken and nothing is repaired, so it works on
+    /// a store opened with [`open_read_only`](LayerStore::open_read_only).
+    pub fn rw_mount_point(&self, container_id: &str) -> Result<Option<PathBuf>, Error> {
+        let rw = self.get_rw(container_id)?;
+        Ok(self.driver.mount_point(&rw.mount_id)?)
     }
 
     /// The container's changes like `docker diff` (A/C/D), init layer excluded.
@@ -296,6 +314,8 @@ impl LayerStore {
 
     /// Remove the container's layer (its driver directories and its record);
     /// an image chain left unreferenced and unused is removed with it.
+    /// Refused ([`dunnage_overlay::Error::Busy`]) while the layer is mounted
+    /// by [`mount_rw`](LayerStore::mount_rw).
     pub fn remove_rw(&self, container_id: &str) -> Result<(), Error> {
         let rw = self.get_rw(container_id)?;
         let _lock = self.db.store_lock(LockKind::Exclusive)?;

@@ -59,6 +59,22 @@ impl LayerStore {
         Ok(store)
     }
 
+    /// Open the store of `data_root` for queries (listing, reading layers,
+    /// [`rw_mount_point`](LayerStore::rw_mount_point), ...): no clean-up,
+    /// no short-link repair, nothing unmounted. The layerdb's directories
+    /// are created when missing. Writing through a store opened this way
+    /// works but skips what [`open`](LayerStore::open) repairs first.
+    pub fn open_read_only(data_root: &Path) -> Result<LayerStore, Error> {
+        let db = Layerdb::open(data_root.join("image/overlay2/layerdb"))?;
+        let driver = Driver::open_read_only(&data_root.join("overlay2"));
+        Ok(LayerStore {
+            root: data_root.to_owned(),
+            db,
+            driver,
+            mounted: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// Remove a driver directory after a failed or redundant registration,
     /// ignoring errors (a leftover is cleaned by the next open).
     pub(crate) fn discard_cache(&self, cache_id: &str) {
@@ -359,7 +375,10 @@ impl LayerStore {
     /// Remove `chain` and then its parents while each is unreferenced and
     /// unused. Call with the store lock held exclusively.
     pub(crate) fn collect(&self, chain: ChainId) -> Result<(), Error> {
-        if self.db.refs(&chain)? != Some(0) || self.db.is_mounted(&chain)? {
+        if self.db.refs(&chain)? != Some(0)
+            || self.db.is_mounted(&chain)?
+            || self.has_chain_mount(&chain)?
+        {
             return Ok(()); // the common case of a release: nothing to read
         }
         let mut children = self.children()?;
@@ -378,6 +397,7 @@ impl LayerStore {
             if children.get(&c).is_some_and(|n| *n > 0)
                 || self.db.refs(&c)? != Some(0)
                 || self.db.is_mounted(&c)?
+                || self.has_chain_mount(&c)?
             {
                 return Ok(());
             }

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Output};
 
+use crate::container::Gate;
 use crate::error::{Error, Result};
 use crate::persist::PersistedNamespace;
 
@@ -69,9 +70,56 @@ pub struct Child {
     pub stdout: Option<File>,
     /// The parent's end of the child's stderr, when [`Stdio::piped`].
     pub stderr: Option<File>,
+    pub(crate) gate: Option<Gate>,
+    pub(crate) terminal: Option<crate::terminal::TerminalEnd>,
 }
 
 impl Child {
+    /// A handle of the process that `pidfd` refers to (from `pidfd_open`,
+    /// `CLONE_PIDFD`, or handed over by another process).
+    ///
+    /// [`signal`](Child::signal) and [`kill`](Child::kill) work on any such
+    /// process; [`wait`](Child::wait) and [`try_wait`](Child::try_wait)
+    /// reap it, which the kernel allows only for a child of the calling
+    /// process (otherwise they fail with ECHILD). The pid is read from
+    /// `/proc/self/fdinfo`: a pidfd of a process that is already reaped, or
+    /// in a pid namespace this one cannot see, is an error.
+    pub fn from_pidfd(pidfd: OwnedFd) -> Result<Child> {
+        let fd = pidfd.as_raw_fd();
+        let path = format!("/proc/self/fdinfo/{fd}");
+        let info = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        match pid {
+            Some(pid) if pid > 0 => Ok(Child {
+                pid,
+                pidfd,
+                status: None,
+                persisted: Vec::new(),
+                stdin: None,
+                stdout: None,
+                stderr: None,
+                gate: None,
+                terminal: None,
+            }),
+            Some(_) => Err(Error::io(
+                "pid of pidfd",
+                path,
+                io::Error::from_raw_os_error(libc::ESRCH),
+            )),
+            None => Err(Error::NotAPidfd { fd }),
+        }
+    }
+
+    /// The start gate of a child spawned with
+    /// [`crate::Command::start_gate`] (once; `None` afterwards or without
+    /// a gate). Dropping it without [`Gate::release`] ends the child.
+    pub fn take_gate(&mut self) -> Option<Gate> {
+        self.gate.take()
+    }
+
     /// The child's pid, as seen from the parent's pid namespace.
     pub fn id(&self) -> i32 {
         self.pid

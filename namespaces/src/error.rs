@@ -5,26 +5,26 @@ use std::path::PathBuf;
 
 use crate::idmap::IdMapError;
 use crate::kind::{Kind, Kinds};
-use crate::setup::Stage;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A namespace syscall (`unshare`, `setns`, `clone3`, ...) failed.
-    #[error("{syscall} ({kinds}) failed: {source}")]
+    #[error("{op} ({kinds}) failed: {source}")]
     Syscall {
         /// The syscall.
-        syscall: &'static str,
+        op: &'static str,
         /// The namespace kinds involved.
         kinds: Kinds,
         /// The kernel's error.
         source: io::Error,
     },
     /// A namespace syscall was refused for lack of privilege.
-    #[error("{syscall} ({kinds}) not permitted: {reason}")]
+    #[error("{op} ({kinds}) not permitted: {reason}")]
     Permission {
         /// The syscall.
-        syscall: &'static str,
+        op: &'static str,
         /// The namespace kinds involved.
         kinds: Kinds,
         /// What privilege is missing.
@@ -78,11 +78,16 @@ pub enum Error {
         /// What it printed.
         stderr: String,
     },
-    /// The new process failed while setting itself up, before exec.
-    #[error("child setup failed at {stage}: {source}")]
+    /// The new process failed while setting itself up, before exec: step
+    /// `index` of [`crate::Command::plan`].
+    #[error("child setup failed at step {index} ({step}): {source}")]
     Setup {
-        /// The step that failed.
-        stage: Stage,
+        /// The step's index in the plan.
+        index: usize,
+        /// The step kind ([`crate::Step::name`]: `"chdir"`, `"mount"`, ...).
+        name: &'static str,
+        /// The step as shown by [`crate::Step`]'s `Display`.
+        step: String,
         /// The kernel's error.
         source: io::Error,
     },
@@ -94,10 +99,102 @@ pub enum Error {
         /// The kernel's error (ENOENT, EACCES, ...).
         source: io::Error,
     },
-    /// The request cannot work (for example a hostname without a new UTS
-    /// namespace, or a NUL byte in an argument).
-    #[error("invalid request: {0}")]
-    InvalidInput(String),
+    /// The rootfs is missing or not a directory.
+    #[error("rootfs {path}: {source}")]
+    Rootfs {
+        /// The rootfs.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: io::Error,
+    },
+    /// A mount table entry, device, masked or read-only path is refused.
+    #[error("mount {destination}: {reason}")]
+    InvalidMount {
+        /// The path inside the container.
+        destination: PathBuf,
+        /// What is wrong.
+        reason: crate::mounts::MountError,
+    },
+    /// The source of a bind mount cannot be used.
+    #[error("mount {destination}: source {source_path}: {source}")]
+    MountSource {
+        /// The path inside the container.
+        destination: PathBuf,
+        /// The host path.
+        source_path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Joining an existing namespace cannot be combined with this request
+    /// (a mount namespace while a new user namespace is created: the new
+    /// user namespace has no privilege over it; a namespace both new and
+    /// joined; a time namespace, which applies to children only).
+    #[error("cannot join a {kind} namespace here: {why}")]
+    Join {
+        /// The namespace kind to join.
+        kind: Kind,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A descriptor to pass to the program has a number below 3 or is
+    /// given twice.
+    #[error("cannot pass a descriptor as fd {fd}")]
+    BadFd {
+        /// The number in the program.
+        fd: i32,
+    },
+    /// The descriptor is not a pidfd.
+    #[error("fd {fd} is not a pidfd")]
+    NotAPidfd {
+        /// The descriptor.
+        fd: i32,
+    },
+    /// A string handed to the kernel contains a NUL byte.
+    #[error("{what} contains a NUL byte: {value:?}")]
+    NulByte {
+        /// What the string is (`argument`, `path`, `hostname`, ...).
+        what: &'static str,
+        /// The string.
+        value: std::ffi::OsString,
+    },
+    /// A setting needs a new namespace that was not asked for (a hostname
+    /// without a new UTS namespace, ...).
+    #[error("{what} needs a new {kind} namespace")]
+    NeedsNamespace {
+        /// The setting.
+        what: &'static str,
+        /// The namespace it needs.
+        kind: Kind,
+    },
+    /// A new time namespace is made after the child starts: it cannot be
+    /// persisted by [`crate::Command::persist`] (persist
+    /// `/proc/<pid>/ns/time` instead).
+    #[error(
+        "a new time namespace cannot be persisted at spawn; persist /proc/<pid>/ns/time instead"
+    )]
+    CannotPersistTime,
+    /// The running kernel lacks a feature (see the crate docs for the
+    /// minimum kernel).
+    #[error("{feature} needs Linux {min_kernel} or later")]
+    Unsupported {
+        /// The feature.
+        feature: &'static str,
+        /// The first kernel that has it.
+        min_kernel: &'static str,
+    },
+    /// [`crate::Command::exec_in`] together with something it cannot go
+    /// with (new namespaces, a rootfs, ...).
+    #[error("exec into process {pid} cannot have {why}")]
+    ExecTarget {
+        /// The target process.
+        pid: i32,
+        /// What was asked besides.
+        why: &'static str,
+    },
+    /// A process-confinement knob (capability, rlimit, sysctl, seccomp,
+    /// ...) that cannot work, found before clone.
+    #[error(transparent)]
+    Confine(#[from] crate::confine_error::ConfineError),
 }
 
 /// The crate's result type.
@@ -107,30 +204,38 @@ impl Error {
     /// The error for a failed namespace syscall: [`Error::Permission`] with
     /// an explanation for EPERM (and ENOSPC on user namespaces), otherwise
     /// [`Error::Syscall`].
-    pub(crate) fn syscall(syscall: &'static str, kinds: Kinds, source: io::Error) -> Error {
+    pub(crate) fn syscall(op: &'static str, kinds: Kinds, source: io::Error) -> Error {
         let user = kinds.contains(Kind::User);
         match source.raw_os_error() {
             Some(libc::EPERM) => Error::Permission {
-                syscall,
+                op,
                 kinds,
                 reason: permission_reason(user),
             },
             Some(libc::ENOSPC) if user => Error::Permission {
-                syscall,
+                op,
                 kinds,
                 reason: user_ns_limit_reason(),
             },
-            _ => Error::Syscall {
-                syscall,
-                kinds,
-                source,
-            },
+            _ => Error::Syscall { op, kinds, source },
         }
     }
 
     /// The last OS error as a failed namespace syscall.
-    pub(crate) fn last(syscall: &'static str, kinds: Kinds) -> Error {
-        Error::syscall(syscall, kinds, io::Error::last_os_error())
+    pub(crate) fn last(op: &'static str, kinds: Kinds) -> Error {
+        Error::syscall(op, kinds, io::Error::last_os_error())
+    }
+
+    /// A string with a NUL byte, as [`Error::NulByte`].
+    pub(crate) fn cstring(
+        what: &'static str,
+        s: impl AsRef<std::ffi::OsStr>,
+    ) -> Result<std::ffi::CString> {
+        let s = s.as_ref();
+        dunnage_base::cstr::cstring(s).map_err(|_| Error::NulByte {
+            what,
+            value: s.to_owned(),
+        })
     }
 
     /// A failed file operation.

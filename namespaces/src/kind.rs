@@ -158,6 +158,13 @@ impl Kinds {
     pub fn clone_flags(self) -> libc::c_int {
         self.iter().fold(0, |acc, k| acc | k.clone_flag())
     }
+
+    /// The `CLONE_NEW*` flags as the 64-bit flag word of `clone3(2)`.
+    pub fn clone_flags64(self) -> u64 {
+        self.iter().fold(0u64, |acc, k| {
+            acc | u64::from(k.clone_flag().cast_unsigned())
+        })
+    }
 }
 
 impl From<Kind> for Kinds {

@@ -6,12 +6,10 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
 
 use crate::child::Child;
 use crate::error::{Error, Result};
 use crate::persist::PersistedNamespace;
-use crate::setup::Stage;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -31,7 +29,7 @@ impl ExecParts {
     ) -> Result<ExecParts> {
         let argv = std::iter::once(arg0.unwrap_or(program))
             .chain(args.iter().map(OsString::as_os_str))
-            .map(c_os)
+            .map(|a| Error::cstring("argument", a))
             .collect::<Result<_>>()?;
         let envp = env
             .iter()
@@ -39,19 +37,19 @@ impl ExecParts {
                 let mut kv = k.clone().into_vec();
                 kv.push(b'=');
                 kv.extend_from_slice(v.as_bytes());
-                c_os(OsStr::from_bytes(&kv))
+                Error::cstring("environment variable", OsStr::from_bytes(&kv))
             })
             .collect::<Result<_>>()?;
         let prog = program.as_bytes();
         let candidates = if prog.contains(&b'/') {
-            vec![c_os(program)?]
+            vec![Error::cstring("program", program)?]
         } else {
             let path = env
                 .get(OsStr::new("PATH"))
                 .cloned()
                 .unwrap_or_else(|| DEFAULT_PATH.into());
             std::env::split_paths(&path)
-                .map(|dir| c_path(&dir.join(program)))
+                .map(|dir| Error::cstring("program path", dir.join(program)))
                 .collect::<Result<_>>()?
         };
         Ok(ExecParts {
@@ -70,14 +68,6 @@ pub(crate) fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-pub(crate) fn c_os(s: &OsStr) -> Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| Error::InvalidInput(format!("NUL byte in {:?}", s)))
-}
-
-pub(crate) fn c_path(p: &Path) -> Result<CString> {
-    c_os(p.as_os_str())
-}
-
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills a two-element array.
@@ -91,8 +81,13 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// A close-on-exec duplicate numbered 3 or above, so that `dup2` onto
 /// 0, 1, 2 in the child never clobbers another source.
 pub(crate) fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
+    dup_cloexec_from(fd, 3)
+}
+
+/// A close-on-exec duplicate numbered `min` or above.
+pub(crate) fn dup_cloexec_from(fd: RawFd, min: RawFd) -> Result<OwnedFd> {
     // SAFETY: fcntl on a caller-owned fd.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
     if new < 0 {
         return Err(Error::io(
             "dup",
@@ -105,7 +100,7 @@ pub(crate) fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
 }
 
 /// Read the child's report: `None` when exec succeeded (end of file).
-pub(crate) fn read_report(fd: &OwnedFd) -> io::Result<Option<(Stage, i32)>> {
+pub(crate) fn read_report(fd: &OwnedFd) -> io::Result<Option<(u32, i32)>> {
     let mut buf = [0u8; 8];
     let mut got = 0;
     while got < buf.len() {
@@ -131,8 +126,7 @@ pub(crate) fn read_report(fd: &OwnedFd) -> io::Result<Option<(Stage, i32)>> {
     }
     let code = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let stage = Stage::from_code(code).ok_or_else(|| io::Error::other("garbled report"))?;
-    Ok(Some((stage, errno)))
+    Ok(Some((code, errno)))
 }
 
 /// Kill and reap a child whose spawn failed; release what it persisted.
@@ -163,7 +157,8 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// `clone3` with `CLONE_PIDFD`, the namespace `flags` and optionally
+/// `clone3` with `CLONE_PIDFD`, the namespace `flags` (64 bits, as the
+/// kernel's `clone_args` has them) and optionally
 /// `CLONE_INTO_CGROUP`, fork-like (no new stack). Returns the child's pid and
 /// a pidfd in the parent, and `Ok(0)` with no pidfd in the child.
 ///
@@ -171,12 +166,12 @@ struct CloneArgs {
 /// As for `fork`: in a multithreaded program the child may only make
 /// async-signal-safe calls until it executes or exits.
 pub(crate) unsafe fn clone3(
-    flags: libc::c_int,
+    flags: u64,
     cgroup: Option<RawFd>,
 ) -> (io::Result<i32>, Option<OwnedFd>) {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
-        flags: (flags | libc::CLONE_PIDFD) as u64,
+        flags: flags | libc::CLONE_PIDFD as u64,
         pidfd: (&raw mut pidfd) as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
@@ -199,4 +194,12 @@ pub(crate) unsafe fn clone3(
         p if p > 0 => (Ok(p as i32), Some(unsafe { OwnedFd::from_raw_fd(pidfd) })),
         _ => (Err(io::Error::last_os_error()), None),
     }
+}
+
+/// `fd`, or a close-on-exec copy numbered `min` or above when it is lower.
+pub(crate) fn raise(fd: OwnedFd, min: RawFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    dup_cloexec_from(fd.as_raw_fd(), min)
 }

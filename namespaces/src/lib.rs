@@ -21,6 +21,15 @@
 //! # Ok::<(), dunnage_namespaces::Error>(())
 //! ```
 //!
+//! ## Minimum kernel
+//!
+//! Linux 5.7: [`Command`] creates its child with `clone3` (5.3) and
+//! `CLONE_PIDFD`, and [`Command::into_cgroup`] uses `CLONE_INTO_CGROUP`
+//! (5.7); below these a spawn fails with [`Error::Unsupported`]. Marking the
+//! child's descriptors close-on-exec uses `close_range(CLOSE_RANGE_CLOEXEC)`
+//! (5.11) and falls back to `fcntl` on each descriptor on older kernels.
+//! Time namespaces need 5.6.
+//!
 //! | module | what it holds |
 //! |---|---|
 //! | [`kind`] | [`Kind`], [`Kinds`]: flags, proc names, kernel support |
@@ -32,30 +41,88 @@
 //! | [`idmap`] | [`IdMap`], validation, [`write_maps`], `/etc/subuid` ranges |
 //! | [`spawn`] | [`Command`], [`Clock`] |
 //! | [`child`] | [`Child`], [`Stdio`] |
-//! | [`setup`] | [`Stage`]: the child's steps between clone and exec |
+//! | [`caps`] | [`CapSet`], [`Capabilities`]: capability names, the five sets |
+//! | [`rlimit`] | [`Rlimit`] by name |
+//! | [`sysctl`] | namespaced sysctls |
+//! | [`seccomp`] | OCI profiles, [`BpfProgram`] (compiled with feature `seccomp`) |
+//! | [`confine`] | [`ProcessKnobs`], [`ConfineStep`]: a process's confinement, as steps of the child |
+//! | [`confine_error`] | [`ConfineError`] |
+//! | [`step`] | [`Step`]: the child's setup between clone and exec, as data ([`Command::plan`]) |
+//! | [`container`] | the container knobs of [`Command`] (rootfs, mounts, /dev, start gate, fds, joins), [`Gate`] |
+//! | [`mounts`] | [`Mount`], [`Device`], [`MountError`]: the container's mount table and nodes |
+//! | [`exec`] | [`Command::exec_in`]: a process in the namespaces and cgroup of a running one |
+//! | [`terminal`] | [`Command::terminal`], [`Child::take_terminal`]: a pty for the program |
 //! | [`error`] | [`Error`], [`Result`] |
 
+mod atclone;
+mod builder;
+pub mod caps;
 pub mod child;
+pub mod confine;
+pub mod confine_error;
+pub mod container;
 pub mod error;
+pub mod exec;
 pub mod ident;
 pub mod idmap;
+mod inroot;
 pub mod kind;
+mod knobs;
 mod launch;
+pub mod mounts;
 pub mod persist;
+mod plan;
 pub mod propagation;
+mod report;
+pub mod rlimit;
+mod rootfs;
+mod rootsetup;
+pub mod seccomp;
 pub mod setns;
-pub mod setup;
+mod setup;
 pub mod spawn;
+pub mod step;
+pub mod sysctl;
+pub mod terminal;
 pub mod unshare;
 
+pub use caps::{CapSet, Capabilities};
 pub use child::{Child, Stdio};
+pub use confine::{ConfineStep, ProcessKnobs};
+pub use confine_error::ConfineError;
+pub use container::Gate;
 pub use error::{Error, Result};
 pub use ident::{NamespaceId, namespaces_of, same_namespace};
 pub use idmap::{IdMap, IdMapError, SetGroups, write_maps};
 pub use kind::{Kind, Kinds};
+pub use mounts::{Device, DeviceKind, Mount, MountError};
 pub use persist::{PersistedNamespace, persist, persist_file, release};
 pub use propagation::{Propagation, PropagationMode, set_propagation};
+pub use rlimit::Rlimit;
+pub use seccomp::{BpfProgram, Profile as SeccompProfile, SeccompError, SeccompWarning};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
-pub use setup::Stage;
 pub use spawn::{Clock, Command};
+pub use step::Step;
 pub use unshare::{unshare, unshare_with};
+
+/// Whether the running kernel's release is at least `major.minor`
+/// (`uname`); `false` when it cannot be read.
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
+    // SAFETY: uname fills a zeroed struct.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return false;
+    }
+    let release: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let text = String::from_utf8_lossy(&release);
+    let mut parts = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}

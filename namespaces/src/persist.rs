@@ -2,10 +2,8 @@
 //! namespace file onto a regular file (what `ip netns add` and
 //! `unshare --net=FILE` do), and release it again.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -90,7 +88,7 @@ pub fn persist_file(source: &Path, target: &Path) -> Result<PersistedNamespace> 
 /// it and remove the file.
 pub fn release(path: &Path) -> Result<()> {
     open_namespace_file(path)?;
-    let c = cstring(path)?;
+    let c = Error::cstring("path", path)?;
     // SAFETY: c is a valid C string.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(Error::io("umount", path, io::Error::last_os_error()));
@@ -98,14 +96,9 @@ pub fn release(path: &Path) -> Result<()> {
     std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
 }
 
-fn cstring(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidInput(format!("NUL byte in path {}", path.display())))
-}
-
 fn bind(source: &str, target: &Path) -> Result<()> {
-    let src = cstring(Path::new(source))?;
-    let dst = cstring(target)?;
+    let src = Error::cstring("path", source)?;
+    let dst = Error::cstring("path", target)?;
     // SAFETY: both are valid C strings; NULL type and data are allowed for a
     // bind mount.
     let rc = unsafe {

@@ -1,9 +1,7 @@
 //! Mount propagation: how mount events travel between mount namespaces.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -103,8 +101,7 @@ impl FromStr for PropagationMode {
 /// Change the propagation of the mount at `target`
 /// (`mount(NULL, target, NULL, MS_<mode> [| MS_REC], NULL)`).
 pub fn set_propagation(target: &Path, propagation: Propagation) -> Result<()> {
-    let c = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidInput(format!("NUL byte in path {}", target.display())))?;
+    let c = Error::cstring("path", target)?;
     // SAFETY: c is a valid C string; NULL source, type and data are allowed
     // for a propagation change.
     let rc = unsafe {

@@ -1,99 +1,36 @@
-//! What the new process does between clone and exec.
+//! What the new process does between clone and exec: run the prepared
+//! [`Step`]s in order, then execute the program (or call the closure).
 //!
-//! The parent prepares a plan (C strings, argv and envp arrays, file
-//! descriptors); the child only reads it and makes raw syscalls: no
-//! allocation, no locks, nothing that is not async-signal-safe, because the
-//! parent may have had other threads holding the allocator's lock at the
-//! moment of the clone. A failing step writes its [`Stage`] and errno to the
-//! error pipe (close-on-exec, so a successful exec reads as end of file) and
-//! exits with status 127.
+//! The child only reads the plan and makes raw syscalls: no allocation, no
+//! locks, no glibc wrapper that talks to other threads (the parent may have
+//! had threads holding the allocator's lock, or glibc's `setxid` machinery
+//! would wait for threads that do not exist in the child). A failing step
+//! writes its index and errno to the error pipe (close-on-exec, so a
+//! successful exec reads as end of file) and exits with status 127.
+//!
+//! Each step kind has one function here, called from [`apply`].
 
 use std::ffi::{CStr, CString};
-use std::fmt;
+use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};
 
-/// A step of the child's setup, named with its syscall and namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Stage {
-    /// Waiting for the parent to write the id maps (`read` of the sync pipe).
-    Sync,
-    /// `prctl(PR_SET_PDEATHSIG)`.
-    ParentDeathSignal,
-    /// `dup2` of stdin, stdout or stderr.
-    Stdio,
-    /// `mount(MS_PRIVATE | ...)` of `/` in the new mount namespace.
-    Propagation,
-    /// `sethostname` in the new UTS namespace.
-    Hostname,
-    /// `setdomainname` in the new UTS namespace.
-    Domainname,
-    /// `ioctl(SIOCSIFFLAGS)` bringing `lo` up in the new network namespace.
-    Loopback,
-    /// `unshare(CLONE_NEWTIME)`, writing `/proc/self/timens_offsets` and
-    /// `setns` into `time_for_children`.
-    TimeNamespace,
-    /// `chroot` into the new root.
-    Chroot,
-    /// `chdir` into the working directory.
-    Chdir,
-    /// `setgroups`, `setresgid` or `setresuid` to the requested ids.
-    SetIds,
-    /// `mount("proc")` in the new pid and mount namespaces.
-    MountProc,
-    /// `close_range(CLOSE_RANGE_CLOEXEC)` of every fd above 2.
-    CloseFds,
-    /// `execve` of the program.
-    Exec,
-}
+use crate::rootsetup;
+use crate::step::Step;
 
-impl Stage {
-    const ALL: [Stage; 14] = [
-        Stage::Sync,
-        Stage::ParentDeathSignal,
-        Stage::Stdio,
-        Stage::Propagation,
-        Stage::Hostname,
-        Stage::Domainname,
-        Stage::Loopback,
-        Stage::TimeNamespace,
-        Stage::Chroot,
-        Stage::Chdir,
-        Stage::SetIds,
-        Stage::MountProc,
-        Stage::CloseFds,
-        Stage::Exec,
-    ];
+/// The index reported for a failed exec (after every step).
+pub(crate) const EXEC_INDEX: u32 = u32::MAX;
 
-    fn code(self) -> u32 {
-        self as u32
-    }
+/// The index reported when the setup is done and the child waits at its
+/// start gate (errno 0).
+pub(crate) const READY_INDEX: u32 = u32::MAX - 1;
 
-    pub(crate) fn from_code(code: u32) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|s| s.code() == code)
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Sync => "read of the sync pipe (parent gone?)",
-            Stage::ParentDeathSignal => "prctl(PR_SET_PDEATHSIG)",
-            Stage::Stdio => "dup2 of stdio",
-            Stage::Propagation => "mount propagation of / (mnt)",
-            Stage::Hostname => "sethostname (uts)",
-            Stage::Domainname => "setdomainname (uts)",
-            Stage::Loopback => "ioctl(SIOCSIFFLAGS) lo up (net)",
-            Stage::TimeNamespace => "unshare/timens_offsets/setns (time)",
-            Stage::Chroot => "chroot",
-            Stage::Chdir => "chdir",
-            Stage::SetIds => "setgroups/setresgid/setresuid",
-            Stage::MountProc => "mount proc (mnt+pid)",
-            Stage::CloseFds => "close_range",
-            Stage::Exec => "execve",
-        })
-    }
+/// What earlier steps leave for later ones.
+struct State {
+    /// The rootfs opened by [`Step::OpenRoot`] (-1 before).
+    root: c_int,
+    /// Write end of the error pipe.
+    err_write: RawFd,
 }
 
 /// What the child runs at the end of its setup.
@@ -111,64 +48,41 @@ pub(crate) enum Program<'a> {
 
 /// Everything the child needs, prepared by the parent.
 pub(crate) struct Plan<'a> {
-    /// Read end of the sync pipe, or -1 when the child need not wait.
-    pub sync_read: c_int,
+    /// The steps, in order.
+    pub steps: &'a [Step],
     /// Write end of the error pipe (close-on-exec).
-    pub err_write: c_int,
-    /// Signal for `PR_SET_PDEATHSIG`, or 0.
-    pub pdeathsig: c_int,
-    /// The parent's pid as the child sees it (0 in a new pid namespace,
-    /// where the check is skipped).
-    pub parent: libc::pid_t,
-    /// Source fds for stdin, stdout and stderr (-1: inherit).
-    pub stdio: [c_int; 3],
-    /// `mount` flags for `/`, or 0 to leave propagation unchanged.
-    pub propagation: libc::c_ulong,
-    pub hostname: Option<CString>,
-    pub domainname: Option<CString>,
-    pub loopback: bool,
-    /// Whether to create a time namespace, and the offsets to write.
-    pub time: Option<CString>,
-    pub root: Option<CString>,
-    pub cwd: Option<CString>,
-    pub proc_target: Option<CString>,
-    /// Ids to switch to just before exec, and whether to drop the
-    /// supplementary groups then.
-    pub uid: Option<libc::uid_t>,
-    pub gid: Option<libc::gid_t>,
-    pub clear_groups: bool,
+    pub err_write: RawFd,
+    /// The end of the setup.
     pub program: Program<'a>,
 }
+
+/// The outcome of one step: `Err(errno)` fails the spawn.
+type StepResult = Result<(), c_int>;
 
 fn errno() -> c_int {
     // SAFETY: errno is thread-local and always readable.
     unsafe { *libc::__errno_location() }
 }
 
-/// Report `stage` with the current errno and exit.
-fn fail(plan: &Plan<'_>, stage: Stage) -> ! {
-    fail_with(plan, stage, errno())
+/// `Err(errno)` when a syscall returned a negative value.
+fn check(rc: impl Into<i64>) -> StepResult {
+    if rc.into() < 0 { Err(errno()) } else { Ok(()) }
 }
 
-fn fail_with(plan: &Plan<'_>, stage: Stage, err: c_int) -> ! {
+/// Report step `index` failed with `err`, and exit.
+fn fail(err_write: RawFd, index: u32, err: c_int) -> ! {
     let mut msg = [0u8; 8];
-    msg[..4].copy_from_slice(&stage.code().to_ne_bytes());
+    msg[..4].copy_from_slice(&index.to_ne_bytes());
     msg[4..].copy_from_slice(&err.to_ne_bytes());
     // SAFETY: write and _exit are async-signal-safe; msg is a valid buffer.
     unsafe {
-        libc::write(plan.err_write, msg.as_ptr().cast(), msg.len());
+        libc::write(err_write, msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
     }
 }
 
-fn check(plan: &Plan<'_>, stage: Stage, rc: c_int) {
-    if rc < 0 {
-        fail(plan, stage);
-    }
-}
-
-fn ptr(c: &Option<CString>) -> Option<*const c_char> {
-    c.as_deref().map(CStr::as_ptr)
+fn opt_ptr(c: &Option<CString>) -> *const c_char {
+    c.as_deref().map_or(std::ptr::null(), CStr::as_ptr)
 }
 
 /// Run the child's side. Never returns.
@@ -177,172 +91,391 @@ fn ptr(c: &Option<CString>) -> Option<*const c_char> {
 /// Must be called only in the freshly cloned child, with `plan` prepared by
 /// the parent (all fds open, all pointers valid in the copied memory).
 pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
-    // SAFETY (whole function): only async-signal-safe syscalls on memory the
-    // parent prepared; see the module docs.
+    let mut state = State {
+        root: -1,
+        err_write: plan.err_write,
+    };
+    for (index, step) in plan.steps.iter().enumerate() {
+        if let Err(err) = apply(step, &mut state) {
+            fail(plan.err_write, index as u32, err);
+        }
+    }
+    let err_write = plan.err_write;
+    // SAFETY: only async-signal-safe syscalls on memory the parent
+    // prepared; the closure is the caller's responsibility (documented on
+    // `Command::function`).
     unsafe {
-        if plan.pdeathsig != 0 {
-            check(
-                plan,
-                Stage::ParentDeathSignal,
-                libc::prctl(libc::PR_SET_PDEATHSIG, plan.pdeathsig as libc::c_ulong),
-            );
-            if plan.parent != 0 && libc::getppid() != plan.parent {
-                libc::_exit(127);
+        match &mut plan.program {
+            Program::Function(f) => {
+                libc::close(err_write);
+                libc::_exit(f())
             }
-        }
-        if plan.sync_read >= 0 {
-            let mut byte = 0u8;
-            loop {
-                let n = libc::read(plan.sync_read, (&raw mut byte).cast(), 1);
-                if n == 1 {
-                    break;
+            Program::Exec {
+                candidates,
+                argv,
+                envp,
+            } => {
+                let mut err = libc::ENOENT;
+                for c in candidates.iter() {
+                    libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                    // Like execvp: keep searching past missing files, but
+                    // report EACCES if any candidate had it.
+                    match errno() {
+                        libc::ENOENT | libc::ENOTDIR => {}
+                        libc::EACCES => err = libc::EACCES,
+                        e => fail(err_write, EXEC_INDEX, e),
+                    }
                 }
-                if n == 0 || errno() != libc::EINTR {
-                    // The parent gave up (it reports its own error).
-                    libc::_exit(127);
-                }
-            }
-            libc::close(plan.sync_read);
-        }
-        for (target, &source) in plan.stdio.iter().enumerate() {
-            if source >= 0 {
-                check(plan, Stage::Stdio, libc::dup2(source, target as c_int));
+                fail(err_write, EXEC_INDEX, err)
             }
         }
-        if plan.propagation != 0 {
-            let rc = libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                plan.propagation,
-                std::ptr::null(),
-            );
-            check(plan, Stage::Propagation, rc);
-        }
-        if let Some(name) = &plan.hostname {
-            let rc = libc::sethostname(name.as_ptr(), name.as_bytes().len());
-            check(plan, Stage::Hostname, rc);
-        }
-        if let Some(name) = &plan.domainname {
-            let rc = libc::setdomainname(name.as_ptr(), name.as_bytes().len());
-            check(plan, Stage::Domainname, rc);
-        }
-        if plan.loopback {
-            loopback_up(plan);
-        }
-        if let Some(offsets) = &plan.time {
-            enter_time_namespace(plan, offsets);
-        }
-        if let Some(root) = ptr(&plan.root) {
-            check(plan, Stage::Chroot, libc::chroot(root));
-            check(plan, Stage::Chdir, libc::chdir(c"/".as_ptr()));
-        }
-        if let Some(cwd) = ptr(&plan.cwd) {
-            check(plan, Stage::Chdir, libc::chdir(cwd));
-        }
-        if let Some(target) = ptr(&plan.proc_target) {
-            let rc = libc::mount(
-                c"proc".as_ptr(),
-                target,
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
-            );
-            check(plan, Stage::MountProc, rc);
-        }
-        if plan.clear_groups {
-            check(plan, Stage::SetIds, libc::setgroups(0, std::ptr::null()));
-        }
-        if let Some(gid) = plan.gid {
-            check(plan, Stage::SetIds, libc::setresgid(gid, gid, gid));
-        }
-        if let Some(uid) = plan.uid {
-            check(plan, Stage::SetIds, libc::setresuid(uid, uid, uid));
-        }
-        // Rust ignores SIGPIPE; programs expect the default. Unblock all.
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        let err_write = plan.err_write;
-        if let Program::Function(f) = &mut plan.program {
-            libc::close(err_write);
-            libc::_exit(f())
-        }
-        // No host fd may leak into the program (CVE-2024-21626).
-        let rc = libc::syscall(
-            libc::SYS_close_range,
-            3,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        check(plan, Stage::CloseFds, rc as c_int);
-        let mut err = libc::ENOENT;
-        if let Program::Exec {
-            candidates,
-            argv,
-            envp,
-        } = &plan.program
-        {
-            for c in candidates {
-                libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                // Like execvp: keep searching past missing files, but
-                // report EACCES if any candidate had it.
-                match errno() {
-                    libc::ENOENT | libc::ENOTDIR => {}
-                    libc::EACCES => err = libc::EACCES,
-                    e => fail_with(plan, Stage::Exec, e),
-                }
-            }
-        }
-        fail_with(plan, Stage::Exec, err)
     }
 }
 
+/// Run one step in the child.
+fn apply(step: &Step, state: &mut State) -> StepResult {
+    // SAFETY (every arm): raw syscalls on strings and buffers the parent
+    // prepared, valid in the child's copy of its memory.
+    unsafe {
+        match step {
+            Step::Close { fds } => {
+                for &fd in fds {
+                    libc::close(fd);
+                }
+                Ok(())
+            }
+            Step::ParentDeathSignal { signal, parent } => {
+                check(libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    *signal as libc::c_ulong,
+                ))?;
+                if *parent != 0 && libc::getppid() != *parent {
+                    libc::_exit(127);
+                }
+                Ok(())
+            }
+            Step::WaitParent { fd } => wait_parent(*fd),
+            Step::NotDumpable => check(libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong)),
+            Step::Dup2 { from, to } => check(libc::dup2(*from, *to)),
+            Step::Propagation { target, flags } => check(libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            )),
+            Step::Hostname(name) => check(libc::sethostname(name.as_ptr(), name.as_bytes().len())),
+            Step::Domainname(name) => {
+                check(libc::setdomainname(name.as_ptr(), name.as_bytes().len()))
+            }
+            Step::Loopback => loopback_up(),
+            Step::TimeNamespace { offsets } => enter_time_namespace(offsets),
+            Step::Chroot(dir) => {
+                check(libc::chroot(dir.as_ptr()))?;
+                check(libc::chdir(c"/".as_ptr()))
+            }
+            Step::Chdir(dir) => check(libc::chdir(dir.as_ptr())),
+            Step::ChdirInRoot(dir) => rootsetup::chdir_in_root(state.root, dir),
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => check(libc::mount(
+                opt_ptr(source),
+                target.as_ptr(),
+                opt_ptr(fstype),
+                *flags,
+                opt_ptr(data).cast(),
+            )),
+            Step::SetGroups(groups) => check(libc::syscall(
+                libc::SYS_setgroups,
+                groups.len(),
+                groups.as_ptr(),
+            )),
+            Step::SetGid(gid) => check(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid)),
+            Step::SetUid(uid) => check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid)),
+            Step::ResetSignals => reset_signals(),
+            Step::CloseFrom { first, keep, limit } => cloexec_from(*first, keep, *limit),
+            Step::BindRootfs(dir) => check(libc::mount(
+                dir.as_ptr(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            )),
+            Step::OpenRoot(dir) => {
+                let fd = libc::open(
+                    dir.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                check(fd)?;
+                state.root = fd;
+                Ok(())
+            }
+            Step::MountInRoot(m) => rootsetup::mount_in_root(state.root, m),
+            Step::CgroupBind {
+                key,
+                mount_point,
+                mount_root,
+                mount,
+            } => rootsetup::cgroup_bind(state.root, key, mount_point, mount_root, mount),
+            Step::MakeNode {
+                target,
+                mode,
+                dev,
+                uid,
+                gid,
+            } => rootsetup::make_node(state.root, target, *mode, *dev, *uid, *gid),
+            Step::Symlink { target, link } => rootsetup::symlink(state.root, target, link),
+            Step::Mask(target) => rootsetup::mask(state.root, target),
+            Step::ReadonlyPath(target) => rootsetup::readonly_path(state.root, target, true),
+            Step::ReadonlyMount(target) => rootsetup::readonly_mount(state.root, target),
+            Step::PivotRoot(dir) => {
+                libc::close(state.root);
+                state.root = -1;
+                rootsetup::pivot_root(dir)
+            }
+            Step::RemountRoot { flags } => rootsetup::remount_root(*flags),
+            Step::RootPropagation { flags } => check(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            )),
+            Step::SetPropagation { target, flags } => {
+                rootsetup::set_propagation(state.root, target, *flags)
+            }
+            Step::Unshare { flags } => check(libc::unshare(*flags)),
+            Step::Setns { fd, nstype } => {
+                check(libc::setns(*fd, *nstype))?;
+                libc::close(*fd);
+                Ok(())
+            }
+            Step::StartGate { fd, keep, limit } => {
+                if let Some(keep) = keep {
+                    let mut own = [*fd, state.err_write];
+                    own.sort_unstable();
+                    close_except(3, keep, own, *limit)?;
+                }
+                start_gate(*fd, state.err_write)
+            }
+            Step::Confine(s) => s.apply(),
+            Step::Terminal(t) => t.apply(),
+        }
+    }
+}
+
+/// Block until the parent writes its go byte. End of file: the parent is
+/// gone (the child closed its own copy of the write end in an earlier
+/// [`Step::Close`]), so exit quietly.
+fn wait_parent(fd: RawFd) -> StepResult {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read of one byte into a local.
+        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+        if n == 1 {
+            break;
+        }
+        if n == 0 {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(127) }
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+    // SAFETY: closing our copy of the read end.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Report "ready" on the error pipe, then wait for the go byte on `fd`;
+/// end of file ends the child.
+fn start_gate(fd: RawFd, err_write: RawFd) -> StepResult {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&READY_INDEX.to_ne_bytes());
+    // SAFETY: write of a stack buffer.
+    if unsafe { libc::write(err_write, msg.as_ptr().cast(), msg.len()) } != msg.len() as isize {
+        return Err(errno());
+    }
+    wait_parent(fd)
+}
+
+/// Close every descriptor from `first` up except those in `keep` and
+/// `own` (both sorted): `close_range` on the gaps, or `close` on each number
+/// below `limit` before Linux 5.9.
+fn close_except(first: c_int, keep: &[c_int], own: [c_int; 2], limit: c_int) -> StepResult {
+    let (mut i, mut j) = (0, 0);
+    let mut from = first;
+    loop {
+        // The next kept number, merging the two sorted lists.
+        let next = match (keep.get(i), own.get(j)) {
+            (Some(&a), Some(&b)) if a <= b => {
+                i += 1;
+                a
+            }
+            (_, Some(&b)) => {
+                j += 1;
+                b
+            }
+            (Some(&a), None) => {
+                i += 1;
+                a
+            }
+            (None, None) => c_int::MAX,
+        };
+        if next > from {
+            close_range(from, next - 1, limit)?;
+        }
+        if next == c_int::MAX {
+            return Ok(());
+        }
+        from = from.max(next.saturating_add(1));
+    }
+}
+
+fn close_range(first: c_int, last: c_int, limit: c_int) -> StepResult {
+    // SAFETY: close_range and close only close descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            if last == c_int::MAX - 1 {
+                libc::c_uint::MAX
+            } else {
+                last as libc::c_uint
+            },
+            0,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::ENOSYS && e != libc::EINVAL {
+        return Err(e);
+    }
+    for fd in first..limit.min(last.saturating_add(1)) {
+        // SAFETY: closing a number that may not be open (EBADF ignored).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// SIGPIPE back to its default (Rust ignores it; programs expect the
+/// default) and an empty signal mask, with raw `rt_sigaction` /
+/// `rt_sigprocmask`.
+fn reset_signals() -> StepResult {
+    // SAFETY: a zeroed sigaction is SIG_DFL with no flags; the kernel's
+    // sigset is 8 bytes on Linux.
+    unsafe {
+        let act: libc::sigaction = std::mem::zeroed();
+        check(libc::syscall(
+            libc::SYS_rt_sigaction,
+            libc::SIGPIPE,
+            &raw const act,
+            std::ptr::null_mut::<libc::sigaction>(),
+            8usize,
+        ))?;
+        let empty = 0u64;
+        check(libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const empty,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        ))
+    }
+}
+
+/// Mark every fd from `first` close-on-exec except those in `keep`
+/// (sorted): `close_range` calls on Linux 5.11+, else `fcntl` on each
+/// number below `limit`.
+fn cloexec_from(first: c_int, keep: &[c_int], limit: c_int) -> StepResult {
+    let mut from = first;
+    for &k in keep.iter().chain(std::iter::once(&c_int::MAX)) {
+        if k > from {
+            cloexec_range(from, k - 1, limit)?;
+        }
+        from = from.max(k.saturating_add(1));
+    }
+    Ok(())
+}
+
+fn cloexec_range(first: c_int, last: c_int, limit: c_int) -> StepResult {
+    // SAFETY: close_range and fcntl only change descriptor flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            if last == c_int::MAX - 1 {
+                libc::c_uint::MAX
+            } else {
+                last as libc::c_uint
+            },
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::ENOSYS && e != libc::EINVAL {
+        return Err(e);
+    }
+    cloexec_loop(first, limit.min(last.saturating_add(1)))
+}
+
+/// The fallback of [`cloexec_from`] for kernels before 5.11.
+pub(crate) fn cloexec_loop(first: c_int, limit: c_int) -> StepResult {
+    for fd in first..limit {
+        // SAFETY: fcntl on a number that may not be open (EBADF ignored).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                check(libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `ip link set lo up`, with the ioctl interface.
-fn loopback_up(plan: &Plan<'_>) {
+fn loopback_up() -> StepResult {
     // SAFETY: socket/ioctl/close on a zeroed ifreq naming "lo".
     unsafe {
         let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        check(plan, Stage::Loopback, s);
+        check(s)?;
         let mut ifr: libc::ifreq = std::mem::zeroed();
         for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo") {
             *dst = *src as c_char;
         }
-        check(
-            plan,
-            Stage::Loopback,
-            libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr),
-        );
+        check(libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr))?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        check(
-            plan,
-            Stage::Loopback,
-            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr),
-        );
+        check(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr))?;
         libc::close(s);
+        Ok(())
     }
 }
 
 /// A new time namespace applies to children only; its offsets must be
 /// written before any process is in it; then `setns` moves the child itself.
-fn enter_time_namespace(plan: &Plan<'_>, offsets: &CString) {
+fn enter_time_namespace(offsets: &CString) -> StepResult {
     // SAFETY: plain syscalls on C string literals and a prepared buffer.
     unsafe {
-        check(
-            plan,
-            Stage::TimeNamespace,
-            libc::unshare(libc::CLONE_NEWTIME),
-        );
-        if !offsets.as_bytes().is_empty() {
+        check(libc::unshare(libc::CLONE_NEWTIME))?;
+        let bytes = offsets.as_bytes();
+        if !bytes.is_empty() {
             let fd = libc::open(
                 c"/proc/self/timens_offsets".as_ptr(),
                 libc::O_WRONLY | libc::O_CLOEXEC,
             );
-            check(plan, Stage::TimeNamespace, fd);
-            let bytes = offsets.as_bytes();
+            check(fd)?;
             if libc::write(fd, bytes.as_ptr().cast(), bytes.len()) != bytes.len() as isize {
-                fail(plan, Stage::TimeNamespace);
+                return Err(errno());
             }
             libc::close(fd);
         }
@@ -350,12 +483,29 @@ fn enter_time_namespace(plan: &Plan<'_>, offsets: &CString) {
             c"/proc/self/ns/time_for_children".as_ptr(),
             libc::O_RDONLY | libc::O_CLOEXEC,
         );
-        check(plan, Stage::TimeNamespace, fd);
-        check(
-            plan,
-            Stage::TimeNamespace,
-            libc::setns(fd, libc::CLONE_NEWTIME),
-        );
+        check(fd)?;
+        check(libc::setns(fd, libc::CLONE_NEWTIME))?;
         libc::close(fd);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_on_exec_fallback_marks_inherited_descriptors() {
+        // What kernels before 5.11 get instead of close_range: a descriptor
+        // opened without O_CLOEXEC ends up marked.
+        // SAFETY: open/fcntl/close of our own descriptor.
+        unsafe {
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            assert!(fd > 2);
+            assert_eq!(libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+            assert_eq!(cloexec_loop(fd, fd + 1), Ok(()));
+            assert_ne!(libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+            libc::close(fd);
+        }
     }
 }

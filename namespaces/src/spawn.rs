@@ -2,22 +2,24 @@
 //! like [`std::process::Command`] with namespace knobs.
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
+use crate::atclone::leave;
 use crate::child::{Child, Stdio, StdioKind};
+use crate::container::Gate;
 use crate::error::{Error, Result};
-use crate::idmap::{IdMap, SetGroups, write_maps};
+use crate::idmap::{IdMap, SetGroups};
 use crate::kind::{Kind, Kinds};
-use crate::launch::{
-    ExecParts, abandon, c_os, c_path, clone3, dup_cloexec, pipe, pointers, read_report,
-};
-use crate::persist::persist;
+use crate::launch::{ExecParts, abandon, clone3, dup_cloexec, pipe, pointers, raise};
+use crate::mounts::{Device, Mount};
+use crate::plan::{SpawnFds, StdioRef, clone_error, stdio_fds};
 use crate::propagation::Propagation;
-use crate::setup::{self, Plan, Program, Stage};
+use crate::setup::{self, Plan, Program};
+use crate::step::Step;
 
 /// A clock of a time namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +32,7 @@ pub enum Clock {
 
 /// The parent's code run while the child waits; see
 /// [`Command::before_start`].
-type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
+pub(crate) type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
 
 /// A process to start in new namespaces.
 ///
@@ -40,31 +42,45 @@ type Hook = Box<dyn FnMut(i32) -> io::Result<()> + Send>;
 /// multithreaded program is safe. Setup or exec failures come back from
 /// [`spawn`](Command::spawn) as [`Error::Setup`] / [`Error::Exec`].
 pub struct Command {
-    program: OsString,
-    arg0: Option<OsString>,
-    args: Vec<OsString>,
-    function: Option<Box<dyn FnMut() -> i32 + Send>>,
-    env_clear: bool,
-    env: BTreeMap<OsString, Option<OsString>>,
-    cwd: Option<PathBuf>,
-    stdio: [Option<Stdio>; 3],
-    kinds: Kinds,
-    uid_map: Vec<IdMap>,
-    gid_map: Vec<IdMap>,
-    setgroups: Option<SetGroups>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    hostname: Option<OsString>,
-    domainname: Option<OsString>,
-    proc_target: Option<PathBuf>,
-    loopback: bool,
-    propagation: Option<Propagation>,
-    pdeathsig: i32,
-    time_offsets: Vec<(Clock, i64)>,
-    root: Option<PathBuf>,
-    persist: Vec<(Kind, PathBuf)>,
-    cgroup: Option<OwnedFd>,
-    hook: Option<Hook>,
+    pub(crate) program: OsString,
+    pub(crate) arg0: Option<OsString>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) function: Option<Box<dyn FnMut() -> i32 + Send>>,
+    pub(crate) env_clear: bool,
+    pub(crate) env: BTreeMap<OsString, Option<OsString>>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [Option<Stdio>; 3],
+    pub(crate) kinds: Kinds,
+    pub(crate) uid_map: Vec<IdMap>,
+    pub(crate) gid_map: Vec<IdMap>,
+    pub(crate) setgroups: Option<SetGroups>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) hostname: Option<OsString>,
+    pub(crate) domainname: Option<OsString>,
+    pub(crate) proc_target: Option<PathBuf>,
+    pub(crate) loopback: bool,
+    pub(crate) propagation: Option<Propagation>,
+    pub(crate) pdeathsig: i32,
+    pub(crate) time_offsets: Vec<(Clock, i64)>,
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) persist: Vec<(Kind, PathBuf)>,
+    pub(crate) cgroup: Option<OwnedFd>,
+    pub(crate) hook: Option<Hook>,
+    pub(crate) rootfs: Option<PathBuf>,
+    pub(crate) readonly_rootfs: bool,
+    pub(crate) rootfs_propagation: Option<Propagation>,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) default_devices: bool,
+    pub(crate) devices: Vec<Device>,
+    pub(crate) masked_paths: Vec<PathBuf>,
+    pub(crate) readonly_paths: Vec<PathBuf>,
+    pub(crate) start_gate: bool,
+    pub(crate) fds: Vec<(RawFd, OwnedFd)>,
+    pub(crate) joins: Vec<(Kind, OwnedFd)>,
+    pub(crate) knobs: crate::confine::ProcessKnobs,
+    pub(crate) terminal: bool,
+    pub(crate) exec: Option<crate::exec::ExecTarget>,
 }
 
 impl std::fmt::Debug for Command {
@@ -108,6 +124,20 @@ impl Command {
             persist: Vec::new(),
             cgroup: None,
             hook: None,
+            rootfs: None,
+            readonly_rootfs: false,
+            rootfs_propagation: None,
+            mounts: Vec::new(),
+            default_devices: false,
+            devices: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            start_gate: false,
+            fds: Vec::new(),
+            joins: Vec::new(),
+            knobs: crate::confine::ProcessKnobs::default(),
+            terminal: false,
+            exec: None,
         }
     }
 
@@ -115,92 +145,14 @@ impl Command {
     /// the child exits with its return value. `f` runs after the setup, in a
     /// copy of the parent's memory where other threads no longer exist: it
     /// must not take locks (allocation included) that such a thread might
-    /// have held, unless the parent is single-threaded.
+    /// have held, unless the parent is single-threaded. Spawned by root with
+    /// namespaces, the child is not dumpable (there is no exec to reset
+    /// it); it keeps the descriptors it inherited (no close-on-exec sweep
+    /// applies).
     pub fn function(f: impl FnMut() -> i32 + Send + 'static) -> Command {
         let mut cmd = Command::new("<function>");
         cmd.function = Some(Box::new(f));
         cmd
-    }
-
-    /// The name the program sees as `argv[0]` (default: the program as
-    /// given), like `CommandExt::arg0`.
-    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
-        self.arg0 = Some(arg0.as_ref().to_owned());
-        self
-    }
-
-    /// Add an argument.
-    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
-        self.args.push(arg.as_ref().to_owned());
-        self
-    }
-
-    /// Add arguments.
-    pub fn args<I, S>(&mut self, args: I) -> &mut Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.args
-            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        self
-    }
-
-    /// Set an environment variable.
-    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
-        self.env
-            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
-        self
-    }
-
-    /// Set environment variables.
-    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
-        for (k, v) in vars {
-            self.env(k, v);
-        }
-        self
-    }
-
-    /// Remove an environment variable.
-    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
-        self.env.insert(key.as_ref().to_owned(), None);
-        self
-    }
-
-    /// Start from an empty environment instead of the parent's.
-    pub fn env_clear(&mut self) -> &mut Command {
-        self.env_clear = true;
-        self.env.clear();
-        self
-    }
-
-    /// The child's working directory (after [`root`](Command::root)).
-    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
-        self.cwd = Some(dir.as_ref().to_owned());
-        self
-    }
-
-    /// The child's stdin (default: inherit).
-    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[0] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stdout (default: inherit).
-    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[1] = Some(cfg.into());
-        self
-    }
-
-    /// The child's stderr (default: inherit).
-    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
-        self.stdio[2] = Some(cfg.into());
-        self
     }
 
     /// Create new namespaces of these kinds for the child (added to any
@@ -211,7 +163,7 @@ impl Command {
     }
 
     /// The uid map of the new user namespace, written by the parent before
-    /// the child continues (see [`write_maps`]).
+    /// the child continues (see [`crate::write_maps`]).
     pub fn uid_map(&mut self, map: impl Into<Vec<IdMap>>) -> &mut Command {
         self.uid_map = map.into();
         self
@@ -301,7 +253,7 @@ impl Command {
         self
     }
 
-    /// Persist the child's `kind` namespace at `file` (see [`persist`]),
+    /// Persist the child's `kind` namespace at `file` (see [`crate::persist()`]),
     /// done by the parent before the child continues; the result is in
     /// [`Child::persisted`].
     pub fn persist(&mut self, kind: Kind, file: impl AsRef<Path>) -> &mut Command {
@@ -333,7 +285,7 @@ impl Command {
     /// before waiting for the exit: the child's setup or exec failure report
     /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
-        let (mut child, err_read) = self.start()?;
+        let (mut child, err_read, steps, _) = self.start(None, false)?;
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -343,28 +295,25 @@ impl Command {
         };
         // The child has exited: its end of the error pipe is closed, so
         // this read does not block.
-        self.check_report(&mut child, &err_read)?;
+        self.check_report(&mut child, &err_read, &steps)?;
         Ok(status)
     }
 
     /// Spawn with stdout and stderr piped (stdin `/dev/null` unless set)
-    /// and collect them.
+    /// and collect them. The command's own stdio settings are left as they
+    /// are, also when this fails.
     pub fn output(&mut self) -> Result<Output> {
-        let saved = std::mem::take(&mut self.stdio);
-        let [stdin, _, _] = &saved;
-        self.stdio = [
-            Some(match stdin {
-                Some(Stdio(StdioKind::Fd(fd))) => Stdio::from(dup_cloexec(fd.as_raw_fd())?),
-                Some(Stdio(StdioKind::Inherit)) => Stdio::inherit(),
-                Some(Stdio(StdioKind::Piped)) => Stdio::piped(),
-                _ => Stdio::null(),
-            }),
-            Some(Stdio::piped()),
-            Some(Stdio::piped()),
-        ];
-        let child = self.spawn();
-        self.stdio = saved;
-        child?.wait_with_output()
+        // Nothing of `self` is changed: an early error loses no setting.
+        let stdin = match self.stdio[0].as_ref().map(|s| &s.0) {
+            Some(StdioKind::Fd(fd)) => Stdio::from(dup_cloexec(fd.as_raw_fd())?),
+            Some(StdioKind::Inherit) => Stdio::inherit(),
+            Some(StdioKind::Piped) => Stdio::piped(),
+            Some(StdioKind::Null) | None => Stdio::null(),
+        };
+        let over = [stdin, Stdio::piped(), Stdio::piped()];
+        let (mut child, err_read, steps, _) = self.start(Some(&over), false)?;
+        self.check_report(&mut child, &err_read, &steps)?;
+        child.wait_with_output()
     }
 
     fn check(&self) -> Result<()> {
@@ -384,126 +333,110 @@ impl Command {
         ];
         for (asked, kind, what) in needs {
             if asked && !self.kinds.contains(kind) {
-                return Err(Error::InvalidInput(format!(
-                    "{what} needs a new {kind} namespace"
-                )));
+                return Err(Error::NeedsNamespace { what, kind });
             }
         }
         if self.persist.iter().any(|(k, _)| *k == Kind::Time) {
-            return Err(Error::InvalidInput(
-                "a new time namespace is made after the child starts; persist /proc/<pid>/ns/time instead".into(),
-            ));
+            return Err(Error::CannotPersistTime);
         }
-        Ok(())
+        self.check_exec()?;
+        self.check_container()
+    }
+
+    /// The steps the child would run, in order, as prepared and validated
+    /// for a spawn (descriptors that exist only during a spawn show as -1).
+    /// Nothing is created: no process, pipe or file.
+    pub fn plan(&self) -> Result<Vec<Step>> {
+        self.check()?;
+        let stdio = self.stdio_refs(None);
+        let fds = SpawnFds {
+            // A spawn always closes at least the error pipe's read end.
+            close: vec![-1],
+            sync_read: self.needs_sync().then_some(-1),
+            stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
+            gate_read: self.start_gate.then_some(-1),
+            passed: self.fds.iter().map(|(t, _)| (-1, *t)).collect(),
+            terminal: self.terminal.then(|| self.terminal_placeholder()),
+        };
+        self.steps(&fds)
     }
 
     /// Start the child. Returns once it has executed the program (or
     /// entered the closure), or with the error that stopped it; on error no
     /// process, persisted file or mount is left behind.
+    ///
+    /// With [`start_gate`](Command::start_gate), returns once the child
+    /// has done its setup and waits at the gate ([`Child::take_gate`]).
     pub fn spawn(&mut self) -> Result<Child> {
-        let (mut child, err_read) = self.start()?;
-        self.check_report(&mut child, &err_read)?;
+        let (mut child, err_read, steps, gate) = self.start(None, true)?;
+        if self.check_report(&mut child, &err_read, &steps)?
+            && let Some(gate) = gate
+        {
+            child.gate = Some(Gate::new(gate, err_read, child.pid));
+        }
         Ok(child)
     }
 
-    /// Read the child's report from the error pipe: `Ok` once it executed
-    /// the program (end of file); otherwise the child is reaped, what it
-    /// persisted released, and the error returned.
-    fn check_report(&self, child: &mut Child, err_read: &OwnedFd) -> Result<()> {
-        match read_report(err_read) {
-            Ok(None) => Ok(()),
-            Ok(Some((stage, errno))) => {
-                abandon(child);
-                let source = io::Error::from_raw_os_error(errno);
-                Err(match stage {
-                    Stage::Exec => Error::Exec {
-                        program: self.program.to_string_lossy().into_owned(),
-                        source,
-                    },
-                    stage => Error::Setup { stage, source },
-                })
-            }
-            Err(e) => {
-                abandon(child);
-                Err(Error::io(
-                    "read error pipe of",
-                    format!("/proc/{}", child.pid),
-                    e,
-                ))
-            }
-        }
-    }
-
     /// Clone the child and let it go; returns it with the read end of the
-    /// error pipe, on which it reports a failed setup or exec.
-    fn start(&mut self) -> Result<(Child, OwnedFd)> {
+    /// error pipe, on which it reports a failed setup or exec, and the
+    /// steps it ran.
+    #[allow(clippy::type_complexity)]
+    fn start(
+        &mut self,
+        stdio: Option<&[Stdio; 3]>,
+        gate: bool,
+    ) -> Result<(Child, OwnedFd, Vec<Step>, Option<OwnedFd>)> {
         self.check()?;
         let env = self.final_env();
         let exec = ExecParts::new(&self.program, self.arg0.as_deref(), &self.args, &env)?;
-        let (stdio_child, [stdin, stdout, stderr]) = self.stdio_fds()?;
+        let (stdio_child, [stdin, stdout, stderr]) = stdio_fds(self.stdio_refs(stdio))?;
+        // The descriptors the child still uses when it moves the passed
+        // ones into place are numbered above every target.
+        let above = self.fds.iter().map(|(t, _)| *t).max().unwrap_or(2) + 1;
         let (err_read, err_write) = pipe()?;
-        let sync =
-            self.kinds.contains(Kind::User) || !self.persist.is_empty() || self.hook.is_some();
-        let (sync_read, sync_write) = if sync {
+        let err_write = raise(err_write, above)?;
+        let (sync_read, sync_write) = if self.needs_sync() {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
         } else {
             (None, None)
         };
-        let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
-        let time = self.kinds.contains(Kind::Time).then(|| {
-            let text: String = self
-                .time_offsets
-                .iter()
-                .map(|(clock, secs)| {
-                    let name = match clock {
-                        Clock::Monotonic => "monotonic",
-                        Clock::Boottime => "boottime",
-                    };
-                    format!("{name} {secs} 0\n")
-                })
-                .collect();
-            CString::new(text).unwrap_or_default()
-        });
-        let hostname = self.hostname.as_deref().map(c_os).transpose()?;
-        let domainname = self.domainname.as_deref().map(c_os).transpose()?;
-        let root = self.root.as_deref().map(c_path).transpose()?;
-        let cwd = self.cwd.as_deref().map(c_path).transpose()?;
-        let proc_target = self.proc_target.as_deref().map(c_path).transpose()?;
-        let (uid, gid) = self.ids();
-        let mut function = self.function.take();
-        let mut plan = Plan {
+        let (gate_read, gate_write) = if gate && self.start_gate {
+            let (r, w) = pipe()?;
+            (Some(raise(r, above)?), Some(w))
+        } else {
+            (None, None)
+        };
+        let passed = self.passed_fds()?;
+        let terminal = self.prepare_terminal()?;
+        let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
+        // The child closes every descriptor that is the parent's: the
+        // parent's pipe ends, the read end of the error pipe and the write
+        // ends of the sync pipe and the gate (else it would never see end
+        // of file).
+        let close = [&stdin, &stdout, &stderr, &sync_write, &gate_write]
+            .into_iter()
+            .filter_map(raw)
+            .chain([err_read.as_raw_fd()])
+            .chain(terminal.as_ref().map(|t| t.parent_raw()))
+            .collect();
+        let fds = SpawnFds {
+            close,
             sync_read: raw(&sync_read),
-            err_write: err_write.as_raw_fd(),
-            pdeathsig: self.pdeathsig,
-            // SAFETY: getpid has no preconditions.
-            parent: if self.kinds.contains(Kind::Pid) {
-                0
-            } else {
-                unsafe { libc::getpid() }
-            },
             stdio: [
                 raw(&stdio_child[0]),
                 raw(&stdio_child[1]),
                 raw(&stdio_child[2]),
             ],
-            propagation: match self.propagation {
-                Some(p) if self.kinds.contains(Kind::Mount) => p.flags(),
-                _ => 0,
-            },
-            hostname,
-            domainname,
-            loopback: self.loopback,
-            time,
-            root,
-            cwd,
-            proc_target,
-            uid,
-            gid,
-            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && {
-                // SAFETY: geteuid has no preconditions.
-                unsafe { libc::geteuid() == 0 }
-            },
+            gate_read: raw(&gate_read),
+            passed: passed.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
+            terminal: terminal.as_ref().map(|t| t.step.clone()),
+        };
+        let steps = self.steps(&fds)?;
+        let mut function = self.function.take();
+        let mut plan = Plan {
+            steps: &steps,
+            err_write: err_write.as_raw_fd(),
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {
@@ -513,27 +446,48 @@ impl Command {
                 },
             },
         };
-        let clone_kinds = self.kinds.without(Kind::Time);
+        let mut clone_kinds = self.kinds.without(Kind::Time);
+        if self.defer_cgroup_namespace() {
+            clone_kinds = clone_kinds.without(Kind::Cgroup);
+        }
+        // Namespaces joined by the child's creation: this thread is in them
+        // (pid: its pid_for_children points there) during the clone.
+        let entered = self.enter_at_clone()?;
+        // Exec into a running process: its cgroup (see exec.rs).
+        let exec_cgroup = match (&self.exec, &self.cgroup) {
+            (Some(t), None) => t.cgroup_dir()?,
+            _ => None,
+        };
+        let cgroup = self.cgroup.as_ref().or(exec_cgroup.as_ref());
         // SAFETY: without CLONE_VM the child gets a copy of this memory and
         // runs only `setup::run` on the prepared plan.
-        let (pid, pidfd) = unsafe {
-            clone3(
-                clone_kinds.clone_flags(),
-                self.cgroup.as_ref().map(|d| d.as_raw_fd()),
-            )
-        };
+        let (pid, pidfd) =
+            unsafe { clone3(clone_kinds.clone_flags64(), cgroup.map(|d| d.as_raw_fd())) };
         if matches!(pid, Ok(0)) {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
+        leave(entered);
         drop(plan);
+        drop(exec_cgroup);
         self.function = function;
         let (pid, pidfd) = match (pid, pidfd) {
             (Ok(pid), Some(pidfd)) => (pid, pidfd),
-            (Err(e), _) => return Err(Error::syscall("clone3", clone_kinds, e)),
-            (Ok(_), None) => unreachable!("the child never gets here"),
+            (Err(e), _) => return Err(clone_error(clone_kinds, self.cgroup.is_some(), e)),
+            (Ok(_), None) => {
+                return Err(Error::io(
+                    "clone3",
+                    "",
+                    io::Error::other("no pidfd returned"),
+                ));
+            }
         };
-        drop((stdio_child, err_write, sync_read));
+        drop((stdio_child, err_write, sync_read, gate_read, passed));
+        // The child has its copy of the slave or socket end now.
+        let terminal = terminal.map(|t| {
+            drop(t.child);
+            t.parent
+        });
         let mut child = Child {
             pid,
             pidfd,
@@ -542,102 +496,13 @@ impl Command {
             stdin: stdin.map(Into::into),
             stdout: stdout.map(Into::into),
             stderr: stderr.map(Into::into),
+            gate: None,
+            terminal,
         };
         if let Err(e) = self.release_child(&mut child, sync_write) {
             abandon(&mut child);
             return Err(e);
         }
-        Ok((child, err_read))
-    }
-
-    /// The parent's part while the child waits: id maps, persisting, the
-    /// hook; then let the child go.
-    fn release_child(&mut self, child: &mut Child, sync_write: Option<OwnedFd>) -> Result<()> {
-        let Some(sync_write) = sync_write else {
-            return Ok(());
-        };
-        if self.kinds.contains(Kind::User) {
-            write_maps(child.pid, &self.uid_map, &self.gid_map, self.setgroups)?;
-        }
-        for (kind, path) in &self.persist {
-            child.persisted.push(persist(child.pid, *kind, path)?);
-        }
-        if let Some(hook) = &mut self.hook {
-            hook(child.pid).map_err(|e| {
-                Error::io("before_start hook for", format!("/proc/{}", child.pid), e)
-            })?;
-        }
-        // SAFETY: write of one byte from a valid buffer.
-        let n = unsafe { libc::write(sync_write.as_raw_fd(), [0u8].as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(Error::io(
-                "write sync pipe of",
-                format!("/proc/{}", child.pid),
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The ids to switch to: explicit, or root of a new user namespace whose
-    /// map leaves the caller's own id out.
-    fn ids(&self) -> (Option<u32>, Option<u32>) {
-        let default = |map: &[IdMap], own: u32| {
-            let own_mapped = map.iter().any(|m| {
-                m.outside <= own && u64::from(own) < u64::from(m.outside) + u64::from(m.count)
-            });
-            let zero_mapped = map.iter().any(|m| m.inside == 0);
-            (self.kinds.contains(Kind::User) && zero_mapped && !own_mapped).then_some(0)
-        };
-        // SAFETY: these getters have no preconditions.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        (
-            self.uid.or_else(|| default(&self.uid_map, euid)),
-            self.gid.or_else(|| default(&self.gid_map, egid)),
-        )
-    }
-
-    fn final_env(&self) -> BTreeMap<OsString, OsString> {
-        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
-            BTreeMap::new()
-        } else {
-            std::env::vars_os().collect()
-        };
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => env.insert(k.clone(), v.clone()),
-                None => env.remove(k),
-            };
-        }
-        env
-    }
-
-    /// The child's stdio sources (fds above 2, close-on-exec) and the
-    /// parent's pipe ends.
-    #[allow(clippy::type_complexity)]
-    fn stdio_fds(&self) -> Result<([Option<OwnedFd>; 3], [Option<OwnedFd>; 3])> {
-        let mut child: [Option<OwnedFd>; 3] = [None, None, None];
-        let mut parent: [Option<OwnedFd>; 3] = [None, None, None];
-        for (i, cfg) in self.stdio.iter().enumerate() {
-            match cfg.as_ref().map(|s| &s.0) {
-                None | Some(StdioKind::Inherit) => {}
-                Some(StdioKind::Null) => {
-                    let f = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open("/dev/null")
-                        .map_err(|e| Error::io("open", "/dev/null", e))?;
-                    child[i] = Some(dup_cloexec(f.as_raw_fd())?);
-                }
-                Some(StdioKind::Piped) => {
-                    let (r, w) = pipe()?;
-                    let (mine, theirs) = if i == 0 { (w, r) } else { (r, w) };
-                    child[i] = Some(dup_cloexec(theirs.as_raw_fd())?);
-                    parent[i] = Some(mine);
-                }
-                Some(StdioKind::Fd(fd)) => child[i] = Some(dup_cloexec(fd.as_raw_fd())?),
-            }
-        }
-        Ok((child, parent))
+        Ok((child, err_read, steps, gate_write))
     }
 }

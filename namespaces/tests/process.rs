@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 
-use dunnage_namespaces::{Command, Error, Kind, Stage, Stdio};
+use dunnage_namespaces::{Command, Error, Kind, Stdio};
 use dunnage_testsupport::{TempDir, require_root};
 
 #[test]
@@ -94,13 +94,13 @@ fn a_missing_or_unexecutable_program_is_an_exec_error() {
 }
 
 #[test]
-fn a_failing_setup_step_is_reported_with_its_stage() {
+fn a_failing_setup_step_is_reported_with_its_index_and_errno() {
     let e = Command::new("true")
         .current_dir("/dunnage-test-no-such-dir")
         .spawn()
         .unwrap_err();
     assert!(
-        matches!(&e, Error::Setup { stage: Stage::Chdir, source } if source.raw_os_error() == Some(libc::ENOENT)),
+        matches!(&e, Error::Setup { name: "chdir", source, .. } if source.raw_os_error() == Some(libc::ENOENT)),
         "{e}"
     );
     assert!(e.to_string().contains("chdir"), "{e}");
@@ -120,16 +120,7 @@ fn status_reports_exec_and_setup_failures_after_the_exit() {
         .current_dir("/dunnage-test-no-such-dir")
         .status()
         .unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            Error::Setup {
-                stage: Stage::Chdir,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Setup { name: "chdir", .. }), "{e}");
     // A program that itself exits 127 is a status, not an error.
     let status = Command::new("sh")
         .args(["-c", "exit 127"])
@@ -152,7 +143,10 @@ fn requests_that_cannot_work_are_refused_before_clone() {
     ];
     for (setup, why) in cases {
         let e = setup(&mut Command::new("true")).spawn().unwrap_err();
-        assert!(matches!(e, Error::InvalidInput(_)), "{why}: {e}");
+        assert!(
+            matches!(e, Error::NeedsNamespace { .. } | Error::NulByte { .. }),
+            "{why}: {e}"
+        );
     }
 }
 

@@ -99,7 +99,13 @@ fn malformed_maps_are_refused_before_any_process_starts() {
         .spawn()
         .unwrap_err();
     assert!(
-        matches!(e, Error::InvalidInput(_)),
+        matches!(
+            e,
+            Error::NeedsNamespace {
+                kind: Kind::User,
+                ..
+            }
+        ),
         "maps without a user ns: {e}"
     );
     assert_eq!(

@@ -4,7 +4,8 @@
 //! `DIR/.wh..wh..opq` makes `DIR` opaque (xattr). Every path is resolved
 //! inside the root (`openat2` with `RESOLVE_IN_ROOT`); final components are created with
 //! `O_EXCL`/`O_NOFOLLOW` and configured through fds. The input is read
-//! sequentially, once, up to the end-of-archive marker.
+//! sequentially, once, up to the end-of-archive marker (see
+//! [`apply_layer`] for how members are delimited).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -15,12 +16,18 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
-use tar::EntryType;
+use tar::{EntryType, Header};
 
-use crate::error::{Error, Result, errno_at};
-use crate::root::{RootDir, bad_entry, dir_names, remove_all_at};
+use crate::create::{
+    content_error, copy_content, create_or_replace, create_or_replace_with, is_aufs_metadata,
+    process_umask, refused,
+};
+use crate::error::{Result, errno_at};
+use crate::root::{RootDir, bad_entry, remove_all_at};
 use crate::tarmeta::{EntryMeta, Extensions, normalize};
+use crate::tarread::Members;
 use crate::whiteout::{TarName, XattrNamespace, classify, set_opaque_fd};
+use crate::written::Written;
 
 /// How [`apply_layer`] writes a layer.
 #[derive(Clone, Debug)]
@@ -66,9 +73,24 @@ pub struct ApplyStats {
 ///
 /// Reads `layer` sequentially and stops after the end-of-archive marker
 /// (bytes after it are left for the caller to drain; a small read-ahead may
-/// have consumed some). Duplicate paths, `..` components, reserved `.wh.`
-/// names, sparse files and oversized headers are errors; absolute names are
-/// taken relative to `root`; symlinks are resolved inside `root`.
+/// have consumed some). Members are delimited as Go's `archive/tar`
+/// (Docker's reader) delimits them: a PAX `size` record gives the data size,
+/// header-only types carry no data, and a stream that ends on a header
+/// boundary without its end-of-archive blocks is complete. As Docker does,
+/// an entry naming the root as `.` is skipped (the root keeps its owner and
+/// mode), a regular file named `x/` is the file `x`, and a hardlink entry's
+/// owner, mode and times apply to the linked inode. Top-level aufs metadata
+/// (`.wh..wh.aufs`, the `.wh..wh.orph/` and `.wh..wh.plnk/` entries) is
+/// skipped.
+///
+/// Whiteouts and opaque markers hide what is below the layer, never the
+/// layer's own entries (tracked by inode, so a marker reached through a
+/// symlink cannot either); a path whited out and then added again is the
+/// new entry. GNU sparse files in PAX form (versions 0.0, 0.1 and 1.0)
+/// are expanded, holes left as holes. Duplicate paths, `..` components,
+/// reserved `.wh.` names, old GNU sparse members (type `S`, which Docker
+/// refuses too) and oversized headers are errors; absolute names are taken
+/// relative to `root`; symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
     let mut applier = Applier {
         root: RootDir::open(root)?,
@@ -77,48 +99,33 @@ pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Resul
         ns: XattrNamespace::for_userxattr(opts.userxattr),
         umask: process_umask(),
         seen: HashSet::new(),
+        whited: HashSet::new(),
+        written: Written::default(),
         dirs: Vec::new(),
         opaque: Vec::new(),
         buf: vec![0; 1 << 20],
         stats: ApplyStats::default(),
     };
-    let mut archive = tar::Archive::new(Counting {
-        inner: BufReader::with_capacity(128 << 10, layer),
-        pos: 0,
-    });
+    let mut tar = Members::new(BufReader::with_capacity(128 << 10, layer));
     let mut ext = Extensions::default();
-    let mut data_end = 0;
-    for entry in archive.entries().map_err(Error::Archive)?.raw(true) {
-        let mut entry = entry.map_err(Error::Archive)?;
-        data_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
-        if !ext.absorb(&mut entry, opts.max_header_size)? {
-            applier.entry(&mut entry, std::mem::take(&mut ext))?;
+    while let Some(header) = tar.next_header()? {
+        if Extensions::is_extension(header.entry_type()) {
+            let size = header
+                .entry_size()
+                .map_err(|e| bad_entry(&header.path_bytes(), format!("bad size: {e}")))?;
+            tar.begin_data(size);
+            ext.absorb(&header, &mut tar, size, opts.max_header_size)?;
+            continue;
         }
+        let path = ext.path(&header);
+        let size = ext.data_size(&header, &path)?;
+        tar.begin_data(size);
+        applier.entry(&header, &mut tar, size, std::mem::take(&mut ext), path)?;
     }
     if !ext.is_empty() {
         return Err(bad_entry(b"", "extension header without a following entry"));
     }
-    if archive.into_inner().pos <= data_end {
-        return Err(Error::Archive(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "archive ends without an end-of-archive marker",
-        )));
-    }
     applier.finish()
-}
-
-/// A reader that counts the bytes it passed on.
-struct Counting<R> {
-    inner: R,
-    pos: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 struct Applier<'o> {
@@ -128,8 +135,12 @@ struct Applier<'o> {
     opts: &'o ApplyOptions,
     ns: XattrNamespace,
     umask: u32,
-    /// Paths this layer wrote (whiteouts by the name they hide).
+    /// Paths this layer wrote.
     seen: HashSet<Vec<u8>>,
+    /// Paths this layer whited out (a later entry may add them again).
+    whited: HashSet<Vec<u8>>,
+    /// Inodes this layer wrote.
+    written: Written,
     /// Directories whose times are set at the end.
     dirs: Vec<(Vec<u8>, Timestamps)>,
     /// Directories made opaque.
@@ -139,27 +150,52 @@ struct Applier<'o> {
 }
 
 impl Applier<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ext: Extensions) -> Result<()> {
-        let kind = entry.header().entry_type();
-        let raw_path = ext.path(entry.header());
-        let meta = EntryMeta::parse(entry.header(), &ext, &raw_path, entry.size())?;
+    fn entry(
+        &mut self,
+        header: &Header,
+        data: &mut impl Read,
+        size: u64,
+        ext: Extensions,
+        raw_path: Vec<u8>,
+    ) -> Result<()> {
+        let kind = header.entry_type();
+        let meta = EntryMeta::parse(header, &ext, &raw_path)?;
         let norm = normalize(&raw_path)?;
         self.stats.entries += 1;
         let (parent, name) = match norm.iter().rposition(|&b| b == b'/') {
             Some(i) => (&norm[..i], &norm[i + 1..]),
             None => (&b""[..], &norm[..]),
         };
+        // Go's reader makes an old-style regular file (type NUL) named
+        // `x/` a directory; a type `0` file named `x/` stays a file.
         let is_dir = kind == EntryType::Directory
-            || (kind == EntryType::Regular && raw_path.ends_with(b"/") && entry.size() == 0);
+            || (kind == EntryType::Regular
+                && crate::tarread::header_only(header.as_bytes()[156], &raw_path));
         if norm.is_empty() {
+            // Docker skips an entry whose cleaned name is `.` (whatever its
+            // type: the root keeps 0755 root:root) and applies a `/`
+            // directory entry's metadata to the root.
+            if !raw_path.starts_with(b"/") {
+                return Ok(());
+            }
             if !is_dir {
                 return Err(bad_entry(&raw_path, "a non-directory entry names the root"));
             }
             return self.directory(&norm, &meta);
         }
+        if is_aufs_metadata(&norm, is_dir, kind == EntryType::Regular && size == 0) {
+            // Old aufs layers: the top-level `.wh..wh.aufs` marker and the
+            // `.wh..wh.orph/` and `.wh..wh.plnk/` directory entries carry
+            // nothing; files below them are applied (hardlinks may point
+            // into `.wh..wh.plnk/`, and the layer must reassemble).
+            return Ok(());
+        }
         match classify(name) {
             TarName::Invalid => Err(bad_entry(&raw_path, "reserved whiteout name")),
             TarName::Opaque => {
+                // Only marks the directory: what this layer wrote there
+                // stays; lower entries are hidden by the mount (or, onto an
+                // existing tree, removed at the end).
                 self.claim(&norm, &raw_path)?;
                 self.root.dir(parent)?;
                 let fd = self
@@ -177,14 +213,19 @@ impl Applier<'_> {
                     key.push(b'/');
                 }
                 key.extend_from_slice(hidden);
-                self.claim(&key, &raw_path)?;
+                if self.seen.contains(&key) || !self.whited.insert(key.clone()) {
+                    return Err(bad_entry(&raw_path, "whiteout of a path of the same layer"));
+                }
                 let opts = self.opts;
                 let pfd = self.root.dir(parent)?;
                 let name = OsStr::from_bytes(hidden);
                 let mknod =
                     || rustix::fs::mknodat(pfd, name, FileType::CharacterDevice, Mode::empty(), 0);
-                let replaced = create_or_replace(pfd, name, mknod)
-                    .map_err(errno_at("mknodat", &self.path, &key))?;
+                let replaced = create_or_replace(pfd, name, mknod, &self.written)
+                    .map_err(refused("mknodat", &self.path, &key, &raw_path))?;
+                self.written
+                    .add_at(pfd, name, true)
+                    .map_err(errno_at("fstatat", &self.path, &key))?;
                 if opts.same_owner {
                     rustix::fs::chownat(
                         pfd,
@@ -206,7 +247,9 @@ impl Applier<'_> {
                 if is_dir {
                     return self.directory(&norm, &meta);
                 }
-                self.leaf(entry, kind, &ext, &raw_path, &norm, parent, name, &meta)
+                self.leaf(
+                    header, data, size, &ext, &raw_path, &norm, parent, name, &meta,
+                )
             }
         }
     }
@@ -254,6 +297,9 @@ impl Applier<'_> {
             .root
             .open_dir(norm, OFlags::RDONLY, false)
             .map_err(errno_at("openat2", &self.path, norm))?;
+        self.written
+            .add_fd(&fd)
+            .map_err(errno_at("fstat", &self.path, norm))?;
         self.set_owner_mode(fd.as_fd(), meta, true, norm)?;
         self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
         self.dirs.push((norm.to_vec(), meta.times()));
@@ -261,10 +307,11 @@ impl Applier<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn leaf<R: Read>(
+    fn leaf(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        kind: EntryType,
+        header: &Header,
+        data: &mut impl Read,
+        size: u64,
         ext: &Extensions,
         raw_path: &[u8],
         norm: &[u8],
@@ -274,7 +321,7 @@ impl Applier<'_> {
     ) -> Result<()> {
         let name = OsStr::from_bytes(name);
         let mode = Mode::from_raw_mode(meta.mode & 0o7777);
-        match kind {
+        match header.entry_type() {
             EntryType::Regular | EntryType::Continuous => {
                 let pfd = self.root.dir(parent)?;
                 let flags = OFlags::WRONLY
@@ -283,12 +330,31 @@ impl Applier<'_> {
                     | OFlags::NOFOLLOW
                     | OFlags::CLOEXEC;
                 let open = || rustix::fs::openat(pfd, name, flags, mode);
-                let (fd, replaced) = create_or_replace_with(pfd, name, open)
-                    .map_err(errno_at("openat", &self.path, norm))?;
+                let (fd, replaced) = create_or_replace_with(pfd, name, open, &self.written)
+                    .map_err(refused("openat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_fd(&fd)
+                    .map_err(errno_at("fstat", &self.path, norm))?;
                 let mut file = std::fs::File::from(fd);
-                copy_content(entry, &mut file, &mut self.buf)
-                    .map_err(|e| content_error(e, self.path.join(OsStr::from_bytes(norm))))?;
-                self.stats.bytes += entry.size();
+                match ext.sparse(raw_path)? {
+                    Some(sparse) => {
+                        self.stats.bytes += crate::sparse::expand(
+                            &sparse,
+                            data,
+                            size,
+                            &mut file,
+                            self.opts.max_header_size,
+                            &mut self.buf,
+                            raw_path,
+                        )?;
+                    }
+                    None => {
+                        copy_content(data, &mut file, &mut self.buf).map_err(|e| {
+                            content_error(e, self.path.join(OsStr::from_bytes(norm)))
+                        })?;
+                        self.stats.bytes += size;
+                    }
+                }
                 let fd = OwnedFd::from(file);
                 self.after(replaced);
                 self.set_owner_mode(fd.as_fd(), meta, false, norm)?;
@@ -298,21 +364,21 @@ impl Applier<'_> {
             }
             EntryType::Symlink => {
                 let target = ext
-                    .link(entry.header())
+                    .link(header)
                     .ok_or_else(|| bad_entry(raw_path, "symlink without target"))?;
                 let pfd = self.root.dir(parent)?;
                 let make = || rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name);
-                let replaced = create_or_replace(pfd, name, make).map_err(errno_at(
-                    "symlinkat",
-                    &self.path,
-                    norm,
-                ))?;
+                let replaced = create_or_replace(pfd, name, make, &self.written)
+                    .map_err(refused("symlinkat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_at(pfd, name, false)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                self.finish_at(parent, name, meta, norm, false)
+                self.finish_at(parent, name, meta, norm, false, true)
             }
             EntryType::Link => {
                 let target = ext
-                    .link(entry.header())
+                    .link(header)
                     .ok_or_else(|| bad_entry(raw_path, "hardlink without target"))?;
                 let target = normalize(&target)?;
                 if target.is_empty() || target == norm {
@@ -326,23 +392,33 @@ impl Applier<'_> {
                 let pfd = self.root.dir(parent)?;
                 let tname = OsStr::from_bytes(tname);
                 let link = || rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty());
-                let replaced = create_or_replace(pfd, name, link)
-                    .map_err(errno_at("linkat", &self.path, norm))?;
+                let replaced = create_or_replace(pfd, name, link, &self.written)
+                    .map_err(refused("linkat", &self.path, norm, raw_path))?;
+                let st = rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
+                self.written.add_stat(&st);
                 self.after(replaced);
-                Ok(())
+                // Docker applies the link entry's owner, xattrs, mode and
+                // times to the (shared) inode; mode and times only when the
+                // target is not a symlink.
+                let not_symlink = FileType::from_raw_mode(st.st_mode) != FileType::Symlink;
+                self.finish_at(parent, name, meta, norm, not_symlink, not_symlink)
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (ft, dev) = match kind {
+                let (ft, dev) = match header.entry_type() {
                     EntryType::Char => (FileType::CharacterDevice, meta.dev),
                     EntryType::Block => (FileType::BlockDevice, meta.dev),
                     _ => (FileType::Fifo, 0),
                 };
                 let pfd = self.root.dir(parent)?;
                 let make = || rustix::fs::mknodat(pfd, name, ft, mode, dev);
-                let replaced = create_or_replace(pfd, name, make)
-                    .map_err(errno_at("mknodat", &self.path, norm))?;
+                let replaced = create_or_replace(pfd, name, make, &self.written)
+                    .map_err(refused("mknodat", &self.path, norm, raw_path))?;
+                self.written
+                    .add_at(pfd, name, false)
+                    .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
-                self.finish_at(parent, name, meta, norm, true)
+                self.finish_at(parent, name, meta, norm, true, true)
             }
             other => Err(bad_entry(
                 raw_path,
@@ -360,6 +436,7 @@ impl Applier<'_> {
         meta: &EntryMeta,
         norm: &[u8],
         chmod: bool,
+        times: bool,
     ) -> Result<()> {
         let opts = self.opts;
         let pfd = self.root.dir(parent)?;
@@ -398,6 +475,9 @@ impl Applier<'_> {
             .map_err(errno_at("lsetxattr", &self.path, norm))?;
         }
         self.stats.dropped_xattrs += meta.overlay_xattrs();
+        if !times {
+            return Ok(());
+        }
         rustix::fs::utimensat(pfd, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(errno_at("utimensat", &self.path, norm))
     }
@@ -435,24 +515,21 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Empty opaque directories of what this layer did not write, then set
-    /// directory times (last, since creating entries changes them).
+    /// Empty opaque directories of what this layer did not write (applying
+    /// onto an existing tree), then set directory times (last, since
+    /// creating entries changes them).
     fn finish(mut self) -> Result<ApplyStats> {
+        let mut done = HashSet::new();
         for dir in std::mem::take(&mut self.opaque) {
             let fd = self
                 .root
                 .open_dir(&dir, OFlags::RDONLY, true)
                 .map_err(errno_at("openat2", &self.path, &dir))?;
-            for child in dir_names(fd.as_fd()).map_err(errno_at("getdents", &self.path, &dir))? {
-                let mut key = dir.clone();
-                if !key.is_empty() {
-                    key.push(b'/');
-                }
-                key.extend_from_slice(child.as_bytes());
-                if !self.seen.contains(&key) {
-                    remove_all_at(fd.as_fd(), &child)
-                        .map_err(errno_at("unlinkat", &self.path, &key))?;
-                }
+            let st = rustix::fs::fstat(&fd).map_err(errno_at("fstat", &self.path, &dir))?;
+            if done.insert((st.st_dev, st.st_ino)) {
+                self.written
+                    .hide_lower(fd.as_fd())
+                    .map_err(errno_at("unlinkat", &self.path, &dir))?;
             }
         }
         for (dir, times) in &self.dirs {
@@ -472,72 +549,4 @@ fn split(norm: &[u8]) -> (&[u8], &[u8]) {
         Some(i) => (&norm[..i], &norm[i + 1..]),
         None => (&b""[..], norm),
     }
-}
-
-/// Run `make`; if the name exists, remove what is there and run it again.
-/// Returns whether something was replaced.
-fn create_or_replace(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    mut make: impl FnMut() -> rustix::io::Result<()>,
-) -> rustix::io::Result<bool> {
-    create_or_replace_with(dir, name, &mut make).map(|((), replaced)| replaced)
-}
-
-fn create_or_replace_with<T>(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    mut make: impl FnMut() -> rustix::io::Result<T>,
-) -> rustix::io::Result<(T, bool)> {
-    match make() {
-        Ok(t) => Ok((t, false)),
-        Err(Errno::EXIST) => {
-            remove_all_at(dir, name)?;
-            Ok((make()?, true))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Copy an entry's content into `file` through the reused buffer `buf`.
-fn copy_content(
-    from: &mut impl Read,
-    file: &mut std::fs::File,
-    buf: &mut [u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    loop {
-        let n = match from.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        file.write_all(&buf[..n])?;
-    }
-}
-
-/// Reading the archive fails as an archive error; writing the file as I/O.
-fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
-        _ => Error::Io {
-            syscall: "write",
-            path,
-            source: e,
-        },
-    }
-}
-
-/// The process umask, read from `/proc/self/status` (umask(2) would change
-/// it for other threads); 0o022 when unknown.
-fn process_umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0o022)
 }

@@ -11,17 +11,21 @@
 //! ```
 //! Modes: home 0710, `l/` 0700, `<id>/` 0710.
 //!
-//! Mounts are reference-counted across processes without adding files to
-//! this layout: while a [`Driver`] holds `get`s of a layer it keeps a
-//! shared `flock` on the directory `<home>/<id>`, and `get`, `put`,
-//! `remove` and the stale-mount cleanup of [`Driver::open`] serialise on an
-//! exclusive `flock` of `<home>/<id>/diff`. The last `put` in any process
-//! (no shared lock left) unmounts; a process that dies drops its locks
-//! with its fds, so its mounts count as stale.
+//! Mounts made by [`Driver::get`] are reference-counted across processes
+//! without adding files to this layout: while a [`Driver`] holds `get`s of
+//! a layer it keeps a shared `flock` on the directory `<home>/<id>`, and
+//! `get`, `put`, `remove` and the stale-mount cleanup of [`Driver::open`]
+//! serialise on an exclusive `flock` of `<home>/<id>/diff`. The last `put`
+//! in any process (no shared lock left) unmounts; a process that dies drops
+//! its locks with its fds, so its mounts count as stale.
+//!
+//! A mount that must outlive the process that made it (a container's root
+//! file system) is made by [`Driver::get_owned`] instead: it is owned by a
+//! file, `<home>/<id>/mount-owner`, until [`Driver::put_owned`]; see
+//! [`owned`](crate::owned) for that protocol and its repair rules.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -36,7 +40,7 @@ use crate::mount::{Mount, mounts_below, unmount};
 /// Length of a short link name.
 const LINK_LEN: usize = 26;
 /// The directory of short links.
-const LINK_DIR: &str = "l";
+pub(crate) const LINK_DIR: &str = "l";
 
 /// An overlay2 driver home. `Send + Sync`; mounts are reference-counted
 /// within the process and, through `flock`s, across processes (see the
@@ -44,12 +48,12 @@ const LINK_DIR: &str = "l";
 #[derive(Debug)]
 pub struct Driver {
     home: PathBuf,
-    refs: Mutex<HashMap<String, Held>>,
+    pub(crate) refs: Mutex<HashMap<String, Held>>,
 }
 
 /// This driver's `get`s of one layer.
 #[derive(Debug)]
-struct Held {
+pub(crate) struct Held {
     count: usize,
     /// `<home>/<id>` with a shared `flock` held: tells other processes the
     /// layer is in use.
@@ -61,7 +65,8 @@ impl Driver {
     /// filesystem (removing probe directories left by processes killed while
     /// probing), creates `l/`, restores missing short links and detaches
     /// stale mounts left under `<home>/*/merged` by processes that are gone
-    /// (mounts that a live driver holds are left alone).
+    /// (mounts that a live driver holds, and mounts owned by a
+    /// `mount-owner` record, are left alone).
     pub fn open(home: &Path) -> Result<Driver> {
         mkdir_mode(home, 0o710, true)?;
         crate::probe::check_backing_fs(home)?;
@@ -74,7 +79,7 @@ impl Driver {
         for m in mounts_below(home)? {
             if let Some(layer) = m.parent().filter(|_| m.ends_with("merged")) {
                 let _mutex = lock_layer(layer)?;
-                if !has_holders(layer)? {
+                if !has_holders(layer)? && !crate::owned::is_owned(layer) {
                     let _ = unmount(&m);
                 }
             }
@@ -85,6 +90,17 @@ impl Driver {
             driver.repair_link(&id, &links)?;
         }
         Ok(driver)
+    }
+
+    /// Open the driver home `home` for queries: nothing is created,
+    /// repaired or unmounted (no probe, no short-link repair, no stale-mount
+    /// cleanup). Calls that write (`create`, `get`, `remove`, ...) still
+    /// work, but on a home that [`Driver::open`] has not checked.
+    pub fn open_read_only(home: &Path) -> Driver {
+        Driver {
+            home: home.to_path_buf(),
+            refs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The driver home.
@@ -150,7 +166,7 @@ impl Driver {
 
     /// The entries of the layer's `lower` file (`l/<link>`, nearest
     /// first), each checked to be a short link name; empty for a base layer.
-    fn lower_entries(&self, id: &str) -> Result<Vec<String>> {
+    pub(crate) fn lower_entries(&self, id: &str) -> Result<Vec<String>> {
         let dir = self.layer_dir(id)?;
         let lower = match std::fs::read_to_string(dir.join("lower")) {
             Ok(l) => l,
@@ -195,7 +211,7 @@ impl Driver {
     }
 
     /// The diff directories the `lower` entries of layer `id` point to.
-    fn resolve_lowers(&self, id: &str, entries: &[String]) -> Result<Vec<PathBuf>> {
+    pub(crate) fn resolve_lowers(&self, id: &str, entries: &[String]) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         for entry in entries {
             let link = self.home.join(entry);
@@ -298,7 +314,7 @@ impl Driver {
         let _mutex = lock_layer(&dir)?;
         let held = refs.remove(id).is_some(); // drops this driver's shared lock
         let released = (|| {
-            if has_holders(&dir)? {
+            if has_holders(&dir)? || crate::owned::is_owned(&dir) {
                 return Ok(());
             }
             let merged = dir.join("merged");
@@ -330,7 +346,8 @@ impl Driver {
     }
 
     /// Remove the layer and its short link. Fails while a driver in this or
-    /// another process holds a `get` of it.
+    /// another process holds a `get` of it, or while a `mount-owner` record
+    /// owns its mount ([`Driver::get_owned`]).
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.layer_dir(id)?;
         let refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
@@ -338,7 +355,7 @@ impl Driver {
             return Err(Error::Busy(id.into()));
         }
         let _mutex = lock_layer(&dir)?;
-        if has_holders(&dir)? {
+        if has_holders(&dir)? || crate::owned::is_owned(&dir) {
             return Err(Error::Busy(id.into()));
         }
         for m in mounts_below(&dir)? {
@@ -380,12 +397,12 @@ impl Driver {
     }
 
     /// Whether a driver in this or another process holds a `get` of the
-    /// layer, so that [`remove`](Driver::remove) would fail with
+    /// layer, or a `mount-owner` record owns its mount, so that [`remove`](Driver::remove) would fail with
     /// [`Error::Busy`]. Only a hint: another process may `get` it right after.
     pub fn is_busy(&self, id: &str) -> Result<bool> {
         let dir = self.layer_dir(id)?;
         let refs = self.refs.lock().unwrap_or_else(|p| p.into_inner());
-        if refs.contains_key(id) {
+        if refs.contains_key(id) || crate::owned::is_owned(&dir) {
             return Ok(true);
         }
         let _mutex = lock_layer(&dir)?;
@@ -494,7 +511,7 @@ impl Driver {
     }
 
     /// `<home>/<id>` after checking that `id` is a plain name.
-    fn layer_dir(&self, id: &str) -> Result<PathBuf> {
+    pub(crate) fn layer_dir(&self, id: &str) -> Result<PathBuf> {
         if id.is_empty()
             || id == "."
             || id == ".."
@@ -531,7 +548,7 @@ fn flock(fd: &OwnedFd, op: FlockOperation, path: &Path) -> Result<()> {
 /// Take the layer's cross-process mutex: an exclusive `flock` on
 /// `<layer>/diff`, released when the returned fd is dropped. `None` when
 /// the layer has no `diff` (nothing to serialise).
-fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
+pub(crate) fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
     let diff = layer.join("diff");
     let fd = match open_dir(&diff) {
         Ok(fd) => fd,
@@ -546,7 +563,7 @@ fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
 
 /// Whether some driver (in any process) holds a shared lock on `layer`,
 /// i.e. a `get` of it. Call with the layer's mutex held.
-fn has_holders(layer: &Path) -> Result<bool> {
+pub(crate) fn has_holders(layer: &Path) -> Result<bool> {
     let fd = match open_dir(layer) {
         Ok(fd) => fd,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -569,23 +586,7 @@ fn valid_link(l: &str) -> bool {
 
 /// A fresh 26-character base32 (A-Z, 2-7) name from random bytes.
 fn new_link() -> Result<String> {
-    let mut bytes = [0u8; 17];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(io_err("read", "/dev/urandom"))?;
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u32;
-    let mut nbits = 0;
-    let mut out = String::with_capacity(LINK_LEN);
-    for b in bytes {
-        bits = (bits << 8) | u32::from(b);
-        nbits += 8;
-        while nbits >= 5 && out.len() < LINK_LEN {
-            nbits -= 5;
-            out.push(ALPHABET[((bits >> nbits) & 31) as usize] as char);
-        }
-    }
-    Ok(out)
+    dunnage_base::rand::random_base32(LINK_LEN).map_err(io_err("getrandom", "l/"))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -595,7 +596,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Create `path` with exactly `mode` (existing is fine; `parents` creates
 /// missing parents).
-fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
+pub(crate) fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
     match std::fs::DirBuilder::new()
         .mode(mode)
         .recursive(parents)
@@ -607,23 +608,10 @@ fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
     }
 }
 
-/// Write `data` to a temporary name, fsync, set `mode` and rename.
+/// Write `data` to `path` with `mode` atomically ([`dunnage_base::fs::write_atomic`]:
+/// a random exclusive temp name, fsync, rename, directory fsync).
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("open", &tmp))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err("write", &tmp))?;
-    set_mode(&tmp, mode)?;
-    std::fs::rename(&tmp, path).map_err(io_err("rename", path))
+    dunnage_base::fs::write_atomic(path, data, mode).map_err(io_err("write", path))
 }
 
 #[cfg(test)]

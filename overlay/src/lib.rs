@@ -17,6 +17,7 @@
 //! | [`mod@changes`] | `A`/`C`/`D` changes of an upper directory |
 //! | [`size`] | Docker's size rule |
 //! | [`driver`] | the overlay2 driver directory |
+//! | [`owned`] | driver mounts owned by a record on disk; mount queries |
 //!
 //! ```no_run
 //! use dunnage_overlay::{ApplyOptions, DiffOptions, Mount, apply_layer, write_diff};
@@ -43,16 +44,21 @@
 
 pub mod apply;
 pub mod changes;
+mod create;
 pub mod diff;
 pub mod driver;
 mod error;
 pub mod mount;
 mod naive;
+pub mod owned;
 pub mod probe;
 mod root;
 pub mod size;
+mod sparse;
 mod tarmeta;
+mod tarread;
 pub mod whiteout;
+mod written;
 
 pub use apply::{ApplyOptions, ApplyStats, apply_layer};
 pub use changes::{Change, ChangeKind, changes};

@@ -8,6 +8,7 @@
 //! paths relative to the layers' common parent from a thread that did
 //! `unshare(CLONE_FS)` and `chdir` (Docker's workaround).
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -264,31 +265,38 @@ impl Mount {
 
     /// The mount(2) data string (`lowerdir=a:b,upperdir=..,workdir=..,...`,
     /// lowers from [`kernel_lowers`](Mount::kernel_lowers)), with `:`, `,`
-    /// and `\` in paths escaped.
+    /// and `\\` in paths escaped, for display: bytes that are not UTF-8
+    /// show as U+FFFD. What mount(2) is given is
+    /// [`data_bytes`](Mount::data_bytes).
     pub fn data(&self) -> String {
+        String::from_utf8_lossy(&self.data_bytes()).into_owned()
+    }
+
+    /// The mount(2) data as the kernel gets it: paths byte for byte.
+    pub fn data_bytes(&self) -> Vec<u8> {
         self.data_with(|p| p.to_path_buf())
     }
 
-    fn data_with(&self, name: impl Fn(&Path) -> PathBuf) -> String {
-        let lowers: Vec<String> = self
-            .kernel_lowers()
-            .iter()
-            .map(|l| escape(&name(l)))
-            .collect();
-        let mut s = format!("lowerdir={}", lowers.join(":"));
+    fn data_with(&self, name: impl Fn(&Path) -> PathBuf) -> Vec<u8> {
+        let mut s = b"lowerdir=".to_vec();
+        for (i, l) in self.kernel_lowers().iter().enumerate() {
+            if i > 0 {
+                s.push(b':');
+            }
+            s.extend(escape(&name(l)));
+        }
         if let Some((u, w)) = &self.upper {
-            s += &format!(
-                ",upperdir={},workdir={}",
-                escape(&name(u)),
-                escape(&name(w))
-            );
+            s.extend_from_slice(b",upperdir=");
+            s.extend(escape(&name(u)));
+            s.extend_from_slice(b",workdir=");
+            s.extend(escape(&name(w)));
         }
         for (k, v) in self.options.pairs() {
-            s += ",";
-            s += k;
+            s.push(b',');
+            s.extend_from_slice(k.as_bytes());
             if let Some(v) = v {
-                s += "=";
-                s += v;
+                s.push(b'=');
+                s.extend_from_slice(v.as_bytes());
             }
         }
         s
@@ -364,7 +372,7 @@ impl Mount {
         } else {
             MountFlags::empty()
         };
-        let data = self.data();
+        let data = self.data_bytes();
         if data.len() < page_size() {
             return rustix::mount::mount(
                 "overlay",
@@ -463,23 +471,22 @@ pub fn unmount(target: &Path) -> Result<()> {
     rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(errno("umount2", target))
 }
 
+/// Bind-mount `source` at `target` read-only (`MS_BIND`, then a
+/// `MS_REMOUNT|MS_BIND|MS_RDONLY`); when the remount fails the bind mount
+/// is detached again.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    rustix::mount::mount_bind(source, target).map_err(errno("mount(MS_BIND)", target))?;
+    rustix::mount::mount_remount(target, MountFlags::RDONLY | MountFlags::BIND, "").map_err(|e| {
+        let _ = unmount(target);
+        errno("mount(MS_REMOUNT|MS_RDONLY)", target)(e)
+    })
+}
+
 /// Mount points at or below `dir`, deepest first, from
-/// `/proc/self/mountinfo`.
+/// `/proc/self/mountinfo` ([`dunnage_base::mountinfo::mounts_below`]).
 pub fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>> {
-    let info = std::fs::read("/proc/self/mountinfo")
-        .map_err(crate::error::io_err("read", "/proc/self/mountinfo"))?;
-    let mut found: Vec<PathBuf> = info
-        .split(|&b| b == b'\n')
-        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
-        .map(|p| {
-            PathBuf::from(std::ffi::OsString::from(std::ffi::OsStr::from_bytes(
-                &unescape_octal(p),
-            )))
-        })
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    Ok(found)
+    dunnage_base::mountinfo::mounts_below(dir)
+        .map_err(crate::error::io_err("read", "/proc/self/mountinfo"))
 }
 
 /// Whether `path` is a mount point.
@@ -528,23 +535,27 @@ fn config_error(fs: &OwnedFd, path: &Path, e: Errno) -> Error {
     }
 }
 
-fn cstr(s: &str) -> Result<std::ffi::CString> {
-    std::ffi::CString::new(s).map_err(|_| Error::InvalidMount("a path contains a NUL byte".into()))
+fn cstr(data: &[u8]) -> Result<std::ffi::CString> {
+    dunnage_base::cstr::cstring(OsStr::from_bytes(data))
+        .map_err(|_| Error::InvalidMount("a path contains a NUL byte".into()))
 }
 
 fn page_size() -> usize {
     rustix::param::page_size()
 }
 
-fn escape(p: &Path) -> String {
-    let mut s = String::new();
-    for c in p.to_string_lossy().chars() {
-        if matches!(c, ':' | ',' | '\\') {
-            s.push('\\');
+/// `p`'s bytes with `:`, `,` and `\\` escaped by a backslash, as overlay's
+/// mount(2) option parser expects them. Bytes, not text: a path that is
+/// not UTF-8 reaches the kernel unchanged.
+fn escape(p: &Path) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.as_os_str().len());
+    for &b in p.as_os_str().as_bytes() {
+        if matches!(b, b':' | b',' | b'\\') {
+            out.push(b'\\');
         }
-        s.push(c);
+        out.push(b);
     }
-    s
+    out
 }
 
 fn json(s: &str) -> String {
@@ -558,24 +569,6 @@ fn json(s: &str) -> String {
         }
     }
     out.push('"');
-    out
-}
-
-fn unescape_octal(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\'
-            && i + 3 < s.len()
-            && s[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
-        {
-            out.push((s[i + 1] - b'0') * 64 + (s[i + 2] - b'0') * 8 + (s[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
     out
 }
 
@@ -642,8 +635,10 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_octal_escapes_decode() {
-        assert_eq!(unescape_octal(br"/a\040b"), b"/a b");
-        assert_eq!(unescape_octal(br"/a\04"), br"/a\04");
+    fn mount_data_keeps_bytes_that_are_not_utf8() {
+        let lower = PathBuf::from(OsStr::from_bytes(b"/l\xff:x"));
+        let m = Mount::new("/m").lower(lower).lower("/l2");
+        assert_eq!(m.data_bytes(), b"lowerdir=/l\xff\\:x:/l2".to_vec());
+        assert_eq!(m.data(), "lowerdir=/l\u{fffd}\\:x:/l2");
     }
 }

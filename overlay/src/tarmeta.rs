@@ -18,44 +18,73 @@ pub(crate) struct Extensions {
 }
 
 impl Extensions {
-    /// If `entry` is an extension header, read it (at most `cap` bytes) and
-    /// return true. PAX global headers are read and ignored.
-    pub(crate) fn absorb<R: Read>(
+    /// Whether a member of type `kind` is an extension header (GNU `L`/`K`,
+    /// PAX `x`/`g`) rather than an entry.
+    pub(crate) fn is_extension(kind: EntryType) -> bool {
+        matches!(
+            kind,
+            EntryType::GNULongName
+                | EntryType::GNULongLink
+                | EntryType::XHeader
+                | EntryType::XGlobalHeader
+        )
+    }
+
+    /// Read the extension header `header`, whose `size` bytes of data `data`
+    /// yields (at most `cap` bytes accepted). PAX global headers are read
+    /// and ignored.
+    pub(crate) fn absorb(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        header: &Header,
+        data: &mut impl Read,
+        size: u64,
         cap: u64,
-    ) -> Result<bool> {
-        let is_pax = entry.header().entry_type() == EntryType::XHeader;
-        let slot = match entry.header().entry_type() {
+    ) -> Result<()> {
+        let kind = header.entry_type();
+        let is_pax = kind == EntryType::XHeader;
+        let name = header.path_bytes().into_owned();
+        if size > cap {
+            return Err(bad_entry(
+                &name,
+                format!("extension header of {size} bytes exceeds the {cap}-byte limit"),
+            ));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        data.take(size)
+            .read_to_end(&mut buf)
+            .map_err(Error::Archive)?;
+        let slot = match kind {
             EntryType::GNULongName => &mut self.long_name,
             EntryType::GNULongLink => &mut self.long_link,
             EntryType::XHeader => &mut self.pax,
-            EntryType::XGlobalHeader => return Ok(true),
-            _ => return Ok(false),
+            _ => return Ok(()),
         };
-        let name = entry.header().path_bytes().into_owned();
         if slot.is_some() {
             return Err(bad_entry(
                 &name,
                 "two extension headers of one kind for one entry",
             ));
         }
-        if entry.size() > cap {
-            return Err(bad_entry(
-                &name,
-                format!(
-                    "extension header of {} bytes exceeds the {cap}-byte limit",
-                    entry.size()
-                ),
-            ));
+        if buf.last() == Some(&0) && !is_pax {
+            buf.pop();
         }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(Error::Archive)?;
-        if data.last() == Some(&0) && !is_pax {
-            data.pop();
+        *slot = Some(buf);
+        Ok(())
+    }
+
+    /// The data size of the entry `header` (named `path`): none for
+    /// header-only types (as Go reads them), else the PAX `size` record,
+    /// else the header's size field.
+    pub(crate) fn data_size(&self, header: &Header, path: &[u8]) -> Result<u64> {
+        if crate::tarread::header_only(header.as_bytes()[156], path) {
+            return Ok(0);
         }
-        *slot = Some(data);
-        Ok(true)
+        if let Some(v) = self.pax_value(b"size") {
+            return parse_u64(v).ok_or_else(|| bad_entry(path, "bad PAX size"));
+        }
+        header
+            .entry_size()
+            .map_err(|e| bad_entry(path, format!("bad size: {e}")))
     }
 
     /// Whether no extension header is pending.
@@ -71,8 +100,26 @@ impl Extensions {
             .map(|e| e.value_bytes())
     }
 
-    /// The entry's name: GNU long name, else PAX `path`, else the header's.
+    /// The GNU sparse layout the PAX records describe, if any.
+    pub(crate) fn sparse(&self, path: &[u8]) -> Result<Option<crate::sparse::Sparse>> {
+        let Some(pax) = self.pax.as_deref() else {
+            return Ok(None);
+        };
+        let records = PaxExtensions::new(pax)
+            .filter_map(|r| r.ok())
+            .map(|e| (e.key_bytes(), e.value_bytes()));
+        crate::sparse::from_records(records, path)
+    }
+
+    /// The entry's name, in Go's order of precedence: PAX `GNU.sparse.name`
+    /// of a sparse entry, else the GNU long name, else PAX `path`, else the
+    /// header's.
     pub(crate) fn path(&self, header: &Header) -> Vec<u8> {
+        if let Some(n) = self.pax_value(b"GNU.sparse.name").filter(|n| !n.is_empty())
+            && self.sparse(n).is_ok_and(|s| s.is_some())
+        {
+            return n.to_vec();
+        }
         if let Some(n) = &self.long_name {
             return n.clone();
         }
@@ -111,12 +158,7 @@ pub(crate) struct EntryMeta {
 
 impl EntryMeta {
     /// Read the header, with PAX records overriding it.
-    pub(crate) fn parse(
-        header: &Header,
-        ext: &Extensions,
-        path: &[u8],
-        size: u64,
-    ) -> Result<EntryMeta> {
+    pub(crate) fn parse(header: &Header, ext: &Extensions, path: &[u8]) -> Result<EntryMeta> {
         let bad = |what: &str, e: std::io::Error| bad_entry(path, format!("bad {what}: {e}"));
         let old = header.as_old();
         let mut uid = or_zero(&old.uid, header.uid()).map_err(|e| bad("uid", e))?;
@@ -148,12 +190,7 @@ impl EntryMeta {
                         )
                     }
                     b"size" => {
-                        if parse_u64(value) != Some(size) {
-                            return Err(bad_entry(path, "PAX size differs from the header's size"));
-                        }
-                    }
-                    _ if key.starts_with(b"GNU.sparse.") => {
-                        return Err(bad_entry(path, "sparse files are not supported in layers"));
+                        parse_u64(value).ok_or_else(|| bad_entry(path, "bad PAX size"))?;
                     }
                     _ => {
                         if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
@@ -268,11 +305,11 @@ mod tests {
         h.set_path("f").unwrap();
         h.set_size(0);
         let ext = Extensions::default();
-        let m = EntryMeta::parse(&h, &ext, b"f", 0).unwrap();
+        let m = EntryMeta::parse(&h, &ext, b"f").unwrap();
         assert_eq!((m.uid.as_raw(), m.gid.as_raw(), m.mode), (0, 0, 0));
         assert_eq!(m.times().last_modification.tv_sec, 0);
         h.as_old_mut().uid = *b"12x4567\0";
-        assert!(EntryMeta::parse(&h, &ext, b"f", 0).is_err());
+        assert!(EntryMeta::parse(&h, &ext, b"f").is_err());
     }
 
     #[test]

@@ -280,3 +280,112 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn an_owned_mount_survives_open_and_remove_until_put_owned() {
+    require_root!();
+    let t = TempDir::new("drv-owned").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    std::fs::write(d.diff_dir("base").join("f"), b"base").unwrap();
+    d.mark_committed("base").unwrap();
+    d.create("rw", Some("base")).unwrap();
+    assert_eq!(d.mount_point("rw").unwrap(), None);
+    let merged = d.get_owned("rw", "container-1").unwrap();
+    let _g = MountGuard::new(&merged);
+    assert_eq!(d.mount_point("rw").unwrap(), Some(merged.clone()));
+    assert_eq!(d.mount_owner("rw").unwrap().as_deref(), Some("container-1"));
+    assert_eq!(
+        std::fs::read_to_string(home.join("rw/mount-owner")).unwrap(),
+        "container-1"
+    );
+    // No process holds it, yet a fresh open leaves it mounted; remove
+    // and is_busy see the owner.
+    drop(d);
+    let d = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&merged).unwrap());
+    assert_eq!(std::fs::read(merged.join("f")).unwrap(), b"base");
+    assert!(d.is_busy("rw").unwrap());
+    assert!(matches!(d.remove("rw"), Err(Error::Busy(_))));
+    // get_owned again: the same mount, no second one.
+    assert_eq!(d.get_owned("rw", "container-1").unwrap(), merged);
+    d.put_owned("rw").unwrap();
+    assert_eq!(d.mount_point("rw").unwrap(), None);
+    assert!(!merged.exists());
+    assert_eq!(d.mount_owner("rw").unwrap(), None);
+    d.put_owned("rw").unwrap(); // not owned: nothing to do
+    d.remove("rw").unwrap();
+    assert!(matches!(d.mount_owner("rw"), Err(Error::NoSuchLayer(_))));
+    // An invalid id is refused before anything is written.
+    assert!(matches!(d.get_owned("../x", "c"), Err(Error::InvalidId(_))));
+}
+
+#[test]
+fn open_read_only_changes_nothing() {
+    require_root!();
+    let t = TempDir::new("drv-readonly").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    d.create("child", Some("base")).unwrap();
+    let link = d.link("base").unwrap();
+    std::fs::remove_file(home.join("l").join(&link)).unwrap();
+    drop(d);
+    let ro = Driver::open_read_only(&home);
+    assert_eq!(ro.list().unwrap(), ["base", "child"]);
+    assert!(
+        !home.join("l").join(&link).exists(),
+        "read-only open repaired"
+    );
+    drop(ro);
+    Driver::open(&home).unwrap();
+    assert!(home.join("l").join(&link).exists(), "open repairs");
+    assert!(!t.join("missing").exists());
+    let _ = Driver::open_read_only(&t.join("missing"));
+    assert!(
+        !t.join("missing").exists(),
+        "read-only open created the home"
+    );
+}
+
+#[test]
+fn mount_read_only_stacks_a_300_layer_chain_at_any_target() {
+    require_root!();
+    let t = TempDir::new("drv-ro-deep").unwrap();
+    let home = t.join("over:lay2,x");
+    let d = Driver::open(&home).unwrap();
+    let mut parent: Option<String> = None;
+    for i in 0..300 {
+        let id = format!("layer{i}");
+        d.create(&id, parent.as_deref()).unwrap();
+        std::fs::write(d.diff_dir(&id).join(format!("f{i}")), i.to_string()).unwrap();
+        d.mark_committed(&id).unwrap();
+        parent = Some(id);
+    }
+    let target = t.join("target");
+    std::fs::create_dir(&target).unwrap();
+    let m = d.read_only_mount("layer299", &target).unwrap().unwrap();
+    assert_eq!(m.lowers.len(), 300);
+    assert!(m.mount_lowers.iter().all(|l| l.starts_with(home.join("l"))));
+    d.mount_read_only("layer299", &target).unwrap();
+    let _g = MountGuard::new(&target);
+    for i in 0..300 {
+        assert_eq!(
+            std::fs::read_to_string(target.join(format!("f{i}"))).unwrap(),
+            i.to_string()
+        );
+    }
+    assert!(std::fs::write(target.join("new"), b"x").is_err());
+    dunnage_overlay::unmount(&target).unwrap();
+    // A base layer: a read-only bind mount of its diff.
+    assert!(d.read_only_mount("layer0", &target).unwrap().is_none());
+    d.mount_read_only("layer0", &target).unwrap();
+    assert_eq!(std::fs::read_to_string(target.join("f0")).unwrap(), "0");
+    assert!(std::fs::write(target.join("new"), b"x").is_err());
+    dunnage_overlay::unmount(&target).unwrap();
+    assert!(matches!(
+        d.mount_read_only("nosuch", &target),
+        Err(Error::NoSuchLayer(_))
+    ));
+}

@@ -231,3 +231,35 @@ fn new_api_mounts_a_short_stack() {
     let _g = MountGuard::new(t.join("merged"));
     assert!(is_mount_point(&t.join("merged")).unwrap());
 }
+
+#[test]
+fn mount2_passes_paths_that_are_not_utf8_byte_for_byte() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    require_root!();
+    let t = TempDir::new("ovl-nonutf8").unwrap();
+    let odd = |name: &str| {
+        let mut n = name.as_bytes().to_vec();
+        n.extend_from_slice(b"\xff:,");
+        t.join(OsString::from_vec(n))
+    };
+    let (lower, upper, work, merged) = (odd("lower"), odd("upper"), odd("work"), odd("merged"));
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(lower.join("f"), b"below").unwrap();
+    let m = Mount::new(&merged).lower(&lower).upper(&upper, &work);
+    for method in [MountMethod::Legacy, MountMethod::NewApi] {
+        m.mount_with(method).unwrap();
+        let _g = MountGuard::new(&merged);
+        assert_eq!(
+            std::fs::read(merged.join("f")).unwrap(),
+            b"below",
+            "{method:?}"
+        );
+        std::fs::write(merged.join("up"), b"u").unwrap();
+        assert!(upper.join("up").exists(), "{method:?}");
+        unmount(&merged).unwrap();
+        std::fs::remove_file(upper.join("up")).unwrap();
+    }
+}

@@ -24,9 +24,7 @@ mod dockerd;
 
 pub use dockerd::{DOCKER, DOCKERD, Dockerd};
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -165,13 +163,9 @@ pub fn unique_name(tag: &str) -> String {
     format!("{PREFIX}{tag}-{}-{n}", std::process::id())
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
 /// Detach-unmount `path`; errors are ignored (used in drops).
 pub fn detach_unmount(path: &Path) -> io::Result<()> {
-    let c = cstring(path)?;
+    let c = dunnage_base::cstr::cstring(path)?;
     // SAFETY: c is a valid NUL-terminated string.
     let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     if rc == 0 {
@@ -182,38 +176,10 @@ pub fn detach_unmount(path: &Path) -> io::Result<()> {
 }
 
 /// Mount points at or below `dir`, deepest first, read from
-/// `/proc/self/mountinfo`.
+/// `/proc/self/mountinfo` (paths as bytes: a mount point that is not UTF-8
+/// is found too). Empty when mountinfo cannot be read.
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    found
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v as char);
-            i += 4;
-            continue;
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
+    dunnage_base::mountinfo::mounts_below(dir).unwrap_or_default()
 }
 
 /// A directory `dunnage-test-<tag>-...` under the system temp dir.
@@ -529,7 +495,24 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+    fn a_mount_at_a_non_utf8_escaped_path_is_found_and_cleaned_up() {
+        use std::os::unix::ffi::OsStrExt;
+        if !require_privileged("a_mount_at_a_non_utf8_escaped_path_is_found_and_cleaned_up") {
+            return;
+        }
+        let dir = TempDir::new("mountinfo").unwrap();
+        let root = dir.path().to_path_buf();
+        let target = dir.join(std::ffi::OsStr::from_bytes(b"a b\\c\t\xff\xfe"));
+        std::fs::create_dir(&target).unwrap();
+        let src = dunnage_base::cstr::cstring("tmpfs").unwrap();
+        let t = dunnage_base::cstr::cstring(&target).unwrap();
+        // SAFETY: valid C strings; a tmpfs below our own temp dir.
+        let rc =
+            unsafe { libc::mount(src.as_ptr(), t.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
+        assert_eq!(rc, 0, "mount: {}", io::Error::last_os_error());
+        assert_eq!(mounts_below(&root), std::slice::from_ref(&target));
+        drop(dir);
+        assert!(mounts_below(&root).is_empty(), "the guard unmounted it");
+        assert!(!root.exists(), "and removed the tree");
     }
 }

@@ -80,7 +80,15 @@ impl<R: BufRead> Reassembler<R> {
     }
 
     fn open_member(&self, name: &[u8]) -> io::Result<File> {
-        let path = std::ffi::OsStr::from_bytes(name);
+        // A regular file may be named `x/` in the tar: it was extracted as
+        // the file `x` (as Docker extracts it).
+        let mut trimmed = name;
+        while let [rest @ .., b'/'] = trimmed
+            && !rest.is_empty()
+        {
+            trimmed = rest;
+        }
+        let path = std::ffi::OsStr::from_bytes(trimmed);
         let fd = rustix::fs::openat2(
             &self.root,
             path,

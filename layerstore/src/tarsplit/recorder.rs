@@ -5,7 +5,8 @@
 //! `size`) and GNU `L`/`K` long names, and cuts segments where Go's tar-split
 //! cuts them: the padding of one member, the meta headers and the header of
 //! the next member form one segment; the end-of-archive blocks form one;
-//! bytes after them follow in segments of at most 1 MiB.
+//! bytes after them follow in the segments Docker's reads make of them (see
+//! [`docker_buffered`] and the [module docs](super)).
 
 use std::io::Write;
 
@@ -18,15 +19,49 @@ const BLOCK: usize = 512;
 const MAX_META: u64 = 1 << 20;
 /// Largest run of raw bytes held before a member's header is complete.
 const MAX_PENDING: usize = 4 << 20;
-/// Trailing bytes after the end-of-archive are recorded in chunks of this size.
+/// Trailing bytes after the end-of-archive are recorded in chunks of at most
+/// this size (Docker's padding chunk).
 const TRAILING_CHUNK: usize = 1 << 20;
+/// The size of the buffered reader Docker reads a layer through.
+const DOCKER_BUF: u64 = 32 * 1024;
+
+/// Bytes Docker's 32 KiB buffered reader holds when the archive ends at
+/// `end`: up to the next 32 KiB boundary of the stream (clipped later to
+/// the stream's end).
+///
+/// `docker load` reads a layer file through a 32 KiB `bufio.Reader`. Go's
+/// tar reader asks it for at most 32 KiB at a time (header blocks, padding,
+/// extension headers, the end blocks; file contents through `io.Copy`'s
+/// 32 KiB buffer). A request smaller than the buffer finding it empty
+/// refills it with 32 KiB; a 32 KiB request finding it empty reads the
+/// file directly, 32 KiB too. Either way the reader's position in the file
+/// advances in 32 KiB steps from the start, so the buffer always ends on a
+/// 32 KiB boundary (PAX headers of up to 200 000 bytes checked against
+/// dockerd).
+fn docker_buffered(end: u64) -> u64 {
+    (DOCKER_BUF - end % DOCKER_BUF) % DOCKER_BUF
+}
 
 enum State {
     Header,
     SecondZero,
-    Meta { kind: u8, remaining: u64, pad: u64 },
-    Content { remaining: u64, pad: u64 },
-    Padding { remaining: u64 },
+    Meta {
+        kind: u8,
+        remaining: u64,
+        pad: u64,
+    },
+    Content {
+        remaining: u64,
+        pad: u64,
+    },
+    /// The data of a GNU sparse member: kept verbatim in segments.
+    Raw {
+        remaining: u64,
+        pad: u64,
+    },
+    Padding {
+        remaining: u64,
+    },
     Trailing,
 }
 
@@ -36,6 +71,8 @@ struct Overrides {
     long_name: Option<Vec<u8>>,
     pax_path: Option<Vec<u8>>,
     pax_size: Option<u64>,
+    /// The member is a GNU sparse file (PAX `GNU.sparse.*` records).
+    sparse: bool,
 }
 
 /// Records the tar-split of a tar stream fed through [`Recorder::observe`].
@@ -51,6 +88,9 @@ pub(crate) struct Recorder<W: Write> {
     crc: Crc64,
     name: Vec<u8>,
     size: u64,
+    /// Size of the first trailing segment (what Docker's buffer held when
+    /// the archive ended); `None` once it is written.
+    first_trailing: Option<usize>,
 }
 
 impl<W: Write> Recorder<W> {
@@ -68,6 +108,7 @@ impl<W: Write> Recorder<W> {
             crc: Crc64::default(),
             name: Vec::new(),
             size: 0,
+            first_trailing: None,
         }
     }
 
@@ -119,6 +160,7 @@ impl<W: Write> Recorder<W> {
                 }
                 State::Meta { remaining, .. }
                 | State::Content { remaining, .. }
+                | State::Raw { remaining, .. }
                 | State::Padding { remaining } => usize::try_from(remaining)
                     .unwrap_or(usize::MAX)
                     .min(data.len()),
@@ -148,6 +190,24 @@ impl<W: Write> Recorder<W> {
                         self.file_done(pad)?;
                     }
                 }
+                State::Raw { remaining, pad } => {
+                    *remaining -= n as u64;
+                    let pad = *pad;
+                    let done = *remaining == 0;
+                    for chunk in now.chunks(TRAILING_CHUNK) {
+                        if self.pending.len() + chunk.len() > TRAILING_CHUNK {
+                            self.flush_pending()?;
+                        }
+                        self.pending.extend_from_slice(chunk);
+                    }
+                    if done {
+                        self.state = if pad == 0 {
+                            State::Header
+                        } else {
+                            State::Padding { remaining: pad }
+                        };
+                    }
+                }
                 State::Padding { remaining } => {
                     *remaining -= n as u64;
                     if *remaining == 0 {
@@ -156,6 +216,17 @@ impl<W: Write> Recorder<W> {
                     self.hold(now)?;
                 }
                 State::Trailing => {
+                    let mut now = now;
+                    if let Some(first) = self.first_trailing {
+                        let take = (first - self.pending.len()).min(now.len());
+                        self.pending.extend_from_slice(&now[..take]);
+                        now = &now[take..];
+                        if self.pending.len() < first {
+                            continue;
+                        }
+                        self.first_trailing = None;
+                        self.flush_pending()?;
+                    }
                     for chunk in now.chunks(TRAILING_CHUNK) {
                         let room = TRAILING_CHUNK - self.pending.len();
                         let (a, b) = chunk.split_at(room.min(chunk.len()));
@@ -184,16 +255,14 @@ impl<W: Write> Recorder<W> {
         if self.overrides.long_name.is_some()
             || self.overrides.pax_path.is_some()
             || self.overrides.pax_size.is_some()
+            || self.overrides.sparse
         {
             return Err(self.tar_err("stream ends after an extended header"));
         }
-        if !matches!(self.state, State::Trailing) {
-            self.flush_pending()?;
-        }
-        // Docker's tar-split always ends with the bytes after the archive,
-        // possibly none.
-        let rest = Entry::Segment(std::mem::take(&mut self.pending));
-        self.emit(&rest)?;
+        // The last short read after the archive, then Docker's read that
+        // met the end of the stream: always an empty segment.
+        self.flush_pending()?;
+        self.emit(&Entry::Segment(Vec::new()))?;
         Ok(self.writer.into_inner())
     }
 
@@ -207,6 +276,8 @@ impl<W: Write> Recorder<W> {
             self.hold(&block)?;
             self.flush_pending()?;
             self.state = State::Trailing;
+            let buffered = docker_buffered(self.offset);
+            self.first_trailing = usize::try_from(buffered).ok().filter(|&b| b > 0);
             return Ok(());
         }
         self.hold(&block)?;
@@ -242,7 +313,23 @@ impl<W: Write> Recorder<W> {
                     .unwrap_or_else(|| header_name(&block));
                 let size = ov.pax_size.unwrap_or(header_size);
                 // Go's reader gives header-only types no content, whatever the size field says.
-                self.size = if matches!(kind, b'1'..=b'6') { 0 } else { size };
+                self.size =
+                    if matches!(kind, b'1'..=b'6') || (kind == 0 && self.name.ends_with(b"/")) {
+                        0
+                    } else {
+                        size
+                    };
+                if ov.sparse && self.size > 0 {
+                    // Docker records a sparse file's expanded content, which
+                    // cannot rebuild its tar: keep the map and fragments
+                    // verbatim instead (no file entry).
+                    self.name.clear();
+                    self.state = State::Raw {
+                        remaining: self.size,
+                        pad: padding(self.size),
+                    };
+                    return Ok(());
+                }
                 self.flush_pending()?;
                 if self.size == 0 {
                     let name = std::mem::take(&mut self.name);
@@ -327,9 +414,7 @@ impl<W: Write> Recorder<W> {
                         .ok_or_else(bad)?;
                     self.overrides.pax_size = Some(size);
                 }
-                k if k.starts_with(b"GNU.sparse.") => {
-                    return Err(self.tar_err("PAX sparse members cannot be recorded"));
-                }
+                k if k.starts_with(b"GNU.sparse.") && !global => self.overrides.sparse = true,
                 _ => {}
             }
         }
@@ -423,6 +508,53 @@ fn parse_numeric(field: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replaying a 32 KiB `bufio.Reader` (filled by a `Peek` at the start)
+    /// through random sequences of Go's requests (small reads, and
+    /// `io.Copy` runs of 32 KiB requests) always leaves its buffer ending
+    /// on a 32 KiB boundary: what `docker_buffered` assumes.
+    /// One request of `want` bytes at `at` to a 32 KiB `bufio.Reader`
+    /// whose data ends at `up` (a regular file: reads return in full).
+    fn request(at: &mut u64, up: &mut u64, want: u64) {
+        if *up > *at {
+            *at += (*up - *at).min(want);
+        } else if want >= DOCKER_BUF {
+            *at += want;
+            *up = *at;
+        } else {
+            *up = *at + DOCKER_BUF;
+            *at += want;
+        }
+    }
+
+    #[test]
+    fn docker_reads_keep_the_buffer_on_32_kib_boundaries() {
+        let mut x = 88172645463325252u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2_000 {
+            let (mut at, mut up) = (0u64, DOCKER_BUF);
+            for _ in 0..50 {
+                let r = next();
+                if r % 2 == 0 {
+                    // A header, padding, a PAX record.
+                    request(&mut at, &mut up, 1 + (r >> 8) % 1024);
+                } else {
+                    let end = at + (r >> 8) % 200_000; // a file's content
+                    while at < end {
+                        let want = (end - at).min(DOCKER_BUF);
+                        request(&mut at, &mut up, want);
+                    }
+                }
+            }
+            assert_eq!(up % DOCKER_BUF, 0);
+            assert_eq!(up - at, docker_buffered(at));
+        }
+    }
 
     #[test]
     fn numeric_fields_parse_octal_and_base256() {

@@ -1,0 +1,200 @@
+//! Exec into a running container: a process spawned in new namespaces (and
+//! a cgroup), then another one started in all of them with
+//! `Command::exec_in`, with the process knobs of a container.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use dunnage_namespaces::{CapSet, Capabilities, Command, Error, Kind, Mount, Stdio, pidfd_open};
+use dunnage_testsupport::{CgroupGuard, ChildGuard, TempDir, require_root, unique_name};
+
+fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split(' ').next() != Some("cgroup2") {
+            return None;
+        }
+        pre.split(' ').nth(4).map(PathBuf::from)
+    })
+}
+
+fn own_cgroup2() -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| PathBuf::from(p.trim_start_matches('/')))
+}
+
+fn busybox_rootfs() -> TempDir {
+    let dir = TempDir::new("exec").unwrap();
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("etc/marker"), "inside the container\n").unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "cat", "sleep", "hostname", "readlink", "tty", "echo", "grep", "pwd",
+    ] {
+        symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    dir
+}
+
+fn ns_link(pid: i32, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn exec_joins_every_namespace_and_the_cgroup_of_a_running_container() {
+    require_root!();
+    let Some(root) = cgroup2_root() else {
+        dunnage_testsupport::skip("exec", "no cgroup2 mount");
+        return;
+    };
+    let parent = own_cgroup2()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let rel = parent.join(unique_name("exec"));
+    let dir = root.join(&rel);
+    let mut cgroups = CgroupGuard::new();
+    std::fs::create_dir(&dir).unwrap();
+    cgroups.add(&dir);
+    let rootfs = busybox_rootfs();
+
+    let cgroup_fd: OwnedFd = std::fs::File::open(&dir).unwrap().into();
+    let mut target = Command::new("/bin/sleep")
+        .arg("1000")
+        .namespaces(Kind::Mount | Kind::Pid | Kind::Ipc | Kind::Uts | Kind::Net | Kind::Cgroup)
+        .hostname("target")
+        .rootfs(rootfs.path())
+        .mounts(Mount::docker_defaults())
+        .default_devices(true)
+        .env_clear()
+        .env("PATH", "/bin")
+        .into_cgroup(cgroup_fd)
+        .spawn()
+        .unwrap();
+    let _target_guard = ChildGuard::new(target.id());
+    let tpid = target.id();
+
+    let docker = CapSet(0xa80425fb);
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "hostname; echo $$; cat /etc/marker; grep ^0:: /proc/self/cgroup; \
+             for n in net mnt pid uts; do readlink /proc/self/ns/$n; done; \
+             grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; pwd",
+        ])
+        .exec_in(pidfd_open(tpid).unwrap())
+        .env_clear()
+        .env("PATH", "/bin")
+        .current_dir("/etc")
+        .capabilities(Capabilities::uniform(docker))
+        .no_new_privileges(true)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?} {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "target", "{text}");
+    // In the target's pid namespace, where the target is 1.
+    let pid: i32 = lines[1].parse().unwrap();
+    assert!(pid > 1 && pid < 100, "{text}");
+    assert_eq!(lines[2], "inside the container", "{text}");
+    // Its cgroup is the target's; in the target's cgroup namespace that
+    // is the root.
+    assert_eq!(lines[3], "0::/", "{text}");
+    assert_eq!(
+        lines[4..8],
+        [
+            ns_link(tpid, "net"),
+            ns_link(tpid, "mnt"),
+            ns_link(tpid, "pid"),
+            ns_link(tpid, "uts")
+        ],
+        "{text}"
+    );
+    assert!(text.contains("CapEff:\t00000000a80425fb"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    assert_eq!(lines.last(), Some(&"/etc"), "{text}");
+    // From the host: the exec'd process was in the target's cgroup.
+    let procs = std::fs::read_to_string(dir.join("cgroup.events")).unwrap();
+    assert!(procs.contains("populated 1"), "{procs}");
+    // The caller's own pid namespace for children is put back.
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/pid_for_children").unwrap(),
+        std::fs::read_link("/proc/thread-self/ns/pid").unwrap()
+    );
+
+    // A terminal inside: the pty comes from the container's devpts.
+    let mut child = Command::new("sh")
+        .args(["-c", "tty"])
+        .exec_in(pidfd_open(tpid).unwrap())
+        .env_clear()
+        .env("PATH", "/bin")
+        .terminal(true)
+        .spawn()
+        .unwrap();
+    let mut master = child.take_terminal().unwrap().unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        match master.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break,
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(String::from_utf8_lossy(&buf), "/dev/pts/0\r\n");
+
+    target.kill().unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn exec_with_namespaces_or_a_rootfs_is_refused_before_clone() {
+    let mut target = Command::new("sleep").arg("1000").spawn().unwrap();
+    let _guard = ChildGuard::new(target.id());
+    let err = Command::new("true")
+        .exec_in(pidfd_open(target.id()).unwrap())
+        .namespaces(Kind::Uts)
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ExecTarget {
+                why: "new namespaces",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let dir = TempDir::new("exec-bad").unwrap();
+    let err = Command::new("true")
+        .exec_in(pidfd_open(target.id()).unwrap())
+        .rootfs(dir.path())
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ExecTarget {
+                why: "a rootfs",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    target.kill().unwrap();
+    target.wait().unwrap();
+}

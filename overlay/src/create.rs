@@ -1,0 +1,118 @@
+//! Creating one entry below a directory fd for [`apply_layer`]: create, or
+//! replace what is there unless this layer wrote it; copy content; map
+//! errors.
+//!
+//! [`apply_layer`]: crate::apply_layer
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use rustix::io::Errno;
+
+use crate::error::{Error, errno_at};
+use crate::root::{bad_entry, remove_all_at};
+use crate::written::Written;
+
+/// Run `make`; if the name exists, remove what is there and run it again.
+/// Returns whether something was replaced.
+/// What is there is never an entry this layer wrote (reached again
+/// through a symlink): that fails with `EEXIST`.
+pub(crate) fn create_or_replace(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mut make: impl FnMut() -> rustix::io::Result<()>,
+    written: &Written,
+) -> rustix::io::Result<bool> {
+    create_or_replace_with(dir, name, &mut make, written).map(|((), replaced)| replaced)
+}
+
+pub(crate) fn create_or_replace_with<T>(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mut make: impl FnMut() -> rustix::io::Result<T>,
+    written: &Written,
+) -> rustix::io::Result<(T, bool)> {
+    match make() {
+        Ok(t) => Ok((t, false)),
+        Err(Errno::EXIST) => {
+            if written.is_entry_at(dir, name)? {
+                return Err(Errno::EXIST);
+            }
+            remove_all_at(dir, name)?;
+            Ok((make()?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Map a creation error: `EEXIST` (an entry of this layer is in the way,
+/// reached through a symlink) is a bad entry, anything else an I/O error.
+pub(crate) fn refused<'a>(
+    syscall: &'static str,
+    root: &'a Path,
+    norm: &'a [u8],
+    raw_path: &'a [u8],
+) -> impl Fn(Errno) -> Error + 'a {
+    move |e| {
+        if e == Errno::EXIST {
+            bad_entry(raw_path, "path of an earlier entry of the same layer")
+        } else {
+            errno_at(syscall, root, norm)(e)
+        }
+    }
+}
+
+/// Whether `norm` is top-level aufs metadata: the empty `.wh..wh.aufs`
+/// marker file or the `.wh..wh.orph` / `.wh..wh.plnk` directory entries.
+pub(crate) fn is_aufs_metadata(norm: &[u8], is_dir: bool, empty_file: bool) -> bool {
+    match norm {
+        b".wh..wh.aufs" => empty_file,
+        b".wh..wh.orph" | b".wh..wh.plnk" => is_dir,
+        _ => false,
+    }
+}
+
+/// Copy an entry's content into `file` through the reused buffer `buf`.
+pub(crate) fn copy_content(
+    from: &mut impl Read,
+    file: &mut std::fs::File,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        file.write_all(&buf[..n])?;
+    }
+}
+
+/// Reading the archive fails as an archive error; writing the file as I/O.
+pub(crate) fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
+        _ => Error::Io {
+            syscall: "write",
+            path,
+            source: e,
+        },
+    }
+}
+
+/// The process umask, read from `/proc/self/status` (umask(2) would change
+/// it for other threads); 0o022 when unknown.
+pub(crate) fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
