@@ -207,12 +207,13 @@ fn killed_operations_leave_a_store_that_checks_clean() {
                 format!("rmi\t{root_s}\t{}", loaded[0])
             }
         };
-        // How long the operation takes uninterrupted: kills land in
-        // 0..1.2 times that.
+        // How long the operation takes uninterrupted: kills land in 0..2
+        // times that (it grows with the store and with the machine's load,
+        // and some operations must be let finish).
         let first = spec(next(), &dir);
         let start = Instant::now();
         run_child(&first, None);
-        let span = start.elapsed().as_micros() as u64 * 6 / 5;
+        let span = start.elapsed().as_micros() as u64 * 2;
         for _ in 0..trials {
             let s = spec(next(), &dir);
             let delay = Duration::from_micros(rng.below(span));
