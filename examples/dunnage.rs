@@ -206,11 +206,10 @@ fn run(mut args: Vec<OsString>) -> Res {
 
 /// `system check [--repair]`: exit status 1 (an error) when a problem is
 /// found, or left after repairing.
-fn system(root: &Path, rest: &[String]) -> Res {
-    let Some((sub, rest)) = rest.split_first().filter(|(s, _)| *s == "check") else {
+fn system(root: &Path, rest: &[OsString]) -> Res {
+    let Some((_, rest)) = rest.split_first().filter(|(s, _)| *s == "check") else {
         return Err("usage: dunnage system check [--repair]".into());
     };
-    let _ = sub;
     let a = Args::parse(rest, &[], &["--repair"])?;
     a.exactly(0, "dunnage system check")?;
     let store = ImageStore::open(root)?;

@@ -167,3 +167,54 @@ fn the_cli_exits_1_on_problems_and_0_after_repair() {
     assert!(out.status.success(), "{out:?}");
     assert!(!Path::new(&root.join("overlay2/stray")).exists());
 }
+
+#[test]
+fn leftovers_and_stray_mounts_are_reported_and_repaired() {
+    require_root!();
+    let dir = TempDir::new("check-leftovers").unwrap();
+    let root = dir.join("root");
+    let store = ImageStore::open(&root).unwrap();
+    load(&store, &dir, "m:1", &[("m", b"m")]);
+    let top = store
+        .config(&store.resolve("m:1").unwrap())
+        .unwrap()
+        .chain_id()
+        .unwrap();
+    let cache_id = store.layers().get(&top).unwrap().cache_id;
+    // A write-set whose process died after the store was opened.
+    let ws = root.join("image/overlay2/layerdb/tmp/write-set-0123456789abcdef");
+    std::fs::create_dir(&ws).unwrap();
+    // A mount of a layer's merged directory no process holds, and one
+    // elsewhere below the data-root (TempDir's drop detaches both if the
+    // test fails).
+    let merged = root.join("overlay2").join(&cache_id).join("merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    let other = root.join("stray-mount");
+    std::fs::create_dir_all(&other).unwrap();
+    for target in [&merged, &other] {
+        rustix::mount::mount(
+            "tmpfs",
+            target,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
+    }
+    let k = kinds(&store);
+    assert_eq!(
+        k,
+        ["leftover", "mount", "mount"],
+        "{:?}",
+        store.check().unwrap()
+    );
+    store.repair().unwrap();
+    let after = store.check().unwrap();
+    assert!(after.is_clean(), "{:?}", after.problems);
+    assert!(!ws.exists());
+    assert!(
+        dunnage_base::mountinfo::mounts_below(&root)
+            .unwrap()
+            .is_empty()
+    );
+}
