@@ -218,3 +218,26 @@ fn leftovers_and_stray_mounts_are_reported_and_repaired() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_stopped_dockerds_data_root_checks_clean() {
+    require_root!();
+    dunnage_testsupport::require_command!("dockerd");
+    let dir = TempDir::new("check-docker").unwrap();
+    let rootfs = common::busybox_rootfs(dir.path());
+    let d = dunnage_testsupport::Dockerd::start("check-docker").unwrap();
+    common::run(d.docker().arg("import").arg(&rootfs).arg("base:1"));
+    common::run(d.docker().args(["tag", "base:1", "other/name:2"]));
+    // A container layer (and its init layer) on the image.
+    common::run(d.docker().args(["create", "--name", "c1", "base:1", "sh"]));
+    let data_root = d.data_root();
+    let kept = d.stop().unwrap();
+    let store = ImageStore::open(&data_root).unwrap();
+    let report = store.check().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // Layers dockerd owns carry no dunnage reference: repair leaves all.
+    let before = common::snapshot(&data_root.join("overlay2"));
+    store.repair().unwrap();
+    assert_eq!(common::snapshot(&data_root.join("overlay2")), before);
+    drop(kept);
+}
