@@ -11,7 +11,7 @@
 //! run, so that no library writes to the cgroup this process runs in.
 //!
 //! ```text
-//! cargo bench --bench cgroup_lifecycle
+//! cargo bench -p dunnage-benches --bench cgroup_lifecycle
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 300);
 //! `DUNNAGE_BENCH_ONLY=text` keeps the cases whose name contains `text`.

@@ -3,7 +3,7 @@
 //! docker-archive (~500 MB, generated here), interleaved in one run.
 //!
 //! ```text
-//! cargo build --release --example dunnage && cargo bench --bench image
+//! cargo build --release --example dunnage && cargo bench -p dunnage-benches --bench image
 //! ```
 //! Each `load` goes into a fresh store (ours) or a fresh private dockerd,
 //! so both write every layer each time. Each `save` writes the whole

@@ -5,7 +5,7 @@
 //! then the time to open a store holding 5,000 layers.
 //!
 //! ```text
-//! cargo bench --bench layerstore
+//! cargo bench -p dunnage-benches --bench layerstore
 //! ```
 //! Environment: `DUNNAGE_BENCH_RUNS` (runs per case, default 5),
 //! `DUNNAGE_BENCH_MB` (layer size, default 500), `DUNNAGE_BENCH_FILES`

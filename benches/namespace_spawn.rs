@@ -3,7 +3,7 @@
 //! interleaved in one run.
 //!
 //! ```text
-//! cargo build --release --example unshare && cargo bench --bench namespace_spawn
+//! cargo build --release --example unshare && cargo bench -p dunnage-benches --bench namespace_spawn
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root.
 //! `DUNNAGE_BENCH_OTHER_UNSHARE=PATH` adds another build of the example (of

@@ -11,7 +11,7 @@
 //!   a file on the same filesystem.
 //!
 //! ```text
-//! cargo bench --bench overlay
+//! cargo bench -p dunnage-benches --bench overlay
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs of the apply and diff cases (default
 //! 5), `DUNNAGE_BENCH_MOUNT_RUNS` those of the mount cases (default 50);

@@ -2,7 +2,8 @@
 # The dunnage CLI's main job, on an image it builds itself: a rootfs tarball
 # from the host's static busybox (package busybox-static) is imported into a
 # first store, saved as a `docker save` archive, and that archive is loaded
-# into a second, empty store, whose images and history are listed.
+# into a second, empty store, whose images are listed; then a container of
+# it runs (`dunnage run --rm`) and is gone when it ends.
 #
 #   bash examples/quickstart.sh
 #
@@ -19,12 +20,19 @@ cargo build -q --example dunnage
 dunnage() { cargo run -q --example dunnage -- "$@"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dunnage-quickstart.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# On any exit: remove what a failed run may have left, then the directory.
+cleanup() {
+  for id in $(dunnage --root "$work/store" ps -aq 2>/dev/null); do
+    dunnage --root "$work/store" rm -f "$id" > /dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 # A tiny rootfs: busybox and a few of its applets, owned by root.
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
 cp /bin/busybox "$work/rootfs/bin/busybox"
-for app in sh ls cat echo uname; do
+for app in sh ls cat echo uname hostname id; do
   ln -s busybox "$work/rootfs/bin/$app"
 done
 echo "hello from dunnage" > "$work/rootfs/etc/motd"
@@ -42,3 +50,7 @@ echo "\$ dunnage images"
 dunnage --root "$work/store" images
 echo "\$ dunnage history quickstart/busybox"
 dunnage --root "$work/store" history quickstart/busybox
+echo "\$ dunnage run --rm quickstart/busybox sh -c 'cat /etc/motd; hostname; id; ls /'"
+dunnage --root "$work/store" run --rm quickstart/busybox sh -c 'cat /etc/motd; hostname; id; ls /'
+echo "\$ dunnage ps -a"
+dunnage --root "$work/store" ps -a

@@ -10,11 +10,22 @@
 //! | [`layerstore`] | `dunnage-layerstore` | digests, chainIDs, tar-split, the Docker-compatible layerdb |
 //! | [`image`] | `dunnage-image` | image configs, the imagedb, tags, docker save/load, OCI layouts |
 //!
+//! and composed into containers: [`container`] (the [`Container`] builder,
+//! [`ContainerStore`], [`ContainerHandle`]), [`profile`] (Docker's security
+//! profile as a value: [`profile::Profile::docker`], `privileged`,
+//! `unconfined`) and [`oci`] (bundles: config.json converted to a
+//! [`Container`], and a profile written out as a bundle runc and crun run).
+//!
 //! ```
 //! // Each crate is reachable through the facade.
 //! use dunnage::{cgroups, image, layerstore, namespaces, overlay};
 //! ```
 
+pub mod container;
+pub mod oci;
+pub mod profile;
+
+pub use container::{Container, ContainerHandle, ContainerStore};
 pub use dunnage_cgroups as cgroups;
 pub use dunnage_image as image;
 pub use dunnage_layerstore as layerstore;

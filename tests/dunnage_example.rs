@@ -1,6 +1,7 @@
 //! `examples/dunnage.rs`, the docker-like image CLI, run as a program: its
 //! output columns, its errors, its use on a stopped dockerd's data-root,
-//! and the README's main job (`examples/quickstart.sh`).
+//! and the README's main job (`examples/quickstart.sh`). The container
+//! verbs are tested against docker in `tests/dunnage_vs_docker.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -168,6 +169,23 @@ fn the_readme_main_job_runs() {
     let row = cells(lines[header + 1]);
     assert_eq!(row[..2], ["quickstart/busybox", "latest"], "{text}");
     assert!(text.contains("busybox from the host"), "{text}");
+    // The container ran: its output, in a uts namespace whose hostname is
+    // the short container ID, as root; then `ps -a` lists nothing (--rm).
+    let ran = text
+        .split("$ dunnage run --rm quickstart/busybox")
+        .nth(1)
+        .expect("the script runs a container");
+    let ran: Vec<&str> = ran.lines().skip(1).collect();
+    assert_eq!(ran[0], "hello from dunnage", "{text}");
+    assert!(
+        ran[1].len() == 12 && ran[1].bytes().all(|b| b.is_ascii_hexdigit()),
+        "hostname: {text}"
+    );
+    assert!(ran[2].starts_with("uid=0 gid=0"), "{text}");
+    assert!(ran.contains(&"proc") && ran.contains(&"etc"), "{text}");
+    let ps = ran.iter().position(|l| *l == "$ dunnage ps -a").unwrap();
+    assert_eq!(cells(ran[ps + 1])[0], "CONTAINER ID", "{text}");
+    assert_eq!(ran.len(), ps + 2, "a container left: {text}");
     // The script cleaned up after itself.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

@@ -88,9 +88,27 @@ impl TempFile {
             ));
         }
         self.file.sync_all()?;
+        self.rename_to(name)?;
+        rustix::fs::fsync(&self.dir)?;
+        Ok(())
+    }
+
+    /// Rename the file to `name` in the same directory (replacing what is
+    /// there, a symlink included, without following it), without any
+    /// fsync: atomic for readers, not durable across a crash.
+    pub fn replace(mut self, name: impl AsRef<OsStr>) -> io::Result<()> {
+        self.rename_to(name.as_ref())
+    }
+
+    fn rename_to(&mut self, name: &OsStr) -> io::Result<()> {
+        if name.is_empty() || name.as_bytes().contains(&b'/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a file name", name.to_string_lossy()),
+            ));
+        }
         rustix::fs::renameat(&self.dir, self.name.as_os_str(), &self.dir, name)?;
         self.persisted = true;
-        rustix::fs::fsync(&self.dir)?;
         Ok(())
     }
 }
@@ -123,6 +141,18 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let mut tmp = TempFile::new_in(dir, &prefix, mode)?;
     tmp.write_all(data)?;
     tmp.persist(name)
+}
+
+/// Write `data` to `path` atomically like [`write_atomic`] but without the
+/// fsyncs: readers see the old content or the new, never a mix, but after
+/// a crash the file may hold either (or, rarely, be empty). For state that
+/// a crash makes stale anyway (a process's status).
+pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    let prefix = String::from_utf8_lossy(name.as_bytes()).into_owned();
+    let mut tmp = TempFile::new_in(dir, &prefix, mode)?;
+    tmp.write_all(data)?;
+    tmp.replace(name)
 }
 
 /// fsync a directory, so that renames and creates inside it are durable.
@@ -189,6 +219,25 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn write_replace_swaps_content_atomically_and_leaves_no_temp() {
+        let dir = tempdir();
+        let path = dir.join("state.json");
+        write_replace(&path, b"one", 0o600).unwrap();
+        write_replace(&path, b"two", 0o640).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        assert!(write_replace(&dir.join("missing/x"), b"x", 0o600).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::cgroup::{Cgroup, CgroupDir};
 use crate::controller::Controller;
+use crate::devices::DeviceFilter;
 use crate::error::{Error, Result};
 use crate::hierarchy::Version;
 use crate::resources::{Cpu, Cpuset, Io, Memory, Resources};
@@ -26,6 +27,8 @@ pub struct Write {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) writes: Vec<Write>,
+    /// v2: the device filter and the directory it is attached to.
+    devices: Option<(PathBuf, DeviceFilter)>,
     /// Whether `set` checks that each file exists ([`Cgroup::plan`]);
     /// [`Cgroup::apply`] instead opens every file before writing any.
     check_files: bool,
@@ -58,13 +61,17 @@ impl Plan {
     }
 }
 
+/// The directory holding `c`; for what v2 provides without a controller
+/// (device filters), the v2 directory when no v1 one holds it.
 fn dir_for<'a>(cg: &'a Cgroup, c: Controller, resource: &'static str) -> Result<&'a CgroupDir> {
-    cg.dir_of(c).ok_or_else(|| {
-        Error::unsupported(
-            resource,
-            format!("the {c} controller is not in this cgroup's hierarchies"),
-        )
-    })
+    cg.dir_of(c)
+        .or_else(|| cg.v2_dir().filter(|_| c == Controller::Devices))
+        .ok_or_else(|| {
+            Error::unsupported(
+                resource,
+                format!("the {c} controller is not in this cgroup's hierarchies"),
+            )
+        })
 }
 
 impl Cgroup {
@@ -72,14 +79,19 @@ impl Cgroup {
     ///
     /// Fails, without writing anything, on an invalid value or on a
     /// resource that no directory of this cgroup can take.
+    ///
+    /// Device rules on a v2 cgroup are no file write: they become a BPF
+    /// program ([`DeviceFilter`]) that `apply` attaches; the plan checks
+    /// that they compile.
     pub fn plan(&self, r: &Resources) -> Result<Vec<Write>> {
-        self.make_plan(r, true)
+        Ok(self.make_plan(r, true)?.writes)
     }
 
-    fn make_plan(&self, r: &Resources, check_files: bool) -> Result<Vec<Write>> {
+    fn make_plan(&self, r: &Resources, check_files: bool) -> Result<Plan> {
         r.validate()?;
         let mut p = Plan {
             writes: Vec::new(),
+            devices: None,
             check_files,
         };
         if r.cpu != Cpu::default() {
@@ -126,7 +138,10 @@ impl Cgroup {
         }
         if !r.devices.is_empty() {
             let d = dir_for(self, Controller::Devices, "devices")?;
-            v1::devices(d, &r.devices, &mut p)?;
+            match d.version {
+                Version::V1 => v1::devices(d, &r.devices, &mut p)?,
+                Version::V2 => p.devices = Some((d.path.clone(), DeviceFilter::new(&r.devices)?)),
+            }
         }
         if let Some(id) = r.net_cls_classid {
             let d = dir_for(self, Controller::NetCls, "net_cls.classid")?;
@@ -141,7 +156,7 @@ impl Cgroup {
                 format!("{ifname} {prio}"),
             )?;
         }
-        Ok(p.writes)
+        Ok(p)
     }
 
     /// Apply `r`: write only what is set, in an order the kernel accepts.
@@ -150,8 +165,17 @@ impl Cgroup {
     /// leaves the cgroup untouched. A write the kernel then refuses (a
     /// memory limit below current usage, say) stops the apply with an
     /// [`Error::Io`] naming the file.
+    ///
+    /// v2 device rules: the program is loaded before anything is written
+    /// (a refusal by the kernel changes nothing) and attached after the
+    /// writes, replacing the cgroup's previous device programs.
     pub fn apply(&self, r: &Resources) -> Result<()> {
-        let writes = self.make_plan(r, false)?;
+        let Plan {
+            writes, devices, ..
+        } = self.make_plan(r, false)?;
+        let devices = devices
+            .map(|(dir, filter)| filter.load().map(|prog| (dir, prog)))
+            .transpose()?;
         // Every file is opened before anything is written: a missing one
         // fails the apply as it fails the plan, and costs no extra stat.
         let files = writes
@@ -167,6 +191,9 @@ impl Cgroup {
             .collect::<Result<Vec<_>>>()?;
         for (w, f) in writes.iter().zip(files) {
             file::write_to(f, &w.path, &w.value)?;
+        }
+        if let Some((dir, prog)) = devices {
+            crate::bpf::attach_device_program(&dir, &prog)?;
         }
         Ok(())
     }

@@ -158,7 +158,8 @@ impl Cgroup {
                 Ok(()) | Err(rustix::io::Errno::SRCH) => {}
                 Err(e) => {
                     return Err(Error::Sys {
-                        call: format!("kill({pid}, SIGKILL)"),
+                        op: "kill",
+                        arg: format!("{pid}, SIGKILL"),
                         source: e.into(),
                     });
                 }

@@ -22,7 +22,7 @@ pub enum Controller {
     Pids,
     /// Huge-page limits.
     Hugetlb,
-    /// v1 device access lists (v2 uses eBPF).
+    /// v1 device access lists (v2: a BPF program, see [`crate::DeviceFilter`]).
     Devices,
     /// v1 freezer (v2 freezes with core files).
     Freezer,

@@ -19,11 +19,32 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A system call failed.
-    #[error("{call}: {source}")]
+    #[error("{op}({arg}): {source}")]
     Sys {
-        /// The system call and its main argument.
-        call: String,
+        /// The system call (`mount`, `kill`, `eventfd`, ...).
+        op: &'static str,
+        /// Its main argument (a path, a pid; empty when it has none).
+        arg: String,
         /// The error number.
+        source: std::io::Error,
+    },
+    /// A `bpf(2)` command for the v2 device filter failed.
+    #[error("{op}{}: {source}", on(path))]
+    Bpf {
+        /// The command (`bpf(BPF_PROG_ATTACH)`, ...).
+        op: &'static str,
+        /// The cgroup directory (empty when none is involved).
+        path: PathBuf,
+        /// The error number (`EPERM`: no `CAP_BPF`/`CAP_SYS_ADMIN`, or an
+        /// ancestor holds a program that cannot be overridden).
+        source: std::io::Error,
+    },
+    /// The kernel's verifier refused the device filter program.
+    #[error("the kernel refused the device filter program: {source}: {log}")]
+    BpfVerifier {
+        /// The verifier's log.
+        log: String,
+        /// The error number of `bpf(BPF_PROG_LOAD)`.
         source: std::io::Error,
     },
     /// A file had content we could not parse.
@@ -57,7 +78,7 @@ pub enum Error {
     Unsupported {
         /// The resource or operation.
         resource: &'static str,
-        /// Why (controller not mounted, file absent, not implemented on v2).
+        /// Why (controller not mounted, file absent, no v2 equivalent).
         why: String,
     },
     /// A cgroup still had processes when it was to be removed.
@@ -102,8 +123,17 @@ pub enum Error {
     NotMounted(String),
 }
 
+/// ` on PATH`, or nothing for an empty path.
+fn on(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", path.display())
+    }
+}
+
 /// `Result` with this crate's [`Error`].
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {

@@ -34,9 +34,10 @@ enum Kind {
     V2 { events: PathBuf, seen: u64 },
 }
 
-fn sys(call: &str, e: rustix::io::Errno) -> Error {
+fn sys(op: &'static str, arg: impl Into<String>, e: rustix::io::Errno) -> Error {
     Error::Sys {
-        call: call.to_owned(),
+        op,
+        arg: arg.into(),
         source: e.into(),
     }
 }
@@ -50,7 +51,7 @@ impl Cgroup {
         match d.version {
             Version::V1 => {
                 let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-                    .map_err(|e| sys("eventfd", e))?;
+                    .map_err(|e| sys("eventfd", "", e))?;
                 let oc_path = d.file("memory.oom_control");
                 let oc = File::open(&oc_path).map_err(|e| Error::io("open", &oc_path, e))?;
                 file::write(
@@ -66,9 +67,9 @@ impl Cgroup {
                 let events = d.file("memory.events");
                 let fd =
                     inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
-                        .map_err(|e| sys("inotify_init1", e))?;
+                        .map_err(|e| sys("inotify_init1", "", e))?;
                 inotify::add_watch(&fd, &events, inotify::WatchFlags::MODIFY)
-                    .map_err(|e| sys(&format!("inotify_add_watch({})", events.display()), e))?;
+                    .map_err(|e| sys("inotify_add_watch", events.display().to_string(), e))?;
                 let seen = oom_count(&events)?;
                 Ok(OomEvents {
                     fd,
@@ -101,7 +102,7 @@ impl OomEvents {
             let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
             match poll(&mut fds, ts.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(sys("poll", e)),
+                Err(e) => return Err(sys("poll", "", e)),
             }
             let n = self.drain()?;
             if n > 0 {
@@ -121,7 +122,7 @@ impl OomEvents {
                 match rustix::io::read(&self.fd, &mut buf) {
                     Ok(8) => Ok(u64::from_ne_bytes(buf)),
                     Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(0),
-                    Err(e) => Err(sys("read(eventfd)", e)),
+                    Err(e) => Err(sys("read", "eventfd", e)),
                 }
             }
             Kind::V2 { events, seen } => {
@@ -131,7 +132,7 @@ impl OomEvents {
                     match reader.next() {
                         Ok(_) => {}
                         Err(rustix::io::Errno::AGAIN) => break,
-                        Err(e) => return Err(sys("read(inotify)", e)),
+                        Err(e) => return Err(sys("read", "inotify", e)),
                     }
                 }
                 let now = oom_count(events)?;

@@ -39,7 +39,7 @@ pub struct Hierarchy {
     pub mount_point: PathBuf,
     /// The cgroup that appears at the mount point (`/` unless a sub-tree
     /// is mounted, as inside a container).
-    pub root: String,
+    pub root: PathBuf,
     /// The subsystem names as the kernel spells them: v1 the mount's
     /// controllers, v2 the root's `cgroup.controllers`.
     pub subsystems: Vec<String>,
@@ -238,8 +238,8 @@ pub fn mount_v1(target: &Path, binding: &V1Binding) -> Result<()> {
             format!("none,name={name}")
         }
     };
-    let data = std::ffi::CString::new(options.clone())
-        .map_err(|_| Error::invalid("mount options", "NUL byte"))?;
+    let data = dunnage_base::cstr::cstring(&options)
+        .map_err(|e| Error::invalid("mount options", e.to_string()))?;
     rustix::mount::mount(
         "cgroup",
         target,
@@ -253,7 +253,8 @@ pub fn mount_v1(target: &Path, binding: &V1Binding) -> Result<()> {
             target: target.to_owned(),
         },
         e => Error::Sys {
-            call: format!("mount(cgroup, {}, {options})", target.display()),
+            op: "mount",
+            arg: format!("cgroup, {}, {options}", target.display()),
             source: e.into(),
         },
     })
@@ -262,7 +263,8 @@ pub fn mount_v1(target: &Path, binding: &V1Binding) -> Result<()> {
 /// Unmount the hierarchy mounted at `target`.
 pub fn unmount(target: &Path) -> Result<()> {
     rustix::mount::unmount(target, rustix::mount::UnmountFlags::empty()).map_err(|e| Error::Sys {
-        call: format!("umount({})", target.display()),
+        op: "umount",
+        arg: target.display().to_string(),
         source: e.into(),
     })
 }

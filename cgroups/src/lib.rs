@@ -30,13 +30,17 @@
 //! - Control: [`Cgroup::freeze`], [`Cgroup::thaw`], [`Cgroup::kill`];
 //!   OOM notification: [`Cgroup::oom_events`] -> [`OomEvents`].
 //!
-//! cgroup v2 device control needs an eBPF program that this crate does not
-//! implement yet: device rules on a v2 cgroup give [`Error::Unsupported`].
+//! - Devices: v1 writes `devices.allow`/`devices.deny`; on v2 the rules
+//!   are compiled into a BPF program ([`DeviceFilter`]) that
+//!   [`Cgroup::apply`] loads and attaches ([`attach_device_program`],
+//!   [`device_programs`]).
 
 mod apply;
+mod bpf;
 mod cgroup;
 mod control;
 mod controller;
+mod devices;
 mod error;
 mod events;
 mod file;
@@ -50,9 +54,11 @@ mod v1;
 mod v2;
 
 pub use apply::Write;
+pub use bpf::{DeviceProgram, attach_device_program, detach_device_programs, device_programs};
 pub use cgroup::{Cgroup, CgroupDir};
 pub use control::FreezerState;
 pub use controller::Controller;
+pub use devices::{DeviceException, DeviceFilter, Insn};
 pub use error::{Error, Result};
 pub use events::OomEvents;
 pub use hierarchy::{Hierarchies, Hierarchy, Mode, V1Binding, Version, mount_v1, unmount};

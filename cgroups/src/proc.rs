@@ -148,7 +148,7 @@ pub struct CgroupMount {
     pub mount_point: PathBuf,
     /// The cgroup of the hierarchy that appears at the mount point (`/`
     /// unless a sub-tree is bind-mounted, as in a container).
-    pub root: String,
+    pub root: PathBuf,
     /// `true` for `cgroup2`, `false` for a v1 `cgroup` mount.
     pub unified: bool,
     /// v1: the controllers bound to the hierarchy.
@@ -169,26 +169,15 @@ const V1_NON_CONTROLLER_OPTIONS: &[&str] = &[
     "favordynmods",
 ];
 
-/// Parse the text of a mountinfo file, keeping the cgroup mounts.
-pub fn parse_mountinfo(path: &Path, text: &str) -> Result<Vec<CgroupMount>> {
+/// Parse the bytes of a mountinfo file (`path` names it in errors),
+/// keeping the cgroup mounts. Paths are kept as bytes: a mount point that
+/// is not UTF-8 is found as it is.
+pub fn parse_mountinfo<T: AsRef<[u8]> + ?Sized>(path: &Path, text: &T) -> Result<Vec<CgroupMount>> {
+    let mounts = dunnage_base::mountinfo::parse(text.as_ref())
+        .map_err(|e| Error::parse(path, 0, e.to_string()))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let bad = |what: &str| Error::parse(path, i + 1, format!("{what}: {line:?}"));
-        let (pre, post) = line
-            .split_once(" - ")
-            .ok_or_else(|| bad("no ` - ` separator"))?;
-        let pre: Vec<&str> = pre.split(' ').collect();
-        if pre.len() < 6 {
-            return Err(bad("fewer than 6 fields before the separator"));
-        }
-        let post: Vec<&str> = post.split(' ').collect();
-        let [fstype, _source, super_opts, ..] = post[..] else {
-            return Err(bad("fewer than 3 fields after the separator"));
-        };
-        let unified = match fstype {
+    for m in mounts {
+        let unified = match m.fs_type.as_str() {
             "cgroup2" => true,
             "cgroup" => false,
             _ => continue,
@@ -196,7 +185,7 @@ pub fn parse_mountinfo(path: &Path, text: &str) -> Result<Vec<CgroupMount>> {
         let mut controllers = Vec::new();
         let mut name = None;
         if !unified {
-            for opt in super_opts.split(',') {
+            for opt in m.super_options.split(',') {
                 if let Some(n) = opt.strip_prefix("name=") {
                     name = Some(n.to_owned());
                 } else if !opt.contains('=') && !V1_NON_CONTROLLER_OPTIONS.contains(&opt) {
@@ -205,8 +194,8 @@ pub fn parse_mountinfo(path: &Path, text: &str) -> Result<Vec<CgroupMount>> {
             }
         }
         out.push(CgroupMount {
-            mount_point: PathBuf::from(unescape(pre[4])),
-            root: unescape(pre[3]),
+            mount_point: m.mount_point,
+            root: m.root,
             unified,
             controllers,
             name,
@@ -218,38 +207,6 @@ pub fn parse_mountinfo(path: &Path, text: &str) -> Result<Vec<CgroupMount>> {
 /// Read this process's cgroup mounts from `/proc/self/mountinfo`.
 pub fn read_mountinfo() -> Result<Vec<CgroupMount>> {
     let path = Path::new("/proc/self/mountinfo");
-    parse_mountinfo(path, &crate::file::read(path)?)
-}
-
-/// Decode mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unescape_decodes_octal_and_keeps_trailing_backslash() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/a\\"), "/a\\");
-        assert_eq!(unescape("/a\\04"), "/a\\04");
-    }
+    let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    parse_mountinfo(path, &text)
 }

@@ -60,8 +60,8 @@ pub struct Resources {
     pub io: Io,
     /// Huge-page limits per page size.
     pub hugetlb: Vec<HugetlbLimit>,
-    /// Device access rules (v1 `devices` controller; on v2 see
-    /// [`crate::Error::Unsupported`]: the eBPF program is not implemented).
+    /// Device access rules, applied in order (v1 `devices` controller; on
+    /// v2 a BPF program, see [`crate::DeviceFilter`]).
     pub devices: Vec<DeviceRule>,
     /// v1 `net_cls.classid`.
     pub net_cls_classid: Option<u32>,

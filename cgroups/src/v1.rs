@@ -145,15 +145,9 @@ pub(crate) fn io(d: &CgroupDir, io: &Io, p: &mut Plan) -> Result<()> {
     )
 }
 
-/// devices: one write per rule to `devices.allow` or `devices.deny`. On v2
-/// this refuses: device control there is an eBPF program, not implemented.
+/// devices: one write per rule to `devices.allow` or `devices.deny` (v2
+/// uses a BPF program instead, see [`crate::DeviceFilter`]).
 pub(crate) fn devices(d: &CgroupDir, rules: &[DeviceRule], p: &mut Plan) -> Result<()> {
-    if d.version == crate::hierarchy::Version::V2 {
-        return Err(crate::error::Error::unsupported(
-            "devices",
-            "cgroup v2 controls devices with an eBPF program (BPF_CGROUP_DEVICE), which dunnage does not implement yet",
-        ));
-    }
     rules.iter().try_for_each(|r| {
         let name = if r.allow {
             "devices.allow"

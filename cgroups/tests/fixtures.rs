@@ -123,7 +123,7 @@ fn mountinfo_gives_hybrid_unified_and_container_views() {
     assert!(h.v2_controllers().contains(&Controller::Io));
 
     let c = parse_mountinfo(Path::new("c"), &text("mountinfo-container.txt")).unwrap();
-    assert_eq!(c[0].root, "/docker/abc");
+    assert_eq!(c[0].root, Path::new("/docker/abc"));
     assert_eq!(c[0].controllers, ["cpu", "cpuacct"]);
     assert_eq!(c[1].mount_point, Path::new("/sys/fs/cgroup/my space"));
     assert!(c[1].controllers.is_empty(), "{:?}", c[1]);
@@ -273,4 +273,45 @@ fn malformed_stat_files_are_errors_not_zeros() {
     )
     .unwrap();
     assert!(matches!(cg.stats(), Err(Error::Io { .. })));
+}
+
+#[test]
+fn mountinfo_paths_stay_bytes_escapes_decode_and_hostile_lines_fail_typed() {
+    use std::os::unix::ffi::OsStrExt;
+    // A v1 hierarchy at a mount point with a space, a tab, a backslash and
+    // a byte that is not UTF-8; a cgroup2 mount whose root is not UTF-8;
+    // an overlay with a non-UTF-8 lowerdir that must not disturb anything.
+    let info: &[u8] = b"22 1 254:1 / / rw - ext4 /dev/vda1 rw\n\
+30 22 0:26 / /sys/fs/cgroup/a\\040b\\011\\134\xffc rw,nosuid - cgroup cgroup rw,memory\n\
+31 22 0:27 /ctr\\377\xfe /sys/fs/cgroup/unified\\012 rw - cgroup2 cgroup2 rw\n\
+32 22 0:28 / /merged rw - overlay overlay rw,lowerdir=/l\xff\\072x\n";
+    let m = parse_mountinfo(Path::new("m"), info).unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        m[0].mount_point.as_os_str().as_bytes(),
+        b"/sys/fs/cgroup/a b\t\\\xffc"
+    );
+    assert_eq!(m[0].controllers, ["memory"]);
+    assert_eq!(m[1].root.as_os_str().as_bytes(), b"/ctr\xff\xfe");
+    assert_eq!(
+        m[1].mount_point.as_os_str().as_bytes(),
+        b"/sys/fs/cgroup/unified\n"
+    );
+    for bad in [
+        &b"30 22 0:26 / /x rw cgroup cgroup rw,memory\n"[..],
+        b"30 22 0:26 / /x rw -\n",
+        b"30 22 0:26\n",
+        b"- - - - - - - - -\n",
+        b"30 22 026 / /x rw - cgroup cgroup rw\n",
+        b"99999999999 22 0:26 / /x rw - cgroup cgroup rw\n",
+        b"\xff\xfe \\\\\\ - \n",
+    ] {
+        assert!(
+            matches!(
+                parse_mountinfo(Path::new("bad"), bad),
+                Err(Error::Parse { .. })
+            ),
+            "{bad:?}"
+        );
+    }
 }

@@ -161,7 +161,7 @@ fn unsupported_resources_fail_before_anything_is_written() {
 }
 
 #[test]
-fn device_rules_apply_on_v1_and_are_refused_on_v2() {
+fn device_rules_apply_on_v1_and_become_a_program_on_v2() {
     require_root!();
     let h = host();
     let cg = cgroup("devices", &[Controller::Devices]);
@@ -185,13 +185,9 @@ fn device_rules_apply_on_v1_and_are_refused_on_v2() {
         ..Resources::default()
     };
     if unified(&h) {
-        assert!(matches!(
-            cg.apply(&r),
-            Err(Error::Unsupported {
-                resource: "devices",
-                ..
-            })
-        ));
+        cg.apply(&r).unwrap();
+        let dir = &cg.dir_of(Controller::Devices).unwrap().path;
+        assert_eq!(dunnage_cgroups::device_programs(dir).unwrap().len(), 1);
     } else {
         cg.apply(&r).unwrap();
         assert_eq!(read(&cg, Controller::Devices, "devices.list"), "c 1:3 rw");

@@ -182,6 +182,56 @@ pub enum Error {
         /// What uses it.
         why: String,
     },
+    /// A registry could not be reached or the exchange broke off
+    /// (connection, TLS, timeout, too many redirects, a body cut short).
+    #[error("{op} {url}: {reason}")]
+    Transport {
+        /// What was being done (`ping`, `get manifest`, `get blob`, ...).
+        op: &'static str,
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A registry answered with an HTTP status we cannot go on from.
+    #[error("{op} {url}: HTTP {status}: {message}")]
+    Status {
+        /// What was being done.
+        op: &'static str,
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error message (first bytes of its body).
+        message: String,
+    },
+    /// A registry refused our credentials, or its auth challenge cannot be
+    /// met (no credentials for basic auth, a 401 after a fresh token).
+    #[error("authentication with {registry} failed: {reason}")]
+    Auth {
+        /// The registry host.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
+    /// A manifest or index from a registry breaks the format, or names
+    /// something we do not follow (an index inside an index, a foreign
+    /// media type).
+    #[error("invalid manifest {what}: {reason}")]
+    InvalidManifest {
+        /// The reference or digest of the manifest.
+        what: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// An image index has no manifest for the platform asked.
+    #[error("no matching manifest for {platform} in the manifest list entries of {reference}")]
+    NoMatchingPlatform {
+        /// The reference pulled.
+        reference: String,
+        /// The platform asked (`linux/amd64`).
+        platform: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

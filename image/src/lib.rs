@@ -40,6 +40,8 @@
 //! - [`mount`](mod@mount): [`ImageStore::mount`] of an image's read-only rootfs.
 //! - [`views`]: [`ImageStore::images`], [`ImageStore::history`], [`ImageStore::inspect`].
 //! - [`layout`]: the JSON documents of archives and OCI layouts.
+//! - `registry` (cargo feature `registry`): `ImageStore::pull` and
+//!   `ImageStore::push` over the OCI distribution API, `login`/`logout`.
 //! - [`time`]: RFC 3339 and Docker's human durations and sizes.
 
 pub mod check;
@@ -58,6 +60,8 @@ mod plan;
 pub mod progress;
 pub mod reclaim;
 pub mod reference;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod repositories;
 pub mod runview;
 pub mod save;

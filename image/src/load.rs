@@ -380,18 +380,52 @@ impl ImageStore {
         // A layer the store has already (by chainID) is not read again.
         let chain = child_chain_id(parent, diff_id);
         if self.layers().get(&chain).is_ok() {
-            self.layers().acquire(&chain)?;
-            return Ok(chain);
+            match self.layers().acquire(&chain) {
+                Ok(()) => return Ok(chain),
+                // Released and removed by a concurrent rmi since the look-up:
+                // register it again from the archive.
+                Err(dunnage_layerstore::Error::LayerNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let what = format!("{}:{}", source.path().display(), layer.member);
-        let (mut member, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        let (member, total) = source.open_member(&layer.member)?.ok_or_else(missing)?;
+        self.register_stream(
+            member,
+            total,
+            what,
+            layer.digest.as_ref(),
+            parent,
+            diff_id,
+            opts,
+            progress(0, total),
+        )
+    }
+
+    /// The one-pass register of a layer blob of `total` bytes read from
+    /// `member` (compressed or not): decompressed within the limits of
+    /// `opts`, hashed against `expected` (the blob's digest) when it is
+    /// compressed, and registered on `parent` with `diff_id`. Used by load
+    /// and by pull. On error nothing stays registered.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn register_stream(
+        &self,
+        mut member: impl Read,
+        total: u64,
+        what: String,
+        expected: Option<&Digest>,
+        parent: Option<&ChainId>,
+        diff_id: &dunnage_layerstore::DiffId,
+        opts: &mut LoadOptions<'_>,
+        state: Progress,
+    ) -> Result<ChainId> {
         let mut magic = [0u8; 6];
         let n = read_up_to(&mut member, &mut magic).map_err(|e| Error::io("read", &what, e))?;
         let compressed = Compression::detect(&magic[..n]) != Compression::None;
         // An uncompressed blob's digest is its diffID, which the layer store
         // verifies as it registers: hash the member bytes only when they
         // are compressed and named by digest.
-        let hasher = match &layer.digest {
+        let hasher = match expected {
             Some(d) if !compressed && *d != diff_id.0 => {
                 return Err(Error::DigestMismatch {
                     what: format!("{what} (uncompressed, so its diffID)"),
@@ -406,7 +440,7 @@ impl ImageStore {
         let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let counting = Counting {
             inner: reader,
-            state: progress(0, total),
+            state,
             report: opts.progress.as_deref_mut(),
         };
         let mut hashing = Hashing {
@@ -439,7 +473,7 @@ impl ImageStore {
         let actual = hashing
             .hasher
             .map(|h| Digest::from_bytes(h.finalize().into()));
-        let check = drained.and_then(|_| match (&layer.digest, actual) {
+        let check = drained.and_then(|_| match (expected, actual) {
             (Some(expected), Some(actual)) if *expected != actual => Err(Error::DigestMismatch {
                 what,
                 expected: expected.to_string(),

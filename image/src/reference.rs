@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// The namespace of one-component names on the default registry.
 pub const OFFICIAL_PREFIX: &str = "library/";
+/// The host serving the default registry's API.
+pub const DEFAULT_REGISTRY_HOST: &str = "registry-1.docker.io";
+/// The key of the default registry in `~/.docker/config.json`.
+pub const DEFAULT_AUTH_KEY: &str = "https://index.docker.io/v1/";
 /// The tag of a reference that names neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
 const MAX_NAME: usize = 255;
@@ -143,6 +147,26 @@ impl Reference {
         self.digest.as_ref()
     }
 
+    /// The same repository with `digest` and no tag (the RepoDigest form,
+    /// `name@sha256:...`).
+    pub fn with_digest(&self, digest: &Digest) -> Reference {
+        Reference {
+            tag: None,
+            digest: Some(*digest),
+            ..self.clone()
+        }
+    }
+
+    /// The host a registry client talks to for this reference's domain:
+    /// `registry-1.docker.io` for Docker Hub, the domain itself otherwise.
+    pub fn registry_host(&self) -> &str {
+        if self.domain == DEFAULT_DOMAIN {
+            DEFAULT_REGISTRY_HOST
+        } else {
+            &self.domain
+        }
+    }
+
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference> {
         if !valid_tag(tag) {
@@ -251,6 +275,21 @@ fn valid_tag(t: &str) -> bool {
         && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
+/// Whether Docker treats `domain` (`host` or `host:port`) as an insecure
+/// registry by default, reached over plain HTTP: `localhost`, `::1` and
+/// every address of 127.0.0.0/8.
+pub fn is_default_insecure(domain: &str) -> bool {
+    let host = match domain.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => domain.rsplit_once(':').map_or(domain, |(h, _)| h),
+    };
+    if host == "localhost" || host == "::1" {
+        return true;
+    }
+    host.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(crate) fn is_hex64(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -291,6 +330,36 @@ mod tests {
         assert_eq!(r.familiar(), format!("busybox@{d}"));
         let r = Reference::parse(&format!("busybox:1@{d}")).unwrap();
         assert_eq!(r.tag(), Some("1"));
+    }
+
+    #[test]
+    fn registry_hosts_and_default_insecure() {
+        let r = Reference::parse("busybox").unwrap();
+        assert_eq!(r.registry_host(), "registry-1.docker.io");
+        let r = Reference::parse("127.0.0.1:5000/a/b:1").unwrap();
+        assert_eq!(r.registry_host(), "127.0.0.1:5000");
+        let d: Digest = format!("sha256:{}", "b".repeat(64)).parse().unwrap();
+        assert_eq!(
+            r.with_digest(&d).to_string(),
+            format!("127.0.0.1:5000/a/b@{d}")
+        );
+        for yes in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.8.7",
+            "[::1]:80",
+        ] {
+            assert!(is_default_insecure(yes), "{yes}");
+        }
+        for no in [
+            "docker.io",
+            "128.0.0.1:5000",
+            "localhost.example",
+            "10.0.0.1",
+        ] {
+            assert!(!is_default_insecure(no), "{no}");
+        }
     }
 
     #[test]

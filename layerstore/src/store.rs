@@ -345,7 +345,9 @@ impl LayerStore {
         self.db.refs(chain)
     }
 
-    /// Take one more reference to a layer.
+    /// Take one more reference to a layer. [`Error::LayerNotFound`] when it
+    /// is gone: a concurrent release may remove a layer between a look-up
+    /// and this call.
     pub fn acquire(&self, chain: &ChainId) -> Result<(), Error> {
         let _lock = self.db.store_lock(LockKind::Shared)?;
         let _layer_lock = self.db.item_lock(&chain.hex())?;

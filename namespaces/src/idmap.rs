@@ -45,6 +45,7 @@ impl fmt::Display for IdMap {
 
 /// What is wrong with a map.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdMapError {
     /// No lines at all.
     #[error("the map is empty")]

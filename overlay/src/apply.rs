@@ -190,7 +190,16 @@ impl Applier<'_> {
             // into `.wh..wh.plnk/`, and the layer must reassemble).
             return Ok(());
         }
-        match classify(name) {
+        let name_kind = classify(name);
+        if matches!(name_kind, TarName::Opaque | TarName::Whiteout(_))
+            && !is_marker_entry(kind, size, ext.link(header).as_deref())
+        {
+            return Err(bad_entry(
+                &raw_path,
+                "a whiteout or opaque marker must be an empty regular file",
+            ));
+        }
+        match name_kind {
             TarName::Invalid => Err(bad_entry(&raw_path, "reserved whiteout name")),
             TarName::Opaque => {
                 // Only marks the directory: what this layer wrote there
@@ -540,6 +549,20 @@ impl Applier<'_> {
             rustix::fs::futimens(&fd, times).map_err(errno_at("futimens", &self.path, dir))?;
         }
         Ok(self.stats)
+    }
+}
+
+/// Whether an entry may stand for a whiteout or opaque marker: an empty
+/// regular file, or (Docker's tar writer links later whiteouts sharing the
+/// kernel's whiteout inode to the first) a hardlink to another whiteout.
+fn is_marker_entry(kind: EntryType, size: u64, link: Option<&[u8]>) -> bool {
+    match kind {
+        EntryType::Regular | EntryType::Continuous => size == 0,
+        EntryType::Link => link.is_some_and(|l| {
+            let name = l.rsplit(|&b| b == b'/').next().unwrap_or(l);
+            matches!(classify(name), TarName::Whiteout(_))
+        }),
+        _ => false,
     }
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn create_or_replace_with<T>(
 /// Map a creation error: `EEXIST` (an entry of this layer is in the way,
 /// reached through a symlink) is a bad entry, anything else an I/O error.
 pub(crate) fn refused<'a>(
-    syscall: &'static str,
+    op: &'static str,
     root: &'a Path,
     norm: &'a [u8],
     raw_path: &'a [u8],
@@ -59,7 +59,7 @@ pub(crate) fn refused<'a>(
         if e == Errno::EXIST {
             bad_entry(raw_path, "path of an earlier entry of the same layer")
         } else {
-            errno_at(syscall, root, norm)(e)
+            errno_at(op, root, norm)(e)
         }
     }
 }
@@ -97,7 +97,7 @@ pub(crate) fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Erro
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
         _ => Error::Io {
-            syscall: "write",
+            op: "write",
             path,
             source: e,
         },

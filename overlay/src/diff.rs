@@ -1,27 +1,48 @@
 //! Diff: an upper directory (overlay form) -> an OCI layer tar.
 //!
 //! Whiteouts become `.wh.NAME` (empty regular files, mode 0600), an opaque
-//! directory is written as the directory then `DIR/.wh..wh..opq`, files
+//! directory is written as the directory then `DIR/.wh..wh..opq` (its
+//! owner and permission bits, time 0, as Docker writes it), header modes
+//! carry the file type bits as Go's archive/tar writes them, files
 //! that share an inode become hardlinks (whiteouts excepted: the kernel may
-//! share one whiteout inode), names are sorted bytewise, long names and
-//! xattrs go into PAX records. Upper directories made incomplete by
-//! `redirect_dir` or `metacopy` are diffed against their lowers instead
-//! (by comparing merged views).
+//! share one whiteout inode), names are sorted bytewise and written depth
+//! first, long names, xattrs and times ustar cannot hold (before 1970)
+//! go into PAX records. Upper directories made incomplete by `redirect_dir`
+//! or `metacopy` are diffed against their lowers instead (by comparing
+//! merged views).
+//!
+//! # Names a layer cannot carry
+//!
+//! A layer spells whiteouts as names starting with `.wh.`, so a real file
+//! or directory with such a name (a container may create `.wh.victim`)
+//! cannot be represented: the diff fails with
+//! [`Error::UnrepresentableName`] instead of writing a layer that would
+//! delete `victim` when applied.
+//!
+//! # A directory that changes while it is read
+//!
+//! The upper directory of a running container changes under the diff. The
+//! walk never follows a path twice: every entry is opened once relative to
+//! its parent's fd with `O_PATH | O_NOFOLLOW`, its metadata is that fd's
+//! `fstat`, and regular files and directories are read through a reopen
+//! of the same fd (`/proc/self/fd/N`, `O_NONBLOCK`). A file swapped for a
+//! symlink is archived as the symlink; special files are never opened; an
+//! entry that vanishes is left out.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::io::{BufWriter, Read, Write};
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use tar::{EntryType, Header};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use tar::EntryType;
 
-use crate::error::{Error, Result, io_err};
-use crate::whiteout::{
-    OPAQUE_MARKER, WHITEOUT_PREFIX, XattrNamespace, is_overlay_xattr, is_whiteout, list_xattrs,
-    read_xattr,
-};
+use crate::error::{Error, Result, errno};
+use crate::root::dir_names;
+use crate::tarwrite::{EntryStat, TarWriter, whiteout_name};
+use crate::whiteout::{OPAQUE_MARKER, WHITEOUT_PREFIX, XattrNamespace, is_overlay_xattr};
 
 /// How [`write_diff`] reads an upper directory.
 #[derive(Clone, Debug, Default)]
@@ -37,343 +58,293 @@ pub struct DiffOptions {
 
 /// Write the OCI layer tar of the upper directory `upper` to `out`, and
 /// return `out` once the end-of-archive marker is written.
+///
+/// Fails with [`Error::UnrepresentableName`] for an entry named `.wh.*`
+/// that is not an overlay whiteout, and with [`Error::NeedsLowers`] for
+/// redirect or metacopy marks when no lowers are given.
 pub fn write_diff<W: Write>(upper: &Path, out: W, opts: &DiffOptions) -> Result<W> {
     let ns = XattrNamespace::for_userxattr(opts.userxattr);
     if !opts.lowers.is_empty() && crate::naive::needs_lowers(upper, ns)? {
         return crate::naive::write_naive_diff(upper, &opts.lowers, out);
     }
+    let root = open_dir_path(upper)?;
     let mut w = TarWriter::new(out);
-    w.tree(upper, ns)?;
+    tree(&mut w, root, upper, ns)?;
     w.finish()
 }
 
-/// Writes tar entries with a reused copy buffer.
-pub(crate) struct TarWriter<W: Write> {
-    out: BufWriter<W>,
-    buf: Vec<u8>,
-    /// First path seen of each inode with several links.
-    links: HashMap<(u64, u64), Vec<u8>>,
+/// Open the directory `path` for reading its entries.
+pub(crate) fn open_dir_path(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno("open", path))
 }
 
-impl<W: Write> TarWriter<W> {
-    pub(crate) fn new(out: W) -> Self {
-        TarWriter {
-            out: BufWriter::with_capacity(64 << 10, out),
-            buf: vec![0; 1 << 20],
-            links: HashMap::new(),
+/// Walk the directory open as `root` (at `path`, for errors) depth first
+/// in byte order, writing each entry. Only as many fds as the tree is deep
+/// are open at once.
+fn tree<W: Write>(
+    w: &mut TarWriter<W>,
+    root: OwnedFd,
+    path: &Path,
+    ns: XattrNamespace,
+) -> Result<()> {
+    struct Level {
+        fd: OwnedFd,
+        rel: Vec<u8>,
+        names: std::vec::IntoIter<OsString>,
+    }
+    let level = |fd: OwnedFd, rel: Vec<u8>| -> Result<Level> {
+        let mut names = dir_names(fd.as_fd()).map_err(errno("getdents", &display(path, &rel)))?;
+        names.sort();
+        Ok(Level {
+            fd,
+            rel,
+            names: names.into_iter(),
+        })
+    };
+    let mut stack = vec![level(root, Vec::new())?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.next() else {
+            stack.pop();
+            continue;
+        };
+        let rel = join(&top.rel, name.as_bytes());
+        let ctx = Ctx { root: path, ns };
+        if let Some(sub) = entry(w, top.fd.as_fd(), &name, &rel, &ctx)? {
+            stack.push(level(sub, rel)?);
         }
     }
+    Ok(())
+}
 
-    /// Walk `root` depth-first in byte order, writing each entry.
-    fn tree(&mut self, root: &Path, ns: XattrNamespace) -> Result<()> {
-        let mut stack = vec![(root.to_path_buf(), Vec::new())];
-        while let Some((dir, rel)) = stack.pop() {
-            let mut names: Vec<OsString> = std::fs::read_dir(&dir)
-                .map_err(io_err("readdir", &dir))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()
-                .map_err(io_err("readdir", &dir))?;
-            names.sort();
-            let mut subdirs = Vec::new();
-            for name in names {
-                let path = dir.join(&name);
-                let mut name_rel = rel.clone();
-                if !name_rel.is_empty() {
-                    name_rel.push(b'/');
-                }
-                name_rel.extend_from_slice(name.as_bytes());
-                if self.entry(&path, &name_rel, ns)? {
-                    subdirs.push((path, name_rel));
-                }
-            }
-            stack.extend(subdirs.into_iter().rev());
-        }
-        Ok(())
+/// Where the walk runs, for marks and error messages.
+pub(crate) struct Ctx<'a> {
+    /// The directory diffed.
+    pub(crate) root: &'a Path,
+    /// Where overlay keeps its marks.
+    pub(crate) ns: XattrNamespace,
+}
+
+/// One entry, opened with `O_PATH | O_NOFOLLOW` below its parent's fd.
+pub(crate) struct Opened {
+    pub(crate) fd: OwnedFd,
+    pub(crate) st: EntryStat,
+}
+
+/// Open `name` in `dir` without following it; `None` when it vanished.
+pub(crate) fn open_entry(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Option<Opened>> {
+    let fd = match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(errno("openat", path)(e)),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(errno("fstat", path))?;
+    Ok(Some(Opened {
+        fd,
+        st: EntryStat::from_stat(&st),
+    }))
+}
+
+/// Reopen an `O_PATH` fd for reading, as the same inode (through
+/// `/proc/self/fd`), and check it is still the inode examined.
+pub(crate) fn reopen(o: &Opened, flags: OFlags, path: &Path) -> Result<OwnedFd> {
+    let proc = format!("/proc/self/fd/{}", o.fd.as_raw_fd());
+    let fd = rustix::fs::open(
+        proc.as_str(),
+        flags | OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno("open", path))?;
+    let st = rustix::fs::fstat(&fd).map_err(errno("fstat", path))?;
+    if (st.st_dev, st.st_ino) != (o.st.dev, o.st.ino) || st.st_mode & libc::S_IFMT != o.st.kind() {
+        return Err(Error::ChangedDuringDiff {
+            path: path.to_path_buf(),
+            reason: "reopened a different inode",
+        });
     }
+    Ok(fd)
+}
 
-    /// Write the entry for `path` named `rel`; true if it is a directory to
-    /// descend into.
-    fn entry(&mut self, path: &Path, rel: &[u8], ns: XattrNamespace) -> Result<bool> {
-        let meta = std::fs::symlink_metadata(path).map_err(io_err("lstat", path))?;
-        if is_whiteout(&meta) {
-            let (parent, name) = split(rel);
-            let wh = [parent, WHITEOUT_PREFIX.as_bytes(), name].concat();
-            self.marker(&wh, &meta, 0o600)?;
-            return Ok(false);
-        }
-        let names = list_xattrs(path)?;
-        if names
-            .iter()
-            .any(|n| n == ns.redirect().as_bytes() || n == ns.metacopy().as_bytes())
-        {
-            return Err(Error::InvalidMount(format!(
-                "{} holds a redirect or metacopy xattr; pass DiffOptions::lowers to diff it",
-                path.display()
-            )));
-        }
-        let mut xattrs = Vec::new();
-        for n in names
-            .iter()
-            .filter(|n| !is_overlay_xattr(n) && n.as_slice() != b"security.selinux")
-        {
-            if let Some(v) = read_xattr(path, &String::from_utf8_lossy(n))? {
-                xattrs.push((n.clone(), v));
-            }
-        }
-        let ft = meta.file_type();
-        if meta.is_dir() {
-            let mut name = rel.to_vec();
-            name.push(b'/');
-            self.header(&name, &meta, EntryType::Directory, 0, None, &xattrs)?;
-            if names.iter().any(|n| n == ns.opaque().as_bytes())
-                && read_xattr(path, ns.opaque())?.is_some_and(|v| v == b"y")
-            {
-                let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
-                self.marker(&marker, &meta, meta.mode() & 0o7777)?;
-            }
-            return Ok(true);
-        }
-        if meta.nlink() > 1 {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.links.get(&key).cloned() {
-                self.header(rel, &meta, EntryType::Link, 0, Some(&first), &xattrs)?;
-                return Ok(false);
-            }
-            self.links.insert(key, rel.to_vec());
-        }
-        if ft.is_file() {
-            self.header(rel, &meta, EntryType::Regular, meta.size(), None, &xattrs)?;
-            self.content(path, meta.size())?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(path).map_err(io_err("readlink", path))?;
-            self.header(
-                rel,
-                &meta,
-                EntryType::Symlink,
+/// Write the entry `name` of `dir` (`rel` in the layer); the directory's
+/// fd when it is one to descend into.
+pub(crate) fn entry<W: Write>(
+    w: &mut TarWriter<W>,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    rel: &[u8],
+    ctx: &Ctx<'_>,
+) -> Result<Option<OwnedFd>> {
+    let path = display(ctx.root, rel);
+    let Some(o) = open_entry(dir, name, &path)? else {
+        return Ok(None);
+    };
+    let st = o.st;
+    if st.kind() == libc::S_IFCHR && st.rdev == 0 {
+        w.marker(&whiteout_name(rel), &st, 0o600)?;
+        return Ok(None);
+    }
+    if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        return Err(Error::UnrepresentableName { path });
+    }
+    let all = fd_xattrs(&o, &path)?;
+    if all
+        .iter()
+        .any(|(n, _)| n == ctx.ns.redirect().as_bytes() || n == ctx.ns.metacopy().as_bytes())
+    {
+        return Err(Error::NeedsLowers { path });
+    }
+    let opaque = all
+        .iter()
+        .any(|(n, v)| n == ctx.ns.opaque().as_bytes() && v == b"y");
+    let xattrs: Vec<_> = all
+        .into_iter()
+        .filter(|(n, _)| !is_overlay_xattr(n) && n.as_slice() != b"security.selinux")
+        .collect();
+    match st.kind() {
+        libc::S_IFDIR => {
+            let sub = reopen(&o, OFlags::DIRECTORY, &path)?;
+            w.header(
+                &[rel, b"/"].concat(),
+                &st,
+                EntryType::Directory,
                 0,
-                Some(target.as_os_str().as_bytes()),
+                None,
                 &xattrs,
             )?;
-        } else {
-            let kind = if ft.is_char_device() {
-                EntryType::Char
-            } else if ft.is_block_device() {
-                EntryType::Block
-            } else if ft.is_fifo() {
-                EntryType::Fifo
-            } else {
-                return Ok(false); // sockets are not archived
+            if opaque {
+                let marker = [rel, b"/", OPAQUE_MARKER.as_bytes()].concat();
+                w.opaque_marker(&marker, &st)?;
+            }
+            return Ok(Some(sub));
+        }
+        libc::S_IFSOCK => return Ok(None), // sockets are not archived
+        _ => {}
+    }
+    if let Some(first) = w.link_target(&st, rel) {
+        w.header(rel, &st, EntryType::Link, 0, Some(&first), &xattrs)?;
+        return Ok(None);
+    }
+    match st.kind() {
+        libc::S_IFREG => {
+            let file = std::fs::File::from(reopen(&o, OFlags::empty(), &path)?);
+            w.header(rel, &st, EntryType::Regular, st.size, None, &xattrs)?;
+            w.content(&file, st.size, &path)?;
+        }
+        libc::S_IFLNK => {
+            let target = rustix::fs::readlinkat(&o.fd, "", Vec::new())
+                .map_err(errno("readlinkat", &path))?;
+            let target = target.as_bytes();
+            w.header(rel, &st, EntryType::Symlink, 0, Some(target), &xattrs)?;
+        }
+        kind => {
+            let kind = match kind {
+                libc::S_IFCHR => EntryType::Char,
+                libc::S_IFBLK => EntryType::Block,
+                _ => EntryType::Fifo,
             };
-            self.header(rel, &meta, kind, 0, None, &xattrs)?;
+            w.header(rel, &st, kind, 0, None, &xattrs)?;
         }
-        Ok(false)
     }
-
-    /// Write the entry for `path` named `rel` (no overlay marks expected).
-    pub(crate) fn write_entry(&mut self, path: &Path, rel: &[u8]) -> Result<()> {
-        self.entry(path, rel, XattrNamespace::Trusted).map(|_| ())
-    }
-
-    /// A whiteout hiding `rel`: `.wh.NAME`, root-owned, mode 0600.
-    pub(crate) fn whiteout(&mut self, rel: &[u8]) -> Result<()> {
-        let (parent, name) = split(rel);
-        let mut h = Header::new_ustar();
-        h.set_mode(0o600);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_entry_type(EntryType::Regular);
-        h.set_size(0);
-        self.write_header(
-            h,
-            &[parent, WHITEOUT_PREFIX.as_bytes(), name].concat(),
-            None,
-            &[],
-        )
-    }
-
-    /// A whiteout or opaque marker: an empty regular file.
-    fn marker(&mut self, name: &[u8], meta: &std::fs::Metadata, mode: u32) -> Result<()> {
-        let mut h = Header::new_ustar();
-        h.set_mode(mode);
-        h.set_uid(meta.uid().into());
-        h.set_gid(meta.gid().into());
-        h.set_mtime(meta.mtime().max(0) as u64);
-        h.set_entry_type(EntryType::Regular);
-        h.set_size(0);
-        self.write_header(h, name, None, &[])
-    }
-
-    fn header(
-        &mut self,
-        name: &[u8],
-        meta: &std::fs::Metadata,
-        kind: EntryType,
-        size: u64,
-        link: Option<&[u8]>,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<()> {
-        let mut h = Header::new_ustar();
-        h.set_mode(meta.mode() & 0o7777);
-        h.set_uid(meta.uid().into());
-        h.set_gid(meta.gid().into());
-        h.set_mtime(meta.mtime().max(0) as u64);
-        h.set_entry_type(kind);
-        h.set_size(size);
-        if matches!(kind, EntryType::Char | EntryType::Block) {
-            let rdev = meta.rdev();
-            h.set_device_major(rustix::fs::major(rdev))
-                .map_err(Error::Write)?;
-            h.set_device_minor(rustix::fs::minor(rdev))
-                .map_err(Error::Write)?;
-        }
-        self.write_header(h, name, link, xattrs)
-    }
-
-    /// Fill in name and link (PAX records when they do not fit), write the
-    /// PAX header if any, then the entry's header.
-    fn write_header(
-        &mut self,
-        mut h: Header,
-        name: &[u8],
-        link: Option<&[u8]>,
-        xattrs: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<()> {
-        let mut pax: Vec<(Vec<u8>, &[u8])> = Vec::new();
-        if !set_name(&mut h, name) {
-            pax.push((b"path".to_vec(), name));
-        }
-        if let Some(link) = link {
-            if link.len() <= 100 {
-                h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
-            } else {
-                pax.push((b"linkpath".to_vec(), link));
-                h.as_old_mut().linkname[..100].copy_from_slice(&link[..100]);
-            }
-        }
-        for (k, v) in xattrs {
-            pax.push(([b"SCHILY.xattr.", k.as_slice()].concat(), v));
-        }
-        if !pax.is_empty() {
-            let mut data = Vec::new();
-            for (k, v) in &pax {
-                pax_record(&mut data, k, v);
-            }
-            let mut ph = Header::new_ustar();
-            ph.set_entry_type(EntryType::XHeader);
-            ph.set_size(data.len() as u64);
-            ph.set_mode(0o644);
-            ph.set_cksum();
-            self.out.write_all(ph.as_bytes()).map_err(Error::Write)?;
-            self.out.write_all(&data).map_err(Error::Write)?;
-            self.pad(data.len() as u64)?;
-        }
-        h.set_cksum();
-        self.out.write_all(h.as_bytes()).map_err(Error::Write)
-    }
-
-    /// Copy exactly `size` bytes of `path`, then pad to a block.
-    fn content(&mut self, path: &Path, size: u64) -> Result<()> {
-        let file = std::fs::File::open(path).map_err(io_err("open", path))?;
-        let mut src = file.take(size);
-        let mut copied = 0u64;
-        loop {
-            let n = src.read(&mut self.buf).map_err(io_err("read", path))?;
-            if n == 0 {
-                break;
-            }
-            self.out.write_all(&self.buf[..n]).map_err(Error::Write)?;
-            copied += n as u64;
-        }
-        if copied != size {
-            return Err(io_err("read", path)(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "file shrank while being archived",
-            )));
-        }
-        self.pad(size)
-    }
-
-    fn pad(&mut self, size: u64) -> Result<()> {
-        let rem = (size % 512) as usize;
-        if rem != 0 {
-            self.out
-                .write_all(&[0u8; 512][..512 - rem])
-                .map_err(Error::Write)?;
-        }
-        Ok(())
-    }
-
-    /// Write the end-of-archive marker and return the writer.
-    pub(crate) fn finish(mut self) -> Result<W> {
-        self.out.write_all(&[0u8; 1024]).map_err(Error::Write)?;
-        self.out
-            .into_inner()
-            .map_err(|e| Error::Write(e.into_error()))
-    }
+    Ok(None)
 }
 
-/// Store `name` in the ustar name (and prefix) fields, bytes as they are;
-/// false (and a truncated name) when it needs a PAX `path` record.
-fn set_name(h: &mut Header, name: &[u8]) -> bool {
-    if name.len() <= 100 {
-        h.as_old_mut().name[..name.len()].copy_from_slice(name);
-        return true;
-    }
-    let split = name[..name.len().min(156)]
-        .iter()
-        .rposition(|&b| b == b'/')
-        .filter(|&i| i > 0 && name.len() - i - 1 <= 100);
-    let Some(ustar) = h.as_ustar_mut() else {
-        return false;
+/// Write the entry at `path` (a merged view of ours) named `rel`; the
+/// directory's fd when it is one. Errors name `shown/rel` (the upper
+/// directory the view shows).
+pub(crate) fn write_path_entry<W: Write>(
+    w: &mut TarWriter<W>,
+    path: &Path,
+    rel: &[u8],
+    shown: &Path,
+) -> Result<Option<OwnedFd>> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().unwrap_or(OsStr::new("."));
+    let dir = open_dir_path(parent)?;
+    let ctx = Ctx {
+        root: shown,
+        ns: XattrNamespace::Trusted,
     };
-    match split {
-        Some(i) => {
-            ustar.prefix[..i].copy_from_slice(&name[..i]);
-            ustar.name[..name.len() - i - 1].copy_from_slice(&name[i + 1..]);
-            true
+    entry(w, dir.as_fd(), name, rel, &ctx)
+}
+
+/// The xattr names of an opened entry, read through `/proc/self/fd/N`: an
+/// `O_PATH` fd has no xattr calls of its own.
+pub(crate) fn fd_xattr_names(o: &Opened, path: &Path) -> Result<Vec<Vec<u8>>> {
+    let proc = format!("/proc/self/fd/{}", o.fd.as_raw_fd());
+    let proc = proc.as_str();
+    let mut buf = vec![0u8; 1024];
+    let n = loop {
+        match rustix::fs::listxattr(proc, &mut buf[..]) {
+            Ok(n) => break n,
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(Errno::RANGE) => {
+                let n = rustix::fs::listxattr(proc, &mut [0u8; 0][..])
+                    .map_err(errno("listxattr", path))?;
+                buf.resize(n.max(buf.len() * 2), 0);
+            }
+            Err(e) => return Err(errno("listxattr", path)(e)),
         }
-        None => {
-            ustar.name.copy_from_slice(&name[..100]);
-            false
+    };
+    Ok(buf[..n]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// The xattrs of an opened entry (names and values), sorted.
+pub(crate) fn fd_xattrs(o: &Opened, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let proc = format!("/proc/self/fd/{}", o.fd.as_raw_fd());
+    let proc = proc.as_str();
+    let mut out = Vec::new();
+    for name in fd_xattr_names(o, path)? {
+        let name = name.as_slice();
+        let mut val = vec![0u8; 256];
+        loop {
+            match rustix::fs::getxattr(proc, OsStr::from_bytes(name), &mut val[..]) {
+                Ok(n) => {
+                    val.truncate(n);
+                    out.push((name.to_vec(), val));
+                    break;
+                }
+                // Removed since it was listed.
+                Err(Errno::NODATA) => break,
+                Err(Errno::RANGE) => {
+                    let n = rustix::fs::getxattr(proc, OsStr::from_bytes(name), &mut [0u8; 0][..])
+                        .map_err(errno("getxattr", path))?;
+                    val.resize(n.max(val.len() * 2), 0);
+                }
+                Err(e) => return Err(errno("getxattr", path)(e)),
+            }
         }
     }
+    out.sort();
+    Ok(out)
 }
 
-/// One PAX record: `<len> <key>=<value>\n`, the length counting itself.
-fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    let rest = key.len() + value.len() + 3;
-    let mut len = rest + 1;
-    while len != rest + len.to_string().len() {
-        len = rest + len.to_string().len();
-    }
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(key);
-    out.push(b'=');
-    out.extend_from_slice(value);
-    out.push(b'\n');
-}
-
-fn split(rel: &[u8]) -> (&[u8], &[u8]) {
-    match rel.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&rel[..=i], &rel[i + 1..]),
-        None => (&b""[..], rel),
+/// `root/rel`, for messages.
+pub(crate) fn display(root: &Path, rel: &[u8]) -> PathBuf {
+    if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(OsStr::from_bytes(rel))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_record_length_counts_itself() {
-        let mut v = Vec::new();
-        pax_record(&mut v, b"path", b"a");
-        assert_eq!(v, b"9 path=a\n");
-        let mut v = Vec::new();
-        pax_record(&mut v, b"path", &[b'x'; 92]);
-        assert_eq!(&v[..4], b"102 ");
-        assert_eq!(v.len(), 102);
+/// `rel/name`, or `name` at the top.
+pub(crate) fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() {
+        name.to_vec()
+    } else {
+        [rel, b"/", name].concat()
     }
 }

@@ -17,7 +17,11 @@
 //! `get`, `put`, `remove` and the stale-mount cleanup of [`Driver::open`]
 //! serialise on an exclusive `flock` of `<home>/<id>/diff`. The last `put`
 //! in any process (no shared lock left) unmounts; a process that dies drops
-//! its locks with its fds, so its mounts count as stale.
+//! its locks with its fds, so its mounts count as stale. `get` marks the
+//! layer with an empty file `<home>/<id>/mount-get` (removed by the last
+//! `put`), and `open` detaches only stale mounts that carry it: a `merged`
+//! mount without it was made by someone else (a dockerd sharing the
+//! data-root) and is left alone. Docker ignores the file.
 //!
 //! A mount that must outlive the process that made it (a container's root
 //! file system) is made by [`Driver::get_owned`] instead: it is owned by a
@@ -65,8 +69,8 @@ impl Driver {
     /// filesystem (removing probe directories left by processes killed while
     /// probing), creates `l/`, restores missing short links and detaches
     /// stale mounts left under `<home>/*/merged` by processes that are gone
-    /// (mounts that a live driver holds, and mounts owned by a
-    /// `mount-owner` record, are left alone).
+    /// (mounts that a live driver holds, mounts owned by a `mount-owner`
+    /// record, and mounts no dunnage `get` made, are left alone).
     pub fn open(home: &Path) -> Result<Driver> {
         mkdir_mode(home, 0o710, true)?;
         crate::probe::check_backing_fs(home)?;
@@ -79,8 +83,12 @@ impl Driver {
         for m in mounts_below(home)? {
             if let Some(layer) = m.parent().filter(|_| m.ends_with("merged")) {
                 let _mutex = lock_layer(layer)?;
-                if !has_holders(layer)? && !crate::owned::is_owned(layer) {
+                // Only a mount a dunnage `get` made (its marker file is
+                // there) can be stale; any other mount belongs to someone
+                // else, such as a dockerd sharing this data-root.
+                if is_get_mount(layer) && !has_holders(layer)? && !crate::owned::is_owned(layer) {
                     let _ = unmount(&m);
+                    let _ = std::fs::remove_file(layer.join(GET_MARKER));
                 }
             }
         }
@@ -285,6 +293,8 @@ impl Driver {
         flock(&holder, FlockOperation::LockShared, &dir)?;
         if let Some(m) = &m {
             mkdir_mode(&m.target, 0o700, true)?;
+            let marker = dir.join(GET_MARKER);
+            std::fs::write(&marker, b"").map_err(io_err("write", &marker))?;
             if !crate::mount::is_mount_point(&m.target)? {
                 m.mount()?;
             }
@@ -321,6 +331,7 @@ impl Driver {
             if crate::mount::is_mount_point(&merged)? {
                 unmount(&merged)?;
             }
+            let _ = std::fs::remove_file(dir.join(GET_MARKER));
             match std::fs::remove_dir(&merged) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -559,6 +570,15 @@ pub(crate) fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
     };
     flock(&fd, FlockOperation::LockExclusive, &diff)?;
     Ok(Some(fd))
+}
+
+/// The marker file `<home>/<id>/mount-get`: present while a [`Driver::get`]
+/// depends on the layer's `merged` mount, so that [`Driver::open`] detaches
+/// only mounts that dunnage made and every holder of which is gone.
+const GET_MARKER: &str = "mount-get";
+
+fn is_get_mount(layer: &Path) -> bool {
+    layer.join(GET_MARKER).symlink_metadata().is_ok()
 }
 
 /// Whether some driver (in any process) holds a shared lock on `layer`,

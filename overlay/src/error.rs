@@ -4,16 +4,16 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate.
 ///
-/// Variants carry the path, syscall or archive entry involved, so that a
+/// Variants carry the path, operation or archive entry involved, so that a
 /// one-line message tells a person what failed where.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A system call on a path failed.
-    #[error("{syscall} {path}: {source}")]
+    #[error("{op} {path}: {source}")]
     Io {
-        /// The system call (or operation) that failed.
-        syscall: &'static str,
+        /// The operation that failed (a system call's name, mostly).
+        op: &'static str,
         /// The path it acted on.
         path: PathBuf,
         /// The kernel's answer.
@@ -76,6 +76,33 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An upper directory holds a name a layer cannot carry: a file or
+    /// directory named `.wh.*` that is not an overlay whiteout would be
+    /// read as a whiteout (or opaque marker) when the layer is applied.
+    #[error(
+        "{path}: a layer cannot hold a name starting with .wh. (it would be read as a whiteout)"
+    )]
+    UnrepresentableName {
+        /// The entry, below the directory diffed.
+        path: PathBuf,
+    },
+    /// An upper directory holds `redirect_dir` or `metacopy` marks (its
+    /// content lives partly in the lowers) and no lowers were given to diff
+    /// it against ([`DiffOptions::lowers`](crate::DiffOptions::lowers)).
+    #[error("{path} holds a redirect or metacopy xattr; pass DiffOptions::lowers to diff it")]
+    NeedsLowers {
+        /// The entry with the mark.
+        path: PathBuf,
+    },
+    /// An entry changed while it was being archived (a file shrank, or a
+    /// reopened entry is no longer the inode examined).
+    #[error("{path} changed while it was archived: {reason}")]
+    ChangedDuringDiff {
+        /// The entry.
+        path: PathBuf,
+        /// What changed.
+        reason: &'static str,
+    },
     /// An overlay2 layer is still mounted or used.
     #[error("layer {0} is in use")]
     Busy(String),
@@ -84,40 +111,40 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Attach a syscall name and a path to an I/O error (the path is copied
+/// Attach an operation name and a path to an I/O error (the path is copied
 /// only when there is an error).
 pub(crate) fn io_err<'a, P: AsRef<std::path::Path> + ?Sized>(
-    syscall: &'static str,
+    op: &'static str,
     path: &'a P,
 ) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
-        syscall,
+        op,
         path: path.as_ref().to_path_buf(),
         source,
     }
 }
 
-/// Attach a syscall name and a path to a rustix errno.
+/// Attach an operation name and a path to a rustix errno.
 pub(crate) fn errno<'a, P: AsRef<std::path::Path> + ?Sized>(
-    syscall: &'static str,
+    op: &'static str,
     path: &'a P,
 ) -> impl FnOnce(rustix::io::Errno) -> Error + 'a {
     move |e| Error::Io {
-        syscall,
+        op,
         path: path.as_ref().to_path_buf(),
         source: e.into(),
     }
 }
 
-/// Attach a syscall name and `root/rel` to a rustix errno.
+/// Attach an operation name and `root/rel` to a rustix errno.
 pub(crate) fn errno_at<'a>(
-    syscall: &'static str,
+    op: &'static str,
     root: &'a std::path::Path,
     rel: &'a [u8],
 ) -> impl FnOnce(rustix::io::Errno) -> Error + 'a {
     use std::os::unix::ffi::OsStrExt;
     move |e| Error::Io {
-        syscall,
+        op,
         path: root.join(std::ffi::OsStr::from_bytes(rel)),
         source: e.into(),
     }

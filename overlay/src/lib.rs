@@ -13,8 +13,8 @@
 //! | [`probe`] | overlay's availability and features, backing filesystem checks |
 //! | [`whiteout`] | whiteouts, opaque directories, redirects; `.wh.` names |
 //! | [`apply`] | layer tar -> directory, with path safety |
-//! | [`diff`] | directory -> layer tar |
-//! | [`mod@changes`] | `A`/`C`/`D` changes of an upper directory |
+//! | [`diff`] | directory -> layer tar, walked by directory fds (safe against a writer changing it) |
+//! | [`mod@changes`] | `A`/`C`/`D` changes of an upper directory, as `docker diff` lists them plus the xattr-only and same-size edits it misses |
 //! | [`size`] | Docker's size rule |
 //! | [`driver`] | the overlay2 driver directory |
 //! | [`owned`] | driver mounts owned by a record on disk; mount queries |
@@ -57,6 +57,7 @@ pub mod size;
 mod sparse;
 mod tarmeta;
 mod tarread;
+mod tarwrite;
 pub mod whiteout;
 mod written;
 

@@ -523,12 +523,12 @@ fn kernel_log(fs: &OwnedFd) -> String {
 
 fn config_error(fs: &OwnedFd, path: &Path, e: Errno) -> Error {
     let log = kernel_log(fs);
-    let syscall = "fsconfig";
+    let op = "fsconfig";
     if log.is_empty() {
-        errno(syscall, path)(e)
+        errno(op, path)(e)
     } else {
         Error::Io {
-            syscall,
+            op,
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::Error::from(e).kind(), format!("{e} ({log})")),
         }

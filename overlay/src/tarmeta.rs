@@ -163,9 +163,15 @@ impl EntryMeta {
         let old = header.as_old();
         let mut uid = or_zero(&old.uid, header.uid()).map_err(|e| bad("uid", e))?;
         let mut gid = or_zero(&old.gid, header.gid()).map_err(|e| bad("gid", e))?;
-        let mtime = or_zero(&old.mtime, header.mtime()).map_err(|e| bad("mtime", e))?;
+        let mtime = match base256(&old.mtime) {
+            Some(t) => t.ok_or_else(|| bad_entry(path, "bad mtime: base-256 overflow"))?,
+            None => {
+                let t = or_zero(&old.mtime, header.mtime()).map_err(|e| bad("mtime", e))?;
+                i64::try_from(t).map_err(|_| bad_entry(path, "bad mtime: out of range"))?
+            }
+        };
         let mut mtime = Timespec {
-            tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+            tv_sec: mtime,
             tv_nsec: 0,
         };
         let mut atime = None;
@@ -245,6 +251,31 @@ fn or_zero(field: &[u8], parsed: std::io::Result<u64>) -> std::io::Result<u64> {
     }
 }
 
+/// A GNU base-256 numeric field (first byte's top bit set), signed as GNU
+/// tar writes times before 1970; `None` when the field is octal, `Some(None)`
+/// when the value does not fit an `i64`.
+fn base256(field: &[u8]) -> Option<Option<i64>> {
+    let first = *field.first()?;
+    if first & 0x80 == 0 {
+        return None;
+    }
+    let negative = first & 0x40 != 0;
+    let inv = if negative { 0xff } else { 0 };
+    let mut x: u64 = 0;
+    for (i, &b) in field.iter().enumerate() {
+        let mut c = b ^ inv;
+        if i == 0 {
+            c &= 0x7f;
+        }
+        if x >> 56 != 0 {
+            return Some(None);
+        }
+        x = x << 8 | u64::from(c);
+    }
+    let x = i64::try_from(x).ok();
+    Some(if negative { x.map(|v| !v) } else { x })
+}
+
 fn parse_u64(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
@@ -310,6 +341,26 @@ mod tests {
         assert_eq!(m.times().last_modification.tv_sec, 0);
         h.as_old_mut().uid = *b"12x4567\0";
         assert!(EntryMeta::parse(&h, &ext, b"f").is_err());
+    }
+
+    #[test]
+    fn base256_times_are_signed() {
+        let mut f = [0u8; 12];
+        f[0] = 0x80;
+        f[11] = 5;
+        assert_eq!(base256(&f), Some(Some(5)));
+        let mut f = [0xffu8; 12];
+        f[11] = 0xff;
+        assert_eq!(base256(&f), Some(Some(-1)));
+        // -315619200 as GNU tar writes it.
+        let v = (-315_619_200i64).to_be_bytes();
+        let mut f = [0xffu8; 12];
+        f[4..].copy_from_slice(&v);
+        assert_eq!(base256(&f), Some(Some(-315_619_200)));
+        assert_eq!(base256(b"00000000000\0"), None);
+        let mut f = [0x7fu8; 12];
+        f[0] = 0x80;
+        assert_eq!(base256(&f), Some(None));
     }
 
     #[test]

@@ -134,6 +134,25 @@ fn open_repairs_links_and_detaches_stale_mounts() {
 }
 
 #[test]
+fn open_leaves_a_merged_mount_it_did_not_make_alone() {
+    // A dockerd sharing the data-root mounts `<id>/merged` for a running
+    // container: no dunnage process holds it, yet it is not stale.
+    require_root!();
+    let t = TempDir::new("drv-foreign").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    d.create("rw", Some("base")).unwrap();
+    let m = d.mount_description("rw").unwrap().unwrap();
+    std::fs::create_dir_all(&m.target).unwrap();
+    m.mount().unwrap();
+    drop(d);
+    let _d = Driver::open(&home).unwrap();
+    assert!(is_mount_point(&home.join("rw/merged")).unwrap());
+    dunnage_overlay::unmount(&home.join("rw/merged")).unwrap();
+}
+
+#[test]
 fn a_chain_of_128_layers_mounts_with_mount2_through_the_short_links() {
     require_root!();
     let t = TempDir::new("drv-chain128").unwrap();

@@ -40,7 +40,7 @@ fi
 benches=()
 if [ "${VM_BENCH:-0}" = 1 ]; then
   echo "tests/vm: building benches/cgroup_lifecycle" >&2
-  mapfile -t benches < <(cargo bench --bench cgroup_lifecycle --no-run --message-format=json 2>/dev/null |
+  mapfile -t benches < <(cargo bench -p dunnage-benches --bench cgroup_lifecycle --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
   if [ "${#benches[@]}" -eq 0 ]; then
     echo "tests/vm: VM_BENCH=1 but the cgroup_lifecycle bench did not build" >&2

@@ -13,15 +13,48 @@
 //! dunnage [--root DIR] layers
 //! dunnage [--root DIR] mount IMAGE DIR
 //! dunnage [--root DIR] umount DIR
+//! dunnage [--root DIR] pull [--platform OS/ARCH[/VARIANT]] [-q] REF
+//! dunnage [--root DIR] push [--zstd] [--chunk BYTES] REF
+//! dunnage login -u USER [--password-stdin] [REGISTRY]
+//! dunnage logout [REGISTRY]
+//! dunnage [--root DIR] info
+//!
+//! dunnage [--root DIR] run|create [OPTIONS] IMAGE [COMMAND [ARG...]]
+//! dunnage [--root DIR] start [-a] [-i] CONTAINER...
+//! dunnage [--root DIR] ps [-a] [-q] [--no-trunc]
+//! dunnage [--root DIR] exec [-d -i -t -u USER -w DIR -e K=V] CONTAINER CMD...
+//! dunnage [--root DIR] logs [-f] CONTAINER
+//! dunnage [--root DIR] stop [-t SECONDS] | kill [-s SIGNAL] | rm [-f] CONTAINER...
+//! dunnage [--root DIR] pause | unpause | wait CONTAINER...
+//! dunnage [--root DIR] stats --no-stream [CONTAINER...]
+//! dunnage [--root DIR] top CONTAINER [ps OPTIONS]
+//! dunnage [--root DIR] update [-m -–memory-swap --cpus -c --cpuset-cpus --pids-limit] CONTAINER...
+//! dunnage [--root DIR] commit [-c CHANGE] [-m MESSAGE] CONTAINER [REF]
+//! dunnage [--root DIR] export [-o FILE] CONTAINER
 //! dunnage [--root DIR] system check [--repair]
 //! ```
+//! Registries on localhost and 127.0.0.0/8 are reached over plain HTTP;
+//! `DUNNAGE_INSECURE_REGISTRIES` and `DUNNAGE_REGISTRY_MIRRORS` (comma
+//! separated) add others and Docker Hub mirrors. Credentials live in
+//! docker's `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`).
 //! `--root` defaults to `/var/lib/dunnage`; pointed at a stopped dockerd's
 //! data-root it lists and exports that daemon's images. Errors print one
-//! line and exit with status 1. `system check` prints one line per problem
-//! and exits with status 1 when it found any (with `--repair`: when any is
-//! left after repairing).
+//! line; image verbs exit with status 1; container verbs with docker's
+//! codes (125 when `run` cannot make the container, 126 and 127 when its
+//! program cannot be run, the process's own code otherwise). The `run`
+//! options are docker's (see `run.rs`); the network defaults to `none`.
+//! Detached containers (`run -d`, `create`) are held by a monitor, which
+//! is this same program started with `--dunnage-monitor`. `system check` prints one line per
+//! problem and exits with status 1 when it found any (with `--repair`: when
+//! any is left after repairing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod flags;
+mod format;
+mod inspect;
+mod registry;
+mod run;
+mod verbs;
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -34,15 +67,18 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|system check ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|system check ...";
 
 fn main() -> ExitCode {
+    // A detached container's monitor is this program run again.
+    dunnage::container::monitor::run_if_monitor();
     // Paths are bytes: arguments stay `OsString`s; only image names,
     // references and flags that are text are decoded, with an error (not
     // a panic) when they are not UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("dunnage: {e}");
             ExitCode::FAILURE
@@ -128,7 +164,7 @@ impl Args {
     }
 }
 
-fn run(mut args: Vec<OsString>) -> Res {
+fn run(mut args: Vec<OsString>) -> Res<u8> {
     let mut root = PathBuf::from("/var/lib/dunnage");
     while args
         .first()
@@ -148,43 +184,72 @@ fn run(mut args: Vec<OsString>) -> Res {
         return Err(USAGE.into());
     };
     let rest = &args[1..];
-    match text(&cmd)? {
+    let verb = text(&cmd)?;
+    // Container verbs take text arguments (names, flags, commands); the
+    // image verbs keep paths as bytes.
+    if verbs::VERBS.contains(&verb) {
+        let words: Vec<String> = rest
+            .iter()
+            .map(|a| text(a).map(str::to_string))
+            .collect::<Res<_>>()?;
+        let store = match dunnage::container::ContainerStore::open(&root) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("dunnage: {e}");
+                return Ok(125);
+            }
+        };
+        return Ok(match verbs::dispatch(&store, verb, &words) {
+            Some(Ok(code)) => code,
+            Some(Err(fail)) => {
+                eprintln!("dunnage: {}", fail.msg);
+                fail.code
+            }
+            None => 1,
+        });
+    }
+    image_verb(&root, verb, rest).map(|()| 0)
+}
+
+/// The image verbs (and `inspect`, of containers and images).
+fn image_verb(root: &Path, verb: &str, rest: &[OsString]) -> Res {
+    match verb {
         "load" => load(
-            &root,
+            root,
             &Args::parse(rest, &["-i", "--input"], &["-q", "--quiet"])?,
         ),
-        "save" => save(&root, &Args::parse(rest, &["-o", "--output"], &["--oci"])?),
+        "save" => save(root, &Args::parse(rest, &["-o", "--output"], &["--oci"])?),
         "import" => import(
-            &root,
+            root,
             &Args::parse(rest, &["-c", "--change", "-m", "--message"], &[])?,
         ),
         "images" => images(
-            &root,
+            root,
             &Args::parse(rest, &[], &["-q", "--quiet", "--no-trunc", "-a", "--all"])?,
         ),
         "history" => history(
-            &root,
+            root,
             &Args::parse(rest, &[], &["--no-trunc", "-H", "--human"])?,
         ),
-        "inspect" => inspect(&root, &Args::parse(rest, &[], &[])?),
+        "inspect" => inspect(root, &Args::parse(rest, &[], &[])?),
         "tag" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage tag")?;
-            ImageStore::open(&root)?.tag(text(&r[0])?, text(&r[1])?)?;
+            ImageStore::open(root)?.tag(text(&r[0])?, text(&r[1])?)?;
             Ok(())
         }
-        "rmi" => rmi(&root, &Args::parse(rest, &[], &["-f", "--force"])?),
+        "rmi" => rmi(root, &Args::parse(rest, &[], &["-f", "--force"])?),
         "prune" => {
-            for id in ImageStore::open(&root)?.prune()? {
+            for id in ImageStore::open(root)?.prune()? {
                 println!("deleted: {id}");
             }
             Ok(())
         }
-        "layers" => layers(&root),
+        "layers" => layers(root),
         "mount" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage mount")?;
-            let store = ImageStore::open(&root)?;
+            let store = ImageStore::open(root)?;
             let id = store.resolve(text(&r[0])?)?;
             store.mount(&id, Path::new(&r[1]))?;
             Ok(())
@@ -192,10 +257,22 @@ fn run(mut args: Vec<OsString>) -> Res {
         "umount" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(1, "dunnage umount")?;
-            ImageStore::open(&root)?.unmount(Path::new(&r[0]))?;
+            ImageStore::open(root)?.unmount(Path::new(&r[0]))?;
             Ok(())
         }
-        "system" => system(&root, rest),
+        "pull" => registry::pull(
+            root,
+            &Args::parse(rest, &["--platform"], &["-q", "--quiet"])?,
+        ),
+        "push" => registry::push(root, &Args::parse(rest, &["--chunk"], &["--zstd"])?),
+        "login" => registry::login(&Args::parse(
+            rest,
+            &["-u", "--username", "-p", "--password"],
+            &["--password-stdin"],
+        )?),
+        "logout" => registry::logout(&Args::parse(rest, &[], &[])?),
+        "info" => registry::info(root),
+        "system" => system(root, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -354,34 +431,9 @@ fn import(root: &Path, a: &Args) -> Res {
     Ok(())
 }
 
-/// Print rows in columns like Go's tabwriter as the docker CLI sets it up
-/// (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: a column is its widest
-/// cell plus 3 spaces, and at least 10 wide).
+/// Print rows in docker's table layout ([`format::table`]).
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for w in &mut widths {
-        *w = (*w + 3).max(10) - 3;
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        let last = cells.len() - 1;
-        for (i, c) in cells.iter().enumerate() {
-            s.push_str(c);
-            if i < last {
-                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(header.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
+    print!("{}", format::table(header, rows));
 }
 
 fn since(created: Option<&str>) -> String {
@@ -481,8 +533,17 @@ fn inspect(root: &Path, a: &Args) -> Res {
         return Err("\"dunnage inspect\" requires at least 1 argument".into());
     }
     let store = ImageStore::open_read_only(root)?;
+    // Like docker: a container of that name or ID first, then an image.
+    let containers = dunnage::container::state::containers_dir(root)
+        .is_dir()
+        .then(|| dunnage::container::ContainerStore::open(root).ok())
+        .flatten();
     let mut out = Vec::new();
     for name in a.texts()? {
+        if let Some(h) = containers.as_ref().and_then(|c| c.get(name).ok()) {
+            out.push(inspect::container(root, &h));
+            continue;
+        }
         out.push(store.inspect(&store.resolve(name)?)?);
     }
     let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();

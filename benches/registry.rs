@@ -1,0 +1,205 @@
+//! `dunnage pull` / `dunnage push` (examples/dunnage.rs) against `docker
+//! pull` / `docker push` of a private dockerd, with a local
+//! `docker-registry` on 127.0.0.1, one run each.
+//!
+//! ```text
+//! cargo build --release --example dunnage && cargo bench -p dunnage-benches --bench registry
+//! ```
+//! The image: 3 layers of incompressible files, about 370 MB in all
+//! (`DUNNAGE_BENCH_MB` sets the size), pushed to the registry by skopeo.
+//! `pull` goes into an empty store (ours) or a fresh private dockerd;
+//! `push` sends the pulled image to a new repository of the same
+//! registry. Needs root, dockerd, skopeo and docker-registry.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dunnage::layerstore::Digest;
+use dunnage_testsupport::{Dockerd, TempDir, example_binary};
+
+/// xorshift64* noise: layers that do not compress.
+fn noise(state: &mut u64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        let v = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+}
+
+/// A layer tar of about `bytes` bytes in files of 1 MiB.
+fn layer(index: usize, bytes: usize, state: &mut u64) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::with_capacity(bytes + (1 << 20)));
+    let mut data = vec![0u8; 1 << 20];
+    for n in 0..bytes.div_ceil(data.len()) {
+        noise(state, &mut data);
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, format!("l{index}/f{n}"), &data[..])
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A docker-archive of a 3-layer image of `total` bytes.
+fn make_archive(path: &Path, total: usize) {
+    let mut state = 0x1234_5678_9abc_def1u64;
+    let mut out = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut diff_ids = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..3 {
+        let l = layer(i, total / 3, &mut state);
+        diff_ids.push(format!("\"{}\"", Digest::sha256_of(&l)));
+        let name = format!("l{i}/layer.tar");
+        append(&mut out, &name, &l);
+        names.push(format!("\"{name}\""));
+    }
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let cfg = format!("{}.json", Digest::sha256_of(config.as_bytes()).hex());
+    append(&mut out, &cfg, config.as_bytes());
+    let manifest = format!(
+        r#"[{{"Config":"{cfg}","RepoTags":["bench/big:1"],"Layers":[{}]}}]"#,
+        names.join(",")
+    );
+    append(&mut out, "manifest.json", manifest.as_bytes());
+    out.into_inner().unwrap().flush().unwrap();
+}
+
+fn append(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// A docker-registry on a free port of 127.0.0.1, storage in `dir`.
+fn registry(dir: &Path) -> (Child, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "registry did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (cargo test) is a no-op.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    if !dunnage_testsupport::privileged() {
+        eprintln!("registry bench: needs root");
+        return;
+    }
+    let mb: usize = std::env::var("DUNNAGE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(370);
+    let dir = TempDir::new("bench-registry").unwrap();
+    let archive = dir.join("big.tar");
+    make_archive(&archive, mb << 20);
+    std::fs::create_dir_all(dir.join("registry")).unwrap();
+    let (mut reg, addr) = registry(&dir.join("registry"));
+    let image = format!("{addr}/bench/big:1");
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--insecure-policy",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{image}")));
+    std::fs::remove_file(&archive).unwrap();
+    let dunnage = example_binary("dunnage");
+    let root = dir.join("store");
+
+    let ours_pull = time(|| {
+        run(Command::new(&dunnage)
+            .arg("--root")
+            .arg(&root)
+            .args(["pull", "-q", &image]))
+    });
+    let d = Dockerd::start("bench-registry").unwrap();
+    let docker_pull = time(|| run(d.docker().args(["pull", "-q", &image])));
+
+    let ours_target = format!("{addr}/bench/ours:1");
+    let docker_target = format!("{addr}/bench/docker:1");
+    run(Command::new(&dunnage)
+        .arg("--root")
+        .arg(&root)
+        .args(["tag", &image, &ours_target]));
+    run(d.docker().args(["tag", &image, &docker_target]));
+    let ours_push = time(|| {
+        run(Command::new(&dunnage)
+            .arg("--root")
+            .arg(&root)
+            .args(["push", &ours_target]))
+    });
+    let docker_push = time(|| run(d.docker().args(["push", &docker_target])));
+    drop(d);
+    let _ = reg.kill();
+    let _ = reg.wait();
+
+    println!("registry: {mb} MB, 3 layers, one run each");
+    for (what, ours, theirs) in [
+        ("pull", ours_pull, docker_pull),
+        ("push", ours_push, docker_push),
+    ] {
+        println!(
+            "{what}: dunnage {:.2} s, docker {:.2} s, ratio {:.2}x",
+            ours.as_secs_f64(),
+            theirs.as_secs_f64(),
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+}

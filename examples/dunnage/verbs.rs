@@ -1,0 +1,584 @@
+//! The container verbs after `run`/`create`: `start ps exec logs stop
+//! kill rm pause unpause stats top wait update commit export`, with
+//! docker's flags, columns and exit codes. Each one works on a container
+//! found in the store by name, ID or ID prefix, from any process.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, SystemTime};
+
+use dunnage::container::spec::signal_number;
+use dunnage::container::{ContainerStore, Error, ExecOptions, StdioMode};
+
+use crate::flags::{self, Flag, Parsed, f, invalid, parse};
+use crate::format;
+
+/// A failed verb: what to print and the exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub msg: String,
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail {
+            code: 1,
+            msg: format!("Error response from daemon: {e}"),
+        }
+    }
+}
+
+impl From<flags::Usage> for Fail {
+    fn from(u: flags::Usage) -> Fail {
+        Fail {
+            code: 125,
+            msg: u.0,
+        }
+    }
+}
+
+impl From<std::io::Error> for Fail {
+    fn from(e: std::io::Error) -> Fail {
+        Fail {
+            code: 1,
+            msg: e.to_string(),
+        }
+    }
+}
+
+type Out = Result<u8, Fail>;
+
+fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
+    if p.rest.len() < n {
+        return Err(flags::Usage(format!(
+            "\"dunnage {verb}\" requires at least {n} argument{}",
+            if n == 1 { "" } else { "s" }
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The container verbs [`dispatch`] runs.
+pub const VERBS: [&str; 18] = [
+    "run",
+    "create",
+    "start",
+    "ps",
+    "exec",
+    "logs",
+    "stop",
+    "kill",
+    "rm",
+    "pause",
+    "unpause",
+    "wait",
+    "stats",
+    "top",
+    "update",
+    "commit",
+    "export",
+    "container",
+];
+
+/// Run container verb `verb`; `None` when it is not one.
+pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<Out> {
+    let p = |table: &[Flag], stop| parse(args, table, stop).map_err(Fail::from);
+    Some(match verb {
+        "run" => p(crate::run::RUN_FLAGS, true).and_then(|p| crate::run::run(store, &p)),
+        "create" => p(crate::run::RUN_FLAGS, true).and_then(|p| crate::run::create(store, &p)),
+        "start" => p(
+            &[f('a', "attach", false), f('i', "interactive", false)],
+            false,
+        )
+        .and_then(|p| start(store, &p)),
+        "ps" => p(
+            &[
+                f('a', "all", false),
+                f('q', "quiet", false),
+                f('\0', "no-trunc", false),
+            ],
+            false,
+        )
+        .and_then(|p| ps(store, &p)),
+        "exec" => p(
+            &[
+                f('d', "detach", false),
+                f('i', "interactive", false),
+                f('t', "tty", false),
+                f('u', "user", true),
+                f('w', "workdir", true),
+                f('e', "env", true),
+            ],
+            true,
+        )
+        .and_then(|p| exec(store, &p)),
+        "logs" => p(&[f('f', "follow", false)], false).and_then(|p| logs(store, &p)),
+        "stop" => p(&[f('t', "time", true)], false).and_then(|p| stop(store, &p)),
+        "kill" => p(&[f('s', "signal", true)], false).and_then(|p| kill(store, &p)),
+        "rm" => p(&[f('f', "force", false)], false).and_then(|p| rm(store, &p)),
+        "pause" | "unpause" => p(&[], false).and_then(|p| pause(store, &p, verb == "pause")),
+        "wait" => p(&[], false).and_then(|p| wait(store, &p)),
+        "stats" => p(&[f('\0', "no-stream", false)], false).and_then(|p| stats(store, &p)),
+        "top" => p(&[], true).and_then(|p| top(store, &p)),
+        "update" => p(&UPDATE_FLAGS, false).and_then(|p| update(store, &p)),
+        "commit" => p(&[f('c', "change", true), f('m', "message", true)], false)
+            .and_then(|p| commit(store, &p)),
+        "export" => p(&[f('o', "output", true)], false).and_then(|p| export(store, &p)),
+        "container" => {
+            let (sub, rest) = args.split_first()?;
+            return dispatch(store, sub, rest);
+        }
+        _ => return None,
+    })
+}
+
+fn start(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "start")?;
+    for key in &p.rest {
+        let mut h = store.get(key)?;
+        h.start()?;
+        if p.on("attach") {
+            let code = follow_log(store, key, true)?;
+            return Ok(code);
+        }
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn ps(store: &ContainerStore, p: &Parsed) -> Out {
+    let mut list = store.list()?;
+    list.sort_by(|a, b| b.state.created_at.cmp(&a.state.created_at));
+    let now = SystemTime::now();
+    let no_trunc = p.on("no-trunc");
+    let mut rows = Vec::new();
+    for c in &list {
+        let status = c.status.to_string();
+        if !(p.on("all") || status == "running" || status == "paused") {
+            continue;
+        }
+        let id = if no_trunc {
+            c.spec.id.clone()
+        } else {
+            c.spec.short_id().to_string()
+        };
+        if p.on("quiet") {
+            println!("{id}");
+            continue;
+        }
+        let image = c
+            .spec
+            .image_name
+            .clone()
+            .or_else(|| c.spec.image.clone())
+            .unwrap_or_default();
+        rows.push(vec![
+            id,
+            image,
+            format::ps_command(&c.spec.argv, no_trunc),
+            dunnage::image::time::parse_rfc3339(&c.state.created_at).map_or_else(
+                || "N/A".to_string(),
+                |t| dunnage::image::time::human_since(t, now),
+            ),
+            format::ps_status(
+                &status,
+                c.state.started_at.as_deref(),
+                c.state.finished_at.as_deref(),
+                c.state.exit_code,
+                now,
+            ),
+            String::new(),
+            c.spec.name.clone(),
+        ]);
+    }
+    if !p.on("quiet") {
+        print!(
+            "{}",
+            format::table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES"
+                ],
+                &rows
+            )
+        );
+    }
+    Ok(0)
+}
+
+fn exec(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 2, "exec")?;
+    let h = store.get(&p.rest[0])?;
+    let mut env = Vec::new();
+    for e in p.all("env") {
+        if let Some(kv) = flags::env(e).map_err(|w| invalid(e, "-e, --env", w))? {
+            env.push(kv);
+        }
+    }
+    let detach = p.on("detach");
+    let io = if detach {
+        StdioMode::Null
+    } else {
+        StdioMode::Inherit
+    };
+    let opts = ExecOptions {
+        env,
+        user: p.get("user").map(str::to_string),
+        working_dir: p.get("workdir").map(str::to_string),
+        tty: p.on("tty"),
+        stdin: if p.on("interactive") && !detach {
+            StdioMode::Inherit
+        } else {
+            StdioMode::Null
+        },
+        stdout: io,
+        stderr: io,
+    };
+    let mut child = match h.exec(&p.rest[1..], &opts) {
+        Ok(c) => c,
+        Err(e @ (Error::CommandNotFound(_) | Error::NotExecutable { .. })) => {
+            return Err(Fail {
+                code: crate::run::exit_code_of(&e),
+                msg: format!("OCI runtime exec failed: {e}"),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if detach {
+        return Ok(0);
+    }
+    if let Ok(Some(term)) = child.take_terminal() {
+        crate::run::relay_terminal(term, p.on("interactive"));
+    }
+    let status = child.wait().map_err(Error::from)?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .map_or(255, |c| c.clamp(0, 255) as u8))
+}
+
+/// Print the log's entries from `from` bytes on; returns where it ended.
+fn print_log(path: &std::path::Path, from: u64) -> Result<u64, Fail> {
+    use std::io::{Read, Seek};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(from);
+    };
+    f.seek(std::io::SeekFrom::Start(from))?;
+    let mut text = Vec::new();
+    f.read_to_end(&mut text)?;
+    // Only whole lines; a partial last one is read again next time.
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for line in text[..whole].lines() {
+        let line = line?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| Fail {
+            code: 1,
+            msg: format!("{}: malformed log line: {e}", path.display()),
+        })?;
+        let text = v["log"].as_str().unwrap_or_default();
+        let w: &mut dyn Write = if v["stream"] == "stderr" {
+            &mut err
+        } else {
+            &mut out
+        };
+        let _ = w.write_all(text.as_bytes());
+    }
+    let _ = out.flush();
+    Ok(from + whole as u64)
+}
+
+/// Print the log, following it until the container has exited when
+/// `follow`; the exit code when followed to the end.
+fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
+    let h = store.get(key)?;
+    let path = h.log_path();
+    let mut at = print_log(&path, 0)?;
+    if !follow {
+        return Ok(0);
+    }
+    loop {
+        let exited = h.status()? == dunnage::container::Status::Exited;
+        at = print_log(&path, at)?;
+        if exited {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Wait for the monitor to record the exit code.
+    let code = store.get(key)?.wait()?.code.unwrap_or(255);
+    Ok(code.clamp(0, 255) as u8)
+}
+
+fn logs(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "logs")?;
+    follow_log(store, &p.rest[0], p.on("follow")).map(|_| 0)
+}
+
+fn stop(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "stop")?;
+    let secs = match p.get("time") {
+        None => 10,
+        Some(t) => t.parse::<u64>().map_err(|_| {
+            invalid(
+                t,
+                "-t, --time",
+                format!("strconv.ParseInt: parsing \"{t}\": invalid syntax"),
+            )
+        })?,
+    };
+    for key in &p.rest {
+        store.get(key)?.stop(Duration::from_secs(secs))?;
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn kill(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "kill")?;
+    let sig = signal_number(p.get("signal").unwrap_or("KILL"))?;
+    for key in &p.rest {
+        let mut h = store.get(key)?;
+        h.kill(sig).map_err(|e| Fail {
+            code: 1,
+            msg: format!("Error response from daemon: cannot kill container: {key}: {e}"),
+        })?;
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn rm(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "rm")?;
+    for key in &p.rest {
+        store.get(key)?.remove(p.on("force"))?;
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn pause(store: &ContainerStore, p: &Parsed, on: bool) -> Out {
+    need(p, 1, if on { "pause" } else { "unpause" })?;
+    for key in &p.rest {
+        let mut h = store.get(key)?;
+        if on {
+            h.pause()?
+        } else {
+            h.resume()?
+        }
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn wait(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "wait")?;
+    for key in &p.rest {
+        let exit = store.get(key)?.wait()?;
+        println!("{}", exit.code.unwrap_or(255));
+    }
+    Ok(0)
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn stats(store: &ContainerStore, p: &Parsed) -> Out {
+    if !p.on("no-stream") {
+        return Err(flags::Usage("only `stats --no-stream` is supported".into()).into());
+    }
+    let handles: Vec<_> = if p.rest.is_empty() {
+        store
+            .list()?
+            .into_iter()
+            .filter(|c| c.status == dunnage::container::Status::Running)
+            .map(|c| store.get(&c.spec.id))
+            .collect::<Result<_, _>>()?
+    } else {
+        p.rest
+            .iter()
+            .map(|k| store.get(k))
+            .collect::<Result<_, _>>()?
+    };
+    // CPU % over a short interval, as docker computes it between two
+    // samples (100% is one CPU).
+    let cpu = |s: &dunnage::cgroups::Stats| s.cpu.as_ref().map_or(0, |c| c.usage.as_nanos());
+    let first: Vec<u128> = handles
+        .iter()
+        .map(|h| h.stats().map(|s| cpu(&s)))
+        .collect::<Result<_, _>>()?;
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut rows = Vec::new();
+    for (h, before) in handles.iter().zip(first) {
+        let s = h.stats()?;
+        let elapsed = t0.elapsed().as_nanos().max(1);
+        let mem = s.memory.as_ref();
+        let inactive = mem
+            .and_then(|m| m.stat.iter().find(|(k, _)| k == "inactive_file"))
+            .map_or(0, |(_, v)| *v);
+        let usage = mem.map_or(0, |m| m.usage.saturating_sub(inactive));
+        let limit = match mem.map(|m| &m.limit) {
+            Some(dunnage::cgroups::Limit::Value(v)) => *v,
+            _ => host_memory(),
+        };
+        let io = s.io.as_deref().unwrap_or_default();
+        let row = format::StatsRow {
+            id: h.spec().short_id(),
+            name: h.name(),
+            cpu_percent: (cpu(&s).saturating_sub(before)) as f64 * 100.0 / elapsed as f64,
+            mem_usage: usage,
+            mem_limit: limit,
+            io_read: io.iter().map(|d| d.read_bytes).sum(),
+            io_write: io.iter().map(|d| d.write_bytes).sum(),
+            pids: s.pids.as_ref().map_or(0, |p| p.current),
+        };
+        rows.push(format::stats_cells(&row));
+    }
+    print!("{}", format::table(&format::STATS_HEADER, &rows));
+    Ok(0)
+}
+
+/// `docker top`: the host's `ps -ef` (or the given ps options), the rows
+/// of the container's processes.
+fn top(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "top")?;
+    let h = store.get(&p.rest[0])?;
+    let pids: Vec<String> = h.top()?.iter().map(|p| p.pid.to_string()).collect();
+    let ps_args: Vec<&str> = if p.rest.len() > 1 {
+        p.rest[1..].iter().map(String::as_str).collect()
+    } else {
+        vec!["-ef"]
+    };
+    let out = std::process::Command::new("ps").args(&ps_args).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| Fail {
+            code: 1,
+            msg: "Error response from daemon: Couldn't find PID field in ps output".into(),
+        })?;
+    let header_cells: Vec<&str> = header.split_whitespace().collect();
+    let n = header_cells.len();
+    let mut rows = Vec::new();
+    for l in lines {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        if cells.get(col).is_some_and(|c| pids.iter().any(|p| p == c)) {
+            // The last column (the command) keeps its spaces.
+            let mut row: Vec<String> = cells.iter().take(n - 1).map(|s| s.to_string()).collect();
+            row.push(cells.get(n - 1..).map(|c| c.join(" ")).unwrap_or_default());
+            rows.push(row);
+        }
+    }
+    print!("{}", format::table(&header_cells, &rows));
+    Ok(0)
+}
+
+const UPDATE_FLAGS: [Flag; 6] = [
+    f('m', "memory", true),
+    f('\0', "memory-swap", true),
+    f('\0', "cpus", true),
+    f('c', "cpu-shares", true),
+    f('\0', "cpuset-cpus", true),
+    f('\0', "pids-limit", true),
+];
+
+fn update(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "update")?;
+    for key in &p.rest {
+        let mut h = store.get(key)?;
+        let mut r = h.spec().resources.clone();
+        if let Some(m) = p.get("memory") {
+            r.memory = Some(flags::ram_in_bytes(m).map_err(|w| invalid(m, "-m, --memory", w))?);
+        }
+        if let Some(s) = p.get("memory-swap") {
+            r.memory_swap =
+                Some(flags::memory_swap(s).map_err(|w| invalid(s, "--memory-swap", w))?);
+        }
+        if let Some(s) = p.get("cpus") {
+            let n = flags::cpus(s).map_err(|w| invalid(s, "--cpus", w))?;
+            r.cpu_quota = Some((n * 100_000.0).round() as u64);
+            r.cpu_period = Some(100_000);
+        }
+        if let Some(s) = p.get("cpu-shares") {
+            r.cpu_shares = Some(
+                s.parse()
+                    .map_err(|_| invalid(s, "-c, --cpu-shares", "invalid syntax"))?,
+            );
+        }
+        if let Some(s) = p.get("cpuset-cpus") {
+            r.cpuset_cpus = Some(s.to_string());
+        }
+        if let Some(s) = p.get("pids-limit") {
+            r.pids_limit = Some(
+                s.parse()
+                    .map_err(|_| invalid(s, "--pids-limit", "invalid syntax"))?,
+            );
+        }
+        h.update(r)?;
+        println!("{key}");
+    }
+    Ok(0)
+}
+
+fn commit(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "commit")?;
+    let h = store.get(&p.rest[0])?;
+    let mut changes = dunnage::image::ImageChanges {
+        comment: p.get("message").map(str::to_string),
+        ..Default::default()
+    };
+    if let Some(r) = p.rest.get(1) {
+        changes.reference = Some(dunnage::image::Reference::parse(r).map_err(|e| Fail {
+            code: 1,
+            msg: e.to_string(),
+        })?);
+    }
+    for c in p.all("change") {
+        changes.add_instruction(c).map_err(|e| Fail {
+            code: 1,
+            msg: e.to_string(),
+        })?;
+    }
+    println!("{}", h.commit(&changes)?);
+    Ok(0)
+}
+
+fn export(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "export")?;
+    let h = store.get(&p.rest[0])?;
+    match p.get("output") {
+        Some(file) => {
+            let f = std::fs::File::create(file)?;
+            h.export(std::io::BufWriter::new(f))?.flush()?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                return Err(Fail {
+                    code: 1,
+                    msg: "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                        .into(),
+                });
+            }
+            h.export(std::io::stdout().lock())?.flush()?;
+        }
+    }
+    Ok(0)
+}

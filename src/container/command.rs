@@ -1,0 +1,274 @@
+//! The container's process as a [`dunnage_namespaces::Command`]: the
+//! resolved [`Spec`] turned into the child's setup (pivot_root, Docker's
+//! mounts, /dev, masked and read-only paths, capabilities, seccomp, user),
+//! with a start gate.
+
+use std::path::Path;
+
+use dunnage_namespaces::{
+    CapSet, Capabilities, Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio,
+};
+
+use crate::container::builder::StdioMode;
+use crate::container::error::{Error, Result, io_err};
+use crate::container::spec::{MountSpec, Network, Seccomp, Spec};
+
+fn stdio(mode: StdioMode) -> Stdio {
+    match mode {
+        StdioMode::Inherit => Stdio::inherit(),
+        StdioMode::Null => Stdio::null(),
+        StdioMode::Piped => Stdio::piped(),
+    }
+}
+
+/// The seccomp program of the spec, `None` for no filter.
+pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    let text = match &spec.seccomp {
+        // The resolve step replaced a profile's default policy by its text:
+        // `Default` left means the profile has none.
+        Seccomp::Unconfined | Seccomp::Default => return Ok(None),
+        Seccomp::Profile(text) => text.clone(),
+        // Future variants: refuse rather than run unconfined.
+        #[allow(unreachable_patterns)]
+        _ => {
+            return Err(Error::Unsupported {
+                op: "seccomp",
+                reason: "unknown seccomp choice",
+            });
+        }
+    };
+    compile(&text)
+}
+
+/// The last policy compiled in this process and its program: containers
+/// made one after another mostly share Docker's policy, and compiling it
+/// with libseccomp costs more than the rest of the child's preparation.
+#[cfg(feature = "seccomp")]
+static LAST_COMPILED: std::sync::Mutex<Option<(String, dunnage_namespaces::BpfProgram)>> =
+    std::sync::Mutex::new(None);
+
+#[cfg(feature = "seccomp")]
+fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    if let Ok(last) = LAST_COMPILED.lock()
+        && let Some((t, program)) = last.as_ref()
+        && t == text
+    {
+        return Ok(Some(program.clone()));
+    }
+    let program = compile_uncached(text)?;
+    if let Ok(mut last) = LAST_COMPILED.lock() {
+        *last = Some((text.to_string(), program.clone()));
+    }
+    Ok(Some(program))
+}
+
+#[cfg(feature = "seccomp")]
+fn compile_uncached(text: &str) -> Result<dunnage_namespaces::BpfProgram> {
+    let profile: dunnage_namespaces::SeccompProfile =
+        serde_json::from_str(text).map_err(|e| Error::Invalid {
+            what: "seccomp profile",
+            reason: e.to_string(),
+        })?;
+    let (program, _warnings) =
+        dunnage_namespaces::seccomp::compile(&profile).map_err(|e| Error::Invalid {
+            what: "seccomp profile",
+            reason: e.to_string(),
+        })?;
+    Ok(program)
+}
+
+#[cfg(not(feature = "seccomp"))]
+fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    Err(Error::Unsupported {
+        op: "seccomp",
+        reason: "the crate is built without its `seccomp` feature (libseccomp): choose Seccomp::Unconfined or a profile without a seccomp policy",
+    })
+}
+
+/// The process knobs of `spec` (shared by the container's init and exec).
+pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
+    let caps = CapSet::parse(&spec.capabilities)?;
+    let mut rlimits = Vec::new();
+    for r in &spec.rlimits {
+        rlimits.push(Rlimit::new(&r.name, r.soft, r.hard)?);
+    }
+    Ok(ProcessKnobs {
+        capabilities: Some(Capabilities::uniform(caps)),
+        keep_capabilities: false,
+        no_new_privileges: spec.no_new_privileges,
+        rlimits,
+        sysctls: spec.sysctls.clone(),
+        additional_gids: Some(spec.additional_gids.clone()),
+        seccomp: seccomp_program(spec)?,
+        ..ProcessKnobs::default()
+    })
+}
+
+/// The mounts of `spec`: the profile's (Docker's list), the network files
+/// of the state directory `dir`, then the caller's binds and tmpfs.
+pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
+    let mut out: Vec<Mount> = spec
+        .base_mounts
+        .iter()
+        .map(|m| Mount {
+            destination: m.destination.clone().into(),
+            fstype: m.kind.clone(),
+            source: m.source.clone().into(),
+            options: m.options.clone(),
+        })
+        .collect();
+    for name in ["resolv.conf", "hostname", "hosts"] {
+        out.push(Mount::bind(
+            dir.join(name),
+            Path::new("/etc").join(name),
+            &["rbind", "rprivate"],
+        ));
+    }
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Bind {
+                source,
+                destination,
+                readonly,
+            } => {
+                let mut opts = vec!["rbind", "rprivate"];
+                if *readonly {
+                    opts.push("ro");
+                }
+                out.push(Mount::bind(source, destination, &opts));
+            }
+            MountSpec::Tmpfs {
+                destination,
+                options,
+            } => {
+                let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+                opts.extend(options.iter().map(String::as_str));
+                out.push(Mount::new("tmpfs", destination, &opts));
+            }
+        }
+    }
+    out
+}
+
+/// A profile's device node as the child's setup makes it (`None` for
+/// numbers out of range).
+fn device(n: &crate::profile::DeviceNode) -> Option<dunnage_namespaces::Device> {
+    use dunnage_namespaces::{Device, DeviceKind};
+    let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
+        return None;
+    };
+    let kind = match n.kind {
+        crate::profile::DeviceType::Block => DeviceKind::Block,
+        _ => DeviceKind::Char,
+    };
+    Some(Device {
+        path: n.path.clone().into(),
+        kind,
+        major,
+        minor,
+        mode: n.file_mode,
+        uid: n.uid,
+        gid: n.gid,
+    })
+}
+
+/// The host's device nodes directly under /dev (`docker run
+/// --privileged`), except those every container gets anyway.
+fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
+    const OWN: [&str; 8] = [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/console",
+    ];
+    let nodes = crate::profile::host_devices(Path::new("/dev")).map_err(io_err("read", "/dev"))?;
+    Ok(nodes
+        .iter()
+        // Nodes in subdirectories (/dev/cpu/0/cpuid, /dev/net/tun) are left
+        // out: the child's mknod step does not create parents.
+        .filter(|n| !OWN.contains(&n.path.as_str()) && n.path.matches('/').count() <= 2)
+        .filter_map(device)
+        .collect())
+}
+
+/// The namespaces a container gets: mount, uts, ipc, pid, and net unless
+/// it uses the host's or joins one.
+pub(crate) fn kinds(spec: &Spec) -> Kinds {
+    let mut k = Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid;
+    if spec.network == Network::None {
+        k = k | Kind::Net;
+    }
+    k
+}
+
+/// The container's init, with the start gate, not yet spawned.
+pub(crate) fn build(
+    spec: &Spec,
+    rootfs: &Path,
+    dir: &Path,
+    stdio_modes: [StdioMode; 3],
+) -> Result<Command> {
+    let (program, args) = spec.argv.split_first().ok_or(Error::NoCommand)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .current_dir(&spec.cwd)
+        .namespaces(kinds(spec))
+        .hostname(&spec.hostname)
+        .rootfs(rootfs)
+        .readonly_rootfs(spec.readonly_rootfs)
+        .mounts(mounts(spec, dir))
+        .default_devices(true)
+        .uid(spec.uid)
+        .gid(spec.gid)
+        .start_gate(true)
+        .process_knobs(knobs(spec)?);
+    for e in &spec.env {
+        match e.split_once('=') {
+            Some((k, v)) => cmd.env(k, v),
+            None => cmd.env(e, ""),
+        };
+    }
+    let own: Vec<std::path::PathBuf> = dunnage_namespaces::Device::defaults()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    for n in &spec.devices {
+        if let Some(d) = device(n).filter(|d| !own.contains(&d.path)) {
+            cmd.device(d);
+        }
+    }
+    if spec.privileged {
+        for d in host_devices()? {
+            cmd.device(d);
+        }
+    }
+    for p in &spec.masked_paths {
+        cmd.masked_path(p);
+    }
+    for p in &spec.readonly_paths {
+        cmd.readonly_path(p);
+    }
+    match &spec.network {
+        Network::None => {
+            cmd.loopback_up(true);
+        }
+        Network::Join(path) => {
+            let f = std::fs::File::open(path).map_err(io_err("open", path))?;
+            cmd.join_namespace(Kind::Net, f.into());
+        }
+        _ => {}
+    }
+    if spec.tty {
+        cmd.terminal(true);
+    } else {
+        cmd.stdin(stdio(stdio_modes[0]))
+            .stdout(stdio(stdio_modes[1]))
+            .stderr(stdio(stdio_modes[2]));
+    }
+    Ok(cmd)
+}

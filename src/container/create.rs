@@ -1,0 +1,273 @@
+//! [`Container::create`]: the state directory, the rootfs (init and
+//! read-write layers, mounted), the cgroup, and the process waiting at its
+//! start gate. Each stage registers its undo; a failure runs them in
+//! reverse, so a failed create leaves nothing.
+
+use std::path::{Path, PathBuf};
+
+use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule, Hierarchies};
+use dunnage_layerstore::InitLayer;
+
+use crate::container::builder::{Container, StdioMode};
+use crate::container::command;
+use crate::container::error::{Error, Result, io_err};
+use crate::container::handle::{ContainerHandle, Owned};
+use crate::container::spec::Spec;
+use crate::container::state::{self, State};
+use crate::container::store::ContainerStore;
+
+/// The undo actions of the stages done so far.
+#[derive(Default)]
+struct Undo(Vec<Box<dyn FnOnce()>>);
+
+impl Undo {
+    fn push(&mut self, f: impl FnOnce() + 'static) {
+        self.0.push(Box::new(f));
+    }
+
+    /// Everything went well: keep what was made.
+    fn commit(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        while let Some(f) = self.0.pop() {
+            f();
+        }
+    }
+}
+
+/// Docker's /etc/hosts for a container.
+fn hosts_file(spec: &Spec) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n{}",
+        if spec.hostname.is_empty() {
+            String::new()
+        } else {
+            format!("127.0.1.1\t{}\n", spec.hostname)
+        }
+    )
+}
+
+/// The host's resolv.conf, without loopback name servers (unreachable from
+/// the container's network namespace), as docker filters it.
+fn resolv_conf(spec: &Spec) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if spec.network == crate::container::spec::Network::Host {
+        return host;
+    }
+    host.lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Write the container's hostname, hosts and resolv.conf in `dir`.
+fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
+    for (name, text) in [
+        ("hostname", format!("{}\n", spec.hostname)),
+        ("hosts", hosts_file(spec)),
+        ("resolv.conf", resolv_conf(spec)),
+    ] {
+        // Plain writes: the files are new, in a directory no one uses yet
+        // (a container without state.json is unfinished), so neither
+        // atomicity nor fsync buys anything.
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(io_err("write", path))?;
+    }
+    Ok(())
+}
+
+/// The device cgroup rules: the profile's (Docker's: deny all; allow
+/// null, zero, full, random, urandom, tty, console; deny 10:229), with
+/// runc's own allowances (mknod of any device, /dev/full, ptmx, the ptys,
+/// /dev/net/tun) after a leading deny-all, as runc adds them.
+pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
+    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_string(),
+        }
+    };
+    let mut rules: Vec<DeviceRule> = spec
+        .device_rules
+        .iter()
+        .map(|r| {
+            let kind = match r.kind {
+                Some(crate::profile::DeviceType::Char) => 'c',
+                Some(crate::profile::DeviceType::Block) => 'b',
+                _ => 'a',
+            };
+            let num = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+            rule(r.allow, kind, num(r.major), num(r.minor), &r.access)
+        })
+        .collect();
+    let deny_all_first = rules
+        .first()
+        .is_some_and(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none());
+    if deny_all_first {
+        let mut runc = vec![
+            rule(true, 'c', None, None, "m"),
+            rule(true, 'b', None, None, "m"),
+        ];
+        for (major, minor) in [(1, 7), (5, 2), (10, 200)] {
+            runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
+        }
+        runc.push(rule(true, 'c', Some(136), None, "rwm"));
+        rules.splice(1..1, runc);
+    }
+    rules
+}
+
+impl Container {
+    /// Make the container in `store`: resolved, its state directory, its
+    /// rootfs mounted, its cgroup with the resources, and its process set
+    /// up and waiting at the start gate ([`ContainerHandle::start`]).
+    ///
+    /// On any failure everything made so far is undone and the error
+    /// returned.
+    pub fn create(&self, store: &ContainerStore) -> Result<ContainerHandle> {
+        let spec = self.resolve(store)?;
+        create_spec(store, spec, [self.stdin, self.stdout, self.stderr])
+    }
+}
+
+/// Make the container of the resolved `spec` (see [`Container::create`]).
+pub(crate) fn create_spec(
+    store: &ContainerStore,
+    spec: Spec,
+    stdio: [StdioMode; 3],
+) -> Result<ContainerHandle> {
+    // A spec from a monitor's stdin is checked like any input.
+    if !state::valid_id(&spec.id) {
+        return Err(Error::Invalid {
+            what: "container ID",
+            reason: format!("{:?} is not 64 lower-case hex digits", spec.id),
+        });
+    }
+    if !crate::container::spec::valid_name(&spec.name) {
+        return Err(Error::InvalidName(spec.name.clone()));
+    }
+    let mut undo = Undo::default();
+
+    // The state directory, with the name checked under the store lock.
+    let dir = store.dir_of(&spec.id);
+    {
+        let _all = store.lock_all()?;
+        if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
+            return Err(Error::NameInUse {
+                name: spec.name.clone(),
+                id: other.spec.id,
+            });
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("mkdir", &dir))?;
+        let d = dir.clone();
+        undo.push(move || {
+            let _ = std::fs::remove_dir_all(&d);
+        });
+        let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {
+            path: dir.join("config.json"),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join("config.json");
+        dunnage_base::fs::write_atomic(&path, &config, 0o600).map_err(io_err("write", path))?;
+    }
+    write_network_files(&dir, &spec)?;
+
+    // The rootfs.
+    let rootfs: PathBuf = match &spec.rootfs_dir {
+        Some(d) => d.clone(),
+        None => {
+            let layers = store.images().layers();
+            let chain = match &spec.chain {
+                Some(c) => Some(c.parse::<dunnage_layerstore::ChainId>().map_err(|_| {
+                    Error::CorruptState {
+                        path: dir.join("config.json"),
+                        reason: format!("bad chain ID {c:?}"),
+                    }
+                })?),
+                None => None,
+            };
+            layers.create_rw(&spec.id, chain.as_ref(), Some(&InitLayer::default()))?;
+            let (s, id) = (store.clone(), spec.id.clone());
+            undo.push(move || {
+                let _ = s.images().layers().remove_rw(&id);
+            });
+            let mounted = layers.mount_rw(&spec.id)?;
+            let (s, id) = (store.clone(), spec.id.clone());
+            undo.push(move || {
+                let _ = s.images().layers().unmount_rw(&id);
+            });
+            mounted
+        }
+    };
+
+    // The cgroup.
+    let hier = Hierarchies::detect()?;
+    let cg = Cgroup::create(&hier, &CgroupPath::new(&spec.cgroup)?, &[])?;
+    let c = cg.clone();
+    undo.push(move || {
+        let _ = c.kill();
+        let _ = c.delete();
+    });
+    let mut resources = spec.resources.to_cgroup()?;
+    resources.devices = device_rules(&spec);
+    cg.apply(&resources)?;
+
+    // The process, waiting at its start gate.
+    let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;
+    let hook_cg = cg.clone();
+    cmd.before_start(move |pid| {
+        hook_cg
+            .add_process(pid.unsigned_abs())
+            .map_err(std::io::Error::other)
+    });
+    let mut child = cmd.spawn()?;
+    let gate = child.take_gate();
+    let pid = child.id();
+    let st = State {
+        status: Some(crate::container::spec::Status::Created),
+        pid,
+        pid_start: state::pid_start_time(pid).unwrap_or(0),
+        created_at: spec.created.clone(),
+        ..State::default()
+    };
+    st.write(&dir)?;
+    undo.commit();
+    let terminal = child.take_terminal()?;
+    Ok(ContainerHandle::owned(
+        store.clone(),
+        spec,
+        Owned {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            child,
+            gate,
+            terminal,
+        },
+    ))
+}
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

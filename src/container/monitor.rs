@@ -1,0 +1,315 @@
+//! The monitor of a detached container (the conmon / containerd-shim
+//! role): a small process that creates the container, holds its stdio,
+//! writes Docker's json-file log, starts it when asked, collects its exit
+//! status and records it in the state after the caller has gone.
+//!
+//! # The mechanism
+//! A library cannot assume its own binary, so the monitor is a program the
+//! caller names ([`Container::monitor_program`]): either the crate's
+//! `dunnage-monitor` binary (installed next to the host program, or found
+//! by the caller), or the host program itself (the default,
+//! `/proc/self/exe`), whose `main` must then call [`run_if_monitor`] first:
+//!
+//! ```no_run
+//! dunnage::container::monitor::run_if_monitor();
+//! // ... the program's own work.
+//! ```
+//!
+//! The program is started with `std::process::Command` (no code runs in a
+//! forked copy of the caller) as `PROGRAM --dunnage-monitor ROOT`, the
+//! resolved [`Spec`] as JSON on its stdin. It forks once (it is still
+//! single-threaded then) so that its first process exits at once and the
+//! caller reaps it; the second one starts a new session, creates the
+//! container (the process's stdout and stderr are pipes it holds, stdin is
+//! `/dev/null`), records its own pid and start time in `state.json`,
+//! makes `containers/<id>/start.fifo`, and answers on its stdout with one
+//! line, `ok` or `err MESSAGE`. It then waits until a byte arrives on the
+//! fifo ([`ContainerHandle::start`] from any process) or the container's
+//! process ends; releases the start gate; copies the process's output to
+//! `<id>-json.log` (`{"log":"...\n","stream":"stdout","time":"RFC 3339
+//! nanoseconds"}` per line, lines split at 16 KiB as docker does); waits
+//! for the process; records the exit code, OOM kill and end time; exits.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::container::builder::{Container, StdioMode};
+use crate::container::create::create_spec;
+use crate::container::error::{Error, Result, io_err};
+use crate::container::handle::ContainerHandle;
+use crate::container::spec::{Spec, Status};
+use crate::container::state::{self, State};
+use crate::container::store::ContainerStore;
+
+/// The argument that makes a program a monitor (see [`run_if_monitor`]).
+pub const MONITOR_ARG: &str = "--dunnage-monitor";
+
+/// The longest log entry; a longer line is split, as docker's json-file
+/// driver does.
+const MAX_LINE: usize = 16 * 1024;
+
+/// When this process was started as a monitor (`argv[1]` is
+/// [`MONITOR_ARG`]), run the monitor and exit; otherwise return at once.
+/// Call it first in `main`, before any thread starts.
+pub fn run_if_monitor() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == MONITOR_ARG) {
+        let code = match args.get(2) {
+            Some(root) => run(Path::new(root)),
+            None => 2,
+        };
+        std::process::exit(code);
+    }
+}
+
+/// Report `line` to the caller on fd 1, then point fd 1 at /dev/null.
+fn answer(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        // SAFETY: dup2 of valid descriptors onto stdout.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}
+
+/// The monitor's work (see the [module docs](self)); the exit code.
+pub fn run(root: &Path) -> i32 {
+    let mut json = Vec::new();
+    if std::io::stdin().read_to_end(&mut json).is_err() {
+        answer("err cannot read the container's configuration\n");
+        return 1;
+    }
+    // SAFETY: fork while single-threaded (nothing started a thread yet).
+    match unsafe { libc::fork() } {
+        -1 => {
+            answer("err fork failed\n");
+            return 1;
+        }
+        0 => {}
+        _ => return 0,
+    }
+    // SAFETY: setsid has no preconditions; a failure leaves the session.
+    unsafe { libc::setsid() };
+    let (handle, fifo) = match prepare(root, &json) {
+        Ok(h) => h,
+        Err(e) => {
+            answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
+            return 1;
+        }
+    };
+    answer("ok\n");
+    match supervise(handle, fifo) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Create the container, record the monitor, make the start fifo.
+fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File)> {
+    let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
+    let store = ContainerStore::open(root)?;
+    let handle = create_spec(
+        &store,
+        spec,
+        [StdioMode::Null, StdioMode::Piped, StdioMode::Piped],
+    )?;
+    let dir = handle.dir();
+    let fifo = dir.join("start.fifo");
+    let c = dunnage_base::cstr::cstring(&fifo).map_err(io_err("mkfifo", &fifo))?;
+    // SAFETY: mkfifo with a valid C string.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(io_err("mkfifo", &fifo)(std::io::Error::last_os_error()));
+    }
+    // O_RDWR: opening never blocks, the fifo never reports EOF, and a
+    // starter's non-blocking open finds a reader from now on.
+    let reader = File::options()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .map_err(io_err("open", &fifo))?;
+    let _lock = handle.lock()?;
+    let mut st = State::read(&dir)?;
+    st.monitor_pid = std::process::id() as i32;
+    st.monitor_start = state::pid_start_time(st.monitor_pid).unwrap_or(0);
+    st.write(&dir)?;
+    Ok((handle, reader))
+}
+
+/// Copy `from` to the log as `stream` entries.
+fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>) {
+    let mut reader = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let mut limited = (&mut reader).take(MAX_LINE as u64);
+        match limited.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(&buf),
+            "stream": stream,
+            "time": state::now(),
+        });
+        let mut line = entry.to_string();
+        line.push('\n');
+        if let Ok(mut f) = log.lock() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Wait for the start request or the end of the process; start; log;
+/// wait; record.
+fn supervise(mut handle: ContainerHandle, fifo: File) -> Result<()> {
+    let fifo_path = handle.dir().join("start.fifo");
+    let log_path = handle.log_path();
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err("open", &log_path))?;
+    let log = Arc::new(Mutex::new(log));
+    let mut threads = Vec::new();
+    for (file, stream) in [
+        (handle.take_stdout(), "stdout"),
+        (handle.take_stderr(), "stderr"),
+    ] {
+        if let Some(f) = file {
+            let log = Arc::clone(&log);
+            threads.push(std::thread::spawn(move || pump(f, stream, log)));
+        }
+    }
+    let pidfd = handle.owned_pidfd()?;
+    let mut fds = [
+        libc::pollfd {
+            fd: fifo.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: poll on two valid pollfds.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if rc > 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&fifo_path);
+    if fds[0].revents & libc::POLLIN != 0 && fds[1].revents == 0 {
+        // A start failure is recorded in the state by start itself.
+        let _ = handle.start();
+    } else {
+        handle.close_gate();
+    }
+    let _ = handle.wait();
+    drop(pidfd);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+impl Container {
+    /// The program started as the monitor of detached containers (default
+    /// `/proc/self/exe`, whose `main` must call [`run_if_monitor`]); see
+    /// the [monitor module](crate::container::monitor).
+    pub fn monitor_program(&mut self, program: impl AsRef<Path>) -> &mut Container {
+        self.monitor = Some(program.as_ref().to_path_buf());
+        self
+    }
+
+    /// Create a detached container (`docker create` / `run -d`): a
+    /// monitor process makes it, holds its output (logged to
+    /// `<id>-json.log`) and records its exit, so that it outlives this
+    /// process. Start it with [`ContainerHandle::start`] from any
+    /// process. The builder's stdio settings do not apply.
+    pub fn create_detached(&self, store: &ContainerStore) -> Result<ContainerHandle> {
+        let spec = self.resolve(store)?;
+        if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
+            return Err(Error::NameInUse {
+                name: spec.name,
+                id: other.spec.id,
+            });
+        }
+        let program = self
+            .monitor
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        let json = serde_json::to_vec(&spec).map_err(|e| Error::CorruptState {
+            path: PathBuf::from("<spec>"),
+            reason: e.to_string(),
+        })?;
+        let mut child = std::process::Command::new(&program)
+            .arg(MONITOR_ARG)
+            .arg(store.root())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(io_err("spawn monitor", &program))?;
+        let written = child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(&json))
+            .unwrap_or(Ok(()));
+        let mut answer = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut answer);
+        }
+        let _ = child.wait();
+        written.map_err(io_err("write to monitor", &program))?;
+        match answer.trim_end().strip_prefix("err ") {
+            None if answer.trim_end() == "ok" => {
+                let info = store.info(&spec.id)?;
+                Ok(ContainerHandle::attach(store.clone(), info.spec))
+            }
+            Some(message) => Err(Error::Monitor {
+                op: "create",
+                message: message.to_string(),
+            }),
+            None => Err(Error::Monitor {
+                op: "create",
+                message: format!("no answer from {}", program.display()),
+            }),
+        }
+    }
+}
+
+/// Ask the monitor of the container in `dir` to start it; wait until the
+/// state leaves `created`.
+pub(crate) fn request_start(dir: &Path) -> Result<State> {
+    let fifo = dir.join("start.fifo");
+    let f = File::options()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .map_err(|_| Error::Unsupported {
+            op: "start",
+            reason: "the start gate is held by a process that has gone",
+        })?;
+    (&f).write_all(&[1]).map_err(io_err("write", &fifo))?;
+    drop(f);
+    // The monitor releases the gate and records the outcome.
+    loop {
+        let st = State::read(dir)?;
+        let monitor_alive = state::same_process(st.monitor_pid, st.monitor_start);
+        match st.status {
+            Some(Status::Created) if monitor_alive => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            _ => return Ok(st),
+        }
+    }
+}

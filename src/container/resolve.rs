@@ -1,0 +1,294 @@
+//! From a [`Container`] builder to a [`Spec`]: the image's config merged
+//! as docker merges it ([`dunnage_image::RunView`]), the user resolved in
+//! the image, the security profile with the caller's changes. Nothing is
+//! created.
+
+use std::path::PathBuf;
+
+use dunnage_image::{ImageConfig, RunOverrides, RunView};
+
+use crate::container::builder::{Container, Source};
+use crate::container::error::{Error, Result};
+use crate::container::spec::{Network, Seccomp, Spec};
+use crate::container::store::ContainerStore;
+use crate::container::user;
+
+/// The PATH docker gives a container whose config sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The image a container is made of.
+pub(crate) struct ImageSource {
+    pub(crate) config: ImageConfig,
+    /// The layer directories, top first (for reading /etc/passwd).
+    pub(crate) layer_dirs: Vec<PathBuf>,
+}
+
+fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// Replace the entry with `entry`'s key, or append it (docker's
+/// `ReplaceOrAppendEnvValues`).
+fn replace_or_append(env: &mut Vec<String>, entry: &str) {
+    match env.iter_mut().find(|e| env_key(e) == env_key(entry)) {
+        Some(e) => *e = entry.to_string(),
+        None => env.push(entry.to_string()),
+    }
+}
+
+/// Capability names normalised to `CAP_X` upper case.
+fn cap_name(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    if upper == "ALL" || upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    }
+}
+
+/// Docker's capability arithmetic: start from the profile's (or every
+/// one when privileged), `--cap-drop ALL` empties it, then adds, then
+/// other drops.
+fn capabilities(c: &Container) -> Result<Vec<String>> {
+    // Every capability this process can hand on (its effective set), as
+    // docker's --privileged gives the daemon's.
+    let own = own_bounding_set();
+    let all = || {
+        (0..=dunnage_namespaces::caps::last_cap())
+            .filter(|c| own & (1u64 << c) != 0)
+            .filter_map(dunnage_namespaces::caps::capability_name)
+            .collect::<Vec<_>>()
+    };
+    let adds: Vec<String> = c.cap_add.iter().map(|s| cap_name(s)).collect();
+    let drops: Vec<String> = c.cap_drop.iter().map(|s| cap_name(s)).collect();
+    for name in adds.iter().chain(&drops) {
+        if name != "ALL" && dunnage_namespaces::caps::capability_number(name).is_none() {
+            return Err(Error::Invalid {
+                what: "capability",
+                reason: format!("unknown capability: {name:?}"),
+            });
+        }
+    }
+    if c.privileged {
+        return Ok(all());
+    }
+    let mut caps: Vec<String> = if drops.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        c.profile.capabilities.iter().map(|s| cap_name(s)).collect()
+    };
+    if adds.iter().any(|a| a == "ALL") {
+        caps = all();
+    } else {
+        for a in &adds {
+            if !caps.contains(a) {
+                caps.push(a.clone());
+            }
+        }
+    }
+    caps.retain(|cap| !drops.contains(cap) || adds.contains(cap));
+    Ok(caps)
+}
+
+impl Container {
+    /// The container this builder makes in `store`, resolved: the image's
+    /// config applied, the user looked up in the image, the security
+    /// profile with the caller's changes. Makes nothing; the ID is new on
+    /// each call.
+    pub fn resolve(&self, store: &ContainerStore) -> Result<Spec> {
+        let image = match &self.source {
+            Source::Image(reference) => Some(store.image_source(reference)?),
+            Source::Rootfs(_) => None,
+        };
+        let id = dunnage_base::rand::random_hex(32).map_err(|e| Error::Io {
+            op: "random",
+            path: "/dev/urandom".into(),
+            source: e,
+        })?;
+        self.resolve_with(id, image.as_ref())
+    }
+
+    pub(crate) fn resolve_with(&self, id: String, image: Option<&ImageSource>) -> Result<Spec> {
+        self.check()?;
+        let overrides = RunOverrides {
+            entrypoint: self.entrypoint.clone(),
+            cmd: self.cmd.clone(),
+            env: self.env.clone(),
+            working_dir: self.working_dir.clone(),
+            user: self.user.clone(),
+            stop_signal: self.stop_signal.clone(),
+        };
+        let (view, image_id, chain) = match image {
+            Some(img) => (
+                RunView::new(&img.config, &overrides),
+                Some(img.config.id().to_string()),
+                img.config.chain_id().map(|c| c.to_string()),
+            ),
+            None => (
+                RunView {
+                    entrypoint: overrides
+                        .entrypoint
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|w| !w.is_empty())
+                        .collect(),
+                    cmd: overrides.cmd.clone().unwrap_or_default(),
+                    env: overrides.env.clone(),
+                    working_dir: overrides.working_dir.clone().unwrap_or_default(),
+                    user: overrides.user.clone().unwrap_or_default(),
+                    stop_signal: overrides
+                        .stop_signal
+                        .clone()
+                        .unwrap_or_else(|| dunnage_image::runview::DEFAULT_STOP_SIGNAL.into()),
+                },
+                None,
+                None,
+            ),
+        };
+        let argv = view.argv();
+        if argv.is_empty() || argv[0].is_empty() {
+            return Err(Error::NoCommand);
+        }
+        crate::container::spec::signal_number(&view.stop_signal)?;
+        let resolved = match (&self.source, image) {
+            (Source::Rootfs(dir), _) => user::resolve(dir, &view.user)?,
+            (_, Some(img)) => user::resolve_in_layers(&img.layer_dirs, &view.user)?,
+            _ => user::resolve_from(&view.user, "", "")?,
+        };
+        let short = &id[..12];
+        let hostname = match &self.hostname {
+            Some(h) if !h.is_empty() => h.clone(),
+            _ if self.network == Network::Host => host_name(),
+            _ => short.to_string(),
+        };
+        // Docker's runtime environment: PATH when the config has none,
+        // HOSTNAME, TERM with a tty, then the config's, then HOME.
+        let mut env = Vec::new();
+        if !view.env.iter().any(|e| env_key(e) == "PATH") {
+            env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        env.push(format!("HOSTNAME={hostname}"));
+        if self.tty {
+            env.push("TERM=xterm".into());
+        }
+        for e in &view.env {
+            replace_or_append(&mut env, e);
+        }
+        if !env.iter().any(|e| env_key(e) == "HOME") {
+            env.push(format!("HOME={}", resolved.home));
+        }
+        let cwd = if view.working_dir.is_empty() {
+            "/".to_string()
+        } else if view.working_dir.starts_with('/') {
+            view.working_dir.clone()
+        } else {
+            return Err(Error::Invalid {
+                what: "working directory",
+                reason: format!("{:?} is not an absolute path", view.working_dir),
+            });
+        };
+        for r in &self.rlimits {
+            dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
+        }
+        let mut resources = self.resources.clone();
+        // Docker: swap defaults to as much again as the memory limit.
+        if let (Some(m), None) = (resources.memory, resources.memory_swap) {
+            resources.memory_swap = Some(i64::try_from(m.saturating_mul(2)).unwrap_or(i64::MAX));
+        }
+        resources.to_cgroup()?;
+        // The profile's namespaced sysctls for a container network
+        // namespace (docker's two), the caller's winning.
+        let mut sysctls: Vec<(String, String)> = Vec::new();
+        if self.network == Network::None {
+            sysctls.extend(self.profile.network_sysctls.clone());
+        }
+        for (k, v) in &self.sysctls {
+            sysctls.retain(|(name, _)| name != k);
+            sysctls.push((k.clone(), v.clone()));
+        }
+        let (masked, readonly) = if self.privileged {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                self.profile.masked_paths.clone(),
+                self.profile.readonly_paths.clone(),
+            )
+        };
+        Ok(Spec {
+            name: self.name.clone().unwrap_or_else(|| short.to_string()),
+            cgroup: format!("{}/{id}", self.cgroup_parent.trim_matches('/')),
+            id,
+            image: image_id,
+            image_name: match &self.source {
+                Source::Image(r) => Some(r.clone()),
+                Source::Rootfs(_) => None,
+            },
+            chain,
+            rootfs_dir: match &self.source {
+                Source::Rootfs(d) => Some(d.clone()),
+                Source::Image(_) => None,
+            },
+            argv,
+            env,
+            cwd,
+            user: view.user.clone(),
+            uid: resolved.uid,
+            gid: resolved.gid,
+            additional_gids: resolved.additional_gids,
+            hostname,
+            stop_signal: view.stop_signal.clone(),
+            tty: self.tty,
+            open_stdin: self.open_stdin,
+            capabilities: capabilities(self)?,
+            privileged: self.privileged,
+            masked_paths: masked,
+            readonly_paths: readonly,
+            readonly_rootfs: self.readonly_rootfs,
+            base_mounts: if self.privileged {
+                crate::profile::Profile::privileged().mounts
+            } else {
+                self.profile.mounts.clone()
+            },
+            devices: self.profile.devices.clone(),
+            mounts: self.mounts.clone(),
+            seccomp: match (&self.seccomp, &self.profile.seccomp) {
+                _ if self.privileged => Seccomp::Unconfined,
+                (Seccomp::Default, Some(policy)) => Seccomp::Profile(policy.to_string()),
+                (choice, _) => choice.clone(),
+            },
+            no_new_privileges: self.no_new_privileges,
+            rlimits: self.rlimits.clone(),
+            sysctls,
+            device_rules: if self.privileged {
+                crate::profile::Profile::privileged().device_rules
+            } else {
+                self.profile.device_rules.clone()
+            },
+            network: self.network.clone(),
+            labels: self.labels.clone(),
+            resources,
+            created: crate::container::state::now(),
+        })
+    }
+}
+
+/// This process's effective set (`CapEff`), every capability if unreadable.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// The host's name (a container on the host network shares it).
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}

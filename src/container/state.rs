@@ -1,0 +1,193 @@
+//! The on-disk protocol of a container's state, shared by every process
+//! that works on the store.
+//!
+//! ```text
+//! <root>/containers/
+//!     .lock                 flock: held exclusively while a container is
+//!                           added or removed (names stay unique)
+//!     <id>/                 64 hex digits
+//!         lock              flock: held exclusively by every operation
+//!                           that changes the container (start, kill,
+//!                           stop, pause, remove, recording the exit)
+//!         config.json       the resolved Spec, written once at create
+//!         state.json        the State below, replaced atomically (not
+//!                           fsynced: a crash ends its processes anyway)
+//!         hostname, hosts, resolv.conf
+//!                           bound (rbind, as docker does) over the init
+//!                           layer's empty /etc files
+//!         <id>-json.log     docker's json-file log (detached containers)
+//!         start.fifo        detached containers not started yet: a byte
+//!                           written here asks the monitor to start it
+//! ```
+//!
+//! A container directory without `config.json` or `state.json` is a create
+//! that did not finish: listing skips it and `remove` deletes it.
+//!
+//! The init's pid is only trusted with its start time
+//! (`/proc/<pid>/stat` field 22): a pid the kernel reused for another
+//! process has another start time, and the container counts as exited.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::error::{Error, Result, io_err};
+use crate::container::spec::Status;
+
+/// The mutable part of a container's state (`state.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct State {
+    /// The status as last recorded (see [`State::live_status`]).
+    pub status: Option<Status>,
+    /// The init's pid in the host's pid namespace (0: none).
+    pub pid: i32,
+    /// The init's start time in clock ticks after boot (`/proc/<pid>/stat`
+    /// field 22), the guard against pid reuse.
+    pub pid_start: u64,
+    /// The exit code (128 + signal when killed by one), when known.
+    pub exit_code: Option<i32>,
+    /// Whether the OOM killer ended it.
+    pub oom_killed: bool,
+    /// When it was created (RFC 3339 with nanoseconds, UTC).
+    pub created_at: String,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// The pid of its monitor (detached containers), 0 if none.
+    pub monitor_pid: i32,
+    /// The monitor's start time (the guard against pid reuse).
+    #[serde(default)]
+    pub monitor_start: u64,
+}
+
+/// The start time of `pid` (field 22 of `/proc/<pid>/stat`), `None` when
+/// there is no such process.
+pub fn pid_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything: skip to
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ')' come field 3 (state) onwards: field 22 is the 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` (not a zombie) is still the process that started at
+/// `start`.
+pub fn same_process(pid: i32, start: u64) -> bool {
+    if pid_start_time(pid) != Some(start) {
+        return false;
+    }
+    // A zombie has ended; only its parent's wait remains.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    state != Some("Z") && state != Some("X")
+}
+
+impl State {
+    /// The status with the process checked: a recorded `running`,
+    /// `paused` or `created` whose process is gone is `exited`.
+    pub fn live_status(&self) -> Status {
+        let recorded = self.status.unwrap_or(Status::Exited);
+        match recorded {
+            Status::Exited => Status::Exited,
+            other if same_process(self.pid, self.pid_start) => other,
+            _ => Status::Exited,
+        }
+    }
+
+    /// Read `state.json` of the container directory `dir`.
+    pub fn read(dir: &Path) -> Result<State> {
+        let path = dir.join("state.json");
+        let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Replace `state.json` of `dir` atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("state.json");
+        let bytes = serde_json::to_vec(self).map_err(|e| Error::CorruptState {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        // Atomic, not fsynced: after a crash the processes it describes are
+        // gone, and the live check (pid and start time) corrects it.
+        dunnage_base::fs::write_replace(&path, &bytes, 0o600).map_err(io_err("write", path))
+    }
+}
+
+/// The time now, as docker writes it (RFC 3339, nanoseconds, UTC).
+pub fn now() -> String {
+    dunnage_image::time::format_rfc3339(std::time::SystemTime::now())
+}
+
+/// `<root>/containers`.
+pub fn containers_dir(root: &Path) -> PathBuf {
+    root.join("containers")
+}
+
+/// Whether `id` is a container ID: 64 lower-case hex digits.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_and_reuse_guard() {
+        let me = std::process::id() as i32;
+        let start = pid_start_time(me).unwrap();
+        assert!(same_process(me, start));
+        assert!(!same_process(me, start + 1));
+        assert_eq!(pid_start_time(0), None);
+        assert_eq!(pid_start_time(-5), None);
+        let st = State {
+            status: Some(Status::Running),
+            pid: me,
+            pid_start: start + 1,
+            ..State::default()
+        };
+        assert_eq!(st.live_status(), Status::Exited);
+    }
+
+    #[test]
+    fn corrupt_state_is_typed() {
+        let dir = std::env::temp_dir().join(format!("dunnage-test-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for junk in [&b""[..], b"{", b"[]", b"{\"pid\":\"x\"}", b"\xff\xfe"] {
+            std::fs::write(dir.join("state.json"), junk).unwrap();
+            assert!(matches!(State::read(&dir), Err(Error::CorruptState { .. })));
+        }
+        let st = State {
+            status: Some(Status::Created),
+            created_at: now(),
+            ..State::default()
+        };
+        st.write(&dir).unwrap();
+        assert_eq!(State::read(&dir).unwrap(), st);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ids() {
+        assert!(valid_id(&"a".repeat(64)));
+        assert!(!valid_id(&"A".repeat(64)));
+        assert!(!valid_id("abc"));
+        assert!(!valid_id(&"../".repeat(21)));
+    }
+}

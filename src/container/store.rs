@@ -1,0 +1,169 @@
+//! [`ContainerStore`]: the containers of a data root, beside its images
+//! and layers. Finding containers by name, ID or ID prefix, listing them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dunnage_base::lock::{FileLock, LockKind};
+use dunnage_image::ImageStore;
+
+use crate::container::error::{Error, Result, io_err};
+use crate::container::handle::ContainerHandle;
+use crate::container::resolve::ImageSource;
+use crate::container::spec::{Spec, Status};
+use crate::container::state::{State, containers_dir, valid_id};
+
+/// The containers (and images) of one data root. Cheap to clone: clones
+/// share the open stores.
+#[derive(Clone, Debug)]
+pub struct ContainerStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    images: ImageStore,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerStore")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+/// A container as `docker ps -a` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContainerInfo {
+    /// The resolved configuration.
+    pub spec: Spec,
+    /// The recorded state.
+    pub state: State,
+    /// The status with the process checked.
+    pub status: Status,
+}
+
+impl ContainerStore {
+    /// Open the data root `root` (the image store's root), creating
+    /// `containers/` when missing.
+    pub fn open(root: impl AsRef<Path>) -> Result<ContainerStore> {
+        let root = root.as_ref().to_path_buf();
+        let images = ImageStore::open(&root)?;
+        let dir = containers_dir(&root);
+        std::fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
+        Ok(ContainerStore {
+            inner: Arc::new(Inner { root, images }),
+        })
+    }
+
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The image store of the same root.
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    /// `containers/<id>`.
+    pub(crate) fn dir_of(&self, id: &str) -> PathBuf {
+        containers_dir(&self.inner.root).join(id)
+    }
+
+    /// The store-wide lock held while containers are added or removed.
+    pub(crate) fn lock_all(&self) -> Result<FileLock> {
+        let path = containers_dir(&self.inner.root).join(".lock");
+        FileLock::lock(&path, LockKind::Exclusive).map_err(io_err("lock", path))
+    }
+
+    /// The image `reference` (name or ID) with its layer directories.
+    pub(crate) fn image_source(&self, reference: &str) -> Result<ImageSource> {
+        let images = self.images();
+        let id = images.resolve(reference).map_err(|e| match e {
+            dunnage_image::Error::NoSuchImage(_) => Error::UnknownImage(reference.to_string()),
+            other => Error::Image(other),
+        })?;
+        let config = images.config(&id)?;
+        let mut layer_dirs = Vec::new();
+        if let Some(chain) = config.chain_id() {
+            let layers = images.layers();
+            for layer in layers.chain(&chain)?.iter().rev() {
+                layer_dirs.push(layers.driver().diff_dir(&layer.cache_id));
+            }
+        }
+        Ok(ImageSource { config, layer_dirs })
+    }
+
+    /// Every finished container (a directory without `config.json` or
+    /// `state.json` is a create in progress or a crashed one, skipped).
+    pub fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let dir = containers_dir(&self.inner.root);
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_err("read dir", &dir))? {
+            let entry = entry.map_err(io_err("read dir", &dir))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| valid_id(n)) else {
+                continue;
+            };
+            match self.info(id) {
+                Ok(info) => out.push(info),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| b.spec.created.cmp(&a.spec.created));
+        Ok(out)
+    }
+
+    /// The configuration and state of container `id` (a full ID).
+    pub(crate) fn info(&self, id: &str) -> Result<ContainerInfo> {
+        let dir = self.dir_of(id);
+        let path = dir.join("config.json");
+        let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+        let spec = Spec::from_json(path, &bytes)?;
+        let state = State::read(&dir)?;
+        let status = state.live_status();
+        Ok(ContainerInfo {
+            spec,
+            state,
+            status,
+        })
+    }
+
+    /// The full ID of the container named `key`: a full ID, a name, or a
+    /// unique ID prefix (docker's order).
+    pub fn lookup(&self, key: &str) -> Result<String> {
+        let unknown = || Error::UnknownContainer(key.to_string());
+        if key.is_empty() {
+            return Err(unknown());
+        }
+        if valid_id(key) && self.dir_of(key).join("config.json").exists() {
+            return Ok(key.to_string());
+        }
+        let all = self.list()?;
+        let key = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = all.iter().find(|c| c.spec.name == key) {
+            return Ok(c.spec.id.clone());
+        }
+        let mut prefixed = all.iter().filter(|c| c.spec.id.starts_with(key));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(c), None) => Ok(c.spec.id.clone()),
+            (Some(_), Some(_)) => Err(Error::Invalid {
+                what: "container ID prefix",
+                reason: format!("multiple IDs found with provided prefix: {key}"),
+            }),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// A handle of the container `key` (name, ID or unique prefix), for a
+    /// container made by this or another process.
+    pub fn get(&self, key: &str) -> Result<ContainerHandle> {
+        let id = self.lookup(key)?;
+        let info = self.info(&id)?;
+        Ok(ContainerHandle::attach(self.clone(), info.spec))
+    }
+}

@@ -1,0 +1,525 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::container::{MountSpec, Network, Seccomp};
+
+/// Captured from a private dockerd (docker.io 20.10.24):
+/// `docker run -d --network none IMG sleep 1000`.
+const DOCKER: &str = include_str!("../../tests/fixtures/oci/docker-run.json");
+/// Captured from podman 4.3.1 through a logging wrapper runtime:
+/// `podman run --rm --network none IMG true`.
+const PODMAN: &str = include_str!("../../tests/fixtures/oci/podman-run.json");
+
+fn docker_value() -> Value {
+    serde_json::from_str(DOCKER).unwrap()
+}
+
+fn convert(v: &Value) -> Result<Converted> {
+    OciConfig::from_bytes(&serde_json::to_vec(v).unwrap())?.to_container(Path::new("/b"))
+}
+
+fn refused_field(v: &Value) -> String {
+    match convert(v) {
+        Err(Error::Unsupported { field, .. }) => field,
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+fn invalid_field(v: &Value) -> String {
+    match convert(v) {
+        Err(Error::Invalid { field, .. }) => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn docker_config_converts() {
+    let cfg = OciConfig::from_bytes(DOCKER.as_bytes()).unwrap();
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    let out = cfg.to_container(Path::new("/bundle")).unwrap();
+    let c = &out.container;
+    assert_eq!(
+        c.entrypoint.as_deref(),
+        Some(&["sleep".to_string(), "1000".into()][..])
+    );
+    assert_eq!(c.profile.capabilities, crate::profile::DOCKER_CAPABILITIES);
+    assert_eq!(c.profile.masked_paths, crate::profile::DOCKER_MASKED_PATHS);
+    assert_eq!(
+        c.profile.readonly_paths,
+        crate::profile::DOCKER_READONLY_PATHS
+    );
+    assert_eq!(c.network, Network::None);
+    assert_eq!(c.user.as_deref(), Some("0:0"));
+    assert_eq!(c.hostname.as_deref(), Some("88778d8cdd47"));
+    assert_eq!(c.cgroup_parent, "docker");
+    assert_eq!(c.sysctls.len(), 2);
+    let Seccomp::Profile(text) = &c.seccomp else {
+        panic!("{:?}", c.seccomp)
+    };
+    let s: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(Some(s), crate::profile::Profile::docker().seccomp);
+    // resolv.conf, hostname, hosts: binds; the profile's mounts are the
+    // Container's own.
+    assert_eq!(c.mounts.len(), 3);
+    assert!(
+        matches!(&c.mounts[0], MountSpec::Bind { destination, readonly: false, .. }
+        if destination == Path::new("/etc/resolv.conf"))
+    );
+    assert_eq!(out.hooks.prestart().as_ref().map(Vec::len), Some(1));
+    assert_eq!(out.oom_score_adj, Some(0));
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
+
+#[test]
+fn podman_config_parses_and_refuses_its_shm_bind_flags() {
+    let cfg = OciConfig::from_bytes(PODMAN.as_bytes()).unwrap();
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    assert!(cfg.spec().linux().as_ref().unwrap().seccomp().is_some());
+    // Podman binds /dev/shm with nosuid,noexec,nodev: the builder's bind
+    // has no such flags, so this is refused, naming the field.
+    let v: Value = serde_json::from_str(PODMAN).unwrap();
+    assert_eq!(v["mounts"][6]["destination"], "/dev/shm");
+    assert_eq!(refused_field(&v), "mounts[6].options");
+    // Without that mount, the rest converts: umask 0022, pids limit,
+    // deny-all device rule, the cgroup mount's options (a warning).
+    let mut v = v;
+    v["mounts"].as_array_mut().unwrap().remove(6);
+    let out = convert(&v).unwrap();
+    assert_eq!(out.container.resources.pids_limit, Some(2048));
+    assert_eq!(out.container.cgroup_parent, "libpod_parent");
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| matches!(w, Warning::MountOptions { .. }))
+    );
+    assert_eq!(out.annotations["io.container.manager"], "libpod");
+}
+
+#[test]
+fn round_trip_keeps_unknown_fields() {
+    let mut v = docker_value();
+    v["x-vendor"] = json!({"deep": [1, 2, {"k": null}]});
+    v["linux"]["fancyNewKnob"] = json!(true);
+    v["process"]["user"]["extra"] = json!("x");
+    let cfg = OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+    let back: Value = serde_json::from_slice(&cfg.to_vec()).unwrap();
+    assert_eq!(back, v);
+    let unknown: Vec<&str> = cfg
+        .warnings()
+        .iter()
+        .filter_map(|w| match w {
+            Warning::UnknownField { field } => Some(field.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unknown.len(), 3, "{unknown:?}");
+    assert!(unknown.contains(&"linux.fancyNewKnob"));
+    // Unknown fields do not stop the conversion.
+    convert(&v).unwrap();
+}
+
+#[test]
+fn unknown_capability_is_a_warning() {
+    let mut v = docker_value();
+    for set in ["bounding", "effective", "permitted"] {
+        v["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_FROM_THE_FUTURE"));
+    }
+    let cfg = OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+    let warned = cfg
+        .warnings()
+        .iter()
+        .filter(|w| matches!(w, Warning::UnknownCapability { name, .. } if name == "CAP_FROM_THE_FUTURE"))
+        .count();
+    assert_eq!(warned, 3);
+    // The raw document keeps the name; the container does not get it.
+    assert_eq!(serde_json::from_slice::<Value>(&cfg.to_vec()).unwrap(), v);
+    let out = cfg.to_container(Path::new("/b")).unwrap();
+    assert_eq!(out.container.profile.capabilities.len(), 14);
+    // A non-string capability is still a type error.
+    v["process"]["capabilities"]["bounding"] = json!([5]);
+    assert!(matches!(
+        OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()),
+        Err(Error::Json { .. })
+    ));
+}
+
+#[test]
+fn every_hook_kind_is_kept_as_data() {
+    let mut v = docker_value();
+    let hook = json!([{"path": "/bin/true", "args": ["true"], "env": ["A=B"], "timeout": 5}]);
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        v["hooks"][kind] = hook.clone();
+    }
+    let h = convert(&v).unwrap().hooks;
+    for list in [
+        h.prestart(),
+        h.create_runtime(),
+        h.create_container(),
+        h.start_container(),
+        h.poststart(),
+        h.poststop(),
+    ] {
+        let list = list.as_ref().unwrap();
+        assert_eq!(list[0].path(), Path::new("/bin/true"));
+        assert_eq!(list[0].timeout(), Some(5));
+    }
+}
+
+#[test]
+fn honoured_process_fields() {
+    let mut v = docker_value();
+    v["process"]["terminal"] = json!(true);
+    v["process"]["consoleSize"] = json!({"height": 24, "width": 80});
+    v["process"]["noNewPrivileges"] = json!(true);
+    v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]);
+    v["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    for set in ["effective", "permitted"] {
+        v["process"]["capabilities"][set] = json!([]);
+    }
+    v["root"]["readonly"] = json!(true);
+    v["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 67108864});
+    v["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+    v["linux"]["resources"]["pids"] = json!({"limit": 10});
+    v["linux"]["namespaces"][1] = json!({"type": "network", "path": "/proc/1/ns/net"});
+    v["linux"].as_object_mut().unwrap().remove("seccomp");
+    let out = convert(&v).unwrap();
+    let c = &out.container;
+    assert!(c.tty && c.no_new_privileges && c.readonly_rootfs);
+    assert_eq!(out.console_size, Some((24, 80)));
+    assert_eq!(c.rlimits[0].name, "nofile");
+    assert_eq!((c.rlimits[0].soft, c.rlimits[0].hard), (1024, 2048));
+    assert_eq!(c.user.as_deref(), Some("1000:1000"));
+    assert_eq!(c.resources.memory, Some(33554432));
+    assert_eq!(c.resources.memory_swap, Some(67108864));
+    assert_eq!(c.resources.cpu_quota, Some(50000));
+    assert_eq!(c.resources.pids_limit, Some(10));
+    assert_eq!(c.network, Network::Join("/proc/1/ns/net".into()));
+    assert_eq!(c.seccomp, Seccomp::Unconfined);
+    // Without a network namespace: the host's.
+    let mut v = docker_value();
+    v["linux"]["namespaces"].as_array_mut().unwrap().remove(1);
+    assert_eq!(convert(&v).unwrap().container.network, Network::Host);
+}
+
+#[test]
+fn every_refused_field_is_named() {
+    for (path, status) in fields::FIELDS {
+        if !matches!(status, fields::Status::Refused(_)) {
+            continue;
+        }
+        let mut doc = json!({});
+        let mut cur = &mut doc;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            cur[*part] = if last { json!({"x": 1}) } else { json!({}) };
+            cur = &mut cur[*part];
+        }
+        match fields::refuse_unsupported(&doc) {
+            Err(Error::Unsupported { field, .. }) => assert_eq!(field, *path),
+            other => panic!("{path}: {other:?}"),
+        }
+        // Empty values are "not set".
+        let mut empty = doc.clone();
+        *empty.pointer_mut(&format!("/{}", parts.join("/"))).unwrap() = json!(null);
+        fields::refuse_unsupported(&empty).unwrap();
+    }
+}
+
+#[test]
+fn refused_end_to_end() {
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "linux.uidMappings",
+            json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+        ),
+        (
+            "linux.mountLabel",
+            json!("system_u:object_r:container_file_t:s0"),
+        ),
+        ("linux.intelRdt", json!({"closID": "x"})),
+        ("linux.personality", json!({"domain": "LINUX32"})),
+    ];
+    for (field, value) in cases {
+        let mut v = docker_value();
+        let key = field.strip_prefix("linux.").unwrap();
+        v["linux"][key] = value;
+        assert_eq!(refused_field(&v), field);
+    }
+    let mut v = docker_value();
+    v["process"]["apparmorProfile"] = json!("docker-default");
+    assert_eq!(refused_field(&v), "process.apparmorProfile");
+    let mut v = docker_value();
+    v["process"]["selinuxLabel"] = json!("x");
+    assert_eq!(refused_field(&v), "process.selinuxLabel");
+    let mut v = docker_value();
+    v["domainname"] = json!("example.org");
+    assert_eq!(refused_field(&v), "domainname");
+    let mut v = docker_value();
+    v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "user"}]);
+    assert_eq!(refused_field(&v), "linux.namespaces[4]");
+    let mut v = docker_value();
+    v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
+    assert_eq!(refused_field(&v), "linux.namespaces");
+    let mut v = docker_value();
+    v["linux"]["namespaces"][3] = json!({"type": "pid", "path": "/proc/1/ns/pid"});
+    assert_eq!(refused_field(&v), "linux.namespaces[3].path");
+    let mut v = docker_value();
+    v["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+    assert_eq!(refused_field(&v), "process.capabilities.ambient");
+    let mut v = docker_value();
+    v["process"]["capabilities"]["effective"] = json!(["CAP_KILL"]);
+    assert_eq!(refused_field(&v), "process.capabilities.effective");
+    let mut v = docker_value();
+    v["process"]["user"]["umask"] = json!(0o077);
+    assert_eq!(refused_field(&v), "process.user.umask");
+    let mut v = docker_value();
+    v["process"]["user"]["additionalGids"] = json!([0, 10]);
+    assert_eq!(refused_field(&v), "process.user.additionalGids");
+    let mut v = docker_value();
+    v["linux"]["rootfsPropagation"] = json!("shared");
+    assert_eq!(refused_field(&v), "linux.rootfsPropagation");
+    let mut v = docker_value();
+    v["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+    assert_eq!(refused_field(&v), "linux.devices[0]");
+    let mut v = docker_value();
+    v["linux"]["resources"]["devices"][0]["allow"] = json!(true);
+    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    let mut v = docker_value();
+    v["mounts"][0]["destination"] = json!("/somewhere");
+    assert_eq!(refused_field(&v), "mounts[0].type");
+    let mut v = docker_value();
+    v["ociVersion"] = json!("2.0.0");
+    assert_eq!(refused_field(&v), "ociVersion");
+}
+
+#[test]
+fn invalid_values_are_typed() {
+    let mut v = docker_value();
+    v["process"]["env"] = json!(["NOEQUALS"]);
+    assert_eq!(invalid_field(&v), "process.env[0]");
+    let mut v = docker_value();
+    v["process"]["cwd"] = json!("relative");
+    assert_eq!(invalid_field(&v), "process.cwd");
+    let mut v = docker_value();
+    v["process"]["args"] = json!([]);
+    assert_eq!(invalid_field(&v), "process.args");
+    let mut v = docker_value();
+    v.as_object_mut().unwrap().remove("process");
+    assert_eq!(invalid_field(&v), "process");
+    let mut v = docker_value();
+    v.as_object_mut().unwrap().remove("root");
+    assert_eq!(invalid_field(&v), "root");
+    let mut v = docker_value();
+    v["linux"]["resources"]["memory"]["swap"] = json!(-7);
+    assert_eq!(invalid_field(&v), "linux.resources");
+    let mut v = docker_value();
+    v["linux"]["cgroupsPath"] = json!("/../../x");
+    assert_eq!(invalid_field(&v), "linux.cgroupsPath");
+}
+
+#[test]
+fn malformed_and_hostile_bytes() {
+    let deep = "[".repeat(100_000);
+    let huge_string = format!("{{\"hostname\": \"{}\"", "a".repeat(1 << 20));
+    let cases: Vec<&[u8]> = vec![
+        b"",
+        b"null",
+        b"[]",
+        b"\"x\"",
+        b"{",
+        b"{\"ociVersion\": 1}",
+        b"{\"process\": 5}",
+        b"{\"ociVersion\":\"1.0.2\",\"process\":{\"cwd\":\"/\",\"user\":{\"uid\":-1,\"gid\":0}}}",
+        b"{\"ociVersion\":\"1.0.2\",\"linux\":{\"namespaces\":[{\"type\":\"bogus\"}]}}",
+        b"{\"ociVersion\":\"1.0.2\",\"process\":{\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0},\"rlimits\":[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}",
+        b"\xff\xfe{}",
+        b"{\"a\":1}garbage",
+        deep.as_bytes(),
+        huge_string.as_bytes(),
+    ];
+    for bytes in cases {
+        match OciConfig::from_bytes(bytes) {
+            Err(Error::Json { .. } | Error::Invalid { .. }) => {}
+            other => panic!(
+                "{:?}: {other:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
+            ),
+        }
+    }
+    // Truncations of a real config never panic.
+    for n in (0..DOCKER.len()).step_by(97) {
+        let _ = OciConfig::from_bytes(&DOCKER.as_bytes()[..n]);
+    }
+    // An empty object parses (ociVersion defaults) but does not convert.
+    let cfg = OciConfig::from_bytes(b"{}").unwrap();
+    assert!(cfg.to_container(Path::new("/b")).is_err());
+}
+
+#[test]
+fn privileged_config_is_privileged_mode() {
+    use crate::oci::bundle::{BundleSpec, config_json};
+    let v = config_json(
+        &crate::profile::Profile::privileged(),
+        &BundleSpec::new(["true"]),
+        &[],
+    );
+    let out = convert(&v).unwrap();
+    assert!(out.container.privileged);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    // The host's device list docker --privileged writes: the Container
+    // does not create host nodes, so it is refused by name.
+    let devs = crate::profile::host_devices(Path::new("/dev")).unwrap();
+    let v = config_json(
+        &crate::profile::Profile::privileged(),
+        &BundleSpec::new(["true"]),
+        &devs,
+    );
+    let field = refused_field(&v);
+    assert!(field.starts_with("linux.devices["), "{field}");
+    // Allow-all devices with Docker's confinement is not a mode we have.
+    let mut v = docker_value();
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    let mut v = docker_value();
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "a", "access": "rwm"}]);
+    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+}
+
+#[test]
+fn convert_bytes_is_the_one_call_entry() {
+    let out = convert_bytes(DOCKER.as_bytes(), Path::new("/b")).unwrap();
+    assert_eq!(out.container.network, Network::None);
+    assert!(convert_bytes(b"{]", Path::new("/b")).is_err());
+}
+
+#[test]
+fn container_defaults_are_warned_about() {
+    let mut v = docker_value();
+    v["linux"].as_object_mut().unwrap().remove("sysctl");
+    v["linux"]["resources"]["memory"] = json!({"limit": 1048576});
+    let w = convert(&v).unwrap().warnings;
+    let fields: Vec<&str> = w
+        .iter()
+        .filter_map(|w| match w {
+            Warning::ContainerDefault { field, .. } => Some(*field),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "linux.sysctl",
+            "linux.sysctl",
+            "linux.resources.memory.swap"
+        ]
+    );
+    assert!(w[0].to_string().contains("ip_unprivileged_port_start=0"));
+}
+
+/// Mutate the docker config at random (values replaced by other JSON
+/// kinds, members deleted, arrays emptied or grown) and convert: typed
+/// results, never a panic.
+#[test]
+fn random_mutations_never_panic() {
+    fn leaves(v: &Value, path: String, out: &mut Vec<String>) {
+        out.push(path.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    leaves(x, format!("{path}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    leaves(x, format!("{path}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let base = docker_value();
+    let mut paths = Vec::new();
+    leaves(&base, String::new(), &mut paths);
+    let replacements = [
+        json!(null),
+        json!(-1),
+        json!(u64::MAX),
+        json!(1.5),
+        json!(""),
+        json!("../../etc"),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!(["CAP_SYS_ADMIN", 7]),
+        json!({"type": "user", "path": "/proc/1/ns/user"}),
+    ];
+    let mut rng = dunnage_testsupport::Rng::new(10);
+    for _ in 0..1000 {
+        let mut v = base.clone();
+        for _ in 0..=rng.below(3) {
+            let p = &paths[rng.below(paths.len() as u64) as usize];
+            if p.is_empty() {
+                continue;
+            }
+            let r = replacements[rng.below(replacements.len() as u64) as usize].clone();
+            if let Some(slot) = v.pointer_mut(p) {
+                *slot = r;
+            }
+        }
+        let bytes = serde_json::to_vec(&v).unwrap();
+        if let Ok(cfg) = OciConfig::from_bytes(&bytes) {
+            // Whatever parses round-trips.
+            assert_eq!(serde_json::from_slice::<Value>(&cfg.to_vec()).unwrap(), v);
+            let _ = cfg.to_container(Path::new("/b"));
+        }
+    }
+}
+
+/// `runc spec` (1.1.5) and `crun spec` (1.8.1) templates, as printed here.
+#[test]
+fn runc_and_crun_spec_templates() {
+    for (name, text, refused) in [
+        (
+            "runc",
+            include_str!("../../tests/fixtures/oci/runc-spec.json"),
+            "process.capabilities.ambient",
+        ),
+        (
+            "crun",
+            include_str!("../../tests/fixtures/oci/crun-spec.json"),
+            "process.capabilities.ambient",
+        ),
+    ] {
+        let cfg = OciConfig::from_bytes(text.as_bytes()).unwrap();
+        assert!(cfg.warnings().is_empty(), "{name}: {:?}", cfg.warnings());
+        // Their root process has ambient capabilities, which the Container does not give: refused.
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(refused_field(&v), refused, "{name}");
+        let caps = v["process"]["capabilities"].as_object_mut().unwrap();
+        caps.remove("ambient");
+        caps.remove("inheritable");
+        let out = convert(&v).unwrap();
+        let c = &out.container;
+        assert!(c.tty, "{name}");
+        assert_eq!(c.rlimits[0].name, "nofile");
+        assert_eq!(c.profile.capabilities.len(), 3, "{name}");
+        assert!(c.readonly_rootfs, "{name}");
+        assert_eq!(c.network, Network::None);
+        assert_eq!(c.seccomp, Seccomp::Unconfined);
+    }
+}

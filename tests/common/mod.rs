@@ -1,0 +1,129 @@
+//! Shared by the facade's container tests: a private store holding a
+//! busybox image, a cgroup parent, and the check that nothing is left.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use dunnage::container::{Container, ContainerStore};
+use dunnage::image::ImageChanges;
+use dunnage_testsupport::{CgroupGuard, TempDir, mounts_below, unique_name};
+
+pub const IMAGE: &str = "test/busybox:1";
+
+/// A private store holding a busybox image, a cgroup parent for its
+/// containers, and the checks that nothing is left.
+pub struct Fixture {
+    pub tmp: TempDir,
+    pub store: ContainerStore,
+    pub parent: String,
+    _cgroups: CgroupGuard,
+}
+
+/// The cgroup directories of `parent` in every hierarchy of this host.
+pub fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.procs").exists() {
+        return vec![base.join(parent)]; // pure v2
+    }
+    let mut dirs = Vec::new();
+    for e in std::fs::read_dir(base).unwrap().flatten() {
+        if e.path().join("cgroup.procs").exists() {
+            dirs.push(e.path().join(parent));
+        }
+    }
+    assert!(!dirs.is_empty());
+    dirs
+}
+
+/// A rootfs tar of the host's static busybox, with users.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "home/web"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for app in [
+        "sh", "true", "false", "cat", "echo", "id", "hostname", "pwd", "sleep", "head", "tr", "ls",
+        "env", "touch",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000:web:/home/web:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nweb:x:1000:\nstaff:x:50:web\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("bin/noexec"), "not a program\n").unwrap();
+    let tar = dir.join("rootfs.tar");
+    let st = StdCommand::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let tmp = TempDir::new("container").unwrap();
+        let tar = busybox_tar(tmp.path());
+        let store = ContainerStore::open(tmp.join("store")).unwrap();
+        let mut changes = ImageChanges::default();
+        for c in ["CMD [\"/bin/sh\"]", "ENV PATH=/bin", "ENV FROM_IMAGE=yes"] {
+            changes.add_instruction(c).unwrap();
+        }
+        changes.reference = Some(IMAGE.parse().unwrap());
+        store.images().import(&tar, &changes).unwrap();
+        let parent = unique_name("ctr");
+        let mut guard = CgroupGuard::new();
+        for d in cgroup_dirs(&parent) {
+            guard.add(d);
+        }
+        Fixture {
+            tmp,
+            store,
+            parent,
+            _cgroups: guard,
+        }
+    }
+
+    pub fn container(&self) -> Container {
+        let mut c = Container::image(IMAGE);
+        c.cgroup_parent(&self.parent);
+        c
+    }
+
+    /// Nothing of any container left: no mounts, no container cgroups, no
+    /// state, no container layers.
+    pub fn assert_clean(&self) {
+        assert_eq!(mounts_below(self.tmp.path()), Vec::<PathBuf>::new());
+        for d in cgroup_dirs(&self.parent) {
+            if d.is_dir() {
+                assert_eq!(std::fs::read_to_string(d.join("cgroup.procs")).unwrap(), "");
+            }
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                let subs: Vec<_> = entries.flatten().filter(|e| e.path().is_dir()).collect();
+                assert!(subs.is_empty(), "cgroups left in {}: {subs:?}", d.display());
+            }
+        }
+        assert!(self.store.list().unwrap().is_empty());
+        assert!(self.store.images().layers().list_rw().unwrap().is_empty());
+    }
+}
+
+pub fn read_all(mut f: std::fs::File) -> String {
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    s
+}
