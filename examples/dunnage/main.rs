@@ -31,6 +31,7 @@
 //! dunnage [--root DIR] update [-m -–memory-swap --cpus -c --cpuset-cpus --pids-limit] CONTAINER...
 //! dunnage [--root DIR] commit [-c CHANGE] [-m MESSAGE] CONTAINER [REF]
 //! dunnage [--root DIR] export [-o FILE] CONTAINER
+//! dunnage [--root DIR] system check [--repair]
 //! ```
 //! Registries on localhost and 127.0.0.0/8 are reached over plain HTTP;
 //! `DUNNAGE_INSECURE_REGISTRIES` and `DUNNAGE_REGISTRY_MIRRORS` (comma
@@ -43,7 +44,9 @@
 //! program cannot be run, the process's own code otherwise). The `run`
 //! options are docker's (see `run.rs`); the network defaults to `none`.
 //! Detached containers (`run -d`, `create`) are held by a monitor, which
-//! is this same program started with `--dunnage-monitor`.
+//! is this same program started with `--dunnage-monitor`. `system check` prints one line per
+//! problem and exits with status 1 when it found any (with `--repair`: when
+//! any is left after repairing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod flags;
@@ -64,7 +67,7 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|system check ...";
 
 fn main() -> ExitCode {
     // A detached container's monitor is this program run again.
@@ -269,11 +272,38 @@ fn image_verb(root: &Path, verb: &str, rest: &[OsString]) -> Res {
         )?),
         "logout" => registry::logout(&Args::parse(rest, &[], &[])?),
         "info" => registry::info(root),
+        "system" => system(root, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
         other => Err(format!("unknown command {other:?}; {USAGE}").into()),
+    }
+}
+
+/// `system check [--repair]`: exit status 1 (an error) when a problem is
+/// found, or left after repairing.
+fn system(root: &Path, rest: &[OsString]) -> Res {
+    let Some((_, rest)) = rest.split_first().filter(|(s, _)| *s == "check") else {
+        return Err("usage: dunnage system check [--repair]".into());
+    };
+    let a = Args::parse(rest, &[], &["--repair"])?;
+    a.exactly(0, "dunnage system check")?;
+    let store = ImageStore::open(root)?;
+    let report = if a.has(&["--repair"]) {
+        for p in &store.repair()?.problems {
+            println!("found: {p}");
+        }
+        store.check()?
+    } else {
+        store.check()?
+    };
+    for p in &report.problems {
+        println!("{p}");
+    }
+    match report.problems.len() {
+        0 => Ok(()),
+        n => Err(format!("{n} problem(s) found").into()),
     }
 }
 

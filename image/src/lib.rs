@@ -27,6 +27,7 @@
 //! - [`repositories`]: [`Repositories`], `repositories.json`.
 //! - [`store`]: [`ImageStore`]: resolve, tag, remove, prune; one lock for
 //!   every change of configs and tags, shared by all processes.
+//! - [`check`]: [`ImageStore::check`] and [`ImageStore::repair`] of a whole store.
 //! - [`reclaim`]: layer references no image owns (a load killed halfway)
 //!   found by [`ImageStore::leaked_layers`] and given back by
 //!   [`ImageStore::prune`], [`ImageStore::load`] and
@@ -43,6 +44,8 @@
 //!   `ImageStore::push` over the OCI distribution API, `login`/`logout`.
 //! - [`time`]: RFC 3339 and Docker's human durations and sizes.
 
+pub mod check;
+mod check_fs;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -68,6 +71,7 @@ pub mod store;
 pub mod time;
 pub mod views;
 
+pub use check::{CheckReport, Problem};
 pub use config::{ConfigFile, History, ImageConfig, ImageId, RootFs, RunConfig};
 pub use error::{Error, Result};
 pub use imagedb::ImageDb;

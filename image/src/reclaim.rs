@@ -96,7 +96,7 @@ impl ImageStore {
     }
 
     /// Count the images on each layer and compare with its references.
-    fn survey(&self, _locked: &Locked) -> Result<Option<Vec<LeakedLayer>>> {
+    pub(crate) fn survey(&self, _locked: &Locked) -> Result<Option<Vec<LeakedLayer>>> {
         let mut owners: HashMap<ChainId, u64> = HashMap::new();
         for id in self.imagedb().list()? {
             match self.imagedb().get(&id) {

@@ -320,12 +320,28 @@ impl LayerStore {
         let rw = self.get_rw(container_id)?;
         let _lock = self.db.store_lock(LockKind::Exclusive)?;
         let _item = self.db.item_lock(&format!("mount-{container_id}"))?;
-        self.driver.remove(&rw.mount_id)?;
+        // The record leaves `mounts/` first, in one rename, for a staged
+        // record in `tmp/`: a process killed from here on leaves no
+        // half-removed record (one without its `mount-id`, or naming
+        // directories already gone), but a leftover that the next `open`
+        // removes with the driver directories it names.
+        let dir = self.mount_dir(container_id);
+        let staged = self
+            .db
+            .root()
+            .join("tmp")
+            .join(format!("mount-removing-{container_id}-{}", random_hex(8)?));
+        fs::rename(&dir, &staged).map_err(io_err("rename", &dir))?;
+        fsync_dir(&self.db.root().join("mounts"))?;
+        if let Err(e) = self.driver.remove(&rw.mount_id) {
+            // Mounted (busy): the container layer stays as it was.
+            let _ = fs::rename(&staged, &dir);
+            return Err(e.into());
+        }
         if let Some(init_id) = &rw.init_id {
             self.driver.remove(init_id)?;
         }
-        let dir = self.mount_dir(container_id);
-        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        fs::remove_dir_all(&staged).map_err(io_err("remove", &staged))?;
         drop(_item);
         self.db.remove_locks(&[format!("mount-{container_id}")])?;
         match rw.parent {

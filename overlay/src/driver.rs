@@ -146,12 +146,15 @@ impl Driver {
             set_mode(&dir, 0o710)?;
             mkdir_mode(&dir.join("diff"), 0o755, false)?;
             let link = new_link()?;
+            // The `link` file first: a process killed in between leaves a
+            // layer whose link `open` restores or `remove` tries to unlink,
+            // never a short link no layer names (which nothing removes).
+            write_file(&dir.join("link"), link.as_bytes(), 0o644)?;
             std::os::unix::fs::symlink(
                 format!("../{id}/diff"),
                 self.home.join(LINK_DIR).join(&link),
             )
             .map_err(io_err("symlink", &self.home.join(LINK_DIR).join(&link)))?;
-            write_file(&dir.join("link"), link.as_bytes(), 0o644)?;
             if let Some(lower) = &lower {
                 mkdir_mode(&dir.join("work"), 0o700, false)?;
                 write_file(&dir.join("lower"), lower.as_bytes(), 0o644)?;
