@@ -42,7 +42,7 @@ fn busybox_rootfs(bundle: &Path) {
     let root = bundle.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for app in ["sh", "true"] {
+    for app in ["sh", "true", "grep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(app)).unwrap();
     }
     for d in ["proc", "sys", "dev", "etc", "tmp"] {
@@ -128,10 +128,10 @@ fn main() {
     let cg_path = CgroupPath::new(&format!("{parent}-lib")).unwrap();
     let rootfs = bundle.join("rootfs");
 
-    let lib = || {
-        let cg = Cgroup::create(&hier, &cg_path, &[]).unwrap();
-        let mut cmd = Command::new("/bin/true");
-        cmd.env_clear()
+    let command = |argv: &[&str]| {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
             .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -158,6 +158,27 @@ fn main() {
         for p in &profile.readonly_paths {
             cmd.readonly_path(p);
         }
+        cmd
+    };
+    // The setup is really applied: Docker's capabilities, the seccomp
+    // filter, a masked path.
+    let probe = command(&[
+        "/bin/sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -c ' /proc/keys ' /proc/self/mountinfo",
+    ])
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["CapEff:", "00000000a80425fb", "Seccomp:", "2", "1"],
+        "probe: {text}"
+    );
+    let lib = || {
+        let cg = Cgroup::create(&hier, &cg_path, &[]).unwrap();
+        let mut cmd = command(&["/bin/true"]);
         let hook_cg = cg.clone();
         cmd.before_start(move |pid| {
             hook_cg
