@@ -14,6 +14,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::tar_of;
 use dunnage_layerstore::{InitLayer, LayerStore};
@@ -43,6 +44,18 @@ fn child_role() {
     std::process::exit(0);
 }
 
+/// Held by every test here. A mount's `get` holders are `flock`s on open
+/// files; a child spawned by one test (fork, then exec) briefly holds a copy
+/// of every fd of this process, the other tests' flock holders included, so
+/// a concurrent test's last `put` could see a holder that is not there and
+/// keep its mount. The library documents this; the tests here run one at a
+/// time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run_child(root: &Path, action: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["child_role", "--exact", "--nocapture", "--test-threads=1"])
@@ -68,6 +81,7 @@ fn store_with_container(dir: &TempDir) -> LayerStore {
 #[test]
 fn a_container_mount_outlives_the_process_that_made_it_until_unmount_rw() {
     require_root!();
+    let _serial = serial();
     let dir = TempDir::new("ls-own-rw").unwrap();
     let store = store_with_container(&dir);
     assert_eq!(store.rw_mount_point("c1").unwrap(), None);
@@ -105,6 +119,7 @@ fn a_container_mount_outlives_the_process_that_made_it_until_unmount_rw() {
 #[test]
 fn open_read_only_leaves_a_dead_process_mount_that_open_repairs() {
     require_root!();
+    let _serial = serial();
     let dir = TempDir::new("ls-own-stale").unwrap();
     let store = store_with_container(&dir);
     let rw = store.get_rw("c1").unwrap();
@@ -130,6 +145,7 @@ fn open_read_only_leaves_a_dead_process_mount_that_open_repairs() {
 #[test]
 fn a_get_and_an_owned_mount_of_one_layer_release_in_either_order() {
     require_root!();
+    let _serial = serial();
     let dir = TempDir::new("ls-own-mixed").unwrap();
     let store = store_with_container(&dir);
     let rw = store.get_rw("c1").unwrap();

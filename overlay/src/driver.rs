@@ -23,6 +23,10 @@
 //! mount without it was made by someone else (a dockerd sharing the
 //! data-root) and is left alone. Docker ignores the file.
 //!
+//! A child forked by a process that holds a `get` shares that lock until it
+//! execs or exits: a last `put` made in that window sees a holder and keeps
+//! the mount, which the next [`Driver::open`] then detaches as stale.
+//!
 //! A mount that must outlive the process that made it (a container's root
 //! file system) is made by [`Driver::get_owned`] instead: it is owned by a
 //! file, `<home>/<id>/mount-owner`, until [`Driver::put_owned`]; see
