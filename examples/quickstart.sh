@@ -20,12 +20,19 @@ cargo build -q --example dunnage
 dunnage() { cargo run -q --example dunnage -- "$@"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dunnage-quickstart.XXXXXX")
-# On any exit: remove what a failed run may have left, then the directory.
+# The container's cgroup goes below a parent of this run's own (docker uses
+# /docker), removed at the end with the rest.
+parent="dunnage-quickstart-$$"
+# On any exit: remove what a failed run may have left, then the directory
+# and the (then empty) parent cgroups.
 cleanup() {
   for id in $(dunnage --root "$work/store" ps -aq 2>/dev/null); do
     dunnage --root "$work/store" rm -f "$id" > /dev/null 2>&1 || true
   done
   rm -rf "$work"
+  for d in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
+    [ -d "$d" ] && rmdir "$d" 2> /dev/null || true
+  done
 }
 trap cleanup EXIT
 
@@ -51,6 +58,6 @@ dunnage --root "$work/store" images
 echo "\$ dunnage history quickstart/busybox"
 dunnage --root "$work/store" history quickstart/busybox
 echo "\$ dunnage run --rm quickstart/busybox sh -c 'cat /etc/motd; hostname; id; ls /'"
-dunnage --root "$work/store" run --rm quickstart/busybox sh -c 'cat /etc/motd; hostname; id; ls /'
+dunnage --root "$work/store" run --rm --cgroup-parent "$parent" quickstart/busybox sh -c 'cat /etc/motd; hostname; id; ls /'
 echo "\$ dunnage ps -a"
 dunnage --root "$work/store" ps -a
