@@ -410,7 +410,7 @@ fn filesystem_operations_in_order_match_bubblewrap() {
     let dir = TempDir::new("bwrap-ops").unwrap();
     std::fs::write(dir.join("data"), b"hello from fd\n").unwrap();
     let view = "ls -a / /d2 /t; \
-        stat -c '%n %F %a %s' / /x /x/y /z /f /g /h /t /t/in /d2/shm /d2/null /d2/ptmx /d2/fd; \
+        stat -c '%n %F %a %s %h' / /x /x/y /z /f /g /h /t /t/in /d2/shm /d2/null /d2/ptmx /d2/fd; \
         cat /f /g /h; touch /h 2>/dev/null || echo h read-only; \
         touch /t/in/w && echo t writable; touch /t/in/w 2>/dev/null; \
         cut -d' ' -f5,6 /proc/self/mountinfo";
@@ -448,6 +448,11 @@ fn filesystem_operations_in_order_match_bubblewrap() {
             assert_eq!(ours.status.code(), theirs.status.code(), "{prefix} {ns}");
             assert!(ours_text.contains("h read-only"), "{ours_text}");
             assert!(ours_text.contains("hello from fd"), "{ours_text}");
+            // --bind-data binds an unlinked file, as bubblewrap's.
+            assert!(
+                ours_text.contains("/g regular file 600 14 0\n"),
+                "{ours_text}"
+            );
         }
     }
 }

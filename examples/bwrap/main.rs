@@ -25,9 +25,7 @@
 //! in command-line order. In a new pid namespace the command runs as pid 2
 //! under a small init, as bubblewrap's (unless `--as-pid-1`).
 //!
-//! Differences from bubblewrap: `--bind-data` data is a file of the root
-//! bound onto itself (bubblewrap binds a deleted file, so its link count is
-//! 0); an unprivileged caller's user namespace maps only the sandbox's ids,
+//! Differences from bubblewrap: an unprivileged caller's user namespace maps only the sandbox's ids,
 //! so what the kernel makes owned by the namespace's root (the devpts
 //! directory) shows as the overflow uid; with `--userns-block-fd` a root
 //! caller's sandbox starts (bubblewrap fails with EOVERFLOW making its
@@ -204,18 +202,25 @@ fn apply_ops(cmd: &mut Command, ops: Vec<Op>, own_pid: bool) -> Result<(), Fail>
                 dest,
                 perms,
                 bind,
-            } => {
-                cmd.root_op(RootOp::File {
-                    path: dest.clone(),
-                    source: fd,
-                    mode: perms.unwrap_or(if bind.is_some() { 0o600 } else { 0o666 }),
-                });
-                match bind {
-                    Some(true) => cmd.root_op(RootOp::ReadOnly(dest)),
-                    Some(false) => cmd.root_op(RootOp::SelfBind(dest)),
-                    None => cmd,
-                };
-            }
+            } => match bind {
+                // As bwrap: the data on a file outside the root, bound
+                // and unlinked (link count 0).
+                Some(read_only) => {
+                    cmd.root_op(RootOp::BindData {
+                        path: dest,
+                        source: fd,
+                        mode: perms.unwrap_or(0o600),
+                        read_only,
+                    });
+                }
+                None => {
+                    cmd.root_op(RootOp::File {
+                        path: dest,
+                        source: fd,
+                        mode: perms.unwrap_or(0o666),
+                    });
+                }
+            },
             Op::LockFile(path) => {
                 cmd.root_op(RootOp::LockFile(path));
             }

@@ -282,6 +282,11 @@ pub enum MountError {
     /// A device node's permission bits are more than 0o7777.
     #[error("mode {0:#o} has more than permission bits")]
     BadMode(u32),
+    /// The operation (data bound from an unlinked file) needs a tmpfs
+    /// root (`Command::tmpfs_rootfs`), which holds the file outside the
+    /// new root.
+    #[error("needs a tmpfs root (Command::tmpfs_rootfs)")]
+    NeedsTmpfsRoot,
 }
 
 /// Check a container path: absolute, not `/`, no `..`.

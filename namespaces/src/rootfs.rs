@@ -84,15 +84,15 @@ impl Command {
         steps.push(Step::OpenRoot(root_c.clone()));
         let userns = self.kinds.contains(Kind::User);
         // The mount table with the filesystem operations in their places.
-        let mut ops = self.root_ops.iter().peekable();
+        let mut ops = self.root_ops.iter().enumerate().peekable();
         for (i, m) in self.mounts.iter().enumerate() {
-            while let Some((_, op)) = ops.next_if(|(at, _)| *at <= i) {
-                steps.push(Command::root_op_step(op)?);
+            while let Some((n, (_, op))) = ops.next_if(|(_, (at, _))| *at <= i) {
+                steps.push(self.root_op_step(op, n)?);
             }
             self.mount_steps(&rootfs, m, userns, steps)?;
         }
-        for (_, op) in ops {
-            steps.push(Command::root_op_step(op)?);
+        for (n, (_, op)) in ops {
+            steps.push(self.root_op_step(op, n)?);
         }
         if self.default_devices {
             for d in Device::defaults() {

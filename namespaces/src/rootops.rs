@@ -99,6 +99,24 @@ pub enum RootOp {
     /// (the init keeps it; bubblewrap's `--lock-file`). A start gate that
     /// closes the inherited descriptors drops it.
     LockFile(PathBuf),
+    /// Data read from `source` to its end into a file on the tmpfs that
+    /// holds the new root (outside it), bound at `path` (made as an empty
+    /// file where nothing is), then unlinked: the sandbox sees a mount of a
+    /// deleted file (link count 0) that nothing else can reach, as
+    /// bubblewrap's `--bind-data` and `--ro-bind-data`. Needs
+    /// [`tmpfs_rootfs`](Command::tmpfs_rootfs) (else
+    /// [`MountError::NeedsTmpfsRoot`]).
+    BindData {
+        /// Where the data is bound, inside the rootfs.
+        path: PathBuf,
+        /// The data (a pipe, a file, ...), read by the child; see
+        /// [`RootOp::File`] about pipes.
+        source: OwnedFd,
+        /// Permission bits of the data file.
+        mode: u32,
+        /// Bind it read-only.
+        read_only: bool,
+    },
 }
 
 impl Command {
@@ -131,8 +149,8 @@ impl Command {
         self
     }
 
-    /// The prepared step of the operation.
-    pub(crate) fn root_op_step(op: &RootOp) -> Result<Step> {
+    /// The prepared step of the operation, the `index`th of the list.
+    pub(crate) fn root_op_step(&self, op: &RootOp, index: usize) -> Result<Step> {
         let checked = |p: &Path| -> Result<InRoot> {
             check_container_path(p).map_err(|reason| Error::InvalidMount {
                 destination: p.to_owned(),
@@ -173,6 +191,26 @@ impl Command {
             RootOp::SelfBind(path) => Step::SelfBind(checked(path)?),
             RootOp::LockFile(path) => Step::LockFile(checked(path)?),
             RootOp::ReadOnlyIfWritable(path) => Step::ReadonlyIfWritable(checked(path)?),
+            RootOp::BindData {
+                path,
+                source,
+                mode,
+                read_only,
+            } => {
+                if !self.tmpfs_root {
+                    return Err(Error::InvalidMount {
+                        destination: path.clone(),
+                        reason: MountError::NeedsTmpfsRoot,
+                    });
+                }
+                Step::BindData {
+                    target: checked(path)?,
+                    fd: source.as_raw_fd(),
+                    mode: mode_ok(path, *mode)?,
+                    read_only: *read_only,
+                    temp: Error::cstring("bind data file", format!("/bindfile-{index}"))?,
+                }
+            }
         })
     }
 }
@@ -184,12 +222,14 @@ impl Command {
 pub(crate) fn tmpfs_root() -> StepResult {
     // SAFETY: mount/mkdir/chdir/pivot_root on literals.
     unsafe {
+        // No options, as bubblewrap's (its superblock options show through
+        // every mount of a file made there, such as --bind-data's).
         check(libc::mount(
             c"tmpfs".as_ptr(),
             TMPFS_BASE.as_ptr(),
             c"tmpfs".as_ptr(),
             libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=0755".as_ptr().cast(),
+            std::ptr::null(),
         ))?;
         check(libc::chdir(TMPFS_BASE.as_ptr()))?;
         for dir in [c"newroot", c"oldroot", c"proc", c"dev"] {
@@ -241,7 +281,7 @@ pub(crate) fn chmod(root: c_int, target: &InRoot, mode: u32) -> StepResult {
 /// A file with `mode`, its contents copied from `source` to its end.
 pub(crate) fn write_file(root: c_int, target: &InRoot, source: c_int, mode: u32) -> StepResult {
     let at = resolve(root, target, Create::File, false)?;
-    // SAFETY: open/read/write/chmod on a stack path and a stack buffer.
+    // SAFETY: open/fchmod on a stack path.
     unsafe {
         let fd = libc::open(
             FdPath::new(at.0).ptr(),
@@ -249,28 +289,84 @@ pub(crate) fn write_file(root: c_int, target: &InRoot, source: c_int, mode: u32)
         );
         check(fd)?;
         let out = Fd(fd);
-        let mut buf = [0u8; 8192];
-        loop {
-            let n = libc::read(source, buf.as_mut_ptr().cast(), buf.len());
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            check(n as i64)?;
-            if n == 0 {
-                break;
-            }
-            let mut done = 0usize;
-            while done < n as usize {
-                let w = libc::write(out.0, buf[done..].as_ptr().cast(), n as usize - done);
-                if w < 0 && errno() == libc::EINTR {
-                    continue;
-                }
-                check(w as i64)?;
-                done += w as usize;
-            }
-        }
+        copy_fd(source, out.0)?;
         check(libc::fchmod(out.0, mode))
     }
+}
+
+/// Copy what `source` gives to its end into `out`.
+fn copy_fd(source: c_int, out: c_int) -> StepResult {
+    let mut buf = [0u8; 8192];
+    loop {
+        // SAFETY: read into a stack buffer of its length.
+        let n = unsafe { libc::read(source, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        check(n as i64)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut done = 0usize;
+        while done < n as usize {
+            // SAFETY: write from the part of the buffer just read.
+            let w = unsafe { libc::write(out, buf[done..].as_ptr().cast(), n as usize - done) };
+            if w < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            check(w as i64)?;
+            done += w as usize;
+        }
+    }
+}
+
+/// bubblewrap's `--bind-data`: the data into `temp` on the base tmpfs (the
+/// current root during the setup, outside the new root), bound at
+/// `target`, read-only when asked, then `temp` unlinked (also on failure).
+pub(crate) fn bind_data(
+    root: c_int,
+    target: &InRoot,
+    source: c_int,
+    mode: u32,
+    read_only: bool,
+    temp: &std::ffi::CStr,
+) -> StepResult {
+    // SAFETY: open/fchmod on a literal-derived path the parent prepared.
+    let fd = unsafe {
+        libc::open(
+            temp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
+        )
+    };
+    check(fd)?;
+    let out = Fd(fd);
+    let result = (|| {
+        copy_fd(source, out.0)?;
+        // SAFETY: fchmod of the file just made.
+        check(unsafe { libc::fchmod(out.0, mode) })?;
+        let at = resolve(root, target, Create::File, false)?;
+        // SAFETY: mount(2) of the temp file on a stack path.
+        check(unsafe {
+            libc::mount(
+                temp.as_ptr(),
+                FdPath::new(at.0).ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        })?;
+        drop(at);
+        if read_only {
+            let mounted = open_in_root(root, &target.path, 0, false)?;
+            let flags = libc::MS_RDONLY | locked_flags(mounted.0)?;
+            remount(&FdPath::new(mounted.0), flags)?;
+        }
+        Ok(())
+    })();
+    // SAFETY: unlink of the temp file on the base tmpfs.
+    unsafe { libc::unlink(temp.as_ptr()) };
+    result
 }
 
 /// Make `target` read-only when it exists and is writable now.

@@ -269,6 +269,13 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             Step::RemountReadOnly(target) => crate::rootops::remount_readonly(state.root, target),
             Step::SelfBind(target) => crate::rootops::self_bind(state.root, target),
             Step::LockFile(target) => crate::rootops::lock_file(state.root, target),
+            Step::BindData {
+                target,
+                fd,
+                mode,
+                read_only,
+                temp,
+            } => crate::rootops::bind_data(state.root, target, *fd, *mode, *read_only, temp),
             Step::ReadonlyIfWritable(target) => {
                 crate::rootops::readonly_if_writable(state.root, target)
             }

@@ -255,6 +255,20 @@ pub enum Step {
     SelfBind(InRoot),
     /// Open a file and hold a POSIX read lock on it.
     LockFile(InRoot),
+    /// Data from a descriptor into a temporary file on the base tmpfs,
+    /// bound at the target, then unlinked.
+    BindData {
+        /// Where the data is bound.
+        target: InRoot,
+        /// The data's descriptor.
+        fd: RawFd,
+        /// Permission bits of the data file.
+        mode: u32,
+        /// Bind it read-only.
+        read_only: bool,
+        /// The temporary file's path on the base tmpfs.
+        temp: CString,
+    },
     /// As [`Step::ReadonlyPath`], only when the path is writable.
     ReadonlyIfWritable(InRoot),
     /// Make an existing mount and the mounts below it read-only
@@ -370,6 +384,7 @@ impl Step {
             Step::RemountReadOnly(_) => "remount read-only",
             Step::SelfBind(_) => "bind onto itself",
             Step::LockFile(_) => "lock file",
+            Step::BindData { .. } => "bind data",
             Step::ReadonlyMount(_) => "read-only mount",
             Step::PivotRoot(_) => "pivot_root",
             Step::RemountRoot { .. } => "remount root",
@@ -482,6 +497,18 @@ impl fmt::Display for Step {
             Step::RemountReadOnly(target) => write!(f, "remount {target} read-only"),
             Step::SelfBind(target) => write!(f, "bind {target} onto itself"),
             Step::LockFile(target) => write!(f, "read lock on {target}"),
+            Step::BindData {
+                target,
+                fd,
+                mode,
+                read_only,
+                temp,
+            } => write!(
+                f,
+                "bind data from fd {fd} mode {mode:#o} at {target}{} (via {}, unlinked)",
+                if *read_only { " read-only" } else { "" },
+                show(temp)
+            ),
             Step::ReadonlyIfWritable(target) => write!(f, "read-only {target} if writable"),
             Step::ReadonlyMount(target) => write!(f, "read-only mount {target} (recursive)"),
             Step::PivotRoot(dir) => write!(f, "pivot_root into {}", show(dir)),

@@ -133,3 +133,67 @@ fn bad_root_ops_fail_before_clone() {
         );
     }
 }
+
+/// A pipe's read end holding `data`, its write end closed.
+fn data_pipe(data: &[u8]) -> OwnedFd {
+    let (r, mut w) = std::io::pipe().unwrap();
+    std::io::Write::write_all(&mut w, data).unwrap();
+    OwnedFd::from(r)
+}
+
+/// `RootOp::BindData`: the data is a mount of an unlinked file (link
+/// count 0, as bubblewrap's `--bind-data`), read-only when asked, and the
+/// temporary file is not in the new root.
+#[test]
+fn bound_data_is_an_unlinked_file() {
+    require_root!();
+    let mut cmd = sandbox(
+        "stat -c '%n %h %a %s' /d /r; cat /d /r; ls -a /; \
+         echo x >> /d && echo d writable; echo x >> /r 2>/dev/null || echo r read-only",
+    );
+    cmd.root_op(RootOp::BindData {
+        path: "/d".into(),
+        source: data_pipe(b"one\n"),
+        mode: 0o640,
+        read_only: false,
+    })
+    .root_op(RootOp::BindData {
+        path: "/r".into(),
+        source: data_pipe(b"two\n"),
+        mode: 0o600,
+        read_only: true,
+    });
+    assert_eq!(
+        out(&mut cmd),
+        "/d 0 640 4\n/r 0 600 4\none\ntwo\n.\n..\nbin\nd\nlib\nlib64\nproc\nr\nusr\n\
+         d writable\nr read-only\n"
+    );
+}
+
+/// Bound data needs the tmpfs root that holds the unlinked file: with a
+/// rootfs directory it is refused before anything is made.
+#[test]
+fn bound_data_without_a_tmpfs_root_is_refused_before_clone() {
+    let dir = dunnage_testsupport::TempDir::new("bind-data-rootfs").unwrap();
+    let err = Command::new("/bin/true")
+        .rootfs(dir.path())
+        .root_op(RootOp::BindData {
+            path: "/d".into(),
+            source: data_pipe(b"x"),
+            mode: 0o600,
+            read_only: false,
+        })
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidMount {
+                reason: dunnage_namespaces::MountError::NeedsTmpfsRoot,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
