@@ -37,6 +37,7 @@ const FS: &[&str] = &[
 /// come in as HOST_<kind> variables so that it can tell new from shared.
 const VIEW: &str = "id; hostname; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
     ls /; ls /dev; pwd; \
+    stat -c '%n %u %g %a' /dev /dev/pts /dev/pts/ptmx; cat /proc/self/uid_map /proc/self/gid_map; \
     for n in user mnt pid net uts ipc cgroup; do \
       eval h=\\$HOST_$n; \
       if [ \"$(readlink /proc/self/ns/$n)\" = \"$h\" ]; then echo $n shared; else echo $n new; fi; \
@@ -136,6 +137,9 @@ fn the_view_from_inside_matches_bubblewrap_as_root() {
             "--chdir",
             "/usr",
         ][..],
+        // With --dev and other ids: a second user namespace, as bwrap.
+        &["--unshare-user", "--uid", "5", "--gid", "6"][..],
+        &["--unshare-all", "--uid", "0", "--gid", "7"][..],
     ] {
         let out = assert_same(&[], &args(&[FS, &env, ns, &["sh", "-c", VIEW]]));
         assert!(out.contains("NoNewPrivs:\t1"), "{out}");
@@ -169,6 +173,8 @@ fn the_view_from_inside_matches_bubblewrap_unprivileged() {
             "x",
         ][..],
         &["--unshare-user", "--uid", "123", "--gid", "456"][..],
+        &["--unshare-user", "--uid", "0", "--gid", "7"][..],
+        &["--unshare-user", "--uid", "7", "--gid", "0"][..],
         &["--unshare-user", "--cap-add", "CAP_NET_ADMIN"][..],
         &["--unshare-user", "--cap-add", "ALL"][..],
         &[
@@ -201,6 +207,9 @@ fn exit_statuses_and_errors_match_bubblewrap() {
     }
     // Without the filesystem: nothing to run.
     assert_same(&[], &args(&[&["true"]]));
+    // Other ids need a user namespace, also for root.
+    assert_same(&[], &args(&[FS, &["--uid", "5", "true"]]));
+    assert_same(&[], &args(&[FS, &["--gid", "5", "true"]]));
     for bad in [
         &["--bogus", "true"][..],
         &["--uid"][..],

@@ -25,9 +25,7 @@
 //! in command-line order. In a new pid namespace the command runs as pid 2
 //! under a small init, as bubblewrap's (unless `--as-pid-1`).
 //!
-//! Differences from bubblewrap: an unprivileged caller's user namespace maps only the sandbox's ids,
-//! so what the kernel makes owned by the namespace's root (the devpts
-//! directory) shows as the overflow uid; with `--userns-block-fd` a root
+//! Differences from bubblewrap: with `--userns-block-fd` a root
 //! caller's sandbox starts (bubblewrap fails with EOVERFLOW making its
 //! root); `--lock-file` is held by the init (pid 1) only: with `--as-pid-1`
 //! or without a pid namespace it ends when the command starts, and with
@@ -259,8 +257,12 @@ fn run(mut o: Options) -> Result<i32, Fail> {
     let userns = kinds.contains(Kind::User);
     let uid = o.uid.unwrap_or(ruid);
     let gid = o.gid.unwrap_or(rgid);
-    if !userns && o.userns.is_none() && (uid != ruid || gid != rgid) && ruid != 0 {
-        return fail("Setting uid or gid requires --unshare-user or --userns");
+    // As bwrap, also for a root caller.
+    if !userns && o.userns.is_none() && uid != ruid {
+        return fail("Specifying --uid requires --unshare-user or --userns");
+    }
+    if !userns && o.userns.is_none() && gid != rgid {
+        return fail("Specifying --gid requires --unshare-user or --userns");
     }
     let mut cmd = Command::new(&o.command[0]);
     cmd.args(&o.command[1..])
@@ -280,17 +282,27 @@ fn run(mut o: Options) -> Result<i32, Fail> {
     if o.userns_block_fd.is_some() && !(userns && o.info_fd.is_some()) {
         return fail("--userns-block-fd requires --unshare-user and --info-fd");
     }
+    // As bwrap: with --dev, the setup runs as root of the new user
+    // namespace (the kernel owns a new devpts by that root, which must be
+    // mapped) and the command in a second one nested in it, where its ids
+    // map onto that root (so /dev/pts shows as theirs).
+    let needs_devpts = o.ops.iter().any(|op| matches!(op, Op::Dev(_)));
+    let nested = userns && o.userns_block_fd.is_none() && needs_devpts && (uid, gid) != (0, 0);
     if userns && o.userns_block_fd.is_none() {
+        let (first_uid, first_gid) = if nested { (0, 0) } else { (uid, gid) };
         cmd.uid_map(vec![IdMap {
-            inside: uid,
+            inside: first_uid,
             outside: ruid,
             count: 1,
         }])
         .gid_map(vec![IdMap {
-            inside: gid,
+            inside: first_gid,
             outside: rgid,
             count: 1,
         }]);
+    }
+    if nested {
+        cmd.inner_user_namespace(uid, gid);
     }
     // Without a pid namespace of its own, /proc is the host's, bound.
     let own_pid = kinds.contains(Kind::Pid) || o.pidns.is_some();
@@ -391,7 +403,17 @@ fn run(mut o: Options) -> Result<i32, Fail> {
         if !o.cap_add.is_empty() {
             return fail("--cap-add needs a root caller or --unshare-user");
         }
-        cmd.capabilities(Capabilities::default());
+        // A root caller's sandbox keeps its bounding set (bwrap drops it
+        // only when unprivileged).
+        let bounding = if ruid == 0 {
+            own_caps("CapBnd")
+        } else {
+            CapSet::EMPTY
+        };
+        cmd.capabilities(Capabilities {
+            bounding,
+            ..Capabilities::default()
+        });
     }
     if let Some(p) = o.seccomp {
         cmd.seccomp(p);

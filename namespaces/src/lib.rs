@@ -65,6 +65,7 @@ pub mod error;
 pub mod exec;
 pub mod ident;
 pub mod idmap;
+mod inneruser;
 mod inroot;
 pub mod kind;
 mod knobs;

@@ -112,6 +112,10 @@ impl Command {
     /// Build the child's steps for one spawn, in the order it runs them.
     pub(crate) fn steps(&self, fds: &SpawnFds) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
+        let inner_user = self.inner_user_steps()?;
+        if let Some((open, _)) = &inner_user {
+            steps.push(open.clone());
+        }
         if !fds.close.is_empty() {
             steps.push(Step::Close {
                 fds: fds.close.clone(),
@@ -258,13 +262,20 @@ impl Command {
         if let Some(t) = &fds.terminal {
             steps.push(Step::Terminal(t.clone()));
         }
+        if let Some((_, enter)) = inner_user {
+            steps.push(enter);
+        }
         let (uid, gid) = self.ids();
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let ids = Ids {
             uid,
             gid,
-            clear_groups: gid.is_some() && self.setgroups != Some(SetGroups::Deny) && root,
+            // (Denied in an inner user namespace.)
+            clear_groups: gid.is_some()
+                && self.setgroups != Some(SetGroups::Deny)
+                && root
+                && self.inner_user.is_none(),
         };
         // Capabilities, rlimits, ... around the id switch.
         steps.extend(confinement.steps_through_ids(ids));

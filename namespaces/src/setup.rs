@@ -29,6 +29,8 @@ pub(crate) const READY_INDEX: u32 = u32::MAX - 1;
 struct State {
     /// The rootfs opened by [`Step::OpenRoot`] (-1 before).
     root: c_int,
+    /// The host's `/proc` opened by [`Step::OpenProc`] (-1 before).
+    proc: c_int,
     /// Write end of the error pipe.
     err_write: RawFd,
 }
@@ -96,6 +98,7 @@ fn opt_ptr(c: &Option<CString>) -> *const c_char {
 pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
     let mut state = State {
         root: -1,
+        proc: -1,
         err_write: plan.err_write,
     };
     for (index, step) in plan.steps.iter().enumerate() {
@@ -269,6 +272,14 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             Step::RemountReadOnly(target) => crate::rootops::remount_readonly(state.root, target),
             Step::SelfBind(target) => crate::rootops::self_bind(state.root, target),
             Step::LockFile(target) => crate::rootops::lock_file(state.root, target),
+            Step::OpenProc => {
+                state.proc = crate::inneruser::open_proc()?;
+                Ok(())
+            }
+            Step::InnerUserNamespace { uid_map, gid_map } => {
+                let fd = std::mem::replace(&mut state.proc, -1);
+                crate::inneruser::inner_user_namespace(fd, uid_map, gid_map)
+            }
             Step::BindData {
                 target,
                 fd,

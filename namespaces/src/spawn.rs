@@ -69,6 +69,7 @@ pub struct Command {
     pub(crate) hook: Option<Hook>,
     pub(crate) rootfs: Option<PathBuf>,
     pub(crate) tmpfs_root: bool,
+    pub(crate) inner_user: Option<(u32, u32)>,
     pub(crate) init: bool,
     pub(crate) stacked_seccomp: Vec<crate::seccomp::BpfProgram>,
     pub(crate) root_ops: Vec<(usize, crate::rootops::RootOp)>,
@@ -130,6 +131,7 @@ impl Command {
             hook: None,
             rootfs: None,
             tmpfs_root: false,
+            inner_user: None,
             init: false,
             stacked_seccomp: Vec::new(),
             root_ops: Vec::new(),
@@ -348,6 +350,7 @@ impl Command {
             return Err(Error::CannotPersistTime);
         }
         self.check_exec()?;
+        self.check_inner_user()?;
         self.check_container()
     }
 

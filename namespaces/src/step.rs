@@ -255,6 +255,17 @@ pub enum Step {
     SelfBind(InRoot),
     /// Open a file and hold a POSIX read lock on it.
     LockFile(InRoot),
+    /// Open the host's `/proc` for [`Step::InnerUserNamespace`].
+    OpenProc,
+    /// Unshare a user namespace nested in the new one and write its maps
+    /// (`setgroups` denied) through the `/proc` opened by
+    /// [`Step::OpenProc`].
+    InnerUserNamespace {
+        /// The inner uid map's text.
+        uid_map: CString,
+        /// The inner gid map's text.
+        gid_map: CString,
+    },
     /// Data from a descriptor into a temporary file on the base tmpfs,
     /// bound at the target, then unlinked.
     BindData {
@@ -384,6 +395,8 @@ impl Step {
             Step::RemountReadOnly(_) => "remount read-only",
             Step::SelfBind(_) => "bind onto itself",
             Step::LockFile(_) => "lock file",
+            Step::OpenProc => "open /proc",
+            Step::InnerUserNamespace { .. } => "inner user namespace",
             Step::BindData { .. } => "bind data",
             Step::ReadonlyMount(_) => "read-only mount",
             Step::PivotRoot(_) => "pivot_root",
@@ -497,6 +510,13 @@ impl fmt::Display for Step {
             Step::RemountReadOnly(target) => write!(f, "remount {target} read-only"),
             Step::SelfBind(target) => write!(f, "bind {target} onto itself"),
             Step::LockFile(target) => write!(f, "read lock on {target}"),
+            Step::OpenProc => f.write_str("open /proc"),
+            Step::InnerUserNamespace { uid_map, gid_map } => write!(
+                f,
+                "inner user namespace, uid map {}, gid map {}",
+                show(uid_map).trim_end(),
+                show(gid_map).trim_end()
+            ),
             Step::BindData {
                 target,
                 fd,

@@ -197,3 +197,56 @@ fn bound_data_without_a_tmpfs_root_is_refused_before_clone() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// `inner_user_namespace`: the setup runs as root of the new user
+/// namespace (its devpts is owned by that root), the program in a nested
+/// one where its ids map onto it, so the devpts shows as owned by them.
+#[test]
+fn an_inner_user_namespace_owns_what_the_setup_made() {
+    require_root!();
+    let mut cmd = sandbox(
+        "stat -c '%u %g' /pts /pts/ptmx; cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g",
+    );
+    let map = |outside| {
+        vec![dunnage_namespaces::IdMap {
+            inside: 0,
+            outside,
+            count: 1,
+        }]
+    };
+    cmd.namespaces(Kind::User | Kind::Pid | Kind::Mount)
+        .uid_map(map(0))
+        .gid_map(map(0))
+        .mount(Mount::new(
+            "devpts",
+            "/pts",
+            &["newinstance", "ptmxmode=0666"],
+        ))
+        .inner_user_namespace(5, 6);
+    let text = out(&mut cmd);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["5", "6", "5", "6", "5", "0", "1", "6", "0", "1", "5", "6"],
+        "{text}"
+    );
+}
+
+/// An inner user namespace needs a new one whose maps have 0 inside.
+#[test]
+fn an_inner_user_namespace_without_a_new_one_is_refused() {
+    let err = Command::new("/bin/true")
+        .inner_user_namespace(5, 6)
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NeedsNamespace {
+                kind: Kind::User,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
