@@ -559,7 +559,9 @@ fn write_lock_conflicts(path: &std::path::Path) -> bool {
 }
 
 /// `--lock-file`: while the sandbox runs, its init holds a read lock on the
-/// file, as bubblewrap's; after it exits the lock is gone.
+/// file, as bubblewrap's (also without a pid namespace, where the init is
+/// the command's parent, and through the start gate of `--info-fd`);
+/// after it exits the lock is gone. With `--as-pid-1` it is refused.
 #[test]
 fn lock_file_is_held_while_the_sandbox_runs_like_bubblewrap() {
     use std::io::{BufRead, Write};
@@ -568,29 +570,58 @@ fn lock_file_is_held_while_the_sandbox_runs_like_bubblewrap() {
     let dir = TempDir::new("bwrap-lock").unwrap();
     let file = dir.join("lockme");
     std::fs::write(&file, b"").unwrap();
-    for program in [example(), PathBuf::from("bwrap")] {
-        let mut child = Command::new(&program)
-            .args(FS)
-            .args(["--unshare-pid", "--bind"])
-            .arg(&file)
-            .args(["/lockme", "--lock-file", "/lockme"])
-            .args(["sh", "-c", "echo ready; read x"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n", "{program:?}");
-        assert!(write_lock_conflicts(&file), "{program:?}: no lock held");
-        child.stdin.take().unwrap().write_all(b"\n").unwrap();
-        assert!(child.wait().unwrap().success(), "{program:?}");
-        // Ours: the init is gone once the example has its status. (bwrap's
-        // outer process may exit before its init does: not checked.)
-        if program != Path::new("bwrap") {
-            assert!(!write_lock_conflicts(&file), "{program:?}: lock left");
+    let lock = [
+        "--bind",
+        file.to_str().unwrap(),
+        "/lockme",
+        "--lock-file",
+        "/lockme",
+    ];
+    for pid in [
+        &["--unshare-pid"][..],
+        &[][..],
+        &["--unshare-pid", "--info-fd", "2"][..],
+    ] {
+        for program in [example(), PathBuf::from("bwrap")] {
+            let mut child = Command::new(&program)
+                .args(FS)
+                .args(pid)
+                .args(lock)
+                .args(["sh", "-c", "echo ready; cat /proc/$PPID/comm; read x"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line, "ready\n", "{program:?} {pid:?}");
+            line.clear();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line, "bwrap\n", "{program:?} {pid:?}: the parent");
+            assert!(
+                write_lock_conflicts(&file),
+                "{program:?} {pid:?}: no lock held"
+            );
+            child.stdin.take().unwrap().write_all(b"\n").unwrap();
+            assert!(child.wait().unwrap().success(), "{program:?} {pid:?}");
+            // Ours: the init is gone once the example has its status.
+            // (bwrap's outer process may exit before its init does: not
+            // checked.)
+            if program != Path::new("bwrap") {
+                assert!(!write_lock_conflicts(&file), "{program:?}: lock left");
+            }
         }
     }
+    let (ours, theirs) = both(
+        &[],
+        &args(&[FS, &["--unshare-pid", "--as-pid-1"], &lock, &["true"]]),
+    );
+    assert_eq!(text(&ours), text(&theirs));
+    assert_eq!(ours.status.code(), Some(1));
+    assert_eq!(theirs.status.code(), Some(1));
+    let (ours, theirs) = both(&[], &args(&[FS, &["--as-pid-1", "true"]]));
+    assert_eq!(text(&ours), text(&theirs));
+    assert_eq!(ours.status.code(), theirs.status.code());
 }

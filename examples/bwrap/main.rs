@@ -27,9 +27,10 @@
 //!
 //! Differences from bubblewrap: with `--userns-block-fd` a root
 //! caller's sandbox starts (bubblewrap fails with EOVERFLOW making its
-//! root); `--lock-file` is held by the init (pid 1) only: with `--as-pid-1`
-//! or without a pid namespace it ends when the command starts, and with
-//! `--block-fd`, `--info-fd` or `--json-status-fd` the start gate drops it.
+//! root); `--lock-file`'s lock is taken during the setup (bubblewrap's
+//! init takes it after the setup), then held by the init, as bubblewrap's,
+//! for the sandbox's life (also without a pid namespace, where the init is
+//! the command's parent).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
@@ -263,6 +264,13 @@ fn run(mut o: Options) -> Result<i32, Fail> {
     }
     if !userns && o.userns.is_none() && gid != rgid {
         return fail("Specifying --gid requires --unshare-user or --userns");
+    }
+    if o.as_pid_1 && !kinds.contains(Kind::Pid) {
+        return fail("Specifying --as-pid-1 requires --unshare-pid");
+    }
+    let locks = o.ops.iter().any(|op| matches!(op, Op::LockFile(_)));
+    if o.as_pid_1 && locks {
+        return fail("Specifying --as-pid-1 and --lock-file is not permitted");
     }
     let mut cmd = Command::new(&o.command[0]);
     cmd.args(&o.command[1..])

@@ -287,6 +287,9 @@ pub enum MountError {
     /// new root.
     #[error("needs a tmpfs root (Command::tmpfs_rootfs)")]
     NeedsTmpfsRoot,
+    /// More lock files than [`crate::rootops::MAX_LOCK_FILES`].
+    #[error("more than {0} lock files")]
+    TooManyLockFiles(usize),
 }
 
 /// Check a container path: absolute, not `/`, no `..`.

@@ -40,6 +40,9 @@ pub(crate) const NEW_ROOT: &str = "/newroot";
 /// the prefix of every bind source.
 pub(crate) const OLD_ROOT: &str = "/oldroot";
 
+/// How many [`RootOp::LockFile`]s a command may hold.
+pub const MAX_LOCK_FILES: usize = 16;
+
 /// A filesystem operation inside the rootfs, run in order with the mount
 /// table (after the mounts added before it, before those added after).
 #[derive(Debug)]
@@ -95,9 +98,11 @@ pub enum RootOp {
     SelfBind(PathBuf),
     /// Open the file and take a POSIX read lock on it (`F_SETLK`,
     /// `F_RDLCK`), held by the child until it executes the program, or as
-    /// long as the sandbox runs with [`init_process`](Command::init_process)
-    /// (the init keeps it; bubblewrap's `--lock-file`). A start gate that
-    /// closes the inherited descriptors drops it.
+    /// long as the sandbox runs with [`init_process`](Command::init_process):
+    /// then the child stays as an init that holds the lock while the
+    /// program runs, also without a new pid namespace (a parent process
+    /// in the sandbox, as bubblewrap's `--lock-file`). The start gate
+    /// keeps it. At most [`MAX_LOCK_FILES`] per command.
     LockFile(PathBuf),
     /// Data read from `source` to its end into a file on the tmpfs that
     /// holds the new root (outside it), bound at `path` (made as an empty
@@ -141,6 +146,28 @@ impl Command {
     pub fn init_process(&mut self, yes: bool) -> &mut Command {
         self.init = yes;
         self
+    }
+
+    /// Whether a [`RootOp::LockFile`] is among the operations.
+    pub(crate) fn holds_lock(&self) -> bool {
+        self.root_ops
+            .iter()
+            .any(|(_, op)| matches!(op, RootOp::LockFile(_)))
+    }
+
+    /// Refuse more lock files than the child can hold.
+    pub(crate) fn check_locks(&self) -> Result<()> {
+        let mut locks = self.root_ops.iter().filter_map(|(_, op)| match op {
+            RootOp::LockFile(p) => Some(p),
+            _ => None,
+        });
+        match locks.nth(MAX_LOCK_FILES) {
+            Some(p) => Err(Error::InvalidMount {
+                destination: p.clone(),
+                reason: MountError::TooManyLockFiles(MAX_LOCK_FILES),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Add a filesystem operation, run in order with the mount table.
@@ -407,8 +434,8 @@ pub(crate) fn self_bind(root: c_int, target: &InRoot) -> StepResult {
 }
 
 /// Open `target` and take a read lock on it; the descriptor stays open
-/// (close-on-exec) for the life of this process.
-pub(crate) fn lock_file(root: c_int, target: &InRoot) -> StepResult {
+/// (close-on-exec) for the life of this process and is returned.
+pub(crate) fn lock_file(root: c_int, target: &InRoot) -> Result<c_int, c_int> {
     let at = open_in_root(root, &target.path, 0, false)?;
     // SAFETY: open/fcntl on a stack path and a zeroed flock.
     unsafe {
@@ -422,6 +449,6 @@ pub(crate) fn lock_file(root: c_int, target: &InRoot) -> StepResult {
             libc::close(fd);
             return Err(e);
         }
+        Ok(fd)
     }
-    Ok(())
 }

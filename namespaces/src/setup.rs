@@ -31,6 +31,8 @@ struct State {
     root: c_int,
     /// The host's `/proc` opened by [`Step::OpenProc`] (-1 before).
     proc: c_int,
+    /// Descriptors holding the locks of [`Step::LockFile`] (-1: free).
+    locks: [c_int; crate::rootops::MAX_LOCK_FILES],
     /// Write end of the error pipe.
     err_write: RawFd,
 }
@@ -99,6 +101,7 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
     let mut state = State {
         root: -1,
         proc: -1,
+        locks: [-1; crate::rootops::MAX_LOCK_FILES],
         err_write: plan.err_write,
     };
     for (index, step) in plan.steps.iter().enumerate() {
@@ -271,7 +274,15 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             }
             Step::RemountReadOnly(target) => crate::rootops::remount_readonly(state.root, target),
             Step::SelfBind(target) => crate::rootops::self_bind(state.root, target),
-            Step::LockFile(target) => crate::rootops::lock_file(state.root, target),
+            Step::LockFile(target) => {
+                let slot = state
+                    .locks
+                    .iter_mut()
+                    .find(|l| **l < 0)
+                    .ok_or(libc::EMFILE)?;
+                *slot = crate::rootops::lock_file(state.root, target)?;
+                Ok(())
+            }
             Step::OpenProc => {
                 state.proc = crate::inneruser::open_proc()?;
                 Ok(())
@@ -332,9 +343,14 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
             }
             Step::StartGate { fd, keep, limit } => {
                 if let Some(keep) = keep {
-                    let mut own = [*fd, state.err_write];
+                    // The gate, the error pipe and the held locks (-1 for
+                    // none sorts first and keeps nothing).
+                    let mut own = [-1; crate::rootops::MAX_LOCK_FILES + 2];
+                    own[0] = *fd;
+                    own[1] = state.err_write;
+                    own[2..].copy_from_slice(&state.locks);
                     own.sort_unstable();
-                    close_except(3, keep, own, *limit)?;
+                    close_except(3, keep, &own, *limit)?;
                 }
                 start_gate(*fd, state.err_write)
             }
@@ -383,7 +399,7 @@ fn start_gate(fd: RawFd, err_write: RawFd) -> StepResult {
 /// Close every descriptor from `first` up except those in `keep` and
 /// `own` (both sorted): `close_range` on the gaps, or `close` on each number
 /// below `limit` before Linux 5.9.
-fn close_except(first: c_int, keep: &[c_int], own: [c_int; 2], limit: c_int) -> StepResult {
+fn close_except(first: c_int, keep: &[c_int], own: &[c_int], limit: c_int) -> StepResult {
     let (mut i, mut j) = (0, 0);
     let mut from = first;
     loop {

@@ -351,6 +351,7 @@ impl Command {
         }
         self.check_exec()?;
         self.check_inner_user()?;
+        self.check_locks()?;
         self.check_container()
     }
 
@@ -448,7 +449,7 @@ impl Command {
         let mut plan = Plan {
             steps: &steps,
             err_write: err_write.as_raw_fd(),
-            init: self.init && self.kinds.contains(Kind::Pid),
+            init: self.init && (self.kinds.contains(Kind::Pid) || self.holds_lock()),
             program: match function.as_deref_mut() {
                 Some(f) => Program::Function(f),
                 None => Program::Exec {
