@@ -129,10 +129,22 @@ impl Command {
     /// namespace is joined first, then the others; a pid namespace is
     /// joined by creating the child in it (the spawning thread's
     /// `pid_for_children` points there during the clone). With a new user
-    /// namespace, net, uts, ipc and cgroup namespaces are joined before it
-    /// is made, by the spawning thread around the clone (as runc joins
-    /// before it unshares); a mount namespace cannot be joined then.
-    /// Time namespaces cannot be joined.
+    /// namespace, net, uts, ipc, cgroup, mount and time namespaces are
+    /// joined before it is made, by the spawning thread around the clone
+    /// (as runc joins before it unshares), and left again after it.
+    ///
+    /// What the kernel imposes then: the child has no capability over a
+    /// joined mount namespace (it is owned by another user namespace), so
+    /// no rootfs or proc mount is allowed with it
+    /// ([`Error::Join`]); the spawning thread keeps its own filesystem
+    /// attributes from then on (`unshare(CLONE_FS)`, which `setns` into a
+    /// mount namespace needs), its working directory and root restored. A
+    /// time namespace can be joined that way only by a single-threaded
+    /// process (`setns` of a time namespace moves the whole process; the
+    /// kernel refuses it with `EUSERS` otherwise, reported as
+    /// [`Error::Join`]); coming back resets the process's
+    /// `time_for_children` to its own time namespace. Without a new user
+    /// namespace the child joins a time namespace itself.
     pub fn join_namespace(&mut self, kind: Kind, fd: OwnedFd) -> &mut Command {
         self.joins.push((kind, fd));
         self
@@ -173,13 +185,24 @@ impl Command {
         if let Some(&t) = targets.iter().find(|t| **t < 3) {
             return Err(Error::BadFd { fd: t });
         }
+        let new_user = self.kinds.contains(Kind::User);
         for (kind, _) in &self.joins {
             let why = match kind {
-                Kind::Time => Some("it applies to children only"),
                 k if self.kinds.contains(*k) => Some("a new one is asked for too"),
                 Kind::User => None,
-                k if self.kinds.contains(Kind::User) && !self.joined_at_clone(*k) => {
+                k if new_user && !self.joined_at_clone(*k) => {
                     Some("a new user namespace would have no privilege over it")
+                }
+                // The child is in it, but in a new user namespace it holds
+                // no capability over it (mount(2) needs CAP_SYS_ADMIN in
+                // the user namespace that owns the mount namespace).
+                Kind::Mount
+                    if new_user && (self.rootfs.is_some() || self.proc_target.is_some()) =>
+                {
+                    Some(
+                        "a new user namespace has no privilege to mount in it: \
+                         no rootfs or proc mount there",
+                    )
                 }
                 _ => None,
             };

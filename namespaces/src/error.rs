@@ -126,9 +126,11 @@ pub enum Error {
         source: io::Error,
     },
     /// Joining an existing namespace cannot be combined with this request
-    /// (a mount namespace while a new user namespace is created: the new
-    /// user namespace has no privilege over it; a namespace both new and
-    /// joined; a time namespace, which applies to children only).
+    /// (a namespace both new and joined; a joined mount namespace with a
+    /// new user namespace and a rootfs or proc mount: the new user
+    /// namespace has no privilege to mount there; a time namespace with a
+    /// new user namespace from a multithreaded process, which the kernel
+    /// refuses with `EUSERS`).
     #[error("cannot join a {kind} namespace here: {why}")]
     Join {
         /// The namespace kind to join.

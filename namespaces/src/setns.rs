@@ -108,7 +108,7 @@ pub fn join_file(path: &Path, expected: Option<Kind>) -> Result<Kind> {
 
 /// `setns` into a mount namespace fails with EINVAL while the filesystem
 /// attributes are shared with other threads; give this thread its own.
-fn prepare_mount_join(kinds: Kinds) -> Result<()> {
+pub(crate) fn prepare_mount_join(kinds: Kinds) -> Result<()> {
     // SAFETY: unshare has no memory preconditions.
     if kinds.contains(Kind::Mount) && unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
         return Err(Error::last("unshare(CLONE_FS)", Kind::Mount.into()));

@@ -8,7 +8,6 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 
-use crate::atclone::leave;
 use crate::child::{Child, Stdio, StdioKind};
 use crate::container::Gate;
 use crate::error::{Error, Result};
@@ -480,7 +479,7 @@ impl Command {
             // SAFETY: we are the new child; see above.
             unsafe { setup::run(&mut plan) }
         }
-        leave(entered);
+        drop(entered);
         drop(plan);
         drop(exec_cgroup);
         self.function = function;
