@@ -67,7 +67,7 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|system check ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|attach|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|system check ...";
 
 fn main() -> ExitCode {
     // A detached container's monitor is this program run again.

@@ -264,7 +264,8 @@ fn ncpus() -> usize {
 /// `dunnage create`: a detached container (its monitor holds it); prints
 /// its ID.
 pub fn create(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
-    let c = build(p, store, "create")?;
+    let mut c = build(p, store, "create")?;
+    c.auto_remove(p.on("rm"));
     let h = c.create_detached(store).map_err(daemon)?;
     println!("{}", h.id());
     Ok(0)
@@ -272,14 +273,10 @@ pub fn create(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
 
 /// `dunnage run`.
 pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
-    let c = build(p, store, "run")?;
+    let mut c = build(p, store, "run")?;
     if p.on("detach") {
-        if p.on("rm") {
-            return Err(usage(Usage(
-                "--rm with -d: not supported yet (remove it with `dunnage rm` when it has exited)"
-                    .to_string(),
-            )));
-        }
+        // With --rm its monitor removes it once it has exited.
+        c.auto_remove(p.on("rm"));
         let mut h = c.create_detached(store).map_err(daemon)?;
         if let Err(e) = h.start() {
             return Err(daemon(e));

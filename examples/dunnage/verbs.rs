@@ -60,10 +60,11 @@ fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
 }
 
 /// The container verbs [`dispatch`] runs.
-pub const VERBS: [&str; 18] = [
+pub const VERBS: [&str; 19] = [
     "run",
     "create",
     "start",
+    "attach",
     "ps",
     "exec",
     "logs",
@@ -92,6 +93,7 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
             false,
         )
         .and_then(|p| start(store, &p)),
+        "attach" => p(&[f('\0', "no-stdin", false)], false).and_then(|p| attach(store, &p)),
         "ps" => p(
             &[
                 f('a', "all", false),
@@ -137,14 +139,38 @@ fn start(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "start")?;
     for key in &p.rest {
         let mut h = store.get(key)?;
-        h.start()?;
-        if p.on("attach") {
-            let code = follow_log(store, key, true)?;
-            return Ok(code);
+        if p.on("attach") || p.on("interactive") {
+            // Through its monitor, attached before the start: all the
+            // output, and stdin with -i.
+            let attach = h.attach_stdio()?;
+            h.start()?;
+            return relay(attach, p.on("interactive"));
         }
+        h.start()?;
         println!("{key}");
     }
     Ok(0)
+}
+
+/// `dunnage attach`: a running detached container's stdio.
+fn attach(store: &ContainerStore, p: &Parsed) -> Out {
+    need(p, 1, "attach")?;
+    let h = store.get(&p.rest[0])?;
+    relay(h.attach_stdio()?, !p.on("no-stdin"))
+}
+
+/// Relay a detached container's output (and this process's stdin when
+/// `input`) until it exits; its exit code, as docker's.
+fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
+    if input {
+        let mut to = attach.input()?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    let code = attach.relay(&mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
+    Ok(code.clamp(0, 255) as u8)
 }
 
 fn ps(store: &ContainerStore, p: &Parsed) -> Out {

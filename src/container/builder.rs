@@ -80,6 +80,7 @@ pub struct Container {
     pub(crate) cgroup_parent: String,
     pub(crate) cgroup_path: Option<String>,
     pub(crate) monitor: Option<PathBuf>,
+    pub(crate) auto_remove: bool,
 }
 
 impl Container {
@@ -115,6 +116,7 @@ impl Container {
             cgroup_parent: "dunnage".into(),
             cgroup_path: None,
             monitor: None,
+            auto_remove: false,
         }
     }
 
@@ -198,10 +200,12 @@ impl Container {
         self
     }
 
-    /// The process's stdin (default: null; piped with `-i`).
+    /// The process's stdin (default: null; piped with `-i`). Anything but
+    /// null is docker's open stdin (`-i`): a detached container's monitor
+    /// then holds a pipe to it for attached clients.
     pub fn stdin(&mut self, mode: StdioMode) -> &mut Container {
         self.stdin = mode;
-        self.open_stdin = mode == StdioMode::Piped;
+        self.open_stdin = mode != StdioMode::Null;
         self
     }
 

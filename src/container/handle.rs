@@ -342,6 +342,11 @@ impl ContainerHandle {
 
     /// Wait until the monitor (if any) has recorded the exit and ended.
     fn wait_monitor(&self, st: &State) {
+        // The monitor itself removes a container it was told to (`run -d
+        // --rm`): it does not wait for itself.
+        if st.monitor_pid == std::process::id() as i32 {
+            return;
+        }
         if let Some(fd) = pidfd_checked(st.monitor_pid, st.monitor_start) {
             pidfd_wait(&fd, None);
         }

@@ -24,6 +24,7 @@
 //!    and seccomp, waiting at its start gate;
 //! 5. `state.json`: created, with the init's pid and start time.
 
+pub mod attach;
 mod builder;
 mod command;
 mod create;
@@ -37,6 +38,7 @@ pub mod state;
 mod store;
 pub mod user;
 
+pub use attach::Attach;
 pub use builder::{Container, StdioMode};
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};

@@ -29,6 +29,15 @@
 //! `<id>-json.log` (`{"log":"...\n","stream":"stdout","time":"RFC 3339
 //! nanoseconds"}` per line, lines split at 16 KiB as docker does); waits
 //! for the process; records the exit code, OOM kill and end time; exits.
+//!
+//! From the creation until the process has exited it also listens on
+//! `containers/<id>/attach.sock` for attached clients
+//! ([`ContainerHandle::attach_stdio`], the [attach](crate::container::attach)
+//! module): they get the output and the exit code, and with an open stdin
+//! (`-i`, the monitor then holds the process's stdin pipe) their input
+//! goes to the process. Started with [`AUTO_REMOVE_ARG`] after the root
+//! ([`Container::auto_remove`], `docker run -d --rm`), it removes the
+//! container once the process has exited and the clients are told.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -38,6 +47,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::container::attach::Clients;
 use crate::container::builder::{Container, StdioMode};
 use crate::container::create::create_spec;
 use crate::container::error::{Error, Result, io_err};
@@ -48,6 +58,10 @@ use crate::container::store::ContainerStore;
 
 /// The argument that makes a program a monitor (see [`run_if_monitor`]).
 pub const MONITOR_ARG: &str = "--dunnage-monitor";
+
+/// The argument after the root that makes the monitor remove the
+/// container once its process has exited (`docker run -d --rm`).
+pub const AUTO_REMOVE_ARG: &str = "--rm";
 
 /// The longest log entry; a longer line is split, as docker's json-file
 /// driver does.
@@ -60,7 +74,10 @@ pub fn run_if_monitor() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == MONITOR_ARG) {
         let code = match args.get(2) {
-            Some(root) => run(Path::new(root)),
+            Some(root) => run_with(
+                Path::new(root),
+                args.get(3).is_some_and(|a| a == AUTO_REMOVE_ARG),
+            ),
             None => 2,
         };
         std::process::exit(code);
@@ -80,6 +97,12 @@ fn answer(line: &str) {
 
 /// The monitor's work (see the [module docs](self)); the exit code.
 pub fn run(root: &Path) -> i32 {
+    run_with(root, false)
+}
+
+/// [`run`], removing the container once its process has exited when
+/// `auto_remove` (`docker run -d --rm`).
+pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
     let mut json = Vec::new();
     if std::io::stdin().read_to_end(&mut json).is_err() {
         answer("err cannot read the container's configuration\n");
@@ -96,7 +119,7 @@ pub fn run(root: &Path) -> i32 {
     }
     // SAFETY: setsid has no preconditions; a failure leaves the session.
     unsafe { libc::setsid() };
-    let (handle, fifo) = match prepare(root, &json) {
+    let (handle, fifo, clients) = match prepare(root, &json) {
         Ok(h) => h,
         Err(e) => {
             answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
@@ -104,22 +127,27 @@ pub fn run(root: &Path) -> i32 {
         }
     };
     answer("ok\n");
-    match supervise(handle, fifo) {
+    match supervise(handle, fifo, clients, auto_remove) {
         Ok(()) => 0,
         Err(_) => 1,
     }
 }
 
-/// Create the container, record the monitor, make the start fifo.
-fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File)> {
+/// Create the container, record the monitor, make the start fifo and the
+/// attach socket.
+fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clients>)> {
     let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
     let store = ContainerStore::open(root)?;
-    let handle = create_spec(
-        &store,
-        spec,
-        [StdioMode::Null, StdioMode::Piped, StdioMode::Piped],
-    )?;
+    // With an open stdin (-i) the monitor holds its write end for the
+    // attached clients.
+    let stdin = if spec.open_stdin {
+        StdioMode::Piped
+    } else {
+        StdioMode::Null
+    };
+    let mut handle = create_spec(&store, spec, [stdin, StdioMode::Piped, StdioMode::Piped])?;
     let dir = handle.dir();
+    let clients = Clients::listen(&dir, handle.take_stdin())?;
     let fifo = dir.join("start.fifo");
     let c = dunnage_base::cstr::cstring(&fifo).map_err(io_err("mkfifo", &fifo))?;
     // SAFETY: mkfifo with a valid C string.
@@ -138,11 +166,13 @@ fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File)> {
     st.monitor_pid = std::process::id() as i32;
     st.monitor_start = state::pid_start_time(st.monitor_pid).unwrap_or(0);
     st.write(&dir)?;
-    Ok((handle, reader))
+    Ok((handle, reader, clients))
 }
 
-/// Copy `from` to the log as `stream` entries.
-fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>) {
+/// Copy `from` to the log as `stream` entries, and to the attached
+/// clients.
+fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>, clients: Arc<Clients>) {
+    let number = if stream == "stdout" { 1 } else { 2 };
     let mut reader = BufReader::new(from);
     let mut buf = Vec::new();
     loop {
@@ -152,6 +182,7 @@ fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        clients.send(number, &buf);
         let entry = serde_json::json!({
             "log": String::from_utf8_lossy(&buf),
             "stream": stream,
@@ -166,8 +197,13 @@ fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>) {
 }
 
 /// Wait for the start request or the end of the process; start; log;
-/// wait; record.
-fn supervise(mut handle: ContainerHandle, fifo: File) -> Result<()> {
+/// wait; record; tell the attached clients; remove when asked.
+fn supervise(
+    mut handle: ContainerHandle,
+    fifo: File,
+    clients: Arc<Clients>,
+    auto_remove: bool,
+) -> Result<()> {
     let fifo_path = handle.dir().join("start.fifo");
     let log_path = handle.log_path();
     let log = File::options()
@@ -183,7 +219,8 @@ fn supervise(mut handle: ContainerHandle, fifo: File) -> Result<()> {
     ] {
         if let Some(f) = file {
             let log = Arc::clone(&log);
-            threads.push(std::thread::spawn(move || pump(f, stream, log)));
+            let clients = Arc::clone(&clients);
+            threads.push(std::thread::spawn(move || pump(f, stream, log, clients)));
         }
     }
     let pidfd = handle.owned_pidfd()?;
@@ -213,10 +250,15 @@ fn supervise(mut handle: ContainerHandle, fifo: File) -> Result<()> {
     } else {
         handle.close_gate();
     }
-    let _ = handle.wait();
+    let exit = handle.wait();
     drop(pidfd);
     for t in threads {
         let _ = t.join();
+    }
+    let code = exit.ok().and_then(|e| e.code).unwrap_or(255);
+    clients.finish(code);
+    if auto_remove {
+        handle.remove(true)?;
     }
     Ok(())
 }
@@ -227,6 +269,13 @@ impl Container {
     /// the [monitor module](crate::container::monitor).
     pub fn monitor_program(&mut self, program: impl AsRef<Path>) -> &mut Container {
         self.monitor = Some(program.as_ref().to_path_buf());
+        self
+    }
+
+    /// Whether the monitor of a detached container removes it once its
+    /// process has exited (`docker run -d --rm`); default no.
+    pub fn auto_remove(&mut self, yes: bool) -> &mut Container {
+        self.auto_remove = yes;
         self
     }
 
@@ -251,9 +300,12 @@ impl Container {
             path: PathBuf::from("<spec>"),
             reason: e.to_string(),
         })?;
-        let mut child = std::process::Command::new(&program)
-            .arg(MONITOR_ARG)
-            .arg(store.root())
+        let mut monitor = std::process::Command::new(&program);
+        monitor.arg(MONITOR_ARG).arg(store.root());
+        if self.auto_remove {
+            monitor.arg(AUTO_REMOVE_ARG);
+        }
+        let mut child = monitor
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

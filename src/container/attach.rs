@@ -1,0 +1,230 @@
+//! Attaching to a detached container's stdio through its monitor
+//! (`docker start -a -i`, `docker attach`).
+//!
+//! The monitor listens on `containers/<id>/attach.sock` (a Unix stream
+//! socket, mode 0600) from the moment the container is created until its
+//! process has exited. Every client gets the process's output from the
+//! moment it connects, in frames: a header of 8 bytes (the stream: 1
+//! stdout, 2 stderr, 3 the exit; three zero bytes; the payload's length as
+//! a big-endian `u32`, Docker's stdcopy layout) and the payload. The last
+//! frame is the exit (stream 3, payload the exit code as a big-endian
+//! `i32`, 128 + the signal for a process killed by one), then the monitor
+//! closes the connection. What a client writes goes to the process's stdin
+//! when the container was made with an open stdin (`-i`); the first client
+//! that ends its input (shuts its writing half) closes the process's stdin,
+//! as docker's `StdinOnce`. Attach before [`ContainerHandle::start`] to see
+//! all the output.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::container::error::{Error, Result, io_err};
+use crate::container::handle::ContainerHandle;
+
+/// The stream number of the exit frame.
+const EXIT_STREAM: u8 = 3;
+
+/// The socket's name in the container's directory.
+pub(crate) const SOCKET: &str = "attach.sock";
+
+/// `dir/attach.sock` as a short path through a descriptor of `dir` (a
+/// socket's path has at most 107 bytes; a store's container directories
+/// can be longer), with the descriptor that must stay open while it is
+/// used.
+fn short_path(dir: &Path) -> Result<(File, PathBuf)> {
+    let d = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(io_err("open", dir))?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", d.as_raw_fd()));
+    Ok((d, path))
+}
+
+/// One frame's header.
+fn header(stream: u8, len: usize) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[0] = stream;
+    h[4..].copy_from_slice(&(len.min(u32::MAX as usize) as u32).to_be_bytes());
+    h
+}
+
+/// The monitor's side: the attached clients and the process's stdin.
+#[derive(Debug)]
+pub(crate) struct Clients {
+    list: Mutex<Vec<UnixStream>>,
+    stdin: Mutex<Option<File>>,
+    path: PathBuf,
+}
+
+impl Clients {
+    /// Listen on `dir/attach.sock`; clients' input goes to `stdin`.
+    pub(crate) fn listen(dir: &Path, stdin: Option<File>) -> Result<Arc<Clients>> {
+        let path = dir.join(SOCKET);
+        let (_dir, short) = short_path(dir)?;
+        let listener = UnixListener::bind(&short).map_err(io_err("bind", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("chmod", &path))?;
+        let clients = Arc::new(Clients {
+            list: Mutex::new(Vec::new()),
+            stdin: Mutex::new(stdin),
+            path,
+        });
+        let accepting = Arc::clone(&clients);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                accepting.add(conn);
+            }
+        });
+        Ok(clients)
+    }
+
+    fn add(self: &Arc<Clients>, conn: UnixStream) {
+        let has_stdin = self.stdin.lock().is_ok_and(|s| s.is_some());
+        if has_stdin && let Ok(reader) = conn.try_clone() {
+            let me = Arc::clone(self);
+            std::thread::spawn(move || me.forward_input(reader));
+        }
+        if let Ok(mut list) = self.list.lock() {
+            list.push(conn);
+        }
+    }
+
+    /// Copy a client's input to the process's stdin; at its end, close
+    /// the stdin.
+    fn forward_input(&self, mut from: UnixStream) {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let Ok(mut stdin) = self.stdin.lock() else {
+                return;
+            };
+            let written = stdin.as_mut().map(|s| s.write_all(&buf[..n]).is_ok());
+            if written != Some(true) {
+                return;
+            }
+        }
+        if let Ok(mut stdin) = self.stdin.lock() {
+            stdin.take();
+        }
+    }
+
+    /// Send output of `stream` (1 stdout, 2 stderr) to every client; one
+    /// that cannot take it is dropped.
+    pub(crate) fn send(&self, stream: u8, data: &[u8]) {
+        let Ok(mut list) = self.list.lock() else {
+            return;
+        };
+        let h = header(stream, data.len());
+        list.retain_mut(|c| c.write_all(&h).and_then(|()| c.write_all(data)).is_ok());
+    }
+
+    /// Send the exit frame, close every client and the socket.
+    pub(crate) fn finish(&self, code: i32) {
+        let _ = std::fs::remove_file(&self.path);
+        self.send(EXIT_STREAM, &code.to_be_bytes());
+        if let Ok(mut list) = self.list.lock() {
+            for c in list.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if let Ok(mut stdin) = self.stdin.lock() {
+            stdin.take();
+        }
+    }
+}
+
+/// A connection to a detached container's monitor: its output to relay,
+/// its input to write (see the [module docs](self)).
+#[derive(Debug)]
+pub struct Attach {
+    conn: UnixStream,
+    id: String,
+}
+
+impl Attach {
+    /// A writer to the process's stdin (when the container was made with
+    /// an open stdin; otherwise what is written is dropped). Call
+    /// [`Attach::close_input`] at the end of the input.
+    pub fn input(&self) -> Result<UnixStream> {
+        self.conn
+            .try_clone()
+            .map_err(io_err("dup", Path::new(SOCKET)))
+    }
+
+    /// End the input: the process's stdin is closed.
+    pub fn close_input(&self) -> Result<()> {
+        self.conn
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(io_err("shutdown", Path::new(SOCKET)))
+    }
+
+    /// Copy the process's output to `out` and `err` until it exits;
+    /// returns its exit code (128 + the signal for a process a signal
+    /// killed). A monitor that goes without reporting the exit is an
+    /// [`Error::Monitor`].
+    pub fn relay(mut self, out: &mut impl Write, err: &mut impl Write) -> Result<i32> {
+        let mut h = [0u8; 8];
+        let mut payload = Vec::new();
+        loop {
+            if self.conn.read_exact(&mut h).is_err() {
+                return Err(Error::Monitor {
+                    op: "attach",
+                    message: format!("the monitor of {} ended without an exit code", self.id),
+                });
+            }
+            let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            payload.resize(len, 0);
+            self.conn
+                .read_exact(&mut payload)
+                .map_err(io_err("read", Path::new(SOCKET)))?;
+            let to: &mut dyn Write = match h[0] {
+                1 => out,
+                2 => err,
+                EXIT_STREAM if len == 4 => {
+                    let _ = out.flush();
+                    let _ = err.flush();
+                    return Ok(i32::from_be_bytes([
+                        payload[0], payload[1], payload[2], payload[3],
+                    ]));
+                }
+                _ => {
+                    return Err(Error::Monitor {
+                        op: "attach",
+                        message: format!("a frame of unknown stream {}", h[0]),
+                    });
+                }
+            };
+            // The reader may have gone (a closed pipe): keep draining.
+            let _ = to.write_all(&payload).and_then(|()| to.flush());
+        }
+    }
+}
+
+impl ContainerHandle {
+    /// Attach to the stdio of a detached container (made by
+    /// [`Container::create_detached`](crate::container::Container::create_detached))
+    /// through its monitor; see the [attach module](self). Fails with
+    /// [`Error::Unsupported`] when no monitor listens (a container made
+    /// by this process, or one whose process has exited).
+    pub fn attach_stdio(&self) -> Result<Attach> {
+        let (_dir, short) = short_path(&self.dir())?;
+        let conn = UnixStream::connect(&short).map_err(|_| Error::Unsupported {
+            op: "attach",
+            reason: "no monitor listens for this container (not detached, or exited)",
+        })?;
+        Ok(Attach {
+            conn,
+            id: self.id().to_owned(),
+        })
+    }
+}
