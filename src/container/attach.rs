@@ -3,10 +3,12 @@
 //!
 //! The monitor listens on `containers/<id>/attach.sock` (a Unix stream
 //! socket, mode 0600) from the moment the container is created until its
-//! process has exited. Every client gets the process's output from the
-//! moment it connects, in frames: a header of 8 bytes (the stream: 1
-//! stdout, 2 stderr, 3 the exit; three zero bytes; the payload's length as
-//! a big-endian `u32`, Docker's stdcopy layout) and the payload. The last
+//! process has exited. Every client gets frames: a header of 8 bytes (the
+//! stream: 0 the greeting, 1 stdout, 2 stderr, 3 the exit; three zero
+//! bytes; the payload's length as a big-endian `u32`, Docker's stdcopy
+//! layout) and the payload. The first is an empty greeting, sent once the
+//! client is among those that get the process's output from then on. The
+//! last
 //! frame is the exit (stream 3, payload the exit code as a big-endian
 //! `i32`, 128 + the signal for a process killed by one), then the monitor
 //! closes the connection. What a client writes goes to the process's stdin
@@ -28,6 +30,9 @@ use crate::container::handle::ContainerHandle;
 
 /// The stream number of the exit frame.
 const EXIT_STREAM: u8 = 3;
+
+/// The stream number of the greeting, the empty first frame.
+const GREETING_STREAM: u8 = 0;
 
 /// The socket's name in the container's directory.
 pub(crate) const SOCKET: &str = "attach.sock";
@@ -91,8 +96,14 @@ impl Clients {
             let me = Arc::clone(self);
             std::thread::spawn(move || me.forward_input(reader));
         }
+        // The greeting (an empty frame of stream 0) tells the client it is
+        // in the list: output from now on reaches it. Under the lock, so
+        // no output frame comes before it.
         if let Ok(mut list) = self.list.lock() {
-            list.push(conn);
+            let mut conn = conn;
+            if conn.write_all(&header(GREETING_STREAM, 0)).is_ok() {
+                list.push(conn);
+            }
         }
     }
 
@@ -218,10 +229,21 @@ impl ContainerHandle {
     /// by this process, or one whose process has exited).
     pub fn attach_stdio(&self) -> Result<Attach> {
         let (_dir, short) = short_path(&self.dir())?;
-        let conn = UnixStream::connect(&short).map_err(|_| Error::Unsupported {
+        let gone = || Error::Unsupported {
             op: "attach",
             reason: "no monitor listens for this container (not detached, or exited)",
-        })?;
+        };
+        let mut conn = UnixStream::connect(&short).map_err(|_| gone())?;
+        // Attached once greeted: what the process writes from now on
+        // reaches this connection.
+        let mut greeting = [0u8; 8];
+        conn.read_exact(&mut greeting).map_err(|_| gone())?;
+        if greeting != header(GREETING_STREAM, 0) {
+            return Err(Error::Monitor {
+                op: "attach",
+                message: "an unexpected greeting".to_owned(),
+            });
+        }
         Ok(Attach {
             conn,
             id: self.id().to_owned(),
