@@ -8,8 +8,9 @@
 //! cases run interleaved, in one process.
 //!
 //! The seccomp policy is compiled once, before timing (a runtime built on
-//! the library compiles it once per policy); its compile time is printed
-//! separately.
+//! the library compiles it once per policy), and, as a fourth interleaved
+//! case, compiled for each spawn inside the timing; its one-off compile
+//! time is printed separately.
 //!
 //! crun 1.8 refuses this host's hybrid cgroup layout, so the benchmark
 //! runs in a private mount namespace with `/sys/fs/cgroup/unified`
@@ -128,7 +129,7 @@ fn main() {
     let cg_path = CgroupPath::new(&format!("{parent}-lib")).unwrap();
     let rootfs = bundle.join("rootfs");
 
-    let command = |argv: &[&str]| {
+    let command = |argv: &[&str], program: &dunnage::namespaces::seccomp::BpfProgram| {
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .env_clear()
@@ -162,11 +163,14 @@ fn main() {
     };
     // The setup is really applied: Docker's capabilities, the seccomp
     // filter, a masked path.
-    let probe = command(&[
-        "/bin/sh",
-        "-c",
-        "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -c ' /proc/keys ' /proc/self/mountinfo",
-    ])
+    let probe = command(
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; grep -c ' /proc/keys ' /proc/self/mountinfo",
+        ],
+        &program,
+    )
     .output()
     .unwrap();
     let text = String::from_utf8_lossy(&probe.stdout);
@@ -176,9 +180,17 @@ fn main() {
         ["CapEff:", "00000000a80425fb", "Seccomp:", "2", "1"],
         "probe: {text}"
     );
-    let lib = || {
+    // `per_spawn`: the policy compiled for this spawn, inside the timing.
+    let lib = |per_spawn: bool| {
+        let compiled;
+        let prog = if per_spawn {
+            compiled = dunnage::namespaces::seccomp::compile(&policy).unwrap().0;
+            &compiled
+        } else {
+            &program
+        };
         let cg = Cgroup::create(&hier, &cg_path, &[]).unwrap();
-        let mut cmd = command(&["/bin/true"]);
+        let mut cmd = command(&["/bin/true"], prog);
         let hook_cg = cg.clone();
         cmd.before_start(move |pid| {
             hook_cg
@@ -202,15 +214,20 @@ fn main() {
         assert!(st.success(), "{rt}: {st:?}");
     };
     for n in 0..5 {
-        lib();
+        lib(false);
+        lib(true);
         runtime("crun", n);
         runtime("runc", n);
     }
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in 0..runs {
         let t = Instant::now();
-        lib();
+        lib(false);
         a.push(t.elapsed());
+        let t = Instant::now();
+        lib(true);
+        d.push(t.elapsed());
         let t = Instant::now();
         runtime("crun", 1000 + n);
         b.push(t.elapsed());
@@ -218,17 +235,29 @@ fn main() {
         runtime("runc", 1000 + n);
         c.push(t.elapsed());
     }
-    let (ma, mb, mc) = (median(&mut a), median(&mut b), median(&mut c));
+    let (ma, mb, mc, md) = (
+        median(&mut a),
+        median(&mut b),
+        median(&mut c),
+        median(&mut d),
+    );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("runs: {runs} each, interleaved (medians, wall ms)");
+    println!("load average before the run: {}", load_before.trim());
     println!("seccomp policy compiled once before timing: {compile_ms:.2}");
     println!("namespaces::Command spawn..exit /bin/true (cgroup incl.): {ma:.2}");
+    println!("  the same, the policy compiled per spawn (timed):         {md:.2}");
     println!("crun run (Profile::docker() bundle, /bin/true):          {mb:.2}");
     println!("runc run (Profile::docker() bundle, /bin/true):          {mc:.2}");
     println!(
         "ratio Command / crun: {:.2}; Command / runc: {:.2}",
         ma / mb,
         ma / mc
+    );
+    println!(
+        "ratio per-spawn compile / crun: {:.2}; / runc: {:.2}",
+        md / mb,
+        md / mc
     );
     println!("load average after the run: {}", load.trim());
 }
