@@ -1,8 +1,6 @@
 //! `docker pull`: manifest, config, and the layers downloaded in parallel,
 //! verified as they stream, resumed with `Range`, registered in order.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -11,6 +9,7 @@ use dunnage_layerstore::{ChainId, Digest, child_chain_id};
 
 use super::RegistryConfig;
 use super::client::Client;
+use super::download::BlobStream;
 use super::manifest::{self, Descriptor, Kind, Platform};
 use crate::config::{ImageConfig, ImageId};
 use crate::error::{Error, Result};
@@ -103,12 +102,9 @@ pub(crate) struct Resolved {
     pub(crate) layers: Vec<Descriptor>,
 }
 
-/// A verified blob in a scratch file, and the name to remove once used.
-type Downloaded = (File, Option<PathBuf>);
-
 enum Event {
     Bytes(usize, u64),
-    Done(usize, Result<Downloaded>),
+    Done(usize, Result<()>),
 }
 
 impl ImageStore {
@@ -133,10 +129,6 @@ impl ImageStore {
         for d in &diff_ids {
             chains.push(child_chain_id(chains.last(), d));
         }
-        let present = chains
-            .iter()
-            .take_while(|c| self.layers().get(c).is_ok())
-            .count();
         let mut emit =
             |layer: usize, status: PullStatus, events: &mut Option<&mut dyn FnMut(&PullEvent)>| {
                 if let Some(f) = events.as_deref_mut() {
@@ -148,6 +140,9 @@ impl ImageStore {
                     });
                 }
             };
+        let _ = self.reclaim_leaked_layers();
+        let _operation = self.begin_operation()?;
+        let (present, mut top) = self.hold_present(&chains)?;
         for i in 0..layers.len() {
             let s = if i < present {
                 PullStatus::AlreadyExists
@@ -155,14 +150,6 @@ impl ImageStore {
                 PullStatus::Waiting
             };
             emit(i, s, &mut opts.events);
-        }
-        let _ = self.reclaim_leaked_layers();
-        let _operation = self.begin_operation()?;
-        let mut top: Option<ChainId> = None;
-        if present > 0 {
-            let t = &chains[present - 1];
-            self.layers().acquire(t)?;
-            top = Some(*t);
         }
         let registered = self.download_and_register(
             &client, &resolved, &chains, present, &mut top, &mut opts, &mut emit,
@@ -234,6 +221,34 @@ impl ImageStore {
         Err(last.unwrap_or_else(|| Error::NoSuchImage(reference.to_string())))
     }
 
+    /// How many of the base layers of `chains` the store has, with a
+    /// reference taken to the top one of them. A layer found by the
+    /// look-up may be released and removed by a concurrent rmi before it
+    /// is acquired: then the store is looked at again, and what is gone is
+    /// downloaded and registered again like a layer it never had.
+    fn hold_present(&self, chains: &[ChainId]) -> Result<(usize, Option<ChainId>)> {
+        // Each retry follows a removal; a pull racing endless rmis and
+        // re-pulls of the same layers gives up holding and downloads all.
+        for _ in 0..=chains.len() {
+            let present = chains
+                .iter()
+                .take_while(|c| self.layers().get(c).is_ok())
+                .count();
+            let Some(top) = present.checked_sub(1).map(|i| chains[i]) else {
+                return Ok((0, None));
+            };
+            match self.layers().acquire(&top) {
+                Ok(()) => return Ok((present, Some(top))),
+                Err(dunnage_layerstore::Error::LayerNotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((0, None))
+    }
+
+    /// Download the missing layers, `opts.parallel` at a time, each
+    /// verified as it streams into its scratch file, and register them in
+    /// order, each replayed from its file (checked again as it passes).
     #[allow(clippy::too_many_arguments)]
     fn download_and_register(
         &self,
@@ -246,7 +261,6 @@ impl ImageStore {
         emit: &mut impl FnMut(usize, PullStatus, &mut Option<&mut dyn FnMut(&PullEvent)>),
     ) -> Result<()> {
         let layers = &resolved.layers;
-        let diff_ids = resolved.config.diff_ids();
         let queue: Mutex<Vec<usize>> = Mutex::new((present..layers.len()).rev().collect());
         let cancel = AtomicBool::new(false);
         let tmp = self.root().join("tmp");
@@ -267,8 +281,7 @@ impl ImageStore {
                         let tick = |n| {
                             let _ = tx.send(Event::Bytes(i, n));
                         };
-                        let r =
-                            super::download::download(self, client, tmp, &layers[i], cancel, &tick);
+                        let r = fetch(client, tmp, &layers[i], cancel, &tick);
                         if r.is_err() {
                             cancel.store(true, Ordering::Relaxed);
                         }
@@ -279,11 +292,10 @@ impl ImageStore {
                 });
             }
             drop(tx);
-            let mut ready: Vec<Option<Result<Downloaded>>> =
-                (0..layers.len()).map(|_| None).collect();
+            let mut ready = vec![false; layers.len()];
             let result = (|| {
                 for i in present..layers.len() {
-                    while ready[i].is_none() {
+                    while !ready[i] {
                         match rx.recv() {
                             Ok(Event::Bytes(j, bytes)) => emit(
                                 j,
@@ -296,9 +308,9 @@ impl ImageStore {
                             // The first failure is the cause: the other
                             // downloads stop ("cancelled") because of it.
                             Ok(Event::Done(_, Err(e))) => return Err(e),
-                            Ok(Event::Done(j, r)) => {
+                            Ok(Event::Done(j, Ok(()))) => {
                                 emit(j, PullStatus::DownloadComplete, &mut opts.events);
-                                ready[j] = Some(r);
+                                ready[j] = true;
                             }
                             Err(_) => {
                                 return Err(Error::Transport {
@@ -309,32 +321,9 @@ impl ImageStore {
                             }
                         }
                     }
-                    let (file, partial) = ready[i].take().ok_or_else(|| Error::Transport {
-                        op: "get blob",
-                        url: client.url(&format!("blobs/{}", layers[i].digest)),
-                        reason: "the download stopped".to_string(),
-                    })??;
                     emit(i, PullStatus::Extracting, &mut opts.events);
-                    let what = format!("{}@{}", client.repo, layers[i].digest);
-                    let state = Progress {
-                        image: 0,
-                        images: 1,
-                        layer: i,
-                        layers: layers.len(),
-                        bytes: 0,
-                        total: layers[i].size,
-                        done: false,
-                    };
-                    let chain = self.register_stream(
-                        file,
-                        layers[i].size,
-                        what,
-                        Some(&layers[i].digest),
-                        top.as_ref(),
-                        &diff_ids[i],
-                        &mut opts.load,
-                        state,
-                    )?;
+                    let chain =
+                        self.register_layer(client, &tmp, resolved, i, top, opts, &cancel)?;
                     debug_assert_eq!(chain, chains[i]);
                     // The new layer holds its parent: give back ours.
                     if let Some(t) = top.take()
@@ -344,13 +333,10 @@ impl ImageStore {
                         return Err(e.into());
                     }
                     *top = Some(chain);
-                    if let Some(p) = partial {
-                        let _ = std::fs::remove_file(p);
-                    }
                     super::distribution::record(
                         self.root(),
                         &layers[i].digest,
-                        &diff_ids[i],
+                        &resolved.config.diff_ids()[i],
                         &format!("{}/{}", client.domain, client.repo),
                     );
                     emit(i, PullStatus::PullComplete, &mut opts.events);
@@ -363,6 +349,86 @@ impl ImageStore {
             drop(rx);
             result
         })
+    }
+
+    /// Register layer `i` on `top` from its blob stream; its scratch file
+    /// is removed once it is registered. Bytes kept by an earlier pull
+    /// that make a blob fail are thrown away and the blob is fetched once
+    /// more from the start.
+    #[allow(clippy::too_many_arguments)]
+    fn register_layer(
+        &self,
+        client: &Client,
+        tmp: &std::path::Path,
+        resolved: &Resolved,
+        i: usize,
+        top: &Option<ChainId>,
+        opts: &mut PullOptions<'_>,
+        cancel: &AtomicBool,
+    ) -> Result<ChainId> {
+        let layer = &resolved.layers[i];
+        let mut fresh = false;
+        loop {
+            let mut stream = BlobStream::open(client, tmp, layer, cancel, &|_| {}, fresh)?;
+            let state = Progress {
+                image: 0,
+                images: 1,
+                layer: i,
+                layers: resolved.layers.len(),
+                bytes: 0,
+                total: layer.size,
+                done: false,
+            };
+            let registered = self.register_stream(
+                &mut stream,
+                layer.size,
+                format!("{}@{}", client.repo, layer.digest),
+                None,
+                top.as_ref(),
+                &resolved.config.diff_ids()[i],
+                &mut opts.load,
+                state,
+            );
+            // A blob that is not what it should be is the cause of any
+            // failure of its register.
+            let result = match (registered, stream.finish()) {
+                (Ok(chain), Ok(())) => {
+                    stream.remove_partial();
+                    return Ok(chain);
+                }
+                (Ok(chain), Err(e)) => {
+                    let _ = self.layers().release(&chain);
+                    e
+                }
+                (Err(_), Err(e)) => e,
+                (Err(e), Ok(())) => e,
+            };
+            if fresh || !stream.reused() {
+                return Err(result);
+            }
+            stream.discard_partial();
+            fresh = true;
+        }
+    }
+}
+
+/// Download blob `d` into its scratch file and verify it; bytes kept by an
+/// earlier pull that make it fail are thrown away and it is fetched once
+/// more from the start.
+fn fetch(
+    client: &Client,
+    tmp: &std::path::Path,
+    d: &Descriptor,
+    cancel: &AtomicBool,
+    tick: &dyn Fn(u64),
+) -> Result<()> {
+    let mut stream = BlobStream::open(client, tmp, d, cancel, tick, false)?;
+    match stream.finish() {
+        Err(Error::DigestMismatch { .. }) if stream.reused() => {
+            drop(stream);
+            BlobStream::open(client, tmp, d, cancel, tick, true)?.finish()
+        }
+        r => r,
     }
 }
 
