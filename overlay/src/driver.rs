@@ -123,22 +123,7 @@ impl Driver {
     /// Create the layer `id` on top of `parent` (none for a base layer).
     pub fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
         let dir = self.layer_dir(id)?;
-        let lower = match parent {
-            Some(p) => {
-                let link = self.link(p)?;
-                let mut lower = format!("{LINK_DIR}/{link}");
-                match std::fs::read_to_string(self.layer_dir(p)?.join("lower")) {
-                    Ok(pl) => {
-                        lower.push(':');
-                        lower.push_str(pl.trim());
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("read", &self.home.join(p).join("lower"))(e)),
-                }
-                Some(lower)
-            }
-            None => None,
-        };
+        let lower = parent.map(|p| self.lower_of_child(p)).transpose()?;
         match std::fs::DirBuilder::new().mode(0o710).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -160,8 +145,7 @@ impl Driver {
             )
             .map_err(io_err("symlink", &self.home.join(LINK_DIR).join(&link)))?;
             if let Some(lower) = &lower {
-                mkdir_mode(&dir.join("work"), 0o700, false)?;
-                write_file(&dir.join("lower"), lower.as_bytes(), 0o644)?;
+                write_lower(&dir, lower)?;
             }
             Ok(())
         })();
@@ -169,6 +153,41 @@ impl Driver {
             let _ = self.remove(id);
         }
         made
+    }
+
+    /// Put the layer `id`, created as a base layer (`create(id, None)`) and
+    /// possibly filled since, on top of `parent`: its `work/` directory and
+    /// `lower` file are written, as `create(id, Some(parent))` would have.
+    /// A layer's diff directory does not depend on its parent, so a layer
+    /// can be extracted before its parent exists and placed on it later.
+    /// Fails with [`Error::LayerExists`] when `id` already has a parent.
+    pub fn set_parent(&self, id: &str, parent: &str) -> Result<()> {
+        let dir = self.layer_dir(id)?;
+        if !self.exists(id) {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        if dir.join("lower").exists() {
+            return Err(Error::LayerExists(id.into()));
+        }
+        let lower = self.lower_of_child(parent)?;
+        write_lower(&dir, &lower)
+    }
+
+    /// The `lower` file content of a child of `parent`: the parent's short
+    /// link, then the parent's own lowers.
+    fn lower_of_child(&self, parent: &str) -> Result<String> {
+        let link = self.link(parent)?;
+        let mut lower = format!("{LINK_DIR}/{link}");
+        let path = self.layer_dir(parent)?.join("lower");
+        match std::fs::read_to_string(&path) {
+            Ok(pl) => {
+                lower.push(':');
+                lower.push_str(pl.trim());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read", &path)(e)),
+        }
+        Ok(lower)
     }
 
     /// `<home>/<id>/diff`.
@@ -630,6 +649,12 @@ pub(crate) fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         Err(e) => Err(io_err("mkdir", path)(e)),
     }
+}
+
+/// A child layer's `work/` directory (0700) and `lower` file.
+fn write_lower(dir: &Path, lower: &str) -> Result<()> {
+    mkdir_mode(&dir.join("work"), 0o700, false)?;
+    write_file(&dir.join("lower"), lower.as_bytes(), 0o644)
 }
 
 /// Write `data` to `path` with `mode` atomically ([`dunnage_base::fs::write_atomic`]:

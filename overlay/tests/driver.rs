@@ -72,6 +72,49 @@ fn create_writes_dockers_layout_and_modes() {
 }
 
 #[test]
+fn set_parent_places_a_filled_base_layer_on_a_parent() {
+    require_root!();
+    let t = TempDir::new("drv-set-parent").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    d.create("child", Some("base")).unwrap();
+    // Created and filled before its parent is known.
+    d.create("late", None).unwrap();
+    std::fs::write(d.diff_dir("late").join("f"), b"x").unwrap();
+    d.set_parent("late", "child").unwrap();
+    assert_eq!(mode(&home.join("late/work")), 0o700);
+    let child_link = std::fs::read_to_string(home.join("child/link")).unwrap();
+    let base_link = std::fs::read_to_string(home.join("base/link")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(home.join("late/lower")).unwrap(),
+        format!("l/{child_link}:l/{base_link}")
+    );
+    assert_eq!(
+        d.lower_dirs("late").unwrap(),
+        vec![home.join("child/diff"), home.join("base/diff")]
+    );
+    // Once only, on an existing layer and parent.
+    assert!(matches!(
+        d.set_parent("late", "base"),
+        Err(Error::LayerExists(_))
+    ));
+    d.create("other", None).unwrap();
+    assert!(matches!(
+        d.set_parent("other", "ghost"),
+        Err(Error::NoSuchLayer(_))
+    ));
+    assert!(!home.join("other/lower").exists() && !home.join("other/work").exists());
+    assert!(matches!(
+        d.set_parent("ghost", "base"),
+        Err(Error::NoSuchLayer(_))
+    ));
+    for id in ["late", "other", "child", "base"] {
+        d.remove(id).unwrap();
+    }
+}
+
+#[test]
 fn get_mounts_once_per_refcount_and_put_unmounts() {
     require_root!();
     let t = TempDir::new("drv-get").unwrap();
