@@ -126,11 +126,9 @@ impl<'a> BlobStream<'a> {
         }
     }
 
-    /// Remove the scratch file: the blob is registered.
-    pub(crate) fn remove_partial(&mut self) {
-        if let Some((_, path)) = self.partial.take() {
-            let _ = std::fs::remove_file(path);
-        }
+    /// The scratch file's name, to remove once the blob is registered.
+    pub(crate) fn partial_path(&self) -> Option<PathBuf> {
+        self.partial.as_ref().map(|(_, p)| p.clone())
     }
 
     /// Throw away the bytes kept: they made a blob that failed. The stream

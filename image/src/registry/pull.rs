@@ -1,20 +1,15 @@
-//! `docker pull`: manifest, config, and the layers downloaded in parallel,
-//! verified as they stream, resumed with `Range`, registered in order.
-
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+//! `docker pull`: manifest, config, then the layers (see `layers.rs`):
+//! streamed from the registry into the layer store several at once,
+//! verified as they pass, resumed with `Range`, committed in order.
 
 use dunnage_layerstore::{ChainId, Digest, child_chain_id};
 
 use super::RegistryConfig;
 use super::client::Client;
-use super::download::BlobStream;
 use super::manifest::{self, Descriptor, Kind, Platform};
 use crate::config::{ImageConfig, ImageId};
 use crate::error::{Error, Result};
 use crate::load::LoadOptions;
-use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
@@ -24,7 +19,8 @@ pub struct PullOptions<'a> {
     pub registry: RegistryConfig,
     /// The platform picked from an index (default: this machine's).
     pub platform: Option<Platform>,
-    /// Layers downloading at once (default 3, as dockerd).
+    /// Layers streaming and extracting at once (default 3, as dockerd
+    /// downloads).
     pub parallel: usize,
     /// Limits of decompression and JSON, as for `load`.
     pub load: LoadOptions<'a>,
@@ -52,16 +48,16 @@ pub enum PullStatus {
     AlreadyExists,
     /// Queued for download.
     Waiting,
-    /// Bytes of the blob received (of `total`).
+    /// Bytes of the blob received (of `total`), extracted as they come.
     Downloading {
         /// Received so far.
         bytes: u64,
         /// The blob's size.
         total: u64,
     },
-    /// The whole blob came and matched its digest.
+    /// The whole blob came, matched its digest and is extracted (staged).
     DownloadComplete,
-    /// Being registered (decompressed and applied).
+    /// Being committed on the layer below it.
     Extracting,
     /// Registered.
     PullComplete,
@@ -102,21 +98,20 @@ pub(crate) struct Resolved {
     pub(crate) layers: Vec<Descriptor>,
 }
 
-enum Event {
-    Bytes(usize, u64),
-    Done(usize, Result<()>),
-}
-
 impl ImageStore {
     /// Pull `reference` from its registry (`docker pull`).
     ///
-    /// Layers the store has are skipped; the others download
-    /// `opts.parallel` at a time into scratch files under `<root>/tmp`,
-    /// each checked against its digest as it arrives (a cut download is
-    /// resumed with `Range`, also by a later pull after the process was
-    /// killed), and are registered in order through the one-pass register
-    /// of [`load`](Self::load). The config and tags are written last: on
-    /// any error the store is as it was.
+    /// Layers the store has are skipped; the others stream from the
+    /// registry `opts.parallel` at a time, each straight through the
+    /// layer store's one-pass stage (decompress, hash, tar-split, apply;
+    /// [`LayerStore::stage`](dunnage_layerstore::LayerStore::stage)) and
+    /// checked against its digest as it passes, and are committed in
+    /// chain order once whole and verified. A cut download is resumed with
+    /// `Range`; the bytes received are also kept in `<root>/tmp`, so a
+    /// pull killed halfway is resumed by the next one. Memory stays
+    /// bounded (a few MiB per stream). The config and tags are written
+    /// last: on any error the store is as it was. Progress is reported
+    /// through `opts.events` (`opts.load.progress` is not called).
     pub fn pull(&self, reference: &Reference, opts: PullOptions<'_>) -> Result<Pulled> {
         let mut opts = opts;
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
@@ -244,191 +239,6 @@ impl ImageStore {
             }
         }
         Ok((0, None))
-    }
-
-    /// Download the missing layers, `opts.parallel` at a time, each
-    /// verified as it streams into its scratch file, and register them in
-    /// order, each replayed from its file (checked again as it passes).
-    #[allow(clippy::too_many_arguments)]
-    fn download_and_register(
-        &self,
-        client: &Client,
-        resolved: &Resolved,
-        chains: &[ChainId],
-        present: usize,
-        top: &mut Option<ChainId>,
-        opts: &mut PullOptions<'_>,
-        emit: &mut impl FnMut(usize, PullStatus, &mut Option<&mut dyn FnMut(&PullEvent)>),
-    ) -> Result<()> {
-        let layers = &resolved.layers;
-        let queue: Mutex<Vec<usize>> = Mutex::new((present..layers.len()).rev().collect());
-        let cancel = AtomicBool::new(false);
-        let tmp = self.root().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io("mkdir", &tmp, e))?;
-        let workers = opts.parallel.clamp(1, 16).min(layers.len() - present);
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel::<Event>();
-            for _ in 0..workers {
-                let tx = tx.clone();
-                let (queue, cancel, tmp) = (&queue, &cancel, &tmp);
-                scope.spawn(move || {
-                    loop {
-                        if cancel.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let next = queue.lock().ok().and_then(|mut q| q.pop());
-                        let Some(i) = next else { return };
-                        let tick = |n| {
-                            let _ = tx.send(Event::Bytes(i, n));
-                        };
-                        let r = fetch(client, tmp, &layers[i], cancel, &tick);
-                        if r.is_err() {
-                            cancel.store(true, Ordering::Relaxed);
-                        }
-                        if tx.send(Event::Done(i, r)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(tx);
-            let mut ready = vec![false; layers.len()];
-            let result = (|| {
-                for i in present..layers.len() {
-                    while !ready[i] {
-                        match rx.recv() {
-                            Ok(Event::Bytes(j, bytes)) => emit(
-                                j,
-                                PullStatus::Downloading {
-                                    bytes,
-                                    total: layers[j].size,
-                                },
-                                &mut opts.events,
-                            ),
-                            // The first failure is the cause: the other
-                            // downloads stop ("cancelled") because of it.
-                            Ok(Event::Done(_, Err(e))) => return Err(e),
-                            Ok(Event::Done(j, Ok(()))) => {
-                                emit(j, PullStatus::DownloadComplete, &mut opts.events);
-                                ready[j] = true;
-                            }
-                            Err(_) => {
-                                return Err(Error::Transport {
-                                    op: "get blob",
-                                    url: client.url(&format!("blobs/{}", layers[i].digest)),
-                                    reason: "the download stopped".to_string(),
-                                });
-                            }
-                        }
-                    }
-                    emit(i, PullStatus::Extracting, &mut opts.events);
-                    let chain =
-                        self.register_layer(client, &tmp, resolved, i, top, opts, &cancel)?;
-                    debug_assert_eq!(chain, chains[i]);
-                    // The new layer holds its parent: give back ours.
-                    if let Some(t) = top.take()
-                        && let Err(e) = self.layers().release(&t)
-                    {
-                        let _ = self.layers().release(&chain);
-                        return Err(e.into());
-                    }
-                    *top = Some(chain);
-                    super::distribution::record(
-                        self.root(),
-                        &layers[i].digest,
-                        &resolved.config.diff_ids()[i],
-                        &format!("{}/{}", client.domain, client.repo),
-                    );
-                    emit(i, PullStatus::PullComplete, &mut opts.events);
-                }
-                Ok(())
-            })();
-            if result.is_err() {
-                cancel.store(true, Ordering::Relaxed);
-            }
-            drop(rx);
-            result
-        })
-    }
-
-    /// Register layer `i` on `top` from its blob stream; its scratch file
-    /// is removed once it is registered. Bytes kept by an earlier pull
-    /// that make a blob fail are thrown away and the blob is fetched once
-    /// more from the start.
-    #[allow(clippy::too_many_arguments)]
-    fn register_layer(
-        &self,
-        client: &Client,
-        tmp: &std::path::Path,
-        resolved: &Resolved,
-        i: usize,
-        top: &Option<ChainId>,
-        opts: &mut PullOptions<'_>,
-        cancel: &AtomicBool,
-    ) -> Result<ChainId> {
-        let layer = &resolved.layers[i];
-        let mut fresh = false;
-        loop {
-            let mut stream = BlobStream::open(client, tmp, layer, cancel, &|_| {}, fresh)?;
-            let state = Progress {
-                image: 0,
-                images: 1,
-                layer: i,
-                layers: resolved.layers.len(),
-                bytes: 0,
-                total: layer.size,
-                done: false,
-            };
-            let registered = self.register_stream(
-                &mut stream,
-                layer.size,
-                format!("{}@{}", client.repo, layer.digest),
-                None,
-                top.as_ref(),
-                &resolved.config.diff_ids()[i],
-                &mut opts.load,
-                state,
-            );
-            // A blob that is not what it should be is the cause of any
-            // failure of its register.
-            let result = match (registered, stream.finish()) {
-                (Ok(chain), Ok(())) => {
-                    stream.remove_partial();
-                    return Ok(chain);
-                }
-                (Ok(chain), Err(e)) => {
-                    let _ = self.layers().release(&chain);
-                    e
-                }
-                (Err(_), Err(e)) => e,
-                (Err(e), Ok(())) => e,
-            };
-            if fresh || !stream.reused() {
-                return Err(result);
-            }
-            stream.discard_partial();
-            fresh = true;
-        }
-    }
-}
-
-/// Download blob `d` into its scratch file and verify it; bytes kept by an
-/// earlier pull that make it fail are thrown away and it is fetched once
-/// more from the start.
-fn fetch(
-    client: &Client,
-    tmp: &std::path::Path,
-    d: &Descriptor,
-    cancel: &AtomicBool,
-    tick: &dyn Fn(u64),
-) -> Result<()> {
-    let mut stream = BlobStream::open(client, tmp, d, cancel, tick, false)?;
-    match stream.finish() {
-        Err(Error::DigestMismatch { .. }) if stream.reused() => {
-            drop(stream);
-            BlobStream::open(client, tmp, d, cancel, tick, true)?.finish()
-        }
-        r => r,
     }
 }
 
