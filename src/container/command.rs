@@ -199,7 +199,7 @@ fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
 /// it uses the host's or joins one.
 pub(crate) fn kinds(spec: &Spec) -> Kinds {
     let mut k = Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid;
-    if spec.network == Network::None {
+    if spec.network.has_own_namespace() {
         k = k | Kind::Net;
     }
     k
@@ -254,7 +254,7 @@ pub(crate) fn build(
         cmd.readonly_path(p);
     }
     match &spec.network {
-        Network::None => {
+        Network::None | Network::Bridge { .. } => {
             cmd.loopback_up(true);
         }
         Network::Join(path) => {
