@@ -60,7 +60,7 @@ fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
 }
 
 /// The container verbs [`dispatch`] runs.
-pub const VERBS: [&str; 18] = [
+pub const VERBS: [&str; 20] = [
     "run",
     "create",
     "start",
@@ -79,6 +79,8 @@ pub const VERBS: [&str; 18] = [
     "commit",
     "export",
     "container",
+    "network",
+    "port",
 ];
 
 /// Run container verb `verb`; `None` when it is not one.
@@ -125,6 +127,8 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
         "commit" => p(&[f('c', "change", true), f('m', "message", true)], false)
             .and_then(|p| commit(store, &p)),
         "export" => p(&[f('o', "output", true)], false).and_then(|p| export(store, &p)),
+        "network" => crate::network::network(store, args),
+        "port" => crate::network::port(store, args),
         "container" => {
             let (sub, rest) = args.split_first()?;
             return dispatch(store, sub, rest);
