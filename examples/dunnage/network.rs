@@ -229,6 +229,18 @@ fn host_ip(m: &PortMapping) -> String {
         .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string())
 }
 
+/// `docker ps`'s PORTS cell: `0.0.0.0:8080->80/tcp, ...`.
+pub fn ps_ports(network: &Network) -> String {
+    let Network::Bridge { ports, .. } = network else {
+        return String::new();
+    };
+    ports
+        .iter()
+        .map(|m| format!("{}:{}->{}", host_ip(m), m.host_port, port_key(m)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `dunnage port CONTAINER [PRIVATE_PORT[/PROTO]]`: the published ports,
 /// `80/tcp -> 0.0.0.0:8080` (just `0.0.0.0:8080` for one asked for).
 pub fn port(store: &ContainerStore, args: &[String]) -> Out {

@@ -192,7 +192,11 @@ fn ps(store: &ContainerStore, p: &Parsed) -> Out {
                 c.state.exit_code,
                 now,
             ),
-            String::new(),
+            if status == "running" || status == "paused" {
+                crate::network::ps_ports(&c.spec.network)
+            } else {
+                String::new()
+            },
             c.spec.name.clone(),
         ]);
     }
