@@ -91,7 +91,7 @@ fn create(store: &ContainerStore, p: &Parsed) -> Out {
             flags::Usage("\"dunnage network create\" requires exactly 1 argument".into()).into(),
         );
     };
-    let mut spec = NetworkSpec::new(name.as_str());
+    let mut spec = NetworkSpec::new(network_name(name));
     if let Some(s) = p.get("subnet") {
         spec.subnet(s.parse::<Ipv4Net>().map_err(fail)?);
     }
