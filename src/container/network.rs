@@ -149,3 +149,37 @@ fn rewrite(path: &Path, text: &str) -> Result<()> {
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(io_err("write", path))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bridge_network_round_trips_through_the_stored_spec() {
+        let net = Network::Bridge {
+            name: "web".into(),
+            ports: vec!["127.0.0.1:8080:80/udp".parse().unwrap()],
+        };
+        let json = serde_json::to_string(&net).unwrap();
+        assert_eq!(serde_json::from_str::<Network>(&json).unwrap(), net);
+        // Ports may be left out; other shapes are refused, not guessed.
+        let bare: Network = serde_json::from_str(r#"{"bridge":{"name":"web"}}"#).unwrap();
+        assert_eq!(
+            bare,
+            Network::Bridge {
+                name: "web".into(),
+                ports: vec![]
+            }
+        );
+        for bad in [
+            r#"{"bridge":{}}"#,
+            r#"{"bridge":{"name":"web","ports":["8080:80"]}}"#,
+            r#"{"bridge":"web"}"#,
+        ] {
+            assert!(serde_json::from_str::<Network>(bad).is_err(), "{bad}");
+        }
+        assert!(net.has_own_namespace() && Network::None.has_own_namespace());
+        assert!(!Network::Host.has_own_namespace());
+    }
+}
