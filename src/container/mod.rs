@@ -32,6 +32,7 @@ mod handle;
 pub mod monitor;
 mod ops;
 mod resolve;
+mod seccomp_cache;
 pub mod spec;
 pub mod state;
 mod store;
