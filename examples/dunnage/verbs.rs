@@ -319,8 +319,11 @@ fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Wait for the monitor to record the exit code.
+    // Wait for the monitor to record the exit code; it has then also
+    // logged the last output (its log threads may still have been writing
+    // when the process was seen gone).
     let code = store.get(key)?.wait()?.code.unwrap_or(255);
+    print_log(&path, at)?;
     Ok(code.clamp(0, 255) as u8)
 }
 

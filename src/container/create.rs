@@ -194,8 +194,11 @@ pub(crate) fn create_spec(
             path: dir.join("config.json"),
             reason: e.to_string(),
         })?;
+        // Not fsynced: a crash of the machine ends the container's
+        // processes, and a directory left without config.json or
+        // state.json is skipped by listing and deleted by remove.
         let path = dir.join("config.json");
-        dunnage_base::fs::write_atomic(&path, &config, 0o600).map_err(io_err("write", path))?;
+        dunnage_base::fs::write_replace(&path, &config, 0o600).map_err(io_err("write", path))?;
     }
     write_network_files(&dir, &spec)?;
 

@@ -36,6 +36,7 @@ pub mod monitor;
 pub mod network;
 mod ops;
 mod resolve;
+mod seccomp_cache;
 pub mod spec;
 pub mod state;
 mod store;
