@@ -353,8 +353,17 @@ impl Mount {
             };
             r.map_err(|e| MountApi::Failed(config_error(&fs, Path::new(key), e)))?;
         }
-        rustix::mount::fsconfig_create(&fs)
-            .map_err(|e| MountApi::Failed(config_error(&fs, &self.target, e)))?;
+        if let Err(e) = rustix::mount::fsconfig_create(&fs) {
+            let log = kernel_log(&fs);
+            // Before 6.5 overlay had no fs_context of its own: the kernel's
+            // legacy adapter took `lowerdir+` as an opaque option and overlay
+            // rejects it only here, logging nothing on the fd. mount(2) then
+            // mounts it (or says what else is wrong).
+            if e == Errno::INVAL && log.is_empty() {
+                return Err(MountApi::Unsupported);
+            }
+            return Err(MountApi::Failed(logged_error(log, &self.target, e)));
+        }
         let attrs = if self.read_only {
             MountAttrFlags::MOUNT_ATTR_RDONLY
         } else {
@@ -522,7 +531,11 @@ fn kernel_log(fs: &OwnedFd) -> String {
 }
 
 fn config_error(fs: &OwnedFd, path: &Path, e: Errno) -> Error {
-    let log = kernel_log(fs);
+    logged_error(kernel_log(fs), path, e)
+}
+
+/// An fsconfig error with the kernel's log of the context, if any.
+fn logged_error(log: String, path: &Path, e: Errno) -> Error {
     let op = "fsconfig";
     if log.is_empty() {
         errno(op, path)(e)
