@@ -4,8 +4,12 @@
 # pressure files for the PSI test whatever the kernel's default), from an
 # initramfs holding busybox-static, the test binaries, the shared libraries
 # they need, the test fixtures and loop.ko (a block device for io.max).
-# Ends with `N passed, M failed`; exits non-zero when a test failed or the
-# VM did not finish.
+# Then a container through the facade: the dunnage CLI (examples/dunnage), a
+# busybox image archive it made from busybox-static and overlay.ko; after
+# the tests the VM's init moves to a tmpfs (switch_root: pivot_root cannot
+# leave the initramfs's rootfs) and runs tests/vm/container.sh there.
+# Ends with `N passed, M failed` (the container checks counted too); exits
+# non-zero when a test failed or the VM did not finish.
 #
 # Environment: VM_TIMEOUT (seconds, default 300), VM_KERNEL (a vmlinuz),
 # VM_KEEP=1 keeps the work directory, VM_BENCH=1 also runs
@@ -37,6 +41,15 @@ if [ "${#bins[@]}" -eq 0 ]; then
   exit 1
 fi
 
+echo "tests/vm: building the dunnage CLI" >&2
+cli=$(cargo build --example dunnage --message-format=json 2>/dev/null |
+  sed -n 's/.*"executable":"\([^"]*\/dunnage\)".*/\1/p' | tail -n1)
+if [ -z "$cli" ] || [ ! -x "$cli" ]; then
+  echo "tests/vm: the dunnage CLI did not build" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 benches=()
 if [ "${VM_BENCH:-0}" = 1 ]; then
   echo "tests/vm: building benches/cgroup_lifecycle" >&2
@@ -50,12 +63,13 @@ if [ "${VM_BENCH:-0}" = 1 ]; then
 fi
 
 initrd=$work/root
-mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,bench,lib/modules}
+mkdir -p "$initrd"/{bin,dev,proc,sys,tmp,tests,bench,ctr,lib/modules}
 cp /bin/busybox "$initrd/bin/busybox"
 echo "${DUNNAGE_BENCH_RUNS:-100}" >"$initrd/bench-runs"
-for b in "${bins[@]}" "${benches[@]}"; do
+for b in "${bins[@]}" "${benches[@]}" "$cli"; do
   case "$b" in
     */cgroup_lifecycle-*) cp "$b" "$initrd/bench/" ;;
+    "$cli") strip -o "$initrd/ctr/dunnage" "$b" 2>/dev/null || cp "$b" "$initrd/ctr/dunnage" ;;
     *) cp "$b" "$initrd/tests/" ;;
   esac
   # The shared libraries and the loader, at their own paths.
@@ -65,14 +79,31 @@ for b in "${bins[@]}" "${benches[@]}"; do
 done
 # The fixtures, where CARGO_MANIFEST_DIR points.
 cp -r --parents "$root_dir/cgroups/tests/fixtures" "$initrd"
-for m in drivers/block/loop.ko; do
+# loop.ko, and overlay.ko for the container (no dependencies in modules.dep).
+for m in drivers/block/loop.ko fs/overlayfs/overlay.ko; do
   src=$(ls "$modules/kernel/$m"* 2>/dev/null | head -n1 || true)
   case "$src" in
     *.xz) xz -dc "$src" >"$initrd/lib/modules/$(basename "$m")" ;;
     *.zst) zstd -qdc "$src" >"$initrd/lib/modules/$(basename "$m")" ;;
-    ?*) cp "$src" "$initrd/lib/modules/" ;;
+    ?*) cp "$src" "$initrd/lib/modules/$(basename "$m")" ;;
   esac
 done
+mv "$initrd/lib/modules/overlay.ko" "$initrd/ctr/" 2>/dev/null || true
+
+# The container's image: busybox-static with its applets and root's entry,
+# imported into a scratch store and saved as a docker-save archive.
+img=$work/image
+mkdir -p "$img/rootfs/bin" "$img/rootfs/etc"
+cp /bin/busybox "$img/rootfs/bin/busybox"
+for app in $(/bin/busybox --list); do
+  [ "$app" = busybox ] || ln -s busybox "$img/rootfs/bin/$app"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$img/rootfs/etc/passwd"
+echo 'root:x:0:' >"$img/rootfs/etc/group"
+tar --numeric-owner --owner=0 --group=0 -C "$img/rootfs" -cf "$img/rootfs.tar" .
+"$cli" --root "$img/store" import -c 'CMD ["/bin/sh"]' "$img/rootfs.tar" vm/bb:1 >/dev/null
+"$cli" --root "$img/store" save -o "$initrd/ctr/bb.tar" vm/bb:1
+cp tests/vm/container.sh "$initrd/ctr/checks.sh"
 
 cat >"$initrd/init" <<'INIT'
 #!/bin/busybox sh
@@ -95,7 +126,17 @@ for b in /bench/*; do
   echo "vm: bench $b"
   DUNNAGE_BENCH_RUNS=$(cat /bench-runs) "$b" --bench
 done
-echo "vm: done"
+# The container checks: from a tmpfs root, as real systems boot.
+mkdir /newroot
+mount -t tmpfs -o mode=0755 root /newroot
+cp -a /bin /lib /ctr /newroot/
+[ -e /lib64 ] && cp -a /lib64 /newroot/
+for d in dev proc sys tmp; do
+  mkdir /newroot/$d
+  mount --move /$d /newroot/$d
+done
+exec switch_root /newroot /ctr/checks.sh
+echo "vm: switch_root failed"
 poweroff -f
 INIT
 chmod +x "$initrd/init"
