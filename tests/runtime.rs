@@ -535,3 +535,95 @@ fn update_and_events_match_runc() {
     assert_eq!(a[0], "\"stats\" 67108864 20", "{a:?}");
     assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
 }
+
+/// The `Cap*` lines of a `/proc/self/status`.
+fn cap_lines(status: &str) -> String {
+    status
+        .lines()
+        .filter(|l| l.starts_with("Cap"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The kernel's mask of capability names.
+fn cap_mask(names: &[&str]) -> String {
+    let mask = names.iter().fold(0u64, |m, n| {
+        m | 1 << dunnage::namespaces::caps::capability_number(n).unwrap()
+    });
+    format!("{mask:016x}")
+}
+
+#[test]
+fn capability_sets_match_runc() {
+    let test = "capability_sets_match_runc";
+    if !require_privileged(test) || !require_command(test, "runc") {
+        return;
+    }
+    let tmp = TempDir::new("runtime-caps").unwrap();
+    let parent = unique_name("runtime-caps");
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(&parent) {
+        guard.add(d);
+    }
+    let bounding = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"];
+    let permitted = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"];
+    let effective = ["CAP_KILL"];
+    let inheritable = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"];
+    let ambient = ["CAP_CHOWN", "CAP_NET_RAW"];
+    // As root the exec recomputes permitted and effective from bounding
+    // and inheritable; as uid 1000 they become the ambient set.
+    for uid in [0u32, 1000] {
+        let bundle = tmp.join(format!("bundle-{uid}"));
+        busybox_bundle(&bundle, &["cat", "/proc/self/status"], &parent, "c");
+        let path = bundle.join("config.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": bounding,
+            "effective": effective,
+            "permitted": permitted,
+            "inheritable": inheritable,
+            "ambient": ambient,
+        });
+        v["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let mut outs = Vec::new();
+        for (program, root) in [(runtime_binary(), "ours"), ("runc".into(), "runc")] {
+            let id = unique_name(root);
+            let o = Command::new(&program)
+                .arg("--root")
+                .arg(tmp.join(root))
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            outs.push(cap_lines(&ok(&o)));
+        }
+        assert_eq!(outs[0], outs[1], "uid {uid}: ours, then runc's");
+        let ours = &outs[0];
+        assert!(
+            ours.contains(&format!("CapBnd:\t{}", cap_mask(&bounding))),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(&format!("CapInh:\t{}", cap_mask(&inheritable))),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(&format!("CapAmb:\t{}", cap_mask(&ambient))),
+            "{ours}"
+        );
+        if uid != 0 {
+            assert!(
+                ours.contains(&format!("CapPrm:\t{}", cap_mask(&ambient))),
+                "{ours}"
+            );
+            assert!(
+                ours.contains(&format!("CapEff:\t{}", cap_mask(&ambient))),
+                "{ours}"
+            );
+        }
+    }
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}

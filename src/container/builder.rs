@@ -69,6 +69,7 @@ pub struct Container {
     pub(crate) readonly_rootfs: bool,
     pub(crate) cap_add: Vec<String>,
     pub(crate) cap_drop: Vec<String>,
+    pub(crate) capability_sets: Option<crate::container::CapabilitySets>,
     pub(crate) privileged: bool,
     pub(crate) seccomp: Seccomp,
     pub(crate) no_new_privileges: bool,
@@ -104,6 +105,7 @@ impl Container {
             readonly_rootfs: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            capability_sets: None,
             privileged: false,
             seccomp: Seccomp::Default,
             no_new_privileges: false,
@@ -330,6 +332,17 @@ impl Container {
     /// `--cap-drop` (`ALL` drops every one not added).
     pub fn cap_drop(&mut self, cap: impl Into<String>) -> &mut Container {
         self.cap_drop.push(cap.into());
+        self
+    }
+
+    /// The five capability sets exactly, as an OCI config gives them,
+    /// instead of the security profile's list (which gives bounding,
+    /// effective and permitted, with the latter two emptied for a
+    /// non-root user as docker does). They apply as given whatever the
+    /// user; [`Container::cap_add`] and [`Container::cap_drop`] still edit
+    /// bounding, effective and permitted.
+    pub fn capability_sets(&mut self, sets: crate::container::CapabilitySets) -> &mut Container {
+        self.capability_sets = Some(sets);
         self
     }
 

@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use dunnage_namespaces::{
-    CapSet, Capabilities, Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio,
-};
+use dunnage_namespaces::{Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio};
 
 use crate::container::builder::StdioMode;
 use crate::container::error::{Error, Result, io_err};
@@ -87,14 +85,16 @@ fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
 
 /// The process knobs of `spec` (shared by the container's init and exec).
 pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
-    let caps = CapSet::parse(&spec.capabilities)?;
+    let caps = spec.capabilities.to_kernel()?;
     let mut rlimits = Vec::new();
     for r in &spec.rlimits {
         rlimits.push(Rlimit::new(&r.name, r.soft, r.hard)?);
     }
     Ok(ProcessKnobs {
-        capabilities: Some(Capabilities::uniform(caps)),
-        keep_capabilities: false,
+        capabilities: Some(caps),
+        // The sets apply as given, also to a non-root user (the resolved
+        // spec already has docker's empty effective and permitted sets).
+        keep_capabilities: true,
         no_new_privileges: spec.no_new_privileges,
         rlimits,
         sysctls: spec.sysctls.clone(),

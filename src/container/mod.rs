@@ -25,6 +25,7 @@
 //! 5. `state.json`: created, with the init's pid and start time.
 
 mod builder;
+mod capsets;
 mod command;
 mod create;
 pub mod error;
@@ -38,6 +39,7 @@ mod store;
 pub mod user;
 
 pub use builder::{Container, StdioMode};
+pub use capsets::CapabilitySets;
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
 pub use ops::{ExecOptions, Process, read_json_log};

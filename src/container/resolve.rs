@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use dunnage_image::{ImageConfig, RunOverrides, RunView};
 
+use crate::container::CapabilitySets;
 use crate::container::builder::{Container, Source};
 use crate::container::error::{Error, Result};
 use crate::container::spec::{Network, Seccomp, Spec};
@@ -46,19 +47,19 @@ fn cap_name(name: &str) -> String {
     }
 }
 
-/// Docker's capability arithmetic: start from the profile's (or every
-/// one when privileged), `--cap-drop ALL` empties it, then adds, then
-/// other drops.
-fn capabilities(c: &Container) -> Result<Vec<String>> {
+/// Docker's capability arithmetic: start from the profile's list (every
+/// capability when privileged) in bounding, effective and permitted, or
+/// from the caller's exact sets; `--cap-drop ALL` empties them, then adds,
+/// then other drops. A non-root user gets docker's empty effective and
+/// permitted sets unless the sets were given exactly.
+fn capabilities(c: &Container, uid: u32) -> Result<CapabilitySets> {
     // Every capability this process can hand on (its effective set), as
     // docker's --privileged gives the daemon's.
     let own = own_bounding_set();
-    let all = || {
-        (0..=dunnage_namespaces::caps::last_cap())
-            .filter(|c| own & (1u64 << c) != 0)
-            .filter_map(dunnage_namespaces::caps::capability_name)
-            .collect::<Vec<_>>()
-    };
+    let all: Vec<String> = (0..=dunnage_namespaces::caps::last_cap())
+        .filter(|c| own & (1u64 << c) != 0)
+        .filter_map(dunnage_namespaces::caps::capability_name)
+        .collect();
     let adds: Vec<String> = c.cap_add.iter().map(|s| cap_name(s)).collect();
     let drops: Vec<String> = c.cap_drop.iter().map(|s| cap_name(s)).collect();
     for name in adds.iter().chain(&drops) {
@@ -69,25 +70,21 @@ fn capabilities(c: &Container) -> Result<Vec<String>> {
             });
         }
     }
-    if c.privileged {
-        return Ok(all());
-    }
-    let mut caps: Vec<String> = if drops.iter().any(|d| d == "ALL") {
-        Vec::new()
-    } else {
-        c.profile.capabilities.iter().map(|s| cap_name(s)).collect()
-    };
-    if adds.iter().any(|a| a == "ALL") {
-        caps = all();
-    } else {
-        for a in &adds {
-            if !caps.contains(a) {
-                caps.push(a.clone());
-            }
+    let mut sets = match &c.capability_sets {
+        _ if c.privileged => CapabilitySets::uniform(all.clone()),
+        Some(exact) => exact.clone(),
+        None => {
+            CapabilitySets::uniform(c.profile.capabilities.iter().map(|s| cap_name(s)).collect())
         }
+    };
+    if !c.privileged {
+        sets.edit(&adds, &drops, &all);
     }
-    caps.retain(|cap| !drops.contains(cap) || adds.contains(cap));
-    Ok(caps)
+    if uid != 0 && c.capability_sets.is_none() {
+        sets.effective.clear();
+        sets.permitted.clear();
+    }
+    Ok(sets)
 }
 
 impl Container {
@@ -243,7 +240,7 @@ impl Container {
             stop_signal: view.stop_signal.clone(),
             tty: self.tty,
             open_stdin: self.open_stdin,
-            capabilities: capabilities(self)?,
+            capabilities: capabilities(self, resolved.uid)?,
             privileged: self.privileged,
             masked_paths: masked,
             readonly_paths: readonly,

@@ -202,9 +202,10 @@ pub struct Spec {
     pub tty: bool,
     /// Keep stdin open (`-i`).
     pub open_stdin: bool,
-    /// The capabilities (bounding, effective, permitted), as names
-    /// `CAP_...`.
-    pub capabilities: Vec<String>,
+    /// The five capability sets of the process, applied as given whatever
+    /// the user (a stored spec's old single list reads as bounding =
+    /// effective = permitted).
+    pub capabilities: crate::container::CapabilitySets,
     /// Privileged (all capabilities, no masked or read-only paths, no
     /// seccomp, host devices).
     pub privileged: bool,

@@ -97,7 +97,21 @@ impl OciConfig {
                 let short = name.strip_prefix("RLIMIT_").unwrap_or(&name);
                 c.rlimit(short.to_ascii_lowercase(), r.soft(), r.hard());
             }
-            c.security_profile_mut().capabilities = capabilities(&self.raw, p.user().uid())?;
+            let (sets, caps_warnings) = self
+                .raw
+                .get("process")
+                .map(super::process_capabilities)
+                .transpose()?
+                .flatten()
+                .unwrap_or_default();
+            // Unknown names were warned about at parse time.
+            warnings.extend(
+                caps_warnings
+                    .into_iter()
+                    .filter(|w| !matches!(w, Warning::UnknownCapability { .. })),
+            );
+            c.security_profile_mut().capabilities = sets.bounding.clone();
+            c.capability_sets(sets);
         }
         if let Some(h) = spec.hostname() {
             c.hostname(h.clone());
@@ -197,49 +211,6 @@ fn user(c: &mut Container, u: &oci_spec::runtime::User) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The capability names of one set, in the document's order, known ones
-/// only (unknown ones were warned about at parse time).
-fn cap_set(raw: &Value, set: &str) -> Vec<String> {
-    raw.pointer(&format!("/process/capabilities/{set}"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|s| dunnage_namespaces::caps::capability_number(s).is_some())
-        .map(str::to_string)
-        .collect()
-}
-
-fn capabilities(raw: &Value, uid: u32) -> Result<Vec<String>> {
-    let bounding = cap_set(raw, "bounding");
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v.dedup();
-        v
-    };
-    let b = sorted(bounding.clone());
-    for set in ["effective", "permitted"] {
-        let s = sorted(cap_set(raw, set));
-        // Docker empties these for a non-root user, keeping the bounding
-        // set: the Container does the same.
-        if s != b && !(uid != 0 && s.is_empty()) {
-            return Err(unsupported(
-                format!("process.capabilities.{set}"),
-                "must equal the bounding set (the Container gives one set)",
-            ));
-        }
-    }
-    for set in ["inheritable", "ambient"] {
-        if !cap_set(raw, set).is_empty() {
-            return Err(unsupported(
-                format!("process.capabilities.{set}"),
-                "must be empty",
-            ));
-        }
-    }
-    Ok(bounding)
 }
 
 fn mounts(

@@ -62,6 +62,14 @@ pub enum Warning {
         /// The name as written.
         name: String,
     },
+    /// An ambient capability outside the permitted or inheritable set: the
+    /// kernel cannot raise it, so it is left out (runc warns too).
+    AmbientNotRaised {
+        /// The name.
+        name: String,
+        /// The set it is missing from (`permitted` or `inheritable`).
+        missing_from: &'static str,
+    },
     /// A field the OCI runtime spec (1.2) does not define: kept in the
     /// document, not used.
     UnknownField {
@@ -92,6 +100,12 @@ impl std::fmt::Display for Warning {
         match self {
             Warning::UnknownCapability { set, name } => {
                 write!(f, "unknown capability {name:?} in {set}: ignored")
+            }
+            Warning::AmbientNotRaised { name, missing_from } => {
+                write!(
+                    f,
+                    "ambient capability {name} is not {missing_from}: not raised"
+                )
             }
             Warning::UnknownField { field } => {
                 write!(f, "unknown field {field}: kept, not used")

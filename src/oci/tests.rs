@@ -151,6 +151,73 @@ fn unknown_capability_is_a_warning() {
 }
 
 #[test]
+fn each_capability_set_is_kept() {
+    let mut v = docker_value();
+    let caps = json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
+        "effective": ["CAP_KILL"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_CHOWN", "CAP_KILL"],
+        "ambient": ["CAP_CHOWN", "CAP_NOT_YET", "CAP_NET_RAW"]
+    });
+    v["process"]["capabilities"] = caps.clone();
+    v["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let cfg = OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(cfg.warnings().contains(&Warning::UnknownCapability {
+        set: "ambient",
+        name: "CAP_NOT_YET".into()
+    }));
+    let out = cfg.to_container(Path::new("/b")).unwrap();
+    let sets = out.container.capability_sets.clone().unwrap();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        sets.bounding,
+        names(&["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"])
+    );
+    assert_eq!(sets.effective, names(&["CAP_KILL"]));
+    assert_eq!(sets.permitted, names(&["CAP_KILL", "CAP_CHOWN"]));
+    assert_eq!(sets.inheritable, names(&["CAP_CHOWN", "CAP_KILL"]));
+    assert_eq!(sets.ambient, names(&["CAP_CHOWN"]));
+    // A missing set is empty; no capabilities at all: none.
+    v["process"]["capabilities"] = json!({"bounding": ["CAP_KILL"]});
+    let sets = convert(&v).unwrap().container.capability_sets.unwrap();
+    assert!(sets.effective.is_empty() && sets.ambient.is_empty());
+    v["process"].as_object_mut().unwrap().remove("capabilities");
+    let sets = convert(&v).unwrap().container.capability_sets.unwrap();
+    assert_eq!(sets, crate::container::CapabilitySets::default());
+    // An exec's process.json: the same reading, type errors named.
+    let p = json!({"capabilities": caps});
+    let (sets, warnings) = crate::oci::process_capabilities(&p).unwrap().unwrap();
+    assert_eq!(sets.ambient, names(&["CAP_CHOWN"]));
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings.contains(&Warning::AmbientNotRaised {
+        name: "CAP_NET_RAW".into(),
+        missing_from: "permitted"
+    }));
+    assert!(
+        crate::oci::process_capabilities(&json!({}))
+            .unwrap()
+            .is_none()
+    );
+    for (bad, field) in [
+        (json!({"capabilities": 5}), "process.capabilities"),
+        (
+            json!({"capabilities": {"ambient": "CAP_KILL"}}),
+            "process.capabilities.ambient",
+        ),
+        (
+            json!({"capabilities": {"bounding": [5]}}),
+            "process.capabilities.bounding[0]",
+        ),
+    ] {
+        match crate::oci::process_capabilities(&bad) {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn every_hook_kind_is_kept_as_data() {
     let mut v = docker_value();
     let hook = json!([{"path": "/bin/true", "args": ["true"], "env": ["A=B"], "timeout": 5}]);
@@ -278,12 +345,6 @@ fn refused_end_to_end() {
     let mut v = docker_value();
     v["linux"]["namespaces"][3] = json!({"type": "pid", "path": "/proc/1/ns/pid"});
     assert_eq!(refused_field(&v), "linux.namespaces[3].path");
-    let mut v = docker_value();
-    v["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
-    assert_eq!(refused_field(&v), "process.capabilities.ambient");
-    let mut v = docker_value();
-    v["process"]["capabilities"]["effective"] = json!(["CAP_KILL"]);
-    assert_eq!(refused_field(&v), "process.capabilities.effective");
     let mut v = docker_value();
     v["process"]["user"]["umask"] = json!(0o077);
     assert_eq!(refused_field(&v), "process.user.umask");
@@ -493,31 +554,43 @@ fn random_mutations_never_panic() {
 /// `runc spec` (1.1.5) and `crun spec` (1.8.1) templates, as printed here.
 #[test]
 fn runc_and_crun_spec_templates() {
-    for (name, text, refused) in [
+    for (name, text) in [
         (
             "runc",
             include_str!("../../tests/fixtures/oci/runc-spec.json"),
-            "process.capabilities.ambient",
         ),
         (
             "crun",
             include_str!("../../tests/fixtures/oci/crun-spec.json"),
-            "process.capabilities.ambient",
         ),
     ] {
         let cfg = OciConfig::from_bytes(text.as_bytes()).unwrap();
         assert!(cfg.warnings().is_empty(), "{name}: {:?}", cfg.warnings());
-        // Their root process has ambient capabilities, which the Container does not give: refused.
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(refused_field(&v), refused, "{name}");
-        let caps = v["process"]["capabilities"].as_object_mut().unwrap();
-        caps.remove("ambient");
-        caps.remove("inheritable");
+        // Their root process has inheritable and ambient sets: kept.
+        let v: Value = serde_json::from_str(text).unwrap();
         let out = convert(&v).unwrap();
         let c = &out.container;
         assert!(c.tty, "{name}");
         assert_eq!(c.rlimits[0].name, "nofile");
         assert_eq!(c.profile.capabilities.len(), 3, "{name}");
+        let sets = c.capability_sets.as_ref().unwrap();
+        // Ambient without inheritable: not raised, with a warning each (runc's warning).
+        assert!(sets.ambient.is_empty(), "{name}");
+        assert!(sets.inheritable.is_empty(), "{name}");
+        let ambient_warnings = out
+            .warnings
+            .iter()
+            .filter(|w| {
+                matches!(
+                    w,
+                    Warning::AmbientNotRaised {
+                        missing_from: "inheritable",
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(ambient_warnings, 3, "{name}");
         assert!(c.readonly_rootfs, "{name}");
         assert_eq!(c.network, Network::None);
         assert_eq!(c.seccomp, Seccomp::Unconfined);
