@@ -73,6 +73,8 @@ pub struct Container {
     pub(crate) privileged: bool,
     pub(crate) seccomp: Seccomp,
     pub(crate) no_new_privileges: bool,
+    pub(crate) umask: Option<u32>,
+    pub(crate) extra_gids: Vec<u32>,
     pub(crate) rlimits: Vec<RlimitSpec>,
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) network: Network,
@@ -109,6 +111,8 @@ impl Container {
             privileged: false,
             seccomp: Seccomp::Default,
             no_new_privileges: false,
+            umask: None,
+            extra_gids: Vec::new(),
             rlimits: Vec::new(),
             sysctls: Vec::new(),
             network: Network::None,
@@ -304,6 +308,25 @@ impl Container {
         self
     }
 
+    /// A mount with OCI options, applied as given after the profile's (an
+    /// OCI config's `mounts` entry): `kind` `bind` (or `none` with a
+    /// `bind`/`rbind` option) binds the host path `source`.
+    pub fn mount(
+        &mut self,
+        kind: impl Into<String>,
+        source: impl AsRef<Path>,
+        destination: impl AsRef<Path>,
+        options: Vec<String>,
+    ) -> &mut Container {
+        self.mounts.push(MountSpec::Oci {
+            destination: destination.as_ref().to_path_buf(),
+            kind: kind.into(),
+            source: source.as_ref().to_path_buf(),
+            options,
+        });
+        self
+    }
+
     /// `--tmpfs DST[:OPTIONS]` (options comma separated).
     pub fn tmpfs(&mut self, destination: impl AsRef<Path>, options: &str) -> &mut Container {
         self.mounts.push(MountSpec::Tmpfs {
@@ -362,6 +385,19 @@ impl Container {
     /// `--security-opt no-new-privileges`.
     pub fn no_new_privileges(&mut self, on: bool) -> &mut Container {
         self.no_new_privileges = on;
+        self
+    }
+
+    /// The process's umask (an OCI config's `process.user.umask`).
+    pub fn umask(&mut self, mask: u32) -> &mut Container {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// `--group-add GID`: supplementary groups besides those the user has
+    /// in the rootfs's /etc/group.
+    pub fn group_add(&mut self, gid: u32) -> &mut Container {
+        self.extra_gids.push(gid);
         self
     }
 

@@ -100,6 +100,7 @@ pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
         sysctls: spec.sysctls.clone(),
         additional_gids: Some(spec.additional_gids.clone()),
         seccomp: seccomp_program(spec)?,
+        umask: spec.umask,
         ..ProcessKnobs::default()
     })
 }
@@ -145,6 +146,17 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
                 opts.extend(options.iter().map(String::as_str));
                 out.push(Mount::new("tmpfs", destination, &opts));
             }
+            MountSpec::Oci {
+                destination,
+                kind,
+                source,
+                options,
+            } => out.push(Mount {
+                destination: destination.clone(),
+                fstype: kind.clone(),
+                source: source.clone(),
+                options: options.clone(),
+            }),
         }
     }
     out
@@ -159,6 +171,7 @@ fn device(n: &crate::profile::DeviceNode) -> Option<dunnage_namespaces::Device> 
     };
     let kind = match n.kind {
         crate::profile::DeviceType::Block => DeviceKind::Block,
+        crate::profile::DeviceType::Fifo => DeviceKind::Fifo,
         _ => DeviceKind::Char,
     };
     Some(Device {

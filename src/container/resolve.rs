@@ -235,7 +235,15 @@ impl Container {
             user: view.user.clone(),
             uid: resolved.uid,
             gid: resolved.gid,
-            additional_gids: resolved.additional_gids,
+            additional_gids: {
+                let mut gids = resolved.additional_gids;
+                for g in &self.extra_gids {
+                    if !gids.contains(g) {
+                        gids.push(*g);
+                    }
+                }
+                gids
+            },
             hostname,
             stop_signal: view.stop_signal.clone(),
             tty: self.tty,
@@ -258,6 +266,7 @@ impl Container {
                 (choice, _) => choice.clone(),
             },
             no_new_privileges: self.no_new_privileges,
+            umask: self.umask,
             rlimits: self.rlimits.clone(),
             sysctls,
             device_rules: if self.privileged {

@@ -87,6 +87,18 @@ pub enum MountSpec {
         /// Mount options (`size=64m`, `mode=1777`, ...).
         options: Vec<String>,
     },
+    /// Any mount with OCI options, applied as given (an OCI config's
+    /// `mounts` entry: a bind with `nosuid`, a `proc`, ...).
+    Oci {
+        /// Where it appears in the container.
+        destination: PathBuf,
+        /// The filesystem type (`bind` or `none` for binds).
+        kind: String,
+        /// A host path for binds, else the name shown in the mount table.
+        source: PathBuf,
+        /// OCI mount options (`rbind`, `nosuid`, `ro`, `size=1m`, ...).
+        options: Vec<String>,
+    },
 }
 
 /// A resource limit (`--ulimit nofile=1024:2048`).
@@ -228,6 +240,9 @@ pub struct Spec {
     pub seccomp: Seccomp,
     /// `no_new_privs`.
     pub no_new_privileges: bool,
+    /// The process's umask (`None`: inherited, 022 in practice).
+    #[serde(default)]
+    pub umask: Option<u32>,
     /// Resource limits of the process.
     pub rlimits: Vec<RlimitSpec>,
     /// Namespaced sysctls.

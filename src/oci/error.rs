@@ -70,6 +70,14 @@ pub enum Warning {
         /// The set it is missing from (`permitted` or `inheritable`).
         missing_from: &'static str,
     },
+    /// A field that has no effect on this host (an SELinux label where
+    /// SELinux is off, as crun treats it).
+    NoEffect {
+        /// Its JSON path.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A field the OCI runtime spec (1.2) does not define: kept in the
     /// document, not used.
     UnknownField {
@@ -107,6 +115,7 @@ impl std::fmt::Display for Warning {
                     "ambient capability {name} is not {missing_from}: not raised"
                 )
             }
+            Warning::NoEffect { field, reason } => write!(f, "{field}: no effect: {reason}"),
             Warning::UnknownField { field } => {
                 write!(f, "unknown field {field}: kept, not used")
             }

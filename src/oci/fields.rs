@@ -79,7 +79,7 @@ pub(super) const FIELDS: &[(&str, Status)] = &[
     ("linux.rootfsPropagation", Honoured),
     ("linux.maskedPaths", Honoured),
     ("linux.readonlyPaths", Honoured),
-    ("linux.mountLabel", Refused(NO_MAC)),
+    ("linux.mountLabel", Honoured),
     (
         "linux.intelRdt",
         Refused("Intel RDT (resctrl) is not supported"),

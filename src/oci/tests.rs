@@ -62,40 +62,54 @@ fn docker_config_converts() {
     };
     let s: Value = serde_json::from_str(text).unwrap();
     assert_eq!(Some(s), crate::profile::Profile::docker().seccomp);
-    // resolv.conf, hostname, hosts: binds; the profile's mounts are the
-    // Container's own.
-    assert_eq!(c.mounts.len(), 3);
+    // Every mount of the config, in order, with its options as given (as
+    // runc mounts them); the profile's list is not used.
+    let v = docker_value();
+    assert_eq!(c.mounts.len(), v["mounts"].as_array().unwrap().len());
+    assert!(c.profile.mounts.is_empty());
     assert!(
-        matches!(&c.mounts[0], MountSpec::Bind { destination, readonly: false, .. }
-        if destination == Path::new("/etc/resolv.conf"))
+        matches!(&c.mounts[0], MountSpec::Oci { destination, kind, .. }
+        if destination == Path::new("/proc") && kind == "proc")
     );
+    let resolv = c.mounts.iter().find_map(|m| match m {
+        MountSpec::Oci {
+            destination,
+            source,
+            options,
+            ..
+        } if destination == Path::new("/etc/resolv.conf") => Some((source, options)),
+        _ => None,
+    });
+    let (source, options) = resolv.unwrap();
+    assert!(source.is_absolute());
+    assert!(options.contains(&"rbind".to_string()));
     assert_eq!(out.hooks.prestart().as_ref().map(Vec::len), Some(1));
     assert_eq!(out.oom_score_adj, Some(0));
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
 
 #[test]
-fn podman_config_parses_and_refuses_its_shm_bind_flags() {
+fn podman_config_converts_with_its_bind_flags() {
     let cfg = OciConfig::from_bytes(PODMAN.as_bytes()).unwrap();
     assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
     assert!(cfg.spec().linux().as_ref().unwrap().seccomp().is_some());
-    // Podman binds /dev/shm with nosuid,noexec,nodev: the builder's bind
-    // has no such flags, so this is refused, naming the field.
+    // Podman binds /dev/shm with nosuid,noexec,nodev: kept as given.
     let v: Value = serde_json::from_str(PODMAN).unwrap();
     assert_eq!(v["mounts"][6]["destination"], "/dev/shm");
-    assert_eq!(refused_field(&v), "mounts[6].options");
-    // Without that mount, the rest converts: umask 0022, pids limit,
-    // deny-all device rule, the cgroup mount's options (a warning).
-    let mut v = v;
-    v["mounts"].as_array_mut().unwrap().remove(6);
     let out = convert(&v).unwrap();
+    let shm = out.container.mounts.iter().find_map(|m| match m {
+        MountSpec::Oci {
+            destination,
+            options,
+            ..
+        } if destination == Path::new("/dev/shm") => Some(options.clone()),
+        _ => None,
+    });
+    assert!(shm.unwrap().contains(&"nosuid".to_string()));
+    // umask 0022, pids limit, deny-all device rule.
+    assert_eq!(out.container.umask, Some(0o022));
     assert_eq!(out.container.resources.pids_limit, Some(2048));
     assert_eq!(out.container.cgroup_parent, "libpod_parent");
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| matches!(w, Warning::MountOptions { .. }))
-    );
     assert_eq!(out.annotations["io.container.manager"], "libpod");
 }
 
@@ -314,10 +328,6 @@ fn refused_end_to_end() {
             "linux.uidMappings",
             json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
         ),
-        (
-            "linux.mountLabel",
-            json!("system_u:object_r:container_file_t:s0"),
-        ),
         ("linux.intelRdt", json!({"closID": "x"})),
         ("linux.personality", json!({"domain": "LINUX32"})),
     ];
@@ -326,6 +336,19 @@ fn refused_end_to_end() {
         let key = field.strip_prefix("linux.").unwrap();
         v["linux"][key] = value;
         assert_eq!(refused_field(&v), field);
+    }
+    // A mount label without SELinux has no effect (crun's reading).
+    if !Path::new("/sys/fs/selinux/enforce").exists() {
+        let mut v = docker_value();
+        v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+        let w = convert(&v).unwrap().warnings;
+        assert!(w.iter().any(|w| matches!(
+            w,
+            Warning::NoEffect {
+                field: "linux.mountLabel",
+                ..
+            }
+        )));
     }
     let mut v = docker_value();
     v["process"]["apparmorProfile"] = json!("docker-default");
@@ -347,22 +370,27 @@ fn refused_end_to_end() {
     assert_eq!(refused_field(&v), "linux.namespaces[3].path");
     let mut v = docker_value();
     v["process"]["user"]["umask"] = json!(0o077);
-    assert_eq!(refused_field(&v), "process.user.umask");
-    let mut v = docker_value();
     v["process"]["user"]["additionalGids"] = json!([0, 10]);
-    assert_eq!(refused_field(&v), "process.user.additionalGids");
+    let c = convert(&v).unwrap().container;
+    assert_eq!((c.umask, c.extra_gids), (Some(0o077), vec![0, 10]));
+    v["process"]["user"]["umask"] = json!(0o1777);
+    assert_eq!(invalid_field(&v), "process.user.umask");
     let mut v = docker_value();
     v["linux"]["rootfsPropagation"] = json!("shared");
     assert_eq!(refused_field(&v), "linux.rootfsPropagation");
+    // Device nodes and rules are the config's (runc's reading).
     let mut v = docker_value();
     v["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
-    assert_eq!(refused_field(&v), "linux.devices[0]");
-    let mut v = docker_value();
     v["linux"]["resources"]["devices"][0]["allow"] = json!(true);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    let c = convert(&v).unwrap().container;
+    assert!(c.profile.devices.iter().any(|n| n.path == "/dev/fuse"));
+    assert!(c.profile.device_rules[0].allow);
+    // Any mount type goes to the kernel; a missing one is an error.
     let mut v = docker_value();
     v["mounts"][0]["destination"] = json!("/somewhere");
-    assert_eq!(refused_field(&v), "mounts[0].type");
+    convert(&v).unwrap();
+    v["mounts"][0].as_object_mut().unwrap().remove("type");
+    assert_eq!(invalid_field(&v), "mounts[0].type");
     let mut v = docker_value();
     v["ociVersion"] = json!("2.0.0");
     assert_eq!(refused_field(&v), "ociVersion");
@@ -439,26 +467,67 @@ fn privileged_config_is_privileged_mode() {
         &BundleSpec::new(["true"]),
         &[],
     );
+    // No privileged mode: every capability, no seccomp, nothing masked,
+    // allow-all device rules, as the config says (runc's reading).
     let out = convert(&v).unwrap();
-    assert!(out.container.privileged);
+    let c = &out.container;
+    assert!(!c.privileged);
+    assert_eq!(c.seccomp, Seccomp::Unconfined);
+    assert!(c.profile.masked_paths.is_empty());
+    assert_eq!(
+        c.capability_sets.as_ref().unwrap().bounding.len(),
+        crate::profile::ALL_CAPABILITIES.len()
+    );
+    assert!(
+        c.profile
+            .device_rules
+            .iter()
+            .any(|r| r.allow && r.kind.is_none() && r.major.is_none())
+    );
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
-    // The host's device list docker --privileged writes: the Container
-    // does not create host nodes, so it is refused by name.
+    // The host's device list docker --privileged writes: made as listed.
     let devs = crate::profile::host_devices(Path::new("/dev")).unwrap();
     let v = config_json(
         &crate::profile::Profile::privileged(),
         &BundleSpec::new(["true"]),
         &devs,
     );
-    let field = refused_field(&v);
-    assert!(field.starts_with("linux.devices["), "{field}");
-    // Allow-all devices with Docker's confinement is not a mode we have.
+    let c = convert(&v).unwrap().container;
+    for d in &devs {
+        assert!(
+            c.profile.devices.iter().any(|n| n.path == d.path),
+            "{}",
+            d.path
+        );
+    }
+    // Bad device entries are typed errors naming the field.
     let mut v = docker_value();
-    v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    v["linux"]["devices"] = json!([{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}]);
+    assert!(convert(&v).is_err());
+    v["linux"]["devices"] = json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 1}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].path");
+    v["linux"]["devices"] = json!([{"path": "/dev/x", "type": "c", "major": -1, "minor": 1}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].major");
+    v["linux"]["devices"] =
+        json!([{"path": "/dev/x", "type": "c", "major": 1, "minor": 1, "fileMode": 99999}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].fileMode");
+    v["linux"]["devices"] = json!([{"path": "/dev/p", "type": "p", "fileMode": 0o600, "uid": 7}]);
+    let c = convert(&v).unwrap().container;
+    let p = c
+        .profile
+        .devices
+        .iter()
+        .find(|n| n.path == "/dev/p")
+        .unwrap();
+    assert_eq!(
+        (p.kind, p.file_mode, p.uid),
+        (crate::profile::DeviceType::Fifo, 0o600, 7)
+    );
     let mut v = docker_value();
-    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "a", "access": "rwm"}]);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "p", "access": "rwm"}]);
+    assert!(convert(&v).is_err());
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "c", "access": "rwx"}]);
+    assert_eq!(invalid_field(&v), "linux.resources.devices[0].access");
 }
 
 #[test]
