@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{Fixture, read_all};
 use dunnage::container::{
-    CapabilitySets, Container, ContainerStore, Error, ExecOptions, Network, Seccomp, Status,
-    StdioMode,
+    CapabilitySets, Container, ContainerStore, Error, ExecOptions, IdMapping, Network, Seccomp,
+    Status, StdioMode,
 };
 use dunnage::image::ImageChanges;
 use dunnage_testsupport::{TempDir, require_root};
@@ -92,6 +92,29 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert_eq!(spec.capabilities.effective, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.ambient, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.inheritable, ["CAP_KILL"]);
+    // A user namespace needs both maps, each valid.
+    let map = |size| {
+        vec![IdMapping {
+            container_id: 0,
+            host_id: 100_000,
+            size,
+        }]
+    };
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .user_namespace(map(65536), map(65536))
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.uid_map, map(65536));
+    for (uids, gids) in [(map(65536), vec![]), (map(0), map(1))] {
+        assert!(matches!(
+            Container::rootfs(&root)
+                .arg("x")
+                .user_namespace(uids, gids)
+                .resolve(&store),
+            Err(Error::Invalid { .. })
+        ));
+    }
     // Errors a user can act on, before anything is made.
     let err = |c: &mut Container| c.resolve(&store).unwrap_err();
     assert!(matches!(

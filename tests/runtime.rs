@@ -627,3 +627,67 @@ fn capability_sets_match_runc() {
     }
     assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn user_namespace_matches_runc() {
+    let test = "user_namespace_matches_runc";
+    if !require_privileged(test) || !require_command(test, "runc") {
+        return;
+    }
+    let tmp = TempDir::new("runtime-userns").unwrap();
+    let parent = unique_name("runtime-userns");
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(&parent) {
+        guard.add(d);
+    }
+    let bundle = tmp.join("bundle");
+    busybox_bundle(
+        &bundle,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+        ],
+        &parent,
+        "c",
+    );
+    // The container's root is host uid 100000: the rootfs must be
+    // reachable by it, as with runc.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = bundle.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    v["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // Docker's /sys/fs/cgroup mount and sysctls need host privileges.
+    v["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup");
+    v["linux"].as_object_mut().unwrap().remove("sysctl");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let mut outs = Vec::new();
+    for (program, root) in [(runtime_binary(), "ours"), ("runc".into(), "runc")] {
+        let id = unique_name(root);
+        let o = Command::new(&program)
+            .arg("--root")
+            .arg(tmp.join(root))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        outs.push(ok(&o));
+    }
+    assert_eq!(outs[0], outs[1], "ours, then runc's");
+    let words: Vec<&str> = outs[0].split_whitespace().collect();
+    assert_eq!(words, ["0", "100000", "65536", "0", "100000", "65536", "0"]);
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}

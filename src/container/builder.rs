@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::container::error::{Error, Result};
-use crate::container::spec::{MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp};
+use crate::container::spec::{IdMapping, MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp};
 use crate::profile::Profile;
 
 /// Where the root filesystem comes from.
@@ -75,6 +75,8 @@ pub struct Container {
     pub(crate) no_new_privileges: bool,
     pub(crate) umask: Option<u32>,
     pub(crate) extra_gids: Vec<u32>,
+    pub(crate) network_files: bool,
+    pub(crate) id_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     pub(crate) rlimits: Vec<RlimitSpec>,
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) network: Network,
@@ -113,6 +115,8 @@ impl Container {
             no_new_privileges: false,
             umask: None,
             extra_gids: Vec::new(),
+            network_files: true,
+            id_maps: None,
             rlimits: Vec::new(),
             sysctls: Vec::new(),
             network: Network::None,
@@ -385,6 +389,25 @@ impl Container {
     /// `--security-opt no-new-privileges`.
     pub fn no_new_privileges(&mut self, on: bool) -> &mut Container {
         self.no_new_privileges = on;
+        self
+    }
+
+    /// A user namespace of its own with these uid and gid maps (an OCI
+    /// config's `linux.uidMappings`/`gidMappings`); both must be given.
+    pub fn user_namespace(
+        &mut self,
+        uid_map: Vec<IdMapping>,
+        gid_map: Vec<IdMapping>,
+    ) -> &mut Container {
+        self.id_maps = Some((uid_map, gid_map));
+        self
+    }
+
+    /// Bind the container's resolv.conf, hostname and hosts (made in its
+    /// state directory) over the rootfs's /etc, as docker does (default
+    /// on; an OCI runtime leaves that to the config's mounts).
+    pub fn network_files(&mut self, on: bool) -> &mut Container {
+        self.network_files = on;
         self
     }
 

@@ -119,6 +119,9 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
         })
         .collect();
     for name in ["resolv.conf", "hostname", "hosts"] {
+        if spec.no_network_files {
+            break;
+        }
         out.push(Mount::bind(
             dir.join(name),
             Path::new("/etc").join(name),
@@ -215,7 +218,16 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     if spec.network == Network::None {
         k = k | Kind::Net;
     }
+    if !spec.uid_map.is_empty() {
+        k = k | Kind::User;
+    }
     k
+}
+
+fn id_map(map: &[crate::container::IdMapping]) -> Vec<dunnage_namespaces::IdMap> {
+    map.iter()
+        .map(|m| dunnage_namespaces::IdMap::new(m.container_id, m.host_id, m.size))
+        .collect()
 }
 
 /// The container's init, with the start gate, not yet spawned.
@@ -240,6 +252,10 @@ pub(crate) fn build(
         .gid(spec.gid)
         .start_gate(true)
         .process_knobs(knobs(spec)?);
+    if !spec.uid_map.is_empty() {
+        cmd.uid_map(id_map(&spec.uid_map))
+            .gid_map(id_map(&spec.gid_map));
+    }
     for e in &spec.env {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),

@@ -44,6 +44,6 @@ pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
 pub use ops::{ExecOptions, Process, read_json_log};
 pub use resolve::DEFAULT_PATH;
-pub use spec::{MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp, Spec, Status};
+pub use spec::{IdMapping, MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp, Spec, Status};
 pub use state::State;
 pub use store::{ContainerInfo, ContainerStore};

@@ -188,6 +188,24 @@ impl Container {
         for r in &self.rlimits {
             dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
         }
+        if let Some((uids, gids)) = &self.id_maps {
+            for (what, map) in [("uid map", uids), ("gid map", gids)] {
+                let lines: Vec<_> = map
+                    .iter()
+                    .map(|m| dunnage_namespaces::IdMap::new(m.container_id, m.host_id, m.size))
+                    .collect();
+                if lines.is_empty() {
+                    return Err(Error::Invalid {
+                        what,
+                        reason: "a user namespace needs both maps".into(),
+                    });
+                }
+                dunnage_namespaces::idmap::validate(&lines).map_err(|e| Error::Invalid {
+                    what,
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         let mut resources = self.resources.clone();
         // Docker: swap defaults to as much again as the memory limit.
         if let (Some(m), None) = (resources.memory, resources.memory_swap) {
@@ -267,6 +285,9 @@ impl Container {
             },
             no_new_privileges: self.no_new_privileges,
             umask: self.umask,
+            no_network_files: !self.network_files,
+            uid_map: self.id_maps.clone().unwrap_or_default().0,
+            gid_map: self.id_maps.clone().unwrap_or_default().1,
             rlimits: self.rlimits.clone(),
             sysctls,
             device_rules: if self.privileged {

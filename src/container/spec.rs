@@ -101,6 +101,18 @@ pub enum MountSpec {
     },
 }
 
+/// One line of a user namespace's uid or gid map: `size` ids from
+/// `container_id` in the container are ids from `host_id` on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    /// First id in the container.
+    pub container_id: u32,
+    /// First id on the host.
+    pub host_id: u32,
+    /// Number of ids.
+    pub size: u32,
+}
+
 /// A resource limit (`--ulimit nofile=1024:2048`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RlimitSpec {
@@ -240,6 +252,17 @@ pub struct Spec {
     pub seccomp: Seccomp,
     /// `no_new_privs`.
     pub no_new_privileges: bool,
+    /// Do not bind the state directory's resolv.conf, hostname and hosts
+    /// over the rootfs's /etc (an OCI config's own mounts say what to bind).
+    #[serde(default)]
+    pub no_network_files: bool,
+    /// The uid map of the container's own user namespace (empty: no user
+    /// namespace).
+    #[serde(default)]
+    pub uid_map: Vec<IdMapping>,
+    /// Its gid map.
+    #[serde(default)]
+    pub gid_map: Vec<IdMapping>,
     /// The process's umask (`None`: inherited, 022 in practice).
     #[serde(default)]
     pub umask: Option<u32>,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::{Error, Result, Warning};
 use super::{OciConfig, fields};
-use crate::container::{Container, Network, ResourceLimits, Seccomp};
+use crate::container::{Container, IdMapping, Network, ResourceLimits, Seccomp};
 use crate::profile::{DeviceRule, DeviceType};
 
 /// A config.json converted: the builder, and what the runtime applies
@@ -117,6 +117,9 @@ impl OciConfig {
             c.hostname(h.clone());
         }
         mounts(&mut c, spec, bundle)?;
+        // Only the config's binds and sysctls, as runc (not Docker's).
+        c.network_files(false);
+        c.security_profile_mut().network_sysctls.clear();
         let annotations: BTreeMap<String, String> = spec
             .annotations()
             .iter()
@@ -133,7 +136,7 @@ impl OciConfig {
             .linux()
             .as_ref()
             .ok_or_else(|| unsupported("linux", "missing: the Container needs its namespaces"))?;
-        namespaces(&mut c, linux)?;
+        namespaces(&mut c, linux, self.raw.get("linux").unwrap_or(&Value::Null))?;
         if linux
             .mount_label()
             .as_deref()
@@ -251,7 +254,11 @@ fn mounts(c: &mut Container, spec: &Spec, bundle: &Path) -> Result<()> {
     Ok(())
 }
 
-fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()> {
+fn namespaces(
+    c: &mut Container,
+    linux: &oci_spec::runtime::Linux,
+    linux_raw: &Value,
+) -> Result<()> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut network = Network::Host;
     for want in [
@@ -286,12 +293,53 @@ fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()>
                     "only a network namespace can be joined",
                 ));
             }
+            (LinuxNamespaceType::User, None) => {
+                let maps = |key: &str| -> Result<Vec<IdMapping>> {
+                    let field = format!("linux.{key}");
+                    let list = match linux_raw.get(key) {
+                        Some(Value::Array(list)) if !list.is_empty() => list,
+                        _ => return Err(invalid(&field, "a user namespace needs both maps")),
+                    };
+                    list.iter()
+                        .enumerate()
+                        .map(|(j, m)| {
+                            let n = |k: &str| {
+                                m.get(k)
+                                    .and_then(Value::as_u64)
+                                    .and_then(|n| u32::try_from(n).ok())
+                                    .ok_or_else(|| {
+                                        invalid(format!("{field}[{j}].{k}"), "not a 32-bit id")
+                                    })
+                            };
+                            Ok(IdMapping {
+                                container_id: n("containerID")?,
+                                host_id: n("hostID")?,
+                                size: n("size")?,
+                            })
+                        })
+                        .collect()
+                };
+                c.user_namespace(maps("uidMappings")?, maps("gidMappings")?);
+            }
             (t, None) => {
                 return Err(unsupported(
                     format!("linux.namespaces[{i}]"),
                     format!("{t:?} namespaces are not supported"),
                 ));
             }
+        }
+    }
+    let has_user = list.iter().any(|n| n.typ() == LinuxNamespaceType::User);
+    for key in ["uidMappings", "gidMappings"] {
+        let set = linux_raw
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+        if set && !has_user {
+            return Err(invalid(
+                format!("linux.{key}"),
+                "set without a user namespace in linux.namespaces",
+            ));
         }
     }
     c.network(network);
@@ -420,16 +468,6 @@ fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {
 
 /// Warn about Docker's defaults the Container adds on its own.
 fn container_defaults(c: &Container, warnings: &mut Vec<Warning>) {
-    if c.network == Network::None {
-        for (k, v) in crate::profile::DOCKER_SYSCTLS {
-            if !c.sysctls.iter().any(|(name, _)| name == k) {
-                warnings.push(Warning::ContainerDefault {
-                    field: "linux.sysctl",
-                    added: format!("{k}={v}"),
-                });
-            }
-        }
-    }
     if let (Some(m), None) = (c.resources.memory, c.resources.memory_swap) {
         warnings.push(Warning::ContainerDefault {
             field: "linux.resources.memory.swap",

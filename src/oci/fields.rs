@@ -21,7 +21,6 @@ use Status::{Honoured, Object, Refused};
 const NO_MAC: &str = "this host has neither AppArmor nor SELinux";
 const WINDOWS: &str = "a Windows field";
 const NOT_YET: &str = "the Container builder does not have this knob";
-const NO_USERNS: &str = "user namespaces are not supported by the Container yet";
 
 /// Every field of the OCI runtime spec 1.2 for Linux, by JSON path.
 pub(super) const FIELDS: &[(&str, Status)] = &[
@@ -69,8 +68,8 @@ pub(super) const FIELDS: &[(&str, Status)] = &[
     ("annotations", Honoured),
     ("linux", Object),
     ("linux.namespaces", Honoured),
-    ("linux.uidMappings", Refused(NO_USERNS)),
-    ("linux.gidMappings", Refused(NO_USERNS)),
+    ("linux.uidMappings", Honoured),
+    ("linux.gidMappings", Honoured),
     ("linux.devices", Honoured),
     ("linux.netDevices", Refused(NOT_YET)),
     ("linux.cgroupsPath", Honoured),
