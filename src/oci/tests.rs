@@ -373,7 +373,6 @@ fn refused_end_to_end() {
     v["linux"]["namespaces"].as_array_mut().unwrap().pop();
     assert_eq!(invalid_field(&v), "linux.uidMappings");
     let mut v = docker_value();
-    let mut v = docker_value();
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
     assert_eq!(refused_field(&v), "linux.namespaces");
     let mut v = docker_value();
