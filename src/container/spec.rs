@@ -131,6 +131,15 @@ pub struct ResourceLimits {
     pub memory: Option<u64>,
     /// `--memory-swap`: memory plus swap in bytes; -1 unlimited.
     pub memory_swap: Option<i64>,
+    /// `--memory-reservation`: the soft limit in bytes.
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
+    /// `--memory-swappiness` (0..=100; cgroup v1).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`.
+    #[serde(default)]
+    pub oom_kill_disable: Option<bool>,
     /// CPU quota in microseconds per `cpu_period` (`--cpus 1.5`: 150000
     /// per 100000).
     pub cpu_quota: Option<u64>,
@@ -159,6 +168,9 @@ impl ResourceLimits {
         if let Some(swap) = self.memory_swap {
             r.memory.swap = Some(Limit::from_i64("memory-swap", swap)?);
         }
+        r.memory.reservation = self.memory_reservation.map(Limit::Value);
+        r.memory.swappiness = self.memory_swappiness;
+        r.memory.disable_oom_killer = self.oom_kill_disable;
         if let Some(q) = self.cpu_quota {
             r.cpu.quota = Some(Limit::Value(q));
             r.cpu.period = Some(self.cpu_period.unwrap_or(100_000));

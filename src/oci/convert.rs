@@ -188,7 +188,7 @@ impl OciConfig {
             cgroups_path = Some(path.clone());
         }
         if let Some(r) = linux.resources() {
-            c.resources(resources(r)?);
+            c.resources(resources(r, &mut warnings)?);
         }
         container_defaults(&c, &mut warnings);
         c.check()
@@ -431,11 +431,31 @@ fn devices(c: &mut Container, raw: &Value) -> Result<()> {
     Ok(())
 }
 
-fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {
+fn resources(
+    r: &oci_spec::runtime::LinuxResources,
+    warnings: &mut Vec<Warning>,
+) -> Result<ResourceLimits> {
     let mut out = ResourceLimits::default();
     if let Some(m) = r.memory() {
         out.memory = m.limit().filter(|l| *l > 0).map(|l| l.unsigned_abs());
         out.memory_swap = m.swap().filter(|s| *s != 0);
+        out.memory_reservation = m.reservation().filter(|l| *l > 0).map(|l| l.unsigned_abs());
+        out.memory_swappiness = m.swappiness();
+        out.oom_kill_disable = m.disable_oom_killer().filter(|d| *d);
+        // runc 1.1 skips both on this kernel (kmem accounting is no longer
+        // limitable since Linux 6.1): a warning, as runc's.
+        if m.kernel().is_some() {
+            warnings.push(Warning::NoEffect {
+                field: "linux.resources.memory.kernel",
+                reason: "kernel memory limits are gone from Linux (runc skips them too)",
+            });
+        }
+        if m.kernel_tcp().is_some() {
+            warnings.push(Warning::NoEffect {
+                field: "linux.resources.memory.kernelTCP",
+                reason: "not applied (runc skips it too)",
+            });
+        }
     }
     if let Some(cpu) = r.cpu() {
         out.cpu_shares = cpu.shares().filter(|s| *s > 0);
