@@ -76,6 +76,7 @@ pub struct Container {
     pub(crate) umask: Option<u32>,
     pub(crate) extra_gids: Vec<u32>,
     pub(crate) network_files: bool,
+    pub(crate) cgroup_namespace: bool,
     pub(crate) id_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     pub(crate) rlimits: Vec<RlimitSpec>,
     pub(crate) sysctls: Vec<(String, String)>,
@@ -116,6 +117,7 @@ impl Container {
             umask: None,
             extra_gids: Vec::new(),
             network_files: true,
+            cgroup_namespace: false,
             id_maps: None,
             rlimits: Vec::new(),
             sysctls: Vec::new(),
@@ -408,6 +410,13 @@ impl Container {
     /// on; an OCI runtime leaves that to the config's mounts).
     pub fn network_files(&mut self, on: bool) -> &mut Container {
         self.network_files = on;
+        self
+    }
+
+    /// A cgroup namespace of its own, rooted at the container's cgroup
+    /// (`--cgroupns private`).
+    pub fn cgroup_namespace(&mut self, on: bool) -> &mut Container {
+        self.cgroup_namespace = on;
         self
     }
 

@@ -221,6 +221,9 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     if !spec.uid_map.is_empty() {
         k = k | Kind::User;
     }
+    if spec.cgroup_namespace {
+        k = k | Kind::Cgroup;
+    }
     k
 }
 

@@ -286,6 +286,7 @@ impl Container {
             no_new_privileges: self.no_new_privileges,
             umask: self.umask,
             no_network_files: !self.network_files,
+            cgroup_namespace: self.cgroup_namespace,
             uid_map: self.id_maps.clone().unwrap_or_default().0,
             gid_map: self.id_maps.clone().unwrap_or_default().1,
             rlimits: self.rlimits.clone(),

@@ -268,6 +268,9 @@ pub struct Spec {
     /// over the rootfs's /etc (an OCI config's own mounts say what to bind).
     #[serde(default)]
     pub no_network_files: bool,
+    /// A cgroup namespace of its own (rooted at the container's cgroup).
+    #[serde(default)]
+    pub cgroup_namespace: bool,
     /// The uid map of the container's own user namespace (empty: no user
     /// namespace).
     #[serde(default)]

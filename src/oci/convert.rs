@@ -293,6 +293,9 @@ fn namespaces(
                     "only a network namespace can be joined",
                 ));
             }
+            (LinuxNamespaceType::Cgroup, None) => {
+                c.cgroup_namespace(true);
+            }
             (LinuxNamespaceType::User, None) => {
                 let maps = |key: &str| -> Result<Vec<IdMapping>> {
                     let field = format!("linux.{key}");

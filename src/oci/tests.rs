@@ -372,6 +372,14 @@ fn refused_end_to_end() {
     );
     v["linux"]["namespaces"].as_array_mut().unwrap().pop();
     assert_eq!(invalid_field(&v), "linux.uidMappings");
+    // A cgroup namespace of its own.
+    let mut v = docker_value();
+    assert!(!convert(&v).unwrap().container.cgroup_namespace);
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    assert!(convert(&v).unwrap().container.cgroup_namespace);
     let mut v = docker_value();
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
     assert_eq!(refused_field(&v), "linux.namespaces");
