@@ -77,6 +77,7 @@ pub struct Container {
     pub(crate) extra_gids: Vec<u32>,
     pub(crate) network_files: bool,
     pub(crate) cgroup_namespace: bool,
+    pub(crate) rootfs_propagation: Option<String>,
     pub(crate) id_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     pub(crate) rlimits: Vec<RlimitSpec>,
     pub(crate) sysctls: Vec<(String, String)>,
@@ -118,6 +119,7 @@ impl Container {
             extra_gids: Vec::new(),
             network_files: true,
             cgroup_namespace: false,
+            rootfs_propagation: None,
             id_maps: None,
             rlimits: Vec::new(),
             sysctls: Vec::new(),
@@ -410,6 +412,14 @@ impl Container {
     /// on; an OCI runtime leaves that to the config's mounts).
     pub fn network_files(&mut self, on: bool) -> &mut Container {
         self.network_files = on;
+        self
+    }
+
+    /// The propagation of the container's `/` (OCI `rootfsPropagation`:
+    /// `private`, `shared`, `slave`, `unbindable`, each also with a
+    /// leading `r` for recursive). Checked by [`Container::resolve`].
+    pub fn rootfs_propagation(&mut self, propagation: impl Into<String>) -> &mut Container {
+        self.rootfs_propagation = Some(propagation.into());
         self
     }
 

@@ -227,6 +227,21 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     k
 }
 
+/// OCI's propagation names: `shared`, `rshared`, `slave`, ...
+pub(crate) fn propagation(name: &str) -> Option<dunnage_namespaces::Propagation> {
+    use dunnage_namespaces::Propagation;
+    let (recursive, mode) = match name.strip_prefix('r') {
+        Some(rest) if rest.parse::<dunnage_namespaces::PropagationMode>().is_ok() => (true, rest),
+        _ => (false, name),
+    };
+    let mode = mode.parse().ok()?;
+    Some(if recursive {
+        Propagation::recursive(mode)
+    } else {
+        Propagation::single(mode)
+    })
+}
+
 fn id_map(map: &[crate::container::IdMapping]) -> Vec<dunnage_namespaces::IdMap> {
     map.iter()
         .map(|m| dunnage_namespaces::IdMap::new(m.container_id, m.host_id, m.size))
@@ -255,6 +270,9 @@ pub(crate) fn build(
         .gid(spec.gid)
         .start_gate(true)
         .process_knobs(knobs(spec)?);
+    if let Some(p) = spec.rootfs_propagation.as_deref().and_then(propagation) {
+        cmd.rootfs_propagation(p);
+    }
     if !spec.uid_map.is_empty() {
         cmd.uid_map(id_map(&spec.uid_map))
             .gid_map(id_map(&spec.gid_map));

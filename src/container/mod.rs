@@ -26,7 +26,7 @@
 
 mod builder;
 mod capsets;
-mod command;
+pub(crate) mod command;
 mod create;
 pub mod error;
 mod handle;

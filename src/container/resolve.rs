@@ -188,6 +188,16 @@ impl Container {
         for r in &self.rlimits {
             dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
         }
+        if let Some(p) = &self.rootfs_propagation
+            && crate::container::command::propagation(p).is_none()
+        {
+            return Err(Error::Invalid {
+                what: "rootfs propagation",
+                reason: format!(
+                    "{p:?} is not one of (r)private, (r)shared, (r)slave, (r)unbindable"
+                ),
+            });
+        }
         if let Some((uids, gids)) = &self.id_maps {
             for (what, map) in [("uid map", uids), ("gid map", gids)] {
                 let lines: Vec<_> = map
@@ -287,6 +297,7 @@ impl Container {
             umask: self.umask,
             no_network_files: !self.network_files,
             cgroup_namespace: self.cgroup_namespace,
+            rootfs_propagation: self.rootfs_propagation.clone(),
             uid_map: self.id_maps.clone().unwrap_or_default().0,
             gid_map: self.id_maps.clone().unwrap_or_default().1,
             rlimits: self.rlimits.clone(),

@@ -268,6 +268,11 @@ pub struct Spec {
     /// over the rootfs's /etc (an OCI config's own mounts say what to bind).
     #[serde(default)]
     pub no_network_files: bool,
+    /// The propagation of the container's `/` after the pivot, as OCI's
+    /// `rootfsPropagation` names it (`shared`, `rslave`, ...; `None`:
+    /// private).
+    #[serde(default)]
+    pub rootfs_propagation: Option<String>,
     /// A cgroup namespace of its own (rooted at the container's cgroup).
     #[serde(default)]
     pub cgroup_namespace: bool,

@@ -170,12 +170,15 @@ impl OciConfig {
             c.sysctl(k.clone(), v.clone());
         }
         match linux.rootfs_propagation().as_deref() {
-            None | Some("") | Some("private") | Some("rprivate") => {}
-            Some(other) => {
-                return Err(unsupported(
-                    "linux.rootfsPropagation",
-                    format!("{other:?}: only private and rprivate are supported"),
-                ));
+            None | Some("") => {}
+            Some(p) => {
+                if crate::container::command::propagation(p).is_none() {
+                    return Err(invalid(
+                        "linux.rootfsPropagation",
+                        format!("{p:?}: not a propagation"),
+                    ));
+                }
+                c.rootfs_propagation(p);
             }
         }
         devices(&mut c, &self.raw)?;

@@ -394,8 +394,11 @@ fn refused_end_to_end() {
     v["process"]["user"]["umask"] = json!(0o1777);
     assert_eq!(invalid_field(&v), "process.user.umask");
     let mut v = docker_value();
-    v["linux"]["rootfsPropagation"] = json!("shared");
-    assert_eq!(refused_field(&v), "linux.rootfsPropagation");
+    v["linux"]["rootfsPropagation"] = json!("rshared");
+    let c = convert(&v).unwrap().container;
+    assert_eq!(c.rootfs_propagation.as_deref(), Some("rshared"));
+    v["linux"]["rootfsPropagation"] = json!("rbogus");
+    assert_eq!(invalid_field(&v), "linux.rootfsPropagation");
     // Device nodes and rules are the config's (runc's reading).
     let mut v = docker_value();
     v["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
