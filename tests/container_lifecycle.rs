@@ -92,6 +92,16 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert_eq!(spec.capabilities.effective, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.ambient, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.inheritable, ["CAP_KILL"]);
+    // Only ipc, uts and pid namespaces are joined by path.
+    for (kind, path) in [("mnt", "/proc/1/ns/mnt"), ("ipc", "proc/1/ns/ipc")] {
+        assert!(matches!(
+            Container::rootfs(&root)
+                .arg("x")
+                .join_namespace(kind, path)
+                .resolve(&store),
+            Err(Error::Invalid { .. })
+        ));
+    }
     // A user namespace needs both maps, each valid.
     let map = |size| {
         vec![IdMapping {

@@ -77,6 +77,7 @@ pub struct Container {
     pub(crate) extra_gids: Vec<u32>,
     pub(crate) network_files: bool,
     pub(crate) cgroup_namespace: bool,
+    pub(crate) join_namespaces: Vec<(String, PathBuf)>,
     pub(crate) rootfs_propagation: Option<String>,
     pub(crate) id_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     pub(crate) rlimits: Vec<RlimitSpec>,
@@ -119,6 +120,7 @@ impl Container {
             extra_gids: Vec::new(),
             network_files: true,
             cgroup_namespace: false,
+            join_namespaces: Vec::new(),
             rootfs_propagation: None,
             id_maps: None,
             rlimits: Vec::new(),
@@ -420,6 +422,20 @@ impl Container {
     /// leading `r` for recursive). Checked by [`Container::resolve`].
     pub fn rootfs_propagation(&mut self, propagation: impl Into<String>) -> &mut Container {
         self.rootfs_propagation = Some(propagation.into());
+        self
+    }
+
+    /// Join the `ipc`, `uts` or `pid` namespace at `path` (a
+    /// `/proc/PID/ns/...` file or a bind of one) instead of making one
+    /// (`--ipc container:...`); another kind is refused by
+    /// [`Container::resolve`].
+    pub fn join_namespace(
+        &mut self,
+        kind: impl Into<String>,
+        path: impl AsRef<Path>,
+    ) -> &mut Container {
+        self.join_namespaces
+            .push((kind.into(), path.as_ref().to_path_buf()));
         self
     }
 

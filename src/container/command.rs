@@ -224,7 +224,22 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     if spec.cgroup_namespace {
         k = k | Kind::Cgroup;
     }
+    for (name, _) in &spec.join_namespaces {
+        if let Some(kind) = joinable(name) {
+            k = k.without(kind);
+        }
+    }
     k
+}
+
+/// The kinds of namespace a container can join by path besides network.
+pub(crate) fn joinable(name: &str) -> Option<Kind> {
+    match name {
+        "ipc" => Some(Kind::Ipc),
+        "uts" => Some(Kind::Uts),
+        "pid" => Some(Kind::Pid),
+        _ => None,
+    }
 }
 
 /// OCI's propagation names: `shared`, `rshared`, `slave`, ...
@@ -261,7 +276,6 @@ pub(crate) fn build(
         .env_clear()
         .current_dir(&spec.cwd)
         .namespaces(kinds(spec))
-        .hostname(&spec.hostname)
         .rootfs(rootfs)
         .readonly_rootfs(spec.readonly_rootfs)
         .mounts(mounts(spec, dir))
@@ -302,6 +316,16 @@ pub(crate) fn build(
     }
     for p in &spec.readonly_paths {
         cmd.readonly_path(p);
+    }
+    // A joined uts namespace keeps its own hostname.
+    if !spec.join_namespaces.iter().any(|(name, _)| name == "uts") {
+        cmd.hostname(&spec.hostname);
+    }
+    for (name, path) in &spec.join_namespaces {
+        if let Some(kind) = joinable(name) {
+            let f = std::fs::File::open(path).map_err(io_err("open", path))?;
+            cmd.join_namespace(kind, f.into());
+        }
     }
     match &spec.network {
         Network::None => {

@@ -188,6 +188,17 @@ impl Container {
         for r in &self.rlimits {
             dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
         }
+        for (kind, path) in &self.join_namespaces {
+            if crate::container::command::joinable(kind).is_none() || !path.is_absolute() {
+                return Err(Error::Invalid {
+                    what: "namespace to join",
+                    reason: format!(
+                        "{kind} at {}: only ipc, uts and pid namespaces, by absolute path",
+                        path.display()
+                    ),
+                });
+            }
+        }
         if let Some(p) = &self.rootfs_propagation
             && crate::container::command::propagation(p).is_none()
         {
@@ -297,6 +308,7 @@ impl Container {
             umask: self.umask,
             no_network_files: !self.network_files,
             cgroup_namespace: self.cgroup_namespace,
+            join_namespaces: self.join_namespaces.clone(),
             rootfs_propagation: self.rootfs_propagation.clone(),
             uid_map: self.id_maps.clone().unwrap_or_default().0,
             gid_map: self.id_maps.clone().unwrap_or_default().1,

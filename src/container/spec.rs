@@ -273,6 +273,10 @@ pub struct Spec {
     /// private).
     #[serde(default)]
     pub rootfs_propagation: Option<String>,
+    /// Namespaces joined instead of made: `ipc`, `uts` or `pid`, and the
+    /// path of the namespace file (`/proc/PID/ns/ipc`).
+    #[serde(default)]
+    pub join_namespaces: Vec<(String, PathBuf)>,
     /// A cgroup namespace of its own (rooted at the container's cgroup).
     #[serde(default)]
     pub cgroup_namespace: bool,

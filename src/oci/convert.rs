@@ -137,6 +137,14 @@ impl OciConfig {
             .as_ref()
             .ok_or_else(|| unsupported("linux", "missing: the Container needs its namespaces"))?;
         namespaces(&mut c, linux, self.raw.get("linux").unwrap_or(&Value::Null))?;
+        if c.join_namespaces.iter().any(|(k, _)| k == "uts")
+            && spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        {
+            warnings.push(Warning::NoEffect {
+                field: "hostname",
+                reason: "the joined uts namespace keeps its own hostname",
+            });
+        }
         if linux
             .mount_label()
             .as_deref()
@@ -290,10 +298,19 @@ fn namespaces(
                 | LinuxNamespaceType::Ipc,
                 None,
             ) => {}
+            (LinuxNamespaceType::Ipc, Some(p)) => {
+                c.join_namespace("ipc", p);
+            }
+            (LinuxNamespaceType::Uts, Some(p)) => {
+                c.join_namespace("uts", p);
+            }
+            (LinuxNamespaceType::Pid, Some(p)) => {
+                c.join_namespace("pid", p);
+            }
             (_, Some(_)) => {
                 return Err(unsupported(
                     format!("linux.namespaces[{i}].path"),
-                    "only a network namespace can be joined",
+                    "only network, ipc, uts and pid namespaces can be joined",
                 ));
             }
             (LinuxNamespaceType::Cgroup, None) => {

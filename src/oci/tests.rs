@@ -384,8 +384,20 @@ fn refused_end_to_end() {
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
     assert_eq!(refused_field(&v), "linux.namespaces");
     let mut v = docker_value();
+    // ipc, uts and pid are joined by path; mount is not.
     v["linux"]["namespaces"][3] = json!({"type": "pid", "path": "/proc/1/ns/pid"});
-    assert_eq!(refused_field(&v), "linux.namespaces[3].path");
+    v["linux"]["namespaces"][2] = json!({"type": "uts", "path": "/proc/1/ns/uts"});
+    let out = convert(&v).unwrap();
+    assert_eq!(out.container.join_namespaces.len(), 2);
+    assert!(out.warnings.iter().any(|w| matches!(
+        w,
+        Warning::NoEffect {
+            field: "hostname",
+            ..
+        }
+    )));
+    v["linux"]["namespaces"][0] = json!({"type": "mount", "path": "/proc/1/ns/mnt"});
+    assert_eq!(refused_field(&v), "linux.namespaces[0].path");
     let mut v = docker_value();
     v["process"]["user"]["umask"] = json!(0o077);
     v["process"]["user"]["additionalGids"] = json!([0, 10]);
