@@ -67,6 +67,7 @@ pub mod runview;
 pub mod save;
 mod source;
 mod spool;
+mod stage;
 pub mod store;
 pub mod time;
 pub mod views;

@@ -3,9 +3,10 @@
 //!
 //! The archive is first turned into a plan (configs read and verified,
 //! layer members named with the digest they must have); then every layer
-//! streams through [`LayerStore::register`](dunnage_layerstore::LayerStore::register)
-//! once. When a layer fails, the layers this load registered are released
-//! and no config or tag is written. When storing a config or setting a tag
+//! streams once, staged by a few threads at a time (a layer's contents do
+//! not depend on its parent) and committed in chain order by the calling
+//! thread. When a layer fails, the layers staged are removed, those this
+//! load registered released, and no config or tag is written. When storing a config or setting a tag
 //! fails afterwards, what the load stored is undone (images it created
 //! deleted, tags pointed back, `lastUpdated` restored) as far as the file
 //! system lets: the store is left as it was.
@@ -16,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dunnage_layerstore::{ChainId, Compression, Digest, child_chain_id};
+use dunnage_layerstore::{ChainId, Compression, Digest, StagedLayer, child_chain_id};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::ImageId;
@@ -169,17 +170,7 @@ impl ImageStore {
         let _ = self.reclaim_leaked_layers();
         let _operation = self.begin_operation()?;
         let mut opts = opts;
-        let images = plans.len();
-        let mut tops: Vec<Option<ChainId>> = Vec::with_capacity(images);
-        for (i, p) in plans.iter().enumerate() {
-            match self.register_layers(source, p, i, images, &mut opts) {
-                Ok(top) => tops.push(top),
-                Err(e) => {
-                    self.release_all(tops.iter().flatten());
-                    return Err(e);
-                }
-            }
-        }
+        let tops = self.register_all(source, &plans, &mut opts)?;
         // Configs and tags are written under the images lock, held until
         // every image is stored (or undone): another process never sees
         // half of a load, and never interleaves its own tag changes.
@@ -265,7 +256,7 @@ impl ImageStore {
     /// Give back one reference on each chain, on an error path: every
     /// release is tried, and their failures are dropped so that the error
     /// that made us clean up is the one reported.
-    fn release_all<'c>(&self, chains: impl IntoIterator<Item = &'c ChainId>) {
+    pub(crate) fn release_all<'c>(&self, chains: impl IntoIterator<Item = &'c ChainId>) {
         for chain in chains {
             let _ = self.layers().release(chain);
         }
@@ -316,55 +307,7 @@ impl ImageStore {
         Ok(tmp)
     }
 
-    /// Register an image's layers, base first; returns the top chainID
-    /// holding one reference. On error every layer registered here is
-    /// released.
-    fn register_layers(
-        &self,
-        source: &Source,
-        plan: &ImagePlan,
-        image: usize,
-        images: usize,
-        opts: &mut LoadOptions<'_>,
-    ) -> Result<Option<ChainId>> {
-        let diff_ids = plan.config.diff_ids();
-        let mut top: Option<ChainId> = None;
-        for (i, layer) in plan.layers.iter().enumerate() {
-            let result = self.register_one(
-                source,
-                layer,
-                top.as_ref(),
-                &diff_ids[i],
-                opts,
-                |bytes, total| Progress {
-                    image,
-                    images,
-                    layer: i,
-                    layers: plan.layers.len(),
-                    bytes,
-                    total,
-                    done: false,
-                },
-            );
-            match result {
-                // The new layer holds its parent: give back our reference.
-                Ok(chain) => match top.map(|t| self.layers().release(&t)).transpose() {
-                    Ok(_) => top = Some(chain),
-                    Err(e) => {
-                        self.release_all([&chain]);
-                        return Err(e.into());
-                    }
-                },
-                Err(e) => {
-                    self.release_all(top.as_ref());
-                    return Err(e);
-                }
-            }
-        }
-        Ok(top)
-    }
-
-    fn register_one(
+    pub(crate) fn register_one(
         &self,
         source: &Source,
         layer: &LayerPlan,
@@ -410,7 +353,7 @@ impl ImageStore {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn register_stream(
         &self,
-        mut member: impl Read,
+        member: impl Read,
         total: u64,
         what: String,
         expected: Option<&Digest>,
@@ -419,6 +362,36 @@ impl ImageStore {
         opts: &mut LoadOptions<'_>,
         state: Progress,
     ) -> Result<ChainId> {
+        let limits = Limits::of(opts);
+        let staged = self.stage_stream(
+            member,
+            total,
+            what,
+            expected,
+            diff_id,
+            limits,
+            state,
+            opts.progress.as_deref_mut(),
+        )?;
+        Ok(staged.commit(parent)?.chain_id)
+    }
+
+    /// [`register_stream`](Self::register_stream) without the commit: the
+    /// layer is staged ([`LayerStore::stage`](dunnage_layerstore::LayerStore::stage)),
+    /// its blob digest checked, and left for the caller to commit on its
+    /// parent. On error nothing is left behind.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn stage_stream(
+        &self,
+        mut member: impl Read,
+        total: u64,
+        what: String,
+        expected: Option<&Digest>,
+        diff_id: &dunnage_layerstore::DiffId,
+        limits: Limits,
+        state: Progress,
+        report: Option<&mut (dyn FnMut(&Progress) + '_)>,
+    ) -> Result<StagedLayer<'_>> {
         let mut magic = [0u8; 6];
         let n = read_up_to(&mut member, &mut magic).map_err(|e| Error::io("read", &what, e))?;
         let compressed = Compression::detect(&magic[..n]) != Compression::None;
@@ -437,55 +410,76 @@ impl ImageStore {
             _ => None,
         };
         let reader = io::Cursor::new(magic[..n].to_vec()).chain(member);
-        let compressed_limit = opts.max_layer.min(opts.expansion_limit(total));
         let counting = Counting {
             inner: reader,
             state,
-            report: opts.progress.as_deref_mut(),
+            report,
         };
         let mut hashing = Hashing {
             inner: counting,
             hasher,
         };
         let exceeded = Arc::new(AtomicBool::new(false));
-        let mut limit = opts.max_layer;
+        let mut limit = limits.max_layer;
         let result = {
             let (kind, tar) = decompress(&mut hashing, &what)?;
             if kind != Compression::None {
-                limit = compressed_limit;
+                limit = limits.compressed(total);
             }
             let limited = Limit {
                 inner: tar,
                 left: limit,
                 exceeded: exceeded.clone(),
             };
-            self.layers().register(limited, parent, Some(diff_id))
+            self.layers().stage(limited, Some(diff_id))
         };
-        let registered = match result {
-            Ok(l) => l.chain_id,
+        let staged = match result {
+            Ok(l) => l,
             Err(_) if exceeded.load(Ordering::Relaxed) => {
                 return Err(Error::TooLarge { what, limit });
             }
             Err(e) => return Err(e.into()),
         };
-        let drained =
-            io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read", &what, e));
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read", &what, e))?;
         let actual = hashing
             .hasher
             .map(|h| Digest::from_bytes(h.finalize().into()));
-        let check = drained.and_then(|_| match (expected, actual) {
-            (Some(expected), Some(actual)) if *expected != actual => Err(Error::DigestMismatch {
+        if let (Some(expected), Some(actual)) = (expected, actual)
+            && *expected != actual
+        {
+            // Dropping the staged layer removes it.
+            return Err(Error::DigestMismatch {
                 what,
                 expected: expected.to_string(),
                 actual: actual.to_string(),
-            }),
-            _ => Ok(()),
-        });
-        if let Err(e) = check {
-            self.release_all([&registered]);
-            return Err(e);
+            });
         }
-        Ok(registered)
+        Ok(staged)
+    }
+}
+
+/// The decompression bounds of [`LoadOptions`], without its callback (so
+/// that staging threads can share them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    max_layer: u64,
+    max_ratio: u64,
+    ratio_floor: u64,
+}
+
+impl Limits {
+    pub(crate) fn of(opts: &LoadOptions<'_>) -> Limits {
+        Limits {
+            max_layer: opts.max_layer,
+            max_ratio: opts.max_ratio,
+            ratio_floor: opts.ratio_floor,
+        }
+    }
+
+    /// The most a compressed blob of `total` bytes may expand to.
+    fn compressed(&self, total: u64) -> u64 {
+        self.max_layer
+            .min(total.saturating_mul(self.max_ratio).max(self.ratio_floor))
     }
 }
 

@@ -32,6 +32,9 @@
 //! - [`digest`]: [`Digest`], [`DiffId`], [`ChainId`] and [`chain_id`].
 //! - [`LayerStore`] and [`Layer`]: register, get, list, chain, acquire,
 //!   release, tar_stream, verify, mount_chain.
+//! - [`StagedLayer`]: a layer extracted before its parent is registered
+//!   ([`LayerStore::stage`]), committed on it later; `register` is stage
+//!   then commit.
 //! - Container layers: [`RwLayer`], [`InitLayer`], `LayerStore::create_rw`
 //!   and friends.
 //! - [`tarsplit`]: Go tar-split's format, recorded during registration and
@@ -84,6 +87,7 @@ mod error;
 mod layerdb;
 mod lock;
 mod rw;
+mod staged;
 mod store;
 mod stream;
 pub mod tarsplit;
@@ -93,6 +97,7 @@ pub use digest::{ChainId, DiffId, Digest, chain_id, child_chain_id};
 pub use error::{Error, Result};
 pub use layerdb::Layer;
 pub use rw::{InitEntry, InitLayer, RwLayer};
+pub use staged::StagedLayer;
 pub use store::LayerStore;
 pub use stream::Compression;
 

@@ -3,22 +3,19 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use dunnage_overlay::{ApplyOptions, Driver};
-use flate2::Compression as GzLevel;
+use dunnage_overlay::Driver;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 
-use crate::digest::{ChainId, DiffId, child_chain_id};
+use crate::digest::{ChainId, DiffId};
 use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, Layerdb, read_text, valid_id};
 use crate::lock::{FileLock, LockKind};
-use crate::stream::{Tee, decompressed};
 
-const TAR_SPLIT: &str = "tar-split.json.gz";
+pub(crate) const TAR_SPLIT: &str = "tar-split.json.gz";
 
 /// A Docker-compatible layer store over a data-root (`<root>/image/overlay2/layerdb`
 /// for the metadata, `<root>/overlay2` for the overlay2 driver's directories).
@@ -181,122 +178,20 @@ impl LayerStore {
     /// When a layer with the resulting chainID exists, the new copy is dropped
     /// and the existing layer gains the reference. With `expected`, a stream
     /// whose diffID differs is an error and nothing is registered.
+    ///
+    /// The same as [`stage`](LayerStore::stage) then
+    /// [`StagedLayer::commit`](crate::StagedLayer::commit), except that a
+    /// missing parent fails before the stream is read.
     pub fn register<R: Read>(
         &self,
         layer: R,
         parent: Option<&ChainId>,
         expected: Option<&DiffId>,
     ) -> Result<Layer, Error> {
-        let parent_layer = parent.map(|p| self.get(p)).transpose()?;
-        let cache_id = crate::layerdb::random_hex(32)?;
-        let ws = {
-            // Under the shared store lock, so a concurrent open cannot take the
-            // fresh write-set for a leftover before this process locks it.
-            let _lock = self.db.store_lock(LockKind::Shared)?;
-            let ws = self.db.write_set()?;
-            ws.write("cache-id", cache_id.as_bytes())?;
-            self.driver.create(
-                &cache_id,
-                parent_layer.as_ref().map(|p| p.cache_id.as_str()),
-            )?;
-            ws
-        };
-        let result = self.fill(&ws, layer, &cache_id, parent_layer.as_ref(), expected);
-        let (diff_id, size) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                self.discard_cache(&cache_id);
-                return Err(e);
-            }
-        };
-        let chain = child_chain_id(parent, &diff_id);
-        let _lock = self.db.store_lock(LockKind::Shared)?;
-        let _layer_lock = self.db.item_lock(&chain.hex())?;
-        if self.db.exists(&chain) {
-            let _ = self.driver.remove(&cache_id); // the shared store lock is held
-            drop(ws);
-            if let Some(n) = self.db.refs(&chain)? {
-                self.db.set_refs(&chain, n + 1)?;
-            }
-            return self.db.read_layer(&chain);
-        }
-        if let Some(p) = parent
-            && !self.db.exists(p)
-        {
-            let _ = self.driver.remove(&cache_id);
-            return Err(Error::LayerNotFound(*p));
-        }
-        self.db.set_refs(&chain, 1)?;
-        let committed = ws.commit(&self.db.layer_dir(&chain));
-        if let Err(e) = committed {
-            let _ = self.db.remove_refs(&chain);
-            let _ = self.driver.remove(&cache_id);
-            return Err(e);
-        }
-        Ok(Layer {
-            chain_id: chain,
-            diff_id,
-            parent: parent.copied(),
-            cache_id,
-            size,
-        })
-    }
-
-    /// Stream the layer into the driver directory `cache_id` and write the
-    /// write-set's files. Returns the diffID and the size.
-    fn fill<R: Read>(
-        &self,
-        ws: &crate::layerdb::WriteSet,
-        layer: R,
-        cache_id: &str,
-        parent: Option<&Layer>,
-        expected: Option<&DiffId>,
-    ) -> Result<(DiffId, u64), Error> {
-        let split_path = ws.path().join(TAR_SPLIT);
-        let split_file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&split_path)
-            .map_err(io_err("create", &split_path))?;
-        // The JSON is what must match Go's tar-split byte for byte; its gzip
-        // bytes differ between deflate implementations anyway. Level 1: the
-        // default level took about a seventh of the hashing thread's time
-        // on a plain layer of small files.
-        let gz = GzEncoder::new(
-            BufWriter::with_capacity(64 * 1024, split_file),
-            GzLevel::fast(),
-        );
-        let mut tee = Tee::new(decompressed(layer)?, gz)?;
-        let applied = dunnage_overlay::apply_layer(
-            &mut tee,
-            &self.driver.diff_dir(cache_id),
-            &ApplyOptions::default(),
-        );
-        if let Err(e) = applied {
-            return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
-        }
-        let (diff_id, gz) = tee.finish()?;
-        let file = gz
-            .finish()
-            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-            .map_err(io_err("write", &split_path))?;
-        file.sync_all().map_err(io_err("fsync", &split_path))?;
-        if let Some(want) = expected
-            && *want != diff_id
-        {
-            return Err(Error::DiffIdMismatch {
-                expected: *want,
-                actual: diff_id,
-            });
-        }
-        let size = self.driver.diff_size(cache_id)?;
-        ws.write("diff", diff_id.to_string().as_bytes())?;
-        ws.write("size", size.to_string().as_bytes())?;
         if let Some(p) = parent {
-            ws.write("parent", p.chain_id.to_string().as_bytes())?;
+            self.get(p)?;
         }
-        self.driver.mark_committed(cache_id)?;
-        Ok((diff_id, size))
+        self.stage(layer, expected)?.commit(parent)
     }
 
     /// The layer `chain`, its files checked (digests parse, the chainID
