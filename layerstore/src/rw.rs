@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use crate::children::Child;
 use crate::digest::ChainId;
 use crate::error::{Error, io_err};
 use crate::layerdb::{fsync_dir, random_hex, read_text, valid_id, write_new};
@@ -172,6 +173,9 @@ impl LayerStore {
             }
             if let Some(p) = parent {
                 write_new(&stage.join("parent"), p.to_string().as_bytes(), 0o644)?;
+                // Indexed before the record exists (see crate::children).
+                self.db
+                    .add_child(p, &Child::Mount(container_id.to_owned()))?;
             }
             fsync_dir(&stage)?;
             let mut below = parent_cache.clone();
@@ -344,6 +348,10 @@ impl LayerStore {
         fs::remove_dir_all(&staged).map_err(io_err("remove", &staged))?;
         drop(_item);
         self.db.remove_locks(&[format!("mount-{container_id}")])?;
+        if let Some(p) = &rw.parent {
+            self.db
+                .remove_child(p, &Child::Mount(container_id.to_owned()))?;
+        }
         match rw.parent {
             Some(p) if self.db.exists(&p) => self.collect(p),
             _ => Ok(()),
