@@ -243,6 +243,22 @@ impl Layerdb {
         Ok(out)
     }
 
+    /// Drop the entries whose child does not exist (what a process killed
+    /// between indexing a child and committing it leaves). Call with the
+    /// store lock held exclusively.
+    pub(crate) fn prune_children(&self) -> Result<(), Error> {
+        for (parent, child) in self.index_entries()? {
+            let live = match &child {
+                Child::Layer(c) => self.exists(c),
+                Child::Mount(id) => self.root().join("mounts").join(id).is_dir(),
+            };
+            if !live {
+                self.remove_child(&parent, &child)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rebuild the index from the parent files. Call with the store lock
     /// held exclusively.
     pub(crate) fn rebuild_children(&self) -> Result<(), Error> {

@@ -118,8 +118,14 @@ impl LayerStore {
         // A store of a version that kept no index of children gets one.
         // When a parent file cannot be read, no layer is collected (which
         // ones it protects is unknown); the calls that read it report it.
-        if !self.db.children_index_built() && self.db.rebuild_children().is_err() {
-            return Ok(());
+        if !self.db.children_index_built() {
+            if self.db.rebuild_children().is_err() {
+                return Ok(());
+            }
+        } else if crashed {
+            // An entry indexed by a registration or container creation
+            // killed before its commit.
+            self.db.prune_children()?;
         }
         for chain in self.db.unreferenced()? {
             if self.db.exists(&chain) {

@@ -158,3 +158,29 @@ fn open_rebuilds_a_missing_index_and_check_finds_what_disagrees() {
     store.remove_rw("ctr-rebuild").unwrap();
     assert_nothing_registered(&dir, &store);
 }
+
+#[test]
+fn open_after_a_crash_drops_entries_of_children_never_committed() {
+    require_root!();
+    let (dir, store) = store("ls-children-crash");
+    let db = layerdb(&dir);
+    let c = chain(&store, "k", 1);
+    // What a registration killed between indexing and committing leaves:
+    // an entry, and an abandoned write-set.
+    let ghost = ChainId(common::diff_id(b"never committed").0);
+    std::fs::create_dir_all(db.join("dunnage/children").join(c[0].hex())).unwrap();
+    std::fs::write(
+        db.join("dunnage/children")
+            .join(c[0].hex())
+            .join(ghost.hex()),
+        b"",
+    )
+    .unwrap();
+    std::fs::create_dir(db.join("tmp/write-set-0123456789abcdef")).unwrap();
+    drop(store);
+    let store = LayerStore::open(dir.path()).unwrap();
+    assert!(store.check_children_index().unwrap().is_empty());
+    assert!(entries(&db, &c[0]).is_empty());
+    store.release(&c[0]).unwrap();
+    assert_nothing_registered(&dir, &store);
+}
