@@ -78,8 +78,10 @@ pub enum ChildrenIndexProblem {
         /// The child.
         child: Child,
     },
-    /// An entry whose child does not exist or sits elsewhere (harmless: it
-    /// is dropped when `parent` is next considered for removal).
+    /// An entry whose child exists but sits on another layer (harmless:
+    /// it is dropped when `parent` is next considered for removal).
+    /// Entries whose child does not exist, which a process killed around a
+    /// commit or a removal leaves, are not reported.
     Stale {
         /// The layer the entry is filed under.
         parent: ChainId,
@@ -290,8 +292,7 @@ impl LayerStore {
     /// Compare the index of children (see [`children`](crate::children))
     /// with the layers' and container layers' parent files. Reads every
     /// parent file; changes nothing. Takes the store lock shared (no layer
-    /// is removed meanwhile); a layer being committed meanwhile can show
-    /// as a [`Stale`](ChildrenIndexProblem::Stale) entry.
+    /// is removed meanwhile).
     pub fn check_children_index(&self) -> Result<Vec<ChildrenIndexProblem>, Error> {
         let _lock = self.db.store_lock(LockKind::Shared)?;
         let mut out = Vec::new();
@@ -307,10 +308,19 @@ impl LayerStore {
             });
         }
         for (parent, child) in have.difference(&want) {
-            out.push(ChildrenIndexProblem::Stale {
-                parent: *parent,
-                child: child.clone(),
-            });
+            // An entry whose child does not exist is what a process killed
+            // around a commit or a removal leaves: harmless (dropped when
+            // its parent is next considered for removal), not reported.
+            let exists = match child {
+                Child::Layer(c) => self.db.exists(c),
+                Child::Mount(id) => self.db.root().join("mounts").join(id).is_dir(),
+            };
+            if exists {
+                out.push(ChildrenIndexProblem::Stale {
+                    parent: *parent,
+                    child: child.clone(),
+                });
+            }
         }
         Ok(out)
     }

@@ -136,9 +136,20 @@ fn open_rebuilds_a_missing_index_and_check_finds_what_disagrees() {
         parent: c[1],
         child: Child::Layer(c[2]),
     }));
+    // The ghost's entry (a child that does not exist) is harmless, not
+    // reported; one naming an existing layer on the wrong parent is.
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    std::fs::write(
+        db.join("dunnage/children")
+            .join(c[2].hex())
+            .join(c[1].hex()),
+        b"",
+    )
+    .unwrap();
+    let problems = store.check_children_index().unwrap();
     assert!(problems.contains(&ChildrenIndexProblem::Stale {
         parent: c[2],
-        child: Child::Layer(ghost),
+        child: Child::Layer(c[1]),
     }));
     assert_eq!(problems.len(), 2, "{problems:?}");
     store.rebuild_children_index().unwrap();
