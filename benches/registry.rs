@@ -1,15 +1,20 @@
-//! `dunnage pull` / `dunnage push` (examples/dunnage.rs) against `docker
+//! `dunnage pull` / `dunnage push` (examples/dunnage) against `docker
 //! pull` / `docker push` of a private dockerd, with a local
-//! `docker-registry` on 127.0.0.1, one run each.
+//! `docker-registry` on 127.0.0.1, interleaved in rounds (who goes first
+//! alternates), the load average printed next to each figure, medians at
+//! the end.
 //!
 //! ```text
 //! cargo build --release --example dunnage && cargo bench -p dunnage-benches --bench registry
 //! ```
 //! The image: 3 layers of incompressible files, about 370 MB in all
 //! (`DUNNAGE_BENCH_MB` sets the size), pushed to the registry by skopeo.
-//! `pull` goes into an empty store (ours) or a fresh private dockerd;
-//! `push` sends the pulled image to a new repository of the same
-//! registry. Needs root, dockerd, skopeo and docker-registry.
+//! `pull` goes into an empty store (ours) or a fresh private dockerd, one
+//! of each per round (`DUNNAGE_BENCH_ROUNDS`, default 3); `push (known
+//! layers)` sends the pulled image to a new repository of the same
+//! registry (blobs skipped or mounted), `push (new layers)` to a fresh
+//! registry of its own (every layer compressed and uploaded). Needs root,
+//! dockerd, skopeo and docker-registry.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -131,6 +136,32 @@ fn registry(dir: &Path) -> (Child, String) {
     (child, addr)
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Time `f`, printing the load average before and after next to it.
+fn measure(what: &str, f: impl FnOnce()) -> Duration {
+    let before = loadavg();
+    let t = time(f);
+    println!(
+        "  {what}: {:.2} s (load {before} -> {})",
+        t.as_secs_f64(),
+        loadavg()
+    );
+    t
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (cargo test) is a no-op.
     if !std::env::args().any(|a| a == "--bench") {
@@ -140,10 +171,14 @@ fn main() {
         eprintln!("registry bench: needs root");
         return;
     }
-    let mb: usize = std::env::var("DUNNAGE_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(370);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let mb = env("DUNNAGE_BENCH_MB", 370);
+    let rounds = env("DUNNAGE_BENCH_ROUNDS", 3).max(1);
     let dir = TempDir::new("bench-registry").unwrap();
     let archive = dir.join("big.tar");
     make_archive(&archive, mb << 20);
@@ -161,42 +196,83 @@ fn main() {
         .arg(format!("docker://{image}")));
     std::fs::remove_file(&archive).unwrap();
     let dunnage = example_binary("dunnage");
-    let root = dir.join("store");
-
-    let ours_pull = time(|| {
-        run(Command::new(&dunnage)
-            .arg("--root")
-            .arg(&root)
-            .args(["pull", "-q", &image]))
-    });
-    let d = Dockerd::start("bench-registry").unwrap();
-    let docker_pull = time(|| run(d.docker().args(["pull", "-q", &image])));
-
-    let ours_target = format!("{addr}/bench/ours:1");
-    let docker_target = format!("{addr}/bench/docker:1");
-    run(Command::new(&dunnage)
-        .arg("--root")
-        .arg(&root)
-        .args(["tag", &image, &ours_target]));
-    run(d.docker().args(["tag", &image, &docker_target]));
-    let ours_push = time(|| {
-        run(Command::new(&dunnage)
-            .arg("--root")
-            .arg(&root)
-            .args(["push", &ours_target]))
-    });
-    let docker_push = time(|| run(d.docker().args(["push", &docker_target])));
-    drop(d);
+    let ours = |root: &Path, args: &[&str]| {
+        run(Command::new(&dunnage).arg("--root").arg(root).args(args));
+    };
+    // [pull, push known layers, push new layers] for dunnage, docker.
+    let mut times: [[Vec<Duration>; 3]; 2] = Default::default();
+    println!("registry: {mb} MB, 3 layers, {rounds} rounds");
+    for round in 0..rounds {
+        println!("round {round}");
+        let root = dir.join(format!("store{round}"));
+        let d = Dockerd::start("bench-registry").unwrap();
+        // Which goes first alternates from round to round.
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let known = [
+            format!("{addr}/bench/ours{round}:1"),
+            format!("{addr}/bench/docker{round}:1"),
+        ];
+        for &who in &order {
+            times[who][0].push(if who == 0 {
+                measure("dunnage pull", || ours(&root, &["pull", "-q", &image]))
+            } else {
+                measure("docker pull", || {
+                    run(d.docker().args(["pull", "-q", &image]))
+                })
+            });
+        }
+        // Push to a new repository of the same registry: the layers are
+        // there, mounted or skipped.
+        for &who in &order {
+            times[who][1].push(if who == 0 {
+                ours(&root, &["tag", &image, &known[0]]);
+                measure("dunnage push (known layers)", || {
+                    ours(&root, &["push", &known[0]])
+                })
+            } else {
+                run(d.docker().args(["tag", &image, &known[1]]));
+                measure("docker push (known layers)", || {
+                    run(d.docker().args(["push", &known[1]]))
+                })
+            });
+        }
+        // Push to a fresh registry of each's own: every layer compressed
+        // and uploaded.
+        for &who in &order {
+            let rdir = dir.join(format!("fresh{round}-{who}"));
+            std::fs::create_dir_all(&rdir).unwrap();
+            let (mut fresh, faddr) = registry(&rdir);
+            let target = format!("{faddr}/bench/new:1");
+            times[who][2].push(if who == 0 {
+                ours(&root, &["tag", &image, &target]);
+                measure("dunnage push (new layers)", || {
+                    ours(&root, &["push", &target])
+                })
+            } else {
+                run(d.docker().args(["tag", &image, &target]));
+                measure("docker push (new layers)", || {
+                    run(d.docker().args(["push", &target]))
+                })
+            });
+            let _ = fresh.kill();
+            let _ = fresh.wait();
+            std::fs::remove_dir_all(&rdir).unwrap();
+        }
+        drop(d);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
     let _ = reg.kill();
     let _ = reg.wait();
 
-    println!("registry: {mb} MB, 3 layers, one run each");
-    for (what, ours, theirs) in [
-        ("pull", ours_pull, docker_pull),
-        ("push", ours_push, docker_push),
-    ] {
+    println!("medians of {rounds} rounds:");
+    for (k, what) in ["pull", "push (known layers)", "push (new layers)"]
+        .iter()
+        .enumerate()
+    {
+        let ours = median(&mut times[0][k]);
+        let theirs = median(&mut times[1][k]);
         println!(
-            "{what}: dunnage {:.2} s, docker {:.2} s, ratio {:.2}x",
+            "{what}: dunnage {:.2} s, docker {:.2} s, docker / dunnage {:.2}x",
             ours.as_secs_f64(),
             theirs.as_secs_f64(),
             theirs.as_secs_f64() / ours.as_secs_f64()

@@ -455,3 +455,37 @@ fn a_blob_redirected_elsewhere_is_followed() {
     let pulled = store.pull(&r, opts()).unwrap();
     assert_eq!(pulled.downloaded, 1);
 }
+
+#[test]
+fn an_rmi_racing_a_pull_of_the_same_layers_never_fails_the_pull() {
+    require_root!();
+    // The pull finds the layer, an rmi of the same image releases and
+    // removes it before the pull acquires it: the pull downloads it again.
+    // That window is microseconds wide and these rounds rarely land in it
+    // (the test passed with the fix taken out): what they check is that a
+    // pull racing an rmi of its image always succeeds and every round ends
+    // with a consistent store.
+    let server = serve(image(), |_, _, _, _| false);
+    let dir = TempDir::new("hostile-rmi-race").unwrap();
+    let root = dir.join("store");
+    let r = Reference::parse(&format!("{}/hostile/race:1", server.addr)).unwrap();
+    let tag = r.to_string();
+    for round in 0..30 {
+        let store = ImageStore::open(&root).unwrap();
+        store.pull(&r, opts()).unwrap();
+        std::thread::scope(|s| {
+            let puller = s.spawn(|| ImageStore::open(&root).unwrap().pull(&r, opts()));
+            // Before, during or after the pull: the rmi may find no image.
+            let _ = ImageStore::open(&root).unwrap().remove(&tag, false);
+            let pulled = puller.join().unwrap();
+            assert!(pulled.is_ok(), "round {round}: {:?}", pulled.err());
+        });
+        let report = store.check().unwrap();
+        assert!(report.is_clean(), "round {round}: {:?}", report.problems);
+        for id in store.list().unwrap() {
+            store.remove(&id.to_string(), true).unwrap();
+        }
+        assert!(store.list().unwrap().is_empty(), "round {round}");
+        assert!(store.layers().list().unwrap().is_empty(), "round {round}");
+    }
+}

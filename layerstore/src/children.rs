@@ -100,8 +100,11 @@ impl Layerdb {
         self.root().join(BUILT).exists()
     }
 
-    /// Record `child` as sitting on `parent`, durably, before the child is
-    /// committed. Call with the store lock held (shared or exclusive).
+    /// Record `child` as sitting on `parent` before the child is committed:
+    /// durably (fsynced) for a layer; for a container layer without fsync,
+    /// as its record is written (see [`crate::rw`]'s durability note: a
+    /// machine crash can lose either, which the image store's check
+    /// reports). Call with the store lock held (shared or exclusive).
     pub(crate) fn add_child(&self, parent: &ChainId, child: &Child) -> Result<(), Error> {
         let dir = self.children_dir(parent);
         let created = match fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -117,9 +120,11 @@ impl Layerdb {
             .mode(0o600)
             .open(&path)
             .map_err(io_err("create", &path))?;
-        fsync_dir(&dir)?;
-        if created {
-            fsync_dir(&self.root().join(DIR))?;
+        if matches!(child, Child::Layer(_)) {
+            fsync_dir(&dir)?;
+            if created {
+                fsync_dir(&self.root().join(DIR))?;
+            }
         }
         Ok(())
     }

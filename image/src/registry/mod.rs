@@ -3,11 +3,12 @@
 //!
 //! - [`ImageStore::pull`](crate::ImageStore::pull): manifest (Docker schema 2
 //!   or OCI; an index picks the host's platform or [`PullOptions::platform`]),
-//!   config, then the layers: several download at once, each verified
-//!   against its digest as it streams and resumed with `Range` when cut
-//!   off, then registered in order through the same one-pass register as
-//!   `load`. The image gets the ID, chainIDs and layerdb of `docker pull`,
-//!   and the manifest digest is recorded as a RepoDigest.
+//!   config, then the layers: several stream at once from their HTTP
+//!   responses through the layer store's one-pass stage (decompress,
+//!   hash, tar-split, apply), each verified against its digest as it
+//!   passes and resumed with `Range` when cut off, and are committed in
+//!   chain order. The image gets the ID, chainIDs and layerdb of `docker
+//!   pull`, and the manifest digest is recorded as a RepoDigest.
 //! - [`ImageStore::push`](crate::ImageStore::push): layers compressed (gzip
 //!   or zstd), blobs the registry has skipped (`HEAD`) or mounted from
 //!   another repository, monolithic or chunked uploads, config, manifest.
@@ -23,6 +24,7 @@ pub mod auth;
 mod client;
 mod distribution;
 mod download;
+mod layers;
 pub mod manifest;
 mod pull;
 mod push;

@@ -1,11 +1,6 @@
-//! `docker pull`: manifest, config, and the layers downloaded in parallel,
-//! verified as they stream, resumed with `Range`, registered in order.
-
-use std::fs::File;
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+//! `docker pull`: manifest, config, then the layers (see `layers.rs`):
+//! streamed from the registry into the layer store several at once,
+//! verified as they pass, resumed with `Range`, committed in order.
 
 use dunnage_layerstore::{ChainId, Digest, child_chain_id};
 
@@ -15,7 +10,6 @@ use super::manifest::{self, Descriptor, Kind, Platform};
 use crate::config::{ImageConfig, ImageId};
 use crate::error::{Error, Result};
 use crate::load::LoadOptions;
-use crate::progress::Progress;
 use crate::reference::Reference;
 use crate::store::ImageStore;
 
@@ -25,7 +19,8 @@ pub struct PullOptions<'a> {
     pub registry: RegistryConfig,
     /// The platform picked from an index (default: this machine's).
     pub platform: Option<Platform>,
-    /// Layers downloading at once (default 3, as dockerd).
+    /// Layers streaming and extracting at once (default 3, as dockerd
+    /// downloads).
     pub parallel: usize,
     /// Limits of decompression and JSON, as for `load`.
     pub load: LoadOptions<'a>,
@@ -53,16 +48,16 @@ pub enum PullStatus {
     AlreadyExists,
     /// Queued for download.
     Waiting,
-    /// Bytes of the blob received (of `total`).
+    /// Bytes of the blob received (of `total`), extracted as they come.
     Downloading {
         /// Received so far.
         bytes: u64,
         /// The blob's size.
         total: u64,
     },
-    /// The whole blob came and matched its digest.
+    /// The whole blob came, matched its digest and is extracted (staged).
     DownloadComplete,
-    /// Being registered (decompressed and applied).
+    /// Being committed on the layer below it.
     Extracting,
     /// Registered.
     PullComplete,
@@ -103,24 +98,20 @@ pub(crate) struct Resolved {
     pub(crate) layers: Vec<Descriptor>,
 }
 
-/// A verified blob in a scratch file, and the name to remove once used.
-type Downloaded = (File, Option<PathBuf>);
-
-enum Event {
-    Bytes(usize, u64),
-    Done(usize, Result<Downloaded>),
-}
-
 impl ImageStore {
     /// Pull `reference` from its registry (`docker pull`).
     ///
-    /// Layers the store has are skipped; the others download
-    /// `opts.parallel` at a time into scratch files under `<root>/tmp`,
-    /// each checked against its digest as it arrives (a cut download is
-    /// resumed with `Range`, also by a later pull after the process was
-    /// killed), and are registered in order through the one-pass register
-    /// of [`load`](Self::load). The config and tags are written last: on
-    /// any error the store is as it was.
+    /// Layers the store has are skipped; the others stream from the
+    /// registry `opts.parallel` at a time, each straight through the
+    /// layer store's one-pass stage (decompress, hash, tar-split, apply;
+    /// [`LayerStore::stage`](dunnage_layerstore::LayerStore::stage)) and
+    /// checked against its digest as it passes, and are committed in
+    /// chain order once whole and verified. A cut download is resumed with
+    /// `Range`; the bytes received are also kept in `<root>/tmp`, so a
+    /// pull killed halfway is resumed by the next one. Memory stays
+    /// bounded (a few MiB per stream). The config and tags are written
+    /// last: on any error the store is as it was. Progress is reported
+    /// through `opts.events` (`opts.load.progress` is not called).
     pub fn pull(&self, reference: &Reference, opts: PullOptions<'_>) -> Result<Pulled> {
         let mut opts = opts;
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
@@ -133,10 +124,6 @@ impl ImageStore {
         for d in &diff_ids {
             chains.push(child_chain_id(chains.last(), d));
         }
-        let present = chains
-            .iter()
-            .take_while(|c| self.layers().get(c).is_ok())
-            .count();
         let mut emit =
             |layer: usize, status: PullStatus, events: &mut Option<&mut dyn FnMut(&PullEvent)>| {
                 if let Some(f) = events.as_deref_mut() {
@@ -148,6 +135,9 @@ impl ImageStore {
                     });
                 }
             };
+        let _ = self.reclaim_leaked_layers();
+        let _operation = self.begin_operation()?;
+        let (present, mut top) = self.hold_present(&chains)?;
         for i in 0..layers.len() {
             let s = if i < present {
                 PullStatus::AlreadyExists
@@ -155,14 +145,6 @@ impl ImageStore {
                 PullStatus::Waiting
             };
             emit(i, s, &mut opts.events);
-        }
-        let _ = self.reclaim_leaked_layers();
-        let _operation = self.begin_operation()?;
-        let mut top: Option<ChainId> = None;
-        if present > 0 {
-            let t = &chains[present - 1];
-            self.layers().acquire(t)?;
-            top = Some(*t);
         }
         let registered = self.download_and_register(
             &client, &resolved, &chains, present, &mut top, &mut opts, &mut emit,
@@ -234,135 +216,29 @@ impl ImageStore {
         Err(last.unwrap_or_else(|| Error::NoSuchImage(reference.to_string())))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn download_and_register(
-        &self,
-        client: &Client,
-        resolved: &Resolved,
-        chains: &[ChainId],
-        present: usize,
-        top: &mut Option<ChainId>,
-        opts: &mut PullOptions<'_>,
-        emit: &mut impl FnMut(usize, PullStatus, &mut Option<&mut dyn FnMut(&PullEvent)>),
-    ) -> Result<()> {
-        let layers = &resolved.layers;
-        let diff_ids = resolved.config.diff_ids();
-        let queue: Mutex<Vec<usize>> = Mutex::new((present..layers.len()).rev().collect());
-        let cancel = AtomicBool::new(false);
-        let tmp = self.root().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io("mkdir", &tmp, e))?;
-        let workers = opts.parallel.clamp(1, 16).min(layers.len() - present);
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel::<Event>();
-            for _ in 0..workers {
-                let tx = tx.clone();
-                let (queue, cancel, tmp) = (&queue, &cancel, &tmp);
-                scope.spawn(move || {
-                    loop {
-                        if cancel.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let next = queue.lock().ok().and_then(|mut q| q.pop());
-                        let Some(i) = next else { return };
-                        let tick = |n| {
-                            let _ = tx.send(Event::Bytes(i, n));
-                        };
-                        let r =
-                            super::download::download(self, client, tmp, &layers[i], cancel, &tick);
-                        if r.is_err() {
-                            cancel.store(true, Ordering::Relaxed);
-                        }
-                        if tx.send(Event::Done(i, r)).is_err() {
-                            return;
-                        }
-                    }
-                });
+    /// How many of the base layers of `chains` the store has, with a
+    /// reference taken to the top one of them. A layer found by the
+    /// look-up may be released and removed by a concurrent rmi before it
+    /// is acquired: then the store is looked at again, and what is gone is
+    /// downloaded and registered again like a layer it never had.
+    fn hold_present(&self, chains: &[ChainId]) -> Result<(usize, Option<ChainId>)> {
+        // Each retry follows a removal; a pull racing endless rmis and
+        // re-pulls of the same layers gives up holding and downloads all.
+        for _ in 0..=chains.len() {
+            let present = chains
+                .iter()
+                .take_while(|c| self.layers().get(c).is_ok())
+                .count();
+            let Some(top) = present.checked_sub(1).map(|i| chains[i]) else {
+                return Ok((0, None));
+            };
+            match self.layers().acquire(&top) {
+                Ok(()) => return Ok((present, Some(top))),
+                Err(dunnage_layerstore::Error::LayerNotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
             }
-            drop(tx);
-            let mut ready: Vec<Option<Result<Downloaded>>> =
-                (0..layers.len()).map(|_| None).collect();
-            let result = (|| {
-                for i in present..layers.len() {
-                    while ready[i].is_none() {
-                        match rx.recv() {
-                            Ok(Event::Bytes(j, bytes)) => emit(
-                                j,
-                                PullStatus::Downloading {
-                                    bytes,
-                                    total: layers[j].size,
-                                },
-                                &mut opts.events,
-                            ),
-                            // The first failure is the cause: the other
-                            // downloads stop ("cancelled") because of it.
-                            Ok(Event::Done(_, Err(e))) => return Err(e),
-                            Ok(Event::Done(j, r)) => {
-                                emit(j, PullStatus::DownloadComplete, &mut opts.events);
-                                ready[j] = Some(r);
-                            }
-                            Err(_) => {
-                                return Err(Error::Transport {
-                                    op: "get blob",
-                                    url: client.url(&format!("blobs/{}", layers[i].digest)),
-                                    reason: "the download stopped".to_string(),
-                                });
-                            }
-                        }
-                    }
-                    let (file, partial) = ready[i].take().ok_or_else(|| Error::Transport {
-                        op: "get blob",
-                        url: client.url(&format!("blobs/{}", layers[i].digest)),
-                        reason: "the download stopped".to_string(),
-                    })??;
-                    emit(i, PullStatus::Extracting, &mut opts.events);
-                    let what = format!("{}@{}", client.repo, layers[i].digest);
-                    let state = Progress {
-                        image: 0,
-                        images: 1,
-                        layer: i,
-                        layers: layers.len(),
-                        bytes: 0,
-                        total: layers[i].size,
-                        done: false,
-                    };
-                    let chain = self.register_stream(
-                        file,
-                        layers[i].size,
-                        what,
-                        Some(&layers[i].digest),
-                        top.as_ref(),
-                        &diff_ids[i],
-                        &mut opts.load,
-                        state,
-                    )?;
-                    debug_assert_eq!(chain, chains[i]);
-                    // The new layer holds its parent: give back ours.
-                    if let Some(t) = top.take()
-                        && let Err(e) = self.layers().release(&t)
-                    {
-                        let _ = self.layers().release(&chain);
-                        return Err(e.into());
-                    }
-                    *top = Some(chain);
-                    if let Some(p) = partial {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    super::distribution::record(
-                        self.root(),
-                        &layers[i].digest,
-                        &diff_ids[i],
-                        &format!("{}/{}", client.domain, client.repo),
-                    );
-                    emit(i, PullStatus::PullComplete, &mut opts.events);
-                }
-                Ok(())
-            })();
-            if result.is_err() {
-                cancel.store(true, Ordering::Relaxed);
-            }
-            drop(rx);
-            result
-        })
+        }
+        Ok((0, None))
     }
 }
 

@@ -120,14 +120,35 @@ impl ImageStore {
         };
         let mut layers = Vec::new();
         let mut uploaded = 0;
+        // Each layer: its chainID and the blob the registry has for it.
+        let mut plan = Vec::new();
         let mut chain: Option<ChainId> = None;
         for diff in config.diff_ids() {
             let c = child_chain_id(chain.as_ref(), diff);
-            let known = reuse_known(&client, self.root(), diff, opts.compression)?;
+            plan.push((
+                c,
+                reuse_known(&client, self.root(), diff, opts.compression)?,
+            ));
+            chain = Some(c);
+        }
+        let todo: Vec<ChainId> = plan
+            .iter()
+            .filter(|(_, known)| known.is_none())
+            .map(|(c, _)| *c)
+            .collect();
+        let mut compressed = self.compress_layers(&todo, opts.compression)?.into_iter();
+        for ((c, known), diff) in plan.into_iter().zip(config.diff_ids()) {
             let (digest, size, sent) = match known {
                 Some(k) => k,
                 None => {
-                    let (file, digest, size) = self.compress_layer(&c, opts.compression)?;
+                    // One for each layer without a known blob, in order.
+                    let (file, digest, size) = compressed.next().ok_or_else(|| {
+                        Error::io(
+                            "compress",
+                            format!("layer {c}"),
+                            io::Error::other("not compressed"),
+                        )
+                    })?;
                     let body = Body::File(&file, 0, size);
                     let sent =
                         send_blob(&client, body, &digest, size, opts.chunk_size, &mount_from)?;
@@ -147,7 +168,6 @@ impl ImageStore {
                 f(&line);
             }
             layers.push(json!({"mediaType": layer_type, "size": size, "digest": digest}));
-            chain = Some(c);
         }
         let raw = config.raw();
         let config_digest = Digest::sha256_of(raw);
@@ -185,6 +205,42 @@ impl ImageStore {
             size: body.len() as u64,
             uploaded,
         })
+    }
+
+    /// The layers `chains` compressed into scratch files, up to three at
+    /// once (compression is the bulk of a push of new layers): for each,
+    /// in order, the file, its digest and size.
+    fn compress_layers(
+        &self,
+        chains: &[ChainId],
+        c: PushCompression,
+    ) -> Result<Vec<(File, Digest, u64)>> {
+        let mut out = Vec::with_capacity(chains.len());
+        for batch in chains.chunks(3) {
+            let results: Vec<Result<(File, Digest, u64)>> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|chain| s.spawn(move || self.compress_layer(chain, c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .zip(batch)
+                    .map(|(h, chain)| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Error::io(
+                                "compress",
+                                format!("layer {chain}"),
+                                io::Error::other("the compressing thread panicked"),
+                            ))
+                        })
+                    })
+                    .collect()
+            });
+            for r in results {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
     /// The layer `chain` as a compressed blob in a scratch file: the file,
