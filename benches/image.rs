@@ -9,7 +9,8 @@
 //! so both write every layer each time. Each `save` writes the whole
 //! archive to a new file. Nothing is deleted until the end. `DUNNAGE_BENCH_RUNS` sets the
 //! runs per case (default 5); `DUNNAGE_BENCH_MB` the archive size (default
-//! 500). Needs root and dockerd.
+//! 500); `DUNNAGE_BENCH_LAYERS` its layers (default 8). Prints the load
+//! average before and after the timed runs. Needs root and dockerd.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
@@ -165,7 +166,7 @@ fn main() {
     };
     let runs = env("DUNNAGE_BENCH_RUNS", 5);
     let megabytes = env("DUNNAGE_BENCH_MB", 500);
-    let layers = 8;
+    let layers = env("DUNNAGE_BENCH_LAYERS", 8).max(1);
     let dunnage = example_binary("dunnage");
     let dir = TempDir::new("bench-image").unwrap();
     let archive = dir.join("big.tar");
@@ -192,6 +193,8 @@ fn main() {
     run(d.docker().args(["load", "-q", "-i"]).arg(&archive));
     daemons.push(d.stop().unwrap());
 
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
     let (mut our_load, mut docker_load, mut our_save, mut docker_save) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..runs {
@@ -227,6 +230,7 @@ fn main() {
         drop(cases);
         daemons.push(d.stop().unwrap());
     }
+    let load_after = loadavg();
     let samples = [
         list(&our_load),
         list(&docker_load),
@@ -261,6 +265,11 @@ fn main() {
             size as f64 / 1e6 / s
         );
     }
+    println!(
+        "loadavg before: {}; after: {}",
+        load_before.trim(),
+        load_after.trim()
+    );
     println!("load: docker / dunnage = {:.2}", dl / ol);
     println!("save: docker / dunnage = {:.2}", ds / os);
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{Fixture, read_all};
 use dunnage::container::{
-    Container, ContainerStore, Error, ExecOptions, Network, Seccomp, Status, StdioMode,
+    CapabilitySets, Container, ContainerStore, Error, ExecOptions, IdMapping, Network, Seccomp,
+    Status, StdioMode,
 };
 use dunnage::image::ImageChanges;
 use dunnage_testsupport::{TempDir, require_root};
@@ -42,7 +43,12 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert_eq!(spec.additional_gids, [50, 1000]);
     assert_eq!(spec.cwd, "/tmp");
     assert_eq!(spec.hostname, spec.short_id());
-    assert_eq!(spec.capabilities, ["CAP_NET_ADMIN"]);
+    // Docker's arithmetic on bounding; a non-root user gets empty
+    // effective and permitted sets, as with docker.
+    assert_eq!(spec.capabilities.bounding, ["CAP_NET_ADMIN"]);
+    assert!(spec.capabilities.effective.is_empty());
+    assert!(spec.capabilities.permitted.is_empty());
+    assert!(spec.capabilities.inheritable.is_empty() && spec.capabilities.ambient.is_empty());
     assert_eq!(spec.stop_signal, "SIGTERM");
     assert!(spec.env.contains(&"A=1".to_string()));
     assert!(spec.env.iter().any(|e| e.starts_with("PATH=")));
@@ -68,7 +74,57 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert_eq!(spec.resources.hugetlb, [("2MB".to_string(), 4 << 20)]);
     // Docker's 14 capabilities by default.
     let spec = Container::rootfs(&root).arg("x").resolve(&store).unwrap();
-    assert_eq!(spec.capabilities.len(), 14);
+    assert_eq!(spec.capabilities.bounding.len(), 14);
+    assert_eq!(spec.capabilities.effective, spec.capabilities.bounding);
+    assert_eq!(spec.capabilities.permitted, spec.capabilities.bounding);
+    // Exact sets (an OCI config's), edited by cap_drop on the first three.
+    let mut sets = CapabilitySets::uniform(vec!["CAP_KILL".into(), "CAP_CHOWN".into()]);
+    sets.inheritable = vec!["CAP_KILL".into()];
+    sets.ambient = vec!["CAP_KILL".into()];
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .user("web")
+        .capability_sets(sets)
+        .cap_drop("chown")
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.capabilities.bounding, ["CAP_KILL"]);
+    assert_eq!(spec.capabilities.effective, ["CAP_KILL"]);
+    assert_eq!(spec.capabilities.ambient, ["CAP_KILL"]);
+    assert_eq!(spec.capabilities.inheritable, ["CAP_KILL"]);
+    // Only ipc, uts and pid namespaces are joined by path.
+    for (kind, path) in [("mnt", "/proc/1/ns/mnt"), ("ipc", "proc/1/ns/ipc")] {
+        assert!(matches!(
+            Container::rootfs(&root)
+                .arg("x")
+                .join_namespace(kind, path)
+                .resolve(&store),
+            Err(Error::Invalid { .. })
+        ));
+    }
+    // A user namespace needs both maps, each valid.
+    let map = |size| {
+        vec![IdMapping {
+            container_id: 0,
+            host_id: 100_000,
+            size,
+        }]
+    };
+    let spec = Container::rootfs(&root)
+        .arg("x")
+        .user_namespace(map(65536), map(65536))
+        .resolve(&store)
+        .unwrap();
+    assert_eq!(spec.uid_map, map(65536));
+    for (uids, gids) in [(map(65536), vec![]), (map(0), map(1))] {
+        assert!(matches!(
+            Container::rootfs(&root)
+                .arg("x")
+                .user_namespace(uids, gids)
+                .resolve(&store),
+            Err(Error::Invalid { .. })
+        ));
+    }
     // Errors a user can act on, before anything is made.
     let err = |c: &mut Container| c.resolve(&store).unwrap_err();
     assert!(matches!(

@@ -535,3 +535,159 @@ fn update_and_events_match_runc() {
     assert_eq!(a[0], "\"stats\" 67108864 20", "{a:?}");
     assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
 }
+
+/// The `Cap*` lines of a `/proc/self/status`.
+fn cap_lines(status: &str) -> String {
+    status
+        .lines()
+        .filter(|l| l.starts_with("Cap"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The kernel's mask of capability names.
+fn cap_mask(names: &[&str]) -> String {
+    let mask = names.iter().fold(0u64, |m, n| {
+        m | 1 << dunnage::namespaces::caps::capability_number(n).unwrap()
+    });
+    format!("{mask:016x}")
+}
+
+#[test]
+fn capability_sets_match_runc() {
+    let test = "capability_sets_match_runc";
+    if !require_privileged(test) || !require_command(test, "runc") {
+        return;
+    }
+    let tmp = TempDir::new("runtime-caps").unwrap();
+    let parent = unique_name("runtime-caps");
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(&parent) {
+        guard.add(d);
+    }
+    let bounding = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"];
+    let permitted = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"];
+    let effective = ["CAP_KILL"];
+    let inheritable = ["CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"];
+    let ambient = ["CAP_CHOWN", "CAP_NET_RAW"];
+    // As root the exec recomputes permitted and effective from bounding
+    // and inheritable; as uid 1000 they become the ambient set.
+    for uid in [0u32, 1000] {
+        let bundle = tmp.join(format!("bundle-{uid}"));
+        busybox_bundle(&bundle, &["cat", "/proc/self/status"], &parent, "c");
+        let path = bundle.join("config.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": bounding,
+            "effective": effective,
+            "permitted": permitted,
+            "inheritable": inheritable,
+            "ambient": ambient,
+        });
+        v["process"]["user"] = serde_json::json!({"uid": uid, "gid": uid});
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let mut outs = Vec::new();
+        for (program, root) in [(runtime_binary(), "ours"), ("runc".into(), "runc")] {
+            let id = unique_name(root);
+            let o = Command::new(&program)
+                .arg("--root")
+                .arg(tmp.join(root))
+                .args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            outs.push(cap_lines(&ok(&o)));
+        }
+        assert_eq!(outs[0], outs[1], "uid {uid}: ours, then runc's");
+        let ours = &outs[0];
+        assert!(
+            ours.contains(&format!("CapBnd:\t{}", cap_mask(&bounding))),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(&format!("CapInh:\t{}", cap_mask(&inheritable))),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(&format!("CapAmb:\t{}", cap_mask(&ambient))),
+            "{ours}"
+        );
+        if uid != 0 {
+            assert!(
+                ours.contains(&format!("CapPrm:\t{}", cap_mask(&ambient))),
+                "{ours}"
+            );
+            assert!(
+                ours.contains(&format!("CapEff:\t{}", cap_mask(&ambient))),
+                "{ours}"
+            );
+        }
+    }
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn user_namespace_matches_runc() {
+    let test = "user_namespace_matches_runc";
+    if !require_privileged(test) || !require_command(test, "runc") {
+        return;
+    }
+    let tmp = TempDir::new("runtime-userns").unwrap();
+    let parent = unique_name("runtime-userns");
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(&parent) {
+        guard.add(d);
+    }
+    let bundle = tmp.join("bundle");
+    busybox_bundle(
+        &bundle,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+        ],
+        &parent,
+        "c",
+    );
+    // The container's root is host uid 100000: the rootfs must be
+    // reachable by it, as with runc.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = bundle.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    v["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // Docker's /sys/fs/cgroup mount and sysctls need host privileges.
+    v["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup");
+    v["linux"].as_object_mut().unwrap().remove("sysctl");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let mut outs = Vec::new();
+    for (program, root) in [(runtime_binary(), "ours"), ("runc".into(), "runc")] {
+        let id = unique_name(root);
+        let o = Command::new(&program)
+            .arg("--root")
+            .arg(tmp.join(root))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        outs.push(ok(&o));
+    }
+    assert_eq!(outs[0], outs[1], "ours, then runc's");
+    let words: Vec<&str> = outs[0].split_whitespace().collect();
+    assert_eq!(words, ["0", "100000", "65536", "0", "100000", "65536", "0"]);
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}

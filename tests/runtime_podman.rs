@@ -104,8 +104,17 @@ fn probes(p: &Podman, runtime: &Path, image: &str) -> Vec<String> {
         &id,
     ])));
     ok(p.cmd(runtime).args(["rm", "-f", &id]));
-    let mut c = p.cmd(runtime);
-    c.args([
+    // `-t` needs a terminal: run podman under script(1), every word
+    // single-quoted for its shell.
+    let c = p.cmd(runtime);
+    let quote = |w: &std::ffi::OsStr| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''"));
+    let mut words: Vec<String> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), quote(v?))))
+        .collect();
+    words.push(quote(c.get_program()));
+    words.extend(c.get_args().map(quote));
+    for w in [
         "run",
         "--rm",
         "-t",
@@ -115,18 +124,16 @@ fn probes(p: &Podman, runtime: &Path, image: &str) -> Vec<String> {
         "sh",
         "-c",
         "test -t 1 && echo tty",
-    ]);
-    let line = format!("{c:?}").replace('"', "");
-    seen.push(ok(Command::new("script").args([
-        "-qec",
-        &line,
-        "/dev/null",
-    ])));
+    ] {
+        words.push(quote(std::ffi::OsStr::new(w)));
+    }
+    let line = words.join(" ");
+    let tty = ok(Command::new("script").args(["-qec", &line, "/dev/null"]));
+    seen.push(tty.trim().to_string());
     seen
 }
 
 #[test]
-#[ignore = "blocked in dunnage::oci: podman's bind mounts carry nosuid/nodev/noexec, which the conversion refuses (\"nosuid\" on a bind mount)"]
 fn podman_runs_the_runtime_like_runc() {
     let test = "podman_runs_the_runtime_like_runc";
     if !require_privileged(test)

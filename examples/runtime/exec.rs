@@ -4,7 +4,7 @@
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use dunnage::container::{ExecOptions, Status, StdioMode};
+use dunnage::container::{CapabilitySets, ExecOptions, Status, StdioMode};
 use serde_json::Value;
 
 use crate::console;
@@ -32,6 +32,10 @@ pub struct ExecArgs {
     pub pid_file: Option<PathBuf>,
     /// `--console-socket`.
     pub console_socket: Option<PathBuf>,
+    /// `--cap`: added to bounding, effective and permitted, as runc does.
+    pub caps: Vec<String>,
+    /// The process.json's capability sets (default: the container's).
+    pub capabilities: Option<CapabilitySets>,
 }
 
 /// Read a process.json into `a` (its fields replace the flags').
@@ -63,6 +67,14 @@ fn load_process(a: &mut ExecArgs, path: &PathBuf) -> Result<(), String> {
         a.user = Some(format!("{uid}:{gid}"));
     }
     a.tty = p.get("terminal").and_then(Value::as_bool).unwrap_or(false);
+    if let Some((sets, warnings)) =
+        dunnage::oci::process_capabilities(&p).map_err(|e| format!("process.json: {e}"))?
+    {
+        for w in warnings {
+            eprintln!("warning: process.json: {w}");
+        }
+        a.capabilities = Some(sets);
+    }
     for field in ["apparmorProfile", "selinuxLabel"] {
         if p.get(field)
             .and_then(Value::as_str)
@@ -100,6 +112,30 @@ pub fn exec(ctx: &Ctx, mut a: ExecArgs) -> Result<i32, String> {
             }
         ));
     }
+    let mut capabilities = a.capabilities.clone();
+    if !a.caps.is_empty() {
+        let mut sets = capabilities
+            .take()
+            .unwrap_or_else(|| h.spec().capabilities.clone());
+        for cap in &a.caps {
+            let upper = cap.to_ascii_uppercase();
+            let name = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            if dunnage::namespaces::caps::capability_number(&name).is_none() {
+                eprintln!("warning: exec --cap: unknown capability {cap:?}: ignored");
+                continue;
+            }
+            for set in [&mut sets.bounding, &mut sets.effective, &mut sets.permitted] {
+                if !set.contains(&name) {
+                    set.push(name.clone());
+                }
+            }
+        }
+        capabilities = Some(sets);
+    }
     let opts = ExecOptions {
         env: a.env.clone(),
         user: a.user.clone(),
@@ -108,6 +144,7 @@ pub fn exec(ctx: &Ctx, mut a: ExecArgs) -> Result<i32, String> {
         stdin: StdioMode::Inherit,
         stdout: StdioMode::Inherit,
         stderr: StdioMode::Inherit,
+        capabilities,
     };
     let mut child = h.exec(&a.argv, &opts).map_err(|e| e.to_string())?;
     if a.tty {

@@ -276,7 +276,6 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
                 return Err("exec --preserve-fds is not supported yet".into());
             }
             for f in [
-                "cap",
                 "no-new-privs",
                 "additional-gids",
                 "process-label",
@@ -299,6 +298,8 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
                 detach: p.on("detach"),
                 pid_file: p.get("pid-file").map(PathBuf::from),
                 console_socket: p.get("console-socket").map(PathBuf::from),
+                caps: p.all("cap").to_vec(),
+                capabilities: None,
             };
             exec::exec(&ctx()?, a)
         }

@@ -37,7 +37,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use dunnage_base::lock::{FileLock, LockKind};
-use dunnage_layerstore::{ChainId, LayerStore};
+use dunnage_layerstore::{ChainId, ChildrenIndexProblem, LayerStore};
 
 use crate::config::ImageId;
 use crate::error::{Error, Result};
@@ -115,6 +115,9 @@ pub enum Problem {
         /// The mount point.
         path: PathBuf,
     },
+    /// The layer store's index of children disagrees with the parent files
+    /// (see [`dunnage_layerstore::children`]); `repair` rebuilds it.
+    ChildrenIndex(ChildrenIndexProblem),
 }
 
 impl fmt::Display for Problem {
@@ -150,6 +153,17 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::StrayMount { path } => write!(f, "stray mount: {}", path.display()),
+            Problem::ChildrenIndex(p) => match p {
+                ChildrenIndexProblem::NotBuilt => write!(f, "the index of children is missing"),
+                ChildrenIndexProblem::Missing { parent, child } => {
+                    write!(f, "the index of children lacks {child:?} on layer {parent}")
+                }
+                ChildrenIndexProblem::Stale { parent, child } => write!(
+                    f,
+                    "the index of children lists {child:?} on layer {parent}, which is not there"
+                ),
+                other => write!(f, "the index of children disagrees: {other:?}"),
+            },
         }
     }
 }
@@ -207,6 +221,13 @@ impl ImageStore {
             // Opening the layer store again clears leftovers and stale
             // mounts under its exclusive store lock.
             drop(LayerStore::open(self.root())?);
+        }
+        if found
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::ChildrenIndex(_)))
+        {
+            self.layers().rebuild_children_index()?;
         }
         for p in &found.problems {
             match p {
@@ -281,6 +302,12 @@ impl ImageStore {
         crate::check_fs::check_links(self.root(), &mut problems)?;
         crate::check_fs::check_leftovers(self.root(), &mut problems)?;
         crate::check_fs::check_mounts(self.layers(), &mut problems)?;
+        problems.extend(
+            self.layers()
+                .check_children_index()?
+                .into_iter()
+                .map(Problem::ChildrenIndex),
+        );
         Ok(CheckReport { problems })
     }
 

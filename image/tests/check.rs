@@ -241,3 +241,29 @@ fn a_stopped_dockerds_data_root_checks_clean() {
     assert_eq!(common::snapshot(&data_root.join("overlay2")), before);
     drop(kept);
 }
+
+#[test]
+fn a_children_index_entry_lost_is_reported_and_rebuilt() {
+    require_root!();
+    let dir = TempDir::new("check-children").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    load(&store, &dir, "c:1", &[("c", b"c")]);
+    let index = dir.join("root/image/overlay2/layerdb/dunnage/children");
+    let parents: Vec<_> = std::fs::read_dir(&index).unwrap().flatten().collect();
+    assert_eq!(parents.len(), 1);
+    std::fs::remove_dir_all(parents[0].path()).unwrap();
+    let report = store.check().unwrap();
+    assert!(
+        matches!(
+            report.problems.as_slice(),
+            [Problem::ChildrenIndex(
+                dunnage_layerstore::ChildrenIndexProblem::Missing { .. }
+            )]
+        ),
+        "{report:?}"
+    );
+    assert!(report.problems[0].to_string().contains("index of children"));
+    store.repair().unwrap();
+    assert!(store.check().unwrap().is_clean());
+    assert_eq!(std::fs::read_dir(&index).unwrap().count(), 1);
+}

@@ -6,8 +6,9 @@
 //! dunnage keeps its own state beside Docker's files, in `dunnage/`:
 //! `lock` and `locks/` (see [`crate::lock`]), `refs/<chainID hex>`, the
 //! number of references dunnage callers hold on a layer (decimal, no newline),
-//! and `unreferenced/<chainID hex>`, an empty file for each layer whose count
-//! is 0.
+//! `unreferenced/<chainID hex>`, an empty file for each layer whose count
+//! is 0, and `children/` with `children.built`, the index of children (see
+//! [`crate::children`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -116,6 +117,7 @@ impl Layerdb {
         mkdir(&root.join("dunnage/refs"), 0o700)?;
         mkdir(&root.join("dunnage/unreferenced"), 0o700)?;
         mkdir(&root.join("dunnage/locks"), 0o700)?;
+        mkdir(&root.join("dunnage/children"), 0o700)?;
         Ok(Layerdb { root })
     }
 

@@ -41,6 +41,8 @@
 //!   used to rebuild the original tar.
 //! - [`Compression`]: what `register` recognises (plain, gzip, and zstd with
 //!   the `zstd` cargo feature).
+//! - [`children`]: the index of what sits on each layer, which `release`
+//!   reads instead of every layer's parent file.
 //! - [`Error`]: one enum, variants carrying the path or digest involved.
 //!
 //! # Sharing a store between processes
@@ -72,8 +74,9 @@
 //! processes share them: `layerdb/dunnage/refs/<chainID hex>` holds the
 //! number of references callers took (`register`, `acquire`) and did not
 //! `release`. A layer is removed when that count is 0, no layer and no
-//! container layer sits on it and no process has it mounted
-//! (`mount_chain`); its parents follow by the same rule. A layer kept with a
+//! container layer sits on it (looked up in the index of children,
+//! [`children`], not by reading every layer's `parent` file) and no process
+//! has it mounted (`mount_chain`); its parents follow by the same rule. A layer kept with a
 //! count of 0 is listed in `layerdb/dunnage/unreferenced/` and removed once
 //! unused, at the latest by the next `open`.
 //! A layer without a count file — any layer written by dockerd — belongs to
@@ -82,6 +85,7 @@
 //! while dunnage writes to it.
 
 pub mod chainmount;
+pub mod children;
 pub mod digest;
 mod error;
 mod layerdb;
@@ -93,6 +97,7 @@ mod stream;
 pub mod tarsplit;
 
 pub use chainmount::ChainMount;
+pub use children::{Child, ChildrenIndexProblem};
 pub use digest::{ChainId, DiffId, Digest, chain_id, child_chain_id};
 pub use error::{Error, Result};
 pub use layerdb::Layer;

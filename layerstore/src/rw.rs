@@ -18,6 +18,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use crate::children::Child;
 use crate::digest::ChainId;
 use crate::error::{Error, io_err};
 use crate::layerdb::{random_hex, read_text, valid_id};
@@ -195,6 +196,10 @@ impl LayerStore {
             }
             if let Some(p) = parent {
                 write_unsynced(&stage.join("parent"), p.to_string().as_bytes())?;
+                // Indexed before the record exists (see crate::children);
+                // not fsynced, like the record itself.
+                self.db
+                    .add_child(p, &Child::Mount(container_id.to_owned()))?;
             }
             let mut below = parent_cache.clone();
             if let (Some(init), Some(init_id)) = (init, &init_id) {
@@ -364,6 +369,10 @@ impl LayerStore {
         fs::remove_dir_all(&staged).map_err(io_err("remove", &staged))?;
         drop(_item);
         self.db.remove_locks(&[format!("mount-{container_id}")])?;
+        if let Some(p) = &rw.parent {
+            self.db
+                .remove_child(p, &Child::Mount(container_id.to_owned()))?;
+        }
         match rw.parent {
             Some(p) if self.db.exists(&p) => self.collect(p),
             _ => Ok(()),

@@ -23,6 +23,7 @@ use dunnage_overlay::ApplyOptions;
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 
+use crate::children::Child;
 use crate::digest::{ChainId, DiffId, child_chain_id};
 use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, WriteSet};
@@ -192,6 +193,8 @@ impl StagedLayer<'_> {
             store
                 .driver
                 .set_parent(&self.cache_id, &parent_layer.cache_id)?;
+            // Indexed before the layer exists (see crate::children).
+            store.db.add_child(p, &Child::Layer(chain))?;
         }
         store.db.set_refs(&chain, 1)?;
         let Some(ws) = self.ws.take() else {
@@ -201,6 +204,8 @@ impl StagedLayer<'_> {
         };
         if let Err(e) = ws.commit(&store.db.layer_dir(&chain)) {
             let _ = store.db.remove_refs(&chain);
+            // The index entry stays: a stale entry is harmless, and
+            // removing entries needs the exclusive lock (see crate::children).
             // The write-set is gone (dropped by its failed commit): remove
             // its driver directory now. The shared store lock is held.
             let _ = store.driver.remove(&self.cache_id);

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use dunnage_overlay::Driver;
 use flate2::read::MultiGzDecoder;
 
+use crate::children::Child;
 use crate::digest::{ChainId, DiffId};
 use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, Layerdb, read_text, valid_id};
@@ -114,52 +115,29 @@ impl LayerStore {
         for chain in self.db.stale_refs(crashed)? {
             self.db.remove_refs(&chain)?;
         }
-        let unreferenced = self.db.unreferenced()?;
-        if unreferenced.is_empty() {
-            return Ok(());
+        // A store of a version that kept no index of children gets one.
+        // When a parent file cannot be read, no layer is collected (which
+        // ones it protects is unknown); the calls that read it report it.
+        if !self.db.children_index_built() {
+            if self.db.rebuild_children().is_err() {
+                return Ok(());
+            }
+        } else if crashed {
+            // An entry indexed by a registration or container creation
+            // killed before its commit.
+            self.db.prune_children()?;
         }
-        // One pass over every layer's and container's parent file, not one
-        // per unreferenced layer. A parent file that cannot be read leaves
-        // the layers in place (which ones it protects is unknown); the
-        // calls that read that layer report it.
-        let Ok(mut children) = self.children() else {
-            return Ok(());
-        };
-        for chain in unreferenced {
-            // Most are parents of a live layer (image load releases every
-            // layer below the top): a lookup, no file read.
-            if children.get(&chain).is_none_or(|n| *n == 0) && self.db.exists(&chain) {
-                self.collect_in(chain, &mut children)?;
+        for chain in self.db.unreferenced()? {
+            if self.db.exists(&chain) {
+                // A layer whose child, or a parent file, cannot be read
+                // stays; the calls that read that layer report it.
+                match self.collect(chain) {
+                    Err(Error::Corrupt { .. }) => {}
+                    r => r?,
+                }
             }
         }
         Ok(())
-    }
-
-    /// How many layers and container layers sit directly on each layer.
-    /// Call with the store lock held (so the set cannot change meanwhile).
-    fn children(&self) -> Result<HashMap<ChainId, usize>, Error> {
-        let mut out = HashMap::new();
-        let mut add = |path: PathBuf| -> Result<(), Error> {
-            if !path.exists() {
-                return Ok(());
-            }
-            let text = read_text(&path)?;
-            let parent: ChainId = text.parse().map_err(|e: Error| Error::Corrupt {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            *out.entry(parent).or_insert(0) += 1;
-            Ok(())
-        };
-        for id in self.db.layer_ids()? {
-            add(self.db.layer_dir(&id).join("parent"))?;
-        }
-        let mounts = self.db.root().join("mounts");
-        for entry in fs::read_dir(&mounts).map_err(io_err("readdir", &mounts))? {
-            let entry = entry.map_err(io_err("readdir", &mounts))?;
-            add(entry.path().join("parent"))?;
-        }
-        Ok(out)
     }
 
     /// The data-root.
@@ -270,31 +248,19 @@ impl LayerStore {
     }
 
     /// Remove `chain` and then its parents while each is unreferenced and
-    /// unused. Call with the store lock held exclusively.
+    /// unused: no reference, nothing on it (from the index of children, see
+    /// [`children`](crate::children)), not mounted. Reads only the files of
+    /// the layers it looks at. Call with the store lock held exclusively.
     pub(crate) fn collect(&self, chain: ChainId) -> Result<(), Error> {
-        if self.db.refs(&chain)? != Some(0)
-            || self.db.is_mounted(&chain)?
-            || self.has_chain_mount(&chain)?
-        {
-            return Ok(()); // the common case of a release: nothing to read
+        if !self.db.children_index_built() {
+            self.db.rebuild_children()?;
         }
-        let mut children = self.children()?;
-        self.collect_in(chain, &mut children)
-    }
-
-    /// [`collect`](LayerStore::collect) with the children counts of
-    /// [`children`](LayerStore::children), kept up to date as layers go.
-    fn collect_in(
-        &self,
-        chain: ChainId,
-        children: &mut HashMap<ChainId, usize>,
-    ) -> Result<(), Error> {
         let mut next = Some(chain);
         while let Some(c) = next {
-            if children.get(&c).is_some_and(|n| *n > 0)
-                || self.db.refs(&c)? != Some(0)
+            if self.db.refs(&c)? != Some(0)
                 || self.db.is_mounted(&c)?
                 || self.has_chain_mount(&c)?
+                || self.db.has_live_children(&c)?
             {
                 return Ok(());
             }
@@ -312,10 +278,8 @@ impl LayerStore {
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
             self.db
                 .remove_locks(&crate::layerdb::Layerdb::layer_lock_names(&c))?;
-            if let Some(p) = &layer.parent
-                && let Some(n) = children.get_mut(p)
-            {
-                *n = n.saturating_sub(1);
+            if let Some(p) = &layer.parent {
+                self.db.remove_child(p, &Child::Layer(c))?;
             }
             next = layer.parent;
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::container::error::{Error, Result};
-use crate::container::spec::{MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp};
+use crate::container::spec::{IdMapping, MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp};
 use crate::profile::Profile;
 
 /// Where the root filesystem comes from.
@@ -69,9 +69,17 @@ pub struct Container {
     pub(crate) readonly_rootfs: bool,
     pub(crate) cap_add: Vec<String>,
     pub(crate) cap_drop: Vec<String>,
+    pub(crate) capability_sets: Option<crate::container::CapabilitySets>,
     pub(crate) privileged: bool,
     pub(crate) seccomp: Seccomp,
     pub(crate) no_new_privileges: bool,
+    pub(crate) umask: Option<u32>,
+    pub(crate) extra_gids: Vec<u32>,
+    pub(crate) network_files: bool,
+    pub(crate) cgroup_namespace: bool,
+    pub(crate) join_namespaces: Vec<(String, PathBuf)>,
+    pub(crate) rootfs_propagation: Option<String>,
+    pub(crate) id_maps: Option<(Vec<IdMapping>, Vec<IdMapping>)>,
     pub(crate) rlimits: Vec<RlimitSpec>,
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) network: Network,
@@ -105,9 +113,17 @@ impl Container {
             readonly_rootfs: false,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            capability_sets: None,
             privileged: false,
             seccomp: Seccomp::Default,
             no_new_privileges: false,
+            umask: None,
+            extra_gids: Vec::new(),
+            network_files: true,
+            cgroup_namespace: false,
+            join_namespaces: Vec::new(),
+            rootfs_propagation: None,
+            id_maps: None,
             rlimits: Vec::new(),
             sysctls: Vec::new(),
             network: Network::None,
@@ -306,6 +322,25 @@ impl Container {
         self
     }
 
+    /// A mount with OCI options, applied as given after the profile's (an
+    /// OCI config's `mounts` entry): `kind` `bind` (or `none` with a
+    /// `bind`/`rbind` option) binds the host path `source`.
+    pub fn mount(
+        &mut self,
+        kind: impl Into<String>,
+        source: impl AsRef<Path>,
+        destination: impl AsRef<Path>,
+        options: Vec<String>,
+    ) -> &mut Container {
+        self.mounts.push(MountSpec::Oci {
+            destination: destination.as_ref().to_path_buf(),
+            kind: kind.into(),
+            source: source.as_ref().to_path_buf(),
+            options,
+        });
+        self
+    }
+
     /// `--tmpfs DST[:OPTIONS]` (options comma separated).
     pub fn tmpfs(&mut self, destination: impl AsRef<Path>, options: &str) -> &mut Container {
         self.mounts.push(MountSpec::Tmpfs {
@@ -337,6 +372,17 @@ impl Container {
         self
     }
 
+    /// The five capability sets exactly, as an OCI config gives them,
+    /// instead of the security profile's list (which gives bounding,
+    /// effective and permitted, with the latter two emptied for a
+    /// non-root user as docker does). They apply as given whatever the
+    /// user; [`Container::cap_add`] and [`Container::cap_drop`] still edit
+    /// bounding, effective and permitted.
+    pub fn capability_sets(&mut self, sets: crate::container::CapabilitySets) -> &mut Container {
+        self.capability_sets = Some(sets);
+        self
+    }
+
     /// `--privileged`: every capability, no masked or read-only paths, no
     /// seccomp filter, /sys and /proc/sys writable.
     pub fn privileged(&mut self, on: bool) -> &mut Container {
@@ -353,6 +399,67 @@ impl Container {
     /// `--security-opt no-new-privileges`.
     pub fn no_new_privileges(&mut self, on: bool) -> &mut Container {
         self.no_new_privileges = on;
+        self
+    }
+
+    /// A user namespace of its own with these uid and gid maps (an OCI
+    /// config's `linux.uidMappings`/`gidMappings`); both must be given.
+    pub fn user_namespace(
+        &mut self,
+        uid_map: Vec<IdMapping>,
+        gid_map: Vec<IdMapping>,
+    ) -> &mut Container {
+        self.id_maps = Some((uid_map, gid_map));
+        self
+    }
+
+    /// Bind the container's resolv.conf, hostname and hosts (made in its
+    /// state directory) over the rootfs's /etc, as docker does (default
+    /// on; an OCI runtime leaves that to the config's mounts).
+    pub fn network_files(&mut self, on: bool) -> &mut Container {
+        self.network_files = on;
+        self
+    }
+
+    /// The propagation of the container's `/` (OCI `rootfsPropagation`:
+    /// `private`, `shared`, `slave`, `unbindable`, each also with a
+    /// leading `r` for recursive). Checked by [`Container::resolve`].
+    pub fn rootfs_propagation(&mut self, propagation: impl Into<String>) -> &mut Container {
+        self.rootfs_propagation = Some(propagation.into());
+        self
+    }
+
+    /// Join the `ipc`, `uts` or `pid` namespace at `path` (a
+    /// `/proc/PID/ns/...` file or a bind of one) instead of making one
+    /// (`--ipc container:...`); another kind is refused by
+    /// [`Container::resolve`].
+    pub fn join_namespace(
+        &mut self,
+        kind: impl Into<String>,
+        path: impl AsRef<Path>,
+    ) -> &mut Container {
+        self.join_namespaces
+            .push((kind.into(), path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// A cgroup namespace of its own, rooted at the container's cgroup
+    /// (`--cgroupns private`).
+    pub fn cgroup_namespace(&mut self, on: bool) -> &mut Container {
+        self.cgroup_namespace = on;
+        self
+    }
+
+    /// The process's umask (an OCI config's `process.user.umask`).
+    pub fn umask(&mut self, mask: u32) -> &mut Container {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// `--group-add GID`: supplementary groups besides those the user has
+    /// in the rootfs's /etc/group.
+    pub fn group_add(&mut self, gid: u32) -> &mut Container {
+        self.extra_gids.push(gid);
         self
     }
 

@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use dunnage_namespaces::{
-    CapSet, Capabilities, Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio,
-};
+use dunnage_namespaces::{Command, Kind, Kinds, Mount, ProcessKnobs, Rlimit, Stdio};
 
 use crate::container::builder::StdioMode;
 use crate::container::error::{Error, Result, io_err};
@@ -115,19 +113,22 @@ fn compile(_text: &str, _cache: Option<&Path>) -> Result<Option<dunnage_namespac
 /// `containers` is the store's containers directory (for the seccomp
 /// cache).
 pub(crate) fn knobs(spec: &Spec, containers: &Path) -> Result<ProcessKnobs> {
-    let caps = CapSet::parse(&spec.capabilities)?;
+    let caps = spec.capabilities.to_kernel()?;
     let mut rlimits = Vec::new();
     for r in &spec.rlimits {
         rlimits.push(Rlimit::new(&r.name, r.soft, r.hard)?);
     }
     Ok(ProcessKnobs {
-        capabilities: Some(Capabilities::uniform(caps)),
-        keep_capabilities: false,
+        capabilities: Some(caps),
+        // The sets apply as given, also to a non-root user (the resolved
+        // spec already has docker's empty effective and permitted sets).
+        keep_capabilities: true,
         no_new_privileges: spec.no_new_privileges,
         rlimits,
         sysctls: spec.sysctls.clone(),
         additional_gids: Some(spec.additional_gids.clone()),
         seccomp: seccomp_program(spec, Some(&seccomp_cache::dir(containers)))?,
+        umask: spec.umask,
         ..ProcessKnobs::default()
     })
 }
@@ -146,6 +147,9 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
         })
         .collect();
     for name in ["resolv.conf", "hostname", "hosts"] {
+        if spec.no_network_files {
+            break;
+        }
         out.push(Mount::bind(
             dir.join(name),
             Path::new("/etc").join(name),
@@ -173,6 +177,17 @@ pub(crate) fn mounts(spec: &Spec, dir: &Path) -> Vec<Mount> {
                 opts.extend(options.iter().map(String::as_str));
                 out.push(Mount::new("tmpfs", destination, &opts));
             }
+            MountSpec::Oci {
+                destination,
+                kind,
+                source,
+                options,
+            } => out.push(Mount {
+                destination: destination.clone(),
+                fstype: kind.clone(),
+                source: source.clone(),
+                options: options.clone(),
+            }),
         }
     }
     out
@@ -187,6 +202,7 @@ fn device(n: &crate::profile::DeviceNode) -> Option<dunnage_namespaces::Device> 
     };
     let kind = match n.kind {
         crate::profile::DeviceType::Block => DeviceKind::Block,
+        crate::profile::DeviceType::Fifo => DeviceKind::Fifo,
         _ => DeviceKind::Char,
     };
     Some(Device {
@@ -230,7 +246,49 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     if spec.network.has_own_namespace() {
         k = k | Kind::Net;
     }
+    if !spec.uid_map.is_empty() {
+        k = k | Kind::User;
+    }
+    if spec.cgroup_namespace {
+        k = k | Kind::Cgroup;
+    }
+    for (name, _) in &spec.join_namespaces {
+        if let Some(kind) = joinable(name) {
+            k = k.without(kind);
+        }
+    }
     k
+}
+
+/// The kinds of namespace a container can join by path besides network.
+pub(crate) fn joinable(name: &str) -> Option<Kind> {
+    match name {
+        "ipc" => Some(Kind::Ipc),
+        "uts" => Some(Kind::Uts),
+        "pid" => Some(Kind::Pid),
+        _ => None,
+    }
+}
+
+/// OCI's propagation names: `shared`, `rshared`, `slave`, ...
+pub(crate) fn propagation(name: &str) -> Option<dunnage_namespaces::Propagation> {
+    use dunnage_namespaces::Propagation;
+    let (recursive, mode) = match name.strip_prefix('r') {
+        Some(rest) if rest.parse::<dunnage_namespaces::PropagationMode>().is_ok() => (true, rest),
+        _ => (false, name),
+    };
+    let mode = mode.parse().ok()?;
+    Some(if recursive {
+        Propagation::recursive(mode)
+    } else {
+        Propagation::single(mode)
+    })
+}
+
+fn id_map(map: &[crate::container::IdMapping]) -> Vec<dunnage_namespaces::IdMap> {
+    map.iter()
+        .map(|m| dunnage_namespaces::IdMap::new(m.container_id, m.host_id, m.size))
+        .collect()
 }
 
 /// The container's init, with the start gate, not yet spawned.
@@ -246,7 +304,6 @@ pub(crate) fn build(
         .env_clear()
         .current_dir(&spec.cwd)
         .namespaces(kinds(spec))
-        .hostname(&spec.hostname)
         .rootfs(rootfs)
         .readonly_rootfs(spec.readonly_rootfs)
         .mounts(mounts(spec, dir))
@@ -255,6 +312,13 @@ pub(crate) fn build(
         .gid(spec.gid)
         .start_gate(true)
         .process_knobs(knobs(spec, dir.parent().unwrap_or(dir))?);
+    if let Some(p) = spec.rootfs_propagation.as_deref().and_then(propagation) {
+        cmd.rootfs_propagation(p);
+    }
+    if !spec.uid_map.is_empty() {
+        cmd.uid_map(id_map(&spec.uid_map))
+            .gid_map(id_map(&spec.gid_map));
+    }
     for e in &spec.env {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),
@@ -280,6 +344,16 @@ pub(crate) fn build(
     }
     for p in &spec.readonly_paths {
         cmd.readonly_path(p);
+    }
+    // A joined uts namespace keeps its own hostname.
+    if !spec.join_namespaces.iter().any(|(name, _)| name == "uts") {
+        cmd.hostname(&spec.hostname);
+    }
+    for (name, path) in &spec.join_namespaces {
+        if let Some(kind) = joinable(name) {
+            let f = std::fs::File::open(path).map_err(io_err("open", path))?;
+            cmd.join_namespace(kind, f.into());
+        }
     }
     match &spec.network {
         Network::None | Network::Bridge { .. } => {

@@ -96,8 +96,9 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
 
 /// The device cgroup rules: the profile's (Docker's: deny all; allow
 /// null, zero, full, random, urandom, tty, console; deny 10:229), with
-/// runc's own allowances (mknod of any device, /dev/full, ptmx, the ptys,
-/// /dev/net/tun) after a leading deny-all, as runc adds them.
+/// runc's own allowances (mknod of any device, the default nodes, ptmx,
+/// the ptys, /dev/net/tun, the spec's device nodes) after a leading
+/// deny-all, as runc adds them.
 pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
     let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
         DeviceRule {
@@ -129,10 +130,32 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             rule(true, 'c', None, None, "m"),
             rule(true, 'b', None, None, "m"),
         ];
-        for (major, minor) in [(1, 7), (5, 2), (10, 200)] {
+        // The default nodes (null, zero, full, random, urandom, tty,
+        // console, ptmx) and /dev/net/tun.
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+            (10, 200),
+        ] {
             runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
         }
         runc.push(rule(true, 'c', Some(136), None, "rwm"));
+        // The spec's own device nodes.
+        for n in &spec.devices {
+            let kind = match n.kind {
+                crate::profile::DeviceType::Char => 'c',
+                crate::profile::DeviceType::Block => 'b',
+                _ => continue,
+            };
+            let num = |n: i64| u32::try_from(n).ok();
+            runc.push(rule(true, kind, num(n.major), num(n.minor), "rwm"));
+        }
         rules.splice(1..1, runc);
     }
     rules

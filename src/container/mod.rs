@@ -29,7 +29,8 @@
 
 pub mod attach;
 mod builder;
-mod command;
+mod capsets;
+pub(crate) mod command;
 mod create;
 pub mod error;
 mod handle;
@@ -45,10 +46,11 @@ pub mod user;
 
 pub use attach::Attach;
 pub use builder::{Container, StdioMode};
+pub use capsets::CapabilitySets;
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
 pub use ops::{ExecOptions, Process, read_json_log};
 pub use resolve::DEFAULT_PATH;
-pub use spec::{MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp, Spec, Status};
+pub use spec::{IdMapping, MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp, Spec, Status};
 pub use state::State;
 pub use store::{ContainerInfo, ContainerStore};

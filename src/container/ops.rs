@@ -46,6 +46,12 @@ pub struct ExecOptions {
     pub stdout: StdioMode,
     /// stderr (default null).
     pub stderr: StdioMode,
+    /// The five capability sets of the process (`--process` of an OCI
+    /// runtime), applied as given whatever the user. Default: the
+    /// container's, with effective and permitted emptied when `user`
+    /// switches to a non-root user, and set to the bounding set when it
+    /// switches to root from a user with none (as docker does).
+    pub capabilities: Option<crate::container::CapabilitySets>,
 }
 
 fn stdio(mode: StdioMode) -> Stdio {
@@ -151,6 +157,19 @@ impl ContainerHandle {
             spec.uid = resolved.uid;
             spec.gid = resolved.gid;
             spec.additional_gids = resolved.additional_gids;
+            let caps = &mut spec.capabilities;
+            if spec.uid != 0 {
+                caps.effective.clear();
+                caps.permitted.clear();
+                caps.ambient.clear();
+            } else if caps.effective.is_empty() && caps.permitted.is_empty() {
+                // Docker's root in a container of a non-root user.
+                caps.effective = caps.bounding.clone();
+                caps.permitted = caps.bounding.clone();
+            }
+        }
+        if let Some(caps) = &opts.capabilities {
+            spec.capabilities = caps.clone();
         }
         let mut env = spec.env.clone();
         for e in &opts.env {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use dunnage_image::{ImageConfig, RunOverrides, RunView};
 
+use crate::container::CapabilitySets;
 use crate::container::builder::{Container, Source};
 use crate::container::error::{Error, Result};
 use crate::container::spec::{Network, Seccomp, Spec};
@@ -46,19 +47,19 @@ fn cap_name(name: &str) -> String {
     }
 }
 
-/// Docker's capability arithmetic: start from the profile's (or every
-/// one when privileged), `--cap-drop ALL` empties it, then adds, then
-/// other drops.
-fn capabilities(c: &Container) -> Result<Vec<String>> {
+/// Docker's capability arithmetic: start from the profile's list (every
+/// capability when privileged) in bounding, effective and permitted, or
+/// from the caller's exact sets; `--cap-drop ALL` empties them, then adds,
+/// then other drops. A non-root user gets docker's empty effective and
+/// permitted sets unless the sets were given exactly.
+fn capabilities(c: &Container, uid: u32) -> Result<CapabilitySets> {
     // Every capability this process can hand on (its effective set), as
     // docker's --privileged gives the daemon's.
     let own = own_bounding_set();
-    let all = || {
-        (0..=dunnage_namespaces::caps::last_cap())
-            .filter(|c| own & (1u64 << c) != 0)
-            .filter_map(dunnage_namespaces::caps::capability_name)
-            .collect::<Vec<_>>()
-    };
+    let all: Vec<String> = (0..=dunnage_namespaces::caps::last_cap())
+        .filter(|c| own & (1u64 << c) != 0)
+        .filter_map(dunnage_namespaces::caps::capability_name)
+        .collect();
     let adds: Vec<String> = c.cap_add.iter().map(|s| cap_name(s)).collect();
     let drops: Vec<String> = c.cap_drop.iter().map(|s| cap_name(s)).collect();
     for name in adds.iter().chain(&drops) {
@@ -69,25 +70,21 @@ fn capabilities(c: &Container) -> Result<Vec<String>> {
             });
         }
     }
-    if c.privileged {
-        return Ok(all());
-    }
-    let mut caps: Vec<String> = if drops.iter().any(|d| d == "ALL") {
-        Vec::new()
-    } else {
-        c.profile.capabilities.iter().map(|s| cap_name(s)).collect()
-    };
-    if adds.iter().any(|a| a == "ALL") {
-        caps = all();
-    } else {
-        for a in &adds {
-            if !caps.contains(a) {
-                caps.push(a.clone());
-            }
+    let mut sets = match &c.capability_sets {
+        _ if c.privileged => CapabilitySets::uniform(all.clone()),
+        Some(exact) => exact.clone(),
+        None => {
+            CapabilitySets::uniform(c.profile.capabilities.iter().map(|s| cap_name(s)).collect())
         }
+    };
+    if !c.privileged {
+        sets.edit(&adds, &drops, &all);
     }
-    caps.retain(|cap| !drops.contains(cap) || adds.contains(cap));
-    Ok(caps)
+    if uid != 0 && c.capability_sets.is_none() {
+        sets.effective.clear();
+        sets.permitted.clear();
+    }
+    Ok(sets)
 }
 
 impl Container {
@@ -191,6 +188,45 @@ impl Container {
         for r in &self.rlimits {
             dunnage_namespaces::Rlimit::new(&r.name, r.soft, r.hard)?;
         }
+        for (kind, path) in &self.join_namespaces {
+            if crate::container::command::joinable(kind).is_none() || !path.is_absolute() {
+                return Err(Error::Invalid {
+                    what: "namespace to join",
+                    reason: format!(
+                        "{kind} at {}: only ipc, uts and pid namespaces, by absolute path",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        if let Some(p) = &self.rootfs_propagation
+            && crate::container::command::propagation(p).is_none()
+        {
+            return Err(Error::Invalid {
+                what: "rootfs propagation",
+                reason: format!(
+                    "{p:?} is not one of (r)private, (r)shared, (r)slave, (r)unbindable"
+                ),
+            });
+        }
+        if let Some((uids, gids)) = &self.id_maps {
+            for (what, map) in [("uid map", uids), ("gid map", gids)] {
+                let lines: Vec<_> = map
+                    .iter()
+                    .map(|m| dunnage_namespaces::IdMap::new(m.container_id, m.host_id, m.size))
+                    .collect();
+                if lines.is_empty() {
+                    return Err(Error::Invalid {
+                        what,
+                        reason: "a user namespace needs both maps".into(),
+                    });
+                }
+                dunnage_namespaces::idmap::validate(&lines).map_err(|e| Error::Invalid {
+                    what,
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         let mut resources = self.resources.clone();
         // Docker: swap defaults to as much again as the memory limit.
         if let (Some(m), None) = (resources.memory, resources.memory_swap) {
@@ -238,12 +274,20 @@ impl Container {
             user: view.user.clone(),
             uid: resolved.uid,
             gid: resolved.gid,
-            additional_gids: resolved.additional_gids,
+            additional_gids: {
+                let mut gids = resolved.additional_gids;
+                for g in &self.extra_gids {
+                    if !gids.contains(g) {
+                        gids.push(*g);
+                    }
+                }
+                gids
+            },
             hostname,
             stop_signal: view.stop_signal.clone(),
             tty: self.tty,
             open_stdin: self.open_stdin,
-            capabilities: capabilities(self)?,
+            capabilities: capabilities(self, resolved.uid)?,
             privileged: self.privileged,
             masked_paths: masked,
             readonly_paths: readonly,
@@ -261,6 +305,13 @@ impl Container {
                 (choice, _) => choice.clone(),
             },
             no_new_privileges: self.no_new_privileges,
+            umask: self.umask,
+            no_network_files: !self.network_files,
+            cgroup_namespace: self.cgroup_namespace,
+            join_namespaces: self.join_namespaces.clone(),
+            rootfs_propagation: self.rootfs_propagation.clone(),
+            uid_map: self.id_maps.clone().unwrap_or_default().0,
+            gid_map: self.id_maps.clone().unwrap_or_default().1,
             rlimits: self.rlimits.clone(),
             sysctls,
             device_rules: if self.privileged {

@@ -108,6 +108,30 @@ pub enum MountSpec {
         /// Mount options (`size=64m`, `mode=1777`, ...).
         options: Vec<String>,
     },
+    /// Any mount with OCI options, applied as given (an OCI config's
+    /// `mounts` entry: a bind with `nosuid`, a `proc`, ...).
+    Oci {
+        /// Where it appears in the container.
+        destination: PathBuf,
+        /// The filesystem type (`bind` or `none` for binds).
+        kind: String,
+        /// A host path for binds, else the name shown in the mount table.
+        source: PathBuf,
+        /// OCI mount options (`rbind`, `nosuid`, `ro`, `size=1m`, ...).
+        options: Vec<String>,
+    },
+}
+
+/// One line of a user namespace's uid or gid map: `size` ids from
+/// `container_id` in the container are ids from `host_id` on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    /// First id in the container.
+    pub container_id: u32,
+    /// First id on the host.
+    pub host_id: u32,
+    /// Number of ids.
+    pub size: u32,
 }
 
 /// A resource limit (`--ulimit nofile=1024:2048`).
@@ -128,6 +152,15 @@ pub struct ResourceLimits {
     pub memory: Option<u64>,
     /// `--memory-swap`: memory plus swap in bytes; -1 unlimited.
     pub memory_swap: Option<i64>,
+    /// `--memory-reservation`: the soft limit in bytes.
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
+    /// `--memory-swappiness` (0..=100; cgroup v1).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`.
+    #[serde(default)]
+    pub oom_kill_disable: Option<bool>,
     /// CPU quota in microseconds per `cpu_period` (`--cpus 1.5`: 150000
     /// per 100000).
     pub cpu_quota: Option<u64>,
@@ -156,6 +189,9 @@ impl ResourceLimits {
         if let Some(swap) = self.memory_swap {
             r.memory.swap = Some(Limit::from_i64("memory-swap", swap)?);
         }
+        r.memory.reservation = self.memory_reservation.map(Limit::Value);
+        r.memory.swappiness = self.memory_swappiness;
+        r.memory.disable_oom_killer = self.oom_kill_disable;
         if let Some(q) = self.cpu_quota {
             r.cpu.quota = Some(Limit::Value(q));
             r.cpu.period = Some(self.cpu_period.unwrap_or(100_000));
@@ -223,9 +259,10 @@ pub struct Spec {
     pub tty: bool,
     /// Keep stdin open (`-i`).
     pub open_stdin: bool,
-    /// The capabilities (bounding, effective, permitted), as names
-    /// `CAP_...`.
-    pub capabilities: Vec<String>,
+    /// The five capability sets of the process, applied as given whatever
+    /// the user (a stored spec's old single list reads as bounding =
+    /// effective = permitted).
+    pub capabilities: crate::container::CapabilitySets,
     /// Privileged (all capabilities, no masked or read-only paths, no
     /// seccomp, host devices).
     pub privileged: bool,
@@ -248,6 +285,32 @@ pub struct Spec {
     pub seccomp: Seccomp,
     /// `no_new_privs`.
     pub no_new_privileges: bool,
+    /// Do not bind the state directory's resolv.conf, hostname and hosts
+    /// over the rootfs's /etc (an OCI config's own mounts say what to bind).
+    #[serde(default)]
+    pub no_network_files: bool,
+    /// The propagation of the container's `/` after the pivot, as OCI's
+    /// `rootfsPropagation` names it (`shared`, `rslave`, ...; `None`:
+    /// private).
+    #[serde(default)]
+    pub rootfs_propagation: Option<String>,
+    /// Namespaces joined instead of made: `ipc`, `uts` or `pid`, and the
+    /// path of the namespace file (`/proc/PID/ns/ipc`).
+    #[serde(default)]
+    pub join_namespaces: Vec<(String, PathBuf)>,
+    /// A cgroup namespace of its own (rooted at the container's cgroup).
+    #[serde(default)]
+    pub cgroup_namespace: bool,
+    /// The uid map of the container's own user namespace (empty: no user
+    /// namespace).
+    #[serde(default)]
+    pub uid_map: Vec<IdMapping>,
+    /// Its gid map.
+    #[serde(default)]
+    pub gid_map: Vec<IdMapping>,
+    /// The process's umask (`None`: inherited, 022 in practice).
+    #[serde(default)]
+    pub umask: Option<u32>,
     /// Resource limits of the process.
     pub rlimits: Vec<RlimitSpec>,
     /// Namespaced sysctls.

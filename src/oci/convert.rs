@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::error::{Error, Result, Warning};
 use super::{OciConfig, fields};
-use crate::container::{Container, Network, ResourceLimits, Seccomp};
-use crate::profile::{DeviceRule, DeviceType, Profile};
+use crate::container::{Container, IdMapping, Network, ResourceLimits, Seccomp};
+use crate::profile::{DeviceRule, DeviceType};
 
 /// A config.json converted: the builder, and what the runtime applies
 /// itself (the builder has no knob for them).
@@ -97,13 +97,29 @@ impl OciConfig {
                 let short = name.strip_prefix("RLIMIT_").unwrap_or(&name);
                 c.rlimit(short.to_ascii_lowercase(), r.soft(), r.hard());
             }
-            c.security_profile_mut().capabilities = capabilities(&self.raw, p.user().uid())?;
+            let (sets, caps_warnings) = self
+                .raw
+                .get("process")
+                .map(super::process_capabilities)
+                .transpose()?
+                .flatten()
+                .unwrap_or_default();
+            // Unknown names were warned about at parse time.
+            warnings.extend(
+                caps_warnings
+                    .into_iter()
+                    .filter(|w| !matches!(w, Warning::UnknownCapability { .. })),
+            );
+            c.security_profile_mut().capabilities = sets.bounding.clone();
+            c.capability_sets(sets);
         }
         if let Some(h) = spec.hostname() {
             c.hostname(h.clone());
         }
-        let privileged_rules = devices(&self.raw)?.is_some();
-        mounts(&mut c, spec, privileged_rules, &mut warnings)?;
+        mounts(&mut c, spec, bundle)?;
+        // Only the config's binds and sysctls, as runc (not Docker's).
+        c.network_files(false);
+        c.security_profile_mut().network_sysctls.clear();
         let annotations: BTreeMap<String, String> = spec
             .annotations()
             .iter()
@@ -120,7 +136,31 @@ impl OciConfig {
             .linux()
             .as_ref()
             .ok_or_else(|| unsupported("linux", "missing: the Container needs its namespaces"))?;
-        namespaces(&mut c, linux)?;
+        namespaces(&mut c, linux, self.raw.get("linux").unwrap_or(&Value::Null))?;
+        if c.join_namespaces.iter().any(|(k, _)| k == "uts")
+            && spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        {
+            warnings.push(Warning::NoEffect {
+                field: "hostname",
+                reason: "the joined uts namespace keeps its own hostname",
+            });
+        }
+        if linux
+            .mount_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
+        {
+            if Path::new("/sys/fs/selinux/enforce").exists() {
+                return Err(unsupported(
+                    "linux.mountLabel",
+                    "SELinux labels are not applied by this runtime",
+                ));
+            }
+            warnings.push(Warning::NoEffect {
+                field: "linux.mountLabel",
+                reason: "SELinux is off on this host",
+            });
+        }
         c.security_profile_mut().masked_paths = linux.masked_paths().clone().unwrap_or_default();
         c.security_profile_mut().readonly_paths =
             linux.readonly_paths().clone().unwrap_or_default();
@@ -138,18 +178,18 @@ impl OciConfig {
             c.sysctl(k.clone(), v.clone());
         }
         match linux.rootfs_propagation().as_deref() {
-            None | Some("") | Some("private") | Some("rprivate") => {}
-            Some(other) => {
-                return Err(unsupported(
-                    "linux.rootfsPropagation",
-                    format!("{other:?}: only private and rprivate are supported"),
-                ));
+            None | Some("") => {}
+            Some(p) => {
+                if crate::container::command::propagation(p).is_none() {
+                    return Err(invalid(
+                        "linux.rootfsPropagation",
+                        format!("{p:?}: not a propagation"),
+                    ));
+                }
+                c.rootfs_propagation(p);
             }
         }
-        if let Some(rule) = devices(&self.raw)? {
-            check_privileged(&c, rule)?;
-            c.privileged(true);
-        }
+        devices(&mut c, &self.raw)?;
         if let Some(path) = linux.cgroups_path() {
             let s = path.to_string_lossy();
             let parent = s.trim_start_matches('/').rsplit_once('/').map(|(p, _)| p);
@@ -159,7 +199,7 @@ impl OciConfig {
             cgroups_path = Some(path.clone());
         }
         if let Some(r) = linux.resources() {
-            c.resources(resources(r)?);
+            c.resources(resources(r, &mut warnings)?);
         }
         container_defaults(&c, &mut warnings);
         c.check()
@@ -178,138 +218,58 @@ impl OciConfig {
 
 fn user(c: &mut Container, u: &oci_spec::runtime::User) -> Result<()> {
     c.user(format!("{}:{}", u.uid(), u.gid()));
-    if let Some(m) = u.umask()
-        && m != 0o022
-    {
-        return Err(unsupported(
-            "process.user.umask",
-            format!("{m:#o}: only 0o022 (the default) is supported"),
-        ));
+    if let Some(m) = u.umask() {
+        if m > 0o777 {
+            return Err(invalid(
+                "process.user.umask",
+                format!("{m:#o} is not a umask"),
+            ));
+        }
+        c.umask(m);
     }
-    // Docker lists the primary group; more groups than that cannot be
-    // given to the builder (it reads them from the rootfs's /etc/group).
-    if let Some(g) = u.additional_gids()
-        && g.iter().any(|g| *g != u.gid())
-    {
-        return Err(unsupported(
-            "process.user.additionalGids",
-            "groups besides the primary one come from the rootfs's /etc/group",
-        ));
+    // Added to the groups the user has in the rootfs's /etc/group, as runc does.
+    for g in u.additional_gids().iter().flatten() {
+        c.group_add(*g);
     }
     Ok(())
 }
 
-/// The capability names of one set, in the document's order, known ones
-/// only (unknown ones were warned about at parse time).
-fn cap_set(raw: &Value, set: &str) -> Vec<String> {
-    raw.pointer(&format!("/process/capabilities/{set}"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|s| dunnage_namespaces::caps::capability_number(s).is_some())
-        .map(str::to_string)
-        .collect()
-}
-
-fn capabilities(raw: &Value, uid: u32) -> Result<Vec<String>> {
-    let bounding = cap_set(raw, "bounding");
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v.dedup();
-        v
-    };
-    let b = sorted(bounding.clone());
-    for set in ["effective", "permitted"] {
-        let s = sorted(cap_set(raw, set));
-        // Docker empties these for a non-root user, keeping the bounding
-        // set: the Container does the same.
-        if s != b && !(uid != 0 && s.is_empty()) {
-            return Err(unsupported(
-                format!("process.capabilities.{set}"),
-                "must equal the bounding set (the Container gives one set)",
-            ));
-        }
-    }
-    for set in ["inheritable", "ambient"] {
-        if !cap_set(raw, set).is_empty() {
-            return Err(unsupported(
-                format!("process.capabilities.{set}"),
-                "must be empty",
-            ));
-        }
-    }
-    Ok(bounding)
-}
-
-fn mounts(
-    c: &mut Container,
-    spec: &Spec,
-    privileged: bool,
-    warnings: &mut Vec<Warning>,
-) -> Result<()> {
-    let profile = if privileged {
-        Profile::privileged()
-    } else {
-        Profile::docker()
-    };
+/// `mounts`: every entry in order, with its options as given (runc's
+/// semantics); the profile's own mount list is not used.
+fn mounts(c: &mut Container, spec: &Spec, bundle: &Path) -> Result<()> {
+    c.security_profile_mut().mounts.clear();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
         let kind = m.typ().as_deref().unwrap_or("");
         let options: Vec<String> = m.options().clone().unwrap_or_default();
         let is_bind = kind == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
-        if let Some(pm) = profile
-            .mounts
-            .iter()
-            .find(|pm| Path::new(&pm.destination) == dest && pm.kind == kind)
-        {
-            if pm.options != options {
-                warnings.push(Warning::MountOptions {
-                    field,
-                    used: pm.options.clone(),
-                });
-            }
-            continue;
-        }
         if !dest.is_absolute() {
             return Err(invalid(format!("{field}.destination"), "not absolute"));
         }
+        let source = m.source().clone().unwrap_or_else(|| PathBuf::from(kind));
         if is_bind {
-            let mut readonly = false;
-            for o in &options {
-                match o.as_str() {
-                    "bind" | "rbind" | "rprivate" | "private" | "rw" => {}
-                    "ro" => readonly = true,
-                    other => {
-                        return Err(unsupported(
-                            format!("{field}.options"),
-                            format!("{other:?} on a bind mount"),
-                        ));
-                    }
-                }
+            if m.source().is_none() {
+                return Err(invalid(format!("{field}.source"), "missing"));
             }
-            let source = m
-                .source()
-                .as_ref()
-                .ok_or_else(|| invalid(format!("{field}.source"), "missing"))?;
-            c.bind(source, dest, readonly);
-        } else if kind == "tmpfs" {
-            c.tmpfs(dest, &options.join(","));
+            // A relative source is relative to the bundle, as in runc.
+            let source = bundle.join(&source);
+            c.mount(kind, &source, dest, options);
+        } else if kind.is_empty() {
+            return Err(invalid(format!("{field}.type"), "missing"));
         } else {
-            return Err(unsupported(
-                format!("{field}.type"),
-                format!(
-                    "{kind:?} at {}: only bind, tmpfs and the profile's mounts",
-                    dest.display()
-                ),
-            ));
+            // Flags and data as given; the kernel judges the type.
+            c.mount(kind, &source, dest, options);
         }
     }
     Ok(())
 }
 
-fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()> {
+fn namespaces(
+    c: &mut Container,
+    linux: &oci_spec::runtime::Linux,
+    linux_raw: &Value,
+) -> Result<()> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut network = Network::Host;
     for want in [
@@ -338,11 +298,51 @@ fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()>
                 | LinuxNamespaceType::Ipc,
                 None,
             ) => {}
+            (LinuxNamespaceType::Ipc, Some(p)) => {
+                c.join_namespace("ipc", p);
+            }
+            (LinuxNamespaceType::Uts, Some(p)) => {
+                c.join_namespace("uts", p);
+            }
+            (LinuxNamespaceType::Pid, Some(p)) => {
+                c.join_namespace("pid", p);
+            }
             (_, Some(_)) => {
                 return Err(unsupported(
                     format!("linux.namespaces[{i}].path"),
-                    "only a network namespace can be joined",
+                    "only network, ipc, uts and pid namespaces can be joined",
                 ));
+            }
+            (LinuxNamespaceType::Cgroup, None) => {
+                c.cgroup_namespace(true);
+            }
+            (LinuxNamespaceType::User, None) => {
+                let maps = |key: &str| -> Result<Vec<IdMapping>> {
+                    let field = format!("linux.{key}");
+                    let list = match linux_raw.get(key) {
+                        Some(Value::Array(list)) if !list.is_empty() => list,
+                        _ => return Err(invalid(&field, "a user namespace needs both maps")),
+                    };
+                    list.iter()
+                        .enumerate()
+                        .map(|(j, m)| {
+                            let n = |k: &str| {
+                                m.get(k)
+                                    .and_then(Value::as_u64)
+                                    .and_then(|n| u32::try_from(n).ok())
+                                    .ok_or_else(|| {
+                                        invalid(format!("{field}[{j}].{k}"), "not a 32-bit id")
+                                    })
+                            };
+                            Ok(IdMapping {
+                                container_id: n("containerID")?,
+                                host_id: n("hostID")?,
+                                size: n("size")?,
+                            })
+                        })
+                        .collect()
+                };
+                c.user_namespace(maps("uidMappings")?, maps("gidMappings")?);
             }
             (t, None) => {
                 return Err(unsupported(
@@ -352,35 +352,84 @@ fn namespaces(c: &mut Container, linux: &oci_spec::runtime::Linux) -> Result<()>
             }
         }
     }
+    let has_user = list.iter().any(|n| n.typ() == LinuxNamespaceType::User);
+    for key in ["uidMappings", "gidMappings"] {
+        let set = linux_raw
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+        if set && !has_user {
+            return Err(invalid(
+                format!("linux.{key}"),
+                "set without a user namespace in linux.namespaces",
+            ));
+        }
+    }
     c.network(network);
     Ok(())
 }
 
-/// `linux.devices` and `linux.resources.devices`: nothing beyond what
-/// the Container gives (Docker's nodes, and rules within Docker's).
-/// Returns the index of an allow-all rule (privileged mode), if any.
-fn devices(raw: &Value) -> Result<Option<usize>> {
-    let profile = Profile::docker();
+/// `linux.devices` (made besides the runtime's defaults, a config's entry
+/// replacing a default of the same path) and `linux.resources.devices`
+/// (the device cgroup rules, in order, instead of the profile's).
+fn devices(c: &mut Container, raw: &Value) -> Result<()> {
     let nodes = raw.pointer("/linux/devices").and_then(Value::as_array);
+    let mut made = Vec::new();
     for (i, d) in nodes.into_iter().flatten().enumerate() {
+        let field = format!("linux.devices[{i}]");
         let path = d.get("path").and_then(Value::as_str).unwrap_or("");
-        let major = d.get("major").and_then(Value::as_i64);
-        let minor = d.get("minor").and_then(Value::as_i64);
-        if !profile
-            .devices
-            .iter()
-            .any(|n| n.path == path && Some(n.major) == major && Some(n.minor) == minor)
-        {
-            return Err(unsupported(
-                format!("linux.devices[{i}]"),
-                format!("{path:?}: only Docker's default device nodes are made"),
-            ));
+        if !path.starts_with('/') {
+            return Err(invalid(format!("{field}.path"), "not an absolute path"));
         }
+        let kind = match d.get("type").and_then(Value::as_str) {
+            Some("c" | "u") => DeviceType::Char,
+            Some("b") => DeviceType::Block,
+            Some("p") => DeviceType::Fifo,
+            _ => return Err(invalid(format!("{field}.type"), "not one of c, u, b, p")),
+        };
+        let number = |key: &str| -> Result<i64> {
+            match d.get(key) {
+                None | Some(Value::Null) if kind == DeviceType::Fifo => Ok(0),
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| u32::try_from(*n).is_ok())
+                    .ok_or_else(|| invalid(format!("{field}.{key}"), "not a device number")),
+                None => Err(invalid(format!("{field}.{key}"), "missing")),
+            }
+        };
+        let id = |key: &str| -> Result<u32> {
+            match d.get(key) {
+                None | Some(Value::Null) => Ok(0),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| invalid(format!("{field}.{key}"), "not a uid/gid")),
+            }
+        };
+        let file_mode = match d.get("fileMode") {
+            None | Some(Value::Null) => 0o666,
+            Some(v) => v
+                .as_u64()
+                .filter(|m| *m <= 0o7777)
+                .and_then(|m| u32::try_from(m).ok())
+                .ok_or_else(|| invalid(format!("{field}.fileMode"), "not a permission mode"))?,
+        };
+        let mut node = crate::profile::DeviceNode::char(path, number("major")?, number("minor")?);
+        node.kind = kind;
+        node.file_mode = file_mode;
+        node.uid = id("uid")?;
+        node.gid = id("gid")?;
+        made.push(node);
+    }
+    let profile = c.security_profile_mut();
+    for node in made {
+        profile.devices.retain(|n| n.path != node.path);
+        profile.devices.push(node);
     }
     let rules = raw
         .pointer("/linux/resources/devices")
         .and_then(Value::as_array);
-    let mut allow_all = None;
+    let mut out = Vec::new();
     for (i, r) in rules.into_iter().flatten().enumerate() {
         let field = format!("linux.resources.devices[{i}]");
         let mut rule: DeviceRule =
@@ -388,47 +437,48 @@ fn devices(raw: &Value) -> Result<Option<usize>> {
         if rule.kind == Some(DeviceType::All) {
             rule.kind = None;
         }
-        if rule == DeviceRule::allow_all() {
-            allow_all = Some(i);
-            continue;
+        if rule.kind == Some(DeviceType::Fifo) {
+            return Err(invalid(format!("{field}.type"), "not one of a, c, b"));
         }
-        if !rule.allow || profile.device_rules.contains(&rule) {
-            continue;
+        if rule.access.is_empty() {
+            rule.access = "rwm".into();
         }
-        return Err(unsupported(
-            field,
-            "allows a device beyond Docker's default rules",
-        ));
+        if !rule.access.chars().all(|ch| "rwm".contains(ch)) {
+            return Err(invalid(format!("{field}.access"), "not some of r, w, m"));
+        }
+        out.push(rule);
     }
-    Ok(allow_all)
+    if rules.is_some() {
+        profile.device_rules = out;
+    }
+    Ok(())
 }
 
-/// An allow-all device rule is privileged mode, which the Container only
-/// has as a whole: every capability, no seccomp, nothing masked.
-fn check_privileged(c: &Container, rule: usize) -> Result<()> {
-    let field = format!("linux.resources.devices[{rule}]");
-    let mut caps = c.profile.capabilities.clone();
-    caps.sort();
-    caps.dedup();
-    let all = caps.len() == crate::profile::ALL_CAPABILITIES.len();
-    let unconfined = c.seccomp == Seccomp::Unconfined;
-    let unmasked = c.profile.masked_paths.is_empty() && c.profile.readonly_paths.is_empty();
-    if all && unconfined && unmasked {
-        Ok(())
-    } else {
-        Err(unsupported(
-            field,
-            "allowing every device is privileged mode, which also needs every capability, \
-             no seccomp and no masked or read-only paths",
-        ))
-    }
-}
-
-fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {
+fn resources(
+    r: &oci_spec::runtime::LinuxResources,
+    warnings: &mut Vec<Warning>,
+) -> Result<ResourceLimits> {
     let mut out = ResourceLimits::default();
     if let Some(m) = r.memory() {
         out.memory = m.limit().filter(|l| *l > 0).map(|l| l.unsigned_abs());
         out.memory_swap = m.swap().filter(|s| *s != 0);
+        out.memory_reservation = m.reservation().filter(|l| *l > 0).map(|l| l.unsigned_abs());
+        out.memory_swappiness = m.swappiness();
+        out.oom_kill_disable = m.disable_oom_killer().filter(|d| *d);
+        // runc 1.1 skips both on this kernel (kmem accounting is no longer
+        // limitable since Linux 6.1): a warning, as runc's.
+        if m.kernel().is_some() {
+            warnings.push(Warning::NoEffect {
+                field: "linux.resources.memory.kernel",
+                reason: "kernel memory limits are gone from Linux (runc skips them too)",
+            });
+        }
+        if m.kernel_tcp().is_some() {
+            warnings.push(Warning::NoEffect {
+                field: "linux.resources.memory.kernelTCP",
+                reason: "not applied (runc skips it too)",
+            });
+        }
     }
     if let Some(cpu) = r.cpu() {
         out.cpu_shares = cpu.shares().filter(|s| *s > 0);
@@ -461,16 +511,6 @@ fn resources(r: &oci_spec::runtime::LinuxResources) -> Result<ResourceLimits> {
 
 /// Warn about Docker's defaults the Container adds on its own.
 fn container_defaults(c: &Container, warnings: &mut Vec<Warning>) {
-    if c.network == Network::None {
-        for (k, v) in crate::profile::DOCKER_SYSCTLS {
-            if !c.sysctls.iter().any(|(name, _)| name == k) {
-                warnings.push(Warning::ContainerDefault {
-                    field: "linux.sysctl",
-                    added: format!("{k}={v}"),
-                });
-            }
-        }
-    }
     if let (Some(m), None) = (c.resources.memory, c.resources.memory_swap) {
         warnings.push(Warning::ContainerDefault {
             field: "linux.resources.memory.swap",

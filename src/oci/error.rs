@@ -62,6 +62,22 @@ pub enum Warning {
         /// The name as written.
         name: String,
     },
+    /// An ambient capability outside the permitted or inheritable set: the
+    /// kernel cannot raise it, so it is left out (runc warns too).
+    AmbientNotRaised {
+        /// The name.
+        name: String,
+        /// The set it is missing from (`permitted` or `inheritable`).
+        missing_from: &'static str,
+    },
+    /// A field that has no effect on this host (an SELinux label where
+    /// SELinux is off, as crun treats it).
+    NoEffect {
+        /// Its JSON path.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A field the OCI runtime spec (1.2) does not define: kept in the
     /// document, not used.
     UnknownField {
@@ -93,6 +109,13 @@ impl std::fmt::Display for Warning {
             Warning::UnknownCapability { set, name } => {
                 write!(f, "unknown capability {name:?} in {set}: ignored")
             }
+            Warning::AmbientNotRaised { name, missing_from } => {
+                write!(
+                    f,
+                    "ambient capability {name} is not {missing_from}: not raised"
+                )
+            }
+            Warning::NoEffect { field, reason } => write!(f, "{field}: no effect: {reason}"),
             Warning::UnknownField { field } => {
                 write!(f, "unknown field {field}: kept, not used")
             }

@@ -21,7 +21,6 @@ use Status::{Honoured, Object, Refused};
 const NO_MAC: &str = "this host has neither AppArmor nor SELinux";
 const WINDOWS: &str = "a Windows field";
 const NOT_YET: &str = "the Container builder does not have this knob";
-const NO_USERNS: &str = "user namespaces are not supported by the Container yet";
 
 /// Every field of the OCI runtime spec 1.2 for Linux, by JSON path.
 pub(super) const FIELDS: &[(&str, Status)] = &[
@@ -69,8 +68,8 @@ pub(super) const FIELDS: &[(&str, Status)] = &[
     ("annotations", Honoured),
     ("linux", Object),
     ("linux.namespaces", Honoured),
-    ("linux.uidMappings", Refused(NO_USERNS)),
-    ("linux.gidMappings", Refused(NO_USERNS)),
+    ("linux.uidMappings", Honoured),
+    ("linux.gidMappings", Honoured),
     ("linux.devices", Honoured),
     ("linux.netDevices", Refused(NOT_YET)),
     ("linux.cgroupsPath", Honoured),
@@ -79,7 +78,7 @@ pub(super) const FIELDS: &[(&str, Status)] = &[
     ("linux.rootfsPropagation", Honoured),
     ("linux.maskedPaths", Honoured),
     ("linux.readonlyPaths", Honoured),
-    ("linux.mountLabel", Refused(NO_MAC)),
+    ("linux.mountLabel", Honoured),
     (
         "linux.intelRdt",
         Refused("Intel RDT (resctrl) is not supported"),
@@ -95,14 +94,11 @@ pub(super) const FIELDS: &[(&str, Status)] = &[
     ("linux.resources.memory", Object),
     ("linux.resources.memory.limit", Honoured),
     ("linux.resources.memory.swap", Honoured),
-    ("linux.resources.memory.disableOOMKiller", Refused(NOT_YET)),
-    ("linux.resources.memory.reservation", Refused(NOT_YET)),
-    (
-        "linux.resources.memory.kernel",
-        Refused("kernel memory limits are gone from Linux"),
-    ),
-    ("linux.resources.memory.kernelTCP", Refused(NOT_YET)),
-    ("linux.resources.memory.swappiness", Refused(NOT_YET)),
+    ("linux.resources.memory.disableOOMKiller", Honoured),
+    ("linux.resources.memory.reservation", Honoured),
+    ("linux.resources.memory.kernel", Honoured),
+    ("linux.resources.memory.kernelTCP", Honoured),
+    ("linux.resources.memory.swappiness", Honoured),
     ("linux.resources.memory.useHierarchy", Refused(NOT_YET)),
     ("linux.resources.memory.checkBeforeUpdate", Refused(NOT_YET)),
     ("linux.resources.cpu", Object),

@@ -39,6 +39,81 @@ pub fn convert_bytes(bytes: &[u8], bundle: &Path) -> Result<Converted> {
     OciConfig::from_bytes(bytes)?.to_container(bundle)
 }
 
+/// The five capability sets of a runtime-spec `process` object (a
+/// config's `process`, or an exec's `process.json`); a missing set is
+/// empty. Unknown names are left out with a warning each, as runc does,
+/// and so are ambient names the kernel cannot raise (outside permitted or
+/// inheritable);
+/// a set that is not an array of strings is [`Error::Invalid`]. `None`
+/// when the object has no `capabilities`.
+pub fn process_capabilities(
+    process: &serde_json::Value,
+) -> Result<Option<(crate::container::CapabilitySets, Vec<Warning>)>> {
+    let caps = match process.get("capabilities") {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Object(caps)) => caps,
+        Some(_) => {
+            return Err(Error::Invalid {
+                field: "process.capabilities".into(),
+                reason: "not an object".into(),
+            });
+        }
+    };
+    let mut warnings = Vec::new();
+    let mut sets = crate::container::CapabilitySets::default();
+    for set in CAP_SETS {
+        let field = || format!("process.capabilities.{set}");
+        let list = match caps.get(set) {
+            None | Some(serde_json::Value::Null) => continue,
+            Some(serde_json::Value::Array(list)) => list,
+            Some(_) => {
+                return Err(Error::Invalid {
+                    field: field(),
+                    reason: "not an array".into(),
+                });
+            }
+        };
+        let mut names = Vec::new();
+        for (i, name) in list.iter().enumerate() {
+            let name = name.as_str().ok_or_else(|| Error::Invalid {
+                field: format!("{}[{i}]", field()),
+                reason: "not a string".into(),
+            })?;
+            if dunnage_namespaces::caps::capability_number(name).is_some() {
+                names.push(name.to_string());
+            } else {
+                warnings.push(Warning::UnknownCapability {
+                    set,
+                    name: name.to_string(),
+                });
+            }
+        }
+        *match set {
+            "bounding" => &mut sets.bounding,
+            "effective" => &mut sets.effective,
+            "permitted" => &mut sets.permitted,
+            "inheritable" => &mut sets.inheritable,
+            _ => &mut sets.ambient,
+        } = names;
+    }
+    let (permitted, inheritable) = (&sets.permitted, &sets.inheritable);
+    sets.ambient.retain(|name| {
+        let missing_from = if !permitted.contains(name) {
+            "permitted"
+        } else if !inheritable.contains(name) {
+            "inheritable"
+        } else {
+            return true;
+        };
+        warnings.push(Warning::AmbientNotRaised {
+            name: name.clone(),
+            missing_from,
+        });
+        false
+    });
+    Ok(Some((sets, warnings)))
+}
+
 /// A parsed config.json.
 #[derive(Clone, Debug)]
 pub struct OciConfig {

@@ -62,40 +62,54 @@ fn docker_config_converts() {
     };
     let s: Value = serde_json::from_str(text).unwrap();
     assert_eq!(Some(s), crate::profile::Profile::docker().seccomp);
-    // resolv.conf, hostname, hosts: binds; the profile's mounts are the
-    // Container's own.
-    assert_eq!(c.mounts.len(), 3);
+    // Every mount of the config, in order, with its options as given (as
+    // runc mounts them); the profile's list is not used.
+    let v = docker_value();
+    assert_eq!(c.mounts.len(), v["mounts"].as_array().unwrap().len());
+    assert!(c.profile.mounts.is_empty());
     assert!(
-        matches!(&c.mounts[0], MountSpec::Bind { destination, readonly: false, .. }
-        if destination == Path::new("/etc/resolv.conf"))
+        matches!(&c.mounts[0], MountSpec::Oci { destination, kind, .. }
+        if destination == Path::new("/proc") && kind == "proc")
     );
+    let resolv = c.mounts.iter().find_map(|m| match m {
+        MountSpec::Oci {
+            destination,
+            source,
+            options,
+            ..
+        } if destination == Path::new("/etc/resolv.conf") => Some((source, options)),
+        _ => None,
+    });
+    let (source, options) = resolv.unwrap();
+    assert!(source.is_absolute());
+    assert!(options.contains(&"rbind".to_string()));
     assert_eq!(out.hooks.prestart().as_ref().map(Vec::len), Some(1));
     assert_eq!(out.oom_score_adj, Some(0));
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
 
 #[test]
-fn podman_config_parses_and_refuses_its_shm_bind_flags() {
+fn podman_config_converts_with_its_bind_flags() {
     let cfg = OciConfig::from_bytes(PODMAN.as_bytes()).unwrap();
     assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
     assert!(cfg.spec().linux().as_ref().unwrap().seccomp().is_some());
-    // Podman binds /dev/shm with nosuid,noexec,nodev: the builder's bind
-    // has no such flags, so this is refused, naming the field.
+    // Podman binds /dev/shm with nosuid,noexec,nodev: kept as given.
     let v: Value = serde_json::from_str(PODMAN).unwrap();
     assert_eq!(v["mounts"][6]["destination"], "/dev/shm");
-    assert_eq!(refused_field(&v), "mounts[6].options");
-    // Without that mount, the rest converts: umask 0022, pids limit,
-    // deny-all device rule, the cgroup mount's options (a warning).
-    let mut v = v;
-    v["mounts"].as_array_mut().unwrap().remove(6);
     let out = convert(&v).unwrap();
+    let shm = out.container.mounts.iter().find_map(|m| match m {
+        MountSpec::Oci {
+            destination,
+            options,
+            ..
+        } if destination == Path::new("/dev/shm") => Some(options.clone()),
+        _ => None,
+    });
+    assert!(shm.unwrap().contains(&"nosuid".to_string()));
+    // umask 0022, pids limit, deny-all device rule.
+    assert_eq!(out.container.umask, Some(0o022));
     assert_eq!(out.container.resources.pids_limit, Some(2048));
     assert_eq!(out.container.cgroup_parent, "libpod_parent");
-    assert!(
-        out.warnings
-            .iter()
-            .any(|w| matches!(w, Warning::MountOptions { .. }))
-    );
     assert_eq!(out.annotations["io.container.manager"], "libpod");
 }
 
@@ -148,6 +162,73 @@ fn unknown_capability_is_a_warning() {
         OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()),
         Err(Error::Json { .. })
     ));
+}
+
+#[test]
+fn each_capability_set_is_kept() {
+    let mut v = docker_value();
+    let caps = json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"],
+        "effective": ["CAP_KILL"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN"],
+        "inheritable": ["CAP_CHOWN", "CAP_KILL"],
+        "ambient": ["CAP_CHOWN", "CAP_NOT_YET", "CAP_NET_RAW"]
+    });
+    v["process"]["capabilities"] = caps.clone();
+    v["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let cfg = OciConfig::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert!(cfg.warnings().contains(&Warning::UnknownCapability {
+        set: "ambient",
+        name: "CAP_NOT_YET".into()
+    }));
+    let out = cfg.to_container(Path::new("/b")).unwrap();
+    let sets = out.container.capability_sets.clone().unwrap();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        sets.bounding,
+        names(&["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"])
+    );
+    assert_eq!(sets.effective, names(&["CAP_KILL"]));
+    assert_eq!(sets.permitted, names(&["CAP_KILL", "CAP_CHOWN"]));
+    assert_eq!(sets.inheritable, names(&["CAP_CHOWN", "CAP_KILL"]));
+    assert_eq!(sets.ambient, names(&["CAP_CHOWN"]));
+    // A missing set is empty; no capabilities at all: none.
+    v["process"]["capabilities"] = json!({"bounding": ["CAP_KILL"]});
+    let sets = convert(&v).unwrap().container.capability_sets.unwrap();
+    assert!(sets.effective.is_empty() && sets.ambient.is_empty());
+    v["process"].as_object_mut().unwrap().remove("capabilities");
+    let sets = convert(&v).unwrap().container.capability_sets.unwrap();
+    assert_eq!(sets, crate::container::CapabilitySets::default());
+    // An exec's process.json: the same reading, type errors named.
+    let p = json!({"capabilities": caps});
+    let (sets, warnings) = crate::oci::process_capabilities(&p).unwrap().unwrap();
+    assert_eq!(sets.ambient, names(&["CAP_CHOWN"]));
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings.contains(&Warning::AmbientNotRaised {
+        name: "CAP_NET_RAW".into(),
+        missing_from: "permitted"
+    }));
+    assert!(
+        crate::oci::process_capabilities(&json!({}))
+            .unwrap()
+            .is_none()
+    );
+    for (bad, field) in [
+        (json!({"capabilities": 5}), "process.capabilities"),
+        (
+            json!({"capabilities": {"ambient": "CAP_KILL"}}),
+            "process.capabilities.ambient",
+        ),
+        (
+            json!({"capabilities": {"bounding": [5]}}),
+            "process.capabilities.bounding[0]",
+        ),
+    ] {
+        match crate::oci::process_capabilities(&bad) {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -243,14 +324,6 @@ fn every_refused_field_is_named() {
 #[test]
 fn refused_end_to_end() {
     let cases: Vec<(&str, Value)> = vec![
-        (
-            "linux.uidMappings",
-            json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
-        ),
-        (
-            "linux.mountLabel",
-            json!("system_u:object_r:container_file_t:s0"),
-        ),
         ("linux.intelRdt", json!({"closID": "x"})),
         ("linux.personality", json!({"domain": "LINUX32"})),
     ];
@@ -259,6 +332,19 @@ fn refused_end_to_end() {
         let key = field.strip_prefix("linux.").unwrap();
         v["linux"][key] = value;
         assert_eq!(refused_field(&v), field);
+    }
+    // A mount label without SELinux has no effect (crun's reading).
+    if !Path::new("/sys/fs/selinux/enforce").exists() {
+        let mut v = docker_value();
+        v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+        let w = convert(&v).unwrap().warnings;
+        assert!(w.iter().any(|w| matches!(
+            w,
+            Warning::NoEffect {
+                field: "linux.mountLabel",
+                ..
+            }
+        )));
     }
     let mut v = docker_value();
     v["process"]["apparmorProfile"] = json!("docker-default");
@@ -270,38 +356,74 @@ fn refused_end_to_end() {
     v["domainname"] = json!("example.org");
     assert_eq!(refused_field(&v), "domainname");
     let mut v = docker_value();
+    // A user namespace takes both maps; maps need the namespace.
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "user"}]);
-    assert_eq!(refused_field(&v), "linux.namespaces[4]");
+    assert_eq!(invalid_field(&v), "linux.uidMappings");
+    v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 2000}]);
+    assert_eq!(invalid_field(&v), "linux.gidMappings");
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": -1}]);
+    assert!(convert(&v).is_err());
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 3000}]);
+    let c = convert(&v).unwrap().container;
+    let (uids, gids) = c.id_maps.clone().unwrap();
+    assert_eq!(
+        (uids[0].host_id, uids[0].size, gids[0].size),
+        (1000, 2000, 3000)
+    );
+    v["linux"]["namespaces"].as_array_mut().unwrap().pop();
+    assert_eq!(invalid_field(&v), "linux.uidMappings");
+    // A cgroup namespace of its own.
+    let mut v = docker_value();
+    assert!(!convert(&v).unwrap().container.cgroup_namespace);
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    assert!(convert(&v).unwrap().container.cgroup_namespace);
     let mut v = docker_value();
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
     assert_eq!(refused_field(&v), "linux.namespaces");
     let mut v = docker_value();
+    // ipc, uts and pid are joined by path; mount is not.
     v["linux"]["namespaces"][3] = json!({"type": "pid", "path": "/proc/1/ns/pid"});
-    assert_eq!(refused_field(&v), "linux.namespaces[3].path");
-    let mut v = docker_value();
-    v["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
-    assert_eq!(refused_field(&v), "process.capabilities.ambient");
-    let mut v = docker_value();
-    v["process"]["capabilities"]["effective"] = json!(["CAP_KILL"]);
-    assert_eq!(refused_field(&v), "process.capabilities.effective");
+    v["linux"]["namespaces"][2] = json!({"type": "uts", "path": "/proc/1/ns/uts"});
+    let out = convert(&v).unwrap();
+    assert_eq!(out.container.join_namespaces.len(), 2);
+    assert!(out.warnings.iter().any(|w| matches!(
+        w,
+        Warning::NoEffect {
+            field: "hostname",
+            ..
+        }
+    )));
+    v["linux"]["namespaces"][0] = json!({"type": "mount", "path": "/proc/1/ns/mnt"});
+    assert_eq!(refused_field(&v), "linux.namespaces[0].path");
     let mut v = docker_value();
     v["process"]["user"]["umask"] = json!(0o077);
-    assert_eq!(refused_field(&v), "process.user.umask");
-    let mut v = docker_value();
     v["process"]["user"]["additionalGids"] = json!([0, 10]);
-    assert_eq!(refused_field(&v), "process.user.additionalGids");
+    let c = convert(&v).unwrap().container;
+    assert_eq!((c.umask, c.extra_gids), (Some(0o077), vec![0, 10]));
+    v["process"]["user"]["umask"] = json!(0o1777);
+    assert_eq!(invalid_field(&v), "process.user.umask");
     let mut v = docker_value();
-    v["linux"]["rootfsPropagation"] = json!("shared");
-    assert_eq!(refused_field(&v), "linux.rootfsPropagation");
+    v["linux"]["rootfsPropagation"] = json!("rshared");
+    let c = convert(&v).unwrap().container;
+    assert_eq!(c.rootfs_propagation.as_deref(), Some("rshared"));
+    v["linux"]["rootfsPropagation"] = json!("rbogus");
+    assert_eq!(invalid_field(&v), "linux.rootfsPropagation");
+    // Device nodes and rules are the config's (runc's reading).
     let mut v = docker_value();
     v["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
-    assert_eq!(refused_field(&v), "linux.devices[0]");
-    let mut v = docker_value();
     v["linux"]["resources"]["devices"][0]["allow"] = json!(true);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    let c = convert(&v).unwrap().container;
+    assert!(c.profile.devices.iter().any(|n| n.path == "/dev/fuse"));
+    assert!(c.profile.device_rules[0].allow);
+    // Any mount type goes to the kernel; a missing one is an error.
     let mut v = docker_value();
     v["mounts"][0]["destination"] = json!("/somewhere");
-    assert_eq!(refused_field(&v), "mounts[0].type");
+    convert(&v).unwrap();
+    v["mounts"][0].as_object_mut().unwrap().remove("type");
+    assert_eq!(invalid_field(&v), "mounts[0].type");
     let mut v = docker_value();
     v["ociVersion"] = json!("2.0.0");
     assert_eq!(refused_field(&v), "ociVersion");
@@ -378,26 +500,67 @@ fn privileged_config_is_privileged_mode() {
         &BundleSpec::new(["true"]),
         &[],
     );
+    // No privileged mode: every capability, no seccomp, nothing masked,
+    // allow-all device rules, as the config says (runc's reading).
     let out = convert(&v).unwrap();
-    assert!(out.container.privileged);
+    let c = &out.container;
+    assert!(!c.privileged);
+    assert_eq!(c.seccomp, Seccomp::Unconfined);
+    assert!(c.profile.masked_paths.is_empty());
+    assert_eq!(
+        c.capability_sets.as_ref().unwrap().bounding.len(),
+        crate::profile::ALL_CAPABILITIES.len()
+    );
+    assert!(
+        c.profile
+            .device_rules
+            .iter()
+            .any(|r| r.allow && r.kind.is_none() && r.major.is_none())
+    );
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
-    // The host's device list docker --privileged writes: the Container
-    // does not create host nodes, so it is refused by name.
+    // The host's device list docker --privileged writes: made as listed.
     let devs = crate::profile::host_devices(Path::new("/dev")).unwrap();
     let v = config_json(
         &crate::profile::Profile::privileged(),
         &BundleSpec::new(["true"]),
         &devs,
     );
-    let field = refused_field(&v);
-    assert!(field.starts_with("linux.devices["), "{field}");
-    // Allow-all devices with Docker's confinement is not a mode we have.
+    let c = convert(&v).unwrap().container;
+    for d in &devs {
+        assert!(
+            c.profile.devices.iter().any(|n| n.path == d.path),
+            "{}",
+            d.path
+        );
+    }
+    // Bad device entries are typed errors naming the field.
     let mut v = docker_value();
-    v["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    v["linux"]["devices"] = json!([{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}]);
+    assert!(convert(&v).is_err());
+    v["linux"]["devices"] = json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 1}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].path");
+    v["linux"]["devices"] = json!([{"path": "/dev/x", "type": "c", "major": -1, "minor": 1}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].major");
+    v["linux"]["devices"] =
+        json!([{"path": "/dev/x", "type": "c", "major": 1, "minor": 1, "fileMode": 99999}]);
+    assert_eq!(invalid_field(&v), "linux.devices[0].fileMode");
+    v["linux"]["devices"] = json!([{"path": "/dev/p", "type": "p", "fileMode": 0o600, "uid": 7}]);
+    let c = convert(&v).unwrap().container;
+    let p = c
+        .profile
+        .devices
+        .iter()
+        .find(|n| n.path == "/dev/p")
+        .unwrap();
+    assert_eq!(
+        (p.kind, p.file_mode, p.uid),
+        (crate::profile::DeviceType::Fifo, 0o600, 7)
+    );
     let mut v = docker_value();
-    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "a", "access": "rwm"}]);
-    assert_eq!(refused_field(&v), "linux.resources.devices[0]");
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "p", "access": "rwm"}]);
+    assert!(convert(&v).is_err());
+    v["linux"]["resources"]["devices"] = json!([{"allow": true, "type": "c", "access": "rwx"}]);
+    assert_eq!(invalid_field(&v), "linux.resources.devices[0].access");
 }
 
 #[test]
@@ -420,15 +583,8 @@ fn container_defaults_are_warned_about() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        fields,
-        [
-            "linux.sysctl",
-            "linux.sysctl",
-            "linux.resources.memory.swap"
-        ]
-    );
-    assert!(w[0].to_string().contains("ip_unprivileged_port_start=0"));
+    // The config's sysctls only (none here, as runc); swap as docker.
+    assert_eq!(fields, ["linux.resources.memory.swap"]);
 }
 
 /// Mutate the docker config at random (values replaced by other JSON
@@ -493,31 +649,43 @@ fn random_mutations_never_panic() {
 /// `runc spec` (1.1.5) and `crun spec` (1.8.1) templates, as printed here.
 #[test]
 fn runc_and_crun_spec_templates() {
-    for (name, text, refused) in [
+    for (name, text) in [
         (
             "runc",
             include_str!("../../tests/fixtures/oci/runc-spec.json"),
-            "process.capabilities.ambient",
         ),
         (
             "crun",
             include_str!("../../tests/fixtures/oci/crun-spec.json"),
-            "process.capabilities.ambient",
         ),
     ] {
         let cfg = OciConfig::from_bytes(text.as_bytes()).unwrap();
         assert!(cfg.warnings().is_empty(), "{name}: {:?}", cfg.warnings());
-        // Their root process has ambient capabilities, which the Container does not give: refused.
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(refused_field(&v), refused, "{name}");
-        let caps = v["process"]["capabilities"].as_object_mut().unwrap();
-        caps.remove("ambient");
-        caps.remove("inheritable");
+        // Their root process has inheritable and ambient sets: kept.
+        let v: Value = serde_json::from_str(text).unwrap();
         let out = convert(&v).unwrap();
         let c = &out.container;
         assert!(c.tty, "{name}");
         assert_eq!(c.rlimits[0].name, "nofile");
         assert_eq!(c.profile.capabilities.len(), 3, "{name}");
+        let sets = c.capability_sets.as_ref().unwrap();
+        // Ambient without inheritable: not raised, with a warning each (runc's warning).
+        assert!(sets.ambient.is_empty(), "{name}");
+        assert!(sets.inheritable.is_empty(), "{name}");
+        let ambient_warnings = out
+            .warnings
+            .iter()
+            .filter(|w| {
+                matches!(
+                    w,
+                    Warning::AmbientNotRaised {
+                        missing_from: "inheritable",
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(ambient_warnings, 3, "{name}");
         assert!(c.readonly_rootfs, "{name}");
         assert_eq!(c.network, Network::None);
         assert_eq!(c.seccomp, Seccomp::Unconfined);

@@ -15,6 +15,9 @@ pub enum DeviceType {
     /// Every type (`a`, in rules only).
     #[serde(rename = "a")]
     All,
+    /// A FIFO (`p`, in device nodes only).
+    #[serde(rename = "p")]
+    Fifo,
 }
 
 impl DeviceType {
@@ -24,6 +27,7 @@ impl DeviceType {
             DeviceType::Char => "c",
             DeviceType::Block => "b",
             DeviceType::All => "a",
+            DeviceType::Fifo => "p",
         }
     }
 }
