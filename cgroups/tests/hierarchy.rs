@@ -259,5 +259,29 @@ fn the_release_agent_runs_with_the_path_of_an_emptied_cgroup() {
     assert_eq!(released, format!("{path}\n"));
     cg.delete().unwrap();
     drop(guard);
-    unmount(&mnt).unwrap();
+    unmount_named_until_released(&mnt, &name);
+}
+
+/// Unmount a named hierarchy and make sure the kernel destroyed it: when
+/// the unmount comes while the removed child cgroup is still dying, the
+/// hierarchy outlives its last mount (every process keeps a
+/// `name=...:/` line in /proc/self/cgroup) until a later unmount.
+fn unmount_named_until_released(dir: &std::path::Path, name: &str) {
+    let line = format!(":name={name}:");
+    let released = || {
+        !std::fs::read_to_string("/proc/self/cgroup")
+            .unwrap()
+            .contains(&line)
+    };
+    for _ in 0..5 {
+        unmount(dir).unwrap();
+        for _ in 0..100 {
+            if released() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        mount_v1(dir, &V1Binding::Named(name.to_string())).unwrap();
+    }
+    panic!("the named hierarchy {name} outlives its unmount");
 }
