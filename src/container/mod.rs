@@ -10,6 +10,8 @@
 //!   prefix from any process.
 //! - [`ContainerHandle`]: start, wait, kill, stop, pause, resume, stats,
 //!   top, exec, update, commit, export, logs, remove.
+//! - [`ContainerStore::check`] and [`ContainerStore::repair`]: the store
+//!   check with the containers' state (module [`check`]).
 //!
 //! What `create` makes, in order, each undone if a later one fails:
 //! 1. `containers/<id>/` with `config.json` (the [`Spec`]) and the
@@ -25,6 +27,7 @@
 //! 5. `state.json`: created, with the init's pid and start time.
 
 mod builder;
+pub mod check;
 mod command;
 mod create;
 pub mod error;
@@ -38,6 +41,7 @@ mod store;
 pub mod user;
 
 pub use builder::{Container, StdioMode};
+pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
 pub use ops::{ExecOptions, Process, read_json_log};
