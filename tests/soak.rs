@@ -19,6 +19,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -104,9 +105,10 @@ fn children() -> Vec<String> {
     out
 }
 
-/// Namespace fds and nsfs mounts of this process: a network (or other)
-/// namespace kept alive by us.
-fn namespaces_held() -> Vec<String> {
+/// Namespace fds of this process and nsfs mounts below `dir`: a network
+/// (or other) namespace kept alive by us. (Other programs' nsfs mounts
+/// propagate into this mount namespace: only ours are judged.)
+fn namespaces_held(dir: &Path) -> Vec<String> {
     let mut held: Vec<String> = fd_list()
         .into_iter()
         .filter(|l| l.contains("net:[") || l.contains("mnt:[") || l.contains("pid:["))
@@ -116,7 +118,11 @@ fn namespaces_held() -> Vec<String> {
         mountinfo
             .lines()
             .filter(|l| l.contains(" - nsfs "))
-            .filter(|l| l.contains("dunnage-test-"))
+            .filter(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|m| Path::new(m).starts_with(dir))
+            })
             .map(str::to_string),
     );
     held
@@ -135,7 +141,11 @@ fn assert_nothing_left(f: &Fixture) {
         .collect();
     assert!(left.is_empty(), "state left in {}: {left:?}", dir.display());
     assert_eq!(children(), Vec::<String>::new(), "child processes left");
-    assert_eq!(namespaces_held(), Vec::<String>::new(), "namespaces held");
+    assert_eq!(
+        namespaces_held(f.tmp.path()),
+        Vec::<String>::new(),
+        "namespaces held"
+    );
 }
 
 /// One library cycle: create, start, wait, remove.
@@ -235,15 +245,19 @@ fn cli_cycles_leak_nothing() {
     let f = Fixture::new();
     // Built (when stale) before the clock starts.
     example_binary("dunnage");
+    cli_cycle(&f);
+    let (fds, rss) = (fd_count(), rss_kib());
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap();
     let t = Instant::now();
     for _ in 0..cycles {
         cli_cycle(&f);
     }
     let elapsed = t.elapsed();
+    let (fds_after, rss_after) = (fd_count(), rss_kib());
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap();
     eprintln!(
-        "soak cli: {cycles} cycles in {:.1} s ({:.1} ms/cycle); loadavg {} -> {}",
+        "soak cli: {cycles} cycles in {:.1} s ({:.1} ms/cycle); test process fds {fds} -> \
+         {fds_after}, RSS {rss} -> {rss_after} KiB; loadavg {} -> {}",
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1000.0 / cycles.max(1) as f64,
         load_before.trim(),
