@@ -279,6 +279,20 @@ fn check_knows_container_state() {
     let dir = store.root().join("containers").join(&unfinished);
     std::fs::remove_file(dir.join("state.json")).unwrap();
     std::fs::write(dir.join("creator"), "0 0\n").unwrap();
+    // ... killed while making the cgroup's directories: only the last
+    // hierarchy has it (a cgroup that `Cgroup::open` cannot open).
+    let cgroup = store.get(&unfinished).map(|c| c.spec().cgroup.clone());
+    let cgroup = cgroup.unwrap_or_else(|_| {
+        let config = std::fs::read(dir.join("config.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        v["cgroup"].as_str().unwrap().to_string()
+    });
+    let dirs = common::cgroup_dirs(&cgroup);
+    for d in dirs.iter().take(dirs.len() - 1) {
+        if d.is_dir() {
+            std::fs::remove_dir(d).unwrap();
+        }
+    }
     // A create in progress: its creator (this process) lives.
     let in_progress = "c".repeat(64);
     let d = store.root().join("containers").join(&in_progress);

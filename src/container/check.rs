@@ -218,10 +218,26 @@ impl ContainerStore {
             && let Ok(spec) = Spec::from_json(path, &bytes)
         {
             let h = Hierarchies::detect()?;
-            if let Ok(cg) = Cgroup::open(&h, &CgroupPath::new(&spec.cgroup)?, &[]) {
-                let _ = cg.thaw();
-                let _ = cg.kill();
-                cg.delete()?;
+            let path = CgroupPath::new(&spec.cgroup)?;
+            match Cgroup::open(&h, &path, &[]) {
+                Ok(cg) => {
+                    let _ = cg.thaw();
+                    let _ = cg.kill();
+                    cg.delete()?;
+                }
+                // Missing in some hierarchy: a create killed while making
+                // the directories, before any process could join them.
+                Err(_) => {
+                    for hier in h.list() {
+                        let d = hier.mount_point.join(path.as_str());
+                        match std::fs::remove_dir(&d) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(io_err("rmdir", d)(e));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
             }
         }
         self.release_layer(id)?;
