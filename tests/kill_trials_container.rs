@@ -331,5 +331,29 @@ fn check_knows_container_state() {
     assert!(after.is_clean(), "{:?}", after.problems);
     assert!(d.is_dir());
     std::fs::remove_dir_all(&d).unwrap();
+
+    // A damaged container layer record is the image check's to report; it
+    // fails neither the check nor the repair.
+    let broken = store
+        .root()
+        .join("image/overlay2/layerdb/mounts")
+        .join("d".repeat(64));
+    std::fs::create_dir(&broken).unwrap();
+    let found = store.check().unwrap().problems;
+    assert!(
+        found.iter().any(|p| matches!(
+            p,
+            Problem::Store(dunnage::image::Problem::BrokenContainerLayer { .. })
+        )),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|p| matches!(p, Problem::OrphanLayer { .. }))
+    );
+    store.repair().unwrap();
+    std::fs::remove_dir(&broken).unwrap();
+    assert!(store.check().unwrap().is_clean());
     f.assert_clean();
 }

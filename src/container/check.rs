@@ -153,9 +153,21 @@ impl ContainerStore {
         // Layer records first: a create makes its directory before its
         // layer, so a record seen here without a directory seen below is
         // an orphan (no remove runs: the caller holds the lock).
+        // The names, not `list_rw`: a damaged record is the image check's
+        // to report (BrokenContainerLayer), not a reason to fail.
+        let mounts = layers.root().join("image/overlay2/layerdb/mounts");
         let mut records = Vec::new();
-        for rw in layers.list_rw()? {
-            records.push(rw.container_id);
+        match std::fs::read_dir(&mounts) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.map_err(io_err("read dir", &mounts))?;
+                    if let Some(name) = e.file_name().to_str() {
+                        records.push(name.to_string());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read dir", mounts)(e)),
         }
         let dir = containers_dir(self.root());
         let mut ids = Vec::new();
@@ -199,7 +211,8 @@ impl ContainerStore {
             }
         }
         for id in records {
-            if valid_id(&id) && !ids.contains(&id) {
+            // A damaged record is reported by the image check.
+            if valid_id(&id) && !ids.contains(&id) && layers.get_rw(&id).is_ok() {
                 problems.push(Problem::OrphanLayer { id });
             }
         }
