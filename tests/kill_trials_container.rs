@@ -357,3 +357,22 @@ fn check_knows_container_state() {
     assert!(store.check().unwrap().is_clean());
     f.assert_clean();
 }
+
+/// `rm` of a container whose cgroup exists in only some hierarchies (an
+/// earlier `rm` killed while removing the directories) removes the rest.
+#[test]
+fn remove_takes_a_partial_cgroup() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f.container().arg("/bin/true").create(&f.store).unwrap();
+    c.start().unwrap();
+    c.wait().unwrap();
+    let dirs = common::cgroup_dirs(&c.spec().cgroup);
+    for d in dirs.iter().take(dirs.len() - 1) {
+        if d.is_dir() {
+            std::fs::remove_dir(d).unwrap();
+        }
+    }
+    c.remove(false).unwrap();
+    f.assert_clean();
+}

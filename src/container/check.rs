@@ -26,8 +26,6 @@
 use std::fmt;
 use std::path::Path;
 
-use dunnage_cgroups::{Cgroup, CgroupPath, Hierarchies};
-
 use crate::container::error::{Error, Result, io_err};
 use crate::container::spec::Spec;
 use crate::container::state::{self, containers_dir, valid_id};
@@ -230,28 +228,7 @@ impl ContainerStore {
         if let Ok(bytes) = std::fs::read(&path)
             && let Ok(spec) = Spec::from_json(path, &bytes)
         {
-            let h = Hierarchies::detect()?;
-            let path = CgroupPath::new(&spec.cgroup)?;
-            match Cgroup::open(&h, &path, &[]) {
-                Ok(cg) => {
-                    let _ = cg.thaw();
-                    let _ = cg.kill();
-                    cg.delete()?;
-                }
-                // Missing in some hierarchy: a create killed while making
-                // the directories, before any process could join them.
-                Err(_) => {
-                    for hier in h.list() {
-                        let d = hier.mount_point.join(path.as_str());
-                        match std::fs::remove_dir(&d) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(io_err("rmdir", d)(e));
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
+            crate::container::handle::remove_cgroup(&spec.cgroup)?;
         }
         self.release_layer(id)?;
         match std::fs::remove_dir_all(&dir) {
