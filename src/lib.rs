@@ -9,6 +9,7 @@
 //! | [`overlay`] | `dunnage-overlay` | overlay mounts, whiteouts, layer apply and diff, the overlay2 driver |
 //! | [`layerstore`] | `dunnage-layerstore` | digests, chainIDs, tar-split, the Docker-compatible layerdb |
 //! | [`image`] | `dunnage-image` | image configs, the imagedb, tags, docker save/load, OCI layouts |
+//! | [`network`] | `dunnage-network` | bridge networks: veth pairs, IPAM, nftables NAT and published ports |
 //!
 //! and composed into containers: [`container`] (the [`Container`] builder,
 //! [`ContainerStore`], [`ContainerHandle`]), [`profile`] (Docker's security
@@ -30,4 +31,5 @@ pub use dunnage_cgroups as cgroups;
 pub use dunnage_image as image;
 pub use dunnage_layerstore as layerstore;
 pub use dunnage_namespaces as namespaces;
+pub use dunnage_network as network;
 pub use dunnage_overlay as overlay;

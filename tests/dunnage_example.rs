@@ -621,3 +621,78 @@ fn quickstart_refuses_to_run_unprivileged_with_a_clear_message() {
     assert!(err.contains("needs root"), "{err}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// The compiled seccomp program is kept in `containers/.seccomp/` for the
+/// next process; a damaged entry is not used but compiled and written
+/// again, and every run is confined all the same.
+#[test]
+fn run_keeps_the_compiled_seccomp_program_and_ignores_a_damaged_one() {
+    require_root!();
+    require_command!("tar");
+    let tmp = TempDir::new("cli-seccomp-cache").unwrap();
+    let (root, _, _) = imported(&tmp);
+    let parent = dunnage_testsupport::unique_name("cli-seccomp");
+    let mut guard = dunnage_testsupport::CgroupGuard::new();
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        guard.add(e.path().join(&parent));
+    }
+    let run = |root: &Path| {
+        ok(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--cgroup-parent",
+                &parent,
+                "quickstart/bb:1",
+                "sh",
+                "-c",
+                "while read k v; do [ \"$k\" = Seccomp: ] && echo $v; done < /proc/self/status; exit 0",
+            ],
+        )
+    };
+    let cache = root.join("containers/.seccomp");
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(run(&root), "2\n");
+    let files = entries();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].extension().is_some_and(|e| e == "bpf"));
+    let good = std::fs::read(&files[0]).unwrap();
+    // The next run reads it: the file is left as it was.
+    assert_eq!(run(&root), "2\n");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), good);
+    // One flipped bit in the program, a truncated file, junk: each is
+    // ignored, the policy compiled again and the entry rewritten.
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    for bad in [flipped, good[..good.len() / 2].to_vec(), b"junk".to_vec()] {
+        std::fs::write(&files[0], &bad).unwrap();
+        assert_eq!(run(&root), "2\n");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), good);
+    }
+    // Unconfined containers neither read nor write it.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let out = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--cgroup-parent",
+            &parent,
+            "--security-opt",
+            "seccomp=unconfined",
+            "quickstart/bb:1",
+            "sh",
+            "-c",
+            "exit 0",
+        ],
+    );
+    assert_eq!(out, "");
+    assert!(entries().is_empty());
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}

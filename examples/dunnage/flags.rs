@@ -366,22 +366,29 @@ pub fn security_opt(s: &str) -> Result<SecurityOpt, String> {
     }
 }
 
-/// `--network`: `none`, `host` or `container:NAME`.
+/// `--network`: `none`, `host`, `container:NAME`, or a bridge network
+/// (`bridge`: the default network `dunnage0`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum NetworkOpt {
     None,
     Host,
     Container(String),
+    Bridge(String),
 }
 
-/// Parse `--network`; a bridge network does not exist here yet.
+/// Parse `--network`; whether a bridge network exists is checked when the
+/// container is made.
 pub fn network(s: &str) -> Result<NetworkOpt, String> {
     match s {
         "none" => Ok(NetworkOpt::None),
         "host" => Ok(NetworkOpt::Host),
+        "" => Err("network  not found".to_string()),
         _ => match s.strip_prefix("container:") {
             Some(c) if !c.is_empty() => Ok(NetworkOpt::Container(c.to_string())),
-            _ => Err(format!("network {s} not found")),
+            Some(_) => Err(format!("network {s} not found")),
+            None => Ok(NetworkOpt::Bridge(
+                crate::network::network_name(s).to_string(),
+            )),
         },
     }
 }
@@ -573,7 +580,9 @@ mod tests {
             network("container:web"),
             Ok(NetworkOpt::Container("web".into()))
         );
-        assert_eq!(network("bridge"), Err("network bridge not found".into()));
+        assert_eq!(network("bridge"), Ok(NetworkOpt::Bridge("dunnage0".into())));
+        assert_eq!(network("web"), Ok(NetworkOpt::Bridge("web".into())));
+        assert!(network("").is_err());
         assert!(network("container:").is_err());
     }
 }

@@ -104,6 +104,7 @@ pub fn container(root: &Path, h: &ContainerHandle) -> Value {
             "Labels": spec.labels,
             "StopSignal": spec.stop_signal,
         },
+        "NetworkSettings": crate::network::settings(h),
         "HostConfig": {
             "Privileged": spec.privileged,
             "ReadonlyRootfs": spec.readonly_rootfs,

@@ -32,6 +32,8 @@
 //! dunnage [--root DIR] commit [-c CHANGE] [-m MESSAGE] CONTAINER [REF]
 //! dunnage [--root DIR] export [-o FILE] CONTAINER
 //! dunnage [--root DIR] system check [--repair]
+//! dunnage [--root DIR] network create [--subnet CIDR] [--gateway IP] NAME | ls [-q] | inspect NAME... | rm NAME...
+//! dunnage [--root DIR] port CONTAINER [PRIVATE_PORT[/PROTO]]
 //! ```
 //! Registries on localhost and 127.0.0.0/8 are reached over plain HTTP;
 //! `DUNNAGE_INSECURE_REGISTRIES` and `DUNNAGE_REGISTRY_MIRRORS` (comma
@@ -42,7 +44,10 @@
 //! line; image verbs exit with status 1; container verbs with docker's
 //! codes (125 when `run` cannot make the container, 126 and 127 when its
 //! program cannot be run, the process's own code otherwise). The `run`
-//! options are docker's (see `run.rs`); the network defaults to `none`.
+//! options are docker's (see `run.rs`); the network defaults to the bridge
+//! network `dunnage0` when it exists (`network create dunnage0`, or a first
+//! `run --network bridge`), to `none` otherwise. Networks, their bridges
+//! and rules live in the network namespace the CLI runs in.
 //! Detached containers (`run -d`, `create`) are held by a monitor, which
 //! is this same program started with `--dunnage-monitor`. `system check` prints one line per
 //! problem and exits with status 1 when it found any (with `--repair`: when
@@ -52,6 +57,7 @@
 mod flags;
 mod format;
 mod inspect;
+mod network;
 mod registry;
 mod run;
 mod verbs;
@@ -67,7 +73,7 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|system check ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|network|port|system check ...";
 
 fn main() -> ExitCode {
     // A detached container's monitor is this program run again.

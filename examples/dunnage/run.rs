@@ -41,6 +41,7 @@ pub const RUN_FLAGS: &[Flag] = &[
     f('v', "volume", true),
     f('\0', "network", true),
     f('\0', "net", true),
+    f('p', "publish", true),
     f('\0', "sysctl", true),
     f('\0', "stop-signal", true),
     f('l', "label", true),
@@ -230,10 +231,30 @@ pub fn build(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Container
     if let Some(parent) = p.get("cgroup-parent") {
         c.cgroup_parent(parent);
     }
-    let net = p.get("network").or(p.get("net")).unwrap_or("none");
-    match flags::network(net).map_err(|w| usage(Usage(w)))? {
+    // As docker: the default bridge network unless told otherwise (when
+    // it exists here; none otherwise).
+    let net = match p.get("network").or(p.get("net")) {
+        Some(n) => n,
+        None if crate::network::default_exists(store) => "bridge",
+        None => "none",
+    };
+    let ports = crate::network::publish(p)?;
+    let opt = flags::network(net).map_err(|w| usage(Usage(w)))?;
+    match &opt {
+        NetworkOpt::Host if !ports.is_empty() => {
+            eprintln!("WARNING: Published ports are discarded when using host network mode");
+        }
+        NetworkOpt::None | NetworkOpt::Container(_) if !ports.is_empty() => {
+            return Err(usage(Usage(
+                "conflicting options: port publishing and the container type network mode".into(),
+            )));
+        }
+        _ => {}
+    }
+    match opt {
         NetworkOpt::None => c.network(Network::None),
         NetworkOpt::Host => c.network(Network::Host),
+        NetworkOpt::Bridge(name) => c.network(Network::Bridge { name, ports }),
         NetworkOpt::Container(other) => {
             let h = store.get(&other).map_err(daemon)?;
             let pid = h.pid().map_err(daemon)?.ok_or_else(|| Fail {

@@ -60,7 +60,7 @@ fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
 }
 
 /// The container verbs [`dispatch`] runs.
-pub const VERBS: [&str; 18] = [
+pub const VERBS: [&str; 20] = [
     "run",
     "create",
     "start",
@@ -79,6 +79,8 @@ pub const VERBS: [&str; 18] = [
     "commit",
     "export",
     "container",
+    "network",
+    "port",
 ];
 
 /// Run container verb `verb`; `None` when it is not one.
@@ -125,6 +127,8 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
         "commit" => p(&[f('c', "change", true), f('m', "message", true)], false)
             .and_then(|p| commit(store, &p)),
         "export" => p(&[f('o', "output", true)], false).and_then(|p| export(store, &p)),
+        "network" => crate::network::network(store, args),
+        "port" => crate::network::port(store, args),
         "container" => {
             let (sub, rest) = args.split_first()?;
             return dispatch(store, sub, rest);
@@ -188,7 +192,11 @@ fn ps(store: &ContainerStore, p: &Parsed) -> Out {
                 c.state.exit_code,
                 now,
             ),
-            String::new(),
+            if status == "running" || status == "paused" {
+                crate::network::ps_ports(&c.spec.network)
+            } else {
+                String::new()
+            },
             c.spec.name.clone(),
         ]);
     }
@@ -311,8 +319,11 @@ fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Wait for the monitor to record the exit code.
+    // Wait for the monitor to record the exit code; it has then also
+    // logged the last output (its log threads may still have been writing
+    // when the process was seen gone).
     let code = store.get(key)?.wait()?.code.unwrap_or(255);
+    print_log(&path, at)?;
     Ok(code.clamp(0, 255) as u8)
 }
 

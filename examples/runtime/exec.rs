@@ -121,7 +121,7 @@ pub fn exec(ctx: &Ctx, mut a: ExecArgs) -> Result<i32, String> {
         }
     }
     if let Some(f) = &a.pid_file {
-        dunnage_base::fs::write_atomic(f, child.id().to_string().as_bytes(), 0o644)
+        dunnage_base::fs::write_replace(f, child.id().to_string().as_bytes(), 0o644)
             .map_err(|e| format!("write pid file {}: {e}", f.display()))?;
     }
     if a.detach {

@@ -208,7 +208,9 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         msg
     };
     let json = serde_json::to_vec(&side).unwrap_or_default();
-    if let Err(e) = dunnage_base::fs::write_atomic(&dir.join("runtime.json"), &json, 0o600) {
+    // Atomic, not fsynced: like the facade's state files, a crash ends the
+    // container this describes.
+    if let Err(e) = dunnage_base::fs::write_replace(&dir.join("runtime.json"), &json, 0o600) {
         return Err(undo(handle, format!("write runtime.json: {e}")));
     }
     let pid = handle.pid().ok().flatten().unwrap_or(0);
@@ -238,7 +240,9 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         }
     }
     if let Some(f) = &o.pid_file
-        && let Err(e) = dunnage_base::fs::write_atomic(f, pid.to_string().as_bytes(), 0o644)
+        // Atomic (a reader sees the whole pid or no file), not fsynced,
+        // as runc writes it.
+        && let Err(e) = dunnage_base::fs::write_replace(f, pid.to_string().as_bytes(), 0o644)
     {
         return Err(undo(handle, format!("write pid file {}: {e}", f.display())));
     }

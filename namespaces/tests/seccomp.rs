@@ -407,3 +407,13 @@ fn a_bad_profile_on_a_command_fails_before_anything_runs() {
     assert!(!warnings.is_empty());
     assert!(!dir.join("ran").exists());
 }
+
+/// The loaded libseccomp's version, as a cache of compiled programs keys
+/// on it: three numbers, at least 2.5 (Debian 12's).
+#[test]
+fn library_version_is_major_minor_micro() {
+    let v = dunnage_namespaces::seccomp::library_version().unwrap();
+    let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{v}");
+    assert!((parts[0], parts[1]) >= (2, 5), "{v}");
+}

@@ -2,7 +2,9 @@
 //! `Networks::attach` (lease, veth pair, bridge, move into the container's
 //! namespace, rename, MAC, address, default route, nftables rule set) and
 //! one `Networks::detach`, timed separately, with and without a published
-//! port. Everything happens in namespaces made here (`dunnage-test-bench-*`),
+//! port, and a third case in the facade's order (the container's namespace
+//! destroyed before the detach, as `remove` kills the container first).
+//! Everything happens in namespaces made here (`dunnage-test-bench-*`),
 //! deleted at the end.
 //!
 //! ```text
@@ -45,6 +47,19 @@ impl Drop for Ns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// A new network namespace held only by the returned fd: made by a thread
+/// that unshares and exits, so closing the fd destroys it.
+fn fresh_netns() -> OwnedFd {
+    std::thread::spawn(|| {
+        // SAFETY: unshare on this short-lived thread only.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        netns::current().unwrap()
+    })
+    .join()
+    .unwrap()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -97,6 +112,7 @@ fn main() {
     let mut attach = [Vec::new(), Vec::new()];
     let mut detach = [Vec::new(), Vec::new()];
     let mut total = [Vec::new(), Vec::new()];
+    let mut gone = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..runs {
         for (i, (_, ports)) in cases.iter().enumerate() {
             let t0 = Instant::now();
@@ -109,6 +125,21 @@ fn main() {
             detach[i].push(t2 - t1);
             total[i].push(t2 - t0);
         }
+        // The facade's order: `remove` kills the container before it
+        // detaches, so the container's namespace (a fresh one per run, made
+        // outside the timed part, as docker's `--network none` makes one
+        // too) is gone and the kernel deletes the veth pair with it.
+        let c = fresh_netns();
+        let t0 = Instant::now();
+        nets.attach("bench0", "f", c.as_fd(), &[]).unwrap();
+        let t1 = Instant::now();
+        drop(c);
+        let t2 = Instant::now();
+        nets.detach("bench0", "f").unwrap();
+        let t3 = Instant::now();
+        gone[0].push(t1 - t0);
+        gone[1].push(t3 - t2);
+        gone[2].push((t1 - t0) + (t3 - t2));
     }
     println!("{runs} runs per case, interleaved");
     for (i, (name, _)) in cases.iter().enumerate() {
@@ -116,5 +147,9 @@ fn main() {
         println!("{name}: detach {}", summary(&mut detach[i]));
         println!("{name}: attach+detach {}", summary(&mut total[i]));
     }
+    let name = "no ports, namespace gone before detach (the facade's order)";
+    println!("{name}: attach {}", summary(&mut gone[0]));
+    println!("{name}: detach {}", summary(&mut gone[1]));
+    println!("{name}: attach+detach {}", summary(&mut gone[2]));
     nets.remove("bench0").unwrap();
 }

@@ -24,6 +24,19 @@ use std::time::{Duration, Instant};
 use dunnage_network::{NetworkSpec, Networks, PortMapping, netns};
 use dunnage_testsupport::{DOCKER, DOCKERD, TempDir, unique_name};
 
+/// A new network namespace held only by the returned fd: made by a thread
+/// that unshares and exits, so closing the fd destroys it.
+fn fresh_netns() -> OwnedFd {
+    std::thread::spawn(|| {
+        // SAFETY: unshare on this short-lived thread only.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        netns::current().unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 struct Ns {
     name: String,
     fd: OwnedFd,
@@ -217,6 +230,19 @@ fn main() {
         nets.detach("bench0", "c").unwrap();
         t.elapsed()
     };
+    // The facade's order: the container's namespace (fresh per run, made
+    // outside the timed part) is gone before the detach, as `remove` kills
+    // the container first; the kernel deletes the veth pair with it.
+    let lib_gone = || {
+        let c = fresh_netns();
+        let t0 = Instant::now();
+        nets.attach("bench0", "f", c.as_fd(), &[]).unwrap();
+        let attach = t0.elapsed();
+        drop(c);
+        let t1 = Instant::now();
+        nets.detach("bench0", "f").unwrap();
+        attach + t1.elapsed()
+    };
     let sleeper = run(daemon.docker().args([
         "run",
         "-d",
@@ -255,6 +281,7 @@ fn main() {
         docker_run(&["-p", "8080:80"]);
         lib(&[]);
         lib(&port);
+        lib_gone();
     }
     let names = [
         "docker network disconnect + connect bridge",
@@ -264,6 +291,7 @@ fn main() {
         "docker run --rm --network bridge -p 8080:80",
         "library attach+detach",
         "library attach+detach -p 8080:80",
+        "library attach, namespace gone, detach (the facade's order)",
     ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for _ in 0..runs {
@@ -274,6 +302,7 @@ fn main() {
         samples[4].push(docker_run(&["-p", "8080:80"]));
         samples[5].push(lib(&[]));
         samples[6].push(lib(&port));
+        samples[7].push(lib_gone());
     }
     let m: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     println!("{runs} runs per case, interleaved; medians");
@@ -286,12 +315,22 @@ fn main() {
         m[5],
         m[5] / connect
     );
+    println!(
+        "docker's network detach+attach: {connect:.1} ms; library in the facade's order: {:.1} ms = {:.2}x",
+        m[7],
+        m[7] / connect
+    );
     let bridge = m[3] - m[2];
     let published = m[4] - m[2];
     println!(
         "docker run adds for --network bridge: {bridge:.1} ms; library: {:.1} ms = {:.2}x",
         m[5],
         m[5] / bridge
+    );
+    println!(
+        "docker run adds for --network bridge: {bridge:.1} ms; library in the facade's order: {:.1} ms = {:.2}x",
+        m[7],
+        m[7] / bridge
     );
     println!(
         "docker run adds for --network bridge -p: {published:.1} ms; library: {:.1} ms = {:.2}x",

@@ -229,6 +229,34 @@ impl Networks {
         Ok(Attachment::new(&cfg, &lease))
     }
 
+    /// Check, without creating anything, what [`attach`](Self::attach)
+    /// checks first: `network` exists, the container is not attached to
+    /// it, and no port of `ports` is published twice or by another
+    /// container. A runtime calls this before it makes anything else of a
+    /// container, so bad input leaves nothing behind. (`attach` checks
+    /// again under the lock: another process may publish in between.)
+    pub fn check_attach(
+        &self,
+        network: &str,
+        container_id: &str,
+        ports: &[PortMapping],
+    ) -> Result<()> {
+        check_name("network", network, 64)?;
+        check_name("container id", container_id, 128)?;
+        let _lock = self.store.lock()?;
+        let state = self.read_state()?;
+        let Some((_, leases)) = state.iter().find(|(c, _)| c.name == network) else {
+            return Err(Error::NetworkNotFound(network.to_string()));
+        };
+        if leases.iter().any(|l| l.container_id == container_id) {
+            return Err(Error::AlreadyAttached {
+                network: network.to_string(),
+                container_id: container_id.to_string(),
+            });
+        }
+        Self::check_ports(&state, container_id, ports)
+    }
+
     /// Attach the container whose network namespace is `container_netns`
     /// to `network`: lease the lowest free address, create a veth pair with
     /// one end on the bridge and the other inside the container as `eth0`

@@ -13,20 +13,27 @@ use crate::store::{Lease, NetworkConfig};
 
 /// Make sure the bridge exists, carries the gateway address and is up,
 /// with forwarding and `route_localnet` on (repairs a bridge lost to a
-/// reboot or removed by hand).
+/// reboot or removed by hand). The two sysctls are written when something
+/// was repaired (or made) here: a bridge found whole was set up by an
+/// earlier call, which wrote them; writing them again on every attach
+/// costs a thread in the host namespace. (Forwarding switched off by
+/// hand afterwards is not repaired until the bridge is.)
 pub(crate) fn ensure_bridge(
     host_netns: BorrowedFd<'_>,
     nl: &mut Netlink,
     cfg: &NetworkConfig,
 ) -> Result<()> {
+    let mut repaired = false;
     let bridge = match nl.link(&cfg.bridge)? {
         Some(l) => l,
         None => {
+            repaired = true;
             nl.add_bridge(&cfg.bridge)?;
             nl.require_link(&cfg.bridge)?
         }
     };
     if bridge.mtu != Some(cfg.mtu) {
+        repaired = true;
         nl.set_mtu(bridge.index, cfg.mtu)?;
     }
     let gw = Address {
@@ -38,10 +45,17 @@ pub(crate) fn ensure_bridge(
     // per container's veth); EEXIST says it is there.
     match nl.add_address(&gw) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        r => r?,
+        r => {
+            repaired = true;
+            r?
+        }
     }
     if !bridge.up {
+        repaired = true;
         nl.set_up(bridge.index, true)?;
+    }
+    if !repaired {
+        return Ok(());
     }
     let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.bridge);
     crate::netns::run_in(host_netns, move || {

@@ -10,8 +10,13 @@
 //!   networks/NAME/leases/CONTAINER.json  Lease (address, MAC, host veth, ports)
 //! ```
 //!
-//! Every file is written with [`dunnage_base::fs::write_atomic`], so a
-//! reader sees a whole old or a whole new file; a crash leaves at most a
+//! Network configurations are written with
+//! [`dunnage_base::fs::write_atomic`] (durable); leases and `rules.json`,
+//! which describe what exists only for one boot, with
+//! [`dunnage_base::fs::write_replace`] (atomic, without fsync: a process
+//! crash keeps them, and a power loss takes what they describe with it;
+//! an empty lease file, what a power loss can leave, reads as no lease).
+//! A reader sees a whole old or a whole new file; a crash leaves at most a
 //! `.NAME.tmp-*` file, which readers skip and remove ("repaired at open").
 //! One lock serialises all changes of all networks in all processes: the
 //! lease allocation, the port-collision check and the nftables rule set
@@ -21,7 +26,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use dunnage_base::fs::{is_temp_name, write_atomic};
+use dunnage_base::fs::{is_temp_name, write_atomic, write_replace};
 use dunnage_base::lock::{FileLock, LockKind};
 use serde::{Deserialize, Serialize};
 
@@ -166,7 +171,7 @@ impl Store {
                 continue;
             };
             let path = dir.join(&file);
-            if let Some(lease) = read_json::<Lease>(&path)? {
+            if let Some(lease) = read_lease(&path)? {
                 if lease.container_id != id {
                     return Err(Error::Corrupt {
                         path,
@@ -181,7 +186,7 @@ impl Store {
     }
 
     pub(crate) fn lease(&self, network: &str, container_id: &str) -> Result<Option<Lease>> {
-        read_json(&self.lease_path(network, container_id))
+        read_lease(&self.lease_path(network, container_id))
     }
 
     fn lease_path(&self, network: &str, container_id: &str) -> PathBuf {
@@ -190,8 +195,22 @@ impl Store {
             .join(format!("{container_id}.json"))
     }
 
+    /// Record a lease, atomically for every reader but without fsync. A
+    /// lease describes state that lives only as long as the boot (the
+    /// veth pair, the address inside a namespace): a process crash keeps
+    /// it (the page cache survives), and after a power loss the network it
+    /// describes is gone anyway. The fsyncs of a durable write were most
+    /// of an attach's time on a busy disk (13 ms median, see BENCHMARKS.md).
+    /// A power loss can leave the file empty (the rename reached the disk,
+    /// the data did not): [`Store::leases`] reads an empty lease file as
+    /// no lease.
     pub(crate) fn write_lease(&self, network: &str, lease: &Lease) -> Result<()> {
-        write_json(&self.lease_path(network, &lease.container_id), lease)
+        let path = self.lease_path(network, &lease.container_id);
+        let data = serde_json::to_vec_pretty(lease).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_replace(&path, &data, 0o644).map_err(Error::io("write", path))
     }
 
     pub(crate) fn remove_lease(&self, network: &str, container_id: &str) -> Result<()> {
@@ -215,8 +234,17 @@ impl Store {
         read_json(&self.rules_path()).ok().flatten()
     }
 
+    /// Record the applied rule set, atomically but without fsync: the
+    /// record is a cache of what the kernel holds in this boot (it names
+    /// the boot), and a lost or torn one only makes the next change apply
+    /// the rules again. Saves two fsyncs per change of the rule set.
     pub(crate) fn write_applied_rules(&self, rules: &AppliedRules) -> Result<()> {
-        write_json(&self.rules_path(), rules)
+        let path = self.rules_path();
+        let data = serde_json::to_vec_pretty(rules).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_replace(&path, &data, 0o644).map_err(Error::io("write", path))
     }
 
     pub(crate) fn forget_applied_rules(&self) -> Result<()> {
@@ -257,6 +285,15 @@ fn list_dir(dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A lease file: missing or empty (a non-durable write cut by a power
+/// loss, see [`Store::write_lease`]) is no lease.
+fn read_lease(path: &Path) -> Result<Option<Lease>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => Ok(None),
+        _ => read_json(path),
+    }
 }
 
 /// Read and parse `path` (missing: `None`), without following a symlink
@@ -370,6 +407,11 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // An empty lease is what a power loss leaves of a lease written
+        // without fsync: no lease.
+        std::fs::write(&lease, b"").unwrap();
+        assert_eq!(s.leases("n").unwrap(), vec![]);
+        assert_eq!(s.lease("n", "c").unwrap(), None);
         std::fs::remove_file(&lease).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &lease).unwrap();
         let e = s.leases("n").unwrap_err();

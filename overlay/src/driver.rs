@@ -91,7 +91,9 @@ impl Driver {
                 // there) can be stale; any other mount belongs to someone
                 // else, such as a dockerd sharing this data-root.
                 if is_get_mount(layer) && !has_holders(layer)? && !crate::owned::is_owned(layer) {
-                    let _ = unmount(&m);
+                    if unmount(&m).is_ok() {
+                        clear_volatile(layer);
+                    }
                     let _ = std::fs::remove_file(layer.join(GET_MARKER));
                 }
             }
@@ -121,7 +123,34 @@ impl Driver {
     }
 
     /// Create the layer `id` on top of `parent` (none for a base layer).
+    /// Its files are written durably (fsynced, with their directory).
     pub fn create(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        self.create_layer(id, parent, false)
+    }
+
+    /// Create the layer `id` like [`create`](Driver::create), but never
+    /// synced: for a container's layers, which a crash makes stale anyway.
+    /// Its files are not fsynced (Docker's overlay2 driver does not fsync
+    /// them either), and it is marked (an empty `volatile` file) to be
+    /// mounted with overlay's `volatile` option, so that neither writes
+    /// nor the unmount sync the upper file system (an unmount otherwise
+    /// syncs the whole file system the store is on). A process killed
+    /// midway leaves what [`create`](Driver::create) would. After a crash
+    /// of the machine, the layer's `link` or `lower` file may be empty or
+    /// missing (a layer the store's check reports broken), and the kernel
+    /// refuses to mount it again (its `work/work/incompat/volatile`
+    /// directory says its contents may be incomplete); a clean unmount
+    /// removes that directory, so the layer can be mounted again.
+    pub fn create_ephemeral(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        self.create_layer(id, parent, true)
+    }
+
+    fn create_layer(&self, id: &str, parent: Option<&str>, ephemeral: bool) -> Result<()> {
+        let write_file = if ephemeral {
+            write_file_unsynced
+        } else {
+            write_file
+        };
         let dir = self.layer_dir(id)?;
         let lower = match parent {
             Some(p) => {
@@ -159,6 +188,9 @@ impl Driver {
                 self.home.join(LINK_DIR).join(&link),
             )
             .map_err(io_err("symlink", &self.home.join(LINK_DIR).join(&link)))?;
+            if ephemeral {
+                write_file(&dir.join(VOLATILE_MARKER), b"", 0o600)?;
+            }
             if let Some(lower) = &lower {
                 mkdir_mode(&dir.join("work"), 0o700, false)?;
                 write_file(&dir.join("lower"), lower.as_bytes(), 0o644)?;
@@ -271,6 +303,7 @@ impl Driver {
             m.read_only = true;
         } else {
             m = m.upper(self.diff_dir(id), dir.join("work"));
+            m.options.volatile = dir.join(VOLATILE_MARKER).exists();
         }
         m.lowers.extend(lowers);
         m.mount_lowers.extend(links);
@@ -334,6 +367,7 @@ impl Driver {
             let merged = dir.join("merged");
             if crate::mount::is_mount_point(&merged)? {
                 unmount(&merged)?;
+                clear_volatile(&dir);
             }
             let _ = std::fs::remove_file(dir.join(GET_MARKER));
             match std::fs::remove_dir(&merged) {
@@ -473,6 +507,15 @@ impl Driver {
         write_file(&self.layer_dir(id)?.join("committed"), b"", 0o600)
     }
 
+    /// [`mark_committed`](Driver::mark_committed) without fsyncs, for a
+    /// layer made by [`create_ephemeral`](Driver::create_ephemeral).
+    pub fn mark_committed_ephemeral(&self, id: &str) -> Result<()> {
+        if !self.exists(id) {
+            return Err(Error::NoSuchLayer(id.into()));
+        }
+        write_file_unsynced(&self.layer_dir(id)?.join("committed"), b"", 0o600)
+    }
+
     /// The layer's short link name (`link` file).
     pub fn link(&self, id: &str) -> Result<String> {
         let path = self.layer_dir(id)?.join("link");
@@ -581,6 +624,21 @@ pub(crate) fn lock_layer(layer: &Path) -> Result<Option<OwnedFd>> {
 /// only mounts that dunnage made and every holder of which is gone.
 const GET_MARKER: &str = "mount-get";
 
+/// The marker of a layer made by [`Driver::create_ephemeral`]: mounted
+/// with overlay's `volatile` option.
+const VOLATILE_MARKER: &str = "volatile";
+
+/// After a clean unmount of a layer mounted `volatile`: remove the
+/// directory by which overlay refuses a later mount
+/// (`work/work/incompat/volatile`; the system did not crash, the upper
+/// directory is whole). Nothing to do for other layers.
+pub(crate) fn clear_volatile(layer: &Path) {
+    if layer.join(VOLATILE_MARKER).exists() {
+        // It holds one empty file, `dirty`.
+        let _ = std::fs::remove_dir_all(layer.join("work/work/incompat/volatile"));
+    }
+}
+
 fn is_get_mount(layer: &Path) -> bool {
     layer.join(GET_MARKER).symlink_metadata().is_ok()
 }
@@ -636,6 +694,11 @@ pub(crate) fn mkdir_mode(path: &Path, mode: u32, parents: bool) -> Result<()> {
 /// a random exclusive temp name, fsync, rename, directory fsync).
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     dunnage_base::fs::write_atomic(path, data, mode).map_err(io_err("write", path))
+}
+
+/// [`write_file`] without the fsyncs ([`dunnage_base::fs::write_replace`]).
+pub(crate) fn write_file_unsynced(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    dunnage_base::fs::write_replace(path, data, mode).map_err(io_err("write", path))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! # On-disk protocol: `<home>/<id>/mount-owner`
 //! [`Driver::get_owned`] writes the file `<home>/<id>/mount-owner` (mode
-//! 0600, the owner's name as its content, written atomically) and then
+//! 0600, the owner's name as its content, written atomically but not
+//! fsynced: a crash of the machine ends the mount anyway) and then
 //! mounts the layer at `<home>/<id>/merged`. The file, not a process, owns
 //! that mount from then on, so the mount outlives the process that made it
 //! (an OCI runtime's `create`, a detached run). [`Driver::put_owned`]
@@ -53,8 +54,8 @@ impl Driver {
         let _mutex = lock_layer(&dir)?;
         let record = dir.join(OWNER_FILE);
         let fresh = !is_owned(&dir);
-        dunnage_base::fs::write_atomic(&record, owner.as_bytes(), 0o600)
-            .map_err(io_err("write", &record))?;
+        // Not fsynced: a crash of the machine ends the mount it records.
+        crate::driver::write_file_unsynced(&record, owner.as_bytes(), 0o600)?;
         let Some(m) = m else {
             return Ok(self.diff_dir(id));
         };
@@ -97,6 +98,7 @@ impl Driver {
         let released = (|| {
             if crate::mount::is_mount_point(&merged)? {
                 crate::mount::unmount(&merged)?;
+                crate::driver::clear_volatile(&dir);
             }
             match std::fs::remove_dir(&merged) {
                 Ok(()) => Ok(()),
@@ -105,7 +107,7 @@ impl Driver {
             }
         })();
         if released.is_err() {
-            let _ = dunnage_base::fs::write_atomic(&record, &owner, 0o600);
+            let _ = crate::driver::write_file_unsynced(&record, &owner, 0o600);
         }
         released
     }

@@ -133,8 +133,40 @@ pub(crate) fn remove_stale_probes(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Create a probe file in `dir` and see whether readdir types it.
+/// Whether readdir in `dir` reports file types: an entry already there
+/// with a type answers it (the usual case, a driver home with `l/` and
+/// layers: nothing is created, as creating inodes is what costs most on a
+/// busy file system); else a probe file is created and read back.
 fn supports_d_type(dir: &Path) -> Result<bool> {
+    if has_typed_entry(dir)? {
+        return Ok(true);
+    }
+    probe_d_type(dir)
+}
+
+/// Whether one of the first entries of `dir` (not `.` or `..`) has a
+/// known type.
+fn has_typed_entry(dir: &Path) -> Result<bool> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno("open", dir))?;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+    let mut it = RawDir::new(&fd, &mut buf);
+    while let Some(e) = it.next() {
+        let e = e.map_err(errno("getdents64", dir))?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." && e.file_type() != FileType::Unknown {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Create a probe file in `dir` and see whether readdir types it.
+fn probe_d_type(dir: &Path) -> Result<bool> {
     // pid (for remove_stale_probes) and a per-process count: threads of one
     // process may probe the same directory at once.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

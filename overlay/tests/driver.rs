@@ -340,6 +340,74 @@ fn an_owned_mount_survives_open_and_remove_until_put_owned() {
     assert!(matches!(d.get_owned("../x", "c"), Err(Error::InvalidId(_))));
 }
 
+/// The mount options of `target` from /proc/self/mountinfo (the
+/// superblock options, last field).
+fn super_options(target: &std::path::Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let t = target.to_str().unwrap();
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == Some(t))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn an_ephemeral_layer_mounts_volatile_and_mounts_again_after_a_clean_unmount() {
+    require_root!();
+    let t = TempDir::new("drv-ephemeral").unwrap();
+    let home = t.join("overlay2");
+    let d = Driver::open(&home).unwrap();
+    d.create("base", None).unwrap();
+    std::fs::write(d.diff_dir("base").join("f"), b"base").unwrap();
+    d.mark_committed("base").unwrap();
+    d.create_ephemeral("init", Some("base")).unwrap();
+    d.mark_committed_ephemeral("init").unwrap();
+    d.create_ephemeral("rw", Some("init")).unwrap();
+    d.create("durable", Some("base")).unwrap();
+    // Docker's layout all the same, plus the marker.
+    assert_eq!(mode(&home.join("rw")), 0o710);
+    assert_eq!(mode(&home.join("rw/work")), 0o700);
+    assert!(home.join("rw/volatile").is_file());
+    assert!(home.join("init/committed").is_file());
+    assert!(!home.join("durable/volatile").exists());
+    let m = d.mount_description("rw").unwrap().unwrap();
+    assert!(m.options.volatile);
+    assert!(
+        !d.mount_description("durable")
+            .unwrap()
+            .unwrap()
+            .options
+            .volatile
+    );
+    // Mounted volatile; both ways of mounting and unmounting leave it
+    // mountable again (the kernel refuses a volatile upper whose
+    // work/work/incompat/volatile is left).
+    for round in 0..2 {
+        let merged = if round == 0 {
+            d.get_owned("rw", "c").unwrap()
+        } else {
+            d.get("rw").unwrap()
+        };
+        let _g = MountGuard::new(&merged);
+        assert!(super_options(&merged).contains("volatile"), "round {round}");
+        std::fs::write(merged.join("new"), b"x").unwrap();
+        assert_eq!(std::fs::read(merged.join("f")).unwrap(), b"base");
+        assert!(home.join("rw/work/work/incompat/volatile").is_dir());
+        if round == 0 {
+            d.put_owned("rw").unwrap();
+        } else {
+            d.put("rw").unwrap();
+        }
+        assert!(!is_mount_point(&merged).unwrap());
+        assert!(!home.join("rw/work/work/incompat/volatile").exists());
+    }
+    assert_eq!(std::fs::read(d.diff_dir("rw").join("new")).unwrap(), b"x");
+    d.remove("rw").unwrap();
+    d.remove("init").unwrap();
+    assert!(!home.join("rw").exists());
+}
+
 #[test]
 fn open_read_only_changes_nothing() {
     require_root!();

@@ -277,3 +277,30 @@ fn open_removes_probes_of_dead_processes_only() {
     assert!(!old_style.exists());
     assert!(live.exists(), "a live process may be probing");
 }
+
+/// A directory whose entries already report their types answers the
+/// check by itself: nothing is created (here it could not be, the
+/// directory being a read-only mount); an empty one is probed.
+#[test]
+fn a_typed_entry_answers_the_check_without_a_probe() {
+    require_root!();
+    let t = TempDir::new("dtype-entries").unwrap();
+    let full = t.join("full");
+    std::fs::create_dir_all(full.join("l")).unwrap();
+    let empty = t.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (dir, ok) in [(&full, true), (&empty, false)] {
+        let ro = t.join(format!("ro-{}", dir.file_name().unwrap().to_str().unwrap()));
+        std::fs::create_dir(&ro).unwrap();
+        dunnage_overlay::mount::bind_read_only(dir, &ro).unwrap();
+        let _g = dunnage_testsupport::MountGuard::new(&ro);
+        let r = check_backing_fs(&ro);
+        assert_eq!(r.is_ok(), ok, "{}: {r:?}", ro.display());
+        if let Ok(fs) = r {
+            assert!(fs.d_type);
+        }
+    }
+    // Writable and empty: the probe runs and leaves nothing.
+    assert!(check_backing_fs(&empty).unwrap().d_type);
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}

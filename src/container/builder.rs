@@ -368,7 +368,8 @@ impl Container {
         self
     }
 
-    /// `--network none|host` or a namespace to join by path.
+    /// `--network none|host|bridge|NAME` (a bridge network with published
+    /// ports: [`Network::Bridge`]) or a namespace to join by path.
     pub fn network(&mut self, network: Network) -> &mut Container {
         self.network = network;
         self

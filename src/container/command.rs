@@ -11,6 +11,7 @@ use dunnage_namespaces::{
 
 use crate::container::builder::StdioMode;
 use crate::container::error::{Error, Result, io_err};
+use crate::container::seccomp_cache;
 use crate::container::spec::{MountSpec, Network, Seccomp, Spec};
 
 fn stdio(mode: StdioMode) -> Stdio {
@@ -21,9 +22,13 @@ fn stdio(mode: StdioMode) -> Stdio {
     }
 }
 
-/// The seccomp program of the spec, `None` for no filter.
-pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<dunnage_namespaces::BpfProgram>> {
-    spec.seccomp.program()
+/// The seccomp program of the spec, `None` for no filter. `cache` is the
+/// on-disk cache of compiled programs ([`seccomp_cache`]) to use.
+pub(crate) fn seccomp_program(
+    spec: &Spec,
+    cache: Option<&Path>,
+) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+    spec.seccomp.program_cached(cache)
 }
 
 impl Seccomp {
@@ -37,6 +42,14 @@ impl Seccomp {
     /// without the crate's `seccomp` feature a profile is
     /// [`Error::Unsupported`].
     pub fn program(&self) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+        self.program_cached(None)
+    }
+
+    /// [`program`](Self::program) with the on-disk cache `cache`.
+    fn program_cached(
+        &self,
+        cache: Option<&Path>,
+    ) -> Result<Option<dunnage_namespaces::BpfProgram>> {
         let text = match self {
             // The resolve step replaced a profile's default policy by its
             // text: `Default` left means the profile has none.
@@ -51,7 +64,7 @@ impl Seccomp {
                 });
             }
         };
-        compile(text)
+        compile(text, cache)
     }
 }
 
@@ -62,15 +75,36 @@ impl Seccomp {
 static LAST_COMPILED: std::sync::Mutex<Option<(String, dunnage_namespaces::BpfProgram)>> =
     std::sync::Mutex::new(None);
 
+/// `text` compiled: the program kept in this process, else the one in the
+/// on-disk `cache` (for processes that make one container each), else
+/// compiled with libseccomp (and kept in both).
 #[cfg(feature = "seccomp")]
-fn compile(text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+fn compile(text: &str, cache: Option<&Path>) -> Result<Option<dunnage_namespaces::BpfProgram>> {
     if let Ok(last) = LAST_COMPILED.lock()
         && let Some((t, program)) = last.as_ref()
         && t == text
     {
         return Ok(Some(program.clone()));
     }
-    let program = compile_uncached(text)?;
+    // Without the library's version there is no safe key: compile.
+    let key = cache.and_then(|dir| {
+        dunnage_namespaces::seccomp::library_version()
+            .ok()
+            .map(|v| (dir, seccomp_cache::key(text, &v)))
+    });
+    let cached = key
+        .as_ref()
+        .and_then(|(dir, key)| seccomp_cache::load(dir, key));
+    let program = match cached {
+        Some(p) => p,
+        None => {
+            let p = compile_uncached(text)?;
+            if let Some((dir, key)) = &key {
+                seccomp_cache::store(dir, key, &p);
+            }
+            p
+        }
+    };
     if let Ok(mut last) = LAST_COMPILED.lock() {
         *last = Some((text.to_string(), program.clone()));
     }
@@ -93,15 +127,17 @@ fn compile_uncached(text: &str) -> Result<dunnage_namespaces::BpfProgram> {
 }
 
 #[cfg(not(feature = "seccomp"))]
-fn compile(_text: &str) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+fn compile(_text: &str, _cache: Option<&Path>) -> Result<Option<dunnage_namespaces::BpfProgram>> {
     Err(Error::Unsupported {
         op: "seccomp",
         reason: "the crate is built without its `seccomp` feature (libseccomp): choose Seccomp::Unconfined or a profile without a seccomp policy",
     })
 }
 
-/// The process knobs of `spec` (shared by the container's init and exec).
-pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
+/// The process knobs of `spec` (shared by the container's init and exec);
+/// `containers` is the store's containers directory (for the seccomp
+/// cache).
+pub(crate) fn knobs(spec: &Spec, containers: &Path) -> Result<ProcessKnobs> {
     let caps = CapSet::parse(&spec.capabilities)?;
     let mut rlimits = Vec::new();
     for r in &spec.rlimits {
@@ -114,7 +150,7 @@ pub(crate) fn knobs(spec: &Spec) -> Result<ProcessKnobs> {
         rlimits,
         sysctls: spec.sysctls.clone(),
         additional_gids: Some(spec.additional_gids.clone()),
-        seccomp: seccomp_program(spec)?,
+        seccomp: seccomp_program(spec, Some(&seccomp_cache::dir(containers)))?,
         ..ProcessKnobs::default()
     })
 }
@@ -214,7 +250,7 @@ fn host_devices() -> Result<Vec<dunnage_namespaces::Device>> {
 /// it uses the host's or joins one.
 pub(crate) fn kinds(spec: &Spec) -> Kinds {
     let mut k = Kind::Mount | Kind::Uts | Kind::Ipc | Kind::Pid;
-    if spec.network == Network::None {
+    if spec.network.has_own_namespace() {
         k = k | Kind::Net;
     }
     k
@@ -241,7 +277,7 @@ pub(crate) fn build(
         .uid(spec.uid)
         .gid(spec.gid)
         .start_gate(true)
-        .process_knobs(knobs(spec)?);
+        .process_knobs(knobs(spec, dir.parent().unwrap_or(dir))?);
     for e in &spec.env {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),
@@ -269,7 +305,7 @@ pub(crate) fn build(
         cmd.readonly_path(p);
     }
     match &spec.network {
-        Network::None => {
+        Network::None | Network::Bridge { .. } => {
             cmd.loopback_up(true);
         }
         Network::Join(path) => {

@@ -12,6 +12,7 @@ use crate::container::builder::{Container, StdioMode};
 use crate::container::command;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::handle::{ContainerHandle, Owned};
+use crate::container::network;
 use crate::container::spec::Spec;
 use crate::container::state::{self, State};
 use crate::container::store::ContainerStore;
@@ -166,6 +167,9 @@ pub(crate) fn create_spec(
     if !crate::container::spec::valid_name(&spec.name) {
         return Err(Error::InvalidName(spec.name.clone()));
     }
+    // A bridge network that does not exist or a port published already is
+    // refused before anything is made.
+    network::check(store, &spec)?;
     let mut undo = Undo::default();
 
     // The state directory, with the name checked under the store lock.
@@ -196,8 +200,11 @@ pub(crate) fn create_spec(
             path: dir.join("config.json"),
             reason: e.to_string(),
         })?;
+        // Not fsynced: a crash of the machine ends the container's
+        // processes, and a directory left without config.json or
+        // state.json is skipped by listing and deleted by remove.
         let path = dir.join("config.json");
-        dunnage_base::fs::write_atomic(&path, &config, 0o600).map_err(io_err("write", path))?;
+        dunnage_base::fs::write_replace(&path, &config, 0o600).map_err(io_err("write", path))?;
     }
     write_network_files(&dir, &spec)?;
 
@@ -252,6 +259,12 @@ pub(crate) fn create_spec(
     let mut child = cmd.spawn()?;
     let gate = child.take_gate();
     let pid = child.id();
+    if network::attach(store, &spec, &dir, pid)?.is_some() {
+        let (s, sp) = (store.clone(), spec.clone());
+        undo.push(move || {
+            let _ = network::detach(&s, &sp);
+        });
+    }
     let st = State {
         status: Some(crate::container::spec::Status::Created),
         pid,

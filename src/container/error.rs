@@ -115,6 +115,10 @@ pub enum Error {
     /// Setting up or starting the process failed.
     #[error(transparent)]
     Process(#[from] dunnage_namespaces::Error),
+    /// The container's bridge network failed or refused (unknown network,
+    /// a port already published, ...).
+    #[error(transparent)]
+    Network(#[from] dunnage_network::Error),
     /// A confinement setting (capability, rlimit, sysctl) is refused.
     #[error(transparent)]
     Confine(#[from] dunnage_namespaces::ConfineError),

@@ -472,6 +472,10 @@ impl ContainerHandle {
                 }
             }
         }
+        // The process is gone: its veth pair went with its namespace, or
+        // goes now; then the lease and the rules. State stays until then,
+        // so a failure here can be retried.
+        crate::container::network::detach(&self.store, &self.spec)?;
         let dir = self.dir();
         std::fs::remove_dir_all(&dir).map_err(io_err("remove", dir))
     }

@@ -24,6 +24,9 @@
 //!    joined one) network namespaces, pivoted into the rootfs with
 //!    Docker's mounts, devices, masked and read-only paths, capabilities
 //!    and seccomp, waiting at its start gate;
+//!    With a bridge network ([`Network::Bridge`], see [`network`]), the
+//!    network is checked before step 1 and the container attached here,
+//!    with `hosts` and `resolv.conf` rewritten for its address;
 //! 5. `state.json`: created, with the init's pid and start time.
 
 mod builder;
@@ -33,8 +36,10 @@ mod create;
 pub mod error;
 mod handle;
 pub mod monitor;
+pub mod network;
 mod ops;
 mod resolve;
+mod seccomp_cache;
 pub mod spec;
 pub mod state;
 mod store;

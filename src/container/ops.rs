@@ -166,7 +166,10 @@ impl ContainerHandle {
             .current_dir(&cwd)
             .uid(spec.uid)
             .gid(spec.gid)
-            .process_knobs(command::knobs(&spec)?)
+            .process_knobs(command::knobs(
+                &spec,
+                &crate::container::state::containers_dir(self.store.root()),
+            )?)
             .exec_in(pidfd);
         for e in &env {
             match e.split_once('=') {

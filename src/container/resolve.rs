@@ -200,7 +200,7 @@ impl Container {
         // The profile's namespaced sysctls for a container network
         // namespace (docker's two), the caller's winning.
         let mut sysctls: Vec<(String, String)> = Vec::new();
-        if self.network == Network::None {
+        if self.network.has_own_namespace() {
             sysctls.extend(self.profile.network_sysctls.clone());
         }
         for (k, v) in &self.sysctls {

@@ -37,7 +37,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// The container's network. A bridge comes later; the enum leaves room.
+/// The container's network.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -50,6 +50,27 @@ pub enum Network {
     /// The network namespace at this path (`/proc/PID/ns/net`, a file
     /// persisted by `ip netns`).
     Join(PathBuf),
+    /// A new network namespace attached to a `dunnage-network` bridge
+    /// network (docker's `--network bridge|NAME -p ...`): a veth pair with
+    /// the container's end as `eth0`, an address leased from the network's
+    /// subnet, a default route via its gateway, and the published ports.
+    /// The network lives in the network namespace the library runs in
+    /// (see [`crate::container::network`]).
+    Bridge {
+        /// The network's name (`dunnage0` is the default network).
+        name: String,
+        /// The published ports (`-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]`).
+        #[serde(default)]
+        ports: Vec<dunnage_network::PortMapping>,
+    },
+}
+
+impl Network {
+    /// Whether the container gets a network namespace of its own (none or
+    /// bridge), as opposed to the host's or a joined one.
+    pub fn has_own_namespace(&self) -> bool {
+        matches!(self, Network::None | Network::Bridge { .. })
+    }
 }
 
 /// Which seccomp filter the process gets.

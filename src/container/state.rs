@@ -10,6 +10,7 @@
 //!                           that changes the container (start, kill,
 //!                           stop, pause, remove, recording the exit)
 //!         config.json       the resolved Spec, written once at create
+//!                           (atomically, not fsynced)
 //!         creator           `PID START` of the process creating it, until
 //!                           state.json exists (the store check skips a
 //!                           create whose creator lives)
@@ -21,10 +22,18 @@
 //!         <id>-json.log     docker's json-file log (detached containers)
 //!         start.fifo        detached containers not started yet: a byte
 //!                           written here asks the monitor to start it
+//!     .seccomp/<key>.bpf    compiled seccomp programs, a cache (see
+//!                           below)
 //! ```
 //!
 //! A container directory without `config.json` or `state.json` is a create
 //! that did not finish: listing skips it and `remove` deletes it.
+//!
+//! `.seccomp/` keeps the seccomp programs compiled for containers, keyed
+//! by a hash of the policy, the architecture and the libseccomp version,
+//! each file verified by a checksum when read, so that a process that
+//! makes one container (the CLI, an OCI runtime) does not compile
+//! Docker's policy again. Deleting it at any time is safe.
 //!
 //! The init's pid is only trusted with its start time
 //! (`/proc/<pid>/stat` field 22): a pid the kernel reused for another

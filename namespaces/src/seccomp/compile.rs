@@ -86,6 +86,14 @@ fn condition(arg: &super::Arg) -> Result<ScmpArgCompare, SeccompError> {
     Ok(ScmpArgCompare::new(arg.index, op, arg.value))
 }
 
+/// The version of the libseccomp library loaded at run time, as
+/// `major.minor.micro` (what compiled programs depend on, besides the
+/// profile and the architecture: a cache of compiled programs keys on it).
+pub fn library_version() -> Result<String, SeccompError> {
+    let v = libseccomp::ScmpVersion::current().map_err(library("read the library version"))?;
+    Ok(format!("{}.{}.{}", v.major, v.minor, v.micro))
+}
+
 /// Compile `profile` to a BPF program (with its filter flags), and the
 /// warnings for what was left out: syscall names this libseccomp does not
 /// know are skipped, as runc does. Everything else that is wrong is a typed

@@ -14,7 +14,7 @@ mod profile;
 use std::io::Read;
 
 #[cfg(feature = "seccomp")]
-pub use compile::compile;
+pub use compile::{compile, library_version};
 pub use profile::{Arg, Profile, Rule};
 
 /// The most instructions a classic BPF program may have (`BPF_MAXINSNS`).
