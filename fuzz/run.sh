@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-10}
 [ $# -gt 0 ] && shift
-targets=${*:-"tar_apply tarsplit_roundtrip image_json reference archive_load proc_parsers seccomp_profile"}
+targets=${*:-"tar_apply tarsplit_roundtrip image_json reference archive_load proc_parsers seccomp_profile oci_config facade_seccomp cgroup_stats"}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 mkdir -p logs
 failed=0

@@ -16,7 +16,12 @@ pub(crate) fn read_trimmed(path: &Path) -> Result<String> {
 
 /// Read a control file that holds one unsigned number.
 pub(crate) fn read_u64(path: &Path) -> Result<u64> {
-    let s = read_trimmed(path)?;
+    parse_u64(path, &read(path)?)
+}
+
+/// Parse the text of a file that holds one unsigned number.
+pub(crate) fn parse_u64(path: &Path, text: &str) -> Result<u64> {
+    let s = text.trim();
     s.parse()
         .map_err(|_| Error::parse(path, 1, format!("expected a number, found {s:?}")))
 }
@@ -24,7 +29,12 @@ pub(crate) fn read_u64(path: &Path) -> Result<u64> {
 /// Read a file that holds a number or `max` (v2) / a huge value (v1
 /// "unlimited" is reported as is).
 pub(crate) fn read_max(path: &Path) -> Result<Option<u64>> {
-    let s = read_trimmed(path)?;
+    parse_max(path, &read(path)?)
+}
+
+/// Parse the text of a file that holds a number or `max`.
+pub(crate) fn parse_max(path: &Path, text: &str) -> Result<Option<u64>> {
+    let s = text.trim();
     if s == "max" {
         return Ok(None);
     }

@@ -26,7 +26,8 @@
 //!   validated [`CgroupPath`].
 //! - Limits: [`Resources`], convertible from the OCI shape in [`oci`];
 //!   [`Cgroup::plan`] / [`Cgroup::apply`].
-//! - Statistics: [`Cgroup::stats`] -> [`Stats`].
+//! - Statistics: [`Cgroup::stats`] -> [`Stats`]; the stat files' parsers
+//!   on their text in [`statfile`].
 //! - Control: [`Cgroup::freeze`], [`Cgroup::thaw`], [`Cgroup::kill`];
 //!   OOM notification: [`Cgroup::oom_events`] -> [`OomEvents`].
 //!
@@ -49,6 +50,7 @@ pub mod oci;
 mod path;
 pub mod proc;
 mod resources;
+pub mod statfile;
 mod stats;
 mod v1;
 mod v2;

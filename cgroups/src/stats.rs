@@ -145,6 +145,17 @@ pub struct PressureLine {
     pub total: Duration,
 }
 
+/// Parse v1 `cpuacct.usage_percpu`: nanoseconds per CPU, space-separated.
+pub(crate) fn parse_per_cpu(path: &Path, text: &str) -> Result<Vec<Duration>> {
+    text.split_whitespace()
+        .map(|v| {
+            v.parse()
+                .map(Duration::from_nanos)
+                .map_err(|_| Error::parse(path, 1, format!("not a number: {v:?}")))
+        })
+        .collect()
+}
+
 /// v1 reports "unlimited" as the largest page-aligned i64.
 const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
 
@@ -201,14 +212,7 @@ impl Cgroup {
             Version::V1 => {
                 let ns = |name: &str| file::read_u64(&d.file(name)).map(Duration::from_nanos);
                 let per_cpu_path = d.file("cpuacct.usage_percpu");
-                let per_cpu = file::read(&per_cpu_path)?
-                    .split_whitespace()
-                    .map(|v| {
-                        v.parse().map(Duration::from_nanos).map_err(|_| {
-                            Error::parse(&per_cpu_path, 1, format!("not a number: {v:?}"))
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let per_cpu = parse_per_cpu(&per_cpu_path, &file::read(&per_cpu_path)?)?;
                 let throttling = match self.dir_of(Controller::Cpu) {
                     Some(c) if c.version == Version::V1 => {
                         let path = c.file("cpu.stat");

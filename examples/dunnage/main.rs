@@ -295,7 +295,7 @@ fn system(root: &Path, rest: &[OsString]) -> Res {
     };
     let a = Args::parse(rest, &[], &["--repair"])?;
     a.exactly(0, "dunnage system check")?;
-    let store = ImageStore::open(root)?;
+    let store = dunnage::container::ContainerStore::open(root)?;
     let report = if a.has(&["--repair"]) {
         for p in &store.repair()?.problems {
             println!("found: {p}");

@@ -31,6 +31,11 @@
 //! container layer being created by another process while the check runs
 //! can be reported as an orphan directory: do not `repair` while
 //! containers are being created.
+//!
+//! Containers' own state (`containers/<id>/`: unfinished creates and
+//! removes, container layer records without a container) is the facade's
+//! to judge: `dunnage::container::ContainerStore::check` runs this check
+//! and adds those; `dunnage system check` uses it.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -11,10 +11,10 @@
 //! rebuilt against its diffID).
 //!
 //! `DUNNAGE_KILL_TRIALS` sets the trials per operation (default 10, the
-//! full run uses 100); `DUNNAGE_KILL_SEED` repeats a run. Container
-//! `create` and `rm` of a whole container come when the facade's
-//! `Container` exists; here the container layer's create and remove are
-//! what is killed.
+//! full run uses 100); `DUNNAGE_KILL_SEED` repeats a run. Here the
+//! container layer's create and remove are what is killed; the CLI's
+//! container `create` and `rm` are killed in the facade's
+//! `tests/kill_trials_container.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -26,21 +26,44 @@ pub(crate) fn seccomp_program(
     spec: &Spec,
     cache: Option<&Path>,
 ) -> Result<Option<dunnage_namespaces::BpfProgram>> {
-    let text = match &spec.seccomp {
-        // The resolve step replaced a profile's default policy by its text:
-        // `Default` left means the profile has none.
-        Seccomp::Unconfined | Seccomp::Default => return Ok(None),
-        Seccomp::Profile(text) => text,
-        // Future variants: refuse rather than run unconfined.
-        #[allow(unreachable_patterns)]
-        _ => {
-            return Err(Error::Unsupported {
-                op: "seccomp",
-                reason: "unknown seccomp choice",
-            });
-        }
-    };
-    compile(text, cache)
+    spec.seccomp.program_cached(cache)
+}
+
+impl Seccomp {
+    /// The BPF program this choice installs, as a container made from a
+    /// resolved [`Spec`] gets it: `None` for [`Seccomp::Unconfined`] and
+    /// for [`Seccomp::Default`] (which the resolve step replaces by the
+    /// security profile's policy; left in a resolved spec, the profile has
+    /// none); a [`Seccomp::Profile`]'s JSON compiled with libseccomp.
+    ///
+    /// A profile that does not parse or compile is [`Error::Invalid`];
+    /// without the crate's `seccomp` feature a profile is
+    /// [`Error::Unsupported`].
+    pub fn program(&self) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+        self.program_cached(None)
+    }
+
+    /// [`program`](Self::program) with the on-disk cache `cache`.
+    fn program_cached(
+        &self,
+        cache: Option<&Path>,
+    ) -> Result<Option<dunnage_namespaces::BpfProgram>> {
+        let text = match self {
+            // The resolve step replaced a profile's default policy by its
+            // text: `Default` left means the profile has none.
+            Seccomp::Unconfined | Seccomp::Default => return Ok(None),
+            Seccomp::Profile(text) => text,
+            // Future variants: refuse rather than run unconfined.
+            #[allow(unreachable_patterns)]
+            _ => {
+                return Err(Error::Unsupported {
+                    op: "seccomp",
+                    reason: "unknown seccomp choice",
+                });
+            }
+        };
+        compile(text, cache)
+    }
 }
 
 /// The last policy compiled in this process and its program: containers
@@ -373,4 +396,33 @@ pub(crate) fn build(
             .stderr(stdio(stdio_modes[2]));
     }
     Ok(cmd)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `Seccomp::program` on each choice, and on hostile profile text:
+    /// typed errors, never a panic.
+    #[test]
+    fn seccomp_program_of_each_choice() {
+        assert!(Seccomp::Unconfined.program().unwrap().is_none());
+        assert!(Seccomp::Default.program().unwrap().is_none());
+        for bad in ["", "{", "[]", "{\"defaultAction\":\"NOPE\"}", "\u{0}"] {
+            let err = Seccomp::Profile(bad.to_string()).program().unwrap_err();
+            if cfg!(feature = "seccomp") {
+                assert!(matches!(err, Error::Invalid { .. }), "{bad:?}: {err}");
+            } else {
+                assert!(matches!(err, Error::Unsupported { .. }), "{bad:?}: {err}");
+            }
+        }
+        let good = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#;
+        let got = Seccomp::Profile(good.to_string()).program();
+        if cfg!(feature = "seccomp") {
+            assert!(got.unwrap().is_some_and(|p| p.len() > 1));
+        } else {
+            assert!(got.is_err());
+        }
+    }
 }

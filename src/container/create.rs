@@ -213,6 +213,12 @@ pub(crate) fn create_spec(
         undo.push(move || {
             let _ = std::fs::remove_dir_all(&d);
         });
+        // Who is creating it, until state.json exists: the store check
+        // leaves a create in progress alone.
+        let me = std::process::id() as i32;
+        let creator = format!("{me} {}\n", state::pid_start_time(me).unwrap_or(0));
+        let path = dir.join(crate::container::check::CREATOR);
+        std::fs::write(&path, creator).map_err(io_err("write", path))?;
         let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {
             path: dir.join("config.json"),
             reason: e.to_string(),
@@ -291,6 +297,7 @@ pub(crate) fn create_spec(
     };
     st.write(&dir)?;
     undo.commit();
+    let _ = std::fs::remove_file(dir.join(crate::container::check::CREATOR));
     let terminal = child.take_terminal()?;
     Ok(ContainerHandle::owned(
         store.clone(),

@@ -132,6 +132,34 @@ fn pidfd_wait(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
     }
 }
 
+/// Remove the container cgroup `path`: its processes killed, its
+/// directories removed. One that exists in only some hierarchies (a create
+/// or remove killed while making or removing the directories, before any
+/// process joined or after all left) has its remaining directories removed.
+pub(crate) fn remove_cgroup(path: &str) -> Result<()> {
+    let h = Hierarchies::detect()?;
+    let path = CgroupPath::new(path)?;
+    match Cgroup::open(&h, &path, &[]) {
+        Ok(cg) => {
+            let _ = cg.thaw();
+            let _ = cg.kill();
+            cg.delete()?;
+        }
+        Err(_) => {
+            for hier in h.list() {
+                let d = hier.mount_point.join(path.as_str());
+                match std::fs::remove_dir(&d) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_err("rmdir", d)(e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ContainerHandle {
     pub(crate) fn owned(store: ContainerStore, spec: Spec, owned: Owned) -> ContainerHandle {
         ContainerHandle {
@@ -434,11 +462,8 @@ impl ContainerHandle {
         self.wait_monitor(&st);
         let _all = self.store.lock_all()?;
         let _lock = self.lock()?;
-        if let Ok(cg) = self.cgroup() {
-            // Leftover processes (a fork of the init) go with it.
-            let _ = cg.kill();
-            cg.delete()?;
-        }
+        // Leftover processes (a fork of the init) go with it.
+        remove_cgroup(&self.spec.cgroup)?;
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {

@@ -10,6 +10,8 @@
 //!   prefix from any process.
 //! - [`ContainerHandle`]: start, wait, kill, stop, pause, resume, stats,
 //!   top, exec, update, commit, export, logs, remove.
+//! - [`ContainerStore::check`] and [`ContainerStore::repair`]: the store
+//!   check with the containers' state (module [`check`]).
 //!
 //! What `create` makes, in order, each undone if a later one fails:
 //! 1. `containers/<id>/` with `config.json` (the [`Spec`]) and the
@@ -30,6 +32,7 @@
 pub mod attach;
 mod builder;
 mod capsets;
+pub mod check;
 pub(crate) mod command;
 mod create;
 pub mod error;
@@ -47,6 +50,7 @@ pub mod user;
 pub use attach::Attach;
 pub use builder::{Container, StdioMode};
 pub use capsets::CapabilitySets;
+pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
 pub use ops::{ExecOptions, Process, read_json_log};

@@ -1,0 +1,256 @@
+//! The store check with the containers: [`ContainerStore::check`] runs the
+//! image store's check ([`dunnage_image::ImageStore::check`]: layers,
+//! overlay2 directories, mounts, images, tags) and adds what only the
+//! containers' state can tell:
+//!
+//! - a container directory without `config.json` or `state.json` that no
+//!   live process is creating: a `create` killed part-way, or a `remove`
+//!   killed while deleting the directory ([`Problem::Unfinished`]);
+//! - a container made from an image whose layer record
+//!   (`layerdb/mounts/<id>`) is gone: a `remove` killed after releasing
+//!   the layer ([`Problem::MissingLayer`]);
+//! - a container layer record named by a container ID (64 hex digits)
+//!   with no container directory ([`Problem::OrphanLayer`]).
+//!
+//! [`ContainerStore::repair`] finishes what the killed operation started
+//! for the first two (the container goes, with its cgroup and the
+//! processes in it, its layer and mount, its directory) and releases the
+//! orphan layer and its mount; then it runs the image store's repair.
+//!
+//! Docker's own containers (a directory with `config.v2.json`, in a data
+//! root shared with a stopped dockerd) are not judged. Both hold the
+//! containers lock (so no `remove` runs meanwhile); a `create` in progress
+//! names its process in `containers/<id>/creator` until its `state.json`
+//! exists, and is skipped while that process lives.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::container::error::{Error, Result, io_err};
+use crate::container::spec::Spec;
+use crate::container::state::{self, containers_dir, valid_id};
+use crate::container::store::ContainerStore;
+
+/// The file a `create` in progress names its process in: `PID START`
+/// (start time in clock ticks, as [`state::pid_start_time`]).
+pub(crate) const CREATOR: &str = "creator";
+
+/// One disagreement found by [`ContainerStore::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// What the image store's check found.
+    Store(dunnage_image::Problem),
+    /// A container directory lacking `what` (`config.json` or
+    /// `state.json`) whose creator has gone: an interrupted create or
+    /// remove.
+    Unfinished {
+        /// The container ID.
+        id: String,
+        /// The missing file.
+        what: &'static str,
+    },
+    /// A container made from an image whose read-write layer record is
+    /// gone (a remove interrupted after releasing it).
+    MissingLayer {
+        /// The container ID.
+        id: String,
+    },
+    /// A container layer record whose container directory is gone.
+    OrphanLayer {
+        /// The container ID.
+        id: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Store(p) => p.fmt(f),
+            Problem::Unfinished { id, what } => {
+                write!(f, "container {id} is unfinished: it has no {what}")
+            }
+            Problem::MissingLayer { id } => {
+                write!(f, "container {id} has lost its read-write layer")
+            }
+            Problem::OrphanLayer { id } => {
+                write!(f, "container layer {id} belongs to no container")
+            }
+        }
+    }
+}
+
+/// What [`ContainerStore::check`] found; empty when the store is
+/// consistent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Every problem, the containers' first.
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    /// Whether nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Whether the process named in `dir/creator` is alive.
+fn creator_alive(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(CREATOR)) else {
+        return false;
+    };
+    let mut it = text.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(pid)), Some(Ok(start))) => {
+            i32::try_from(pid).is_ok_and(|pid| state::same_process(pid, start))
+        }
+        _ => false,
+    }
+}
+
+impl ContainerStore {
+    /// Check that the containers, their layers and the image store agree
+    /// (see the [module docs](self)); changes nothing.
+    pub fn check(&self) -> Result<CheckReport> {
+        let _all = self.lock_all()?;
+        self.survey()
+    }
+
+    /// Fix what [`check`](Self::check) finds that can be fixed (see the
+    /// [module docs](self)); returns what it found before. Call
+    /// [`check`](Self::check) afterwards for what is left.
+    pub fn repair(&self) -> Result<CheckReport> {
+        let _all = self.lock_all()?;
+        let found = self.survey()?;
+        for p in &found.problems {
+            match p {
+                Problem::Unfinished { id, .. } | Problem::MissingLayer { id } => {
+                    self.discard(id)?;
+                }
+                Problem::OrphanLayer { id } => self.release_layer(id)?,
+                _ => {}
+            }
+        }
+        let images = self.images().repair()?;
+        // What the image store found is reported as found.
+        let mut problems: Vec<Problem> = found
+            .problems
+            .into_iter()
+            .filter(|p| !matches!(p, Problem::Store(_)))
+            .collect();
+        problems.extend(images.problems.into_iter().map(Problem::Store));
+        Ok(CheckReport { problems })
+    }
+
+    /// The containers' problems, then the image store's.
+    fn survey(&self) -> Result<CheckReport> {
+        let mut problems = Vec::new();
+        let layers = self.images().layers();
+        // Layer records first: a create makes its directory before its
+        // layer, so a record seen here without a directory seen below is
+        // an orphan (no remove runs: the caller holds the lock).
+        // The names, not `list_rw`: a damaged record is the image check's
+        // to report (BrokenContainerLayer), not a reason to fail.
+        let mounts = layers.root().join("image/overlay2/layerdb/mounts");
+        let mut records = Vec::new();
+        match std::fs::read_dir(&mounts) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.map_err(io_err("read dir", &mounts))?;
+                    if let Some(name) = e.file_name().to_str() {
+                        records.push(name.to_string());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read dir", mounts)(e)),
+        }
+        let dir = containers_dir(self.root());
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_err("read dir", &dir))? {
+            let entry = entry.map_err(io_err("read dir", &dir))?;
+            if let Some(id) = entry.file_name().to_str().filter(|n| valid_id(n)) {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        for id in &ids {
+            let d = self.dir_of(id);
+            if d.join("config.v2.json").exists() {
+                continue; // docker's
+            }
+            let missing = ["config.json", "state.json"]
+                .into_iter()
+                .find(|f| !d.join(f).exists());
+            if let Some(what) = missing {
+                if !creator_alive(&d) {
+                    problems.push(Problem::Unfinished {
+                        id: id.clone(),
+                        what,
+                    });
+                }
+                continue;
+            }
+            let spec = match self.info(id) {
+                Ok(info) => info.spec,
+                Err(Error::CorruptState { .. }) => {
+                    problems.push(Problem::Unfinished {
+                        id: id.clone(),
+                        what: "readable config.json and state.json",
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if spec.rootfs_dir.is_none() && !records.contains(id) {
+                problems.push(Problem::MissingLayer { id: id.clone() });
+            }
+        }
+        for id in records {
+            // A damaged record is reported by the image check.
+            if valid_id(&id) && !ids.contains(&id) && layers.get_rw(&id).is_ok() {
+                problems.push(Problem::OrphanLayer { id });
+            }
+        }
+        let images = self.images().check()?;
+        problems.extend(images.problems.into_iter().map(Problem::Store));
+        Ok(CheckReport { problems })
+    }
+
+    /// Remove what there is of container `id`: the processes in its
+    /// cgroup and the cgroup (when its configuration says where), its
+    /// layer and mount, its directory. The caller holds the lock.
+    fn discard(&self, id: &str) -> Result<()> {
+        let dir = self.dir_of(id);
+        let path = dir.join("config.json");
+        if let Ok(bytes) = std::fs::read(&path)
+            && let Ok(spec) = Spec::from_json(path, &bytes)
+        {
+            crate::container::handle::remove_cgroup(&spec.cgroup)?;
+        }
+        self.release_layer(id)?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Unmount and remove the container layer of `id`, if there is one.
+    fn release_layer(&self, id: &str) -> Result<()> {
+        let layers = self.images().layers();
+        for step in 0..2 {
+            let done = if step == 0 {
+                layers.unmount_rw(id)
+            } else {
+                layers.remove_rw(id)
+            };
+            match done {
+                Ok(()) | Err(dunnage_layerstore::Error::MountNotFound(_)) => {}
+                Err(e) => return Err(Error::Layer(e)),
+            }
+        }
+        Ok(())
+    }
+}
