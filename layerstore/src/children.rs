@@ -15,9 +15,15 @@
 //! store lock, when no commit is in flight, and such stale entries are
 //! dropped then. An index that is missing (a store of an older version)
 //! is rebuilt from the parent files under the exclusive store lock.
-//! Writers that keep no index (an older dunnage, a dockerd) must not write
-//! to the store afterwards; [`LayerStore::check_children_index`] finds
-//! what they left and [`LayerStore::rebuild_children_index`] repairs it.
+//! Writers that keep no index (an older dunnage, a dockerd sharing the
+//! data-root while dunnage is not running) are noticed by time: each of
+//! our own changes to `layerdb/sha256/` or `layerdb/mounts/` touches the
+//! marker afterwards, so a directory changed later than the marker was
+//! changed by someone else, and the index is rebuilt from the parent files
+//! before the next removal. (Two writers in the same few milliseconds can
+//! escape this; do not run a dockerd on a data-root while dunnage writes
+//! to it.) [`LayerStore::check_children_index`] finds what an index misses
+//! and [`LayerStore::rebuild_children_index`] repairs it.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
@@ -95,9 +101,26 @@ impl Layerdb {
         self.root().join(DIR).join(parent.hex())
     }
 
-    /// Whether the index is complete (see the [module docs](self)).
+    /// Whether the index is complete (see the [module docs](self)): built,
+    /// and no layer or container layer directory changed after our own
+    /// last change.
     pub(crate) fn children_index_built(&self) -> bool {
-        self.root().join(BUILT).exists()
+        let mtime = |p: PathBuf| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let Some(built) = mtime(self.root().join(BUILT)) else {
+            return false;
+        };
+        ["sha256", "mounts"]
+            .into_iter()
+            .all(|d| mtime(self.root().join(d)).is_none_or(|t| t <= built))
+    }
+
+    /// Note a change of ours to `sha256/` or `mounts/` (after it is made):
+    /// the marker's time moves past it. A failure only costs a rebuild.
+    pub(crate) fn note_own_change(&self) {
+        let built = self.root().join(BUILT);
+        if let Ok(f) = OpenOptions::new().write(true).open(&built) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
     }
 
     /// Record `child` as sitting on `parent` before the child is committed:

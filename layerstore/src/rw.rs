@@ -219,6 +219,7 @@ impl LayerStore {
             }
             return Err(e);
         }
+        self.db.note_own_change();
         Ok(RwLayer {
             container_id: container_id.to_owned(),
             mount_id,
@@ -366,6 +367,7 @@ impl LayerStore {
         if let Some(init_id) = &rw.init_id {
             self.driver.remove(init_id)?;
         }
+        self.db.note_own_change();
         fs::remove_dir_all(&staged).map_err(io_err("remove", &staged))?;
         drop(_item);
         self.db.remove_locks(&[format!("mount-{container_id}")])?;

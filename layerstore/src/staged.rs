@@ -211,6 +211,7 @@ impl StagedLayer<'_> {
             let _ = store.driver.remove(&self.cache_id);
             return Err(e);
         }
+        store.db.note_own_change();
         Ok(Layer {
             chain_id: chain,
             diff_id: self.diff_id,

@@ -278,6 +278,7 @@ impl LayerStore {
             fs::remove_dir_all(&removing).map_err(io_err("remove", &removing))?;
             self.db
                 .remove_locks(&crate::layerdb::Layerdb::layer_lock_names(&c))?;
+            self.db.note_own_change();
             if let Some(p) = &layer.parent {
                 self.db.remove_child(p, &Child::Layer(c))?;
             }

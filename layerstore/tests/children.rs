@@ -77,6 +77,39 @@ fn release_reads_no_parent_file_of_other_layers() {
 }
 
 #[test]
+fn a_layer_added_by_a_writer_that_keeps_no_index_keeps_its_parent() {
+    require_root!();
+    let (dir, store) = store("ls-children-foreign");
+    let db = layerdb(&dir);
+    let mine = chain(&store, "mine", 2);
+    // A child of mine[0] the index does not know, as a dockerd sharing
+    // the data-root would add it: its entry gone, written after our last
+    // change (the sha256 directory changes later than the marker).
+    let foreign = store
+        .register(&tar_of(&[("foreign", b"x")])[..], Some(&mine[0]), None)
+        .unwrap();
+    std::fs::remove_file(
+        db.join("dunnage/children")
+            .join(mine[0].hex())
+            .join(foreign.chain_id.hex()),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let probe = db.join("sha256").join("dunnage-test-foreign-write");
+    std::fs::create_dir(&probe).unwrap();
+    std::fs::remove_dir(&probe).unwrap();
+    store.release(&mine[1]).unwrap();
+    let left = common::names(&db.join("sha256"));
+    assert!(
+        left.contains(&mine[0].hex()),
+        "the parent was removed: {left:?}"
+    );
+    assert!(store.check_children_index().unwrap().is_empty());
+    store.release(&foreign.chain_id).unwrap();
+    assert_nothing_registered(&dir, &store);
+}
+
+#[test]
 fn a_container_layer_keeps_its_parent_through_the_index() {
     require_root!();
     let (dir, store) = store("ls-children-rw");
