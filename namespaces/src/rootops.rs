@@ -434,12 +434,19 @@ pub(crate) fn self_bind(root: c_int, target: &InRoot) -> StepResult {
 }
 
 /// Open `target` and take a read lock on it; the descriptor stays open
-/// (close-on-exec) for the life of this process and is returned.
-pub(crate) fn lock_file(root: c_int, target: &InRoot) -> Result<c_int, c_int> {
+/// (close-on-exec) for the life of this process and is returned. It is
+/// numbered at least `min` (above every passed descriptor's target): a
+/// later dup2 onto it would close it, and closing any descriptor of the
+/// file drops the process's lock.
+pub(crate) fn lock_file(root: c_int, target: &InRoot, min: c_int) -> Result<c_int, c_int> {
     let at = open_in_root(root, &target.path, 0, false)?;
     // SAFETY: open/fcntl on a stack path and a zeroed flock.
     unsafe {
-        let fd = libc::open(FdPath::new(at.0).ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let low = libc::open(FdPath::new(at.0).ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        check(low)?;
+        // Moved before the lock is taken: closing `low` later would drop it.
+        let fd = libc::fcntl(low, libc::F_DUPFD_CLOEXEC, min);
+        libc::close(low);
         check(fd)?;
         let mut lock: libc::flock = std::mem::zeroed();
         lock.l_type = libc::F_RDLCK as libc::c_short;

@@ -280,7 +280,9 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                     .iter_mut()
                     .find(|l| **l < 0)
                     .ok_or(libc::EMFILE)?;
-                *slot = crate::rootops::lock_file(state.root, target)?;
+                // Above the error pipe, which is above every passed
+                // descriptor's target.
+                *slot = crate::rootops::lock_file(state.root, target, state.err_write + 1)?;
                 Ok(())
             }
             Step::OpenProc => {
