@@ -12,9 +12,13 @@
 //! frame is the exit (stream 3, payload the exit code as a big-endian
 //! `i32`, 128 + the signal for a process killed by one), then the monitor
 //! closes the connection. What a client writes goes to the process's stdin
-//! when the container was made with an open stdin (`-i`); the first client
-//! that ends its input (shuts its writing half) closes the process's stdin,
-//! as docker's `StdinOnce`. Attach before [`ContainerHandle::start`] to see
+//! when the container was made with an open stdin (`-i`), after one byte
+//! (1) that declares the client gives input; the first client that
+//! declared input and ends it (shuts its writing half) closes the
+//! process's stdin, as docker's `StdinOnce`. A client that leaves without
+//! declaring input leaves the stdin open. A client that does not read its
+//! frames for [`WRITE_TIMEOUT`] is dropped, so it cannot stall the
+//! process's output. Attach before [`ContainerHandle::start`] to see
 //! all the output.
 
 use std::fs::File;
@@ -33,6 +37,13 @@ const EXIT_STREAM: u8 = 3;
 
 /// The stream number of the greeting, the empty first frame.
 const GREETING_STREAM: u8 = 0;
+
+/// How long the monitor waits for a client to take a frame before it drops
+/// the client.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The byte a client sends first when it gives input.
+const INPUT_MARKER: u8 = 1;
 
 /// The socket's name in the container's directory.
 pub(crate) const SOCKET: &str = "attach.sock";
@@ -62,7 +73,8 @@ fn header(stream: u8, len: usize) -> [u8; 8] {
 /// The monitor's side: the attached clients and the process's stdin.
 #[derive(Debug)]
 pub(crate) struct Clients {
-    list: Mutex<Vec<UnixStream>>,
+    /// The clients, and the exit code once the process has exited.
+    list: Mutex<(Vec<UnixStream>, Option<i32>)>,
     stdin: Mutex<Option<File>>,
     path: PathBuf,
 }
@@ -76,7 +88,7 @@ impl Clients {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(io_err("chmod", &path))?;
         let clients = Arc::new(Clients {
-            list: Mutex::new(Vec::new()),
+            list: Mutex::new((Vec::new(), None)),
             stdin: Mutex::new(stdin),
             path,
         });
@@ -98,18 +110,31 @@ impl Clients {
         }
         // The greeting (an empty frame of stream 0) tells the client it is
         // in the list: output from now on reaches it. Under the lock, so
-        // no output frame comes before it.
+        // no output frame comes before it. A client that comes after the
+        // exit gets the greeting and the exit frame.
+        let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
         if let Ok(mut list) = self.list.lock() {
             let mut conn = conn;
             if conn.write_all(&header(GREETING_STREAM, 0)).is_ok() {
-                list.push(conn);
+                match list.1 {
+                    None => list.0.push(conn),
+                    Some(code) => {
+                        let _ = send_to(&mut conn, EXIT_STREAM, &code.to_be_bytes());
+                        let _ = conn.shutdown(std::net::Shutdown::Both);
+                    }
+                }
             }
         }
     }
 
     /// Copy a client's input to the process's stdin; at its end, close
-    /// the stdin.
+    /// the stdin. A client that ends without declaring input (its first
+    /// byte) leaves the stdin as it is.
     fn forward_input(&self, mut from: UnixStream) {
+        let mut marker = [0u8; 1];
+        if from.read_exact(&mut marker).is_err() || marker[0] != INPUT_MARKER {
+            return;
+        }
         let mut buf = [0u8; 8192];
         loop {
             let n = match from.read(&mut buf) {
@@ -135,16 +160,16 @@ impl Clients {
         let Ok(mut list) = self.list.lock() else {
             return;
         };
-        let h = header(stream, data.len());
-        list.retain_mut(|c| c.write_all(&h).and_then(|()| c.write_all(data)).is_ok());
+        list.0.retain_mut(|c| send_to(c, stream, data).is_ok());
     }
 
     /// Send the exit frame, close every client and the socket.
     pub(crate) fn finish(&self, code: i32) {
         let _ = std::fs::remove_file(&self.path);
-        self.send(EXIT_STREAM, &code.to_be_bytes());
         if let Ok(mut list) = self.list.lock() {
-            for c in list.drain(..) {
+            list.1 = Some(code);
+            for mut c in list.0.drain(..) {
+                let _ = send_to(&mut c, EXIT_STREAM, &code.to_be_bytes());
                 let _ = c.shutdown(std::net::Shutdown::Both);
             }
         }
@@ -154,12 +179,19 @@ impl Clients {
     }
 }
 
+/// One frame to one client.
+fn send_to(conn: &mut UnixStream, stream: u8, data: &[u8]) -> std::io::Result<()> {
+    conn.write_all(&header(stream, data.len()))?;
+    conn.write_all(data)
+}
+
 /// A connection to a detached container's monitor: its output to relay,
 /// its input to write (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Attach {
     conn: UnixStream,
     id: String,
+    declared: std::sync::atomic::AtomicBool,
 }
 
 impl Attach {
@@ -167,13 +199,28 @@ impl Attach {
     /// an open stdin; otherwise what is written is dropped). Call
     /// [`Attach::close_input`] at the end of the input.
     pub fn input(&self) -> Result<UnixStream> {
+        self.declare_input()?;
         self.conn
             .try_clone()
             .map_err(io_err("dup", Path::new(SOCKET)))
     }
 
+    /// Tell the monitor, once, that this client gives input.
+    fn declare_input(&self) -> Result<()> {
+        if !self
+            .declared
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            (&self.conn)
+                .write_all(&[INPUT_MARKER])
+                .map_err(io_err("write", Path::new(SOCKET)))?;
+        }
+        Ok(())
+    }
+
     /// End the input: the process's stdin is closed.
     pub fn close_input(&self) -> Result<()> {
+        self.declare_input()?;
         self.conn
             .shutdown(std::net::Shutdown::Write)
             .map_err(io_err("shutdown", Path::new(SOCKET)))
@@ -247,6 +294,7 @@ impl ContainerHandle {
         Ok(Attach {
             conn,
             id: self.id().to_owned(),
+            declared: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
