@@ -220,8 +220,8 @@ impl ContainerStore {
     }
 
     /// Remove what there is of container `id`: the processes in its
-    /// cgroup and the cgroup (when its configuration says where), its
-    /// layer and mount, its directory. The caller holds the lock.
+    /// cgroup and the cgroup, its network attachment (both when its
+    /// configuration says where), its layer and mount, its directory. The caller holds the lock.
     fn discard(&self, id: &str) -> Result<()> {
         let dir = self.dir_of(id);
         let path = dir.join("config.json");
@@ -229,6 +229,9 @@ impl ContainerStore {
             && let Ok(spec) = Spec::from_json(path, &bytes)
         {
             crate::container::handle::remove_cgroup(&spec.cgroup)?;
+            // A create killed after attaching, or a remove that failed
+            // while detaching: the lease, the rules and the host ports.
+            crate::container::network::detach(self, &spec)?;
         }
         self.release_layer(id)?;
         match std::fs::remove_dir_all(&dir) {

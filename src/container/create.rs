@@ -216,7 +216,14 @@ pub(crate) fn create_spec(
         // Who is creating it, until state.json exists: the store check
         // leaves a create in progress alone.
         let me = std::process::id() as i32;
-        let creator = format!("{me} {}\n", state::pid_start_time(me).unwrap_or(0));
+        // Without a start time the check could not tell this create from
+        // a dead one (it would discard the container being made).
+        let start = state::pid_start_time(me).ok_or_else(|| Error::Io {
+            op: "read start time of",
+            path: PathBuf::from(format!("/proc/{me}/stat")),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })?;
+        let creator = format!("{me} {start}\n");
         let path = dir.join(crate::container::check::CREATOR);
         std::fs::write(&path, creator).map_err(io_err("write", path))?;
         let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {

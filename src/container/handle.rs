@@ -147,17 +147,33 @@ pub(crate) fn remove_cgroup(path: &str) -> Result<()> {
         }
         Err(_) => {
             for hier in h.list() {
-                let d = hier.mount_point.join(path.as_str());
-                match std::fs::remove_dir(&d) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(io_err("rmdir", d)(e));
-                    }
-                    _ => {}
-                }
+                remove_cgroup_dirs(&hier.mount_point.join(path.as_str()))?;
             }
         }
     }
     Ok(())
+}
+
+/// Remove the cgroup directory `dir` and the cgroups below it (a
+/// container with its own cgroup namespace may have made some), deepest
+/// first. A directory already gone is not an error.
+fn remove_cgroup_dirs(dir: &std::path::Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("read", dir.to_path_buf())(e)),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_dirs(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_err("rmdir", dir.to_path_buf())(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl ContainerHandle {

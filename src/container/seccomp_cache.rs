@@ -33,11 +33,16 @@ pub(crate) fn dir(containers: &Path) -> PathBuf {
 }
 
 /// The key of `policy` compiled by libseccomp `version` for this
-/// architecture.
+/// architecture and the running kernel (libseccomp picks actions and
+/// flags by the kernel's seccomp API level, so a kernel upgrade may
+/// change the program).
 pub(crate) fn key(policy: &str, version: &str) -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut h = Sha256::new();
     h.update(b"dunnage seccomp cache 1\0");
     h.update(std::env::consts::ARCH.as_bytes());
+    h.update(b"\0");
+    h.update(kernel.trim().as_bytes());
     h.update(b"\0");
     h.update(version.as_bytes());
     h.update(b"\0");
