@@ -72,12 +72,16 @@ impl ImageStore {
                             let _ = tx.send(Event::Bytes(i, n));
                         };
                         let r = self.stage_layer(client, tmp, resolved, i, limits, cancel, &tick);
-                        if r.is_err() {
+                        let failed = r.is_err();
+                        // A send fails once the pull gave up: the staged
+                        // layer in it is dropped, which removes it. A
+                        // failure is sent before the others are cancelled,
+                        // so it arrives before their "cancelled" errors.
+                        let sent = tx.send(Event::Done(i, r));
+                        if failed {
                             cancel.store(true, Ordering::Relaxed);
                         }
-                        // A send fails once the pull gave up: the staged
-                        // layer in it is dropped, which removes it.
-                        if tx.send(Event::Done(i, r)).is_err() {
+                        if sent.is_err() {
                             return;
                         }
                     }
