@@ -152,24 +152,32 @@ fn a_subsystem_bound_elsewhere_is_a_typed_error_and_free_ones_mount() {
 /// unmount comes while a removed child cgroup is still dying, the kernel
 /// keeps the hierarchy (its subsystems stay bound) until a later unmount.
 fn unmount_until_released(dir: &std::path::Path, subsystems: &[Controller]) {
-    let released = || {
+    unmount_until(dir, &V1Binding::Subsystems(subsystems.to_vec()), || {
         read_proc_cgroups()
             .unwrap()
             .iter()
             .all(|s| s.hierarchy == 0 || !subsystems.iter().any(|c| c.v1_name() == s.name))
-    };
+    });
+}
+
+/// Unmount `dir` (mounted with `binding`) until `released` says the kernel
+/// destroyed the hierarchy (it does so asynchronously), mounting it again
+/// between tries.
+fn unmount_until(dir: &std::path::Path, binding: &V1Binding, released: impl Fn() -> bool) {
     for _ in 0..5 {
         unmount(dir).unwrap();
-        // The kernel destroys an unmounted hierarchy asynchronously.
         for _ in 0..100 {
             if released() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        mount_v1(dir, &V1Binding::Subsystems(subsystems.to_vec())).unwrap();
+        mount_v1(dir, binding).unwrap();
     }
-    panic!("the {subsystems:?} hierarchy stays bound after unmount");
+    panic!(
+        "the hierarchy mounted at {} stays after unmount",
+        dir.display()
+    );
 }
 
 #[test]
@@ -268,20 +276,9 @@ fn the_release_agent_runs_with_the_path_of_an_emptied_cgroup() {
 /// `name=...:/` line in /proc/self/cgroup) until a later unmount.
 fn unmount_named_until_released(dir: &std::path::Path, name: &str) {
     let line = format!(":name={name}:");
-    let released = || {
+    unmount_until(dir, &V1Binding::Named(name.to_string()), || {
         !std::fs::read_to_string("/proc/self/cgroup")
             .unwrap()
             .contains(&line)
-    };
-    for _ in 0..5 {
-        unmount(dir).unwrap();
-        for _ in 0..100 {
-            if released() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        mount_v1(dir, &V1Binding::Named(name.to_string())).unwrap();
-    }
-    panic!("the named hierarchy {name} outlives its unmount");
+    });
 }
