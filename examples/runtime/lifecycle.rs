@@ -61,11 +61,38 @@ impl Ctx {
         })
     }
 
-    /// Serialize calls on `id` from every process.
+    /// Serialize calls on `id` from every process. `delete` unlinks the
+    /// lock file while holding it, so a lock taken on a file that is no
+    /// longer at its path is dropped and taken again on the new one.
     pub fn lock(&self, id: &str) -> Result<FileLock, String> {
+        use std::os::unix::fs::MetadataExt;
         check_id(id)?;
-        let path = self.root.join("locks").join(id);
-        FileLock::lock(&path, LockKind::Exclusive).map_err(|e| format!("lock {id}: {e}"))
+        let path = self.lock_path(id);
+        loop {
+            let lock = FileLock::lock(&path, LockKind::Exclusive)
+                .map_err(|e| format!("lock {id}: {e}"))?;
+            let held = lock
+                .file()
+                .metadata()
+                .map_err(|e| format!("lock {id}: {e}"))?;
+            match std::fs::metadata(&path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(lock),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("lock {id}: {e}")),
+            }
+        }
+    }
+
+    /// The lock file of `id`.
+    fn lock_path(&self, id: &str) -> PathBuf {
+        self.root.join("locks").join(id)
+    }
+
+    /// Remove the lock file of `id`, whose lock the caller holds (see
+    /// [`Ctx::lock`]).
+    fn unlink_lock(&self, id: &str) {
+        let _ = std::fs::remove_file(self.lock_path(id));
     }
 
     /// The container named `id`.
@@ -406,6 +433,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let _l = ctx.lock(id)?;
     let Some(info) = ctx.find(id)? else {
         if force {
+            ctx.unlink_lock(id);
             return Ok(0);
         }
         return Err(format!("container does not exist: {id}"));
@@ -422,6 +450,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let mut st = serde_json::to_value(oci_state(&info, &dir)).unwrap_or(Value::Null);
     st["status"] = Value::from("stopped");
     h.remove(true).map_err(|e| e.to_string())?;
+    ctx.unlink_lock(id);
     hooks::run_warn(&side.hooks, "poststop", &st);
     Ok(0)
 }
