@@ -12,6 +12,10 @@ secs=${1:-10}
 targets=${*:-"tar_apply tarsplit_roundtrip image_json reference archive_load proc_parsers seccomp_profile oci_config facade_seccomp cgroup_stats"}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 mkdir -p logs
+# The targets' scratch directories (std::env::temp_dir): libFuzzer ends a
+# run without dropping them, so they go with this one.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/dunnage-fuzz-run.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
 failed=0
 for t in $targets; do
     cargo +nightly fuzz build -O "$t" 2>&1 | tail -n 1
@@ -20,7 +24,7 @@ for t in $targets; do
     for d in "regressions/$t" "seeds/$t"; do
         [ -d "$d" ] && cp -n "$d"/* "corpus/$t/" 2>/dev/null || true
     done
-    cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
+    TMPDIR="$scratch" cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"logs/$t.log" 2>&1 || {
         echo "$t: FAILED (see fuzz/logs/$t.log)"
