@@ -30,7 +30,10 @@
 //! root); `--lock-file`'s lock is taken during the setup (bubblewrap's
 //! init takes it after the setup), then held by the init, as bubblewrap's,
 //! for the sandbox's life (also without a pid namespace, where the init is
-//! the command's parent).
+//! the command's parent); `--sync-fd` stays open in the command too
+//! (bubblewrap keeps it only in its init); and a root caller's
+//! `--unshare-user --uid N --cap-add CAP` (N not 0) gets the capabilities
+//! asked for, where bubblewrap 0.8 gives every capability in all five sets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod options;
