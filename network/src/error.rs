@@ -50,14 +50,6 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-    /// `nft` could not be run or refused the rule set.
-    #[error("nft {op}: {detail}")]
-    Nft {
-        /// The operation that failed.
-        op: &'static str,
-        /// `nft`'s stderr or the spawn error.
-        detail: String,
-    },
     /// A subnet in CIDR notation could not be parsed or is unusable.
     #[error("invalid subnet {input:?}: {reason}")]
     InvalidCidr {

@@ -13,7 +13,8 @@
 //! - [`netns`]: run work inside a network namespace on a short-lived thread.
 //! - [`cidr`], [`ports`]: subnets and `-p` port specifications, parsed with
 //!   typed errors.
-//! - [`nft`]: the `ip dunnage` nftables table, computed from the state.
+//! - [`nft`]: the `ip dunnage` nftables table, computed from the state and
+//!   sent as nf_tables netlink messages.
 //! - [`etc`]: the container's `/etc/hosts` and `/etc/resolv.conf`.
 //! - [`store`]: the state directory's layout and locking.
 //!
@@ -42,6 +43,7 @@ pub mod etc;
 pub mod netns;
 pub mod networks;
 pub mod nft;
+mod nftnl;
 mod plumb;
 pub mod ports;
 pub mod rtnl;

@@ -307,12 +307,8 @@ impl Networks {
         let result = (|| {
             let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
             ensure_bridge(self.host.as_fd(), nl, &cfg)?;
-            // nft applies the rules (a DNAT to an address not configured
-            // yet is harmless) while the links are made.
-            let rules = self.start_rules(nl, &state)?;
-            let plumbed = plumb(nl, &cfg, &lease, container_netns);
-            let applied = self.finish_rules(rules);
-            plumbed.and(applied)
+            plumb(nl, &cfg, &lease, container_netns)?;
+            self.sync_rules(nl, &state)
         })();
         match result {
             Ok(()) => Ok(Attachment::new(&cfg, &lease)),
@@ -330,10 +326,7 @@ impl Networks {
     /// Detach the container from `network`: delete its veth pair (its
     /// `eth0` goes with it), unpublish its ports, release its address.
     /// A veth pair that is already gone (the container's namespace was
-    /// destroyed) is not an error. Deleting a veth waits for an RCU grace
-    /// period in the kernel (most of a detach's time); a runtime that lets
-    /// the container's namespace go first has the kernel delete the pair in
-    /// the background, and detach then only releases the lease and rules.
+    /// destroyed) is not an error.
     pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;
@@ -351,24 +344,10 @@ impl Networks {
                 container_id: container_id.to_string(),
             })?;
         let mut nl = Netlink::open_in(self.host.as_fd())?;
-        // nft removes the rules while the kernel deletes the veth pair.
+        // The pair first: while it is there, its lease stays.
+        nl.delete_link_named(&lease.host_veth)?;
         self.store.remove_lease(network, container_id)?;
-        let rules = match self.start_rules(&nl, &state) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = self.store.write_lease(network, &lease);
-                return Err(e);
-            }
-        };
-        let deleted = nl.delete_link_named(&lease.host_veth);
-        let applied = self.finish_rules(rules);
-        if let Err(e) = deleted {
-            // The pair is still there: keep its lease, and its rules.
-            let _ = self.store.write_lease(network, &lease);
-            let _ = self.apply_rules(&nl);
-            return Err(e);
-        }
-        applied
+        self.sync_rules(&nl, &state)
     }
 
     /// Refuse `ports` when one is listed twice or already published by a
@@ -411,8 +390,7 @@ impl Networks {
     /// and this host namespace (`host` is a socket there).
     fn apply_rules(&self, host: &Netlink) -> Result<()> {
         let state = self.read_state()?;
-        let started = self.start_rules(host, &state)?;
-        self.finish_rules(started)
+        self.sync_rules(host, &state)
     }
 
     /// Every network with its leases, as the state directory has them.
@@ -427,13 +405,10 @@ impl Networks {
             .collect()
     }
 
-    /// Start the `nft` run that brings the kernel to the rules for `state`;
-    /// `None` when that rule set is in place already.
-    fn start_rules(
-        &self,
-        host: &Netlink,
-        state: &State,
-    ) -> Result<Option<(crate::nft::Pending, AppliedRules)>> {
+    /// Bring the kernel's table to the rules for `state` and record them,
+    /// unless the record says that rule set is in place in this boot and
+    /// this host namespace (`host` is a socket there).
+    fn sync_rules(&self, host: &Netlink, state: &State) -> Result<()> {
         let ruleset = crate::nft::ruleset(state);
         let boot_id = std::fs::read_to_string(BOOT_ID)
             .map_err(Error::io("read", BOOT_ID))?
@@ -445,24 +420,12 @@ impl Networks {
             ruleset,
         };
         if self.store.applied_rules().as_ref() == Some(&record) {
-            return Ok(None);
+            return Ok(());
         }
         // Forget first: a failure or crash below makes the next call apply.
         self.store.forget_applied_rules()?;
-        let pending = crate::nft::spawn(self.host.as_fd(), &record.ruleset)?;
-        Ok(Some((pending, record)))
-    }
-
-    /// Wait for the run [`start_rules`](Self::start_rules) began and record
-    /// its rule set.
-    fn finish_rules(&self, started: Option<(crate::nft::Pending, AppliedRules)>) -> Result<()> {
-        match started {
-            None => Ok(()),
-            Some((pending, record)) => {
-                pending.wait()?;
-                self.store.write_applied_rules(&record)
-            }
-        }
+        crate::nft::apply(self.host.as_fd(), state)?;
+        self.store.write_applied_rules(&record)
     }
 }
 

@@ -1,5 +1,5 @@
-//! NAT and published ports as an nftables rule set, applied through
-//! `nft -j -f -` (libnftables' JSON input).
+//! NAT and published ports as an nftables rule set, sent to the kernel as
+//! nf_tables netlink messages (module `nftnl`).
 //!
 //! The whole table `ip dunnage` is computed from the state directory (all
 //! networks and their leases) and replaced in one nft transaction on every
@@ -26,23 +26,30 @@
 //! it, and the second postrouting rule rewrites that source to the bridge's
 //! address so that the container's answer can come back.
 //!
-//! Why the `nft` binary: of the Rust crates that speak nf_tables netlink,
-//! `rustables` is GPL-3.0, which this MIT/Apache workspace cannot link, and
-//! Mullvad's `nftnl` (MIT/Apache, kept up) binds the C libnftnl and libmnl
-//! (a `-dev` package for everyone who builds the crate) and has no `fib`
-//! expression, which "published on every local address" needs
-//! (`fib daddr type local`, docker's `--dst-type LOCAL`). `nft`'s JSON
-//! input is its documented machine interface. The price is one process
-//! start per change of the rule set (see BENCHMARKS.md).
+//! The rule set has two forms made from the same state: [`ruleset`], nft's
+//! JSON, which names the applied rule set in the state directory's record
+//! and which `nft -j -f -` accepts (a test applies both forms and compares
+//! `nft list` of the two); and [`apply`]'s netlink batch, what the kernel
+//! gets. Why our own messages: of the Rust crates that speak nf_tables
+//! netlink, `rustables` is GPL-3.0, which this MIT/Apache workspace cannot
+//! link, and Mullvad's `nftnl` binds the C libnftnl and libmnl (a `-dev`
+//! package for everyone who builds the crate) and has no `fib` expression,
+//! which "published on every local address" needs (`fib daddr type
+//! local`, docker's `--dst-type LOCAL`). Our rules need ten expressions;
+//! their messages are a few hundred lines over `netlink-sys`, which the
+//! crate uses already. Running the `nft` binary instead cost a process
+//! start and a parse per change, 8 ms on a quiet machine and 15-25 ms on a
+//! loaded one, most of an attach with a published port (BENCHMARKS.md).
+//! The kernel needs no `nft` binary now; the tests use it to read the rules.
 
-use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::nftnl::{Change, Expr, Hook, Nftnl, REG1, REG2};
+use crate::ports::Protocol;
 use crate::store::{Lease, NetworkConfig};
 
 /// The nftables table every rule of this crate lives in (family `ip`).
@@ -172,87 +179,178 @@ pub fn ruleset(networks: &[(NetworkConfig, Vec<Lease>)]) -> Value {
     json!({"nftables": cmds})
 }
 
-/// The `nft` binary: the first on `PATH`, else `/usr/sbin/nft`.
-fn nft_binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nft"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nft"))
-}
-
-/// An `nft` run started by [`spawn`]: the kernel applies the rule set
-/// while the caller does other work; [`Pending::wait`] collects the
-/// outcome. Dropped without `wait`, it still reaps the child.
-#[derive(Debug)]
-pub struct Pending {
-    child: Option<Child>,
-}
-
-/// Start `nft -j -f -` in the network namespace `netns` and feed it
-/// `commands` (nft JSON). The child is forked from a thread that has
-/// joined the namespace, so it starts there; the caller's thread does not
-/// move.
-pub fn spawn(netns: BorrowedFd<'_>, commands: &Value) -> Result<Pending> {
-    let mut child = crate::netns::run_in(netns, || {
-        let nft = nft_binary();
-        Command::new(&nft)
-            .args(["-j", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Nft {
-                op: "run",
-                detail: format!("{}: {e} (install the nftables package)", nft.display()),
-            })
-    })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A write error means nft exited early; its status says why.
-        // Dropping stdin closes it: nft reads to the end, then commits.
-        let _ = stdin.write_all(commands.to_string().as_bytes());
+/// The same rules as [`ruleset`], as the nf_tables messages that make
+/// them (see module `nftnl`).
+pub(crate) fn change(networks: &[(NetworkConfig, Vec<Lease>)]) -> Change {
+    if networks.is_empty() {
+        return Change::Delete;
     }
-    Ok(Pending { child: Some(child) })
-}
-
-impl Pending {
-    /// Wait for `nft`: `Ok` when it committed the rule set.
-    pub fn wait(mut self) -> Result<()> {
-        let Some(child) = self.child.take() else {
-            return Ok(());
+    let hook = |num, priority| Some(Hook { num, priority });
+    let chains = vec![
+        ("prerouting".to_string(), hook(NF_INET_PRE_ROUTING, -100)),
+        ("output".to_string(), hook(NF_INET_LOCAL_OUT, -100)),
+        ("postrouting".to_string(), hook(NF_INET_POST_ROUTING, 100)),
+        ("ports".to_string(), None),
+    ];
+    let mut rules = Vec::new();
+    for hooked in ["prerouting", "output"] {
+        let mut r = vec![
+            Expr::Fib {
+                result: NFT_FIB_RESULT_ADDRTYPE,
+                flags: NFTA_FIB_F_DADDR,
+            },
+            eq(&RTN_LOCAL.to_ne_bytes()),
+        ];
+        r.push(Expr::Jump("ports".into()));
+        rules.push((hooked.to_string(), r));
+    }
+    for (net, leases) in networks {
+        let subnet = || ip_prefix(IP_SADDR, net.subnet.network(), net.subnet.prefix_len());
+        let oif = || {
+            vec![
+                Expr::Meta {
+                    key: NFT_META_OIFNAME,
+                },
+                Expr::Cmp {
+                    op: NFT_CMP_EQ,
+                    data: ifname(&net.bridge),
+                },
+            ]
         };
-        let out = child.wait_with_output().map_err(|e| Error::Nft {
-            op: "wait",
-            detail: e.to_string(),
-        })?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Nft {
-                op: "apply rule set",
-                detail: format!(
-                    "{}: {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            })
+        let mut outbound = subnet();
+        outbound.push(Expr::Meta {
+            key: NFT_META_OIFNAME,
+        });
+        outbound.push(Expr::Cmp {
+            op: NFT_CMP_NEQ,
+            data: ifname(&net.bridge),
+        });
+        outbound.push(Expr::Masquerade);
+        rules.push(("postrouting".into(), outbound));
+        let mut localnet = ip_prefix(IP_SADDR, Ipv4Addr::new(127, 0, 0, 0), 8);
+        localnet.extend(oif());
+        localnet.push(Expr::Masquerade);
+        rules.push(("postrouting".into(), localnet));
+        let mut hairpin = subnet();
+        hairpin.extend(oif());
+        hairpin.extend([
+            Expr::Ct { key: NFT_CT_STATUS },
+            Expr::Mask {
+                mask: IPS_DST_NAT.to_ne_bytes().to_vec(),
+            },
+            Expr::Cmp {
+                op: NFT_CMP_NEQ,
+                data: vec![0; 4],
+            },
+            Expr::Masquerade,
+        ]);
+        rules.push(("postrouting".into(), hairpin));
+        for lease in leases {
+            for p in &lease.ports {
+                let mut r = Vec::new();
+                if let Some(ip) = p.host_ip {
+                    r.extend(ip_prefix(IP_DADDR, ip, 32));
+                }
+                let proto = match p.protocol {
+                    Protocol::Tcp => libc::IPPROTO_TCP as u8,
+                    Protocol::Udp => libc::IPPROTO_UDP as u8,
+                };
+                r.extend([
+                    Expr::Meta {
+                        key: NFT_META_L4PROTO,
+                    },
+                    eq(&[proto]),
+                    Expr::Payload {
+                        base: NFT_PAYLOAD_TRANSPORT_HEADER,
+                        offset: 2,
+                        len: 2,
+                    },
+                    eq(&p.host_port.to_be_bytes()),
+                    Expr::Immediate {
+                        reg: REG1,
+                        data: lease.address.octets().to_vec(),
+                    },
+                    Expr::Immediate {
+                        reg: REG2,
+                        data: p.container_port.to_be_bytes().to_vec(),
+                    },
+                    Expr::Dnat,
+                ]);
+                rules.push(("ports".into(), r));
+            }
         }
+    }
+    Change::Replace { chains, rules }
+}
+
+const NF_INET_PRE_ROUTING: u32 = 0;
+const NF_INET_LOCAL_OUT: u32 = 3;
+const NF_INET_POST_ROUTING: u32 = 4;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+const NFT_META_OIFNAME: u32 = 7;
+const NFT_META_L4PROTO: u32 = 16;
+const NFT_CT_STATUS: u32 = 2;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+/// `RTN_LOCAL`: what `fib daddr type` gives for a local address.
+const RTN_LOCAL: u32 = 2;
+/// `IPS_DST_NAT`: conntrack status bit of a DNATed connection.
+const IPS_DST_NAT: u32 = 0x20;
+/// Offsets of the source and destination addresses in the IPv4 header.
+const IP_SADDR: u32 = 12;
+const IP_DADDR: u32 = 16;
+
+fn eq(data: &[u8]) -> Expr {
+    Expr::Cmp {
+        op: NFT_CMP_EQ,
+        data: data.to_vec(),
     }
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
+/// `ip saddr|daddr ADDR/LEN` as nft encodes it: the prefix's bytes when it
+/// ends on a byte, else the whole address masked; nothing for `/0`.
+fn ip_prefix(offset: u32, addr: Ipv4Addr, len: u8) -> Vec<Expr> {
+    let len = len.min(32);
+    if len == 0 {
+        return Vec::new();
     }
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    let net = (u32::from(addr) & mask).to_be_bytes();
+    let bytes = if len.is_multiple_of(8) {
+        usize::from(len / 8)
+    } else {
+        4
+    };
+    let mut out = vec![Expr::Payload {
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset,
+        len: bytes as u32,
+    }];
+    if !len.is_multiple_of(8) {
+        out.push(Expr::Mask {
+            mask: mask.to_be_bytes().to_vec(),
+        });
+    }
+    out.push(eq(&net[..bytes]));
+    out
 }
 
-/// [`spawn`] and [`Pending::wait`]: apply `commands` in `netns`.
-pub fn apply(netns: BorrowedFd<'_>, commands: &Value) -> Result<()> {
-    spawn(netns, commands)?.wait()
+/// An interface name as `meta oifname` compares it: `IFNAMSIZ` bytes,
+/// zero-padded.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.resize(16, 0);
+    v
+}
+
+/// Bring table `ip dunnage` in the network namespace `netns` to the rules
+/// for `networks` (each with its leases), in one nf_tables transaction
+/// sent over netlink; with no network the table is deleted.
+pub fn apply(netns: BorrowedFd<'_>, networks: &[(NetworkConfig, Vec<Lease>)]) -> Result<()> {
+    Nftnl::open_in(netns)?.apply(TABLE, &change(networks))
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! The fast paths of setup and teardown against the real kernel, only in
+//! network namespaces the tests create (`dunnage-test-*`): the rule set
+//! sent as nf_tables netlink messages is the one `nft` makes of its JSON
+//! form, and a refused batch is a typed error that changes nothing. Needs root (skips otherwise, fails under
+//! `DUNNAGE_REQUIRE_PRIVILEGED=1`), `ip`, `nsenter` and `nft`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::Netns;
+use dunnage_network::{Error, Lease, NetworkConfig, nft};
+use dunnage_testsupport::require_root;
+
+macro_rules! setup {
+    () => {
+        require_root!();
+        if !["ip", "nsenter", "nft"]
+            .iter()
+            .all(|t| dunnage_testsupport::require_command("network", t))
+        {
+            return;
+        }
+    };
+}
+
+fn network(name: &str, subnet: &str, gateway: &str) -> NetworkConfig {
+    NetworkConfig {
+        name: name.into(),
+        bridge: format!("br-{name}"),
+        subnet: subnet.parse().unwrap(),
+        gateway: gateway.parse().unwrap(),
+        mtu: 1500,
+    }
+}
+
+fn lease(id: &str, address: &str, ports: &[&str]) -> Lease {
+    Lease {
+        container_id: id.into(),
+        address: address.parse().unwrap(),
+        mac: String::new(),
+        host_veth: format!("veth-{id}"),
+        ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+    }
+}
+
+/// `nft list table ip dunnage` in `ns`.
+fn table(ns: &Netns) -> String {
+    ns.run(&["nft", "list", "table", "ip", "dunnage"])
+}
+
+/// Apply nft's JSON form of `state` with `nft -j -f -` in `ns`.
+fn apply_json(ns: &Netns, state: &[(NetworkConfig, Vec<Lease>)]) {
+    let mut child = ns
+        .cmd(&["nft", "-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let json = nft::ruleset(state).to_string();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft -j: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_netlink_rule_set_is_the_one_nft_makes_of_the_json() {
+    setup!();
+    let by_nft = Netns::new("nft-json");
+    let by_netlink = Netns::new("nft-netlink");
+    let full = vec![
+        (
+            // A prefix that ends inside a byte, and one that does not.
+            network("a", "10.210.0.0/20", "10.210.0.1"),
+            vec![
+                lease("c1", "10.210.0.2", &["8080:80", "10.9.0.1:5353:53/udp"]),
+                lease("c2", "10.210.0.3", &["127.0.0.1:9090:90/tcp"]),
+            ],
+        ),
+        (
+            network("b", "10.211.1.0/24", "10.211.1.1"),
+            vec![lease("c3", "10.211.1.2", &[])],
+        ),
+    ];
+    let smaller = vec![(
+        network("a", "10.210.0.0/20", "10.210.0.1"),
+        vec![lease("c2", "10.210.0.3", &["7070:70/udp"])],
+    )];
+    for state in [&full, &smaller, &full] {
+        apply_json(&by_nft, state);
+        nft::apply(by_netlink.fd(), state).unwrap();
+        let want = table(&by_nft);
+        assert!(want.contains("dnat to"), "{want}");
+        assert_eq!(table(&by_netlink), want);
+    }
+    // No network: the table goes, and going again is no error.
+    for _ in 0..2 {
+        nft::apply(by_netlink.fd(), &[]).unwrap();
+        assert!(!by_netlink.ruleset().contains("dunnage"));
+    }
+    // Other tables are left alone.
+    by_netlink.run(&["nft", "add", "table", "ip", "other"]);
+    nft::apply(by_netlink.fd(), &full).unwrap();
+    nft::apply(by_netlink.fd(), &[]).unwrap();
+    assert!(by_netlink.ruleset().contains("table ip other"));
+}
+
+#[test]
+fn a_refused_rule_set_is_a_typed_error_and_changes_nothing() {
+    setup!();
+    let ns = Netns::new("nft-refused");
+    let state = vec![(
+        network("a", "10.212.0.0/24", "10.212.0.1"),
+        vec![lease("c1", "10.212.0.2", &["8080:80"])],
+    )];
+    nft::apply(ns.fd(), &state).unwrap();
+    // Someone else made a regular chain named like our base chain: the
+    // kernel refuses to turn it into a base chain; the whole batch (flush
+    // included) is undone.
+    ns.run(&["nft", "delete", "table", "ip", "dunnage"]);
+    ns.run(&["nft", "add", "table", "ip", "dunnage"]);
+    ns.run(&["nft", "add", "chain", "ip", "dunnage", "output"]);
+    ns.run(&["nft", "add", "rule", "ip", "dunnage", "output", "counter"]);
+    let before = ns.ruleset();
+    let e = nft::apply(ns.fd(), &state).unwrap_err();
+    assert!(matches!(e, Error::Netlink { .. }), "{e:?}");
+    assert!(e.raw_os_error().is_some(), "{e:?}");
+    assert!(e.to_string().contains("chain output"), "{e}");
+    assert_eq!(ns.ruleset(), before);
+}
