@@ -1,17 +1,20 @@
 //! The fast paths of setup and teardown against the real kernel, only in
 //! network namespaces the tests create (`dunnage-test-*`): the rule set
 //! sent as nf_tables netlink messages is the one `nft` makes of its JSON
-//! form, and a refused batch is a typed error that changes nothing. Needs root (skips otherwise, fails under
+//! form, a refused batch is a typed error that changes nothing, and a
+//! detach deletes the veth pair itself only while the container's
+//! namespace lives. Needs root (skips otherwise, fails under
 //! `DUNNAGE_REQUIRE_PRIVILEGED=1`), `ip`, `nsenter` and `nft`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::process::Stdio;
 
-use common::Netns;
-use dunnage_network::{Error, Lease, NetworkConfig, nft};
+use common::{Lab, Netns, retry};
+use dunnage_network::{Error, Lease, Netlink, NetworkConfig, NetworkSpec, netns, nft};
 use dunnage_testsupport::require_root;
 
 macro_rules! setup {
@@ -138,4 +141,69 @@ fn a_refused_rule_set_is_a_typed_error_and_changes_nothing() {
     assert!(e.raw_os_error().is_some(), "{e:?}");
     assert!(e.to_string().contains("chain output"), "{e}");
     assert_eq!(ns.ruleset(), before);
+}
+
+/// The host end of the container's pair, in `lab`'s host namespace.
+fn host_end(lab: &Lab, name: &str) -> Option<dunnage_network::rtnl::Link> {
+    Netlink::open_in(lab.host.fd()).unwrap().link(name).unwrap()
+}
+
+#[test]
+fn detach_deletes_the_pair_itself_while_the_container_namespace_lives() {
+    setup!();
+    let lab = Lab::new();
+    let mut spec = NetworkSpec::new("n1");
+    spec.subnet("10.213.0.0/24".parse().unwrap());
+    lab.nets.create(&spec).unwrap();
+    let c = Netns::new("c");
+    let a = lab.nets.attach("n1", "c", c.fd(), &[]).unwrap();
+    let link = host_end(&lab, &a.host_veth).unwrap();
+    let mut nl = Netlink::open_in(lab.host.fd()).unwrap();
+    assert!(link.link_netnsid.is_some_and(|id| id >= 0), "{link:?}");
+    assert!(!nl.peer_netns_gone(&link).unwrap());
+    lab.nets.detach("n1", "c").unwrap();
+    // Gone when detach returns: the namespace may be attached again.
+    assert!(host_end(&lab, &a.host_veth).is_none());
+    assert!(!c.links().contains(&"eth0".to_string()));
+    lab.nets.attach("n1", "c", c.fd(), &[]).unwrap();
+    lab.nets.detach("n1", "c").unwrap();
+}
+
+#[test]
+fn detach_leaves_the_pair_of_a_dying_namespace_to_the_kernel() {
+    setup!();
+    let lab = Lab::new();
+    let mut spec = NetworkSpec::new("n1");
+    spec.subnet("10.213.1.0/24".parse().unwrap());
+    lab.nets.create(&spec).unwrap();
+    let before = lab.host.links();
+    // A namespace held only by this fd, as a container's is by its
+    // processes: closing it starts the kernel's clean-up.
+    let c = std::thread::spawn(|| {
+        // SAFETY: unshare on this short-lived thread only.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        netns::current().unwrap()
+    })
+    .join()
+    .unwrap();
+    let a = lab
+        .nets
+        .attach("n1", "c", c.as_fd(), &["8080:80".parse().unwrap()])
+        .unwrap();
+    drop(c);
+    // The host end tells that its peer's namespace is dying (until the
+    // kernel deletes it).
+    let mut nl = Netlink::open_in(lab.host.fd()).unwrap();
+    retry(400, || match host_end(&lab, &a.host_veth) {
+        None => Some(()),
+        Some(l) => nl.peer_netns_gone(&l).unwrap().then_some(()),
+    });
+    lab.nets.detach("n1", "c").unwrap();
+    // Lease and rules are released when detach returns; the pair goes with
+    // the namespace, in the kernel's own time.
+    assert!(lab.nets.inspect("n1").unwrap().containers.is_empty());
+    assert!(!lab.host.ruleset().contains("8080"));
+    retry(400, || host_end(&lab, &a.host_veth).is_none().then_some(()));
+    assert_eq!(lab.host.links(), before);
 }

@@ -10,6 +10,7 @@ use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 
 use super::Netlink;
 use crate::error::{Error, Result};
@@ -48,6 +49,11 @@ pub struct Link {
     pub up: bool,
     /// The index of the bridge (controller) the link is attached to.
     pub controller: Option<u32>,
+    /// For a link whose other end lives in another network namespace (a
+    /// veth pair's), this namespace's id for that one
+    /// (`IFLA_LINK_NETNSID`); `Some(-1)` when that namespace is being
+    /// destroyed and has no id any more.
+    pub link_netnsid: Option<i32>,
 }
 
 impl Link {
@@ -60,6 +66,7 @@ impl Link {
             mac: None,
             up: m.header.flags.contains(LinkFlags::Up),
             controller: None,
+            link_netnsid: None,
         };
         for a in &m.attributes {
             match a {
@@ -67,6 +74,7 @@ impl Link {
                 LinkAttribute::Mtu(v) => link.mtu = Some(*v),
                 LinkAttribute::Address(v) => link.mac = Some(v.clone()),
                 LinkAttribute::Controller(v) if *v != 0 => link.controller = Some(*v),
+                LinkAttribute::LinkNetNsId(v) => link.link_netnsid = Some(*v),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -287,6 +295,27 @@ impl Netlink {
                 Err(e) => Err(e),
             },
             None => Ok(false),
+        }
+    }
+
+    /// Whether the other end of `link` (a veth pair's) lives in a network
+    /// namespace that is being destroyed: no process or file holds it any
+    /// more, and the kernel's clean-up of it deletes the pair in the
+    /// background (`link_netnsid` is -1, or the id no longer leads to a
+    /// live namespace, `RTM_GETNSID` answering `ENOENT`). `false` for a
+    /// link without an end elsewhere.
+    pub fn peer_netns_gone(&mut self, link: &Link) -> Result<bool> {
+        let id = match link.link_netnsid {
+            None => return Ok(false),
+            Some(id) if id < 0 => return Ok(true),
+            Some(id) => id,
+        };
+        let mut m = NsidMessage::default();
+        m.attributes.push(NsidAttribute::Id(id));
+        match self.request("get netns id", &id, RouteNetlinkMessage::GetNsId(m), 0) {
+            Ok(_) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 
