@@ -9,9 +9,11 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cidr::{format_mac, mac_for};
 use crate::error::{Error, Result};
+use crate::nftnl::Nftnl;
 use crate::plumb::{ensure_bridge, free_address, plumb};
 use crate::ports::PortMapping;
 use crate::rtnl::Netlink;
@@ -69,10 +71,64 @@ impl Attachment {
 
 /// The networks of one state directory, with their bridges and rules in
 /// one host network namespace.
+///
+/// It keeps a route-netlink and an nf_tables socket in the host namespace,
+/// opened on first use: each new one costs a thread that enters the
+/// namespace, and closing an nf_tables socket after a change of the rules
+/// waits for an RCU grace period (the kernel finishes freeing the old
+/// rules first), which was most of an attach with published ports.
+/// Dropping the `Networks` closes them, the nf_tables one on a short-lived
+/// thread of its own so that the drop does not wait for that grace period
+/// (the facade opens a `Networks` per operation).
 #[derive(Debug)]
 pub struct Networks {
     store: Store,
     host: OwnedFd,
+    sockets: Mutex<HostSockets>,
+}
+
+/// The sockets a [`Networks`] keeps in its host namespace.
+#[derive(Debug, Default)]
+struct HostSockets {
+    route: Option<Netlink>,
+    nft: Option<Nftnl>,
+}
+
+impl Drop for HostSockets {
+    fn drop(&mut self) {
+        if let Some(nft) = self.nft.take() {
+            // When no thread can be made, spawn drops the closure, which
+            // closes the socket here.
+            let _ = std::thread::Builder::new()
+                .name("dunnage-nft-close".into())
+                .spawn(move || drop(nft));
+        }
+    }
+}
+
+impl HostSockets {
+    /// The route-netlink socket, opened in `host` if there is none yet.
+    fn route(&mut self, host: BorrowedFd<'_>) -> Result<&mut Netlink> {
+        match &mut self.route {
+            Some(nl) => Ok(nl),
+            slot @ None => Ok(slot.insert(Netlink::open_in(host)?)),
+        }
+    }
+
+    /// Bring table `ip dunnage` to the rules for `state` over the kept
+    /// nf_tables socket. A socket whose batch failed is closed: what it
+    /// may still hold is not read by the next one.
+    fn apply_rules(&mut self, host: BorrowedFd<'_>, state: &State) -> Result<()> {
+        let nft = match &mut self.nft {
+            Some(n) => n,
+            slot @ None => slot.insert(Nftnl::open_in(host)?),
+        };
+        let result = nft.apply(crate::nft::TABLE, &crate::nft::change(state));
+        if result.is_err() {
+            self.nft = None;
+        }
+        result
+    }
 }
 
 impl Networks {
@@ -89,6 +145,7 @@ impl Networks {
         Ok(Networks {
             store: Store::open(state_dir)?,
             host,
+            sockets: Mutex::new(HostSockets::default()),
         })
     }
 
@@ -129,7 +186,8 @@ impl Networks {
                 });
             }
         }
-        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        let mut socks = self.sockets();
+        let nl = socks.route(self.host.as_fd())?;
         if nl.link(&cfg.bridge)?.is_some() {
             return Err(Error::Netlink {
                 op: "create bridge",
@@ -137,13 +195,15 @@ impl Networks {
                 source: std::io::Error::from_raw_os_error(libc::EEXIST),
             });
         }
-        let result = ensure_bridge(self.host.as_fd(), &mut nl, &cfg)
+        let result = ensure_bridge(self.host.as_fd(), nl, &cfg)
             .and_then(|()| self.store.write_network(&cfg))
-            .and_then(|()| self.apply_rules(&nl));
+            .and_then(|()| self.apply_rules(&mut socks));
         if let Err(e) = result {
             let _ = self.store.remove_network(&cfg.name);
-            let _ = nl.delete_link_named(&cfg.bridge);
-            let _ = self.apply_rules(&nl);
+            if let Ok(nl) = socks.route(self.host.as_fd()) {
+                let _ = nl.delete_link_named(&cfg.bridge);
+            }
+            let _ = self.apply_rules(&mut socks);
             return Err(e);
         }
         Ok(cfg)
@@ -179,10 +239,12 @@ impl Networks {
                 containers: leases.into_iter().map(|l| l.container_id).collect(),
             });
         }
-        let mut nl = Netlink::open_in(self.host.as_fd())?;
-        nl.delete_link_named(&cfg.bridge)?;
+        let mut socks = self.sockets();
+        socks
+            .route(self.host.as_fd())?
+            .delete_link_named(&cfg.bridge)?;
         self.store.remove_network(name)?;
-        self.apply_rules(&nl)
+        self.apply_rules(&mut socks)
     }
 
     /// The network `name` and its containers.
@@ -303,21 +365,21 @@ impl Networks {
         };
         self.store.write_lease(network, &lease)?;
         state[pos].1.push(lease.clone());
-        let mut host_nl = None;
+        let mut socks = self.sockets();
         let result = (|| {
-            let nl = host_nl.insert(Netlink::open_in(self.host.as_fd())?);
+            let nl = socks.route(self.host.as_fd())?;
             ensure_bridge(self.host.as_fd(), nl, &cfg)?;
             plumb(nl, &cfg, &lease, container_netns)?;
-            self.sync_rules(nl, &state)
+            self.sync_rules(&mut socks, &state)
         })();
         match result {
             Ok(()) => Ok(Attachment::new(&cfg, &lease)),
             Err(e) => {
                 let _ = self.store.remove_lease(network, container_id);
-                if let Some(nl) = host_nl.as_mut() {
+                if let Ok(nl) = socks.route(self.host.as_fd()) {
                     let _ = nl.delete_link_named(&lease.host_veth);
-                    let _ = self.apply_rules(nl);
                 }
+                let _ = self.apply_rules(&mut socks);
                 Err(e)
             }
         }
@@ -355,7 +417,8 @@ impl Networks {
                 network: network.to_string(),
                 container_id: container_id.to_string(),
             })?;
-        let mut nl = Netlink::open_in(self.host.as_fd())?;
+        let mut socks = self.sockets();
+        let nl = socks.route(self.host.as_fd())?;
         // The pair first: while it is there, its lease stays.
         if let Some(link) = nl.link(&lease.host_veth)?
             && !nl.peer_netns_gone(&link)?
@@ -366,7 +429,7 @@ impl Networks {
             }
         }
         self.store.remove_lease(network, container_id)?;
-        self.sync_rules(&nl, &state)
+        self.sync_rules(&mut socks, &state)
     }
 
     /// Refuse `ports` when one is listed twice or already published by a
@@ -400,16 +463,23 @@ impl Networks {
     pub fn reapply_rules(&self) -> Result<()> {
         let _lock = self.store.lock()?;
         self.store.forget_applied_rules()?;
-        let nl = Netlink::open_in(self.host.as_fd())?;
-        self.apply_rules(&nl)
+        let mut socks = self.sockets();
+        self.apply_rules(&mut socks)
     }
 
     /// Replace the nftables table with the rules for the current state,
     /// unless the record says this very rule set is in place in this boot
-    /// and this host namespace (`host` is a socket there).
-    fn apply_rules(&self, host: &Netlink) -> Result<()> {
+    /// and this host namespace.
+    fn apply_rules(&self, socks: &mut HostSockets) -> Result<()> {
         let state = self.read_state()?;
-        self.sync_rules(host, &state)
+        self.sync_rules(socks, &state)
+    }
+
+    /// The host namespace's sockets, locked (a panic of another thread
+    /// while it held them leaves them usable: each request checks its
+    /// answers).
+    fn sockets(&self) -> MutexGuard<'_, HostSockets> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every network with its leases, as the state directory has them.
@@ -426,8 +496,8 @@ impl Networks {
 
     /// Bring the kernel's table to the rules for `state` and record them,
     /// unless the record says that rule set is in place in this boot and
-    /// this host namespace (`host` is a socket there).
-    fn sync_rules(&self, host: &Netlink, state: &State) -> Result<()> {
+    /// this host namespace.
+    fn sync_rules(&self, socks: &mut HostSockets, state: &State) -> Result<()> {
         let ruleset = crate::nft::ruleset(state);
         let boot_id = std::fs::read_to_string(BOOT_ID)
             .map_err(Error::io("read", BOOT_ID))?
@@ -435,7 +505,7 @@ impl Networks {
             .to_string();
         let record = AppliedRules {
             boot_id,
-            netns_cookie: host.netns_cookie()?,
+            netns_cookie: socks.route(self.host.as_fd())?.netns_cookie()?,
             ruleset,
         };
         if self.store.applied_rules().as_ref() == Some(&record) {
@@ -443,7 +513,7 @@ impl Networks {
         }
         // Forget first: a failure or crash below makes the next call apply.
         self.store.forget_applied_rules()?;
-        crate::nft::apply(self.host.as_fd(), state)?;
+        socks.apply_rules(self.host.as_fd(), state)?;
         self.store.write_applied_rules(&record)
     }
 }

@@ -365,7 +365,8 @@ pub(crate) fn read_answers(
                 return Err("error message without its code".into());
             };
             let code = i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
-            if code != 0 {
+            // Only this batch's: a socket may hold an older answer.
+            if code != 0 && seq.wrapping_sub(first) <= last.wrapping_sub(first) {
                 errors.push((seq, code.saturating_neg()));
             }
             if seq == last || (code != 0 && seq == first) {
@@ -543,6 +544,13 @@ mod tests {
             Ok(Answer::Done),
             "an error about the batch header ends the answers"
         );
+        // An older batch's answer left on the socket is not this one's.
+        let mut fresh = Vec::new();
+        assert_eq!(
+            read_answers(&error(40, -17), 1, 9, &mut fresh),
+            Ok(Answer::More)
+        );
+        assert!(fresh.is_empty());
         // Other messages (notifications) are skipped.
         assert_eq!(
             read_answers(&header(16, 0x0a00, 9), 1, 9, &mut errors),
