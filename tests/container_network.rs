@@ -102,19 +102,34 @@ fn container_netns(h: &ContainerHandle) -> std::os::fd::OwnedFd {
     netns::open(Path::new(&format!("/proc/{pid}/ns/net"))).unwrap()
 }
 
+/// The host namespace's links once the kernel has finished deleting the
+/// veth pairs of dead containers' namespaces: `remove` kills a container
+/// before it detaches, and detach leaves a dying namespace's pair to the
+/// kernel's clean-up, which may still run when remove returns.
+fn settled_links(lab: &Lab, want: usize) -> Vec<String> {
+    let mut links = lab.host.links();
+    for _ in 0..200 {
+        if links.len() <= want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        links = lab.host.links();
+    }
+    links.sort();
+    links
+}
+
 /// Nothing of the network's containers left in the host namespace: only
 /// the links the test made (lo, the uplink) and the bridges, no lease, no
 /// DNAT rule.
 fn assert_no_container_left(f: &Fixture, lab: &Lab, bridges: &[&str]) {
-    let mut links = lab.host.links();
-    links.sort();
     let mut want: Vec<String> = ["lo", "up0"]
         .iter()
         .chain(bridges)
         .map(|s| s.to_string())
         .collect();
     want.sort();
-    assert_eq!(links, want);
+    assert_eq!(settled_links(lab, want.len()), want);
     for n in f.store.networks().unwrap().list().unwrap() {
         assert!(n.containers.is_empty(), "leases left: {:?}", n.containers);
     }
@@ -213,7 +228,7 @@ fn two_containers_on_one_bridge_reach_each_other_over_tcp_and_udp() {
         f.store.networks().unwrap().remove("n1").unwrap();
     });
     f.assert_clean();
-    assert_eq!(lab.host.links().len(), 2);
+    assert_eq!(settled_links(&lab, 2).len(), 2);
 }
 
 #[test]
@@ -589,6 +604,6 @@ fn cli_network_verbs_run_p_port_and_inspect() {
         cli_ok(&f, &lab, &["network", "rm", "web", "bridge"]),
         "web\nbridge\n"
     );
-    assert_eq!(lab.host.links().len(), 2);
+    assert_eq!(settled_links(&lab, 2).len(), 2);
     f.assert_clean();
 }

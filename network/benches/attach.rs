@@ -3,7 +3,8 @@
 //! namespace, rename, MAC, address, default route, nftables rule set) and
 //! one `Networks::detach`, timed separately, with and without a published
 //! port, and a third case in the facade's order (the container's namespace
-//! destroyed before the detach, as `remove` kills the container first).
+//! closed and its clean-up begun before the detach, as `remove` kills the
+//! container first).
 //! Everything happens in namespaces made here (`dunnage-test-bench-*`),
 //! deleted at the end.
 //!
@@ -62,6 +63,37 @@ fn fresh_netns() -> OwnedFd {
     .unwrap()
 }
 
+/// Wait, outside the timed part, until the kernel has begun destroying a
+/// closed container namespace: the host end `veth` of its pair reports
+/// its peer's namespace gone (or is gone). A namespace outlives its last
+/// fd by an RCU grace period when a netlink socket was made in it (the
+/// attach's, freed after one), so a detach right after the close would
+/// still find it alive; a container that ran for longer than that (any
+/// real one) is past this point when it is removed. Returns the wait.
+fn wait_dying(host: std::os::fd::BorrowedFd<'_>, veth: &str) -> Duration {
+    let t = Instant::now();
+    let mut nl = dunnage_network::Netlink::open_in(host).unwrap();
+    for _ in 0..20_000 {
+        match nl.link(veth).unwrap() {
+            None => break,
+            Some(l) if nl.peer_netns_gone(&l).unwrap() => break,
+            Some(_) => std::thread::sleep(Duration::from_micros(500)),
+        }
+    }
+    t.elapsed()
+}
+
+/// The process's CPU time so far (user + system, every thread).
+fn cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is valid for writes.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -98,58 +130,66 @@ fn main() {
     spec.subnet("10.205.0.0/16".parse().unwrap());
     nets.create(&spec).unwrap();
     let published: Vec<PortMapping> = vec!["8080:80".parse().unwrap()];
-    let cases: [(&str, &[PortMapping]); 2] =
-        [("no ports", &[]), ("one published port", &published)];
 
-    // Warm up, then interleave the cases run by run.
-    for (_, ports) in cases {
-        for _ in 0..5 {
-            nets.attach("bench0", "c", container.fd.as_fd(), ports)
-                .unwrap();
-            nets.detach("bench0", "c").unwrap();
+    // Two orders: the container's namespace alive at detach (the same
+    // one each run: detach deletes the pair itself), and the facade's:
+    // `remove` kills the container before it detaches, so the container's
+    // namespace (a fresh one per run, made outside the timed part, as
+    // docker's `--network none` makes one too) is closed and the kernel
+    // deletes the pair with it; detach comes once the kernel's clean-up
+    // has begun, as for a container that ran for more than a few ms (see
+    // `wait_dying`).
+    let names = [
+        "namespace alive, no ports",
+        "namespace alive, one published port",
+        "facade's order (namespace gone), no ports",
+        "facade's order (namespace gone), one published port",
+    ];
+    let mut dying = Vec::new();
+    let mut one = |case: usize, timed: &mut [Vec<Duration>; 4]| {
+        let ports: &[PortMapping] = if case % 2 == 1 { &published } else { &[] };
+        let fresh = (case >= 2).then(fresh_netns);
+        let ns = fresh.as_ref().map_or(container.fd.as_fd(), |f| f.as_fd());
+        let (c0, t0) = (cpu(), Instant::now());
+        let a = nets.attach("bench0", "c", ns, ports).unwrap();
+        let (c1, t1) = (cpu(), Instant::now());
+        if let Some(f) = fresh {
+            drop(f);
+            dying.push(wait_dying(host.fd.as_fd(), &a.host_veth));
+        }
+        let (c2, t2) = (cpu(), Instant::now());
+        nets.detach("bench0", "c").unwrap();
+        let (c3, t3) = (cpu(), Instant::now());
+        timed[0].push(t1 - t0);
+        timed[1].push(t3 - t2);
+        timed[2].push((t1 - t0) + (t3 - t2));
+        timed[3].push((c1 - c0) + (c3 - c2));
+    };
+    let mut scratch: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..5 {
+        for case in 0..4 {
+            one(case, &mut scratch);
         }
     }
-    let mut attach = [Vec::new(), Vec::new()];
-    let mut detach = [Vec::new(), Vec::new()];
-    let mut total = [Vec::new(), Vec::new()];
-    let mut gone = [Vec::new(), Vec::new(), Vec::new()];
+    let mut samples: Vec<[Vec<Duration>; 4]> = vec![Default::default(); 4];
     for _ in 0..runs {
-        for (i, (_, ports)) in cases.iter().enumerate() {
-            let t0 = Instant::now();
-            nets.attach("bench0", "c", container.fd.as_fd(), ports)
-                .unwrap();
-            let t1 = Instant::now();
-            nets.detach("bench0", "c").unwrap();
-            let t2 = Instant::now();
-            attach[i].push(t1 - t0);
-            detach[i].push(t2 - t1);
-            total[i].push(t2 - t0);
+        for (case, timed) in samples.iter_mut().enumerate() {
+            one(case, timed);
         }
-        // The facade's order: `remove` kills the container before it
-        // detaches, so the container's namespace (a fresh one per run, made
-        // outside the timed part, as docker's `--network none` makes one
-        // too) is gone and the kernel deletes the veth pair with it.
-        let c = fresh_netns();
-        let t0 = Instant::now();
-        nets.attach("bench0", "f", c.as_fd(), &[]).unwrap();
-        let t1 = Instant::now();
-        drop(c);
-        let t2 = Instant::now();
-        nets.detach("bench0", "f").unwrap();
-        let t3 = Instant::now();
-        gone[0].push(t1 - t0);
-        gone[1].push(t3 - t2);
-        gone[2].push((t1 - t0) + (t3 - t2));
     }
     println!("{runs} runs per case, interleaved");
-    for (i, (name, _)) in cases.iter().enumerate() {
-        println!("{name}: attach {}", summary(&mut attach[i]));
-        println!("{name}: detach {}", summary(&mut detach[i]));
-        println!("{name}: attach+detach {}", summary(&mut total[i]));
+    for (name, timed) in names.iter().zip(samples.iter_mut()) {
+        println!("{name}: attach {}", summary(&mut timed[0]));
+        println!("{name}: detach {}", summary(&mut timed[1]));
+        println!("{name}: attach+detach {}", summary(&mut timed[2]));
+        println!(
+            "{name}: attach+detach CPU (user+sys) {}",
+            summary(&mut timed[3])
+        );
     }
-    let name = "no ports, namespace gone before detach (the facade's order)";
-    println!("{name}: attach {}", summary(&mut gone[0]));
-    println!("{name}: detach {}", summary(&mut gone[1]));
-    println!("{name}: attach+detach {}", summary(&mut gone[2]));
+    println!(
+        "(untimed: from closing the namespace to the kernel's clean-up of it: {})",
+        summary(&mut dying)
+    );
     nets.remove("bench0").unwrap();
 }
