@@ -196,7 +196,7 @@ impl Networks {
             });
         }
         let result = ensure_bridge(self.host.as_fd(), nl, &cfg)
-            .and_then(|()| self.store.write_network(&cfg))
+            .and_then(|_| self.store.write_network(&cfg))
             .and_then(|()| self.apply_rules(&mut socks));
         if let Err(e) = result {
             let _ = self.store.remove_network(&cfg.name);
@@ -368,8 +368,8 @@ impl Networks {
         let mut socks = self.sockets();
         let result = (|| {
             let nl = socks.route(self.host.as_fd())?;
-            ensure_bridge(self.host.as_fd(), nl, &cfg)?;
-            plumb(nl, &cfg, &lease, container_netns)?;
+            let bridge = ensure_bridge(self.host.as_fd(), nl, &cfg)?;
+            plumb(nl, &cfg, bridge, &lease, container_netns)?;
             self.sync_rules(&mut socks, &state)
         })();
         match result {

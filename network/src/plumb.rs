@@ -17,12 +17,13 @@ use crate::store::{Lease, NetworkConfig};
 /// was repaired (or made) here: a bridge found whole was set up by an
 /// earlier call, which wrote them; writing them again on every attach
 /// costs a thread in the host namespace. (Forwarding switched off by
-/// hand afterwards is not repaired until the bridge is.)
+/// hand afterwards is not repaired until the bridge is.) Returns the
+/// bridge's index.
 pub(crate) fn ensure_bridge(
     host_netns: BorrowedFd<'_>,
     nl: &mut Netlink,
     cfg: &NetworkConfig,
-) -> Result<()> {
+) -> Result<u32> {
     let mut repaired = false;
     let bridge = match nl.link(&cfg.bridge)? {
         Some(l) => l,
@@ -55,7 +56,7 @@ pub(crate) fn ensure_bridge(
         nl.set_up(bridge.index, true)?;
     }
     if !repaired {
-        return Ok(());
+        return Ok(bridge.index);
     }
     let localnet = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", cfg.bridge);
     crate::netns::run_in(host_netns, move || {
@@ -63,7 +64,8 @@ pub(crate) fn ensure_bridge(
             std::fs::write(path, "1").map_err(Error::io("write sysctl", path))?;
         }
         Ok(())
-    })
+    })?;
+    Ok(bridge.index)
 }
 
 /// The lowest host address of the subnet that is neither the gateway nor
@@ -79,37 +81,41 @@ pub(crate) fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4
         })
 }
 
-/// Create the veth pair, put the host end on the bridge and the peer into
-/// the container as `eth0` with its MAC, address and default route.
+/// Create the veth pair, put the host end on the bridge `bridge` (an
+/// index) and the peer into the container as `eth0` with its MAC; then
+/// bring it up with its address and default route. What can go in the
+/// pair's creation request goes there, and nothing is looked up that the
+/// kernel finds itself (a taken `eth0` makes the creation fail whole; only
+/// then is it looked up, for the error).
 pub(crate) fn plumb(
     host: &mut Netlink,
     cfg: &NetworkConfig,
+    bridge: u32,
     lease: &Lease,
     container_netns: BorrowedFd<'_>,
 ) -> Result<()> {
-    let bridge = host.require_link(&cfg.bridge)?;
     let mut c = Netlink::open_in(container_netns)?;
-    if c.link(CONTAINER_IFNAME)?.is_some() {
-        return Err(Error::Netlink {
-            op: "create the container's interface",
-            target: CONTAINER_IFNAME.to_string(),
-            source: std::io::Error::from_raw_os_error(libc::EEXIST),
-        });
-    }
-    // One request: the host end on the bridge and up, the peer created
-    // straight inside the container as eth0 with its MAC.
-    host.add_veth_pair(&VethPair {
+    let created = host.add_veth_pair(&VethPair {
         name: &lease.host_veth,
         peer: CONTAINER_IFNAME,
         mtu: Some(cfg.mtu),
-        controller: Some(bridge.index),
+        controller: Some(bridge),
         up: true,
         peer_mac: Some(mac_for(lease.address)),
         peer_netns: Some(container_netns),
-    })?;
+    });
+    if let Err(e) = created {
+        if e.raw_os_error() == Some(libc::EEXIST) && c.link(CONTAINER_IFNAME)?.is_some() {
+            return Err(Error::Netlink {
+                op: "create the container's interface",
+                target: CONTAINER_IFNAME.to_string(),
+                source: std::io::Error::from_raw_os_error(libc::EEXIST),
+            });
+        }
+        return Err(e);
+    }
     // Docker does the same when it publishes ports without its proxy.
-    let host_end = host.require_link(&lease.host_veth)?;
-    host.set_hairpin(host_end.index, true)?;
+    host.set_hairpin_named(&lease.host_veth, true)?;
 
     let eth = c.require_link(CONTAINER_IFNAME)?;
     c.set_up(eth.index, true)?;

@@ -157,6 +157,15 @@ fn detach_deletes_the_pair_itself_while_the_container_namespace_lives() {
     lab.nets.create(&spec).unwrap();
     let c = Netns::new("c");
     let a = lab.nets.attach("n1", "c", c.fd(), &[]).unwrap();
+    // What attach sets without looking links up first: hairpin mode on the
+    // host end (by name); the container's end is up.
+    let shown = lab.host.run(&["ip", "-d", "link", "show", &a.host_veth]);
+    assert!(shown.contains("hairpin on"), "{shown}");
+    let eth0 = c.run(&["ip", "link", "show", "eth0"]);
+    assert!(
+        eth0.contains(",UP") && eth0.contains("02:42:0a:d5:00:02"),
+        "{eth0}"
+    );
     let link = host_end(&lab, &a.host_veth).unwrap();
     let mut nl = Netlink::open_in(lab.host.fd()).unwrap();
     assert!(link.link_netnsid.is_some_and(|id| id >= 0), "{link:?}");

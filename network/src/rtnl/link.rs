@@ -250,6 +250,9 @@ impl Netlink {
         if let Some(ns) = pair.peer_netns {
             peer_attrs.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
         }
+        // (The peer cannot be brought up in this request: veth refuses to
+        // open an end before both are registered, ENOTCONN.)
+        let peer = message(0, peer_attrs);
         let mut attrs = vec![LinkAttribute::IfName(pair.name.to_string())];
         if let Some(mtu) = pair.mtu {
             attrs.push(LinkAttribute::Mtu(mtu));
@@ -259,7 +262,7 @@ impl Netlink {
         }
         attrs.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(message(0, peer_attrs)))),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
         ]));
         let mut m = message(0, attrs);
         if pair.up {
@@ -365,16 +368,32 @@ impl Netlink {
     /// frames may then leave through the port they came in by, so that a
     /// container reaches its own published port through the host.
     pub fn set_hairpin(&mut self, index: u32, on: bool) -> Result<()> {
-        let m = message(
-            index,
-            vec![LinkAttribute::LinkInfo(vec![
-                LinkInfo::PortKind(InfoPortKind::Bridge),
-                LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
-                    on,
-                )])),
-            ])],
-        );
-        self.request("set hairpin", &index, RouteNetlinkMessage::NewLink(m), 0)
+        self.hairpin(&index, index, vec![], on)
+    }
+
+    /// [`set_hairpin`](Self::set_hairpin) of the bridge port named `name`
+    /// (found by the kernel: no lookup first).
+    pub fn set_hairpin_named(&mut self, name: &str, on: bool) -> Result<()> {
+        check_ifname(name)?;
+        let attrs = vec![LinkAttribute::IfName(name.to_string())];
+        self.hairpin(&name, 0, attrs, on)
+    }
+
+    fn hairpin(
+        &mut self,
+        target: &dyn std::fmt::Display,
+        index: u32,
+        mut attrs: Vec<LinkAttribute>,
+        on: bool,
+    ) -> Result<()> {
+        attrs.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )])),
+        ]));
+        let m = message(index, attrs);
+        self.request("set hairpin", target, RouteNetlinkMessage::NewLink(m), 0)
             .map(drop)
     }
 
