@@ -1,18 +1,19 @@
 //! Per-container network setup and teardown through the library: one
-//! `Networks::attach` (lease, veth pair, bridge, move into the container's
-//! namespace, rename, MAC, address, default route, nftables rule set) and
-//! one `Networks::detach`, timed separately, with and without a published
-//! port, and a third case in the facade's order (the container's namespace
-//! closed and its clean-up begun before the detach, as `remove` kills the
-//! container first).
+//! `Networks::attach` (lease, veth pair with the peer made in the
+//! container's namespace, bridge port, MAC, address, default route,
+//! nftables rule set) and one `Networks::detach`, timed separately (wall
+//! and the process's CPU time), with and without a published port, in two
+//! orders: the container's namespace alive at detach, and the facade's
+//! (the namespace closed and its clean-up begun before the detach, as
+//! `remove` kills the container first).
 //! Everything happens in namespaces made here (`dunnage-test-bench-*`),
 //! deleted at the end.
 //!
 //! ```text
 //! cargo bench -p dunnage-network --bench attach
 //! ```
-//! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root,
-//! `ip` and `nft`.
+//! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 200). Needs root
+//! and `ip`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -8,12 +8,18 @@
 //! network namespace (`dunnage-test-bench-dockerhost-*`) where it makes
 //! its docker0 (10.206.0.1/24) and iptables rules; the library gets
 //! another. Nothing is created in the machine's own network namespace.
+//! The library is timed in two orders: the container's namespace alive at
+//! detach (one namespace, attached again and again: detach deletes the
+//! veth pair itself), and the facade's (a fresh namespace per run, closed
+//! before the detach, which comes once the kernel's clean-up of it has
+//! begun: the kernel deletes the pair).
 //!
 //! ```text
 //! cargo bench -p dunnage-network --bench docker_bridge
 //! ```
 //! `DUNNAGE_BENCH_RUNS` sets the runs per case (default 30). Needs root,
-//! `ip`, `nft`, `tar`, busybox and docker.io's `dockerd`; skips otherwise.
+//! `ip`, `nsenter`, `tar`, busybox and docker.io's `dockerd`; skips
+//! otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::fd::{AsFd, OwnedFd};
