@@ -383,6 +383,8 @@ pub(crate) fn read_answers(
 pub(crate) struct Nftnl {
     socket: Socket,
     seq: u32,
+    /// What the send buffer is known to hold (the default is larger).
+    sndbuf: usize,
 }
 
 impl Nftnl {
@@ -415,8 +417,42 @@ impl Nftnl {
             if rc != 0 {
                 return Err(err("set SO_RCVTIMEO")(std::io::Error::last_os_error()));
             }
-            Ok(Nftnl { socket, seq: 0 })
+            Ok(Nftnl {
+                socket,
+                seq: 0,
+                sndbuf: 64 * 1024,
+            })
         })
+    }
+
+    /// Make the send buffer hold a datagram of `len` bytes: `SO_SNDBUFFORCE`
+    /// (root may exceed `wmem_max`), else `SO_SNDBUF`.
+    fn fit_send_buffer(&mut self, len: usize) -> std::io::Result<()> {
+        // The kernel's check is len <= sndbuf - 32; it doubles what it is
+        // given for its bookkeeping.
+        let want = len.saturating_add(4096);
+        if want <= self.sndbuf {
+            return Ok(());
+        }
+        let size = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+        let set = |opt| {
+            // SAFETY: the socket is open; size lives across the call and the
+            // length is its size.
+            unsafe {
+                libc::setsockopt(
+                    self.socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const size).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(libc::SO_SNDBUFFORCE) != 0 && set(libc::SO_SNDBUF) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.sndbuf = want;
+        Ok(())
     }
 
     /// Apply `change` to table `ip TABLE` in one transaction.
@@ -427,6 +463,11 @@ impl Nftnl {
         let last = about.iter().rev().nth(1).map_or(0, |a| a.0);
         self.seq = about.last().map_or(self.seq, |a| a.0);
         let op = "apply nftables rule set";
+        // A batch is one datagram: the kernel refuses one larger than the
+        // socket's send buffer (EMSGSIZE), about 200 KiB by default, some
+        // 800 published ports. Grow the buffer to fit (as nft does).
+        self.fit_send_buffer(buf.len())
+            .map_err(Error::netlink(op, "SO_SNDBUF"))?;
         self.socket
             .send(&buf, 0)
             .map_err(Error::netlink(op, format!("table ip {table}")))?;

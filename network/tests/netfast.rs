@@ -120,6 +120,27 @@ fn the_netlink_rule_set_is_the_one_nft_makes_of_the_json() {
 }
 
 #[test]
+fn a_rule_set_larger_than_a_default_socket_buffer_is_applied() {
+    setup!();
+    let ns = Netns::new("nft-large");
+    // 3,000 published ports: a batch of about 700 KiB.
+    let leases: Vec<Lease> = (0..30u16)
+        .map(|c| {
+            let ports: Vec<String> = (0..100u16)
+                .map(|p| format!("{}:80", 10_000 + c * 100 + p))
+                .collect();
+            let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+            lease(&format!("c{c}"), &format!("10.214.0.{}", c + 2), &ports)
+        })
+        .collect();
+    let state = vec![(network("a", "10.214.0.0/24", "10.214.0.1"), leases)];
+    nft::apply(ns.fd(), &state).unwrap();
+    let listed = table(&ns);
+    assert_eq!(listed.matches("dnat to").count(), 3000);
+    assert!(listed.contains("tcp dport 12999 dnat to 10.214.0.31:80"));
+}
+
+#[test]
 fn a_refused_rule_set_is_a_typed_error_and_changes_nothing() {
     setup!();
     let ns = Netns::new("nft-refused");
