@@ -398,6 +398,12 @@ impl Nftnl {
             socket
                 .connect(&SocketAddr::new(0, 0))
                 .map_err(err("connect socket"))?;
+            // Answers without a copy of the refused message: a large batch
+            // refused message by message must not overflow the receive
+            // buffer (its final acknowledgement would be dropped).
+            socket
+                .set_cap_ack(true)
+                .map_err(err("set NETLINK_CAP_ACK"))?;
             // A kernel that never answers must not hang the caller forever.
             let tv = libc::timeval {
                 tv_sec: 30,
