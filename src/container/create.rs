@@ -280,12 +280,14 @@ pub(crate) fn create_spec(
 
     // The process, waiting at its start gate.
     let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;
-    let hook_cg = cg.clone();
-    cmd.before_start(move |pid| {
-        hook_cg
-            .add_process(pid.unsigned_abs())
-            .map_err(std::io::Error::other)
-    });
+    // The child joins the cgroup as it is made (v2: CLONE_INTO_CGROUP) or
+    // as its first step (v1: it writes 0 to each `tasks` file), which
+    // spares the attach the kernel's wait for an RCU grace period.
+    let join = cg.join_fds()?;
+    cmd.join_cgroup_tasks(join.tasks);
+    if let Some(dir) = join.v2_dir {
+        cmd.into_cgroup(dir);
+    }
     let mut child = cmd.spawn()?;
     let gate = child.take_gate();
     let pid = child.id();
