@@ -115,3 +115,22 @@ fn kill_of_an_empty_cgroup_returns_at_once_and_leaves_it_thawed() {
     assert!(cg.procs().unwrap().is_empty());
     assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
 }
+
+#[test]
+fn oom_kills_reads_one_counter_and_is_none_without_memory() {
+    require_root!();
+    let cg = cgroup("oom-kills", &[Controller::Memory]);
+    assert_eq!(cg.oom_kills().unwrap(), Some(0));
+    let pids = cgroup("oom-kills-pids", &[Controller::Pids]);
+    if pids.dir_of(Controller::Memory).is_none() {
+        assert_eq!(pids.oom_kills().unwrap(), None);
+    }
+    // A removed cgroup: a typed error naming the file.
+    let copy: Cgroup = cg.cg.clone();
+    cg.delete().unwrap();
+    assert!(
+        matches!(copy.oom_kills(), Err(Error::Io { .. })),
+        "{:?}",
+        copy.oom_kills()
+    );
+}
