@@ -61,3 +61,29 @@ fn without_network_files_the_state_directory_has_none() {
     }
     fx.assert_clean();
 }
+
+#[test]
+fn an_exec_process_joins_the_container_cgroup_itself() {
+    require_root!();
+    let fx = Fixture::new();
+    let mut c = fx.container();
+    c.args(["sleep", "30"]).name("exec-joined");
+    let mut h = c.create(&fx.store).unwrap();
+    let want = format!("/{}", h.spec().cgroup.trim_start_matches('/'));
+    h.start().unwrap();
+    let opts = dunnage::container::ExecOptions::default();
+    let mut child = h.exec(&["sleep", "30"], &opts).unwrap();
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    h.kill(libc::SIGKILL).unwrap();
+    let _ = h.wait();
+    h.remove(true).unwrap();
+    for l in text.lines().filter(|l| !l.contains(":name=")) {
+        assert!(
+            l.ends_with(&format!(":{want}")),
+            "{l} is not in {want}:\n{text}"
+        );
+    }
+    fx.assert_clean();
+}
