@@ -115,6 +115,12 @@ impl Cgroup {
     /// thawed so the signals are delivered; without a freezer, killing
     /// repeats until the cgroup is empty.
     pub fn kill(&self) -> Result<()> {
+        // Nothing to kill (the usual case once a container's init has
+        // exited): no freeze and thaw, whose first freeze of the machine
+        // flips a kernel static key (a text patch on every CPU).
+        if self.procs()?.is_empty() {
+            return Ok(());
+        }
         if let Some(d) = self.v2_dir().filter(|d| d.file("cgroup.kill").exists()) {
             file::write(&d.file("cgroup.kill"), "1")?;
         } else {

@@ -43,6 +43,22 @@ fn sys(op: &'static str, arg: impl Into<String>, e: rustix::io::Errno) -> Error 
 }
 
 impl Cgroup {
+    /// How many processes the OOM killer has killed in this cgroup (v1
+    /// `memory.oom_control`, v2 `memory.events`, key `oom_kill`); `None`
+    /// without the memory controller. One file read, where
+    /// [`Cgroup::stats`] reads every controller's.
+    pub fn oom_kills(&self) -> Result<Option<u64>> {
+        let Some(d) = self.dir_of(Controller::Memory) else {
+            return Ok(None);
+        };
+        let path = d.file(match d.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        });
+        let keyed = file::read_flat_keyed(&path)?;
+        file::key(&path, &keyed, "oom_kill").map(Some)
+    }
+
     /// Start listening for OOM events in this cgroup's memory controller.
     pub fn oom_events(&self) -> Result<OomEvents> {
         let d = self.dir_of(Controller::Memory).ok_or_else(|| {

@@ -46,6 +46,7 @@ mod error;
 mod events;
 mod file;
 mod hierarchy;
+mod join;
 pub mod oci;
 mod path;
 pub mod proc;
@@ -64,6 +65,7 @@ pub use devices::{DeviceException, DeviceFilter, Insn};
 pub use error::{Error, Result};
 pub use events::OomEvents;
 pub use hierarchy::{Hierarchies, Hierarchy, Mode, V1Binding, Version, mount_v1, unmount};
+pub use join::JoinFds;
 pub use path::CgroupPath;
 pub use resources::{
     Cpu, Cpuset, DeviceRule, DeviceValue, HugetlbLimit, Io, Limit, Memory, Resources,

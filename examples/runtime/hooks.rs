@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Whether `hooks` (the config's `hooks` object) has a hook of any of
+/// `kinds`: without one, the state JSON they would get need not be read.
+pub fn any(hooks: &Value, kinds: &[&str]) -> bool {
+    kinds.iter().any(|k| {
+        hooks
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    })
+}
+
 /// Run every hook of `kind` in `hooks` (the config's `hooks` object) in
 /// order; the first failure is the error, naming the hook.
 pub fn run(hooks: &Value, kind: &str, state: &Value) -> Result<(), String> {

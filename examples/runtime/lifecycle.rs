@@ -257,13 +257,16 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
             return Err(undo(handle, e));
         }
     }
-    let state = match state_value(ctx, o.id) {
-        Ok(s) => s,
-        Err(e) => return Err(undo(handle, e)),
-    };
-    for kind in ["createRuntime", "prestart"] {
-        if let Err(e) = hooks::run(&side.hooks, kind, &state) {
-            return Err(undo(handle, e));
+    // The state (a listing of the store) only for hooks that get it.
+    if hooks::any(&side.hooks, &["createRuntime", "prestart"]) {
+        let state = match state_value(ctx, o.id) {
+            Ok(s) => s,
+            Err(e) => return Err(undo(handle, e)),
+        };
+        for kind in ["createRuntime", "prestart"] {
+            if let Err(e) = hooks::run(&side.hooks, kind, &state) {
+                return Err(undo(handle, e));
+            }
         }
     }
     if let Some(f) = &o.pid_file
@@ -306,9 +309,17 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
         _ => return Err("cannot start an already running container".into()),
     }
     h.start().map_err(|e| e.to_string())?;
-    let side = read_sidecar(&h.dir());
-    hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, id)?);
+    poststart(ctx, id, &h.dir())?;
     Ok(0)
+}
+
+/// The poststart hooks, with the state read only when there are some.
+fn poststart(ctx: &Ctx, id: &str, dir: &Path) -> Result<(), String> {
+    let side = read_sidecar(dir);
+    if hooks::any(&side.hooks, &["poststart"]) {
+        hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, id)?);
+    }
+    Ok(())
 }
 
 /// `run`: create and start; in the foreground, wait and delete.
@@ -323,8 +334,7 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         h.start().map_err(|e| e.to_string())?;
         h
     };
-    let side = read_sidecar(&h.dir());
-    hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, o.id)?);
+    poststart(ctx, o.id, &h.dir())?;
     let exit = h.wait().map_err(|e| e.to_string())?;
     delete(ctx, o.id, true)?;
     Ok(exit.code.unwrap_or(255))

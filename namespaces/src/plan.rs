@@ -121,6 +121,13 @@ impl Command {
                 fds: fds.close.clone(),
             });
         }
+        // Before anything else: what the child does from here on is
+        // accounted to the container's cgroups.
+        if !self.cgroup_tasks.is_empty() {
+            steps.push(Step::JoinCgroups {
+                fds: self.cgroup_tasks.iter().map(AsRawFd::as_raw_fd).collect(),
+            });
+        }
         if self.pdeathsig != 0 {
             steps.push(Step::ParentDeathSignal {
                 signal: self.pdeathsig,

@@ -196,6 +196,17 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 }
                 Ok(())
             }
+            Step::JoinCgroups { fds } => {
+                for &fd in fds {
+                    match libc::write(fd, b"0".as_ptr().cast(), 1) {
+                        1 => {}
+                        n if n < 0 => return Err(errno()),
+                        _ => return Err(libc::EIO),
+                    }
+                    libc::close(fd);
+                }
+                Ok(())
+            }
             Step::ParentDeathSignal { signal, parent } => {
                 check(libc::prctl(
                     libc::PR_SET_PDEATHSIG,

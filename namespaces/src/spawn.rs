@@ -65,6 +65,7 @@ pub struct Command {
     pub(crate) root: Option<PathBuf>,
     pub(crate) persist: Vec<(Kind, PathBuf)>,
     pub(crate) cgroup: Option<OwnedFd>,
+    pub(crate) cgroup_tasks: Vec<OwnedFd>,
     pub(crate) hook: Option<Hook>,
     pub(crate) rootfs: Option<PathBuf>,
     pub(crate) tmpfs_root: bool,
@@ -127,6 +128,7 @@ impl Command {
             root: None,
             persist: Vec::new(),
             cgroup: None,
+            cgroup_tasks: Vec::new(),
             hook: None,
             rootfs: None,
             tmpfs_root: false,
@@ -274,6 +276,22 @@ impl Command {
     /// directory fd), with `CLONE_INTO_CGROUP`.
     pub fn into_cgroup(&mut self, dir: OwnedFd) -> &mut Command {
         self.cgroup = Some(dir);
+        self
+    }
+
+    /// Have the child join cgroup v1 hierarchies itself, as its first step:
+    /// it writes `0` to each of these `tasks` files (opened for writing by
+    /// the caller, whose credentials the kernel checks), then closes it.
+    ///
+    /// The child is one thread at that point, so this moves the whole
+    /// process, like writing its pid to `cgroup.procs`; but a thread that
+    /// moves itself does not take the kernel's global threadgroup lock,
+    /// whose write side waits for an RCU grace period (several
+    /// milliseconds). For a v2 cgroup use
+    /// [`into_cgroup`](Command::into_cgroup) (v2 refuses a lone thread
+    /// moving to another domain).
+    pub fn join_cgroup_tasks(&mut self, tasks: impl IntoIterator<Item = OwnedFd>) -> &mut Command {
+        self.cgroup_tasks.extend(tasks);
         self
     }
 

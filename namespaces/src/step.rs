@@ -93,6 +93,16 @@ pub enum Step {
         /// The descriptors.
         fds: Vec<RawFd>,
     },
+    /// Join cgroup v1 hierarchies: write `0` (the calling thread) to each
+    /// of these open `tasks` files, then close it. A single thread moving
+    /// itself skips the kernel's global threadgroup lock, whose write side
+    /// waits for an RCU grace period when the parent writes the child's pid
+    /// to `cgroup.procs`.
+    JoinCgroups {
+        /// The `tasks` files, open for writing (the opener's credentials
+        /// are the ones the kernel checks).
+        fds: Vec<RawFd>,
+    },
     /// `prctl(PR_SET_PDEATHSIG)`, then exit quietly if the parent already
     /// died (its pid is no longer the child's parent).
     ParentDeathSignal {
@@ -362,6 +372,7 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::Close { .. } => "close",
+            Step::JoinCgroups { .. } => "join cgroups",
             Step::ParentDeathSignal { .. } => "parent death signal",
             Step::WaitParent { .. } => "wait for parent",
             Step::NotDumpable => "not dumpable",
@@ -425,6 +436,9 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Close { fds } => write!(f, "close {fds:?}"),
+            Step::JoinCgroups { fds } => {
+                write!(f, "join cgroups: write 0 to the tasks files {fds:?}")
+            }
             Step::ParentDeathSignal { signal, .. } => {
                 write!(f, "prctl(PR_SET_PDEATHSIG, {signal})")
             }

@@ -341,9 +341,8 @@ impl ContainerHandle {
         let oom_killed = self
             .cgroup()
             .ok()
-            .and_then(|cg| cg.stats().ok())
-            .and_then(|s| s.memory)
-            .is_some_and(|m| m.oom_kill > 0);
+            .and_then(|cg| cg.oom_kills().ok().flatten())
+            .is_some_and(|n| n > 0);
         if st.status != Some(Status::Exited) || st.exit_code.is_none() {
             st.status = Some(Status::Exited);
             st.exit_code = st.exit_code.or(code);

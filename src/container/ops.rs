@@ -203,12 +203,11 @@ impl ContainerHandle {
                 .stdout(stdio(opts.stdout))
                 .stderr(stdio(opts.stderr));
         }
-        // cgroup v1 hierarchies (exec_in joins the v2 one itself).
+        // cgroup v1 hierarchies, joined by the child itself as its first
+        // step (no wait for the kernel's RCU grace period, see
+        // Command::join_cgroup_tasks); exec_in joins the v2 one itself.
         if let Ok(cg) = self.cgroup() {
-            cmd.before_start(move |pid| {
-                cg.add_process(pid.unsigned_abs())
-                    .map_err(std::io::Error::other)
-            });
+            cmd.join_cgroup_tasks(cg.join_fds()?.tasks);
         }
         match cmd.spawn() {
             Err(dunnage_namespaces::Error::Exec { source, .. }) => {
