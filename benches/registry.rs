@@ -13,8 +13,11 @@
 //! of each per round (`DUNNAGE_BENCH_ROUNDS`, default 3); `push (known
 //! layers)` sends the pulled image to a new repository of the same
 //! registry (blobs skipped or mounted), `push (new layers)` to a fresh
-//! registry of its own (every layer compressed and uploaded). Needs root,
-//! dockerd, skopeo and docker-registry.
+//! registry of its own (every layer compressed and uploaded). Each figure
+//! also gives the CPU time (user + system) spent: by the command for
+//! dunnage; by the `docker` CLI and the dockerd (with the children it
+//! reaped, such as unpigz) for docker. Needs root, dockerd, skopeo and
+//! docker-registry.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -145,16 +148,62 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-/// Time `f`, printing the load average before and after next to it.
-fn measure(what: &str, f: impl FnOnce()) -> Duration {
+/// CPU time (user + system) of this process's reaped children.
+fn children_cpu() -> Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time (user + system, its reaped children included) of process
+/// `pid`, from `/proc/PID/stat`; zero when there is no such process.
+fn process_cpu(pid: Option<u32>) -> Duration {
+    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces): utime is the
+    // 14th field of the line, the 12th after ")".
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+/// Time `f`, printing the load average before and after next to it, and
+/// the CPU time (user + system) it took: of the commands run (reaped
+/// children) and of the daemon `daemon` (dockerd, with its reaped
+/// children). Returns the wall-clock and the CPU time.
+fn measure(what: &str, daemon: Option<u32>, f: impl FnOnce()) -> (Duration, Duration) {
     let before = loadavg();
+    let cpu0 = children_cpu() + process_cpu(daemon);
     let t = time(f);
+    let cpu = (children_cpu() + process_cpu(daemon)).saturating_sub(cpu0);
     println!(
-        "  {what}: {:.2} s (load {before} -> {})",
+        "  {what}: {:.2} s, cpu {:.2} s (load {before} -> {})",
         t.as_secs_f64(),
+        cpu.as_secs_f64(),
         loadavg()
     );
-    t
+    (t, cpu)
+}
+
+/// The pid of a private dockerd, from its pid file.
+fn dockerd_pid(d: &Dockerd) -> Option<u32> {
+    std::fs::read_to_string(d.dir().join("dockerd.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -199,13 +248,16 @@ fn main() {
     let ours = |root: &Path, args: &[&str]| {
         run(Command::new(&dunnage).arg("--root").arg(root).args(args));
     };
-    // [pull, push known layers, push new layers] for dunnage, docker.
+    // [pull, push known layers, push new layers] for dunnage, docker:
+    // wall-clock and CPU time.
     let mut times: [[Vec<Duration>; 3]; 2] = Default::default();
+    let mut cpus: [[Vec<Duration>; 3]; 2] = Default::default();
     println!("registry: {mb} MB, 3 layers, {rounds} rounds");
     for round in 0..rounds {
         println!("round {round}");
         let root = dir.join(format!("store{round}"));
         let d = Dockerd::start("bench-registry").unwrap();
+        let dpid = dockerd_pid(&d);
         // Which goes first alternates from round to round.
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let known = [
@@ -213,28 +265,34 @@ fn main() {
             format!("{addr}/bench/docker{round}:1"),
         ];
         for &who in &order {
-            times[who][0].push(if who == 0 {
-                measure("dunnage pull", || ours(&root, &["pull", "-q", &image]))
+            let (t, cpu) = if who == 0 {
+                measure("dunnage pull", None, || {
+                    ours(&root, &["pull", "-q", &image])
+                })
             } else {
-                measure("docker pull", || {
+                measure("docker pull", dpid, || {
                     run(d.docker().args(["pull", "-q", &image]))
                 })
-            });
+            };
+            times[who][0].push(t);
+            cpus[who][0].push(cpu);
         }
         // Push to a new repository of the same registry: the layers are
         // there, mounted or skipped.
         for &who in &order {
-            times[who][1].push(if who == 0 {
+            let (t, cpu) = if who == 0 {
                 ours(&root, &["tag", &image, &known[0]]);
-                measure("dunnage push (known layers)", || {
+                measure("dunnage push (known layers)", None, || {
                     ours(&root, &["push", &known[0]])
                 })
             } else {
                 run(d.docker().args(["tag", &image, &known[1]]));
-                measure("docker push (known layers)", || {
+                measure("docker push (known layers)", dpid, || {
                     run(d.docker().args(["push", &known[1]]))
                 })
-            });
+            };
+            times[who][1].push(t);
+            cpus[who][1].push(cpu);
         }
         // Push to a fresh registry of each's own: every layer compressed
         // and uploaded.
@@ -243,17 +301,19 @@ fn main() {
             std::fs::create_dir_all(&rdir).unwrap();
             let (mut fresh, faddr) = registry(&rdir);
             let target = format!("{faddr}/bench/new:1");
-            times[who][2].push(if who == 0 {
+            let (t, cpu) = if who == 0 {
                 ours(&root, &["tag", &image, &target]);
-                measure("dunnage push (new layers)", || {
+                measure("dunnage push (new layers)", None, || {
                     ours(&root, &["push", &target])
                 })
             } else {
                 run(d.docker().args(["tag", &image, &target]));
-                measure("docker push (new layers)", || {
+                measure("docker push (new layers)", dpid, || {
                     run(d.docker().args(["push", &target]))
                 })
-            });
+            };
+            times[who][2].push(t);
+            cpus[who][2].push(cpu);
             let _ = fresh.kill();
             let _ = fresh.wait();
             std::fs::remove_dir_all(&rdir).unwrap();
@@ -271,11 +331,17 @@ fn main() {
     {
         let ours = median(&mut times[0][k]);
         let theirs = median(&mut times[1][k]);
+        let ours_cpu = median(&mut cpus[0][k]);
+        let theirs_cpu = median(&mut cpus[1][k]);
         println!(
-            "{what}: dunnage {:.2} s, docker {:.2} s, docker / dunnage {:.2}x",
+            "{what}: dunnage {:.2} s, docker {:.2} s, docker / dunnage {:.2}x; \
+             cpu dunnage {:.2} s, docker {:.2} s, docker / dunnage {:.2}x",
             ours.as_secs_f64(),
             theirs.as_secs_f64(),
-            theirs.as_secs_f64() / ours.as_secs_f64()
+            theirs.as_secs_f64() / ours.as_secs_f64(),
+            ours_cpu.as_secs_f64(),
+            theirs_cpu.as_secs_f64(),
+            theirs_cpu.as_secs_f64() / ours_cpu.as_secs_f64().max(1e-3)
         );
     }
 }

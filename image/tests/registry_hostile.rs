@@ -489,3 +489,93 @@ fn an_rmi_racing_a_pull_of_the_same_layers_never_fails_the_pull() {
         assert!(store.layers().list().unwrap().is_empty(), "round {round}");
     }
 }
+
+/// Read the chunked body of a request whose head was read: up to its last
+/// chunk, or `None` when the connection ends first.
+fn read_chunked_body(conn: &mut TcpStream) -> Option<usize> {
+    use std::io::Read;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    let mut total = 0;
+    loop {
+        let n = conn.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        total += n;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.ends_with(b"\r\n0\r\n\r\n") {
+            return Some(total);
+        }
+        let keep = tail.len().saturating_sub(8);
+        tail.drain(..keep);
+    }
+}
+
+/// A registry that takes uploads but answers `status` to the streamed
+/// `PATCH` (`on_patch`) or to the closing `PUT` (else).
+fn upload_server(on_patch: bool, status: &'static str) -> Server {
+    Server::start(move |req, conn, server| {
+        let location = format!("http://{}/v2/hostile/push/blobs/uploads/u1", server.addr);
+        match req.method.as_str() {
+            "GET" if req.path == "/v2/" => respond(conn, "200 OK", &[], b"{}"),
+            "HEAD" => respond(conn, "404 Not Found", &[], b""),
+            "POST" => respond(conn, "202 Accepted", &[("Location", &location)], b""),
+            "PATCH" => {
+                if read_chunked_body(conn).is_none() {
+                    return;
+                }
+                if on_patch {
+                    respond(conn, status, &[], b"{\"errors\":[]}");
+                } else {
+                    respond(conn, "202 Accepted", &[("Location", &location)], b"");
+                }
+            }
+            "PUT" => respond(conn, status, &[], b"{\"errors\":[]}"),
+            _ => respond(conn, "405 Method Not Allowed", &[], b"{}"),
+        }
+    })
+}
+
+#[test]
+fn a_push_refused_midway_is_a_typed_error_and_changes_nothing() {
+    require_root!();
+    let source = serve(image(), |_, _, _, _| false);
+    let dir = TempDir::new("hostile-push").unwrap();
+    let store = ImageStore::open(&dir.join("store")).unwrap();
+    let r = Reference::parse(&format!("{}/hostile/ok:1", source.addr)).unwrap();
+    store.pull(&r, opts()).unwrap();
+    drop(source);
+    for (on_patch, status, code) in [
+        (true, "500 Internal Server Error", 500),
+        (false, "400 Bad Request", 400),
+    ] {
+        let server = upload_server(on_patch, status);
+        let target = format!("{}/hostile/push:1", server.addr);
+        store.tag(&r.to_string(), &target).unwrap();
+        let before = common::snapshot(store.root());
+        let start = Instant::now();
+        let e = store
+            .push(
+                &Reference::parse(&target).unwrap(),
+                dunnage_image::registry::PushOptions {
+                    registry: opts().registry,
+                    ..Default::default()
+                },
+            )
+            .expect_err("push to a refusing registry");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        match e {
+            Error::Status { op, status, .. } => {
+                assert_eq!(op, "upload blob", "{on_patch}");
+                assert_eq!(status, code, "{on_patch}");
+            }
+            e => panic!("{on_patch}: {e}"),
+        }
+        assert_eq!(
+            common::snapshot(store.root()),
+            before,
+            "{on_patch}: store changed"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! One repository on one registry: the HTTP client, its TLS, and auth.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,13 +15,12 @@ use crate::error::{Error, Result};
 /// The largest body read from an error response or a token endpoint.
 const SMALL_BODY: u64 = 1 << 20;
 
-/// A body to send: bytes, or a file read from its start (sent again when
-/// auth makes us retry).
+/// A body to send: bytes (sent again when auth makes us retry), or a
+/// stream of unknown length (chunked transfer encoding; sent once).
 pub(crate) enum Body<'a> {
     None,
     Bytes(&'a [u8]),
-    /// `len` bytes of a file from `offset`.
-    File(&'a std::fs::File, u64, u64),
+    Stream(&'a mut (dyn Read + Send)),
 }
 
 pub(crate) struct Client {
@@ -124,6 +123,7 @@ impl Client {
         body: Body<'_>,
         deadline: Option<Duration>,
     ) -> Result<ureq::Response> {
+        let mut body = body;
         let mut authenticated = false;
         loop {
             let mut req = self
@@ -136,16 +136,10 @@ impl Client {
             if let Some(a) = self.auth_header() {
                 req = req.set("Authorization", &a);
             }
-            let result = match &body {
+            let result = match &mut body {
                 Body::None => req.call(),
                 Body::Bytes(b) => req.send_bytes(b),
-                Body::File(f, offset, len) => {
-                    let mut f: &std::fs::File = f;
-                    io::Seek::seek(&mut f, io::SeekFrom::Start(*offset))
-                        .map_err(|e| Error::io("seek", "upload", e))?;
-                    req.set("Content-Length", &len.to_string())
-                        .send(f.take(*len))
-                }
+                Body::Stream(r) => req.send(&mut **r),
             };
             let resp = match result {
                 Ok(r) => r,
@@ -171,6 +165,11 @@ impl Client {
                 .and_then(parse_challenge)
                 .ok_or_else(|| self.auth_error("401 without a challenge we can answer"))?;
             self.authenticate(&challenge)?;
+            if let Body::Stream(_) = body {
+                // What was read of the stream is gone: the caller starts
+                // over, with the authorization now set.
+                return Err(self.auth_error("401 to a streamed upload; authenticated again"));
+            }
             authenticated = true;
         }
     }

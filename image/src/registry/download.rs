@@ -25,6 +25,14 @@ use crate::error::{Error, Result};
 /// Requests tried for one blob: the first and resumptions after a cut.
 const ATTEMPTS: u32 = 4;
 
+/// Bytes gathered from the network before they are handed out (when the
+/// reader asks for that many): the HTTP client returns at most 8 KiB a
+/// read, and each hand-out costs a write to the scratch file.
+const GATHER: usize = 256 << 10;
+
+/// Progress is reported each time this many more bytes came, and at the end.
+const TICK: u64 = 1 << 20;
+
 /// The blob `desc` of a pull, read from its start (see the module docs).
 pub(crate) struct BlobStream<'a> {
     client: &'a Client,
@@ -39,6 +47,11 @@ pub(crate) struct BlobStream<'a> {
     replay: u64,
     /// Bytes handed out (and hashed) so far.
     pos: u64,
+    /// `pos` when progress was last reported.
+    ticked: u64,
+    /// Why the response was dropped while bytes read before were handed
+    /// out: the next read resumes (a retry) for that reason.
+    cut: Option<String>,
     hasher: Sha256,
     body: Option<Box<dyn Read + Send + Sync + 'static>>,
     /// Requests made, the first included.
@@ -94,6 +107,8 @@ impl<'a> BlobStream<'a> {
             partial,
             replay,
             pos: 0,
+            ticked: 0,
+            cut: None,
             hasher: Sha256::new(),
             body: None,
             requests: 0,
@@ -170,6 +185,9 @@ impl<'a> BlobStream<'a> {
                 self.replay = self.pos;
                 continue;
             }
+            if let Some(reason) = self.cut.take() {
+                self.retry(reason)?;
+            }
             if self.body.is_none() {
                 self.body = Some(self.request()?);
             }
@@ -207,8 +225,41 @@ impl<'a> BlobStream<'a> {
                 buf.copy_within(dropped as usize..n, 0);
                 return self.hand_out(buf, rest, true);
             }
+            let n = self.gather(buf, n);
             return self.hand_out(buf, n, true);
         }
+    }
+
+    /// Read more of the response after the `n` bytes in `buf`, up to
+    /// [`GATHER`] bytes or the end of `buf`: the bytes in `buf` then. A
+    /// response that ends or fails is dropped, and the next read resumes.
+    fn gather(&mut self, buf: &mut [u8], mut n: usize) -> usize {
+        let end = buf.len().min(GATHER);
+        while n < end {
+            let Some(body) = self.body.as_mut() else {
+                break;
+            };
+            match body.read(&mut buf[n..end]) {
+                Ok(0) => {
+                    // The end of the response: the bytes so far are handed
+                    // out, and the next read finds what to do (verify, or
+                    // resume a truncated blob).
+                    self.body = None;
+                    self.cut = Some(format!(
+                        "truncated blob: {} of {} bytes",
+                        self.pos + n as u64,
+                        self.desc.size
+                    ));
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.body = None;
+                    self.cut = Some(e.to_string());
+                }
+            }
+        }
+        n
     }
 
     fn replay_some(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -235,7 +286,10 @@ impl<'a> BlobStream<'a> {
         }
         self.hasher.update(bytes);
         self.pos += n as u64;
-        (self.tick)(self.pos);
+        if self.pos - self.ticked >= TICK || self.pos == self.desc.size {
+            self.ticked = self.pos;
+            (self.tick)(self.pos);
+        }
         Ok(n)
     }
 

@@ -55,6 +55,8 @@ impl ImageStore {
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io("mkdir", &tmp, e))?;
         let limits = Limits::of(&opts.load);
         let workers = opts.parallel.clamp(1, 16).min(layers.len() - present);
+        // Byte counts go to the caller's callback only: none, none sent.
+        let report_bytes = opts.events.is_some();
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::channel::<Event<'_>>();
             for _ in 0..workers {
@@ -69,7 +71,9 @@ impl ImageStore {
                         let next = queue.lock().ok().and_then(|mut q| q.pop());
                         let Some(i) = next else { return };
                         let tick = |n| {
-                            let _ = tx.send(Event::Bytes(i, n));
+                            if report_bytes {
+                                let _ = tx.send(Event::Bytes(i, n));
+                            }
                         };
                         let r = self.stage_layer(client, tmp, resolved, i, limits, cancel, &tick);
                         let failed = r.is_err();

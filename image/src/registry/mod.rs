@@ -9,9 +9,10 @@
 //!   passes and resumed with `Range` when cut off, and are committed in
 //!   chain order. The image gets the ID, chainIDs and layerdb of `docker
 //!   pull`, and the manifest digest is recorded as a RepoDigest.
-//! - [`ImageStore::push`](crate::ImageStore::push): layers compressed (gzip
-//!   or zstd), blobs the registry has skipped (`HEAD`) or mounted from
-//!   another repository, monolithic or chunked uploads, config, manifest.
+//! - [`ImageStore::push`](crate::ImageStore::push): blobs the registry has
+//!   skipped (`HEAD`) or mounted from another repository, the other
+//!   layers compressed (gzip or zstd) as they stream into their uploads
+//!   (one streamed `PATCH`, or chunks), several at once; config, manifest.
 //! - [`auth`]: anonymous, basic and bearer auth; `~/.docker/config.json`
 //!   credentials, [`auth::login`] and [`auth::logout`].
 //!
@@ -28,6 +29,7 @@ mod layers;
 pub mod manifest;
 mod pull;
 mod push;
+mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,12 +1,13 @@
-//! `docker push`: layers compressed, blobs skipped, mounted or uploaded
-//! (monolithic or chunked), then the config and the manifest.
+//! `docker push`: layers the registry has (by docker's distribution
+//! metadata) skipped or mounted, the others compressed and uploaded as
+//! they are read, several at once (see `upload.rs`), then the config and
+//! the manifest.
 
-use std::fs::File;
-use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dunnage_layerstore::{ChainId, Digest, child_chain_id};
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use super::RegistryConfig;
 use super::client::{Body, Client};
@@ -33,12 +34,16 @@ pub struct PushOptions<'a> {
     pub registry: RegistryConfig,
     /// Layer compression.
     pub compression: PushCompression,
-    /// Upload blobs in `PATCH` chunks of this many bytes; `None` sends each
-    /// blob in one `PUT`.
+    /// Upload layers in `PATCH` chunks of this many bytes (at most 16 MiB,
+    /// held in memory); `None` streams each layer in one `PATCH` (chunked
+    /// transfer encoding) as it is compressed.
     pub chunk_size: Option<u64>,
-    /// Repositories of the same registry to try mounting blobs from,
-    /// besides those the image has references in.
+    /// Repositories of the same registry to try mounting known blobs from
+    /// (those a layer was pulled or pushed as), besides the repositories
+    /// they came from and those the image has references in.
     pub mount_from: Vec<String>,
+    /// Layers compressed and uploaded at once (default 3).
+    pub parallel: usize,
     /// Called with one line per layer as docker prints them
     /// (`<id>: Pushed`, `<id>: Layer already exists`, `<id>: Mounted from x`).
     pub events: Option<&'a mut dyn FnMut(&str)>,
@@ -51,6 +56,7 @@ impl Default for PushOptions<'_> {
             compression: PushCompression::Gzip,
             chunk_size: None,
             mount_from: Vec::new(),
+            parallel: 3,
             events: None,
         }
     }
@@ -68,6 +74,9 @@ pub struct Pushed {
     /// Layer blobs uploaded (not skipped or mounted).
     pub uploaded: usize,
 }
+
+/// An uploaded blob's digest and size.
+type Blob = (Digest, u64);
 
 /// How a blob got to the registry.
 enum Sent {
@@ -127,7 +136,7 @@ impl ImageStore {
             let c = child_chain_id(chain.as_ref(), diff);
             plan.push((
                 c,
-                reuse_known(&client, self.root(), diff, opts.compression)?,
+                reuse_known(&client, self.root(), diff, opts.compression, &mount_from)?,
             ));
             chain = Some(c);
         }
@@ -136,23 +145,30 @@ impl ImageStore {
             .filter(|(_, known)| known.is_none())
             .map(|(c, _)| *c)
             .collect();
-        let mut compressed = self.compress_layers(&todo, opts.compression)?.into_iter();
-        for ((c, known), diff) in plan.into_iter().zip(config.diff_ids()) {
+        let mut fresh = self
+            .upload_layers(
+                &client,
+                &todo,
+                opts.compression,
+                opts.chunk_size,
+                opts.parallel,
+            )?
+            .into_iter();
+        let repository = format!("{}/{}", client.domain, client.repo);
+        for ((_, known), diff) in plan.into_iter().zip(config.diff_ids()) {
             let (digest, size, sent) = match known {
                 Some(k) => k,
                 None => {
                     // One for each layer without a known blob, in order.
-                    let (file, digest, size) = compressed.next().ok_or_else(|| {
-                        Error::io(
-                            "compress",
-                            format!("layer {c}"),
-                            io::Error::other("not compressed"),
-                        )
+                    let (digest, size) = fresh.next().ok_or_else(|| Error::Transport {
+                        op: "upload blob",
+                        url: client.url("blobs/uploads/"),
+                        reason: "a layer was not uploaded".to_string(),
                     })?;
-                    let body = Body::File(&file, 0, size);
-                    let sent =
-                        send_blob(&client, body, &digest, size, opts.chunk_size, &mount_from)?;
-                    (digest, size, sent)
+                    // As dockerd does: the next push to this registry skips
+                    // or mounts the blob.
+                    super::distribution::record(self.root(), &digest, diff, &repository);
+                    (digest, size, Sent::Uploaded)
                 }
             };
             let short = &diff.hex()[..12];
@@ -171,14 +187,7 @@ impl ImageStore {
         }
         let raw = config.raw();
         let config_digest = Digest::sha256_of(raw);
-        send_blob(
-            &client,
-            Body::Bytes(raw),
-            &config_digest,
-            raw.len() as u64,
-            None,
-            &[],
-        )?;
+        send_blob(&client, raw, &config_digest)?;
         let doc = json!({
             "schemaVersion": 2,
             "mediaType": manifest_type,
@@ -207,82 +216,79 @@ impl ImageStore {
         })
     }
 
-    /// The layers `chains` compressed into scratch files, up to three at
-    /// once (compression is the bulk of a push of new layers): for each,
-    /// in order, the file, its digest and size.
-    fn compress_layers(
+    /// Compress and upload the layers `chains`, `parallel` at a time
+    /// (each streamed: see `upload.rs`): for each, in order, the blob's
+    /// digest and size. The first failure stops the others.
+    fn upload_layers(
         &self,
+        client: &Client,
         chains: &[ChainId],
-        c: PushCompression,
-    ) -> Result<Vec<(File, Digest, u64)>> {
-        let mut out = Vec::with_capacity(chains.len());
-        for batch in chains.chunks(3) {
-            let results: Vec<Result<(File, Digest, u64)>> = std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|chain| s.spawn(move || self.compress_layer(chain, c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .zip(batch)
-                    .map(|(h, chain)| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::io(
-                                "compress",
-                                format!("layer {chain}"),
-                                io::Error::other("the compressing thread panicked"),
-                            ))
-                        })
+        compression: PushCompression,
+        chunk: Option<u64>,
+        parallel: usize,
+    ) -> Result<Vec<Blob>> {
+        let queue: Mutex<Vec<usize>> = Mutex::new((0..chains.len()).rev().collect());
+        let results: Mutex<Vec<Option<Result<Blob>>>> =
+            Mutex::new((0..chains.len()).map(|_| None).collect());
+        let cancel = AtomicBool::new(false);
+        let workers = parallel.clamp(1, 16).min(chains.len());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while !cancel.load(Ordering::Relaxed) {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop());
+                        let Some(i) = next else { return };
+                        let r = self.upload_layer(client, &chains[i], compression, chunk, &cancel);
+                        let failed = r.is_err();
+                        // The first failure is the cause: the "cancelled"
+                        // errors of the others that it stops are dropped.
+                        if let Ok(mut rs) = results.lock()
+                            && (!failed || !rs.iter().any(|r| matches!(r, Some(Err(_)))))
+                        {
+                            rs[i] = Some(r);
+                        }
+                        if failed {
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_default();
+        if let Some(Some(Err(e))) = results
+            .iter_mut()
+            .find(|r| matches!(r, Some(Err(_))))
+            .map(Option::take)
+        {
+            return Err(e);
+        }
+        results
+            .into_iter()
+            .zip(chains)
+            .map(|(r, chain)| {
+                r.unwrap_or_else(|| {
+                    Err(Error::Transport {
+                        op: "upload blob",
+                        url: client.url("blobs/uploads/"),
+                        reason: format!("layer {chain} was not uploaded"),
                     })
-                    .collect()
-            });
-            for r in results {
-                out.push(r?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The layer `chain` as a compressed blob in a scratch file: the file,
-    /// its digest and size.
-    fn compress_layer(&self, chain: &ChainId, c: PushCompression) -> Result<(File, Digest, u64)> {
-        let what = format!("layer {chain}");
-        let file = self.temp_file()?;
-        let mut tar = self.layers().tar_stream(chain)?;
-        let mut out = Hashing {
-            inner: &file,
-            hasher: Sha256::new(),
-            size: 0,
-        };
-        let io_err = |e: io::Error| Error::io("compress", &what, e);
-        match c {
-            PushCompression::Gzip => {
-                let mut enc =
-                    flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
-                io::copy(&mut tar, &mut enc).map_err(io_err)?;
-                enc.finish().map_err(io_err)?;
-            }
-            PushCompression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(&mut out, 3).map_err(io_err)?;
-                io::copy(&mut tar, &mut enc).map_err(io_err)?;
-                enc.finish().map_err(io_err)?;
-            }
-        }
-        let size = out.size;
-        let digest = Digest::from_bytes(out.hasher.finalize().into());
-        Ok((file, digest, size))
+                })
+            })
+            .collect()
     }
 }
 
-/// A blob this layer was pulled as (docker's distribution metadata) that
-/// the registry has in this repository, or mounts into it from the one it
-/// came from, compressed as asked: its digest and size, and how it got
-/// there. `None` when there is none: the layer is then compressed and sent.
+/// A blob this layer was pulled or pushed as (docker's distribution
+/// metadata) that the registry has in this repository, or mounts into it
+/// from the one it came from or one of `mount_from`, compressed as asked:
+/// its digest and size, and how it got there. `None` when there is none:
+/// the layer is then compressed and sent.
 fn reuse_known(
     client: &Client,
     root: &std::path::Path,
     diff: &dunnage_layerstore::DiffId,
     compression: PushCompression,
+    mount_from: &[String],
 ) -> Result<Option<(Digest, u64, Sent)>> {
     let magic: &[u8] = match compression {
         PushCompression::Gzip => &[0x1f, 0x8b],
@@ -297,19 +303,17 @@ fn reuse_known(
         }
         let sent = if client.has_blob(&source.digest)? {
             Sent::Existed
-        } else if path != client.repo {
-            let url = format!(
-                "{}?mount={}&from={path}",
-                client.url("blobs/uploads/"),
-                source.digest
-            );
-            let resp = client.send("mount blob", "POST", &url, &[], Body::Bytes(b""), None)?;
-            if resp.status() != 201 {
-                continue;
-            }
-            Sent::Mounted(path.to_string())
         } else {
-            continue;
+            // From the repository it came from, then the others named.
+            let from: Vec<String> = std::iter::once(path)
+                .chain(mount_from.iter().map(String::as_str))
+                .filter(|p| *p != client.repo)
+                .map(str::to_string)
+                .collect();
+            match mount(client, &source.digest, &from)? {
+                Some(repo) => Sent::Mounted(repo),
+                None => continue,
+            }
         };
         match client.blob_start(&source.digest)? {
             Some((size, head)) if head.starts_with(magic) => {
@@ -321,104 +325,52 @@ fn reuse_known(
     Ok(None)
 }
 
-/// Get blob `digest` to the registry: skipped when it has it, mounted from
-/// one of `mount_from`, else uploaded.
-fn send_blob(
-    client: &Client,
-    body: Body<'_>,
-    digest: &Digest,
-    size: u64,
-    chunk: Option<u64>,
-    mount_from: &[String],
-) -> Result<Sent> {
+/// Get the small blob `bytes` (the config) to the registry: skipped when
+/// it has it, else uploaded in one `PUT`.
+fn send_blob(client: &Client, bytes: &[u8], digest: &Digest) -> Result<()> {
     if client.has_blob(digest)? {
-        return Ok(Sent::Existed);
+        return Ok(());
     }
-    let start = client.url("blobs/uploads/");
-    let mut location = None;
-    for from in mount_from {
-        let url = format!("{start}?mount={digest}&from={from}");
-        let resp = client.send("mount blob", "POST", &url, &[], Body::Bytes(b""), None)?;
-        match resp.status() {
-            201 => return Ok(Sent::Mounted(from.clone())),
-            202 => {
-                location = resp.header("Location").map(str::to_string);
-                break;
-            }
-            _ => {}
-        }
-    }
-    let mut location = match location {
-        Some(l) => client.resolve(&l),
-        None => {
-            let resp = client.send("start upload", "POST", &start, &[], Body::Bytes(b""), None)?;
-            let resp = client.expect("start upload", &start, resp, &[202])?;
-            let l = resp.header("Location").ok_or_else(|| Error::Status {
-                op: "start upload",
-                url: start.clone(),
-                status: 202,
-                message: "no Location".to_string(),
-            })?;
-            client.resolve(l)
-        }
-    };
-    let deadline = Some(client.blob_deadline(size));
-    let sep = |l: &str| if l.contains('?') { '&' } else { '?' };
-    let final_body = match (chunk, body) {
-        (Some(n), Body::File(f, 0, len)) if n > 0 => {
-            let mut offset = 0;
-            while offset < len {
-                let part = n.min(len - offset);
-                let range = format!("{}-{}", offset, offset + part - 1);
-                let resp = client.send(
-                    "upload chunk",
-                    "PATCH",
-                    &location,
-                    &[
-                        ("Content-Type", "application/octet-stream"),
-                        ("Content-Range", &range),
-                    ],
-                    Body::File(f, offset, part),
-                    deadline,
-                )?;
-                let resp = client.expect("upload chunk", &location, resp, &[202])?;
-                if let Some(l) = resp.header("Location") {
-                    location = client.resolve(l);
-                }
-                offset += part;
-            }
-            Body::Bytes(b"")
-        }
-        (_, body) => body,
-    };
-    let url = format!("{location}{}digest={digest}", sep(&location));
+    let location = start_upload(client)?;
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let url = format!("{location}{sep}digest={digest}");
     let resp = client.send(
         "upload blob",
         "PUT",
         &url,
         &[("Content-Type", "application/octet-stream")],
-        final_body,
-        deadline,
+        Body::Bytes(bytes),
+        Some(client.blob_deadline(bytes.len() as u64)),
     )?;
     client.expect("upload blob", &url, resp, &[201, 204])?;
-    Ok(Sent::Uploaded)
+    Ok(())
 }
 
-/// Hashes and counts what it writes on.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
+/// Ask the registry to mount blob `digest` from each of the repositories
+/// `from` in turn: the one it was mounted from, `None` when none did.
+fn mount(client: &Client, digest: &Digest, from: &[String]) -> Result<Option<String>> {
+    let start = client.url("blobs/uploads/");
+    for repo in from {
+        let url = format!("{start}?mount={digest}&from={repo}");
+        let resp = client.send("mount blob", "POST", &url, &[], Body::Bytes(b""), None)?;
+        // 202: the registry started an upload instead; it is left to expire.
+        if resp.status() == 201 {
+            return Ok(Some(repo.clone()));
+        }
+    }
+    Ok(None)
 }
 
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+/// Start an upload (`POST blobs/uploads/`): its location.
+pub(super) fn start_upload(client: &Client) -> Result<String> {
+    let start = client.url("blobs/uploads/");
+    let resp = client.send("start upload", "POST", &start, &[], Body::Bytes(b""), None)?;
+    let resp = client.expect("start upload", &start, resp, &[202])?;
+    let l = resp.header("Location").ok_or_else(|| Error::Status {
+        op: "start upload",
+        url: start.clone(),
+        status: 202,
+        message: "no Location".to_string(),
+    })?;
+    Ok(client.resolve(l))
 }
