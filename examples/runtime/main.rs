@@ -307,7 +307,6 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             let mut flags = vec![
                 val("resources", Some('r')),
                 val("kernel-memory", None),
-                val("kernel-memory-tcp", None),
                 val("l3-cache-schema", None),
                 val("mem-bw-schema", None),
             ];
@@ -315,12 +314,7 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             let p = parse(rest, &flags, false)?;
             let id = one_id(&p.rest, verb)?;
             lifecycle::check_id(&id)?;
-            for f in [
-                "kernel-memory",
-                "kernel-memory-tcp",
-                "l3-cache-schema",
-                "mem-bw-schema",
-            ] {
+            for f in ["kernel-memory", "l3-cache-schema", "mem-bw-schema"] {
                 if p.flags.contains_key(f) {
                     return Err(format!("update --{f} is not supported"));
                 }

@@ -465,20 +465,15 @@ fn resources(
         out.memory_reservation = m.reservation().filter(|l| *l > 0).map(|l| l.unsigned_abs());
         out.memory_swappiness = m.swappiness();
         out.oom_kill_disable = m.disable_oom_killer().filter(|d| *d);
-        // runc 1.1 skips both on this kernel (kmem accounting is no longer
-        // limitable since Linux 6.1): a warning, as runc's.
+        // Kernel memory is no longer limitable since Linux 6.1: a warning,
+        // as runc's. The TCP buffer limit still exists on v1 (crun sets it).
         if m.kernel().is_some() {
             warnings.push(Warning::NoEffect {
                 field: "linux.resources.memory.kernel",
                 reason: "kernel memory limits are gone from Linux (runc skips them too)",
             });
         }
-        if m.kernel_tcp().is_some() {
-            warnings.push(Warning::NoEffect {
-                field: "linux.resources.memory.kernelTCP",
-                reason: "not applied (runc skips it too)",
-            });
-        }
+        out.memory_kernel_tcp = m.kernel_tcp().filter(|t| *t != 0);
     }
     if let Some(cpu) = r.cpu() {
         out.cpu_shares = cpu.shares().filter(|s| *s > 0);
