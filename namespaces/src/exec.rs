@@ -114,6 +114,25 @@ impl ExecTarget {
         Ok(kinds)
     }
 
+    /// The target's root as `/proc/PID/root` when it shares the caller's
+    /// mount namespace (not in `joined`) but has another root (it was
+    /// `chroot`ed, as a container without a mount namespace of its own
+    /// is): the child `chroot`s there too. Joining the mount namespace
+    /// already puts the child at the namespace's root.
+    pub(crate) fn chrooted_root(&self, joined: Kinds) -> Result<Option<std::ffi::CString>> {
+        use std::os::unix::fs::MetadataExt;
+        if joined.contains(Kind::Mount) {
+            return Ok(None);
+        }
+        let path = format!("/proc/{}/root", self.pid()?);
+        let theirs = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let ours = std::fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+        if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+            return Ok(None);
+        }
+        Ok(Some(Error::cstring("root", &path)?))
+    }
+
     /// The namespaces the child joins itself (all but pid).
     pub(crate) fn child_kinds(&self) -> Result<Kinds> {
         Ok(self.differing()?.without(Kind::Pid))

@@ -480,6 +480,7 @@ impl ContainerHandle {
         let _lock = self.lock()?;
         // Leftover processes (a fork of the init) go with it.
         remove_cgroup(&self.spec.cgroup)?;
+        crate::container::command::unmount_shared_rootfs(&self.spec)?;
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {

@@ -272,19 +272,16 @@ fn namespaces(
 ) -> Result<()> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut network = Network::Host;
-    for want in [
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
+    // A namespace the config does not list is the runtime's own (runc's
+    // and crun's reading of the spec): shared, nothing made.
+    for (want, name) in [
+        (LinuxNamespaceType::Mount, "mnt"),
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Ipc, "ipc"),
     ] {
         if !list.iter().any(|n| n.typ() == want) {
-            return Err(unsupported(
-                "linux.namespaces",
-                format!(
-                    "no {want:?} namespace: the Container always makes new mount, pid, uts and ipc namespaces"
-                ),
-            ));
+            c.join_namespace(name, format!("/proc/self/ns/{name}"));
         }
     }
     for (i, n) in list.iter().enumerate() {
@@ -307,10 +304,13 @@ fn namespaces(
             (LinuxNamespaceType::Pid, Some(p)) => {
                 c.join_namespace("pid", p);
             }
+            (LinuxNamespaceType::Mount, Some(p)) => {
+                c.join_namespace("mnt", p);
+            }
             (_, Some(_)) => {
                 return Err(unsupported(
                     format!("linux.namespaces[{i}].path"),
-                    "only network, ipc, uts and pid namespaces can be joined",
+                    "only network, mount, ipc, uts and pid namespaces can be joined",
                 ));
             }
             (LinuxNamespaceType::Cgroup, None) => {
