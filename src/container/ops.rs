@@ -52,6 +52,16 @@ pub struct ExecOptions {
     /// switches to a non-root user, and set to the bounding set when it
     /// switches to root from a user with none (as docker does).
     pub capabilities: Option<crate::container::CapabilitySets>,
+    /// `no_new_privs` for the process (an OCI `process.noNewPrivileges`).
+    /// Default: the container's.
+    pub no_new_privileges: Option<bool>,
+    /// The resource limits of the process, replacing the container's (an
+    /// OCI `process.rlimits`). Default: the container's.
+    pub rlimits: Option<Vec<crate::container::spec::RlimitSpec>>,
+    /// The supplementary groups, exactly (an OCI
+    /// `process.user.additionalGids`). Default: those `user` has in the
+    /// container's /etc/group, or the container's.
+    pub additional_gids: Option<Vec<u32>>,
 }
 
 fn stdio(mode: StdioMode) -> Stdio {
@@ -170,6 +180,18 @@ impl ContainerHandle {
         }
         if let Some(caps) = &opts.capabilities {
             spec.capabilities = caps.clone();
+        }
+        if let Some(nnp) = opts.no_new_privileges {
+            spec.no_new_privileges = nnp;
+        }
+        if let Some(r) = &opts.rlimits {
+            for l in r {
+                dunnage_namespaces::Rlimit::new(&l.name, l.soft, l.hard)?;
+            }
+            spec.rlimits = r.clone();
+        }
+        if let Some(g) = &opts.additional_gids {
+            spec.additional_gids = g.clone();
         }
         let mut env = spec.env.clone();
         for e in &opts.env {
