@@ -118,8 +118,7 @@ fn size(s: &str) -> Result<i64, String> {
 
 /// `update`.
 pub fn update(ctx: &Ctx, id: &str, p: &Parsed) -> Result<i32, String> {
-    let _l = ctx.lock(id)?;
-    let (info, mut h) = ctx.get(id)?;
+    let (_l, info, mut h) = ctx.get_locked(id)?;
     if info.status == Status::Exited {
         return Err("container not running".into());
     }
