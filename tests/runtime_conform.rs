@@ -284,9 +284,32 @@ fn mount_namespace_joined_by_path() {
                 }
             },
         );
-        let out = run(&program, &tmp.join(unique_name("root")), &b);
+        let root = tmp.join(unique_name("root"));
+        let out = run(&program, &root, &b);
         assert_eq!(out, format!("{}\nin the rootfs\n", theirs.display()));
         outs.push(out.replace(&theirs.display().to_string(), "NS"));
+        // runc pivot_roots in the joined namespace, leaving it no usable
+        // root for another container: the exec check is ours only.
+        if program != runtime_binary() {
+            continue;
+        }
+        // An exec lands in the container's root too, not the namespace's.
+        let id = unique_name("exec");
+        std::fs::remove_file(b.join("config.json")).unwrap();
+        let rootfs = b.join("rootfs");
+        std::fs::remove_dir_all(&rootfs).unwrap();
+        bundle(&b, &["sleep", "100"], &parent, |v| {
+            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "mount" {
+                    n["path"] = json!(ns);
+                }
+            }
+        });
+        create(&program, &root, &b, &id);
+        ok(&call(&program, &root, &["start", &id]));
+        let exec = call(&program, &root, &["exec", &id, "cat", "/marker"]);
+        ok(&call(&program, &root, &["delete", "--force", &id]));
+        assert_eq!(ok(&exec), "in the rootfs\n");
         drop(holder);
     }
     assert_eq!(outs[0], outs[1], "ours, then runc's");

@@ -238,6 +238,7 @@ impl Command {
             steps.push(Step::Chroot(Error::cstring("root", root)?));
         }
         if let Some(target) = &self.exec
+            && self.root.is_none()
             && let Some(root) = target.chrooted_root(target.child_kinds()?)?
         {
             steps.push(Step::Chroot(root));
