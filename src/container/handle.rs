@@ -480,7 +480,6 @@ impl ContainerHandle {
         let _lock = self.lock()?;
         // Leftover processes (a fork of the init) go with it.
         remove_cgroup(&self.spec.cgroup)?;
-        crate::container::command::unmount_shared_rootfs(&self.spec)?;
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {
@@ -494,6 +493,8 @@ impl ContainerHandle {
                 }
             }
         }
+        // What a container sharing our mount namespace mounted there.
+        crate::container::command::unmount_shared_rootfs(&self.spec)?;
         // The process is gone: its veth pair went with its namespace, or
         // goes now; then the lease and the rules. State stays until then,
         // so a failure here can be retried.
