@@ -473,7 +473,16 @@ fn resources(
                 reason: "kernel memory limits are gone from Linux (runc skips them too)",
             });
         }
-        out.memory_kernel_tcp = m.kernel_tcp().filter(|t| *t != 0);
+        if let Some(t) = m.kernel_tcp().filter(|t| *t != 0) {
+            if memory_is_v1() {
+                out.memory_kernel_tcp = Some(t);
+            } else {
+                warnings.push(Warning::NoEffect {
+                    field: "linux.resources.memory.kernelTCP",
+                    reason: "cgroup v2 has no TCP buffer memory limit (runc and crun skip it too)",
+                });
+            }
+        }
     }
     if let Some(cpu) = r.cpu() {
         out.cpu_shares = cpu.shares().filter(|s| *s > 0);
@@ -502,6 +511,19 @@ fn resources(
     out.to_cgroup()
         .map_err(|e| invalid("linux.resources", e.to_string()))?;
     Ok(out)
+}
+
+/// Whether this host's memory controller is on a cgroup v1 hierarchy
+/// (where `memory.kmem.tcp.limit_in_bytes` is).
+fn memory_is_v1() -> bool {
+    use dunnage_cgroups::{Controller, Hierarchies, Version};
+    Hierarchies::detect()
+        .ok()
+        .and_then(|h| {
+            h.for_controller(Controller::Memory)
+                .map(|m| m.version == Version::V1)
+        })
+        .unwrap_or(false)
 }
 
 /// Warn about Docker's defaults the Container adds on its own.

@@ -606,6 +606,37 @@ fn container_defaults_are_warned_about() {
     assert_eq!(fields, ["linux.resources.memory.swap"]);
 }
 
+/// `memory.kernelTCP` is set where the memory controller is on cgroup v1
+/// (`memory.kmem.tcp.limit_in_bytes`), a warning on v2; `kernel` is
+/// always a warning (no kernel memory limits on Linux 6.x).
+#[test]
+fn kernel_tcp_set_on_v1_warned_on_v2() {
+    let mut v = docker_value();
+    v["linux"]["resources"]["memory"] = json!({"kernel": 1048576, "kernelTCP": 2097152});
+    let out = convert(&v).unwrap();
+    let warned: Vec<&str> = out
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::NoEffect { field, .. } => Some(*field),
+            _ => None,
+        })
+        .collect();
+    assert!(warned.contains(&"linux.resources.memory.kernel"));
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists();
+    if v1 {
+        assert_eq!(out.container.resources.memory_kernel_tcp, Some(2097152));
+        assert!(!warned.contains(&"linux.resources.memory.kernelTCP"));
+    } else {
+        assert_eq!(out.container.resources.memory_kernel_tcp, None);
+        assert!(warned.contains(&"linux.resources.memory.kernelTCP"));
+    }
+    v["linux"]["resources"]["memory"]["kernelTCP"] = json!(-2);
+    if v1 {
+        assert_eq!(invalid_field(&v), "linux.resources");
+    }
+}
+
 /// Mutate the docker config at random (values replaced by other JSON
 /// kinds, members deleted, arrays emptied or grown) and convert: typed
 /// results, never a panic.
