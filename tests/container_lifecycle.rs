@@ -92,8 +92,15 @@ fn resolve_without_privilege_from_a_rootfs_dir() {
     assert_eq!(spec.capabilities.effective, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.ambient, ["CAP_KILL"]);
     assert_eq!(spec.capabilities.inheritable, ["CAP_KILL"]);
-    // Only ipc, uts and pid namespaces are joined by path.
-    for (kind, path) in [("mnt", "/proc/1/ns/mnt"), ("ipc", "proc/1/ns/ipc")] {
+    // Only ipc, uts, pid and mnt namespaces are joined, by absolute path.
+    assert!(
+        Container::rootfs(&root)
+            .arg("x")
+            .join_namespace("mnt", "/proc/1/ns/mnt")
+            .resolve(&store)
+            .is_ok()
+    );
+    for (kind, path) in [("cgroup", "/proc/1/ns/cgroup"), ("ipc", "proc/1/ns/ipc")] {
         assert!(matches!(
             Container::rootfs(&root)
                 .arg("x")
@@ -170,6 +177,13 @@ fn image_config_applies_as_docker() {
     let f = Fixture::new();
     let spec = f.container().resolve(&f.store).unwrap();
     assert_eq!(spec.argv, ["/bin/sh"]);
+    // A joined mount namespace needs a rootfs directory, not an image.
+    assert!(matches!(
+        f.container()
+            .join_namespace("mnt", "/proc/1/ns/mnt")
+            .resolve(&f.store),
+        Err(Error::Invalid { .. })
+    ));
     assert_eq!(spec.env[0], format!("HOSTNAME={}", spec.hostname));
     assert!(spec.env.contains(&"PATH=/bin".to_string()));
     assert!(spec.env.contains(&"FROM_IMAGE=yes".to_string()));

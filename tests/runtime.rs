@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::runtime_binary;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -16,29 +19,6 @@ use dunnage_testsupport::{
     CgroupGuard, TempDir, mounts_below, require_command, require_privileged, unique_name,
 };
 use serde_json::Value;
-
-/// The example, built with this test's features.
-fn runtime_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "--example", "runtime", "--manifest-path"])
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-            if cfg!(feature = "seccomp") {
-                cmd.args(["--features", "seccomp"]);
-            }
-            assert!(
-                cmd.status().unwrap().success(),
-                "building the runtime example"
-            );
-            profile_dir.join("examples/runtime")
-        })
-        .clone()
-}
 
 fn busybox_bundle(dir: &Path, args: &[&str], parent: &str, leaf: &str) {
     let bin = dir.join("rootfs/bin");

@@ -4,30 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::runtime_binary;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dunnage_testsupport::{
     Dockerd, TempDir, detach_unmount, mounts_below, require_command, require_privileged,
 };
-
-/// The example, built with this test's features.
-fn runtime_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "--example", "runtime", "--manifest-path"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-    if cfg!(feature = "seccomp") {
-        cmd.args(["--features", "seccomp"]);
-    }
-    assert!(
-        cmd.status().unwrap().success(),
-        "building the runtime example"
-    );
-    profile_dir.join("examples/runtime")
-}
 
 /// Run `c`; (exit code, stdout, stderr).
 fn out(c: &mut Command) -> (Option<i32>, String, String) {

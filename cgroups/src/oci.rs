@@ -63,6 +63,9 @@ pub struct LinuxMemory {
     /// Disable the OOM killer.
     #[serde(rename = "disableOOMKiller")]
     pub disable_oom_killer: Option<bool>,
+    /// TCP buffer memory limit in bytes (v1 only).
+    #[serde(rename = "kernelTCP")]
+    pub kernel_tcp: Option<i64>,
 }
 
 /// `linux.resources.cpu`.
@@ -219,6 +222,7 @@ impl TryFrom<&LinuxResources> for Resources {
                 swap: opt("memory.swap", mem.swap)?,
                 swappiness: mem.swappiness,
                 disable_oom_killer: mem.disable_oom_killer,
+                kernel_tcp: opt("memory.kernel_tcp", mem.kernel_tcp)?,
             },
             pids_max: match o.pids.as_ref().map(|p| p.limit) {
                 None => None,

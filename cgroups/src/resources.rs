@@ -115,6 +115,10 @@ pub struct Memory {
     pub swappiness: Option<u64>,
     /// v1 `memory.oom_control`: do not OOM-kill, pause instead.
     pub disable_oom_killer: Option<bool>,
+    /// v1 `memory.kmem.tcp.limit_in_bytes`: the limit on TCP buffer memory
+    /// (OCI `kernelTCP`; deprecated by the kernel but still there in 6.x
+    /// v1 hierarchies). cgroup v2 has no such limit.
+    pub kernel_tcp: Option<Limit>,
 }
 
 /// Block I/O settings.

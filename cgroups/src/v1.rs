@@ -81,6 +81,14 @@ pub(crate) fn memory(d: &CgroupDir, m: &Memory, p: &mut Plan) -> Result<()> {
             u8::from(off).to_string(),
         )?;
     }
+    if let Some(t) = m.kernel_tcp {
+        p.set(
+            "memory.kernel_tcp",
+            d,
+            "memory.kmem.tcp.limit_in_bytes",
+            t.v1(),
+        )?;
+    }
     Ok(())
 }
 

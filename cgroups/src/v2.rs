@@ -51,6 +51,12 @@ pub(crate) fn memory(d: &CgroupDir, m: &Memory, p: &mut Plan) -> Result<()> {
             "cgroup v2 cannot disable the OOM killer",
         ));
     }
+    if m.kernel_tcp.is_some() {
+        return Err(Error::unsupported(
+            "memory.kernel_tcp",
+            "cgroup v2 has no TCP buffer memory limit",
+        ));
+    }
     let swap = match (m.swap, m.limit) {
         (None, _) => None,
         (Some(Limit::Max), _) => Some("max".to_owned()),

@@ -273,7 +273,7 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
         },
         stdout: io,
         stderr: io,
-        capabilities: None,
+        ..ExecOptions::default()
     };
     let mut child = match h.exec(&p.rest[1..], &opts) {
         Ok(c) => c,

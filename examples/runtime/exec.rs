@@ -4,7 +4,7 @@
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use dunnage::container::{CapabilitySets, ExecOptions, Status, StdioMode};
+use dunnage::container::{CapabilitySets, ExecOptions, RlimitSpec, Status, StdioMode};
 use serde_json::Value;
 
 use crate::console;
@@ -36,6 +36,42 @@ pub struct ExecArgs {
     pub caps: Vec<String>,
     /// The process.json's capability sets (default: the container's).
     pub capabilities: Option<CapabilitySets>,
+    /// `--no-new-privs`, or the process.json's `noNewPrivileges`
+    /// (default: the container's).
+    pub no_new_privileges: Option<bool>,
+    /// The process.json's `rlimits` (default: the container's).
+    pub rlimits: Option<Vec<RlimitSpec>>,
+    /// `--additional-gids`, or the process.json's `user.additionalGids`.
+    pub additional_gids: Option<Vec<u32>>,
+}
+
+/// A process.json's `rlimits`: `[{"type": "RLIMIT_NOFILE", "soft": N,
+/// "hard": N}]`.
+fn parse_rlimits(v: &Value) -> Result<Vec<RlimitSpec>, String> {
+    let list = v.as_array().ok_or("process.json rlimits: not an array")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = |k: &str| format!("process.json rlimits[{i}].{k}");
+            let kind = r
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{}: not a string", field("type")))?;
+            let name = kind
+                .strip_prefix("RLIMIT_")
+                .ok_or_else(|| format!("{}: {kind:?} is not RLIMIT_*", field("type")))?;
+            let num = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| format!("{}: not a number", field(k)))
+            };
+            Ok(RlimitSpec {
+                name: name.to_ascii_lowercase(),
+                soft: num("soft")?,
+                hard: num("hard")?,
+            })
+        })
+        .collect()
 }
 
 /// Read a process.json into `a` (its fields replace the flags').
@@ -65,6 +101,29 @@ fn load_process(a: &mut ExecArgs, path: &PathBuf) -> Result<(), String> {
         let uid = u.get("uid").and_then(Value::as_u64).unwrap_or(0);
         let gid = u.get("gid").and_then(Value::as_u64).unwrap_or(0);
         a.user = Some(format!("{uid}:{gid}"));
+        // runc sets exactly these (none when absent).
+        let gids = match u.get("additionalGids") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|g| {
+                    g.as_u64()
+                        .and_then(|g| u32::try_from(g).ok())
+                        .ok_or("process.json user.additionalGids: not a list of gids")
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("process.json user.additionalGids: not an array".into()),
+        };
+        a.additional_gids = Some(gids);
+    }
+    if let Some(n) = p.get("noNewPrivileges").filter(|v| !v.is_null()) {
+        a.no_new_privileges = Some(
+            n.as_bool()
+                .ok_or("process.json noNewPrivileges: not a boolean")?,
+        );
+    }
+    if let Some(r) = p.get("rlimits").filter(|v| !v.is_null()) {
+        a.rlimits = Some(parse_rlimits(r)?);
     }
     a.tty = p.get("terminal").and_then(Value::as_bool).unwrap_or(false);
     if let Some((sets, warnings)) =
@@ -145,6 +204,9 @@ pub fn exec(ctx: &Ctx, mut a: ExecArgs) -> Result<i32, String> {
         stdout: StdioMode::Inherit,
         stderr: StdioMode::Inherit,
         capabilities,
+        no_new_privileges: a.no_new_privileges,
+        rlimits: a.rlimits.clone(),
+        additional_gids: a.additional_gids.clone(),
     };
     let mut child = h.exec(&a.argv, &opts).map_err(|e| e.to_string())?;
     if a.tty {

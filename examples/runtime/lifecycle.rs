@@ -101,6 +101,24 @@ impl Ctx {
         Ok(all.into_iter().find(|c| c.spec.name == id))
     }
 
+    /// [`Ctx::lock`] and [`Ctx::get`]: with no such container the lock
+    /// file is removed again (a verb on an unknown ID leaves nothing).
+    pub fn get_locked(
+        &self,
+        id: &str,
+    ) -> Result<(FileLock, ContainerInfo, ContainerHandle), String> {
+        let lock = self.lock(id)?;
+        match self.get(id) {
+            Ok((info, h)) => Ok((lock, info, h)),
+            Err(e) => {
+                if matches!(self.find(id), Ok(None)) {
+                    self.unlink_lock(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// The container named `id`, or runc's error.
     pub fn get(&self, id: &str) -> Result<(ContainerInfo, ContainerHandle), String> {
         let info = self
@@ -287,7 +305,12 @@ fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
 /// `create`: the init is left waiting, its gate held by a keeper.
 pub fn create(ctx: &Ctx, o: &CreateOpts) -> Result<i32, String> {
     let _l = ctx.lock(o.id)?;
-    let mut handle = create_handle(ctx, o)?;
+    let mut handle = create_handle(ctx, o).inspect_err(|_| {
+        // Unlinking a held lock file is safe (see `Ctx::lock`).
+        if matches!(ctx.find(o.id), Ok(None)) {
+            ctx.unlink_lock(o.id);
+        }
+    })?;
     let Some(gate) = handle.take_gate() else {
         let _ = handle.remove(true);
         return Err("the container has no start gate".into());
@@ -301,8 +324,7 @@ pub fn create(ctx: &Ctx, o: &CreateOpts) -> Result<i32, String> {
 
 /// `start`.
 pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
-    let _l = ctx.lock(id)?;
-    let (info, mut h) = ctx.get(id)?;
+    let (_l, info, mut h) = ctx.get_locked(id)?;
     match info.status {
         Status::Created => {}
         Status::Exited => return Err("cannot start a container that has stopped".into()),
@@ -330,7 +352,11 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
     }
     let mut h = {
         let _l = ctx.lock(o.id)?;
-        let mut h = create_handle(ctx, o)?;
+        let mut h = create_handle(ctx, o).inspect_err(|_| {
+            if matches!(ctx.find(o.id), Ok(None)) {
+                ctx.unlink_lock(o.id);
+            }
+        })?;
         h.start().map_err(|e| e.to_string())?;
         h
     };
@@ -422,8 +448,7 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
 /// `kill [--all] ID [SIGNAL]`.
 pub fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<i32, String> {
     let sig = parse_signal(signal)?;
-    let _l = ctx.lock(id)?;
-    let (info, mut h) = ctx.get(id)?;
+    let (_l, info, mut h) = ctx.get_locked(id)?;
     if info.status == Status::Exited {
         return Err("container not running".into());
     }
@@ -442,8 +467,8 @@ pub fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<i32, String>
 pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let _l = ctx.lock(id)?;
     let Some(info) = ctx.find(id)? else {
+        ctx.unlink_lock(id);
         if force {
-            ctx.unlink_lock(id);
             return Ok(0);
         }
         return Err(format!("container does not exist: {id}"));
@@ -507,8 +532,7 @@ pub fn ps(ctx: &Ctx, id: &str, format: &str) -> Result<i32, String> {
 
 /// `pause` (`resume` with `pause == false`).
 pub fn pause(ctx: &Ctx, id: &str, pause: bool) -> Result<i32, String> {
-    let _l = ctx.lock(id)?;
-    let (info, mut h) = ctx.get(id)?;
+    let (_l, info, mut h) = ctx.get_locked(id)?;
     match (pause, info.status) {
         (true, Status::Running) => h.pause().map_err(|e| e.to_string())?,
         (false, Status::Paused) => h.resume().map_err(|e| e.to_string())?,

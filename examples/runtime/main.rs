@@ -275,15 +275,10 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             if p.get("preserve-fds").is_some_and(|n| n != "0") {
                 return Err("exec --preserve-fds is not supported yet".into());
             }
-            for f in [
-                "no-new-privs",
-                "additional-gids",
-                "process-label",
-                "apparmor",
-            ] {
+            for f in ["process-label", "apparmor"] {
                 if p.flags.contains_key(f) {
                     return Err(format!(
-                        "exec --{f} is not supported yet (the facade's exec keeps the container's settings)"
+                        "exec --{f} is not supported on this host (no SELinux or AppArmor)"
                     ));
                 }
             }
@@ -300,6 +295,22 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
                 console_socket: p.get("console-socket").map(PathBuf::from),
                 caps: p.all("cap").to_vec(),
                 capabilities: None,
+                no_new_privileges: p.on("no-new-privs").then_some(true),
+                rlimits: None,
+                additional_gids: if p.all("additional-gids").is_empty() {
+                    None
+                } else {
+                    Some(
+                        p.all("additional-gids")
+                            .iter()
+                            .map(|g| {
+                                g.parse::<u32>().map_err(|_| {
+                                    format!("exec --additional-gids: {g:?} is not a gid")
+                                })
+                            })
+                            .collect::<Result<_, _>>()?,
+                    )
+                },
             };
             exec::exec(&ctx()?, a)
         }
@@ -307,7 +318,6 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             let mut flags = vec![
                 val("resources", Some('r')),
                 val("kernel-memory", None),
-                val("kernel-memory-tcp", None),
                 val("l3-cache-schema", None),
                 val("mem-bw-schema", None),
             ];
@@ -315,12 +325,7 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             let p = parse(rest, &flags, false)?;
             let id = one_id(&p.rest, verb)?;
             lifecycle::check_id(&id)?;
-            for f in [
-                "kernel-memory",
-                "kernel-memory-tcp",
-                "l3-cache-schema",
-                "mem-bw-schema",
-            ] {
+            for f in ["kernel-memory", "l3-cache-schema", "mem-bw-schema"] {
                 if p.flags.contains_key(f) {
                     return Err(format!("update --{f} is not supported"));
                 }

@@ -14,10 +14,11 @@ use crate::args::Parsed;
 use crate::lifecycle::Ctx;
 
 /// The single-value flags of `runc update`.
-pub const FLAGS: [&str; 10] = [
+pub const FLAGS: [&str; 11] = [
     "memory",
     "memory-swap",
     "memory-reservation",
+    "kernel-memory-tcp",
     "cpu-period",
     "cpu-quota",
     "cpu-share",
@@ -55,6 +56,9 @@ fn merge_json(r: &mut ResourceLimits, v: &Value) -> Result<(), String> {
     if let Some(s) = num(p("/memory/swap"), "memory.swap")? {
         r.memory_swap = Some(s);
     }
+    if let Some(t) = num(p("/memory/kernelTCP"), "memory.kernelTCP")? {
+        r.memory_kernel_tcp = Some(t);
+    }
     if let Some(q) = num(p("/cpu/quota"), "cpu.quota")? {
         r.cpu_quota = u64::try_from(q).ok();
     }
@@ -85,7 +89,6 @@ fn merge_json(r: &mut ResourceLimits, v: &Value) -> Result<(), String> {
     for (ptr, name) in [
         ("/memory/reservation", "memory.reservation"),
         ("/memory/kernel", "memory.kernel"),
-        ("/memory/kernelTCP", "memory.kernelTCP"),
         ("/cpu/realtimeRuntime", "cpu.realtimeRuntime"),
         ("/cpu/realtimePeriod", "cpu.realtimePeriod"),
     ] {
@@ -115,8 +118,7 @@ fn size(s: &str) -> Result<i64, String> {
 
 /// `update`.
 pub fn update(ctx: &Ctx, id: &str, p: &Parsed) -> Result<i32, String> {
-    let _l = ctx.lock(id)?;
-    let (info, mut h) = ctx.get(id)?;
+    let (_l, info, mut h) = ctx.get_locked(id)?;
     if info.status == Status::Exited {
         return Err("container not running".into());
     }
@@ -139,7 +141,9 @@ pub fn update(ctx: &Ctx, id: &str, p: &Parsed) -> Result<i32, String> {
         let Some(v) = p.get(f) else { continue };
         let n = || -> Result<Value, String> {
             match f {
-                "memory" | "memory-swap" | "memory-reservation" => Ok(json!(size(v)?)),
+                "memory" | "memory-swap" | "memory-reservation" | "kernel-memory-tcp" => {
+                    Ok(json!(size(v)?))
+                }
                 "cpuset-cpus" | "cpuset-mems" => Ok(json!(v)),
                 _ => v
                     .parse::<i64>()
@@ -151,6 +155,7 @@ pub fn update(ctx: &Ctx, id: &str, p: &Parsed) -> Result<i32, String> {
             "memory" => ("memory", "limit"),
             "memory-swap" => ("memory", "swap"),
             "memory-reservation" => ("memory", "reservation"),
+            "kernel-memory-tcp" => ("memory", "kernelTCP"),
             "cpu-period" => ("cpu", "period"),
             "cpu-quota" => ("cpu", "quota"),
             "cpu-share" => ("cpu", "shares"),

@@ -51,6 +51,23 @@ impl Command {
         self
     }
 
+    /// As [`rootfs`](Command::rootfs), but set up in the mount namespace
+    /// the child is in already (the caller's, or one joined with
+    /// [`join_namespace`](Command::join_namespace)) instead of a new one, as
+    /// runc and crun do for an OCI config without a new mount namespace.
+    /// The mounts are made in that namespace and stay there after the
+    /// process exits (the caller unmounts them), and the child `chroot`s
+    /// into the rootfs instead of `pivot_root` (which would move the root
+    /// of every process in that namespace). Calling
+    /// [`namespaces`](Command::namespaces) with [`Kind::Mount`] afterwards
+    /// makes it a new namespace again.
+    pub fn rootfs_in_current_mount_namespace(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.rootfs = Some(dir.as_ref().to_owned());
+        self.tmpfs_root = false;
+        self.kinds = self.kinds.without(Kind::Mount);
+        self
+    }
+
     /// Remount the root read-only after `pivot_root`.
     pub fn readonly_rootfs(&mut self, readonly: bool) -> &mut Command {
         self.readonly_rootfs = readonly;
@@ -168,6 +185,21 @@ impl Command {
                 destination: dest,
                 reason: crate::mounts::MountError::NoRootfs,
             });
+        }
+        if self.rootfs.is_some() && !self.kinds.contains(Kind::Mount) {
+            if self.tmpfs_root {
+                return Err(Error::Join {
+                    kind: Kind::Mount,
+                    why: "a tmpfs root needs a new mount namespace",
+                });
+            }
+            if self.kinds.contains(Kind::User) {
+                return Err(Error::Join {
+                    kind: Kind::Mount,
+                    why: "a new user namespace has no privilege to set up a rootfs \
+                          in a mount namespace it does not own",
+                });
+            }
         }
         if self.rootfs.is_some() && self.root.is_some() {
             return Err(Error::Join {

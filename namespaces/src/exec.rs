@@ -51,7 +51,11 @@ impl Command {
     /// namespaces and its cgroup v2 (see the [module docs](crate::exec)).
     /// Not with [`namespaces`](Command::namespaces),
     /// [`join_namespace`](Command::join_namespace) or a rootfs: the spawn
-    /// fails with [`Error::ExecTarget`] before clone.
+    /// fails with [`Error::ExecTarget`] before clone. With
+    /// [`root`](Command::root), the child `chroot`s there after joining
+    /// the target's mount namespace (a target that `chroot`ed inside a
+    /// mount namespace not its own). A target sharing the caller's mount
+    /// namespace with another root is followed into that root by itself.
     pub fn exec_in(&mut self, pidfd: OwnedFd) -> &mut Command {
         self.exec = Some(ExecTarget { pidfd });
         self
@@ -63,7 +67,7 @@ impl Command {
             return Ok(());
         };
         let pid = target.pid()?;
-        let why = if self.rootfs.is_some() || self.root.is_some() {
+        let why = if self.rootfs.is_some() {
             Some("a rootfs")
         } else if self.proc_target.is_some() {
             Some("a proc mount")
@@ -112,6 +116,25 @@ impl ExecTarget {
             }
         }
         Ok(kinds)
+    }
+
+    /// The target's root as `/proc/PID/root` when it shares the caller's
+    /// mount namespace (not in `joined`) but has another root (it was
+    /// `chroot`ed, as a container without a mount namespace of its own
+    /// is): the child `chroot`s there too. Joining the mount namespace
+    /// already puts the child at the namespace's root.
+    pub(crate) fn chrooted_root(&self, joined: Kinds) -> Result<Option<std::ffi::CString>> {
+        use std::os::unix::fs::MetadataExt;
+        if joined.contains(Kind::Mount) {
+            return Ok(None);
+        }
+        let path = format!("/proc/{}/root", self.pid()?);
+        let theirs = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let ours = std::fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+        if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+            return Ok(None);
+        }
+        Ok(Some(Error::cstring("root", &path)?))
     }
 
     /// The namespaces the child joins itself (all but pid).

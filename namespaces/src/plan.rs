@@ -244,6 +244,12 @@ impl Command {
         if let Some(root) = &self.root {
             steps.push(Step::Chroot(Error::cstring("root", root)?));
         }
+        if let Some(target) = &self.exec
+            && self.root.is_none()
+            && let Some(root) = target.chrooted_root(target.child_kinds()?)?
+        {
+            steps.push(Step::Chroot(root));
+        }
         if let Some(cwd) = &self.cwd {
             if self.rootfs.is_some() {
                 // Resolved in the new root without magic links: a leaked

@@ -57,7 +57,7 @@ fn host_is_pure_v2() -> bool {
 
 impl Command {
     /// The steps that set up the rootfs, from `BindRootfs` to `pivot_root`
-    /// and the read-only remount.
+    /// (`chroot` without a new mount namespace) and the read-only remount.
     pub(crate) fn rootfs_steps(&self, rootfs: &Path, steps: &mut Vec<Step>) -> Result<()> {
         let (rootfs, root_c) = if self.tmpfs_root {
             steps.push(Step::TmpfsRoot);
@@ -132,7 +132,13 @@ impl Command {
             check_container_path(p).map_err(|r| mount_error(p, r))?;
             steps.push(Step::Mask(in_root(p)?));
         }
-        steps.push(Step::PivotRoot(root_c));
+        if self.kinds.contains(Kind::Mount) {
+            steps.push(Step::PivotRoot(root_c));
+        } else {
+            // Not a mount namespace of its own: pivot_root would move the
+            // root of every process sharing it.
+            steps.push(Step::Chroot(root_c));
+        }
         // The new root, for the steps that resolve paths in it afterwards.
         steps.push(Step::OpenRoot(CString::from(c"/")));
         if let Some(p) = self.rootfs_propagation {

@@ -9,7 +9,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use dunnage_namespaces::{
-    Command, Device, Error, IdMap, Kind, Mount, MountError, Stdio, pidfd_open,
+    Command, Device, Error, IdMap, Kind, Kinds, Mount, MountError, Stdio, Step, pidfd_open,
 };
 use dunnage_testsupport::{TempDir, require_root};
 
@@ -873,4 +873,34 @@ fn a_leaked_descriptor_cannot_become_the_working_directory() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("/bin\n"), "{text}");
     assert!(text.contains("busybox"), "{text}");
+}
+
+/// A rootfs in the current mount namespace: no new one, `chroot` instead
+/// of `pivot_root` (which would move the root of every process sharing
+/// it), and refused with a tmpfs root or a new user namespace.
+#[test]
+fn rootfs_in_current_mount_namespace_chroots() {
+    let rootfs = TempDir::new("ns-shared-rootfs").unwrap();
+    let names = |cmd: &Command| -> Vec<&'static str> {
+        cmd.plan().unwrap().iter().map(Step::name).collect()
+    };
+    let mut own = Command::new("/bin/true");
+    own.rootfs(rootfs.path());
+    let own = names(&own);
+    assert!(
+        own.contains(&"pivot_root") && !own.contains(&"chroot"),
+        "{own:?}"
+    );
+    let mut shared = Command::new("/bin/true");
+    shared.rootfs_in_current_mount_namespace(rootfs.path());
+    let shared = names(&shared);
+    assert!(
+        shared.contains(&"chroot") && !shared.contains(&"pivot_root"),
+        "{shared:?}"
+    );
+    let mut userns = Command::new("/bin/true");
+    userns
+        .namespaces(Kinds::EMPTY.with(Kind::User))
+        .rootfs_in_current_mount_namespace(rootfs.path());
+    assert!(matches!(userns.plan(), Err(Error::Join { .. })));
 }

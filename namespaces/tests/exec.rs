@@ -198,3 +198,35 @@ fn exec_with_namespaces_or_a_rootfs_is_refused_before_clone() {
     target.kill().unwrap();
     target.wait().unwrap();
 }
+
+/// A target `chroot`ed in the caller's own mount namespace (a container
+/// without a mount namespace of its own): the exec'd process follows it
+/// into its root.
+#[test]
+fn exec_follows_a_chrooted_target_into_its_root() {
+    require_root!();
+    let dir = TempDir::new("exec-chroot").unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sleep", "cat"] {
+        symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::write(dir.join("marker"), "chrooted\n").unwrap();
+    let mut target = Command::new("/bin/sleep")
+        .arg("1000")
+        .root(dir.path())
+        .spawn()
+        .unwrap();
+    let _guard = ChildGuard::new(target.id());
+    let out = Command::new("/bin/cat")
+        .arg("/marker")
+        .exec_in(pidfd_open(target.id()).unwrap())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "chrooted\n");
+    target.kill().unwrap();
+    target.wait().unwrap();
+}

@@ -429,10 +429,16 @@ impl Container {
         self
     }
 
-    /// Join the `ipc`, `uts` or `pid` namespace at `path` (a
+    /// Join the `ipc`, `uts`, `pid` or `mnt` namespace at `path` (a
     /// `/proc/PID/ns/...` file or a bind of one) instead of making one
     /// (`--ipc container:...`); another kind is refused by
-    /// [`Container::resolve`].
+    /// [`Container::resolve`]. The caller's own namespace
+    /// (`/proc/self/ns/...`) is shared, nothing joined. In a joined or
+    /// shared mount namespace the rootfs (a directory, not an image) is set
+    /// up there and entered with `chroot`, as runc and crun do; its mounts
+    /// stay there until [`ContainerHandle::remove`](crate::container::ContainerHandle::remove)
+    /// unmounts them (in the caller's own namespace; a joined one's go
+    /// with that namespace).
     pub fn join_namespace(
         &mut self,
         kind: impl Into<String>,

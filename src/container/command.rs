@@ -283,12 +283,75 @@ pub(crate) fn kinds(spec: &Spec) -> Kinds {
     k
 }
 
+/// Whether the container's rootfs is set up in a joined mount namespace
+/// (or the caller's own) instead of a new one.
+pub(crate) fn joins_mount_namespace(spec: &Spec) -> bool {
+    spec.join_namespaces.iter().any(|(name, _)| name == "mnt")
+}
+
+/// Whether the container joined a mount namespace other than the
+/// caller's (its rootfs was set up there and entered with `chroot`).
+pub(crate) fn joins_foreign_mount_namespace(spec: &Spec) -> bool {
+    spec.join_namespaces
+        .iter()
+        .any(|(name, path)| name == "mnt" && !is_own_namespace(Kind::Mount, path))
+}
+
+/// Unmount what the container set up in the caller's own mount namespace
+/// when it shared it (see [`joins_mount_namespace`]): the rootfs bound
+/// onto itself, with everything mounted below it, detached at once. The
+/// bind is recognised as the top mount at the rootfs that has the
+/// container's `/proc` on it; a mount that was there before is left.
+/// A joined namespace's mounts go with that namespace.
+pub(crate) fn unmount_shared_rootfs(spec: &Spec) -> Result<()> {
+    let (Some(rootfs), Some((_, ns))) = (
+        &spec.rootfs_dir,
+        spec.join_namespaces.iter().find(|(name, _)| name == "mnt"),
+    ) else {
+        return Ok(());
+    };
+    if !is_own_namespace(Kind::Mount, ns) {
+        return Ok(());
+    }
+    let Ok(rootfs) = std::fs::canonicalize(rootfs) else {
+        return Ok(());
+    };
+    let table = dunnage_base::mountinfo::read_self()
+        .map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
+    let Some(top) = table.iter().rev().find(|m| m.mount_point == rootfs) else {
+        return Ok(());
+    };
+    let ours = table.iter().any(|m| {
+        m.parent_id == top.mount_id && m.fs_type == "proc" && m.mount_point == rootfs.join("proc")
+    });
+    if !ours {
+        return Ok(());
+    }
+    let c = dunnage_base::cstr::cstring(rootfs.as_os_str()).map_err(io_err("unmount", &rootfs))?;
+    // SAFETY: umount2 of a C string we own.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io_err("unmount", &rootfs)(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Whether `path` names the caller's own namespace of `kind` (an OCI
+/// config without that namespace shares the runtime's): nothing to join.
+fn is_own_namespace(kind: Kind, path: &Path) -> bool {
+    use dunnage_namespaces::NamespaceId;
+    matches!(
+        (NamespaceId::of_file(path), NamespaceId::of_self(kind)),
+        (Ok(a), Ok(b)) if a == b
+    )
+}
+
 /// The kinds of namespace a container can join by path besides network.
 pub(crate) fn joinable(name: &str) -> Option<Kind> {
     match name {
         "ipc" => Some(Kind::Ipc),
         "uts" => Some(Kind::Uts),
         "pid" => Some(Kind::Pid),
+        "mnt" => Some(Kind::Mount),
         _ => None,
     }
 }
@@ -326,9 +389,13 @@ pub(crate) fn build(
     cmd.args(args)
         .env_clear()
         .current_dir(&spec.cwd)
-        .namespaces(kinds(spec))
-        .rootfs(rootfs)
-        .readonly_rootfs(spec.readonly_rootfs)
+        .namespaces(kinds(spec));
+    if joins_mount_namespace(spec) {
+        cmd.rootfs_in_current_mount_namespace(rootfs);
+    } else {
+        cmd.rootfs(rootfs);
+    }
+    cmd.readonly_rootfs(spec.readonly_rootfs)
         .mounts(mounts(spec, dir))
         .default_devices(true)
         .uid(spec.uid)
@@ -373,7 +440,9 @@ pub(crate) fn build(
         cmd.hostname(&spec.hostname);
     }
     for (name, path) in &spec.join_namespaces {
-        if let Some(kind) = joinable(name) {
+        if let Some(kind) = joinable(name)
+            && !is_own_namespace(kind, path)
+        {
             let f = std::fs::File::open(path).map_err(io_err("open", path))?;
             cmd.join_namespace(kind, f.into());
         }

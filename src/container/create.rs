@@ -97,8 +97,8 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
 /// The device cgroup rules: the profile's (Docker's: deny all; allow
 /// null, zero, full, random, urandom, tty, console; deny 10:229), with
 /// runc's own allowances (mknod of any device, the default nodes, ptmx,
-/// the ptys, /dev/net/tun, the spec's device nodes) after a leading
-/// deny-all, as runc adds them.
+/// the ptys, /dev/net/tun, the spec's device nodes) when they start with
+/// a deny-all. See [`with_default_allowances`] for the order.
 pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
     let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
         DeviceRule {
@@ -109,7 +109,7 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             access: access.to_string(),
         }
     };
-    let mut rules: Vec<DeviceRule> = spec
+    let rules: Vec<DeviceRule> = spec
         .device_rules
         .iter()
         .map(|r| {
@@ -122,41 +122,62 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             rule(r.allow, kind, num(r.major), num(r.minor), &r.access)
         })
         .collect();
+    let mut runc = vec![
+        rule(true, 'c', None, None, "m"),
+        rule(true, 'b', None, None, "m"),
+    ];
+    // The default nodes (null, zero, full, random, urandom, tty,
+    // console, ptmx) and /dev/net/tun.
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
+    }
+    runc.push(rule(true, 'c', Some(136), None, "rwm"));
+    // The spec's own device nodes.
+    for n in &spec.devices {
+        let kind = match n.kind {
+            crate::profile::DeviceType::Char => 'c',
+            crate::profile::DeviceType::Block => 'b',
+            _ => continue,
+        };
+        let num = |n: i64| u32::try_from(n).ok();
+        runc.push(rule(true, kind, num(n.major), num(n.minor), "rwm"));
+    }
+    with_default_allowances(rules, runc)
+}
+
+/// `rules` with runc's default allowances `defaults` when they start with
+/// a deny-all: the deny-all, the caller's rules, the allowances, then the
+/// caller's rules once more.
+///
+/// The caller's rules come first so that the v1 `devices.list` lists them
+/// in their order right after the deny-all (the kernel keeps exceptions in
+/// the order they were first added; the OCI conformance suite reads them
+/// back so, and crun passes it). Writing them again after the allowances
+/// gives the same access as runc's order (deny-all, allowances, rules):
+/// each rule only adds or removes access bits of its own exact device (or
+/// resets everything, for type `a`), so for every bit the last rule
+/// touching it decides, and that is the same rule in both orders.
+fn with_default_allowances(
+    mut rules: Vec<DeviceRule>,
+    defaults: Vec<DeviceRule>,
+) -> Vec<DeviceRule> {
     let deny_all_first = rules
         .first()
         .is_some_and(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none());
     if deny_all_first {
-        let mut runc = vec![
-            rule(true, 'c', None, None, "m"),
-            rule(true, 'b', None, None, "m"),
-        ];
-        // The default nodes (null, zero, full, random, urandom, tty,
-        // console, ptmx) and /dev/net/tun.
-        for (major, minor) in [
-            (1, 3),
-            (1, 5),
-            (1, 7),
-            (1, 8),
-            (1, 9),
-            (5, 0),
-            (5, 1),
-            (5, 2),
-            (10, 200),
-        ] {
-            runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
-        }
-        runc.push(rule(true, 'c', Some(136), None, "rwm"));
-        // The spec's own device nodes.
-        for n in &spec.devices {
-            let kind = match n.kind {
-                crate::profile::DeviceType::Char => 'c',
-                crate::profile::DeviceType::Block => 'b',
-                _ => continue,
-            };
-            let num = |n: i64| u32::try_from(n).ok();
-            runc.push(rule(true, kind, num(n.major), num(n.minor), "rwm"));
-        }
-        rules.splice(1..1, runc);
+        let again = rules[1..].to_vec();
+        rules.extend(defaults);
+        rules.extend(again);
     }
     rules
 }
@@ -331,3 +352,80 @@ pub(crate) fn create_spec(
 }
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_allowances;
+    use dunnage_cgroups::{DeviceFilter, DeviceRule};
+
+    fn rule(
+        allow: bool,
+        kind: char,
+        major: Option<u32>,
+        minor: Option<u32>,
+        access: &str,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        }
+    }
+
+    /// The access the rules grant, as a sorted list of exceptions.
+    fn effect(rules: &[DeviceRule]) -> (bool, Vec<String>) {
+        let f = DeviceFilter::new(rules).unwrap();
+        let mut ex: Vec<String> = f
+            .exceptions()
+            .iter()
+            .map(|e| format!("{} {:?}:{:?} {}", e.kind, e.major, e.minor, e.access()))
+            .collect();
+        ex.sort();
+        (f.default_allow(), ex)
+    }
+
+    #[test]
+    fn caller_rules_first_same_access_as_runc_order() {
+        let deny_all = rule(false, 'a', None, None, "rwm");
+        let defaults = vec![
+            rule(true, 'c', None, None, "m"),
+            rule(true, 'c', Some(1), Some(3), "rwm"),
+            rule(true, 'c', Some(10), Some(200), "rwm"),
+        ];
+        let cases: Vec<Vec<DeviceRule>> = vec![
+            // The conformance suite's rules.
+            vec![
+                rule(true, 'c', Some(10), Some(229), "rwm"),
+                rule(true, 'b', Some(8), Some(20), "rw"),
+                rule(true, 'b', Some(10), Some(200), "r"),
+            ],
+            // Denying part of a default node.
+            vec![rule(false, 'c', Some(1), Some(3), "w")],
+            // Deny, then allow again.
+            vec![
+                rule(false, 'c', Some(1), Some(3), "rwm"),
+                rule(true, 'c', Some(1), Some(3), "r"),
+            ],
+            // Allow all, then a deny the defaults must not undo.
+            vec![
+                rule(true, 'a', None, None, "rwm"),
+                rule(false, 'c', Some(10), Some(200), "rwm"),
+            ],
+        ];
+        for user in cases {
+            let mut given = vec![deny_all.clone()];
+            given.extend(user.iter().cloned());
+            let ours = with_default_allowances(given, defaults.clone());
+            assert_eq!(ours[1..=user.len()], user[..], "caller's rules first");
+            let mut runc = vec![deny_all.clone()];
+            runc.extend(defaults.iter().cloned());
+            runc.extend(user.iter().cloned());
+            assert_eq!(effect(&ours), effect(&runc), "{user:?}");
+        }
+        // Without a leading deny-all nothing is added.
+        let open = vec![rule(true, 'a', None, None, "rwm")];
+        assert_eq!(with_default_allowances(open.clone(), defaults), open);
+    }
+}

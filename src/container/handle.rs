@@ -492,6 +492,8 @@ impl ContainerHandle {
                 }
             }
         }
+        // What a container sharing our mount namespace mounted there.
+        crate::container::command::unmount_shared_rootfs(&self.spec)?;
         // The process is gone: its veth pair went with its namespace, or
         // goes now; then the lease and the rules. State stays until then,
         // so a failure here can be retried.

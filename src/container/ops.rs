@@ -52,6 +52,16 @@ pub struct ExecOptions {
     /// switches to a non-root user, and set to the bounding set when it
     /// switches to root from a user with none (as docker does).
     pub capabilities: Option<crate::container::CapabilitySets>,
+    /// `no_new_privs` for the process (an OCI `process.noNewPrivileges`).
+    /// Default: the container's.
+    pub no_new_privileges: Option<bool>,
+    /// The resource limits of the process, replacing the container's (an
+    /// OCI `process.rlimits`). Default: the container's.
+    pub rlimits: Option<Vec<crate::container::spec::RlimitSpec>>,
+    /// The supplementary groups, exactly (an OCI
+    /// `process.user.additionalGids`). Default: those `user` has in the
+    /// container's /etc/group, or the container's.
+    pub additional_gids: Option<Vec<u32>>,
 }
 
 fn stdio(mode: StdioMode) -> Stdio {
@@ -171,6 +181,18 @@ impl ContainerHandle {
         if let Some(caps) = &opts.capabilities {
             spec.capabilities = caps.clone();
         }
+        if let Some(nnp) = opts.no_new_privileges {
+            spec.no_new_privileges = nnp;
+        }
+        if let Some(r) = &opts.rlimits {
+            for l in r {
+                dunnage_namespaces::Rlimit::new(&l.name, l.soft, l.hard)?;
+            }
+            spec.rlimits = r.clone();
+        }
+        if let Some(g) = &opts.additional_gids {
+            spec.additional_gids = g.clone();
+        }
         let mut env = spec.env.clone();
         for e in &opts.env {
             match env.iter_mut().find(|x| env_key(x) == env_key(e)) {
@@ -190,6 +212,14 @@ impl ContainerHandle {
                 &crate::container::state::containers_dir(self.store.root()),
             )?)
             .exec_in(pidfd);
+        // In a joined mount namespace the init chrooted into the rootfs
+        // there; joining the namespace puts the child at its root.
+        if let (Some(rootfs), true) = (
+            &spec.rootfs_dir,
+            command::joins_foreign_mount_namespace(&spec),
+        ) {
+            cmd.root(rootfs);
+        }
         for e in &env {
             match e.split_once('=') {
                 Some((k, v)) => cmd.env(k, v),

@@ -193,9 +193,16 @@ impl Container {
                 return Err(Error::Invalid {
                     what: "namespace to join",
                     reason: format!(
-                        "{kind} at {}: only ipc, uts and pid namespaces, by absolute path",
+                        "{kind} at {}: only ipc, uts, pid and mnt namespaces, by absolute path",
                         path.display()
                     ),
+                });
+            }
+            if kind == "mnt" && matches!(self.source, Source::Image(_)) {
+                return Err(Error::Invalid {
+                    what: "namespace to join",
+                    reason: "a joined mount namespace needs a rootfs directory, not an image"
+                        .into(),
                 });
             }
         }

@@ -161,6 +161,10 @@ pub struct ResourceLimits {
     /// `--oom-kill-disable`.
     #[serde(default)]
     pub oom_kill_disable: Option<bool>,
+    /// `--kernel-memory-tcp`: the TCP buffer memory limit in bytes; -1
+    /// unlimited (cgroup v1 only).
+    #[serde(default)]
+    pub memory_kernel_tcp: Option<i64>,
     /// CPU quota in microseconds per `cpu_period` (`--cpus 1.5`: 150000
     /// per 100000).
     pub cpu_quota: Option<u64>,
@@ -192,6 +196,9 @@ impl ResourceLimits {
         r.memory.reservation = self.memory_reservation.map(Limit::Value);
         r.memory.swappiness = self.memory_swappiness;
         r.memory.disable_oom_killer = self.oom_kill_disable;
+        if let Some(t) = self.memory_kernel_tcp {
+            r.memory.kernel_tcp = Some(Limit::from_i64("memory-kernel-tcp", t)?);
+        }
         if let Some(q) = self.cpu_quota {
             r.cpu.quota = Some(Limit::Value(q));
             r.cpu.period = Some(self.cpu_period.unwrap_or(100_000));
@@ -453,10 +460,24 @@ mod tests {
         .unwrap();
         assert_eq!(r.cpu.period, Some(100_000));
         assert_eq!(r.pids_max, Some(dunnage_cgroups::Limit::Max));
-        let bad = ResourceLimits {
-            memory_swap: Some(-7),
+        assert_eq!(r.memory.kernel_tcp, None);
+        let tcp = ResourceLimits {
+            memory_kernel_tcp: Some(-1),
             ..ResourceLimits::default()
         };
-        assert!(bad.to_cgroup().is_err());
+        let r = tcp.to_cgroup().unwrap();
+        assert_eq!(r.memory.kernel_tcp, Some(dunnage_cgroups::Limit::Max));
+        for bad in [
+            ResourceLimits {
+                memory_swap: Some(-7),
+                ..ResourceLimits::default()
+            },
+            ResourceLimits {
+                memory_kernel_tcp: Some(-2),
+                ..ResourceLimits::default()
+            },
+        ] {
+            assert!(bad.to_cgroup().is_err());
+        }
     }
 }

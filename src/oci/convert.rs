@@ -272,19 +272,16 @@ fn namespaces(
 ) -> Result<()> {
     let list = linux.namespaces().clone().unwrap_or_default();
     let mut network = Network::Host;
-    for want in [
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Ipc,
+    // A namespace the config does not list is the runtime's own (runc's
+    // and crun's reading of the spec): shared, nothing made.
+    for (want, name) in [
+        (LinuxNamespaceType::Mount, "mnt"),
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Ipc, "ipc"),
     ] {
         if !list.iter().any(|n| n.typ() == want) {
-            return Err(unsupported(
-                "linux.namespaces",
-                format!(
-                    "no {want:?} namespace: the Container always makes new mount, pid, uts and ipc namespaces"
-                ),
-            ));
+            c.join_namespace(name, format!("/proc/self/ns/{name}"));
         }
     }
     for (i, n) in list.iter().enumerate() {
@@ -307,10 +304,13 @@ fn namespaces(
             (LinuxNamespaceType::Pid, Some(p)) => {
                 c.join_namespace("pid", p);
             }
+            (LinuxNamespaceType::Mount, Some(p)) => {
+                c.join_namespace("mnt", p);
+            }
             (_, Some(_)) => {
                 return Err(unsupported(
                     format!("linux.namespaces[{i}].path"),
-                    "only network, ipc, uts and pid namespaces can be joined",
+                    "only network, mount, ipc, uts and pid namespaces can be joined",
                 ));
             }
             (LinuxNamespaceType::Cgroup, None) => {
@@ -465,19 +465,23 @@ fn resources(
         out.memory_reservation = m.reservation().filter(|l| *l > 0).map(|l| l.unsigned_abs());
         out.memory_swappiness = m.swappiness();
         out.oom_kill_disable = m.disable_oom_killer().filter(|d| *d);
-        // runc 1.1 skips both on this kernel (kmem accounting is no longer
-        // limitable since Linux 6.1): a warning, as runc's.
+        // Kernel memory is no longer limitable since Linux 6.1: a warning,
+        // as runc's. The TCP buffer limit still exists on v1 (crun sets it).
         if m.kernel().is_some() {
             warnings.push(Warning::NoEffect {
                 field: "linux.resources.memory.kernel",
                 reason: "kernel memory limits are gone from Linux (runc skips them too)",
             });
         }
-        if m.kernel_tcp().is_some() {
-            warnings.push(Warning::NoEffect {
-                field: "linux.resources.memory.kernelTCP",
-                reason: "not applied (runc skips it too)",
-            });
+        if let Some(t) = m.kernel_tcp().filter(|t| *t != 0) {
+            if memory_is_v1() {
+                out.memory_kernel_tcp = Some(t);
+            } else {
+                warnings.push(Warning::NoEffect {
+                    field: "linux.resources.memory.kernelTCP",
+                    reason: "cgroup v2 has no TCP buffer memory limit (runc and crun skip it too)",
+                });
+            }
         }
     }
     if let Some(cpu) = r.cpu() {
@@ -507,6 +511,19 @@ fn resources(
     out.to_cgroup()
         .map_err(|e| invalid("linux.resources", e.to_string()))?;
     Ok(out)
+}
+
+/// Whether this host's memory controller is on a cgroup v1 hierarchy
+/// (where `memory.kmem.tcp.limit_in_bytes` is).
+fn memory_is_v1() -> bool {
+    use dunnage_cgroups::{Controller, Hierarchies, Version};
+    Hierarchies::detect()
+        .ok()
+        .and_then(|h| {
+            h.for_controller(Controller::Memory)
+                .map(|m| m.version == Version::V1)
+        })
+        .unwrap_or(false)
 }
 
 /// Warn about Docker's defaults the Container adds on its own.

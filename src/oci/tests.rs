@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -381,10 +381,19 @@ fn refused_end_to_end() {
         .push(json!({"type": "cgroup"}));
     assert!(convert(&v).unwrap().container.cgroup_namespace);
     let mut v = docker_value();
+    // A namespace not listed is the runtime's own: shared.
     v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
-    assert_eq!(refused_field(&v), "linux.namespaces");
+    let joined = convert(&v).unwrap().container.join_namespaces;
+    assert_eq!(
+        joined,
+        vec![("ipc".to_string(), PathBuf::from("/proc/self/ns/ipc"))]
+    );
+    v["linux"]["namespaces"] = json!([]);
+    let joined = convert(&v).unwrap().container.join_namespaces;
+    let kinds: Vec<&str> = joined.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["mnt", "pid", "uts", "ipc"]);
     let mut v = docker_value();
-    // ipc, uts and pid are joined by path; mount is not.
+    // ipc, uts, pid and mount are joined by path; cgroup is not.
     v["linux"]["namespaces"][3] = json!({"type": "pid", "path": "/proc/1/ns/pid"});
     v["linux"]["namespaces"][2] = json!({"type": "uts", "path": "/proc/1/ns/uts"});
     let out = convert(&v).unwrap();
@@ -397,7 +406,17 @@ fn refused_end_to_end() {
         }
     )));
     v["linux"]["namespaces"][0] = json!({"type": "mount", "path": "/proc/1/ns/mnt"});
-    assert_eq!(refused_field(&v), "linux.namespaces[0].path");
+    let out = convert(&v).unwrap();
+    assert!(
+        out.container
+            .join_namespaces
+            .contains(&("mnt".to_string(), PathBuf::from("/proc/1/ns/mnt")))
+    );
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup", "path": "/proc/1/ns/cgroup"}));
+    assert!(refused_field(&v).ends_with(".path"));
     let mut v = docker_value();
     v["process"]["user"]["umask"] = json!(0o077);
     v["process"]["user"]["additionalGids"] = json!([0, 10]);
@@ -585,6 +604,37 @@ fn container_defaults_are_warned_about() {
         .collect();
     // The config's sysctls only (none here, as runc); swap as docker.
     assert_eq!(fields, ["linux.resources.memory.swap"]);
+}
+
+/// `memory.kernelTCP` is set where the memory controller is on cgroup v1
+/// (`memory.kmem.tcp.limit_in_bytes`), a warning on v2; `kernel` is
+/// always a warning (no kernel memory limits on Linux 6.x).
+#[test]
+fn kernel_tcp_set_on_v1_warned_on_v2() {
+    let mut v = docker_value();
+    v["linux"]["resources"]["memory"] = json!({"kernel": 1048576, "kernelTCP": 2097152});
+    let out = convert(&v).unwrap();
+    let warned: Vec<&str> = out
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::NoEffect { field, .. } => Some(*field),
+            _ => None,
+        })
+        .collect();
+    assert!(warned.contains(&"linux.resources.memory.kernel"));
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.kmem.tcp.limit_in_bytes").exists();
+    if v1 {
+        assert_eq!(out.container.resources.memory_kernel_tcp, Some(2097152));
+        assert!(!warned.contains(&"linux.resources.memory.kernelTCP"));
+    } else {
+        assert_eq!(out.container.resources.memory_kernel_tcp, None);
+        assert!(warned.contains(&"linux.resources.memory.kernelTCP"));
+    }
+    v["linux"]["resources"]["memory"]["kernelTCP"] = json!(-2);
+    if v1 {
+        assert_eq!(invalid_field(&v), "linux.resources");
+    }
 }
 
 /// Mutate the docker config at random (values replaced by other JSON

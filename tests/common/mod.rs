@@ -1,5 +1,6 @@
 //! Shared by the facade's container tests: a private store holding a
-//! busybox image, a cgroup parent, and the check that nothing is left.
+//! busybox image, a cgroup parent, and the check that nothing is left; and
+//! by the runtime example's tests: the example's binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Read;
@@ -126,4 +127,28 @@ pub fn read_all(mut f: std::fs::File) -> String {
     let mut s = String::new();
     f.read_to_string(&mut s).unwrap();
     s
+}
+
+/// The runtime example (`examples/runtime/`), built once per test binary
+/// with this test's features.
+pub fn runtime_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = StdCommand::new(cargo);
+            cmd.args(["build", "-q", "--example", "runtime", "--manifest-path"])
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+            if cfg!(feature = "seccomp") {
+                cmd.args(["--features", "seccomp"]);
+            }
+            assert!(
+                cmd.status().unwrap().success(),
+                "building the runtime example"
+            );
+            profile_dir.join("examples/runtime")
+        })
+        .clone()
 }
