@@ -80,6 +80,10 @@ impl Driver {
         crate::probe::check_backing_fs(home)?;
         crate::probe::remove_stale_probes(home)?;
         mkdir_mode(&home.join(LINK_DIR), 0o700, false)?;
+        // Layers are made and removed at a container's rate: spread them
+        // over the file system's allocation groups (a hint; ignored where
+        // unsupported or not permitted).
+        let _ = dunnage_base::fs::spread_subdirs(home);
         let driver = Driver {
             home: home.to_path_buf(),
             refs: Mutex::new(HashMap::new()),

@@ -57,6 +57,9 @@ impl ContainerStore {
         let images = ImageStore::open(&root)?;
         let dir = containers_dir(&root);
         std::fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
+        // One state directory per container, made and removed at a
+        // container's rate: spread over the allocation groups (a hint).
+        let _ = dunnage_base::fs::spread_subdirs(&dir);
         Ok(ContainerStore {
             inner: Arc::new(Inner {
                 root,
