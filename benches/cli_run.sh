@@ -65,7 +65,17 @@ podman load -q -i "$work/busybox.tar" > /dev/null
 docker run --rm --network none bench/busybox:1 true
 podman run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench/busybox:1 true
 
-hyperfine -N --warmup 3 --runs "$runs" \
+echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
+hyperfine -N --warmup 3 --runs "$runs" --export-csv "$work/times.csv" \
   -n "dunnage run --rm" "$dunnage --root $work/store run --rm --cgroup-parent dunnage-test-bench bench/busybox:1 true" \
   -n "docker run --rm --network none" "/usr/bin/docker -H unix://$work/docker.sock run --rm --network none bench/busybox:1 true" \
   -n "podman run --rm --network none" "podman --root $work/podman --runroot $work/podman-run --cgroup-manager cgroupfs --runtime runc run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench/busybox:1 true"
+echo "load average after: $(cut -d" " -f1-3 /proc/loadavg)"
+# The ratios of the medians (and of user+sys CPU time, the CLI process only).
+awk -F, 'NR > 1 { med[NR-1] = $4; cpu[NR-1] = $5 + $6 }
+  END {
+    printf "median ms: dunnage %.1f, docker %.1f, podman %.1f\n", med[1] * 1e3, med[2] * 1e3, med[3] * 1e3
+    printf "ratio dunnage / docker (median): %.3f\n", med[1] / med[2]
+    printf "ratio dunnage / podman (median): %.3f\n", med[1] / med[3]
+    printf "dunnage user+sys: %.1f ms\n", cpu[1] * 1e3
+  }' "$work/times.csv"

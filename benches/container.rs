@@ -135,17 +135,51 @@ fn main() {
         crun(n);
     }
     let (mut a, mut b) = (Vec::new(), Vec::new());
+    // CPU time (user + system) of this process and its waited-for
+    // children: the library's work and its container's, crun's and its
+    // container's.
+    let (mut cpu_a, mut cpu_b) = (Duration::ZERO, Duration::ZERO);
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average before: {}", load().trim());
     for n in 0..runs {
-        let t = Instant::now();
+        let (c, t) = (cpu(), Instant::now());
         lib();
         a.push(t.elapsed());
-        let t = Instant::now();
+        cpu_a += cpu() - c;
+        let (c, t) = (cpu(), Instant::now());
         crun(1000 + n);
         b.push(t.elapsed());
+        cpu_b += cpu() - c;
     }
+    println!("load average after: {}", load().trim());
     let (ma, mb) = (median(&mut a), median(&mut b));
-    println!("runs: {runs} each, interleaved (medians, wall ms)");
-    println!("library Container create+start+wait+remove /bin/true: {ma:.2}");
-    println!("crun run (plain bundle, /bin/true):                   {mb:.2}");
+    let per_run = |d: Duration| d.as_secs_f64() * 1e3 / runs as f64;
+    println!("runs: {runs} each, interleaved (medians, wall ms; mean CPU ms user+sys)");
+    println!(
+        "library Container create+start+wait+remove /bin/true: {ma:.2} (CPU {:.2})",
+        per_run(cpu_a)
+    );
+    println!(
+        "crun run (plain bundle, /bin/true):                   {mb:.2} (CPU {:.2})",
+        per_run(cpu_b)
+    );
     println!("ratio library / crun: {:.2}", ma / mb);
+    println!(
+        "CPU ratio library / crun: {:.2}",
+        per_run(cpu_a) / per_run(cpu_b)
+    );
+}
+
+/// User + system CPU time of this process and of its waited-for children.
+fn cpu() -> Duration {
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills a zeroed rusage.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer to a rusage.
+        unsafe { libc::getrusage(who, &mut ru) };
+        total += tv(ru.ru_utime) + tv(ru.ru_stime);
+    }
+    total
 }

@@ -51,6 +51,25 @@ impl FileLock {
         }
     }
 
+    /// Lock the existing directory `path` itself (`flock` on the
+    /// directory, opened read-only without following a symlink), waiting
+    /// as long as needed: a lock that needs no file of its own, for
+    /// state kept in a directory of its own. Missing: `NotFound`.
+    pub fn lock_dir(path: &Path, kind: LockKind) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::DIRECTORY).bits() as i32,
+            )
+            .open(path)?;
+        let op = match kind {
+            LockKind::Shared => FlockOperation::LockShared,
+            LockKind::Exclusive => FlockOperation::LockExclusive,
+        };
+        retry(|| flock(&file, op))?;
+        Ok(FileLock { file })
+    }
+
     /// The locked file.
     pub fn file(&self) -> &File {
         &self.file
@@ -129,6 +148,22 @@ mod tests {
         drop(_x);
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
         assert!(FileLock::lock(&dir.join("link"), LockKind::Shared).is_err());
+        // A directory's own lock: no file made, the same exclusion.
+        let d = dir.join("d");
+        std::fs::create_dir(&d).unwrap();
+        let x = FileLock::lock_dir(&d, LockKind::Exclusive).unwrap();
+        assert!(is_locked(&d).unwrap());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+        drop(x);
+        assert!(!is_locked(&d).unwrap());
+        std::os::unix::fs::symlink(&d, dir.join("dlink")).unwrap();
+        assert!(FileLock::lock_dir(&dir.join("dlink"), LockKind::Shared).is_err());
+        assert!(
+            FileLock::lock_dir(&p, LockKind::Shared).is_err(),
+            "not a directory"
+        );
+        let e = FileLock::lock_dir(&dir.join("missing"), LockKind::Shared).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -306,7 +306,7 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         return Ok(0);
     }
     let mut h = c.create(store).map_err(daemon)?;
-    let result = foreground(store, &mut h, p.on("interactive"));
+    let result = foreground(&mut h, p.on("interactive"));
     let done = match result {
         Ok(code) => Ok(code),
         Err(e) => Err(daemon(e)),
@@ -321,12 +321,8 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
 
 /// Start a container made by this process, relay its terminal when it has
 /// one, and wait: docker's exit code (the process's, 128 + a signal).
-fn foreground(
-    store: &ContainerStore,
-    h: &mut ContainerHandle,
-    interactive: bool,
-) -> dunnage::container::Result<u8> {
-    proxy_signals(store, h.id());
+fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container::Result<u8> {
+    proxy_signals(h);
     h.start()?;
     if let Some(term) = h.take_terminal() {
         relay_terminal(term, interactive);
@@ -367,7 +363,7 @@ const PROXIED: [libc::c_int; 6] = [
     libc::SIGUSR2,
 ];
 
-fn proxy_signals(store: &ContainerStore, id: &str) {
+fn proxy_signals(h: &ContainerHandle) {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset; the
     // mask calls take valid pointers.
     let set = unsafe {
@@ -381,9 +377,7 @@ fn proxy_signals(store: &ContainerStore, id: &str) {
         }
         set
     };
-    let Ok(mut target) = store.get(id) else {
-        return;
-    };
+    let mut target = h.share();
     std::thread::spawn(move || {
         loop {
             let mut sig: libc::c_int = 0;

@@ -153,8 +153,11 @@ impl Layerdb {
     }
 
     /// Forget `child` of `parent`, once the child is gone; the parent's
-    /// directory goes with its last entry. Call with the store lock held
-    /// exclusively.
+    /// directory goes with its last layer entry. After a container layer
+    /// the directory stays (the next container on the same image reuses
+    /// it; [`has_live_children`](Layerdb::has_live_children) removes it
+    /// when `parent` itself is considered for removal). Call with the
+    /// store lock held exclusively.
     pub(crate) fn remove_child(&self, parent: &ChainId, child: &Child) -> Result<(), Error> {
         let dir = self.children_dir(parent);
         let path = dir.join(child.name());
@@ -163,6 +166,9 @@ impl Layerdb {
                 return Err(io_err("unlink", &path)(e));
             }
             _ => {}
+        }
+        if matches!(child, Child::Mount(_)) {
+            return Ok(());
         }
         match fs::remove_dir(&dir) {
             Err(e)

@@ -15,7 +15,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::children::Child;
@@ -87,15 +86,60 @@ impl InitLayer {
         }
     }
 
-    /// Create the entries below `root`, a fresh empty directory.
+    /// Create the entries below `root`, a fresh empty directory: each one
+    /// made once, relative to its directory's handle (missing parents are
+    /// made 0755 on the way), nothing re-checked.
     fn write(&self, root: &Path) -> Result<(), Error> {
-        let mkdirs = |dir: &Path| -> Result<(), Error> {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(io_err("mkdir", dir))
-        };
+        use std::collections::HashMap;
+        use std::os::fd::OwnedFd;
+        let open_root = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| io_err("open", root)(e.into()))?;
+        // The directories made or opened so far, by relative path.
+        let mut dirs: HashMap<PathBuf, OwnedFd> = HashMap::new();
+        dirs.insert(PathBuf::new(), open_root);
+        // The handle of `rel` (a directory), made when missing.
+        fn dir_of<'a>(
+            dirs: &'a mut HashMap<PathBuf, OwnedFd>,
+            root: &Path,
+            rel: &Path,
+        ) -> Result<&'a OwnedFd, Error> {
+            if !dirs.contains_key(rel) {
+                let (parent, name) = match (rel.parent(), rel.file_name()) {
+                    (Some(p), Some(n)) => (p, n),
+                    _ => {
+                        return Err(io_err("mkdir", root.join(rel))(
+                            std::io::ErrorKind::InvalidInput.into(),
+                        ));
+                    }
+                };
+                dir_of(dirs, root, parent)?;
+                let pfd = &dirs[parent];
+                let fd = match dunnage_base::fs::mkdir_at(pfd, name, 0o755) {
+                    Ok(fd) => fd,
+                    // Made by an earlier entry (`Dir` then a file in it):
+                    // opened without following a symlink.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => rustix::fs::openat(
+                        pfd,
+                        name,
+                        rustix::fs::OFlags::RDONLY
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::NOFOLLOW
+                            | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| io_err("open", root.join(rel))(e.into()))?,
+                    Err(e) => return Err(io_err("mkdir", root.join(rel))(e)),
+                };
+                dirs.insert(rel.to_path_buf(), fd);
+            }
+            Ok(&dirs[rel])
+        }
         for entry in &self.entries {
             let rel = match entry {
                 InitEntry::Dir(p) | InitEntry::File(p) | InitEntry::Symlink(p, _) => p,
@@ -109,41 +153,29 @@ impl InitLayer {
                 });
             }
             let path = root.join(rel);
-            if let Some(parent) = path.parent() {
-                mkdirs(parent)?;
-            }
+            let (parent, name) = match (rel.parent(), rel.file_name()) {
+                (Some(p), Some(n)) => (p, n),
+                _ => continue, // not reached: checked above
+            };
             match entry {
-                InitEntry::Dir(_) => mkdirs(&path)?,
+                InitEntry::Dir(_) => {
+                    dir_of(&mut dirs, root, rel)?;
+                }
                 InitEntry::File(_) => {
-                    fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o755)
-                        .open(&path)
+                    let pfd = dir_of(&mut dirs, root, parent)?;
+                    // 0755, as Docker makes them; exactly (umask aside).
+                    dunnage_base::fs::create_new_at(pfd, name, b"", 0o755)
                         .map_err(io_err("create", &path))?;
-                    // The umask may have cleared bits: set the mode explicitly.
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-                        .map_err(io_err("chmod", &path))?;
                 }
                 InitEntry::Symlink(_, target) => {
-                    std::os::unix::fs::symlink(target, &path).map_err(io_err("symlink", &path))?
+                    let pfd = dir_of(&mut dirs, root, parent)?;
+                    rustix::fs::symlinkat(target.as_path(), pfd, name)
+                        .map_err(|e| io_err("symlink", &path)(e.into()))?;
                 }
             }
         }
         Ok(())
     }
-}
-
-/// Write a new record file (0644) without fsync (see the module's
-/// durability note).
-fn write_unsynced(path: &Path, data: &[u8]) -> Result<(), Error> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
-        .and_then(|mut f| f.write_all(data))
-        .map_err(io_err("write", path))
 }
 
 fn check_container_id(id: &str) -> Result<(), Error> {
@@ -169,8 +201,10 @@ impl LayerStore {
         init: Option<&InitLayer>,
     ) -> Result<RwLayer, Error> {
         check_container_id(container_id)?;
+        // No lock of its own: two creates of one container ID race to the
+        // final rename, which only one wins (the other cleans up after
+        // itself); a removal takes the store lock exclusively.
         let _lock = self.db.store_lock(LockKind::Shared)?;
-        let _item = self.db.item_lock(&format!("mount-{container_id}"))?;
         let dir = self.mount_dir(container_id);
         if dir.exists() {
             return Err(Error::MountExists(container_id.to_owned()));
@@ -186,16 +220,28 @@ impl LayerStore {
             .join("tmp")
             .join(format!("mount-{}", random_hex(8)?));
         let built = (|| {
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(&stage)
+            let tmp = stage.parent().unwrap_or(&stage);
+            let tmp_fd = rustix::fs::open(
+                tmp,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| io_err("open", tmp)(e.into()))?;
+            let name = stage.file_name().unwrap_or_default();
+            let staged = dunnage_base::fs::mkdir_at(&tmp_fd, name, 0o755)
                 .map_err(io_err("mkdir", &stage))?;
-            write_unsynced(&stage.join("mount-id"), mount_id.as_bytes())?;
+            let record = |file: &str, data: &[u8]| {
+                dunnage_base::fs::create_new_at(&staged, file.as_ref(), data, 0o644)
+                    .map_err(io_err("write", stage.join(file)))
+            };
+            record("mount-id", mount_id.as_bytes())?;
             if let Some(init_id) = &init_id {
-                write_unsynced(&stage.join("init-id"), init_id.as_bytes())?;
+                record("init-id", init_id.as_bytes())?;
             }
             if let Some(p) = parent {
-                write_unsynced(&stage.join("parent"), p.to_string().as_bytes())?;
+                record("parent", p.to_string().as_bytes())?;
                 // Indexed before the record exists (see crate::children);
                 // not fsynced, like the record itself.
                 self.db
@@ -203,13 +249,22 @@ impl LayerStore {
             }
             let mut below = parent_cache.clone();
             if let (Some(init), Some(init_id)) = (init, &init_id) {
-                self.driver.create_ephemeral(init_id, below.as_deref())?;
+                self.driver
+                    .create_ephemeral_lower(init_id, below.as_deref())?;
                 init.write(&self.driver.diff_dir(init_id))?;
-                self.driver.mark_committed_ephemeral(init_id)?;
                 below = Some(init_id.clone());
             }
             self.driver.create_ephemeral(&mount_id, below.as_deref())?;
-            fs::rename(&stage, &dir).map_err(io_err("rename", &dir))
+            fs::rename(&stage, &dir).map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+                ) {
+                    Error::MountExists(container_id.to_owned())
+                } else {
+                    io_err("rename", &dir)(e)
+                }
+            })
         })();
         if let Err(e) = built {
             let _ = fs::remove_dir_all(&stage);
@@ -346,7 +401,6 @@ impl LayerStore {
     pub fn remove_rw(&self, container_id: &str) -> Result<(), Error> {
         let rw = self.get_rw(container_id)?;
         let _lock = self.db.store_lock(LockKind::Exclusive)?;
-        let _item = self.db.item_lock(&format!("mount-{container_id}"))?;
         // The record leaves `mounts/` first, in one rename, for a staged
         // record in `tmp/`: a process killed from here on leaves no
         // half-removed record (one without its `mount-id`, or naming
@@ -369,7 +423,7 @@ impl LayerStore {
         }
         self.db.note_own_change();
         fs::remove_dir_all(&staged).map_err(io_err("remove", &staged))?;
-        drop(_item);
+        // The lock file that earlier versions kept per container layer.
         self.db.remove_locks(&[format!("mount-{container_id}")])?;
         if let Some(p) = &rw.parent {
             self.db

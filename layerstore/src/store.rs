@@ -45,6 +45,10 @@ impl LayerStore {
         // be creating or removing driver directories meanwhile (they do so
         // under the shared store lock).
         let lock = db.store_lock(LockKind::Exclusive)?;
+        // Container layer records are staged here, one directory each:
+        // spread them over the allocation groups (see
+        // dunnage_base::fs::spread_subdirs; a hint, errors ignored).
+        let _ = dunnage_base::fs::spread_subdirs(&db.root().join("tmp"));
         let driver = Driver::open(&data_root.join("overlay2"))?;
         let store = LayerStore {
             root: data_root.to_owned(),

@@ -35,7 +35,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -80,6 +80,10 @@ impl Driver {
         crate::probe::check_backing_fs(home)?;
         crate::probe::remove_stale_probes(home)?;
         mkdir_mode(&home.join(LINK_DIR), 0o700, false)?;
+        // Layers are made and removed at a container's rate: spread them
+        // over the file system's allocation groups (a hint; ignored where
+        // unsupported or not permitted).
+        let _ = dunnage_base::fs::spread_subdirs(home);
         let driver = Driver {
             home: home.to_path_buf(),
             refs: Mutex::new(HashMap::new()),
@@ -146,11 +150,9 @@ impl Driver {
     }
 
     fn create_layer(&self, id: &str, parent: Option<&str>, ephemeral: bool) -> Result<()> {
-        let write_file = if ephemeral {
-            write_file_unsynced
-        } else {
-            write_file
-        };
+        if ephemeral {
+            return self.create_ephemeral_layer(id, parent, true);
+        }
         let dir = self.layer_dir(id)?;
         let lower = parent.map(|p| self.lower_of_child(p)).transpose()?;
         match std::fs::DirBuilder::new().mode(0o710).create(&dir) {
@@ -173,9 +175,6 @@ impl Driver {
                 self.home.join(LINK_DIR).join(&link),
             )
             .map_err(io_err("symlink", &self.home.join(LINK_DIR).join(&link)))?;
-            if ephemeral {
-                write_file(&dir.join(VOLATILE_MARKER), b"", 0o600)?;
-            }
             if let Some(lower) = &lower {
                 write_lower(&dir, lower)?;
             }
@@ -185,6 +184,75 @@ impl Driver {
             let _ = self.remove(id);
         }
         made
+    }
+
+    /// Create the layer `id` like [`create_ephemeral`](Driver::create_ephemeral)
+    /// (never synced), for a layer that only ever sits below another one
+    /// (a container's init layer): committed from the start (as after
+    /// [`mark_committed_ephemeral`](Driver::mark_committed_ephemeral)), so
+    /// without the `volatile` marker, which only an upper layer uses. Its
+    /// diff directory is filled directly, before the layer above it is
+    /// mounted.
+    pub fn create_ephemeral_lower(&self, id: &str, parent: Option<&str>) -> Result<()> {
+        self.create_ephemeral_layer(id, parent, false)
+    }
+
+    /// [`create_ephemeral`](Driver::create_ephemeral): the same files as
+    /// [`create`](Driver::create) plus the `volatile` marker, each made
+    /// once relative to the new directory's handle (no fsync, no
+    /// re-checks of what was just made). `link` is still replaced
+    /// atomically: [`Driver::open`] refuses a layer with an empty one.
+    fn create_ephemeral_layer(&self, id: &str, parent: Option<&str>, upper: bool) -> Result<()> {
+        let dir = self.layer_dir(id)?;
+        let lower = parent.map(|p| self.lower_of_child(p)).transpose()?;
+        let home = open_dir(&self.home)?;
+        let made = match dunnage_base::fs::mkdir_at(&home, OsStr::new(id), 0o710) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::LayerExists(id.into()));
+            }
+            Err(e) => return Err(io_err("mkdir", &dir)(e)),
+        };
+        let filled = (|| {
+            let at = |name: &str| dir.join(name);
+            drop(
+                dunnage_base::fs::mkdir_at(&made, OsStr::new("diff"), 0o755)
+                    .map_err(io_err("mkdir", &at("diff")))?,
+            );
+            let link = new_link()?;
+            // `link` first, as in `create`.
+            dunnage_base::fs::write_replace_at(&made, OsStr::new("link"), link.as_bytes(), 0o644)
+                .map_err(io_err("write", &at("link")))?;
+            let l = self.home.join(LINK_DIR).join(&link);
+            rustix::fs::symlinkat(format!("../{id}/diff"), &home, format!("{LINK_DIR}/{link}"))
+                .map_err(errno("symlink", &l))?;
+            // An upper layer is mounted `volatile`; a lower one is
+            // committed from the start (never mounted writable).
+            let marker = if upper { VOLATILE_MARKER } else { "committed" };
+            dunnage_base::fs::create_new_at(&made, OsStr::new(marker), b"", 0o600)
+                .map_err(io_err("write", &at(marker)))?;
+            if let Some(lower) = &lower {
+                drop(
+                    dunnage_base::fs::mkdir_at(&made, OsStr::new("work"), 0o700)
+                        .map_err(io_err("mkdir", &at("work")))?,
+                );
+                // Not atomic: a process killed before the write leaves a
+                // short `lower` in a layer that its creator's caller
+                // removes (an unfinished container layer).
+                dunnage_base::fs::create_new_at(
+                    &made,
+                    OsStr::new("lower"),
+                    lower.as_bytes(),
+                    0o644,
+                )
+                .map_err(io_err("write", &at("lower")))?;
+            }
+            Ok(())
+        })();
+        if filled.is_err() {
+            let _ = self.remove(id);
+        }
+        filled
     }
 
     /// Put the layer `id`, created as a base layer (`create(id, None)`) and
@@ -532,7 +600,20 @@ impl Driver {
         if !self.exists(id) {
             return Err(Error::NoSuchLayer(id.into()));
         }
-        write_file_unsynced(&self.layer_dir(id)?.join("committed"), b"", 0o600)
+        let path = self.layer_dir(id)?.join("committed");
+        // An empty file: made or not, never half-written.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => f
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io_err("chmod", &path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_err("write", &path)(e)),
+        }
     }
 
     /// The layer's short link name (`link` file).

@@ -498,9 +498,25 @@ pub fn mounts_below(dir: &Path) -> Result<Vec<PathBuf>> {
         .map_err(crate::error::io_err("read", "/proc/self/mountinfo"))
 }
 
-/// Whether `path` is a mount point.
+/// Whether `path` is a mount point (in this process's mount namespace).
+///
+/// One `statx` (`STATX_ATTR_MOUNT_ROOT`, Linux 5.8) instead of reading
+/// `/proc/self/mountinfo`; a path that does not exist is not one. On a
+/// kernel without that attribute, `/proc/self/mountinfo` answers.
 pub fn is_mount_point(path: &Path) -> Result<bool> {
-    Ok(mounts_below(path)?.iter().any(|p| p == path))
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            Ok(st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+        }
+        Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(false),
+        _ => Ok(mounts_below(path)?.iter().any(|p| p == path)),
+    }
 }
 
 fn move_mount_to(mnt: &OwnedFd, target: &Path) -> Result<()> {

@@ -55,7 +55,23 @@ impl Driver {
         let record = dir.join(OWNER_FILE);
         let fresh = !is_owned(&dir);
         // Not fsynced: a crash of the machine ends the mount it records.
-        crate::driver::write_file_unsynced(&record, owner.as_bytes(), 0o600)?;
+        // A new record is created in place (a process killed midway leaves
+        // it empty: owned all the same, which is what counts); an existing
+        // one is replaced atomically.
+        if fresh {
+            let dirfd = rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(crate::error::errno("open", &dir))?;
+            dunnage_base::fs::create_new_at(&dirfd, OWNER_FILE.as_ref(), owner.as_bytes(), 0o600)
+                .map_err(io_err("write", &record))?;
+        } else {
+            crate::driver::write_file_unsynced(&record, owner.as_bytes(), 0o600)?;
+        }
         let Some(m) = m else {
             return Ok(self.diff_dir(id));
         };

@@ -228,7 +228,7 @@ impl ContainerStore {
         if let Ok(bytes) = std::fs::read(&path)
             && let Ok(spec) = Spec::from_json(path, &bytes)
         {
-            crate::container::handle::remove_cgroup(&spec.cgroup)?;
+            crate::container::handle::remove_cgroup(self.hierarchies()?, &spec.cgroup)?;
             // A create killed after attaching, or a remove that failed
             // while detaching: the lease, the rules and the host ports.
             crate::container::network::detach(self, &spec)?;

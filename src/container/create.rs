@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule, Hierarchies};
+use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule};
 use dunnage_layerstore::InitLayer;
 
 use crate::container::builder::{Container, StdioMode};
@@ -296,8 +296,7 @@ pub(crate) fn create_spec(
     };
 
     // The cgroup.
-    let hier = Hierarchies::detect()?;
-    let cg = Cgroup::create(&hier, &CgroupPath::new(&spec.cgroup)?, &[])?;
+    let cg = Cgroup::create(store.hierarchies()?, &CgroupPath::new(&spec.cgroup)?, &[])?;
     let c = cg.clone();
     undo.push(move || {
         let _ = c.kill();

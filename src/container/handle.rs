@@ -136,10 +136,9 @@ fn pidfd_wait(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
 /// directories removed. One that exists in only some hierarchies (a create
 /// or remove killed while making or removing the directories, before any
 /// process joined or after all left) has its remaining directories removed.
-pub(crate) fn remove_cgroup(path: &str) -> Result<()> {
-    let h = Hierarchies::detect()?;
+pub(crate) fn remove_cgroup(h: &Hierarchies, path: &str) -> Result<()> {
     let path = CgroupPath::new(path)?;
-    match Cgroup::open(&h, &path, &[]) {
+    match Cgroup::open(h, &path, &[]) {
         Ok(cg) => {
             let _ = cg.thaw();
             let _ = cg.kill();
@@ -191,6 +190,16 @@ impl ContainerHandle {
             spec,
             owned: None,
         }
+    }
+
+    /// Another handle of the same container, like the one
+    /// [`ContainerStore::get`] returns in another process: it does not
+    /// own the process (no stdio, no start gate; [`wait`](ContainerHandle::wait)
+    /// waits for the end and returns what the store records), and it reads
+    /// nothing from the store to be made. For a thread that signals or
+    /// stops the container while this handle waits.
+    pub fn share(&self) -> ContainerHandle {
+        ContainerHandle::attach(self.store.clone(), self.spec.clone())
     }
 
     /// The container's ID.
@@ -259,14 +268,15 @@ impl ContainerHandle {
 
     /// The container's lock, held while its state changes.
     pub(crate) fn lock(&self) -> Result<FileLock> {
-        let path = self.dir().join("lock");
-        FileLock::lock(&path, LockKind::Exclusive).map_err(io_err("lock", path))
+        // The directory itself: no lock file to make and remove.
+        let path = self.dir();
+        FileLock::lock_dir(&path, LockKind::Exclusive).map_err(io_err("lock", path))
     }
 
     /// The container's cgroup.
     pub(crate) fn cgroup(&self) -> Result<Cgroup> {
-        let h = Hierarchies::detect()?;
-        Ok(Cgroup::open(&h, &CgroupPath::new(&self.spec.cgroup)?, &[])?)
+        let h = self.store.hierarchies()?;
+        Ok(Cgroup::open(h, &CgroupPath::new(&self.spec.cgroup)?, &[])?)
     }
 
     /// A pidfd of the live init, or [`Error::NotRunning`].
@@ -478,7 +488,7 @@ impl ContainerHandle {
         let _all = self.store.lock_all()?;
         let _lock = self.lock()?;
         // Leftover processes (a fork of the init) go with it.
-        remove_cgroup(&self.spec.cgroup)?;
+        remove_cgroup(self.store.hierarchies()?, &self.spec.cgroup)?;
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {

@@ -351,15 +351,45 @@ pub(crate) fn request_start(dir: &Path) -> Result<State> {
             op: "start",
             reason: "the start gate is held by a process that has gone",
         })?;
+    // Watched before asking: the monitor's answer is state.json renamed
+    // into the directory (or its own end), waited for without polling.
+    let watch = rustix::fs::inotify::init(
+        rustix::fs::inotify::CreateFlags::CLOEXEC | rustix::fs::inotify::CreateFlags::NONBLOCK,
+    )
+    .map_err(|e| io_err("inotify", dir)(e.into()))?;
+    rustix::fs::inotify::add_watch(
+        &watch,
+        dir,
+        rustix::fs::inotify::WatchFlags::MOVED_TO | rustix::fs::inotify::WatchFlags::CLOSE_WRITE,
+    )
+    .map_err(|e| io_err("inotify", dir)(e.into()))?;
     (&f).write_all(&[1]).map_err(io_err("write", &fifo))?;
     drop(f);
+    let st = State::read(dir)?;
+    let monitor = crate::container::handle::pidfd_checked(st.monitor_pid, st.monitor_start);
     // The monitor releases the gate and records the outcome.
     loop {
         let st = State::read(dir)?;
         let monitor_alive = state::same_process(st.monitor_pid, st.monitor_start);
-        match st.status {
-            Some(Status::Created) if monitor_alive => {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+        match (st.status, &monitor) {
+            (Some(Status::Created), Some(pidfd)) if monitor_alive => {
+                let mut fds = [
+                    libc::pollfd {
+                        fd: watch.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: pidfd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                // SAFETY: poll on two valid pollfds; EINTR just loops.
+                unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+                // Drain the events: the state is read again anyway.
+                let mut buf = [0u8; 4096];
+                while rustix::io::read(&watch, &mut buf).is_ok_and(|n| n > 0) {}
             }
             _ => return Ok(st),
         }

@@ -5,8 +5,8 @@
 //! <root>/containers/
 //!     .lock                 flock: held exclusively while a container is
 //!                           added or removed (names stay unique)
-//!     <id>/                 64 hex digits
-//!         lock              flock: held exclusively by every operation
+//!     <id>/                 64 hex digits; flock on the directory
+//!                           itself: held exclusively by every operation
 //!                           that changes the container (start, kill,
 //!                           stop, pause, remove, recording the exit)
 //!         config.json       the resolved Spec, written once at create

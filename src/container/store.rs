@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dunnage_base::lock::{FileLock, LockKind};
+use dunnage_cgroups::Hierarchies;
 use dunnage_image::ImageStore;
 
 use crate::container::error::{Error, Result, io_err};
@@ -23,6 +24,9 @@ pub struct ContainerStore {
 struct Inner {
     root: PathBuf,
     images: ImageStore,
+    /// The cgroup hierarchies, read from `/proc/self/mountinfo` once, at
+    /// the first container operation that needs them.
+    hierarchies: std::sync::OnceLock<Hierarchies>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -53,8 +57,15 @@ impl ContainerStore {
         let images = ImageStore::open(&root)?;
         let dir = containers_dir(&root);
         std::fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
+        // One state directory per container, made and removed at a
+        // container's rate: spread over the allocation groups (a hint).
+        let _ = dunnage_base::fs::spread_subdirs(&dir);
         Ok(ContainerStore {
-            inner: Arc::new(Inner { root, images }),
+            inner: Arc::new(Inner {
+                root,
+                images,
+                hierarchies: std::sync::OnceLock::new(),
+            }),
         })
     }
 
@@ -66,6 +77,17 @@ impl ContainerStore {
     /// The image store of the same root.
     pub fn images(&self) -> &ImageStore {
         &self.inner.images
+    }
+
+    /// The host's cgroup hierarchies, detected once per store (a store
+    /// outlives no remount of the cgroup file systems: open the store
+    /// again after one).
+    pub(crate) fn hierarchies(&self) -> Result<&Hierarchies> {
+        if let Some(h) = self.inner.hierarchies.get() {
+            return Ok(h);
+        }
+        let h = Hierarchies::detect()?;
+        Ok(self.inner.hierarchies.get_or_init(|| h))
     }
 
     /// `containers/<id>`.
