@@ -10,7 +10,11 @@
 //! archive to a new file. Nothing is deleted until the end. `DUNNAGE_BENCH_RUNS` sets the
 //! runs per case (default 5); `DUNNAGE_BENCH_MB` the archive size (default
 //! 500); `DUNNAGE_BENCH_LAYERS` its layers (default 8). Prints the load
-//! average before and after the timed runs. Needs root and dockerd.
+//! average before and after the timed runs, and the CPU time (user +
+//! system) of each load: ours from `getrusage(RUSAGE_CHILDREN)` around
+//! the CLI, docker's as the CLI's plus what the daemon and the children it
+//! reaped (its untar processes) used meanwhile (`/proc/PID/stat`). Needs
+//! root and dockerd.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs::File;
@@ -130,6 +134,34 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// CPU seconds (user + system) of the reaped children of this process.
+fn children_cpu() -> f64 {
+    // SAFETY: rusage is plain data that getrusage fills.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+/// CPU seconds of process `pid` and of the children it reaped
+/// (utime + stime + cutime + cstime of `/proc/PID/stat`).
+fn proc_cpu(pid: Option<u32>) -> f64 {
+    let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    // Fields after the name: state is field 3, utime field 14.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = (11..15)
+        .filter_map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn time(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
     f();
@@ -197,6 +229,7 @@ fn main() {
     let load_before = loadavg();
     let (mut our_load, mut docker_load, mut our_save, mut docker_save) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut our_cpu, mut docker_cpu) = (Vec::new(), Vec::new());
     for i in 0..runs {
         let store = dir.join(format!("store{i}"));
         let our_out = dir.join(format!("ours-saved-{i}.tar"));
@@ -204,17 +237,21 @@ fn main() {
         let d = fresh_daemon(i);
         let mut cases: Vec<Box<dyn FnMut()>> = vec![
             Box::new(|| {
+                let cpu = children_cpu() + proc_cpu(d.pid());
                 docker_load.push(time(|| {
                     run(d.docker().args(["load", "-q", "-i"]).arg(&archive))
                 }));
+                docker_cpu.push(children_cpu() + proc_cpu(d.pid()) - cpu);
                 docker_save.push(time(|| {
                     run(d.docker().args(["save", "-o"]).arg(&docker_out).arg(TAG))
                 }));
             }),
             Box::new(|| {
+                let cpu = children_cpu();
                 our_load.push(time(|| {
                     run(ours(&store).args(["load", "-q", "-i"]).arg(&archive))
                 }));
+                our_cpu.push(children_cpu() - cpu);
                 our_save.push(time(|| {
                     run(ours(&store).args(["save", "-o"]).arg(&our_out).arg(TAG))
                 }));
@@ -269,6 +306,26 @@ fn main() {
         "loadavg before: {}; after: {}",
         load_before.trim(),
         load_after.trim()
+    );
+    let secs = |v: &[f64]| {
+        v.iter()
+            .map(|c| format!("{c:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "load CPU s (user+sys): dunnage {}; docker {}",
+        secs(&our_cpu),
+        secs(&docker_cpu)
+    );
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (oc, dc) = (med(&mut our_cpu), med(&mut docker_cpu));
+    println!(
+        "load CPU medians: dunnage {oc:.2} s, docker {dc:.2} s, docker / dunnage = {:.2}",
+        dc / oc
     );
     println!("load: docker / dunnage = {:.2}", dl / ol);
     println!("save: docker / dunnage = {:.2}", ds / os);

@@ -263,6 +263,8 @@ fn main() {
     // Warm the page cache with both inputs, then interleave the cases run by
     // run; each gets a fresh directory, removed outside the timing.
     bash(&format!("cat {t} {g} > /dev/null")).status().unwrap();
+    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
     for r in 0..runs {
         for case in cases.iter_mut() {
             let scratch = dir.join(format!("scratch-{r}"));
@@ -275,6 +277,11 @@ fn main() {
         }
         eprintln!("run {}/{runs} done", r + 1);
     }
+    println!(
+        "loadavg before: {}; after: {}",
+        load_before.trim(),
+        loadavg().trim()
+    );
     println!("{runs} runs per case, interleaved; throughput on the uncompressed tar");
     println!(
         "{:<42} {:>9} {:>9} {:>10} {:>11}",

@@ -46,19 +46,38 @@ fn monitors(root: &Path) -> Vec<i32> {
     out
 }
 
-/// SIGKILL the monitors of `root` and wait (bounded) until they are gone.
+/// Whether `pid` has ended: gone, or a zombie (its command line is empty
+/// earlier, from the moment its exit releases its memory).
+fn ended(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X") | None)
+}
+
+/// SIGKILL the monitors of `root` and wait (bounded) until they have
+/// ended, not only lost their command line.
 fn kill_monitors(root: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut killed = Vec::new();
     loop {
         let pids = monitors(root);
         if pids.is_empty() {
-            return;
+            break;
         }
         assert!(Instant::now() < deadline, "monitors {pids:?} do not end");
         for pid in pids {
             // Our own monitors (their command line names our store).
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.push(pid);
         }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    while let Some(pid) = killed.iter().copied().find(|&p| !ended(p)) {
+        assert!(Instant::now() < deadline, "monitor {pid} does not end");
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -120,6 +120,18 @@ pub enum Problem {
         /// The mount point.
         path: PathBuf,
     },
+    /// A container layer's mount (`overlay2/<id>/merged`, owned by its
+    /// `mount-owner` record) that no container layer record in
+    /// `layerdb/mounts/` names: the record went while the layer was
+    /// still mounted, so no container will ever unmount it. `repair`
+    /// gives up the ownership and unmounts it (its directory then goes as
+    /// an orphan).
+    OrphanMount {
+        /// The driver layer's id.
+        id: String,
+        /// The mount point.
+        path: PathBuf,
+    },
     /// The layer store's index of children disagrees with the parent files
     /// (see [`dunnage_layerstore::children`]); `repair` rebuilds it.
     ChildrenIndex(ChildrenIndexProblem),
@@ -158,6 +170,11 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::StrayMount { path } => write!(f, "stray mount: {}", path.display()),
+            Problem::OrphanMount { id, path } => write!(
+                f,
+                "orphan mount: {} (overlay2 layer {id} is owned, no container layer names it)",
+                path.display()
+            ),
             Problem::ChildrenIndex(p) => match p {
                 ChildrenIndexProblem::NotBuilt => write!(f, "the index of children is missing"),
                 ChildrenIndexProblem::Missing { parent, child } => {
@@ -218,11 +235,23 @@ impl ImageStore {
     pub fn repair(&self) -> Result<CheckReport> {
         let quiet = self.quiet()?;
         let found = self.survey_all(&quiet.locked)?;
-        if found
-            .problems
-            .iter()
-            .any(|p| matches!(p, Problem::Leftover { .. } | Problem::StrayMount { .. }))
-        {
+        // An orphan mount's ownership goes first: then it is a plain
+        // layer directory, which the reopen below removes when a staged
+        // record in `tmp/` names it, and the orphan pass otherwise.
+        for p in &found.problems {
+            if let Problem::OrphanMount { id, .. } = p {
+                self.layers()
+                    .driver()
+                    .put_owned(id)
+                    .map_err(|e| Error::Layer(e.into()))?;
+            }
+        }
+        if found.problems.iter().any(|p| {
+            matches!(
+                p,
+                Problem::Leftover { .. } | Problem::StrayMount { .. } | Problem::OrphanMount { .. }
+            )
+        }) {
             // Opening the layer store again clears leftovers and stale
             // mounts under its exclusive store lock.
             drop(LayerStore::open(self.root())?);
@@ -261,10 +290,19 @@ impl ImageStore {
         let after = self.survey_all(&quiet.locked)?;
         for p in &after.problems {
             match p {
-                Problem::OrphanDriverDir { id } => match self.layers().driver().remove(id) {
-                    Err(dunnage_overlay::Error::Busy(_)) => {}
-                    r => r.map_err(|e| Error::Layer(e.into()))?,
-                },
+                Problem::OrphanDriverDir { id } => {
+                    let driver = self.layers().driver();
+                    // Owned by a `mount-owner` record no container layer
+                    // names (the record is all that is left of a mount):
+                    // the ownership goes first.
+                    if matches!(driver.mount_owner(id), Ok(Some(_))) {
+                        driver.put_owned(id).map_err(|e| Error::Layer(e.into()))?;
+                    }
+                    match driver.remove(id) {
+                        Err(dunnage_overlay::Error::Busy(_)) => {}
+                        r => r.map_err(|e| Error::Layer(e.into()))?,
+                    }
+                }
                 // Not a driver layer's (the reopen above detached those).
                 Problem::StrayMount { path } => crate::check_fs::unmount(path)?,
                 Problem::DanglingLink { link } => {

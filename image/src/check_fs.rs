@@ -164,24 +164,52 @@ pub(crate) fn check_leftovers(root: &Path, problems: &mut Vec<Problem>) -> Resul
 }
 
 /// Mounts below the data-root: a driver layer's `merged` while some
-/// process holds it is in use; anything else is stray.
+/// process holds it (a `get`) is in use, and so is one owned by a
+/// `mount-owner` record when a container layer record names the layer;
+/// an owned one no record names is an orphan; anything else is stray.
 pub(crate) fn check_mounts(layers: &LayerStore, problems: &mut Vec<Problem>) -> Result<()> {
     let root = layers.root();
     let mounts = dunnage_base::mountinfo::mounts_below(root)
         .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
     let home = root.join("overlay2");
+    let mut recorded: Option<HashSet<String>> = None;
     for path in mounts {
         let layer = path.strip_prefix(&home).ok().and_then(|rel| {
             let mut c = rel.components();
             let id = c.next()?.as_os_str().to_str()?.to_string();
             (c.next()?.as_os_str() == "merged" && c.next().is_none()).then_some(id)
         });
-        let held = layer.is_some_and(|id| layers.driver().is_busy(&id).unwrap_or(true));
-        if !held {
+        let Some(id) = layer else {
+            problems.push(Problem::StrayMount { path });
+            continue;
+        };
+        let driver = layers.driver();
+        if matches!(driver.mount_owner(&id), Ok(Some(_))) {
+            let recorded = match &mut recorded {
+                Some(r) => r,
+                None => recorded.insert(container_mount_ids(root)?),
+            };
+            if !recorded.contains(&id) {
+                problems.push(Problem::OrphanMount { id, path });
+            }
+            continue;
+        }
+        if !driver.is_busy(&id).unwrap_or(true) {
             problems.push(Problem::StrayMount { path });
         }
     }
     Ok(())
+}
+
+/// The `mount-id`s of the container layer records in `layerdb/mounts/`.
+fn container_mount_ids(root: &Path) -> Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    for e in entries(&root.join("image/overlay2/layerdb/mounts"))? {
+        if let Some(id) = id_file(&e.path().join("mount-id")) {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Detach a stray mount.

@@ -35,6 +35,7 @@ fn kinds(store: &ImageStore) -> Vec<&'static str> {
             Problem::DanglingLink { .. } => "link",
             Problem::Leftover { .. } => "leftover",
             Problem::StrayMount { .. } => "mount",
+            Problem::OrphanMount { .. } => "orphan-mount",
             _ => "other",
         })
         .collect();
@@ -266,4 +267,57 @@ fn a_children_index_entry_lost_is_reported_and_rebuilt() {
     store.repair().unwrap();
     assert!(store.check().unwrap().is_clean());
     assert_eq!(std::fs::read_dir(&index).unwrap().count(), 1);
+}
+
+/// A container layer still mounted whose record left `layerdb/mounts/`
+/// (what a `remove_rw` killed between moving the record into `tmp/` and
+/// putting it back leaves, when the layer was still mounted): no container
+/// will unmount it, and its owner record kept it out of the stray mounts.
+/// The check reports it as an orphan mount; repair unmounts it and removes
+/// its directories with the staged record.
+#[test]
+fn an_owned_mount_no_record_names_is_reported_and_repaired() {
+    require_root!();
+    let dir = TempDir::new("check-orphan-mount").unwrap();
+    let root = dir.join("root");
+    let store = ImageStore::open(&root).unwrap();
+    load(&store, &dir, "o:1", &[("o", b"o")]);
+    let top = store
+        .config(&store.resolve("o:1").unwrap())
+        .unwrap()
+        .chain_id()
+        .unwrap();
+    let container = "0123456789abcdef".repeat(4);
+    let rw = store
+        .layers()
+        .create_rw(&container, Some(&top), None)
+        .unwrap();
+    let merged = store.layers().mount_rw(&container).unwrap();
+    assert!(kinds(&store).is_empty(), "{:?}", store.check().unwrap());
+    let db = root.join("image/overlay2/layerdb");
+    std::fs::rename(
+        db.join("mounts").join(&container),
+        db.join("tmp")
+            .join(format!("mount-removing-{container}-0123456789abcdef")),
+    )
+    .unwrap();
+    let found = store.check().unwrap().problems;
+    assert!(
+        found.contains(&Problem::OrphanMount {
+            id: rw.mount_id.clone(),
+            path: merged.clone(),
+        }),
+        "{found:?}"
+    );
+    store.repair().unwrap();
+    let after = store.check().unwrap();
+    assert!(after.is_clean(), "{:?}", after.problems);
+    assert!(
+        dunnage_base::mountinfo::mounts_below(&root)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!root.join("overlay2").join(&rw.mount_id).exists());
+    // The image is whole and its layers are still there.
+    assert!(store.layers().chain(&top).is_ok());
 }

@@ -306,10 +306,11 @@ impl Applier<'_> {
             .root
             .open_dir(norm, OFlags::RDONLY, false)
             .map_err(errno_at("openat2", &self.path, norm))?;
-        self.written
+        let st = self
+            .written
             .add_fd(&fd)
             .map_err(errno_at("fstat", &self.path, norm))?;
-        self.set_owner_mode(fd.as_fd(), meta, true, norm)?;
+        self.set_owner_mode(fd.as_fd(), &st, meta, true, norm)?;
         self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
         self.dirs.push((norm.to_vec(), meta.times()));
         Ok(())
@@ -341,7 +342,8 @@ impl Applier<'_> {
                 let open = || rustix::fs::openat(pfd, name, flags, mode);
                 let (fd, replaced) = create_or_replace_with(pfd, name, open, &self.written)
                     .map_err(refused("openat", &self.path, norm, raw_path))?;
-                self.written
+                let st = self
+                    .written
                     .add_fd(&fd)
                     .map_err(errno_at("fstat", &self.path, norm))?;
                 let mut file = std::fs::File::from(fd);
@@ -366,7 +368,7 @@ impl Applier<'_> {
                 }
                 let fd = OwnedFd::from(file);
                 self.after(replaced);
-                self.set_owner_mode(fd.as_fd(), meta, false, norm)?;
+                self.set_owner_mode(fd.as_fd(), &st, meta, false, norm)?;
                 self.set_xattrs_fd(fd.as_fd(), meta, norm)?;
                 rustix::fs::futimens(&fd, &meta.times())
                     .map_err(errno_at("futimens", &self.path, norm))
@@ -491,20 +493,38 @@ impl Applier<'_> {
             .map_err(errno_at("utimensat", &self.path, norm))
     }
 
+    /// Owner and mode of a file or directory through its fd; `st` is its
+    /// status before (from [`Written::add_fd`]). What already matches is
+    /// not set again: a file this process just created usually has the
+    /// entry's owner (root extracting a root-owned layer) and, under the
+    /// usual umask, its mode, and a chown or chmod per entry is a syscall
+    /// per file that `tar -x` pays and we need not.
     fn set_owner_mode(
         &self,
         fd: BorrowedFd<'_>,
+        st: &rustix::fs::Stat,
         meta: &EntryMeta,
         is_dir: bool,
         norm: &[u8],
     ) -> Result<()> {
-        if self.opts.same_owner {
+        let owner_matches = st.st_uid == meta.uid.as_raw() && st.st_gid == meta.gid.as_raw();
+        let chowned = self.opts.same_owner && !owner_matches;
+        if chowned {
             rustix::fs::fchown(fd, Some(meta.uid), Some(meta.gid))
                 .map_err(errno_at("fchown", &self.path, norm))?;
         }
-        // A fresh file has `mode & !umask`; chown clears setuid/setgid.
+        // A fresh file has `mode & !umask`; chown clears setuid/setgid
+        // (and the kernel may drop setgid at creation), so those bits are
+        // always set explicitly. A directory may exist already (made for
+        // an earlier entry below it, or by a lower layer): its mode is
+        // compared with the entry's unless a chown just ran.
         let mode = meta.mode & 0o7777;
-        if is_dir || mode & 0o7000 != 0 || mode & self.umask != 0 {
+        let needed = if is_dir {
+            chowned || st.st_mode & 0o7777 != mode
+        } else {
+            mode & 0o7000 != 0 || mode & self.umask != 0
+        };
+        if needed {
             rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
                 .map_err(errno_at("fchmod", &self.path, norm))?;
         }

@@ -30,10 +30,12 @@ fn key(st: &Stat) -> (u64, u64) {
 }
 
 impl Written {
-    /// Record the inode of `fd` as an entry of the layer.
-    pub(crate) fn add_fd(&mut self, fd: impl AsFd) -> rustix::io::Result<()> {
-        self.entries.insert(key(&rustix::fs::fstat(fd)?));
-        Ok(())
+    /// Record the inode of `fd` as an entry of the layer; returns its
+    /// status (the caller skips setting what already matches).
+    pub(crate) fn add_fd(&mut self, fd: impl AsFd) -> rustix::io::Result<Stat> {
+        let st = rustix::fs::fstat(fd)?;
+        self.entries.insert(key(&st));
+        Ok(st)
     }
 
     /// Record the inode `st` describes as an entry of the layer.

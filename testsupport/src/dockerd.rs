@@ -119,6 +119,12 @@ impl Dockerd {
         }
     }
 
+    /// The daemon's process id (`None` once it was stopped), for reading
+    /// its CPU time from `/proc` in benchmarks.
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.child.as_ref().map(Child::id)
+    }
+
     /// The daemon's `--data-root`.
     pub fn data_root(&self) -> PathBuf {
         self.dir.join("data")
