@@ -335,6 +335,11 @@ pub(crate) fn unmount_shared_rootfs(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` names the caller's own mount namespace.
+pub(crate) fn is_own_mount_namespace(path: &Path) -> bool {
+    is_own_namespace(Kind::Mount, path)
+}
+
 /// Whether `path` names the caller's own namespace of `kind` (an OCI
 /// config without that namespace shares the runtime's): nothing to join.
 fn is_own_namespace(kind: Kind, path: &Path) -> bool {
