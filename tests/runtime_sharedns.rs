@@ -70,6 +70,17 @@ fn call(program: &Path, root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Unmounts whatever is left below a directory when the test ends, so a
 /// failing test leaves nothing mounted.
 struct Unmounter(PathBuf);
@@ -122,4 +133,51 @@ fn failed_create_leaves_nothing_mounted() {
         std::fs::read_to_string(data.join("precious")).unwrap(),
         "keep me"
     );
+}
+
+/// Created from one mount namespace (the runtime under `unshare -m`),
+/// exec'd from another (this test's): the exec'd process is in the
+/// container's rootfs, not at the root of the init's mount namespace.
+#[test]
+fn exec_from_another_mount_namespace_lands_in_the_rootfs() {
+    let test = "exec_from_another_mount_namespace_lands_in_the_rootfs";
+    if !require_privileged(test) || !dunnage_testsupport::require_command(test, "unshare") {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-exec").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-exec");
+    let _guard = cgroups(&parent);
+    let b = tmp.join("bundle");
+    bundle(&b, &["sleep", "100"], &parent, |_| {});
+    let root = tmp.join("root");
+    let id = unique_name("exec");
+    let log = std::fs::File::create(tmp.join("out")).unwrap();
+    let st = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(runtime_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(tmp.join("out")).unwrap()
+    );
+    let program = runtime_binary();
+    ok(&call(&program, &root, &["start", &id]));
+    let exec = call(&program, &root, &["exec", &id, "cat", "/marker"]);
+    let ls = call(&program, &root, &["exec", &id, "ls", "/"]);
+    ok(&call(&program, &root, &["delete", "--force", &id]));
+    assert_eq!(ok(&exec), "in the rootfs\n");
+    assert!(ok(&ls).lines().any(|l| l == "marker"), "ls /: {ls:?}");
+    // The private namespace took the container's mounts with it.
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
 }

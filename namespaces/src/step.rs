@@ -153,6 +153,9 @@ pub enum Step {
     },
     /// `chroot` into a directory, then `chdir("/")`.
     Chroot(CString),
+    /// `fchdir` to a directory descriptor opened by the parent, then
+    /// `chroot(".")`: an exec target's root.
+    ChrootFd(RawFd),
     /// `chdir` into a directory.
     Chdir(CString),
     /// `fchdir` into a directory resolved inside the root
@@ -383,6 +386,7 @@ impl Step {
             Step::Loopback => "loopback up",
             Step::TimeNamespace { .. } => "time namespace",
             Step::Chroot(_) => "chroot",
+            Step::ChrootFd(_) => "chroot into the target's root",
             Step::Chdir(_) | Step::ChdirInRoot(_) => "chdir",
             Step::Mount { .. } => "mount",
             Step::SetGroups(_) => "setgroups",
@@ -455,6 +459,7 @@ impl fmt::Display for Step {
                 write!(f, "time namespace with offsets {:?}", show(offsets))
             }
             Step::Chroot(dir) => write!(f, "chroot {}", show(dir)),
+            Step::ChrootFd(fd) => write!(f, "fchdir {fd}; chroot ."),
             Step::Chdir(dir) => write!(f, "chdir {}", show(dir)),
             Step::ChdirInRoot(dir) => write!(f, "chdir {dir} (inside the root)"),
             Step::Mount {

@@ -289,14 +289,6 @@ pub(crate) fn joins_mount_namespace(spec: &Spec) -> bool {
     spec.join_namespaces.iter().any(|(name, _)| name == "mnt")
 }
 
-/// Whether the container joined a mount namespace other than the
-/// caller's (its rootfs was set up there and entered with `chroot`).
-pub(crate) fn joins_foreign_mount_namespace(spec: &Spec) -> bool {
-    spec.join_namespaces
-        .iter()
-        .any(|(name, path)| name == "mnt" && !is_own_namespace(Kind::Mount, path))
-}
-
 /// Unmount what the container set up in the caller's own mount namespace
 /// when it shared it (see [`joins_mount_namespace`]): the rootfs bound
 /// onto itself, with everything mounted below it, detached at once. The
