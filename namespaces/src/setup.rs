@@ -272,6 +272,13 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 libc::MS_BIND | libc::MS_REC,
                 std::ptr::null(),
             )),
+            Step::PrivateRootfs(dir) => check(libc::mount(
+                std::ptr::null(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_PRIVATE | libc::MS_REC,
+                std::ptr::null(),
+            )),
             Step::OpenRoot(dir) => {
                 let fd = libc::open(
                     dir.as_ptr(),

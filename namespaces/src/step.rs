@@ -186,6 +186,11 @@ pub enum Step {
     /// Bind the rootfs onto itself (recursively), so that it is a mount
     /// point that `pivot_root` accepts.
     BindRootfs(CString),
+    /// Make the rootfs bind and everything below it private
+    /// (`MS_PRIVATE|MS_REC`): in a shared mount namespace, so that the
+    /// container's mounts do not propagate to peer namespaces (the
+    /// propagation of `/` is left as it is).
+    PrivateRootfs(CString),
     /// A tmpfs root (`Command::tmpfs_rootfs`): a tmpfs on `/tmp` of the
     /// child's mount namespace, `pivot_root` into it with the host's root
     /// at `/oldroot`, the host's `/proc` and `/dev` bound in, and
@@ -395,6 +400,7 @@ impl Step {
             Step::ResetSignals => "reset signals",
             Step::CloseFrom { .. } => "close-on-exec fds",
             Step::BindRootfs(_) => "bind rootfs",
+            Step::PrivateRootfs(_) => "make rootfs private",
             Step::OpenRoot(_) => "open rootfs",
             Step::TmpfsRoot => "tmpfs root",
             Step::MakeDir { .. } => "mkdir",
@@ -484,6 +490,7 @@ impl fmt::Display for Step {
                 write!(f, "close-on-exec every fd from {first} except {keep:?}")
             }
             Step::BindRootfs(dir) => write!(f, "bind {} onto itself", show(dir)),
+            Step::PrivateRootfs(dir) => write!(f, "make {} rprivate", show(dir)),
             Step::OpenRoot(dir) => write!(f, "open rootfs {}", show(dir)),
             Step::TmpfsRoot => f.write_str("tmpfs root at /newroot, host root at /oldroot"),
             Step::MakeDir { target, mode } => write!(f, "mkdir {target} mode {mode:#o}"),
