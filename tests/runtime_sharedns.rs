@@ -181,3 +181,44 @@ fn exec_from_another_mount_namespace_lands_in_the_rootfs() {
     // The private namespace took the container's mounts with it.
     assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
 }
+
+/// Without a `/proc` mount in the config (nothing but the rootfs bind,
+/// /dev and a bind), delete still unmounts everything the container made
+/// in this mount namespace: the bind's mount ID was recorded at create.
+#[test]
+fn delete_without_a_proc_mount_leaves_nothing_mounted() {
+    let test = "delete_without_a_proc_mount_leaves_nothing_mounted";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-noproc").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-noproc");
+    let _guard = cgroups(&parent);
+    let data = tmp.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("precious"), "keep me").unwrap();
+    let b = tmp.join("bundle");
+    bundle(&b, &["cat", "/data/precious"], &parent, |v| {
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/proc");
+        mounts.push(json!({
+            "destination": "/data",
+            "type": "bind",
+            "source": data,
+            "options": ["rbind"],
+        }));
+    });
+    let id = unique_name("noproc");
+    let out = call(
+        &runtime_binary(),
+        &tmp.join("root"),
+        &["run", "--bundle", b.to_str().unwrap(), &id],
+    );
+    assert_eq!(ok(&out), "keep me");
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read_to_string(data.join("precious")).unwrap(),
+        "keep me"
+    );
+}
