@@ -115,15 +115,21 @@ impl Cgroup {
     /// thawed so the signals are delivered; without a freezer, killing
     /// repeats until the cgroup is empty.
     pub fn kill(&self) -> Result<()> {
-        // Nothing to kill (the usual case once a container's init has
-        // exited): no freeze and thaw, whose first freeze of the machine
-        // flips a kernel static key (a text patch on every CPU).
-        if self.procs()?.is_empty() {
-            return Ok(());
-        }
         if let Some(d) = self.v2_dir().filter(|d| d.file("cgroup.kill").exists()) {
+            // Always written, even when no process is listed: the kernel
+            // also kills what the list cannot show yet (a fork being
+            // created into the cgroup with CLONE_INTO_CGROUP) and the
+            // processes of child cgroups.
             file::write(&d.file("cgroup.kill"), "1")?;
         } else {
+            // Nothing to kill (the usual case once a container's init has
+            // exited): no freeze and thaw, whose first freeze of the
+            // machine flips a kernel static key (a text patch on every
+            // CPU). The freezer stops forks only once frozen, so an empty
+            // list here is no worse than the signal round below.
+            if self.procs()?.is_empty() {
+                return Ok(());
+            }
             let frozen = self.dir_of(Controller::Freezer).is_some();
             if frozen {
                 self.freeze()?;

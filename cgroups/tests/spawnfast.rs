@@ -134,3 +134,55 @@ fn oom_kills_reads_one_counter_and_is_none_without_memory() {
         copy.oom_kills()
     );
 }
+
+/// Removes a child cgroup directory made by a test (retrying while its
+/// killed process exits).
+struct SubCgroup(std::path::PathBuf);
+
+impl Drop for SubCgroup {
+    fn drop(&mut self) {
+        for _ in 0..200 {
+            match std::fs::remove_dir(&self.0) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// On v2 `kill` writes `cgroup.kill` even when the cgroup lists no
+/// process: what it does not list (a fork being created into it with
+/// CLONE_INTO_CGROUP, or a process in a child cgroup, as here) is killed
+/// too.
+#[test]
+fn kill_with_cgroup_kill_does_not_trust_an_empty_process_list() {
+    require_root!();
+    // No controllers: the v2 hierarchy too on a hybrid host.
+    let cg = cgroup("kill-subtree", &[]);
+    let Some(v2) = cg.v2_dir().filter(|d| d.file("cgroup.kill").exists()) else {
+        eprintln!(
+            "kill_with_cgroup_kill_does_not_trust_an_empty_process_list: no cgroup.kill here"
+        );
+        return;
+    };
+    let sub = SubCgroup(v2.path.join("sub"));
+    std::fs::create_dir(&sub.0).unwrap();
+    let mut w = spawn_waiting("sleep 30");
+    std::fs::write(sub.0.join("cgroup.procs"), w.pid().to_string()).unwrap();
+    assert!(cg.procs().unwrap().is_empty());
+    cg.kill().unwrap();
+    // Killed: it never reads its line. (A bound on waiting, not a timing
+    // assertion: without the kill it would block for ever.)
+    let mut status = None;
+    for _ in 0..3000 {
+        status = w.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+}

@@ -54,13 +54,21 @@ impl Command {
     /// As [`rootfs`](Command::rootfs), but set up in the mount namespace
     /// the child is in already (the caller's, or one joined with
     /// [`join_namespace`](Command::join_namespace)) instead of a new one, as
-    /// runc and crun do for an OCI config without a new mount namespace.
+    /// runc and crun do for an OCI config without a mount namespace (runc
+    /// `pivot_root`s in a namespace joined by path instead).
     /// The mounts are made in that namespace and stay there after the
     /// process exits (the caller unmounts them), and the child `chroot`s
     /// into the rootfs instead of `pivot_root` (which would move the root
     /// of every process in that namespace). Calling
     /// [`namespaces`](Command::namespaces) with [`Kind::Mount`] afterwards
-    /// makes it a new namespace again.
+    /// makes it a new namespace again. The rootfs bind is made private
+    /// (recursively) right after binding, so that nothing mounted below it
+    /// propagates to peer namespaces; the propagation of `/` is left.
+    ///
+    /// Security: unlike `pivot_root`, `chroot` leaves the rest of the
+    /// namespace reachable. A child holding `CAP_SYS_CHROOT` escapes it
+    /// (`mkdir x; chroot x; cd ../../..; chroot .`): drop that capability,
+    /// or use [`rootfs`](Command::rootfs), for code that is not trusted.
     pub fn rootfs_in_current_mount_namespace(&mut self, dir: impl AsRef<Path>) -> &mut Command {
         self.rootfs = Some(dir.as_ref().to_owned());
         self.tmpfs_root = false;
@@ -162,6 +170,11 @@ impl Command {
     /// [`Error::Join`]); coming back resets the process's
     /// `time_for_children` to its own time namespace. Without a new user
     /// namespace the child joins a time namespace itself.
+    ///
+    /// A joined mount namespace with
+    /// [`rootfs_in_current_mount_namespace`](Command::rootfs_in_current_mount_namespace)
+    /// enters the rootfs with `chroot`: a child holding `CAP_SYS_CHROOT`
+    /// can leave it for the rest of that namespace (see there).
     pub fn join_namespace(&mut self, kind: Kind, fd: OwnedFd) -> &mut Command {
         self.joins.push((kind, fd));
         self

@@ -34,6 +34,9 @@ use crate::spawn::Command;
 #[derive(Debug)]
 pub(crate) struct ExecTarget {
     pub pidfd: OwnedFd,
+    /// The target's root (`/proc/PID/root`, `O_PATH`), opened by the
+    /// parent when the plan is made.
+    root: std::sync::OnceLock<OwnedFd>,
 }
 
 impl Command {
@@ -54,10 +57,18 @@ impl Command {
     /// fails with [`Error::ExecTarget`] before clone. With
     /// [`root`](Command::root), the child `chroot`s there after joining
     /// the target's mount namespace (a target that `chroot`ed inside a
-    /// mount namespace not its own). A target sharing the caller's mount
-    /// namespace with another root is followed into that root by itself.
+    /// mount namespace not its own). Otherwise the child always ends up
+    /// in the target's root: the parent opens `/proc/PID/root` before the
+    /// spawn, and the child, after joining the target's namespaces,
+    /// `chroot`s there (a target that was `chroot`ed, as a container
+    /// sharing or joining a mount namespace is, is not at its
+    /// namespace's root, which is where `setns` puts the child), whichever
+    /// mount namespace the caller is in.
     pub fn exec_in(&mut self, pidfd: OwnedFd) -> &mut Command {
-        self.exec = Some(ExecTarget { pidfd });
+        self.exec = Some(ExecTarget {
+            pidfd,
+            root: std::sync::OnceLock::new(),
+        });
         self
     }
 
@@ -118,23 +129,35 @@ impl ExecTarget {
         Ok(kinds)
     }
 
-    /// The target's root as `/proc/PID/root` when it shares the caller's
-    /// mount namespace (not in `joined`) but has another root (it was
-    /// `chroot`ed, as a container without a mount namespace of its own
-    /// is): the child `chroot`s there too. Joining the mount namespace
-    /// already puts the child at the namespace's root.
-    pub(crate) fn chrooted_root(&self, joined: Kinds) -> Result<Option<std::ffi::CString>> {
-        use std::os::unix::fs::MetadataExt;
-        if joined.contains(Kind::Mount) {
-            return Ok(None);
+    /// The target's root, `/proc/PID/root` opened `O_PATH` (once, in the
+    /// parent): the child `chroot`s there after joining the target's
+    /// namespaces. Joining a mount namespace puts the child at that
+    /// namespace's root, and a target that `chroot`ed (a container sharing
+    /// or joining a mount namespace) is elsewhere; nor can the caller's
+    /// own mount namespace tell, as it may not be the one the target was
+    /// made from.
+    pub(crate) fn root_fd(&self) -> Result<std::os::fd::RawFd> {
+        if let Some(fd) = self.root.get() {
+            return Ok(fd.as_raw_fd());
         }
-        let path = format!("/proc/{}/root", self.pid()?);
-        let theirs = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-        let ours = std::fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
-        if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
-            return Ok(None);
+        let pid = self.pid()?;
+        let path = format!("/proc/{pid}/root");
+        let c = Error::cstring("root", &path)?;
+        // SAFETY: open of a prepared C string.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::io("open", path, io::Error::last_os_error()));
         }
-        Ok(Some(Error::cstring("root", &path)?))
+        // SAFETY: a new descriptor owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // The pid was still the target's after the open: not a reused one.
+        self.pid()?;
+        Ok(self.root.get_or_init(|| fd).as_raw_fd())
     }
 
     /// The namespaces the child joins itself (all but pid).

@@ -246,9 +246,8 @@ impl Command {
         }
         if let Some(target) = &self.exec
             && self.root.is_none()
-            && let Some(root) = target.chrooted_root(target.child_kinds()?)?
         {
-            steps.push(Step::Chroot(root));
+            steps.push(Step::ChrootFd(target.root_fd()?));
         }
         if let Some(cwd) = &self.cwd {
             if self.rootfs.is_some() {

@@ -79,6 +79,12 @@ impl Command {
             })?;
             let root_c = Error::cstring("rootfs", &rootfs)?;
             steps.push(Step::BindRootfs(root_c.clone()));
+            if !self.kinds.contains(Kind::Mount) {
+                // A shared namespace (the caller's or a joined one): on a
+                // shared `/` every mount below the bind would show up in
+                // the peer namespaces too.
+                steps.push(Step::PrivateRootfs(root_c.clone()));
+            }
             (rootfs, root_c)
         };
         steps.push(Step::OpenRoot(root_c.clone()));

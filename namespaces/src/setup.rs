@@ -237,6 +237,10 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 check(libc::chroot(dir.as_ptr()))?;
                 check(libc::chdir(c"/".as_ptr()))
             }
+            Step::ChrootFd(fd) => {
+                check(libc::fchdir(*fd))?;
+                check(libc::chroot(c".".as_ptr()))
+            }
             Step::Chdir(dir) => check(libc::chdir(dir.as_ptr())),
             Step::ChdirInRoot(dir) => rootsetup::chdir_in_root(state.root, dir),
             Step::Mount {
@@ -266,6 +270,13 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 dir.as_ptr(),
                 std::ptr::null(),
                 libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            )),
+            Step::PrivateRootfs(dir) => check(libc::mount(
+                std::ptr::null(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_PRIVATE | libc::MS_REC,
                 std::ptr::null(),
             )),
             Step::OpenRoot(dir) => {

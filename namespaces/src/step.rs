@@ -153,6 +153,9 @@ pub enum Step {
     },
     /// `chroot` into a directory, then `chdir("/")`.
     Chroot(CString),
+    /// `fchdir` to a directory descriptor opened by the parent, then
+    /// `chroot(".")`: an exec target's root.
+    ChrootFd(RawFd),
     /// `chdir` into a directory.
     Chdir(CString),
     /// `fchdir` into a directory resolved inside the root
@@ -183,6 +186,11 @@ pub enum Step {
     /// Bind the rootfs onto itself (recursively), so that it is a mount
     /// point that `pivot_root` accepts.
     BindRootfs(CString),
+    /// Make the rootfs bind and everything below it private
+    /// (`MS_PRIVATE|MS_REC`): in a shared mount namespace, so that the
+    /// container's mounts do not propagate to peer namespaces (the
+    /// propagation of `/` is left as it is).
+    PrivateRootfs(CString),
     /// A tmpfs root (`Command::tmpfs_rootfs`): a tmpfs on `/tmp` of the
     /// child's mount namespace, `pivot_root` into it with the host's root
     /// at `/oldroot`, the host's `/proc` and `/dev` bound in, and
@@ -383,6 +391,7 @@ impl Step {
             Step::Loopback => "loopback up",
             Step::TimeNamespace { .. } => "time namespace",
             Step::Chroot(_) => "chroot",
+            Step::ChrootFd(_) => "chroot into the target's root",
             Step::Chdir(_) | Step::ChdirInRoot(_) => "chdir",
             Step::Mount { .. } => "mount",
             Step::SetGroups(_) => "setgroups",
@@ -391,6 +400,7 @@ impl Step {
             Step::ResetSignals => "reset signals",
             Step::CloseFrom { .. } => "close-on-exec fds",
             Step::BindRootfs(_) => "bind rootfs",
+            Step::PrivateRootfs(_) => "make rootfs private",
             Step::OpenRoot(_) => "open rootfs",
             Step::TmpfsRoot => "tmpfs root",
             Step::MakeDir { .. } => "mkdir",
@@ -455,6 +465,7 @@ impl fmt::Display for Step {
                 write!(f, "time namespace with offsets {:?}", show(offsets))
             }
             Step::Chroot(dir) => write!(f, "chroot {}", show(dir)),
+            Step::ChrootFd(fd) => write!(f, "fchdir {fd}; chroot ."),
             Step::Chdir(dir) => write!(f, "chdir {}", show(dir)),
             Step::ChdirInRoot(dir) => write!(f, "chdir {dir} (inside the root)"),
             Step::Mount {
@@ -479,6 +490,7 @@ impl fmt::Display for Step {
                 write!(f, "close-on-exec every fd from {first} except {keep:?}")
             }
             Step::BindRootfs(dir) => write!(f, "bind {} onto itself", show(dir)),
+            Step::PrivateRootfs(dir) => write!(f, "make {} rprivate", show(dir)),
             Step::OpenRoot(dir) => write!(f, "open rootfs {}", show(dir)),
             Step::TmpfsRoot => f.write_str("tmpfs root at /newroot, host root at /oldroot"),
             Step::MakeDir { target, mode } => write!(f, "mkdir {target} mode {mode:#o}"),

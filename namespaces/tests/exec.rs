@@ -239,3 +239,50 @@ fn exec_follows_a_chrooted_target_into_its_root() {
     target.kill().unwrap();
     target.wait().unwrap();
 }
+
+/// A target `chroot`ed inside a mount namespace other than the caller's
+/// (`unshare -m` then `chroot`, as a container created from another mount
+/// namespace is): joining its mount namespace puts the child at that
+/// namespace's root, and it follows the target into its root from there.
+#[test]
+fn exec_from_another_mount_namespace_follows_a_chrooted_target() {
+    require_root!();
+    if !dunnage_testsupport::require_command("exec-other-mntns", "unshare") {
+        return;
+    }
+    let dir = TempDir::new("exec-other-mntns").unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sleep", "cat"] {
+        symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::write(dir.join("marker"), "chrooted elsewhere\n").unwrap();
+    // Reaped (and killed first) by the ChildGuard.
+    #[allow(clippy::zombie_processes)]
+    let target = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--root"])
+        .arg(dir.path())
+        .args(["/bin/sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let pid = target.id() as i32;
+    let _guard = ChildGuard::new(pid);
+    // Until unshare has made its namespace and chrooted (it execs sleep
+    // after both): its root is then the directory.
+    let root_of = |p: i32| std::fs::metadata(format!("/proc/{p}/root/marker")).is_ok();
+    let mut tries = 0;
+    while !root_of(pid) {
+        tries += 1;
+        assert!(tries < 1000, "unshare never chrooted");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = Command::new("/bin/cat")
+        .arg("/marker")
+        .exec_in(pidfd_open(pid).unwrap())
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "chrooted elsewhere\n");
+}

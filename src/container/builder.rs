@@ -435,10 +435,19 @@ impl Container {
     /// [`Container::resolve`]. The caller's own namespace
     /// (`/proc/self/ns/...`) is shared, nothing joined. In a joined or
     /// shared mount namespace the rootfs (a directory, not an image) is set
-    /// up there and entered with `chroot`, as runc and crun do; its mounts
-    /// stay there until [`ContainerHandle::remove`](crate::container::ContainerHandle::remove)
+    /// up there, made private (so its mounts do not propagate to peer
+    /// namespaces) and entered with `chroot` (runc chroots too when the
+    /// caller's namespace is shared, but `pivot_root`s in a namespace
+    /// joined by path); its mounts stay there until
+    /// [`ContainerHandle::remove`](crate::container::ContainerHandle::remove)
     /// unmounts them (in the caller's own namespace; a joined one's go
-    /// with that namespace).
+    /// with that namespace), or a failed create does.
+    ///
+    /// Security: `chroot` is no boundary. A process of the container
+    /// holding `CAP_SYS_CHROOT` (in Docker's default set) leaves the
+    /// rootfs (`mkdir x; chroot x; cd ../../..; chroot .`) and sees the
+    /// whole mount namespace it shares. Share or join a mount namespace
+    /// only with trusted programs, or drop `CAP_SYS_CHROOT`.
     pub fn join_namespace(
         &mut self,
         kind: impl Into<String>,

@@ -13,6 +13,7 @@ use crate::container::command;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::handle::{ContainerHandle, Owned};
 use crate::container::network;
+use crate::container::shared_rootfs;
 use crate::container::spec::Spec;
 use crate::container::state::{self, State};
 use crate::container::store::ContainerStore;
@@ -308,6 +309,20 @@ pub(crate) fn create_spec(
 
     // The process, waiting at its start gate.
     let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;
+    // Sharing our mount namespace, the child mounts the rootfs bind, /proc,
+    // /dev and the binds in ours: a create failing from here on detaches
+    // them (else they would outlive it, with no container to delete, and
+    // removing the bundle would delete through its binds).
+    let shared_before = if shared_rootfs::shares_mount_namespace(&spec) {
+        let before = shared_rootfs::top_mount(&rootfs)?;
+        let r = rootfs.clone();
+        undo.push(move || {
+            let _ = shared_rootfs::unmount_newer(&r, before);
+        });
+        Some(before)
+    } else {
+        None
+    };
     // The child joins the cgroup as it is made (v2: CLONE_INTO_CGROUP) or
     // as its first step (v1: it writes 0 to each `tasks` file), which
     // spares the attach the kernel's wait for an RCU grace period.
@@ -325,7 +340,13 @@ pub(crate) fn create_spec(
             let _ = network::detach(&s, &sp);
         });
     }
+    // The child has set the rootfs up: which bind remove is to unmount.
+    let shared = match shared_before {
+        Some(before) => shared_rootfs::record(&rootfs, before)?,
+        None => None,
+    };
     let st = State {
+        shared_rootfs: shared,
         status: Some(crate::container::spec::Status::Created),
         pid,
         pid_start: state::pid_start_time(pid).unwrap_or(0),

@@ -489,6 +489,12 @@ impl ContainerHandle {
         let _lock = self.lock()?;
         // Leftover processes (a fork of the init) go with it.
         remove_cgroup(self.store.hierarchies()?, &self.spec.cgroup)?;
+        // What a container sharing our mount namespace mounted there: the
+        // rootfs bind recorded at create, if it is still there (before a
+        // layer mount below it goes).
+        if let (Some(rec), Some(rootfs)) = (&st.shared_rootfs, &self.spec.rootfs_dir) {
+            crate::container::shared_rootfs::unmount_recorded(rootfs, rec)?;
+        }
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {
@@ -502,8 +508,6 @@ impl ContainerHandle {
                 }
             }
         }
-        // What a container sharing our mount namespace mounted there.
-        crate::container::command::unmount_shared_rootfs(&self.spec)?;
         // The process is gone: its veth pair went with its namespace, or
         // goes now; then the lease and the rules. State stays until then,
         // so a failure here can be retried.

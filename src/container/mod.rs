@@ -42,6 +42,7 @@ pub mod network;
 mod ops;
 mod resolve;
 mod seccomp_cache;
+mod shared_rootfs;
 pub mod spec;
 pub mod state;
 mod store;

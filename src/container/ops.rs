@@ -212,14 +212,10 @@ impl ContainerHandle {
                 &crate::container::state::containers_dir(self.store.root()),
             )?)
             .exec_in(pidfd);
-        // In a joined mount namespace the init chrooted into the rootfs
-        // there; joining the namespace puts the child at its root.
-        if let (Some(rootfs), true) = (
-            &spec.rootfs_dir,
-            command::joins_foreign_mount_namespace(&spec),
-        ) {
-            cmd.root(rootfs);
-        }
+        // The child follows the init into its root (exec_in chroots there
+        // after joining its namespaces): a container in a shared or joined
+        // mount namespace chrooted into its rootfs, away from that
+        // namespace's root.
         for e in &env {
             match e.split_once('=') {
                 Some((k, v)) => cmd.env(k, v),

@@ -72,6 +72,27 @@ pub struct State {
     /// The monitor's start time (the guard against pid reuse).
     #[serde(default)]
     pub monitor_start: u64,
+    /// The rootfs bind a container sharing the creator's mount namespace
+    /// made there (an OCI config without a mount namespace of its own),
+    /// unmounted by remove; `None` for a container with its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_rootfs: Option<SharedRootfs>,
+}
+
+/// Which mount a container sharing the creator's mount namespace left
+/// there: its rootfs bind, with everything mounted below it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SharedRootfs {
+    /// The bind's mount ID (`/proc/self/mountinfo` field 1): remove
+    /// unmounts the top mount at the rootfs only while it still has it.
+    pub mount_id: u32,
+    /// The device of the mount namespace's nsfs file.
+    pub ns_dev: u64,
+    /// The inode of the mount namespace's nsfs file: remove run from
+    /// another mount namespace leaves it (the mounts go with that
+    /// namespace).
+    pub ns_ino: u64,
 }
 
 /// The start time of `pid` (field 22 of `/proc/<pid>/stat`), `None` when
@@ -177,11 +198,40 @@ mod tests {
         assert_eq!(st.live_status(), Status::Exited);
     }
 
+    /// A state without the shared rootfs (an older one, or a container
+    /// with its own mount namespace) reads as `None`; one with it round
+    /// trips.
+    #[test]
+    fn shared_rootfs_is_optional_and_round_trips() {
+        let mut v = serde_json::to_value(State::default()).unwrap();
+        v.as_object_mut().unwrap().remove("shared_rootfs");
+        let old: State = serde_json::from_value(v).unwrap();
+        assert_eq!(old.shared_rootfs, None);
+        let st = State {
+            shared_rootfs: Some(SharedRootfs {
+                mount_id: 7,
+                ns_dev: 4,
+                ns_ino: 4026531841,
+            }),
+            ..State::default()
+        };
+        let back: State = serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+        assert_eq!(back, st);
+    }
+
     #[test]
     fn corrupt_state_is_typed() {
         let dir = std::env::temp_dir().join(format!("dunnage-test-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for junk in [&b""[..], b"{", b"[]", b"{\"pid\":\"x\"}", b"\xff\xfe"] {
+        for junk in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{\"pid\":\"x\"}",
+            b"\xff\xfe",
+            b"{\"shared_rootfs\":\"x\"}",
+            b"{\"shared_rootfs\":{\"mount_id\":-1,\"ns_dev\":0,\"ns_ino\":0}}",
+        ] {
             std::fs::write(dir.join("state.json"), junk).unwrap();
             assert!(matches!(State::read(&dir), Err(Error::CorruptState { .. })));
         }

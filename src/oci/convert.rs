@@ -137,6 +137,9 @@ impl OciConfig {
             .as_ref()
             .ok_or_else(|| unsupported("linux", "missing: the Container needs its namespaces"))?;
         namespaces(&mut c, linux, self.raw.get("linux").unwrap_or(&Value::Null))?;
+        if let Some((_, path)) = c.join_namespaces.iter().find(|(k, _)| k == "mnt") {
+            warnings.push(Warning::SharedMountNamespace { path: path.clone() });
+        }
         if c.join_namespaces.iter().any(|(k, _)| k == "uts")
             && spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         {

@@ -101,6 +101,15 @@ pub enum Warning {
         /// What is added.
         added: String,
     },
+    /// No mount namespace of the container's own (`linux.namespaces`
+    /// lists none, or joins one by path): its rootfs is entered with
+    /// `chroot`, which a process holding `CAP_SYS_CHROOT` (in Docker's
+    /// default set) can leave, and its mounts are made in that shared
+    /// namespace.
+    SharedMountNamespace {
+        /// The namespace path shared (`/proc/self/ns/mnt`: the runtime's).
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -125,6 +134,12 @@ impl std::fmt::Display for Warning {
             Warning::ContainerDefault { field, added } => {
                 write!(f, "{field}: the container adds Docker's default {added}")
             }
+            Warning::SharedMountNamespace { path } => write!(
+                f,
+                "linux.namespaces: no mount namespace of the container's own (shares {}): \
+                 the rootfs is entered with chroot, which CAP_SYS_CHROOT can escape",
+                path.display()
+            ),
         }
     }
 }

@@ -741,3 +741,29 @@ fn runc_and_crun_spec_templates() {
         assert_eq!(c.seccomp, Seccomp::Unconfined);
     }
 }
+
+/// A config without a mount namespace of its own (none listed, or one
+/// joined by path) is warned about: its rootfs is entered with chroot; a
+/// config with one is not.
+#[test]
+fn shared_mount_namespace_is_warned_about() {
+    let shared = |w: &[Warning]| -> Vec<PathBuf> {
+        w.iter()
+            .filter_map(|w| match w {
+                Warning::SharedMountNamespace { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let own = convert(&docker_value()).unwrap().warnings;
+    assert_eq!(shared(&own), Vec::<PathBuf>::new());
+    let mut v = docker_value();
+    v["linux"]["namespaces"] = json!([]);
+    let w = convert(&v).unwrap().warnings;
+    assert_eq!(shared(&w), [PathBuf::from("/proc/self/ns/mnt")]);
+    assert!(w.iter().any(|w| w.to_string().contains("CAP_SYS_CHROOT")));
+    let mut v = docker_value();
+    v["linux"]["namespaces"] = json!([{"type": "mount", "path": "/run/ns/mnt"}]);
+    let w = convert(&v).unwrap().warnings;
+    assert_eq!(shared(&w), [PathBuf::from("/run/ns/mnt")]);
+}

@@ -1,0 +1,224 @@
+//! `examples/runtime/` with OCI configs without a mount namespace of their
+//! own (the container shares the runtime's): a create that fails late
+//! leaves nothing mounted on the host, the rootfs bind is private, delete
+//! unmounts without a `/proc` mount, and an exec from another mount
+//! namespace lands in the container's rootfs. Needs root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::runtime_binary;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use dunnage::oci::bundle::{BundleSpec, write_bundle};
+use dunnage::profile::Profile;
+use dunnage_testsupport::{
+    CgroupGuard, TempDir, detach_unmount, mounts_below, require_privileged, unique_name,
+};
+use serde_json::{Value, json};
+
+/// A busybox bundle at `dir` running `args` without namespaces (or
+/// masked and read-only paths: they need a mount namespace of its own),
+/// in cgroup `/parent/leaf`, changed by `edit`.
+fn bundle(dir: &Path, args: &[&str], parent: &str, edit: impl FnOnce(&mut Value)) {
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "cat", "sleep", "ls", "true"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp", "data"] {
+        std::fs::create_dir_all(dir.join("rootfs").join(d)).unwrap();
+    }
+    std::fs::write(dir.join("rootfs/marker"), "in the rootfs\n").unwrap();
+    let mut profile = Profile::docker();
+    if !cfg!(feature = "seccomp") {
+        profile.seccomp = None;
+    }
+    let mut spec = BundleSpec::new(args.iter().copied());
+    spec.cgroups_path = Some(format!("/{parent}/{}", unique_name("c")));
+    write_bundle(dir, &profile, &spec).unwrap();
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["linux"]["namespaces"] = json!([]);
+    for key in ["sysctl", "maskedPaths", "readonlyPaths"] {
+        v["linux"].as_object_mut().unwrap().remove(key);
+    }
+    v.as_object_mut().unwrap().remove("hostname");
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// The cgroup directories of `parent` in every hierarchy, guarded.
+fn cgroups(parent: &str) -> CgroupGuard {
+    let mut guard = CgroupGuard::new();
+    for d in common::cgroup_dirs(parent) {
+        guard.add(d);
+    }
+    guard
+}
+
+fn call(program: &Path, root: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Unmounts whatever is left below a directory when the test ends, so a
+/// failing test leaves nothing mounted.
+struct Unmounter(PathBuf);
+
+impl Drop for Unmounter {
+    fn drop(&mut self) {
+        for _ in 0..4 {
+            for m in mounts_below(&self.0).into_iter().rev() {
+                let _ = detach_unmount(&m);
+            }
+        }
+    }
+}
+
+/// A create that fails late (a cwd that does not exist, found after the
+/// child mounted the rootfs, /proc, /dev and a bind in the host's mount
+/// namespace) leaves nothing mounted, and the bind's source intact.
+#[test]
+fn failed_create_leaves_nothing_mounted() {
+    let test = "failed_create_leaves_nothing_mounted";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-fail").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-fail");
+    let _guard = cgroups(&parent);
+    let data = tmp.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("precious"), "keep me").unwrap();
+    let b = tmp.join("bundle");
+    bundle(&b, &["true"], &parent, |v| {
+        v["process"]["cwd"] = json!("/does/not/exist");
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data",
+            "type": "bind",
+            "source": data,
+            "options": ["rbind"],
+        }));
+    });
+    let id = unique_name("fail");
+    let out = call(
+        &runtime_binary(),
+        &tmp.join("root"),
+        &["create", "--bundle", b.to_str().unwrap(), &id],
+    );
+    assert!(!out.status.success(), "create succeeded with a missing cwd");
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read_to_string(data.join("precious")).unwrap(),
+        "keep me"
+    );
+}
+
+/// Created from one mount namespace (the runtime under `unshare -m`),
+/// exec'd from another (this test's): the exec'd process is in the
+/// container's rootfs, not at the root of the init's mount namespace.
+#[test]
+fn exec_from_another_mount_namespace_lands_in_the_rootfs() {
+    let test = "exec_from_another_mount_namespace_lands_in_the_rootfs";
+    if !require_privileged(test) || !dunnage_testsupport::require_command(test, "unshare") {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-exec").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-exec");
+    let _guard = cgroups(&parent);
+    let b = tmp.join("bundle");
+    bundle(&b, &["sleep", "100"], &parent, |_| {});
+    let root = tmp.join("root");
+    let id = unique_name("exec");
+    let log = std::fs::File::create(tmp.join("out")).unwrap();
+    let st = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(runtime_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(tmp.join("out")).unwrap()
+    );
+    let program = runtime_binary();
+    ok(&call(&program, &root, &["start", &id]));
+    let exec = call(&program, &root, &["exec", &id, "cat", "/marker"]);
+    let ls = call(&program, &root, &["exec", &id, "ls", "/"]);
+    ok(&call(&program, &root, &["delete", "--force", &id]));
+    assert_eq!(ok(&exec), "in the rootfs\n");
+    assert!(ok(&ls).lines().any(|l| l == "marker"), "ls /: {ls:?}");
+    // The private namespace took the container's mounts with it.
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+}
+
+/// Without a `/proc` mount in the config (nothing but the rootfs bind,
+/// /dev and a bind), delete still unmounts everything the container made
+/// in this mount namespace: the bind's mount ID was recorded at create.
+#[test]
+fn delete_without_a_proc_mount_leaves_nothing_mounted() {
+    let test = "delete_without_a_proc_mount_leaves_nothing_mounted";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-noproc").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-noproc");
+    let _guard = cgroups(&parent);
+    let data = tmp.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("precious"), "keep me").unwrap();
+    let b = tmp.join("bundle");
+    bundle(&b, &["cat", "/data/precious"], &parent, |v| {
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/proc");
+        mounts.push(json!({
+            "destination": "/data",
+            "type": "bind",
+            "source": data,
+            "options": ["rbind"],
+        }));
+    });
+    let id = unique_name("noproc");
+    let out = call(
+        &runtime_binary(),
+        &tmp.join("root"),
+        &["run", "--bundle", b.to_str().unwrap(), &id],
+    );
+    assert_eq!(ok(&out), "keep me");
+    assert_eq!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    assert_eq!(
+        std::fs::read_to_string(data.join("precious")).unwrap(),
+        "keep me"
+    );
+}
