@@ -91,8 +91,9 @@ fn answer(line: &str) {
     }
 }
 
+/// The container's lock: its state directory itself, as the facade takes it.
 fn lock(dir: &Path) -> Result<FileLock, String> {
-    FileLock::lock(&dir.join("lock"), LockKind::Exclusive).map_err(|e| format!("lock: {e}"))
+    FileLock::lock_dir(dir, LockKind::Exclusive).map_err(|e| format!("lock: {e}"))
 }
 
 fn keep(dir: &Path, gate: OwnedFd) -> Result<(), String> {
