@@ -244,6 +244,72 @@ fn kill_if_same(pid: i32, start: u64) {
     }
 }
 
+/// Create container `id` from bundle `b` in the store at `root` with
+/// the runtime, its output to `log` (the gate keeper would hold a pipe
+/// open).
+fn create_logged(root: &Path, b: &Path, id: &str, log: &Path) {
+    let out = std::fs::File::create(log).unwrap();
+    let st = Command::new(runtime_binary())
+        .arg("--root")
+        .arg(root)
+        .args(["create", "--bundle"])
+        .arg(b)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(log).unwrap()
+    );
+}
+
+/// The gate keeper of the container in `dir`: (pid, start).
+fn keeper_of(dir: &Path) -> (i32, u64) {
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    (
+        st["monitor_pid"].as_i64().unwrap_or(0) as i32,
+        st["monitor_start"].as_u64().unwrap_or(0),
+    )
+}
+
+/// A remove finding `state.json` unreadable (damaged after the handle
+/// was taken) still unmounts what the container mounted in this mount
+/// namespace: from the record its create wrote before spawning.
+#[test]
+fn remove_with_a_damaged_state_leaves_nothing_mounted() {
+    let test = "remove_with_a_damaged_state_leaves_nothing_mounted";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-damaged").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-damaged");
+    let _guard = cgroups(&parent);
+    let b = tmp.join("bundle");
+    bundle(&b, &["sleep", "100"], &parent, |_| {});
+    let root = tmp.join("root");
+    create_logged(&root, &b, &unique_name("damaged"), &tmp.join("out"));
+    assert_ne!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    let dir = container_dir(&root);
+    let keeper = keeper_of(&dir);
+    let store = dunnage::container::ContainerStore::open(&root).unwrap();
+    let handle = store
+        .get(dir.file_name().unwrap().to_str().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("state.json"), b"{not json").unwrap();
+    let removed = handle.remove(true);
+    let left = mounts_below(tmp.path());
+    kill_if_same(keeper.0, keeper.1);
+    removed.unwrap();
+    assert_eq!(left, Vec::<PathBuf>::new());
+    assert!(!dir.exists());
+}
+
 /// A create killed after its child set the rootfs up (in this mount
 /// namespace) but before `state.json` was written: the directory is left
 /// as that kill leaves it (state.json removed from a real create, whose
