@@ -222,3 +222,175 @@ fn delete_without_a_proc_mount_leaves_nothing_mounted() {
         "keep me"
     );
 }
+
+/// The state directory of the one container in the store at `root`.
+fn container_dir(root: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.json").exists())
+        .collect();
+    assert_eq!(dirs.len(), 1, "containers: {dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+/// SIGKILL `pid` if it is still the process started at `start` (the
+/// gate keeper this test's create started), and reap nothing: it is not
+/// our child.
+fn kill_if_same(pid: i32, start: u64) {
+    if pid > 0 && dunnage::container::state::same_process(pid, start) {
+        // SAFETY: a signal to a process this test created, checked above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Create container `id` from bundle `b` in the store at `root` with
+/// the runtime, its output to `log` (the gate keeper would hold a pipe
+/// open).
+fn create_logged(root: &Path, b: &Path, id: &str, log: &Path) {
+    let out = std::fs::File::create(log).unwrap();
+    let st = Command::new(runtime_binary())
+        .arg("--root")
+        .arg(root)
+        .args(["create", "--bundle"])
+        .arg(b)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(log).unwrap()
+    );
+}
+
+/// The gate keeper of the container in `dir`: (pid, start).
+fn keeper_of(dir: &Path) -> (i32, u64) {
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    (
+        st["monitor_pid"].as_i64().unwrap_or(0) as i32,
+        st["monitor_start"].as_u64().unwrap_or(0),
+    )
+}
+
+/// A remove finding `state.json` unreadable (damaged after the handle
+/// was taken) still unmounts what the container mounted in this mount
+/// namespace: from the record its create wrote before spawning.
+#[test]
+fn remove_with_a_damaged_state_leaves_nothing_mounted() {
+    let test = "remove_with_a_damaged_state_leaves_nothing_mounted";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-damaged").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-damaged");
+    let _guard = cgroups(&parent);
+    let b = tmp.join("bundle");
+    bundle(&b, &["sleep", "100"], &parent, |_| {});
+    let root = tmp.join("root");
+    create_logged(&root, &b, &unique_name("damaged"), &tmp.join("out"));
+    assert_ne!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    let dir = container_dir(&root);
+    let keeper = keeper_of(&dir);
+    let store = dunnage::container::ContainerStore::open(&root).unwrap();
+    let handle = store
+        .get(dir.file_name().unwrap().to_str().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("state.json"), b"{not json").unwrap();
+    let removed = handle.remove(true);
+    let left = mounts_below(tmp.path());
+    kill_if_same(keeper.0, keeper.1);
+    removed.unwrap();
+    assert_eq!(left, Vec::<PathBuf>::new());
+    assert!(!dir.exists());
+}
+
+/// A create killed after its child set the rootfs up (in this mount
+/// namespace) but before `state.json` was written: the directory is left
+/// as that kill leaves it (state.json removed from a real create, whose
+/// mounts are in place), and the store's check reports it; the repair
+/// unmounts the rootfs bind and what is below it, from the record the
+/// create wrote before spawning.
+#[test]
+fn repair_unmounts_what_a_killed_create_left() {
+    let test = "repair_unmounts_what_a_killed_create_left";
+    if !require_privileged(test) {
+        return;
+    }
+    let tmp = TempDir::new("rt-sharedns-killed").unwrap();
+    let _unmount = Unmounter(tmp.path().to_owned());
+    let parent = unique_name("rt-sharedns-killed");
+    let _guard = cgroups(&parent);
+    let data = tmp.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("precious"), "keep me").unwrap();
+    let b = tmp.join("bundle");
+    bundle(&b, &["sleep", "100"], &parent, |v| {
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data",
+            "type": "bind",
+            "source": data,
+            "options": ["rbind"],
+        }));
+    });
+    let root = tmp.join("root");
+    let id = unique_name("killed");
+    // Output to a file: the gate keeper would hold a pipe open.
+    let log = std::fs::File::create(tmp.join("out")).unwrap();
+    let st = Command::new(runtime_binary())
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(tmp.join("out")).unwrap()
+    );
+    assert_ne!(mounts_below(tmp.path()), Vec::<PathBuf>::new());
+    let dir = container_dir(&root);
+    assert!(dir.join("shared-rootfs").exists(), "no record in {dir:?}");
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let keeper = (
+        st["monitor_pid"].as_i64().unwrap_or(0) as i32,
+        st["monitor_start"].as_u64().unwrap_or(0),
+    );
+    // What the kill before `st.write` leaves: no state.json, a creator
+    // that is gone (a successful create removed its file).
+    std::fs::remove_file(dir.join("state.json")).unwrap();
+    let store = dunnage::container::ContainerStore::open(&root).unwrap();
+    let found = store.check().unwrap();
+    let unfinished = found.problems.iter().any(|p| {
+        matches!(
+            p,
+            dunnage::container::check::Problem::Unfinished {
+                what: "state.json",
+                ..
+            }
+        )
+    });
+    store.repair().unwrap();
+    let left = mounts_below(tmp.path());
+    let after = store.check().unwrap();
+    kill_if_same(keeper.0, keeper.1);
+    assert!(unfinished, "check found {found:?}");
+    assert_eq!(left, Vec::<PathBuf>::new());
+    assert!(after.is_clean(), "after repair: {after:?}");
+    assert!(!dir.exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("precious")).unwrap(),
+        "keep me"
+    );
+}

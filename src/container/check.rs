@@ -245,7 +245,9 @@ impl ContainerStore {
 
     /// Remove what there is of container `id`: the processes in its
     /// cgroup and the cgroup, its network attachment (both when its
-    /// configuration says where), its layer and mount, its directory. The caller holds the lock.
+    /// configuration says where), the mounts its child made at the rootfs
+    /// in our mount namespace (when its create recorded them), its layer
+    /// and mount, its directory. The caller holds the lock.
     fn discard(&self, id: &str) -> Result<()> {
         let dir = self.dir_of(id);
         let path = dir.join("config.json");
@@ -257,6 +259,10 @@ impl ContainerStore {
             // while detaching: the lease, the rules and the host ports.
             crate::container::network::detach(self, &spec)?;
         }
+        // A create killed after its child, sharing our mount namespace,
+        // set up the rootfs: the mounts stacked there since (before a
+        // layer mount below them goes).
+        crate::container::shared_rootfs::unmount_from_record(&dir)?;
         self.release_layer(id)?;
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", dir)(e)),

@@ -315,6 +315,10 @@ pub(crate) fn create_spec(
     // removing the bundle would delete through its binds).
     let shared_before = if shared_rootfs::shares_mount_namespace(&spec) {
         let before = shared_rootfs::top_mount(&rootfs)?;
+        // On disk before the child runs: a create killed before writing
+        // state.json leaves its mounts to the store's repair, which needs
+        // to know which they are.
+        shared_rootfs::write_record(&dir, &rootfs, before)?;
         let r = rootfs.clone();
         undo.push(move || {
             let _ = shared_rootfs::unmount_newer(&r, before);

@@ -491,9 +491,23 @@ impl ContainerHandle {
         remove_cgroup(self.store.hierarchies()?, &self.spec.cgroup)?;
         // What a container sharing our mount namespace mounted there: the
         // rootfs bind recorded at create, if it is still there (before a
-        // layer mount below it goes).
-        if let (Some(rec), Some(rootfs)) = (&st.shared_rootfs, &self.spec.rootfs_dir) {
-            crate::container::shared_rootfs::unmount_recorded(rootfs, rec)?;
+        // layer mount below it goes). The state is read again under the
+        // lock (the one read above may predate a writer's); when it cannot
+        // be read, the record the create wrote before spawning says what
+        // was at the rootfs before: what is stacked above it goes.
+        match self.state() {
+            Ok(st) => {
+                if let (Some(rec), Some(rootfs)) = (&st.shared_rootfs, &self.spec.rootfs_dir) {
+                    crate::container::shared_rootfs::unmount_recorded(rootfs, rec)?;
+                }
+            }
+            Err(e) => {
+                let recorded = crate::container::shared_rootfs::unmount_from_record(&self.dir())?;
+                if !recorded && crate::container::shared_rootfs::shares_mount_namespace(&self.spec)
+                {
+                    return Err(e);
+                }
+            }
         }
         if self.spec.rootfs_dir.is_none() {
             let layers = self.store.images().layers();
