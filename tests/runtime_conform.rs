@@ -9,79 +9,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::runtime_binary;
+use common::{cgroup_guard, ok, runtime_binary, runtime_bundle, runtime_call};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use dunnage::oci::bundle::{BundleSpec, write_bundle};
-use dunnage::profile::Profile;
 use dunnage_testsupport::{
-    CgroupGuard, ChildGuard, TempDir, detach_unmount, mounts_below, require_command,
-    require_privileged, skip, unique_name,
+    ChildGuard, TempDir, detach_unmount, mounts_below, require_command, require_privileged, skip,
+    unique_name,
 };
-use serde_json::{Value, json};
-
-/// A busybox bundle at `dir` running `args`, in cgroup `/parent/leaf`,
-/// changed by `edit`.
-fn bundle(dir: &Path, args: &[&str], parent: &str, edit: impl FnOnce(&mut Value)) {
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in ["sh", "cat", "sleep", "grep", "readlink", "id", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(dir.join("rootfs").join(d)).unwrap();
-    }
-    std::fs::write(dir.join("rootfs/marker"), "in the rootfs\n").unwrap();
-    let mut profile = Profile::docker();
-    if !cfg!(feature = "seccomp") {
-        profile.seccomp = None;
-    }
-    let mut spec = BundleSpec::new(args.iter().copied());
-    spec.cgroups_path = Some(format!("/{parent}/{}", unique_name("c")));
-    write_bundle(dir, &profile, &spec).unwrap();
-    let path = dir.join("config.json");
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-}
-
-/// The cgroup directories of `parent` in every hierarchy, guarded.
-fn cgroups(parent: &str) -> CgroupGuard {
-    let mut guard = CgroupGuard::new();
-    for d in common::cgroup_dirs(parent) {
-        guard.add(d);
-    }
-    guard
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{:?}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn call(program: &Path, root: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use serde_json::json;
 
 /// `run` of `bundle` in the foreground; its output.
 fn run(program: &Path, root: &Path, bundle: &Path) -> String {
     let id = unique_name("run");
-    ok(&call(
+    ok(&runtime_call(
         program,
         root,
         &["run", "--bundle", bundle.to_str().unwrap(), &id],
@@ -151,9 +93,9 @@ fn kernel_tcp_and_device_rule_order() {
     }
     let tmp = TempDir::new("rt-conform-cg").unwrap();
     let parent = unique_name("rt-conform-cg");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let b = tmp.join("bundle");
-    bundle(&b, &["sleep", "100"], &parent, |v| {
+    runtime_bundle(&b, &["sleep", "100"], &parent, |v| {
         v["linux"]["resources"]["memory"]["kernelTCP"] = json!(4_194_304);
         v["linux"]["resources"]["devices"] = json!([
             {"allow": false, "access": "rwm"},
@@ -171,13 +113,17 @@ fn kernel_tcp_and_device_rule_order() {
     let dev = v1_dir(pid, "devices").unwrap();
     let list = std::fs::read_to_string(dev.join("devices.list")).unwrap();
     // runc's update flag changes it.
-    let updated = call(
+    let updated = runtime_call(
         &runtime_binary(),
         &root,
         &["update", "--kernel-memory-tcp", "8m", &id],
     );
     let tcp2 = std::fs::read_to_string(mem.join("memory.kmem.tcp.limit_in_bytes")).unwrap();
-    ok(&call(&runtime_binary(), &root, &["delete", "--force", &id]));
+    ok(&runtime_call(
+        &runtime_binary(),
+        &root,
+        &["delete", "--force", &id],
+    ));
     ok(&updated);
     assert_eq!(tcp.trim(), "4194304");
     assert_eq!(tcp2.trim(), "8388608");
@@ -218,9 +164,9 @@ fn no_namespaces_share_the_runtimes() {
     }
     let tmp = TempDir::new("rt-conform-nons").unwrap();
     let parent = unique_name("rt-conform-nons");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let b = tmp.join("bundle");
-    bundle(&b, &["sh", "-c", NS_LINKS], &parent, |v| {
+    runtime_bundle(&b, &["sh", "-c", NS_LINKS], &parent, |v| {
         v["linux"]["namespaces"] = json!([]);
         // runc refuses masked and read-only paths without a mount
         // namespace of its own ("unable to restrict sys entries").
@@ -251,7 +197,7 @@ fn mount_namespace_joined_by_path() {
     }
     let tmp = TempDir::new("rt-conform-mntns").unwrap();
     let parent = unique_name("rt-conform-mntns");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let mut outs = Vec::new();
     for program in [runtime_binary(), PathBuf::from("runc")] {
         // Reaped (and killed first) by the ChildGuard.
@@ -272,7 +218,7 @@ fn mount_namespace_joined_by_path() {
         }
         let theirs = std::fs::read_link(&ns).unwrap();
         let b = tmp.join(unique_name("bundle"));
-        bundle(
+        runtime_bundle(
             &b,
             &["sh", "-c", "readlink /proc/self/ns/mnt; cat /marker"],
             &parent,
@@ -298,7 +244,7 @@ fn mount_namespace_joined_by_path() {
         std::fs::remove_file(b.join("config.json")).unwrap();
         let rootfs = b.join("rootfs");
         std::fs::remove_dir_all(&rootfs).unwrap();
-        bundle(&b, &["sleep", "100"], &parent, |v| {
+        runtime_bundle(&b, &["sleep", "100"], &parent, |v| {
             for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
                 if n["type"] == "mount" {
                     n["path"] = json!(ns);
@@ -306,9 +252,9 @@ fn mount_namespace_joined_by_path() {
             }
         });
         create(&program, &root, &b, &id);
-        ok(&call(&program, &root, &["start", &id]));
-        let exec = call(&program, &root, &["exec", &id, "cat", "/marker"]);
-        ok(&call(&program, &root, &["delete", "--force", &id]));
+        ok(&runtime_call(&program, &root, &["start", &id]));
+        let exec = runtime_call(&program, &root, &["exec", &id, "cat", "/marker"]);
+        ok(&runtime_call(&program, &root, &["delete", "--force", &id]));
         assert_eq!(ok(&exec), "in the rootfs\n");
         drop(holder);
     }
@@ -326,7 +272,7 @@ fn exec_process_json_knobs_match_runc() {
     }
     let tmp = TempDir::new("rt-conform-exec").unwrap();
     let parent = unique_name("rt-conform-exec");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let process = tmp.join("process.json");
     std::fs::write(
         &process,
@@ -344,19 +290,19 @@ fn exec_process_json_knobs_match_runc() {
     let mut outs = Vec::new();
     for (program, name) in [(runtime_binary(), "ours"), (PathBuf::from("runc"), "runc")] {
         let b = tmp.join(format!("bundle-{name}"));
-        bundle(&b, &["sleep", "100"], &parent, |v| {
+        runtime_bundle(&b, &["sleep", "100"], &parent, |v| {
             v["process"]["noNewPrivileges"] = json!(false);
         });
         let root = tmp.join(name);
         let id = unique_name(name);
         create(&program, &root, &b, &id);
-        ok(&call(&program, &root, &["start", &id]));
-        let out = call(
+        ok(&runtime_call(&program, &root, &["start", &id]));
+        let out = runtime_call(
             &program,
             &root,
             &["exec", "--process", process.to_str().unwrap(), &id],
         );
-        ok(&call(&program, &root, &["delete", "--force", &id]));
+        ok(&runtime_call(&program, &root, &["delete", "--force", &id]));
         outs.push(ok(&out));
     }
     // runc's soft RLIMIT_NOFILE in an exec is sometimes the hard limit
@@ -399,7 +345,7 @@ fn unknown_id_leaves_no_lock_file() {
         &["delete", "--force", "nosuch"],
         &["update", "--memory", "1m", "nosuch"],
     ] {
-        let o = call(&runtime_binary(), &root, verb);
+        let o = runtime_call(&runtime_binary(), &root, verb);
         let expect_ok = verb.contains(&"--force");
         assert_eq!(o.status.success(), expect_ok, "{verb:?}");
         let left: Vec<_> = std::fs::read_dir(root.join("locks"))

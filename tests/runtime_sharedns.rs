@@ -7,78 +7,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::runtime_binary;
+use common::{cgroup_guard, ok, runtime_binary, runtime_call};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use dunnage::oci::bundle::{BundleSpec, write_bundle};
-use dunnage::profile::Profile;
-use dunnage_testsupport::{
-    CgroupGuard, TempDir, detach_unmount, mounts_below, require_privileged, unique_name,
-};
+use dunnage_testsupport::{TempDir, detach_unmount, mounts_below, require_privileged, unique_name};
 use serde_json::{Value, json};
 
 /// A busybox bundle at `dir` running `args` without namespaces (or
 /// masked and read-only paths: they need a mount namespace of its own),
 /// in cgroup `/parent/leaf`, changed by `edit`.
 fn bundle(dir: &Path, args: &[&str], parent: &str, edit: impl FnOnce(&mut Value)) {
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in ["sh", "cat", "sleep", "ls", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    for d in ["proc", "sys", "dev", "etc", "tmp", "data"] {
-        std::fs::create_dir_all(dir.join("rootfs").join(d)).unwrap();
-    }
-    std::fs::write(dir.join("rootfs/marker"), "in the rootfs\n").unwrap();
-    let mut profile = Profile::docker();
-    if !cfg!(feature = "seccomp") {
-        profile.seccomp = None;
-    }
-    let mut spec = BundleSpec::new(args.iter().copied());
-    spec.cgroups_path = Some(format!("/{parent}/{}", unique_name("c")));
-    write_bundle(dir, &profile, &spec).unwrap();
-    let path = dir.join("config.json");
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    v["linux"]["namespaces"] = json!([]);
-    for key in ["sysctl", "maskedPaths", "readonlyPaths"] {
-        v["linux"].as_object_mut().unwrap().remove(key);
-    }
-    v.as_object_mut().unwrap().remove("hostname");
-    edit(&mut v);
-    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-}
-
-/// The cgroup directories of `parent` in every hierarchy, guarded.
-fn cgroups(parent: &str) -> CgroupGuard {
-    let mut guard = CgroupGuard::new();
-    for d in common::cgroup_dirs(parent) {
-        guard.add(d);
-    }
-    guard
-}
-
-fn call(program: &Path, root: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{:?}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::runtime_bundle(dir, args, parent, |v| {
+        v["linux"]["namespaces"] = json!([]);
+        for key in ["sysctl", "maskedPaths", "readonlyPaths"] {
+            v["linux"].as_object_mut().unwrap().remove(key);
+        }
+        v.as_object_mut().unwrap().remove("hostname");
+        edit(v);
+    });
 }
 
 /// Unmounts whatever is left below a directory when the test ends, so a
@@ -107,7 +55,7 @@ fn failed_create_leaves_nothing_mounted() {
     let tmp = TempDir::new("rt-sharedns-fail").unwrap();
     let _unmount = Unmounter(tmp.path().to_owned());
     let parent = unique_name("rt-sharedns-fail");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let data = tmp.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("precious"), "keep me").unwrap();
@@ -122,7 +70,7 @@ fn failed_create_leaves_nothing_mounted() {
         }));
     });
     let id = unique_name("fail");
-    let out = call(
+    let out = runtime_call(
         &runtime_binary(),
         &tmp.join("root"),
         &["create", "--bundle", b.to_str().unwrap(), &id],
@@ -147,7 +95,7 @@ fn exec_from_another_mount_namespace_lands_in_the_rootfs() {
     let tmp = TempDir::new("rt-sharedns-exec").unwrap();
     let _unmount = Unmounter(tmp.path().to_owned());
     let parent = unique_name("rt-sharedns-exec");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let b = tmp.join("bundle");
     bundle(&b, &["sleep", "100"], &parent, |_| {});
     let root = tmp.join("root");
@@ -172,10 +120,10 @@ fn exec_from_another_mount_namespace_lands_in_the_rootfs() {
         std::fs::read_to_string(tmp.join("out")).unwrap()
     );
     let program = runtime_binary();
-    ok(&call(&program, &root, &["start", &id]));
-    let exec = call(&program, &root, &["exec", &id, "cat", "/marker"]);
-    let ls = call(&program, &root, &["exec", &id, "ls", "/"]);
-    ok(&call(&program, &root, &["delete", "--force", &id]));
+    ok(&runtime_call(&program, &root, &["start", &id]));
+    let exec = runtime_call(&program, &root, &["exec", &id, "cat", "/marker"]);
+    let ls = runtime_call(&program, &root, &["exec", &id, "ls", "/"]);
+    ok(&runtime_call(&program, &root, &["delete", "--force", &id]));
     assert_eq!(ok(&exec), "in the rootfs\n");
     assert!(ok(&ls).lines().any(|l| l == "marker"), "ls /: {ls:?}");
     // The private namespace took the container's mounts with it.
@@ -194,7 +142,7 @@ fn delete_without_a_proc_mount_leaves_nothing_mounted() {
     let tmp = TempDir::new("rt-sharedns-noproc").unwrap();
     let _unmount = Unmounter(tmp.path().to_owned());
     let parent = unique_name("rt-sharedns-noproc");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let data = tmp.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("precious"), "keep me").unwrap();
@@ -210,7 +158,7 @@ fn delete_without_a_proc_mount_leaves_nothing_mounted() {
         }));
     });
     let id = unique_name("noproc");
-    let out = call(
+    let out = runtime_call(
         &runtime_binary(),
         &tmp.join("root"),
         &["run", "--bundle", b.to_str().unwrap(), &id],
@@ -289,7 +237,7 @@ fn remove_with_a_damaged_state_leaves_nothing_mounted() {
     let tmp = TempDir::new("rt-sharedns-damaged").unwrap();
     let _unmount = Unmounter(tmp.path().to_owned());
     let parent = unique_name("rt-sharedns-damaged");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let b = tmp.join("bundle");
     bundle(&b, &["sleep", "100"], &parent, |_| {});
     let root = tmp.join("root");
@@ -325,7 +273,7 @@ fn repair_unmounts_what_a_killed_create_left() {
     let tmp = TempDir::new("rt-sharedns-killed").unwrap();
     let _unmount = Unmounter(tmp.path().to_owned());
     let parent = unique_name("rt-sharedns-killed");
-    let _guard = cgroups(&parent);
+    let _guard = cgroup_guard(&parent);
     let data = tmp.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("precious"), "keep me").unwrap();

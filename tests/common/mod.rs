@@ -5,11 +5,14 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
+use std::process::{Command as StdCommand, Output, Stdio};
 
 use dunnage::container::{Container, ContainerStore};
 use dunnage::image::ImageChanges;
+use dunnage::oci::bundle::{BundleSpec, write_bundle};
+use dunnage::profile::Profile;
 use dunnage_testsupport::{CgroupGuard, TempDir, mounts_below, unique_name};
+use serde_json::Value;
 
 pub const IMAGE: &str = "test/busybox:1";
 
@@ -151,4 +154,68 @@ pub fn runtime_binary() -> PathBuf {
             profile_dir.join("examples/runtime")
         })
         .clone()
+}
+
+/// A busybox bundle at `dir` for the runtime example: Docker's profile
+/// (without seccomp unless the feature is on) running `args` in cgroup
+/// `/parent/<unique>`, its config.json changed by `edit`. busybox is hard
+/// linked where the file system allows (a copy can be "text busy" while a
+/// parallel test's fork still holds the writer's fd).
+pub fn runtime_bundle(dir: &Path, args: &[&str], parent: &str, edit: impl FnOnce(&mut Value)) {
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    if std::fs::hard_link("/bin/busybox", bin.join("busybox")).is_err() {
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    }
+    for applet in ["sh", "cat", "sleep", "ls", "grep", "readlink", "id", "true"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp", "data"] {
+        std::fs::create_dir_all(dir.join("rootfs").join(d)).unwrap();
+    }
+    std::fs::write(dir.join("rootfs/marker"), "in the rootfs\n").unwrap();
+    let mut profile = Profile::docker();
+    if !cfg!(feature = "seccomp") {
+        profile.seccomp = None;
+    }
+    let mut spec = BundleSpec::new(args.iter().copied());
+    spec.cgroups_path = Some(format!("/{parent}/{}", unique_name("c")));
+    write_bundle(dir, &profile, &spec).unwrap();
+    let path = dir.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// The cgroup directories of `parent` in every hierarchy, guarded.
+pub fn cgroup_guard(parent: &str) -> CgroupGuard {
+    let mut guard = CgroupGuard::new();
+    for d in cgroup_dirs(parent) {
+        guard.add(d);
+    }
+    guard
+}
+
+/// `program --root root args...` with stdin from /dev/null; its output.
+pub fn runtime_call(program: &Path, root: &Path, args: &[&str]) -> Output {
+    StdCommand::new(program)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a command that must have succeeded (its output in the
+/// panic message otherwise).
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
