@@ -427,7 +427,14 @@ fn bad_input_exits_1_with_one_line_on_stderr() {
         "dunnage: No such image: nosuch"
     );
     fails(&root, &["history", "nosuch:1"]);
-    fails(&root, &["inspect", "sha256:0123"]);
+    // inspect answers as docker's: `[]`, then the name not found.
+    let out = dunnage(&root, &["inspect", "sha256:0123"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: No such object: sha256:0123\n"
+    );
     fails(&root, &["tag", "nosuch", "x:1"]);
     fails(&root, &["load", "-i", "/nonexistent/dunnage-test.tar"]);
     let err = fails(&root, &["load", "-i", garbage.to_str().unwrap()]);

@@ -1159,3 +1159,158 @@ fn attach_and_detached_rm_agree_with_docker() {
     }));
     both.assert_clean();
 }
+
+/// `(exit code, stdout, stderr)` with IDs normalised and docker's name
+/// for itself (`See 'docker rm --help'.`) read as ours.
+fn said(out: &Output) -> (Option<i32>, String, String) {
+    let (code, o, e) = answer(out, true);
+    (code, o, e.replace("docker", "dunnage"))
+}
+
+/// Ask both the same questions, each of `verbs` with `args`; the
+/// answers that differ.
+fn ask_both(both: &Both, questions: &[Vec<&str>]) -> Vec<String> {
+    let mut differ = Vec::new();
+    for q in questions {
+        let theirs = said(&both.docker(q));
+        let ours = said(&both.dunnage(q));
+        if theirs != ours {
+            differ.push(format!(
+                "{q:?}:\n  docker:  {theirs:?}\n  dunnage: {ours:?}"
+            ));
+        }
+    }
+    differ
+}
+
+/// Every verb on a missing container, and on containers in each state
+/// (running, paused, exited, created): the same messages, the same exit
+/// codes, the same echo of the names given, as docker 20.10.
+#[test]
+fn verb_errors_and_exit_codes_agree_with_docker() {
+    require_root!();
+    require_command!("dockerd");
+    require_command!("tar");
+    let both = Both::new("cli-errors");
+    let mut q: Vec<Vec<&str>> = Vec::new();
+    for verb in [
+        "start", "stop", "kill", "rm", "pause", "unpause", "wait", "logs", "top", "port",
+        "inspect", "export", "attach", "commit",
+    ] {
+        q.push(vec![verb, "nosuch"]);
+    }
+    q.extend([
+        vec!["stats", "--no-stream", "nosuch"],
+        vec!["exec", "nosuch", "true"],
+        vec!["update", "-m", "64m", "nosuch"],
+        vec!["stop", "nosuch1", "nosuch2"],
+        vec!["rm", "nosuch1", "nosuch2"],
+        vec!["rm", "-f", "nosuch1", "nosuch2"],
+        vec!["kill", "nosuch1", "nosuch2"],
+        vec!["start", "nosuch1", "nosuch2"],
+        vec!["wait", "nosuch1", "nosuch2"],
+        vec!["inspect", "nosuch1", "nosuch2"],
+        vec!["inspect", "sha256:0123"],
+        vec!["kill", "-s", "BOGUS", "nosuch"],
+        vec!["stop", "-t", "x", "nosuch"],
+        vec!["ps", "--bogus"],
+    ]);
+    let mut differ = ask_both(&both, &q);
+    // The same three containers on both: running, exited, created.
+    let (run, done, made) = (unique_name("up"), unique_name("done"), unique_name("made"));
+    stdout(&both.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &run,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    stdout(&both.dunnage_run(&["-d", "--name", &run, IMAGE, "sleep", "1000"]));
+    stdout(&both.docker(&["run", "--network", "none", "--name", &done, IMAGE, "true"]));
+    stdout(&both.dunnage_run(&["--name", &done, IMAGE, "true"]));
+    stdout(&both.docker(&["create", "--network", "none", "--name", &made, IMAGE]));
+    stdout(&both.dunnage(&[
+        "create",
+        "--cgroup-parent",
+        &both.cgroup_parent,
+        "--name",
+        &made,
+        IMAGE,
+    ]));
+    let cg = both.cgroup_parent.clone();
+    let (r, d, m) = (run.as_str(), done.as_str(), made.as_str());
+    let q: Vec<Vec<&str>> = vec![
+        // Running: start succeeds, rm refuses, pause twice, exec paused.
+        vec!["start", r],
+        vec!["rm", r],
+        vec!["unpause", r],
+        vec!["pause", r],
+        vec!["pause", r],
+        vec!["exec", r, "true"],
+        vec!["rm", r],
+        vec!["unpause", r],
+        // A name in use.
+        vec!["create", "--name", r, "--cgroup-parent", &cg, IMAGE],
+        vec![
+            "create",
+            "--name",
+            "bad/name",
+            "--cgroup-parent",
+            &cg,
+            IMAGE,
+        ],
+        // Exited: stop succeeds, the others refuse.
+        vec!["stop", d],
+        vec!["kill", d],
+        vec!["pause", d],
+        vec!["unpause", d],
+        vec!["exec", d, "true"],
+        vec!["top", d],
+        vec!["wait", d],
+        vec!["port", d],
+        // Created: never started.
+        vec!["pause", m],
+        vec!["unpause", m],
+        vec!["kill", m],
+        vec!["stop", m],
+        vec!["exec", m, "true"],
+        vec!["top", m],
+        // Several at once: some done, some not.
+        vec!["pause", "nosuch", r],
+        vec!["unpause", "nosuch", r],
+        vec!["rm", "-f", r, d, m, "nosuch"],
+    ];
+    // docker has no --cgroup-parent here: ask it without.
+    for q in q {
+        let theirs: Vec<&str> = match q.iter().position(|a| *a == "--cgroup-parent") {
+            Some(i) => [&q[..i], &["--network", "none"], &q[i + 2..]].concat(),
+            None => q.clone(),
+        };
+        let (t, o) = (said(&both.docker(&theirs)), said(&both.dunnage(&q)));
+        if t != o {
+            differ.push(format!("{q:?}:\n  docker:  {t:?}\n  dunnage: {o:?}"));
+        }
+    }
+    // run refuses a name in use: docker's words, 125.
+    let theirs = both.docker(&["run", "--network", "none", "--name", d, IMAGE, "true"]);
+    let ours = both.dunnage_run(&["--name", d, IMAGE, "true"]);
+    let (t, o) = (said(&theirs), said(&ours));
+    if t != o {
+        differ.push(format!(
+            "run --name in use:\n  docker:  {t:?}\n  dunnage: {o:?}"
+        ));
+    }
+    stdout(&both.docker(&["rm", d]));
+    stdout(&both.dunnage(&["rm", d]));
+    both.assert_clean();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}

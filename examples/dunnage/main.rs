@@ -57,6 +57,7 @@
 mod flags;
 mod format;
 mod inspect;
+mod messages;
 mod network;
 mod registry;
 mod run;
@@ -207,12 +208,17 @@ fn run(mut args: Vec<OsString>) -> Res<u8> {
         };
         return Ok(match verbs::dispatch(&store, verb, &words) {
             Some(Ok(code)) => code,
+            // Worded as docker words it, prefix included (`run`'s daemon
+            // errors start with `dunnage: `, as docker's with `docker: `).
             Some(Err(fail)) => {
-                eprintln!("dunnage: {}", fail.msg);
+                eprintln!("{}", fail.msg);
                 fail.code
             }
             None => 1,
         });
+    }
+    if verb == "inspect" {
+        return inspect(&root, &Args::parse(rest, &[], &[])?);
     }
     image_verb(&root, verb, rest).map(|()| 0)
 }
@@ -237,7 +243,6 @@ fn image_verb(root: &Path, verb: &str, rest: &[OsString]) -> Res {
             root,
             &Args::parse(rest, &[], &["--no-trunc", "-H", "--human"])?,
         ),
-        "inspect" => inspect(root, &Args::parse(rest, &[], &[])?),
         "tag" => {
             let a = Args::parse(rest, &[], &[])?;
             let r = a.exactly(2, "dunnage tag")?;
@@ -534,7 +539,10 @@ fn history(root: &Path, a: &Args) -> Res {
     Ok(())
 }
 
-fn inspect(root: &Path, a: &Args) -> Res {
+/// `inspect`: like docker, the objects found (`[]` when none), then one
+/// `Error: No such object: X` line for each name not found, and exit
+/// status 1 when there was any.
+fn inspect(root: &Path, a: &Args) -> Res<u8> {
     if a.rest.is_empty() {
         return Err("\"dunnage inspect\" requires at least 1 argument".into());
     }
@@ -544,21 +552,36 @@ fn inspect(root: &Path, a: &Args) -> Res {
         .is_dir()
         .then(|| dunnage::container::ContainerStore::open(root).ok())
         .flatten();
-    let mut out = Vec::new();
+    let (mut out, mut missing) = (Vec::new(), Vec::new());
     for name in a.texts()? {
         if let Some(h) = containers.as_ref().and_then(|c| c.get(name).ok()) {
             out.push(inspect::container(root, &h));
             continue;
         }
-        out.push(store.inspect(&store.resolve(name)?)?);
+        match store.resolve(name) {
+            Ok(id) => out.push(store.inspect(&id)?),
+            Err(
+                dunnage::image::Error::NoSuchImage(_)
+                | dunnage::image::Error::InvalidReference { .. }
+                | dunnage::image::Error::InvalidDigest(_),
+            ) => missing.push(name),
+            Err(e) => return Err(e.into()),
+        }
     }
     let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
-    // The docker CLI indents by four spaces; serde_json's pretty printer by two.
-    for line in serde_json::to_string_pretty(&ordered)?.lines() {
-        let body = line.trim_start_matches(' ');
-        println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
+    if ordered.is_empty() {
+        println!("[]");
+    } else {
+        // The docker CLI indents by four spaces; serde_json's pretty printer by two.
+        for line in serde_json::to_string_pretty(&ordered)?.lines() {
+            let body = line.trim_start_matches(' ');
+            println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
+        }
     }
-    Ok(())
+    for name in &missing {
+        eprintln!("Error: No such object: {name}");
+    }
+    Ok(u8::from(!missing.is_empty()))
 }
 
 /// The top-level keys of `docker image inspect`, in the order it prints them.

@@ -252,7 +252,9 @@ pub fn port(store: &ContainerStore, args: &[String]) -> Out {
             return Err(flags::Usage("\"dunnage port\" requires 1 or 2 arguments".into()).into());
         }
     };
-    let h = store.get(name)?;
+    let h = store
+        .get(name)
+        .map_err(|e| crate::messages::verb_error("port", name, e))?;
     let ports = h.network_attachment()?.map(|a| a.ports).unwrap_or_default();
     let Some(filter) = filter else {
         for m in &ports {

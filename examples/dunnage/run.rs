@@ -57,13 +57,48 @@ pub fn exit_code_of(e: &Error) -> u8 {
     }
 }
 
-fn daemon(e: Error) -> Fail {
-    Fail {
-        code: exit_code_of(&e),
-        msg: e.to_string(),
+/// The daemon's words for `e` (docker adds a sentence to a name conflict).
+fn words(e: &Error) -> String {
+    match e {
+        Error::NameInUse { .. } => format!(
+            "{e}. You have to remove (or rename) that container to be able to reuse that name."
+        ),
+        e => e.to_string(),
     }
 }
 
+/// A container error of `run`, as docker's CLI prints it:
+/// `docker: Error response from daemon: MESSAGE.`, with a pointer to help
+/// when the container could not even be made.
+fn daemon(e: Error) -> Fail {
+    let mut msg = words(&e);
+    if !msg.ends_with('.') {
+        msg.push('.');
+    }
+    let mut msg = format!("dunnage: Error response from daemon: {msg}");
+    if matches!(
+        e,
+        Error::NameInUse { .. } | Error::InvalidName(_) | Error::UnknownImage(_)
+    ) {
+        msg.push_str("\nSee 'dunnage run --help'.");
+    }
+    Fail {
+        code: exit_code_of(&e),
+        msg,
+    }
+}
+
+/// A container error of `create`: docker's CLI prints the daemon's words
+/// and exits 1.
+fn create_daemon(e: Error) -> Fail {
+    Fail {
+        code: 1,
+        msg: format!("Error response from daemon: {}", words(&e)),
+    }
+}
+
+/// A refused value of `run`/`create` (exit 125); `build` adds the
+/// pointer to help.
 fn usage(u: Usage) -> Fail {
     Fail {
         code: 125,
@@ -74,6 +109,17 @@ fn usage(u: Usage) -> Fail {
 /// Build the container of `run`/`create` from parsed flags. Every value
 /// is checked here; nothing is created.
 pub fn build(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Container, Fail> {
+    build_checked(p, store, verb).map_err(|mut fail| {
+        // A refused value: docker's pointer to help after it.
+        if fail.code == 125 && !fail.msg.contains('\n') && !fail.msg.starts_with("dunnage: ") {
+            fail.msg
+                .push_str(&format!("\nSee 'dunnage {verb} --help'."));
+        }
+        fail
+    })
+}
+
+fn build_checked(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Container, Fail> {
     let Some((image, cmd)) = p.rest.split_first() else {
         return Err(usage(Usage(format!(
             "\"dunnage {verb}\" requires at least 1 argument"
@@ -287,7 +333,7 @@ fn ncpus() -> usize {
 pub fn create(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
     let mut c = build(p, store, "create")?;
     c.auto_remove(p.on("rm"));
-    let h = c.create_detached(store).map_err(daemon)?;
+    let h = c.create_detached(store).map_err(create_daemon)?;
     println!("{}", h.id());
     Ok(0)
 }

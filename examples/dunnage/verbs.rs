@@ -11,6 +11,7 @@ use dunnage::container::{ContainerStore, Error, ExecOptions, StdioMode};
 
 use crate::flags::{self, Flag, Parsed, f, invalid, parse};
 use crate::format;
+use crate::messages;
 
 /// A failed verb: what to print and the exit code.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Fail {
 }
 
 impl From<Error> for Fail {
+    /// A daemon-side error without a container name to word it by
+    /// ([`messages::verb_error`] words those).
     fn from(e: Error) -> Fail {
         Fail {
             code: 1,
@@ -41,7 +44,7 @@ impl From<std::io::Error> for Fail {
     fn from(e: std::io::Error) -> Fail {
         Fail {
             code: 1,
-            msg: e.to_string(),
+            msg: format!("Error: {e}"),
         }
     }
 }
@@ -50,13 +53,58 @@ type Out = Result<u8, Fail>;
 
 fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
     if p.rest.len() < n {
-        return Err(flags::Usage(format!(
-            "\"dunnage {verb}\" requires at least {n} argument{}",
-            if n == 1 { "" } else { "s" }
-        ))
-        .into());
+        return Err(messages::arg_count(
+            verb,
+            &format!(
+                "\"dunnage {verb}\" requires at least {n} argument{}",
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
     }
     Ok(())
+}
+
+/// The container `key` for `verb`, or docker's words for its absence.
+fn lookup(
+    store: &ContainerStore,
+    verb: &str,
+    key: &str,
+) -> Result<dunnage::container::ContainerHandle, Fail> {
+    store
+        .get(key)
+        .map_err(|e| messages::verb_error(verb, key, e))
+}
+
+/// Exit status 0, or 1 with the `errors` printed one per line.
+fn finish(errors: Vec<String>) -> Out {
+    if errors.is_empty() {
+        return Ok(0);
+    }
+    Err(Fail {
+        code: 1,
+        msg: errors.join("\n"),
+    })
+}
+
+/// Do `act` on every container named in `p.rest`, as docker's verbs on
+/// several containers do: each one done is echoed as given, each failure
+/// is worded as docker words it and printed after the others; exit
+/// status 1 when any failed.
+fn each(
+    store: &ContainerStore,
+    p: &Parsed,
+    verb: &str,
+    mut act: impl FnMut(dunnage::container::ContainerHandle) -> Result<(), Error>,
+) -> Out {
+    need(p, 1, verb)?;
+    let mut errors = Vec::new();
+    for key in &p.rest {
+        match store.get(key).and_then(&mut act) {
+            Ok(()) => println!("{key}"),
+            Err(e) => errors.push(messages::verb_error(verb, key, e).msg),
+        }
+    }
+    finish(errors)
 }
 
 /// The container verbs [`dispatch`] runs.
@@ -86,7 +134,9 @@ pub const VERBS: [&str; 21] = [
 
 /// Run container verb `verb`; `None` when it is not one.
 pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<Out> {
-    let p = |table: &[Flag], stop| parse(args, table, stop).map_err(Fail::from);
+    let p = |table: &[Flag], stop| {
+        parse(args, table, stop).map_err(|u| messages::flag_error(verb, &u.0))
+    };
     Some(match verb {
         "run" => p(crate::run::RUN_FLAGS, true).and_then(|p| crate::run::run(store, &p)),
         "create" => p(crate::run::RUN_FLAGS, true).and_then(|p| crate::run::create(store, &p)),
@@ -141,25 +191,50 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
 
 fn start(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "start")?;
-    for key in &p.rest {
-        let mut h = store.get(key)?;
-        if p.on("attach") || p.on("interactive") {
-            // Through its monitor, attached before the start: all the
-            // output, and stdin with -i.
+    if p.on("attach") || p.on("interactive") {
+        // Through its monitor, attached before the start: all the output,
+        // and stdin with -i.
+        let key = &p.rest[0];
+        let attached = store.get(key).and_then(|mut h| {
             let attach = h.attach_stdio()?;
             h.start()?;
-            return relay(attach, p.on("interactive"));
-        }
-        h.start()?;
-        println!("{key}");
+            Ok(attach)
+        });
+        return relay(
+            attached.map_err(|e| messages::verb_error("start", key, e))?,
+            p.on("interactive"),
+        );
     }
-    Ok(0)
+    let (mut errors, mut failed) = (Vec::new(), Vec::new());
+    for key in &p.rest {
+        // Like docker, starting a running container succeeds.
+        let started = store.get(key).and_then(|mut h| {
+            if h.status()? == dunnage::container::Status::Running {
+                return Ok(());
+            }
+            h.start()
+        });
+        match started {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                errors.push(messages::verb_error("start", key, e).msg);
+                failed.push(key.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        errors.push(format!(
+            "Error: failed to start containers: {}",
+            failed.join(", ")
+        ));
+    }
+    finish(errors)
 }
 
 /// `dunnage attach`: a running detached container's stdio.
 fn attach(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "attach")?;
-    let h = store.get(&p.rest[0])?;
+    let h = lookup(store, "attach", &p.rest[0])?;
     relay(h.attach_stdio()?, !p.on("no-stdin"))
 }
 
@@ -248,7 +323,7 @@ fn ps(store: &ContainerStore, p: &Parsed) -> Out {
 
 fn exec(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 2, "exec")?;
-    let h = store.get(&p.rest[0])?;
+    let h = lookup(store, "exec", &p.rest[0])?;
     let mut env = Vec::new();
     for e in p.all("env") {
         if let Some(kv) = flags::env(e).map_err(|w| invalid(e, "-e, --env", w))? {
@@ -283,7 +358,7 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
                 msg: format!("OCI runtime exec failed: {e}"),
             });
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(messages::verb_error("exec", &p.rest[0], e)),
     };
     if detach {
         return Ok(0);
@@ -332,7 +407,7 @@ fn print_log(path: &std::path::Path, from: u64) -> Result<u64, Fail> {
 /// Print the log, following it until the container has exited when
 /// `follow`; the exit code when followed to the end.
 fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
-    let h = store.get(key)?;
+    let h = lookup(store, "logs", key)?;
     let path = h.log_path();
     let mut at = print_log(&path, 0)?;
     if !follow {
@@ -360,68 +435,79 @@ fn logs(store: &ContainerStore, p: &Parsed) -> Out {
 }
 
 fn stop(store: &ContainerStore, p: &Parsed) -> Out {
-    need(p, 1, "stop")?;
     let secs = match p.get("time") {
         None => 10,
         Some(t) => t.parse::<u64>().map_err(|_| {
-            invalid(
+            let u = invalid(
                 t,
                 "-t, --time",
                 format!("strconv.ParseInt: parsing \"{t}\": invalid syntax"),
-            )
+            );
+            messages::flag_error("stop", &u.0)
         })?,
     };
-    for key in &p.rest {
-        store.get(key)?.stop(Duration::from_secs(secs))?;
-        println!("{key}");
-    }
-    Ok(0)
+    // Like docker, stopping a container that is not running succeeds.
+    each(store, p, "stop", |mut h| {
+        h.stop(Duration::from_secs(secs)).map(drop)
+    })
 }
 
 fn kill(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "kill")?;
-    let sig = signal_number(p.get("signal").unwrap_or("KILL"))?;
-    for key in &p.rest {
-        let mut h = store.get(key)?;
-        h.kill(sig).map_err(|e| Fail {
-            code: 1,
-            msg: format!("Error response from daemon: cannot kill container: {key}: {e}"),
-        })?;
-        println!("{key}");
-    }
-    Ok(0)
+    let name = p.get("signal").unwrap_or("KILL");
+    let sig = signal_number(name).map_err(|_| Fail {
+        code: 1,
+        msg: format!("Error response from daemon: Invalid signal: {name}"),
+    })?;
+    each(store, p, "kill", |mut h| {
+        // docker refuses to signal a container that was never started.
+        if h.status()? == dunnage::container::Status::Created {
+            return Err(Error::NotRunning(h.id().to_string()));
+        }
+        h.kill(sig)
+    })
 }
 
 fn rm(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "rm")?;
+    let force = p.on("force");
+    let mut errors = Vec::new();
+    let mut failed = false;
     for key in &p.rest {
-        store.get(key)?.remove(p.on("force"))?;
-        println!("{key}");
+        match store.get(key).and_then(|h| h.remove(force)) {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                // docker: with -f a missing container is said, not failed.
+                failed |= !(force && matches!(e, Error::UnknownContainer(_)));
+                errors.push(messages::verb_error("rm", key, e).msg);
+            }
+        }
     }
-    Ok(0)
+    if !failed {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        return Ok(0);
+    }
+    finish(errors)
 }
 
 fn pause(store: &ContainerStore, p: &Parsed, on: bool) -> Out {
-    need(p, 1, if on { "pause" } else { "unpause" })?;
-    for key in &p.rest {
-        let mut h = store.get(key)?;
-        if on {
-            h.pause()?
-        } else {
-            h.resume()?
-        }
-        println!("{key}");
-    }
-    Ok(0)
+    each(store, p, if on { "pause" } else { "unpause" }, |mut h| {
+        if on { h.pause() } else { h.resume() }
+    })
 }
 
 fn wait(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "wait")?;
+    let mut errors = Vec::new();
     for key in &p.rest {
-        let exit = store.get(key)?.wait()?;
-        println!("{}", exit.code.unwrap_or(255));
+        match store.get(key).and_then(|mut h| h.wait()) {
+            Ok(exit) => println!("{}", exit.code.unwrap_or(255)),
+            Err(e) => errors.push(messages::verb_error("wait", key, e).msg),
+        }
     }
-    Ok(0)
+    finish(errors)
 }
 
 fn host_memory() -> u64 {
@@ -495,8 +581,13 @@ fn stats(store: &ContainerStore, p: &Parsed) -> Out {
 /// of the container's processes.
 fn top(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "top")?;
-    let h = store.get(&p.rest[0])?;
-    let pids: Vec<String> = h.top()?.iter().map(|p| p.pid.to_string()).collect();
+    let h = lookup(store, "top", &p.rest[0])?;
+    let pids: Vec<String> = h
+        .top()
+        .map_err(|e| messages::verb_error("top", &p.rest[0], e))?
+        .iter()
+        .map(|p| p.pid.to_string())
+        .collect();
     let ps_args: Vec<&str> = if p.rest.len() > 1 {
         p.rest[1..].iter().map(String::as_str).collect()
     } else {
@@ -541,7 +632,7 @@ const UPDATE_FLAGS: [Flag; 6] = [
 fn update(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "update")?;
     for key in &p.rest {
-        let mut h = store.get(key)?;
+        let mut h = lookup(store, "update", key)?;
         let mut r = h.spec().resources.clone();
         if let Some(m) = p.get("memory") {
             r.memory = Some(flags::ram_in_bytes(m).map_err(|w| invalid(m, "-m, --memory", w))?);
@@ -578,7 +669,7 @@ fn update(store: &ContainerStore, p: &Parsed) -> Out {
 
 fn commit(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "commit")?;
-    let h = store.get(&p.rest[0])?;
+    let h = lookup(store, "commit", &p.rest[0])?;
     let mut changes = dunnage::image::ImageChanges {
         comment: p.get("message").map(str::to_string),
         ..Default::default()
@@ -601,7 +692,7 @@ fn commit(store: &ContainerStore, p: &Parsed) -> Out {
 
 fn export(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "export")?;
-    let h = store.get(&p.rest[0])?;
+    let h = lookup(store, "export", &p.rest[0])?;
     match p.get("output") {
         Some(file) => {
             let f = std::fs::File::create(file)?;
