@@ -1314,3 +1314,150 @@ fn verb_errors_and_exit_codes_agree_with_docker() {
         differ.join("\n")
     );
 }
+
+/// A table as docker prints it, cut into cells at the columns of its
+/// header (a header cell starts after 3 spaces or at 0); the cells
+/// normalised (IDs, and every digit as `N`: times and pids), and the
+/// columns' start positions.
+fn cells(table: &str) -> (Vec<usize>, Vec<Vec<String>>) {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let mut starts = vec![0];
+    let b = header.as_bytes();
+    for i in 3..b.len() {
+        if b[i] != b' ' && b[i - 1] == b' ' && b[i - 2] == b' ' && b[i - 3] == b' ' {
+            starts.push(i);
+        }
+    }
+    let cut = |l: &str| -> Vec<String> {
+        let chars: Vec<char> = l.chars().collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| {
+                let e = starts.get(k + 1).copied().unwrap_or(chars.len());
+                let cell: String = chars
+                    .get(s.min(chars.len())..e.min(chars.len()))
+                    .unwrap_or_default()
+                    .iter()
+                    .collect();
+                normalise(cell.trim())
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                    .collect::<String>()
+                    .replace("NN", "N")
+                    .replace("NN", "N")
+                    // Time words (the two engines are not asked at the
+                    // same instant).
+                    .replace("Less than a second", "T")
+                    .replace("About a minute", "T")
+                    .replace("N seconds", "T")
+                    .replace("N second", "T")
+            })
+            .collect()
+    };
+    let rows = std::iter::once(header).chain(lines).map(cut).collect();
+    (starts, rows)
+}
+
+/// `ps` (its columns, their alignment, COMMAND quoted and cut, STATUS of
+/// a running, paused, exited and created container), `ps -q`, `top` (the
+/// host's `ps -ef` columns in docker's 20-wide layout), `stats
+/// --no-stream` (its header, the paused container listed), `wait` and
+/// `logs` (stdout and stderr apart) of the same containers on both.
+#[test]
+fn listings_agree_with_docker() {
+    require_root!();
+    require_command!("dockerd");
+    require_command!("tar");
+    let both = Both::new("cli-list");
+    let names: Vec<String> = ["up", "pz", "ex", "cr"]
+        .iter()
+        .map(|n| unique_name(n))
+        .collect();
+    let (up, pz, ex, cr) = (&names[0], &names[1], &names[2], &names[3]);
+    let script = "echo out; echo \"err\" >&2; sleep 1000";
+    for docker in [true, false] {
+        let run = |args: &[&str]| {
+            if docker {
+                let mut a = vec!["run", "--network", "none"];
+                a.extend_from_slice(args);
+                both.docker(&a)
+            } else {
+                both.dunnage_run(args)
+            }
+        };
+        stdout(&run(&["-d", "--name", up, IMAGE, "sleep", "1000"]));
+        stdout(&run(&["-d", "--name", pz, IMAGE, "sh", "-c", script]));
+        let out = run(&["--name", ex, IMAGE, "sh", "-c", "exit 3"]);
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        if docker {
+            stdout(&both.docker(&["create", "--network", "none", "--name", cr, IMAGE]));
+            stdout(&both.docker(&["pause", pz]));
+        } else {
+            stdout(&both.dunnage(&[
+                "create",
+                "--cgroup-parent",
+                &both.cgroup_parent,
+                "--name",
+                cr,
+                IMAGE,
+            ]));
+            stdout(&both.dunnage(&["pause", pz]));
+        }
+    }
+    let mut differ = Vec::new();
+    for q in [
+        &["ps"][..],
+        &["ps", "-a"],
+        &["ps", "-a", "--no-trunc"],
+        &["top", up],
+        &["top", up, "-o", "pid,comm"],
+        &["stats", "--no-stream"],
+    ] {
+        let theirs = stdout(&both.docker(q));
+        let ours = stdout(&both.dunnage(q));
+        let ((ts, t), (os, o)) = (cells(&theirs), cells(&ours));
+        // stats: the numbers differ (the engines' own memory); the
+        // header and the names are compared.
+        let (t, o) = if q[0] == "stats" {
+            let keep = |rows: Vec<Vec<String>>| -> Vec<String> {
+                rows.iter().map(|r| r[..2].join("|")).collect()
+            };
+            (keep(t), keep(o))
+        } else {
+            let all = |rows: Vec<Vec<String>>| -> Vec<String> {
+                rows.iter().map(|r| r.join("|")).collect()
+            };
+            (all(t), all(o))
+        };
+        // The columns up to CREATED (whose width depends on the time
+        // words) start at the same places.
+        let fixed = if q[0] == "ps" { 4 } else { ts.len() };
+        if t != o || ts[..fixed.min(ts.len())] != os[..fixed.min(os.len())] {
+            differ.push(format!("{q:?}:\ndocker:\n{theirs}dunnage:\n{ours}"));
+        }
+    }
+    for q in [
+        &["ps", "-q"][..],
+        &["ps", "-aq"],
+        &["wait", ex],
+        &["logs", pz],
+    ] {
+        let (t, o) = (said(&both.docker(q)), said(&both.dunnage(q)));
+        if t != o {
+            differ.push(format!("{q:?}:\n  docker:  {t:?}\n  dunnage: {o:?}"));
+        }
+    }
+    for n in &names {
+        stdout(&both.docker(&["rm", "-f", n]));
+        stdout(&both.dunnage(&["rm", "-f", n]));
+    }
+    both.assert_clean();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}

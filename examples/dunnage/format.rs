@@ -11,6 +11,12 @@ use dunnage::image::time::{human_since, human_size, parse_rfc3339};
 /// (`tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`: a column is its widest
 /// cell plus 3 spaces, and at least 10 wide); trailing spaces trimmed.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    table_min(header, rows, 10)
+}
+
+/// [`table`] with columns at least `min` wide (`docker top` sets up its
+/// tabwriter with 20).
+pub fn table_min(header: &[&str], rows: &[Vec<String>], min: usize) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -18,7 +24,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     for w in &mut widths {
-        *w = (*w + 3).max(10) - 3;
+        *w = (*w + 3).max(min) - 3;
     }
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
@@ -46,16 +52,51 @@ fn duration_words(since: SystemTime, now: SystemTime) -> String {
     s.strip_suffix(" ago").unwrap_or(&s).to_string()
 }
 
-/// `docker ps`'s COMMAND: the command line quoted, cut to 20 characters
-/// with an ellipsis (unless `--no-trunc`).
+/// `docker ps`'s COMMAND: the program and its arguments, those with a
+/// space in single quotes (as the daemon joins them), cut to 20
+/// characters with an ellipsis (unless `--no-trunc`), then quoted as Go's
+/// `strconv.Quote` quotes.
 pub fn ps_command(argv: &[String], no_trunc: bool) -> String {
-    let cmd = argv.join(" ");
+    let mut words = argv.iter();
+    let mut cmd = words.next().cloned().unwrap_or_default();
+    for a in words {
+        cmd.push(' ');
+        if a.contains(' ') {
+            cmd.push_str(&format!("'{a}'"));
+        } else {
+            cmd.push_str(a);
+        }
+    }
     let cmd = if !no_trunc && cmd.chars().count() > 20 {
         format!("{}…", cmd.chars().take(19).collect::<String>())
     } else {
         cmd
     };
-    format!("\"{cmd}\"")
+    go_quote(&cmd)
+}
+
+/// Go's `strconv.Quote`: double quotes, `\"` and `\\` escaped, control
+/// characters as `\n`, `\t`, `\xNN` or `\u00NN`; other characters kept.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0b' => out.push_str("\\v"),
+            '\x0c' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `docker ps`'s STATUS.
@@ -173,6 +214,11 @@ mod tests {
         assert_eq!(t, "CONTAINER ID   NAMES\n0123456789ab   x\n");
         let t = table(&["A", "B"], &[vec!["1".into(), "2".into()]]);
         assert_eq!(t, "A         B\n1         2\n");
+        let t = table_min(&["PID", "CMD"], &[vec!["1".into(), "sleep 1".into()]], 20);
+        assert_eq!(
+            t,
+            format!("PID{}CMD\n1{}sleep 1\n", " ".repeat(17), " ".repeat(19))
+        );
     }
 
     #[test]
@@ -181,9 +227,14 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(ps_command(&argv, false), "\"sh -c sleep 1000; e…\"");
-        assert_eq!(ps_command(&argv, true), "\"sh -c sleep 1000; echo done\"");
+        assert_eq!(ps_command(&argv, false), "\"sh -c 'sleep 1000; …\"");
+        assert_eq!(ps_command(&argv, true), "\"sh -c 'sleep 1000; echo done'\"");
         assert_eq!(ps_command(&["true".into()], false), "\"true\"");
+        let argv: Vec<String> = ["echo", "a\"b", "c\\d\n"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ps_command(&argv, true), r#""echo a\"b c\\d\n""#);
         let now = parse_rfc3339("2026-01-01T00:10:00Z").unwrap();
         let at = Some("2026-01-01T00:09:55Z");
         assert_eq!(ps_status("running", at, None, None, now), "Up 5 seconds");

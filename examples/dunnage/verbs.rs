@@ -529,7 +529,13 @@ fn stats(store: &ContainerStore, p: &Parsed) -> Out {
         store
             .list()?
             .into_iter()
-            .filter(|c| c.status == dunnage::container::Status::Running)
+            .filter(|c| {
+                // docker lists the paused ones too.
+                matches!(
+                    c.status,
+                    dunnage::container::Status::Running | dunnage::container::Status::Paused
+                )
+            })
             .map(|c| store.get(&c.spec.id))
             .collect::<Result<_, _>>()?
     } else {
@@ -616,7 +622,7 @@ fn top(store: &ContainerStore, p: &Parsed) -> Out {
             rows.push(row);
         }
     }
-    print!("{}", format::table(&header_cells, &rows));
+    print!("{}", format::table_min(&header_cells, &rows, 20));
     Ok(0)
 }
 
