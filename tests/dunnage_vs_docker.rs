@@ -94,6 +94,9 @@ const PROBES: &[Probe] = &[
     probe("not executable", &[], &["/etc/passwd"]),
     probe("-u name", &["-u", "nobody"], &["id"]),
     probe("-u uid:gid", &["-u", "1000:1000"], &["id"]),
+    // An explicit group is the only one: no supplementary groups.
+    probe("-u name:group", &["-u", "root:root"], &["id"]),
+    probe("-u uid:gid of a member", &["-u", "0:0"], &["id"]),
     probe("-u status", &["-u", "nobody"], &["sh", "-c", STATUS]),
     Probe {
         name: "--read-only",
@@ -147,6 +150,29 @@ const PROBES: &[Probe] = &[
         cmd: &["sh", "-c", "cat /data/file; touch /data/x; echo $?"],
         stderr: true,
     },
+    // docker's other mode words: SELinux labels (no-ops without SELinux),
+    // the default propagation, a consistency.
+    probe(
+        "-v ro,z",
+        &["-v", "{dir}:/data:ro,z,rprivate,cached"],
+        &[
+            "sh",
+            "-c",
+            "cat /data/file; touch /data/x 2>/dev/null; echo $?",
+        ],
+    ),
+    probe(
+        "--env-file",
+        &[
+            "--env-file",
+            "{dir}/env",
+            "-e",
+            "X=2",
+            "--env-file",
+            "{dir}/env2",
+        ],
+        &["sh", "-c", "env | sort"],
+    ),
     probe(
         "-v rw",
         &["-v", "{dir}:/data"],
@@ -465,6 +491,12 @@ fn run_answers_the_probes_as_docker_does() {
     let data = both.root.with_file_name("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("file"), "from the host\n").unwrap();
+    std::fs::write(
+        data.join("env"),
+        "\u{feff}BOM=1\n  LEAD=2\n\n# a comment\nX=1\nQ=\"quoted\" value\nDUNNAGE_UNSET_VAR\n",
+    )
+    .unwrap();
+    std::fs::write(data.join("env2"), "Y=after\r\n").unwrap();
     let (mut differ, mut known) = (Vec::new(), Vec::new());
     for p in PROBES {
         let mut args = vec!["--rm".to_string()];
@@ -1215,6 +1247,31 @@ fn verb_errors_and_exit_codes_agree_with_docker() {
         vec!["stop", "-t", "x", "nosuch"],
         vec!["ps", "--bogus"],
     ]);
+    // run's refusals: an env file missing or malformed, a bad -v mode.
+    let data = both.root.with_file_name("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("bad1"), "A B=1\n").unwrap();
+    std::fs::write(data.join("bad2"), "ok=1\n=1\n").unwrap();
+    let (bad1, bad2, missing) = (
+        data.join("bad1").display().to_string(),
+        data.join("bad2").display().to_string(),
+        data.join("missing").display().to_string(),
+    );
+    let vol = |mode: &str| format!("{}:/d:{mode}", data.display());
+    let (v1, v2, v3) = (vol("xx"), vol("ro,rw"), vol("ro,"));
+    for bad in [
+        ["--env-file", bad1.as_str()],
+        ["--env-file", &bad2],
+        ["--env-file", &missing],
+        ["-v", &v1],
+        ["-v", &v2],
+        ["-v", &v3],
+    ] {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend(bad);
+        a.extend([IMAGE, "true"]);
+        q.push(a);
+    }
     let mut differ = ask_both(&both, &q);
     // The same three containers on both: running, exited, created.
     let (run, done, made) = (unique_name("up"), unique_name("done"), unique_name("made"));

@@ -290,13 +290,25 @@ pub fn volume(s: &str) -> Result<Volume, String> {
             "named volume {src:?}: volumes are not supported, bind a host path (an absolute SRC)"
         ));
     }
+    // docker's modes: at most one of each kind. The SELinux labels (z, Z)
+    // and the consistency words change nothing on a host without SELinux
+    // (as with docker there); the propagation docker gives binds by
+    // default (rprivate) is the only one this CLI makes.
     let mut readonly = false;
-    for m in mode.split(',').filter(|m| !m.is_empty()) {
-        match m {
-            "ro" => readonly = true,
-            "rw" => readonly = false,
-            _ => return Err(format!("invalid mode: {m}")),
+    let mut seen = [0u8; 4];
+    for m in mode.split(',').filter(|_| !mode.is_empty()) {
+        let kind = match m {
+            "ro" | "rw" => 0,
+            "z" | "Z" => 1,
+            "private" | "rprivate" => 2,
+            "consistent" | "cached" | "delegated" => 3,
+            _ => return Err(format!("invalid mode: {mode}")),
+        };
+        seen[kind] += 1;
+        if seen[kind] > 1 {
+            return Err(format!("invalid mode: {mode}"));
         }
+        readonly |= m == "ro";
     }
     Ok(Volume {
         source: src.to_string(),
@@ -327,6 +339,76 @@ pub fn env(s: &str) -> Result<Option<String>, String> {
         return Ok(Some(s.to_string()));
     }
     Ok(std::env::var(s).ok().map(|v| format!("{s}={v}")))
+}
+
+/// `--env-file PATH`: its `KEY=VALUE` lines (the value kept as written,
+/// quotes and all) and the values of this environment for lines that
+/// name a variable alone (left out when it is unset); blank lines and
+/// `#` comments skipped, leading blanks and a UTF-8 BOM dropped; as
+/// docker's `opts.ParseEnvFile`.
+pub fn env_file(path: &str) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let e = std::io::Error::from(e.kind());
+        format!("open {path}: {}", go_io_words(&e))
+    })?;
+    env_file_text(path, &bytes, |k| std::env::var(k).ok())
+}
+
+/// Go's words for the common I/O errors (`no such file or directory`).
+fn go_io_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "is a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// [`env_file`] of the file's bytes; `lookup` reads the environment.
+pub fn env_file_text(
+    path: &str,
+    bytes: &[u8],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut out = Vec::new();
+    for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = std::str::from_utf8(raw).map_err(|_| {
+            format!(
+                "env file {path} contains invalid utf8 bytes at line {}: {:?}",
+                n + 1,
+                String::from_utf8_lossy(raw)
+            )
+        })?;
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.contains(char::is_whitespace) {
+            return Err(format!(
+                "poorly formatted environment: variable '{key}' contains whitespaces"
+            ));
+        }
+        if key.is_empty() {
+            return Err(format!(
+                "poorly formatted environment: no variable name on line '{line}'"
+            ));
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => {
+                if let Some(v) = lookup(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `--sysctl NAME=VALUE`.
@@ -520,6 +602,29 @@ mod tests {
     }
 
     #[test]
+    fn env_files() {
+        let env = |k: &str| (k == "SET").then(|| "from env".to_string());
+        let text = b"\xef\xbb\xbfBOM=1\r\n  LEAD=2\n\n# c\nQ=\"quoted\" v\nSET\nUNSET\nE=\n";
+        assert_eq!(
+            env_file_text("f", text, env).unwrap(),
+            ["BOM=1", "LEAD=2", "Q=\"quoted\" v", "SET=from env", "E="]
+        );
+        for (bad, why) in [
+            (&b"A B=1"[..], "variable 'A B' contains whitespaces"),
+            (b"=1", "no variable name on line '=1'"),
+            (b"A=\xff", "invalid utf8 bytes at line 1"),
+            (b"ok=1\nA\tB", "contains whitespaces"),
+        ] {
+            let e = env_file_text("f", bad, env).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        assert_eq!(
+            env_file("/nonexistent/dunnage-env").unwrap_err(),
+            "open /nonexistent/dunnage-env: no such file or directory"
+        );
+    }
+
+    #[test]
     fn volumes() {
         assert_eq!(
             volume("/src:/dst:ro"),
@@ -535,6 +640,11 @@ mod tests {
         assert!(volume("name:/data").unwrap_err().contains("named volume"));
         assert!(volume("/a:rel").unwrap_err().contains("must be absolute"));
         assert!(volume("/a:/b:xx").unwrap_err().contains("invalid mode"));
+        assert!(volume("/a:/b:ro,rw").unwrap_err().contains("invalid mode"));
+        assert!(volume("/a:/b:z,Z").unwrap_err().contains("invalid mode"));
+        assert!(volume("/a:/b:ro,").unwrap_err().contains("invalid mode"));
+        assert!(volume("/a:/b:ro,z,rprivate,cached").unwrap().readonly);
+        assert!(!volume("/a:/b:Z").unwrap().readonly);
         assert!(volume("/a:/b:ro:x").is_err());
         assert!(volume(":/b").is_err());
     }

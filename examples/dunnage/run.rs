@@ -21,6 +21,7 @@ pub const RUN_FLAGS: &[Flag] = &[
     f('t', "tty", false),
     f('\0', "name", true),
     f('e', "env", true),
+    f('\0', "env-file", true),
     f('w', "workdir", true),
     f('u', "user", true),
     f('h', "hostname", true),
@@ -138,6 +139,16 @@ fn build_checked(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Conta
     }
     if let Some(n) = p.get("name") {
         c.name(n);
+    }
+    // The files' variables first, then -e's, as docker orders them.
+    for file in p.all("env-file") {
+        for kv in flags::env_file(file).map_err(|w| Fail {
+            code: 125,
+            msg: format!("dunnage: {w}.\nSee 'dunnage {verb} --help'."),
+        })? {
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+            c.env(k, v);
+        }
     }
     for e in p.all("env") {
         if let Some(kv) = flags::env(e).map_err(|w| usage(invalid(e, "-e, --env", w)))? {
@@ -257,7 +268,19 @@ fn build_checked(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Conta
         c.tmpfs(dst, &opts);
     }
     for v in p.all("volume") {
-        let vol = flags::volume(v).map_err(|w| usage(invalid(v, "-v, --volume", w)))?;
+        let vol = flags::volume(v).map_err(|w| {
+            if w.starts_with("invalid mode") {
+                // docker's daemon, not its CLI, checks the mode.
+                Fail {
+                    code: 125,
+                    msg: format!(
+                        "dunnage: Error response from daemon: {w}.\nSee 'dunnage {verb} --help'."
+                    ),
+                }
+            } else {
+                usage(invalid(v, "-v, --volume", w))
+            }
+        })?;
         if !Path::new(&vol.source).exists() {
             return Err(usage(Usage(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {}",

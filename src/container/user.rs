@@ -158,9 +158,12 @@ pub fn resolve_from(spec: &str, passwd: &str, group: &str) -> Result<User> {
         };
     }
     // Docker's supplementary groups: those of /etc/group that list the
-    // user, in file order, then the primary group when not among them.
+    // user, in file order, then the primary group when not among them;
+    // a group given explicitly (`user:group`) is the only one, as runc's
+    // GetExecUser makes it.
+    let explicit = grp.is_some_and(|g| !g.is_empty());
     let mut additional_gids: Vec<u32> = Vec::new();
-    if let Some(name) = name {
+    if let Some(name) = name.filter(|_| !explicit) {
         for (_, g, members) in &groups {
             if members.contains(&name) && !additional_gids.contains(g) {
                 additional_gids.push(*g);
@@ -212,6 +215,9 @@ mod tests {
         assert_eq!((unknown_uid.uid, unknown_uid.gid), (4242, 0));
         let ug = resolve_from("1000:staff", PASSWD, GROUP).unwrap();
         assert_eq!((ug.uid, ug.gid), (1000, 50));
+        assert_eq!(ug.additional_gids, vec![50]);
+        let web_web = resolve_from("web:web", PASSWD, GROUP).unwrap();
+        assert_eq!(web_web.additional_gids, vec![1001]);
         assert_eq!(resolve_from("7:8", "", "").unwrap().gid, 8);
         assert!(matches!(
             resolve_from("nobody", PASSWD, GROUP),
