@@ -1518,3 +1518,188 @@ fn listings_agree_with_docker() {
         differ.join("\n")
     );
 }
+
+/// The keys of one object of a `docker inspect` text, in printed order:
+/// the first object's own keys (`section` None), or those of its member
+/// `section` (`State`, `Config`, ...). The docker CLI indents by four.
+fn printed_keys(text: &str, section: Option<&str>) -> Vec<String> {
+    let key = |l: &str, indent: usize| -> Option<String> {
+        let rest = l.strip_prefix(&" ".repeat(indent))?;
+        let rest = rest.strip_prefix('"')?;
+        (!l[..indent].contains(|c: char| c != ' ')).then_some(())?;
+        Some(rest.split('"').next()?.to_string())
+    };
+    let mut lines = text.lines().skip_while(|l| *l != "    {").skip(1);
+    let indent = match section {
+        None => 8,
+        Some(s) => {
+            let open = format!("        \"{s}\": {{");
+            if !lines.any(|l| l == open) {
+                return Vec::new();
+            }
+            12
+        }
+    };
+    let mut out = Vec::new();
+    for l in lines {
+        if l.len() < indent || !l[..indent].trim().is_empty() {
+            break;
+        }
+        if let Some(k) = key(l, indent) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// `inspect` of a running and an exited container, and of the image: the
+/// same keys in the same order where both have them (top level, State,
+/// Config, HostConfig, NetworkSettings), State's values and the
+/// HostConfig basics the same.
+#[test]
+fn inspect_agrees_with_docker() {
+    require_root!();
+    require_command!("dockerd");
+    require_command!("tar");
+    let both = Both::new("cli-inspect");
+    let (up, ex) = (unique_name("up"), unique_name("ex"));
+    stdout(&both.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &up,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    stdout(&both.dunnage_run(&[
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &up,
+        IMAGE,
+        "sleep",
+        "1000",
+    ]));
+    both.docker(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        &ex,
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    both.dunnage_run(&[
+        "--network",
+        "none",
+        "--name",
+        &ex,
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let mut differ = Vec::new();
+    for name in [up.as_str(), ex.as_str(), IMAGE] {
+        let theirs = stdout(&both.docker(&["inspect", name]));
+        let ours = stdout(&both.dunnage(&["inspect", name]));
+        for section in [
+            None,
+            Some("State"),
+            Some("Config"),
+            Some("HostConfig"),
+            Some("NetworkSettings"),
+        ] {
+            let (t, o) = (printed_keys(&theirs, section), printed_keys(&ours, section));
+            let t_common: Vec<&String> = t.iter().filter(|k| o.contains(k)).collect();
+            let o_common: Vec<&String> = o.iter().filter(|k| t.contains(k)).collect();
+            if t_common != o_common {
+                differ.push(format!(
+                    "{name} {section:?} order:\n  docker:  {t:?}\n  dunnage: {o:?}"
+                ));
+            }
+            // Every State field is there.
+            if section == Some("State") && t != o {
+                differ.push(format!(
+                    "{name} State keys:\n  docker:  {t:?}\n  dunnage: {o:?}"
+                ));
+            }
+        }
+        if name == IMAGE {
+            continue;
+        }
+        let field = |text: &str, path: &[&str]| {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut v = &v[0];
+            for k in path {
+                v = &v[*k];
+            }
+            v.clone()
+        };
+        for path in [
+            &["State", "Status"][..],
+            &["State", "Running"],
+            &["State", "Paused"],
+            &["State", "Restarting"],
+            &["State", "OOMKilled"],
+            &["State", "Dead"],
+            &["State", "ExitCode"],
+            &["State", "Error"],
+            &["Path"],
+            &["Args"],
+            &["Name"],
+            &["RestartCount"],
+            &["Driver"],
+            &["Platform"],
+            &["ExecIDs"],
+            &["HostConfig", "NetworkMode"],
+            &["HostConfig", "LogConfig"],
+            &["HostConfig", "RestartPolicy"],
+            &["HostConfig", "Privileged"],
+            &["HostConfig", "ReadonlyRootfs"],
+            &["HostConfig", "CapAdd"],
+            &["HostConfig", "CapDrop"],
+            &["HostConfig", "Memory"],
+            &["HostConfig", "MaskedPaths"],
+            &["HostConfig", "ReadonlyPaths"],
+            &["GraphDriver", "Name"],
+            &["Config", "Domainname"],
+            &["Config", "Tty"],
+            &["Config", "OpenStdin"],
+            &["Config", "StdinOnce"],
+            &["Config", "Env"],
+            &["Config", "Image"],
+            &["Config", "WorkingDir"],
+        ] {
+            let (t, o) = (field(&theirs, path), field(&ours, path));
+            if t != o {
+                differ.push(format!("{name} {path:?}: docker {t} dunnage {o}"));
+            }
+        }
+        // Pid: a number, non-zero while running.
+        let (t, o) = (
+            field(&theirs, &["State", "Pid"]),
+            field(&ours, &["State", "Pid"]),
+        );
+        if t.as_i64().map(|p| p > 0) != o.as_i64().map(|p| p > 0) {
+            differ.push(format!("{name} State.Pid: docker {t} dunnage {o}"));
+        }
+    }
+    for n in [&up, &ex] {
+        stdout(&both.docker(&["rm", "-f", n]));
+        stdout(&both.dunnage(&["rm", "-f", n]));
+    }
+    both.assert_clean();
+    assert!(
+        differ.is_empty(),
+        "{} differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}

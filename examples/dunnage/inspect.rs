@@ -57,6 +57,24 @@ fn h_layers(root: &Path, h: &ContainerHandle) -> Option<(String, String)> {
     Some((rw.mount_id, dirs.join(":")))
 }
 
+/// docker's HostConfig.NetworkMode: `none`, `host`, the network's name,
+/// or `container:` and the namespace joined.
+fn network_mode(n: &dunnage::container::Network) -> String {
+    match n {
+        dunnage::container::Network::None => "none".into(),
+        dunnage::container::Network::Host => "host".into(),
+        // The default network is docker's `bridge`.
+        dunnage::container::Network::Bridge { name, .. }
+            if name == dunnage::container::network::DEFAULT_NETWORK =>
+        {
+            "bridge".into()
+        }
+        dunnage::container::Network::Bridge { name, .. } => name.clone(),
+        dunnage::container::Network::Join(path) => format!("container:{}", path.display()),
+        _ => String::new(),
+    }
+}
+
 /// The container's inspect object.
 pub fn container(root: &Path, h: &ContainerHandle) -> Value {
     let spec = h.spec();
@@ -89,23 +107,37 @@ pub fn container(root: &Path, h: &ContainerHandle) -> Value {
         "Image": spec.image.clone().unwrap_or_default(),
         "LogPath": h.log_path(),
         "Name": format!("/{}", spec.name),
+        "RestartCount": 0,
         "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
         "GraphDriver": graph_driver(root, h),
         "Mounts": mounts,
         "Config": {
             "Hostname": spec.hostname,
+            "Domainname": "",
             "User": spec.user,
             "Tty": spec.tty,
             "OpenStdin": spec.open_stdin,
-            "Env": spec.env,
+            "StdinOnce": false,
+            "Env": spec.config.as_ref().map_or(&spec.env, |c| &c.env),
             "Cmd": spec.argv,
             "Image": spec.image_name.clone().or_else(|| spec.image.clone()).unwrap_or_default(),
-            "WorkingDir": spec.cwd,
+            "WorkingDir": spec.config.as_ref().map_or(&spec.cwd, |c| &c.working_dir),
             "Labels": spec.labels,
             "StopSignal": spec.stop_signal,
         },
         "NetworkSettings": crate::network::settings(h),
         "HostConfig": {
+            "LogConfig": { "Type": "json-file", "Config": {} },
+            "NetworkMode": network_mode(&spec.network),
+            "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
+            "CapDrop": null,
+            "MaskedPaths": if spec.privileged { Value::Null } else { json!(spec.masked_paths) },
+            "ReadonlyPaths": if spec.privileged { Value::Null } else { json!(spec.readonly_paths) },
             "Privileged": spec.privileged,
             "ReadonlyRootfs": spec.readonly_rootfs,
             "CapAdd": null,

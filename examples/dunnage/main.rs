@@ -59,6 +59,7 @@ mod format;
 mod inspect;
 mod messages;
 mod network;
+mod order;
 mod registry;
 mod run;
 mod verbs;
@@ -568,7 +569,7 @@ fn inspect(root: &Path, a: &Args) -> Res<u8> {
             Err(e) => return Err(e.into()),
         }
     }
-    let ordered: Vec<DockerOrder<'_>> = out.iter().map(DockerOrder).collect();
+    let ordered: Vec<order::Ordered<'_>> = out.iter().map(order::Ordered).collect();
     if ordered.is_empty() {
         println!("[]");
     } else {
@@ -582,56 +583,6 @@ fn inspect(root: &Path, a: &Args) -> Res<u8> {
         eprintln!("Error: No such object: {name}");
     }
     Ok(u8::from(!missing.is_empty()))
-}
-
-/// The top-level keys of `docker image inspect`, in the order it prints them.
-const INSPECT_ORDER: [&str; 19] = [
-    "Id",
-    "RepoTags",
-    "RepoDigests",
-    "Parent",
-    "Comment",
-    "Created",
-    "Container",
-    "ContainerConfig",
-    "DockerVersion",
-    "Author",
-    "Config",
-    "Architecture",
-    "Variant",
-    "Os",
-    "Size",
-    "VirtualSize",
-    "GraphDriver",
-    "RootFS",
-    "Metadata",
-];
-
-/// An inspect object serialised with its keys in docker's order (serde_json
-/// maps sort their keys); a null `Variant` is left out, as docker does.
-struct DockerOrder<'a>(&'a serde_json::Value);
-
-impl serde::Serialize for DockerOrder<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let Some(map) = self.0.as_object() else {
-            return self.0.serialize(s);
-        };
-        let mut out = s.serialize_map(None)?;
-        for key in INSPECT_ORDER {
-            match map.get(key) {
-                Some(serde_json::Value::Null) if key == "Variant" => {}
-                Some(v) => out.serialize_entry(key, v)?,
-                None => {}
-            }
-        }
-        for (k, v) in map {
-            if !INSPECT_ORDER.contains(&k.as_str()) {
-                out.serialize_entry(k, v)?;
-            }
-        }
-        out.end()
-    }
 }
 
 fn rmi(root: &Path, a: &Args) -> Res {

@@ -278,6 +278,10 @@ impl Container {
             argv,
             env,
             cwd,
+            config: Some(crate::container::spec::ConfigView {
+                env: view.env.clone(),
+                working_dir: view.working_dir.clone(),
+            }),
             user: view.user.clone(),
             uid: resolved.uid,
             gid: resolved.gid,

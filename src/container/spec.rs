@@ -227,6 +227,15 @@ impl ResourceLimits {
     }
 }
 
+/// The process settings as configured, before the runtime fills them in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigView {
+    /// `KEY=value` entries of the image and the caller.
+    pub env: Vec<String>,
+    /// The working directory of the image or the caller (empty: none).
+    pub working_dir: String,
+}
+
 /// The resolved container, as stored in `containers/<id>/config.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -250,6 +259,12 @@ pub struct Spec {
     pub env: Vec<String>,
     /// The working directory (absolute).
     pub cwd: String,
+    /// The configured environment (the image's with the caller's changes)
+    /// and working directory, before the runtime's additions (`HOSTNAME`,
+    /// `HOME`, `/`): what docker's inspect shows as `Config.Env` and
+    /// `Config.WorkingDir`. `None` in the state of older versions.
+    #[serde(default)]
+    pub config: Option<ConfigView>,
     /// The user as given (`name`, `uid`, `uid:gid`; empty: root).
     pub user: String,
     /// The resolved uid.
