@@ -1246,7 +1246,19 @@ fn verb_errors_and_exit_codes_agree_with_docker() {
         vec!["kill", "-s", "BOGUS", "nosuch"],
         vec!["stop", "-t", "x", "nosuch"],
         vec!["ps", "--bogus"],
+        vec!["logs", "a", "b"],
+        vec!["attach", "a", "b"],
+        vec!["export", "a", "b"],
+        vec!["commit", "a", "b", "c"],
+        vec!["port", "a", "b", "c"],
     ]);
+    // Too few arguments: docker's words, its usage, exit 1.
+    for verb in [
+        "start", "stop", "kill", "rm", "pause", "unpause", "wait", "logs", "top", "exec", "attach",
+        "export", "commit", "update", "port",
+    ] {
+        q.push(vec![verb]);
+    }
     // run's refusals: an env file missing or malformed, a bad -v mode.
     let data = both.root.with_file_name("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -1301,6 +1313,12 @@ fn verb_errors_and_exit_codes_agree_with_docker() {
     let cg = both.cgroup_parent.clone();
     let (r, d, m) = (run.as_str(), done.as_str(), made.as_str());
     let q: Vec<Vec<&str>> = vec![
+        // exec of what cannot be started: docker says so on stdout, 126.
+        vec!["exec", r, "/nosuch"],
+        vec!["exec", r, "nosuchcmd"],
+        vec!["exec", r, "/etc/passwd"],
+        vec!["exec", "-u", "nosuch", r, "true"],
+        vec!["exec", r, "sh", "-c", "exit 5"],
         // Running: start succeeds, rm refuses, pause twice, exec paused.
         vec!["start", r],
         vec!["rm", r],
@@ -1434,6 +1452,8 @@ fn listings_agree_with_docker() {
         .collect();
     let (up, pz, ex, cr) = (&names[0], &names[1], &names[2], &names[3]);
     let script = "echo out; echo \"err\" >&2; sleep 1000";
+    let lg = unique_name("lg");
+    let lines = "for i in 1 2 3 4; do echo o$i; done";
     for docker in [true, false] {
         let run = |args: &[&str]| {
             if docker {
@@ -1446,6 +1466,7 @@ fn listings_agree_with_docker() {
         };
         stdout(&run(&["-d", "--name", up, IMAGE, "sleep", "1000"]));
         stdout(&run(&["-d", "--name", pz, IMAGE, "sh", "-c", script]));
+        stdout(&run(&["-d", "--name", &lg, IMAGE, "sh", "-c", lines]));
         let out = run(&["--name", ex, IMAGE, "sh", "-c", "exit 3"]);
         assert_eq!(out.status.code(), Some(3), "{out:?}");
         if docker {
@@ -1499,14 +1520,22 @@ fn listings_agree_with_docker() {
         &["ps", "-q"][..],
         &["ps", "-aq"],
         &["wait", ex],
+        &["wait", &lg],
         &["logs", pz],
+        &["logs", &lg],
+        &["logs", "--tail", "2", &lg],
+        &["logs", "-n", "0", &lg],
+        &["logs", "--tail=all", &lg],
+        &["logs", "--tail", "-1", &lg],
+        &["logs", "--tail", "x", &lg],
+        &["logs", "-f", "-n", "1", &lg],
     ] {
         let (t, o) = (said(&both.docker(q)), said(&both.dunnage(q)));
         if t != o {
             differ.push(format!("{q:?}:\n  docker:  {t:?}\n  dunnage: {o:?}"));
         }
     }
-    for n in &names {
+    for n in names.iter().chain([&lg]) {
         stdout(&both.docker(&["rm", "-f", n]));
         stdout(&both.dunnage(&["rm", "-f", n]));
     }

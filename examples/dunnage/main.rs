@@ -57,6 +57,7 @@
 mod flags;
 mod format;
 mod inspect;
+mod logs;
 mod messages;
 mod network;
 mod order;

@@ -64,6 +64,18 @@ fn wrong_state(op: &str, id: &str, status: Status) -> String {
     }
 }
 
+/// runc's words for a program it cannot start: `exec: "/x": stat /x: no
+/// such file or directory` for a path, `exec: "x": executable file not
+/// found in $PATH` for a name, `exec: "/x": permission denied`.
+pub fn exec_words(e: &Error) -> String {
+    match e {
+        Error::CommandNotFound(p) if p.contains('/') => {
+            format!("exec: {p:?}: stat {p}: no such file or directory")
+        }
+        e => e.to_string(),
+    }
+}
+
 /// A flag that docker's CLI refuses (exit 125), with its pointer to help.
 pub fn flag_error(verb: &str, msg: &str) -> Fail {
     Fail {
@@ -72,10 +84,92 @@ pub fn flag_error(verb: &str, msg: &str) -> Fail {
     }
 }
 
-/// Too few or too many arguments: docker's CLI says so and exits 1.
+/// Each verb's usage line and summary, as docker's CLI prints them
+/// after an argument count it refuses.
+const USAGE: [(&str, &str, &str); 15] = [
+    (
+        "start",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Start one or more stopped containers",
+    ),
+    (
+        "stop",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Stop one or more running containers",
+    ),
+    (
+        "kill",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Kill one or more running containers",
+    ),
+    (
+        "rm",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Remove one or more containers",
+    ),
+    (
+        "pause",
+        "CONTAINER [CONTAINER...]",
+        "Pause all processes within one or more containers",
+    ),
+    (
+        "unpause",
+        "CONTAINER [CONTAINER...]",
+        "Unpause all processes within one or more containers",
+    ),
+    (
+        "wait",
+        "CONTAINER [CONTAINER...]",
+        "Block until one or more containers stop, then print their exit codes",
+    ),
+    (
+        "logs",
+        "[OPTIONS] CONTAINER",
+        "Fetch the logs of a container",
+    ),
+    (
+        "top",
+        "CONTAINER [ps OPTIONS]",
+        "Display the running processes of a container",
+    ),
+    (
+        "exec",
+        "[OPTIONS] CONTAINER COMMAND [ARG...]",
+        "Run a command in a running container",
+    ),
+    (
+        "attach",
+        "[OPTIONS] CONTAINER",
+        "Attach local standard input, output, and error streams to a running container",
+    ),
+    (
+        "export",
+        "[OPTIONS] CONTAINER",
+        "Export a container's filesystem as a tar archive",
+    ),
+    (
+        "commit",
+        "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+        "Create a new image from a container's changes",
+    ),
+    (
+        "update",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Update configuration of one or more containers",
+    ),
+    (
+        "port",
+        "CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "List port mappings or a specific mapping for the container",
+    ),
+];
+
+/// Too few or too many arguments: docker's CLI says so, points to help,
+/// shows the verb's usage and exits 1.
 pub fn arg_count(verb: &str, msg: &str) -> Fail {
-    Fail {
-        code: 1,
-        msg: format!("{msg}.\nSee 'dunnage {verb} --help'."),
+    let mut msg = format!("{msg}.\nSee 'dunnage {verb} --help'.");
+    if let Some((_, args, what)) = USAGE.iter().find(|(v, _, _)| *v == verb) {
+        msg.push_str(&format!("\n\nUsage:  dunnage {verb} {args}\n\n{what}"));
     }
+    Fail { code: 1, msg }
 }

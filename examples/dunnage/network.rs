@@ -249,7 +249,10 @@ pub fn port(store: &ContainerStore, args: &[String]) -> Out {
         [name] => (name, None),
         [name, f] => (name, Some(f.as_str())),
         _ => {
-            return Err(flags::Usage("\"dunnage port\" requires 1 or 2 arguments".into()).into());
+            return Err(crate::messages::arg_count(
+                "port",
+                "\"dunnage port\" requires at least 1 and at most 2 arguments",
+            ));
         }
     };
     let h = store

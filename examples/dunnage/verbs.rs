@@ -3,7 +3,7 @@
 //! docker's flags, columns and exit codes. Each one works on a container
 //! found in the store by name, ID or ID prefix, from any process.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
 use dunnage::container::spec::signal_number;
@@ -51,21 +51,26 @@ impl From<std::io::Error> for Fail {
 
 type Out = Result<u8, Fail>;
 
+/// At least `n` arguments (exactly one for `attach` and `export`, one or
+/// two for `commit` and `port`), in docker's words otherwise.
 fn need(p: &Parsed, n: usize, verb: &str) -> Result<(), Fail> {
-    if p.rest.len() < n {
-        return Err(messages::arg_count(
-            verb,
-            &format!(
-                "\"dunnage {verb}\" requires at least {n} argument{}",
-                if n == 1 { "" } else { "s" }
-            ),
-        ));
-    }
-    Ok(())
+    let got = p.rest.len();
+    let words = match verb {
+        "attach" | "export" if got != 1 => "exactly 1 argument".to_string(),
+        "commit" | "port" if got == 0 || got > 2 => {
+            "at least 1 and at most 2 arguments".to_string()
+        }
+        _ if got < n => format!("at least {n} argument{}", if n == 1 { "" } else { "s" }),
+        _ => return Ok(()),
+    };
+    Err(messages::arg_count(
+        verb,
+        &format!("\"dunnage {verb}\" requires {words}"),
+    ))
 }
 
 /// The container `key` for `verb`, or docker's words for its absence.
-fn lookup(
+pub fn lookup(
     store: &ContainerStore,
     verb: &str,
     key: &str,
@@ -167,7 +172,15 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
             true,
         )
         .and_then(|p| exec(store, &p)),
-        "logs" => p(&[f('f', "follow", false)], false).and_then(|p| logs(store, &p)),
+        "logs" => p(
+            &[
+                f('f', "follow", false),
+                f('n', "tail", true),
+                f('t', "timestamps", false),
+            ],
+            false,
+        )
+        .and_then(|p| crate::logs::logs(store, &p)),
         "stop" => p(&[f('t', "time", true)], false).and_then(|p| stop(store, &p)),
         "kill" => p(&[f('s', "signal", true)], false).and_then(|p| kill(store, &p)),
         "rm" => p(&[f('f', "force", false)], false).and_then(|p| rm(store, &p)),
@@ -352,11 +365,19 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
     };
     let mut child = match h.exec(&p.rest[1..], &opts) {
         Ok(c) => c,
+        // docker's exec reports a process it could not start on the
+        // output stream, with 126 (a missing program too).
         Err(e @ (Error::CommandNotFound(_) | Error::NotExecutable { .. })) => {
-            return Err(Fail {
-                code: crate::run::exit_code_of(&e),
-                msg: format!("OCI runtime exec failed: {e}"),
-            });
+            // (docker's line ends with \r\n, as its stream writer leaves it.)
+            print!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown\r\n",
+                messages::exec_words(&e)
+            );
+            return Ok(126);
+        }
+        Err(e @ (Error::UnknownUser(_) | Error::UnknownGroup(_))) => {
+            print!("{e}\r\n");
+            return Ok(126);
         }
         Err(e) => return Err(messages::verb_error("exec", &p.rest[0], e)),
     };
@@ -372,66 +393,6 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .map_or(255, |c| c.clamp(0, 255) as u8))
-}
-
-/// Print the log's entries from `from` bytes on; returns where it ended.
-fn print_log(path: &std::path::Path, from: u64) -> Result<u64, Fail> {
-    use std::io::{Read, Seek};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Ok(from);
-    };
-    f.seek(std::io::SeekFrom::Start(from))?;
-    let mut text = Vec::new();
-    f.read_to_end(&mut text)?;
-    // Only whole lines; a partial last one is read again next time.
-    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    for line in text[..whole].lines() {
-        let line = line?;
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| Fail {
-            code: 1,
-            msg: format!("{}: malformed log line: {e}", path.display()),
-        })?;
-        let text = v["log"].as_str().unwrap_or_default();
-        let w: &mut dyn Write = if v["stream"] == "stderr" {
-            &mut err
-        } else {
-            &mut out
-        };
-        let _ = w.write_all(text.as_bytes());
-    }
-    let _ = out.flush();
-    Ok(from + whole as u64)
-}
-
-/// Print the log, following it until the container has exited when
-/// `follow`; the exit code when followed to the end.
-fn follow_log(store: &ContainerStore, key: &str, follow: bool) -> Out {
-    let h = lookup(store, "logs", key)?;
-    let path = h.log_path();
-    let mut at = print_log(&path, 0)?;
-    if !follow {
-        return Ok(0);
-    }
-    loop {
-        let exited = h.status()? == dunnage::container::Status::Exited;
-        at = print_log(&path, at)?;
-        if exited {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Wait for the monitor to record the exit code; it has then also
-    // logged the last output (its log threads may still have been writing
-    // when the process was seen gone).
-    let code = store.get(key)?.wait()?.code.unwrap_or(255);
-    print_log(&path, at)?;
-    Ok(code.clamp(0, 255) as u8)
-}
-
-fn logs(store: &ContainerStore, p: &Parsed) -> Out {
-    need(p, 1, "logs")?;
-    follow_log(store, &p.rest[0], p.on("follow")).map(|_| 0)
 }
 
 fn stop(store: &ContainerStore, p: &Parsed) -> Out {
