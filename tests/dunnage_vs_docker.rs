@@ -1720,6 +1720,30 @@ fn inspect_agrees_with_docker() {
             differ.push(format!("{name} State.Pid: docker {t} dunnage {o}"));
         }
     }
+    // inspect -f: Go's template subset scripts use.
+    for format in [
+        "{{.Id}}",
+        "{{.State.ExitCode}} {{.Name}}",
+        "{{ .State.Running }}/{{.State.Pid}}",
+        "{{json .Config.Env}}",
+        "{{.Config.Env}}",
+        "{{.Args}}",
+        "{{.Config.Labels}}",
+        "{{json .HostConfig.RestartPolicy}}",
+        "{{.State.Bogus}}",
+        "{{.NoSuch}}",
+        "{{.State",
+    ] {
+        for q in [
+            vec!["inspect", "-f", format, &ex],
+            vec!["inspect", "--format", format, "nosuch", &ex],
+        ] {
+            let (t, o) = (said(&both.docker(&q)), said(&both.dunnage(&q)));
+            if t != o {
+                differ.push(format!("{q:?}:\n  docker:  {t:?}\n  dunnage: {o:?}"));
+            }
+        }
+    }
     for n in [&up, &ex] {
         stdout(&both.docker(&["rm", "-f", n]));
         stdout(&both.dunnage(&["rm", "-f", n]));

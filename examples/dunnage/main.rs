@@ -63,6 +63,7 @@ mod network;
 mod order;
 mod registry;
 mod run;
+mod template;
 mod verbs;
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Seek, Write};
@@ -220,7 +221,7 @@ fn run(mut args: Vec<OsString>) -> Res<u8> {
         });
     }
     if verb == "inspect" {
-        return inspect(&root, &Args::parse(rest, &[], &[])?);
+        return inspect(&root, &Args::parse(rest, &["-f", "--format"], &[])?);
     }
     image_verb(&root, verb, rest).map(|()| 0)
 }
@@ -569,6 +570,32 @@ fn inspect(root: &Path, a: &Args) -> Res<u8> {
             ) => missing.push(name),
             Err(e) => return Err(e.into()),
         }
+    }
+    if let Some(format) = a.value(&["-f", "--format"])? {
+        // One line per object found, as docker's -f prints them.
+        let template = match template::Template::parse(format) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}", e.msg);
+                return Ok(e.code);
+            }
+        };
+        // docker says which names it did not find first.
+        for name in &missing {
+            eprintln!("Error: No such object: {name}");
+        }
+        for obj in &out {
+            match template.render(obj) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    // docker ends the line it was writing.
+                    println!();
+                    eprintln!("{}", e.msg);
+                    return Ok(e.code);
+                }
+            }
+        }
+        return Ok(u8::from(!missing.is_empty()));
     }
     let ordered: Vec<order::Ordered<'_>> = out.iter().map(order::Ordered).collect();
     if ordered.is_empty() {

@@ -230,6 +230,8 @@ enum At {
     Networks,
     Endpoint,
     Mounts,
+    RestartPolicy,
+    LogConfig,
     Other,
 }
 
@@ -241,6 +243,16 @@ impl serde::Serialize for Ordered<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         In(self.0, At::Top).serialize(s)
     }
+}
+
+/// `v`, found at `path` in a top-level inspect object, as compact JSON
+/// with docker's key order (`inspect -f '{{json .State}}'`).
+pub fn to_json(v: &Value, path: &[&str]) -> String {
+    let mut at = At::Top;
+    for k in path {
+        at = In(&Value::Null, at).child(k);
+    }
+    serde_json::to_string(&In(v, at)).unwrap_or_default()
 }
 
 struct In<'a>(&'a Value, At);
@@ -256,6 +268,8 @@ impl In<'_> {
             At::NetworkSettings => NETWORK_SETTINGS,
             At::Endpoint => ENDPOINT,
             At::Mounts => MOUNT,
+            At::RestartPolicy => &["Name", "MaximumRetryCount"],
+            At::LogConfig => &["Type", "Config"],
             At::Networks | At::Other => &[],
         }
     }
@@ -269,6 +283,8 @@ impl In<'_> {
             (At::Top, "Mounts") => At::Mounts,
             (At::NetworkSettings, "Networks") => At::Networks,
             (At::Networks, _) => At::Endpoint,
+            (At::HostConfig, "RestartPolicy") => At::RestartPolicy,
+            (At::HostConfig, "LogConfig") => At::LogConfig,
             _ => At::Other,
         }
     }
