@@ -1235,6 +1235,7 @@ fn verb_errors_and_exit_codes_agree_with_docker() {
         vec!["stats", "--no-stream", "nosuch"],
         vec!["exec", "nosuch", "true"],
         vec!["update", "-m", "64m", "nosuch"],
+        vec!["update", "nosuch"],
         vec!["stop", "nosuch1", "nosuch2"],
         vec!["rm", "nosuch1", "nosuch2"],
         vec!["rm", "-f", "nosuch1", "nosuch2"],

@@ -64,6 +64,8 @@ fn words(e: &Error) -> String {
         Error::NameInUse { .. } => format!(
             "{e}. You have to remove (or rename) that container to be able to reuse that name."
         ),
+        // runc's words for a path that is not there.
+        Error::CommandNotFound(_) => crate::messages::exec_words(e),
         e => e.to_string(),
     }
 }

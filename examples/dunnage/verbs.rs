@@ -598,6 +598,12 @@ const UPDATE_FLAGS: [Flag; 6] = [
 
 fn update(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "update")?;
+    if p.flags.is_empty() {
+        return Err(Fail {
+            code: 1,
+            msg: "you must provide one or more flags when using this command".into(),
+        });
+    }
     for key in &p.rest {
         let mut h = lookup(store, "update", key)?;
         let mut r = h.spec().resources.clone();
