@@ -1493,6 +1493,11 @@ fn listings_agree_with_docker() {
         &["top", up],
         &["top", up, "-o", "pid,comm"],
         &["stats", "--no-stream"],
+        &["ps", "-a", "-f", "status=exited"],
+        &["ps", "-f", "status=paused"],
+        &["ps", "-a", "-f", "exited=3"],
+        &["ps", "-n", "2"],
+        &["ps", "-a", "-f", "status=created", "-f", "status=exited"],
     ] {
         let theirs = stdout(&both.docker(q));
         let ours = stdout(&both.dunnage(q));
@@ -1522,6 +1527,24 @@ fn listings_agree_with_docker() {
         &["ps", "-aq"],
         &["wait", ex],
         &["wait", &lg],
+        // A container that is not running: zeros.
+        &["stats", "--no-stream", ex],
+        &["ps", "-q", "-f", "exited=3"],
+        &["ps", "-aq", "-f", "exited=3"],
+        &["ps", "-l", "-q"],
+        &["ps", "-aq", "-f", &format!("name={pz}")],
+        &[
+            "ps",
+            "-aq",
+            "-f",
+            &format!("name={pz}"),
+            "-f",
+            "status=running",
+        ],
+        &["ps", "-f", "foo"],
+        &["ps", "-f", "bogus=1"],
+        &["ps", "-f", "status=bogus"],
+        &["ps", "-f", "exited=x"],
         &["logs", pz],
         &["logs", &lg],
         &["logs", "--tail", "2", &lg],

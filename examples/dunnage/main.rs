@@ -61,6 +61,7 @@ mod logs;
 mod messages;
 mod network;
 mod order;
+mod ps;
 mod registry;
 mod run;
 mod template;

@@ -4,7 +4,7 @@
 //! found in the store by name, ID or ID prefix, from any process.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use dunnage::container::spec::signal_number;
 use dunnage::container::{ContainerStore, Error, ExecOptions, StdioMode};
@@ -156,10 +156,13 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
                 f('a', "all", false),
                 f('q', "quiet", false),
                 f('\0', "no-trunc", false),
+                f('n', "last", true),
+                f('l', "latest", false),
+                f('f', "filter", true),
             ],
             false,
         )
-        .and_then(|p| ps(store, &p)),
+        .and_then(|p| crate::ps::ps(store, &p)),
         "exec" => p(
             &[
                 f('d', "detach", false),
@@ -263,75 +266,6 @@ fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
     }
     let code = attach.relay(&mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
     Ok(code.clamp(0, 255) as u8)
-}
-
-fn ps(store: &ContainerStore, p: &Parsed) -> Out {
-    let mut list = store.list()?;
-    list.sort_by(|a, b| b.state.created_at.cmp(&a.state.created_at));
-    let now = SystemTime::now();
-    let no_trunc = p.on("no-trunc");
-    let mut rows = Vec::new();
-    for c in &list {
-        let status = c.status.to_string();
-        if !(p.on("all") || status == "running" || status == "paused") {
-            continue;
-        }
-        let id = if no_trunc {
-            c.spec.id.clone()
-        } else {
-            c.spec.short_id().to_string()
-        };
-        if p.on("quiet") {
-            println!("{id}");
-            continue;
-        }
-        let image = c
-            .spec
-            .image_name
-            .clone()
-            .or_else(|| c.spec.image.clone())
-            .unwrap_or_default();
-        rows.push(vec![
-            id,
-            image,
-            format::ps_command(&c.spec.argv, no_trunc),
-            dunnage::image::time::parse_rfc3339(&c.state.created_at).map_or_else(
-                || "N/A".to_string(),
-                |t| dunnage::image::time::human_since(t, now),
-            ),
-            format::ps_status(
-                &status,
-                c.state.started_at.as_deref(),
-                c.state.finished_at.as_deref(),
-                c.state.exit_code,
-                now,
-            ),
-            if status == "running" || status == "paused" {
-                crate::network::ps_ports(&c.spec.network)
-            } else {
-                String::new()
-            },
-            c.spec.name.clone(),
-        ]);
-    }
-    if !p.on("quiet") {
-        print!(
-            "{}",
-            format::table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES"
-                ],
-                &rows
-            )
-        );
-    }
-    Ok(0)
 }
 
 fn exec(store: &ContainerStore, p: &Parsed) -> Out {
@@ -508,14 +442,40 @@ fn stats(store: &ContainerStore, p: &Parsed) -> Out {
     // CPU % over a short interval, as docker computes it between two
     // samples (100% is one CPU).
     let cpu = |s: &dunnage::cgroups::Stats| s.cpu.as_ref().map_or(0, |c| c.usage.as_nanos());
+    // A container that is not running shows zeros, as docker's.
+    let live = |h: &dunnage::container::ContainerHandle| {
+        matches!(
+            h.status(),
+            Ok(dunnage::container::Status::Running | dunnage::container::Status::Paused)
+        )
+    };
     let first: Vec<u128> = handles
         .iter()
-        .map(|h| h.stats().map(|s| cpu(&s)))
+        .map(|h| {
+            if live(h) {
+                h.stats().map(|s| cpu(&s))
+            } else {
+                Ok(0)
+            }
+        })
         .collect::<Result<_, _>>()?;
     let t0 = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(500));
     let mut rows = Vec::new();
     for (h, before) in handles.iter().zip(first) {
+        if !live(h) {
+            rows.push(format::stats_cells(&format::StatsRow {
+                id: h.spec().short_id(),
+                name: h.name(),
+                cpu_percent: 0.0,
+                mem_usage: 0,
+                mem_limit: 0,
+                io_read: 0,
+                io_write: 0,
+                pids: 0,
+            }));
+            continue;
+        }
         let s = h.stats()?;
         let elapsed = t0.elapsed().as_nanos().max(1);
         let mem = s.memory.as_ref();
