@@ -187,7 +187,7 @@ fn inspect(store: &ContainerStore, p: &Parsed) -> Out {
         match nets.inspect(network_name(name)) {
             Ok(n) => out.push(network_json(store, &n)),
             Err(e) => {
-                eprintln!("dunnage: Error response from daemon: {e}");
+                eprintln!("{}", network_error(name, &e));
                 code = 1;
             }
         }
@@ -211,12 +211,20 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
         match nets.remove(network_name(name)) {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("dunnage: Error response from daemon: {e}");
+                eprintln!("{}", network_error(name, &e));
                 code = 1;
             }
         }
     }
     Ok(code)
+}
+
+/// docker's words for a network verb's failure on `name`.
+fn network_error(name: &str, e: &dunnage::network::Error) -> String {
+    match e {
+        dunnage::network::Error::NetworkNotFound(_) => format!("Error: No such network: {name}"),
+        e => format!("Error response from daemon: {e}"),
+    }
 }
 
 /// `PORT/PROTO` as docker keys published ports.

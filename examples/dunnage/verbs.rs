@@ -186,7 +186,9 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
         .and_then(|p| crate::logs::logs(store, &p)),
         "stop" => p(&[f('t', "time", true)], false).and_then(|p| stop(store, &p)),
         "kill" => p(&[f('s', "signal", true)], false).and_then(|p| kill(store, &p)),
-        "rm" => p(&[f('f', "force", false)], false).and_then(|p| rm(store, &p)),
+        // -v removes anonymous volumes in docker; this CLI makes none.
+        "rm" => p(&[f('f', "force", false), f('v', "volumes", false)], false)
+            .and_then(|p| rm(store, &p)),
         "pause" | "unpause" => p(&[], false).and_then(|p| pause(store, &p, verb == "pause")),
         "wait" => p(&[], false).and_then(|p| wait(store, &p)),
         "stats" => p(&[f('\0', "no-stream", false)], false).and_then(|p| stats(store, &p)),
