@@ -260,8 +260,11 @@ struct In<'a>(&'a Value, At);
 impl In<'_> {
     fn order(&self, map: &serde_json::Map<String, Value>) -> &'static [&'static str] {
         match self.1 {
-            At::Top if map.contains_key("State") => CONTAINER,
-            At::Top => IMAGE,
+            At::Top if map.contains_key("State") && map.contains_key("Id") => CONTAINER,
+            At::Top if map.contains_key("Id") => IMAGE,
+            // Anything else (ps --format's fields) as Go marshals a map:
+            // sorted.
+            At::Top => &[],
             At::State => STATE,
             At::Config => CONFIG,
             At::HostConfig => HOST_CONFIG,

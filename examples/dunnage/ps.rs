@@ -10,6 +10,7 @@ use dunnage::container::{ContainerInfo, ContainerStore};
 
 use crate::flags::Parsed;
 use crate::format;
+use crate::template::Template;
 use crate::verbs::Fail;
 
 /// The statuses docker's `status` filter knows.
@@ -130,7 +131,14 @@ pub fn ps(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
     }
     let now = SystemTime::now();
     let no_trunc = p.on("no-trunc");
+    // A format wins over -q, as docker's; `table` alone is the default.
+    let format = p
+        .get("format")
+        .filter(|f| f.trim() != "table")
+        .map(Format::parse)
+        .transpose()?;
     let mut rows = Vec::new();
+    let mut objects = Vec::new();
     for c in &list {
         let status = c.status.to_string();
         let id = if no_trunc {
@@ -138,7 +146,7 @@ pub fn ps(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         } else {
             c.spec.short_id().to_string()
         };
-        if p.on("quiet") {
+        if p.on("quiet") && format.is_none() {
             println!("{id}");
             continue;
         }
@@ -148,7 +156,7 @@ pub fn ps(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
             .clone()
             .or_else(|| c.spec.image.clone())
             .unwrap_or_default();
-        rows.push(vec![
+        let row = vec![
             id,
             image,
             format::ps_command(&c.spec.argv, no_trunc),
@@ -169,7 +177,14 @@ pub fn ps(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
                 String::new()
             },
             c.spec.name.clone(),
-        ]);
+        ];
+        if format.is_some() {
+            objects.push(context(c, &row));
+        }
+        rows.push(row);
+    }
+    if let Some(f) = format {
+        return f.print(&objects);
     }
     if !p.on("quiet") {
         print!(
@@ -189,4 +204,123 @@ pub fn ps(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         );
     }
     Ok(0)
+}
+
+/// docker's `ps --format` fields of a container (its `ContainerContext`),
+/// from the cells of its `ps` row and the container.
+fn context(c: &ContainerInfo, row: &[String]) -> serde_json::Value {
+    use dunnage::container::Network;
+    let cell = |i: usize| row.get(i).cloned().unwrap_or_default();
+    // `2026-12-07 18:27:47 +0000 UTC` from the stored RFC 3339 UTC time.
+    let created = &c.state.created_at;
+    let created_at = match created.split_once('T') {
+        Some((d, t)) => format!("{d} {} +0000 UTC", t.get(..8).unwrap_or(t)),
+        None => created.clone(),
+    };
+    let labels: Vec<String> = c
+        .spec
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let networks = match &c.spec.network {
+        Network::None => "none".to_string(),
+        Network::Host => "host".to_string(),
+        Network::Bridge { name, .. } if name == dunnage::container::network::DEFAULT_NETWORK => {
+            "bridge".to_string()
+        }
+        Network::Bridge { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    serde_json::json!({
+        "Command": cell(2),
+        "CreatedAt": created_at,
+        "ID": cell(0),
+        "Image": cell(1),
+        "Labels": labels.join(","),
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": cell(6),
+        "Networks": networks,
+        "Ports": cell(5),
+        "RunningFor": cell(3),
+        "State": c.status.to_string(),
+        "Status": cell(4),
+    })
+}
+
+/// The column titles of `ps --format 'table ...'`.
+const TITLES: [(&str, &str); 13] = [
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Labels", "LABELS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Mounts", "MOUNTS"),
+    ("Names", "NAMES"),
+    ("Networks", "NETWORKS"),
+    ("Ports", "PORTS"),
+    ("RunningFor", "CREATED"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+];
+
+/// A `--format` template: a table (`table ...`, a header and columns
+/// laid out at tabs) or lines.
+struct Format {
+    table: bool,
+    template: Template,
+}
+
+impl Format {
+    /// As docker prepares it: `table ` cut off, blanks trimmed, `\t` and
+    /// `\n` written as such made real.
+    fn parse(text: &str) -> Result<Format, Fail> {
+        let (table, body) = match text.strip_prefix("table") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let body = body
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
+        let template = Template::parse(&body).map_err(|e| Fail {
+            code: 1,
+            msg: e
+                .msg
+                .replace("template parsing error:", "failed to parse template:"),
+        })?;
+        Ok(Format { table, template })
+    }
+
+    fn render(&self, obj: &serde_json::Value) -> Result<String, Fail> {
+        self.template.render(obj).map_err(|e| Fail {
+            code: 1,
+            msg: e.go_field_error("*formatter.ContainerContext"),
+        })
+    }
+
+    fn print(&self, objects: &[serde_json::Value]) -> Result<u8, Fail> {
+        if !self.table {
+            for o in objects {
+                println!("{}", self.render(o)?);
+            }
+            return Ok(0);
+        }
+        let titles: serde_json::Map<String, serde_json::Value> = TITLES
+            .iter()
+            .map(|(k, t)| (k.to_string(), serde_json::Value::from(*t)))
+            .collect();
+        let header = self.render(&serde_json::Value::Object(titles))?;
+        let cells = |line: &str| -> Vec<String> { line.split('\t').map(str::to_string).collect() };
+        let mut rows = Vec::new();
+        for o in objects {
+            rows.push(cells(&self.render(o)?));
+        }
+        let header = cells(&header);
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        print!("{}", format::table(&header, &rows));
+        Ok(0)
+    }
 }

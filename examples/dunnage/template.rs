@@ -33,12 +33,28 @@ pub struct TemplateError {
     /// docker's exit code for it (64 for a template that does not parse,
     /// 1 for a field that is missing).
     pub code: u8,
+    /// For a missing field: where (column), the path shown, the key.
+    missing: Option<(usize, String, String)>,
+}
+
+impl TemplateError {
+    /// The message Go gives for a missing field of a struct of `type_name`
+    /// (where a map's words are `map has no entry for key`).
+    pub fn go_field_error(&self, type_name: &str) -> String {
+        match &self.missing {
+            Some((col, shown, key)) => format!(
+                "failed to execute template: template: :1:{col}: executing \"\" at <{shown}>: can't evaluate field {key} in type {type_name}"
+            ),
+            None => self.msg.clone(),
+        }
+    }
 }
 
 fn parse_error(why: &str) -> TemplateError {
     TemplateError {
         msg: format!("template parsing error: template: :1: {why}"),
         code: 64,
+        missing: None,
     }
 }
 
@@ -108,6 +124,7 @@ impl Template {
                                     "template parsing error: template: :1:{key_col}: executing \"\" at <{shown}>: map has no entry for key \"{k}\""
                                 ),
                                 code: 1,
+                                missing: Some((key_col, shown, k.clone())),
                             });
                         };
                         key_col += k.len() + 1;

@@ -159,6 +159,7 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
                 f('n', "last", true),
                 f('l', "latest", false),
                 f('f', "filter", true),
+                f('\0', "format", true),
             ],
             false,
         )
