@@ -191,8 +191,9 @@ pub struct CreateOpts<'a> {
 }
 
 /// Make the container; returns its handle with the start gate still
-/// held, for `run` to start or `create` to hand to a keeper.
-pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, String> {
+/// held, for `run` to start or `create` to hand to a keeper, and the
+/// config's `hooks` (what `runtime.json` keeps of them).
+pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<(ContainerHandle, Value), String> {
     if ctx.find(o.id)?.is_some() {
         return Err(format!("container with id exists: {}", o.id));
     }
@@ -200,8 +201,11 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         .map_err(|e| format!("bundle {}: {e}", o.bundle.display()))?;
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| format!("config.json: {e}"))?;
-    let conv = dunnage::oci::convert_bytes(&bytes, &bundle).map_err(|e| e.to_string())?;
+    // Parsed once: the typed conversion and the raw fields read here
+    // (hooks, terminal, root.path) come from the same document.
+    let cfg = dunnage::oci::OciConfig::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    let conv = cfg.to_container(&bundle).map_err(|e| e.to_string())?;
+    let raw = cfg.raw();
     for w in &conv.warnings {
         crate::warn(&w.to_string());
     }
@@ -294,7 +298,7 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
     {
         return Err(undo(handle, format!("write pid file {}: {e}", f.display())));
     }
-    Ok(handle)
+    Ok((handle, side.hooks))
 }
 
 fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
@@ -305,7 +309,7 @@ fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
 /// `create`: the init is left waiting, its gate held by a keeper.
 pub fn create(ctx: &Ctx, o: &CreateOpts) -> Result<i32, String> {
     let _l = ctx.lock(o.id)?;
-    let mut handle = create_handle(ctx, o).inspect_err(|_| {
+    let (mut handle, _) = create_handle(ctx, o).inspect_err(|_| {
         // Unlinking a held lock file is safe (see `Ctx::lock`).
         if matches!(ctx.find(o.id), Ok(None)) {
             ctx.unlink_lock(o.id);
@@ -331,15 +335,14 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
         _ => return Err("cannot start an already running container".into()),
     }
     h.start().map_err(|e| e.to_string())?;
-    poststart(ctx, id, &h.dir())?;
+    poststart(ctx, id, &read_sidecar(&h.dir()).hooks)?;
     Ok(0)
 }
 
 /// The poststart hooks, with the state read only when there are some.
-fn poststart(ctx: &Ctx, id: &str, dir: &Path) -> Result<(), String> {
-    let side = read_sidecar(dir);
-    if hooks::any(&side.hooks, &["poststart"]) {
-        hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, id)?);
+fn poststart(ctx: &Ctx, id: &str, hooks_json: &Value) -> Result<(), String> {
+    if hooks::any(hooks_json, &["poststart"]) {
+        hooks::run_warn(hooks_json, "poststart", &state_value(ctx, id)?);
     }
     Ok(())
 }
@@ -350,19 +353,31 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         create(ctx, o)?;
         return start(ctx, o.id);
     }
-    let mut h = {
+    let (mut h, hooks_json) = {
         let _l = ctx.lock(o.id)?;
-        let mut h = create_handle(ctx, o).inspect_err(|_| {
+        let (mut h, hooks_json) = create_handle(ctx, o).inspect_err(|_| {
             if matches!(ctx.find(o.id), Ok(None)) {
                 ctx.unlink_lock(o.id);
             }
         })?;
         h.start().map_err(|e| e.to_string())?;
-        h
+        (h, hooks_json)
     };
-    poststart(ctx, o.id, &h.dir())?;
+    poststart(ctx, o.id, &hooks_json)?;
     let exit = h.wait().map_err(|e| e.to_string())?;
-    delete(ctx, o.id, true)?;
+    if hooks::any(&hooks_json, &["poststop"]) {
+        // The poststop hooks get the state document: `delete` makes it.
+        delete(ctx, o.id, true)?;
+    } else {
+        // Removed with the handle in hand: no listing of the store to
+        // find it again. Another process's `delete` may have removed it
+        // while it ran (then there is nothing left to do).
+        let _l = ctx.lock(o.id)?;
+        if h.dir().exists() {
+            h.remove(true).map_err(|e| e.to_string())?;
+        }
+        ctx.unlink_lock(o.id);
+    }
     Ok(exit.code.unwrap_or(255))
 }
 
