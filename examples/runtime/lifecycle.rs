@@ -1,7 +1,8 @@
 //! The lifecycle verbs: create, start, run, state, list, kill, delete,
 //! ps, pause, resume. A runc ID is the name of a facade container in the
-//! store at `--root`; `runtime.json` beside its state keeps the bundle,
-//! the annotations and the hooks for later calls.
+//! store at `--root`; a label of the container's spec
+//! ([`SIDECAR_LABEL`]) keeps the bundle, the annotations and the hooks
+//! for later calls.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{console, hooks, keeper};
+
+/// The label of the container's spec that holds its [`Sidecar`] as JSON
+/// (saved with the spec: no file of its own to write per container).
+pub const SIDECAR_LABEL: &str = "org.dunnage.runtime.sidecar";
 
 /// What `create` keeps for the later calls.
 #[derive(Serialize, Deserialize, Default)]
@@ -154,16 +159,21 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-fn read_sidecar(dir: &Path) -> Sidecar {
-    std::fs::read(dir.join("runtime.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+/// The sidecar of a container: its label, or the `runtime.json` beside
+/// its state that earlier versions wrote.
+fn read_sidecar(info: &ContainerInfo, dir: &Path) -> Sidecar {
+    match info.spec.labels.get(SIDECAR_LABEL) {
+        Some(json) => serde_json::from_str(json).ok(),
+        None => std::fs::read(dir.join("runtime.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+    .unwrap_or_default()
 }
 
 /// The state document of a container.
 pub fn oci_state(info: &ContainerInfo, dir: &Path) -> OciState {
-    let side = read_sidecar(dir);
+    let side = read_sidecar(info, dir);
     let stopped = info.status == Status::Exited;
     OciState {
         oci_version: "1.0.2",
@@ -240,28 +250,23 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<(ContainerHandle, Valu
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| o.id.to_string());
     c.cgroup_path(cgroup);
-    c.name(o.id)
-        .stdin(StdioMode::Inherit)
-        .stdout(StdioMode::Inherit)
-        .stderr(StdioMode::Inherit);
-    let mut handle = c.create(&ctx.store).map_err(|e| e.to_string())?;
-    let dir = handle.dir();
     let side = Sidecar {
         rootfs: bundle.join(rootfs_rel),
         bundle,
         annotations: conv.annotations,
         hooks: hooks_json,
     };
+    let json = serde_json::to_string(&side).map_err(|e| format!("sidecar: {e}"))?;
+    c.name(o.id)
+        .label(SIDECAR_LABEL, json)
+        .stdin(StdioMode::Inherit)
+        .stdout(StdioMode::Inherit)
+        .stderr(StdioMode::Inherit);
+    let mut handle = c.create(&ctx.store).map_err(|e| e.to_string())?;
     let undo = |h: ContainerHandle, msg: String| -> String {
         let _ = h.remove(true);
         msg
     };
-    let json = serde_json::to_vec(&side).unwrap_or_default();
-    // Atomic, not fsynced: like the facade's state files, a crash ends the
-    // container this describes.
-    if let Err(e) = dunnage_base::fs::write_replace(&dir.join("runtime.json"), &json, 0o600) {
-        return Err(undo(handle, format!("write runtime.json: {e}")));
-    }
     let pid = handle.pid().ok().flatten().unwrap_or(0);
     if let Some(adj) = conv.oom_score_adj
         && let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -335,7 +340,7 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
         _ => return Err("cannot start an already running container".into()),
     }
     h.start().map_err(|e| e.to_string())?;
-    poststart(ctx, id, &read_sidecar(&h.dir()).hooks)?;
+    poststart(ctx, id, &read_sidecar(&info, &h.dir()).hooks)?;
     Ok(0)
 }
 
@@ -496,7 +501,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     }
     let h = ctx.store.get(&info.spec.id).map_err(|e| e.to_string())?;
     let dir = h.dir();
-    let side = read_sidecar(&dir);
+    let side = read_sidecar(&info, &dir);
     let mut st = serde_json::to_value(oci_state(&info, &dir)).unwrap_or(Value::Null);
     st["status"] = Value::from("stopped");
     h.remove(true).map_err(|e| e.to_string())?;
