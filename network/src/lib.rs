@@ -40,6 +40,7 @@
 pub mod cidr;
 pub mod error;
 pub mod etc;
+mod ifconfig;
 pub mod netns;
 pub mod networks;
 pub mod nft;

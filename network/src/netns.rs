@@ -7,6 +7,12 @@
 //! created on that thread (netlink, or anything else) stay bound to the
 //! namespace they were created in and can be used from any thread after;
 //! files under `/proc/sys/net` opened there show that namespace's settings.
+//!
+//! The thread goes back to the network namespace it started in before it
+//! ends, so that it no longer holds the target when [`run_in`] returns: a
+//! joined thread may not have dropped its namespaces yet (the kernel wakes
+//! the joiner before it releases them), and a container's namespace that
+//! nothing else holds is to die when its last process exits.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -32,14 +38,53 @@ where
     let handle = std::thread::Builder::new()
         .name("dunnage-netns".into())
         .spawn(move || -> Result<T> {
-            move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Network)).map_err(
-                |e| Error::Netns {
-                    op: "setns(CLONE_NEWNET)",
-                    source: e.into(),
-                },
-            )?;
+            let home = current()?;
+            enter(fd.as_fd())?;
             drop(fd);
-            f()
+            let value = f();
+            // Leave the namespace now rather than at the thread's exit.
+            enter(home.as_fd())?;
+            value
+        })
+        .map_err(|source| Error::Netns {
+            op: "spawn namespace thread",
+            source,
+        })?;
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::Netns {
+            op: "namespace thread",
+            source: io::Error::other("the thread panicked"),
+        })
+    })
+}
+
+/// `setns(2)` the calling thread into the network namespace `netns`.
+fn enter(netns: BorrowedFd<'_>) -> Result<()> {
+    move_into_link_name_space(netns, Some(LinkNameSpaceType::Network)).map_err(|e| Error::Netns {
+        op: "setns(CLONE_NEWNET)",
+        source: e.into(),
+    })
+}
+
+/// A new network namespace (with only a loopback link, down) held by
+/// nothing but the returned fd: made on a short-lived thread that
+/// `unshare(2)`s and goes back to where it was before it ends. Closing the
+/// fd, when nothing else holds the namespace, destroys it.
+pub fn create() -> Result<OwnedFd> {
+    let handle = std::thread::Builder::new()
+        .name("dunnage-netns".into())
+        .spawn(|| -> Result<OwnedFd> {
+            let home = current()?;
+            // SAFETY: only the network namespace is unshared (no file
+            // table), on this thread.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .map_err(|e| Error::Netns {
+                    op: "unshare(CLONE_NEWNET)",
+                    source: e.into(),
+                })?;
+            let made = current()?;
+            enter(home.as_fd())?;
+            Ok(made)
         })
         .map_err(|source| Error::Netns {
             op: "spawn namespace thread",

@@ -400,7 +400,18 @@ impl Networks {
     /// the host namespace for a few milliseconds after `detach` returns;
     /// it is on no lease and carries no rule, and the address, which may
     /// be leased again at once, lives only in the dying namespace (with
-    /// the same docker-style MAC the next holder gets).
+    /// the same docker-style MAC the next holder gets). So "detach leaves
+    /// no links" holds once the kernel's clean-up of the namespace has
+    /// run, not necessarily when `detach` returns.
+    ///
+    /// [`attach`](Self::attach) keeps nothing of the container's
+    /// namespace: it makes no netlink socket there (the kernel frees one
+    /// a grace period after its close, and it holds its namespace until
+    /// then), so the namespace dies with the container's last process and
+    /// a `remove` right after a short container's exit takes this fast
+    /// path. (A socket the container's own processes left, a netlink or a
+    /// bound UDP one, can still keep it that long; detach then deletes the
+    /// pair itself.)
     pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;

@@ -4,13 +4,13 @@
 //! form, a refused batch is a typed error that changes nothing, and a
 //! detach deletes the veth pair itself only while the container's
 //! namespace lives. Needs root (skips otherwise, fails under
-//! `DUNNAGE_REQUIRE_PRIVILEGED=1`), `ip`, `nsenter` and `nft`.
+//! `DUNNAGE_REQUIRE_PRIVILEGED=1`), `ip`, `nsenter`, `nft` and busybox.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::Stdio;
 
 use common::{Lab, Netns, retry};
@@ -20,7 +20,7 @@ use dunnage_testsupport::require_root;
 macro_rules! setup {
     () => {
         require_root!();
-        if !["ip", "nsenter", "nft"]
+        if !["ip", "nsenter", "nft", "busybox"]
             .iter()
             .all(|t| dunnage_testsupport::require_command("network", t))
         {
@@ -209,29 +209,58 @@ fn detach_leaves_the_pair_of_a_dying_namespace_to_the_kernel() {
     let before = lab.host.links();
     // A namespace held only by this fd, as a container's is by its
     // processes: closing it starts the kernel's clean-up.
-    let c = std::thread::spawn(|| {
-        // SAFETY: unshare on this short-lived thread only.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
-        netns::current().unwrap()
-    })
-    .join()
-    .unwrap();
+    let c = netns::create().unwrap();
     let a = lab
         .nets
         .attach("n1", "c", c.as_fd(), &["8080:80".parse().unwrap()])
         .unwrap();
+    // The container's side is set up (without netlink there; busybox
+    // `ifconfig` and `route` read it with ioctls and /proc: an `ip` run
+    // there would hold the namespace as long as the attach's netlink
+    // socket used to).
+    let ns = format!("--net=/proc/{}/fd/{}", std::process::id(), c.as_raw_fd());
+    let eth0 = lab
+        .host
+        .run(&["nsenter", &ns, "busybox", "ifconfig", "eth0"]);
+    assert!(
+        eth0.contains("inet addr:10.213.1.2")
+            && eth0.contains("Bcast:10.213.1.255")
+            && eth0.contains("Mask:255.255.255.0")
+            && eth0.contains(" UP "),
+        "{eth0}"
+    );
+    let lo = lab.host.run(&["nsenter", &ns, "busybox", "ifconfig", "lo"]);
+    assert!(lo.contains(" UP "), "{lo}");
+    let routes = lab.host.run(&["nsenter", &ns, "busybox", "route", "-n"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "0.0.0.0",
+                    "10.213.1.1",
+                    "0.0.0.0",
+                    "UG",
+                    "0",
+                    "0",
+                    "0",
+                    "eth0"
+                ]),
+        "{routes}"
+    );
     drop(c);
-    // The host end tells that its peer's namespace is dying (until the
-    // kernel deletes it).
+    // Nothing of the attach holds the namespace: with its last fd closed
+    // the kernel counts it gone at once (no wait here), so the host end
+    // says its peer's namespace is dying (until the kernel deletes it).
     let mut nl = Netlink::open_in(lab.host.fd()).unwrap();
-    retry(400, || match host_end(&lab, &a.host_veth) {
-        None => Some(()),
-        Some(l) => nl.peer_netns_gone(&l).unwrap().then_some(()),
-    });
+    if let Some(l) = host_end(&lab, &a.host_veth) {
+        assert!(nl.peer_netns_gone(&l).unwrap(), "{l:?}");
+    }
     lab.nets.detach("n1", "c").unwrap();
     // Lease and rules are released when detach returns; the pair goes with
-    // the namespace, in the kernel's own time.
+    // the namespace, in the kernel's own time: "removal leaves no links"
+    // means no links once that clean-up has run (waited for here, bounded:
+    // 400 tries 50 ms apart).
     assert!(lab.nets.inspect("n1").unwrap().containers.is_empty());
     assert!(!lab.host.ruleset().contains("8080"));
     retry(400, || host_end(&lab, &a.host_veth).is_none().then_some(()));
