@@ -23,7 +23,8 @@ use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 use crate::error::{Error, Result};
 
 /// Run `f` on a fresh thread that has joined the network namespace `netns`
-/// (an fd of `/proc/PID/ns/net` or `/run/netns/NAME`), and return its value.
+/// (an fd of `/proc/PID/ns/net` or `/run/netns/NAME`), and return its value;
+/// on the calling thread when that is in `netns` already.
 ///
 /// The calling thread never changes namespace.
 pub fn run_in<T, F>(netns: BorrowedFd<'_>, f: F) -> Result<T>
@@ -31,6 +32,12 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
+    // Already there (the facade's and the CLI's host namespace is the
+    // caller's own): no thread, whose start can wait for a CPU for
+    // milliseconds on a loaded machine.
+    if is_current(netns) {
+        return f();
+    }
     let fd: OwnedFd = netns.try_clone_to_owned().map_err(|source| Error::Netns {
         op: "dup network namespace fd",
         source,
@@ -56,6 +63,19 @@ where
             source: io::Error::other("the thread panicked"),
         })
     })
+}
+
+/// Whether `netns` is the calling thread's network namespace (the same
+/// namespace file: device and inode). `false` when either cannot be
+/// looked at.
+pub fn is_current(netns: BorrowedFd<'_>) -> bool {
+    let Ok(here) = current() else {
+        return false;
+    };
+    match (rustix::fs::fstat(netns), rustix::fs::fstat(&here)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
 }
 
 /// `setns(2)` the calling thread into the network namespace `netns`.
@@ -130,4 +150,22 @@ pub fn read_sysctl(netns: BorrowedFd<'_>, rel: &str) -> Result<String> {
 /// The calling thread's own network namespace, as an fd.
 pub fn current() -> Result<OwnedFd> {
     open(Path::new("/proc/thread-self/ns/net"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_in_the_callers_own_namespace_runs_on_the_calling_thread() {
+        let here = current().unwrap();
+        assert!(is_current(here.as_fd()));
+        let me = std::thread::current().id();
+        let same = run_in(here.as_fd(), move || Ok(std::thread::current().id() == me)).unwrap();
+        assert!(same);
+        // Another namespace file (not a network one here) is not ours.
+        let other = std::fs::File::open("/proc/self/ns/mnt").unwrap();
+        assert!(!is_current(other.as_fd()));
+    }
 }
