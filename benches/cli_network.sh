@@ -12,13 +12,16 @@
 #
 #   cargo build --release --example dunnage && sudo bash benches/cli_network.sh [RUNS]
 #
+# DUNNAGE_BIN=PATH runs another build of the CLI; DUNNAGE_BASE_BIN=PATH adds
+# two cases with a second build (an older one, interleaved with the rest).
+#
 # Needs root, dockerd, busybox-static, ip, nsenter. Everything lives in one
 # temporary directory and two namespaces, removed at the end (the daemon is
 # stopped).
 set -euo pipefail
 runs=${1:-30}
 cd "$(dirname "$0")/.."
-dunnage=$PWD/target/release/examples/dunnage
+dunnage=${DUNNAGE_BIN:-$PWD/target/release/examples/dunnage}
 [ -x "$dunnage" ] || { echo "build it first: cargo build --release --example dunnage" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dunnage-test-bench-clinet.XXXXXX")
@@ -79,12 +82,18 @@ dun load -q -i "$work/busybox.tar" > /dev/null
 dun network create dunnage0 > /dev/null 2>&1 || true
 
 cases=(dunnage-none dunnage-bridge docker-none docker-bridge)
+base=${DUNNAGE_BASE_BIN:-}
+[ -z "$base" ] || cases+=(base-none base-bridge)
 # The command line of case $1, in the array `cmd`.
 argv() {
   local dn=(nsenter --net=/run/netns/"$libns" "$dunnage" --root "$work/store" run --rm
     --cgroup-parent dunnage-test-bench-clinet)
   local dk=(/usr/bin/docker -H "unix://$work/docker.sock" run --rm)
+  local bs=(nsenter --net=/run/netns/"$libns" "$base" --root "$work/store" run --rm
+    --cgroup-parent dunnage-test-bench-clinet)
   case $1 in
+    base-none) cmd=("${bs[@]}" --network none) ;;
+    base-bridge) cmd=("${bs[@]}" --network bridge) ;;
     dunnage-none) cmd=("${dn[@]}" --network none) ;;
     dunnage-bridge) cmd=("${dn[@]}" --network bridge) ;;
     docker-none) cmd=("${dk[@]}" --network none) ;;
@@ -133,4 +142,8 @@ awk -v runs="$runs" '
     ours = m["dunnage-bridge"] - m["dunnage-none"]; theirs = m["docker-bridge"] - m["docker-none"]
     printf "--network bridge adds: dunnage %.1f ms (CPU %.1f ms), docker %.1f ms\n", ours, u["dunnage-bridge"] - u["dunnage-none"], theirs
     printf "ratio dunnage / docker (what --network bridge adds, medians): %.3f\n", ours / theirs
+    if (n["base-none"]) {
+      b = median(wall, "base-none", n["base-none"]); bb = median(wall, "base-bridge", n["base-bridge"])
+      printf "base build: none %.1f ms, bridge %.1f ms: adds %.1f ms = %.3fx docker'"'"'s\n", b, bb, bb - b, (bb - b) / theirs
+    }
   }' "$work/times"
