@@ -142,6 +142,18 @@ awk -v runs="$runs" '
     ours = m["dunnage-bridge"] - m["dunnage-none"]; theirs = m["docker-bridge"] - m["docker-none"]
     printf "--network bridge adds: dunnage %.1f ms (CPU %.1f ms), docker %.1f ms\n", ours, u["dunnage-bridge"] - u["dunnage-none"], theirs
     printf "ratio dunnage / docker (what --network bridge adds, medians): %.3f\n", ours / theirs
+    # Paired: the difference within each round of the interleaved runs
+    # (the cases of a round ran back to back, under the same load), median.
+    for (i = 1; i <= n["dunnage-none"]; i++) {
+      pd[i] = wall["dunnage-bridge", i] - wall["dunnage-none", i]
+      pk[i] = wall["docker-bridge", i] - wall["docker-none", i]
+      if (n["base-none"]) pb[i] = wall["base-bridge", i] - wall["base-none", i]
+    }
+    k = n["dunnage-none"]
+    for (i = 1; i <= k; i++) { x["d", i] = pd[i]; x["k", i] = pk[i]; x["b", i] = pb[i] }
+    md = median(x, "d", k); mk = median(x, "k", k)
+    printf "paired (median of the per-round differences): dunnage %.1f ms, docker %.1f ms: ratio %.3f\n", md, mk, md / mk
+    if (n["base-none"]) printf "paired, base build: %.1f ms: ratio %.3f\n", median(x, "b", k), median(x, "b", k) / mk
     if (n["base-none"]) {
       b = median(wall, "base-none", n["base-none"]); bb = median(wall, "base-bridge", n["base-bridge"])
       printf "base build: none %.1f ms, bridge %.1f ms: adds %.1f ms = %.3fx docker'"'"'s\n", b, bb, bb - b, (bb - b) / theirs
