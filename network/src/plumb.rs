@@ -70,9 +70,17 @@ pub(crate) fn ensure_bridge(
 }
 
 /// The lowest host address of the subnet that is neither the gateway nor
-/// leased.
-pub(crate) fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4Addr> {
-    let taken: std::collections::HashSet<Ipv4Addr> = leases.iter().map(|l| l.address).collect();
+/// leased nor `held` (by a detached container's dying namespace).
+pub(crate) fn free_address(
+    cfg: &NetworkConfig,
+    leases: &[Lease],
+    held: &[Ipv4Addr],
+) -> Result<Ipv4Addr> {
+    let taken: std::collections::HashSet<Ipv4Addr> = leases
+        .iter()
+        .map(|l| l.address)
+        .chain(held.iter().copied())
+        .collect();
     (1..=cfg.subnet.host_count())
         .filter_map(|n| cfg.subnet.host(n))
         .find(|ip| *ip != cfg.gateway && !taken.contains(ip))
@@ -146,7 +154,7 @@ mod tests {
         let cfg = spec.resolve().unwrap();
         let mut leases = Vec::new();
         for want in 2..=6 {
-            let ip = free_address(&cfg, &leases).unwrap();
+            let ip = free_address(&cfg, &leases, &[]).unwrap();
             assert_eq!(ip, Ipv4Addr::new(10, 0, 0, want));
             leases.push(Lease {
                 container_id: format!("c{want}"),
@@ -157,12 +165,18 @@ mod tests {
             });
         }
         assert!(matches!(
-            free_address(&cfg, &leases),
+            free_address(&cfg, &leases, &[]),
             Err(Error::SubnetFull { .. })
         ));
         leases.remove(1);
+        // Held by a dying namespace: not handed out until it is gone.
+        let held = [Ipv4Addr::new(10, 0, 0, 3)];
+        assert!(matches!(
+            free_address(&cfg, &leases, &held),
+            Err(Error::SubnetFull { .. })
+        ));
         assert_eq!(
-            free_address(&cfg, &leases).unwrap(),
+            free_address(&cfg, &leases, &[]).unwrap(),
             Ipv4Addr::new(10, 0, 0, 3)
         );
     }

@@ -269,4 +269,65 @@ fn detach_leaves_the_pair_of_a_dying_namespace_to_the_kernel() {
     assert!(!lab.host.ruleset().contains("8080"));
     retry(400, || host_end(&lab, &a.host_veth).is_none().then_some(()));
     assert_eq!(lab.host.links(), before);
+    // With the old host end gone, the address is handed out again (and a
+    // record of it held, if detach wrote one, is gone).
+    let c2 = netns::create().unwrap();
+    let again = lab.nets.attach("n1", "c2", c2.as_fd(), &[]).unwrap();
+    assert_eq!(again.address, a.address);
+    let records = lab.nets.state_dir().join("networks/n1/releasing");
+    assert!(
+        std::fs::read_dir(&records).map_or(true, |mut d| d.next().is_none()),
+        "{records:?}"
+    );
+    drop(c2);
+    lab.nets.detach("n1", "c2").unwrap();
+}
+
+#[test]
+fn an_address_is_not_handed_out_while_the_old_host_end_exists() {
+    setup!();
+    let lab = Lab::new();
+    let mut spec = NetworkSpec::new("n1");
+    spec.subnet("10.213.3.0/24".parse().unwrap());
+    lab.nets.create(&spec).unwrap();
+    // What detach records when it leaves a pair to the kernel: .2 held by
+    // the host end `vethheld0` (a veth pair of the test's stands for it).
+    lab.host.run(&[
+        "ip",
+        "link",
+        "add",
+        "vethheld0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "vethheld1",
+    ]);
+    let dir = lab.nets.state_dir().join("networks/n1/releasing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("10.213.3.2.json"),
+        r#"{"address":"10.213.3.2","host_veth":"vethheld0"}"#,
+    )
+    .unwrap();
+    let c = Netns::new("c");
+    let a = lab.nets.attach("n1", "c", c.fd(), &[]).unwrap();
+    assert_eq!(a.address.to_string(), "10.213.3.3");
+    lab.nets.detach("n1", "c").unwrap();
+    assert!(dir.join("10.213.3.2.json").exists());
+    // Once it is gone, the next attach reclaims the address.
+    lab.host.run(&["ip", "link", "del", "vethheld0"]);
+    let a = lab.nets.attach("n1", "c", c.fd(), &[]).unwrap();
+    assert_eq!(a.address.to_string(), "10.213.3.2");
+    assert!(!dir.join("10.213.3.2.json").exists());
+    lab.nets.detach("n1", "c").unwrap();
+    // A damaged record is a typed error, and the attach creates nothing.
+    std::fs::write(dir.join("10.213.3.9.json"), "{not json").unwrap();
+    let before = lab.host.links();
+    let e = lab.nets.attach("n1", "c", c.fd(), &[]).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    assert_eq!(lab.host.links(), before);
+    assert!(lab.nets.inspect("n1").unwrap().containers.is_empty());
+    std::fs::remove_file(dir.join("10.213.3.9.json")).unwrap();
+    lab.nets.remove("n1").unwrap();
 }
