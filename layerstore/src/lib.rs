@@ -91,6 +91,7 @@ mod error;
 mod layerdb;
 mod lock;
 mod rw;
+pub mod spare;
 mod staged;
 mod store;
 mod stream;
