@@ -141,7 +141,7 @@ impl CheckReport {
 /// unfinished create (and its mounted layer): the kill trials saw the
 /// monitor's command line gone (its memory is released early in the
 /// exit), checked, and found the mount left after the repair.
-fn creator_alive(dir: &Path) -> bool {
+pub(crate) fn creator_alive(dir: &Path) -> bool {
     let mut buf = [0u8; 64];
     let text = match rustix::fs::getxattr(dir, CREATOR_XATTR, &mut buf[..]) {
         Ok(n) => String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned(),

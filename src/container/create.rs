@@ -222,10 +222,10 @@ pub(crate) fn create_spec(
     let creator_file;
     {
         let _all = store.lock_all()?;
-        if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
+        if let Some(id) = store.named(&spec.name)? {
             return Err(Error::NameInUse {
                 name: spec.name.clone(),
-                id: other.spec.id,
+                id,
             });
         }
         std::fs::DirBuilder::new()
