@@ -346,6 +346,11 @@ impl LayerStore {
             let ids_ok = ["mount-id", "init-id"].iter().all(|f| {
                 read_text(&dir.join(f)).is_ok_and(|id| valid_id(&id) && self.driver.exists(&id))
             });
+            // Gone meanwhile: taken by a create (which holds the store
+            // lock shared, as a check does), not broken.
+            if dir.symlink_metadata().is_err() {
+                continue;
+            }
             if !parent_ok || !ids_ok || !dir.is_dir() {
                 out.push(dir);
             }
