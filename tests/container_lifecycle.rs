@@ -260,6 +260,32 @@ fn not_found_not_executable_name_in_use() {
         f.store.lookup("web-2"),
         Err(Error::UnknownContainer(_))
     ));
+    // A create of "web-2" in progress (config.json, no state.json yet)
+    // holds the name while its creator (this process) lives; once the
+    // creator is gone the unfinished directory does not.
+    let pending = f.store.root().join("containers").join("d".repeat(64));
+    std::fs::create_dir(&pending).unwrap();
+    let pending_config = format!(r#"{{"id":"{}","name":"web-2"}}"#, "d".repeat(64));
+    std::fs::write(pending.join("config.json"), pending_config).unwrap();
+    let me = std::process::id() as i32;
+    let start = dunnage::container::state::pid_start_time(me).unwrap();
+    std::fs::write(pending.join("creator"), format!("{me} {start}\n")).unwrap();
+    let err = f
+        .container()
+        .arg("true")
+        .name("web-2")
+        .create(&f.store)
+        .unwrap_err();
+    assert!(matches!(err, Error::NameInUse { .. }), "{err}");
+    std::fs::write(pending.join("creator"), "0 0\n").unwrap();
+    let b = f
+        .container()
+        .arg("true")
+        .name("web-2")
+        .create(&f.store)
+        .unwrap();
+    std::fs::remove_dir_all(&pending).unwrap();
+    b.remove(true).unwrap();
     // Dropping a created container's handle ends its process.
     drop(a);
     let a = f.store.get("web-1").unwrap();

@@ -231,6 +231,47 @@ fn two_containers_on_one_bridge_reach_each_other_over_tcp_and_udp() {
     assert_eq!(settled_links(&lab, 2).len(), 2);
 }
 
+/// A container that exits is removed right after: nothing of the attach
+/// holds its network namespace (no netlink socket was made there, which
+/// the kernel frees only a grace period after its close), so the
+/// namespace dies with its last process, the kernel deletes the veth pair
+/// with it, and `remove` (detach) does not wait for that deletion. "No
+/// links left" holds once the kernel's clean-up has run (waited for,
+/// bounded, by `settled_links`).
+#[test]
+fn a_short_container_s_namespace_dies_with_it_and_its_pair_goes_with_it() {
+    setup!();
+    let f = Fixture::new();
+    let lab = Lab::new();
+    in_ns(&lab.host, || {
+        create_network(&f, "n1", "10.211.4.0/24");
+        for _ in 0..3 {
+            let mut c = f
+                .container()
+                .network(bridge("n1", &["8081:80"]))
+                .args(["true"])
+                .create(&f.store)
+                .unwrap();
+            let a = c.network_attachment().unwrap().unwrap();
+            c.start().unwrap();
+            assert_eq!(c.wait().unwrap().code, Some(0));
+            // The host end tells that its peer's namespace is gone (or the
+            // kernel deleted the pair already): usually at once, the
+            // retry is bounded and asserts no timing.
+            let mut nl = dunnage_network::Netlink::open_in(lab.host.fd()).unwrap();
+            retry(400, || match nl.link(&a.host_veth).unwrap() {
+                None => Some(()),
+                Some(l) => nl.peer_netns_gone(&l).unwrap().then_some(()),
+            });
+            c.remove(false).unwrap();
+            assert_no_container_left(&f, &lab, &["n1"]);
+        }
+        f.store.networks().unwrap().remove("n1").unwrap();
+    });
+    f.assert_clean();
+    assert_eq!(settled_links(&lab, 2).len(), 2);
+}
+
 #[test]
 fn a_container_reaches_the_outside_masqueraded_as_the_host() {
     setup!();

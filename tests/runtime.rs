@@ -8,49 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::runtime_binary;
+use common::{cgroup_guard, ok, runtime_binary, runtime_bundle, runtime_call};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use dunnage::oci::bundle::{BundleSpec, write_bundle};
-use dunnage::profile::Profile;
 use dunnage_testsupport::{
-    CgroupGuard, TempDir, mounts_below, require_command, require_privileged, unique_name,
+    TempDir, mounts_below, require_command, require_privileged, unique_name,
 };
 use serde_json::Value;
-
-fn busybox_bundle(dir: &Path, args: &[&str], parent: &str, leaf: &str) {
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for applet in ["sh", "echo", "sleep", "cat", "true"] {
-        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-    }
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(dir.join("rootfs").join(d)).unwrap();
-    }
-    let mut profile = Profile::docker();
-    if !cfg!(feature = "seccomp") {
-        profile.seccomp = None;
-    }
-    let mut spec = BundleSpec::new(args.iter().copied());
-    spec.cgroups_path = Some(format!("/{parent}/{leaf}"));
-    write_bundle(dir, &profile, &spec).unwrap();
-}
-
-fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.procs").exists() {
-        return vec![base.join(parent)];
-    }
-    std::fs::read_dir(base)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("cgroup.procs").exists())
-        .map(|e| e.path().join(parent))
-        .collect()
-}
 
 /// One runtime (ours or runc) with its own root.
 struct Rt {
@@ -69,7 +35,7 @@ impl Rt {
 
     /// Run a verb that ends (no container output on our pipes).
     fn call(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        runtime_call(&self.program, &self.root, args)
     }
 
     /// `create`: the init inherits stdout and stderr, so they go to a file
@@ -86,17 +52,6 @@ impl Rt {
             .status()
             .unwrap()
     }
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{:?}: {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The state JSON with the fields that differ between runs normalised.
@@ -203,12 +158,9 @@ fn lifecycle_matches_runc() {
     }
     let tmp = TempDir::new("runtime").unwrap();
     let parent = unique_name("runtime");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bundle = tmp.join("bundle");
-    busybox_bundle(&bundle, &["sleep", "1000"], &parent, "c");
+    runtime_bundle(&bundle, &["sleep", "1000"], &parent, |_| {});
     let ours = Rt {
         program: runtime_binary(),
         root: tmp.join("ours"),
@@ -235,16 +187,13 @@ fn run_in_foreground_matches_runc() {
     }
     let tmp = TempDir::new("runtime-run").unwrap();
     let parent = unique_name("runtime-run");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bundle = tmp.join("bundle");
-    busybox_bundle(
+    runtime_bundle(
         &bundle,
         &["sh", "-c", "echo hi; echo err >&2; exit 3"],
         &parent,
-        "c",
+        |_| {},
     );
     let mut outs = Vec::new();
     for (program, root) in [(runtime_binary(), "ours"), ("runc".into(), "runc")] {
@@ -286,12 +235,9 @@ fn hooks_get_the_state_and_errors_are_json_lines() {
     }
     let tmp = TempDir::new("runtime-hooks").unwrap();
     let parent = unique_name("runtime-hooks");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bundle = tmp.join("bundle");
-    busybox_bundle(&bundle, &["true"], &parent, "c");
+    runtime_bundle(&bundle, &["true"], &parent, |_| {});
     let path = bundle.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let hook = |kind: &str| {
@@ -493,12 +439,9 @@ fn update_and_events_match_runc() {
     }
     let tmp = TempDir::new("runtime-update").unwrap();
     let parent = unique_name("runtime-update");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bundle = tmp.join("bundle");
-    busybox_bundle(&bundle, &["sleep", "1000"], &parent, "c");
+    runtime_bundle(&bundle, &["sleep", "1000"], &parent, |_| {});
     let ours = Rt {
         program: runtime_binary(),
         root: tmp.join("ours"),
@@ -541,10 +484,7 @@ fn capability_sets_match_runc() {
     }
     let tmp = TempDir::new("runtime-caps").unwrap();
     let parent = unique_name("runtime-caps");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bounding = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SETUID"];
     let permitted = ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW"];
     let effective = ["CAP_KILL"];
@@ -554,7 +494,7 @@ fn capability_sets_match_runc() {
     // and inheritable; as uid 1000 they become the ambient set.
     for uid in [0u32, 1000] {
         let bundle = tmp.join(format!("bundle-{uid}"));
-        busybox_bundle(&bundle, &["cat", "/proc/self/status"], &parent, "c");
+        runtime_bundle(&bundle, &["cat", "/proc/self/status"], &parent, |_| {});
         let path = bundle.join("config.json");
         let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         v["process"]["capabilities"] = serde_json::json!({
@@ -616,12 +556,9 @@ fn user_namespace_matches_runc() {
     }
     let tmp = TempDir::new("runtime-userns").unwrap();
     let parent = unique_name("runtime-userns");
-    let mut guard = CgroupGuard::new();
-    for d in cgroup_dirs(&parent) {
-        guard.add(d);
-    }
+    let _guard = cgroup_guard(&parent);
     let bundle = tmp.join("bundle");
-    busybox_bundle(
+    runtime_bundle(
         &bundle,
         &[
             "sh",
@@ -629,7 +566,7 @@ fn user_namespace_matches_runc() {
             "cat /proc/self/uid_map /proc/self/gid_map; id -u",
         ],
         &parent,
-        "c",
+        |_| {},
     );
     // The container's root is host uid 100000: the rootfs must be
     // reachable by it, as with runc.

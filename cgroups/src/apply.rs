@@ -178,19 +178,30 @@ impl Cgroup {
             .transpose()?;
         // Every file is opened before anything is written: a missing one
         // fails the apply as it fails the plan, and costs no extra stat.
-        let files = writes
-            .iter()
-            .map(|w| {
-                file::open_write(&w.path).map_err(|e| match e {
-                    Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                        missing(w.resource, &w.path)
-                    }
-                    e => e,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (w, f) in writes.iter().zip(files) {
-            file::write_to(f, &w.path, &w.value)?;
+        // A file written several times (v1 `devices.allow`, one rule per
+        // write) is opened once; each value is still its own write(2).
+        let mut files: Vec<(&std::path::Path, std::fs::File)> = Vec::new();
+        let mut slots = Vec::with_capacity(writes.len());
+        for w in &writes {
+            let slot = match files.iter().position(|(p, _)| *p == w.path.as_path()) {
+                Some(i) => i,
+                None => {
+                    let f = file::open_write(&w.path).map_err(|e| match e {
+                        Error::Io { source, .. }
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            missing(w.resource, &w.path)
+                        }
+                        e => e,
+                    })?;
+                    files.push((&w.path, f));
+                    files.len() - 1
+                }
+            };
+            slots.push(slot);
+        }
+        for (w, slot) in writes.iter().zip(slots) {
+            file::write_to(&files[slot].1, &w.path, &w.value)?;
         }
         if let Some((dir, prog)) = devices {
             crate::bpf::attach_device_program(&dir, &prog)?;

@@ -45,7 +45,7 @@ pub(crate) fn parse_max(path: &Path, text: &str) -> Result<Option<u64>> {
 
 /// Write `value` to a control file in one `write(2)`, as the kernel wants.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    write_to(open_write(path)?, path, value)
+    write_to(&open_write(path)?, path, value)
 }
 
 /// Open an existing control file for writing.
@@ -56,8 +56,10 @@ pub(crate) fn open_write(path: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io("open", path, e))
 }
 
-/// Write `value` in one `write(2)` to `f`, the control file `path`.
-pub(crate) fn write_to(mut f: std::fs::File, path: &Path, value: &str) -> Result<()> {
+/// Write `value` in one `write(2)` to `f`, the control file `path` (an
+/// open control file takes one value per write; the file offset is not
+/// looked at).
+pub(crate) fn write_to(mut f: &std::fs::File, path: &Path, value: &str) -> Result<()> {
     f.write_all(value.as_bytes())
         .map_err(|e| Error::io("write", path, e))
 }

@@ -195,6 +195,57 @@ fn device_rules_apply_on_v1_and_become_a_program_on_v2() {
 }
 
 #[test]
+fn several_device_rules_through_one_open_file_each_take_effect() {
+    require_root!();
+    let h = host();
+    if unified(&h) {
+        return;
+    }
+    let cg = cgroup("devices-many", &[Controller::Devices]);
+    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        }
+    };
+    // Writes alternate between devices.deny and devices.allow, and go to
+    // each several times (each file is opened once by `apply`).
+    let r = Resources {
+        devices: vec![
+            rule(false, 'a', None, None, "rwm"),
+            rule(true, 'c', Some(1), Some(3), "rwm"),
+            rule(true, 'c', Some(1), Some(5), "rwm"),
+            rule(true, 'c', Some(1), Some(7), "rwm"),
+            rule(false, 'c', Some(1), Some(7), "m"),
+            rule(true, 'c', Some(5), Some(0), "rw"),
+            rule(true, 'c', Some(136), None, "rwm"),
+            rule(false, 'c', Some(1), Some(5), "w"),
+        ],
+        ..Resources::default()
+    };
+    assert_eq!(cg.plan(&r).unwrap().len(), 8);
+    cg.apply(&r).unwrap();
+    let mut list: Vec<String> = read(&cg, Controller::Devices, "devices.list")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    list.sort();
+    assert_eq!(
+        list,
+        [
+            "c 136:* rwm",
+            "c 1:3 rwm",
+            "c 1:5 rm",
+            "c 1:7 rw",
+            "c 5:0 rw"
+        ]
+    );
+}
+
+#[test]
 fn hugetlb_limit_applies_where_the_controller_lives() {
     require_root!();
     let h = host();

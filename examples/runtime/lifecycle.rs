@@ -1,7 +1,8 @@
 //! The lifecycle verbs: create, start, run, state, list, kill, delete,
 //! ps, pause, resume. A runc ID is the name of a facade container in the
-//! store at `--root`; `runtime.json` beside its state keeps the bundle,
-//! the annotations and the hooks for later calls.
+//! store at `--root`; a label of the container's spec
+//! ([`SIDECAR_LABEL`]) keeps the bundle, the annotations and the hooks
+//! for later calls.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{console, hooks, keeper};
+
+/// The label of the container's spec that holds its [`Sidecar`] as JSON
+/// (saved with the spec: no file of its own to write per container).
+pub const SIDECAR_LABEL: &str = "org.dunnage.runtime.sidecar";
 
 /// What `create` keeps for the later calls.
 #[derive(Serialize, Deserialize, Default)]
@@ -154,16 +159,21 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-fn read_sidecar(dir: &Path) -> Sidecar {
-    std::fs::read(dir.join("runtime.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+/// The sidecar of a container: its label, or the `runtime.json` beside
+/// its state that earlier versions wrote.
+fn read_sidecar(info: &ContainerInfo, dir: &Path) -> Sidecar {
+    match info.spec.labels.get(SIDECAR_LABEL) {
+        Some(json) => serde_json::from_str(json).ok(),
+        None => std::fs::read(dir.join("runtime.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+    }
+    .unwrap_or_default()
 }
 
 /// The state document of a container.
 pub fn oci_state(info: &ContainerInfo, dir: &Path) -> OciState {
-    let side = read_sidecar(dir);
+    let side = read_sidecar(info, dir);
     let stopped = info.status == Status::Exited;
     OciState {
         oci_version: "1.0.2",
@@ -191,8 +201,9 @@ pub struct CreateOpts<'a> {
 }
 
 /// Make the container; returns its handle with the start gate still
-/// held, for `run` to start or `create` to hand to a keeper.
-pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, String> {
+/// held, for `run` to start or `create` to hand to a keeper, and the
+/// config's `hooks` (what `runtime.json` keeps of them).
+pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<(ContainerHandle, Value), String> {
     if ctx.find(o.id)?.is_some() {
         return Err(format!("container with id exists: {}", o.id));
     }
@@ -200,8 +211,11 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         .map_err(|e| format!("bundle {}: {e}", o.bundle.display()))?;
     let path = bundle.join("config.json");
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| format!("config.json: {e}"))?;
-    let conv = dunnage::oci::convert_bytes(&bytes, &bundle).map_err(|e| e.to_string())?;
+    // Parsed once: the typed conversion and the raw fields read here
+    // (hooks, terminal, root.path) come from the same document.
+    let cfg = dunnage::oci::OciConfig::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    let conv = cfg.to_container(&bundle).map_err(|e| e.to_string())?;
+    let raw = cfg.raw();
     for w in &conv.warnings {
         crate::warn(&w.to_string());
     }
@@ -236,28 +250,23 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| o.id.to_string());
     c.cgroup_path(cgroup);
-    c.name(o.id)
-        .stdin(StdioMode::Inherit)
-        .stdout(StdioMode::Inherit)
-        .stderr(StdioMode::Inherit);
-    let mut handle = c.create(&ctx.store).map_err(|e| e.to_string())?;
-    let dir = handle.dir();
     let side = Sidecar {
         rootfs: bundle.join(rootfs_rel),
         bundle,
         annotations: conv.annotations,
         hooks: hooks_json,
     };
+    let json = serde_json::to_string(&side).map_err(|e| format!("sidecar: {e}"))?;
+    c.name(o.id)
+        .label(SIDECAR_LABEL, json)
+        .stdin(StdioMode::Inherit)
+        .stdout(StdioMode::Inherit)
+        .stderr(StdioMode::Inherit);
+    let mut handle = c.create(&ctx.store).map_err(|e| e.to_string())?;
     let undo = |h: ContainerHandle, msg: String| -> String {
         let _ = h.remove(true);
         msg
     };
-    let json = serde_json::to_vec(&side).unwrap_or_default();
-    // Atomic, not fsynced: like the facade's state files, a crash ends the
-    // container this describes.
-    if let Err(e) = dunnage_base::fs::write_replace(&dir.join("runtime.json"), &json, 0o600) {
-        return Err(undo(handle, format!("write runtime.json: {e}")));
-    }
     let pid = handle.pid().ok().flatten().unwrap_or(0);
     if let Some(adj) = conv.oom_score_adj
         && let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -294,7 +303,7 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<ContainerHandle, Strin
     {
         return Err(undo(handle, format!("write pid file {}: {e}", f.display())));
     }
-    Ok(handle)
+    Ok((handle, side.hooks))
 }
 
 fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
@@ -305,7 +314,7 @@ fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
 /// `create`: the init is left waiting, its gate held by a keeper.
 pub fn create(ctx: &Ctx, o: &CreateOpts) -> Result<i32, String> {
     let _l = ctx.lock(o.id)?;
-    let mut handle = create_handle(ctx, o).inspect_err(|_| {
+    let (mut handle, _) = create_handle(ctx, o).inspect_err(|_| {
         // Unlinking a held lock file is safe (see `Ctx::lock`).
         if matches!(ctx.find(o.id), Ok(None)) {
             ctx.unlink_lock(o.id);
@@ -331,15 +340,14 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<i32, String> {
         _ => return Err("cannot start an already running container".into()),
     }
     h.start().map_err(|e| e.to_string())?;
-    poststart(ctx, id, &h.dir())?;
+    poststart(ctx, id, &read_sidecar(&info, &h.dir()).hooks)?;
     Ok(0)
 }
 
 /// The poststart hooks, with the state read only when there are some.
-fn poststart(ctx: &Ctx, id: &str, dir: &Path) -> Result<(), String> {
-    let side = read_sidecar(dir);
-    if hooks::any(&side.hooks, &["poststart"]) {
-        hooks::run_warn(&side.hooks, "poststart", &state_value(ctx, id)?);
+fn poststart(ctx: &Ctx, id: &str, hooks_json: &Value) -> Result<(), String> {
+    if hooks::any(hooks_json, &["poststart"]) {
+        hooks::run_warn(hooks_json, "poststart", &state_value(ctx, id)?);
     }
     Ok(())
 }
@@ -350,19 +358,31 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         create(ctx, o)?;
         return start(ctx, o.id);
     }
-    let mut h = {
+    let (mut h, hooks_json) = {
         let _l = ctx.lock(o.id)?;
-        let mut h = create_handle(ctx, o).inspect_err(|_| {
+        let (mut h, hooks_json) = create_handle(ctx, o).inspect_err(|_| {
             if matches!(ctx.find(o.id), Ok(None)) {
                 ctx.unlink_lock(o.id);
             }
         })?;
         h.start().map_err(|e| e.to_string())?;
-        h
+        (h, hooks_json)
     };
-    poststart(ctx, o.id, &h.dir())?;
+    poststart(ctx, o.id, &hooks_json)?;
     let exit = h.wait().map_err(|e| e.to_string())?;
-    delete(ctx, o.id, true)?;
+    if hooks::any(&hooks_json, &["poststop"]) {
+        // The poststop hooks get the state document: `delete` makes it.
+        delete(ctx, o.id, true)?;
+    } else {
+        // Removed with the handle in hand: no listing of the store to
+        // find it again. Another process's `delete` may have removed it
+        // while it ran (then there is nothing left to do).
+        let _l = ctx.lock(o.id)?;
+        if h.dir().exists() {
+            h.remove(true).map_err(|e| e.to_string())?;
+        }
+        ctx.unlink_lock(o.id);
+    }
     Ok(exit.code.unwrap_or(255))
 }
 
@@ -481,7 +501,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     }
     let h = ctx.store.get(&info.spec.id).map_err(|e| e.to_string())?;
     let dir = h.dir();
-    let side = read_sidecar(&dir);
+    let side = read_sidecar(&info, &dir);
     let mut st = serde_json::to_value(oci_state(&info, &dir)).unwrap_or(Value::Null);
     st["status"] = Value::from("stopped");
     h.remove(true).map_err(|e| e.to_string())?;

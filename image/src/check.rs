@@ -135,6 +135,14 @@ pub enum Problem {
     /// The layer store's index of children disagrees with the parent files
     /// (see [`dunnage_layerstore::children`]); `repair` rebuilds it.
     ChildrenIndex(ChildrenIndexProblem),
+    /// A spare container layer (see [`dunnage_layerstore::spare`]) that
+    /// cannot be taken: its parent layer or its driver directories are
+    /// gone, or its record is unreadable. `repair` drops it (opening the
+    /// layer store does).
+    BrokenSpare {
+        /// The spare's record.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -175,6 +183,9 @@ impl fmt::Display for Problem {
                 "orphan mount: {} (overlay2 layer {id} is owned, no container layer names it)",
                 path.display()
             ),
+            Problem::BrokenSpare { path } => {
+                write!(f, "spare container layer {} is broken", path.display())
+            }
             Problem::ChildrenIndex(p) => match p {
                 ChildrenIndexProblem::NotBuilt => write!(f, "the index of children is missing"),
                 ChildrenIndexProblem::Missing { parent, child } => {
@@ -249,7 +260,10 @@ impl ImageStore {
         if found.problems.iter().any(|p| {
             matches!(
                 p,
-                Problem::Leftover { .. } | Problem::StrayMount { .. } | Problem::OrphanMount { .. }
+                Problem::Leftover { .. }
+                    | Problem::StrayMount { .. }
+                    | Problem::OrphanMount { .. }
+                    | Problem::BrokenSpare { .. }
             )
         }) {
             // Opening the layer store again clears leftovers and stale
@@ -350,6 +364,12 @@ impl ImageStore {
                 .check_children_index()?
                 .into_iter()
                 .map(Problem::ChildrenIndex),
+        );
+        problems.extend(
+            self.layers()
+                .broken_spares()?
+                .into_iter()
+                .map(|path| Problem::BrokenSpare { path }),
         );
         Ok(CheckReport { problems })
     }

@@ -66,6 +66,11 @@ pub(crate) fn names_in_use(
             }
         }
     };
+    // Spare container layers (dunnage_layerstore::spare) are kept, not
+    // orphans. Read first: a spare taken moves to tmp/, then to mounts/.
+    for e in entries(&db.join("dunnage/spares"))? {
+        named_by(&e.path());
+    }
     for e in entries(&db.join("tmp"))? {
         named_by(&e.path());
     }
@@ -75,6 +80,7 @@ pub(crate) fn names_in_use(
     for e in entries(&db.join("mounts"))? {
         named_by(&e.path());
     }
+
     let driver = layers.driver();
     for e in entries(&db.join("sha256"))? {
         let name = e.file_name();

@@ -321,3 +321,42 @@ fn an_owned_mount_no_record_names_is_reported_and_repaired() {
     // The image is whole and its layers are still there.
     assert!(store.layers().chain(&top).is_ok());
 }
+
+/// A spare container layer (kept by `remove_rw` for the next container on
+/// the image) is no orphan; one whose init layer's directory went is
+/// reported broken, and repair drops it with its other directory.
+#[test]
+fn spare_container_layers_are_not_orphans_and_broken_ones_are_dropped() {
+    require_root!();
+    let dir = TempDir::new("check-spare").unwrap();
+    let store = ImageStore::open(&dir.join("root")).unwrap();
+    load(&store, &dir, "s:1", &[("s", b"s")]);
+    let top = store
+        .config(&store.resolve("s:1").unwrap())
+        .unwrap()
+        .chain_id()
+        .unwrap();
+    let init = dunnage_layerstore::InitLayer::default();
+    let layers = store.layers();
+    let rw = layers.create_rw("spare1", Some(&top), Some(&init)).unwrap();
+    layers.remove_rw("spare1").unwrap();
+    assert_eq!(layers.spare_count().unwrap(), 1);
+    let report = store.check().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    let init_dir = dir.join("root/overlay2").join(rw.init_id.unwrap());
+    std::fs::remove_dir_all(&init_dir).unwrap();
+    let report = store.check().unwrap();
+    // (Its short link in l/ dangles too.)
+    let broken: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| matches!(p, Problem::BrokenSpare { .. }))
+        .collect();
+    assert_eq!(broken.len(), 1, "{report:?}");
+    assert!(broken[0].to_string().contains("spare"));
+    store.repair().unwrap();
+    assert!(store.check().unwrap().is_clean());
+    assert_eq!(store.layers().spare_count().unwrap(), 0);
+    assert!(!dir.join("root/overlay2").join(&rw.mount_id).exists());
+}

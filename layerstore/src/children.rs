@@ -4,7 +4,8 @@
 //!
 //! `layerdb/dunnage/children/<parent chainID hex>/<child>`: an empty file
 //! for each child, named `<chainID hex>` for a layer and
-//! `mount-<container id>` for a container layer. `dunnage/children.built`
+//! `mount-<container id>` for a container layer (`spare-<name>` for a
+//! spare one, see [`crate::spare`]: not a child). `dunnage/children.built`
 //! says the index is complete (it was rebuilt from the parent files since
 //! the store was last written by a version that kept no index).
 //!
@@ -179,6 +180,57 @@ impl Layerdb {
             {
                 Err(io_err("rmdir", &dir)(e))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// The entry of `parent`'s index for the spare container layer `spare`
+    /// (see [`crate::spare`]): `spare-<name>`, which no lookup counts as a
+    /// child (the first removal of `parent` considered drops it).
+    fn spare_entry(&self, parent: &ChainId, spare: &str) -> PathBuf {
+        self.children_dir(parent).join(format!("spare-{spare}"))
+    }
+
+    /// The container layer `child` of `parent` became the spare `spare`
+    /// (its record has left `mounts/`): its entry is renamed for the spare
+    /// instead of being removed, so that taking the spare back makes no
+    /// new one. An entry already gone is not an error.
+    pub(crate) fn keep_child_as_spare(
+        &self,
+        parent: &ChainId,
+        child: &Child,
+        spare: &str,
+    ) -> Result<(), Error> {
+        let from = self.children_dir(parent).join(child.name());
+        let to = self.spare_entry(parent, spare);
+        match fs::rename(&from, &to) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("rename", &from)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Index `child` on `parent` (before its record is committed) from the
+    /// entry the spare `spare` kept, or anew when it is gone.
+    pub(crate) fn add_child_from_spare(
+        &self,
+        parent: &ChainId,
+        child: &Child,
+        spare: &str,
+    ) -> Result<(), Error> {
+        let from = self.spare_entry(parent, spare);
+        let to = self.children_dir(parent).join(child.name());
+        match fs::rename(&from, &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.add_child(parent, child),
+            Err(e) => Err(io_err("rename", &from)(e)),
+        }
+    }
+
+    /// Remove the entry the spare `spare` kept, if any.
+    pub(crate) fn remove_spare_entry(&self, parent: &ChainId, spare: &str) -> Result<(), Error> {
+        let path = self.spare_entry(parent, spare);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("unlink", &path)(e)),
             _ => Ok(()),
         }
     }

@@ -43,6 +43,9 @@
 //!   the `zstd` cargo feature).
 //! - [`children`]: the index of what sits on each layer, which `release`
 //!   reads instead of every layer's parent file.
+//! - [`spare`]: a removed container's untouched layer kept for the next
+//!   container on the same image (`remove_rw` keeps, `create_rw` takes
+//!   back, by renames: no inode made or freed).
 //! - [`Error`]: one enum, variants carrying the path or digest involved.
 //!
 //! # Sharing a store between processes
@@ -91,6 +94,7 @@ mod error;
 mod layerdb;
 mod lock;
 mod rw;
+pub mod spare;
 mod staged;
 mod store;
 mod stream;

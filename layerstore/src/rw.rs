@@ -86,6 +86,55 @@ impl InitLayer {
         }
     }
 
+    /// Whether the directory `root` holds exactly what
+    /// [`write`](InitLayer::write) makes: the entries and their parent
+    /// directories, files empty, symlinks to their targets, nothing else.
+    /// Anything unreadable is a mismatch.
+    pub(crate) fn matches(&self, root: &Path) -> bool {
+        use std::collections::BTreeMap;
+        #[derive(PartialEq, Eq)]
+        enum Kind {
+            Dir,
+            File,
+            Symlink(PathBuf),
+        }
+        let mut want: BTreeMap<PathBuf, Kind> = BTreeMap::new();
+        for entry in &self.entries {
+            let (rel, kind) = match entry {
+                InitEntry::Dir(p) => (p, Kind::Dir),
+                InitEntry::File(p) => (p, Kind::File),
+                InitEntry::Symlink(p, t) => (p, Kind::Symlink(t.clone())),
+            };
+            let mut up = rel.parent();
+            while let Some(dir) = up.filter(|d| !d.as_os_str().is_empty()) {
+                want.entry(dir.to_path_buf()).or_insert(Kind::Dir);
+                up = dir.parent();
+            }
+            want.insert(rel.clone(), kind);
+        }
+        fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Kind>) -> Option<()> {
+            for entry in fs::read_dir(root.join(rel)).ok()? {
+                let entry = entry.ok()?;
+                let path = rel.join(entry.file_name());
+                let meta = entry.metadata().ok()?;
+                let kind = if meta.is_dir() {
+                    walk(root, &path, out)?;
+                    Kind::Dir
+                } else if meta.is_file() && meta.len() == 0 {
+                    Kind::File
+                } else if meta.file_type().is_symlink() {
+                    Kind::Symlink(fs::read_link(root.join(&path)).ok()?)
+                } else {
+                    return None;
+                };
+                out.insert(path, kind);
+            }
+            Some(())
+        }
+        let mut have = BTreeMap::new();
+        walk(root, Path::new(""), &mut have).is_some() && have == want
+    }
+
     /// Create the entries below `root`, a fresh empty directory: each one
     /// made once, relative to its directory's handle (missing parents are
     /// made 0755 on the way), nothing re-checked.
@@ -210,6 +259,14 @@ impl LayerStore {
             return Err(Error::MountExists(container_id.to_owned()));
         }
         let parent_cache = parent.map(|p| self.get(p)).transpose()?.map(|l| l.cache_id);
+        // A spare (see crate::spare) is the same, file for file, as the
+        // layer made below: taken by renames, no inode made.
+        if init.is_some_and(|i| *i == InitLayer::default())
+            && let Some(rw) = self.take_spare(container_id, parent)?
+        {
+            self.db.note_own_change();
+            return Ok(rw);
+        }
         let mount_id = random_hex(32)?;
         let init_id = init.map(|_| format!("{mount_id}-init"));
         // The record is staged in tmp/ first (so that a crash leaves the names
@@ -395,7 +452,14 @@ impl LayerStore {
     }
 
     /// Remove the container's layer (its driver directories and its record);
-    /// an image chain left unreferenced and unused is removed with it.
+    /// an image chain left unreferenced and unused is removed with it. A
+    /// layer its container left as new (Docker's init layer, nothing
+    /// written) is kept as a spare for the next [`create_rw`] on the same
+    /// image instead (see [`spare_count`](LayerStore::spare_count),
+    /// [`drop_spares`](LayerStore::drop_spares)); its record leaves
+    /// `mounts/` all the same.
+    ///
+    /// [`create_rw`]: LayerStore::create_rw
     /// Refused ([`dunnage_overlay::Error::Busy`]) while the layer is mounted
     /// by [`mount_rw`](LayerStore::mount_rw).
     pub fn remove_rw(&self, container_id: &str) -> Result<(), Error> {
@@ -407,6 +471,17 @@ impl LayerStore {
         // directories already gone), but a leftover that the next `open`
         // removes with the driver directories it names.
         let dir = self.mount_dir(container_id);
+        // A layer as new becomes a spare for the next container on the
+        // same image (see crate::spare): its record renamed, nothing freed.
+        if self.keep_spare(&rw, &dir)? {
+            self.db.note_own_change();
+            self.db.remove_locks(&[format!("mount-{container_id}")])?;
+            if let Some(p) = &rw.parent {
+                self.db
+                    .remove_child(p, &Child::Mount(container_id.to_owned()))?;
+            }
+            return Ok(());
+        }
         let staged = self
             .db
             .root()

@@ -131,6 +131,9 @@ impl LayerStore {
             // killed before its commit.
             self.db.prune_children()?;
         }
+        // Spares whose parent or driver directories went (a removal by
+        // another program, a crash).
+        self.drop_broken_spares()?;
         for chain in self.db.unreferenced()? {
             if self.db.exists(&chain) {
                 // A layer whose child, or a parent file, cannot be read
@@ -274,6 +277,8 @@ impl LayerStore {
                 // unreferenced, and a later release or open removes it.
                 return Ok(());
             }
+            // Its spares first: none is left naming a parent that is gone.
+            self.drop_spares_on(Some(&c))?;
             let removing = self.db.begin_remove(&c)?;
             self.db.remove_refs(&c)?;
             if self.driver.has_dir(&layer.cache_id) {

@@ -98,8 +98,10 @@ pub(crate) fn open_in_root(
     }
 }
 
-/// Resolve `target` inside the root, creating what is missing (one
-/// component at a time, each parent resolved inside the root again).
+/// Resolve `target` inside the root, creating what is missing. The
+/// deepest existing parent is found from the target upwards (usually the
+/// direct parent: one lookup), and each missing component is made in its
+/// parent resolved inside the root again.
 pub(crate) fn resolve(
     root: c_int,
     target: &InRoot,
@@ -110,50 +112,85 @@ pub(crate) fn resolve(
         Err(libc::ENOENT) if create != Create::Nothing => {}
         other => return other,
     }
-    let last = target.prefixes.len().saturating_sub(1);
-    for (i, (prefix, name)) in target.prefixes.iter().zip(&target.names).enumerate() {
-        match open_in_root(root, prefix, 0, no_symlinks) {
-            Ok(_) => continue,
-            Err(libc::ENOENT) => {}
+    let n = target.prefixes.len().min(target.names.len());
+    // The first missing component, with its parent open (`None`: the
+    // root). The target itself is missing (checked above).
+    let mut first = n.saturating_sub(1);
+    let mut parent = None;
+    while first > 0 {
+        match open_in_root(
+            root,
+            &target.prefixes[first - 1],
+            libc::O_DIRECTORY,
+            no_symlinks,
+        ) {
+            Ok(fd) => {
+                parent = Some(fd);
+                break;
+            }
+            Err(libc::ENOENT) => first -= 1,
             Err(e) => return Err(e),
         }
-        let parent = match i {
-            0 => None,
-            _ => Some(open_in_root(
+    }
+    for i in first..n {
+        if i > first {
+            parent = Some(open_in_root(
                 root,
                 &target.prefixes[i - 1],
                 libc::O_DIRECTORY,
                 no_symlinks,
-            )?),
-        };
+            )?);
+        }
         let dir = parent.as_ref().map_or(root, |p| p.0);
-        // SAFETY: mkdirat/openat in a directory fd with a prepared name;
-        // neither follows a final symlink (O_EXCL | O_NOFOLLOW).
-        let rc = unsafe {
-            if i < last || create == Create::Dir {
-                libc::mkdirat(dir, name.as_ptr(), 0o755)
-            } else {
-                let fd = libc::openat(
-                    dir,
-                    name.as_ptr(),
-                    libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_WRONLY
-                        | libc::O_NOFOLLOW
-                        | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-                fd
-            }
+        make_entry(dir, &target.names[i], i + 1 < n || create == Create::Dir)?;
+    }
+    if create == Create::Dir
+        && let Some(dir) = &parent
+    {
+        // The directory just made, opened in its parent: a single name
+        // that must be a directory and no symlink. Whatever else is there
+        // now (a racing rename) is resolved inside the root below.
+        // SAFETY: openat of a prepared name in a directory fd.
+        let fd = unsafe {
+            libc::openat(
+                dir.0,
+                target.names[n - 1].as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
         };
-        if rc < 0 && errno() != libc::EEXIST {
-            return Err(errno());
+        if fd >= 0 {
+            return Ok(Fd(fd));
         }
     }
+    drop(parent);
     open_in_root(root, &target.path, 0, no_symlinks)
+}
+
+/// Make a directory (`dir == true`) or an empty file named `name` in the
+/// directory `parent`; one that exists already is fine.
+fn make_entry(parent: c_int, name: &CStr, dir: bool) -> StepResult {
+    // SAFETY: mkdirat/openat in a directory fd with a prepared name;
+    // neither follows a final symlink (O_EXCL | O_NOFOLLOW).
+    let rc = unsafe {
+        if dir {
+            libc::mkdirat(parent, name.as_ptr(), 0o755)
+        } else {
+            let fd = libc::openat(
+                parent,
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd
+        }
+    };
+    if rc < 0 && errno() != libc::EEXIST {
+        return Err(errno());
+    }
+    Ok(())
 }
 
 const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
@@ -232,15 +269,93 @@ pub(crate) fn locked_flags(fd: c_int) -> Result<c_ulong, c_int> {
         .fold(0, |acc, (_, ms)| acc | ms))
 }
 
-/// Open the parent directory of `target` inside the root.
-pub(crate) fn parent_of(root: c_int, target: &InRoot) -> Result<(Option<Fd>, &CStr), c_int> {
-    let n = target.prefixes.len();
-    let name = target.names.last().ok_or(libc::EINVAL)?;
-    if n < 2 {
-        return Ok((None, name));
+/// The parent directory of a node or link target, kept from one step to
+/// the next: the device nodes and `/dev` links of a container share their
+/// parent, which is resolved inside the root once instead of per entry.
+/// The child drops it before any other kind of step (a mount could cover
+/// the directory).
+#[derive(Default)]
+pub(crate) struct ParentCache<'a> {
+    open: Option<(&'a CStr, Fd)>,
+}
+
+impl<'a> ParentCache<'a> {
+    /// The directory `target` is made in (the root itself for a top-level
+    /// name) and the name to make there.
+    pub(crate) fn get(
+        &mut self,
+        root: c_int,
+        target: &'a InRoot,
+    ) -> Result<(c_int, &'a CStr), c_int> {
+        let n = target.prefixes.len();
+        let name = target.names.last().ok_or(libc::EINVAL)?;
+        if n < 2 {
+            return Ok((root, name));
+        }
+        let prefix = &target.prefixes[n - 2];
+        if let Some((held, fd)) = &self.open
+            && held.to_bytes() == prefix.to_bytes()
+        {
+            return Ok((fd.0, name));
+        }
+        self.open = None;
+        let fd = open_in_root(root, prefix, libc::O_DIRECTORY, false)?;
+        let raw = fd.0;
+        self.open = Some((prefix.as_c_str(), fd));
+        Ok((raw, name))
     }
-    let parent = open_in_root(root, &target.prefixes[n - 2], libc::O_DIRECTORY, false)?;
-    Ok((Some(parent), name))
+
+    /// Close the held directory.
+    pub(crate) fn clear(&mut self) {
+        self.open = None;
+    }
+}
+
+/// The child's own `/proc/self/cgroup`, read once for every cgroup bind
+/// (the child's cgroups do not change during its setup).
+pub(crate) struct OwnCgroups {
+    buf: [u8; 16384],
+    len: Option<usize>,
+}
+
+impl OwnCgroups {
+    pub(crate) fn new() -> OwnCgroups {
+        OwnCgroups {
+            buf: [0; 16384],
+            len: None,
+        }
+    }
+
+    /// The file's text, read on the first call.
+    pub(crate) fn text(&mut self) -> Result<&[u8], c_int> {
+        if self.len.is_none() {
+            self.len = Some(read_small(c"/proc/self/cgroup", &mut self.buf)?);
+        }
+        Ok(&self.buf[..self.len.unwrap_or(0)])
+    }
+}
+
+/// Read a small file into `buf` (at most its size); the length read.
+fn read_small(path: &CStr, buf: &mut [u8]) -> Result<usize, c_int> {
+    // SAFETY: open/read/close into the caller's buffer.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        check(fd)?;
+        let fd = Fd(fd);
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(fd.0, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            check(n as i64)?;
+            if n == 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        Ok(len)
+    }
 }
 
 pub(crate) fn setattr_readonly(fd: c_int) -> StepResult {

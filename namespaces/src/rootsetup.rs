@@ -12,8 +12,8 @@ use std::ffi::CStr;
 use libc::{c_int, c_ulong};
 
 use crate::inroot::{
-    Fd, FdPath, StepResult, check, errno, is_mount_root, locked_flags, open_in_root, parent_of,
-    remount, resolve, setattr_readonly,
+    Fd, FdPath, StepResult, check, errno, is_mount_root, locked_flags, open_in_root, remount,
+    resolve, setattr_readonly,
 };
 use crate::step::{Create, InRoot, PreparedMount};
 
@@ -24,39 +24,17 @@ pub(crate) fn mount_in_root(root: c_int, m: &PreparedMount) -> StepResult {
 }
 
 /// The child's own cgroup in one hierarchy, bound read-only: the path from
-/// `/proc/self/cgroup` (stack buffers only), below `mount_point`.
+/// `own` (the text of `/proc/self/cgroup`), below `mount_point`.
 pub(crate) fn cgroup_bind(
     root: c_int,
+    own: &[u8],
     key: &CStr,
     mount_point: &CStr,
     mount_root: &CStr,
     m: &PreparedMount,
 ) -> StepResult {
-    let mut buf = [0u8; 16384];
-    // SAFETY: open/read/close into a stack buffer.
-    let len = unsafe {
-        let fd = libc::open(
-            c"/proc/self/cgroup".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        check(fd)?;
-        let fd = Fd(fd);
-        let mut len = 0;
-        while len < buf.len() {
-            let n = libc::read(fd.0, buf[len..].as_mut_ptr().cast(), buf.len() - len);
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            check(n as i64)?;
-            if n == 0 {
-                break;
-            }
-            len += n as usize;
-        }
-        len
-    };
     let key = key.to_bytes();
-    let path = buf[..len]
+    let path = own
         .split(|&b| b == b'\n')
         .find_map(|line| {
             let mut parts = line.splitn(3, |&b| b == b':');
@@ -140,17 +118,16 @@ fn mount_from(root: c_int, m: &PreparedMount, source: *const libc::c_char) -> St
     Ok(())
 }
 
-/// `mknodat` and `fchownat` of a device node; an existing file is kept.
+/// `mknodat` and `fchownat` of a device node `name` in the directory `dir`
+/// (resolved inside the root); an existing file is kept.
 pub(crate) fn make_node(
-    root: c_int,
-    target: &InRoot,
+    dir: c_int,
+    name: &CStr,
     mode: u32,
     dev: u64,
     uid: u32,
     gid: u32,
 ) -> StepResult {
-    let (parent, name) = parent_of(root, target)?;
-    let dir = parent.as_ref().map_or(root, |p| p.0);
     // SAFETY: mknodat/fchownat in a directory fd with a prepared name,
     // never following a symlink.
     unsafe {
@@ -173,10 +150,9 @@ pub(crate) fn make_node(
     }
 }
 
-/// `symlinkat`; an existing file is kept.
-pub(crate) fn symlink(root: c_int, target: &InRoot, link: &CStr) -> StepResult {
-    let (parent, name) = parent_of(root, target)?;
-    let dir = parent.as_ref().map_or(root, |p| p.0);
+/// `symlinkat` of `name` in the directory `dir` (resolved inside the
+/// root); an existing file is kept.
+pub(crate) fn symlink(dir: c_int, name: &CStr, link: &CStr) -> StepResult {
     // SAFETY: symlinkat in a directory fd with prepared strings.
     if unsafe { libc::symlinkat(link.as_ptr(), dir, name.as_ptr()) } < 0 && errno() != libc::EEXIST
     {

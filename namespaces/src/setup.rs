@@ -15,6 +15,7 @@ use std::os::fd::RawFd;
 
 use libc::{c_char, c_int};
 
+use crate::inroot::{OwnCgroups, ParentCache};
 use crate::rootsetup;
 use crate::step::Step;
 
@@ -26,7 +27,7 @@ pub(crate) const EXEC_INDEX: u32 = u32::MAX;
 pub(crate) const READY_INDEX: u32 = u32::MAX - 1;
 
 /// What earlier steps leave for later ones.
-struct State {
+struct State<'a> {
     /// The rootfs opened by [`Step::OpenRoot`] (-1 before).
     root: c_int,
     /// The host's `/proc` opened by [`Step::OpenProc`] (-1 before).
@@ -35,6 +36,10 @@ struct State {
     locks: [c_int; crate::rootops::MAX_LOCK_FILES],
     /// Write end of the error pipe.
     err_write: RawFd,
+    /// The parent directory of consecutive node and link steps.
+    parent: ParentCache<'a>,
+    /// `/proc/self/cgroup`, for the cgroup binds.
+    own_cgroups: OwnCgroups,
 }
 
 /// What the child runs at the end of its setup.
@@ -103,8 +108,13 @@ pub(crate) unsafe fn run(plan: &mut Plan<'_>) -> ! {
         proc: -1,
         locks: [-1; crate::rootops::MAX_LOCK_FILES],
         err_write: plan.err_write,
+        parent: ParentCache::default(),
+        own_cgroups: OwnCgroups::new(),
     };
     for (index, step) in plan.steps.iter().enumerate() {
+        if !matches!(step, Step::MakeNode { .. } | Step::Symlink { .. }) {
+            state.parent.clear();
+        }
         if let Err(err) = apply(step, &mut state) {
             fail(plan.err_write, index as u32, err);
         }
@@ -185,7 +195,7 @@ fn init(program: libc::pid_t, err_write: RawFd) -> ! {
 }
 
 /// Run one step in the child.
-fn apply(step: &Step, state: &mut State) -> StepResult {
+fn apply<'a>(step: &'a Step, state: &mut State<'a>) -> StepResult {
     // SAFETY (every arm): raw syscalls on strings and buffers the parent
     // prepared, valid in the child's copy of its memory.
     unsafe {
@@ -331,15 +341,24 @@ fn apply(step: &Step, state: &mut State) -> StepResult {
                 mount_point,
                 mount_root,
                 mount,
-            } => rootsetup::cgroup_bind(state.root, key, mount_point, mount_root, mount),
+            } => {
+                let own = state.own_cgroups.text()?;
+                rootsetup::cgroup_bind(state.root, own, key, mount_point, mount_root, mount)
+            }
             Step::MakeNode {
                 target,
                 mode,
                 dev,
                 uid,
                 gid,
-            } => rootsetup::make_node(state.root, target, *mode, *dev, *uid, *gid),
-            Step::Symlink { target, link } => rootsetup::symlink(state.root, target, link),
+            } => {
+                let (dir, name) = state.parent.get(state.root, target)?;
+                rootsetup::make_node(dir, name, *mode, *dev, *uid, *gid)
+            }
+            Step::Symlink { target, link } => {
+                let (dir, name) = state.parent.get(state.root, target)?;
+                rootsetup::symlink(dir, name, link)
+            }
             Step::Mask(target) => rootsetup::mask(state.root, target),
             Step::ReadonlyPath(target) => rootsetup::readonly_path(state.root, target, true),
             Step::ReadonlyMount(target) => rootsetup::readonly_mount(state.root, target),

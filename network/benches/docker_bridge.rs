@@ -11,8 +11,8 @@
 //! The library is timed in two orders: the container's namespace alive at
 //! detach (one namespace, attached again and again: detach deletes the
 //! veth pair itself), and the facade's (a fresh namespace per run, closed
-//! before the detach, which comes once the kernel's clean-up of it has
-//! begun: the kernel deletes the pair).
+//! right before the detach: the kernel deletes the pair with it, as
+//! nothing of the attach holds the namespace).
 //!
 //! ```text
 //! cargo bench -p dunnage-network --bench docker_bridge
@@ -30,17 +30,10 @@ use std::time::{Duration, Instant};
 use dunnage_network::{NetworkSpec, Networks, PortMapping, netns};
 use dunnage_testsupport::{DOCKER, DOCKERD, TempDir, unique_name};
 
-/// A new network namespace held only by the returned fd: made by a thread
-/// that unshares and exits, so closing the fd destroys it.
+/// A new network namespace held only by the returned fd (closing it
+/// destroys it).
 fn fresh_netns() -> OwnedFd {
-    std::thread::spawn(|| {
-        // SAFETY: unshare on this short-lived thread only.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
-        netns::current().unwrap()
-    })
-    .join()
-    .unwrap()
+    netns::create().unwrap()
 }
 
 struct Ns {
@@ -185,24 +178,15 @@ fn busybox_image(dir: &Path, d: &Daemon) {
         .arg("dunnage-bench/bb:1"));
 }
 
-/// Wait, outside the timed part, until the kernel has begun destroying a
-/// closed container namespace: the host end `veth` of its pair reports
-/// its peer's namespace gone (or is gone). A namespace outlives its last
-/// fd by an RCU grace period when a netlink socket was made in it (the
-/// attach's, freed after one), so a detach right after the close would
-/// still find it alive; a container that ran for longer than that (any
-/// real one) is past this point when it is removed. Returns the wait.
-fn wait_dying(host: std::os::fd::BorrowedFd<'_>, veth: &str) -> Duration {
-    let t = Instant::now();
+/// Whether the kernel already counts the container namespace behind the
+/// host end `veth` as gone (or has deleted the pair): asked once, outside
+/// the timed part, right after the bench closed the namespace's last fd.
+fn dying_at_once(host: std::os::fd::BorrowedFd<'_>, veth: &str) -> bool {
     let mut nl = dunnage_network::Netlink::open_in(host).unwrap();
-    for _ in 0..20_000 {
-        match nl.link(veth).unwrap() {
-            None => break,
-            Some(l) if nl.peer_netns_gone(&l).unwrap() => break,
-            Some(_) => std::thread::sleep(Duration::from_micros(500)),
-        }
+    match nl.link(veth).unwrap() {
+        None => true,
+        Some(l) => nl.peer_netns_gone(&l).unwrap(),
     }
-    t.elapsed()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -259,15 +243,18 @@ fn main() {
     // The facade's order: the container's namespace (fresh per run, made
     // outside the timed part) is gone before the detach, as `remove` kills
     // the container first; the kernel deletes the veth pair with it.
-    // Detach comes once the kernel's clean-up of the namespace has begun,
-    // as for a container that ran for more than a few ms (`wait_dying`).
+    // Detach comes right after the namespace's last fd is closed; the
+    // runs where the kernel did not count it gone at once are counted.
+    let alive_at_detach = std::cell::Cell::new(0usize);
     let lib_gone = |ports: &[PortMapping]| {
         let c = fresh_netns();
         let t0 = Instant::now();
         let a = nets.attach("bench0", "f", c.as_fd(), ports).unwrap();
         let attach = t0.elapsed();
         drop(c);
-        wait_dying(lib_host.fd.as_fd(), &a.host_veth);
+        if !dying_at_once(lib_host.fd.as_fd(), &a.host_veth) {
+            alive_at_detach.set(alive_at_detach.get() + 1);
+        }
         let t1 = Instant::now();
         nets.detach("bench0", "f").unwrap();
         attach + t1.elapsed()
@@ -338,6 +325,11 @@ fn main() {
     }
     let m: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     println!("{runs} runs per case, interleaved; medians");
+    println!(
+        "facade's order: container namespace still alive right after its last fd closed: {} of {} runs",
+        alive_at_detach.get(),
+        2 * (runs + 3)
+    );
     for (name, v) in names.iter().zip(&m) {
         println!("{name}: {v:.1} ms");
     }

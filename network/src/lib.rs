@@ -40,6 +40,7 @@
 pub mod cidr;
 pub mod error;
 pub mod etc;
+mod ifconfig;
 pub mod netns;
 pub mod networks;
 pub mod nft;
@@ -56,7 +57,7 @@ pub use networks::{Attachment, NetworkInfo, Networks};
 pub use ports::{PortMapping, PortSpecError, Protocol};
 pub use rtnl::Netlink;
 pub use spec::{CONTAINER_IFNAME, DEFAULT_MTU, DEFAULT_NETWORK, DEFAULT_SUBNET, NetworkSpec};
-pub use store::{AppliedRules, Lease, NetworkConfig};
+pub use store::{AppliedRules, Lease, NetworkConfig, Releasing};
 
 /// The crate README's example, compiled as a doctest.
 #[cfg(doctest)]

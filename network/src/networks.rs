@@ -18,7 +18,7 @@ use crate::plumb::{ensure_bridge, free_address, plumb};
 use crate::ports::PortMapping;
 use crate::rtnl::Netlink;
 use crate::spec::{CONTAINER_IFNAME, DEFAULT_NETWORK, NetworkSpec, check_name};
-use crate::store::{AppliedRules, Lease, NetworkConfig, Store};
+use crate::store::{AppliedRules, Lease, NetworkConfig, Releasing, Store};
 
 /// A network and the containers attached to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -353,7 +353,9 @@ impl Networks {
             });
         }
         Self::check_ports(&state, container_id, ports)?;
-        let address = free_address(&cfg, leases)?;
+        let mut socks = self.sockets();
+        let held = self.held_addresses(network, socks.route(self.host.as_fd())?)?;
+        let address = free_address(&cfg, leases, &held)?;
         let suffix =
             dunnage_base::rand::random_hex(4).map_err(Error::io("random", "/dev/urandom"))?;
         let lease = Lease {
@@ -365,7 +367,6 @@ impl Networks {
         };
         self.store.write_lease(network, &lease)?;
         state[pos].1.push(lease.clone());
-        let mut socks = self.sockets();
         let result = (|| {
             let nl = socks.route(self.host.as_fd())?;
             let bridge = ensure_bridge(self.host.as_fd(), nl, &cfg)?;
@@ -398,9 +399,24 @@ impl Networks {
     /// the background, and the pair with it: detach then leaves the pair
     /// to the kernel and returns at once. The host end can then be seen in
     /// the host namespace for a few milliseconds after `detach` returns;
-    /// it is on no lease and carries no rule, and the address, which may
-    /// be leased again at once, lives only in the dying namespace (with
-    /// the same docker-style MAC the next holder gets).
+    /// it is on no lease and carries no rule, and the address lives only
+    /// in the dying namespace (with the docker-style MAC derived from it).
+    /// So "detach leaves
+    /// no links" holds once the kernel's clean-up of the namespace has
+    /// run, not necessarily when `detach` returns. Until then the address
+    /// is not leased again: detach records it as held by that host end
+    /// ([`Releasing`], in the state directory, so
+    /// other processes see it), and an attach looks the host end up and
+    /// reclaims the address once it is gone.
+    ///
+    /// [`attach`](Self::attach) keeps nothing of the container's
+    /// namespace: it makes no netlink socket there (the kernel frees one
+    /// a grace period after its close, and it holds its namespace until
+    /// then), so the namespace dies with the container's last process and
+    /// a `remove` right after a short container's exit takes this fast
+    /// path. (A socket the container's own processes left, a netlink or a
+    /// bound UDP one, can still keep it that long; detach then deletes the
+    /// pair itself.)
     pub fn detach(&self, network: &str, container_id: &str) -> Result<()> {
         check_name("network", network, 64)?;
         check_name("container id", container_id, 128)?;
@@ -419,17 +435,42 @@ impl Networks {
             })?;
         let mut socks = self.sockets();
         let nl = socks.route(self.host.as_fd())?;
-        // The pair first: while it is there, its lease stays.
-        if let Some(link) = nl.link(&lease.host_veth)?
-            && !nl.peer_netns_gone(&link)?
-        {
-            match nl.delete_link(link.index) {
-                Err(e) if e.raw_os_error() != Some(libc::ENODEV) => return Err(e),
-                _ => {}
+        // The pair first: while it is there, its lease stays. A pair left
+        // to the kernel holds its address (a `Releasing` record, written
+        // before the lease goes) until the next attach finds it gone.
+        if let Some(link) = nl.link(&lease.host_veth)? {
+            if nl.peer_netns_gone(&link)? {
+                self.store.write_releasing(
+                    network,
+                    &Releasing {
+                        address: lease.address,
+                        host_veth: lease.host_veth.clone(),
+                    },
+                )?;
+            } else {
+                match nl.delete_link(link.index) {
+                    Err(e) if e.raw_os_error() != Some(libc::ENODEV) => return Err(e),
+                    _ => {}
+                }
             }
         }
         self.store.remove_lease(network, container_id)?;
         self.sync_rules(&mut socks, &state)
+    }
+
+    /// The addresses of `network` still held by a detached container's
+    /// dying namespace: those whose old host end still exists. Records
+    /// whose host end is gone are removed (one link lookup each).
+    fn held_addresses(&self, network: &str, nl: &mut Netlink) -> Result<Vec<Ipv4Addr>> {
+        let mut held = Vec::new();
+        for r in self.store.releasing(network)? {
+            if nl.link(&r.host_veth)?.is_some() {
+                held.push(r.address);
+            } else {
+                self.store.remove_releasing(network, r.address)?;
+            }
+        }
+        Ok(held)
     }
 
     /// Refuse `ports` when one is listed twice or already published by a

@@ -7,7 +7,8 @@ use std::os::fd::BorrowedFd;
 
 use crate::cidr::mac_for;
 use crate::error::{Error, Result};
-use crate::rtnl::{Address, Netlink, Route, VethPair};
+use crate::ifconfig;
+use crate::rtnl::{Address, Netlink, VethPair};
 use crate::spec::CONTAINER_IFNAME;
 use crate::store::{Lease, NetworkConfig};
 
@@ -69,9 +70,17 @@ pub(crate) fn ensure_bridge(
 }
 
 /// The lowest host address of the subnet that is neither the gateway nor
-/// leased.
-pub(crate) fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4Addr> {
-    let taken: std::collections::HashSet<Ipv4Addr> = leases.iter().map(|l| l.address).collect();
+/// leased nor `held` (by a detached container's dying namespace).
+pub(crate) fn free_address(
+    cfg: &NetworkConfig,
+    leases: &[Lease],
+    held: &[Ipv4Addr],
+) -> Result<Ipv4Addr> {
+    let taken: std::collections::HashSet<Ipv4Addr> = leases
+        .iter()
+        .map(|l| l.address)
+        .chain(held.iter().copied())
+        .collect();
     (1..=cfg.subnet.host_count())
         .filter_map(|n| cfg.subnet.host(n))
         .find(|ip| *ip != cfg.gateway && !taken.contains(ip))
@@ -87,6 +96,11 @@ pub(crate) fn free_address(cfg: &NetworkConfig, leases: &[Lease]) -> Result<Ipv4
 /// pair's creation request goes there, and nothing is looked up that the
 /// kernel finds itself (a taken `eth0` makes the creation fail whole; only
 /// then is it looked up, for the error).
+///
+/// No netlink socket is made in the container's namespace: the container's
+/// side is set up with ioctls (see [`crate::ifconfig`]), so that nothing of
+/// ours holds the namespace once the container's processes are gone and
+/// the kernel deletes the pair with it.
 pub(crate) fn plumb(
     host: &mut Netlink,
     cfg: &NetworkConfig,
@@ -94,7 +108,6 @@ pub(crate) fn plumb(
     lease: &Lease,
     container_netns: BorrowedFd<'_>,
 ) -> Result<()> {
-    let mut c = Netlink::open_in(container_netns)?;
     let created = host.add_veth_pair(&VethPair {
         name: &lease.host_veth,
         peer: CONTAINER_IFNAME,
@@ -105,7 +118,9 @@ pub(crate) fn plumb(
         peer_netns: Some(container_netns),
     });
     if let Err(e) = created {
-        if e.raw_os_error() == Some(libc::EEXIST) && c.link(CONTAINER_IFNAME)?.is_some() {
+        if e.raw_os_error() == Some(libc::EEXIST)
+            && ifconfig::has_interface(container_netns, CONTAINER_IFNAME)?
+        {
             return Err(Error::Netlink {
                 op: "create the container's interface",
                 target: CONTAINER_IFNAME.to_string(),
@@ -116,24 +131,15 @@ pub(crate) fn plumb(
     }
     // Docker does the same when it publishes ports without its proxy.
     host.set_hairpin_named(&lease.host_veth, true)?;
-
-    let eth = c.require_link(CONTAINER_IFNAME)?;
-    c.set_up(eth.index, true)?;
-    if let Some(lo) = c.link("lo")?
-        && !lo.up
-    {
-        c.set_up(lo.index, true)?;
-    }
-    c.add_address(&Address {
-        link: eth.index,
-        address: lease.address.into(),
-        prefix_len: cfg.subnet.prefix_len(),
-    })?;
-    c.add_route(&Route {
-        destination: None,
-        gateway: Some(cfg.gateway.into()),
-        link: Some(eth.index),
-    })
+    ifconfig::configure(
+        container_netns,
+        &ifconfig::Config {
+            ifname: CONTAINER_IFNAME.to_string(),
+            address: lease.address,
+            prefix_len: cfg.subnet.prefix_len(),
+            gateway: cfg.gateway,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -148,7 +154,7 @@ mod tests {
         let cfg = spec.resolve().unwrap();
         let mut leases = Vec::new();
         for want in 2..=6 {
-            let ip = free_address(&cfg, &leases).unwrap();
+            let ip = free_address(&cfg, &leases, &[]).unwrap();
             assert_eq!(ip, Ipv4Addr::new(10, 0, 0, want));
             leases.push(Lease {
                 container_id: format!("c{want}"),
@@ -159,12 +165,18 @@ mod tests {
             });
         }
         assert!(matches!(
-            free_address(&cfg, &leases),
+            free_address(&cfg, &leases, &[]),
             Err(Error::SubnetFull { .. })
         ));
         leases.remove(1);
+        // Held by a dying namespace: not handed out until it is gone.
+        let held = [Ipv4Addr::new(10, 0, 0, 3)];
+        assert!(matches!(
+            free_address(&cfg, &leases, &held),
+            Err(Error::SubnetFull { .. })
+        ));
         assert_eq!(
-            free_address(&cfg, &leases).unwrap(),
+            free_address(&cfg, &leases, &[]).unwrap(),
             Ipv4Addr::new(10, 0, 0, 3)
         );
     }

@@ -8,6 +8,8 @@
 //!                                      last applied, and where (boot, netns)
 //!   networks/NAME/config.json          NetworkConfig
 //!   networks/NAME/leases/CONTAINER.json  Lease (address, MAC, host veth, ports)
+//!   networks/NAME/releasing/ADDRESS.json Releasing: a detached container's
+//!                                      address, held while its host end lives
 //! ```
 //!
 //! Network configurations are written with
@@ -62,6 +64,20 @@ pub struct Lease {
     pub host_veth: String,
     /// Its published ports.
     pub ports: Vec<PortMapping>,
+}
+
+/// An address released by a detach that left the container's veth pair to
+/// the kernel's clean-up of its dying namespace: until the host end
+/// `host_veth` is gone, the old `eth0` with this address (and the MAC
+/// derived from it) may still exist, so the address is not leased again.
+/// Written like a lease (atomic, no fsync); the next attach that looks
+/// finds the link gone and removes the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Releasing {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// The host end of the old pair, in the host namespace.
+    pub host_veth: String,
 }
 
 /// The rule set last applied, with the boot and the network namespace it
@@ -224,6 +240,60 @@ impl Store {
 }
 
 impl Store {
+    fn releasing_path(&self, network: &str, address: Ipv4Addr) -> PathBuf {
+        self.network_dir(network)
+            .join("releasing")
+            .join(format!("{address}.json"))
+    }
+
+    /// The network's addresses held by a detached container's dying
+    /// namespace, sorted by address (a missing or empty file is none).
+    pub(crate) fn releasing(&self, network: &str) -> Result<Vec<Releasing>> {
+        let dir = self.network_dir(network).join("releasing");
+        let mut out = Vec::new();
+        for file in list_dir(&dir)? {
+            let Some(name) = file.strip_suffix(".json") else {
+                continue;
+            };
+            let path = dir.join(&file);
+            let r: Option<Releasing> = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() && m.len() == 0 => None,
+                _ => read_json(&path)?,
+            };
+            if let Some(r) = r {
+                if r.address.to_string() != name {
+                    return Err(Error::Corrupt {
+                        path,
+                        reason: format!("names address {}", r.address),
+                    });
+                }
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| r.address);
+        Ok(out)
+    }
+
+    /// Record an address held by a dying namespace (see [`Releasing`]).
+    pub(crate) fn write_releasing(&self, network: &str, r: &Releasing) -> Result<()> {
+        let path = self.releasing_path(network, r.address);
+        create_dir(&self.network_dir(network).join("releasing"))?;
+        let data = serde_json::to_vec_pretty(r).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_replace(&path, &data, 0o644).map_err(Error::io("write", path))
+    }
+
+    pub(crate) fn remove_releasing(&self, network: &str, address: Ipv4Addr) -> Result<()> {
+        let path = self.releasing_path(network, address);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path)(e)),
+        }
+    }
+
     fn rules_path(&self) -> PathBuf {
         self.root.join("rules.json")
     }
@@ -415,6 +485,44 @@ mod tests {
         std::fs::remove_file(&lease).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &lease).unwrap();
         let e = s.leases("n").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    }
+
+    #[test]
+    fn releasing_records_round_trip_and_bad_ones_are_typed_errors() {
+        let dir = TempDir::new("store-releasing").unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.write_network(&config("n")).unwrap();
+        assert_eq!(s.releasing("n").unwrap(), vec![]);
+        let r = Releasing {
+            address: "10.9.0.7".parse().unwrap(),
+            host_veth: "veth1234567".into(),
+        };
+        s.write_releasing("n", &r).unwrap();
+        assert_eq!(s.releasing("n").unwrap(), vec![r.clone()]);
+        s.remove_releasing("n", r.address).unwrap();
+        s.remove_releasing("n", r.address).unwrap();
+        assert_eq!(s.releasing("n").unwrap(), vec![]);
+        let path = dir.join("networks/n/releasing/10.9.0.7.json");
+        let bad: [&[u8]; 4] = [
+            b"{",
+            b"null",
+            br#"{"address":"10.9.0.8","host_veth":"v"}"#,
+            br#"{"address":"10.9.0.999","host_veth":"v"}"#,
+        ];
+        for b in bad {
+            std::fs::write(&path, b).unwrap();
+            assert!(
+                matches!(s.releasing("n"), Err(Error::Corrupt { .. })),
+                "{b:?}"
+            );
+        }
+        // Empty: what a power loss leaves; no record.
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(s.releasing("n").unwrap(), vec![]);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+        let e = s.releasing("n").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
     }
 }

@@ -20,8 +20,10 @@
 //! Docker's own containers (a directory with `config.v2.json`, in a data
 //! root shared with a stopped dockerd) are not judged. Both hold the
 //! containers lock (so no `remove` runs meanwhile); a `create` in progress
-//! names its process in `containers/<id>/creator` until its `state.json`
-//! exists, and is skipped while that process lives.
+//! names its process in the extended attribute `user.dunnage.creator` of
+//! `containers/<id>` (or, where the file system has none, in
+//! `containers/<id>/creator`) until its `state.json` exists, and is
+//! skipped while that process lives.
 
 use std::fmt;
 use std::path::Path;
@@ -32,8 +34,42 @@ use crate::container::state::{self, containers_dir, valid_id};
 use crate::container::store::ContainerStore;
 
 /// The file a `create` in progress names its process in: `PID START`
-/// (start time in clock ticks, as [`state::pid_start_time`]).
+/// (start time in clock ticks, as [`state::pid_start_time`]), where the
+/// file system has no user extended attributes (see [`CREATOR_XATTR`]).
 pub(crate) const CREATOR: &str = "creator";
+
+/// The extended attribute of the container directory that names a
+/// `create` in progress (as [`CREATOR`] does): no inode to make and free
+/// per container. Removed once `state.json` exists.
+pub(crate) const CREATOR_XATTR: &str = "user.dunnage.creator";
+
+/// Name the process creating the container of `dir`: the directory's
+/// [`CREATOR_XATTR`], or the file [`CREATOR`] where the file system
+/// refuses the attribute. Returns whether the file was written.
+pub(crate) fn record_creator(dir: &Path, text: &str) -> Result<bool> {
+    if rustix::fs::setxattr(
+        dir,
+        CREATOR_XATTR,
+        text.as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_ok()
+    {
+        return Ok(false);
+    }
+    let path = dir.join(CREATOR);
+    std::fs::write(&path, text).map_err(io_err("write", path))?;
+    Ok(true)
+}
+
+/// Forget the creator [`record_creator`] named (`file`: its return).
+pub(crate) fn clear_creator(dir: &Path, file: bool) {
+    if file {
+        let _ = std::fs::remove_file(dir.join(CREATOR));
+    } else {
+        let _ = rustix::fs::removexattr(dir, CREATOR_XATTR);
+    }
+}
 
 /// One disagreement found by [`ContainerStore::check`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,9 +141,14 @@ impl CheckReport {
 /// unfinished create (and its mounted layer): the kill trials saw the
 /// monitor's command line gone (its memory is released early in the
 /// exit), checked, and found the mount left after the repair.
-fn creator_alive(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join(CREATOR)) else {
-        return false;
+pub(crate) fn creator_alive(dir: &Path) -> bool {
+    let mut buf = [0u8; 64];
+    let text = match rustix::fs::getxattr(dir, CREATOR_XATTR, &mut buf[..]) {
+        Ok(n) => String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned(),
+        Err(_) => match std::fs::read_to_string(dir.join(CREATOR)) {
+            Ok(text) => text,
+            Err(_) => return false,
+        },
     };
     let mut it = text.split_whitespace().map(str::parse::<u64>);
     match (it.next(), it.next()) {
@@ -290,7 +331,38 @@ impl ContainerStore {
 
 #[cfg(test)]
 mod tests {
-    use super::is_exiting;
+    use super::{clear_creator, creator_alive, is_exiting, record_creator};
+
+    #[test]
+    fn creator_is_named_in_an_xattr_or_a_file_and_forgotten() {
+        let dir = dunnage_testsupport::TempDir::new("creator").unwrap();
+        let me = std::process::id() as i32;
+        let start = crate::container::state::pid_start_time(me).unwrap();
+        // This process: alive; recorded as an attribute where the file
+        // system has user xattrs (no file then), as a file elsewhere.
+        let file = record_creator(dir.path(), &format!("{me} {start}\n")).unwrap();
+        assert_eq!(dir.path().join(super::CREATOR).exists(), file);
+        assert!(creator_alive(dir.path()));
+        clear_creator(dir.path(), file);
+        assert!(!creator_alive(dir.path()));
+        // A dead or malformed creator is not alive, in either form.
+        for text in [
+            "0 0\n",
+            "junk",
+            "",
+            "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18",
+        ] {
+            let file = record_creator(dir.path(), text).unwrap();
+            assert!(!creator_alive(dir.path()), "{text:?}");
+            clear_creator(dir.path(), file);
+            std::fs::write(dir.path().join(super::CREATOR), text).unwrap();
+            assert!(!creator_alive(dir.path()), "file {text:?}");
+            std::fs::remove_file(dir.path().join(super::CREATOR)).unwrap();
+        }
+        // The file an earlier version wrote is still read.
+        std::fs::write(dir.path().join(super::CREATOR), format!("{me} {start}\n")).unwrap();
+        assert!(creator_alive(dir.path()));
+    }
 
     #[test]
     fn exiting_is_read_from_the_flags_field() {

@@ -219,12 +219,13 @@ pub(crate) fn create_spec(
 
     // The state directory, with the name checked under the store lock.
     let dir = store.dir_of(&spec.id);
+    let creator_file;
     {
         let _all = store.lock_all()?;
-        if let Some(other) = store.list()?.into_iter().find(|c| c.spec.name == spec.name) {
+        if let Some(id) = store.named(&spec.name)? {
             return Err(Error::NameInUse {
                 name: spec.name.clone(),
-                id: other.spec.id,
+                id,
             });
         }
         std::fs::DirBuilder::new()
@@ -246,8 +247,7 @@ pub(crate) fn create_spec(
             source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })?;
         let creator = format!("{me} {start}\n");
-        let path = dir.join(crate::container::check::CREATOR);
-        std::fs::write(&path, creator).map_err(io_err("write", path))?;
+        creator_file = crate::container::check::record_creator(&dir, &creator)?;
         let config = serde_json::to_vec_pretty(&spec).map_err(|e| Error::CorruptState {
             path: dir.join("config.json"),
             reason: e.to_string(),
@@ -359,7 +359,7 @@ pub(crate) fn create_spec(
     };
     st.write(&dir)?;
     undo.commit();
-    let _ = std::fs::remove_file(dir.join(crate::container::check::CREATOR));
+    crate::container::check::clear_creator(&dir, creator_file);
     let terminal = child.take_terminal()?;
     Ok(ContainerHandle::owned(
         store.clone(),

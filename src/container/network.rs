@@ -26,7 +26,11 @@
 //! `remove` detaches the container after its process is gone: the veth
 //! pair (if the kernel has not deleted it with the namespace), the lease
 //! and the rules. A container that was never attached (a create that
-//! crashed before step 2) detaches as a no-op.
+//! crashed before step 2) detaches as a no-op. The attach keeps nothing of
+//! the container's namespace (see [`Networks::detach`]), so the namespace
+//! dies with the container's last process and the kernel deletes the pair
+//! in the background: remove does not wait for it, and the host end may
+//! be seen for a few milliseconds after remove returns.
 
 use std::io::Write;
 use std::os::fd::AsFd;

@@ -11,9 +11,11 @@
 //!                           stop, pause, remove, recording the exit)
 //!         config.json       the resolved Spec, written once at create
 //!                           (atomically, not fsynced)
-//!         creator           `PID START` of the process creating it, until
-//!                           state.json exists (the store check skips a
-//!                           create whose creator lives)
+//!                           xattr user.dunnage.creator: `PID START` of
+//!                           the process creating it, until state.json
+//!                           exists (the store check skips a create whose
+//!                           creator lives); a file `creator` where the
+//!                           file system has no user xattrs
 //!         state.json        the State below, replaced atomically (not
 //!                           fsynced: a crash ends its processes anyway)
 //!         hostname, hosts, resolv.conf

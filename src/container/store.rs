@@ -140,6 +140,46 @@ impl ContainerStore {
         Ok(out)
     }
 
+    /// The ID of the container already named `name`, if any: a finished
+    /// container, or a create in progress (its `config.json` written, its
+    /// `state.json` not yet) whose creator lives, so that two creates of
+    /// one name cannot both pass. Reads only the `id` and `name` of each
+    /// `config.json` (no state, no process lookups but for a create in
+    /// progress of that name). Call with [`lock_all`](Self::lock_all) held.
+    pub(crate) fn named(&self, name: &str) -> Result<Option<String>> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            id: String,
+            name: String,
+        }
+        let dir = containers_dir(&self.inner.root);
+        for entry in std::fs::read_dir(&dir).map_err(io_err("read dir", &dir))? {
+            let entry = entry.map_err(io_err("read dir", &dir))?;
+            let file_name = entry.file_name();
+            let Some(id) = file_name.to_str().filter(|n| valid_id(n)) else {
+                continue;
+            };
+            let cdir = dir.join(id);
+            let path = cdir.join("config.json");
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("read", path)(e)),
+            };
+            let named: Named = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            if named.name == name
+                && (cdir.join("state.json").exists()
+                    || crate::container::check::creator_alive(&cdir))
+            {
+                return Ok(Some(named.id));
+            }
+        }
+        Ok(None)
+    }
+
     /// The configuration and state of container `id` (a full ID).
     pub(crate) fn info(&self, id: &str) -> Result<ContainerInfo> {
         let dir = self.dir_of(id);

@@ -147,14 +147,20 @@ impl OciConfig {
                 reason: "not a JSON object".into(),
             });
         }
-        let mut typed = raw.clone();
         let mut warnings = Vec::new();
-        strip_unknown_caps(&mut typed, &mut warnings);
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_value(typed).map_err(|e| Error::Json {
-                op: "convert config.json to the OCI runtime spec",
-                reason: e.to_string(),
-            })?;
+        let to_spec = |e: serde_json::Error| Error::Json {
+            op: "convert config.json to the OCI runtime spec",
+            reason: e.to_string(),
+        };
+        // The typed value is read from the parsed document in place; a copy
+        // is made only when unknown capability names must be taken out.
+        let spec: oci_spec::runtime::Spec = if has_unknown_caps(&raw) {
+            let mut typed = raw.clone();
+            strip_unknown_caps(&mut typed, &mut warnings);
+            serde_json::from_value(typed).map_err(to_spec)?
+        } else {
+            serde::Deserialize::deserialize(&raw).map_err(to_spec)?
+        };
         warnings.extend(fields::unknown_fields(&raw));
         Ok(OciConfig {
             raw,
@@ -201,6 +207,26 @@ impl OciConfig {
     }
 }
 
+/// Whether a capability name `oci-spec` does not know is in the document.
+fn has_unknown_caps(doc: &serde_json::Value) -> bool {
+    let Some(caps) = doc
+        .pointer("/process/capabilities")
+        .and_then(|c| c.as_object())
+    else {
+        return false;
+    };
+    CAP_SETS
+        .iter()
+        .filter_map(|set| caps.get(*set).and_then(|l| l.as_array()))
+        .flatten()
+        .any(|name| name.is_string() && !known_cap(name))
+}
+
+/// Whether `oci-spec` knows the capability named by the JSON string `name`.
+fn known_cap(name: &serde_json::Value) -> bool {
+    <oci_spec::runtime::Capability as serde::Deserialize>::deserialize(name).is_ok()
+}
+
 /// Remove capability names `oci-spec` does not know (it would refuse the
 /// whole document), with a warning each.
 fn strip_unknown_caps(doc: &mut serde_json::Value, warnings: &mut Vec<Warning>) {
@@ -217,8 +243,7 @@ fn strip_unknown_caps(doc: &mut serde_json::Value, warnings: &mut Vec<Warning>) 
         list.retain(|name| {
             // Non-strings are left for oci-spec to refuse with a type error.
             let Some(s) = name.as_str() else { return true };
-            let known =
-                serde_json::from_value::<oci_spec::runtime::Capability>(name.clone()).is_ok();
+            let known = known_cap(name);
             if !known {
                 warnings.push(Warning::UnknownCapability {
                     set,

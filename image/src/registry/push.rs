@@ -332,6 +332,19 @@ fn send_blob(client: &Client, bytes: &[u8], digest: &Digest) -> Result<()> {
         return Ok(());
     }
     let location = start_upload(client)?;
+    let deadline = Some(client.blob_deadline(bytes.len() as u64));
+    finish_upload(client, &location, digest, bytes, deadline)
+}
+
+/// Close the upload at `location` with `PUT ?digest=digest`, its body
+/// `bytes`: the whole blob of a one-request upload, nothing after `PATCH`es.
+pub(super) fn finish_upload(
+    client: &Client,
+    location: &str,
+    digest: &Digest,
+    bytes: &[u8],
+    deadline: Option<std::time::Duration>,
+) -> Result<()> {
     let sep = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{sep}digest={digest}");
     let resp = client.send(
@@ -340,7 +353,7 @@ fn send_blob(client: &Client, bytes: &[u8], digest: &Digest) -> Result<()> {
         &url,
         &[("Content-Type", "application/octet-stream")],
         Body::Bytes(bytes),
-        Some(client.blob_deadline(bytes.len() as u64)),
+        deadline,
     )?;
     client.expect("upload blob", &url, resp, &[201, 204])?;
     Ok(())

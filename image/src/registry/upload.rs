@@ -98,17 +98,7 @@ impl ImageStore {
         }
         sent?;
         let digest = Digest::from_bytes(std::mem::take(&mut blob.hasher).finalize().into());
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let url = format!("{location}{sep}digest={digest}");
-        let resp = client.send(
-            "upload blob",
-            "PUT",
-            &url,
-            &[("Content-Type", "application/octet-stream")],
-            Body::Bytes(b""),
-            None,
-        )?;
-        client.expect("upload blob", &url, resp, &[201, 204])?;
+        super::push::finish_upload(client, &location, &digest, b"", None)?;
         Ok((digest, blob.size))
     }
 }
