@@ -29,7 +29,8 @@ use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, WriteSet};
 use crate::lock::LockKind;
 use crate::store::{LayerStore, TAR_SPLIT};
-use crate::stream::{Tee, decompressed};
+use crate::stream::decompressed;
+use crate::tee::Tee;
 
 /// A layer extracted into the store but not registered yet: see
 /// [`LayerStore::stage`]. [`commit`](StagedLayer::commit) registers it on
@@ -56,7 +57,7 @@ impl LayerStore {
     /// Stages run concurrently (in threads or processes) with each other
     /// and with every other store operation; each takes a thread for
     /// hashing besides the caller's, and a bounded amount of memory (about
-    /// 10 MiB of chunks in flight, plus the apply's set of names).
+    /// 8 MiB of buffers in flight, plus the apply's set of names).
     pub fn stage<R: Read>(
         &self,
         layer: R,
@@ -114,7 +115,7 @@ impl LayerStore {
             GzLevel::fast(),
         );
         let mut tee = Tee::new(decompressed(layer)?, gz)?;
-        let applied = dunnage_overlay::apply_layer(
+        let applied = dunnage_overlay::apply_layer_buffered(
             &mut tee,
             &self.driver.diff_dir(cache_id),
             &ApplyOptions::default(),

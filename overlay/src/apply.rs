@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -19,8 +19,7 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use crate::create::{
-    content_error, copy_content, create_or_replace, create_or_replace_with, is_aufs_metadata,
-    process_umask, refused,
+    create_or_replace, create_or_replace_with, is_aufs_metadata, process_umask, refused,
 };
 use crate::error::{Result, errno_at};
 use crate::root::{RootDir, bad_entry, remove_all_at};
@@ -92,6 +91,18 @@ pub struct ApplyStats {
 /// refuses too) and oversized headers are errors; absolute names are taken
 /// relative to `root`; symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
+    apply_layer_buffered(BufReader::with_capacity(128 << 10, layer), root, opts)
+}
+
+/// [`apply_layer`] on a reader that has its own buffer: file contents are
+/// written to the files straight from that buffer, with no copy in
+/// between (for a reader whose buffer holds large chunks of the stream;
+/// [`apply_layer`] puts a 128 KiB [`BufReader`] in front of any reader).
+pub fn apply_layer_buffered<R: BufRead>(
+    layer: R,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats> {
     let mut applier = Applier {
         root: RootDir::open(root)?,
         path: root.to_path_buf(),
@@ -106,7 +117,7 @@ pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Resul
         buf: vec![0; 1 << 20],
         stats: ApplyStats::default(),
     };
-    let mut tar = Members::new(BufReader::with_capacity(128 << 10, layer));
+    let mut tar = Members::new(layer);
     let mut ext = Extensions::default();
     while let Some(header) = tar.next_header()? {
         if Extensions::is_extension(header.entry_type()) {
@@ -153,7 +164,7 @@ impl Applier<'_> {
     fn entry(
         &mut self,
         header: &Header,
-        data: &mut impl Read,
+        data: &mut Members<impl BufRead>,
         size: u64,
         ext: Extensions,
         raw_path: Vec<u8>,
@@ -320,7 +331,7 @@ impl Applier<'_> {
     fn leaf(
         &mut self,
         header: &Header,
-        data: &mut impl Read,
+        data: &mut Members<impl BufRead>,
         size: u64,
         ext: &Extensions,
         raw_path: &[u8],
@@ -360,10 +371,8 @@ impl Applier<'_> {
                         )?;
                     }
                     None => {
-                        copy_content(data, &mut file, &mut self.buf).map_err(|e| {
-                            content_error(e, self.path.join(OsStr::from_bytes(norm)))
-                        })?;
-                        self.stats.bytes += size;
+                        self.stats.bytes +=
+                            data.copy_data(&mut file, || self.path.join(OsStr::from_bytes(norm)))?;
                     }
                 }
                 let fd = OwnedFd::from(file);
