@@ -120,9 +120,10 @@ impl LayerStore {
             &self.driver.diff_dir(cache_id),
             &ApplyOptions::default(),
         );
-        if let Err(e) = applied {
-            return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
-        }
+        let applied = match applied {
+            Ok(stats) => stats,
+            Err(e) => return Err(tee.take_failure().unwrap_or(Error::Overlay(e))),
+        };
         let (diff_id, gz) = tee.finish()?;
         let file = gz
             .finish()
@@ -137,7 +138,12 @@ impl LayerStore {
                 actual: diff_id,
             });
         }
-        let size = self.driver.diff_size(cache_id)?;
+        // The apply counts Docker's size as it writes into the fresh
+        // directory; a walk only when it could not tell.
+        let size = match applied.size {
+            Some(size) => size,
+            None => self.driver.diff_size(cache_id)?,
+        };
         ws.write("diff", diff_id.to_string().as_bytes())?;
         ws.write("size", size.to_string().as_bytes())?;
         self.driver.mark_committed(cache_id)?;

@@ -66,6 +66,13 @@ pub struct ApplyStats {
     /// `trusted.overlay.*` / `user.overlay.*` xattrs found in the tar and
     /// not applied.
     pub dropped_xattrs: u64,
+    /// The directory's size by Docker's rule ([`diff_size`]), counted while
+    /// writing: known when the directory was empty before and the layer
+    /// replaced or hid nothing it had written (then nothing but the layer's
+    /// own entries is there); `None` otherwise, when only a walk can tell.
+    ///
+    /// [`diff_size`]: crate::diff_size
+    pub size: Option<u64>,
 }
 
 /// Stream the layer tar `layer` into `root` (which must exist).
@@ -103,8 +110,11 @@ pub fn apply_layer_buffered<R: BufRead>(
     root: &Path,
     opts: &ApplyOptions,
 ) -> Result<ApplyStats> {
+    // An unreadable directory is simply not known to be empty.
+    let empty = std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
     let mut applier = Applier {
         root: RootDir::open(root)?,
+        size: empty.then_some(0),
         path: root.to_path_buf(),
         opts,
         ns: XattrNamespace::for_userxattr(opts.userxattr),
@@ -158,6 +168,8 @@ struct Applier<'o> {
     opaque: Vec<Vec<u8>>,
     buf: Vec<u8>,
     stats: ApplyStats,
+    /// Docker's size of what was written so far (see [`ApplyStats::size`]).
+    size: Option<u64>,
 }
 
 impl Applier<'_> {
@@ -283,11 +295,18 @@ impl Applier<'_> {
         }
     }
 
-    /// After replacing an existing tree entry the cached parent may be stale.
+    /// After replacing an existing tree entry the cached parent may be stale,
+    /// and the size counted so far no longer tells.
     fn after(&mut self, replaced: bool) {
         if replaced {
             self.root.invalidate();
+            self.size = None;
         }
+    }
+
+    /// A new inode of `bytes` apparent bytes was written.
+    fn count(&mut self, bytes: u64) {
+        self.size = self.size.and_then(|s| s.checked_add(bytes));
     }
 
     fn directory(&mut self, norm: &[u8], meta: &EntryMeta) -> Result<()> {
@@ -360,6 +379,7 @@ impl Applier<'_> {
                 let mut file = std::fs::File::from(fd);
                 match ext.sparse(raw_path)? {
                     Some(sparse) => {
+                        self.count(sparse.real_size);
                         self.stats.bytes += crate::sparse::expand(
                             &sparse,
                             data,
@@ -371,8 +391,10 @@ impl Applier<'_> {
                         )?;
                     }
                     None => {
-                        self.stats.bytes +=
+                        let n =
                             data.copy_data(&mut file, || self.path.join(OsStr::from_bytes(norm)))?;
+                        self.stats.bytes += n;
+                        self.count(n);
                     }
                 }
                 let fd = OwnedFd::from(file);
@@ -394,6 +416,8 @@ impl Applier<'_> {
                     .add_at(pfd, name, false)
                     .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
+                // A symlink's size is its target's length.
+                self.count(target.len() as u64);
                 self.finish_at(parent, name, meta, norm, false, true)
             }
             EntryType::Link => {
@@ -557,6 +581,10 @@ impl Applier<'_> {
     /// onto an existing tree), then set directory times (last, since
     /// creating entries changes them).
     fn finish(mut self) -> Result<ApplyStats> {
+        if !self.opaque.is_empty() {
+            // What the opaque directories hide is not counted here.
+            self.size = None;
+        }
         let mut done = HashSet::new();
         for dir in std::mem::take(&mut self.opaque) {
             let fd = self
@@ -577,6 +605,7 @@ impl Applier<'_> {
                 .map_err(errno_at("openat2", &self.path, dir))?;
             rustix::fs::futimens(&fd, times).map_err(errno_at("futimens", &self.path, dir))?;
         }
+        self.stats.size = self.size;
         Ok(self.stats)
     }
 }
