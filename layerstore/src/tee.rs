@@ -11,7 +11,9 @@
 //! The two threads are woken in batches, not per buffer: the hashing
 //! thread, once it has caught up, sleeps until [`WAKE_AT`] buffers are
 //! waiting (or the stream ends, or the extracting thread runs out of
-//! buffers). Woken per chunk, the hashing thread, faster than extraction,
+//! buffers); the extracting thread, when it is the faster one and runs
+//! out of buffers, sleeps until [`WAKE_AT`] are free again (or the
+//! hashing thread has caught up). Woken per chunk, the hashing thread, faster than extraction,
 //! slept and was woken thousands of times a layer; the scheduler placed
 //! it on the waker's CPU each time, where it preempted the extraction, and
 //! the two ran one after the other on one core while the other core stayed
@@ -349,16 +351,23 @@ fn hash<W: Write>(shared: Arc<Shared>, tar_split: W) -> Worked<W> {
                 recorder.observe(&buf[..])?;
                 q = shared.lock();
                 q.spare.push(buf);
-                if q.reader_waits {
+                // A waiting reader, too, is woken with a batch to fill.
+                if q.reader_waits && (q.spare.len() >= WAKE_AT || q.full.is_empty()) {
                     shared.to_reader.notify_one();
                 }
             }
             None if q.closed => return Ok((hasher, recorder)),
             None => {
-                // Caught up: sleep until a batch is waiting.
+                // Caught up: sleep (releasing the queue) until a batch
+                // waits, the stream ends, or the reader, out of buffers,
+                // has queued all it had.
                 q.hasher_waits = true;
-                while !q.closed && q.full.len() < WAKE_AT && !q.reader_waits {
+                loop {
                     q = shared.to_hasher.wait(q).unwrap_or_else(|e| e.into_inner());
+                    if q.closed || q.full.len() >= WAKE_AT || (q.reader_waits && !q.full.is_empty())
+                    {
+                        break;
+                    }
                 }
                 q.hasher_waits = false;
             }
@@ -403,6 +412,29 @@ mod tests {
             let (diff, split) = tee.finish().unwrap();
             assert_eq!(diff.0, Digest::sha256_of(&bytes), "{size} {trailing}");
             assert!(!split.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_reader_faster_than_the_hashing_thread_waits_for_it_without_a_hang() {
+        // Whole buffers consumed at once: the reader runs out of buffers
+        // again and again, and the hashing thread drains the queue while
+        // it waits.
+        let bytes = layer(48 * CHUNK, 0);
+        for _ in 0..3 {
+            let mut tee = Tee::new(&bytes[..], Vec::new()).unwrap();
+            let mut seen = 0;
+            loop {
+                let n = tee.fill_buf().unwrap().len();
+                if n == 0 {
+                    break;
+                }
+                tee.consume(n);
+                seen += n;
+            }
+            assert_eq!(seen, bytes.len());
+            let (diff, _) = tee.finish().unwrap();
+            assert_eq!(diff.0, Digest::sha256_of(&bytes));
         }
     }
 
