@@ -310,7 +310,18 @@ fn main() {
             cpu[b] / cpu[a]
         );
     };
-    ratio("register tar / tar -x", 0, 1, " (target >= 0.8)");
+    ratio(
+        "register tar / tar -x",
+        0,
+        1,
+        " (target >= 0.9 with a core free)",
+    );
+    // Above 1 when the hashing thread ran beside the extraction; 1 or less
+    // when the two took turns on one core (a busy machine, or no overlap).
+    println!(
+        "register tar: CPU / wall {:.2} (medians; > 1 means its threads overlapped)",
+        cpu[0] / med[0]
+    );
     ratio("register tar / sha256sum + tar -x", 0, 2, "");
     ratio("register tar.gz / gzip -d", 3, 4, " (target >= 0.9)");
     ratio("register tar.gz / gzip -d | sha256sum + tar -x", 3, 5, "");

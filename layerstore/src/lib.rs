@@ -99,6 +99,7 @@ mod staged;
 mod store;
 mod stream;
 pub mod tarsplit;
+mod tee;
 
 pub use chainmount::ChainMount;
 pub use children::{Child, ChildrenIndexProblem};

@@ -29,7 +29,8 @@ use crate::error::{Error, io_err};
 use crate::layerdb::{Layer, WriteSet};
 use crate::lock::LockKind;
 use crate::store::{LayerStore, TAR_SPLIT};
-use crate::stream::{Tee, decompressed};
+use crate::stream::decompressed;
+use crate::tee::Tee;
 
 /// A layer extracted into the store but not registered yet: see
 /// [`LayerStore::stage`]. [`commit`](StagedLayer::commit) registers it on
@@ -56,7 +57,7 @@ impl LayerStore {
     /// Stages run concurrently (in threads or processes) with each other
     /// and with every other store operation; each takes a thread for
     /// hashing besides the caller's, and a bounded amount of memory (about
-    /// 10 MiB of chunks in flight, plus the apply's set of names).
+    /// 8 MiB of buffers in flight, plus the apply's set of names).
     pub fn stage<R: Read>(
         &self,
         layer: R,
@@ -114,14 +115,15 @@ impl LayerStore {
             GzLevel::fast(),
         );
         let mut tee = Tee::new(decompressed(layer)?, gz)?;
-        let applied = dunnage_overlay::apply_layer(
+        let applied = dunnage_overlay::apply_layer_buffered(
             &mut tee,
             &self.driver.diff_dir(cache_id),
             &ApplyOptions::default(),
         );
-        if let Err(e) = applied {
-            return Err(tee.take_failure().unwrap_or(Error::Overlay(e)));
-        }
+        let applied = match applied {
+            Ok(stats) => stats,
+            Err(e) => return Err(tee.take_failure().unwrap_or(Error::Overlay(e))),
+        };
         let (diff_id, gz) = tee.finish()?;
         let file = gz
             .finish()
@@ -136,7 +138,12 @@ impl LayerStore {
                 actual: diff_id,
             });
         }
-        let size = self.driver.diff_size(cache_id)?;
+        // The apply counts Docker's size as it writes into the fresh
+        // directory; a walk only when it could not tell.
+        let size = match applied.size {
+            Some(size) => size,
+            None => self.driver.diff_size(cache_id)?,
+        };
         ws.write("diff", diff_id.to_string().as_bytes())?;
         ws.write("size", size.to_string().as_bytes())?;
         self.driver.mark_committed(cache_id)?;

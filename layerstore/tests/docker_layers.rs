@@ -454,6 +454,15 @@ fn tar_split_and_trees_match_docker_load_byte_for_byte() {
             // `.wh.aufs`, `.wh.orph`, `.wh.plnk`; we skip them.
             docker_tree.retain(|k, _| !matches!(k.as_str(), ".wh.aufs" | ".wh.orph" | ".wh.plnk"));
         }
+        // The size counted during the apply is Docker's and the walk's.
+        let docker_size = std::fs::read_to_string(layerdb(&data, layer).join("size")).unwrap();
+        let walked = store.driver().diff_size(&ours.cache_id).unwrap();
+        if docker_size.trim() != ours.size.to_string() || walked != ours.size {
+            failures.push(format!(
+                "{name}: size {} (walked {walked}), docker {docker_size}",
+                ours.size
+            ));
+        }
         let our_tree = tree(&store.driver().diff_dir(&ours.cache_id));
         if docker_tree != our_tree {
             failures.push(format!(

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -19,8 +19,7 @@ use rustix::io::Errno;
 use tar::{EntryType, Header};
 
 use crate::create::{
-    content_error, copy_content, create_or_replace, create_or_replace_with, is_aufs_metadata,
-    process_umask, refused,
+    create_or_replace, create_or_replace_with, is_aufs_metadata, process_umask, refused,
 };
 use crate::error::{Result, errno_at};
 use crate::root::{RootDir, bad_entry, remove_all_at};
@@ -67,6 +66,13 @@ pub struct ApplyStats {
     /// `trusted.overlay.*` / `user.overlay.*` xattrs found in the tar and
     /// not applied.
     pub dropped_xattrs: u64,
+    /// The directory's size by Docker's rule ([`diff_size`]), counted while
+    /// writing: known when the directory was empty before and the layer
+    /// replaced or hid nothing it had written (then nothing but the layer's
+    /// own entries is there); `None` otherwise, when only a walk can tell.
+    ///
+    /// [`diff_size`]: crate::diff_size
+    pub size: Option<u64>,
 }
 
 /// Stream the layer tar `layer` into `root` (which must exist).
@@ -92,8 +98,23 @@ pub struct ApplyStats {
 /// refuses too) and oversized headers are errors; absolute names are taken
 /// relative to `root`; symlinks are resolved inside `root`.
 pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
+    apply_layer_buffered(BufReader::with_capacity(128 << 10, layer), root, opts)
+}
+
+/// [`apply_layer`] on a reader that has its own buffer: file contents are
+/// written to the files straight from that buffer, with no copy in
+/// between (for a reader whose buffer holds large chunks of the stream;
+/// [`apply_layer`] puts a 128 KiB [`BufReader`] in front of any reader).
+pub fn apply_layer_buffered<R: BufRead>(
+    layer: R,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<ApplyStats> {
+    // An unreadable directory is simply not known to be empty.
+    let empty = std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
     let mut applier = Applier {
         root: RootDir::open(root)?,
+        size: empty.then_some(0),
         path: root.to_path_buf(),
         opts,
         ns: XattrNamespace::for_userxattr(opts.userxattr),
@@ -106,7 +127,7 @@ pub fn apply_layer<R: Read>(layer: R, root: &Path, opts: &ApplyOptions) -> Resul
         buf: vec![0; 1 << 20],
         stats: ApplyStats::default(),
     };
-    let mut tar = Members::new(BufReader::with_capacity(128 << 10, layer));
+    let mut tar = Members::new(layer);
     let mut ext = Extensions::default();
     while let Some(header) = tar.next_header()? {
         if Extensions::is_extension(header.entry_type()) {
@@ -147,13 +168,15 @@ struct Applier<'o> {
     opaque: Vec<Vec<u8>>,
     buf: Vec<u8>,
     stats: ApplyStats,
+    /// Docker's size of what was written so far (see [`ApplyStats::size`]).
+    size: Option<u64>,
 }
 
 impl Applier<'_> {
     fn entry(
         &mut self,
         header: &Header,
-        data: &mut impl Read,
+        data: &mut Members<impl BufRead>,
         size: u64,
         ext: Extensions,
         raw_path: Vec<u8>,
@@ -272,11 +295,18 @@ impl Applier<'_> {
         }
     }
 
-    /// After replacing an existing tree entry the cached parent may be stale.
+    /// After replacing an existing tree entry the cached parent may be stale,
+    /// and the size counted so far no longer tells.
     fn after(&mut self, replaced: bool) {
         if replaced {
             self.root.invalidate();
+            self.size = None;
         }
+    }
+
+    /// A new inode of `bytes` apparent bytes was written.
+    fn count(&mut self, bytes: u64) {
+        self.size = self.size.and_then(|s| s.checked_add(bytes));
     }
 
     fn directory(&mut self, norm: &[u8], meta: &EntryMeta) -> Result<()> {
@@ -320,7 +350,7 @@ impl Applier<'_> {
     fn leaf(
         &mut self,
         header: &Header,
-        data: &mut impl Read,
+        data: &mut Members<impl BufRead>,
         size: u64,
         ext: &Extensions,
         raw_path: &[u8],
@@ -349,6 +379,7 @@ impl Applier<'_> {
                 let mut file = std::fs::File::from(fd);
                 match ext.sparse(raw_path)? {
                     Some(sparse) => {
+                        self.count(sparse.real_size);
                         self.stats.bytes += crate::sparse::expand(
                             &sparse,
                             data,
@@ -360,10 +391,10 @@ impl Applier<'_> {
                         )?;
                     }
                     None => {
-                        copy_content(data, &mut file, &mut self.buf).map_err(|e| {
-                            content_error(e, self.path.join(OsStr::from_bytes(norm)))
-                        })?;
-                        self.stats.bytes += size;
+                        let n =
+                            data.copy_data(&mut file, || self.path.join(OsStr::from_bytes(norm)))?;
+                        self.stats.bytes += n;
+                        self.count(n);
                     }
                 }
                 let fd = OwnedFd::from(file);
@@ -385,6 +416,8 @@ impl Applier<'_> {
                     .add_at(pfd, name, false)
                     .map_err(errno_at("fstatat", &self.path, norm))?;
                 self.after(replaced);
+                // A symlink's size is its target's length.
+                self.count(target.len() as u64);
                 self.finish_at(parent, name, meta, norm, false, true)
             }
             EntryType::Link => {
@@ -548,6 +581,10 @@ impl Applier<'_> {
     /// onto an existing tree), then set directory times (last, since
     /// creating entries changes them).
     fn finish(mut self) -> Result<ApplyStats> {
+        if !self.opaque.is_empty() {
+            // What the opaque directories hide is not counted here.
+            self.size = None;
+        }
         let mut done = HashSet::new();
         for dir in std::mem::take(&mut self.opaque) {
             let fd = self
@@ -568,6 +605,7 @@ impl Applier<'_> {
                 .map_err(errno_at("openat2", &self.path, dir))?;
             rustix::fs::futimens(&fd, times).map_err(errno_at("futimens", &self.path, dir))?;
         }
+        self.stats.size = self.size;
         Ok(self.stats)
     }
 }

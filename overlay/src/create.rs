@@ -1,11 +1,9 @@
 //! Creating one entry below a directory fd for [`apply_layer`]: create, or
-//! replace what is there unless this layer wrote it; copy content; map
-//! errors.
+//! replace what is there unless this layer wrote it; map errors.
 //!
 //! [`apply_layer`]: crate::apply_layer
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
@@ -71,36 +69,6 @@ pub(crate) fn is_aufs_metadata(norm: &[u8], is_dir: bool, empty_file: bool) -> b
         b".wh..wh.aufs" => empty_file,
         b".wh..wh.orph" | b".wh..wh.plnk" => is_dir,
         _ => false,
-    }
-}
-
-/// Copy an entry's content into `file` through the reused buffer `buf`.
-pub(crate) fn copy_content(
-    from: &mut impl Read,
-    file: &mut std::fs::File,
-    buf: &mut [u8],
-) -> std::io::Result<()> {
-    use std::io::Write;
-    loop {
-        let n = match from.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        file.write_all(&buf[..n])?;
-    }
-}
-
-/// Reading the archive fails as an archive error; writing the file as I/O.
-pub(crate) fn content_error(e: std::io::Error, path: std::path::PathBuf) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => Error::Archive(e),
-        _ => Error::Io {
-            op: "write",
-            path,
-            source: e,
-        },
     }
 }
 

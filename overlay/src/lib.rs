@@ -61,7 +61,7 @@ mod tarwrite;
 pub mod whiteout;
 mod written;
 
-pub use apply::{ApplyOptions, ApplyStats, apply_layer};
+pub use apply::{ApplyOptions, ApplyStats, apply_layer, apply_layer_buffered};
 pub use changes::{Change, ChangeKind, changes};
 pub use diff::{DiffOptions, write_diff};
 pub use driver::Driver;

@@ -15,7 +15,8 @@
 //!   (a tar without its end-of-archive blocks); a zero block followed by a
 //!   non-zero block, or a stream ending inside a block, is an error.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
 
 use tar::Header;
 
@@ -32,7 +33,7 @@ pub(crate) struct Members<R> {
     pad: u64,
 }
 
-impl<R: Read> Members<R> {
+impl<R: BufRead> Members<R> {
     pub(crate) fn new(inner: R) -> Members<R> {
         Members {
             inner,
@@ -44,12 +45,18 @@ impl<R: Read> Members<R> {
     /// The next header block, after skipping what is left of the current
     /// member; `None` at the end of the archive.
     pub(crate) fn next_header(&mut self) -> Result<Option<Header>> {
-        let skip = self.left.saturating_add(self.pad);
+        let mut skip = self.left.saturating_add(self.pad);
         (self.left, self.pad) = (0, 0);
-        let skipped =
-            io::copy(&mut (&mut self.inner).take(skip), &mut io::sink()).map_err(Error::Archive)?;
-        if skipped < skip {
-            return Err(truncated("inside a member's data"));
+        while skip > 0 {
+            let avail = match self.inner.fill_buf() {
+                Ok([]) => return Err(truncated("inside a member's data")),
+                Ok(b) => b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Archive(e)),
+            };
+            let n = usize::try_from(skip).unwrap_or(usize::MAX).min(avail);
+            self.inner.consume(n);
+            skip -= n as u64;
         }
         let mut header = Header::new_old();
         if !self.read_block(header.as_mut_bytes())? {
@@ -80,6 +87,38 @@ impl<R: Read> Members<R> {
         self.pad = (BLOCK - size % BLOCK) % BLOCK;
     }
 
+    /// Write the rest of the current member's data to `file` straight from
+    /// the reader's buffer (no copy in between); returns the bytes written.
+    /// A stream ending early is an archive error, a failed write an I/O
+    /// error on `path()`.
+    pub(crate) fn copy_data(
+        &mut self,
+        file: &mut std::fs::File,
+        path: impl Fn() -> PathBuf,
+    ) -> Result<u64> {
+        let mut written = 0;
+        while self.left > 0 {
+            let chunk = match self.inner.fill_buf() {
+                Ok([]) => return Err(truncated("inside a member's data")),
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Archive(e)),
+            };
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            file.write_all(&chunk[..n]).map_err(|source| Error::Io {
+                op: "write",
+                path: path(),
+                source,
+            })?;
+            self.inner.consume(n);
+            self.left -= n as u64;
+            written += n as u64;
+        }
+        Ok(written)
+    }
+
     /// Read one block: false at a clean end of stream (no byte read).
     fn read_block(&mut self, buf: &mut [u8]) -> Result<bool> {
         let mut n = 0;
@@ -96,7 +135,7 @@ impl<R: Read> Members<R> {
     }
 }
 
-impl<R: Read> Read for Members<R> {
+impl<R: BufRead> Read for Members<R> {
     /// The current member's data; a stream ending early is `UnexpectedEof`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 || buf.is_empty() {
