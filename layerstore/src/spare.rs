@@ -6,10 +6,14 @@
 //! links, the record). On an ext4 without a journal every inode allocation
 //! scans the inodes freed in the last seconds, so making and freeing them
 //! per container is most of what a container's layer costs. A layer whose
-//! container wrote nothing (its `diff` is as made) and whose init layer is
+//! container wrote nothing (its `diff` is empty) and whose init layer is
 //! Docker's ([`InitLayer::default`]) is the same, file for file, as the
 //! next container on the same image would get: [`LayerStore::remove_rw`]
-//! keeps it, and [`LayerStore::create_rw`] takes it back by renames alone.
+//! keeps it, with a new empty `diff` and `work` (so that neither what the
+//! container set on its root directory, such as its mode, attributes or
+//! inode flags, nor an overlay instance that outlived its unmount reaches
+//! the next container: two inodes made instead of about thirty), and
+//! [`LayerStore::create_rw`] takes it back by renames alone.
 //!
 //! On disk: `layerdb/dunnage/spares/<parent chainID hex, or "none">-<random>/`
 //! holds the record exactly as `mounts/<container id>/` held it
@@ -28,7 +32,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::children::Child;
@@ -102,8 +106,27 @@ impl LayerStore {
 
     /// Keep the container layer `rw` (its record at `record`) as a spare
     /// when it is as new (see [`crate::spare`]); `Ok(false)` when it is not
-    /// (the caller removes it). Call with the store lock held exclusively.
+    /// or cannot be made one (the caller removes it). Call with the store
+    /// lock held exclusively.
     pub(crate) fn keep_spare(&self, rw: &RwLayer, record: &Path) -> Result<bool, Error> {
+        // A spare only saves work: any error up to here leaves the layer
+        // to be removed as before.
+        if !self.prepare_spare(rw).unwrap_or(false) {
+            return Ok(false);
+        }
+        let name = format!("{}{}", key(rw.parent.as_ref()), random_hex(8)?);
+        let dir = self.spares_dir();
+        fs::rename(record, dir.join(&name)).map_err(io_err("rename", record))?;
+        if let Some(p) = &rw.parent {
+            self.db
+                .keep_child_as_spare(p, &Child::Mount(rw.container_id.clone()), &name)?;
+        }
+        Ok(true)
+    }
+
+    /// Whether `rw` may become a spare, its upper directories renewed
+    /// (see [`renew_upper`](Self::renew_upper)) when it may.
+    fn prepare_spare(&self, rw: &RwLayer) -> Result<bool, Error> {
         let Some(init_id) = &rw.init_id else {
             return Ok(false);
         };
@@ -130,20 +153,13 @@ impl LayerStore {
             }
             _ => {}
         }
-        let name = format!("{key}{}", random_hex(8)?);
-        fs::rename(record, dir.join(&name)).map_err(io_err("rename", record))?;
-        if let Some(p) = &rw.parent {
-            self.db
-                .keep_child_as_spare(p, &Child::Mount(rw.container_id.clone()), &name)?;
-        }
-        Ok(true)
+        self.renew_upper(&rw.mount_id)
     }
 
-    /// Whether the read-write layer `mount_id` is as [`create_rw`] made it
-    /// (nothing in `diff`, its mode, owner and extended attributes
-    /// unchanged but for overlay's `trusted.overlay.uuid`, not mounted,
-    /// no `volatile` mark left) and `init_id` holds exactly Docker's init
-    /// layer.
+    /// Whether the read-write layer `mount_id` was left as [`create_rw`]
+    /// made it: not mounted, no `volatile` mark left, and `init_id` holding
+    /// exactly Docker's init layer. (Its `diff` is checked empty by
+    /// [`renew_upper`](Self::renew_upper).)
     ///
     /// [`create_rw`]: LayerStore::create_rw
     fn is_unused(&self, mount_id: &str, init_id: &str) -> Result<bool, Error> {
@@ -156,40 +172,44 @@ impl LayerStore {
                 return Ok(false);
             }
         }
-        let meta = match fs::symlink_metadata(&diff) {
-            Ok(m) => m,
-            Err(_) => return Ok(false),
-        };
-        if !meta.is_dir()
-            || meta.mode() & 0o7777 != 0o755
-            || meta.uid() != rustix::process::geteuid().as_raw()
-            || meta.gid() != rustix::process::getegid().as_raw()
-        {
-            return Ok(false);
-        }
-        match fs::read_dir(&diff) {
-            Ok(mut rd) => {
-                if rd.next().is_some() {
-                    return Ok(false);
-                }
-            }
-            Err(_) => return Ok(false),
-        }
-        let mut buf = [0u8; 256];
-        match rustix::fs::llistxattr(&diff, &mut buf) {
-            Ok(n) => {
-                let names = buf.get(..n).unwrap_or_default();
-                if names
-                    .split(|b| *b == 0)
-                    .any(|x| !x.is_empty() && x != b"trusted.overlay.uuid")
-                {
-                    return Ok(false);
-                }
-            }
-            // More than fits: more than the one overlay sets.
-            Err(_) => return Ok(false),
-        }
         Ok(InitLayer::default().matches(&self.driver.diff_dir(init_id)))
+    }
+
+    /// Give the read-write layer `mount_id` a new, empty `diff` and `work`
+    /// in place of the old ones; `Ok(false)` when `diff` is not empty (the
+    /// container wrote something). An overlay instance that outlived the
+    /// container's unmount (a file descriptor or working directory kept in
+    /// `merged`, a copy of the mount in another mount namespace) goes on
+    /// writing to the old, now unlinked, directories: nothing of it reaches
+    /// the next container, nor inode flags, times or extended attributes
+    /// the container set on its root directory.
+    fn renew_upper(&self, mount_id: &str) -> Result<bool, Error> {
+        let diff = self.driver.diff_dir(mount_id);
+        let Some(layer) = diff.parent() else {
+            return Ok(false);
+        };
+        match fs::remove_dir(&diff) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => return Ok(false),
+            Err(e) => return Err(io_err("rmdir", &diff)(e)),
+        }
+        let work = layer.join("work");
+        match fs::remove_dir_all(&work) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &work)(e));
+            }
+            _ => {}
+        }
+        for (dir, mode) in [(&diff, 0o755), (&work, 0o700)] {
+            fs::DirBuilder::new()
+                .mode(mode)
+                .create(dir)
+                .map_err(io_err("mkdir", dir))?;
+            // The mode exactly, whatever the umask.
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .map_err(io_err("chmod", dir))?;
+        }
+        Ok(true)
     }
 
     /// Take a spare on `parent` for `container_id`: its record renamed
@@ -312,12 +332,19 @@ impl LayerStore {
         {
             self.db.remove_spare_entry(&parent, name)?;
         }
-        for file in ["mount-id", "init-id"] {
-            if let Ok(id) = read_text(&stage.join(file))
-                && valid_id(&id)
-                && self.driver.has_dir(&id)
-            {
-                self.driver.remove(&id)?;
+        // Only the two directories of a record as `remove_rw` leaves it
+        // (`<id>` and `<id>-init`): a damaged record naming another
+        // layer's directory removes nothing but itself.
+        let mount_id = read_text(&stage.join("mount-id")).ok();
+        let init_id = read_text(&stage.join("init-id")).ok();
+        if let (Some(m), Some(i)) = (mount_id, init_id)
+            && valid_id(&m)
+            && i == format!("{m}-init")
+        {
+            for id in [m, i] {
+                if self.driver.has_dir(&id) {
+                    self.driver.remove(&id)?;
+                }
             }
         }
         fs::remove_dir_all(&stage).map_err(io_err("remove", &stage))
@@ -359,17 +386,19 @@ impl LayerStore {
     }
 
     /// Drop the spares [`broken_spares`](LayerStore::broken_spares)
-    /// reports. Call with the store lock held exclusively.
-    pub(crate) fn drop_broken_spares(&self) -> Result<(), Error> {
-        for dir in self.broken_spares()? {
+    /// reports. Errors are not the caller's (`open`): a spare that cannot
+    /// be dropped now (a directory busy, an I/O error) stays, or stays
+    /// staged in `tmp/`, for a later open, and the store's check reports
+    /// it. Call with the store lock held exclusively.
+    pub(crate) fn drop_broken_spares(&self) {
+        for dir in self.broken_spares().unwrap_or_default() {
             if dir.is_dir() {
                 if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
-                    self.drop_spare(name)?;
+                    let _ = self.drop_spare(name);
                 }
             } else {
-                fs::remove_file(&dir).map_err(io_err("unlink", &dir))?;
+                let _ = fs::remove_file(&dir);
             }
         }
-        Ok(())
     }
 }

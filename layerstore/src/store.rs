@@ -133,7 +133,7 @@ impl LayerStore {
         }
         // Spares whose parent or driver directories went (a removal by
         // another program, a crash).
-        self.drop_broken_spares()?;
+        self.drop_broken_spares();
         for chain in self.db.unreferenced()? {
             if self.db.exists(&chain) {
                 // A layer whose child, or a parent file, cannot be read

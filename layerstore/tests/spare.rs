@@ -113,18 +113,6 @@ fn used_layers_are_deleted_not_kept() {
             "deleted",
             Box::new(|m: &Path| std::fs::remove_file(m.join("etc/os")).unwrap()),
         ),
-        (
-            "chmod",
-            Box::new(|m: &Path| {
-                std::fs::set_permissions(m, std::fs::Permissions::from_mode(0o700)).unwrap()
-            }),
-        ),
-        (
-            "xattr",
-            Box::new(|m: &Path| {
-                rustix::fs::setxattr(m, "user.x", b"1", rustix::fs::XattrFlags::empty()).unwrap()
-            }),
-        ),
     ];
     for (id, touch) in cases {
         use_layer(&store, id, &chain, touch);
@@ -158,6 +146,80 @@ fn used_layers_are_deleted_not_kept() {
     store.remove_rw("init-changed").unwrap();
     assert_eq!(store.spare_count().unwrap(), 0);
     assert_eq!(cache_dirs(dir.path()), image_dirs);
+}
+
+/// What a container did to its root directory itself (mode, an extended
+/// attribute, inode flags, times), and what it writes through a directory
+/// it kept open past the (lazy) unmount, do not reach the next container
+/// that takes its layer: a spare gets a new `diff` and `work`.
+#[test]
+fn a_spare_gets_a_new_root_and_late_writes_stay_behind() {
+    require_root!();
+    let (_dir, store, chain) = store_with_image();
+    store
+        .create_rw("a", Some(&chain), Some(&InitLayer::default()))
+        .unwrap();
+    let merged = store.mount_rw("a").unwrap();
+    std::fs::set_permissions(&merged, std::fs::Permissions::from_mode(0o700)).unwrap();
+    rustix::fs::setxattr(&merged, "user.x", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+    let chattr = std::process::Command::new("chattr")
+        .arg("+A")
+        .arg(&merged)
+        .status()
+        .is_ok_and(|s| s.success());
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, &merged, &old, rustix::fs::AtFlags::empty()).unwrap();
+    let kept = std::fs::File::open(&merged).unwrap();
+    store.unmount_rw("a").unwrap();
+    let first = store.get_rw("a").unwrap();
+    store.remove_rw("a").unwrap();
+    assert_eq!(store.spare_count().unwrap(), 1);
+
+    store
+        .create_rw("b", Some(&chain), Some(&InitLayer::default()))
+        .unwrap();
+    assert_eq!(store.get_rw("b").unwrap().mount_id, first.mount_id);
+    let merged = store.mount_rw("b").unwrap();
+    // The first container's overlay still lives (its directory is open):
+    // a write through it fails (its upper directory is unlinked) and in no
+    // case lands in the second container's.
+    use std::os::fd::AsRawFd;
+    let late = PathBuf::from(format!("/proc/self/fd/{}/late", kept.as_raw_fd()));
+    let _ = std::fs::write(&late, b"from a");
+    assert!(!merged.join("late").exists(), "a late write reached b");
+    let meta = std::fs::metadata(&merged).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(meta.mtime(), 1_000_000_000);
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::listxattr(&merged, &mut buf).unwrap();
+    assert!(
+        !buf[..n].split(|b| *b == 0).any(|x| x == b"user.x"),
+        "the xattr came along"
+    );
+    if chattr {
+        let flags = std::process::Command::new("lsattr")
+            .arg("-d")
+            .arg(&merged)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&flags.stdout);
+        let attrs = text.split_whitespace().next().unwrap_or_default();
+        assert!(!attrs.contains('A'), "noatime came along: {text}");
+    }
+    drop(kept);
+    store.unmount_rw("b").unwrap();
+    store.remove_rw("b").unwrap();
+    store.drop_spares().unwrap();
 }
 
 #[test]

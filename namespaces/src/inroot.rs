@@ -144,25 +144,11 @@ pub(crate) fn resolve(
         let dir = parent.as_ref().map_or(root, |p| p.0);
         make_entry(dir, &target.names[i], i + 1 < n || create == Create::Dir)?;
     }
-    if create == Create::Dir
-        && let Some(dir) = &parent
-    {
-        // The directory just made, opened in its parent: a single name
-        // that must be a directory and no symlink. Whatever else is there
-        // now (a racing rename) is resolved inside the root below.
-        // SAFETY: openat of a prepared name in a directory fd.
-        let fd = unsafe {
-            libc::openat(
-                dir.0,
-                target.names[n - 1].as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd >= 0 {
-            return Ok(Fd(fd));
-        }
-    }
     drop(parent);
+    // The target is looked up again inside the root, not taken from the
+    // parent just used: a parent renamed out of the root meanwhile (a
+    // racing process on a shared file system) cannot hand out a directory
+    // outside it.
     open_in_root(root, &target.path, 0, no_symlinks)
 }
 
