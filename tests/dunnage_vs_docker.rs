@@ -1803,3 +1803,106 @@ fn inspect_agrees_with_docker() {
         differ.join("\n")
     );
 }
+
+/// `run` (docker's flags after it) on both: dunnage with the test's
+/// cgroup parent, docker without a network.
+fn run_both(both: &Both, args: &[&str]) -> (Output, Output) {
+    let ours = both.dunnage_run(args);
+    let mut theirs = vec!["run", "--network", "none"];
+    theirs.extend_from_slice(args);
+    (ours, both.docker(&theirs))
+}
+
+/// An answer: (exit code, stdout, stderr).
+type Said = (Option<i32>, String, String);
+
+/// `logs NAME` on both: (stdout, stderr) kept apart.
+fn logs_both(both: &Both, name: &str) -> (Said, Said) {
+    (
+        answer(&both.dunnage(&["logs", name]), true),
+        answer(&both.docker(&["logs", name]), true),
+    )
+}
+
+#[test]
+fn foreground_run_keeps_a_log_as_docker_does() {
+    require_root!();
+    require_command!("dockerd");
+    let both = Both::new("cli-fglog");
+    // Pipes: stdout and stderr apart, on the terminal and in the log.
+    let script = "echo out; echo err >&2; exit 3";
+    let (ours, theirs) = run_both(&both, &["--name", "fg", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(
+        answer(&ours, true),
+        (Some(3), "out\n".to_owned(), "err\n".to_owned())
+    );
+    let (ours, theirs) = logs_both(&both, "fg");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), "out\n".to_owned(), "err\n".to_owned()));
+
+    // A terminal: one stream, the pty's \r\n.
+    let (ours, theirs) = run_both(
+        &both,
+        &[
+            "-t",
+            "--name",
+            "fgt",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo tty; echo e >&2",
+        ],
+    );
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgt");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), "tty\r\ne\r\n".to_owned(), String::new()));
+
+    // A line without its newline is logged at the end; a long one split.
+    let script = "head -c 20000 /dev/zero | tr '\\0' a; echo; printf tail";
+    let (ours, theirs) = run_both(&both, &["--name", "fgl", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgl");
+    assert_eq!(ours, theirs);
+
+    // While it runs, from another process: what it has written so far.
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgr",
+        ])
+        .args([IMAGE, "sh", "-c", "echo first; exec sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgr"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "first\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    let stopped = both.dunnage(&["kill", "fgr"]);
+    let status = fg.wait().unwrap();
+    assert!(seen, "logs of a running foreground container");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(status.code(), Some(137));
+
+    // --rm: the output still reaches the terminal; nothing is left.
+    let (ours, theirs) = run_both(&both, &["--rm", IMAGE, "sh", "-c", "echo o; echo e >&2"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+
+    for name in ["fg", "fgt", "fgl"] {
+        stdout(&both.dunnage(&["rm", name]));
+        stdout(&both.docker(&["rm", name]));
+    }
+    stdout(&both.dunnage(&["rm", "fgr"]));
+    both.assert_clean();
+}

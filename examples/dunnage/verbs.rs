@@ -322,7 +322,7 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
         return Ok(0);
     }
     if let Ok(Some(term)) = child.take_terminal() {
-        crate::run::relay_terminal(term, p.on("interactive"));
+        crate::run::relay_terminal(term, p.on("interactive"), None);
     }
     let status = child.wait().map_err(Error::from)?;
     use std::os::unix::process::ExitStatusExt;

@@ -41,17 +41,18 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::container::attach::Clients;
 use crate::container::builder::{Container, StdioMode};
 use crate::container::create::create_spec;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::handle::ContainerHandle;
+use crate::container::jsonlog::JsonLog;
 use crate::container::spec::{Spec, Status};
 use crate::container::state::{self, State};
 use crate::container::store::ContainerStore;
@@ -62,10 +63,6 @@ pub const MONITOR_ARG: &str = "--dunnage-monitor";
 /// The argument after the root that makes the monitor remove the
 /// container once its process has exited (`docker run -d --rm`).
 pub const AUTO_REMOVE_ARG: &str = "--rm";
-
-/// The longest log entry; a longer line is split, as docker's json-file
-/// driver does.
-const MAX_LINE: usize = 16 * 1024;
 
 /// When this process was started as a monitor (`argv[1]` is
 /// [`MONITOR_ARG`]), run the monitor and exit; otherwise return at once.
@@ -171,29 +168,9 @@ fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clien
 
 /// Copy `from` to the log as `stream` entries, and to the attached
 /// clients.
-fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>, clients: Arc<Clients>) {
+fn pump(from: File, stream: &'static str, log: JsonLog, clients: Arc<Clients>) {
     let number = if stream == "stdout" { 1 } else { 2 };
-    let mut reader = BufReader::new(from);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let mut limited = (&mut reader).take(MAX_LINE as u64);
-        match limited.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        clients.send(number, &buf);
-        let entry = serde_json::json!({
-            "log": String::from_utf8_lossy(&buf),
-            "stream": stream,
-            "time": state::now(),
-        });
-        let mut line = entry.to_string();
-        line.push('\n');
-        if let Ok(mut f) = log.lock() {
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
+    log.copy(from, stream, |buf| clients.send(number, buf));
 }
 
 /// Wait for the start request or the end of the process; start; log;
@@ -206,19 +183,14 @@ fn supervise(
 ) -> Result<()> {
     let fifo_path = handle.dir().join("start.fifo");
     let log_path = handle.log_path();
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io_err("open", &log_path))?;
-    let log = Arc::new(Mutex::new(log));
+    let log = JsonLog::open(&log_path)?;
     let mut threads = Vec::new();
     for (file, stream) in [
         (handle.take_stdout(), "stdout"),
         (handle.take_stderr(), "stderr"),
     ] {
         if let Some(f) = file {
-            let log = Arc::clone(&log);
+            let log = log.clone();
             let clients = Arc::clone(&clients);
             threads.push(std::thread::spawn(move || pump(f, stream, log, clients)));
         }
