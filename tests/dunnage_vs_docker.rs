@@ -1906,3 +1906,111 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     stdout(&both.dunnage(&["rm", "fgr"]));
     both.assert_clean();
 }
+
+/// `inspect -f '{{json .State}}'`'s fields that do not change with time
+/// and IDs, and the start time.
+fn state_of(out: &Output) -> (String, String) {
+    let v = inspect_field(out, &["State"]);
+    let brief = format!(
+        "{} running={} exit={} oom={}",
+        v["Status"], v["Running"], v["ExitCode"], v["OOMKilled"]
+    );
+    (brief, v["StartedAt"].to_string())
+}
+
+#[test]
+fn start_of_an_exited_container_and_restart_run_it_again_as_docker_does() {
+    require_root!();
+    require_command!("dockerd");
+    let both = Both::new("cli-again");
+    // Each run appends to a file of the read-write layer and says what it
+    // found there.
+    let script = "echo run $(cat /n 2>/dev/null); echo x >> /n; echo e >&2; exit 3";
+    let (ours, theirs) = run_both(&both, &["--name", "again", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let first = |cli: &dyn Fn(&[&str]) -> Output| state_of(&cli(&["inspect", "again"]));
+    let ours_first = first(&|a| both.dunnage(a));
+    let theirs_first = first(&|a| both.docker(a));
+    assert_eq!(ours_first.0, theirs_first.0);
+
+    // start: it runs again, in the background; wait gives its code.
+    let ours = both.dunnage(&["start", "again"]);
+    let theirs = both.docker(&["start", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let ours = both.dunnage(&["wait", "again"]);
+    let theirs = both.docker(&["wait", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(stdout(&ours), "3\n");
+    let (ours_second, theirs_second) = (
+        state_of(&both.dunnage(&["inspect", "again"])),
+        state_of(&both.docker(&["inspect", "again"])),
+    );
+    assert_eq!(ours_second.0, theirs_second.0);
+    assert_ne!(ours_second.1, ours_first.1, "a new start time");
+    let ours = inspect_field(&both.dunnage(&["inspect", "again"]), &["RestartCount"]);
+    let theirs = inspect_field(&both.docker(&["inspect", "again"]), &["RestartCount"]);
+    assert_eq!(ours, theirs);
+
+    // start -a: attached, the third run's output and exit code.
+    let ours = both.dunnage(&["start", "-a", "again"]);
+    let theirs = both.docker(&["start", "-a", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(
+        answer(&ours, true),
+        (Some(3), "run x x\n".to_owned(), "e\n".to_owned())
+    );
+    // The log holds all three runs.
+    let (ours, theirs) = logs_both(&both, "again");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.1, "run\nrun x\nrun x x\n");
+
+    // restart of a running container: stopped (its init ignores
+    // SIGTERM), run again; the log shows both runs.
+    let args = [
+        "-d",
+        "--name",
+        "up",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo up; exec sleep 60",
+    ];
+    let (ours, theirs) = run_both(&both, &args);
+    assert!(ours.status.success() && theirs.status.success());
+    let ours = both.dunnage(&["restart", "-t", "1", "up"]);
+    let theirs = both.docker(&["restart", "-t", "1", "up"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let ours = state_of(&both.dunnage(&["inspect", "up"]));
+    let theirs = state_of(&both.docker(&["inspect", "up"]));
+    assert_eq!(ours.0, theirs.0);
+    let twice = |cli: &dyn Fn(&[&str]) -> Output| {
+        (0..400).any(|_| {
+            let ok = String::from_utf8_lossy(&cli(&["logs", "up"]).stdout) == "up\nup\n";
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ok
+        })
+    };
+    assert!(twice(&|a| both.dunnage(a)));
+    assert!(twice(&|a| both.docker(a)));
+    // restart of a missing container, and of an exited one.
+    let ours = both.dunnage(&["restart", "nope"]);
+    let theirs = both.docker(&["restart", "nope"]);
+    assert_eq!(said(&ours), said(&theirs));
+    let ours = both.dunnage(&["restart", "again"]);
+    let theirs = both.docker(&["restart", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    for name in ["again", "up"] {
+        stdout(&both.dunnage(&["rm", "-f", name]));
+        stdout(&both.docker(&["rm", "-f", name]));
+    }
+    assert!(
+        !monitor_running(&both.root)
+            || (0..400).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                !monitor_running(&both.root)
+            })
+    );
+    both.assert_clean();
+}

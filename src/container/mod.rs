@@ -9,7 +9,10 @@
 //!   and layers); [`ContainerStore::get`] finds one by name, ID or ID
 //!   prefix from any process.
 //! - [`ContainerHandle`]: start, wait, kill, stop, pause, resume, stats,
-//!   top, exec, update, commit, export, logs, remove.
+//!   top, exec, update, commit, export, logs, remove;
+//!   [`ContainerHandle::recreate`] makes an exited container ready to run
+//!   again (docker's `start` of an exited container; what is kept and
+//!   what is new is listed there).
 //! - [`ContainerStore::check`] and [`ContainerStore::repair`]: the store
 //!   check with the containers' state (module [`check`]).
 //!
@@ -29,6 +32,7 @@
 //!    with `hosts` and `resolv.conf` rewritten for its address;
 //! 5. `state.json`: created, with the init's pid and start time.
 
+mod again;
 pub mod attach;
 mod builder;
 mod capsets;

@@ -64,17 +64,20 @@ pub const MONITOR_ARG: &str = "--dunnage-monitor";
 /// container once its process has exited (`docker run -d --rm`).
 pub const AUTO_REMOVE_ARG: &str = "--rm";
 
+/// The argument after the root that makes the monitor run an exited
+/// container again ([`ContainerHandle::recreate`]) instead of creating
+/// one.
+pub const AGAIN_ARG: &str = "--again";
+
 /// When this process was started as a monitor (`argv[1]` is
 /// [`MONITOR_ARG`]), run the monitor and exit; otherwise return at once.
 /// Call it first in `main`, before any thread starts.
 pub fn run_if_monitor() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == MONITOR_ARG) {
+        let flag = |f: &str| args.iter().skip(3).any(|a| a == f);
         let code = match args.get(2) {
-            Some(root) => run_with(
-                Path::new(root),
-                args.get(3).is_some_and(|a| a == AUTO_REMOVE_ARG),
-            ),
+            Some(root) => run_monitor(Path::new(root), flag(AUTO_REMOVE_ARG), flag(AGAIN_ARG)),
             None => 2,
         };
         std::process::exit(code);
@@ -100,6 +103,12 @@ pub fn run(root: &Path) -> i32 {
 /// [`run`], removing the container once its process has exited when
 /// `auto_remove` (`docker run -d --rm`).
 pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
+    run_monitor(root, auto_remove, false)
+}
+
+/// [`run_with`]; with `again`, the container of the configuration is an
+/// exited one, made again ([`ContainerHandle::recreate`]).
+fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
     let mut json = Vec::new();
     if std::io::stdin().read_to_end(&mut json).is_err() {
         answer("err cannot read the container's configuration\n");
@@ -116,7 +125,7 @@ pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
     }
     // SAFETY: setsid has no preconditions; a failure leaves the session.
     unsafe { libc::setsid() };
-    let (handle, fifo, clients) = match prepare(root, &json) {
+    let (handle, fifo, clients) = match prepare(root, &json, again) {
         Ok(h) => h,
         Err(e) => {
             answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
@@ -132,7 +141,7 @@ pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
 
 /// Create the container, record the monitor, make the start fifo and the
 /// attach socket.
-fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clients>)> {
+fn prepare(root: &Path, json: &[u8], again: bool) -> Result<(ContainerHandle, File, Arc<Clients>)> {
     let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
     let store = ContainerStore::open(root)?;
     // With an open stdin (-i) the monitor holds its write end for the
@@ -142,7 +151,12 @@ fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clien
     } else {
         StdioMode::Null
     };
-    let mut handle = create_spec(&store, spec, [stdin, StdioMode::Piped, StdioMode::Piped])?;
+    let stdio = [stdin, StdioMode::Piped, StdioMode::Piped];
+    let mut handle = if again {
+        crate::container::again::recreate_spec(&store, spec, stdio)?
+    } else {
+        create_spec(&store, spec, stdio)?
+    };
     let dir = handle.dir();
     let clients = Clients::listen(&dir, handle.take_stdin())?;
     let fifo = dir.join("start.fifo");
@@ -268,46 +282,95 @@ impl Container {
             .monitor
             .clone()
             .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
-        let json = serde_json::to_vec(&spec).map_err(|e| Error::CorruptState {
-            path: PathBuf::from("<spec>"),
-            reason: e.to_string(),
-        })?;
-        let mut monitor = std::process::Command::new(&program);
-        monitor.arg(MONITOR_ARG).arg(store.root());
-        if self.auto_remove {
-            monitor.arg(AUTO_REMOVE_ARG);
+        let extra: &[&str] = if self.auto_remove {
+            &[AUTO_REMOVE_ARG]
+        } else {
+            &[]
+        };
+        start_monitor(store, &spec, &program, extra)?;
+        let info = store.info(&spec.id)?;
+        Ok(ContainerHandle::attach(store.clone(), info.spec))
+    }
+}
+
+impl ContainerHandle {
+    /// Make an exited container (or a created one whose process has gone)
+    /// ready to run again, as `docker start` does with one: a new monitor
+    /// (`monitor_program`, default `/proc/self/exe`, see
+    /// [`Container::monitor_program`]) makes its process again, waiting
+    /// at its start gate; the status is `created` until
+    /// [`start`](ContainerHandle::start) (or
+    /// [`attach_stdio`](ContainerHandle::attach_stdio) first, then start).
+    ///
+    /// Kept: the ID, name and configuration, the read-write layer (the
+    /// files the earlier runs wrote), the log (appended to), the creation
+    /// time. New: the process and its namespaces, the cgroup, the mounts
+    /// inside, a bridge network's attachment, the monitor, the start time;
+    /// the earlier exit code goes. A container that is not exited is
+    /// [`Error::WrongState`]; a second `recreate` racing this one is
+    /// refused the same way. The builder's stdio settings of the first
+    /// run do not apply: like a detached container its output goes to the
+    /// monitor and the log, stdin is open only when the container was made
+    /// with an open stdin.
+    pub fn recreate(&mut self, monitor_program: Option<&Path>) -> Result<()> {
+        let status = self.status()?;
+        if status != Status::Exited {
+            return Err(Error::WrongState {
+                op: "start",
+                id: self.spec.id.clone(),
+                status,
+            });
         }
-        let mut child = monitor
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(io_err("spawn monitor", &program))?;
-        let written = child
-            .stdin
-            .take()
-            .map(|mut s| s.write_all(&json))
-            .unwrap_or(Ok(()));
-        let mut answer = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut answer);
-        }
-        let _ = child.wait();
-        written.map_err(io_err("write to monitor", &program))?;
-        match answer.trim_end().strip_prefix("err ") {
-            None if answer.trim_end() == "ok" => {
-                let info = store.info(&spec.id)?;
-                Ok(ContainerHandle::attach(store.clone(), info.spec))
-            }
-            Some(message) => Err(Error::Monitor {
-                op: "create",
-                message: message.to_string(),
-            }),
-            None => Err(Error::Monitor {
-                op: "create",
-                message: format!("no answer from {}", program.display()),
-            }),
-        }
+        // The process is gone: nothing owned by this handle is of use.
+        self.owned = None;
+        let program = monitor_program
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        start_monitor(&self.store, &self.spec, &program, &[AGAIN_ARG])
+    }
+}
+
+/// Start `program` as the monitor of `spec` (`extra` after the root) and
+/// read its answer.
+fn start_monitor(
+    store: &ContainerStore,
+    spec: &Spec,
+    program: &Path,
+    extra: &[&str],
+) -> Result<()> {
+    let json = serde_json::to_vec(spec).map_err(|e| Error::CorruptState {
+        path: PathBuf::from("<spec>"),
+        reason: e.to_string(),
+    })?;
+    let mut monitor = std::process::Command::new(program);
+    monitor.arg(MONITOR_ARG).arg(store.root()).args(extra);
+    let mut child = monitor
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(io_err("spawn monitor", program))?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut s| s.write_all(&json))
+        .unwrap_or(Ok(()));
+    let mut answer = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut answer);
+    }
+    let _ = child.wait();
+    written.map_err(io_err("write to monitor", program))?;
+    match answer.trim_end().strip_prefix("err ") {
+        None if answer.trim_end() == "ok" => Ok(()),
+        Some(message) => Err(Error::Monitor {
+            op: "create",
+            message: message.to_string(),
+        }),
+        None => Err(Error::Monitor {
+            op: "create",
+            message: format!("no answer from {}", program.display()),
+        }),
     }
 }
 
