@@ -1858,6 +1858,13 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     let (ours, theirs) = logs_both(&both, "fgt");
     assert_eq!(ours, theirs);
     assert_eq!(ours, (Some(0), "tty\r\ne\r\n".to_owned(), String::new()));
+    // Run again (start -a): through a monitor, still a terminal.
+    let ours = both.dunnage(&["start", "-a", "fgt"]);
+    let theirs = both.docker(&["start", "-a", "fgt"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgt");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.1, "tty\r\ne\r\ntty\r\ne\r\n");
 
     // A line without its newline is logged at the end; a long one split.
     let script = "head -c 20000 /dev/zero | tr '\\0' a; echo; printf tail";

@@ -125,7 +125,7 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
     }
     // SAFETY: setsid has no preconditions; a failure leaves the session.
     unsafe { libc::setsid() };
-    let (handle, fifo, clients) = match prepare(root, &json, again) {
+    let (handle, fifo, clients, terminal) = match prepare(root, &json, again) {
         Ok(h) => h,
         Err(e) => {
             answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
@@ -133,7 +133,7 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
         }
     };
     answer("ok\n");
-    match supervise(handle, fifo, clients, auto_remove) {
+    match supervise(handle, fifo, clients, terminal, auto_remove) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -141,12 +141,17 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
 
 /// Create the container, record the monitor, make the start fifo and the
 /// attach socket.
-fn prepare(root: &Path, json: &[u8], again: bool) -> Result<(ContainerHandle, File, Arc<Clients>)> {
+/// What [`prepare`] made: the container, the start fifo, the attached
+/// clients, the terminal's master (with a terminal).
+type Prepared = (ContainerHandle, File, Arc<Clients>, Option<File>);
+
+fn prepare(root: &Path, json: &[u8], again: bool) -> Result<Prepared> {
     let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
     let store = ContainerStore::open(root)?;
     // With an open stdin (-i) the monitor holds its write end for the
     // attached clients.
-    let stdin = if spec.open_stdin {
+    let open_stdin = spec.open_stdin;
+    let stdin = if open_stdin {
         StdioMode::Piped
     } else {
         StdioMode::Null
@@ -158,7 +163,15 @@ fn prepare(root: &Path, json: &[u8], again: bool) -> Result<(ContainerHandle, Fi
         create_spec(&store, spec, stdio)?
     };
     let dir = handle.dir();
-    let clients = Clients::listen(&dir, handle.take_stdin())?;
+    // With a terminal (-t) its master is the output (one stream, as
+    // docker logs a terminal) and, with an open stdin, the input.
+    let terminal = handle.take_terminal();
+    let input = match &terminal {
+        Some(t) if open_stdin => Some(t.try_clone().map_err(io_err("dup", "terminal"))?),
+        Some(_) => None,
+        None => handle.take_stdin(),
+    };
+    let clients = Clients::listen(&dir, input)?;
     let fifo = dir.join("start.fifo");
     let c = dunnage_base::cstr::cstring(&fifo).map_err(io_err("mkfifo", &fifo))?;
     // SAFETY: mkfifo with a valid C string.
@@ -177,7 +190,7 @@ fn prepare(root: &Path, json: &[u8], again: bool) -> Result<(ContainerHandle, Fi
     st.monitor_pid = std::process::id() as i32;
     st.monitor_start = state::pid_start_time(st.monitor_pid).unwrap_or(0);
     st.write(&dir)?;
-    Ok((handle, reader, clients))
+    Ok((handle, reader, clients, terminal))
 }
 
 /// Copy `from` to the log as `stream` entries, and to the attached
@@ -193,16 +206,21 @@ fn supervise(
     mut handle: ContainerHandle,
     fifo: File,
     clients: Arc<Clients>,
+    terminal: Option<File>,
     auto_remove: bool,
 ) -> Result<()> {
     let fifo_path = handle.dir().join("start.fifo");
     let log_path = handle.log_path();
     let log = JsonLog::open(&log_path)?;
     let mut threads = Vec::new();
-    for (file, stream) in [
-        (handle.take_stdout(), "stdout"),
-        (handle.take_stderr(), "stderr"),
-    ] {
+    let streams = match terminal {
+        Some(t) => [(Some(t), "stdout"), (None, "stderr")],
+        None => [
+            (handle.take_stdout(), "stdout"),
+            (handle.take_stderr(), "stderr"),
+        ],
+    };
+    for (file, stream) in streams {
         if let Some(f) = file {
             let log = log.clone();
             let clients = Arc::clone(&clients);
