@@ -2001,6 +2001,38 @@ fn start_of_an_exited_container_and_restart_run_it_again_as_docker_does() {
     };
     assert!(twice(&|a| both.dunnage(a)));
     assert!(twice(&|a| both.docker(a)));
+    // restart of a container a foreground run waits for: the run ends
+    // with the stopped process's code, the container runs on.
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgr",
+        ])
+        .args([IMAGE, "sh", "-c", "echo fg; exec sleep 60"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = (0..400).any(|_| {
+        let ok = String::from_utf8_lossy(&both.dunnage(&["logs", "fgr"]).stdout) == "fg\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    let restarted = both.dunnage(&["restart", "-t", "0", "fgr"]);
+    let status = fg.wait().unwrap();
+    assert!(running);
+    assert!(restarted.status.success(), "{restarted:?}");
+    assert_eq!(status.code(), Some(137));
+    let st = state_of(&both.dunnage(&["inspect", "fgr"]));
+    assert_eq!(st.0, "\"running\" running=true exit=0 oom=false");
+    stdout(&both.dunnage(&["rm", "-f", "fgr"]));
+
     // restart of a missing container, and of an exited one.
     let ours = both.dunnage(&["restart", "nope"]);
     let theirs = both.docker(&["restart", "nope"]);

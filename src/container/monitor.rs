@@ -21,9 +21,12 @@
 //! single-threaded then) so that its first process exits at once and the
 //! caller reaps it; the second one starts a new session, creates the
 //! container (the process's stdout and stderr are pipes it holds, stdin is
-//! `/dev/null`), records its own pid and start time in `state.json`,
-//! makes `containers/<id>/start.fifo`, and answers on its stdout with one
-//! line, `ok` or `err MESSAGE`. It then waits until a byte arrives on the
+//! `/dev/null` or a pipe it holds; with a terminal it holds the master,
+//! logged as one `stdout` stream) — or, started with [`AGAIN_ARG`], makes
+//! an exited container's process again ([`ContainerHandle::recreate`]) —
+//! records its own pid and start time in `state.json`, makes
+//! `containers/<id>/start.fifo`, and answers on its stdout with one line,
+//! `ok` or `err MESSAGE`. It then waits until a byte arrives on the
 //! fifo ([`ContainerHandle::start`] from any process) or the container's
 //! process ends; releases the start gate; copies the process's output to
 //! `<id>-json.log` (`{"log":"...\n","stream":"stdout","time":"RFC 3339
