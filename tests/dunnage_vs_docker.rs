@@ -1902,6 +1902,55 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     assert!(stopped.status.success(), "{stopped:?}");
     assert_eq!(status.code(), Some(137));
 
+    // -i: stdin reaches the process; the output is logged.
+    let script = "read x; echo got $x; echo e >&2";
+    let mut ours = Command::new(example_binary("dunnage"));
+    ours.arg("--root").arg(&both.root);
+    ours.args(["run", "-i", "--cgroup-parent", &both.cgroup_parent]);
+    ours.args(["--name", "fgi", IMAGE, "sh", "-c", script]);
+    let mut theirs = both.docker.docker();
+    theirs.args(["run", "-i", "--network", "none", "--name", "fgi", IMAGE]);
+    theirs.args(["sh", "-c", script]);
+    let ours = with_stdin(ours, "hello\n");
+    assert_eq!(ours, with_stdin(theirs, "hello\n"));
+    assert_eq!(ours, (Some(0), "got hello\n".to_owned(), "e\n".to_owned()));
+    let (ours, theirs) = logs_both(&both, "fgi");
+    assert_eq!(ours, theirs);
+
+    // A signal to run goes to the process (docker's sig-proxy); what it
+    // then writes is on run's stdout and in the log.
+    let script = "trap 'echo caught; exit 5' TERM; echo ready; while :; do sleep 1; done";
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgs",
+        ])
+        .args([IMAGE, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgs"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "ready\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    // SAFETY: kill of the child this test started.
+    unsafe { libc::kill(fg.id() as i32, libc::SIGTERM) };
+    let out = fg.wait_with_output().unwrap();
+    assert!(ready);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ncaught\n");
+    let logged = both.dunnage(&["logs", "fgs"]);
+    assert_eq!(stdout(&logged), "ready\ncaught\n");
+
     // --rm: the output still reaches the terminal; nothing is left.
     let (ours, theirs) = run_both(&both, &["--rm", IMAGE, "sh", "-c", "echo o; echo e >&2"]);
     assert_eq!(answer(&ours, true), answer(&theirs, true));
@@ -1910,7 +1959,10 @@ fn foreground_run_keeps_a_log_as_docker_does() {
         stdout(&both.dunnage(&["rm", name]));
         stdout(&both.docker(&["rm", name]));
     }
+    stdout(&both.dunnage(&["rm", "fgi"]));
+    stdout(&both.docker(&["rm", "fgi"]));
     stdout(&both.dunnage(&["rm", "fgr"]));
+    stdout(&both.dunnage(&["rm", "fgs"]));
     both.assert_clean();
 }
 
