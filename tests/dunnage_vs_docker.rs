@@ -1920,7 +1920,7 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     // A signal to run goes to the process (docker's sig-proxy); what it
     // then writes is on run's stdout and in the log.
     let script = "trap 'echo caught; exit 5' TERM; echo ready; while :; do sleep 1; done";
-    let mut fg = Command::new(example_binary("dunnage"))
+    let fg = Command::new(example_binary("dunnage"))
         .arg("--root")
         .arg(&both.root)
         .args([
