@@ -1951,6 +1951,38 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     let logged = both.dunnage(&["logs", "fgs"]);
     assert_eq!(stdout(&logged), "ready\ncaught\n");
 
+    // run killed outright: the container runs on (docker's too), its
+    // later output still logged, not cut off by SIGPIPE.
+    let script = "echo a; while [ ! -e /go ]; do sleep 0.1; done; echo b";
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgk",
+        ])
+        .args([IMAGE, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgk"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "a\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    fg.kill().unwrap();
+    fg.wait().unwrap();
+    assert!(started);
+    stdout(&both.dunnage(&["exec", "fgk", "touch", "/go"]));
+    assert_eq!(stdout(&both.dunnage(&["wait", "fgk"])), "0\n");
+    assert_eq!(stdout(&both.dunnage(&["logs", "fgk"])), "a\nb\n");
+
     // --rm: the output still reaches the terminal; nothing is left.
     let (ours, theirs) = run_both(&both, &["--rm", IMAGE, "sh", "-c", "echo o; echo e >&2"]);
     assert_eq!(answer(&ours, true), answer(&theirs, true));
@@ -1963,6 +1995,7 @@ fn foreground_run_keeps_a_log_as_docker_does() {
     stdout(&both.docker(&["rm", "fgi"]));
     stdout(&both.dunnage(&["rm", "fgr"]));
     stdout(&both.dunnage(&["rm", "fgs"]));
+    stdout(&both.dunnage(&["rm", "fgk"]));
     both.assert_clean();
 }
 

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use dunnage::container::{
-    Container, ContainerHandle, ContainerStore, Error, JsonLog, Network, Seccomp, StdioMode,
+    Container, ContainerHandle, ContainerStore, Error, Network, Seccomp, StdioMode,
 };
 
 use crate::flags::{self, Flag, NetworkOpt, Parsed, SecurityOpt, Usage, f, invalid};
@@ -376,106 +376,72 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         println!("{}", h.id());
         return Ok(0);
     }
-    // Without --rm the output goes through this process into docker's
-    // json-file log (so `logs` shows it, while it runs too); with --rm it
-    // is not logged (the log would go with the container), and the
-    // container writes to this process's stdout and stderr directly.
-    let logged = !p.on("rm");
-    if logged && !p.on("tty") {
-        c.stdout(StdioMode::Piped).stderr(StdioMode::Piped);
+    if !p.on("rm") {
+        return through_monitor(store, c, p);
     }
+    // --rm: made by this process, the container writes to its stdout and
+    // stderr directly; no log (docker's would go with the container).
     let mut h = c.create(store).map_err(daemon)?;
-    let result = foreground(&mut h, p.on("interactive"), logged);
+    let result = foreground(&mut h, p.on("interactive"));
     let done = match result {
         Ok(code) => Ok(code),
         Err(e) => Err(daemon(e)),
     };
-    if p.on("rm")
-        && let Err(e) = h.remove(true)
-    {
+    if let Err(e) = h.remove(true) {
         eprintln!("dunnage: removing the container: {e}");
     }
     done
 }
 
-/// Start a container made by this process, relay its output (and its
-/// terminal when it has one), into its log too when `logged`, and wait:
-/// docker's exit code (the process's, 128 + a signal).
-fn foreground(
-    h: &mut ContainerHandle,
-    interactive: bool,
-    logged: bool,
-) -> dunnage::container::Result<u8> {
-    let log = if logged {
-        Some(JsonLog::open(&h.log_path())?)
-    } else {
-        None
-    };
+/// A foreground `run` without `--rm`, as docker's CLI runs one: the
+/// container is made detached (its monitor holds its output, writes the
+/// json-file log, records its exit, and keeps it running when this process
+/// dies), then attached to (stdin with `-i`), started and waited for
+/// through the attach socket, with the signals passed on.
+fn through_monitor(store: &ContainerStore, mut c: Container, p: &Parsed) -> Result<u8, Fail> {
+    let interactive = p.on("interactive");
+    if interactive {
+        // The monitor holds the process's stdin (or terminal) for the
+        // attached clients.
+        c.stdin(StdioMode::Piped);
+    }
+    let mut h = c.create_detached(store).map_err(daemon)?;
+    let attach = h.attach_stdio().map_err(daemon)?;
+    proxy_signals(&h);
+    h.start().map_err(daemon)?;
+    crate::verbs::relay(attach, interactive)
+}
+
+/// Start a container made by this process, relay its terminal when it has
+/// one, and wait: docker's exit code (the process's, 128 + a signal).
+fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container::Result<u8> {
     proxy_signals(h);
     h.start()?;
     if let Some(term) = h.take_terminal() {
-        relay_terminal(term, interactive, log.as_ref());
-    }
-    if let Some(log) = &log {
-        relay_logged(h, log);
+        relay_terminal(term, interactive);
     }
     let exit = h.wait()?;
     Ok(exit.code.map_or(255, |c| c.clamp(0, 255) as u8))
 }
 
-/// Copy the container's stdout and stderr pipes to this process's own and
-/// to the log, until the container's side closes them. A write error here
-/// (a closed stdout) does not stop the copy into the log: the container is
-/// never blocked or sent SIGPIPE because of this process's outputs.
-fn relay_logged(h: &mut ContainerHandle, log: &JsonLog) {
-    let err = h.take_stderr().map(|from| {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            let mut out = std::io::stderr();
-            log.copy(from, "stderr", |b| {
-                let _ = out.write_all(b);
-            });
-        })
-    });
-    if let Some(from) = h.take_stdout() {
-        let mut out = std::io::stdout();
-        log.copy(from, "stdout", |b| {
-            let _ = out.write_all(b);
-            let _ = out.flush();
-        });
-    }
-    if let Some(t) = err {
-        let _ = t.join();
-    }
-}
-
 /// Copy a pty master's output to stdout until the other side closes (EIO
-/// when its last holder ends), and stdin to it when `interactive`; into
-/// `log` too when given (one stream, `stdout`, with the pty's `\r\n`, as
-/// docker logs a terminal).
-pub fn relay_terminal(term: std::fs::File, interactive: bool, log: Option<&JsonLog>) {
+/// when its last holder ends), and stdin to it when `interactive`. A
+/// closed stdout does not stop the copy: the container is not blocked.
+pub fn relay_terminal(term: std::fs::File, interactive: bool) {
     if interactive && let Ok(mut to) = term.try_clone() {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
         });
     }
+    let mut from = term;
+    let mut buf = [0u8; 8192];
     let mut out = std::io::stdout();
-    let mut write = |b: &[u8]| {
-        let _ = out.write_all(b);
-        let _ = out.flush();
-    };
-    match log {
-        Some(log) => log.copy(term, "stdout", write),
-        None => {
-            let mut from = term;
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                write(&buf[..n]);
-            }
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
         }
+        let _ = out.write_all(&buf[..n]);
+        let _ = out.flush();
     }
 }
 

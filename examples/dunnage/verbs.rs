@@ -283,7 +283,7 @@ fn attach(store: &ContainerStore, p: &Parsed) -> Out {
 
 /// Relay a detached container's output (and this process's stdin when
 /// `input`) until it exits; its exit code, as docker's.
-fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
+pub fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
     if input {
         let mut to = attach.input()?;
         std::thread::spawn(move || {
@@ -346,7 +346,7 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
         return Ok(0);
     }
     if let Ok(Some(term)) = child.take_terminal() {
-        crate::run::relay_terminal(term, p.on("interactive"), None);
+        crate::run::relay_terminal(term, p.on("interactive"));
     }
     let status = child.wait().map_err(Error::from)?;
     use std::os::unix::process::ExitStatusExt;
