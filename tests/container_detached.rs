@@ -141,6 +141,56 @@ fn detached_created_then_started_elsewhere() {
 }
 
 #[test]
+fn an_exited_container_is_made_again_on_its_layer() {
+    require_root!();
+    let f = Fixture::new();
+    let monitor = std::path::Path::new(env!("CARGO_BIN_EXE_dunnage-monitor"));
+    // Made in this process (no monitor), run, exited.
+    let mut c = f.container();
+    let mut h = c
+        .args([
+            "sh",
+            "-c",
+            "echo run $(cat /n 2>/dev/null); echo x >> /n; exit 4",
+        ])
+        .create(&f.store)
+        .unwrap();
+    h.start().unwrap();
+    assert_eq!(h.wait().unwrap().code, Some(4));
+    let first = h.state().unwrap();
+    // Running or created: refused.
+    let mut other = f.container();
+    let mut busy = other
+        .args(["sleep", "1000"])
+        .monitor_program(monitor)
+        .create_detached(&f.store)
+        .unwrap();
+    assert!(matches!(
+        busy.recreate(Some(monitor)),
+        Err(Error::WrongState { .. })
+    ));
+    busy.remove(true).unwrap();
+    // Again, twice, from another handle: the file of the earlier runs is
+    // there, the log holds the runs made under a monitor.
+    let mut again = f.store.get(h.id()).unwrap();
+    for _ in 0..2 {
+        again.recreate(Some(monitor)).unwrap();
+        assert_eq!(again.status().unwrap(), Status::Created);
+        again.start().unwrap();
+        assert_eq!(again.wait().unwrap().code, Some(4));
+    }
+    let st = again.state().unwrap();
+    assert_eq!(st.created_at, first.created_at);
+    assert_ne!(st.pid, first.pid);
+    assert_ne!(st.started_at, first.started_at);
+    let text: Vec<String> = again.logs().unwrap().into_iter().map(|(_, t)| t).collect();
+    assert_eq!(text, ["run x\n", "run x x\n"]);
+    drop(h);
+    again.remove(false).unwrap();
+    f.assert_clean();
+}
+
+#[test]
 fn docker_profile_seen_inside() {
     require_root!();
     let f = Fixture::new();
@@ -198,9 +248,17 @@ fn tty_network_join_host_and_update() {
     let mut master = c.take_terminal().unwrap();
     c.start().unwrap();
     assert_eq!(c.wait().unwrap().code, Some(0));
+    // All of it: one read may return part (EIO once the process and
+    // its output are gone).
+    let mut all = Vec::new();
     let mut buf = vec![0; 4096];
-    let n = master.read(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&all).replace('\r', "");
     assert!(text.starts_with("/dev/pts/0\nxterm\n"), "{text:?}");
     drop(master);
     c.remove(false).unwrap();

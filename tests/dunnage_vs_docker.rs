@@ -1803,3 +1803,338 @@ fn inspect_agrees_with_docker() {
         differ.join("\n")
     );
 }
+
+/// `run` (docker's flags after it) on both: dunnage with the test's
+/// cgroup parent, docker without a network.
+fn run_both(both: &Both, args: &[&str]) -> (Output, Output) {
+    let ours = both.dunnage_run(args);
+    let mut theirs = vec!["run", "--network", "none"];
+    theirs.extend_from_slice(args);
+    (ours, both.docker(&theirs))
+}
+
+/// An answer: (exit code, stdout, stderr).
+type Said = (Option<i32>, String, String);
+
+/// `logs NAME` on both: (stdout, stderr) kept apart.
+fn logs_both(both: &Both, name: &str) -> (Said, Said) {
+    (
+        answer(&both.dunnage(&["logs", name]), true),
+        answer(&both.docker(&["logs", name]), true),
+    )
+}
+
+#[test]
+fn foreground_run_keeps_a_log_as_docker_does() {
+    require_root!();
+    require_command!("dockerd");
+    let both = Both::new("cli-fglog");
+    // Pipes: stdout and stderr apart, on the terminal and in the log.
+    let script = "echo out; echo err >&2; exit 3";
+    let (ours, theirs) = run_both(&both, &["--name", "fg", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(
+        answer(&ours, true),
+        (Some(3), "out\n".to_owned(), "err\n".to_owned())
+    );
+    let (ours, theirs) = logs_both(&both, "fg");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), "out\n".to_owned(), "err\n".to_owned()));
+
+    // A terminal: one stream, the pty's \r\n.
+    let (ours, theirs) = run_both(
+        &both,
+        &[
+            "-t",
+            "--name",
+            "fgt",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo tty; echo e >&2",
+        ],
+    );
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgt");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Some(0), "tty\r\ne\r\n".to_owned(), String::new()));
+    // Run again (start -a): through a monitor, still a terminal.
+    let ours = both.dunnage(&["start", "-a", "fgt"]);
+    let theirs = both.docker(&["start", "-a", "fgt"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgt");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.1, "tty\r\ne\r\ntty\r\ne\r\n");
+
+    // A line without its newline is logged at the end; a long one split.
+    let script = "head -c 20000 /dev/zero | tr '\\0' a; echo; printf tail";
+    let (ours, theirs) = run_both(&both, &["--name", "fgl", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let (ours, theirs) = logs_both(&both, "fgl");
+    assert_eq!(ours, theirs);
+
+    // While it runs, from another process: what it has written so far.
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgr",
+        ])
+        .args([IMAGE, "sh", "-c", "echo first; exec sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgr"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "first\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    let stopped = both.dunnage(&["kill", "fgr"]);
+    let status = fg.wait().unwrap();
+    assert!(seen, "logs of a running foreground container");
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert_eq!(status.code(), Some(137));
+
+    // -i: stdin reaches the process; the output is logged.
+    let script = "read x; echo got $x; echo e >&2";
+    let mut ours = Command::new(example_binary("dunnage"));
+    ours.arg("--root").arg(&both.root);
+    ours.args(["run", "-i", "--cgroup-parent", &both.cgroup_parent]);
+    ours.args(["--name", "fgi", IMAGE, "sh", "-c", script]);
+    let mut theirs = both.docker.docker();
+    theirs.args(["run", "-i", "--network", "none", "--name", "fgi", IMAGE]);
+    theirs.args(["sh", "-c", script]);
+    let ours = with_stdin(ours, "hello\n");
+    assert_eq!(ours, with_stdin(theirs, "hello\n"));
+    assert_eq!(ours, (Some(0), "got hello\n".to_owned(), "e\n".to_owned()));
+    let (ours, theirs) = logs_both(&both, "fgi");
+    assert_eq!(ours, theirs);
+
+    // A signal to run goes to the process (docker's sig-proxy); what it
+    // then writes is on run's stdout and in the log.
+    let script = "trap 'echo caught; exit 5' TERM; echo ready; while :; do sleep 1; done";
+    let fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgs",
+        ])
+        .args([IMAGE, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgs"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "ready\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    // SAFETY: kill of the child this test started.
+    unsafe { libc::kill(fg.id() as i32, libc::SIGTERM) };
+    let out = fg.wait_with_output().unwrap();
+    assert!(ready);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ncaught\n");
+    let logged = both.dunnage(&["logs", "fgs"]);
+    assert_eq!(stdout(&logged), "ready\ncaught\n");
+
+    // run killed outright: the container runs on (docker's too), its
+    // later output still logged, not cut off by SIGPIPE.
+    let script = "echo a; while [ ! -e /go ]; do sleep 0.1; done; echo b";
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgk",
+        ])
+        .args([IMAGE, "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = (0..400).any(|_| {
+        let out = both.dunnage(&["logs", "fgk"]);
+        let ok = String::from_utf8_lossy(&out.stdout) == "a\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    fg.kill().unwrap();
+    fg.wait().unwrap();
+    assert!(started);
+    stdout(&both.dunnage(&["exec", "fgk", "touch", "/go"]));
+    assert_eq!(stdout(&both.dunnage(&["wait", "fgk"])), "0\n");
+    assert_eq!(stdout(&both.dunnage(&["logs", "fgk"])), "a\nb\n");
+
+    // --rm: the output still reaches the terminal; nothing is left.
+    let (ours, theirs) = run_both(&both, &["--rm", IMAGE, "sh", "-c", "echo o; echo e >&2"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+
+    for name in ["fg", "fgt", "fgl"] {
+        stdout(&both.dunnage(&["rm", name]));
+        stdout(&both.docker(&["rm", name]));
+    }
+    stdout(&both.dunnage(&["rm", "fgi"]));
+    stdout(&both.docker(&["rm", "fgi"]));
+    stdout(&both.dunnage(&["rm", "fgr"]));
+    stdout(&both.dunnage(&["rm", "fgs"]));
+    stdout(&both.dunnage(&["rm", "fgk"]));
+    both.assert_clean();
+}
+
+/// `inspect -f '{{json .State}}'`'s fields that do not change with time
+/// and IDs, and the start time.
+fn state_of(out: &Output) -> (String, String) {
+    let v = inspect_field(out, &["State"]);
+    let brief = format!(
+        "{} running={} exit={} oom={}",
+        v["Status"], v["Running"], v["ExitCode"], v["OOMKilled"]
+    );
+    (brief, v["StartedAt"].to_string())
+}
+
+#[test]
+fn start_of_an_exited_container_and_restart_run_it_again_as_docker_does() {
+    require_root!();
+    require_command!("dockerd");
+    let both = Both::new("cli-again");
+    // Each run appends to a file of the read-write layer and says what it
+    // found there.
+    let script = "echo run $(cat /n 2>/dev/null); echo x >> /n; echo e >&2; exit 3";
+    let (ours, theirs) = run_both(&both, &["--name", "again", IMAGE, "sh", "-c", script]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let first = |cli: &dyn Fn(&[&str]) -> Output| state_of(&cli(&["inspect", "again"]));
+    let ours_first = first(&|a| both.dunnage(a));
+    let theirs_first = first(&|a| both.docker(a));
+    assert_eq!(ours_first.0, theirs_first.0);
+
+    // start: it runs again, in the background; wait gives its code.
+    let ours = both.dunnage(&["start", "again"]);
+    let theirs = both.docker(&["start", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let ours = both.dunnage(&["wait", "again"]);
+    let theirs = both.docker(&["wait", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(stdout(&ours), "3\n");
+    let (ours_second, theirs_second) = (
+        state_of(&both.dunnage(&["inspect", "again"])),
+        state_of(&both.docker(&["inspect", "again"])),
+    );
+    assert_eq!(ours_second.0, theirs_second.0);
+    assert_ne!(ours_second.1, ours_first.1, "a new start time");
+    let ours = inspect_field(&both.dunnage(&["inspect", "again"]), &["RestartCount"]);
+    let theirs = inspect_field(&both.docker(&["inspect", "again"]), &["RestartCount"]);
+    assert_eq!(ours, theirs);
+
+    // start -a: attached, the third run's output and exit code.
+    let ours = both.dunnage(&["start", "-a", "again"]);
+    let theirs = both.docker(&["start", "-a", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    assert_eq!(
+        answer(&ours, true),
+        (Some(3), "run x x\n".to_owned(), "e\n".to_owned())
+    );
+    // The log holds all three runs.
+    let (ours, theirs) = logs_both(&both, "again");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.1, "run\nrun x\nrun x x\n");
+
+    // restart of a running container: stopped (its init ignores
+    // SIGTERM), run again; the log shows both runs.
+    let args = [
+        "-d",
+        "--name",
+        "up",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo up; exec sleep 60",
+    ];
+    let (ours, theirs) = run_both(&both, &args);
+    assert!(ours.status.success() && theirs.status.success());
+    let ours = both.dunnage(&["restart", "-t", "1", "up"]);
+    let theirs = both.docker(&["restart", "-t", "1", "up"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    let ours = state_of(&both.dunnage(&["inspect", "up"]));
+    let theirs = state_of(&both.docker(&["inspect", "up"]));
+    assert_eq!(ours.0, theirs.0);
+    let twice = |cli: &dyn Fn(&[&str]) -> Output| {
+        (0..400).any(|_| {
+            let ok = String::from_utf8_lossy(&cli(&["logs", "up"]).stdout) == "up\nup\n";
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ok
+        })
+    };
+    assert!(twice(&|a| both.dunnage(a)));
+    assert!(twice(&|a| both.docker(a)));
+    // restart of a container a foreground run waits for: the run ends
+    // with the stopped process's code, the container runs on.
+    let mut fg = Command::new(example_binary("dunnage"))
+        .arg("--root")
+        .arg(&both.root)
+        .args([
+            "run",
+            "--cgroup-parent",
+            &both.cgroup_parent,
+            "--name",
+            "fgr",
+        ])
+        .args([IMAGE, "sh", "-c", "echo fg; exec sleep 60"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = (0..400).any(|_| {
+        let ok = String::from_utf8_lossy(&both.dunnage(&["logs", "fgr"]).stdout) == "fg\n";
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    let restarted = both.dunnage(&["restart", "-t", "0", "fgr"]);
+    let status = fg.wait().unwrap();
+    assert!(running);
+    assert!(restarted.status.success(), "{restarted:?}");
+    assert_eq!(status.code(), Some(137));
+    let st = state_of(&both.dunnage(&["inspect", "fgr"]));
+    assert_eq!(st.0, "\"running\" running=true exit=0 oom=false");
+    stdout(&both.dunnage(&["rm", "-f", "fgr"]));
+
+    // restart of a missing container, and of an exited one.
+    let ours = both.dunnage(&["restart", "nope"]);
+    let theirs = both.docker(&["restart", "nope"]);
+    assert_eq!(said(&ours), said(&theirs));
+    let ours = both.dunnage(&["restart", "again"]);
+    let theirs = both.docker(&["restart", "again"]);
+    assert_eq!(answer(&ours, true), answer(&theirs, true));
+    for name in ["again", "up"] {
+        stdout(&both.dunnage(&["rm", "-f", name]));
+        stdout(&both.docker(&["rm", "-f", name]));
+    }
+    assert!(
+        !monitor_running(&both.root)
+            || (0..400).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                !monitor_running(&both.root)
+            })
+    );
+    both.assert_clean();
+}

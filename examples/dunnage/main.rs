@@ -78,7 +78,7 @@ use dunnage::image::{ImageChanges, ImageStore, LoadOptions, Progress, Reference,
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|attach|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|network|port|system check ...";
+const USAGE: &str = "usage: dunnage [--root DIR] load|save|import|images|history|inspect|tag|rmi|prune|layers|mount|umount|pull|push|login|logout|info|run|create|start|restart|attach|ps|exec|logs|stop|kill|rm|pause|unpause|stats|top|wait|update|commit|export|network|port|system check ...";
 
 fn main() -> ExitCode {
     // A detached container's monitor is this program run again.

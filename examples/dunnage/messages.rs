@@ -86,7 +86,12 @@ pub fn flag_error(verb: &str, msg: &str) -> Fail {
 
 /// Each verb's usage line and summary, as docker's CLI prints them
 /// after an argument count it refuses.
-const USAGE: [(&str, &str, &str); 15] = [
+const USAGE: [(&str, &str, &str); 16] = [
+    (
+        "restart",
+        "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Restart one or more containers",
+    ),
     (
         "start",
         "[OPTIONS] CONTAINER [CONTAINER...]",

@@ -376,18 +376,40 @@ pub fn run(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         println!("{}", h.id());
         return Ok(0);
     }
+    if !p.on("rm") {
+        return through_monitor(store, c, p);
+    }
+    // --rm: made by this process, the container writes to its stdout and
+    // stderr directly; no log (docker's would go with the container).
     let mut h = c.create(store).map_err(daemon)?;
     let result = foreground(&mut h, p.on("interactive"));
     let done = match result {
         Ok(code) => Ok(code),
         Err(e) => Err(daemon(e)),
     };
-    if p.on("rm")
-        && let Err(e) = h.remove(true)
-    {
+    if let Err(e) = h.remove(true) {
         eprintln!("dunnage: removing the container: {e}");
     }
     done
+}
+
+/// A foreground `run` without `--rm`, as docker's CLI runs one: the
+/// container is made detached (its monitor holds its output, writes the
+/// json-file log, records its exit, and keeps it running when this process
+/// dies), then attached to (stdin with `-i`), started and waited for
+/// through the attach socket, with the signals passed on.
+fn through_monitor(store: &ContainerStore, mut c: Container, p: &Parsed) -> Result<u8, Fail> {
+    let interactive = p.on("interactive");
+    if interactive {
+        // The monitor holds the process's stdin (or terminal) for the
+        // attached clients.
+        c.stdin(StdioMode::Piped);
+    }
+    let mut h = c.create_detached(store).map_err(daemon)?;
+    let attach = h.attach_stdio().map_err(daemon)?;
+    proxy_signals(&h);
+    h.start().map_err(daemon)?;
+    crate::verbs::relay(attach, interactive)
 }
 
 /// Start a container made by this process, relay its terminal when it has
@@ -403,7 +425,8 @@ fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container:
 }
 
 /// Copy a pty master's output to stdout until the other side closes (EIO
-/// when its last holder ends), and stdin to it when `interactive`.
+/// when its last holder ends), and stdin to it when `interactive`. A
+/// closed stdout does not stop the copy: the container is not blocked.
 pub fn relay_terminal(term: std::fs::File, interactive: bool) {
     if interactive && let Ok(mut to) = term.try_clone() {
         std::thread::spawn(move || {
@@ -414,9 +437,10 @@ pub fn relay_terminal(term: std::fs::File, interactive: bool) {
     let mut buf = [0u8; 8192];
     let mut out = std::io::stdout();
     while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || out.write_all(&buf[..n]).is_err() {
+        if n == 0 {
             break;
         }
+        let _ = out.write_all(&buf[..n]);
         let _ = out.flush();
     }
 }

@@ -113,10 +113,11 @@ fn each(
 }
 
 /// The container verbs [`dispatch`] runs.
-pub const VERBS: [&str; 21] = [
+pub const VERBS: [&str; 22] = [
     "run",
     "create",
     "start",
+    "restart",
     "attach",
     "ps",
     "exec",
@@ -186,6 +187,7 @@ pub fn dispatch(store: &ContainerStore, verb: &str, args: &[String]) -> Option<O
         )
         .and_then(|p| crate::logs::logs(store, &p)),
         "stop" => p(&[f('t', "time", true)], false).and_then(|p| stop(store, &p)),
+        "restart" => p(&[f('t', "time", true)], false).and_then(|p| restart(store, &p)),
         "kill" => p(&[f('s', "signal", true)], false).and_then(|p| kill(store, &p)),
         // -v removes anonymous volumes in docker; this CLI makes none.
         "rm" => p(&[f('f', "force", false), f('v', "volumes", false)], false)
@@ -215,6 +217,7 @@ fn start(store: &ContainerStore, p: &Parsed) -> Out {
         // and stdin with -i.
         let key = &p.rest[0];
         let attached = store.get(key).and_then(|mut h| {
+            again(&mut h)?;
             let attach = h.attach_stdio()?;
             h.start()?;
             Ok(attach)
@@ -231,6 +234,7 @@ fn start(store: &ContainerStore, p: &Parsed) -> Out {
             if h.status()? == dunnage::container::Status::Running {
                 return Ok(());
             }
+            again(&mut h)?;
             h.start()
         });
         match started {
@@ -250,6 +254,26 @@ fn start(store: &ContainerStore, p: &Parsed) -> Out {
     finish(errors)
 }
 
+/// An exited container is made again before it starts, as docker's
+/// `start` runs one again (same configuration and read-write layer).
+fn again(h: &mut dunnage::container::ContainerHandle) -> Result<(), Error> {
+    if h.status()? == dunnage::container::Status::Exited {
+        h.recreate(None)?;
+    }
+    Ok(())
+}
+
+/// `dunnage restart [-t N]`: stop (the stop signal, SIGKILL after N
+/// seconds, default 10), then start again.
+fn restart(store: &ContainerStore, p: &Parsed) -> Out {
+    let secs = seconds(p, "restart")?;
+    each(store, p, "restart", |mut h| {
+        h.stop(Duration::from_secs(secs))?;
+        again(&mut h)?;
+        h.start()
+    })
+}
+
 /// `dunnage attach`: a running detached container's stdio.
 fn attach(store: &ContainerStore, p: &Parsed) -> Out {
     need(p, 1, "attach")?;
@@ -259,7 +283,7 @@ fn attach(store: &ContainerStore, p: &Parsed) -> Out {
 
 /// Relay a detached container's output (and this process's stdin when
 /// `input`) until it exits; its exit code, as docker's.
-fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
+pub fn relay(attach: dunnage::container::Attach, input: bool) -> Out {
     if input {
         let mut to = attach.input()?;
         std::thread::spawn(move || {
@@ -332,8 +356,9 @@ fn exec(store: &ContainerStore, p: &Parsed) -> Out {
         .map_or(255, |c| c.clamp(0, 255) as u8))
 }
 
-fn stop(store: &ContainerStore, p: &Parsed) -> Out {
-    let secs = match p.get("time") {
+/// The `-t, --time` of `stop` and `restart`: seconds, default 10.
+fn seconds(p: &Parsed, verb: &str) -> Result<u64, Fail> {
+    Ok(match p.get("time") {
         None => 10,
         Some(t) => t.parse::<u64>().map_err(|_| {
             let u = invalid(
@@ -341,9 +366,13 @@ fn stop(store: &ContainerStore, p: &Parsed) -> Out {
                 "-t, --time",
                 format!("strconv.ParseInt: parsing \"{t}\": invalid syntax"),
             );
-            messages::flag_error("stop", &u.0)
+            messages::flag_error(verb, &u.0)
         })?,
-    };
+    })
+}
+
+fn stop(store: &ContainerStore, p: &Parsed) -> Out {
+    let secs = seconds(p, "stop")?;
     // Like docker, stopping a container that is not running succeeds.
     each(store, p, "stop", |mut h| {
         h.stop(Duration::from_secs(secs)).map(drop)

@@ -20,15 +20,15 @@ use crate::container::store::ContainerStore;
 
 /// The undo actions of the stages done so far.
 #[derive(Default)]
-struct Undo(Vec<Box<dyn FnOnce()>>);
+pub(crate) struct Undo(Vec<Box<dyn FnOnce()>>);
 
 impl Undo {
-    fn push(&mut self, f: impl FnOnce() + 'static) {
+    pub(crate) fn push(&mut self, f: impl FnOnce() + 'static) {
         self.0.push(Box::new(f));
     }
 
     /// Everything went well: keep what was made.
-    fn commit(mut self) {
+    pub(crate) fn commit(mut self) {
         self.0.clear();
     }
 }
@@ -296,6 +296,30 @@ pub(crate) fn create_spec(
         }
     };
 
+    let st = State {
+        status: Some(crate::container::spec::Status::Created),
+        created_at: spec.created.clone(),
+        ..State::default()
+    };
+    let handle = spawn(store, spec, &dir, &rootfs, stdio, &mut undo, st)?;
+    undo.commit();
+    crate::container::check::clear_creator(&dir, creator_file);
+    Ok(handle)
+}
+
+/// Make the container's cgroup and its process (waiting at its start
+/// gate) on the mounted `rootfs`, attach its network, and record `st`
+/// with the new pid (and the shared rootfs bind) as its state. What is
+/// made is pushed on `undo`; the caller commits.
+pub(crate) fn spawn(
+    store: &ContainerStore,
+    spec: Spec,
+    dir: &Path,
+    rootfs: &Path,
+    stdio: [StdioMode; 3],
+    undo: &mut Undo,
+    mut st: State,
+) -> Result<ContainerHandle> {
     // The cgroup.
     let cg = Cgroup::create(store.hierarchies()?, &CgroupPath::new(&spec.cgroup)?, &[])?;
     let c = cg.clone();
@@ -308,18 +332,18 @@ pub(crate) fn create_spec(
     cg.apply(&resources)?;
 
     // The process, waiting at its start gate.
-    let mut cmd = command::build(&spec, &rootfs, &dir, stdio)?;
+    let mut cmd = command::build(&spec, rootfs, dir, stdio)?;
     // Sharing our mount namespace, the child mounts the rootfs bind, /proc,
     // /dev and the binds in ours: a create failing from here on detaches
     // them (else they would outlive it, with no container to delete, and
     // removing the bundle would delete through its binds).
     let shared_before = if shared_rootfs::shares_mount_namespace(&spec) {
-        let before = shared_rootfs::top_mount(&rootfs)?;
+        let before = shared_rootfs::top_mount(rootfs)?;
         // On disk before the child runs: a create killed before writing
         // state.json leaves its mounts to the store's repair, which needs
         // to know which they are.
-        shared_rootfs::write_record(&dir, &rootfs, before)?;
-        let r = rootfs.clone();
+        shared_rootfs::write_record(dir, rootfs, before)?;
+        let r = rootfs.to_path_buf();
         undo.push(move || {
             let _ = shared_rootfs::unmount_newer(&r, before);
         });
@@ -338,7 +362,7 @@ pub(crate) fn create_spec(
     let mut child = cmd.spawn()?;
     let gate = child.take_gate();
     let pid = child.id();
-    if network::attach(store, &spec, &dir, pid)?.is_some() {
+    if network::attach(store, &spec, dir, pid)?.is_some() {
         let (s, sp) = (store.clone(), spec.clone());
         undo.push(move || {
             let _ = network::detach(&s, &sp);
@@ -346,20 +370,13 @@ pub(crate) fn create_spec(
     }
     // The child has set the rootfs up: which bind remove is to unmount.
     let shared = match shared_before {
-        Some(before) => shared_rootfs::record(&rootfs, before)?,
+        Some(before) => shared_rootfs::record(rootfs, before)?,
         None => None,
     };
-    let st = State {
-        shared_rootfs: shared,
-        status: Some(crate::container::spec::Status::Created),
-        pid,
-        pid_start: state::pid_start_time(pid).unwrap_or(0),
-        created_at: spec.created.clone(),
-        ..State::default()
-    };
-    st.write(&dir)?;
-    undo.commit();
-    crate::container::check::clear_creator(&dir, creator_file);
+    st.shared_rootfs = shared;
+    st.pid = pid;
+    st.pid_start = state::pid_start_time(pid).unwrap_or(0);
+    st.write(dir)?;
     let terminal = child.take_terminal()?;
     Ok(ContainerHandle::owned(
         store.clone(),

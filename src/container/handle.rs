@@ -344,10 +344,19 @@ impl ContainerHandle {
         Ok(())
     }
 
-    /// Record the end of the process (under the lock).
-    fn record_exit(&self, code: Option<i32>) -> Result<ExitInfo> {
+    /// Record the end of the process (under the lock). With `pid` (the
+    /// process waited for), nothing is recorded when the state already
+    /// describes another process: the container was made again
+    /// ([`recreate`](ContainerHandle::recreate)) after that one ended.
+    fn record_exit(&self, code: Option<i32>, pid: Option<i32>) -> Result<ExitInfo> {
         let _lock = self.lock()?;
         let mut st = self.state()?;
+        if pid.is_some_and(|p| p != st.pid) {
+            return Ok(ExitInfo {
+                code,
+                oom_killed: false,
+            });
+        }
         let oom_killed = self
             .cgroup()
             .ok()
@@ -381,16 +390,17 @@ impl ContainerHandle {
                     status: Status::Created,
                 });
             }
+            let pid = o.child.id();
             let status = o.child.wait()?;
             let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
-            return self.record_exit(code);
+            return self.record_exit(code, Some(pid));
         }
         let st = self.state()?;
         if let Some(fd) = pidfd_checked(st.pid, st.pid_start) {
             pidfd_wait(&fd, None);
         }
         self.wait_monitor(&st);
-        self.record_exit(None)
+        self.record_exit(None, Some(st.pid))
     }
 
     /// Wait until the monitor (if any) has recorded the exit and ended.
@@ -438,7 +448,7 @@ impl ContainerHandle {
     pub fn stop(&mut self, timeout: Duration) -> Result<ExitInfo> {
         let st = self.state()?;
         let Ok(fd) = self.live_pidfd(&st) else {
-            return self.record_exit(None);
+            return self.record_exit(None, None);
         };
         let sig = signal_number(&self.spec.stop_signal)?;
         {

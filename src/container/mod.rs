@@ -9,7 +9,10 @@
 //!   and layers); [`ContainerStore::get`] finds one by name, ID or ID
 //!   prefix from any process.
 //! - [`ContainerHandle`]: start, wait, kill, stop, pause, resume, stats,
-//!   top, exec, update, commit, export, logs, remove.
+//!   top, exec, update, commit, export, logs, remove;
+//!   [`ContainerHandle::recreate`] makes an exited container ready to run
+//!   again (docker's `start` of an exited container; what is kept and
+//!   what is new is listed there).
 //! - [`ContainerStore::check`] and [`ContainerStore::repair`]: the store
 //!   check with the containers' state (module [`check`]).
 //!
@@ -29,6 +32,7 @@
 //!    with `hosts` and `resolv.conf` rewritten for its address;
 //! 5. `state.json`: created, with the init's pid and start time.
 
+mod again;
 pub mod attach;
 mod builder;
 mod capsets;
@@ -37,6 +41,7 @@ pub(crate) mod command;
 mod create;
 pub mod error;
 mod handle;
+pub mod jsonlog;
 pub mod monitor;
 pub mod network;
 mod ops;
@@ -54,6 +59,7 @@ pub use capsets::CapabilitySets;
 pub use check::{CheckReport, Problem};
 pub use error::{Error, Result};
 pub use handle::{ContainerHandle, ExitInfo};
+pub use jsonlog::JsonLog;
 pub use ops::{ExecOptions, Process, read_json_log};
 pub use resolve::DEFAULT_PATH;
 pub use spec::{IdMapping, MountSpec, Network, ResourceLimits, RlimitSpec, Seccomp, Spec, Status};

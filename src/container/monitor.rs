@@ -21,9 +21,12 @@
 //! single-threaded then) so that its first process exits at once and the
 //! caller reaps it; the second one starts a new session, creates the
 //! container (the process's stdout and stderr are pipes it holds, stdin is
-//! `/dev/null`), records its own pid and start time in `state.json`,
-//! makes `containers/<id>/start.fifo`, and answers on its stdout with one
-//! line, `ok` or `err MESSAGE`. It then waits until a byte arrives on the
+//! `/dev/null` or a pipe it holds; with a terminal it holds the master,
+//! logged as one `stdout` stream) — or, started with [`AGAIN_ARG`], makes
+//! an exited container's process again ([`ContainerHandle::recreate`]) —
+//! records its own pid and start time in `state.json`, makes
+//! `containers/<id>/start.fifo`, and answers on its stdout with one line,
+//! `ok` or `err MESSAGE`. It then waits until a byte arrives on the
 //! fifo ([`ContainerHandle::start`] from any process) or the container's
 //! process ends; releases the start gate; copies the process's output to
 //! `<id>-json.log` (`{"log":"...\n","stream":"stdout","time":"RFC 3339
@@ -41,17 +44,18 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::container::attach::Clients;
 use crate::container::builder::{Container, StdioMode};
 use crate::container::create::create_spec;
 use crate::container::error::{Error, Result, io_err};
 use crate::container::handle::ContainerHandle;
+use crate::container::jsonlog::JsonLog;
 use crate::container::spec::{Spec, Status};
 use crate::container::state::{self, State};
 use crate::container::store::ContainerStore;
@@ -63,9 +67,10 @@ pub const MONITOR_ARG: &str = "--dunnage-monitor";
 /// container once its process has exited (`docker run -d --rm`).
 pub const AUTO_REMOVE_ARG: &str = "--rm";
 
-/// The longest log entry; a longer line is split, as docker's json-file
-/// driver does.
-const MAX_LINE: usize = 16 * 1024;
+/// The argument after the root that makes the monitor run an exited
+/// container again ([`ContainerHandle::recreate`]) instead of creating
+/// one.
+pub const AGAIN_ARG: &str = "--again";
 
 /// When this process was started as a monitor (`argv[1]` is
 /// [`MONITOR_ARG`]), run the monitor and exit; otherwise return at once.
@@ -73,11 +78,9 @@ const MAX_LINE: usize = 16 * 1024;
 pub fn run_if_monitor() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == MONITOR_ARG) {
+        let flag = |f: &str| args.iter().skip(3).any(|a| a == f);
         let code = match args.get(2) {
-            Some(root) => run_with(
-                Path::new(root),
-                args.get(3).is_some_and(|a| a == AUTO_REMOVE_ARG),
-            ),
+            Some(root) => run_monitor(Path::new(root), flag(AUTO_REMOVE_ARG), flag(AGAIN_ARG)),
             None => 2,
         };
         std::process::exit(code);
@@ -103,6 +106,12 @@ pub fn run(root: &Path) -> i32 {
 /// [`run`], removing the container once its process has exited when
 /// `auto_remove` (`docker run -d --rm`).
 pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
+    run_monitor(root, auto_remove, false)
+}
+
+/// [`run_with`]; with `again`, the container of the configuration is an
+/// exited one, made again ([`ContainerHandle::recreate`]).
+fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
     let mut json = Vec::new();
     if std::io::stdin().read_to_end(&mut json).is_err() {
         answer("err cannot read the container's configuration\n");
@@ -119,7 +128,7 @@ pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
     }
     // SAFETY: setsid has no preconditions; a failure leaves the session.
     unsafe { libc::setsid() };
-    let (handle, fifo, clients) = match prepare(root, &json) {
+    let (handle, fifo, clients, terminal) = match prepare(root, &json, again) {
         Ok(h) => h,
         Err(e) => {
             answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
@@ -127,7 +136,7 @@ pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
         }
     };
     answer("ok\n");
-    match supervise(handle, fifo, clients, auto_remove) {
+    match supervise(handle, fifo, clients, terminal, auto_remove) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -135,19 +144,37 @@ pub fn run_with(root: &Path, auto_remove: bool) -> i32 {
 
 /// Create the container, record the monitor, make the start fifo and the
 /// attach socket.
-fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clients>)> {
+/// What [`prepare`] made: the container, the start fifo, the attached
+/// clients, the terminal's master (with a terminal).
+type Prepared = (ContainerHandle, File, Arc<Clients>, Option<File>);
+
+fn prepare(root: &Path, json: &[u8], again: bool) -> Result<Prepared> {
     let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
     let store = ContainerStore::open(root)?;
     // With an open stdin (-i) the monitor holds its write end for the
     // attached clients.
-    let stdin = if spec.open_stdin {
+    let open_stdin = spec.open_stdin;
+    let stdin = if open_stdin {
         StdioMode::Piped
     } else {
         StdioMode::Null
     };
-    let mut handle = create_spec(&store, spec, [stdin, StdioMode::Piped, StdioMode::Piped])?;
+    let stdio = [stdin, StdioMode::Piped, StdioMode::Piped];
+    let mut handle = if again {
+        crate::container::again::recreate_spec(&store, spec, stdio)?
+    } else {
+        create_spec(&store, spec, stdio)?
+    };
     let dir = handle.dir();
-    let clients = Clients::listen(&dir, handle.take_stdin())?;
+    // With a terminal (-t) its master is the output (one stream, as
+    // docker logs a terminal) and, with an open stdin, the input.
+    let terminal = handle.take_terminal();
+    let input = match &terminal {
+        Some(t) if open_stdin => Some(t.try_clone().map_err(io_err("dup", "terminal"))?),
+        Some(_) => None,
+        None => handle.take_stdin(),
+    };
+    let clients = Clients::listen(&dir, input)?;
     let fifo = dir.join("start.fifo");
     let c = dunnage_base::cstr::cstring(&fifo).map_err(io_err("mkfifo", &fifo))?;
     // SAFETY: mkfifo with a valid C string.
@@ -166,34 +193,14 @@ fn prepare(root: &Path, json: &[u8]) -> Result<(ContainerHandle, File, Arc<Clien
     st.monitor_pid = std::process::id() as i32;
     st.monitor_start = state::pid_start_time(st.monitor_pid).unwrap_or(0);
     st.write(&dir)?;
-    Ok((handle, reader, clients))
+    Ok((handle, reader, clients, terminal))
 }
 
 /// Copy `from` to the log as `stream` entries, and to the attached
 /// clients.
-fn pump(from: File, stream: &'static str, log: Arc<Mutex<File>>, clients: Arc<Clients>) {
+fn pump(from: File, stream: &'static str, log: JsonLog, clients: Arc<Clients>) {
     let number = if stream == "stdout" { 1 } else { 2 };
-    let mut reader = BufReader::new(from);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let mut limited = (&mut reader).take(MAX_LINE as u64);
-        match limited.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        clients.send(number, &buf);
-        let entry = serde_json::json!({
-            "log": String::from_utf8_lossy(&buf),
-            "stream": stream,
-            "time": state::now(),
-        });
-        let mut line = entry.to_string();
-        line.push('\n');
-        if let Ok(mut f) = log.lock() {
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
+    log.copy(from, stream, |buf| clients.send(number, buf));
 }
 
 /// Wait for the start request or the end of the process; start; log;
@@ -202,23 +209,23 @@ fn supervise(
     mut handle: ContainerHandle,
     fifo: File,
     clients: Arc<Clients>,
+    terminal: Option<File>,
     auto_remove: bool,
 ) -> Result<()> {
     let fifo_path = handle.dir().join("start.fifo");
     let log_path = handle.log_path();
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io_err("open", &log_path))?;
-    let log = Arc::new(Mutex::new(log));
+    let log = JsonLog::open(&log_path)?;
     let mut threads = Vec::new();
-    for (file, stream) in [
-        (handle.take_stdout(), "stdout"),
-        (handle.take_stderr(), "stderr"),
-    ] {
+    let streams = match terminal {
+        Some(t) => [(Some(t), "stdout"), (None, "stderr")],
+        None => [
+            (handle.take_stdout(), "stdout"),
+            (handle.take_stderr(), "stderr"),
+        ],
+    };
+    for (file, stream) in streams {
         if let Some(f) = file {
-            let log = Arc::clone(&log);
+            let log = log.clone();
             let clients = Arc::clone(&clients);
             threads.push(std::thread::spawn(move || pump(f, stream, log, clients)));
         }
@@ -296,46 +303,95 @@ impl Container {
             .monitor
             .clone()
             .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
-        let json = serde_json::to_vec(&spec).map_err(|e| Error::CorruptState {
-            path: PathBuf::from("<spec>"),
-            reason: e.to_string(),
-        })?;
-        let mut monitor = std::process::Command::new(&program);
-        monitor.arg(MONITOR_ARG).arg(store.root());
-        if self.auto_remove {
-            monitor.arg(AUTO_REMOVE_ARG);
+        let extra: &[&str] = if self.auto_remove {
+            &[AUTO_REMOVE_ARG]
+        } else {
+            &[]
+        };
+        start_monitor(store, &spec, &program, extra)?;
+        let info = store.info(&spec.id)?;
+        Ok(ContainerHandle::attach(store.clone(), info.spec))
+    }
+}
+
+impl ContainerHandle {
+    /// Make an exited container (or a created one whose process has gone)
+    /// ready to run again, as `docker start` does with one: a new monitor
+    /// (`monitor_program`, default `/proc/self/exe`, see
+    /// [`Container::monitor_program`]) makes its process again, waiting
+    /// at its start gate; the status is `created` until
+    /// [`start`](ContainerHandle::start) (or
+    /// [`attach_stdio`](ContainerHandle::attach_stdio) first, then start).
+    ///
+    /// Kept: the ID, name and configuration, the read-write layer (the
+    /// files the earlier runs wrote), the log (appended to), the creation
+    /// time. New: the process and its namespaces, the cgroup, the mounts
+    /// inside, a bridge network's attachment, the monitor, the start time;
+    /// the earlier exit code goes. A container that is not exited is
+    /// [`Error::WrongState`]; a second `recreate` racing this one is
+    /// refused the same way. The builder's stdio settings of the first
+    /// run do not apply: like a detached container its output goes to the
+    /// monitor and the log, stdin is open only when the container was made
+    /// with an open stdin.
+    pub fn recreate(&mut self, monitor_program: Option<&Path>) -> Result<()> {
+        let status = self.status()?;
+        if status != Status::Exited {
+            return Err(Error::WrongState {
+                op: "start",
+                id: self.spec.id.clone(),
+                status,
+            });
         }
-        let mut child = monitor
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(io_err("spawn monitor", &program))?;
-        let written = child
-            .stdin
-            .take()
-            .map(|mut s| s.write_all(&json))
-            .unwrap_or(Ok(()));
-        let mut answer = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut answer);
-        }
-        let _ = child.wait();
-        written.map_err(io_err("write to monitor", &program))?;
-        match answer.trim_end().strip_prefix("err ") {
-            None if answer.trim_end() == "ok" => {
-                let info = store.info(&spec.id)?;
-                Ok(ContainerHandle::attach(store.clone(), info.spec))
-            }
-            Some(message) => Err(Error::Monitor {
-                op: "create",
-                message: message.to_string(),
-            }),
-            None => Err(Error::Monitor {
-                op: "create",
-                message: format!("no answer from {}", program.display()),
-            }),
-        }
+        // The process is gone: nothing owned by this handle is of use.
+        self.owned = None;
+        let program = monitor_program
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
+        start_monitor(&self.store, &self.spec, &program, &[AGAIN_ARG])
+    }
+}
+
+/// Start `program` as the monitor of `spec` (`extra` after the root) and
+/// read its answer.
+fn start_monitor(
+    store: &ContainerStore,
+    spec: &Spec,
+    program: &Path,
+    extra: &[&str],
+) -> Result<()> {
+    let json = serde_json::to_vec(spec).map_err(|e| Error::CorruptState {
+        path: PathBuf::from("<spec>"),
+        reason: e.to_string(),
+    })?;
+    let mut monitor = std::process::Command::new(program);
+    monitor.arg(MONITOR_ARG).arg(store.root()).args(extra);
+    let mut child = monitor
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(io_err("spawn monitor", program))?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut s| s.write_all(&json))
+        .unwrap_or(Ok(()));
+    let mut answer = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut answer);
+    }
+    let _ = child.wait();
+    written.map_err(io_err("write to monitor", program))?;
+    match answer.trim_end().strip_prefix("err ") {
+        None if answer.trim_end() == "ok" => Ok(()),
+        Some(message) => Err(Error::Monitor {
+            op: "create",
+            message: message.to_string(),
+        }),
+        None => Err(Error::Monitor {
+            op: "create",
+            message: format!("no answer from {}", program.display()),
+        }),
     }
 }
 
