@@ -80,6 +80,14 @@ pub enum Error {
     /// No network of this name.
     #[error("network {0:?} not found")]
     NetworkNotFound(String),
+    /// An ID prefix names more than one network.
+    #[error("network {prefix} is ambiguous ({matches} matches found based on ID prefix)")]
+    AmbiguousNetwork {
+        /// The prefix given.
+        prefix: String,
+        /// How many networks' IDs start with it.
+        matches: usize,
+    },
     /// The network still has containers attached.
     #[error("network {network:?} has containers attached: {}", containers.join(", "))]
     NetworkInUse {

@@ -375,6 +375,8 @@ mod tests {
             subnet: "10.1.0.0/24".parse().unwrap(),
             gateway: "10.1.0.1".parse().unwrap(),
             mtu: 1500,
+            id: "ab".repeat(32),
+            created_unix_nanos: 0,
         };
         let lease = Lease {
             container_id: "c".into(),

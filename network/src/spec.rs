@@ -94,12 +94,18 @@ impl NetworkSpec {
         if !(68..=65535).contains(&mtu) {
             return Err(Error::InvalidMtu(mtu));
         }
+        let id = dunnage_base::rand::random_hex(32).map_err(Error::io("random", "/dev/urandom"))?;
+        let created_unix_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Ok(NetworkConfig {
             name: self.name.clone(),
             bridge,
             subnet,
             gateway,
             mtu,
+            id,
+            created_unix_nanos,
         })
     }
 }
