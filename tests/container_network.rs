@@ -532,20 +532,89 @@ fn cli_network_verbs_run_p_port_and_inspect() {
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(lab.host.links().len(), 2, "nothing made");
 
+    // docker's answers: the new network's ID (64 hex digits), then a
+    // list of IDs cut to 12, names, drivers, scopes.
+    let web_id = cli_ok(
+        &f,
+        &lab,
+        &["network", "create", "--subnet", "10.211.6.0/24", "web"],
+    )
+    .trim()
+    .to_string();
+    assert_eq!(web_id.len(), 64, "{web_id}");
+    assert!(
+        web_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    let mut lines = ls.lines();
+    assert_eq!(
+        lines.next(),
+        Some("NETWORK ID     NAME      DRIVER    SCOPE"),
+        "{ls}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some(format!("{}   web       bridge    local", &web_id[..12]).as_str()),
+        "{ls}"
+    );
+    assert_eq!(
+        cli_ok(&f, &lab, &["network", "ls", "-q", "--no-trunc"]),
+        format!("{web_id}\n")
+    );
+    let out = cli(&f, &lab, &["network", "create", "web"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error response from daemon: network with name web already exists\n"
+    );
+    // inspect by ID or a unique prefix of it; docker's shape.
+    for key in [&web_id[..], &web_id[..12], &web_id[..3], "web"] {
+        let net: serde_json::Value =
+            serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", key])).unwrap();
+        assert_eq!(net[0]["Id"], web_id.as_str(), "{key}");
+        assert_eq!(net[0]["Name"], "web");
+    }
+    let text = cli_ok(&f, &lab, &["network", "inspect", "web"]);
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("        \"") && !l.starts_with("         "))
+        .filter_map(|l| l.trim().split('"').nth(1))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Name",
+            "Id",
+            "Created",
+            "Scope",
+            "Driver",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Ingress",
+            "ConfigFrom",
+            "ConfigOnly",
+            "Containers",
+            "Options",
+            "Labels"
+        ],
+        "{text}"
+    );
     assert_eq!(
         cli_ok(
             &f,
             &lab,
-            &["network", "create", "--subnet", "10.211.6.0/24", "web"]
-        )
-        .trim(),
-        "web"
-    );
-    let ls = cli_ok(&f, &lab, &["network", "ls"]);
-    assert!(
-        ls.lines()
-            .any(|l| l.starts_with("web ") && l.contains("10.211.6.0/24")),
-        "{ls}"
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Driver}}",
+                &web_id[..5]
+            ]
+        ),
+        "web bridge\n"
     );
     let out = cli(
         &f,
@@ -602,8 +671,26 @@ fn cli_network_verbs_run_p_port_and_inspect() {
         net[0]["Containers"][id]["IPv4Address"], "10.211.6.2/24",
         "{net}"
     );
-    // In use: refused.
-    assert!(!cli(&f, &lab, &["network", "rm", "web"]).status.success());
+    assert_eq!(
+        net[0]["Containers"][id]["EndpointID"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    assert_eq!(ns["Networks"]["web"]["NetworkID"], web_id.as_str());
+    assert_eq!(
+        inspect[0]["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"], "",
+        "as given"
+    );
+    // In use: refused, in docker's words.
+    let out = cli(&f, &lab, &["network", "rm", &web_id[..12]]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "Error response from daemon: error while removing network: network web id {web_id} has active endpoints\n"
+        )
+    );
 
     // The default network: `bridge` makes it; then it is the default.
     let out = cli_ok(
@@ -624,6 +711,15 @@ fn cli_network_verbs_run_p_port_and_inspect() {
     assert!(out.contains("172.17.0.2\t"), "{out}");
     let inspect = cli_ok(&f, &lab, &["network", "inspect", "bridge"]);
     assert!(inspect.contains("172.17.0.0/16"), "{inspect}");
+    let bridge: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(bridge[0]["Name"], "bridge", "{inspect}");
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    let names: Vec<&str> = ls
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["bridge", "web"], "{ls}");
     let out = cli_ok(
         &f,
         &lab,

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use dunnage::container::network::{Attachment, DEFAULT_NETWORK, NetworkInfo, NetworkSpec};
 use dunnage::container::{ContainerHandle, ContainerStore, Network};
+use dunnage::network::networks::endpoint_id;
 use dunnage::network::{Ipv4Net, PortMapping};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::flags::{self, Parsed, f, parse};
@@ -70,11 +72,15 @@ pub fn network(store: &ContainerStore, args: &[String]) -> Out {
             create(store, &p)
         }
         "ls" | "list" => {
-            let p = parse(rest, &[f('q', "quiet", false)], false)?;
+            let p = parse(
+                rest,
+                &[f('q', "quiet", false), f('\0', "no-trunc", false)],
+                false,
+            )?;
             ls(store, &p)
         }
         "inspect" => {
-            let p = parse(rest, &[], false)?;
+            let p = parse(rest, &[f('f', "format", true)], false)?;
             inspect(store, &p)
         }
         "rm" | "remove" => {
@@ -93,7 +99,11 @@ fn create(store: &ContainerStore, p: &Parsed) -> Out {
     };
     let mut spec = NetworkSpec::new(network_name(name));
     if let Some(s) = p.get("subnet") {
-        spec.subnet(s.parse::<Ipv4Net>().map_err(fail)?);
+        let subnet = s.parse::<Ipv4Net>().map_err(|_| Fail {
+            code: 1,
+            msg: format!("invalid CIDR address: {s}"),
+        })?;
+        spec.subnet(subnet);
     }
     if let Some(g) = p.get("gateway") {
         let ip = g.parse().map_err(|_| Fail {
@@ -102,39 +112,136 @@ fn create(store: &ContainerStore, p: &Parsed) -> Out {
         })?;
         spec.gateway(ip);
     }
-    store.networks()?.create(&spec).map_err(fail)?;
-    println!("{name}");
+    let cfg = store.networks()?.create(&spec).map_err(|e| Fail {
+        code: 1,
+        msg: network_error(name, &e),
+    })?;
+    println!("{}", cfg.id);
     Ok(0)
+}
+
+/// The name the CLI shows for a network: `bridge` for the default one,
+/// as docker shows `bridge` for `docker0`'s network.
+pub fn shown_name(name: &str) -> &str {
+    if name == DEFAULT_NETWORK {
+        "bridge"
+    } else {
+        name
+    }
 }
 
 fn ls(store: &ContainerStore, p: &Parsed) -> Out {
-    let nets = store.networks()?.list().map_err(fail)?;
+    let mut nets = store.networks()?.list().map_err(fail)?;
+    nets.sort_by(|a, b| shown_name(&a.config.name).cmp(shown_name(&b.config.name)));
+    let full = p.on("no-trunc");
+    let id = |n: &NetworkInfo| {
+        if full {
+            n.config.id.clone()
+        } else {
+            short_id(&n.config.id).to_string()
+        }
+    };
     if p.on("quiet") {
         for n in &nets {
-            println!("{}", n.config.name);
+            println!("{}", id(n));
         }
         return Ok(0);
     }
-    println!(
-        "{:<20}{:<10}{:<8}{:<20}CONTAINERS",
-        "NAME", "DRIVER", "SCOPE", "SUBNET"
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            vec![
+                id(n),
+                shown_name(&n.config.name).to_string(),
+                "bridge".into(),
+                "local".into(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
     );
-    for n in &nets {
-        println!(
-            "{:<20}{:<10}{:<8}{:<20}{}",
-            n.config.name,
-            "bridge",
-            "local",
-            n.config.subnet.to_string(),
-            n.containers.len()
-        );
-    }
     Ok(0)
 }
 
+/// The first 12 digits of an ID, as docker shows IDs in lists.
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// `docker network inspect`'s object, its fields in docker's order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NetworkResource {
+    name: String,
+    id: String,
+    created: String,
+    scope: &'static str,
+    driver: &'static str,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Ipam,
+    internal: bool,
+    attachable: bool,
+    ingress: bool,
+    config_from: ConfigFrom,
+    config_only: bool,
+    containers: BTreeMap<String, EndpointResource>,
+    options: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ipam {
+    driver: &'static str,
+    options: Option<BTreeMap<String, String>>,
+    config: Vec<IpamConfig>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct IpamConfig {
+    subnet: String,
+    gateway: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ConfigFrom {
+    network: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EndpointResource {
+    name: String,
+    #[serde(rename = "EndpointID")]
+    endpoint_id: String,
+    mac_address: String,
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6_address: String,
+}
+
+/// The time docker shows for a network: RFC 3339 with nanoseconds; Go's
+/// zero time for one made before creation times were recorded.
+fn created(nanos: u64) -> String {
+    if nanos == 0 {
+        return "0001-01-01T00:00:00Z".into();
+    }
+    dunnage::image::time::format_rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
+    )
+}
+
 /// docker's `network inspect` object for one network.
-fn network_json(store: &ContainerStore, n: &NetworkInfo) -> Value {
-    let containers: BTreeMap<String, Value> = n
+fn network_resource(store: &ContainerStore, n: &NetworkInfo) -> NetworkResource {
+    let c = &n.config;
+    let containers = n
         .containers
         .iter()
         .map(|l| {
@@ -142,35 +249,79 @@ fn network_json(store: &ContainerStore, n: &NetworkInfo) -> Value {
                 .get(&l.container_id)
                 .map(|h| h.spec().name.clone())
                 .unwrap_or_default();
-            let v = json!({
-                "Name": name,
-                "MacAddress": l.mac,
-                "IPv4Address": format!("{}/{}", l.address, n.config.subnet.prefix_len()),
-                "IPv6Address": "",
-            });
-            (l.container_id.clone(), v)
+            let e = EndpointResource {
+                name,
+                endpoint_id: endpoint_id(&c.id, &l.container_id),
+                mac_address: l.mac.clone(),
+                ipv4_address: format!("{}/{}", l.address, c.subnet.prefix_len()),
+                ipv6_address: String::new(),
+            };
+            (l.container_id.clone(), e)
         })
         .collect();
-    json!({
-        "Name": n.config.name,
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": false,
-        "IPAM": {
-            "Driver": "default",
-            "Options": null,
-            "Config": [{
-                "Subnet": n.config.subnet.to_string(),
-                "Gateway": n.config.gateway.to_string(),
+    let default = c.name == DEFAULT_NETWORK;
+    // docker's default bridge shows its driver options; a network made
+    // by `network create` without `-o` shows none.
+    let options = if default {
+        [
+            ("com.docker.network.bridge.default_bridge", "true".into()),
+            ("com.docker.network.bridge.enable_icc", "true".into()),
+            (
+                "com.docker.network.bridge.enable_ip_masquerade",
+                "true".into(),
+            ),
+            (
+                "com.docker.network.bridge.host_binding_ipv4",
+                "0.0.0.0".into(),
+            ),
+            ("com.docker.network.bridge.name", c.bridge.clone()),
+            ("com.docker.network.driver.mtu", c.mtu.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    } else {
+        BTreeMap::new()
+    };
+    NetworkResource {
+        name: shown_name(&c.name).to_string(),
+        id: c.id.clone(),
+        created: created(c.created_unix_nanos),
+        scope: "local",
+        driver: "bridge",
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default",
+            options: (!default).then(BTreeMap::new),
+            config: vec![IpamConfig {
+                subnet: c.subnet.to_string(),
+                gateway: c.gateway.to_string(),
             }],
         },
-        "Internal": false,
-        "Containers": containers,
-        "Options": {
-            "com.docker.network.bridge.name": n.config.bridge,
-            "com.docker.network.driver.mtu": n.config.mtu.to_string(),
+        internal: false,
+        attachable: false,
+        ingress: false,
+        config_from: ConfigFrom {
+            network: String::new(),
         },
-    })
+        config_only: false,
+        containers,
+        options,
+        labels: BTreeMap::new(),
+    }
+}
+
+/// JSON as the docker CLI prints it: indented by four spaces.
+fn print_json(v: &impl Serialize) -> Result<(), Fail> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Fail {
+        code: 1,
+        msg: format!("Error: {e}"),
+    })?;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        println!("{}{body}", " ".repeat(2 * (line.len() - body.len())));
+    }
+    Ok(())
 }
 
 fn inspect(store: &ContainerStore, p: &Parsed) -> Out {
@@ -180,23 +331,44 @@ fn inspect(store: &ContainerStore, p: &Parsed) -> Out {
         )
         .into());
     }
+    let template = match p.get("format") {
+        Some(f) => Some(crate::template::Template::parse(f).map_err(|e| Fail {
+            code: e.code,
+            msg: e.msg,
+        })?),
+        None => None,
+    };
     let nets = store.networks()?;
     let mut out = Vec::new();
-    let mut code = 0;
+    let mut missing = Vec::new();
     for name in &p.rest {
-        match nets.inspect(network_name(name)) {
-            Ok(n) => out.push(network_json(store, &n)),
-            Err(e) => {
-                eprintln!("{}", network_error(name, &e));
-                code = 1;
-            }
+        match nets.find(network_name(name)) {
+            Ok(n) => out.push(network_resource(store, &n)),
+            Err(e) => missing.push(network_error(name, &e)),
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into())
-    );
-    Ok(code)
+    if let Some(t) = template {
+        for n in &out {
+            let v = serde_json::to_value(n).unwrap_or(Value::Null);
+            match t.render(&v) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    // docker ends the line it was writing.
+                    println!();
+                    return Err(Fail {
+                        code: e.code,
+                        msg: e.go_field_error("types.NetworkResource"),
+                    });
+                }
+            }
+        }
+    } else {
+        print_json(&out)?;
+    }
+    for m in &missing {
+        eprintln!("{m}");
+    }
+    Ok(u8::from(!missing.is_empty()))
 }
 
 fn rm(store: &ContainerStore, p: &Parsed) -> Out {
@@ -208,10 +380,10 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
     let nets = store.networks()?;
     let mut code = 0;
     for name in &p.rest {
-        match nets.remove(network_name(name)) {
+        match remove_one(&nets, name) {
             Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("{}", network_error(name, &e));
+            Err(msg) => {
+                eprintln!("{msg}");
                 code = 1;
             }
         }
@@ -219,10 +391,36 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
     Ok(code)
 }
 
+/// Remove the network `name` means; docker's words when it cannot be.
+fn remove_one(nets: &dunnage::network::Networks, name: &str) -> Result<(), String> {
+    let n = nets
+        .find(network_name(name))
+        .map_err(|e| network_error(name, &e))?;
+    match nets.remove(&n.config.name) {
+        Ok(()) => Ok(()),
+        Err(dunnage::network::Error::NetworkInUse { .. }) => Err(format!(
+            "Error response from daemon: error while removing network: network {} id {} has active endpoints",
+            shown_name(&n.config.name),
+            n.config.id
+        )),
+        Err(e) => Err(network_error(name, &e)),
+    }
+}
+
 /// docker's words for a network verb's failure on `name`.
 fn network_error(name: &str, e: &dunnage::network::Error) -> String {
+    use dunnage::network::Error as E;
     match e {
-        dunnage::network::Error::NetworkNotFound(_) => format!("Error: No such network: {name}"),
+        E::NetworkNotFound(_) => format!("Error: No such network: {name}"),
+        E::NetworkExists(_) => {
+            format!("Error response from daemon: network with name {name} already exists")
+        }
+        E::SubnetOverlap { .. } => {
+            "Error response from daemon: Pool overlaps with other one on this address space".into()
+        }
+        E::AddressOutsideSubnet { address, .. } => {
+            format!("Error response from daemon: no matching subnet for gateway {address}")
+        }
         e => format!("Error response from daemon: {e}"),
     }
 }
@@ -291,13 +489,37 @@ pub fn port(store: &ContainerStore, args: &[String]) -> Out {
     Ok(0)
 }
 
+/// docker's `HostConfig.PortBindings`: the `-p` mappings asked for, by
+/// `PORT/PROTO`, with the host address as given (`""` for all).
+pub fn port_bindings(network: &Network) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Network::Bridge { ports, .. } = network {
+        for m in ports {
+            let entry = out
+                .entry(port_key(m))
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(v) = entry {
+                v.push(json!({
+                    "HostIp": m.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    "HostPort": m.host_port.to_string(),
+                }));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// docker's `NetworkSettings` of a container: its address, gateway, MAC
 /// and published ports (at the top level for the default network only,
-/// as docker fills them for `bridge`), and its networks.
+/// as docker fills them for `bridge`), and its networks by the names
+/// docker shows (`bridge` for the default one).
 pub fn settings(h: &ContainerHandle) -> Value {
     let spec = h.spec();
     let (name, attachment): (String, Option<Attachment>) = match &spec.network {
-        Network::Bridge { name, .. } => (name.clone(), h.network_attachment().ok().flatten()),
+        Network::Bridge { name, .. } => (
+            shown_name(name).to_string(),
+            h.network_attachment().ok().flatten(),
+        ),
         Network::Host => ("host".into(), None),
         Network::None => ("none".into(), None),
         _ => ("container".into(), None),
@@ -313,29 +535,50 @@ pub fn settings(h: &ContainerHandle) -> Value {
             }
         }
     }
-    let endpoint = |a: Option<&Attachment>| {
-        json!({
-            "IPAMConfig": null,
-            "Links": null,
-            "Aliases": null,
-            "NetworkID": name,
-            "Gateway": a.map(|a| a.gateway.to_string()).unwrap_or_default(),
-            "IPAddress": a.map(|a| a.address.to_string()).unwrap_or_default(),
-            "IPPrefixLen": a.map_or(0, |a| a.prefix_len),
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": a.map(|a| a.mac.clone()).unwrap_or_default(),
-        })
+    let default = attachment
+        .as_ref()
+        .is_some_and(|a| a.network == DEFAULT_NETWORK);
+    // docker gives a container on a network of its own its short ID as
+    // an alias; none on the default bridge.
+    let aliases = match &attachment {
+        Some(a) if !default => json!([a.container_id.get(..12).unwrap_or(&a.container_id)]),
+        _ => Value::Null,
     };
-    let top = attachment.as_ref().filter(|a| a.network == DEFAULT_NETWORK);
+    let text = |f: fn(&Attachment) -> String| attachment.as_ref().map(f).unwrap_or_default();
+    let endpoint = json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": aliases,
+        "NetworkID": text(|a| a.network_id.clone()),
+        "EndpointID": text(|a| a.endpoint_id.clone()),
+        "Gateway": text(|a| a.gateway.to_string()),
+        "IPAddress": text(|a| a.address.to_string()),
+        "IPPrefixLen": attachment.as_ref().map_or(0, |a| a.prefix_len),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": text(|a| a.mac.clone()),
+        "DriverOpts": null,
+    });
+    let top = |f: fn(&Attachment) -> String| if default { text(f) } else { String::new() };
     json!({
         "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
         "Ports": ports,
-        "Gateway": top.map(|a| a.gateway.to_string()).unwrap_or_default(),
-        "IPAddress": top.map(|a| a.address.to_string()).unwrap_or_default(),
-        "IPPrefixLen": top.map_or(0, |a| a.prefix_len),
-        "MacAddress": top.map(|a| a.mac.clone()).unwrap_or_default(),
-        "Networks": { name.clone(): endpoint(attachment.as_ref()) },
+        "SandboxKey": "",
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": top(|a| a.endpoint_id.clone()),
+        "Gateway": top(|a| a.gateway.to_string()),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top(|a| a.address.to_string()),
+        "IPPrefixLen": if default { attachment.as_ref().map_or(0, |a| a.prefix_len) } else { 0 },
+        "IPv6Gateway": "",
+        "MacAddress": top(|a| a.mac.clone()),
+        "Networks": { name: endpoint },
     })
 }
