@@ -205,7 +205,8 @@ struct Ipam {
 #[serde(rename_all = "PascalCase")]
 struct IpamConfig {
     subnet: String,
-    gateway: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -295,7 +296,9 @@ fn network_resource(store: &ContainerStore, n: &NetworkInfo) -> NetworkResource 
             options: (!default).then(BTreeMap::new),
             config: vec![IpamConfig {
                 subnet: c.subnet.to_string(),
-                gateway: c.gateway.to_string(),
+                // docker shows the gateway it chose itself, or the one
+                // given; not the one implied by a given subnet.
+                gateway: (!c.gateway_implied).then(|| c.gateway.to_string()),
             }],
         },
         internal: false,

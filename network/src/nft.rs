@@ -377,6 +377,7 @@ mod tests {
             mtu: 1500,
             id: "ab".repeat(32),
             created_unix_nanos: 0,
+            gateway_implied: false,
         };
         let lease = Lease {
             container_id: "c".into(),

@@ -106,6 +106,7 @@ impl NetworkSpec {
             mtu,
             id,
             created_unix_nanos,
+            gateway_implied: self.subnet.is_some() && self.gateway.is_none(),
         })
     }
 }
@@ -147,6 +148,17 @@ mod tests {
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 17, 0, 1));
         assert_eq!(cfg.bridge, "dunnage0");
         assert_eq!(cfg.mtu, 1500);
+        assert!(!cfg.gateway_implied);
+        assert_eq!(cfg.id.len(), 64);
+        assert_ne!(NetworkSpec::new("dunnage0").resolve().unwrap().id, cfg.id);
+        let mut spec = NetworkSpec::new("n");
+        spec.subnet("10.1.0.0/24".parse().unwrap());
+        assert!(
+            spec.resolve().unwrap().gateway_implied,
+            "derived from the subnet"
+        );
+        spec.gateway("10.1.0.9".parse().unwrap());
+        assert!(!spec.resolve().unwrap().gateway_implied, "given");
     }
 
     #[test]

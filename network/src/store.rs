@@ -59,6 +59,11 @@ pub struct NetworkConfig {
     /// (0: not recorded, a network made before creation times were).
     #[serde(default)]
     pub created_unix_nanos: u64,
+    /// Whether the gateway was derived from a subnet the creator gave
+    /// without a gateway: docker then shows the subnet alone in its IPAM
+    /// config (false for a network recorded before this was).
+    #[serde(default)]
+    pub gateway_implied: bool,
 }
 
 /// The ID of a network recorded before networks had IDs: the SHA-256 of
@@ -447,6 +452,7 @@ mod tests {
             mtu: 1500,
             id: "ab".repeat(32),
             created_unix_nanos: 1,
+            gateway_implied: false,
         }
     }
 

@@ -38,6 +38,7 @@ fn network(name: &str, subnet: &str, gateway: &str) -> NetworkConfig {
         mtu: 1500,
         id: "ab".repeat(32),
         created_unix_nanos: 0,
+        gateway_implied: false,
     }
 }
 
