@@ -554,14 +554,40 @@ fn cli_network_verbs_run_p_port_and_inspect() {
         Some("NETWORK ID     NAME      DRIVER    SCOPE"),
         "{ls}"
     );
+    // docker's pre-defined host and none are listed too, by name.
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{ls}");
+    assert!(rows[0].ends_with("   host      host      local"), "{ls}");
+    assert!(rows[1].ends_with("   none      null      local"), "{ls}");
     assert_eq!(
-        lines.next(),
-        Some(format!("{}   web       bridge    local", &web_id[..12]).as_str()),
+        rows[2],
+        format!("{}   web       bridge    local", &web_id[..12]),
         "{ls}"
     );
+    let quiet = cli_ok(&f, &lab, &["network", "ls", "-q", "--no-trunc"]);
+    assert_eq!(quiet.lines().nth(2), Some(web_id.as_str()), "{quiet}");
+    // Pre-defined: not made again, not removed; inspected.
+    for (args, msg) in [
+        (
+            &["network", "create", "host"][..],
+            "Error response from daemon: operation is not permitted on predefined host network\n",
+        ),
+        (
+            &["network", "rm", "none"],
+            "Error response from daemon: none is a pre-defined network and cannot be removed\n",
+        ),
+    ] {
+        let out = cli(&f, &lab, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), msg);
+    }
     assert_eq!(
-        cli_ok(&f, &lab, &["network", "ls", "-q", "--no-trunc"]),
-        format!("{web_id}\n")
+        cli_ok(
+            &f,
+            &lab,
+            &["network", "inspect", "-f", "{{.Driver}}", "none", "host"]
+        ),
+        "null\nhost\n"
     );
     let out = cli(&f, &lab, &["network", "create", "web"]);
     assert_eq!(
@@ -719,7 +745,7 @@ fn cli_network_verbs_run_p_port_and_inspect() {
         .skip(1)
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
-    assert_eq!(names, ["bridge", "web"], "{ls}");
+    assert_eq!(names, ["bridge", "host", "none", "web"], "{ls}");
     let out = cli_ok(
         &f,
         &lab,

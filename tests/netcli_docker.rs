@@ -256,7 +256,7 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
     let [theirs, mine] = both(&d, &f, &lab, &["network", "ls"], &["network", "ls"]);
     let pick = |s: &str| -> Vec<String> {
         s.lines()
-            .filter(|l| l.starts_with("NETWORK ID") || l.contains(" web "))
+            .filter(|l| !l.contains(" bridge    bridge "))
             .map(str::to_string)
             .collect()
     };
@@ -295,8 +295,16 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
         ],
     );
     assert_eq!(mine, theirs);
-    // A network that does not exist.
+    // A network that does not exist; the pre-defined ones.
     same(&d, &f, &lab, &["network", "inspect", "nope"]);
+    same(&d, &f, &lab, &["network", "create", "host"]);
+    same(&d, &f, &lab, &["network", "rm", "none"]);
+    for name in ["host", "none"] {
+        let a = text(&d.run(&["network", "inspect", name]).stdout);
+        let b = text(&ours(&f, &lab, &["network", "inspect", name]).stdout);
+        assert_eq!(keys_in_order(&b, 8), keys_in_order(&a, 8), "{b}\n{a}");
+        assert_eq!(net_value(&b), net_value(&a), "{b}\n{a}");
+    }
     same(&d, &f, &lab, &["network", "rm", "nope"]);
 
     // A container with a published port on it.

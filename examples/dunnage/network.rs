@@ -4,11 +4,8 @@
 //! (`dunnage0`), as docker's `bridge` names `docker0`. Networks live in the
 //! network namespace the CLI runs in.
 
-use std::collections::BTreeMap;
-
 use dunnage::container::network::{Attachment, DEFAULT_NETWORK, NetworkInfo, NetworkSpec};
 use dunnage::container::{ContainerHandle, ContainerStore, Network};
-use dunnage::network::networks::endpoint_id;
 use dunnage::network::{Ipv4Net, PortMapping};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -97,6 +94,14 @@ fn create(store: &ContainerStore, p: &Parsed) -> Out {
             flags::Usage("\"dunnage network create\" requires exactly 1 argument".into()).into(),
         );
     };
+    if predefined(name).is_some() || name == "bridge" {
+        return Err(Fail {
+            code: 1,
+            msg: format!(
+                "Error response from daemon: operation is not permitted on predefined {name} network"
+            ),
+        });
+    }
     let mut spec = NetworkSpec::new(network_name(name));
     if let Some(s) = p.get("subnet") {
         let subnet = s.parse::<Ipv4Net>().map_err(|_| Fail {
@@ -131,32 +136,38 @@ pub fn shown_name(name: &str) -> &str {
 }
 
 fn ls(store: &ContainerStore, p: &Parsed) -> Out {
-    let mut nets = store.networks()?.list().map_err(fail)?;
-    nets.sort_by(|a, b| shown_name(&a.config.name).cmp(shown_name(&b.config.name)));
+    let nets = store.networks()?.list().map_err(fail)?;
+    // (ID, name, driver) of ours and of docker's pre-defined two.
+    let mut all: Vec<(String, String, &str)> = nets
+        .iter()
+        .map(|n| {
+            let name = shown_name(&n.config.name).to_string();
+            (n.config.id.clone(), name, "bridge")
+        })
+        .chain(
+            PREDEFINED
+                .iter()
+                .map(|(name, driver)| (predefined_id(name), name.to_string(), *driver)),
+        )
+        .collect();
+    all.sort_by(|a, b| a.1.cmp(&b.1));
     let full = p.on("no-trunc");
-    let id = |n: &NetworkInfo| {
+    let id = |id: &str| {
         if full {
-            n.config.id.clone()
+            id.to_string()
         } else {
-            short_id(&n.config.id).to_string()
+            short_id(id).to_string()
         }
     };
     if p.on("quiet") {
-        for n in &nets {
-            println!("{}", id(n));
+        for n in &all {
+            println!("{}", id(&n.0));
         }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = nets
+    let rows: Vec<Vec<String>> = all
         .iter()
-        .map(|n| {
-            vec![
-                id(n),
-                shown_name(&n.config.name).to_string(),
-                "bridge".into(),
-                "local".into(),
-            ]
-        })
+        .map(|(i, name, driver)| vec![id(i), name.clone(), driver.to_string(), "local".into()])
         .collect();
     print!(
         "{}",
@@ -165,153 +176,64 @@ fn ls(store: &ContainerStore, p: &Parsed) -> Out {
     Ok(0)
 }
 
+/// docker's pre-defined networks besides `bridge`, by name, with their
+/// drivers: always listed, never created or removed.
+const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// The ID shown for a pre-defined network: derived from its name, the
+/// same in every data root (docker's are random per daemon).
+pub fn predefined_id(name: &str) -> String {
+    dunnage::network::store::legacy_id(&format!("pre-defined {name}"))
+}
+
+/// The pre-defined network `name` names (`host` or `none`), if any.
+fn predefined(name: &str) -> Option<(&'static str, &'static str)> {
+    PREDEFINED.iter().copied().find(|(n, _)| *n == name)
+}
+
+/// What a network reference on the command line means.
+enum Found {
+    /// One of ours.
+    Ours(NetworkInfo),
+    /// A pre-defined one: name and driver.
+    Predefined(&'static str, &'static str),
+}
+
+/// Resolve `name` as docker does (full ID, name, unique ID prefix), over
+/// ours and the pre-defined networks.
+fn resolve(
+    nets: &dunnage::network::Networks,
+    name: &str,
+) -> Result<Found, dunnage::network::Error> {
+    let by_id = |exact: bool| {
+        PREDEFINED
+            .iter()
+            .copied()
+            .filter(|(n, _)| {
+                let id = predefined_id(n);
+                if exact {
+                    id == name
+                } else {
+                    !name.is_empty() && id.starts_with(name)
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some((n, d)) = by_id(true).first().copied().or_else(|| predefined(name)) {
+        return Ok(Found::Predefined(n, d));
+    }
+    match nets.find(network_name(name)) {
+        Err(dunnage::network::Error::NetworkNotFound(e)) => match by_id(false).as_slice() {
+            [(n, d)] => Ok(Found::Predefined(n, d)),
+            _ => Err(dunnage::network::Error::NetworkNotFound(e)),
+        },
+        r => r.map(Found::Ours),
+    }
+}
+
 /// The first 12 digits of an ID, as docker shows IDs in lists.
 fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
-}
-
-/// `docker network inspect`'s object, its fields in docker's order.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct NetworkResource {
-    name: String,
-    id: String,
-    created: String,
-    scope: &'static str,
-    driver: &'static str,
-    #[serde(rename = "EnableIPv6")]
-    enable_ipv6: bool,
-    #[serde(rename = "IPAM")]
-    ipam: Ipam,
-    internal: bool,
-    attachable: bool,
-    ingress: bool,
-    config_from: ConfigFrom,
-    config_only: bool,
-    containers: BTreeMap<String, EndpointResource>,
-    options: BTreeMap<String, String>,
-    labels: BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Ipam {
-    driver: &'static str,
-    options: Option<BTreeMap<String, String>>,
-    config: Vec<IpamConfig>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct IpamConfig {
-    subnet: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gateway: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ConfigFrom {
-    network: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct EndpointResource {
-    name: String,
-    #[serde(rename = "EndpointID")]
-    endpoint_id: String,
-    mac_address: String,
-    #[serde(rename = "IPv4Address")]
-    ipv4_address: String,
-    #[serde(rename = "IPv6Address")]
-    ipv6_address: String,
-}
-
-/// The time docker shows for a network: RFC 3339 with nanoseconds; Go's
-/// zero time for one made before creation times were recorded.
-fn created(nanos: u64) -> String {
-    if nanos == 0 {
-        return "0001-01-01T00:00:00Z".into();
-    }
-    dunnage::image::time::format_rfc3339(
-        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos),
-    )
-}
-
-/// docker's `network inspect` object for one network.
-fn network_resource(store: &ContainerStore, n: &NetworkInfo) -> NetworkResource {
-    let c = &n.config;
-    let containers = n
-        .containers
-        .iter()
-        .map(|l| {
-            let name = store
-                .get(&l.container_id)
-                .map(|h| h.spec().name.clone())
-                .unwrap_or_default();
-            let e = EndpointResource {
-                name,
-                endpoint_id: endpoint_id(&c.id, &l.container_id),
-                mac_address: l.mac.clone(),
-                ipv4_address: format!("{}/{}", l.address, c.subnet.prefix_len()),
-                ipv6_address: String::new(),
-            };
-            (l.container_id.clone(), e)
-        })
-        .collect();
-    let default = c.name == DEFAULT_NETWORK;
-    // docker's default bridge shows its driver options; a network made
-    // by `network create` without `-o` shows none.
-    let options = if default {
-        [
-            ("com.docker.network.bridge.default_bridge", "true".into()),
-            ("com.docker.network.bridge.enable_icc", "true".into()),
-            (
-                "com.docker.network.bridge.enable_ip_masquerade",
-                "true".into(),
-            ),
-            (
-                "com.docker.network.bridge.host_binding_ipv4",
-                "0.0.0.0".into(),
-            ),
-            ("com.docker.network.bridge.name", c.bridge.clone()),
-            ("com.docker.network.driver.mtu", c.mtu.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    } else {
-        BTreeMap::new()
-    };
-    NetworkResource {
-        name: shown_name(&c.name).to_string(),
-        id: c.id.clone(),
-        created: created(c.created_unix_nanos),
-        scope: "local",
-        driver: "bridge",
-        enable_ipv6: false,
-        ipam: Ipam {
-            driver: "default",
-            options: (!default).then(BTreeMap::new),
-            config: vec![IpamConfig {
-                subnet: c.subnet.to_string(),
-                // docker shows the gateway it chose itself, or the one
-                // given; not the one implied by a given subnet.
-                gateway: (!c.gateway_implied).then(|| c.gateway.to_string()),
-            }],
-        },
-        internal: false,
-        attachable: false,
-        ingress: false,
-        config_from: ConfigFrom {
-            network: String::new(),
-        },
-        config_only: false,
-        containers,
-        options,
-        labels: BTreeMap::new(),
-    }
 }
 
 /// JSON as the docker CLI prints it: indented by four spaces.
@@ -345,8 +267,9 @@ fn inspect(store: &ContainerStore, p: &Parsed) -> Out {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in &p.rest {
-        match nets.find(network_name(name)) {
-            Ok(n) => out.push(network_resource(store, &n)),
+        match resolve(&nets, name) {
+            Ok(Found::Ours(n)) => out.push(crate::netinspect::network_resource(store, &n)),
+            Ok(Found::Predefined(n, d)) => out.push(crate::netinspect::predefined_resource(n, d)),
             Err(e) => missing.push(network_error(name, &e)),
         }
     }
@@ -396,9 +319,14 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
 
 /// Remove the network `name` means; docker's words when it cannot be.
 fn remove_one(nets: &dunnage::network::Networks, name: &str) -> Result<(), String> {
-    let n = nets
-        .find(network_name(name))
-        .map_err(|e| network_error(name, &e))?;
+    let n = match resolve(nets, name).map_err(|e| network_error(name, &e))? {
+        Found::Ours(n) => n,
+        Found::Predefined(n, _) => {
+            return Err(format!(
+                "Error response from daemon: {n} is a pre-defined network and cannot be removed"
+            ));
+        }
+    };
     match nets.remove(&n.config.name) {
         Ok(()) => Ok(()),
         Err(dunnage::network::Error::NetworkInUse { .. }) => Err(format!(
