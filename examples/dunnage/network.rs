@@ -63,7 +63,11 @@ pub fn network(store: &ContainerStore, args: &[String]) -> Out {
         "create" => {
             let p = parse(
                 rest,
-                &[f('\0', "subnet", true), f('\0', "gateway", true)],
+                &[
+                    f('\0', "subnet", true),
+                    f('\0', "gateway", true),
+                    f('d', "driver", true),
+                ],
                 false,
             )?;
             create(store, &p)
@@ -94,6 +98,14 @@ fn create(store: &ContainerStore, p: &Parsed) -> Out {
             flags::Usage("\"dunnage network create\" requires exactly 1 argument".into()).into(),
         );
     };
+    // Bridge networks only: another driver is a plugin docker would look
+    // for and not find.
+    if let Some(d) = p.get("driver").filter(|d| *d != "bridge") {
+        return Err(Fail {
+            code: 1,
+            msg: format!("Error response from daemon: plugin {d:?} not found"),
+        });
+    }
     if predefined(name).is_some() || name == "bridge" {
         return Err(Fail {
             code: 1,
