@@ -2,8 +2,8 @@
 //! commands to both, outputs compared after normalising IDs and times.
 //!
 //! Everything runs inside network namespaces made here (`dunnage-test-*`):
-//! a private dockerd (own data and exec roots, its bridge on
-//! 10.214.0.1/24, its iptables rules) in one, our CLI in another (the
+//! a private dockerd (own data and exec roots, its docker0 on
+//! 172.17.0.1/16 as ours, its iptables rules) in one, our CLI in another (the
 //! lab's "host"). Nothing is created in the machine's own network
 //! namespace. Needs root, `ip`, `nsenter`, `nft`, busybox and docker.io;
 //! skips otherwise (fails under `DUNNAGE_REQUIRE_PRIVILEGED=1`).
@@ -57,7 +57,7 @@ impl Daemon {
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
             .args([
                 "--storage-driver=overlay2",
-                "--bip=10.214.0.1/24",
+                "--bip=172.17.0.1/16",
                 "--userland-proxy=false",
                 "--ip6tables=false",
             ])
@@ -102,7 +102,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         // Its containers first, so that no shim outlives the daemon.
         let _ = self
-            .docker(&["rm", "-f", "netcli-a"])
+            .docker(&["rm", "-f", "netcli-a", "netcli-b"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -388,6 +388,56 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
         p
     };
     assert_eq!(ports(&b), ports(&a));
+    // The default network: `bridge` on both sides.
+    let bridge_run = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["run", "-d", "--name", "netcli-b", "--network", "bridge"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend(["-p", "8081:81", image, "sleep", "100"].map(String::from));
+        v
+    };
+    let dr = bridge_run(&[]);
+    let out = d.run(&dr.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let or = bridge_run(&["--cgroup-parent", &f.parent]);
+    let out = ours(&f, &lab, &or.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let a = text(&d.run(&["network", "inspect", "bridge"]).stdout).replace("docker0", "dunnage0");
+    let b = text(&ours(&f, &lab, &["network", "inspect", "bridge"]).stdout);
+    assert_eq!(keys_in_order(&b, 8), keys_in_order(&a, 8), "{b}\n{a}");
+    let (mut va, mut vb) = (net_value(&a), net_value(&b));
+    // Containers are keyed by their IDs, which differ: compare the one
+    // endpoint each has.
+    for v in [&mut va, &mut vb] {
+        let c = v[0]["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect();
+        v[0]["Containers"] = Value::Array(c);
+    }
+    assert_eq!(vb, va, "{b}\n{a}");
+    let a: Value = serde_json::from_slice(&d.run(&["inspect", "netcli-b"]).stdout).unwrap();
+    let b: Value =
+        serde_json::from_slice(&ours(&f, &lab, &["inspect", "netcli-b"]).stdout).unwrap();
+    for path in [
+        &["HostConfig", "NetworkMode"][..],
+        &["HostConfig", "PortBindings"],
+        &["NetworkSettings", "IPAddress"],
+        &["NetworkSettings", "Gateway"],
+        &["NetworkSettings", "MacAddress"],
+        &["NetworkSettings", "IPPrefixLen"],
+        &["NetworkSettings", "Networks", "bridge", "IPAddress"],
+        &["NetworkSettings", "Networks", "bridge", "Aliases"],
+    ] {
+        let get = |v: &Value| path.iter().fold(v[0].clone(), |v, k| v[*k].clone());
+        assert_eq!(get(&b), get(&a), "{path:?}");
+    }
+    same(&d, &f, &lab, &["rm", "-f", "netcli-b"]);
+
     // Removal while the container is attached, in docker's words.
     same(&d, &f, &lab, &["network", "rm", "web"]);
 
