@@ -436,6 +436,17 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
         let get = |v: &Value| path.iter().fold(v[0].clone(), |v, k| v[*k].clone());
         assert_eq!(get(&b), get(&a), "{path:?}");
     }
+    // Now both have bridge, host, none and web: ls in its forms.
+    for format in [
+        "{{.ID}} {{.Name}} {{.Driver}} {{.Scope}} {{.IPv6}} {{.Internal}} {{.Labels}}",
+        "table {{.Name}}\t{{.Driver}}",
+        "table {{.ID}}\t{{.Name}}\t{{.IPv6}}\t{{.Internal}}",
+        "{{.Nope}}",
+    ] {
+        same(&d, &f, &lab, &["network", "ls", "--format", format]);
+    }
+    same(&d, &f, &lab, &["network", "ls"]);
+    same(&d, &f, &lab, &["network", "ls", "-q", "--no-trunc"]);
     same(&d, &f, &lab, &["rm", "-f", "netcli-b"]);
 
     // Removal while the container is attached, in docker's words.

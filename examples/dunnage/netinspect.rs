@@ -8,6 +8,10 @@ use dunnage::container::ContainerStore;
 use dunnage::container::network::{DEFAULT_NETWORK, NetworkInfo};
 use dunnage::network::networks::endpoint_id;
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::template::Template;
+use crate::verbs::Fail;
 
 /// `docker network inspect`'s object, its fields in docker's order.
 #[derive(Serialize)]
@@ -177,5 +181,104 @@ pub fn predefined_resource(name: &str, driver: &'static str) -> NetworkResource 
         containers: BTreeMap::new(),
         options: BTreeMap::new(),
         labels: BTreeMap::new(),
+    }
+}
+
+/// A time as Go's `time.Time.String()` writes it in UTC, as `network ls`'s
+/// `{{.CreatedAt}}` shows it: `2006-01-02 15:04:05.123 +0000 UTC`, the
+/// fraction without trailing zeros.
+pub fn go_time(nanos: u64) -> String {
+    let rfc = created(nanos);
+    let (date, rest) = rfc.split_once('T').unwrap_or((&rfc, ""));
+    let clock = rest.trim_end_matches('Z');
+    let clock = match clock.split_once('.') {
+        Some((hms, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                hms.to_string()
+            } else {
+                format!("{hms}.{frac}")
+            }
+        }
+        None => clock.to_string(),
+    };
+    format!("{date} {clock} +0000 UTC")
+}
+
+/// The column titles of `network ls --format 'table ...'`.
+const TITLES: [(&str, &str); 8] = [
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("Internal", "INTERNAL"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED AT"),
+];
+
+/// `network ls --format`: one line per network, or (`table ...`) a
+/// header and columns laid out at tabs, as docker prints them.
+pub fn print_formatted(text: &str, objects: &[Value]) -> Result<u8, Fail> {
+    let (table, body) = match text.strip_prefix("table") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let body = body
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
+    let template = Template::parse(&body).map_err(|e| Fail {
+        code: 1,
+        msg: e
+            .msg
+            .replace("template parsing error:", "failed to parse template:"),
+    })?;
+    let render = |o: &Value| {
+        template.render(o).map_err(|e| Fail {
+            code: 1,
+            msg: e.go_field_error("*network.networkContext").replacen(
+                "failed to execute template:",
+                "template parsing error:",
+                1,
+            ),
+        })
+    };
+    if !table {
+        for o in objects {
+            println!("{}", render(o)?);
+        }
+        return Ok(0);
+    }
+    let titles: serde_json::Map<String, Value> = TITLES
+        .iter()
+        .map(|(k, t)| (k.to_string(), Value::from(*t)))
+        .collect();
+    let cells = |line: &str| -> Vec<String> { line.split('\t').map(str::to_string).collect() };
+    let header = cells(&render(&Value::Object(titles))?);
+    let mut rows = Vec::new();
+    for o in objects {
+        rows.push(cells(&render(o)?));
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    print!("{}", crate::format::table(&header, &rows));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_times_are_written_as_go_writes_them() {
+        assert_eq!(go_time(0), "0001-01-01 00:00:00 +0000 UTC");
+        assert_eq!(
+            go_time(1_700_000_000_120_000_000),
+            "2023-11-14 22:13:20.12 +0000 UTC"
+        );
+        assert_eq!(
+            go_time(1_700_000_000_000_000_000),
+            "2023-11-14 22:13:20 +0000 UTC"
+        );
     }
 }

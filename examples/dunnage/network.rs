@@ -75,7 +75,11 @@ pub fn network(store: &ContainerStore, args: &[String]) -> Out {
         "ls" | "list" => {
             let p = parse(
                 rest,
-                &[f('q', "quiet", false), f('\0', "no-trunc", false)],
+                &[
+                    f('q', "quiet", false),
+                    f('\0', "no-trunc", false),
+                    f('\0', "format", true),
+                ],
                 false,
             )?;
             ls(store, &p)
@@ -171,6 +175,29 @@ fn ls(store: &ContainerStore, p: &Parsed) -> Out {
             short_id(id).to_string()
         }
     };
+    // A format wins over -q, as docker's; `table` alone is the default.
+    if let Some(format) = p.get("format").filter(|f| f.trim() != "table") {
+        let objects: Vec<Value> = all
+            .iter()
+            .map(|(i, name, driver)| {
+                let created = nets
+                    .iter()
+                    .find(|n| n.config.id == *i)
+                    .map_or(0, |n| n.config.created_unix_nanos);
+                json!({
+                    "ID": id(i),
+                    "Name": name,
+                    "Driver": driver,
+                    "Scope": "local",
+                    "IPv6": "false",
+                    "Internal": "false",
+                    "Labels": "",
+                    "CreatedAt": crate::netinspect::go_time(created),
+                })
+            })
+            .collect();
+        return crate::netinspect::print_formatted(format, &objects);
+    }
     if p.on("quiet") {
         for n in &all {
             println!("{}", id(&n.0));
