@@ -1,4 +1,5 @@
-//! `dunnage network inspect`'s objects: docker's `NetworkResource`, its
+//! What `dunnage network ls` and `network inspect` print: docker's
+//! listing (columns or `--format`), and docker's `NetworkResource`, its
 //! fields in docker's order (serde keeps a struct's field order), for our
 //! bridge networks and docker's pre-defined `host` and `none`.
 
@@ -8,10 +9,81 @@ use dunnage::container::ContainerStore;
 use dunnage::container::network::{DEFAULT_NETWORK, NetworkInfo};
 use dunnage::network::networks::endpoint_id;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::flags::Parsed;
 use crate::template::Template;
 use crate::verbs::Fail;
+
+/// `dunnage network ls [-q] [--no-trunc] [--format F]`.
+pub fn ls(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
+    let nets = store
+        .networks()?
+        .list()
+        .map_err(|e| Fail::from(dunnage::container::Error::from(e)))?;
+    // (ID, name, driver) of ours and of docker's pre-defined two.
+    let mut all: Vec<(String, String, &str)> = nets
+        .iter()
+        .map(|n| {
+            let name = crate::network::shown_name(&n.config.name).to_string();
+            (n.config.id.clone(), name, "bridge")
+        })
+        .chain(crate::network::PREDEFINED.iter().map(|(name, driver)| {
+            (
+                crate::network::predefined_id(name),
+                name.to_string(),
+                *driver,
+            )
+        }))
+        .collect();
+    all.sort_by(|a, b| a.1.cmp(&b.1));
+    let full = p.on("no-trunc");
+    let id = |id: &str| {
+        if full {
+            id.to_string()
+        } else {
+            crate::network::short_id(id).to_string()
+        }
+    };
+    // A format wins over -q, as docker's; `table` alone is the default.
+    if let Some(format) = p.get("format").filter(|f| f.trim() != "table") {
+        let objects: Vec<Value> = all
+            .iter()
+            .map(|(i, name, driver)| {
+                let created = nets
+                    .iter()
+                    .find(|n| n.config.id == *i)
+                    .map_or(0, |n| n.config.created_unix_nanos);
+                json!({
+                    "ID": id(i),
+                    "Name": name,
+                    "Driver": driver,
+                    "Scope": "local",
+                    "IPv6": "false",
+                    "Internal": "false",
+                    "Labels": "",
+                    "CreatedAt": go_time(created),
+                })
+            })
+            .collect();
+        return print_formatted(format, &objects);
+    }
+    if p.on("quiet") {
+        for n in &all {
+            println!("{}", id(&n.0));
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|(i, name, driver)| vec![id(i), name.clone(), driver.to_string(), "local".into()])
+        .collect();
+    print!(
+        "{}",
+        crate::format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+    );
+    Ok(0)
+}
 
 /// `docker network inspect`'s object, its fields in docker's order.
 #[derive(Serialize)]

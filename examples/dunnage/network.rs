@@ -24,10 +24,6 @@ pub fn network_name(name: &str) -> &str {
     }
 }
 
-fn fail(e: dunnage::network::Error) -> Fail {
-    Fail::from(dunnage::container::Error::from(e))
-}
-
 /// Whether the default network exists in this data root (then `run`
 /// without `--network` uses it, as docker uses `bridge`).
 pub fn default_exists(store: &ContainerStore) -> bool {
@@ -82,7 +78,7 @@ pub fn network(store: &ContainerStore, args: &[String]) -> Out {
                 ],
                 false,
             )?;
-            ls(store, &p)
+            crate::netinspect::ls(store, &p)
         }
         "inspect" => {
             let p = parse(rest, &[f('f', "format", true)], false)?;
@@ -151,73 +147,9 @@ pub fn shown_name(name: &str) -> &str {
     }
 }
 
-fn ls(store: &ContainerStore, p: &Parsed) -> Out {
-    let nets = store.networks()?.list().map_err(fail)?;
-    // (ID, name, driver) of ours and of docker's pre-defined two.
-    let mut all: Vec<(String, String, &str)> = nets
-        .iter()
-        .map(|n| {
-            let name = shown_name(&n.config.name).to_string();
-            (n.config.id.clone(), name, "bridge")
-        })
-        .chain(
-            PREDEFINED
-                .iter()
-                .map(|(name, driver)| (predefined_id(name), name.to_string(), *driver)),
-        )
-        .collect();
-    all.sort_by(|a, b| a.1.cmp(&b.1));
-    let full = p.on("no-trunc");
-    let id = |id: &str| {
-        if full {
-            id.to_string()
-        } else {
-            short_id(id).to_string()
-        }
-    };
-    // A format wins over -q, as docker's; `table` alone is the default.
-    if let Some(format) = p.get("format").filter(|f| f.trim() != "table") {
-        let objects: Vec<Value> = all
-            .iter()
-            .map(|(i, name, driver)| {
-                let created = nets
-                    .iter()
-                    .find(|n| n.config.id == *i)
-                    .map_or(0, |n| n.config.created_unix_nanos);
-                json!({
-                    "ID": id(i),
-                    "Name": name,
-                    "Driver": driver,
-                    "Scope": "local",
-                    "IPv6": "false",
-                    "Internal": "false",
-                    "Labels": "",
-                    "CreatedAt": crate::netinspect::go_time(created),
-                })
-            })
-            .collect();
-        return crate::netinspect::print_formatted(format, &objects);
-    }
-    if p.on("quiet") {
-        for n in &all {
-            println!("{}", id(&n.0));
-        }
-        return Ok(0);
-    }
-    let rows: Vec<Vec<String>> = all
-        .iter()
-        .map(|(i, name, driver)| vec![id(i), name.clone(), driver.to_string(), "local".into()])
-        .collect();
-    print!(
-        "{}",
-        crate::format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
-    );
-    Ok(0)
-}
-
 /// docker's pre-defined networks besides `bridge`, by name, with their
 /// drivers: always listed, never created or removed.
-const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+pub const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 
 /// The ID shown for a pre-defined network: derived from its name, the
 /// same in every data root (docker's are random per daemon).
@@ -271,7 +203,7 @@ fn resolve(
 }
 
 /// The first 12 digits of an ID, as docker shows IDs in lists.
-fn short_id(id: &str) -> &str {
+pub fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
