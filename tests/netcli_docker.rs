@@ -356,6 +356,9 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
     }
     same(&d, &f, &lab, &["port", "netcli-a", "81"]);
     same(&d, &f, &lab, &["port", "netcli-a", "80/udp"]);
+    same(&d, &f, &lab, &["port", "netcli-a", "abc"]);
+    same(&d, &f, &lab, &["port", "netcli-a", "99999/tcp"]);
+    same(&d, &f, &lab, &["port", "nope"]);
     // ps's PORTS cell.
     let args = ["ps", "--format", "{{.Ports}}"];
     let [theirs, mine] = both(&d, &f, &lab, &args, &args);

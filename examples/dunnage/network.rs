@@ -373,6 +373,17 @@ pub fn port(store: &ContainerStore, args: &[String]) -> Out {
         }
         return Ok(0);
     };
+    // docker parses the port number first, with Go's words for a bad one.
+    let number = filter.split_once('/').map_or(filter, |(n, _)| n);
+    if let Err(why) = go_parse_u16(number) {
+        return Err(Fail {
+            code: 1,
+            msg: format!(
+                "strconv.ParseUint: parsing {}: {why}",
+                crate::format::go_quote(number)
+            ),
+        });
+    }
     let want = if filter.contains('/') {
         filter.to_string()
     } else {
@@ -389,6 +400,15 @@ pub fn port(store: &ContainerStore, args: &[String]) -> Out {
         println!("{}:{}", host_ip(m), m.host_port);
     }
     Ok(0)
+}
+
+/// Go's `strconv.ParseUint(s, 10, 16)`'s verdict on `s`: the reason it
+/// refuses it, in Go's words.
+fn go_parse_u16(s: &str) -> Result<u16, &'static str> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid syntax");
+    }
+    s.parse::<u16>().map_err(|_| "value out of range")
 }
 
 /// docker's `HostConfig.PortBindings`: the `-p` mappings asked for, by
