@@ -338,6 +338,17 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
     let out = ours(&f, &lab, &or.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out.stderr));
 
+    // run -p refusals.
+    let mut bad = Vec::new();
+    for p in ["99999:80", "80:abc", "8080:80/sctpx", "1.2.3:80:80"] {
+        let args = ["run", "--rm", "--network", "web", "-p", p, image, "true"];
+        let [mut theirs, mine] = both(&d, &f, &lab, &args, &args);
+        theirs.2 = theirs.2.replace("docker", "dunnage");
+        if mine != theirs {
+            bad.push(format!("{p}: ours {mine:?}\n docker {theirs:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
     // port: docker (newer than 20.10) adds `:::8080` for IPv6.
     let v4 = |s: &str| -> String {
         s.lines()

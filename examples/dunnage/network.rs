@@ -33,14 +33,29 @@ pub fn default_exists(store: &ContainerStore) -> bool {
         .is_ok()
 }
 
-/// `-p` values, parsed; refused with docker's exit code 125.
-pub fn publish(p: &Parsed) -> Result<Vec<PortMapping>, Fail> {
+/// `-p` values, parsed; refused in docker's words (`Invalid hostPort:
+/// 99999.`) with its exit code 125 and its pointer to `VERB --help`.
+pub fn publish(p: &Parsed, verb: &str) -> Result<Vec<PortMapping>, Fail> {
+    use dunnage::network::PortSpecError as E;
     p.all("publish")
         .into_iter()
         .map(|s| {
-            s.parse::<PortMapping>().map_err(|e| Fail {
-                code: 125,
-                msg: format!("invalid argument {s:?} for \"-p, --publish\" flag: {e}"),
+            s.parse::<PortMapping>().map_err(|e| {
+                let words = match &e {
+                    E::Port {
+                        which: "host",
+                        value,
+                        ..
+                    } => format!("Invalid hostPort: {value}"),
+                    E::Port { value, .. } => format!("Invalid containerPort: {value}"),
+                    E::Protocol { value, .. } => format!("Invalid proto: {value}"),
+                    E::HostIp { value, .. } => format!("Invalid ip address: {value}"),
+                    e => format!("invalid argument {s:?} for \"-p, --publish\" flag: {e}"),
+                };
+                Fail {
+                    code: 125,
+                    msg: format!("dunnage: {words}.\nSee 'dunnage {verb} --help'."),
+                }
             })
         })
         .collect()
