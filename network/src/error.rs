@@ -75,10 +75,10 @@ pub enum Error {
     #[error("invalid mtu {0}: must be from 68 to 65535")]
     InvalidMtu(u32),
     /// The network already exists.
-    #[error("network {0:?} already exists")]
+    #[error("network with name {0} already exists")]
     NetworkExists(String),
     /// No network of this name.
-    #[error("network {0:?} not found")]
+    #[error("network {0} not found")]
     NetworkNotFound(String),
     /// An ID prefix names more than one network.
     #[error("network {prefix} is ambiguous ({matches} matches found based on ID prefix)")]
