@@ -566,6 +566,29 @@ fn cli_network_verbs_run_p_port_and_inspect() {
     );
     let quiet = cli_ok(&f, &lab, &["network", "ls", "-q", "--no-trunc"]);
     assert_eq!(quiet.lines().nth(2), Some(web_id.as_str()), "{quiet}");
+    // A network recorded before networks had IDs (no id, no created in
+    // its config.json): listed and inspected with an ID derived from its
+    // name, the same each time, found by it; Go's zero time.
+    let old_dir = f.tmp.join("store/network/networks/old");
+    std::fs::create_dir_all(old_dir.join("leases")).unwrap();
+    std::fs::write(
+        old_dir.join("config.json"),
+        br#"{"name":"old","bridge":"old","subnet":"10.211.9.0/24","gateway":"10.211.9.1","mtu":1500}"#,
+    )
+    .unwrap();
+    let old: serde_json::Value =
+        serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", "old"])).unwrap();
+    let old_id = old[0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(old_id.len(), 64);
+    assert_eq!(old[0]["Created"], "0001-01-01T00:00:00Z");
+    assert_eq!(old[0]["IPAM"]["Config"][0]["Gateway"], "10.211.9.1");
+    let again: serde_json::Value =
+        serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", &old_id[..12]])).unwrap();
+    assert_eq!(again[0]["Name"], "old");
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    assert!(ls.contains(&format!("{}   old ", &old_id[..12])), "{ls}");
+    std::fs::remove_dir_all(&old_dir).unwrap();
+
     // Pre-defined: not made again, not removed; inspected.
     for (args, msg) in [
         (
