@@ -184,11 +184,12 @@ fn both(
 ) -> [(Option<i32>, String, String); 2] {
     let a = d.run(docker_args);
     let b = ours(f, lab, our_args);
+    // docker's pointer to help names docker.
     [a, b].map(|o| {
         (
             o.status.code(),
             normalise(&text(&o.stdout)),
-            normalise(&text(&o.stderr)),
+            normalise(&text(&o.stderr)).replace("See 'docker ", "See 'dunnage "),
         )
     })
 }
@@ -472,6 +473,22 @@ fn network_verbs_port_ps_and_inspect_answer_as_dockers() {
         same(&d, &f, &lab, &["network", "ls", "--format", format]);
     }
     same(&d, &f, &lab, &["network", "ls"]);
+    for filter in [
+        &["-f", "name=we"][..],
+        &["-f", "name=^web$"],
+        &["-f", "driver=bridge"],
+        &["-f", "type=custom"],
+        &["-f", "type=builtin", "-f", "name=o"],
+        &["-f", "name=host", "-f", "name=none"],
+        &["-f", "scope=local", "-q"],
+        &["-f", "nope=1"],
+        &["-f", "type=x"],
+        &["-f", "name"],
+    ] {
+        let mut args = vec!["network", "ls"];
+        args.extend_from_slice(filter);
+        same(&d, &f, &lab, &args);
+    }
     same(&d, &f, &lab, &["network", "ls", "-q", "--no-trunc"]);
     same(&d, &f, &lab, &["rm", "-f", "netcli-b"]);
 

@@ -37,6 +37,19 @@ pub fn ls(store: &ContainerStore, p: &Parsed) -> Result<u8, Fail> {
         }))
         .collect();
     all.sort_by(|a, b| a.1.cmp(&b.1));
+    let filters = parse_filters(&p.all("filter"))?;
+    all.retain(|(id, name, driver)| {
+        filters.iter().all(|(key, values)| {
+            values.iter().any(|v| match *key {
+                "name" => text_matches(name, v),
+                "id" => text_matches(id, v),
+                "driver" => driver == v,
+                "scope" => v == "local",
+                // "type" is checked to be builtin or custom.
+                _ => (v == "builtin") == crate::network::is_builtin(name),
+            })
+        })
+    });
     let full = p.on("no-trunc");
     let id = |id: &str| {
         if full {
@@ -277,6 +290,60 @@ pub fn go_time(nanos: u64) -> String {
     format!("{date} {clock} +0000 UTC")
 }
 
+/// `network ls -f KEY=VALUE...`, grouped by key (values of one key: any
+/// matches; keys: all must), refused in docker's words.
+fn parse_filters(given: &[&str]) -> Result<Vec<(&'static str, Vec<String>)>, Fail> {
+    const KEYS: [&str; 5] = ["driver", "id", "name", "scope", "type"];
+    let mut out: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for f in given {
+        let Some((key, value)) = f.split_once('=') else {
+            return Err(Fail {
+                code: 125,
+                msg: format!(
+                    "invalid argument {} for \"-f, --filter\" flag: bad format of filter (expected name=value)\nSee 'dunnage network ls --help'.",
+                    crate::format::go_quote(f)
+                ),
+            });
+        };
+        let Some(key) = KEYS.iter().copied().find(|k| *k == key.to_lowercase()) else {
+            return Err(Fail {
+                code: 1,
+                msg: format!("Error response from daemon: Invalid filter '{key}'"),
+            });
+        };
+        if key == "type" && value != "custom" && value != "builtin" {
+            return Err(Fail {
+                code: 1,
+                msg: format!("Error response from daemon: invalid filter: 'type'='{value}'"),
+            });
+        }
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(value.to_string()),
+            None => out.push((key, vec![value.to_string()])),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `text` matches a filter value as docker's (a regular
+/// expression there): a substring, `^` and `$` anchoring it.
+fn text_matches(text: &str, pattern: &str) -> bool {
+    let (start, rest) = match pattern.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, pattern),
+    };
+    let (end, core) = match rest.strip_suffix('$') {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    match (start, end) {
+        (true, true) => text == core,
+        (true, false) => text.starts_with(core),
+        (false, true) => text.ends_with(core),
+        (false, false) => text.contains(core),
+    }
+}
+
 /// The column titles of `network ls --format 'table ...'`.
 const TITLES: [(&str, &str); 8] = [
     ("ID", "NETWORK ID"),
@@ -340,6 +407,21 @@ pub fn print_formatted(text: &str, objects: &[Value]) -> Result<u8, Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_parse_and_match_as_dockers() {
+        assert!(text_matches("web", "we"));
+        assert!(text_matches("web", "^web$"));
+        assert!(!text_matches("web2", "^web$"));
+        assert!(text_matches("myweb", "web$"));
+        assert!(!text_matches("web", "^eb"));
+        let f = parse_filters(&["name=a", "name=b", "driver=bridge"]).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].1, ["a", "b"]);
+        for bad in ["name", "nope=1", "type=other", "", "=x"] {
+            assert!(parse_filters(&[bad]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn go_times_are_written_as_go_writes_them() {

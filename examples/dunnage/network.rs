@@ -90,6 +90,7 @@ pub fn network(store: &ContainerStore, args: &[String]) -> Out {
                     f('q', "quiet", false),
                     f('\0', "no-trunc", false),
                     f('\0', "format", true),
+                    f('f', "filter", true),
                 ],
                 false,
             )?;
@@ -170,6 +171,12 @@ pub const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
 /// same in every data root (docker's are random per daemon).
 pub fn predefined_id(name: &str) -> String {
     dunnage::network::store::legacy_id(&format!("pre-defined {name}"))
+}
+
+/// Whether docker counts the network `name` (as shown) as built in:
+/// `bridge`, `host`, `none`.
+pub fn is_builtin(name: &str) -> bool {
+    name == "bridge" || predefined(name).is_some()
 }
 
 /// The pre-defined network `name` names (`host` or `none`), if any.
