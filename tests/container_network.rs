@@ -532,20 +532,138 @@ fn cli_network_verbs_run_p_port_and_inspect() {
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(lab.host.links().len(), 2, "nothing made");
 
+    // docker's answers: the new network's ID (64 hex digits), then a
+    // list of IDs cut to 12, names, drivers, scopes.
+    let web_id = cli_ok(
+        &f,
+        &lab,
+        &["network", "create", "--subnet", "10.211.6.0/24", "web"],
+    )
+    .trim()
+    .to_string();
+    assert_eq!(web_id.len(), 64, "{web_id}");
+    assert!(
+        web_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    );
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    let mut lines = ls.lines();
+    assert_eq!(
+        lines.next(),
+        Some("NETWORK ID     NAME      DRIVER    SCOPE"),
+        "{ls}"
+    );
+    // docker's pre-defined host and none are listed too, by name.
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 3, "{ls}");
+    assert!(rows[0].ends_with("   host      host      local"), "{ls}");
+    assert!(rows[1].ends_with("   none      null      local"), "{ls}");
+    assert_eq!(
+        rows[2],
+        format!("{}   web       bridge    local", &web_id[..12]),
+        "{ls}"
+    );
+    let quiet = cli_ok(&f, &lab, &["network", "ls", "-q", "--no-trunc"]);
+    assert_eq!(quiet.lines().nth(2), Some(web_id.as_str()), "{quiet}");
+    // A network recorded before networks had IDs (no id, no created in
+    // its config.json): listed and inspected with an ID derived from its
+    // name, the same each time, found by it; Go's zero time.
+    let old_dir = f.tmp.join("store/network/networks/old");
+    std::fs::create_dir_all(old_dir.join("leases")).unwrap();
+    std::fs::write(
+        old_dir.join("config.json"),
+        br#"{"name":"old","bridge":"old","subnet":"10.211.9.0/24","gateway":"10.211.9.1","mtu":1500}"#,
+    )
+    .unwrap();
+    let old: serde_json::Value =
+        serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", "old"])).unwrap();
+    let old_id = old[0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(old_id.len(), 64);
+    assert_eq!(old[0]["Created"], "0001-01-01T00:00:00Z");
+    assert_eq!(old[0]["IPAM"]["Config"][0]["Gateway"], "10.211.9.1");
+    let again: serde_json::Value =
+        serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", &old_id[..12]])).unwrap();
+    assert_eq!(again[0]["Name"], "old");
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    assert!(ls.contains(&format!("{}   old ", &old_id[..12])), "{ls}");
+    std::fs::remove_dir_all(&old_dir).unwrap();
+
+    // Pre-defined: not made again, not removed; inspected.
+    for (args, msg) in [
+        (
+            &["network", "create", "host"][..],
+            "Error response from daemon: operation is not permitted on predefined host network\n",
+        ),
+        (
+            &["network", "rm", "none"],
+            "Error response from daemon: none is a pre-defined network and cannot be removed\n",
+        ),
+    ] {
+        let out = cli(&f, &lab, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), msg);
+    }
     assert_eq!(
         cli_ok(
             &f,
             &lab,
-            &["network", "create", "--subnet", "10.211.6.0/24", "web"]
-        )
-        .trim(),
-        "web"
+            &["network", "inspect", "-f", "{{.Driver}}", "none", "host"]
+        ),
+        "null\nhost\n"
     );
-    let ls = cli_ok(&f, &lab, &["network", "ls"]);
-    assert!(
-        ls.lines()
-            .any(|l| l.starts_with("web ") && l.contains("10.211.6.0/24")),
-        "{ls}"
+    let out = cli(&f, &lab, &["network", "create", "web"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error response from daemon: network with name web already exists\n"
+    );
+    // inspect by ID or a unique prefix of it; docker's shape.
+    for key in [&web_id[..], &web_id[..12], &web_id[..3], "web"] {
+        let net: serde_json::Value =
+            serde_json::from_str(&cli_ok(&f, &lab, &["network", "inspect", key])).unwrap();
+        assert_eq!(net[0]["Id"], web_id.as_str(), "{key}");
+        assert_eq!(net[0]["Name"], "web");
+    }
+    let text = cli_ok(&f, &lab, &["network", "inspect", "web"]);
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("        \"") && !l.starts_with("         "))
+        .filter_map(|l| l.trim().split('"').nth(1))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Name",
+            "Id",
+            "Created",
+            "Scope",
+            "Driver",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Ingress",
+            "ConfigFrom",
+            "ConfigOnly",
+            "Containers",
+            "Options",
+            "Labels"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        cli_ok(
+            &f,
+            &lab,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Driver}}",
+                &web_id[..5]
+            ]
+        ),
+        "web bridge\n"
     );
     let out = cli(
         &f,
@@ -602,8 +720,26 @@ fn cli_network_verbs_run_p_port_and_inspect() {
         net[0]["Containers"][id]["IPv4Address"], "10.211.6.2/24",
         "{net}"
     );
-    // In use: refused.
-    assert!(!cli(&f, &lab, &["network", "rm", "web"]).status.success());
+    assert_eq!(
+        net[0]["Containers"][id]["EndpointID"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    assert_eq!(ns["Networks"]["web"]["NetworkID"], web_id.as_str());
+    assert_eq!(
+        inspect[0]["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"], "",
+        "as given"
+    );
+    // In use: refused, in docker's words.
+    let out = cli(&f, &lab, &["network", "rm", &web_id[..12]]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "Error response from daemon: error while removing network: network web id {web_id} has active endpoints\n"
+        )
+    );
 
     // The default network: `bridge` makes it; then it is the default.
     let out = cli_ok(
@@ -624,6 +760,15 @@ fn cli_network_verbs_run_p_port_and_inspect() {
     assert!(out.contains("172.17.0.2\t"), "{out}");
     let inspect = cli_ok(&f, &lab, &["network", "inspect", "bridge"]);
     assert!(inspect.contains("172.17.0.0/16"), "{inspect}");
+    let bridge: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(bridge[0]["Name"], "bridge", "{inspect}");
+    let ls = cli_ok(&f, &lab, &["network", "ls"]);
+    let names: Vec<&str> = ls
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["bridge", "host", "none", "web"], "{ls}");
     let out = cli_ok(
         &f,
         &lab,

@@ -134,6 +134,7 @@ pub fn container(root: &Path, h: &ContainerHandle) -> Value {
         "HostConfig": {
             "LogConfig": { "Type": "json-file", "Config": {} },
             "NetworkMode": network_mode(&spec.network),
+            "PortBindings": crate::network::port_bindings(&spec.network),
             "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
             "CapDrop": null,
             "MaskedPaths": if spec.privileged { Value::Null } else { json!(spec.masked_paths) },

@@ -59,6 +59,7 @@ mod format;
 mod inspect;
 mod logs;
 mod messages;
+mod netinspect;
 mod network;
 mod order;
 mod ps;

@@ -309,7 +309,7 @@ fn build_checked(p: &Parsed, store: &ContainerStore, verb: &str) -> Result<Conta
         None if crate::network::default_exists(store) => "bridge",
         None => "none",
     };
-    let ports = crate::network::publish(p)?;
+    let ports = crate::network::publish(p, verb)?;
     let opt = flags::network(net).map_err(|w| usage(Usage(w)))?;
     match &opt {
         NetworkOpt::Host if !ports.is_empty() => {

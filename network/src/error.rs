@@ -75,11 +75,19 @@ pub enum Error {
     #[error("invalid mtu {0}: must be from 68 to 65535")]
     InvalidMtu(u32),
     /// The network already exists.
-    #[error("network {0:?} already exists")]
+    #[error("network with name {0} already exists")]
     NetworkExists(String),
     /// No network of this name.
-    #[error("network {0:?} not found")]
+    #[error("network {0} not found")]
     NetworkNotFound(String),
+    /// An ID prefix names more than one network.
+    #[error("network {prefix} is ambiguous ({matches} matches found based on ID prefix)")]
+    AmbiguousNetwork {
+        /// The prefix given.
+        prefix: String,
+        /// How many networks' IDs start with it.
+        matches: usize,
+    },
     /// The network still has containers attached.
     #[error("network {network:?} has containers attached: {}", containers.join(", "))]
     NetworkInUse {

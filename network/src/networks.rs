@@ -35,6 +35,11 @@ pub struct NetworkInfo {
 pub struct Attachment {
     /// The network.
     pub network: String,
+    /// The network's ID ([`NetworkConfig::id`]).
+    pub network_id: String,
+    /// The endpoint's ID as docker shows one (64 hex digits): derived
+    /// from the network's and the container's IDs, the same at every read.
+    pub endpoint_id: String,
     /// The container.
     pub container_id: String,
     /// The interface inside the container (`eth0`).
@@ -53,10 +58,22 @@ pub struct Attachment {
     pub ports: Vec<PortMapping>,
 }
 
+/// The ID docker would show for the endpoint of `container_id` on the
+/// network `network_id`: 64 hex digits, derived (SHA-256) so that every
+/// read gives the same one without recording it.
+pub fn endpoint_id(network_id: &str, container_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("dunnage endpoint {network_id} {container_id}").as_bytes(),
+    ))
+}
+
 impl Attachment {
     fn new(cfg: &NetworkConfig, lease: &Lease) -> Attachment {
         Attachment {
             network: cfg.name.clone(),
+            network_id: cfg.id.clone(),
+            endpoint_id: endpoint_id(&cfg.id, &lease.container_id),
             container_id: lease.container_id.clone(),
             interface: CONTAINER_IFNAME.to_string(),
             address: lease.address,
@@ -257,6 +274,40 @@ impl Networks {
             .ok_or_else(|| Error::NetworkNotFound(name.to_string()))?;
         let containers = self.store.leases(name)?;
         Ok(NetworkInfo { config, containers })
+    }
+
+    /// The network `name_or_id` means, resolved as docker resolves a
+    /// network reference: a full ID, then a name, then a unique prefix of
+    /// an ID. [`Error::NetworkNotFound`] when nothing matches,
+    /// [`Error::AmbiguousNetwork`] when a prefix matches several IDs.
+    pub fn find(&self, name_or_id: &str) -> Result<NetworkInfo> {
+        let all = self.list()?;
+        let pick = |i: &NetworkInfo| i.config.id == name_or_id;
+        if let Some(n) = all.iter().find(|i| pick(i)) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = all.iter().find(|i| i.config.name == name_or_id) {
+            return Ok(n.clone());
+        }
+        let is_hex = !name_or_id.is_empty()
+            && name_or_id
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let mut by_prefix: Vec<NetworkInfo> = if is_hex {
+            all.into_iter()
+                .filter(|i| i.config.id.starts_with(name_or_id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match by_prefix.len() {
+            0 => Err(Error::NetworkNotFound(name_or_id.to_string())),
+            1 => Ok(by_prefix.remove(0)),
+            matches => Err(Error::AmbiguousNetwork {
+                prefix: name_or_id.to_string(),
+                matches,
+            }),
+        }
     }
 
     /// Every network, by name.

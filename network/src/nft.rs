@@ -375,6 +375,9 @@ mod tests {
             subnet: "10.1.0.0/24".parse().unwrap(),
             gateway: "10.1.0.1".parse().unwrap(),
             mtu: 1500,
+            id: "ab".repeat(32),
+            created_unix_nanos: 0,
+            gateway_implied: false,
         };
         let lease = Lease {
             container_id: "c".into(),

@@ -94,12 +94,19 @@ impl NetworkSpec {
         if !(68..=65535).contains(&mtu) {
             return Err(Error::InvalidMtu(mtu));
         }
+        let id = dunnage_base::rand::random_hex(32).map_err(Error::io("random", "/dev/urandom"))?;
+        let created_unix_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Ok(NetworkConfig {
             name: self.name.clone(),
             bridge,
             subnet,
             gateway,
             mtu,
+            id,
+            created_unix_nanos,
+            gateway_implied: self.subnet.is_some() && self.gateway.is_none(),
         })
     }
 }
@@ -141,6 +148,17 @@ mod tests {
         assert_eq!(cfg.gateway, Ipv4Addr::new(172, 17, 0, 1));
         assert_eq!(cfg.bridge, "dunnage0");
         assert_eq!(cfg.mtu, 1500);
+        assert!(!cfg.gateway_implied);
+        assert_eq!(cfg.id.len(), 64);
+        assert_ne!(NetworkSpec::new("dunnage0").resolve().unwrap().id, cfg.id);
+        let mut spec = NetworkSpec::new("n");
+        spec.subnet("10.1.0.0/24".parse().unwrap());
+        assert!(
+            spec.resolve().unwrap().gateway_implied,
+            "derived from the subnet"
+        );
+        spec.gateway("10.1.0.9".parse().unwrap());
+        assert!(!spec.resolve().unwrap().gateway_implied, "given");
     }
 
     #[test]

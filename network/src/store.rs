@@ -49,6 +49,35 @@ pub struct NetworkConfig {
     pub gateway: Ipv4Addr,
     /// The MTU of the bridge and of the containers' veth pairs.
     pub mtu: u32,
+    /// The network's ID as docker gives one: 64 lowercase hex digits,
+    /// random at creation. A network recorded before IDs existed has none
+    /// in its file; reading it then gives it [`legacy_id`] of its
+    /// name, the same at every read.
+    #[serde(default)]
+    pub id: String,
+    /// When the network was created, in nanoseconds since the Unix epoch
+    /// (0: not recorded, a network made before creation times were).
+    #[serde(default)]
+    pub created_unix_nanos: u64,
+    /// Whether the gateway was derived from a subnet the creator gave
+    /// without a gateway: docker then shows the subnet alone in its IPAM
+    /// config (false for a network recorded before this was).
+    #[serde(default)]
+    pub gateway_implied: bool,
+}
+
+/// The ID of a network recorded before networks had IDs: the SHA-256 of
+/// its name (stable across reads, 64 hex digits like a random one).
+pub fn legacy_id(name: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("dunnage network {name}").as_bytes(),
+    ))
+}
+
+/// Whether `id` is a network ID: 64 lowercase hex digits.
+pub fn is_network_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// One container's attachment to a network, as persisted.
@@ -143,14 +172,22 @@ impl Store {
     /// the rest of an interrupted create or remove, and does not count).
     pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkConfig>> {
         let path = self.network_dir(name).join("config.json");
-        let cfg: Option<NetworkConfig> = read_json(&path)?;
-        if let Some(c) = &cfg
-            && c.name != name
-        {
-            return Err(Error::Corrupt {
-                path,
-                reason: format!("names network {:?}", c.name),
-            });
+        let mut cfg: Option<NetworkConfig> = read_json(&path)?;
+        if let Some(c) = &mut cfg {
+            if c.name != name {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: format!("names network {:?}", c.name),
+                });
+            }
+            if c.id.is_empty() {
+                c.id = legacy_id(name);
+            } else if !is_network_id(&c.id) {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: format!("network id {:?} is not 64 hex digits", c.id),
+                });
+            }
         }
         Ok(cfg)
     }
@@ -413,6 +450,9 @@ mod tests {
             subnet: "10.9.0.0/24".parse().unwrap(),
             gateway: "10.9.0.1".parse().unwrap(),
             mtu: 1500,
+            id: "ab".repeat(32),
+            created_unix_nanos: 1,
+            gateway_implied: false,
         }
     }
 
@@ -449,12 +489,15 @@ mod tests {
         s.write_network(&config("n")).unwrap();
         let cfg = dir.join("networks/n/config.json");
         let lease = dir.join("networks/n/leases/c.json");
-        let bad_configs: [&[u8]; 5] = [
+        let bad_configs: [&[u8]; 8] = [
             b"",
             b"{",
             b"\xff\xfe",
             br#"{"name":"n","bridge":"n","subnet":"10.9.0.1/24","gateway":"10.9.0.1","mtu":1500}"#,
             br#"{"name":"other","bridge":"n","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500}"#,
+            br#"{"name":"n","bridge":"n","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500,"id":"ABC"}"#,
+            br#"{"name":"n","bridge":"n","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500,"id":"../../etc/passwd"}"#,
+            br#"{"name":"n","bridge":"n","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500,"id":7}"#,
         ];
         for bad in bad_configs {
             std::fs::write(&cfg, bad).unwrap();
@@ -486,6 +529,26 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", &lease).unwrap();
         let e = s.leases("n").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+    }
+
+    #[test]
+    fn a_network_recorded_before_ids_reads_with_a_stable_derived_id() {
+        let dir = TempDir::new("store-legacy").unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.join("networks/old/leases")).unwrap();
+        std::fs::write(
+            dir.join("networks/old/config.json"),
+            br#"{"name":"old","bridge":"old","subnet":"10.9.0.0/24","gateway":"10.9.0.1","mtu":1500}"#,
+        )
+        .unwrap();
+        let a = s.network("old").unwrap().unwrap();
+        let b = s.network("old").unwrap().unwrap();
+        assert!(is_network_id(&a.id), "{}", a.id);
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id, legacy_id("old"));
+        assert_ne!(legacy_id("old"), legacy_id("older"));
+        assert_eq!(a.created_unix_nanos, 0);
+        assert_eq!(s.networks().unwrap(), vec![a]);
     }
 
     #[test]

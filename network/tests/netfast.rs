@@ -36,6 +36,9 @@ fn network(name: &str, subnet: &str, gateway: &str) -> NetworkConfig {
         subnet: subnet.parse().unwrap(),
         gateway: gateway.parse().unwrap(),
         mtu: 1500,
+        id: "ab".repeat(32),
+        created_unix_nanos: 0,
+        gateway_implied: false,
     }
 }
 

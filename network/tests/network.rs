@@ -694,3 +694,66 @@ fn a_failed_attach_undoes_its_lease_links_and_rules() {
     assert_eq!(a.address, Ipv4Addr::new(10, 201, 10, 2));
     lab.nets.detach("n1", "c2").unwrap();
 }
+
+#[test]
+fn networks_get_docker_style_ids_found_by_id_name_or_unique_prefix() {
+    setup!();
+    let lab = Lab::new();
+    let a = lab.nets.create(&spec("ida", "10.212.1.0/24")).unwrap();
+    let b = lab.nets.create(&spec("idb", "10.212.2.0/24")).unwrap();
+    for cfg in [&a, &b] {
+        assert_eq!(cfg.id.len(), 64, "{}", cfg.id);
+        assert!(
+            cfg.id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert!(cfg.created_unix_nanos > 0);
+    }
+    assert_ne!(a.id, b.id, "random at creation");
+    // Persisted: the same after a reopen.
+    let reopened = Networks::open(lab.state.path(), lab.host.fd()).unwrap();
+    assert_eq!(reopened.inspect("ida").unwrap().config, a);
+    // By full ID, name, unique prefix.
+    assert_eq!(lab.nets.find(&a.id).unwrap().config.name, "ida");
+    assert_eq!(lab.nets.find("idb").unwrap().config.id, b.id);
+    assert_eq!(lab.nets.find(&a.id[..12]).unwrap().config.name, "ida");
+    // Two recorded networks whose IDs share a prefix (written as files:
+    // find reads the records only): the prefix is ambiguous.
+    for (name, id, net) in [("pa", "abcdef0123", 1), ("pb", "abcdef0124", 2)] {
+        let dir = lab.state.path().join("networks").join(name);
+        std::fs::create_dir_all(dir.join("leases")).unwrap();
+        let cfg = format!(
+            r#"{{"name":"{name}","bridge":"{name}","subnet":"10.213.{net}.0/24","gateway":"10.213.{net}.1","mtu":1500,"id":"{id}{}"}}"#,
+            "0".repeat(54)
+        );
+        std::fs::write(dir.join("config.json"), cfg).unwrap();
+    }
+    assert!(matches!(
+        lab.nets.find("abcdef012"),
+        Err(Error::AmbiguousNetwork { matches: 2, .. })
+    ));
+    assert_eq!(lab.nets.find("abcdef0124").unwrap().config.name, "pb");
+    for name in ["pa", "pb"] {
+        std::fs::remove_dir_all(lab.state.path().join("networks").join(name)).unwrap();
+    }
+    for bad in [
+        "",
+        "zz",
+        "../ida",
+        "IDA",
+        &a.id.to_uppercase(),
+        &format!("{}0", a.id),
+    ] {
+        assert!(
+            matches!(lab.nets.find(bad), Err(Error::NetworkNotFound(_))),
+            "{bad:?}"
+        );
+    }
+    lab.nets.remove("ida").unwrap();
+    lab.nets.remove("idb").unwrap();
+    assert!(matches!(
+        lab.nets.find(&a.id),
+        Err(Error::NetworkNotFound(_))
+    ));
+}
