@@ -55,10 +55,10 @@ fn missing_directories_files_and_node_parents_are_made_inside_the_rootfs() {
     // exists inside the rootfs too), and a host file to bind.
     symlink(&out, rootfs.join("abs")).unwrap();
     std::fs::create_dir_all(rootfs.join(out.trim_start_matches('/'))).unwrap();
-    let host_file = outside.path().join("..").join(format!(
-        "{}-file",
-        outside.path().file_name().unwrap().to_str().unwrap()
-    ));
+    // The file to bind lives in a directory of its own (removed even when
+    // the test fails), not in `outside`, which must stay empty.
+    let host = TempDir::new("rootfs-paths-host").unwrap();
+    let host_file = host.path().join("file");
     std::fs::write(&host_file, "bound\n").unwrap();
     std::fs::create_dir(rootfs.join("dev/sub")).unwrap();
     let text = run(Command::new("/bin/sh")
@@ -93,7 +93,6 @@ fn missing_directories_files_and_node_parents_are_made_inside_the_rootfs() {
     assert_eq!(text, want);
     // Nothing was made on the host through the link.
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
-    std::fs::remove_file(&host_file).unwrap();
     // The rootfs got the directories (mount points) and the file.
     assert!(rootfs.join("w/x/y/z").is_dir());
     assert!(rootfs.join("etc/sub/f").is_file());
