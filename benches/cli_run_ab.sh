@@ -23,7 +23,9 @@ cleanup() {
   for m in $(awk -v w="$work" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
     umount -l "$m" 2> /dev/null || true
   done
-  rmdir /sys/fs/cgroup/dunnage-test-bench-ab 2> /dev/null || true
+  for d in /sys/fs/cgroup/dunnage-test-bench-ab /sys/fs/cgroup/*/dunnage-test-bench-ab; do
+    [ -d "$d" ] && rmdir "$d" 2> /dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
