@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::flags::Parsed;
-use crate::template::Template;
 use crate::verbs::Fail;
 
 /// `dunnage network ls [-q] [--no-trunc] [--format F]`.
@@ -359,20 +358,7 @@ const TITLES: [(&str, &str); 8] = [
 /// `network ls --format`: one line per network, or (`table ...`) a
 /// header and columns laid out at tabs, as docker prints them.
 pub fn print_formatted(text: &str, objects: &[Value]) -> Result<u8, Fail> {
-    let (table, body) = match text.strip_prefix("table") {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let body = body
-        .trim_matches(' ')
-        .replace("\\t", "\t")
-        .replace("\\n", "\n");
-    let template = Template::parse(&body).map_err(|e| Fail {
-        code: 1,
-        msg: e
-            .msg
-            .replace("template parsing error:", "failed to parse template:"),
-    })?;
+    let crate::ps::Format { table, template } = crate::ps::Format::parse(text)?;
     let render = |o: &Value| {
         template.render(o).map_err(|e| Fail {
             code: 1,

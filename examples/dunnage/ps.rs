@@ -268,15 +268,17 @@ const TITLES: [(&str, &str); 13] = [
 
 /// A `--format` template: a table (`table ...`, a header and columns
 /// laid out at tabs) or lines.
-struct Format {
-    table: bool,
-    template: Template,
+pub struct Format {
+    /// A table: a header, then columns laid out at tabs.
+    pub table: bool,
+    /// The template of one line.
+    pub template: Template,
 }
 
 impl Format {
     /// As docker prepares it: `table ` cut off, blanks trimmed, `\t` and
     /// `\n` written as such made real.
-    fn parse(text: &str) -> Result<Format, Fail> {
+    pub fn parse(text: &str) -> Result<Format, Fail> {
         let (table, body) = match text.strip_prefix("table") {
             Some(rest) => (true, rest),
             None => (false, text),

@@ -30,12 +30,7 @@ pub(crate) fn recreate_spec(
     spec: Spec,
     stdio: [StdioMode; 3],
 ) -> Result<ContainerHandle> {
-    if !state::valid_id(&spec.id) {
-        return Err(Error::Invalid {
-            what: "container ID",
-            reason: format!("{:?} is not 64 lower-case hex digits", spec.id),
-        });
-    }
+    state::check_id(&spec.id)?;
     let dir = store.dir_of(&spec.id);
     let shared = ContainerHandle::attach(store.clone(), spec.clone());
     // Checked and claimed under the container's lock: this process is

@@ -203,12 +203,7 @@ pub(crate) fn create_spec(
     stdio: [StdioMode; 3],
 ) -> Result<ContainerHandle> {
     // A spec from a monitor's stdin is checked like any input.
-    if !state::valid_id(&spec.id) {
-        return Err(Error::Invalid {
-            what: "container ID",
-            reason: format!("{:?} is not 64 lower-case hex digits", spec.id),
-        });
-    }
+    state::check_id(&spec.id)?;
     if !crate::container::spec::valid_name(&spec.name) {
         return Err(Error::InvalidName(spec.name.clone()));
     }

@@ -178,6 +178,17 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// [`valid_id`], as an error naming the ID when it is not one.
+pub(crate) fn check_id(id: &str) -> Result<()> {
+    if valid_id(id) {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        what: "container ID",
+        reason: format!("{id:?} is not 64 lower-case hex digits"),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
