@@ -281,22 +281,6 @@ fn block(e: &DeviceException, allow: bool) -> Vec<Insn> {
 mod tests {
     use super::*;
 
-    fn rule(
-        allow: bool,
-        kind: char,
-        major: Option<u32>,
-        minor: Option<u32>,
-        a: &str,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: a.into(),
-        }
-    }
-
     /// Run the program on one access, as the kernel would.
     fn run(p: &[Insn], kind: i32, access: i32, major: u32, minor: u32) -> u64 {
         let ctx = [((access << 16) | kind) as u32, major, minor];
@@ -338,11 +322,11 @@ mod tests {
 
     /// Docker's rules for `docker run` (RUNTIME.md).
     fn docker() -> Vec<DeviceRule> {
-        let mut v = vec![rule(false, 'a', None, None, "rwm")];
+        let mut v = vec![DeviceRule::new(false, 'a', None, None, "rwm")];
         for (ma, mi) in [(1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1)] {
-            v.push(rule(true, 'c', Some(ma), Some(mi), "rwm"));
+            v.push(DeviceRule::new(true, 'c', Some(ma), Some(mi), "rwm"));
         }
-        v.push(rule(false, 'c', Some(10), Some(229), "rwm"));
+        v.push(DeviceRule::new(false, 'c', Some(10), Some(229), "rwm"));
         v
     }
 
@@ -391,9 +375,9 @@ mod tests {
     #[test]
     fn partial_access_is_granted_only_when_covered() {
         let f = DeviceFilter::new(&[
-            rule(false, 'a', None, None, "rwm"),
-            rule(true, 'c', Some(1), Some(3), "rwm"),
-            rule(true, 'c', Some(1), Some(5), "r"),
+            DeviceRule::new(false, 'a', None, None, "rwm"),
+            DeviceRule::new(true, 'c', Some(1), Some(3), "rwm"),
+            DeviceRule::new(true, 'c', Some(1), Some(5), "r"),
         ])
         .unwrap();
         let p = f.instructions();
@@ -409,13 +393,13 @@ mod tests {
     #[test]
     fn later_rules_override_earlier_ones_for_the_same_device() {
         let f = DeviceFilter::new(&[
-            rule(false, 'a', None, None, "rwm"),
-            rule(true, 'c', Some(1), Some(5), "rwm"),
-            rule(false, 'c', Some(1), Some(5), "w"),
-            rule(true, 'c', Some(1), Some(5), "r"), // merges, no effect
-            rule(true, 'c', None, None, "m"),
-            rule(true, 'b', Some(8), None, "r"),
-            rule(true, 'b', Some(8), None, "w"),
+            DeviceRule::new(false, 'a', None, None, "rwm"),
+            DeviceRule::new(true, 'c', Some(1), Some(5), "rwm"),
+            DeviceRule::new(false, 'c', Some(1), Some(5), "w"),
+            DeviceRule::new(true, 'c', Some(1), Some(5), "r"), // merges, no effect
+            DeviceRule::new(true, 'c', None, None, "m"),
+            DeviceRule::new(true, 'b', Some(8), None, "r"),
+            DeviceRule::new(true, 'b', Some(8), None, "w"),
         ])
         .unwrap();
         let p = f.instructions();
@@ -426,8 +410,8 @@ mod tests {
         assert_eq!(run(p, B, M, 8, 0), 0);
         assert_eq!(run(p, B, R | W, 8, 17), 1, "b 8:* r and w merged");
         // All exceptions dropped by a final reset.
-        let mut rules = vec![rule(true, 'c', Some(1), Some(5), "rwm")];
-        rules.push(rule(false, 'a', Some(1), None, "r"));
+        let mut rules = vec![DeviceRule::new(true, 'c', Some(1), Some(5), "rwm")];
+        rules.push(DeviceRule::new(false, 'a', Some(1), None, "r"));
         let f = DeviceFilter::new(&rules).unwrap();
         assert!(f.exceptions().is_empty());
         assert_eq!(f.instructions().len(), 8);
@@ -437,11 +421,11 @@ mod tests {
     #[test]
     fn allow_all_with_deny_exceptions_denies_any_named_access() {
         let f = DeviceFilter::new(&[
-            rule(true, 'a', None, None, "rwm"),
-            rule(false, 'c', Some(1), Some(5), "w"),
-            rule(false, 'b', None, None, "m"),
-            rule(false, 'c', Some(10), Some(229), "rwm"),
-            rule(true, 'c', Some(10), Some(229), "rwm"), // removes it again
+            DeviceRule::new(true, 'a', None, None, "rwm"),
+            DeviceRule::new(false, 'c', Some(1), Some(5), "w"),
+            DeviceRule::new(false, 'b', None, None, "m"),
+            DeviceRule::new(false, 'c', Some(10), Some(229), "rwm"),
+            DeviceRule::new(true, 'c', Some(10), Some(229), "rwm"), // removes it again
         ])
         .unwrap();
         assert!(f.default_allow());
@@ -460,7 +444,8 @@ mod tests {
         let f = DeviceFilter::new(&[]).unwrap();
         assert_eq!(f.instructions().len(), 8);
         assert_eq!(run(f.instructions(), C, R, 1, 3), 0);
-        let f = DeviceFilter::new(&[rule(true, 'c', Some(u32::MAX), None, "rwm")]).unwrap();
+        let f =
+            DeviceFilter::new(&[DeviceRule::new(true, 'c', Some(u32::MAX), None, "rwm")]).unwrap();
         assert_eq!(run(f.instructions(), C, R, u32::MAX, 0), 0);
         assert_eq!(run(f.instructions(), C, R, 1, 0), 0);
     }
@@ -468,11 +453,11 @@ mod tests {
     #[test]
     fn malformed_rules_are_refused() {
         for r in [
-            rule(true, 'x', None, None, "rwm"),
-            rule(true, 'c', None, None, ""),
-            rule(true, 'c', None, None, "rwx"),
-            rule(true, 'a', None, None, "q"),
-            rule(true, 'c', Some(1), Some(3), "r\0"),
+            DeviceRule::new(true, 'x', None, None, "rwm"),
+            DeviceRule::new(true, 'c', None, None, ""),
+            DeviceRule::new(true, 'c', None, None, "rwx"),
+            DeviceRule::new(true, 'a', None, None, "q"),
+            DeviceRule::new(true, 'c', Some(1), Some(3), "r\0"),
         ] {
             assert!(
                 matches!(

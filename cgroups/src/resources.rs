@@ -174,6 +174,29 @@ pub struct DeviceRule {
 }
 
 impl DeviceRule {
+    /// A rule: `allow` or deny `access` (some of `r`, `w`, `m`) to devices
+    /// of `kind` (`a`, `b` or `c`), `major`:`minor` (`None` is `*`).
+    ///
+    /// ```
+    /// let tty = dunnage_cgroups::DeviceRule::new(true, 'c', Some(5), Some(0), "rwm");
+    /// assert_eq!(tty.v1_line(), "c 5:0 rwm");
+    /// ```
+    pub fn new(
+        allow: bool,
+        kind: char,
+        major: Option<u32>,
+        minor: Option<u32>,
+        access: &str,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.to_owned(),
+        }
+    }
+
     /// The rule as v1 writes it: `c 1:3 rwm`.
     pub fn v1_line(&self) -> String {
         let n = |v: Option<u32>| v.map_or("*".to_owned(), |v| v.to_string());

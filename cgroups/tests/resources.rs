@@ -202,15 +202,7 @@ fn several_device_rules_through_one_open_file_each_take_effect() {
         return;
     }
     let cg = cgroup("devices-many", &[Controller::Devices]);
-    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: access.into(),
-        }
-    };
+    let rule = DeviceRule::new;
     // Writes alternate between devices.deny and devices.allow, and go to
     // each several times (each file is opened once by `apply`).
     let r = Resources {

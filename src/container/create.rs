@@ -3,6 +3,7 @@
 //! start gate. Each stage registers its undo; a failure runs them in
 //! reverse, so a failed create leaves nothing.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule};
@@ -101,15 +102,7 @@ fn write_network_files(dir: &Path, spec: &Spec) -> Result<()> {
 /// the ptys, /dev/net/tun, the spec's device nodes) when they start with
 /// a deny-all. See [`with_default_allowances`] for the order.
 pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
-    let rule = |allow: bool, kind: char, major: Option<u32>, minor: Option<u32>, access: &str| {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: access.to_string(),
-        }
-    };
+    let rule = DeviceRule::new;
     let rules: Vec<DeviceRule> = spec
         .device_rules
         .iter()
@@ -387,28 +380,10 @@ pub(crate) fn spawn(
     ))
 }
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-
 #[cfg(test)]
 mod tests {
     use super::with_default_allowances;
     use dunnage_cgroups::{DeviceFilter, DeviceRule};
-
-    fn rule(
-        allow: bool,
-        kind: char,
-        major: Option<u32>,
-        minor: Option<u32>,
-        access: &str,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: access.into(),
-        }
-    }
 
     /// The access the rules grant, as a sorted list of exceptions.
     fn effect(rules: &[DeviceRule]) -> (bool, Vec<String>) {
@@ -424,30 +399,30 @@ mod tests {
 
     #[test]
     fn caller_rules_first_same_access_as_runc_order() {
-        let deny_all = rule(false, 'a', None, None, "rwm");
+        let deny_all = DeviceRule::new(false, 'a', None, None, "rwm");
         let defaults = vec![
-            rule(true, 'c', None, None, "m"),
-            rule(true, 'c', Some(1), Some(3), "rwm"),
-            rule(true, 'c', Some(10), Some(200), "rwm"),
+            DeviceRule::new(true, 'c', None, None, "m"),
+            DeviceRule::new(true, 'c', Some(1), Some(3), "rwm"),
+            DeviceRule::new(true, 'c', Some(10), Some(200), "rwm"),
         ];
         let cases: Vec<Vec<DeviceRule>> = vec![
             // The conformance suite's rules.
             vec![
-                rule(true, 'c', Some(10), Some(229), "rwm"),
-                rule(true, 'b', Some(8), Some(20), "rw"),
-                rule(true, 'b', Some(10), Some(200), "r"),
+                DeviceRule::new(true, 'c', Some(10), Some(229), "rwm"),
+                DeviceRule::new(true, 'b', Some(8), Some(20), "rw"),
+                DeviceRule::new(true, 'b', Some(10), Some(200), "r"),
             ],
             // Denying part of a default node.
-            vec![rule(false, 'c', Some(1), Some(3), "w")],
+            vec![DeviceRule::new(false, 'c', Some(1), Some(3), "w")],
             // Deny, then allow again.
             vec![
-                rule(false, 'c', Some(1), Some(3), "rwm"),
-                rule(true, 'c', Some(1), Some(3), "r"),
+                DeviceRule::new(false, 'c', Some(1), Some(3), "rwm"),
+                DeviceRule::new(true, 'c', Some(1), Some(3), "r"),
             ],
             // Allow all, then a deny the defaults must not undo.
             vec![
-                rule(true, 'a', None, None, "rwm"),
-                rule(false, 'c', Some(10), Some(200), "rwm"),
+                DeviceRule::new(true, 'a', None, None, "rwm"),
+                DeviceRule::new(false, 'c', Some(10), Some(200), "rwm"),
             ],
         ];
         for user in cases {
@@ -461,7 +436,7 @@ mod tests {
             assert_eq!(effect(&ours), effect(&runc), "{user:?}");
         }
         // Without a leading deny-all nothing is added.
-        let open = vec![rule(true, 'a', None, None, "rwm")];
+        let open = vec![DeviceRule::new(true, 'a', None, None, "rwm")];
         assert_eq!(with_default_allowances(open.clone(), defaults), open);
     }
 }
