@@ -188,26 +188,48 @@ impl LayerStore {
         let Some(layer) = diff.parent() else {
             return Ok(false);
         };
-        match fs::remove_dir(&diff) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => return Ok(false),
-            Err(e) => return Err(io_err("rmdir", &diff)(e)),
+        let empty = fs::read_dir(&diff).is_ok_and(|mut rd| rd.next().is_none());
+        if !empty {
+            return Ok(false);
         }
-        let work = layer.join("work");
-        match fs::remove_dir_all(&work) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err("remove", &work)(e));
+        // Each directory is swapped with a new one in one step (a process
+        // killed anywhere here leaves a whole layer: `diff` and `work`
+        // always exist; a `-renew` leftover goes with the layer or at the
+        // next renewal), then the old one is removed.
+        for (name, mode) in [("diff", 0o755), ("work", 0o700)] {
+            let old = layer.join(name);
+            let new = layer.join(format!("{name}-renew"));
+            match fs::remove_dir_all(&new) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", &new)(e));
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        for (dir, mode) in [(&diff, 0o755), (&work, 0o700)] {
             fs::DirBuilder::new()
                 .mode(mode)
-                .create(dir)
-                .map_err(io_err("mkdir", dir))?;
+                .create(&new)
+                .map_err(io_err("mkdir", &new))?;
             // The mode exactly, whatever the umask.
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-                .map_err(io_err("chmod", dir))?;
+            fs::set_permissions(&new, fs::Permissions::from_mode(mode))
+                .map_err(io_err("chmod", &new))?;
+            exchange(&new, &old)?;
+            // `new` names the old directory now.
+            let removed = if name == "diff" {
+                fs::remove_dir(&new)
+            } else {
+                fs::remove_dir_all(&new)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                    // Written meanwhile: put it back; the caller removes the
+                    // layer as before.
+                    exchange(&new, &old)?;
+                    let _ = fs::remove_dir(&new);
+                    return Ok(false);
+                }
+                Err(e) => return Err(io_err("remove", &new)(e)),
+            }
         }
         Ok(true)
     }
@@ -401,4 +423,11 @@ impl LayerStore {
             }
         }
     }
+}
+
+/// Swap the directories `a` and `b` in one step (`RENAME_EXCHANGE`).
+fn exchange(a: &Path, b: &Path) -> Result<(), Error> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
+        .map_err(|e| io_err("rename", a)(io::Error::from(e)))
 }
