@@ -486,3 +486,34 @@ fn monitor_refuses_bad_input() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A client attached before the start (as `run` and `start -a` attach)
+/// that reads nothing for longer than the monitor's write timeout loses
+/// none of the output: the output waits for it, as for a docker attach.
+#[test]
+fn a_client_attached_before_the_start_loses_nothing_when_it_reads_late() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f.container();
+    // About 500 KB: more than the pipe and the socket hold.
+    let mut c = c
+        .args([
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 40000 ]; do echo line-$i; i=$((i+1)); done",
+        ])
+        .monitor_program(env!("CARGO_BIN_EXE_dunnage-monitor"))
+        .create_detached(&f.store)
+        .unwrap();
+    let attach = c.attach_stdio().unwrap();
+    c.start().unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(attach.relay(&mut out, &mut err).unwrap(), 0);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 40000);
+    assert_eq!(text.lines().last(), Some("line-39999"));
+    assert_eq!(c.wait().unwrap().code, Some(0));
+    c.remove(false).unwrap();
+    f.assert_clean();
+}

@@ -49,10 +49,29 @@ pub(crate) fn recreate_spec(
             });
         }
         let me = std::process::id() as i32;
+        // The earlier run's monitor must have finished (it removes the
+        // attach socket and fifo this run makes again).
+        if old.monitor_pid != me
+            && crate::container::handle::pidfd_checked(old.monitor_pid, old.monitor_start).is_some()
+        {
+            return Err(Error::Monitor {
+                op: "start",
+                message: "the monitor of the previous run has not finished yet".to_owned(),
+            });
+        }
+        // The claim names this process as the container's process and as
+        // its monitor: `kill` and `stop` see a container being made, not
+        // a process to signal (see `ContainerHandle::live_pidfd`).
+        let me_start = state::pid_start_time(me).ok_or_else(|| Error::Monitor {
+            op: "start",
+            message: "the monitor cannot read its own start time".to_owned(),
+        })?;
         let claim = State {
             status: Some(Status::Created),
             pid: me,
-            pid_start: state::pid_start_time(me).unwrap_or(0),
+            pid_start: me_start,
+            monitor_pid: me,
+            monitor_start: me_start,
             ..old.clone()
         };
         claim.write(&dir)?;

@@ -16,10 +16,13 @@
 //! (1) that declares the client gives input; the first client that
 //! declared input and ends it (shuts its writing half) closes the
 //! process's stdin, as docker's `StdinOnce`. A client that leaves without
-//! declaring input leaves the stdin open. A client that does not read its
-//! frames for [`WRITE_TIMEOUT`] is dropped, so it cannot stall the
-//! process's output. Attach before [`ContainerHandle::start`] to see
-//! all the output.
+//! declaring input leaves the stdin open. A client attached before the
+//! start (the one that starts the container and waits for it, as `run`
+//! and `start -a` do) holds the output back while it does not read, as a
+//! docker attach does: nothing is lost on its way. A client that attaches
+//! later and does not read its frames for [`WRITE_TIMEOUT`] is dropped, so
+//! it cannot stall the process's output. Attach before
+//! [`ContainerHandle::start`] to see all the output.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -77,6 +80,8 @@ pub(crate) struct Clients {
     list: Mutex<(Vec<UnixStream>, Option<i32>)>,
     stdin: Mutex<Option<File>>,
     path: PathBuf,
+    /// The process was started: clients from now on get the write timeout.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl Clients {
@@ -91,6 +96,7 @@ impl Clients {
             list: Mutex::new((Vec::new(), None)),
             stdin: Mutex::new(stdin),
             path,
+            started: std::sync::atomic::AtomicBool::new(false),
         });
         let accepting = Arc::clone(&clients);
         std::thread::spawn(move || {
@@ -112,7 +118,9 @@ impl Clients {
         // in the list: output from now on reaches it. Under the lock, so
         // no output frame comes before it. A client that comes after the
         // exit gets the greeting and the exit frame.
-        let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+        if self.started.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+        }
         if let Ok(mut list) = self.list.lock() {
             let mut conn = conn;
             if conn.write_all(&header(GREETING_STREAM, 0)).is_ok() {
@@ -152,6 +160,13 @@ impl Clients {
         if let Ok(mut stdin) = self.stdin.lock() {
             stdin.take();
         }
+    }
+
+    /// The process is about to start: clients attached from now on are
+    /// dropped when they do not read (see the [module docs](self)).
+    pub(crate) fn mark_started(&self) {
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Send output of `stream` (1 stdout, 2 stderr) to every client; one

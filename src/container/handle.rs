@@ -281,7 +281,9 @@ impl ContainerHandle {
 
     /// A pidfd of the live init, or [`Error::NotRunning`].
     pub(crate) fn live_pidfd(&self, st: &State) -> Result<OwnedFd> {
-        if st.status == Some(Status::Exited) {
+        // Exited, or being made again by a monitor (`recreate`: the pid is
+        // the monitor's own until the process exists): nothing to signal.
+        if st.status == Some(Status::Exited) || (st.pid != 0 && st.pid == st.monitor_pid) {
             return Err(Error::NotRunning(self.spec.id.clone()));
         }
         pidfd_checked(st.pid, st.pid_start).ok_or_else(|| Error::NotRunning(self.spec.id.clone()))
@@ -404,7 +406,7 @@ impl ContainerHandle {
     }
 
     /// Wait until the monitor (if any) has recorded the exit and ended.
-    fn wait_monitor(&self, st: &State) {
+    pub(crate) fn wait_monitor(&self, st: &State) {
         // The monitor itself removes a container it was told to (`run -d
         // --rm`): it does not wait for itself.
         if st.monitor_pid == std::process::id() as i32 {

@@ -128,7 +128,7 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
     }
     // SAFETY: setsid has no preconditions; a failure leaves the session.
     unsafe { libc::setsid() };
-    let (handle, fifo, clients, terminal) = match prepare(root, &json, again) {
+    let (handle, fifo, clients, terminal, log) = match prepare(root, &json, again) {
         Ok(h) => h,
         Err(e) => {
             answer(&format!("err {}\n", e.to_string().replace('\n', " ")));
@@ -136,7 +136,7 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
         }
     };
     answer("ok\n");
-    match supervise(handle, fifo, clients, terminal, auto_remove) {
+    match supervise(handle, fifo, clients, terminal, log, auto_remove) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -146,7 +146,7 @@ fn run_monitor(root: &Path, auto_remove: bool, again: bool) -> i32 {
 /// attach socket.
 /// What [`prepare`] made: the container, the start fifo, the attached
 /// clients, the terminal's master (with a terminal).
-type Prepared = (ContainerHandle, File, Arc<Clients>, Option<File>);
+type Prepared = (ContainerHandle, File, Arc<Clients>, Option<File>, JsonLog);
 
 fn prepare(root: &Path, json: &[u8], again: bool) -> Result<Prepared> {
     let spec = Spec::from_json(PathBuf::from("<stdin>"), json)?;
@@ -166,6 +166,9 @@ fn prepare(root: &Path, json: &[u8], again: bool) -> Result<Prepared> {
         create_spec(&store, spec, stdio)?
     };
     let dir = handle.dir();
+    // Opened before the answer, so that a log that cannot be written is
+    // the caller's error, not a silent end of the container.
+    let log = JsonLog::open(&handle.log_path())?;
     // With a terminal (-t) its master is the output (one stream, as
     // docker logs a terminal) and, with an open stdin, the input.
     let terminal = handle.take_terminal();
@@ -193,7 +196,7 @@ fn prepare(root: &Path, json: &[u8], again: bool) -> Result<Prepared> {
     st.monitor_pid = std::process::id() as i32;
     st.monitor_start = state::pid_start_time(st.monitor_pid).unwrap_or(0);
     st.write(&dir)?;
-    Ok((handle, reader, clients, terminal))
+    Ok((handle, reader, clients, terminal, log))
 }
 
 /// Copy `from` to the log as `stream` entries, and to the attached
@@ -210,11 +213,10 @@ fn supervise(
     fifo: File,
     clients: Arc<Clients>,
     terminal: Option<File>,
+    log: JsonLog,
     auto_remove: bool,
 ) -> Result<()> {
     let fifo_path = handle.dir().join("start.fifo");
-    let log_path = handle.log_path();
-    let log = JsonLog::open(&log_path)?;
     let mut threads = Vec::new();
     let streams = match terminal {
         Some(t) => [(Some(t), "stdout"), (None, "stderr")],
@@ -253,6 +255,7 @@ fn supervise(
     let _ = std::fs::remove_file(&fifo_path);
     if fds[0].revents & libc::POLLIN != 0 && fds[1].revents == 0 {
         // A start failure is recorded in the state by start itself.
+        clients.mark_started();
         let _ = handle.start();
     } else {
         handle.close_gate();
@@ -342,8 +345,14 @@ impl ContainerHandle {
                 status,
             });
         }
-        // The process is gone: nothing owned by this handle is of use.
-        self.owned = None;
+        // The process is gone: reap it when this handle made it (it has
+        // ended: no wait), and let the earlier run's monitor finish first
+        // (it records the exit and closes its clients, socket and fifo,
+        // which the next run makes again under the same names).
+        if let Some(mut o) = self.owned.take() {
+            let _ = o.child.wait();
+        }
+        self.wait_monitor(&self.state()?);
         let program = monitor_program
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
