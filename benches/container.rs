@@ -97,7 +97,7 @@ fn main() {
         reference: Some("bench/busybox:1".parse().unwrap()),
         ..ImageChanges::default()
     };
-    store.images().import(&tar, &changes).unwrap();
+    store.images().unwrap().import(&tar, &changes).unwrap();
     let parent = unique_name("bench-ctr");
     let mut guard = CgroupGuard::new();
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {

@@ -179,7 +179,7 @@ fn docker_and_dunnage_agree() {
         ..ImageChanges::default()
     };
     changes.add_instruction("ENV PATH=/bin").unwrap();
-    store.images().import(&tar, &changes).unwrap();
+    store.images().unwrap().import(&tar, &changes).unwrap();
     let parent = unique_name("diff");
     let mut guard = CgroupGuard::new();
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
@@ -249,6 +249,7 @@ fn docker_and_dunnage_agree() {
     let file = std::fs::File::create(&archive).unwrap();
     store
         .images()
+        .unwrap()
         .save(&["dunnage-test/committed:1"], file)
         .unwrap();
     let out = d

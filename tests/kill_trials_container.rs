@@ -321,8 +321,8 @@ fn check_knows_container_state() {
     std::fs::write(d.join("creator"), format!("{me} {start}\n")).unwrap();
     // A remove killed after releasing the layer.
     let lost = made(false);
-    store.images().layers().unmount_rw(&lost).unwrap();
-    store.images().layers().remove_rw(&lost).unwrap();
+    store.images().unwrap().layers().unmount_rw(&lost).unwrap();
+    store.images().unwrap().layers().remove_rw(&lost).unwrap();
     // A remove killed after deleting the cgroup and the directory, before
     // releasing the layer (not the order `remove` uses: another program's).
     let orphan = made(false);

@@ -98,7 +98,7 @@ pub(crate) fn recreate_spec(
     // mounted one returns its directory).
     let rootfs: PathBuf = match &spec.rootfs_dir {
         Some(d) => d.clone(),
-        None => store.images().layers().mount_rw(&spec.id)?,
+        None => store.images()?.layers().mount_rw(&spec.id)?,
     };
     let st = State {
         status: Some(Status::Created),

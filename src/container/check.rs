@@ -198,7 +198,7 @@ impl ContainerStore {
                 _ => {}
             }
         }
-        let images = self.images().repair()?;
+        let images = self.images()?.repair()?;
         // What the image store found is reported as found.
         let mut problems: Vec<Problem> = found
             .problems
@@ -212,7 +212,7 @@ impl ContainerStore {
     /// The containers' problems, then the image store's.
     fn survey(&self) -> Result<CheckReport> {
         let mut problems = Vec::new();
-        let layers = self.images().layers();
+        let layers = self.images()?.layers();
         // Layer records first: a create makes its directory before its
         // layer, so a record seen here without a directory seen below is
         // an orphan (no remove runs: the caller holds the lock).
@@ -279,7 +279,7 @@ impl ContainerStore {
                 problems.push(Problem::OrphanLayer { id });
             }
         }
-        let images = self.images().check()?;
+        let images = self.images()?.check()?;
         problems.extend(images.problems.into_iter().map(Problem::Store));
         Ok(CheckReport { problems })
     }
@@ -313,7 +313,7 @@ impl ContainerStore {
 
     /// Unmount and remove the container layer of `id`, if there is one.
     fn release_layer(&self, id: &str) -> Result<()> {
-        let layers = self.images().layers();
+        let layers = self.images()?.layers();
         for step in 0..2 {
             let done = if step == 0 {
                 layers.unmount_rw(id)

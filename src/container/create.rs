@@ -260,7 +260,7 @@ pub(crate) fn create_spec(
     let rootfs: PathBuf = match &spec.rootfs_dir {
         Some(d) => d.clone(),
         None => {
-            let layers = store.images().layers();
+            let layers = store.images()?.layers();
             let chain = match &spec.chain {
                 Some(c) => Some(c.parse::<dunnage_layerstore::ChainId>().map_err(|_| {
                     Error::CorruptState {
@@ -273,12 +273,16 @@ pub(crate) fn create_spec(
             layers.create_rw(&spec.id, chain.as_ref(), Some(&InitLayer::default()))?;
             let (s, id) = (store.clone(), spec.id.clone());
             undo.push(move || {
-                let _ = s.images().layers().remove_rw(&id);
+                if let Ok(images) = s.images() {
+                    let _ = images.layers().remove_rw(&id);
+                }
             });
             let mounted = layers.mount_rw(&spec.id)?;
             let (s, id) = (store.clone(), spec.id.clone());
             undo.push(move || {
-                let _ = s.images().layers().unmount_rw(&id);
+                if let Ok(images) = s.images() {
+                    let _ = images.layers().unmount_rw(&id);
+                }
             });
             mounted
         }

@@ -522,7 +522,7 @@ impl ContainerHandle {
             }
         }
         if self.spec.rootfs_dir.is_none() {
-            let layers = self.store.images().layers();
+            let layers = self.store.images()?.layers();
             for step in [LayerStep::Unmount, LayerStep::Remove] {
                 let done = match step {
                     LayerStep::Unmount => layers.unmount_rw(&self.spec.id),

@@ -272,7 +272,7 @@ impl ContainerHandle {
                 reason: "the container was made from a rootfs directory, not an image",
             });
         };
-        let images = self.store.images();
+        let images = self.store.images()?;
         let id = images.resolve(image)?;
         Ok(images.commit(&self.spec.id, &id, changes)?)
     }
@@ -286,7 +286,7 @@ impl ContainerHandle {
             Some(d) => d.clone(),
             None => self
                 .store
-                .images()
+                .images()?
                 .layers()
                 .rw_mount_point(&self.spec.id)?
                 .ok_or(Error::Unsupported {
@@ -310,7 +310,7 @@ impl ContainerHandle {
         if self.spec.rootfs_dir.is_some() {
             return Ok(None);
         }
-        Ok(Some(self.store.images().layers().get_rw(&self.spec.id)?))
+        Ok(Some(self.store.images()?.layers().get_rw(&self.spec.id)?))
     }
 
     /// Where the container's root filesystem is mounted on the host (the
@@ -318,7 +318,11 @@ impl ContainerHandle {
     pub fn rootfs_path(&self) -> Result<Option<PathBuf>> {
         match &self.spec.rootfs_dir {
             Some(d) => Ok(Some(d.clone())),
-            None => Ok(self.store.images().layers().rw_mount_point(&self.spec.id)?),
+            None => Ok(self
+                .store
+                .images()?
+                .layers()
+                .rw_mount_point(&self.spec.id)?),
         }
     }
 

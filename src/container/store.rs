@@ -23,7 +23,9 @@ pub struct ContainerStore {
 
 struct Inner {
     root: PathBuf,
-    images: ImageStore,
+    /// The image store, opened at the first operation that needs it (a
+    /// container made from a rootfs directory never does).
+    images: std::sync::OnceLock<ImageStore>,
     /// The cgroup hierarchies, read from `/proc/self/mountinfo` once, at
     /// the first container operation that needs them.
     hierarchies: std::sync::OnceLock<Hierarchies>,
@@ -51,10 +53,11 @@ pub struct ContainerInfo {
 
 impl ContainerStore {
     /// Open the data root `root` (the image store's root), creating
-    /// `containers/` when missing.
+    /// `containers/` when missing. The image store of the root is opened
+    /// (and made, on a new root) at the first call of
+    /// [`images`](Self::images), by this or an operation that needs it.
     pub fn open(root: impl AsRef<Path>) -> Result<ContainerStore> {
         let root = root.as_ref().to_path_buf();
-        let images = ImageStore::open(&root)?;
         let dir = containers_dir(&root);
         std::fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
         // One state directory per container, made and removed at a
@@ -63,7 +66,7 @@ impl ContainerStore {
         Ok(ContainerStore {
             inner: Arc::new(Inner {
                 root,
-                images,
+                images: std::sync::OnceLock::new(),
                 hierarchies: std::sync::OnceLock::new(),
             }),
         })
@@ -74,9 +77,14 @@ impl ContainerStore {
         &self.inner.root
     }
 
-    /// The image store of the same root.
-    pub fn images(&self) -> &ImageStore {
-        &self.inner.images
+    /// The image store of the same root, opened at the first call (the
+    /// errors of [`ImageStore::open`] come from here).
+    pub fn images(&self) -> Result<&ImageStore> {
+        if let Some(images) = self.inner.images.get() {
+            return Ok(images);
+        }
+        let images = ImageStore::open(&self.inner.root)?;
+        Ok(self.inner.images.get_or_init(|| images))
     }
 
     /// The host's cgroup hierarchies, detected once per store (a store
@@ -103,7 +111,7 @@ impl ContainerStore {
 
     /// The image `reference` (name or ID) with its layer directories.
     pub(crate) fn image_source(&self, reference: &str) -> Result<ImageSource> {
-        let images = self.images();
+        let images = self.images()?;
         let id = images.resolve(reference).map_err(|e| match e {
             dunnage_image::Error::NoSuchImage(_) => Error::UnknownImage(reference.to_string()),
             other => Error::Image(other),

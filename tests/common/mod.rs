@@ -88,7 +88,7 @@ impl Fixture {
             changes.add_instruction(c).unwrap();
         }
         changes.reference = Some(IMAGE.parse().unwrap());
-        store.images().import(&tar, &changes).unwrap();
+        store.images().unwrap().import(&tar, &changes).unwrap();
         let parent = unique_name("ctr");
         let mut guard = CgroupGuard::new();
         for d in cgroup_dirs(&parent) {
@@ -122,7 +122,15 @@ impl Fixture {
             }
         }
         assert!(self.store.list().unwrap().is_empty());
-        assert!(self.store.images().layers().list_rw().unwrap().is_empty());
+        assert!(
+            self.store
+                .images()
+                .unwrap()
+                .layers()
+                .list_rw()
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
