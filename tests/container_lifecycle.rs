@@ -222,6 +222,27 @@ fn true_and_exit_codes() {
 }
 
 #[test]
+fn wait_to_remove_returns_the_exit_without_recording_it() {
+    require_root!();
+    let f = Fixture::new();
+    let mut c = f
+        .container()
+        .args(["sh", "-c", "exit 3"])
+        .create(&f.store)
+        .unwrap();
+    c.start().unwrap();
+    let exit = c.wait_to_remove().unwrap();
+    assert_eq!(exit.code, Some(3));
+    assert!(!exit.oom_killed);
+    // Exited for everyone, with no code on record until the removal.
+    assert_eq!(c.status().unwrap(), Status::Exited);
+    assert_eq!(c.state().unwrap().exit_code, None);
+    assert_eq!(f.store.get(c.id()).unwrap().status().unwrap(), Status::Exited);
+    c.remove(false).unwrap();
+    f.assert_clean();
+}
+
+#[test]
 fn not_found_not_executable_name_in_use() {
     require_root!();
     let f = Fixture::new();

@@ -412,15 +412,16 @@ fn through_monitor(store: &ContainerStore, mut c: Container, p: &Parsed) -> Resu
     crate::verbs::relay(attach, interactive)
 }
 
-/// Start a container made by this process, relay its terminal when it has
-/// one, and wait: docker's exit code (the process's, 128 + a signal).
+/// Start a container made by this process (`run --rm`), relay its
+/// terminal when it has one, and wait: docker's exit code (the process's, 128 + a signal).
 fn foreground(h: &mut ContainerHandle, interactive: bool) -> dunnage::container::Result<u8> {
     proxy_signals(h);
     h.start()?;
     if let Some(term) = h.take_terminal() {
         relay_terminal(term, interactive);
     }
-    let exit = h.wait()?;
+    // Not recorded: the container is removed next (`--rm`).
+    let exit = h.wait_to_remove()?;
     Ok(exit.code.map_or(255, |c| c.clamp(0, 255) as u8))
 }
 

@@ -369,7 +369,8 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         (h, hooks_json)
     };
     poststart(ctx, o.id, &hooks_json)?;
-    let exit = h.wait().map_err(|e| e.to_string())?;
+    // Not recorded: the container is deleted next.
+    let exit = h.wait_to_remove().map_err(|e| e.to_string())?;
     if hooks::any(&hooks_json, &["poststop"]) {
         // The poststop hooks get the state document: `delete` makes it.
         delete(ctx, o.id, true)?;

@@ -382,21 +382,55 @@ impl ContainerHandle {
     /// code is collected and recorded; elsewhere this waits for the end
     /// and returns what the store records.
     pub fn wait(&mut self) -> Result<ExitInfo> {
-        if let Some(o) = self.owned.as_mut() {
-            // Closing an unreleased gate ends a created process; waiting for
-            // it would otherwise block forever.
-            if o.gate.is_some() {
-                return Err(Error::WrongState {
-                    op: "wait for",
-                    id: self.spec.id.clone(),
-                    status: Status::Created,
-                });
-            }
-            let pid = o.child.id();
-            let status = o.child.wait()?;
-            let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+        if let Some((pid, code)) = self.reap_owned()? {
             return self.record_exit(code, Some(pid));
         }
+        self.wait_unowned()
+    }
+
+    /// Wait like [`wait`](ContainerHandle::wait), for a caller that
+    /// [`remove`](ContainerHandle::remove)s the container next (`docker
+    /// run --rm`, a runtime's foreground `run`): in the process that made
+    /// the container the exit is not written to the store, where the
+    /// removal would delete it at once. Until the removal, other processes
+    /// see the container exited without an exit code.
+    pub fn wait_to_remove(&mut self) -> Result<ExitInfo> {
+        let Some((_, code)) = self.reap_owned()? else {
+            return self.wait_unowned();
+        };
+        let oom_killed = self
+            .cgroup()
+            .ok()
+            .and_then(|cg| cg.oom_kills().ok().flatten())
+            .is_some_and(|n| n > 0);
+        Ok(ExitInfo { code, oom_killed })
+    }
+
+    /// In the process that made the container: wait for its process, and
+    /// return its pid and exit code (128 + the signal that ended it).
+    /// `None` for a handle of another process's container.
+    fn reap_owned(&mut self) -> Result<Option<(i32, Option<i32>)>> {
+        let Some(o) = self.owned.as_mut() else {
+            return Ok(None);
+        };
+        // Closing an unreleased gate ends a created process; waiting for
+        // it would otherwise block forever.
+        if o.gate.is_some() {
+            return Err(Error::WrongState {
+                op: "wait for",
+                id: self.spec.id.clone(),
+                status: Status::Created,
+            });
+        }
+        let pid = o.child.id();
+        let status = o.child.wait()?;
+        let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+        Ok(Some((pid, code)))
+    }
+
+    /// [`wait`](ContainerHandle::wait) for another process's container:
+    /// until its process and monitor end, then what the store records.
+    fn wait_unowned(&self) -> Result<ExitInfo> {
         let st = self.state()?;
         if let Some(fd) = pidfd_checked(st.pid, st.pid_start) {
             pidfd_wait(&fd, None);
