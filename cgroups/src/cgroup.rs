@@ -169,6 +169,23 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Remove the cgroup's directories when no process and no child cgroup
+    /// holds it: `Ok(true)`, nothing read or written but the `rmdir`s. At
+    /// the first busy directory, `Ok(false)` without waiting, the rest left
+    /// in place (then [`kill`](Cgroup::kill) and [`delete`](Cgroup::delete)
+    /// it). A directory that is already gone is not an error.
+    pub fn delete_if_empty(&self) -> Result<bool> {
+        for d in &self.dirs {
+            match std::fs::remove_dir(&d.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
+                Err(e) => return Err(Error::io("rmdir", &d.path, e)),
+            }
+        }
+        Ok(true)
+    }
+
     /// Remove the cgroup and every cgroup below it, deepest first. The
     /// cgroups must hold no process.
     pub fn delete_recursive(&self) -> Result<()> {

@@ -30,7 +30,10 @@ fn create_is_nested_and_idempotent_and_open_finds_it() {
     assert_eq!(Cgroup::open(&h, &child, SOME).unwrap(), cg);
     // A non-empty parent (it has children) is refused, recursive works.
     assert!(matches!(top.delete(), Err(Error::NotEmpty { .. })));
+    assert!(!top.delete_if_empty().unwrap());
     top.delete_recursive().unwrap();
+    // Gone already: nothing to do, no error.
+    assert!(cg.delete_if_empty().unwrap());
     assert!(cg.dirs().iter().all(|d| !d.path.exists()));
     assert!(Cgroup::open(&h, &child, SOME).is_err());
 }
@@ -57,6 +60,11 @@ fn processes_and_threads_are_added_listed_and_moved() {
     assert_eq!(b.procs().unwrap(), want);
     // A busy cgroup cannot be deleted: a typed error, after a bounded wait.
     assert!(matches!(b.delete(), Err(Error::NotEmpty { .. })));
+    assert!(!b.delete_if_empty().unwrap(), "busy: left at once");
+    assert!(b.dirs().iter().all(|d| d.path.exists()));
+    // Emptied, it goes.
+    assert!(a.delete_if_empty().unwrap());
+    assert!(a.dirs().iter().all(|d| !d.path.exists()));
 }
 
 #[test]

@@ -139,6 +139,10 @@ fn pidfd_wait(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
 pub(crate) fn remove_cgroup(h: &Hierarchies, path: &str) -> Result<()> {
     let path = CgroupPath::new(path)?;
     match Cgroup::open(h, &path, &[]) {
+        // Empty once the init has been waited for, as a rule: removed
+        // without reading or writing its files. Else what is left is thawed
+        // and killed first.
+        Ok(cg) if cg.delete_if_empty()? => {}
         Ok(cg) => {
             let _ = cg.thaw();
             let _ = cg.kill();
