@@ -5,10 +5,10 @@
 //! for later calls.
 
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use dunnage::container::{ContainerHandle, ContainerInfo, ContainerStore, Status, StdioMode};
-use dunnage_base::lock::{FileLock, LockKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,7 +47,7 @@ pub struct OciState {
     owner: String,
 }
 
-/// The runtime's store and the directory of its ID locks.
+/// The runtime's store and the file of its ID locks.
 pub struct Ctx {
     /// The store at `--root`.
     pub store: ContainerStore,
@@ -55,10 +55,19 @@ pub struct Ctx {
     pub root: PathBuf,
 }
 
+/// A lock on one container ID, held until dropped: an open-file-description
+/// (OFD) write lock on one byte of `--root`'s `ids.lock`, at an offset
+/// hashed from the ID. One file for every ID, never removed: nothing is
+/// made or left per ID, and a lock cannot be taken on a file another
+/// process is removing. Two IDs whose hashes collide (62 bits) only wait
+/// for each other.
+pub struct IdLock {
+    _file: std::fs::File,
+}
+
 impl Ctx {
     /// Open (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Ctx, String> {
-        std::fs::create_dir_all(root.join("locks")).map_err(|e| format!("mkdir {root:?}: {e}"))?;
         let store = ContainerStore::open(root).map_err(|e| e.to_string())?;
         Ok(Ctx {
             store,
@@ -66,38 +75,39 @@ impl Ctx {
         })
     }
 
-    /// Serialize calls on `id` from every process. `delete` unlinks the
-    /// lock file while holding it, so a lock taken on a file that is no
-    /// longer at its path is dropped and taken again on the new one.
-    pub fn lock(&self, id: &str) -> Result<FileLock, String> {
-        use std::os::unix::fs::MetadataExt;
+    /// Serialize calls on `id` from every process (see [`IdLock`]).
+    pub fn lock(&self, id: &str) -> Result<IdLock, String> {
+        use sha2::Digest;
         check_id(id)?;
-        let path = self.lock_path(id);
+        let path = self.root.join("ids.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("lock {id}: open {}: {e}", path.display()))?;
+        let hash = sha2::Sha256::digest(id.as_bytes());
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&hash[..8]);
+        // SAFETY: an all-zero flock is a valid value of the plain C struct.
+        let mut range: libc::flock = unsafe { std::mem::zeroed() };
+        range.l_type = libc::F_WRLCK as libc::c_short;
+        range.l_whence = libc::SEEK_SET as libc::c_short;
+        range.l_start = (u64::from_be_bytes(head) >> 2) as libc::off_t;
+        range.l_len = 1;
         loop {
-            let lock = FileLock::lock(&path, LockKind::Exclusive)
-                .map_err(|e| format!("lock {id}: {e}"))?;
-            let held = lock
-                .file()
-                .metadata()
-                .map_err(|e| format!("lock {id}: {e}"))?;
-            match std::fs::metadata(&path) {
-                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(lock),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("lock {id}: {e}")),
+            // SAFETY: fcntl on an open descriptor with a valid flock.
+            if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &range) } == 0 {
+                return Ok(IdLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("lock {id}: {e}"));
             }
         }
-    }
-
-    /// The lock file of `id`.
-    fn lock_path(&self, id: &str) -> PathBuf {
-        self.root.join("locks").join(id)
-    }
-
-    /// Remove the lock file of `id`, whose lock the caller holds (see
-    /// [`Ctx::lock`]).
-    fn unlink_lock(&self, id: &str) {
-        let _ = std::fs::remove_file(self.lock_path(id));
     }
 
     /// The container named `id`.
@@ -106,22 +116,11 @@ impl Ctx {
         Ok(all.into_iter().find(|c| c.spec.name == id))
     }
 
-    /// [`Ctx::lock`] and [`Ctx::get`]: with no such container the lock
-    /// file is removed again (a verb on an unknown ID leaves nothing).
-    pub fn get_locked(
-        &self,
-        id: &str,
-    ) -> Result<(FileLock, ContainerInfo, ContainerHandle), String> {
+    /// [`Ctx::lock`] and [`Ctx::get`].
+    pub fn get_locked(&self, id: &str) -> Result<(IdLock, ContainerInfo, ContainerHandle), String> {
         let lock = self.lock(id)?;
-        match self.get(id) {
-            Ok((info, h)) => Ok((lock, info, h)),
-            Err(e) => {
-                if matches!(self.find(id), Ok(None)) {
-                    self.unlink_lock(id);
-                }
-                Err(e)
-            }
-        }
+        let (info, h) = self.get(id)?;
+        Ok((lock, info, h))
     }
 
     /// The container named `id`, or runc's error.
@@ -314,12 +313,7 @@ fn state_value(ctx: &Ctx, id: &str) -> Result<Value, String> {
 /// `create`: the init is left waiting, its gate held by a keeper.
 pub fn create(ctx: &Ctx, o: &CreateOpts) -> Result<i32, String> {
     let _l = ctx.lock(o.id)?;
-    let (mut handle, _) = create_handle(ctx, o).inspect_err(|_| {
-        // Unlinking a held lock file is safe (see `Ctx::lock`).
-        if matches!(ctx.find(o.id), Ok(None)) {
-            ctx.unlink_lock(o.id);
-        }
-    })?;
+    let (mut handle, _) = create_handle(ctx, o)?;
     let Some(gate) = handle.take_gate() else {
         let _ = handle.remove(true);
         return Err("the container has no start gate".into());
@@ -360,11 +354,7 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
     }
     let (mut h, hooks_json) = {
         let _l = ctx.lock(o.id)?;
-        let (mut h, hooks_json) = create_handle(ctx, o).inspect_err(|_| {
-            if matches!(ctx.find(o.id), Ok(None)) {
-                ctx.unlink_lock(o.id);
-            }
-        })?;
+        let (mut h, hooks_json) = create_handle(ctx, o)?;
         h.start().map_err(|e| e.to_string())?;
         (h, hooks_json)
     };
@@ -382,7 +372,6 @@ pub fn run(ctx: &Ctx, o: &CreateOpts, detach: bool) -> Result<i32, String> {
         if h.dir().exists() {
             h.remove(true).map_err(|e| e.to_string())?;
         }
-        ctx.unlink_lock(o.id);
     }
     Ok(exit.code.unwrap_or(255))
 }
@@ -488,7 +477,6 @@ pub fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<i32, String>
 pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let _l = ctx.lock(id)?;
     let Some(info) = ctx.find(id)? else {
-        ctx.unlink_lock(id);
         if force {
             return Ok(0);
         }
@@ -506,7 +494,6 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<i32, String> {
     let mut st = serde_json::to_value(oci_state(&info, &dir)).unwrap_or(Value::Null);
     st["status"] = Value::from("stopped");
     h.remove(true).map_err(|e| e.to_string())?;
-    ctx.unlink_lock(id);
     hooks::run_warn(&side.hooks, "poststop", &st);
     Ok(0)
 }
