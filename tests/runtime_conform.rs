@@ -210,13 +210,17 @@ fn mount_namespace_joined_by_path() {
         let holder = ChildGuard::new(holder.id() as i32);
         let ns = format!("/proc/{}/ns/mnt", holder.pid());
         let own = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+        // Until unshare has made the namespace private and become sleep:
+        // the namespace link changes before the propagation does.
+        let comm = format!("/proc/{}/comm", holder.pid());
         let mut tries = 0;
-        while std::fs::read_link(&ns).unwrap() == own {
+        while std::fs::read_to_string(&comm).unwrap() != "sleep\n" {
             tries += 1;
-            assert!(tries < 1000, "unshare never made its mount namespace");
+            assert!(tries < 1000, "unshare never ran sleep");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let theirs = std::fs::read_link(&ns).unwrap();
+        assert_ne!(theirs, own, "unshare made no mount namespace");
         let b = tmp.join(unique_name("bundle"));
         runtime_bundle(
             &b,
