@@ -274,6 +274,37 @@ pub fn spread_subdirs(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// Read a whole file whose size `stat` does not tell: procfs, sysfs and
+/// cgroup files report 0. Straight into a page-sized buffer (doubled as
+/// needed), without the size query and the growing probe reads of
+/// [`std::fs::read`]: one `read` for a small file, and one that returns 0.
+pub fn read_unsized(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// [`read_unsized`] of a text file; invalid UTF-8 is an
+/// [`io::ErrorKind::InvalidData`] error, as in [`std::fs::read_to_string`].
+pub fn read_unsized_string(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_unsized(path)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// fsync a directory, so that renames and creates inside it are durable.
 pub fn fsync_dir(path: &Path) -> io::Result<()> {
     let fd = rustix::fs::open(
@@ -366,6 +397,25 @@ mod tests {
                 .is_file()
         );
         assert_eq!(std::fs::read_dir(d.join("sub")).unwrap().count(), 3);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn read_unsized_reads_proc_files_and_large_ones_whole() {
+        // A procfs file (stat size 0) as std reads it.
+        let status = read_unsized_string(Path::new("/proc/self/status")).unwrap();
+        assert!(status.starts_with("Name:") && status.contains("\nPid:"));
+        let d = tempdir();
+        for size in [0usize, 1, 4095, 4096, 4097, 3 * 4096 + 5] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            std::fs::write(d.join("f"), &data).unwrap();
+            assert_eq!(read_unsized(&d.join("f")).unwrap(), data, "{size}");
+        }
+        std::fs::write(d.join("bad"), [0xff, 0xfe]).unwrap();
+        let e = read_unsized_string(&d.join("bad")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        let e = read_unsized(&d.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -90,7 +90,7 @@ pub fn read_pid(pid: u32) -> io::Result<Vec<MountInfo>> {
 }
 
 fn read_path(path: &Path) -> io::Result<Vec<MountInfo>> {
-    let text = std::fs::read(path)?;
+    let text = crate::fs::read_unsized(path)?;
     parse(&text)
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Read a whole control file.
 pub(crate) fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
+    dunnage_base::fs::read_unsized_string(path).map_err(|e| Error::io("read", path, e))
 }
 
 /// Read a control file that holds one value, trimmed.

@@ -134,7 +134,7 @@ pub fn read_process_cgroups(pid: Option<u32>) -> Result<Vec<ProcessCgroup>> {
         Some(p) => PathBuf::from(format!("/proc/{p}/cgroup")),
         None => PathBuf::from("/proc/self/cgroup"),
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| match (e.kind(), pid) {
+    let text = dunnage_base::fs::read_unsized_string(&path).map_err(|e| match (e.kind(), pid) {
         (std::io::ErrorKind::NotFound, Some(pid)) => Error::NoSuchProcess { pid },
         _ => Error::io("read", &path, e),
     })?;
@@ -207,6 +207,6 @@ pub fn parse_mountinfo<T: AsRef<[u8]> + ?Sized>(path: &Path, text: &T) -> Result
 /// Read this process's cgroup mounts from `/proc/self/mountinfo`.
 pub fn read_mountinfo() -> Result<Vec<CgroupMount>> {
     let path = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let text = dunnage_base::fs::read_unsized(path).map_err(|e| Error::io("read", path, e))?;
     parse_mountinfo(path, &text)
 }

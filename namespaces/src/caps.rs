@@ -190,7 +190,7 @@ impl Capabilities {
 /// The highest capability number this kernel knows
 /// (`/proc/sys/kernel/cap_last_cap`), read by the parent.
 pub fn last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    dunnage_base::fs::read_unsized_string(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(NAMES.len() as u8 - 1)

@@ -251,7 +251,11 @@ impl Error {
 }
 
 fn read_sysctl(path: &str) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    dunnage_base::fs::read_unsized_string(std::path::Path::new(path))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn user_ns_limit_reason() -> String {

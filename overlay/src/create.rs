@@ -75,7 +75,7 @@ pub(crate) fn is_aufs_metadata(norm: &[u8], is_dir: bool, empty_file: bool) -> b
 /// The process umask, read from `/proc/self/status` (umask(2) would change
 /// it for other threads); 0o022 when unknown.
 pub(crate) fn process_umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
+    dunnage_base::fs::read_unsized_string(std::path::Path::new("/proc/self/status"))
         .ok()
         .and_then(|s| {
             s.lines()

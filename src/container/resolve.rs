@@ -3,7 +3,7 @@
 //! the image, the security profile with the caller's changes. Nothing is
 //! created.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dunnage_image::{ImageConfig, RunOverrides, RunView};
 
@@ -340,7 +340,7 @@ impl Container {
 
 /// This process's effective set (`CapEff`), every capability if unreadable.
 fn own_bounding_set() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    dunnage_base::fs::read_unsized_string(Path::new("/proc/self/status"))
         .ok()
         .and_then(|s| {
             s.lines()

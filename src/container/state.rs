@@ -100,29 +100,34 @@ pub struct SharedRootfs {
 /// The start time of `pid` (field 22 of `/proc/<pid>/stat`), `None` when
 /// there is no such process.
 pub fn pid_start_time(pid: i32) -> Option<u64> {
+    read_stat(pid).map(|(_, start)| start)
+}
+
+/// The state letter (field 3) and the start time (field 22) of `pid`, from
+/// one read of `/proc/<pid>/stat`.
+fn read_stat(pid: i32) -> Option<(String, u64)> {
     if pid <= 0 {
         return None;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let path = PathBuf::from(format!("/proc/{pid}/stat"));
+    let stat = dunnage_base::fs::read_unsized_string(&path).ok()?;
     // The command name is in parentheses and may hold anything: skip to
     // the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     // After ')' come field 3 (state) onwards: field 22 is the 20th.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let state = fields.next()?.to_string();
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 /// Whether `pid` (not a zombie) is still the process that started at
 /// `start`.
 pub fn same_process(pid: i32, start: u64) -> bool {
-    if pid_start_time(pid) != Some(start) {
+    let Some((state, started)) = read_stat(pid) else {
         return false;
-    }
+    };
     // A zombie has ended; only its parent's wait remains.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next());
-    state != Some("Z") && state != Some("X")
+    started == start && state != "Z" && state != "X"
 }
 
 impl State {
