@@ -237,8 +237,40 @@ fn wait_to_remove_returns_the_exit_without_recording_it() {
     // Exited for everyone, with no code on record until the removal.
     assert_eq!(c.status().unwrap(), Status::Exited);
     assert_eq!(c.state().unwrap().exit_code, None);
-    assert_eq!(f.store.get(c.id()).unwrap().status().unwrap(), Status::Exited);
+    assert_eq!(
+        f.store.get(c.id()).unwrap().status().unwrap(),
+        Status::Exited
+    );
     c.remove(false).unwrap();
+
+    // A removal that fails records the exit after all: an immutable file
+    // in the state directory stops it.
+    let mut c = f
+        .container()
+        .args(["sh", "-c", "exit 4"])
+        .create(&f.store)
+        .unwrap();
+    c.start().unwrap();
+    assert_eq!(c.wait_to_remove().unwrap().code, Some(4));
+    let blocker = c.dir().join("dunnage-test-blocker");
+    std::fs::write(&blocker, "").unwrap();
+    let chattr = |flag: &str| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&blocker)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chattr {flag}");
+    };
+    chattr("+i");
+    let id = c.id().to_string();
+    let failed = c.remove(false);
+    chattr("-i");
+    assert!(failed.is_err());
+    let again = f.store.get(&id).unwrap();
+    assert_eq!(again.state().unwrap().exit_code, Some(4));
+    again.remove(false).unwrap();
     f.assert_clean();
 }
 

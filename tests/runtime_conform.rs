@@ -375,7 +375,7 @@ fn unknown_id_leaves_nothing() {
 #[test]
 fn calls_on_one_id_wait_for_each_other() {
     let test = "calls_on_one_id_wait_for_each_other";
-    if !require_privileged(test) {
+    if !require_privileged(test) || !require_command(test, "python3") {
         return;
     }
     let tmp = TempDir::new("rt-conform-idlock").unwrap();
@@ -409,7 +409,10 @@ time.sleep(float(sys.argv[2]))
     // Another ID: done while the holder still holds its byte.
     let o = runtime_call(&runtime_binary(), &root, &["delete", "--force", "other"]);
     assert!(o.status.success());
-    assert!(holder.try_wait().unwrap().is_none(), "did not wait");
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "the holder ended before the call on another ID did"
+    );
     // The held ID: still waiting a moment later, done once the holder
     // ends.
     let mut waiting = Command::new(runtime_binary())
@@ -419,7 +422,10 @@ time.sleep(float(sys.argv[2]))
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(waiting.try_wait().unwrap().is_none(), "did not wait");
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the call on the held ID did not wait"
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert!(waiting.wait().unwrap().success());

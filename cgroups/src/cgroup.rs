@@ -230,6 +230,22 @@ impl Cgroup {
         self.ids(CgroupDir::threads_file)
     }
 
+    /// [`procs`](Cgroup::procs) of the directories still there: a
+    /// directory removed meanwhile holds no process.
+    pub(crate) fn procs_left(&self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            match read_ids(&d.file("cgroup.procs")) {
+                Ok(ids) => out.extend(ids),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     fn ids(&self, file: impl Fn(&CgroupDir) -> PathBuf) -> Result<Vec<u32>> {
         let mut out = Vec::new();
         for d in &self.dirs {

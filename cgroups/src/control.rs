@@ -127,10 +127,14 @@ impl Cgroup {
             // machine flips a kernel static key (a text patch on every
             // CPU). The freezer stops forks only once frozen, so an empty
             // list here is no worse than the signal round below.
-            if self.procs()?.is_empty() {
+            if self.procs_left()?.is_empty() {
                 return Ok(());
             }
-            let frozen = self.dir_of(Controller::Freezer).is_some();
+            // A directory removed meanwhile (`delete_if_empty` stops at the
+            // first busy one) holds nothing and needs no freezing.
+            let frozen = self
+                .dir_of(Controller::Freezer)
+                .is_some_and(|d| d.path.exists());
             if frozen {
                 self.freeze()?;
             }
@@ -142,7 +146,7 @@ impl Cgroup {
         }
         let deadline = Instant::now() + WAIT;
         loop {
-            let left = self.procs()?;
+            let left = self.procs_left()?;
             if left.is_empty() {
                 return Ok(());
             }
@@ -159,7 +163,7 @@ impl Cgroup {
     }
 
     fn signal_all(&self) -> Result<()> {
-        for pid in self.procs()? {
+        for pid in self.procs_left()? {
             let Some(p) = i32::try_from(pid)
                 .ok()
                 .and_then(rustix::process::Pid::from_raw)

@@ -116,6 +116,32 @@ fn kill_of_an_empty_cgroup_returns_at_once_and_leaves_it_thawed() {
     assert_eq!(cg.freezer_state().unwrap(), FreezerState::Thawed);
 }
 
+/// `delete_if_empty` stops at the first busy directory, after removing the
+/// empty ones before it (a process moved out of some hierarchies); `kill`
+/// then kills what is left and `delete` removes the rest.
+#[test]
+fn kill_and_delete_after_a_partial_delete_if_empty() {
+    require_root!();
+    let cg = cgroup("kill-partial", &[Controller::Freezer, Controller::Pids]);
+    if cg.dirs().len() < 2 {
+        eprintln!("skipped: one hierarchy (pure cgroup v2), no partial removal");
+        return;
+    }
+    let mut w = spawn_waiting("sleep 30");
+    cg.add_process(w.pid()).unwrap();
+    // Out of the first directory's cgroup, into its hierarchy's root.
+    let first = &cg.dirs()[0].path;
+    let root = first.parent().unwrap();
+    std::fs::write(root.join("cgroup.procs"), w.pid().to_string()).unwrap();
+    assert!(!cg.delete_if_empty().unwrap());
+    assert!(!first.exists(), "the empty one went");
+    assert!(cg.dirs()[1..].iter().all(|d| d.path.exists()));
+    cg.kill().unwrap();
+    assert!(w.child.wait().unwrap().code().is_none(), "killed");
+    cg.delete().unwrap();
+    assert!(cg.dirs().iter().all(|d| !d.path.exists()));
+}
+
 #[test]
 fn oom_kills_reads_one_counter_and_is_none_without_memory() {
     require_root!();

@@ -96,7 +96,8 @@ impl Ctx {
         let mut range: libc::flock = unsafe { std::mem::zeroed() };
         range.l_type = libc::F_WRLCK as libc::c_short;
         range.l_whence = libc::SEEK_SET as libc::c_short;
-        range.l_start = (u64::from_be_bytes(head) >> 2) as libc::off_t;
+        // Within off_t (62 bits on 64-bit targets).
+        range.l_start = ((u64::from_be_bytes(head) >> 2) & libc::off_t::MAX as u64) as libc::off_t;
         range.l_len = 1;
         loop {
             // SAFETY: fcntl on an open descriptor with a valid flock.

@@ -380,6 +380,7 @@ pub(crate) fn spawn(
             child,
             gate,
             terminal,
+            unrecorded_exit: None,
         },
     ))
 }

@@ -44,6 +44,9 @@ pub(crate) struct Owned {
     pub(crate) stdout: Option<File>,
     pub(crate) stderr: Option<File>,
     pub(crate) terminal: Option<File>,
+    /// The pid and exit code [`ContainerHandle::wait_to_remove`] did not
+    /// record, written after all when the removal fails.
+    pub(crate) unrecorded_exit: Option<(i32, Option<i32>)>,
 }
 
 /// A container of a store.
@@ -397,11 +400,15 @@ impl ContainerHandle {
     /// run --rm`, a runtime's foreground `run`): in the process that made
     /// the container the exit is not written to the store, where the
     /// removal would delete it at once. Until the removal, other processes
-    /// see the container exited without an exit code.
+    /// see the container exited without an exit code; when the removal
+    /// fails, the exit is recorded then.
     pub fn wait_to_remove(&mut self) -> Result<ExitInfo> {
-        let Some((_, code)) = self.reap_owned()? else {
+        let Some((pid, code)) = self.reap_owned()? else {
             return self.wait_unowned();
         };
+        if let Some(o) = self.owned.as_mut() {
+            o.unrecorded_exit = Some((pid, code));
+        }
         let oom_killed = self
             .cgroup()
             .ok()
@@ -514,6 +521,18 @@ impl ContainerHandle {
     /// cgroup and state. A running or paused container is refused unless
     /// `force`, which kills it first (SIGKILL); a created one goes.
     pub fn remove(mut self, force: bool) -> Result<()> {
+        let unrecorded = self.owned.as_mut().and_then(|o| o.unrecorded_exit.take());
+        let removed = self.remove_now(force);
+        if removed.is_err()
+            && let Some((pid, code)) = unrecorded
+        {
+            // What stays in the store says how the process ended.
+            let _ = self.record_exit(code, Some(pid));
+        }
+        removed
+    }
+
+    fn remove_now(&mut self, force: bool) -> Result<()> {
         let st = self.state().unwrap_or_default();
         if let Some(fd) = pidfd_checked(st.pid, st.pid_start) {
             // A created container goes without force, as in docker.

@@ -105,17 +105,20 @@ pub fn pid_start_time(pid: i32) -> Option<u64> {
 
 /// The state letter (field 3) and the start time (field 22) of `pid`, from
 /// one read of `/proc/<pid>/stat`.
-fn read_stat(pid: i32) -> Option<(String, u64)> {
+fn read_stat(pid: i32) -> Option<(u8, u64)> {
     if pid <= 0 {
         return None;
     }
     let path = PathBuf::from(format!("/proc/{pid}/stat"));
-    let stat = dunnage_base::fs::read_unsized_string(&path).ok()?;
-    // The command name is in parentheses and may hold anything: skip to
-    // the last ')'.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let stat = dunnage_base::fs::read_unsized(&path).ok()?;
+    // The command name is in parentheses and may hold anything (bytes
+    // that are not UTF-8: the kernel cuts it at 15 bytes, inside a
+    // character if need be): skip to the last ')'.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_whitespace();
     // After ')' come field 3 (state) onwards: field 22 is the 20th.
-    let state = fields.next()?.to_string();
+    let state = *fields.next()?.as_bytes().first()?;
     let start = fields.nth(18)?.parse().ok()?;
     Some((state, start))
 }
@@ -127,7 +130,7 @@ pub fn same_process(pid: i32, start: u64) -> bool {
         return false;
     };
     // A zombie has ended; only its parent's wait remains.
-    started == start && state != "Z" && state != "X"
+    started == start && state != b'Z' && state != b'X'
 }
 
 impl State {
@@ -214,6 +217,33 @@ mod tests {
             ..State::default()
         };
         assert_eq!(st.live_status(), Status::Exited);
+    }
+
+    /// A command name the kernel cut inside a UTF-8 character (15 bytes
+    /// of `é`s): the process is still recognised.
+    #[test]
+    fn a_name_cut_inside_a_character_is_still_the_process() {
+        let dir = std::env::temp_dir().join(format!("dunnage-test-stat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("ééééééééé");
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Until the exec has happened (the name is the new one).
+        let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+        while !std::fs::read(&stat)
+            .unwrap()
+            .starts_with(format!("{pid} (é").as_bytes())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(std::str::from_utf8(&std::fs::read(&stat).unwrap()).is_err());
+        let start = pid_start_time(pid).unwrap();
+        assert!(same_process(pid, start));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!same_process(pid, start));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A state without the shared rootfs (an older one, or a container
