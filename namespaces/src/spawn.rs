@@ -397,7 +397,17 @@ impl Command {
     /// With [`start_gate`](Command::start_gate), returns once the child
     /// has done its setup and waits at the gate ([`Child::take_gate`]).
     pub fn spawn(&mut self) -> Result<Child> {
+        self.spawn_meanwhile(|_| {})
+    }
+
+    /// [`spawn`](Command::spawn), calling `meanwhile` with the child's pid
+    /// in this process while the child sets itself up: the child has been
+    /// cloned and let go, and its report is read once `meanwhile` returns.
+    /// For parent work that does not need the child's setup done (writing
+    /// down its pid), overlapped with it instead of after it.
+    pub fn spawn_meanwhile(&mut self, meanwhile: impl FnOnce(i32)) -> Result<Child> {
         let (mut child, err_read, steps, gate) = self.start(None, true)?;
+        meanwhile(child.pid);
         if self.check_report(&mut child, &err_read, &steps)?
             && let Some(gate) = gate
         {

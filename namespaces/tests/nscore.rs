@@ -415,3 +415,18 @@ fn a_root_callers_child_is_not_dumpable_until_exec() {
     };
     assert_eq!(dumpable.unwrap().code(), Some(want));
 }
+
+#[test]
+fn spawn_meanwhile_runs_with_the_pid_before_the_setup_is_reported() {
+    let mut seen = None;
+    let mut child = Command::new("/bin/true")
+        .start_gate(true)
+        .spawn_meanwhile(|pid| {
+            seen = Some((pid, Path::new(&format!("/proc/{pid}")).exists()));
+        })
+        .unwrap();
+    assert_eq!(seen, Some((child.id(), true)));
+    // Then as after spawn: set up, waiting at its gate.
+    child.take_gate().unwrap().release().unwrap();
+    assert!(child.wait().unwrap().success());
+}

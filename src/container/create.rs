@@ -351,9 +351,25 @@ pub(crate) fn spawn(
     if let Some(dir) = join.v2_dir {
         cmd.into_cgroup(dir);
     }
-    let mut child = cmd.spawn()?;
+    // The state is written while the child sets itself up (its pid is all
+    // it needs), but for a child sharing our mount namespace: which bind
+    // its setup made goes into the state too.
+    let mut early = None;
+    let mut child = cmd.spawn_meanwhile(|pid| {
+        if shared_before.is_none() {
+            st.pid = pid;
+            st.pid_start = state::pid_start_time(pid).unwrap_or(0);
+            early = Some(st.write(dir));
+        }
+    })?;
     let gate = child.take_gate();
     let pid = child.id();
+    if let Some(Err(e)) = early {
+        drop(gate);
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
     if network::attach(store, &spec, dir, pid)?.is_some() {
         let (s, sp) = (store.clone(), spec.clone());
         undo.push(move || {
@@ -361,14 +377,12 @@ pub(crate) fn spawn(
         });
     }
     // The child has set the rootfs up: which bind remove is to unmount.
-    let shared = match shared_before {
-        Some(before) => shared_rootfs::record(rootfs, before)?,
-        None => None,
-    };
-    st.shared_rootfs = shared;
-    st.pid = pid;
-    st.pid_start = state::pid_start_time(pid).unwrap_or(0);
-    st.write(dir)?;
+    if let Some(before) = shared_before {
+        st.shared_rootfs = shared_rootfs::record(rootfs, before)?;
+        st.pid = pid;
+        st.pid_start = state::pid_start_time(pid).unwrap_or(0);
+        st.write(dir)?;
+    }
     let terminal = child.take_terminal()?;
     Ok(ContainerHandle::owned(
         store.clone(),
