@@ -433,3 +433,63 @@ time.sleep(float(sys.argv[2]))
     holder.wait().unwrap();
     assert!(waiting.wait().unwrap().success());
 }
+
+/// A host whose container cgroup is v1 only (here: the hybrid unified
+/// hierarchy unmounted in a private mount namespace, as the benchmark
+/// runs crun): the facade makes the cgroup while the child sets itself up
+/// and the child joins it by path. The process is in the cgroup in every
+/// hierarchy, with its limits, and the cgroup goes with the container.
+#[test]
+fn a_v1_only_cgroup_made_while_the_child_sets_up() {
+    let test = "a_v1_only_cgroup_made_while_the_child_sets_up";
+    if !require_privileged(test) || !require_command(test, "unshare") {
+        return;
+    }
+    let tmp = TempDir::new("rt-conform-v1only").unwrap();
+    let parent = unique_name("rt-conform-v1only");
+    let _guard = cgroup_guard(&parent);
+    let b = tmp.join("bundle");
+    runtime_bundle(
+        &b,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max",
+        ],
+        &parent,
+        |v| {
+            v["linux"]["resources"]["pids"] = json!({"limit": 77});
+        },
+    );
+    let root = tmp.join("root");
+    let script = format!(
+        "umount /sys/fs/cgroup/unified 2>/dev/null; exec {} --root {} run --bundle {} v1only",
+        runtime_binary().display(),
+        root.display(),
+        b.display()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    let cgroups: Vec<&str> = out.lines().filter(|l| l.contains(':')).collect();
+    // Every v1 hierarchy with a controller shows the container's cgroup.
+    let mine = cgroups
+        .iter()
+        .filter(|l| !l.starts_with("0::") && !l.contains("name="))
+        .collect::<Vec<_>>();
+    assert!(!mine.is_empty(), "{out}");
+    for l in &mine {
+        assert!(l.contains(&format!("/{parent}/")), "{l} in\n{out}");
+    }
+    assert!(out.lines().any(|l| l == "77"), "{out}");
+    // Gone with the container.
+    for d in common::cgroup_dirs(&parent) {
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{} still has {left:?}", d.display());
+    }
+}

@@ -86,6 +86,18 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// The cgroup `path` as [`create`](Cgroup::create) would make it in the
+    /// hierarchies of `controllers` (all usable ones when empty): its
+    /// directories, nothing made or checked. For a caller that needs their
+    /// paths before they exist.
+    pub fn planned(
+        h: &Hierarchies,
+        path: &CgroupPath,
+        controllers: &[Controller],
+    ) -> Result<Cgroup> {
+        Cgroup::select(h, path, controllers)
+    }
+
     /// The directories `path` has in the hierarchies of `controllers`.
     fn select(h: &Hierarchies, path: &CgroupPath, controllers: &[Controller]) -> Result<Cgroup> {
         let mut dirs: Vec<CgroupDir> = Vec::new();

@@ -104,7 +104,7 @@ pub use rlimit::Rlimit;
 pub use rootops::RootOp;
 pub use seccomp::{BpfProgram, Profile as SeccompProfile, SeccompError, SeccompWarning};
 pub use setns::{join, join_each, join_file, join_pidfd, pidfd_open};
-pub use spawn::{Clock, Command};
+pub use spawn::{Clock, Command, Meanwhile};
 pub use step::Step;
 pub use unshare::{unshare, unshare_with};
 

@@ -25,6 +25,9 @@ pub(crate) struct SpawnFds {
     pub stdio: [Option<RawFd>; 3],
     /// Read end of the start gate.
     pub gate_read: Option<RawFd>,
+    /// Read end of the pipe on which the parent says that the cgroups to
+    /// join later exist.
+    pub cgroups_later: Option<RawFd>,
     /// Descriptors passed to the program: (source, number in the program).
     pub passed: Vec<(RawFd, RawFd)>,
     /// The terminal step, when the program gets a terminal.
@@ -187,8 +190,10 @@ impl Command {
                 steps.push(Step::SetUid(0));
             }
         }
-        // After the joins: owned by a joined user namespace.
+        // After the joins: owned by a joined user namespace; in the cgroups
+        // it is rooted at.
         if self.defer_cgroup_namespace() {
+            self.join_cgroups_later_here(&mut steps)?;
             steps.push(Step::Unshare {
                 flags: libc::CLONE_NEWCGROUP,
             });
@@ -238,6 +243,16 @@ impl Command {
         }
         let confinement = self.knobs.prepare(own)?;
         steps.extend(confinement.sysctl_steps());
+        // The cgroups made meanwhile are joined before the cgroup mounts
+        // that show them (see `cgroup_steps`), else here: by their host
+        // paths, while those are still to be seen.
+        if !self
+            .mounts
+            .iter()
+            .any(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        {
+            self.join_cgroups_later_here(&mut steps)?;
+        }
         if let Some(rootfs) = &self.rootfs {
             self.rootfs_steps(rootfs, &mut steps)?;
         }
@@ -324,7 +339,32 @@ impl Command {
                 prog.clone(),
             )));
         }
+        for step in &mut steps {
+            if let Step::JoinCgroupsLater { fd, .. } = step {
+                *fd = fds.cgroups_later.unwrap_or(-1);
+            }
+        }
         Ok(steps)
+    }
+
+    /// The step joining the cgroups of `join_cgroup_tasks_later`, unless
+    /// there are none or an earlier step joins them (its descriptor is
+    /// filled in at the end of `steps`).
+    pub(crate) fn join_cgroups_later_here(&self, steps: &mut Vec<Step>) -> Result<()> {
+        if self.cgroup_tasks_later.is_empty()
+            || steps
+                .iter()
+                .any(|s| matches!(s, Step::JoinCgroupsLater { .. }))
+        {
+            return Ok(());
+        }
+        let tasks = self
+            .cgroup_tasks_later
+            .iter()
+            .map(|p| Error::cstring("cgroup tasks file", p))
+            .collect::<Result<Vec<_>>>()?;
+        steps.push(Step::JoinCgroupsLater { fd: -1, tasks });
+        Ok(())
     }
 
     fn time_offsets_text(&self) -> Result<CString> {

@@ -273,6 +273,8 @@ impl Command {
         steps: &mut Vec<Step>,
     ) -> Result<()> {
         let dest = &m.destination;
+        // The child's cgroups, bound below, are the ones it is in.
+        self.join_cgroups_later_here(steps)?;
         if host_is_pure_v2() {
             if self.kinds.contains(Kind::Cgroup) {
                 steps.push(Step::MountInRoot(PreparedMount {

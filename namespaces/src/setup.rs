@@ -217,6 +217,31 @@ fn apply<'a>(step: &'a Step, state: &mut State<'a>) -> StepResult {
                 }
                 Ok(())
             }
+            Step::JoinCgroupsLater { fd, tasks } => {
+                let mut byte = 0u8;
+                loop {
+                    match libc::read(*fd, (&raw mut byte).cast(), 1) {
+                        1 => break,
+                        0 => return Err(libc::ECANCELED),
+                        _ if errno() == libc::EINTR => {}
+                        _ => return Err(errno()),
+                    }
+                }
+                libc::close(*fd);
+                for path in tasks {
+                    let t = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    check(t)?;
+                    let n = libc::write(t, b"0".as_ptr().cast(), 1);
+                    let e = errno();
+                    libc::close(t);
+                    match n {
+                        1 => {}
+                        n if n < 0 => return Err(e),
+                        _ => return Err(libc::EIO),
+                    }
+                }
+                Ok(())
+            }
             Step::ParentDeathSignal { signal, parent } => {
                 check(libc::prctl(
                     libc::PR_SET_PDEATHSIG,

@@ -66,6 +66,10 @@ pub struct Command {
     pub(crate) persist: Vec<(Kind, PathBuf)>,
     pub(crate) cgroup: Option<OwnedFd>,
     pub(crate) cgroup_tasks: Vec<OwnedFd>,
+    pub(crate) cgroup_tasks_later: Vec<PathBuf>,
+    /// The write end of the pipe on which the parent tells the child of
+    /// the last `start` that its later cgroups exist.
+    pub(crate) cgroups_go: Option<OwnedFd>,
     pub(crate) hook: Option<Hook>,
     pub(crate) rootfs: Option<PathBuf>,
     pub(crate) tmpfs_root: bool,
@@ -129,6 +133,8 @@ impl Command {
             persist: Vec::new(),
             cgroup: None,
             cgroup_tasks: Vec::new(),
+            cgroup_tasks_later: Vec::new(),
+            cgroups_go: None,
             hook: None,
             rootfs: None,
             tmpfs_root: false,
@@ -295,6 +301,26 @@ impl Command {
         self
     }
 
+    /// [`join_cgroup_tasks`](Command::join_cgroup_tasks) by path, for
+    /// cgroup v1 directories the parent makes while the child sets itself
+    /// up: the child waits for [`Meanwhile::cgroups_made`] (from the
+    /// closure of [`spawn_meanwhile`](Command::spawn_meanwhile)) at its
+    /// first step that needs them (its new cgroup namespace, its cgroup
+    /// mounts; else before its ids change), then writes `0` to each of
+    /// these `tasks` files itself. The cgroups' creation then overlaps the
+    /// clone's aftermath and the first mounts instead of preceding the
+    /// clone. When the closure does not call it, the spawn fails at that
+    /// step (`ECANCELED`); [`status`](Command::status) and
+    /// [`output`](Command::output) have no closure and always fail so.
+    pub fn join_cgroup_tasks_later(
+        &mut self,
+        tasks: impl IntoIterator<Item = impl AsRef<Path>>,
+    ) -> &mut Command {
+        self.cgroup_tasks_later
+            .extend(tasks.into_iter().map(|p| p.as_ref().to_path_buf()));
+        self
+    }
+
     /// Run `hook(pid)` in the parent after the child is created and its id
     /// maps written, before it continues (for example to move it into a
     /// cgroup v1). An error kills the child and fails the spawn.
@@ -313,6 +339,7 @@ impl Command {
     /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
         let (mut child, err_read, steps, _) = self.start(None, false)?;
+        self.cgroups_go = None;
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -339,6 +366,7 @@ impl Command {
         };
         let over = [stdin, Stdio::piped(), Stdio::piped()];
         let (mut child, err_read, steps, _) = self.start(Some(&over), false)?;
+        self.cgroups_go = None;
         self.check_report(&mut child, &err_read, &steps)?;
         child.wait_with_output()
     }
@@ -384,6 +412,7 @@ impl Command {
             sync_read: self.needs_sync().then_some(-1),
             stdio: stdio.map(|s| (!matches!(s, StdioRef::Inherit)).then_some(-1)),
             gate_read: self.start_gate.then_some(-1),
+            cgroups_later: (!self.cgroup_tasks_later.is_empty()).then_some(-1),
             passed: self.fds.iter().map(|(t, _)| (-1, *t)).collect(),
             terminal: self.terminal.then(|| self.terminal_placeholder()),
         };
@@ -400,14 +429,21 @@ impl Command {
         self.spawn_meanwhile(|_| {})
     }
 
-    /// [`spawn`](Command::spawn), calling `meanwhile` with the child's pid
-    /// in this process while the child sets itself up: the child has been
-    /// cloned and let go, and its report is read once `meanwhile` returns.
-    /// For parent work that does not need the child's setup done (writing
-    /// down its pid), overlapped with it instead of after it.
-    pub fn spawn_meanwhile(&mut self, meanwhile: impl FnOnce(i32)) -> Result<Child> {
+    /// [`spawn`](Command::spawn), calling `meanwhile` in this process while
+    /// the child sets itself up: the child has been cloned and let go, and
+    /// its report is read once `meanwhile` returns. For parent work that
+    /// does not need the child's setup done (writing down its pid, making
+    /// the cgroups of [`join_cgroup_tasks_later`](Command::join_cgroup_tasks_later)),
+    /// overlapped with it instead of after it.
+    pub fn spawn_meanwhile(&mut self, meanwhile: impl FnOnce(&mut Meanwhile)) -> Result<Child> {
         let (mut child, err_read, steps, gate) = self.start(None, true)?;
-        meanwhile(child.pid);
+        let mut m = Meanwhile {
+            pid: child.pid,
+            cgroups_go: self.cgroups_go.take(),
+        };
+        meanwhile(&mut m);
+        // Not told: the child's wait for its cgroups ends (ECANCELED).
+        drop(m);
         if self.check_report(&mut child, &err_read, &steps)?
             && let Some(gate) = gate
         {
@@ -446,6 +482,12 @@ impl Command {
         } else {
             (None, None)
         };
+        let (later_read, later_write) = if self.cgroup_tasks_later.is_empty() {
+            (None, None)
+        } else {
+            let (r, w) = pipe()?;
+            (Some(raise(r, above)?), Some(w))
+        };
         let passed = self.passed_fds()?;
         let terminal = self.prepare_terminal()?;
         let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(|f| f.as_raw_fd());
@@ -453,12 +495,19 @@ impl Command {
         // parent's pipe ends, the read end of the error pipe and the write
         // ends of the sync pipe and the gate (else it would never see end
         // of file).
-        let close = [&stdin, &stdout, &stderr, &sync_write, &gate_write]
-            .into_iter()
-            .filter_map(raw)
-            .chain([err_read.as_raw_fd()])
-            .chain(terminal.as_ref().map(|t| t.parent_raw()))
-            .collect();
+        let close = [
+            &stdin,
+            &stdout,
+            &stderr,
+            &sync_write,
+            &gate_write,
+            &later_write,
+        ]
+        .into_iter()
+        .filter_map(raw)
+        .chain([err_read.as_raw_fd()])
+        .chain(terminal.as_ref().map(|t| t.parent_raw()))
+        .collect();
         let fds = SpawnFds {
             close,
             sync_read: raw(&sync_read),
@@ -468,6 +517,7 @@ impl Command {
                 raw(&stdio_child[2]),
             ],
             gate_read: raw(&gate_read),
+            cgroups_later: raw(&later_read),
             passed: passed.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
             terminal: terminal.as_ref().map(|t| t.step.clone()),
         };
@@ -522,7 +572,15 @@ impl Command {
                 ));
             }
         };
-        drop((stdio_child, err_write, sync_read, gate_read, passed));
+        drop((
+            stdio_child,
+            err_write,
+            sync_read,
+            gate_read,
+            later_read,
+            passed,
+        ));
+        self.cgroups_go = later_write;
         // The child has its copy of the slave or socket end now.
         let terminal = terminal.map(|t| {
             drop(t.child);
@@ -544,5 +602,39 @@ impl Command {
             return Err(e);
         }
         Ok((child, err_read, steps, gate_write))
+    }
+}
+
+/// What [`Command::spawn_meanwhile`]'s closure gets: the child being set up.
+#[derive(Debug)]
+pub struct Meanwhile {
+    pid: i32,
+    cgroups_go: Option<OwnedFd>,
+}
+
+impl Meanwhile {
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Tell the child that the cgroups of
+    /// [`Command::join_cgroup_tasks_later`] exist: it joins them at its
+    /// step that waits for this. Nothing to tell without such cgroups (or
+    /// after the first call).
+    pub fn cgroups_made(&mut self) -> Result<()> {
+        let Some(fd) = self.cgroups_go.take() else {
+            return Ok(());
+        };
+        // SAFETY: write of one byte from a valid buffer.
+        if unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) } == 1 {
+            Ok(())
+        } else {
+            Err(Error::io(
+                "write the cgroup pipe of",
+                format!("/proc/{}", self.pid),
+                io::Error::last_os_error(),
+            ))
+        }
     }
 }

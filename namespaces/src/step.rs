@@ -103,6 +103,15 @@ pub enum Step {
         /// are the ones the kernel checks).
         fds: Vec<RawFd>,
     },
+    /// Wait for the parent's byte on `fd` (the cgroups exist now; end of
+    /// file: they will not, `ECANCELED`), then join them as
+    /// [`Step::JoinCgroups`] does, opening each `tasks` file by path.
+    JoinCgroupsLater {
+        /// Read end of the pipe from the parent.
+        fd: RawFd,
+        /// The `tasks` files.
+        tasks: Vec<CString>,
+    },
     /// `prctl(PR_SET_PDEATHSIG)`, then exit quietly if the parent already
     /// died (its pid is no longer the child's parent).
     ParentDeathSignal {
@@ -381,6 +390,7 @@ impl Step {
         match self {
             Step::Close { .. } => "close",
             Step::JoinCgroups { .. } => "join cgroups",
+            Step::JoinCgroupsLater { .. } => "join cgroups made meanwhile",
             Step::ParentDeathSignal { .. } => "parent death signal",
             Step::WaitParent { .. } => "wait for parent",
             Step::NotDumpable => "not dumpable",
@@ -448,6 +458,16 @@ impl fmt::Display for Step {
             Step::Close { fds } => write!(f, "close {fds:?}"),
             Step::JoinCgroups { fds } => {
                 write!(f, "join cgroups: write 0 to the tasks files {fds:?}")
+            }
+            Step::JoinCgroupsLater { fd, tasks } => {
+                write!(
+                    f,
+                    "wait on fd {fd} for the parent's cgroups, then write 0 to"
+                )?;
+                for t in tasks {
+                    write!(f, " {}", show(t))?;
+                }
+                Ok(())
             }
             Step::ParentDeathSignal { signal, .. } => {
                 write!(f, "prctl(PR_SET_PDEATHSIG, {signal})")

@@ -135,3 +135,58 @@ fn a_tasks_descriptor_the_child_cannot_write_fails_the_spawn_with_a_setup_error(
     }
     assert_eq!(std::fs::read_to_string(dir.join("tasks")).unwrap(), "");
 }
+
+/// `join_cgroup_tasks_later`: the cgroup is made by the parent while the
+/// child sets itself up; the child joins it by path once told, and fails
+/// the spawn at that step (`ECANCELED`) when it is not told.
+#[test]
+fn cgroups_made_meanwhile_are_joined_by_path_once_made() {
+    require_root!();
+    let mut guard = CgroupGuard::new();
+    let Some((mount, ctl)) = v1_hierarchy() else {
+        skip(
+            "join_cgroup_tasks_later",
+            "no cgroup v1 hierarchy with a controller",
+        );
+        return;
+    };
+    let name = unique_name("join-later");
+    let dir = mount.join(&name);
+    guard.add(&dir);
+    let out = std::env::temp_dir().join(unique_name("join-later-out"));
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("cat /proc/self/cgroup > {}", out.display()))
+        .join_cgroup_tasks_later([dir.join("tasks")]);
+    let plan = cmd.plan().unwrap();
+    assert!(
+        plan.iter()
+            .any(|s| matches!(s, Step::JoinCgroupsLater { .. })),
+        "{plan:?}"
+    );
+    let mut child = cmd
+        .spawn_meanwhile(|m| {
+            // Not there when the child was cloned.
+            assert!(!dir.exists());
+            std::fs::create_dir(&dir).unwrap();
+            m.cgroups_made().unwrap();
+        })
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(
+        cgroup_of(&text, &ctl).as_deref(),
+        Some(format!("/{name}").as_str()),
+        "{text}"
+    );
+    // Not told: a typed setup error at that step, nothing left running.
+    let e = Command::new("sleep")
+        .arg("1000")
+        .join_cgroup_tasks_later([dir.join("tasks")])
+        .spawn_meanwhile(|_| {})
+        .unwrap_err();
+    assert!(matches!(e, Error::Setup { .. }), "{e:?}");
+    assert!(e.to_string().contains("for the parent's cgroups"), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.join("tasks")).unwrap(), "");
+}

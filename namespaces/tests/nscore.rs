@@ -421,7 +421,8 @@ fn spawn_meanwhile_runs_with_the_pid_before_the_setup_is_reported() {
     let mut seen = None;
     let mut child = Command::new("/bin/true")
         .start_gate(true)
-        .spawn_meanwhile(|pid| {
+        .spawn_meanwhile(|m| {
+            let pid = m.pid();
             seen = Some((pid, Path::new(&format!("/proc/{pid}")).exists()));
         })
         .unwrap();

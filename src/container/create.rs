@@ -312,16 +312,28 @@ pub(crate) fn spawn(
     undo: &mut Undo,
     mut st: State,
 ) -> Result<ContainerHandle> {
-    // The cgroup.
-    let cg = Cgroup::create(store.hierarchies()?, &CgroupPath::new(&spec.cgroup)?, &[])?;
-    let c = cg.clone();
-    undo.push(move || {
-        let _ = c.kill();
-        let _ = c.delete();
-    });
+    // The cgroup: made with its resources before the clone, or, when all
+    // its directories are v1, while the child sets itself up (see below).
+    let hierarchies = store.hierarchies()?;
+    let cg_path = CgroupPath::new(&spec.cgroup)?;
     let mut resources = spec.resources.to_cgroup()?;
     resources.devices = device_rules(&spec);
-    cg.apply(&resources)?;
+    let make_cgroup = |undo: &mut Undo| -> Result<Cgroup> {
+        let cg = Cgroup::create(hierarchies, &cg_path, &[])?;
+        let c = cg.clone();
+        undo.push(move || {
+            let _ = c.kill();
+            let _ = c.delete();
+        });
+        cg.apply(&resources)?;
+        Ok(cg)
+    };
+    let planned = Cgroup::planned(hierarchies, &cg_path, &[])?;
+    let later = !planned.dirs().is_empty()
+        && planned
+            .dirs()
+            .iter()
+            .all(|d| d.version == dunnage_cgroups::Version::V1);
 
     // The process, waiting at its start gate.
     let mut cmd = command::build(&spec, rootfs, dir, stdio)?;
@@ -343,33 +355,59 @@ pub(crate) fn spawn(
     } else {
         None
     };
-    // The child joins the cgroup as it is made (v2: CLONE_INTO_CGROUP) or
-    // as its first step (v1: it writes 0 to each `tasks` file), which
-    // spares the attach the kernel's wait for an RCU grace period.
-    let join = cg.join_fds()?;
-    cmd.join_cgroup_tasks(join.tasks);
-    if let Some(dir) = join.v2_dir {
-        cmd.into_cgroup(dir);
+    // The child joins the cgroup itself (a thread moving itself spares the
+    // attach the kernel's wait for an RCU grace period): v1 by writing 0
+    // to each `tasks` file, v2 as it is made (CLONE_INTO_CGROUP, which
+    // needs the directory before the clone). All v1, the cgroup is made
+    // while the clone's aftermath and the child's first mounts run, and
+    // the child joins it by path when told it exists, before its cgroup
+    // mounts.
+    if later {
+        cmd.join_cgroup_tasks_later(planned.dirs().iter().map(|d| d.path.join("tasks")));
+    } else {
+        let join = make_cgroup(undo)?.join_fds()?;
+        cmd.join_cgroup_tasks(join.tasks);
+        if let Some(dir) = join.v2_dir {
+            cmd.into_cgroup(dir);
+        }
     }
     // The state is written while the child sets itself up (its pid is all
     // it needs), but for a child sharing our mount namespace: which bind
     // its setup made goes into the state too.
-    let mut early = None;
-    let mut child = cmd.spawn_meanwhile(|pid| {
+    let (mut made, mut early) = (None, None);
+    let spawned = cmd.spawn_meanwhile(|m| {
+        if later {
+            let r = make_cgroup(undo).and_then(|_| Ok(m.cgroups_made()?));
+            let failed = r.is_err();
+            made = Some(r);
+            if failed {
+                return;
+            }
+        }
         if shared_before.is_none() {
-            st.pid = pid;
-            st.pid_start = state::pid_start_time(pid).unwrap_or(0);
+            st.pid = m.pid();
+            st.pid_start = state::pid_start_time(m.pid()).unwrap_or(0);
             early = Some(st.write(dir));
         }
-    })?;
+    });
+    // The first error of this process's own work, else the child's.
+    let failed = match (made, early) {
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Some(e),
+        _ => None,
+    };
+    let mut child = match (spawned, failed) {
+        (Ok(child), None) => child,
+        (Ok(mut child), Some(e)) => {
+            drop(child.take_gate());
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        (Err(_), Some(e)) => return Err(e),
+        (Err(e), None) => return Err(e.into()),
+    };
     let gate = child.take_gate();
     let pid = child.id();
-    if let Some(Err(e)) = early {
-        drop(gate);
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e);
-    }
     if network::attach(store, &spec, dir, pid)?.is_some() {
         let (s, sp) = (store.clone(), spec.clone());
         undo.push(move || {
