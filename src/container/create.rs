@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use dunnage_cgroups::{Cgroup, CgroupPath, DeviceRule};
 use dunnage_layerstore::InitLayer;
+use dunnage_namespaces::Kind;
 
 use crate::container::builder::{Container, StdioMode};
 use crate::container::command;
@@ -329,11 +330,16 @@ pub(crate) fn spawn(
         Ok(cg)
     };
     let planned = Cgroup::planned(hierarchies, &cg_path, &[])?;
+    // Joined by path: the child must see our /sys/fs/cgroup (not in a
+    // mount namespace it joins) and be allowed to write the tasks files
+    // itself (not from a user namespace of its own).
     let later = !planned.dirs().is_empty()
         && planned
             .dirs()
             .iter()
-            .all(|d| d.version == dunnage_cgroups::Version::V1);
+            .all(|d| d.version == dunnage_cgroups::Version::V1)
+        && !command::kinds(&spec).contains(Kind::User)
+        && !command::joins_mount_namespace(&spec);
 
     // The process, waiting at its start gate.
     let mut cmd = command::build(&spec, rootfs, dir, stdio)?;
