@@ -193,6 +193,13 @@ pub enum Error {
         /// What was asked besides.
         why: &'static str,
     },
+    /// [`crate::Command::join_cgroup_tasks_later`] together with something
+    /// the child could not join them by path from.
+    #[error("cgroups joined later by path cannot go with {why}")]
+    CgroupsLater {
+        /// What was asked besides.
+        why: &'static str,
+    },
     /// A process-confinement knob (capability, rlimit, sysctl, seccomp,
     /// ...) that cannot work, found before clone.
     #[error(transparent)]

@@ -78,6 +78,26 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A close-on-exec stream socket pair: a channel written with
+/// `send(MSG_NOSIGNAL)` (no SIGPIPE when the reader is gone, unlike a pipe).
+pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills a two-element array.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(Error::io("socketpair", "", io::Error::last_os_error()));
+    }
+    // SAFETY: both fds are new and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// A close-on-exec duplicate numbered 3 or above, so that `dup2` onto
 /// 0, 1, 2 in the child never clobbers another source.
 pub(crate) fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {

@@ -244,8 +244,9 @@ impl Command {
         let confinement = self.knobs.prepare(own)?;
         steps.extend(confinement.sysctl_steps());
         // The cgroups made meanwhile are joined before the cgroup mounts
-        // that show them (see `cgroup_steps`), else here: by their host
-        // paths, while those are still to be seen.
+        // that show them (see `cgroup_steps`), else here, before the rootfs
+        // steps: by their host paths, in view until the pivot (the joins
+        // that would hide them are refused in `check_cgroups_later`).
         if !self
             .mounts
             .iter()

@@ -218,16 +218,19 @@ fn apply<'a>(step: &'a Step, state: &mut State<'a>) -> StepResult {
                 Ok(())
             }
             Step::JoinCgroupsLater { fd, tasks } => {
+                // 1: made; 0 or end of file (the parent is gone): not.
                 let mut byte = 0u8;
                 loop {
                     match libc::read(*fd, (&raw mut byte).cast(), 1) {
-                        1 => break,
-                        0 => return Err(libc::ECANCELED),
+                        1 | 0 => break,
                         _ if errno() == libc::EINTR => {}
                         _ => return Err(errno()),
                     }
                 }
                 libc::close(*fd);
+                if byte != 1 {
+                    return Err(libc::ECANCELED);
+                }
                 for path in tasks {
                     let t = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                     check(t)?;

@@ -306,12 +306,18 @@ impl Command {
     /// up: the child waits for [`Meanwhile::cgroups_made`] (from the
     /// closure of [`spawn_meanwhile`](Command::spawn_meanwhile)) at its
     /// first step that needs them (its new cgroup namespace, its cgroup
-    /// mounts; else before its ids change), then writes `0` to each of
-    /// these `tasks` files itself. The cgroups' creation then overlaps the
-    /// clone's aftermath and the first mounts instead of preceding the
-    /// clone. When the closure does not call it, the spawn fails at that
-    /// step (`ECANCELED`); [`status`](Command::status) and
-    /// [`output`](Command::output) have no closure and always fail so.
+    /// mounts; else before its rootfs steps), then opens and writes `0` to
+    /// each of these `tasks` files itself. The cgroups' creation then
+    /// overlaps the clone's aftermath and the first mounts instead of
+    /// preceding the clone. When the closure does not call it, the spawn
+    /// fails at that step (`ECANCELED`).
+    ///
+    /// The child opens the files with the paths and credentials it has at
+    /// that step: refused (before the clone) with a new or joined user
+    /// namespace (the host's files are not its own), a joined mount
+    /// namespace (the paths name another tree), [`exec_in`](Command::exec_in),
+    /// a tmpfs root, and by [`status`](Command::status) and
+    /// [`output`](Command::output), which have no closure.
     pub fn join_cgroup_tasks_later(
         &mut self,
         tasks: impl IntoIterator<Item = impl AsRef<Path>>,
@@ -338,8 +344,8 @@ impl Command {
     /// before waiting for the exit: the child's setup or exec failure report
     /// is read once it has exited, which saves the parent a wake-up.
     pub fn status(&mut self) -> Result<ExitStatus> {
+        self.refuse_cgroups_later("status")?;
         let (mut child, err_read, steps, _) = self.start(None, false)?;
-        self.cgroups_go = None;
         let status = match child.wait() {
             Ok(status) => status,
             Err(e) => {
@@ -365,10 +371,44 @@ impl Command {
             Some(StdioKind::Null) | None => Stdio::null(),
         };
         let over = [stdin, Stdio::piped(), Stdio::piped()];
+        self.refuse_cgroups_later("output")?;
         let (mut child, err_read, steps, _) = self.start(Some(&over), false)?;
-        self.cgroups_go = None;
         self.check_report(&mut child, &err_read, &steps)?;
         child.wait_with_output()
+    }
+
+    /// `status` and `output` have no closure to make the cgroups of
+    /// `join_cgroup_tasks_later` in.
+    fn refuse_cgroups_later(&self, how: &'static str) -> Result<()> {
+        if self.cgroup_tasks_later.is_empty() {
+            return Ok(());
+        }
+        Err(Error::CgroupsLater {
+            why: match how {
+                "status" => "status (only spawn_meanwhile can make them)",
+                _ => "output (only spawn_meanwhile can make them)",
+            },
+        })
+    }
+
+    /// What `join_cgroup_tasks_later` cannot go with.
+    fn check_cgroups_later(&self) -> Result<()> {
+        if self.cgroup_tasks_later.is_empty() {
+            return Ok(());
+        }
+        let joins = |kind: Kind| self.joins.iter().any(|(k, _)| *k == kind);
+        let why = if self.kinds.contains(Kind::User) || joins(Kind::User) {
+            "a user namespace (the host's tasks files are not the child's to write)"
+        } else if joins(Kind::Mount) {
+            "a joined mount namespace (the host's cgroup paths are not in it)"
+        } else if self.exec.is_some() {
+            "exec into a process"
+        } else if self.tmpfs_root {
+            "a tmpfs root"
+        } else {
+            return Ok(());
+        };
+        Err(Error::CgroupsLater { why })
     }
 
     fn check(&self) -> Result<()> {
@@ -395,6 +435,7 @@ impl Command {
             return Err(Error::CannotPersistTime);
         }
         self.check_exec()?;
+        self.check_cgroups_later()?;
         self.check_inner_user()?;
         self.check_locks()?;
         self.check_container()
@@ -485,7 +526,7 @@ impl Command {
         let (later_read, later_write) = if self.cgroup_tasks_later.is_empty() {
             (None, None)
         } else {
-            let (r, w) = pipe()?;
+            let (r, w) = crate::launch::socketpair()?;
             (Some(raise(r, above)?), Some(w))
         };
         let passed = self.passed_fds()?;
@@ -580,7 +621,6 @@ impl Command {
             later_read,
             passed,
         ));
-        self.cgroups_go = later_write;
         // The child has its copy of the slave or socket end now.
         let terminal = terminal.map(|t| {
             drop(t.child);
@@ -601,6 +641,7 @@ impl Command {
             abandon(&mut child);
             return Err(e);
         }
+        self.cgroups_go = later_write;
         Ok((child, err_read, steps, gate_write))
     }
 }
@@ -623,18 +664,47 @@ impl Meanwhile {
     /// step that waits for this. Nothing to tell without such cgroups (or
     /// after the first call).
     pub fn cgroups_made(&mut self) -> Result<()> {
-        let Some(fd) = self.cgroups_go.take() else {
-            return Ok(());
+        match self.cgroups_go.take() {
+            Some(fd) => send_byte(&fd, 1)
+                .map_err(|e| Error::io("tell the cgroups to", format!("/proc/{}", self.pid), e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Meanwhile {
+    /// Not told that the cgroups exist: told that they will not (the
+    /// child fails that step with `ECANCELED`), without waiting for every
+    /// copy of this end to close (a child another thread is cloning holds
+    /// one until its own setup closes it).
+    fn drop(&mut self) {
+        if let Some(fd) = self.cgroups_go.take() {
+            let _ = send_byte(&fd, 0);
+        }
+    }
+}
+
+/// Send one byte without SIGPIPE. A child already gone (`EPIPE`, it
+/// failed before this step) is not an error here: its report says why.
+fn send_byte(fd: &OwnedFd, byte: u8) -> io::Result<()> {
+    loop {
+        // SAFETY: send of one byte from a valid buffer.
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                [byte].as_ptr().cast(),
+                1,
+                libc::MSG_NOSIGNAL,
+            )
         };
-        // SAFETY: write of one byte from a valid buffer.
-        if unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) } == 1 {
-            Ok(())
-        } else {
-            Err(Error::io(
-                "write the cgroup pipe of",
-                format!("/proc/{}", self.pid),
-                io::Error::last_os_error(),
-            ))
+        if n == 1 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => return Ok(()),
+            _ => return Err(e),
         }
     }
 }

@@ -190,3 +190,20 @@ fn cgroups_made_meanwhile_are_joined_by_path_once_made() {
     assert!(e.to_string().contains("for the parent's cgroups"), "{e}");
     assert_eq!(std::fs::read_to_string(dir.join("tasks")).unwrap(), "");
 }
+
+/// What the child could not join by path from is refused before the clone.
+#[test]
+fn cgroups_later_with_a_user_namespace_or_without_a_closure_is_refused() {
+    let tasks = std::env::temp_dir().join("dunnage-test-no-such-cgroup/tasks");
+    let e = Command::new("true")
+        .namespaces(Kind::User)
+        .join_cgroup_tasks_later([&tasks])
+        .spawn_meanwhile(|_| panic!("cloned"))
+        .unwrap_err();
+    assert!(matches!(e, Error::CgroupsLater { .. }), "{e:?}");
+    let e = Command::new("true")
+        .join_cgroup_tasks_later([&tasks])
+        .status()
+        .unwrap_err();
+    assert!(matches!(e, Error::CgroupsLater { .. }), "{e:?}");
+}

@@ -379,7 +379,10 @@ pub(crate) fn spawn(
     }
     // The state is written while the child sets itself up (its pid is all
     // it needs), but for a child sharing our mount namespace: which bind
-    // its setup made goes into the state too.
+    // its setup made goes into the state too. From then on the store sees
+    // a created container (its creator no longer consulted) while its
+    // setup and network attach finish; a remove meanwhile kills the child
+    // and this create fails.
     let (mut made, mut early) = (None, None);
     let spawned = cmd.spawn_meanwhile(|m| {
         if later {
