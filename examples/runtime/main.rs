@@ -220,6 +220,15 @@ fn real_main(argv: &[String]) -> Result<i32, String> {
             let p = parse(rest, &[sw("force", Some('f'))], false)?;
             let id = one_id(&p.rest, verb)?;
             lifecycle::check_id(&id)?;
+            // No root, no container: nothing made to say so (podman as root
+            // deletes with the default root after using another).
+            if !root.exists() {
+                return if p.on("force") {
+                    Ok(0)
+                } else {
+                    Err(format!("container does not exist: {id}"))
+                };
+            }
             lifecycle::delete(&ctx()?, &id, p.on("force"))
         }
         "spec" => {
