@@ -161,13 +161,15 @@ fn probes(d: &Dockerd, runtime: &str, image: &str) -> Vec<String> {
         "cat",
         "/sys/fs/cgroup/memory/memory.limit_in_bytes",
     ])));
-    seen.push(ok(d.docker().args([
-        "stats",
-        "--no-stream",
-        "--format",
-        "{{.PIDs}}",
-        &id,
-    ])));
+    // A live count (an exec's process may linger a moment): at least the
+    // init. The CLI prints `--` when the daemon took over two seconds.
+    let pids = ok(d
+        .docker()
+        .args(["stats", "--no-stream", "--format", "{{.PIDs}}", &id]));
+    seen.push(format!(
+        "stats pids: {}",
+        pids.trim() == "--" || pids.trim().parse::<u64>().is_ok_and(|n| n >= 1)
+    ));
     ok(d.docker().args(["pause", &id]));
     seen.push(ok(d.docker().args([
         "inspect",
