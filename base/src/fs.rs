@@ -96,8 +96,15 @@ impl TempFile {
     /// Rename the file to `name` in the same directory (replacing what is
     /// there, a symlink included, without following it), without any
     /// fsync: atomic for readers, not durable across a crash.
+    ///
+    /// An existing file is swapped out ([`swap_in`]) rather than renamed
+    /// over, so that ext4 does not write the new data out at once.
     pub fn replace(mut self, name: impl AsRef<OsStr>) -> io::Result<()> {
-        self.rename_to(name.as_ref())
+        let name = name.as_ref();
+        check_name(name)?;
+        swap_in(&self.dir, &self.name, name)?;
+        self.persisted = true;
+        Ok(())
     }
 
     fn rename_to(&mut self, name: &OsStr) -> io::Result<()> {
@@ -209,9 +216,8 @@ pub fn write_replace_at(dir: impl AsFd, name: &OsStr, data: &[u8], mode: u32) ->
         ));
         match create_new_at(dir, &tmp, data, mode) {
             Ok(()) => {
-                return rustix::fs::renameat(dir, &tmp, dir, name).map_err(|e| {
+                return swap_in(dir, &tmp, name).inspect_err(|_| {
                     let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
-                    e.into()
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -222,6 +228,39 @@ pub fn write_replace_at(dir: impl AsFd, name: &OsStr, data: &[u8], mode: u32) ->
         }
     }
     Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+}
+
+/// Put the file `tmp` of the directory `dir` in place under `name`,
+/// atomically for readers, without fsync. What stands at `name` is
+/// exchanged with `tmp` (`RENAME_EXCHANGE`) and then unlinked, rather than
+/// renamed over: ext4 (`auto_da_alloc`, the default) answers a rename over
+/// an existing file by allocating the new file's blocks and starting its
+/// write-out at once, and the unlink that removes that file later then
+/// waits for the write and, with `-o discard`, for a synchronous discard.
+/// A file swapped in stays in the page cache until ordinary write-back, so
+/// a short-lived one never reaches the disk. Where nothing stands at
+/// `name`, or the file system cannot exchange, it is a plain rename.
+/// A directory at `name` is refused (`EISDIR`) and left in place.
+fn swap_in(dir: impl AsFd, tmp: &OsStr, name: &OsStr) -> io::Result<()> {
+    use rustix::fs::{RenameFlags, renameat, renameat_with};
+    let dir = dir.as_fd();
+    match renameat_with(dir, tmp, dir, name, RenameFlags::EXCHANGE) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            return Ok(renameat(dir, tmp, dir, name)?);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // `tmp` now names what stood at `name`.
+    match rustix::fs::unlinkat(dir, tmp, AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // A directory (or anything that cannot be unlinked) goes back
+            // where it was; the caller removes the new file.
+            let _ = renameat_with(dir, tmp, dir, name, RenameFlags::EXCHANGE);
+            Err(e.into())
+        }
+    }
 }
 
 /// A plain file name: not empty, no `/`, not `.` or `..`.
@@ -400,6 +439,42 @@ mod tests {
                 .is_file()
         );
         assert_eq!(std::fs::read_dir(d.join("sub")).unwrap().count(), 3);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn replacing_swaps_files_and_symlinks_out_and_refuses_a_directory() {
+        let d = tempdir();
+        let p = d.join("state.json");
+        write_replace(&p, b"one", 0o600).unwrap();
+        write_replace(&p, b"two", 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        // A symlink is replaced, its target untouched.
+        std::fs::write(d.join("target"), b"keep").unwrap();
+        std::os::unix::fs::symlink(d.join("target"), d.join("link")).unwrap();
+        write_replace(&d.join("link"), b"three", 0o600).unwrap();
+        assert!(std::fs::symlink_metadata(d.join("link")).unwrap().is_file());
+        assert_eq!(std::fs::read(d.join("target")).unwrap(), b"keep");
+        // A directory stays where it is, with what it holds.
+        std::fs::create_dir(d.join("dir")).unwrap();
+        std::fs::write(d.join("dir/inner"), b"x").unwrap();
+        let e = write_replace(&d.join("dir"), b"four", 0o600).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(rustix::io::Errno::ISDIR.raw_os_error()),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(d.join("dir/inner")).unwrap(), b"x");
+        let mut names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dir", "link", "state.json", "target"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
