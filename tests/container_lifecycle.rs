@@ -478,7 +478,29 @@ fn remove_refuses_a_running_container_unless_forced() {
     let id = c.id().to_string();
     let c2 = f.store.get(&id).unwrap();
     assert!(matches!(c2.remove(false), Err(Error::WrongState { .. })));
+    // Cgroups below the container's (as one with its own cgroup namespace
+    // may make) go with it.
+    let pid = c.pid().unwrap().unwrap();
+    let mut made = Vec::new();
+    for line in std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+    {
+        let mut f = line.splitn(3, ':');
+        let (_, ctl, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        if ["freezer", "memory", "pids"].contains(&ctl) {
+            let sub = Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join(path.trim_start_matches('/'))
+                .join("dunnage-test-sub");
+            std::fs::create_dir(&sub).unwrap();
+            made.push(sub);
+        }
+    }
     c.remove(true).unwrap();
+    for sub in made {
+        assert!(!sub.exists(), "{} is left", sub.display());
+    }
     f.assert_clean();
 }
 

@@ -272,7 +272,12 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<(ContainerHandle, Valu
         let _ = h.remove(true);
         msg
     };
-    let pid = handle.pid().ok().flatten().unwrap_or(0);
+    // Read from the state only when something needs it.
+    let pid = if conv.oom_score_adj.is_some() || o.pid_file.is_some() {
+        handle.pid().ok().flatten().unwrap_or(0)
+    } else {
+        0
+    };
     if let Some(adj) = conv.oom_score_adj
         && let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
     {

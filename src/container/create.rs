@@ -137,7 +137,8 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
         runc.push(rule(true, 'c', Some(major), Some(minor), "rwm"));
     }
     runc.push(rule(true, 'c', Some(136), None, "rwm"));
-    // The spec's own device nodes.
+    // The spec's own device nodes (those of the default ones already
+    // allowed are not written twice).
     for n in &spec.devices {
         let kind = match n.kind {
             crate::profile::DeviceType::Char => 'c',
@@ -145,7 +146,10 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             _ => continue,
         };
         let num = |n: i64| u32::try_from(n).ok();
-        runc.push(rule(true, kind, num(n.major), num(n.minor), "rwm"));
+        let r = rule(true, kind, num(n.major), num(n.minor), "rwm");
+        if !runc.contains(&r) {
+            runc.push(r);
+        }
     }
     with_default_allowances(rules, runc)
 }

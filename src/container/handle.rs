@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dunnage_base::lock::{FileLock, LockKind};
-use dunnage_cgroups::{Cgroup, CgroupPath, Hierarchies};
+use dunnage_cgroups::{Cgroup, CgroupPath, Controller, Hierarchies};
 use dunnage_namespaces::{Child, Gate};
 
 use crate::container::error::{Error, Result, io_err};
@@ -141,23 +141,27 @@ fn pidfd_wait(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
 /// process joined or after all left) has its remaining directories removed.
 pub(crate) fn remove_cgroup(h: &Hierarchies, path: &str) -> Result<()> {
     let path = CgroupPath::new(path)?;
-    match Cgroup::open(h, &path, &[]) {
-        // Empty once the init has been waited for, as a rule: removed
-        // without reading or writing its files. Else what is left is thawed
-        // and killed first.
-        Ok(cg) if cg.delete_if_empty()? => {}
-        Ok(cg) => {
-            let _ = cg.thaw();
-            let _ = cg.kill();
-            cg.delete()?;
-        }
-        Err(_) => {
+    // Every directory the cgroup has or may have (one already gone is no
+    // error). Empty once the init has been waited for, as a rule: removed
+    // without reading or writing its files, or even looking first. Else
+    // what is left is thawed and killed, then removed with the cgroups
+    // made below it (a container with its own cgroup namespace may have
+    // made some), deepest first.
+    let cg = Cgroup::planned(h, &path, &[])?;
+    if cg.delete_if_empty()? {
+        return Ok(());
+    }
+    let _ = cg.thaw();
+    let _ = cg.kill();
+    match cg.delete() {
+        Err(dunnage_cgroups::Error::NotEmpty { .. }) => {
             for hier in h.list() {
                 remove_cgroup_dirs(&hier.mount_point.join(path.as_str()))?;
             }
+            Ok(())
         }
+        r => Ok(r?),
     }
-    Ok(())
 }
 
 /// Remove the cgroup directory `dir` and the cgroups below it (a
@@ -286,6 +290,20 @@ impl ContainerHandle {
         Ok(Cgroup::open(h, &CgroupPath::new(&self.spec.cgroup)?, &[])?)
     }
 
+    /// Whether the kernel's OOM killer killed a process of the container's
+    /// cgroup (read from its memory controller alone; false when there is
+    /// none or it cannot be read).
+    fn oom_killed(&self) -> bool {
+        let Ok(h) = self.store.hierarchies() else {
+            return false;
+        };
+        CgroupPath::new(&self.spec.cgroup)
+            .and_then(|p| Cgroup::planned(h, &p, &[Controller::Memory]))
+            .ok()
+            .and_then(|cg| cg.oom_kills().ok().flatten())
+            .is_some_and(|n| n > 0)
+    }
+
     /// A pidfd of the live init, or [`Error::NotRunning`].
     pub(crate) fn live_pidfd(&self, st: &State) -> Result<OwnedFd> {
         // Exited, or being made again by a monitor (`recreate`: the pid is
@@ -366,11 +384,7 @@ impl ContainerHandle {
                 oom_killed: false,
             });
         }
-        let oom_killed = self
-            .cgroup()
-            .ok()
-            .and_then(|cg| cg.oom_kills().ok().flatten())
-            .is_some_and(|n| n > 0);
+        let oom_killed = self.oom_killed();
         if st.status != Some(Status::Exited) || st.exit_code.is_none() {
             st.status = Some(Status::Exited);
             st.exit_code = st.exit_code.or(code);
@@ -409,12 +423,10 @@ impl ContainerHandle {
         if let Some(o) = self.owned.as_mut() {
             o.unrecorded_exit = Some((pid, code));
         }
-        let oom_killed = self
-            .cgroup()
-            .ok()
-            .and_then(|cg| cg.oom_kills().ok().flatten())
-            .is_some_and(|n| n > 0);
-        Ok(ExitInfo { code, oom_killed })
+        Ok(ExitInfo {
+            code,
+            oom_killed: self.oom_killed(),
+        })
     }
 
     /// In the process that made the container: wait for its process, and
