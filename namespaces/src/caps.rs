@@ -188,12 +188,29 @@ impl Capabilities {
 }
 
 /// The highest capability number this kernel knows
-/// (`/proc/sys/kernel/cap_last_cap`), read by the parent.
+/// (`/proc/sys/kernel/cap_last_cap`), read by the parent once per process.
 pub fn last_cap() -> u8 {
-    dunnage_base::fs::read_unsized_string(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u8 - 1)
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        dunnage_base::fs::read_unsized_string(std::path::Path::new("/proc/sys/kernel/cap_last_cap"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(NAMES.len() as u8 - 1)
+    })
+}
+
+/// The calling thread's effective set (`capget`), as `CapEff` in
+/// `/proc/self/status` shows it; `None` if the kernel refuses.
+pub fn own_effective() -> Option<CapSet> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a valid header and room for two data structs
+    // (version 3).
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    (rc == 0).then(|| CapSet(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32)))
 }
 
 /// `struct __user_cap_header_struct`.
@@ -395,5 +412,13 @@ mod tests {
         let set = CapSet(0xa80425fb);
         assert_eq!(CapSet::parse(set.names()).unwrap(), set);
         assert!(last_cap() >= 37);
+        // The same set /proc/self/status shows.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(own_effective().map(|s| s.0), Some(eff));
     }
 }

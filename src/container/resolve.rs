@@ -3,7 +3,7 @@
 //! the image, the security profile with the caller's changes. Nothing is
 //! created.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dunnage_image::{ImageConfig, RunOverrides, RunView};
 
@@ -340,14 +340,7 @@ impl Container {
 
 /// This process's effective set (`CapEff`), every capability if unreadable.
 fn own_bounding_set() -> u64 {
-    dunnage_base::fs::read_unsized_string(Path::new("/proc/self/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(u64::MAX)
+    dunnage_namespaces::caps::own_effective().map_or(u64::MAX, |s| s.0)
 }
 
 /// The host's name (a container on the host network shares it).
