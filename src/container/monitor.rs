@@ -260,6 +260,8 @@ fn supervise(
     } else {
         handle.close_gate();
     }
+    // The answer to a waiting starter: the state is recorded.
+    drop(fifo);
     let exit = handle.wait();
     drop(pidfd);
     for t in threads {
@@ -406,6 +408,13 @@ fn start_monitor(
 
 /// Ask the monitor of the container in `dir` to start it; wait until the
 /// state leaves `created`.
+///
+/// The request is a byte written to the fifo; the answer is the monitor
+/// closing its end once the state is recorded (the write end then reports
+/// `POLLERR`: no reader left), or its exit. Not inotify: closing an
+/// inotify instance waits for an SRCU grace period, 10-20 ms. A monitor
+/// that keeps the fifo open (one from before this protocol) is still
+/// seen, by reading the state every 10 ms.
 pub(crate) fn request_start(dir: &Path) -> Result<State> {
     let fifo = dir.join("start.fifo");
     let f = File::options()
@@ -416,23 +425,10 @@ pub(crate) fn request_start(dir: &Path) -> Result<State> {
             op: "start",
             reason: "the start gate is held by a process that has gone",
         })?;
-    // Watched before asking: the monitor's answer is state.json renamed
-    // into the directory (or its own end), waited for without polling.
-    let watch = rustix::fs::inotify::init(
-        rustix::fs::inotify::CreateFlags::CLOEXEC | rustix::fs::inotify::CreateFlags::NONBLOCK,
-    )
-    .map_err(|e| io_err("inotify", dir)(e.into()))?;
-    rustix::fs::inotify::add_watch(
-        &watch,
-        dir,
-        rustix::fs::inotify::WatchFlags::MOVED_TO | rustix::fs::inotify::WatchFlags::CLOSE_WRITE,
-    )
-    .map_err(|e| io_err("inotify", dir)(e.into()))?;
     (&f).write_all(&[1]).map_err(io_err("write", &fifo))?;
-    drop(f);
     let st = State::read(dir)?;
     let monitor = crate::container::handle::pidfd_checked(st.monitor_pid, st.monitor_start);
-    // The monitor releases the gate and records the outcome.
+    let mut answered = false;
     loop {
         let st = State::read(dir)?;
         let monitor_alive = state::same_process(st.monitor_pid, st.monitor_start);
@@ -440,8 +436,9 @@ pub(crate) fn request_start(dir: &Path) -> Result<State> {
             (Some(Status::Created), Some(pidfd)) if monitor_alive => {
                 let mut fds = [
                     libc::pollfd {
-                        fd: watch.as_raw_fd(),
-                        events: libc::POLLIN,
+                        // Once answered, only the timeout and the exit.
+                        fd: if answered { -1 } else { f.as_raw_fd() },
+                        events: 0,
                         revents: 0,
                     },
                     libc::pollfd {
@@ -450,11 +447,10 @@ pub(crate) fn request_start(dir: &Path) -> Result<State> {
                         revents: 0,
                     },
                 ];
-                // SAFETY: poll on two valid pollfds; EINTR just loops.
-                unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-                // Drain the events: the state is read again anyway.
-                let mut buf = [0u8; 4096];
-                while rustix::io::read(&watch, &mut buf).is_ok_and(|n| n > 0) {}
+                // SAFETY: poll on two pollfds (a negative fd is skipped);
+                // EINTR just loops.
+                unsafe { libc::poll(fds.as_mut_ptr(), 2, 10) };
+                answered |= fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0;
             }
             _ => return Ok(st),
         }
