@@ -313,6 +313,13 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
 /// Remove the network `name` means; docker's words when it cannot be.
 fn remove_one(nets: &dunnage::network::Networks, name: &str) -> Result<(), String> {
     let n = match resolve(nets, name).map_err(|e| network_error(name, &e))? {
+        // The default network is docker's pre-defined `bridge`.
+        Found::Ours(n) if n.config.name == DEFAULT_NETWORK => {
+            return Err(
+                "Error response from daemon: bridge is a pre-defined network and cannot be removed"
+                    .into(),
+            );
+        }
         Found::Ours(n) => n,
         Found::Predefined(n, _) => {
             return Err(format!(
