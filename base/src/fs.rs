@@ -97,8 +97,10 @@ impl TempFile {
     /// there, a symlink included, without following it), without any
     /// fsync: atomic for readers, not durable across a crash.
     ///
-    /// An existing file is swapped out ([`swap_in`]) rather than renamed
-    /// over, so that ext4 does not write the new data out at once.
+    /// An existing file is swapped out (`RENAME_EXCHANGE`, then unlinked)
+    /// rather than renamed over, so that ext4 does not write the new data
+    /// out at once (and its later unlink does not wait for that write);
+    /// after a power loss the file may then be empty.
     pub fn replace(mut self, name: impl AsRef<OsStr>) -> io::Result<()> {
         let name = name.as_ref();
         check_name(name)?;
@@ -152,8 +154,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 
 /// Write `data` to `path` atomically like [`write_atomic`] but without the
 /// fsyncs: readers see the old content or the new, never a mix, but after
-/// a crash the file may hold either (or, rarely, be empty). For state that
-/// a crash makes stale anyway (a process's status).
+/// a power loss the file may hold either, or be empty (it is swapped in
+/// without being written out, see [`TempFile::replace`]). For state that
+/// a crash makes stale anyway (a process's status); readers must take an
+/// empty file.
 pub fn write_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let (dir, name) = split(path)?;
     let prefix = String::from_utf8_lossy(name.as_bytes()).into_owned();
@@ -238,18 +242,18 @@ pub fn write_replace_at(dir: impl AsFd, name: &OsStr, data: &[u8], mode: u32) ->
 /// write-out at once, and the unlink that removes that file later then
 /// waits for the write and, with `-o discard`, for a synchronous discard.
 /// A file swapped in stays in the page cache until ordinary write-back, so
-/// a short-lived one never reaches the disk. Where nothing stands at
-/// `name`, or the file system cannot exchange, it is a plain rename.
+/// a short-lived one never reaches the disk (and, after a power loss
+/// within the write-back delay, the file may be empty). Where nothing
+/// stands at `name`, or the exchange fails, it is a plain rename.
 /// A directory at `name` is refused (`EISDIR`) and left in place.
 fn swap_in(dir: impl AsFd, tmp: &OsStr, name: &OsStr) -> io::Result<()> {
     use rustix::fs::{RenameFlags, renameat, renameat_with};
     let dir = dir.as_fd();
-    match renameat_with(dir, tmp, dir, name, RenameFlags::EXCHANGE) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            return Ok(renameat(dir, tmp, dir, name)?);
-        }
-        Err(e) => return Err(e.into()),
+    if renameat_with(dir, tmp, dir, name, RenameFlags::EXCHANGE).is_err() {
+        // Nothing at `name`, or no exchange here (a file system without
+        // it, a filter refusing renameat2): a plain rename, whose own
+        // error is the answer.
+        return Ok(renameat(dir, tmp, dir, name)?);
     }
     // `tmp` now names what stood at `name`.
     match rustix::fs::unlinkat(dir, tmp, AtFlags::empty()) {

@@ -274,7 +274,10 @@ pub fn create_handle(ctx: &Ctx, o: &CreateOpts) -> Result<(ContainerHandle, Valu
     };
     // Read from the state only when something needs it.
     let pid = if conv.oom_score_adj.is_some() || o.pid_file.is_some() {
-        handle.pid().ok().flatten().unwrap_or(0)
+        match handle.pid() {
+            Ok(Some(pid)) => pid,
+            _ => return Err(undo(handle, "the container's process has gone".into())),
+        }
     } else {
         0
     };

@@ -200,7 +200,8 @@ pub fn last_cap() -> u8 {
 }
 
 /// The calling thread's effective set (`capget`), as `CapEff` in
-/// `/proc/self/status` shows it; `None` if the kernel refuses.
+/// `/proc/thread-self/status` shows it (the thread that will clone a
+/// container); `None` if the kernel refuses.
 pub fn own_effective() -> Option<CapSet> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -412,8 +413,8 @@ mod tests {
         let set = CapSet(0xa80425fb);
         assert_eq!(CapSet::parse(set.names()).unwrap(), set);
         assert!(last_cap() >= 37);
-        // The same set /proc/self/status shows.
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        // The same set /proc/thread-self/status shows.
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
         let eff = status
             .lines()
             .find_map(|l| l.strip_prefix("CapEff:"))

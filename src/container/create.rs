@@ -145,8 +145,11 @@ pub(crate) fn device_rules(spec: &Spec) -> Vec<DeviceRule> {
             crate::profile::DeviceType::Block => 'b',
             _ => continue,
         };
-        let num = |n: i64| u32::try_from(n).ok();
-        let r = rule(true, kind, num(n.major), num(n.minor), "rwm");
+        // A number out of range is no wildcard: such a node is not made.
+        let (Ok(major), Ok(minor)) = (u32::try_from(n.major), u32::try_from(n.minor)) else {
+            continue;
+        };
+        let r = rule(true, kind, Some(major), Some(minor), "rwm");
         if !runc.contains(&r) {
             runc.push(r);
         }

@@ -153,37 +153,7 @@ pub(crate) fn remove_cgroup(h: &Hierarchies, path: &str) -> Result<()> {
     }
     let _ = cg.thaw();
     let _ = cg.kill();
-    match cg.delete() {
-        Err(dunnage_cgroups::Error::NotEmpty { .. }) => {
-            for hier in h.list() {
-                remove_cgroup_dirs(&hier.mount_point.join(path.as_str()))?;
-            }
-            Ok(())
-        }
-        r => Ok(r?),
-    }
-}
-
-/// Remove the cgroup directory `dir` and the cgroups below it (a
-/// container with its own cgroup namespace may have made some), deepest
-/// first. A directory already gone is not an error.
-fn remove_cgroup_dirs(dir: &std::path::Path) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err("read", dir.to_path_buf())(e)),
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_cgroup_dirs(&entry.path())?;
-        }
-    }
-    match std::fs::remove_dir(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_err("rmdir", dir.to_path_buf())(e))
-        }
-        _ => Ok(()),
-    }
+    Ok(cg.delete_recursive()?)
 }
 
 impl ContainerHandle {

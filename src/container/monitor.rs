@@ -425,7 +425,14 @@ pub(crate) fn request_start(dir: &Path) -> Result<State> {
             op: "start",
             reason: "the start gate is held by a process that has gone",
         })?;
-    (&f).write_all(&[1]).map_err(io_err("write", &fifo))?;
+    // EPIPE: the monitor has answered another starter meanwhile and closed
+    // the fifo; the state says how it went.
+    match (&f).write_all(&[1]) {
+        Err(e) if e.raw_os_error() != Some(libc::EPIPE) => {
+            return Err(io_err("write", &fifo)(e));
+        }
+        _ => {}
+    }
     let st = State::read(dir)?;
     let monitor = crate::container::handle::pidfd_checked(st.monitor_pid, st.monitor_start);
     let mut answered = false;

@@ -338,7 +338,8 @@ impl Container {
     }
 }
 
-/// This process's effective set (`CapEff`), every capability if unreadable.
+/// The calling thread's effective set (`CapEff`), every capability if
+/// unreadable.
 fn own_bounding_set() -> u64 {
     dunnage_namespaces::caps::own_effective().map_or(u64::MAX, |s| s.0)
 }

@@ -146,9 +146,20 @@ impl State {
     }
 
     /// Read `state.json` of the container directory `dir`.
+    ///
+    /// An empty file is an exited container with nothing else known: the
+    /// state is replaced without fsync ([`write`](State::write)), so a
+    /// power loss can leave it empty, and the processes it described are
+    /// gone then.
     pub fn read(dir: &Path) -> Result<State> {
         let path = dir.join("state.json");
         let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+        if bytes.is_empty() {
+            return Ok(State {
+                status: Some(Status::Exited),
+                ..State::default()
+            });
+        }
         serde_json::from_slice(&bytes).map_err(|e| Error::CorruptState {
             path,
             reason: e.to_string(),
@@ -272,8 +283,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dunnage-test-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for junk in [
-            &b""[..],
-            b"{",
+            &b"{"[..],
             b"[]",
             b"{\"pid\":\"x\"}",
             b"\xff\xfe",
@@ -283,6 +293,10 @@ mod tests {
             std::fs::write(dir.join("state.json"), junk).unwrap();
             assert!(matches!(State::read(&dir), Err(Error::CorruptState { .. })));
         }
+        // Empty (a power loss after a replace): exited, nothing known.
+        std::fs::write(dir.join("state.json"), b"").unwrap();
+        let st = State::read(&dir).unwrap();
+        assert_eq!((st.status, st.pid), (Some(Status::Exited), 0));
         let st = State {
             status: Some(Status::Created),
             created_at: now(),
