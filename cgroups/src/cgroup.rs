@@ -242,15 +242,21 @@ impl Cgroup {
         self.ids(CgroupDir::threads_file)
     }
 
-    /// [`procs`](Cgroup::procs) of the directories still there: a
-    /// directory removed meanwhile holds no process.
+    /// [`procs`](Cgroup::procs) of the directories still there and of the
+    /// cgroups below them (a container with its own cgroup namespace may
+    /// have made some): a directory removed meanwhile holds no process.
     pub(crate) fn procs_left(&self) -> Result<Vec<u32>> {
         let mut out = Vec::new();
         for d in &self.dirs {
-            match read_ids(&d.file("cgroup.procs")) {
-                Ok(ids) => out.extend(ids),
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            let mut dirs = Vec::new();
+            collect_dirs(&d.path, &mut dirs)?;
+            for dir in dirs {
+                match read_ids(&dir.join("cgroup.procs")) {
+                    Ok(ids) => out.extend(ids),
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         out.sort_unstable();

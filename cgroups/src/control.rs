@@ -108,7 +108,8 @@ impl Cgroup {
         }
     }
 
-    /// SIGKILL every process in the cgroup and wait until it is empty.
+    /// SIGKILL every process in the cgroup and in the cgroups below it,
+    /// and wait until they are empty.
     ///
     /// v2 writes `cgroup.kill`. v1 has no such file: the cgroup is frozen
     /// (so nothing forks meanwhile), each pid gets SIGKILL, then it is

@@ -110,6 +110,37 @@ fn kill_kills_a_forked_tree() {
     check_kill_tree(&cg);
 }
 
+#[test]
+fn kill_reaches_the_cgroups_below() {
+    require_root!();
+    let cg = cgroup("killsub", &[Controller::Pids, Controller::Freezer]);
+    check_kill_below(&host(), &cg);
+}
+
+/// `kill` of `cg` kills a process in a cgroup below it (one a container
+/// with its own cgroup namespace made), and `delete_recursive` then
+/// removes both.
+fn check_kill_below(h: &dunnage_cgroups::Hierarchies, cg: &Cgroup) {
+    let sub_path =
+        dunnage_cgroups::CgroupPath::new(&format!("{}/sub", cg.path().as_str())).unwrap();
+    let controllers: Vec<Controller> = cg
+        .dirs()
+        .iter()
+        .flat_map(|d| d.controllers.clone())
+        .collect();
+    let sub = Cgroup::create(h, &sub_path, &controllers).unwrap();
+    let mut p = spawn_waiting("sleep 60");
+    sub.add_process(p.pid()).unwrap();
+    p.go();
+    cg.kill().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(p.child.wait().unwrap().signal(), Some(9));
+    cg.delete_recursive().unwrap();
+    for d in sub.dirs().iter().chain(cg.dirs()) {
+        assert!(!d.path.exists(), "{} is left", d.path.display());
+    }
+}
+
 /// Whether `cg` freezes (and kills) through v2 files: the freezer is a
 /// v2 core feature, so no v1 freezer directory means v2.
 fn freezes_on_v2(cg: &Cgroup) -> bool {
@@ -184,6 +215,14 @@ fn v2_freeze_stops_progress_and_thaw_resumes_it() {
     let cg = cgroup_in(&v2_host(), "v2freeze", &[]);
     assert!(freezes_on_v2(&cg));
     check_freeze_thaw(&cg);
+}
+
+#[test]
+fn v2_kill_reaches_the_cgroups_below() {
+    require_root!();
+    let h = v2_host();
+    let cg = cgroup_in(&h, "v2killsub", &[]);
+    check_kill_below(&h, &cg);
 }
 
 #[test]
