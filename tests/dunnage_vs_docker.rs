@@ -1815,6 +1815,14 @@ fn inspect_agrees_with_docker() {
         "{{.State.Bogus}}",
         "{{.NoSuch}}",
         "{{.State",
+        "{{range .NetworkSettings.Networks}}[{{.IPAddress}}]{{end}}",
+        "{{range .Config.Env}}{{.}};{{end}}",
+        "{{range .Mounts}}{{.Source}}{{else}}no mounts{{end}}",
+        "{{if .State.Running}}up{{else}}down {{.State.ExitCode}}{{end}}",
+        "{{index .Config.Labels \"nosuch\"}}|{{index .Args 0}}",
+        "{{.Name}}{{\"\\n\"}}",
+        "{{range .Args}}",
+        "{{end}}",
     ] {
         for q in [
             vec!["inspect", "-f", format, &ex],
