@@ -1823,6 +1823,7 @@ fn inspect_agrees_with_docker() {
         "{{.Name}}{{\"\\n\"}}",
         "{{range .Args}}",
         "{{end}}",
+        "a {{- range .Args }} [{{ . }}] {{- end }} b",
     ] {
         for q in [
             vec!["inspect", "-f", format, &ex],

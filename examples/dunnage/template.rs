@@ -4,7 +4,7 @@
 //! string constants (`{{"\n"}}`), `{{range .X}}...{{else}}...{{end}}`
 //! (over a list, or a map's values in key order; `.` is the element) and
 //! `{{if .X}}...{{else}}...{{end}}` (Go's truth: not false, 0, nil or
-//! empty). Values print as Go's `fmt` prints them where JSON tells the
+//! empty), and the trim markers `{{- ` and ` -}}`. Values print as Go's `fmt` prints them where JSON tells the
 //! type: strings bare, numbers and booleans as such, arrays as `[a b]`,
 //! objects as maps (`map[k:v]`, keys sorted), null as `<nil>` (Go prints a
 //! struct as `{v1 v2}` and a nil slice as `[]`; JSON does not tell those
@@ -152,20 +152,38 @@ impl Template {
         let mut open: Vec<Open> = Vec::new();
         let mut rest = text;
         let mut at = 0;
+        let mut trim_next = false;
         let push = |open: &mut Vec<Open>, done: &mut Vec<Piece>, p: Piece| match open.last_mut() {
             Some(b) => b.otherwise.as_mut().unwrap_or(&mut b.first).push(p),
             None => done.push(p),
         };
         while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                push(&mut open, &mut done, Piece::Text(rest[..start].to_string()));
-            }
             let body_start = start + 2;
             let Some(len) = rest[body_start..].find("}}") else {
                 return Err(parse_error("unclosed action"));
             };
-            let body = &rest[body_start..body_start + len];
-            let lead = body.len() - body.trim_start().len();
+            let mut body = &rest[body_start..body_start + len];
+            // Go's trim markers: `{{- ` and ` -}}` eat the white space
+            // before and after the action.
+            let mut text = &rest[..start];
+            if trim_next {
+                text = text.trim_start();
+            }
+            let mut marker = 0;
+            if let Some(b) = body.strip_prefix("- ") {
+                text = text.trim_end();
+                body = b;
+                marker = 2;
+            }
+            trim_next = false;
+            if let Some(b) = body.strip_suffix(" -") {
+                trim_next = true;
+                body = b;
+            }
+            if !text.is_empty() {
+                push(&mut open, &mut done, Piece::Text(text.to_string()));
+            }
+            let lead = marker + body.len() - body.trim_start().len();
             let col = at + body_start + lead;
             let trimmed = body.trim();
             let words: Vec<&str> = trimmed.split_whitespace().collect();
@@ -260,6 +278,7 @@ impl Template {
             at += end;
             rest = &rest[end..];
         }
+        let rest = if trim_next { rest.trim_start() } else { rest };
         if !rest.is_empty() {
             push(&mut open, &mut done, Piece::Text(rest.to_string()));
         }
@@ -506,6 +525,7 @@ mod tests {
             "v|"
         );
         assert_eq!(r("{{index .Args 1}}"), "y");
+        assert_eq!(r("{{range .Args}}\n  {{- . -}}\n,{{end}}"), "x,y,");
         assert_eq!(
             r(
                 r#"{{range .NetworkSettings.Networks}}{{if .IPAddress}}{{json .IPAddress}}{{end}}{{end}}"#
