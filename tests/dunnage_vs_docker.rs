@@ -1824,6 +1824,9 @@ fn inspect_agrees_with_docker() {
         "{{range .Args}}",
         "{{end}}",
         "a {{- range .Args }} [{{ . }}] {{- end }} b",
+        "{{range .NetworkSettings.Networks}}{{json .}}{{end}}",
+        "{{if .State.Health}}health{{else}}none{{end}}",
+        "{{index .Args 7}}",
     ] {
         for q in [
             vec!["inspect", "-f", format, &ex],

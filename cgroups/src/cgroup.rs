@@ -253,8 +253,15 @@ impl Cgroup {
             for dir in dirs {
                 match read_ids(&dir.join("cgroup.procs")) {
                     Ok(ids) => out.extend(ids),
+                    // Gone meanwhile (kernfs says ENODEV for a cgroup removed
+                    // between lookup and open), or a v2 threaded cgroup
+                    // below (EOPNOTSUPP: its processes are listed in the
+                    // domain above it).
                     Err(Error::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                        if source.kind() == std::io::ErrorKind::NotFound
+                            || (dir != d.path
+                                && source.raw_os_error() == Some(libc::EOPNOTSUPP))
+                            || source.raw_os_error() == Some(libc::ENODEV) => {}
                     Err(e) => return Err(e),
                 }
             }

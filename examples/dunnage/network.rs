@@ -312,13 +312,15 @@ fn rm(store: &ContainerStore, p: &Parsed) -> Out {
 
 /// Remove the network `name` means; docker's words when it cannot be.
 fn remove_one(nets: &dunnage::network::Networks, name: &str) -> Result<(), String> {
+    // The default network is docker's pre-defined `bridge` (made or not).
+    let predefined_bridge =
+        "Error response from daemon: bridge is a pre-defined network and cannot be removed";
+    if name == "bridge" {
+        return Err(predefined_bridge.into());
+    }
     let n = match resolve(nets, name).map_err(|e| network_error(name, &e))? {
-        // The default network is docker's pre-defined `bridge`.
         Found::Ours(n) if n.config.name == DEFAULT_NETWORK => {
-            return Err(
-                "Error response from daemon: bridge is a pre-defined network and cannot be removed"
-                    .into(),
-            );
+            return Err(predefined_bridge.into());
         }
         Found::Ours(n) => n,
         Found::Predefined(n, _) => {
@@ -500,7 +502,11 @@ pub fn settings(h: &ContainerHandle) -> Value {
         "IPAMConfig": null,
         "Links": null,
         "Aliases": aliases,
-        "NetworkID": text(|a| a.network_id.clone()),
+        // host and none: the pre-defined network's ID, as docker shows it.
+        "NetworkID": match (&attachment, name.as_str()) {
+            (None, "host" | "none") => predefined_id(&name),
+            _ => text(|a| a.network_id.clone()),
+        },
         "EndpointID": text(|a| a.endpoint_id.clone()),
         "Gateway": text(|a| a.gateway.to_string()),
         "IPAddress": text(|a| a.address.to_string()),

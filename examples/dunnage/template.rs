@@ -14,33 +14,43 @@
 use serde_json::Value;
 
 /// One piece of a template.
+/// Where in the template: line (from 1) and byte column, as Go counts.
+#[derive(Debug, PartialEq, Clone, Copy)]
+struct Pos {
+    line: usize,
+    col: usize,
+}
+
+/// One piece of a template.
 #[derive(Debug, PartialEq)]
 enum Piece {
     Text(String),
     /// A field path (empty: the dot itself), printed as JSON when
-    /// `json`; `col` is where the path starts, for error messages.
+    /// `json`; `at` is where the path starts, for error messages.
     Field {
         path: Vec<String>,
         json: bool,
-        col: usize,
+        at: Pos,
     },
-    /// `index FIELD KEY`: a map's entry or a list's element.
+    /// `index FIELD KEY`: a map's entry or a list's element; `cmd` is the
+    /// command as written and `at` where it starts (Go's error names both).
     Index {
         path: Vec<String>,
         key: Value,
-        col: usize,
+        at: Pos,
+        cmd: String,
     },
     /// `range FIELD`: `body` for each element, `otherwise` when none.
     Range {
         path: Vec<String>,
-        col: usize,
+        at: Pos,
         body: Vec<Piece>,
         otherwise: Vec<Piece>,
     },
     /// `if FIELD`.
     If {
         path: Vec<String>,
-        col: usize,
+        at: Pos,
         then: Vec<Piece>,
         otherwise: Vec<Piece>,
     },
@@ -58,8 +68,8 @@ pub struct TemplateError {
     /// docker's exit code for it (64 for a template that does not parse,
     /// 1 for a field that is missing).
     pub code: u8,
-    /// For a missing field: where (column), the path shown, the key.
-    missing: Option<(usize, String, String)>,
+    /// For a missing field: where, the path shown, the key.
+    missing: Option<(Pos, String, String)>,
 }
 
 impl TemplateError {
@@ -67,8 +77,9 @@ impl TemplateError {
     /// (where a map's words are `map has no entry for key`).
     pub fn go_field_error(&self, type_name: &str) -> String {
         match &self.missing {
-            Some((col, shown, key)) => format!(
-                "failed to execute template: template: :1:{col}: executing \"\" at <{shown}>: can't evaluate field {key} in type {type_name}"
+            Some((at, shown, key)) => format!(
+                "failed to execute template: template: :{}:{}: executing \"\" at <{shown}>: can't evaluate field {key} in type {type_name}",
+                at.line, at.col
             ),
             None => self.msg.clone(),
         }
@@ -83,19 +94,25 @@ fn parse_error(why: &str) -> TemplateError {
     }
 }
 
-fn exec_error(col: usize, why: &str) -> TemplateError {
+fn exec_error(at: Pos, why: &str) -> TemplateError {
     TemplateError {
-        msg: format!("template parsing error: template: :1:{col}: executing \"\" at {why}"),
+        msg: format!(
+            "template parsing error: template: :{}:{}: executing \"\" at {why}",
+            at.line, at.col
+        ),
         code: 1,
         missing: None,
     }
 }
 
+/// Go's white space in actions and around trim markers.
+const SPACE: &[char] = &[' ', '\t', '\r', '\n'];
+
 /// A block being parsed: what opened it and its pieces so far.
 struct Open {
     kind: Block,
     path: Vec<String>,
-    col: usize,
+    at: Pos,
     first: Vec<Piece>,
     /// After `{{else}}`: the pieces before it are `first`.
     otherwise: Option<Vec<Piece>>,
@@ -110,10 +127,7 @@ enum Block {
 /// A field path `.A.B` (`.` alone: empty), or a parse error.
 fn field_path(word: &str) -> Result<Vec<String>, TemplateError> {
     if !word.starts_with('.') {
-        return Err(parse_error(&format!(
-            "function {:?} not defined",
-            word.split('.').next().unwrap_or(word)
-        )));
+        return Err(not_defined(word));
     }
     Ok(word
         .split('.')
@@ -123,10 +137,17 @@ fn field_path(word: &str) -> Result<Vec<String>, TemplateError> {
         .collect())
 }
 
-/// A Go string constant (`"..."` with `\n`, `\t`, `\\`, `\"`), if `body`
+fn not_defined(word: &str) -> TemplateError {
+    parse_error(&format!(
+        "function {:?} not defined",
+        word.split('.').next().unwrap_or(word)
+    ))
+}
+
+/// A Go string constant (`"..."` with `\n`, `\t`, `\\`, `\"`), if `word`
 /// is exactly one.
-fn string_constant(body: &str) -> Option<String> {
-    let inner = body.strip_prefix('"')?.strip_suffix('"')?;
+fn string_constant(word: &str) -> Option<String> {
+    let inner = word.strip_prefix('"')?.strip_suffix('"')?;
     let mut out = String::new();
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -145,140 +166,202 @@ fn string_constant(body: &str) -> Option<String> {
     Some(out)
 }
 
+/// The words of an action with their byte offsets, a quoted string being
+/// one word.
+fn words(body: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if quoted {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        if SPACE.contains(&c) {
+            if let Some(s) = start.take() {
+                out.push((s, &body[s..i]));
+            }
+        } else {
+            start.get_or_insert(i);
+            quoted = c == '"';
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &body[s..]));
+    }
+    out
+}
+
+/// The end of the action that starts at `from` (the index of its `}}`),
+/// skipping a `}}` inside a quoted string.
+fn action_end(text: &str, from: usize) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            match (escaped, b) {
+                (false, b'\\') => escaped = true,
+                (false, b'"') => quoted = false,
+                _ => escaped = false,
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if text[i..].starts_with("}}") {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 impl Template {
     /// Parse `text`.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut done: Vec<Piece> = Vec::new();
         let mut open: Vec<Open> = Vec::new();
-        let mut rest = text;
-        let mut at = 0;
-        let mut trim_next = false;
+        let pos = |offset: usize| -> Pos {
+            let before = &text[..offset];
+            Pos {
+                line: 1 + before.matches('\n').count(),
+                col: offset - before.rfind('\n').map_or(0, |n| n + 1),
+            }
+        };
         let push = |open: &mut Vec<Open>, done: &mut Vec<Piece>, p: Piece| match open.last_mut() {
             Some(b) => b.otherwise.as_mut().unwrap_or(&mut b.first).push(p),
             None => done.push(p),
         };
-        while let Some(start) = rest.find("{{") {
+        let mut at = 0;
+        let mut trim_next = false;
+        while let Some(found) = text[at..].find("{{") {
+            let start = at + found;
             let body_start = start + 2;
-            let Some(len) = rest[body_start..].find("}}") else {
+            let Some(body_end) = action_end(text, body_start) else {
                 return Err(parse_error("unclosed action"));
             };
-            let mut body = &rest[body_start..body_start + len];
-            // Go's trim markers: `{{- ` and ` -}}` eat the white space
-            // before and after the action.
-            let mut text = &rest[..start];
+            let mut body = &text[body_start..body_end];
+            let mut body_at = body_start;
+            // Go's trim markers, `{{- ` and ` -}}` (any of Go's white
+            // space after or before the dash), eat the white space before
+            // and after the action.
+            let mut before = &text[at..start];
             if trim_next {
-                text = text.trim_start();
+                before = before.trim_start_matches(SPACE);
             }
-            let mut marker = 0;
-            if let Some(b) = body.strip_prefix("- ") {
-                text = text.trim_end();
-                body = b;
-                marker = 2;
+            if body.len() > 1 && body.starts_with('-') && body[1..].starts_with(SPACE) {
+                before = before.trim_end_matches(SPACE);
+                body = &body[1..];
+                body_at += 1;
             }
             trim_next = false;
-            if let Some(b) = body.strip_suffix(" -") {
+            if body.len() > 1 && body.ends_with('-') && body[..body.len() - 1].ends_with(SPACE) {
                 trim_next = true;
-                body = b;
+                body = &body[..body.len() - 1];
             }
-            if !text.is_empty() {
-                push(&mut open, &mut done, Piece::Text(text.to_string()));
+            if !before.is_empty() {
+                push(&mut open, &mut done, Piece::Text(before.to_string()));
             }
-            let lead = marker + body.len() - body.trim_start().len();
-            let col = at + body_start + lead;
-            let trimmed = body.trim();
-            let words: Vec<&str> = trimmed.split_whitespace().collect();
-            // The column of the n-th word (for error messages).
-            let word_col = |n: usize| -> usize {
-                let w = words[n];
-                col + trimmed.find(w).unwrap_or(0)
-            };
-            if let Some(text) = string_constant(trimmed) {
-                push(&mut open, &mut done, Piece::Text(text));
-            } else {
-                match words.as_slice() {
-                    [] => return Err(parse_error("missing value for command")),
-                    ["end"] => {
-                        let Some(b) = open.pop() else {
-                            return Err(parse_error("unexpected {{end}}"));
-                        };
-                        let (first, otherwise) = (b.first, b.otherwise.unwrap_or_default());
-                        let piece = match b.kind {
-                            Block::Range => Piece::Range {
-                                path: b.path,
-                                col: b.col,
-                                body: first,
-                                otherwise,
-                            },
-                            Block::If => Piece::If {
-                                path: b.path,
-                                col: b.col,
-                                then: first,
-                                otherwise,
-                            },
-                        };
-                        push(&mut open, &mut done, piece);
-                    }
-                    ["else"] => match open.last_mut() {
-                        Some(b) if b.otherwise.is_none() => b.otherwise = Some(Vec::new()),
-                        _ => return Err(parse_error("unexpected {{else}}")),
-                    },
-                    [kw @ ("range" | "if"), field] => open.push(Open {
-                        kind: if *kw == "range" {
-                            Block::Range
-                        } else {
-                            Block::If
-                        },
-                        path: field_path(field)?,
-                        col: word_col(1),
-                        first: Vec::new(),
-                        otherwise: None,
-                    }),
-                    ["index", field, key] => {
-                        let key = match string_constant(key) {
-                            Some(k) => Value::from(k),
-                            None => match key.parse::<u64>() {
-                                Ok(n) => Value::from(n),
-                                Err(_) => {
-                                    return Err(parse_error(&format!("index: bad key {key}")));
-                                }
-                            },
-                        };
-                        let piece = Piece::Index {
-                            path: field_path(field)?,
-                            key,
-                            col: word_col(1),
-                        };
-                        push(&mut open, &mut done, piece);
-                    }
-                    ["json", field] => {
-                        let piece = Piece::Field {
-                            path: field_path(field)?,
-                            json: true,
-                            col: word_col(1),
-                        };
-                        push(&mut open, &mut done, piece);
-                    }
-                    [field] => {
-                        let piece = Piece::Field {
-                            path: field_path(field)?,
-                            json: false,
-                            col,
-                        };
-                        push(&mut open, &mut done, piece);
-                    }
-                    [first, ..] => {
-                        return Err(parse_error(&format!(
-                            "function {:?} not defined",
-                            first.split('.').next().unwrap_or(first)
-                        )));
-                    }
+            let words = words(body);
+            let word_at = |n: usize| pos(body_at + words[n].0);
+            let ws: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
+            match ws.as_slice() {
+                [] => return Err(parse_error("missing value for command")),
+                [w] if string_constant(w).is_some() => {
+                    let t = string_constant(w).unwrap_or_default();
+                    push(&mut open, &mut done, Piece::Text(t));
                 }
+                ["end"] => {
+                    let Some(b) = open.pop() else {
+                        return Err(parse_error("unexpected {{end}}"));
+                    };
+                    let (first, otherwise) = (b.first, b.otherwise.unwrap_or_default());
+                    let piece = match b.kind {
+                        Block::Range => Piece::Range {
+                            path: b.path,
+                            at: b.at,
+                            body: first,
+                            otherwise,
+                        },
+                        Block::If => Piece::If {
+                            path: b.path,
+                            at: b.at,
+                            then: first,
+                            otherwise,
+                        },
+                    };
+                    push(&mut open, &mut done, piece);
+                }
+                ["else"] => match open.last_mut() {
+                    Some(b) if b.otherwise.is_none() => b.otherwise = Some(Vec::new()),
+                    Some(_) => return Err(parse_error("expected end; found {{else}}")),
+                    None => return Err(parse_error("unexpected {{else}}")),
+                },
+                [kw @ ("range" | "if"), field] if field.starts_with('.') => open.push(Open {
+                    kind: if *kw == "range" {
+                        Block::Range
+                    } else {
+                        Block::If
+                    },
+                    path: field_path(field)?,
+                    at: word_at(1),
+                    first: Vec::new(),
+                    otherwise: None,
+                }),
+                ["index", field, key] if field.starts_with('.') => {
+                    let key = match string_constant(key) {
+                        Some(k) => Value::from(k),
+                        None => match key.parse::<u64>() {
+                            Ok(n) => Value::from(n),
+                            Err(_) => return Err(not_defined(key)),
+                        },
+                    };
+                    let piece = Piece::Index {
+                        path: field_path(field)?,
+                        key,
+                        at: word_at(0),
+                        cmd: body.trim_matches(SPACE).to_string(),
+                    };
+                    push(&mut open, &mut done, piece);
+                }
+                ["json", field] => {
+                    let piece = Piece::Field {
+                        path: field_path(field)?,
+                        json: true,
+                        at: word_at(1),
+                    };
+                    push(&mut open, &mut done, piece);
+                }
+                [field] => {
+                    let piece = Piece::Field {
+                        path: field_path(field)?,
+                        json: false,
+                        at: word_at(0),
+                    };
+                    push(&mut open, &mut done, piece);
+                }
+                [
+                    first @ ("range" | "if" | "else" | "with" | "define" | "template" | "block"),
+                    ..,
+                ] => {
+                    return Err(parse_error(&format!(
+                        "{{{{{first} ...}}}} in this form is not supported here (fields, json, index, range, if)"
+                    )));
+                }
+                [first, ..] => return Err(not_defined(first)),
             }
-            let end = body_start + len + 2;
-            at += end;
-            rest = &rest[end..];
+            at = body_end + 2;
         }
-        let rest = if trim_next { rest.trim_start() } else { rest };
+        let mut rest = &text[at..];
+        if trim_next {
+            rest = rest.trim_start_matches(SPACE);
+        }
         if !rest.is_empty() {
             push(&mut open, &mut done, Piece::Text(rest.to_string()));
         }
@@ -291,30 +374,45 @@ impl Template {
     /// The template applied to `obj`.
     pub fn render(&self, obj: &Value) -> Result<String, TemplateError> {
         let mut out = String::new();
-        render(&self.0, obj, &mut out)?;
+        render(&self.0, obj, &[], &mut out)?;
         Ok(out)
     }
 }
 
-/// The value at `path` below `dot`, or Go's missing-key error.
-fn lookup<'a>(dot: &'a Value, path: &[String], col: usize) -> Result<&'a Value, TemplateError> {
+/// The value at `path` below `dot`: `Ok(None)` for a missing key where
+/// `lenient` (docker's typed structs have every field: a nil one is false
+/// in `if` and empty in `range`), else Go's missing-key error.
+fn lookup<'a>(
+    dot: &'a Value,
+    path: &[String],
+    at: Pos,
+    lenient: bool,
+) -> Result<Option<&'a Value>, TemplateError> {
     let mut v = dot;
-    let mut key_col = col;
+    let mut key_col = at.col;
     for (i, k) in path.iter().enumerate() {
         let Some(next) = v.as_object().and_then(|m| m.get(k)) else {
+            if lenient && v.is_object() {
+                return Ok(None);
+            }
             let shown: String = path[..=i].iter().map(|k| format!(".{k}")).collect();
+            let key_at = Pos {
+                line: at.line,
+                col: key_col,
+            };
             return Err(TemplateError {
                 msg: format!(
-                    "template parsing error: template: :1:{key_col}: executing \"\" at <{shown}>: map has no entry for key \"{k}\""
+                    "template parsing error: template: :{}:{key_col}: executing \"\" at <{shown}>: map has no entry for key \"{k}\"",
+                    at.line
                 ),
                 code: 1,
-                missing: Some((key_col, shown, k.clone())),
+                missing: Some((key_at, shown, k.clone())),
             });
         };
         key_col += k.len() + 1;
         v = next;
     }
-    Ok(v)
+    Ok(Some(v))
 }
 
 /// Go's truth: false, 0, nil and empty strings, lists and maps are false.
@@ -329,21 +427,30 @@ fn truth(v: &Value) -> bool {
     }
 }
 
-fn render(pieces: &[Piece], dot: &Value, out: &mut String) -> Result<(), TemplateError> {
+/// Render `pieces` with `dot`, found at `base` in the top-level object
+/// (for docker's key order in `json`).
+fn render(
+    pieces: &[Piece],
+    dot: &Value,
+    base: &[String],
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    let joined = |path: &[String]| -> Vec<String> { base.iter().chain(path).cloned().collect() };
     for p in pieces {
         match p {
             Piece::Text(t) => out.push_str(t),
-            Piece::Field { path, json, col } => {
-                let v = lookup(dot, path, *col)?;
+            Piece::Field { path, json, at } => {
+                let v = lookup(dot, path, *at, false)?.unwrap_or(&Value::Null);
                 if *json {
-                    let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+                    let keys = joined(path);
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                     out.push_str(&crate::order::to_json(v, &keys));
                 } else {
                     go_print(v, out);
                 }
             }
-            Piece::Index { path, key, col } => {
-                let v = lookup(dot, path, *col)?;
+            Piece::Index { path, key, at, cmd } => {
+                let v = lookup(dot, path, *at, false)?.unwrap_or(&Value::Null);
                 let item = match (v, key) {
                     (Value::Object(m), Value::String(k)) => m.get(k),
                     (Value::Array(a), Value::Number(n)) => {
@@ -351,17 +458,25 @@ fn render(pieces: &[Piece], dot: &Value, out: &mut String) -> Result<(), Templat
                         let item = usize::try_from(i).ok().and_then(|i| a.get(i));
                         if item.is_none() {
                             return Err(exec_error(
-                                *col,
-                                &format!("<index>: error calling index: index out of range: {i}"),
+                                *at,
+                                &format!("<{cmd}>: error calling index: index out of range: {i}"),
                             ));
                         }
                         item
                     }
                     (Value::Null, _) => None,
-                    _ => {
+                    (other, _) => {
+                        let kind = match other {
+                            Value::String(_) => "string",
+                            Value::Number(_) => "int",
+                            Value::Bool(_) => "bool",
+                            _ => "interface {}",
+                        };
                         return Err(exec_error(
-                            *col,
-                            "<index>: error calling index: cannot index that value",
+                            *at,
+                            &format!(
+                                "<{cmd}>: error calling index: can't index item of type {kind}"
+                            ),
                         ));
                     }
                 };
@@ -373,43 +488,50 @@ fn render(pieces: &[Piece], dot: &Value, out: &mut String) -> Result<(), Templat
             }
             Piece::Range {
                 path,
-                col,
+                at,
                 body,
                 otherwise,
             } => {
-                let v = lookup(dot, path, *col)?;
-                let items: Vec<&Value> = match v {
-                    Value::Array(a) => a.iter().collect(),
-                    Value::Object(m) => {
+                let here = joined(path);
+                let items: Vec<(&Value, Vec<String>)> = match lookup(dot, path, *at, true)? {
+                    Some(Value::Array(a)) => a.iter().map(|x| (x, here.clone())).collect(),
+                    Some(Value::Object(m)) => {
                         let mut keys: Vec<&String> = m.keys().collect();
                         keys.sort();
-                        keys.into_iter().filter_map(|k| m.get(k)).collect()
+                        keys.into_iter()
+                            .filter_map(|k| {
+                                let mut p = here.clone();
+                                p.push(k.clone());
+                                m.get(k).map(|x| (x, p))
+                            })
+                            .collect()
                     }
-                    Value::Null => Vec::new(),
-                    other => {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(other) => {
                         let mut shown = String::new();
                         go_print(other, &mut shown);
+                        let field: String = path.iter().map(|k| format!(".{k}")).collect();
                         return Err(exec_error(
-                            *col,
-                            &format!("<.{}>: range can't iterate over {shown}", path.join(".")),
+                            *at,
+                            &format!("<{field}>: range can't iterate over {shown}"),
                         ));
                     }
                 };
                 if items.is_empty() {
-                    render(otherwise, dot, out)?;
+                    render(otherwise, dot, base, out)?;
                 }
-                for item in items {
-                    render(body, item, out)?;
+                for (item, p) in items {
+                    render(body, item, &p, out)?;
                 }
             }
             Piece::If {
                 path,
-                col,
+                at,
                 then,
                 otherwise,
             } => {
-                let v = lookup(dot, path, *col)?;
-                render(if truth(v) { then } else { otherwise }, dot, out)?;
+                let yes = lookup(dot, path, *at, true)?.is_some_and(truth);
+                render(if yes { then } else { otherwise }, dot, base, out)?;
             }
         }
     }
@@ -536,8 +658,15 @@ mod tests {
             ("{{range .Args}}x", "unexpected EOF"),
             ("x{{end}}", "unexpected {{end}}"),
             ("{{else}}", "unexpected {{else}}"),
-            ("{{if .A}}{{else}}{{else}}{{end}}", "unexpected {{else}}"),
-            ("{{index .Args x}}", "index: bad key x"),
+            (
+                "{{if .A}}{{else}}{{else}}{{end}}",
+                "expected end; found {{else}}",
+            ),
+            ("{{index .Args x}}", "function \"x\" not defined"),
+            (
+                "{{range $i, $e := .A}}{{end}}",
+                "is not supported here (fields, json, index, range, if)",
+            ),
         ] {
             let e = Template::parse(bad).unwrap_err();
             assert!(e.msg.ends_with(why), "{bad}: {}", e.msg);
@@ -549,15 +678,17 @@ mod tests {
                 .msg
                 .contains("range can't iterate over /n")
         );
-        assert!(
-            run_err("{{index .Args 5}}")
-                .msg
-                .contains("index out of range: 5")
-        );
-        assert!(
-            run_err("{{range .Nope}}{{end}}")
-                .msg
-                .contains("no entry for key \"Nope\"")
-        );
+        assert!(run_err("{{index .Args 5}}").msg.ends_with(
+            ":1:2: executing \"\" at <index .Args 5>: error calling index: index out of range: 5"
+        ));
+        assert!(run_err(".\n {{.Nope}}").msg.contains(":2:3: executing"));
+        // A field docker's struct has but our JSON leaves out: false in
+        // if, empty in range (as a nil one in docker).
+        assert_eq!(r("{{range .Nope}}x{{else}}none{{end}}"), "none");
+        assert_eq!(r("{{if .State.Health}}x{{else}}no{{end}}"), "no");
+        // Quoted words with spaces, a }} inside quotes, Go's white space
+        // around trim markers.
+        assert_eq!(r(r#"{{index .Config.Labels "a b"}}{{"}}"}}"#), "}}");
+        assert_eq!(r("a\n{{-\t.Name\n-}}\n b"), "a/nb");
     }
 }
