@@ -164,5 +164,7 @@ fn keep(dir: &Path, gate: OwnedFd) -> Result<(), String> {
         }
         st.write(dir).map_err(|e| e.to_string())?;
     }
+    // The answer to the starter: the fifo closes with this process.
+    drop(reader);
     Ok(())
 }

@@ -28,9 +28,11 @@
 //! `containers/<id>/start.fifo`, and answers on its stdout with one line,
 //! `ok` or `err MESSAGE`. It then waits until a byte arrives on the
 //! fifo ([`ContainerHandle::start`] from any process) or the container's
-//! process ends; releases the start gate; copies the process's output to
-//! `<id>-json.log` (`{"log":"...\n","stream":"stdout","time":"RFC 3339
-//! nanoseconds"}` per line, lines split at 16 KiB as docker does); waits
+//! process ends; releases the start gate, records the state and closes
+//! the fifo (the answer a starter waits for on its write end); copies the
+//! process's output to `<id>-json.log` (`{"log":"...\n","stream":
+//! "stdout","time":"RFC 3339 nanoseconds"}` per line, lines split at
+//! 16 KiB as docker does); waits
 //! for the process; records the exit code, OOM kill and end time; exits.
 //!
 //! From the creation until the process has exited it also listens on
