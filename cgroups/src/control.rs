@@ -139,7 +139,8 @@ impl Cgroup {
             if frozen {
                 self.freeze()?;
             }
-            let result = self.signal_all();
+            // Read again once frozen: nothing forks after this list.
+            let result = self.procs_left().and_then(|pids| signal(&pids));
             if frozen {
                 self.thaw()?;
             }
@@ -158,30 +159,31 @@ impl Cgroup {
                 });
             }
             // Without a v1 freezer a fork may have escaped the first round.
-            self.signal_all()?;
+            signal(&left)?;
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
 
-    fn signal_all(&self) -> Result<()> {
-        for pid in self.procs_left()? {
-            let Some(p) = i32::try_from(pid)
-                .ok()
-                .and_then(rustix::process::Pid::from_raw)
-            else {
-                continue;
-            };
-            match rustix::process::kill_process(p, rustix::process::Signal::KILL) {
-                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                Err(e) => {
-                    return Err(Error::Sys {
-                        op: "kill",
-                        arg: format!("{pid}, SIGKILL"),
-                        source: e.into(),
-                    });
-                }
+/// SIGKILL each of `pids` (one already gone is no error).
+fn signal(pids: &[u32]) -> Result<()> {
+    for &pid in pids {
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        match rustix::process::kill_process(p, rustix::process::Signal::KILL) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => {
+                return Err(Error::Sys {
+                    op: "kill",
+                    arg: format!("{pid}, SIGKILL"),
+                    source: e.into(),
+                });
             }
         }
-        Ok(())
     }
+    Ok(())
 }

@@ -273,8 +273,8 @@ impl Template {
             let ws: Vec<&str> = words.iter().map(|(_, w)| *w).collect();
             match ws.as_slice() {
                 [] => return Err(parse_error("missing value for command")),
-                [w] if string_constant(w).is_some() => {
-                    let t = string_constant(w).unwrap_or_default();
+                [w] if w.starts_with('"') => {
+                    let t = string_constant(w).ok_or_else(|| parse_error("bad string constant"))?;
                     push(&mut open, &mut done, Piece::Text(t));
                 }
                 ["end"] => {
